@@ -1,0 +1,25 @@
+# Two targets do all set-up: `make demo` and `make test` (see README "Quick start").
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test bench clean
+
+# The virtual environment, with archiver installed editable and the test tools.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/archiver demo
+
+# Tests never touch a real keyring: the fail backend makes any stray use an error.
+test: $(VENV)/.installed
+	PYTHON_KEYRING_BACKEND=keyring.backends.fail.Keyring $(BIN)/python -m pytest
+
+bench: $(VENV)/.installed
+	$(BIN)/python benchmarks/followers_snapshot.py
+
+clean:
+	rm -rf $(VENV) demo-archive build src/*.egg-info

@@ -1,0 +1,245 @@
+"""TikTok: the Display API (profile, public videos, counts), the Data Portability API
+(EEA/UK: the full export, followers included) and the "Download your data" export."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+from archiver.connector import Connector
+from archiver.records import Page, iso_utc
+
+log = logging.getLogger("archiver.tiktok")
+
+RECENT_DAYS = 30          # counts of videos this young are refreshed on every run
+PORTABILITY_CATEGORIES = ["profile", "video", "activity"]
+PORTABILITY_DONE_STATUSES = {"expired", "cancelled", "canceled", "failed"}
+PORTABILITY_REPEAT_DAYS = 7
+
+
+class TikTokConnector(Connector):
+    name = "tiktok"
+    title = "TikTok"
+    default_base_url = "https://open.tiktokapis.com"
+    authorize_base_url = "https://www.tiktok.com"
+    manual_export_steps = (
+        "In the TikTok app: Profile → ☰ → Settings and privacy → Account → Download your data → "
+        "choose JSON, request it; when it is ready (hours to days) download the zip and run "
+        "`archiver import <file>` (or drop it in the inbox folder)."
+    )
+
+    # -- plumbing --------------------------------------------------------------------
+    def _token_url(self) -> str:
+        return f"{self.base_url}/v2/oauth/token/"
+
+    def _auth_base(self) -> str:
+        return self.base_url if self.account.base_url else self.authorize_base_url
+
+    def _http(self):
+        import httpx
+
+        return httpx.Client(transport=self.transport, timeout=30)
+
+    def _api(self, cancel=None):
+        from archiver_connectors.tiktok.api import TikTokApi, TikTokTokens
+
+        tokens = TikTokTokens(self.secrets, self.account.name, self._token_url(), self._http())
+        return TikTokApi(self.base_url, tokens, transport=self.transport, sleep=self.sleep, cancel=cancel)
+
+    # -- authorization -----------------------------------------------------------------
+    def authorize(self, *, echo, open_browser=None, client_key=None, client_secret=None, prompt=None,
+                  port: int = 0, timeout: float = 300, **_):
+        from archiver.net import NetError, scrubber
+        from archiver.oauth import OAuthError, pkce_pair, run_loopback_flow
+        from archiver_connectors.tiktok.api import (
+            DEFAULT_SCOPES, TikTokTokens, authorize_url, token_request)
+
+        account = self.account.name
+        for key, given in (("client_key", client_key), ("client_secret", client_secret)):
+            value = given or self.secrets.get("tiktok", account, key)
+            if not value and prompt is not None:
+                value = prompt(key)
+            if not value:
+                raise OAuthError(f"no TikTok {key} for account {account!r}: pass --{key.replace('_', '-')} "
+                                 "or run this command on a terminal to be asked for it")
+            self.secrets.set("tiktok", account, key, value)
+            if key == "client_secret":
+                scrubber.add(value)
+        client_key = self.secrets.get("tiktok", account, "client_key")
+        client_secret = self.secrets.get("tiktok", account, "client_secret")
+        scopes = self.account.scopes or DEFAULT_SCOPES
+        if self.account.portability and "portability." not in scopes:
+            scopes += ",portability.postsandprofile.ongoing"
+        encoding = self.account.options.get("pkce_encoding", "hex")
+        verifier, challenge = pkce_pair(encoding)
+
+        result = run_loopback_flow(
+            lambda redirect_uri, state: authorize_url(
+                self._auth_base(), client_key=client_key, scopes=scopes,
+                redirect_uri=redirect_uri, state=state, challenge=challenge),
+            open_browser=open_browser, echo=echo, port=port, timeout=timeout,
+        )
+        body = token_request(self._http(), self._token_url(), {
+            "client_key": client_key,
+            "client_secret": client_secret,
+            "code": result.code,
+            "grant_type": "authorization_code",
+            "redirect_uri": result.redirect_uri,
+            "code_verifier": verifier,
+        })
+        if "error" in body:
+            hint = ""
+            if body["error"] == "invalid_request" and "code" in body.get("error_description", "").lower():
+                other = "base64url" if encoding == "hex" else "hex"
+                hint = (f" TikTok did not accept the PKCE challenge; set pkce_encoding = \"{other}\" "
+                        f"in [accounts.{account}] and run `archiver auth tiktok --account {account}` again.")
+            raise OAuthError(f"TikTok refused the authorization: {body['error']}: "
+                             f"{body.get('error_description', '')}.{hint}")
+        tokens = TikTokTokens(self.secrets, account, self._token_url(), self._http()).store(body)
+        granted = tokens["scope"]
+        missing = sorted(set(scopes.split(",")) - set(granted.split(",")))
+        note = f" (not granted: {', '.join(missing)})" if missing else ""
+        del NetError
+        return f"TikTok account {account!r} authorized with scopes {granted}{note}."
+
+    # -- API sync ----------------------------------------------------------------------
+    def pages(self, ctx) -> Iterator[Page]:
+        api = self._api(cancel=ctx.cancel)
+        try:
+            yield Page("profile", [api.user_info()])
+            listed = yield from self._video_pages(api, ctx)
+            yield from self._recent_counts(api, ctx, skip=listed)
+            if self.account.portability or any(s.startswith("portability.") for s in api.tokens.scopes):
+                yield from self._portability(api, ctx)
+        finally:
+            api.close()
+
+    def _video_pages(self, api, ctx) -> Iterator[Page]:
+        """Newest first. Incremental: stop at the first page that is wholly known, then
+        finish an earlier listing that was cut off. Full: a listing named in the state,
+        resumed across crashes, whose last page allows tombstones."""
+        state = ctx.state("videos") or {}
+        listed: set[str] = set()
+        if ctx.full:
+            if state.get("mode") == "full" and state.get("cursor") is not None:
+                listing, cursor = state["listing"], state["cursor"]   # resume a cut-off full run
+            else:
+                listing, cursor = uuid.uuid4().hex, None
+            while True:
+                posts, next_cursor, has_more = api.list_videos(cursor)
+                listed.update(p.native_id for p in posts)
+                done = not has_more
+                new_state = {"mode": "full", "listing": listing, "cursor": None if done else next_cursor}
+                if done:
+                    new_state = {"last_full_at": iso_utc(dt.datetime.now(dt.timezone.utc))}
+                yield Page("videos", posts, new_state, listing=listing, complete=done)
+                if done:
+                    return listed
+                cursor = next_cursor
+        # Incremental.
+        unfinished = state.get("cursor") if state.get("mode") == "incremental" else None
+        cursor = None
+        while True:
+            posts, next_cursor, has_more = api.list_videos(cursor)
+            known = ctx.known_post_ids(p.native_id for p in posts)
+            listed.update(p.native_id for p in posts)
+            whole_page_known = bool(posts) and len(known) == len(posts)
+            if not has_more:
+                yield Page("videos", posts, {"mode": "incremental", "cursor": None})
+                return listed
+            if whole_page_known and unfinished is None:
+                yield Page("videos", posts, state or {"mode": "incremental", "cursor": None})
+                return listed
+            if whole_page_known and unfinished is not None:
+                # The top is up to date; jump to where the interrupted listing stopped.
+                yield Page("videos", posts, state)
+                cursor, unfinished = unfinished, None
+                continue
+            yield Page("videos", posts, {"mode": "incremental", "cursor": next_cursor})
+            cursor = next_cursor
+
+    def _recent_counts(self, api, ctx, skip: set[str]) -> Iterator[Page]:
+        """Counts of young videos change fastest: refresh them even when the listing
+        stopped early. /v2/video/query/ also returns fresh cover links."""
+        since = iso_utc(dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=RECENT_DAYS))
+        ids = [i for i in ctx.recent_post_ids(since) if i not in skip]
+        batch: list = []
+        for post in api.query_videos(ids):
+            batch.append(post)
+            if len(batch) == 20:
+                yield Page("recent", batch)
+                batch = []
+        if batch:
+            yield Page("recent", batch)
+
+    def _portability(self, api, ctx) -> Iterator[Page]:
+        """Request the full export, poll it across runs (the request id lives in
+        sync_state), download it and import it like a hand-downloaded one."""
+        from archiver_connectors.tiktok.api import TikTokError
+
+        if not any(s.startswith("portability.") for s in api.tokens.scopes):
+            ctx.report("portability", "the grant has no portability scope; run `archiver auth tiktok "
+                       f"--account {self.account.name}` again with portability = true (EEA/UK accounts only)")
+            return
+        state = ctx.state("portability") or {}
+        if not state.get("request_id"):
+            if state.get("single_used") or _recent(state.get("completed_at"), PORTABILITY_REPEAT_DAYS):
+                return
+            try:
+                request_id = api.portability_add(PORTABILITY_CATEGORIES)
+            except TikTokError as error:
+                ctx.report("portability request", str(error))
+                return
+            state = {"request_id": request_id, "requested_at": iso_utc(dt.datetime.now(dt.timezone.utc))}
+            ctx.save_state("portability", state)
+            log.info("requested a TikTok data export (request %s)", request_id)
+        request_id = state["request_id"]
+        status = str(api.portability_check(request_id).get("status", ""))
+        if status.lower() in PORTABILITY_DONE_STATUSES:
+            ctx.report("portability", f"the export request {request_id} ended as {status!r}; a new one is made next run")
+            ctx.save_state("portability", {})
+            return
+        folder = ctx.archive.folder / ".tmp"
+        folder.mkdir(exist_ok=True, mode=0o700)
+        zip_path = folder / f"tiktok-portability-{request_id}.zip"
+        with open(zip_path, "wb") as handle:
+            ready = api.portability_download(request_id, handle)
+        if not ready:
+            zip_path.unlink(missing_ok=True)
+            log.info("TikTok export %s not ready yet (status %r); checking again next run", request_id, status)
+            return
+        from archiver.imports import open_export
+
+        with open_export(zip_path) as source:
+            yield from self.import_pages(source, ctx)
+        single = any(s.endswith(".single") for s in api.tokens.scopes if s.startswith("portability."))
+        final = {"completed_at": iso_utc(dt.datetime.now(dt.timezone.utc)), "single_used": single,
+                 "last_request_id": request_id}
+        yield Page("portability", [], final)
+        os.unlink(zip_path)
+
+    # -- official export -----------------------------------------------------------------
+    @classmethod
+    def detect_export(cls, source) -> bool:
+        from archiver_connectors.tiktok.export import find_user_data
+
+        return find_user_data(source) is not None
+
+    def import_pages(self, source, ctx) -> Iterator[Page]:
+        from archiver_connectors.tiktok.export import export_pages
+
+        yield from export_pages(source, ctx)
+
+
+def _recent(when: str | None, days: int) -> bool:
+    if not when:
+        return False
+    moment = dt.datetime.fromisoformat(when.replace("Z", "+00:00"))
+    return dt.datetime.now(dt.timezone.utc) - moment < dt.timedelta(days=days)
+
+
+__all__ = ["TikTokConnector", "Path"]

@@ -1,0 +1,270 @@
+"""TikTok's "Download your data" export (JSON), in every layout the notes describe.
+
+- ``user_data_tiktok.json`` (newer) or ``user_data.json`` (older), bare or in a zip.
+- Older keys ``Activity`` / ``Video`` and newer ``Your Activity`` / ``Post``; any list
+  may be ``null``; numbers often come as strings; empty free text is ``"N/A"``.
+- Older posts link to the video by id; newer ones hold direct, signed, expiring links to
+  the media files and no id at all: the files are downloaded during the import, and the
+  writer matches the post to its API twin by creation time.
+
+Big lists (followers, following) are streamed with ijson, never loaded whole.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from typing import Any, Iterator
+
+from archiver.records import Comment, Membership, MediaRef, Page, Person, Post, Profile, Snapshot, iso_utc
+
+DATA_FILES = ("user_data_tiktok.json", "user_data.json")
+TOP_KEYS = {"Activity", "Your Activity", "Video", "Post", "Profile", "Comment"}
+PAGE_SIZE = 50
+
+# (old path, new path) as ijson prefixes of the list items.
+POSTS = ("Video.Videos.VideoList.item", "Post.Posts.VideoList.item")
+FOLLOWERS = ("Activity.Follower List.FansList.item", "Your Activity.Follower.FansList.item")
+FOLLOWING = ("Activity.Following List.Following.item", "Your Activity.Following.Following.item")
+COMMENTS = ("Comment.Comments.CommentsList.item", "Comment.CommentsList.item")
+PROFILE = ("Profile.Profile Information.ProfileMap", "Profile.Profile Info.ProfileMap")
+
+# A share link names the video; a CDN link to the file itself does not (and its path may
+# hold other long numbers), so only these hosts and paths count.
+_VIDEO_ID = re.compile(r"^https?://(?:[\w-]+\.)*tiktokv?\.com/(?:share/video|@[^/]+/video|v)/(\d{15,20})\b")
+_IMAGE_EXT = re.compile(r"\.(jpe?g|png|webp|heic|gif)(\?|$)", re.I)
+
+
+class UnknownLayout(Exception):
+    pass
+
+
+def find_user_data(source) -> str | None:
+    """The entry holding TikTok's user data JSON, if this export is TikTok's."""
+    for name in source.names():
+        if os.path.basename(name).lower() in DATA_FILES:
+            return name
+    # A bare JSON file under another name: recognize it by its top-level keys.
+    names = source.names()
+    if len(names) == 1 and names[0].lower().endswith(".json"):
+        if _top_keys(source, names[0]) & TOP_KEYS:
+            return names[0]
+    return None
+
+
+def _top_keys(source, name: str) -> set[str]:
+    import ijson
+
+    keys = set()
+    try:
+        with source.open(name) as handle:
+            for prefix, event, value in ijson.parse(handle):
+                if prefix == "" and event == "map_key":
+                    keys.add(value)
+                elif prefix == "" and event in ("start_array", "string", "number"):
+                    break
+    except Exception:
+        return set()
+    return keys
+
+
+def _items(source, name: str, prefixes: tuple[str, ...]) -> Iterator[dict]:
+    """Stream the items at the first prefix that exists; ``null`` lists give nothing."""
+    import ijson
+
+    for prefix in prefixes:
+        found = False
+        with source.open(name) as handle:
+            for item in ijson.items(handle, prefix, use_float=True):
+                found = True
+                if isinstance(item, dict):
+                    yield item
+        if found:
+            return
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    value = str(value).strip()
+    return None if value in ("", "N/A", "None") else value
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(str(value).replace(",", "").strip())
+    except (TypeError, ValueError):
+        return None
+
+
+def _get(item: dict, *keys: str) -> Any:
+    for key in keys:
+        if key in item:
+            return item[key]
+    return None
+
+
+def _date(item: dict) -> str | None:
+    value = _get(item, "Date", "date")
+    try:
+        return iso_utc(value) if value else None
+    except ValueError:
+        return None
+
+
+def _strip_query(url: str) -> str:
+    return url.split("?", 1)[0]
+
+
+def post_from_item(item: dict) -> Post:
+    links = [l.strip() for l in (_text(_get(item, "Link", "link", "VideoLink")) or "").splitlines() if l.strip()]
+    native_id = None
+    media: list[MediaRef] = []
+    for link in links:
+        match = _VIDEO_ID.search(_strip_query(link))
+        if match:
+            native_id = match.group(1)  # an older export's share link names the video
+        else:
+            media.append(link)  # a direct, signed link to the file itself
+    photo = len(media) > 1 or any(_IMAGE_EXT.search(_strip_query(u)) for u in media)
+    refs = [MediaRef(u, "image" if photo else "video", i) for i, u in enumerate(media)]
+    cover = _text(item.get("CoverImage"))
+    if cover:
+        refs.append(MediaRef(cover, "cover"))
+    # The raw payload is kept without the signed query strings (capability links).
+    raw = {k: ("\n".join(_strip_query(u) for u in str(v).splitlines()) if k in ("Link", "CoverImage") and v else v)
+           for k, v in item.items()}
+    title = _text(item.get("Title"))
+    return Post(
+        native_id=native_id,
+        created_at=_date(item),
+        kind="photo" if photo else "video",
+        title=title,
+        text=None,
+        url=f"https://www.tiktok.com/video/{native_id}" if native_id else None,
+        like_count=_int(item.get("Likes")),
+        visibility=_text(item.get("WhoCanView")),
+        media=refs,
+        raw=raw,
+    )
+
+
+def person_from_item(item: dict) -> Person | None:
+    name = _text(_get(item, "UserName", "userName", "username"))
+    if not name:
+        return None
+    return Person(native_id=name, handle=name, url=f"https://www.tiktok.com/@{name}", raw={})
+
+
+def comment_from_item(item: dict) -> Comment | None:
+    text = _text(_get(item, "Comment", "comment"))
+    if text is None:
+        return None
+    return Comment(
+        native_id=None,
+        text=text,
+        created_at=_date(item),
+        by_owner=True,
+        url=_text(_get(item, "Url", "url")),
+        raw=item,
+    )
+
+
+def profile_from_map(profile: dict) -> Profile:
+    username = _text(profile.get("userName"))
+    photo = _text(profile.get("profilePhoto"))
+    kept = {k: profile.get(k) for k in ("userName", "bioDescription", "likesReceived", "profilePhoto") if k in profile}
+    return Profile(
+        native_id=None,
+        username=username,
+        bio=_text(profile.get("bioDescription")),
+        url=f"https://www.tiktok.com/@{username}" if username else None,
+        likes=_int(profile.get("likesReceived")),
+        avatar=MediaRef(photo, "avatar") if photo and photo.startswith("http") else None,
+        # Contact data (e-mail, phone, birth date) is not the audience: it stays out of the archive.
+        raw=kept,
+    )
+
+
+def _first(source, name: str, prefixes: tuple[str, ...]) -> dict | None:
+    import ijson
+
+    for prefix in prefixes:
+        with source.open(name) as handle:
+            for value in ijson.items(handle, prefix, use_float=True):
+                if isinstance(value, dict):
+                    return value
+    return None
+
+
+def export_pages(source, ctx) -> Iterator[Page]:
+    """Pages of records from one export. No stream state: a re-import merges into the
+    same rows, and a finished import is recorded by its sha256 so it is skipped later."""
+    name = find_user_data(source)
+    if name is None:
+        raise UnknownLayout(
+            f"{source.path}: no TikTok user_data JSON found (looked for {', '.join(DATA_FILES)}). "
+            "Is this TikTok's \"Download your data\" export in JSON format?")
+    keys = _top_keys(source, name)
+    if not keys & TOP_KEYS:
+        raise UnknownLayout(
+            f"{source.path}: {name} has none of TikTok's known sections ({', '.join(sorted(TOP_KEYS))}); "
+            f"found: {', '.join(sorted(keys)) or 'nothing'}. The export layout may have changed: please report it.")
+
+    profile = _first(source, name, PROFILE)
+    if profile:
+        yield Page("export:profile", [profile_from_map(profile)])
+
+    batch: list = []
+    for item in _items(source, name, POSTS):
+        try:
+            batch.append(post_from_item(item))
+        except Exception as error:  # one bad item is reported and skipped
+            ctx.report(f"post {item.get('Date', '?')} in {name}", f"{type(error).__name__}: {error}")
+        if len(batch) >= PAGE_SIZE:
+            yield Page("export:posts", batch)
+            batch = []
+    if batch:
+        yield Page("export:posts", batch)
+
+    batch = []
+    for item in _items(source, name, COMMENTS):
+        comment = comment_from_item(item)
+        if comment is None:
+            ctx.report(f"comment {item.get('Date') or item.get('date') or '?'} in {name}", "no comment text")
+            continue
+        batch.append(comment)
+        if len(batch) >= PAGE_SIZE * 10:
+            yield Page("export:comments", batch)
+            batch = []
+    if batch:
+        yield Page("export:comments", batch)
+
+    taken_at = iso_utc(dt.datetime.fromtimestamp(os.stat(source.path).st_mtime, dt.timezone.utc))
+    for kind, prefixes in (("followers", FOLLOWERS), ("following", FOLLOWING)):
+        if not _has_list(source, name, prefixes):
+            continue  # a section missing from this export says nothing about who left
+
+        def members(prefixes=prefixes):
+            for item in _items(source, name, prefixes):
+                person = person_from_item(item)
+                if person is None:
+                    ctx.report(f"{kind} entry in {name}", "no UserName")
+                    continue
+                yield Membership(person, _date(item))
+
+        yield Page(f"export:{kind}", [Snapshot(kind, taken_at, members())])
+
+
+def _has_list(source, name: str, prefixes: tuple[str, ...]) -> bool:
+    """True when the list's container exists (even empty or null): only then is the
+    snapshot complete. A list that is ``null`` means "nobody"."""
+    import ijson
+
+    containers = {p.rsplit(".", 2)[0] for p in prefixes}
+    with source.open(name) as handle:
+        for prefix, event, value in ijson.parse(handle):
+            if prefix in containers and event == "start_map":
+                return True
+    return False

@@ -1,0 +1,54 @@
+"""The archive folder: ``archive.db`` (SQLite, WAL) and ``media/`` (content-addressed files)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from archiver.archive.schema import migrations
+
+DB_NAME = "archive.db"
+MEDIA_DIR = "media"
+
+
+class Archive:
+    """An archive folder, created private to the user, with its schema up to date."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder).expanduser()
+        self.db_path = self.folder / DB_NAME
+        self.media_root = self.folder / MEDIA_DIR
+        self._db: Database | None = None
+
+    def create(self) -> "Archive":
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.media_root.mkdir(exist_ok=True, mode=0o700)
+        return self
+
+    @property
+    def exists(self) -> bool:
+        return self.db_path.exists()
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            self.create()
+            fresh = not self.db_path.exists()
+            db = Database(self.db_path)
+            if fresh:
+                os.chmod(self.db_path, 0o600)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA busy_timeout=30000")
+            # WAL + NORMAL is durable against process death (our crash model); a power
+            # loss may lose the last transaction, which the next run fetches again.
+            db.execute("PRAGMA synchronous=NORMAL")
+            migrations.apply(db)
+            self._db = db
+        return self._db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None

@@ -1,0 +1,210 @@
+"""The archive's schema, as sqlite-utils migrations.
+
+Users write SQL against these tables, so names are plain and stable; the documentation
+for them lives in docs/schema.md. Keys are compound and textual: (platform, native id).
+Every timestamp is UTC ISO-8601 text. A new migration is appended, never edited.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("archiver")
+
+# Provenance columns every main table carries.
+_PROVENANCE = """
+    sources TEXT NOT NULL DEFAULT '[]',      -- JSON list: "api", "export:<sha256>"
+    first_seen_at TEXT NOT NULL,
+    last_seen_at TEXT NOT NULL,
+    raw TEXT NOT NULL DEFAULT '{}'           -- JSON object: source kind -> payload (scrubbed)
+"""
+
+INITIAL = f"""
+CREATE TABLE accounts (
+    account_id TEXT PRIMARY KEY,             -- "<platform>:<config name>"
+    platform TEXT NOT NULL,
+    name TEXT NOT NULL,
+    native_id TEXT,
+    username TEXT,
+    display_name TEXT,
+    bio TEXT,
+    url TEXT,
+    avatar_sha256 TEXT,
+    followers INTEGER, following INTEGER, likes INTEGER, posts INTEGER,
+    {_PROVENANCE}
+);
+CREATE TABLE profile_versions (
+    account_id TEXT NOT NULL,
+    replaced_at TEXT NOT NULL,               -- when this version stopped being current
+    username TEXT, display_name TEXT, bio TEXT, url TEXT, avatar_sha256 TEXT,
+    PRIMARY KEY (account_id, replaced_at)
+);
+CREATE TABLE account_metrics (
+    account_id TEXT NOT NULL,
+    observed_at TEXT NOT NULL,
+    followers INTEGER, following INTEGER, likes INTEGER, posts INTEGER,
+    PRIMARY KEY (account_id, observed_at)
+);
+CREATE TABLE posts (
+    platform TEXT NOT NULL,
+    post_id TEXT NOT NULL,                   -- native id, or "provisional:<created_at>" until an API names it
+    account_id TEXT NOT NULL,
+    kind TEXT,
+    created_at TEXT,
+    title TEXT,
+    text TEXT,
+    url TEXT,
+    duration INTEGER, width INTEGER, height INTEGER,
+    visibility TEXT,
+    like_count INTEGER, comment_count INTEGER, share_count INTEGER, view_count INTEGER,
+    deleted_at TEXT,                         -- tombstone: missing from a complete listing
+    listed_in TEXT,                          -- id of the last full listing that returned it
+    {_PROVENANCE},
+    PRIMARY KEY (platform, post_id)
+);
+CREATE INDEX posts_by_account_created ON posts (account_id, created_at);
+CREATE TABLE post_versions (
+    platform TEXT NOT NULL,
+    post_id TEXT NOT NULL,
+    replaced_at TEXT NOT NULL,
+    title TEXT, text TEXT, visibility TEXT,
+    PRIMARY KEY (platform, post_id, replaced_at)
+);
+CREATE TABLE post_metrics (
+    platform TEXT NOT NULL,
+    post_id TEXT NOT NULL,
+    observed_at TEXT NOT NULL,
+    like_count INTEGER, comment_count INTEGER, share_count INTEGER, view_count INTEGER,
+    PRIMARY KEY (platform, post_id, observed_at)
+);
+CREATE TABLE media (
+    sha256 TEXT PRIMARY KEY,
+    path TEXT NOT NULL,                      -- relative to the archive's media/ folder
+    mime TEXT,
+    size INTEGER NOT NULL,
+    first_seen_at TEXT NOT NULL,
+    verified_at TEXT
+);
+CREATE TABLE post_media (
+    platform TEXT NOT NULL,
+    post_id TEXT NOT NULL,
+    role TEXT NOT NULL,                      -- cover | video | image | thumbnail
+    position INTEGER NOT NULL DEFAULT 0,
+    sha256 TEXT,                             -- NULL while not (yet) downloaded
+    source_url TEXT,                         -- without query string: signed parts never stored
+    status TEXT NOT NULL,                    -- ok | failed
+    error TEXT,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (platform, post_id, role, position)
+);
+CREATE TABLE people (
+    platform TEXT NOT NULL,
+    person_id TEXT NOT NULL,                 -- platform id, or the handle where only that is known
+    handle TEXT,
+    display_name TEXT,
+    url TEXT,
+    avatar_url TEXT,
+    {_PROVENANCE},
+    PRIMARY KEY (platform, person_id)
+);
+CREATE TABLE comments (
+    platform TEXT NOT NULL,
+    comment_id TEXT NOT NULL,                -- native id, or "own:<created_at>:<hash of text>"
+    account_id TEXT NOT NULL,
+    post_id TEXT,
+    parent_id TEXT,
+    author_id TEXT,                          -- people.person_id
+    by_owner INTEGER NOT NULL DEFAULT 0,     -- 1 = written by the account owner
+    text TEXT,
+    created_at TEXT,
+    url TEXT,
+    deleted_at TEXT,
+    {_PROVENANCE},
+    PRIMARY KEY (platform, comment_id)
+);
+CREATE INDEX comments_by_post ON comments (platform, post_id);
+CREATE TABLE comment_versions (
+    platform TEXT NOT NULL,
+    comment_id TEXT NOT NULL,
+    replaced_at TEXT NOT NULL,
+    text TEXT,
+    PRIMARY KEY (platform, comment_id, replaced_at)
+);
+CREATE TABLE snapshots (
+    snapshot_id INTEGER PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    kind TEXT NOT NULL,                      -- followers | following
+    taken_at TEXT NOT NULL,
+    source TEXT NOT NULL,
+    member_count INTEGER NOT NULL,
+    new_count INTEGER NOT NULL,
+    lost_count INTEGER NOT NULL,
+    complete INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX snapshots_unique ON snapshots (account_id, kind, taken_at, source);
+CREATE TABLE follows (
+    account_id TEXT NOT NULL,
+    kind TEXT NOT NULL,                      -- followers | following
+    person_id TEXT NOT NULL,
+    started_at TEXT NOT NULL,                -- platform's date, else the first snapshot that had them
+    last_seen_at TEXT NOT NULL,
+    ended_at TEXT,                           -- first snapshot that no longer had them
+    PRIMARY KEY (account_id, kind, person_id, started_at)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX follows_open ON follows (account_id, kind, person_id) WHERE ended_at IS NULL;
+CREATE TABLE audience_events (
+    account_id TEXT NOT NULL,
+    kind TEXT NOT NULL,                      -- followers | following
+    person_id TEXT NOT NULL,
+    event TEXT NOT NULL,                     -- new | lost
+    at TEXT NOT NULL,
+    snapshot_id INTEGER NOT NULL
+);
+CREATE INDEX audience_events_by_time ON audience_events (account_id, kind, at);
+CREATE TABLE runs (
+    run_id INTEGER PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    platform TEXT NOT NULL,
+    kind TEXT NOT NULL,                      -- export | import | portability
+    mode TEXT,                               -- incremental | full | file name
+    pid INTEGER,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    status TEXT NOT NULL,                    -- running | ok | failed | interrupted
+    counts TEXT NOT NULL DEFAULT '{{}}',     -- JSON: what it added / changed
+    errors TEXT NOT NULL DEFAULT '[]',       -- JSON list of {{item, error}}
+    message TEXT
+);
+CREATE TABLE sync_state (
+    account_id TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    state TEXT NOT NULL,                     -- JSON, the connector's checkpoint
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (account_id, stream)
+);
+CREATE TABLE imports (
+    sha256 TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    file_name TEXT NOT NULL,
+    imported_at TEXT NOT NULL,
+    run_id INTEGER,
+    PRIMARY KEY (sha256, account_id)
+);
+"""
+
+
+@migrations(name="m001_initial")
+def m001_initial(db: Database) -> None:
+    for statement in _statements(INITIAL):
+        db.execute(statement)
+    # Full-text search, kept in step by triggers that sqlite-utils writes.
+    db["posts"].enable_fts(["title", "text"], create_triggers=True, tokenize="unicode61")
+    db["comments"].enable_fts(["text"], create_triggers=True, tokenize="unicode61")
+    db["people"].enable_fts(["handle", "display_name"], create_triggers=True, tokenize="unicode61")
+
+
+def _statements(script: str) -> list[str]:
+    """Split a DDL script on ';' line ends (none of our statements hold a ';' inside)."""
+    cleaned = "\n".join(line.split("--", 1)[0] for line in script.splitlines())
+    return [s.strip() for s in cleaned.split(";") if s.strip()]

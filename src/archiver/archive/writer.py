@@ -1,0 +1,468 @@
+"""The writer: records in, archive rows out, following the archive's rules (DESIGN.md §3).
+
+- Nothing is lost: rows are never deleted; a tombstone (``deleted_at``) is set only by
+  ``tombstone_unlisted`` after a complete listing.
+- Edits are kept: a changed caption, comment or profile moves the old version to a
+  ``*_versions`` table. Counts go to a time series, written only when they change, so
+  re-running (or resuming after a crash) does not grow it.
+- Provenance: ``sources`` lists every origin of a row; ``raw`` keeps each origin's payload.
+- The API is the authority for what it returns; an export only fills what is empty, so
+  importing an old export after an API run never turns a caption back.
+
+The caller owns the transaction (the sync runner wraps each page in ``db.atomic()``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from sqlite_utils import Database
+
+from archiver.records import Comment, MediaRef, Person, Post, Profile, Snapshot, now_utc
+
+PROVISIONAL = "provisional:"
+_POST_CONTENT = ("title", "text", "visibility")
+_POST_FIELDS = ("kind", "created_at", "url", "duration", "width", "height")
+_COUNTS = ("like_count", "comment_count", "share_count", "view_count")
+_PROFILE_FIELDS = ("username", "display_name", "bio", "url", "avatar_sha256")
+_ACCOUNT_COUNTS = ("followers", "following", "likes", "posts")
+
+
+@dataclass
+class StoredFile:
+    """What the media store returned for one MediaRef (or why it could not)."""
+
+    sha256: str | None
+    path: str | None = None
+    mime: str | None = None
+    size: int | None = None
+    error: str | None = None
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+class ArchiveWriter:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        platform: str,
+        account_id: str,
+        source: str,
+        scrub=None,
+        now: str | None = None,
+    ):
+        self.db = db
+        self.platform = platform
+        self.account_id = account_id
+        self.source = source  # "api" or "export:<sha256>"
+        self.source_kind = source.split(":", 1)[0]
+        self._scrub = scrub or (lambda value: value)
+        self.now = now or now_utc()
+        self.counts: dict[str, int] = {}
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _count(self, key: str, n: int = 1) -> None:
+        self.counts[key] = self.counts.get(key, 0) + n
+
+    def _one(self, sql: str, params: Iterable[Any] = ()) -> dict | None:
+        cursor = self.db.execute(sql, list(params))
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        return dict(zip([c[0] for c in cursor.description], row))
+
+    def _merged_provenance(self, existing: dict | None, payload: dict) -> tuple[str, str]:
+        sources = json.loads(existing["sources"]) if existing else []
+        if self.source not in sources:
+            sources.append(self.source)
+        raw = json.loads(existing["raw"]) if existing else {}
+        raw[self.source_kind] = self._scrub(payload)
+        return _json(sources), _json(raw)
+
+    @property
+    def authoritative(self) -> bool:
+        return self.source_kind == "api"
+
+    def _merge(self, existing: dict | None, incoming: dict[str, Any], fields: Iterable[str]):
+        """New values for ``fields``: the API overwrites, an export fills blanks only."""
+        merged = {}
+        for name in fields:
+            value = incoming.get(name)
+            old = existing.get(name) if existing else None
+            if value is None:
+                merged[name] = old
+            elif self.authoritative or old is None:
+                merged[name] = value
+            else:
+                merged[name] = old
+        return merged
+
+    # -- media --------------------------------------------------------------------------
+
+    def record_media(self, stored: StoredFile) -> None:
+        if stored.sha256 is None:
+            return
+        self.db.execute(
+            "INSERT INTO media (sha256, path, mime, size, first_seen_at) VALUES (?,?,?,?,?) "
+            "ON CONFLICT(sha256) DO NOTHING",
+            [stored.sha256, stored.path, stored.mime, stored.size, self.now],
+        )
+
+    def link_media(self, post_id: str, ref: MediaRef, stored: StoredFile, source_url: str) -> None:
+        self.record_media(stored)
+        existing = self._one(
+            "SELECT sha256, status FROM post_media WHERE platform=? AND post_id=? AND role=? AND position=?",
+            [self.platform, post_id, ref.role, ref.position],
+        )
+        if stored.sha256 is None and existing and existing["sha256"]:
+            return  # a failed re-download never replaces a file we already have
+        if existing and existing["sha256"] == stored.sha256 and existing["status"] == "ok":
+            return
+        self.db.execute(
+            "INSERT INTO post_media (platform, post_id, role, position, sha256, source_url, status, error, updated_at) "
+            "VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(platform, post_id, role, position) DO UPDATE SET "
+            "sha256=excluded.sha256, source_url=excluded.source_url, status=excluded.status, "
+            "error=excluded.error, updated_at=excluded.updated_at",
+            [
+                self.platform, post_id, ref.role, ref.position, stored.sha256, source_url,
+                "ok" if stored.sha256 else "failed", stored.error, self.now,
+            ],
+        )
+        self._count("media_saved" if stored.sha256 else "media_failed")
+
+    # -- profile ------------------------------------------------------------------------
+
+    def write_profile(self, profile: Profile, avatar: StoredFile | None = None) -> None:
+        existing = self._one("SELECT * FROM accounts WHERE account_id=?", [self.account_id])
+        if avatar is not None:
+            self.record_media(avatar)
+        incoming = {
+            "username": profile.username,
+            "display_name": profile.display_name,
+            "bio": profile.bio,
+            "url": profile.url,
+            "avatar_sha256": avatar.sha256 if avatar else None,
+        }
+        merged = self._merge(existing, incoming, _PROFILE_FIELDS)
+        sources, raw = self._merged_provenance(existing, profile.raw)
+        if existing and any(existing[k] != merged[k] for k in _PROFILE_FIELDS):
+            self.db.execute(
+                "INSERT OR IGNORE INTO profile_versions (account_id, replaced_at, username, display_name, bio, url, avatar_sha256) "
+                "VALUES (?,?,?,?,?,?,?)",
+                [self.account_id, self.now, *(existing[k] for k in _PROFILE_FIELDS)],
+            )
+            self._count("profile_changed")
+        counts = {
+            "followers": profile.followers,
+            "following": profile.following,
+            "likes": profile.likes,
+            "posts": profile.posts,
+        }
+        counts = self._merge(existing, counts, _ACCOUNT_COUNTS)
+        self.db.execute(
+            "INSERT INTO accounts (account_id, platform, name, native_id, username, display_name, bio, url, avatar_sha256, "
+            "followers, following, likes, posts, sources, first_seen_at, last_seen_at, raw) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(account_id) DO UPDATE SET "
+            "native_id=coalesce(excluded.native_id, native_id), username=excluded.username, "
+            "display_name=excluded.display_name, bio=excluded.bio, url=excluded.url, "
+            "avatar_sha256=excluded.avatar_sha256, followers=excluded.followers, following=excluded.following, "
+            "likes=excluded.likes, posts=excluded.posts, sources=excluded.sources, "
+            "last_seen_at=excluded.last_seen_at, raw=excluded.raw",
+            [
+                self.account_id, self.platform, self.account_id.split(":", 1)[1], profile.native_id,
+                *(merged[k] for k in _PROFILE_FIELDS), *(counts[k] for k in _ACCOUNT_COUNTS),
+                sources, self.now, self.now, raw,
+            ],
+        )
+        if self.authoritative and any(v is not None for v in counts.values()):
+            last = self._one(
+                "SELECT followers, following, likes, posts FROM account_metrics WHERE account_id=? "
+                "ORDER BY observed_at DESC LIMIT 1",
+                [self.account_id],
+            )
+            if last is None or any(last[k] != counts[k] for k in _ACCOUNT_COUNTS):
+                self.db.execute(
+                    "INSERT OR REPLACE INTO account_metrics (account_id, observed_at, followers, following, likes, posts) "
+                    "VALUES (?,?,?,?,?,?)",
+                    [self.account_id, self.now, *(counts[k] for k in _ACCOUNT_COUNTS)],
+                )
+        self._count("profile")
+
+    # -- posts --------------------------------------------------------------------------
+
+    def _resolve_post_id(self, post: Post) -> tuple[str, dict | None]:
+        """Find the row this post is: by native id, else by creation time (an export item
+        without id, or an API item whose export twin is still provisional)."""
+        if post.native_id:
+            row = self._one("SELECT * FROM posts WHERE platform=? AND post_id=?", [self.platform, post.native_id])
+            if row is not None:
+                return post.native_id, row
+            if post.created_at:
+                twin = self._one(
+                    "SELECT * FROM posts WHERE account_id=? AND created_at=? AND post_id LIKE 'provisional:%'",
+                    [self.account_id, post.created_at],
+                )
+                if twin is not None:
+                    self._rekey_post(twin["post_id"], post.native_id)
+                    twin["post_id"] = post.native_id
+                    return post.native_id, twin
+            return post.native_id, None
+        if post.created_at:
+            row = self._one(
+                "SELECT * FROM posts WHERE account_id=? AND created_at=? ORDER BY post_id LIKE 'provisional:%' LIMIT 1",
+                [self.account_id, post.created_at],
+            )
+            if row is not None:
+                return row["post_id"], row
+            return PROVISIONAL + post.created_at, None
+        digest = hashlib.sha256(_json(post.raw).encode()).hexdigest()[:16]
+        key = PROVISIONAL + "undated:" + digest
+        return key, self._one("SELECT * FROM posts WHERE platform=? AND post_id=?", [self.platform, key])
+
+    def _rekey_post(self, old: str, new: str) -> None:
+        for table in ("posts", "post_versions", "post_metrics", "post_media"):
+            self.db.execute(
+                f"UPDATE {table} SET post_id=? WHERE platform=? AND post_id=?", [new, self.platform, old]
+            )
+        self.db.execute("UPDATE comments SET post_id=? WHERE platform=? AND post_id=?", [new, self.platform, old])
+        self._count("posts_matched")
+
+    def write_post(self, post: Post, listing: str | None = None) -> str:
+        """Upsert one post; returns its post_id. ``listing`` marks it as returned by a
+        full listing (see ``tombstone_unlisted``)."""
+        post_id, existing = self._resolve_post_id(post)
+        incoming = {k: getattr(post, k) for k in (*_POST_CONTENT, *_POST_FIELDS, *_COUNTS)}
+        merged = self._merge(existing, incoming, (*_POST_CONTENT, *_POST_FIELDS, *_COUNTS))
+        sources, raw = self._merged_provenance(existing, post.raw)
+        if existing is None:
+            self._count("posts_new")
+        elif any(existing[k] != merged[k] for k in _POST_CONTENT):
+            self.db.execute(
+                "INSERT OR IGNORE INTO post_versions (platform, post_id, replaced_at, title, text, visibility) VALUES (?,?,?,?,?,?)",
+                [self.platform, post_id, self.now, *(existing[k] for k in _POST_CONTENT)],
+            )
+            self._count("posts_edited")
+        revived = existing is not None and existing["deleted_at"] is not None and self.authoritative
+        if revived:
+            self._count("posts_reappeared")
+        columns = ["platform", "post_id", "account_id", *_POST_CONTENT, *_POST_FIELDS, *_COUNTS,
+                   "sources", "raw", "first_seen_at", "last_seen_at", "listed_in", "deleted_at"]
+        values = [self.platform, post_id, self.account_id, *(merged[k] for k in (*_POST_CONTENT, *_POST_FIELDS, *_COUNTS)),
+                  sources, raw, self.now, self.now,
+                  listing if listing else (existing or {}).get("listed_in"),
+                  None if revived else (existing or {}).get("deleted_at")]
+        updates = ", ".join(f"{c}=excluded.{c}" for c in columns if c not in ("platform", "post_id", "first_seen_at"))
+        self.db.execute(
+            f"INSERT INTO posts ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+            f"ON CONFLICT(platform, post_id) DO UPDATE SET {updates}",
+            values,
+        )
+        if self.authoritative and any(getattr(post, k) is not None for k in _COUNTS):
+            last = self._one(
+                "SELECT like_count, comment_count, share_count, view_count FROM post_metrics "
+                "WHERE platform=? AND post_id=? ORDER BY observed_at DESC LIMIT 1",
+                [self.platform, post_id],
+            )
+            sample = [merged[k] for k in _COUNTS]
+            if last is None or [last[k] for k in _COUNTS] != sample:
+                self.db.execute(
+                    "INSERT OR REPLACE INTO post_metrics (platform, post_id, observed_at, like_count, comment_count, share_count, view_count) "
+                    "VALUES (?,?,?,?,?,?,?)",
+                    [self.platform, post_id, self.now, *sample],
+                )
+                self._count("metrics_samples")
+        return post_id
+
+    def known_post_ids(self, ids: Iterable[str]) -> set[str]:
+        ids = list(ids)
+        if not ids:
+            return set()
+        rows = self.db.execute(
+            f"SELECT post_id FROM posts WHERE platform=? AND post_id IN ({','.join('?' * len(ids))})",
+            [self.platform, *ids],
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def tombstone_unlisted(self, listing: str) -> int:
+        """After a complete listing: mark posts the API had shown before but not this time.
+
+        Posts known only from an export (private videos the API never lists) are left alone.
+        """
+        cursor = self.db.execute(
+            "UPDATE posts SET deleted_at=? WHERE account_id=? AND deleted_at IS NULL "
+            "AND listed_in IS NOT NULL AND listed_in != ?",
+            [self.now, self.account_id, listing],
+        )
+        if cursor.rowcount:
+            self._count("posts_tombstoned", cursor.rowcount)
+        return cursor.rowcount
+
+    # -- people and comments --------------------------------------------------------------
+
+    def write_person(self, person: Person) -> str:
+        existing = self._one(
+            "SELECT * FROM people WHERE platform=? AND person_id=?", [self.platform, person.native_id]
+        )
+        merged = self._merge(existing, vars(person) | {"handle": person.handle}, ("handle", "display_name", "url", "avatar_url"))
+        sources, raw = self._merged_provenance(existing, person.raw)
+        self.db.execute(
+            "INSERT INTO people (platform, person_id, handle, display_name, url, avatar_url, sources, first_seen_at, last_seen_at, raw) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(platform, person_id) DO UPDATE SET handle=excluded.handle, "
+            "display_name=excluded.display_name, url=excluded.url, avatar_url=excluded.avatar_url, "
+            "sources=excluded.sources, last_seen_at=excluded.last_seen_at, raw=excluded.raw",
+            [self.platform, person.native_id, merged["handle"], merged["display_name"], merged["url"],
+             merged["avatar_url"], sources, self.now, self.now, raw],
+        )
+        return person.native_id
+
+    def write_comment(self, comment: Comment) -> str:
+        comment_id = comment.native_id or "own:{}:{}".format(
+            comment.created_at, hashlib.sha256(comment.text.encode()).hexdigest()[:12]
+        )
+        author_id = self.write_person(comment.author) if comment.author else None
+        existing = self._one(
+            "SELECT * FROM comments WHERE platform=? AND comment_id=?", [self.platform, comment_id]
+        )
+        sources, raw = self._merged_provenance(existing, comment.raw)
+        if existing is None:
+            self._count("comments_new")
+        elif existing["text"] != comment.text and self.authoritative:
+            self.db.execute(
+                "INSERT OR IGNORE INTO comment_versions (platform, comment_id, replaced_at, text) VALUES (?,?,?,?)",
+                [self.platform, comment_id, self.now, existing["text"]],
+            )
+            self._count("comments_edited")
+        text = comment.text if (existing is None or self.authoritative) else existing["text"]
+        self.db.execute(
+            "INSERT INTO comments (platform, comment_id, account_id, post_id, parent_id, author_id, by_owner, text, created_at, url, "
+            "sources, first_seen_at, last_seen_at, raw) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT(platform, comment_id) DO UPDATE SET post_id=coalesce(excluded.post_id, post_id), "
+            "parent_id=coalesce(excluded.parent_id, parent_id), author_id=coalesce(excluded.author_id, author_id), "
+            "text=excluded.text, url=coalesce(excluded.url, url), sources=excluded.sources, "
+            "last_seen_at=excluded.last_seen_at, raw=excluded.raw",
+            [self.platform, comment_id, self.account_id, comment.post_native_id, comment.parent_native_id,
+             author_id, int(comment.by_owner), text, comment.created_at, comment.url,
+             sources, self.now, self.now, raw],
+        )
+        return comment_id
+
+    # -- follower / following snapshots ----------------------------------------------------
+
+    def write_snapshot(self, snapshot: Snapshot, batch_size: int = 50_000) -> dict[str, int]:
+        """Store a whole follower/following list and diff it against the open intervals.
+
+        The members stream into a temporary table in batches (bounded memory); the diff
+        runs in SQL on indexed keys. The first snapshot of a list is the baseline: it
+        opens intervals but writes "new" events only where the platform gave a date.
+        A snapshot older than the newest one already applied opens intervals for people
+        not yet known but ends none (it cannot know who left since).
+        """
+        conn = self.db.conn
+        kind = snapshot.kind
+        conn.execute("DROP TABLE IF EXISTS temp.snapshot_members")
+        conn.execute(
+            "CREATE TEMP TABLE snapshot_members (person_id TEXT PRIMARY KEY, since TEXT) WITHOUT ROWID"
+        )
+        people_sql = (
+            "INSERT INTO people (platform, person_id, handle, display_name, url, avatar_url, sources, first_seen_at, last_seen_at, raw) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(platform, person_id) DO UPDATE SET "
+            "handle=coalesce(excluded.handle, handle), display_name=coalesce(excluded.display_name, display_name), "
+            "last_seen_at=excluded.last_seen_at"
+        )
+        sources = _json([self.source])
+        people_batch: list[tuple] = []
+        member_batch: list[tuple] = []
+        total = 0
+
+        def flush() -> None:
+            conn.executemany(people_sql, people_batch)
+            conn.executemany("INSERT OR IGNORE INTO temp.snapshot_members VALUES (?, ?)", member_batch)
+            people_batch.clear()
+            member_batch.clear()
+
+        for membership in snapshot.members:
+            person = membership.person
+            people_batch.append((
+                self.platform, person.native_id, person.handle, person.display_name, person.url,
+                person.avatar_url, sources, self.now, self.now, "{}",
+            ))
+            member_batch.append((person.native_id, membership.since))
+            total += 1
+            if len(member_batch) >= batch_size:
+                flush()
+        flush()
+
+        latest = self._one(
+            "SELECT max(taken_at) AS t, count(*) AS n FROM snapshots WHERE account_id=? AND kind=?",
+            [self.account_id, kind],
+        )
+        baseline = latest["n"] == 0
+        is_newest = latest["t"] is None or snapshot.taken_at >= latest["t"]
+        taken = snapshot.taken_at
+        snapshot_id = self.db.execute(
+            "INSERT INTO snapshots (account_id, kind, taken_at, source, member_count, new_count, lost_count, complete) "
+            "VALUES (?,?,?,?,?,0,0,?) ON CONFLICT(account_id, kind, taken_at, source) DO UPDATE SET member_count=excluded.member_count "
+            "RETURNING snapshot_id",
+            [self.account_id, kind, taken, self.source, total, int(snapshot.complete)],
+        ).fetchone()[0]
+        args = {"account": self.account_id, "kind": kind, "taken": taken, "sid": snapshot_id}
+        open_match = (
+            "SELECT 1 FROM follows f WHERE f.account_id=:account AND f.kind=:kind "
+            "AND f.person_id=m.person_id AND f.ended_at IS NULL"
+        )
+        new_events = conn.execute(
+            "INSERT INTO audience_events (account_id, kind, person_id, event, at, snapshot_id) "
+            "SELECT :account, :kind, m.person_id, 'new', coalesce(m.since, :taken), :sid FROM temp.snapshot_members m "
+            f"WHERE NOT EXISTS ({open_match}) AND (:baseline = 0 OR m.since IS NOT NULL) "
+            "AND NOT EXISTS (SELECT 1 FROM follows f WHERE f.account_id=:account AND f.kind=:kind AND f.person_id=m.person_id)",
+            args | {"baseline": int(baseline)},
+        ).rowcount
+        # Returning after a gap is a new interval and a new event too.
+        new_events += conn.execute(
+            "INSERT INTO audience_events (account_id, kind, person_id, event, at, snapshot_id) "
+            "SELECT :account, :kind, m.person_id, 'new', :taken, :sid FROM temp.snapshot_members m "
+            f"WHERE NOT EXISTS ({open_match}) AND EXISTS (SELECT 1 FROM follows f WHERE f.account_id=:account "
+            "AND f.kind=:kind AND f.person_id=m.person_id AND f.ended_at <= :taken)",
+            args,
+        ).rowcount
+        conn.execute(
+            "INSERT OR IGNORE INTO follows (account_id, kind, person_id, started_at, last_seen_at, ended_at) "
+            "SELECT :account, :kind, m.person_id, CASE WHEN EXISTS (SELECT 1 FROM follows f WHERE f.account_id=:account "
+            "AND f.kind=:kind AND f.person_id=m.person_id) THEN :taken ELSE coalesce(m.since, :taken) END, :taken, NULL "
+            f"FROM temp.snapshot_members m WHERE NOT EXISTS ({open_match})",
+            args,
+        )
+        conn.execute(
+            "UPDATE follows SET last_seen_at=:taken WHERE account_id=:account AND kind=:kind AND ended_at IS NULL "
+            "AND last_seen_at < :taken AND person_id IN (SELECT person_id FROM temp.snapshot_members)",
+            args,
+        )
+        lost = 0
+        if snapshot.complete and is_newest and not baseline:
+            lost = conn.execute(
+                "INSERT INTO audience_events (account_id, kind, person_id, event, at, snapshot_id) "
+                "SELECT account_id, kind, person_id, 'lost', :taken, :sid FROM follows "
+                "WHERE account_id=:account AND kind=:kind AND ended_at IS NULL AND started_at <= :taken "
+                "AND person_id NOT IN (SELECT person_id FROM temp.snapshot_members)",
+                args,
+            ).rowcount
+            conn.execute(
+                "UPDATE follows SET ended_at=:taken WHERE account_id=:account AND kind=:kind AND ended_at IS NULL "
+                "AND started_at <= :taken AND person_id NOT IN (SELECT person_id FROM temp.snapshot_members)",
+                args,
+            )
+        conn.execute(
+            "UPDATE snapshots SET new_count=?, lost_count=? WHERE snapshot_id=?", [new_events, lost, snapshot_id]
+        )
+        conn.execute("DROP TABLE temp.snapshot_members")
+        self._count(f"{kind}_seen", total)
+        self._count(f"{kind}_new", new_events)
+        self._count(f"{kind}_lost", lost)
+        return {"members": total, "new": new_events, "lost": lost}

@@ -1,0 +1,340 @@
+"""The command line: a thin click layer over the library.
+
+Heavy modules (httpx, sqlite-utils, datasette, rich) are imported inside the commands
+that need them, so `archiver --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 3
+
+
+def _archive_dir(archive: str | None) -> Path:
+    from archiver.config import resolve_archive_dir
+
+    return resolve_archive_dir(archive)
+
+
+def common_options(func):
+    """--archive DIR and --config FILE on every command."""
+
+    @click.option("--archive", "archive", metavar="DIR", envvar="ARCHIVER_HOME",
+                  help="Archive folder (archive.db + media/). Default: $ARCHIVER_HOME, else the user data folder.")
+    @click.option("--config", "config_path", metavar="FILE", type=click.Path(dir_okay=False),
+                  help="Config file. Default: config.toml in the archive folder.")
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+def _setup_logging(verbose: bool = False) -> None:
+    from archiver.net import install_log_scrubbing
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    root = logging.getLogger("archiver")
+    if not root.handlers:
+        root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    install_log_scrubbing(root)
+
+
+def _fail(message: str, code: int = EXIT_FAILED):
+    from archiver.net import scrubber
+
+    click.echo(f"error: {scrubber.text(message)}", err=True)
+    sys.exit(code)
+
+
+@functools.lru_cache(maxsize=None)
+def _known_errors() -> tuple:
+    from archiver.config import ConfigError
+    from archiver.connector import UnknownPlatform
+    from archiver.imports import ExportFileError
+    from archiver.oauth import OAuthError
+    from archiver.secrets import SecretStoreError
+
+    return (ConfigError, UnknownPlatform, ExportFileError, SecretStoreError, OAuthError)
+
+
+def _workspace(archive, config_path, *, require_config=False, secrets=None):
+    from archiver.jobs import Workspace
+
+    folder = _archive_dir(archive)
+    ws = Workspace.open(folder, Path(config_path) if config_path else None,
+                        require_config=require_config, secrets=secrets)
+    if not archive and not os.environ.get("ARCHIVER_HOME") and ws.config.archive_path:
+        ws = Workspace(type(ws.archive)(ws.config.archive_path), ws.config, ws.secrets)
+    return ws
+
+
+def _guard(func):
+    """Turn the errors a user can fix into one clear line instead of a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except _known_errors() as error:
+            _fail(str(error))
+
+    return wrapper
+
+
+def _progress_printer():
+    """Progress on a terminal, plain log lines otherwise (journald, CI, pipes)."""
+    if sys.stderr.isatty():
+        from rich.console import Console
+
+        console = Console(stderr=True)
+        return lambda line: console.print(f"[dim]…[/dim] {line}", highlight=False)
+    log = logging.getLogger("archiver.progress")
+    return lambda line: log.info("%s", line)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="archiver")
+def main():
+    """Keep a complete copy of your own social-media accounts on your own disk."""
+
+
+# -- set-up -------------------------------------------------------------------------------
+
+
+@main.command()
+@common_options
+@click.option("--force", is_flag=True, help="Overwrite an existing config file.")
+@_guard
+def init(archive, config_path, force):
+    """Write a commented config and create the archive folder."""
+    from archiver.archive import Archive
+    from archiver.config import CONFIG_NAME, example_config_text
+
+    folder = _archive_dir(archive)
+    store = Archive(folder).create()
+    store.db  # creates archive.db with its schema
+    target = Path(config_path) if config_path else folder / CONFIG_NAME
+    if target.exists() and not force:
+        click.echo(f"{target} exists already; left as it is (use --force to overwrite).")
+    else:
+        target.write_text(example_config_text(), encoding="utf-8")
+        os.chmod(target, 0o600)
+        click.echo(f"wrote {target}")
+    click.echo(f"archive folder: {folder} (archive.db, media/)")
+    click.echo("next: edit the config, then `archiver auth tiktok` and `archiver export --platform tiktok`.")
+
+
+@main.command()
+def connectors():
+    """List the installed connectors."""
+    from archiver.connector import installed_connectors
+
+    for name, cls in sorted(installed_connectors().items()):
+        click.echo(f"{name}\t{cls.title}\t{cls.__module__}")
+
+
+@main.command()
+@common_options
+@click.argument("platform")
+@click.option("--account", "account_name", metavar="NAME", help="Account from the config (default: the only one).")
+@click.option("--client-key", help="Your app's client key (asked for when missing).")
+@click.option("--client-secret", help="Your app's client secret (asked for when missing; prefer the prompt).")
+@click.option("--no-browser", is_flag=True, help="Print the authorization URL instead of opening a browser.")
+@click.option("--port", type=int, default=0, help="Loopback port for the redirect (0 = any free port).")
+@_guard
+def auth(archive, config_path, platform, account_name, client_key, client_secret, no_browser, port):
+    """Authorize archiver to read an account (OAuth through a loopback redirect)."""
+    _setup_logging()
+    from archiver.connector import get_connector
+
+    ws = _workspace(archive, config_path)
+    cls = get_connector(platform)
+    accounts = ws.config.find_accounts(platform, account_name)
+    if len(accounts) > 1:
+        _fail(f"several {platform} accounts are configured; pick one with --account "
+              f"({', '.join(a.name for a in accounts)})")
+    if not accounts:
+        _fail(f"no {platform} account in {ws.config.path or 'the config'}: add [accounts.main] with "
+              f"platform = \"{platform}\" (`archiver init` writes an example)")
+    account = accounts[0]
+    prompt = None
+    if sys.stdin.isatty():
+        prompt = lambda key: click.prompt(f"{cls.title} {key.replace('_', ' ')}", hide_input=key.endswith("secret"))
+    connector = cls(account, ws.secrets)
+    message = connector.authorize(echo=click.echo, open_browser=False if no_browser else None,
+                                  client_key=client_key, client_secret=client_secret, prompt=prompt, port=port)
+    click.echo(message)
+
+
+# -- archiving ------------------------------------------------------------------------------
+
+
+@main.command()
+@common_options
+@click.option("--platform", required=True, help="Platform to export (e.g. tiktok).")
+@click.option("--account", "account_name", metavar="NAME", help="Only this account (default: every one of the platform).")
+@click.option("--full", is_flag=True, help="Re-list everything; the only run that marks vanished posts as deleted.")
+@_guard
+def export(archive, config_path, platform, account_name, full):
+    """Archive accounts through the platform's official API."""
+    _setup_logging()
+    from archiver.jobs import run_export
+    from archiver.sync import CancelFlag
+
+    ws = _workspace(archive, config_path, require_config=True)
+    accounts = ws.accounts(platform, account_name)
+    worst = 0
+    cancel = CancelFlag()
+    with cancel.on_signals():
+        for account in accounts:
+            result = run_export(ws, account, full=full, cancel=cancel, progress=_progress_printer())
+            worst = max(worst, _report(account.account_id, result))
+            if cancel():
+                break
+    sys.exit(worst)
+
+
+def _report(label: str, result: dict) -> int:
+    counts = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in sorted(result["counts"].items()) if v) or "nothing new"
+    click.echo(f"{label}: {result['status']} — {counts}")
+    for error in result["errors"][:10]:
+        click.echo(f"  skipped {error['item']}: {error['error']}")
+    if len(result["errors"]) > 10:
+        click.echo(f"  … and {len(result['errors']) - 10} more (see `archiver status`)")
+    if result.get("message") and result["status"] != "ok":
+        click.echo(f"  {result['message']}")
+    return {"ok": 0, "skipped": 0, "interrupted": EXIT_INTERRUPTED}.get(result["status"], EXIT_FAILED)
+
+
+@main.command(name="import")
+@common_options
+@click.argument("args", nargs=-1, required=True, metavar="[PLATFORM] PATH")
+@click.option("--account", "account_name", metavar="NAME", help="Account the export belongs to.")
+@_guard
+def import_(archive, config_path, args, account_name):
+    """Import an official "download your data" export (zip, tar.gz, json or folder).
+
+    The platform is detected from the file's content; `archiver import tiktok PATH` forces it.
+    """
+    _setup_logging()
+    from archiver.jobs import run_import
+    from archiver.sync import CancelFlag
+
+    if len(args) == 1:
+        platform, path = None, args[0]
+    elif len(args) == 2:
+        platform, path = args
+    else:
+        raise click.UsageError("give PATH, or PLATFORM PATH")
+    ws = _workspace(archive, config_path)
+    cancel = CancelFlag()
+    with cancel.on_signals():
+        result = run_import(ws, Path(path).expanduser(), platform=platform, account_name=account_name,
+                            cancel=cancel, progress=_progress_printer())
+    sys.exit(_report(f"{result['account']} ← {Path(path).name}", result))
+
+
+# -- looking at it -------------------------------------------------------------------------
+
+
+@main.command()
+@common_options
+@click.option("--port", type=int, default=8001, show_default=True, help="Port on 127.0.0.1.")
+@click.option("--open", "open_browser", is_flag=True, help="Open a browser.")
+@_guard
+def serve(archive, config_path, port, open_browser):
+    """Browse and search the archive with Datasette on 127.0.0.1."""
+    from archiver.serve import serve_archive
+
+    ws = _workspace(archive, config_path)
+    if not ws.archive.exists:
+        _fail(f"no archive at {ws.archive.folder}: run `archiver init` or `archiver demo` first")
+    serve_archive(ws.archive, port=port, open_browser=open_browser)
+
+
+@main.command()
+@common_options
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_guard
+def status(archive, config_path, as_json):
+    """Per account: last run, its result, what it added and what failed."""
+    from archiver.status import account_status, render_status
+
+    ws = _workspace(archive, config_path)
+    if not ws.archive.exists:
+        _fail(f"no archive at {ws.archive.folder}: run `archiver init` or `archiver demo` first")
+    rows = account_status(ws.archive, ws.config)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        click.echo(render_status(rows))
+
+
+@main.command()
+@common_options
+@_guard
+def verify(archive, config_path):
+    """Re-hash every media file and run SQLite's integrity check."""
+    from archiver.status import verify_archive
+
+    ws = _workspace(archive, config_path)
+    problems = verify_archive(ws.archive, echo=click.echo)
+    sys.exit(EXIT_FAILED if problems else 0)
+
+
+# -- trying it ----------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("platform")
+@click.option("--port", type=int, default=8765, show_default=True)
+@click.option("--videos", type=int, default=30, show_default=True)
+@click.option("--followers", type=int, default=50, show_default=True)
+@click.option("--latency-ms", type=int, default=0, show_default=True)
+@click.option("--fail-rate", type=float, default=0.0, show_default=True, help="Share of requests answered with a 500.")
+@click.option("--seed", type=int, default=1, show_default=True)
+def simulate(platform, port, videos, followers, latency_ms, fail_rate, seed):
+    """Serve a simulated platform API on 127.0.0.1 (point an account's base_url at it)."""
+    from archiver.connector import get_connector
+
+    try:
+        cls = get_connector(platform)
+    except Exception as error:
+        _fail(str(error))
+    import importlib
+
+    try:
+        fake = importlib.import_module(cls.__module__ + ".fake")
+    except ImportError:
+        _fail(f"the {platform} connector has no simulator")
+    fake.main(["--port", str(port), "--videos", str(videos), "--followers", str(followers),
+               "--latency-ms", str(latency_ms), "--fail-rate", str(fail_rate), "--seed", str(seed)])
+
+
+@main.command()
+@click.option("--dir", "folder", default="demo-archive", show_default=True, type=click.Path(file_okay=False),
+              help="Archive folder to create; every other command can use it with --archive.")
+@click.option("--videos", type=int, default=24, show_default=True)
+@click.option("--followers", type=int, default=120, show_default=True)
+def demo(folder, videos, followers):
+    """Archive a SIMULATED TikTok account end to end, with no account needed."""
+    _setup_logging()
+    from archiver.demo import run_demo
+
+    sys.exit(run_demo(Path(folder), videos=videos, followers=followers, echo=click.echo))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+"""config.toml -> typed settings. Every error names the file, line, key, the value found
+and what is expected, so the user can fix it without reading code."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CONFIG_NAME = "config.toml"
+SECRET_BACKENDS = ("keyring", "env", "systemd", "memory")
+# Keys an account table understands besides the connector's own options.
+ACCOUNT_KEYS = {
+    "platform": str,
+    "base_url": str,
+    "schedule": str,
+    "portability": bool,
+    "scopes": str,
+    "enabled": bool,
+}
+_SECRET_LOOKING = re.compile(r"(secret|token|password|client_key)", re.I)
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass
+class AccountConfig:
+    name: str
+    platform: str
+    base_url: str | None = None
+    schedule: str | None = None
+    portability: bool = False
+    scopes: str | None = None
+    enabled: bool = True
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def account_id(self) -> str:
+        return f"{self.platform}:{self.name}"
+
+
+@dataclass
+class Config:
+    path: Path | None
+    archive_path: Path | None = None
+    secrets_backend: str = "keyring"
+    accounts: list[AccountConfig] = field(default_factory=list)
+
+    def find_accounts(self, platform: str | None = None, name: str | None = None) -> list[AccountConfig]:
+        found = [
+            a for a in self.accounts
+            if (platform is None or a.platform == platform) and (name is None or a.name == name)
+        ]
+        if name is not None and not found:
+            known = ", ".join(f"{a.name} ({a.platform})" for a in self.accounts) or "none"
+            raise ConfigError(
+                f"{self.path or 'config'}: no account named {name!r}"
+                + (f" on {platform}" if platform else "")
+                + f". Configured accounts: {known}. Add an [accounts.{name}] table or pick one of those."
+            )
+        return found
+
+
+def default_archive_dir() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("archiver", appauthor=False))
+
+
+def resolve_archive_dir(option: str | Path | None) -> Path:
+    """--archive DIR beats ARCHIVER_HOME beats the platformdirs default."""
+    if option:
+        return Path(option).expanduser()
+    if os.environ.get("ARCHIVER_HOME"):
+        return Path(os.environ["ARCHIVER_HOME"]).expanduser()
+    return default_archive_dir()
+
+
+def _line_of(text: str, table: str | None, key: str | None) -> int | None:
+    """Best-effort line number of ``key`` inside ``[table]`` (tomllib gives none)."""
+    lines = text.splitlines()
+    start = 0
+    if table:
+        header = re.compile(r"^\s*\[\s*" + r"\s*\.\s*".join(map(re.escape, table.split("."))) + r"\s*\]")
+        for i, line in enumerate(lines):
+            if header.match(line):
+                start = i
+                break
+        else:
+            return None
+        if key is None:
+            return start + 1
+    for i in range(start, len(lines)):
+        if i > start and table and lines[i].lstrip().startswith("["):
+            break
+        if key and re.match(r"^\s*" + re.escape(key) + r"\s*=", lines[i]):
+            return i + 1
+    return None
+
+
+def load_config(path: Path, known_platforms: dict[str, Any] | None = None) -> Config:
+    """Read and check a config file. ``known_platforms`` maps installed connector names
+    to their classes; an unknown platform is an error listing them."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no config file here. Run `archiver init` to write one.") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}. Fix that line and try again.") from None
+
+    def fail(table: str | None, key: str | None, found: Any, expected: str) -> ConfigError:
+        line = _line_of(text, table, key)
+        where = f"{path}" + (f", line {line}" if line else "")
+        dotted = ".".join(x for x in (table, key) if x)
+        return ConfigError(f"{where}: {dotted} = {found!r}: expected {expected}.")
+
+    config = Config(path=path)
+    for top in data:
+        if top not in ("archive", "secrets", "accounts", "inbox", "notify", "daemon"):
+            raise fail(None, top, data[top], "one of the tables [archive], [secrets], [accounts.<name>]")
+
+    archive = data.get("archive", {})
+    if "path" in archive:
+        if not isinstance(archive["path"], str) or not archive["path"].strip():
+            raise fail("archive", "path", archive["path"], "a folder path as a string")
+        config.archive_path = Path(archive["path"]).expanduser()
+
+    backend = data.get("secrets", {}).get("backend", "keyring")
+    if backend not in SECRET_BACKENDS:
+        raise fail("secrets", "backend", backend, "one of " + ", ".join(SECRET_BACKENDS))
+    config.secrets_backend = backend
+
+    accounts = data.get("accounts", {})
+    if not isinstance(accounts, dict):
+        raise fail(None, "accounts", accounts, "tables like [accounts.main] with platform = \"tiktok\"")
+    for name, table in accounts.items():
+        where = f"accounts.{name}"
+        if not isinstance(table, dict):
+            raise fail(None, where, table, f"a table [{where}] with platform = \"...\"")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            raise fail(where, None, name, "an account name of letters, digits, '-', '_' or '.'")
+        if "platform" not in table:
+            raise fail(where, None, None, "a platform key, e.g. platform = \"tiktok\"")
+        options = {}
+        for key, value in table.items():
+            expected = ACCOUNT_KEYS.get(key)
+            if expected is None:
+                if _SECRET_LOOKING.search(key):
+                    raise fail(where, key, "<hidden>", "no secrets in the config file: use `archiver auth` "
+                               "(keyring) or ARCHIVER_SECRET_* variables, see README \"Secrets\"")
+                options[key] = value
+                continue
+            if not isinstance(value, expected):
+                raise fail(where, key, value, f"a {expected.__name__}")
+        platform = table["platform"]
+        if known_platforms is not None and platform not in known_platforms:
+            installed = ", ".join(sorted(known_platforms)) or "none"
+            raise fail(where, "platform", platform, f"an installed connector: {installed}")
+        base_url = table.get("base_url")
+        if base_url is not None and not re.match(r"^https?://[^/\s]+", base_url):
+            raise fail(where, "base_url", base_url, "an http(s) URL such as http://127.0.0.1:8765")
+        if base_url and base_url.startswith("http://") and not _is_loopback_url(base_url):
+            raise fail(where, "base_url", base_url, "https://, or plain http:// on a loopback address only")
+        schedule = table.get("schedule")
+        if schedule is not None and len(schedule.split()) != 5:
+            raise fail(where, "schedule", schedule, "a cron line with five fields, e.g. \"17 3 * * *\"")
+        config.accounts.append(
+            AccountConfig(
+                name=name,
+                platform=platform,
+                base_url=base_url.rstrip("/") if base_url else None,
+                schedule=schedule,
+                portability=table.get("portability", False),
+                scopes=table.get("scopes"),
+                enabled=table.get("enabled", True),
+                options=options,
+            )
+        )
+    return config
+
+
+def _is_loopback_url(url: str) -> bool:
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def example_config_text() -> str:
+    from importlib.resources import files
+
+    return files("archiver").joinpath("config.example.toml").read_text(encoding="utf-8")

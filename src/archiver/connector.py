@@ -1,0 +1,107 @@
+"""What a connector is, and how the installed ones are found.
+
+A connector only knows its platform: how to ask, how to page, how to map a payload to
+records (see records.py). Retries, pacing, checkpoints, media, versions and run records
+live in the core. Connectors register in the entry-point group ``archiver.connectors``,
+so a third party can ship one as its own package.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator
+
+if TYPE_CHECKING:
+    from archiver.config import AccountConfig
+    from archiver.imports import ExportSource
+    from archiver.records import Page
+    from archiver.secrets import SecretStore
+    from archiver.sync import SyncContext
+
+ENTRY_POINT_GROUP = "archiver.connectors"
+
+
+class Connector:
+    """Base class. Subclasses set the class attributes and implement the methods."""
+
+    name: ClassVar[str]                 # "tiktok": the platform key in config and CLI
+    title: ClassVar[str]                # "TikTok"
+    default_base_url: ClassVar[str]
+    # What a user must do by hand to get what the API does not give (followers lists).
+    manual_export_steps: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        account: "AccountConfig",
+        secrets: "SecretStore",
+        *,
+        transport: Any = None,
+        sleep: Callable[[float], None] | None = None,
+        cancel: Callable[[], bool] | None = None,
+    ):
+        self.account = account
+        self.secrets = secrets
+        self.transport = transport
+        self.sleep = sleep
+        self.cancel = cancel
+        self.base_url = (account.base_url or self.default_base_url).rstrip("/")
+
+    # -- authorization ---------------------------------------------------------------
+    def authorize(self, *, echo: Callable[[str], None], open_browser: bool | None = None, **options) -> str:
+        """Interactive authorization; stores credentials through the SecretStore and
+        returns a one-line summary for the user."""
+        raise NotImplementedError
+
+    # -- API sync --------------------------------------------------------------------
+    def pages(self, ctx: "SyncContext") -> Iterator["Page"]:
+        """Yield pages of records for every stream, resuming from ``ctx.state(stream)``."""
+        raise NotImplementedError
+
+    # -- official export files -------------------------------------------------------
+    @classmethod
+    def detect_export(cls, source: "ExportSource") -> bool:
+        """True when ``source`` looks like this platform's official export."""
+        return False
+
+    def import_pages(self, source: "ExportSource", ctx: "SyncContext") -> Iterator["Page"]:
+        raise NotImplementedError
+
+    def media_client(self):
+        """An httpx client for downloading media (CDN links carry no auth)."""
+        import httpx
+
+        return httpx.Client(transport=self.transport, timeout=60, follow_redirects=True,
+                            headers={"User-Agent": "archiver/0.1 (+personal archive)"})
+
+    def close(self) -> None:
+        pass
+
+
+def installed_connectors() -> dict[str, type[Connector]]:
+    """name -> connector class, from the entry-point group (built-in ones included)."""
+    from importlib.metadata import entry_points
+
+    found: dict[str, type[Connector]] = {}
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        found[entry.name] = entry.load()
+    return found
+
+
+def connector_names() -> list[str]:
+    """Names only, without importing any connector module (for fast --help and errors)."""
+    from importlib.metadata import entry_points
+
+    return sorted(e.name for e in entry_points(group=ENTRY_POINT_GROUP))
+
+
+class UnknownPlatform(Exception):
+    pass
+
+
+def get_connector(name: str) -> type[Connector]:
+    connectors = installed_connectors()
+    if name not in connectors:
+        raise UnknownPlatform(
+            f"unknown platform {name!r}. Installed connectors: {', '.join(sorted(connectors)) or 'none'} "
+            "(`archiver connectors` lists them)."
+        )
+    return connectors[name]

@@ -1,0 +1,687 @@
+"""Safe opening of official "download your data" export files.
+
+An export file comes from the internet and is treated as hostile until proven otherwise
+(DESIGN.md §4). ``open_export`` accepts a zip, a tar (plain or gzip / bz2 / xz
+compressed), a bare JSON file or an already extracted folder, and gives one small API
+over all of them:
+
+    with open_export("~/Downloads/TikTok_Data.zip") as export:
+        for name in export.find("user_data*.json"):
+            for video in export.iter_json(name, "Video.Videos.VideoList.item"):
+                ...
+
+What it guarantees:
+
+- Entry names are normalized relative POSIX names. Names with ``..``, absolute paths,
+  drive letters, backslashes or NUL bytes are left out of ``names()`` with a warning in
+  ``source.warnings``; opening one raises ``ExportFileError``.
+- Links (symbolic and hard), devices and FIFOs inside archives are skipped with a
+  warning; a folder is walked without following links out of it.
+- Zip bombs: declared sizes, the compression ratio and the bytes actually read are
+  all checked against ``ExportLimits``.
+- Nothing is ever written anywhere except by ``extract_member``, and only inside the
+  destination folder it is given.
+
+Every error is an ``ExportFileError`` whose message names the file (and the entry inside
+it) and says what to do.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import hashlib
+import io
+import json
+import os
+import re
+import stat
+import tarfile
+import tempfile
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Iterator
+
+_HASH_CHUNK = 1024 * 1024
+
+try:
+    from lzma import LZMAError as _LZMAError
+except ImportError:  # Python built without lzma: such tars cannot be opened anyway
+    _LZMAError = OSError  # type: ignore[misc,assignment]
+
+# What a damaged archive raises while being read (gzip.BadGzipFile is an OSError).
+_READ_ERRORS = (OSError, EOFError, zipfile.BadZipFile, tarfile.TarError, zlib.error, _LZMAError)
+
+# Magic bytes of the formats we accept (sniffed, never trusted from the file name).
+_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip, or an empty zip
+_COMPRESSED_TAR_MAGICS = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")  # gzip, bzip2, xz
+_TAR_MAGIC_OFFSET = 257  # "ustar" lives here in a POSIX / GNU tar header
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+_FIX_DOWNLOAD_AGAIN = "download the export again from the platform"
+_FIX_REFUSED_ENTRY = (
+    "it was skipped for safety (it could reach outside the export or is not a plain file); "
+    "the rest of the export can still be imported"
+)
+
+
+class ExportFileError(Exception):
+    """An export file (or one entry inside it) cannot be used safely.
+
+    ``path`` is the export file, ``entry`` the name inside it (or None). The message
+    always names the file and says what to do.
+    """
+
+    def __init__(self, message: str, *, path: Path | str | None = None, entry: str | None = None):
+        super().__init__(message)
+        self.path = Path(path) if path is not None else None
+        self.entry = entry
+
+
+def _export_error(path: Path, problem: str, fix: str, entry: str | None = None) -> ExportFileError:
+    where = f"{path}" if entry is None else f"{path}, entry {entry!r}"
+    return ExportFileError(f"{where}: {problem}; {fix}.", path=path, entry=entry)
+
+
+@dataclass
+class ExportLimits:
+    """How much an export may hold before it is treated as a zip bomb."""
+
+    max_total_bytes: int = 20 * 2**30  # uncompressed total (and total bytes read per source)
+    max_entry_bytes: int = 8 * 2**30
+    max_ratio: float = 200.0  # uncompressed/compressed per entry (zip bomb)
+    max_entries: int = 200_000
+    # The ratio is only judged above this size: small files of repeated text legitimately
+    # compress far better than 200:1, and a 1 MiB "bomb" harms nobody.
+    ratio_min_bytes: int = 2**20
+
+
+@dataclass
+class _Entry:
+    """One regular file inside an export, as its container describes it."""
+
+    name: str  # safe, normalized relative POSIX name
+    size: int  # declared uncompressed size
+    compressed_size: int | None  # known for zip entries only
+    handle: Any  # ZipInfo, TarInfo or Path
+
+
+def _safe_name(raw: str) -> tuple[str | None, str]:
+    """Normalize an entry name, or return (None, why it is refused)."""
+    if "\x00" in raw:
+        return None, "its name contains a NUL byte"
+    if "\\" in raw:
+        return None, "its name contains a backslash (a Windows path trick)"
+    if raw.startswith("/"):
+        return None, "it has an absolute path"
+    if re.match(r"^[A-Za-z]:", raw):
+        return None, "its name starts with a drive letter"
+    parts = [part for part in raw.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        return None, "its name contains '..' (it would land outside the destination)"
+    if not parts:
+        return None, "its name is empty"
+    return "/".join(parts), ""
+
+
+class _GuardedStream(io.RawIOBase):
+    """Counts the bytes actually read from one entry and stops at the first limit crossed.
+
+    Header sizes can lie; the bytes that come out of the decompressor cannot.
+    """
+
+    def __init__(self, inner: BinaryIO, source: "ExportSource", entry: _Entry):
+        super().__init__()
+        self._inner = inner
+        self._source = source
+        self._entry = entry
+        self._count = 0
+        # open() only hands out entries whose declared size passed max_entry_bytes and
+        # max_ratio, so holding the real bytes to that size enforces both, whatever the
+        # header said (and whatever the decompressor does).
+        self._cap = entry.size
+
+    @property
+    def bytes_read(self) -> int:
+        return self._count
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        try:
+            count = self._inner.readinto(buffer)
+        except _READ_ERRORS as exc:
+            raise _export_error(
+                self._source.path,
+                f"the entry is damaged and cannot be read ({type(exc).__name__}: {exc})",
+                _FIX_DOWNLOAD_AGAIN,
+                self._entry.name,
+            ) from exc
+        count = count or 0
+        self._count += count
+        if self._count > self._cap:
+            raise _export_error(
+                self._source.path,
+                f"it holds more than its declared size of {self._cap} bytes (zip bomb or damaged file)",
+                _FIX_DOWNLOAD_AGAIN,
+                self._entry.name,
+            )
+        self._source._count_bytes_read(count, self._entry.name)
+        return count
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self._inner.close()
+            finally:
+                super().close()
+
+
+class ExportSource:
+    """An opened export: a zip, a tar / tar.gz, a bare JSON file, or an extracted folder.
+
+    Use ``open_export`` to get one. ``warnings`` lists the entries that were skipped and
+    why; show them to the person importing.
+    """
+
+    kind = "export"
+
+    def __init__(self, path: Path, limits: ExportLimits):
+        self.path = path
+        self.limits = limits
+        self.warnings: list[str] = []
+        self._entries: dict[str, _Entry] = {}
+        self._refused: dict[str, str] = {}  # raw or normalized name -> why it was refused
+        self._total_read = 0
+        self._entry_count = 0
+
+    # -- building the entry table (used by the subclasses while scanning) --------------
+
+    def _warn(self, raw_name: str, why: str) -> None:
+        self.warnings.append(f"{self.path}: skipped entry {raw_name!r}: {why}")
+
+    def _count_entry(self) -> None:
+        self._entry_count += 1
+        if self._entry_count > self.limits.max_entries:
+            raise _export_error(
+                self.path,
+                f"it holds more than {self.limits.max_entries} entries (max_entries)",
+                "if this really is your export, raise ExportLimits.max_entries",
+            )
+
+    def _add_entry(self, raw_name: str, size: int, compressed_size: int | None, handle: Any) -> None:
+        name, why = _safe_name(raw_name)
+        if name is None:
+            self._refused[raw_name] = why
+            self._warn(raw_name, why)
+            return
+        if name in self._entries:
+            self._warn(raw_name, f"a second entry named {name!r}; the first one is used")
+            return
+        entry = _Entry(name, size, compressed_size, handle)
+        self._entries[name] = entry
+        problem = self._entry_problem(entry)
+        if problem:  # still listed, so the importer can report it as one bad item
+            self.warnings.append(f"{self.path}: entry {name!r} cannot be opened: {problem[0]}")
+
+    def _skip(self, raw_name: str, why: str) -> None:
+        """A link, device or other non-regular entry: never listed, never opened."""
+        self._refused.setdefault(raw_name, why)
+        name, _ = _safe_name(raw_name)
+        if name is not None:
+            self._refused.setdefault(name, why)
+        self._warn(raw_name, why)
+
+    def _check_total_declared(self, total: int) -> None:
+        if total > self.limits.max_total_bytes:
+            raise _export_error(
+                self.path,
+                f"its entries declare {total} bytes in all, more than max_total_bytes "
+                f"({self.limits.max_total_bytes}) (zip bomb?)",
+                "if this really is your export, raise ExportLimits.max_total_bytes",
+            )
+
+    def _entry_problem(self, entry: _Entry) -> tuple[str, str] | None:
+        """(problem, fix) when the entry's declared sizes break a limit."""
+        limits = self.limits
+        if entry.size > limits.max_entry_bytes:
+            return (
+                f"it declares {entry.size} bytes, more than max_entry_bytes ({limits.max_entry_bytes})",
+                "if this really is your export, raise ExportLimits.max_entry_bytes",
+            )
+        if entry.compressed_size is not None and entry.size > limits.ratio_min_bytes:
+            ratio = entry.size / max(entry.compressed_size, 1)
+            if ratio > limits.max_ratio:
+                return (
+                    f"it expands {ratio:.0f} times (max_ratio is {limits.max_ratio:g}): a zip bomb",
+                    "if this really is your export, raise ExportLimits.max_ratio",
+                )
+        return None
+
+    def _count_bytes_read(self, count: int, name: str) -> None:
+        self._total_read += count
+        if self._total_read > self.limits.max_total_bytes:
+            raise _export_error(
+                self.path,
+                f"more than max_total_bytes ({self.limits.max_total_bytes}) were read from this export "
+                "(re-reading an entry counts again)",
+                "if this really is your export, raise ExportLimits.max_total_bytes",
+                name,
+            )
+
+    # -- public API ---------------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        """Safe, normalized relative POSIX names of the regular files (archive order)."""
+        return list(self._entries)
+
+    def find(self, *patterns: str) -> list[str]:
+        """Names whose base name matches any shell pattern, case-insensitively."""
+        lowered = [pattern.lower() for pattern in patterns]
+        return [
+            name
+            for name in self._entries
+            if any(fnmatch.fnmatchcase(name.rsplit("/", 1)[-1].lower(), pattern) for pattern in lowered)
+        ]
+
+    def open(self, name: str) -> BinaryIO:
+        """A streaming reader of one entry; limits are enforced while reading."""
+        entry = self._entries.get(name)
+        if entry is None:
+            why = self._refused.get(name)
+            if why is not None:
+                raise _export_error(self.path, f"this entry was refused: {why}", _FIX_REFUSED_ENTRY, name)
+            raise _export_error(
+                self.path,
+                "there is no such entry",
+                "list the entries with names() or find(); the platform may have changed its export layout",
+                name,
+            )
+        problem = self._entry_problem(entry)
+        if problem:
+            raise _export_error(self.path, problem[0], problem[1], name)
+        raw = self._open_entry(entry)
+        return io.BufferedReader(_GuardedStream(raw, self, entry), buffer_size=64 * 1024)  # type: ignore[return-value]
+
+    def iter_json(self, name: str, prefix: str) -> Iterator[Any]:
+        """Stream the items under ``prefix`` (ijson syntax, e.g. "a.b.item") of one JSON entry.
+
+        Numbers come back as int / float (not Decimal) so items can be stored as JSON again.
+        """
+        import ijson  # imported here: the CLI imports this module and must start fast
+
+        with self.open(name) as stream:
+            _skip_bom(stream)
+            try:
+                yield from ijson.items(stream, prefix, use_float=True)
+            except (ijson.JSONError, UnicodeDecodeError) as exc:
+                offset = stream.raw.bytes_read  # type: ignore[attr-defined]
+                raise _export_error(
+                    self.path,
+                    f"malformed JSON within its first {offset} bytes ({exc})",
+                    f"the file may be truncated; {_FIX_DOWNLOAD_AGAIN}",
+                    name,
+                ) from exc
+
+    def load_json(self, name: str) -> Any:
+        """The whole JSON document of one entry (use ``iter_json`` for big files)."""
+        with self.open(name) as stream:
+            try:
+                # json.load detects UTF-8 / 16 / 32 and a BOM by itself on bytes.
+                return json.load(stream)
+            except json.JSONDecodeError as exc:
+                raise _export_error(
+                    self.path,
+                    f"malformed JSON at line {exc.lineno}, column {exc.colno} ({exc.msg})",
+                    f"the file may be truncated; {_FIX_DOWNLOAD_AGAIN}",
+                    name,
+                ) from exc
+            except UnicodeDecodeError as exc:
+                raise _export_error(
+                    self.path, f"not valid UTF-8 text at byte {exc.start}", _FIX_DOWNLOAD_AGAIN, name
+                ) from exc
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        """Hex sha256 of the export file: its provenance, and what makes a re-import a no-op."""
+        return _sha256_of_file(self.path)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "ExportSource":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {str(self.path)!r} entries={len(self._entries)}>"
+
+    # -- for subclasses -------------------------------------------------------------------
+
+    def _open_entry(self, entry: _Entry) -> BinaryIO:
+        raise NotImplementedError
+
+
+class _ZipSource(ExportSource):
+    kind = "zip"
+
+    def __init__(self, path: Path, limits: ExportLimits):
+        super().__init__(path, limits)
+        try:
+            self._zip = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+            raise _export_error(
+                path, f"the zip file is damaged or incomplete ({exc})", f"was the download interrupted? {_FIX_DOWNLOAD_AGAIN}"
+            ) from exc
+        try:
+            self._scan()
+        except BaseException:
+            self._zip.close()
+            raise
+
+    def _scan(self) -> None:
+        total = 0
+        for info in self._zip.infolist():
+            self._count_entry()
+            if info.filename.endswith("/"):  # a folder (ZipInfo.is_dir() fails on an empty name)
+                continue
+            file_type = stat.S_IFMT(info.external_attr >> 16)  # Unix mode, when a Unix tool made the zip
+            if file_type == stat.S_IFLNK:
+                self._skip(info.filename, "it is a symbolic link")
+                continue
+            if file_type not in (0, stat.S_IFREG):
+                self._skip(info.filename, "it is not a regular file")
+                continue
+            if info.flag_bits & 0x1:
+                self._skip(info.filename, "it is encrypted")
+                continue
+            total += info.file_size
+            self._add_entry(info.filename, info.file_size, info.compress_size, info)
+        self._check_total_declared(total)
+
+    def _open_entry(self, entry: _Entry) -> BinaryIO:
+        try:
+            return self._zip.open(entry.handle)  # type: ignore[return-value]
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+            raise _export_error(
+                self.path, f"the entry cannot be read ({exc})", _FIX_DOWNLOAD_AGAIN, entry.name
+            ) from exc
+
+    def close(self) -> None:
+        self._zip.close()
+
+
+class _TarSource(ExportSource):
+    kind = "tar"
+
+    def __init__(self, path: Path, limits: ExportLimits):
+        super().__init__(path, limits)
+        try:
+            self._tar = tarfile.open(path, mode="r:*")
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise _export_error(
+                path,
+                f"it is compressed but is not a readable tar archive ({exc})",
+                "if it is a single compressed JSON file, decompress it first; otherwise "
+                + _FIX_DOWNLOAD_AGAIN,
+            ) from exc
+        try:
+            self._scan()
+        except BaseException:
+            self._tar.close()
+            raise
+
+    def _scan(self) -> None:
+        compressed_size = self.path.stat().st_size
+        total = 0
+        while True:
+            # tarfile seeks over an entry's data only when asked for the *next* header, so
+            # checking the declared sizes here keeps a bomb from ever being decompressed.
+            try:
+                member = self._tar.next()
+            except _READ_ERRORS as exc:
+                raise _export_error(
+                    self.path,
+                    f"the tar archive is damaged or incomplete ({type(exc).__name__}: {exc})",
+                    f"was the download interrupted? {_FIX_DOWNLOAD_AGAIN}",
+                ) from exc
+            if member is None:
+                break
+            self._count_entry()
+            if member.isdir():
+                continue
+            if member.issym() or member.islnk():
+                self._skip(member.name, f"it is a link (to {member.linkname!r})")
+                continue
+            if not member.isreg():
+                self._skip(member.name, "it is a device, FIFO or other special file")
+                continue
+            total += member.size
+            self._check_total_declared(total)
+            if total > self.limits.ratio_min_bytes and total / max(compressed_size, 1) > self.limits.max_ratio:
+                raise _export_error(
+                    self.path,
+                    f"it expands more than {self.limits.max_ratio:g} times its size: a zip bomb",
+                    "if this really is your export, raise ExportLimits.max_ratio",
+                )
+            self._add_entry(member.name, member.size, None, member)
+
+    def _open_entry(self, entry: _Entry) -> BinaryIO:
+        try:
+            stream = self._tar.extractfile(entry.handle)
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise _export_error(self.path, f"the entry cannot be read ({exc})", _FIX_DOWNLOAD_AGAIN, entry.name) from exc
+        if stream is None:  # only for non-regular members, which were skipped
+            raise _export_error(self.path, "the entry is not a regular file", _FIX_DOWNLOAD_AGAIN, entry.name)
+        return stream  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self._tar.close()
+
+
+def _open_regular_file(path: Path) -> BinaryIO:
+    """Open a file for reading only if it is a regular file (a FIFO would hang the import)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+class _JsonFileSource(ExportSource):
+    """A bare JSON file: one entry, named after the file."""
+
+    kind = "json"
+
+    def __init__(self, path: Path, limits: ExportLimits):
+        super().__init__(path, limits)
+        size = path.stat().st_size
+        self._count_entry()
+        self._check_total_declared(size)
+        self._add_entry(path.name, size, None, path)
+
+    def _open_entry(self, entry: _Entry) -> BinaryIO:
+        try:
+            return _open_regular_file(entry.handle.resolve())
+        except OSError as exc:
+            raise _export_error(self.path, f"it cannot be read ({exc})", "check the file is still there", entry.name) from exc
+
+
+class _FolderSource(ExportSource):
+    """An export someone already extracted. Links that lead out of the folder are skipped."""
+
+    kind = "folder"
+
+    def __init__(self, path: Path, limits: ExportLimits):
+        super().__init__(path, limits)
+        self._root = path.resolve()
+        self._scan()
+
+    def _inside_root(self, candidate: Path) -> Path | None:
+        real = candidate.resolve()
+        return real if real.is_relative_to(self._root) else None
+
+    def _scan(self) -> None:
+        total = 0
+        found: list[tuple[str, int, Path]] = []
+        for dirpath, dirnames, filenames in os.walk(self._root, followlinks=False):
+            here = Path(dirpath)
+            for dirname in list(dirnames):
+                if (here / dirname).is_symlink():  # os.walk won't descend; say so
+                    self._count_entry()
+                    relative = (here / dirname).relative_to(self._root).as_posix()
+                    self._skip(relative, "it is a link to a folder; links are not followed")
+            for filename in filenames:
+                self._count_entry()
+                full = here / filename
+                relative = full.relative_to(self._root).as_posix()
+                real = self._inside_root(full)
+                if real is None:
+                    self._skip(relative, "it is a link that leads out of the export folder")
+                    continue
+                try:
+                    info = real.stat()
+                except OSError as exc:
+                    self._skip(relative, f"it cannot be read ({exc})")
+                    continue
+                if not stat.S_ISREG(info.st_mode):
+                    self._skip(relative, "it is a device, FIFO or other special file")
+                    continue
+                total += info.st_size
+                found.append((relative, info.st_size, full))
+        self._check_total_declared(total)
+        for relative, size, full in sorted(found):
+            self._add_entry(relative, size, None, full)
+
+    def _open_entry(self, entry: _Entry) -> BinaryIO:
+        # Checked again at open time: the folder may have changed since it was scanned.
+        real = self._inside_root(entry.handle)
+        if real is None:
+            raise _export_error(self.path, "it now leads out of the export folder", _FIX_REFUSED_ENTRY, entry.name)
+        try:
+            return _open_regular_file(real)
+        except OSError as exc:
+            raise _export_error(self.path, f"it cannot be read ({exc})", "check the folder is unchanged", entry.name) from exc
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        """sha256 over the sorted (relative name, size, sha256) of every listed file."""
+        listing = [[entry.name, entry.size, _sha256_of_file(entry.handle)] for entry in self._entries.values()]
+        encoded = json.dumps(sorted(listing), ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+
+
+def _sha256_of_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _skip_bom(stream: io.BufferedReader) -> None:
+    if stream.peek(3)[:3] == _UTF8_BOM:
+        stream.read(3)
+
+
+def _sniff(path: Path) -> type[ExportSource]:
+    """Pick the reader from the file's first bytes; the extension is not trusted."""
+    with open(path, "rb") as stream:
+        head = stream.read(4096)
+    if head.startswith(_ZIP_MAGICS):
+        return _ZipSource
+    if head.startswith(_COMPRESSED_TAR_MAGICS):
+        return _TarSource
+    if head[_TAR_MAGIC_OFFSET : _TAR_MAGIC_OFFSET + 5] == b"ustar":
+        return _TarSource
+    text_start = head.removeprefix(_UTF8_BOM).lstrip(b" \t\r\n")
+    if text_start[:1] in (b"{", b"["):
+        return _JsonFileSource
+    if text_start[:1] == b"<":
+        problem = "it looks like a web page (HTML), not an export"
+        fix = "the browser may have saved a login or error page; download the export again"
+        raise _export_error(path, problem, fix)
+    raise _export_error(
+        path,
+        "unknown file type (not a zip, tar, tar.gz or JSON file)",
+        "choose the file you downloaded from the platform's \"download your data\" page, "
+        "or the folder you extracted it to",
+    )
+
+
+def open_export(path: str | Path, limits: ExportLimits | None = None) -> ExportSource:
+    """Open an export file or extracted folder; raises ExportFileError if it is unusable."""
+    path = Path(path).expanduser()
+    limits = limits or ExportLimits()
+    if not path.exists():
+        raise _export_error(
+            path,
+            "no such file or folder",
+            "check the path; give the file you downloaded (e.g. a .zip) or the folder you extracted it to",
+        )
+    if path.is_dir():
+        return _FolderSource(path, limits)
+    if not path.is_file():
+        raise _export_error(path, "it is not a regular file or folder", "give the downloaded export file")
+    if path.stat().st_size == 0:
+        raise _export_error(path, "the file is empty (0 bytes)", f"the download probably failed; {_FIX_DOWNLOAD_AGAIN}")
+    return _sniff(path)(path, limits)
+
+
+def extract_member(source: ExportSource, name: str, dest_dir: Path) -> Path:
+    """Copy one entry to ``dest_dir/name``, never outside ``dest_dir``; return its path.
+
+    The copy is written to a temporary file beside the target and renamed onto it, so a
+    link planted at the target is replaced, never written through.
+    """
+    dest_dir = Path(dest_dir)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    root = dest_dir.resolve()
+    safe, why = _safe_name(name)
+    if safe is None or safe != name:
+        raise _export_error(source.path, f"this entry name is refused: {why or 'not normalized'}", _FIX_REFUSED_ENTRY, name)
+    target = root.joinpath(*safe.split("/"))
+    # Resolve the parent folder: a link already inside dest_dir must not lead us out.
+    parent = target.parent
+    if not parent.resolve().is_relative_to(root):
+        raise _export_error(
+            source.path,
+            f"it would be written outside {root} (a link inside the destination leads out)",
+            "remove the link from the destination folder",
+            name,
+        )
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        if not parent.resolve().is_relative_to(root):  # re-check: the folder changed meanwhile
+            raise _export_error(source.path, f"it would be written outside {root}", "remove links from the destination folder", name)
+        _copy_through_temp_file(source, name, target)
+    except OSError as exc:  # e.g. "a" is a file here and another entry wants "a/b"
+        raise _export_error(
+            source.path, f"it cannot be written to {target} ({exc})", "extract into an empty folder", name
+        ) from exc
+    return target
+
+
+def _copy_through_temp_file(source: ExportSource, name: str, target: Path) -> None:
+    with source.open(name) as stream:
+        handle, temp_name = tempfile.mkstemp(prefix=".extract-", suffix=".part", dir=target.parent)
+        try:
+            with os.fdopen(handle, "wb") as out:
+                while chunk := stream.read(_HASH_CHUNK):
+                    out.write(chunk)
+            # No fsync: this is a staging copy; media.py stores the durable, hashed file.
+            os.replace(temp_name, target)
+        except BaseException:
+            Path(temp_name).unlink(missing_ok=True)
+            raise
+
+__all__ = ["ExportFileError", "ExportLimits", "ExportSource", "extract_member", "open_export"]

@@ -1,0 +1,138 @@
+"""The jobs every front end shares (CLI, demo, daemon): export an account through its
+API, import an official export file. The CLI only parses options and prints."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from archiver.archive import Archive
+from archiver.config import AccountConfig, Config, ConfigError
+from archiver.connector import get_connector, installed_connectors
+
+log = logging.getLogger("archiver")
+
+
+@dataclass
+class Workspace:
+    """An archive folder, its config and its secret store."""
+
+    archive: Archive
+    config: Config
+    secrets: object
+
+    @classmethod
+    def open(cls, archive_dir: Path, config_path: Path | None = None, *, require_config: bool = False,
+             secrets=None) -> "Workspace":
+        from archiver.config import CONFIG_NAME, load_config
+
+        path = config_path or (Path(os.environ["ARCHIVER_CONFIG"]) if os.environ.get("ARCHIVER_CONFIG") else None)
+        path = path or archive_dir / CONFIG_NAME
+        if path.exists() or require_config or config_path:
+            config = load_config(path, installed_connectors())
+        else:
+            config = Config(path=None)
+        if secrets is None:
+            from archiver.secrets import open_secret_store
+
+            backend = os.environ.get("ARCHIVER_SECRETS") or config.secrets_backend
+            secrets = open_secret_store(backend)
+        return cls(Archive(archive_dir), config, secrets)
+
+    def accounts(self, platform: str | None, name: str | None) -> list[AccountConfig]:
+        if platform is not None:
+            get_connector(platform)  # unknown platform: error listing the installed ones
+        found = self.config.find_accounts(platform, name)
+        if not found:
+            where = self.config.path or (self.archive.folder / "config.toml")
+            raise ConfigError(
+                f"{where}: no {platform or ''} account configured. Add one, e.g.\n\n"
+                f"[accounts.main]\nplatform = \"{platform or 'tiktok'}\"\n\n(`archiver init` writes a commented example.)")
+        return [a for a in found if a.enabled]
+
+
+def run_export(ws: Workspace, account: AccountConfig, *, full: bool = False, cancel=lambda: False,
+               progress: Callable[[str], None] | None = None, transport=None) -> dict:
+    from archiver.sync import Runner
+
+    connector = get_connector(account.platform)(account, ws.secrets, transport=transport, cancel=cancel)
+    try:
+        runner = Runner(ws.archive, connector, progress=progress)
+        return runner.run(connector.pages, kind="export", mode="full" if full else "incremental",
+                          full=full, cancel=cancel)
+    finally:
+        connector.close()
+
+
+def detect_platform(source) -> str:
+    """Which installed connector recognizes this export file's content."""
+    from archiver.imports import ExportFileError
+
+    matches = [name for name, cls in installed_connectors().items() if cls.detect_export(source)]
+    if not matches:
+        raise ExportFileError(
+            f"{source.path}: not an export file archiver knows (installed connectors: "
+            f"{', '.join(sorted(installed_connectors()))}). If you know which platform it is from, "
+            "run `archiver import PLATFORM PATH`.")
+    if len(matches) > 1:
+        raise ExportFileError(
+            f"{source.path}: looks like an export of several platforms ({', '.join(matches)}); "
+            "name the one with `archiver import PLATFORM PATH`.")
+    return matches[0]
+
+
+def import_account(ws: Workspace, platform: str, name: str | None) -> AccountConfig:
+    """The account an export belongs to: the one configured for that platform, the one
+    named, or a "main" account when none is configured (an import needs no API access)."""
+    found = ws.config.find_accounts(platform, name)
+    if len(found) == 1:
+        return found[0]
+    if len(found) > 1:
+        names = ", ".join(a.name for a in found)
+        raise ConfigError(f"several {platform} accounts are configured ({names}): pick one with --account NAME.")
+    return AccountConfig(name=name or "main", platform=platform)
+
+
+def run_import(ws: Workspace, path: Path, *, platform: str | None = None, account_name: str | None = None,
+               cancel=lambda: False, progress: Callable[[str], None] | None = None, transport=None) -> dict:
+    """Import one export file. The same file (by sha256) is imported once per account."""
+    from archiver.imports import open_export
+    from archiver.records import now_utc
+    from archiver.sync import Runner
+
+    with open_export(path) as source:
+        if platform is None:
+            platform = detect_platform(source)
+        else:
+            cls = get_connector(platform)
+            if not cls.detect_export(source):
+                from archiver.imports import ExportFileError
+
+                raise ExportFileError(f"{path}: this does not look like a {cls.title} export "
+                                      "(no file of its known layouts inside).")
+        account = import_account(ws, platform, account_name)
+        db = ws.archive.db
+        seen = db.execute("SELECT imported_at FROM imports WHERE sha256=? AND account_id=?",
+                          [source.sha256, account.account_id]).fetchone()
+        if seen:
+            return {"status": "skipped", "message": f"already imported on {seen[0]}; nothing to do",
+                    "counts": {}, "errors": [], "account": account.account_id, "platform": platform}
+        connector = get_connector(platform)(account, ws.secrets, transport=transport, cancel=cancel)
+        try:
+            runner = Runner(ws.archive, connector, progress=progress)
+            result = runner.run(lambda ctx: connector.import_pages(source, ctx), kind="import",
+                                mode=Path(path).name, cancel=cancel, source=f"export:{source.sha256}")
+        finally:
+            connector.close()
+        for warning in getattr(source, "warnings", []):
+            result["errors"].append({"item": Path(path).name, "error": warning})
+        if result["status"] == "ok":
+            with db.atomic():
+                db.execute("INSERT OR IGNORE INTO imports (sha256, account_id, file_name, imported_at, run_id) "
+                           "VALUES (?,?,?,?,?)", [source.sha256, account.account_id, Path(path).name, now_utc(),
+                                                  result["run_id"]])
+        result.update(account=account.account_id, platform=platform)
+        return result

@@ -1,0 +1,325 @@
+"""Content-addressed media store: ``<archive>/media/<aa>/<bb>/<sha256>.<ext>``.
+
+A file's name is the sha256 of its bytes, so the same picture seen twice (or in the API
+and in an export) is stored once, and ``verify`` can prove a file is intact.
+
+Every write takes the same path to disk:
+stream into ``.tmp/<name>.part`` → fsync → hash → rename to the final name → fsync the
+directory. A process killed at any instant leaves either no file or a whole one, plus
+perhaps a ``.part`` that the next download resumes with an HTTP Range request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import re
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Iterator
+
+import httpx
+
+from .net import Cancelled, NetError, scrubber
+
+log = logging.getLogger(__name__)
+
+CHUNK_SIZE = 1 << 16
+SNIFF_BYTES = 32
+
+# mime type -> file extension, for the kinds of media platforms serve.
+EXTENSIONS = {
+    "image/jpeg": "jpg",
+    "image/jpg": "jpg",
+    "image/png": "png",
+    "image/gif": "gif",
+    "image/webp": "webp",
+    "video/mp4": "mp4",
+    "video/quicktime": "mov",
+    "application/json": "json",
+}
+MIME_FOR_EXTENSION = {
+    "jpg": "image/jpeg", "png": "image/png", "gif": "image/gif", "webp": "image/webp",
+    "mp4": "video/mp4", "mov": "video/quicktime", "json": "application/json",
+}
+_SHA256_NAME = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass
+class StoredMedia:
+    sha256: str
+    path: Path  # relative to the media root, e.g. "ab/cd/abcd….jpg"
+    size: int
+    mime: str | None
+
+
+class MediaError(Exception):
+    """A download or import that failed; names the (scrubbed) URL and the reason."""
+
+    def __init__(self, url: str | None, reason: str) -> None:
+        self.url = scrubber.url(url) if url else None
+        self.reason = scrubber.text(reason)
+        super().__init__(f"{self.url}: {self.reason}" if self.url else self.reason)
+
+
+def sniff_extension(head: bytes) -> str | None:
+    """The extension the first bytes of a file prove, or None."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head[4:8] == b"ftyp":  # ISO base media: mp4 and QuickTime share the container
+        return "mov" if head[8:12] == b"qt  " else "mp4"
+    if head.lstrip()[:1] in (b"{", b"["):
+        return "json"
+    return None
+
+
+def choose_extension(head: bytes, content_type: str | None, mime_hint: str | None) -> str:
+    """Magic bytes first (CDNs often say application/octet-stream), then the headers."""
+    sniffed = sniff_extension(head)
+    if sniffed:
+        return sniffed
+    for declared in (content_type, mime_hint):
+        if declared:
+            ext = EXTENSIONS.get(declared.split(";")[0].strip().lower())
+            if ext:
+                return ext
+    return "bin"
+
+
+def _fsync_dir(path: Path) -> None:
+    # Makes a rename durable. Windows cannot open a directory; there it is a no-op.
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _parse_content_range(value: str | None) -> tuple[int | None, int | None]:
+    """'bytes 100-199/1000' -> (100, 1000); 'bytes */1000' -> (None, 1000)."""
+    match = re.match(r"^\s*bytes\s+(?:(\d+)-\d+|\*)/(\d+|\*)\s*$", value or "")
+    if not match:
+        return None, None
+    start, total = match.groups()
+    return (int(start) if start else None), (int(total) if total != "*" else None)
+
+
+class _RestartDownload(Exception):
+    """The server will not continue our .part: throw it away and start from byte 0."""
+
+
+class MediaStore:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.tmp = self.root / ".tmp"
+        for folder in (self.root, self.tmp):
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(folder, 0o700)  # private even if it already existed or umask widened it
+
+    # -- downloads --------------------------------------------------------------------
+
+    def download(
+        self,
+        client: Any,
+        url: str,
+        *,
+        key: str,
+        mime_hint: str | None = None,
+        cancel: Callable[[], bool] | None = None,
+        attempts: int = 3,
+    ) -> StoredMedia:
+        """Download ``url`` into the store and return where it lives.
+
+        ``client`` is anything with ``.stream(method, url, headers=...)`` as a context
+        manager: an ``httpx.Client`` or an ``ApiClient``. ``key`` names the item stably
+        (e.g. "tiktok:post:7311…:cover") so a later run finds and resumes its ``.part``
+        even when the signed URL has changed. A connection lost mid-body is resumed up
+        to ``attempts`` times before giving up; the ``.part`` is kept for the next run.
+        """
+        part = self.tmp / (hashlib.sha1(key.encode()).hexdigest() + ".part")
+        last_problem = "no attempt made"
+        for _ in range(max(1, attempts)):
+            try:
+                content_type = self._fetch_into(client, url, part, cancel)
+            except _RestartDownload:
+                part.unlink(missing_ok=True)
+                continue
+            except NetError as exc:
+                # ApiClient has already retried opening the stream; no second layer here.
+                raise MediaError(url, str(exc)) from None
+            except httpx.TransportError as exc:  # connection lost mid-body: resume
+                last_problem = f"{type(exc).__name__}: {exc}"
+                log.warning("download of %s interrupted (%s); resuming",
+                            scrubber.url(url), scrubber.text(last_problem))
+                continue
+            return self._finish(part, content_type=content_type, mime_hint=mime_hint)
+        raise MediaError(url, f"gave up after {attempts} attempts: {last_problem}")
+
+    def _fetch_into(
+        self, client: Any, url: str, part: Path, cancel: Callable[[], bool] | None
+    ) -> str | None:
+        """One request: append to (or restart) ``part``. Returns the Content-Type."""
+        have = part.stat().st_size if part.exists() else 0
+        headers = {"Range": f"bytes={have}-"} if have else {}
+        with client.stream("GET", url, headers=headers) as response:
+            status = response.status_code
+            if status == 416:
+                # Either the .part is already whole, or it is junk the server cannot extend.
+                _, total = _parse_content_range(response.headers.get("Content-Range"))
+                if have and total == have:
+                    return response.headers.get("Content-Type")
+                raise _RestartDownload()
+            if status == 206:
+                start, total = _parse_content_range(response.headers.get("Content-Range"))
+                if start != have:
+                    raise _RestartDownload()  # not the bytes we asked for
+                mode = "ab"
+            elif status == 200:
+                if have:
+                    log.info("server ignored Range for %s; restarting", scrubber.url(url))
+                mode, have, total = "wb", 0, None
+            else:
+                raise MediaError(url, f"HTTP {status}")
+            expected = _expected_size(response, have, total)
+            written = have
+            with _open_private(part, mode) as out:
+                for chunk in response.iter_bytes():  # as received, so a cut keeps every byte
+                    if cancel is not None and cancel():
+                        raise Cancelled("cancelled during download")
+                    out.write(chunk)
+                    written += len(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            if expected is not None and written < expected:
+                # Keep the .part: the next attempt asks for the rest.
+                raise httpx.RemoteProtocolError(f"body ended at {written} of {expected} bytes")
+            if expected is not None and written > expected:
+                raise _RestartDownload()
+            return response.headers.get("Content-Type")
+
+    # -- local files ------------------------------------------------------------------
+
+    def add_file(self, src_path: Path | BinaryIO, *, mime_hint: str | None = None) -> StoredMedia:
+        """Copy a file (e.g. media inside an export zip) into the store."""
+        part = self.tmp / f"{uuid.uuid4().hex}.part"
+        try:
+            with contextlib.ExitStack() as stack:
+                if isinstance(src_path, (str, os.PathLike)):
+                    source: BinaryIO = stack.enter_context(open(src_path, "rb"))
+                else:
+                    source = src_path
+                out = stack.enter_context(_open_private(part, "wb"))
+                shutil.copyfileobj(source, out, CHUNK_SIZE)
+                out.flush()
+                os.fsync(out.fileno())
+            return self._finish(part, content_type=None, mime_hint=mime_hint)
+        finally:
+            part.unlink(missing_ok=True)
+
+    # -- the shared last step -----------------------------------------------------------
+
+    def _finish(self, part: Path, *, content_type: str | None, mime_hint: str | None) -> StoredMedia:
+        """Hash the .part, move it to its content address (or drop it if already stored)."""
+        digest = hashlib.sha256()
+        size = 0
+        head = b""
+        with open(part, "rb") as f:
+            while chunk := f.read(CHUNK_SIZE):
+                if not head:
+                    head = chunk[:SNIFF_BYTES]
+                digest.update(chunk)
+                size += len(chunk)
+        sha = digest.hexdigest()
+        folder = self.root / sha[:2] / sha[2:4]
+        existing = next(folder.glob(f"{sha}.*"), None) if folder.exists() else None
+        if existing is not None:
+            part.unlink(missing_ok=True)  # dedup: same bytes already stored
+            target = existing
+        else:
+            ext = choose_extension(head, content_type, mime_hint)
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            target = folder / f"{sha}.{ext}"
+            os.replace(part, target)
+            _fsync_dir(folder)
+        ext = target.suffix.lstrip(".")
+        return StoredMedia(
+            sha256=sha,
+            path=target.relative_to(self.root),
+            size=size,
+            mime=MIME_FOR_EXTENSION.get(ext),
+        )
+
+    # -- upkeep -----------------------------------------------------------------------
+
+    def path_for(self, sha256_or_rel: str | Path) -> Path:
+        """Absolute path for a stored file, from its sha256 or its relative path."""
+        text = str(sha256_or_rel)
+        if _SHA256_NAME.match(text):
+            folder = self.root / text[:2] / text[2:4]
+            found = next(folder.glob(f"{text}.*"), None) if folder.exists() else None
+            if found is None:
+                raise FileNotFoundError(f"no stored media with sha256 {text}")
+            return found
+        path = (self.root / text).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            raise ValueError(f"{text!r} is outside the media store")
+        return path
+
+    def verify(self) -> Iterator[tuple[str, str]]:
+        """Yield (relative path, problem) for every stored file that is not intact."""
+        for path in sorted(self.root.rglob("*")):
+            if not path.is_file() or self.tmp in path.parents:
+                continue
+            rel = path.relative_to(self.root).as_posix()
+            name = path.name.split(".", 1)[0]
+            if not _SHA256_NAME.match(name):
+                yield rel, "name is not a sha256"
+                continue
+            if rel[:5] != f"{name[:2]}/{name[2:4]}":
+                yield rel, "file is in the wrong folder for its name"
+                continue
+            digest = hashlib.sha256()
+            with open(path, "rb") as f:
+                while chunk := f.read(CHUNK_SIZE):
+                    digest.update(chunk)
+            if digest.hexdigest() != name:
+                yield rel, f"content does not match its name (sha256 is {digest.hexdigest()})"
+
+    def sweep_parts(self, older_than_s: float = 0) -> int:
+        """Remove leftover .part files not touched for ``older_than_s`` seconds."""
+        cutoff = time.time() - older_than_s
+        removed = 0
+        for part in self.tmp.glob("*.part"):
+            with contextlib.suppress(FileNotFoundError):
+                if part.stat().st_mtime <= cutoff:
+                    part.unlink()
+                    removed += 1
+        return removed
+
+
+def _expected_size(response: httpx.Response, have: int, total: int | None) -> int | None:
+    """How big the file should be when this response is fully read, if the server says."""
+    if total is not None:
+        return total
+    length = response.headers.get("Content-Length")
+    if length and length.isdigit() and "Content-Encoding" not in response.headers:
+        return have + int(length)
+    return None
+
+
+def _open_private(path: Path, mode: str) -> BinaryIO:
+    """Open for binary writing; a new file is readable by its owner only (0600)."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode == "ab" else os.O_TRUNC)
+    return os.fdopen(os.open(path, flags, 0o600), mode)

@@ -1,0 +1,163 @@
+"""Normalized records: what connectors yield and the writer stores.
+
+A connector maps a platform payload to these plain dataclasses; it never touches the
+database. Every record carries the raw payload it came from (scrubbed of secrets by the
+writer) so a later version can re-derive fields without re-fetching.
+
+Timestamps are UTC ISO-8601 strings ("2024-01-02T03:04:05Z"); use ``iso_utc`` to make one.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Literal
+
+
+def iso_utc(value: int | float | str | _dt.datetime | None) -> str | None:
+    """Epoch seconds, a naive-UTC "YYYY-MM-DD HH:MM:SS" string or a datetime -> ISO-8601 UTC."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)):
+        moment = _dt.datetime.fromtimestamp(value, _dt.timezone.utc)
+    elif isinstance(value, _dt.datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=_dt.timezone.utc)
+    else:
+        text = value.strip().replace(" ", "T", 1)
+        if text.endswith("Z"):
+            text = text[:-1] + "+00:00"
+        moment = _dt.datetime.fromisoformat(text)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=_dt.timezone.utc)
+    return moment.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now_utc() -> str:
+    return iso_utc(_dt.datetime.now(_dt.timezone.utc))  # type: ignore[return-value]
+
+
+@dataclass
+class MediaRef:
+    """A file that belongs to a post or profile, to be downloaded in the same run.
+
+    ``role`` says what it is to its owner: "cover", "video", "image", "avatar".
+    ``url`` may be a signed, expiring link: it is downloaded at once and never stored
+    with its query string.
+    """
+
+    url: str
+    role: str
+    position: int = 0
+    mime_hint: str | None = None
+    # For files inside an export archive: opens the bytes instead of downloading ``url``.
+    opener: Any = None
+
+
+@dataclass
+class Profile:
+    native_id: str | None
+    username: str | None
+    display_name: str | None = None
+    bio: str | None = None
+    url: str | None = None
+    avatar: MediaRef | None = None
+    followers: int | None = None
+    following: int | None = None
+    likes: int | None = None
+    posts: int | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Post:
+    """One post of the account owner.
+
+    ``native_id`` is the platform's id. An export item without an id (newer TikTok
+    exports) sets it to None; the writer then matches it on ``created_at`` to a post
+    already archived, or keeps it under a provisional id until the API names it.
+    """
+
+    native_id: str | None
+    created_at: str | None
+    kind: str = "video"  # video | photo | image | carousel | reel | text
+    title: str | None = None
+    text: str | None = None
+    url: str | None = None
+    duration: int | None = None
+    width: int | None = None
+    height: int | None = None
+    visibility: str | None = None
+    like_count: int | None = None
+    comment_count: int | None = None
+    share_count: int | None = None
+    view_count: int | None = None
+    media: list[MediaRef] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Person:
+    """One identity on a platform. ``native_id`` is the platform's stable id where it has
+    one, otherwise the handle (TikTok exports name followers only by user name)."""
+
+    native_id: str
+    handle: str | None = None
+    display_name: str | None = None
+    url: str | None = None
+    avatar_url: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Comment:
+    native_id: str | None
+    text: str
+    created_at: str | None
+    post_native_id: str | None = None
+    author: Person | None = None
+    by_owner: bool = False  # written by the account owner
+    parent_native_id: str | None = None
+    url: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Membership:
+    """One person in a follower / following list, with the date the platform gives."""
+
+    person: Person
+    since: str | None = None
+
+
+Record = Profile | Post | Comment | Person
+
+
+@dataclass
+class Page:
+    """A batch of records and the stream state that follows it.
+
+    The sync runner commits ``records`` and ``state`` in one transaction, so a run killed
+    at any instant resumes from ``state``. ``complete`` on the last page of a listing
+    says the listing was whole: only then may the writer tombstone what is missing.
+    """
+
+    stream: str
+    records: list[Any] = field(default_factory=list)
+    state: dict[str, Any] | None = None
+    # A full listing (``--full``) names itself; posts on its pages are marked with it, and
+    # its last page (``complete=True``) lets the writer tombstone posts it no longer had.
+    listing: str | None = None
+    complete: bool = False
+
+
+@dataclass
+class Snapshot:
+    """A whole follower or following list at one moment (from an export or an API).
+
+    ``members`` is an iterable so a million people stream through in bounded memory.
+    """
+
+    kind: Literal["followers", "following"]
+    taken_at: str
+    members: Iterable[Membership]
+    complete: bool = True

@@ -1,0 +1,338 @@
+"""Runs one account: connector pages -> media downloads -> writer, one transaction a page.
+
+Each page's records and the stream state that follows them commit together, so a run
+killed at any instant resumes from its last checkpoint and converges to the same archive.
+Media is downloaded before the page commits (the links may expire within hours); a file
+that fails is recorded as failed on its post, never aborting the run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+from archiver.archive import Archive
+from archiver.archive.writer import ArchiveWriter, StoredFile
+from archiver.config import AccountConfig
+from archiver.records import Comment, MediaRef, Page, Person, Post, Profile, Snapshot, now_utc
+
+log = logging.getLogger("archiver.sync")
+
+
+class CancelFlag:
+    """Set by SIGTERM/SIGINT (or a test); connectors and the runner stop between pages."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def __call__(self) -> bool:
+        return self._event.is_set()
+
+    @contextmanager
+    def on_signals(self):
+        """Turn the first SIGTERM/SIGINT into a cancel; a second one interrupts at once."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {}
+
+        def handler(signum, frame):
+            if self():
+                signal.signal(signum, previous[signum])
+                raise KeyboardInterrupt
+            log.info("stopping after the current page (signal %s)", signum)
+            self.set()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, handler)
+        try:
+            yield self
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+
+class RunFailed(Exception):
+    """A run that ended without completing; its reason is recorded in ``runs``."""
+
+
+@dataclass
+class SyncContext:
+    """What a connector may ask of the archive while it produces pages."""
+
+    archive: Archive
+    account: AccountConfig
+    full: bool = False
+    cancel: Callable[[], bool] = lambda: False
+    errors: list[dict[str, str]] = field(default_factory=list)
+    run_id: int | None = None
+
+    @property
+    def db(self):
+        return self.archive.db
+
+    def state(self, stream: str) -> dict[str, Any] | None:
+        row = self.db.execute(
+            "SELECT state FROM sync_state WHERE account_id=? AND stream=?", [self.account.account_id, stream]
+        ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def save_state(self, stream: str, state: dict[str, Any] | None) -> None:
+        """Outside a page (e.g. a portability request id): commits at once."""
+        with self.db.atomic():
+            _write_state(self.db, self.account.account_id, stream, state)
+
+    def known_post_ids(self, ids) -> set[str]:
+        ids = list(ids)
+        if not ids:
+            return set()
+        rows = self.db.execute(
+            f"SELECT post_id FROM posts WHERE platform=? AND post_id IN ({','.join('?' * len(ids))})",
+            [self.account.platform, *ids],
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def recent_post_ids(self, since_iso: str) -> list[str]:
+        """API-known posts created since ``since_iso`` (for refreshing their counts)."""
+        rows = self.db.execute(
+            "SELECT post_id FROM posts WHERE account_id=? AND created_at >= ? AND deleted_at IS NULL "
+            "AND post_id NOT LIKE 'provisional:%' ORDER BY created_at DESC",
+            [self.account.account_id, since_iso],
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def report(self, item: str, error: str) -> None:
+        """One bad item: recorded in the run, logged, skipped."""
+        from archiver.net import scrubber
+
+        entry = {"item": scrubber.text(item), "error": scrubber.text(error)}
+        self.errors.append(entry)
+        log.warning("skipped %s: %s", entry["item"], entry["error"])
+
+
+def _write_state(db, account_id: str, stream: str, state: dict | None) -> None:
+    if state is None:
+        db.execute("DELETE FROM sync_state WHERE account_id=? AND stream=?", [account_id, stream])
+        return
+    db.execute(
+        "INSERT INTO sync_state (account_id, stream, state, updated_at) VALUES (?,?,?,?) "
+        "ON CONFLICT(account_id, stream) DO UPDATE SET state=excluded.state, updated_at=excluded.updated_at",
+        [account_id, stream, json.dumps(state, sort_keys=True), now_utc()],
+    )
+
+
+def mark_dead_runs(db) -> None:
+    """Runs left 'running' by a process that no longer exists were interrupted."""
+    for run_id, pid in db.execute("SELECT run_id, pid FROM runs WHERE status='running'").fetchall():
+        if pid and _alive(pid):
+            continue
+        db.execute(
+            "UPDATE runs SET status='interrupted', message=coalesce(message, 'the process ended before the run finished; "
+            "the next run resumes from its checkpoint') WHERE run_id=?",
+            [run_id],
+        )
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child (a test that killed it and has not reaped it) is not running.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+class Runner:
+    """Drives pages from a connector into the archive and keeps the run record."""
+
+    def __init__(self, archive: Archive, connector, *, progress: Callable[[str], None] | None = None):
+        self.archive = archive
+        self.connector = connector
+        self.account: AccountConfig = connector.account
+        self.progress = progress or (lambda message: log.info("%s", message))
+        from archiver.media import MediaStore
+
+        self.media = MediaStore(archive.media_root)
+        self._media_client = None
+
+    # -- run record ------------------------------------------------------------------
+    def _start_run(self, kind: str, mode: str) -> int:
+        db = self.archive.db
+        with db.atomic():
+            mark_dead_runs(db)
+            return db.execute(
+                "INSERT INTO runs (account_id, platform, kind, mode, pid, started_at, status) VALUES (?,?,?,?,?,?, 'running') "
+                "RETURNING run_id",
+                [self.account.account_id, self.account.platform, kind, mode, os.getpid(), now_utc()],
+            ).fetchone()[0]
+
+    def _end_run(self, run_id: int, status: str, counts: dict, errors: list, message: str | None) -> None:
+        from archiver.net import scrubber
+
+        db = self.archive.db
+        with db.atomic():
+            db.execute(
+                "UPDATE runs SET status=?, ended_at=?, counts=?, errors=?, message=? WHERE run_id=?",
+                [status, now_utc(), json.dumps(counts, sort_keys=True), json.dumps(errors[:500]),
+                 scrubber.text(message) if message else None, run_id],
+            )
+
+    # -- the loop --------------------------------------------------------------------
+    def run(self, pages: Callable[[SyncContext], Iterator[Page]], *, kind: str, mode: str,
+            full: bool = False, cancel: Callable[[], bool] = lambda: False,
+            source: str = "api") -> dict[str, Any]:
+        """Run ``pages`` to the end (or to a failure / cancel). Returns the run summary."""
+        from archiver.net import Cancelled, NetError, scrubber
+
+        run_id = self._start_run(kind, mode)
+        ctx = SyncContext(self.archive, self.account, full=full, cancel=cancel, run_id=run_id)
+        counts: dict[str, int] = {}
+        status, message = "ok", None
+        try:
+            for page in pages(ctx):
+                if cancel():
+                    raise Cancelled("stopped by request")
+                page_counts = self.write_page(page, ctx, source=source)
+                for key, n in page_counts.items():
+                    counts[key] = counts.get(key, 0) + n
+                self.progress(_page_line(page, counts))
+                if cancel():
+                    raise Cancelled("stopped by request")
+        except Cancelled:
+            status, message = "interrupted", "stopped by request; the next run resumes from its checkpoint"
+        except KeyboardInterrupt:
+            status, message = "interrupted", "interrupted; the next run resumes from its checkpoint"
+            self._end_run(run_id, status, counts, ctx.errors, message)
+            raise
+        except NetError as error:
+            status, message = "failed", str(error)
+        except RunFailed as error:
+            status, message = "failed", str(error)
+        except Exception as error:  # a bug or an unexpected payload: record it, keep the archive
+            status = "failed"
+            message = f"{type(error).__name__}: {error}"
+            log.error("run failed: %s", scrubber.text("".join(traceback.format_exception(error))))
+        finally:
+            if self._media_client is not None:
+                self._media_client.close()
+                self._media_client = None
+        if status == "ok":
+            self.media.sweep_parts()
+        self._end_run(run_id, status, counts, ctx.errors, message)
+        return {"run_id": run_id, "status": status, "message": message, "counts": counts, "errors": ctx.errors}
+
+    def write_page(self, page: Page, ctx: SyncContext, *, source: str = "api") -> dict[str, int]:
+        """Download the page's media, then commit its records and state in one transaction."""
+        from archiver.net import scrubber
+
+        stored = self._download_media(page, ctx)
+        db = self.archive.db
+        writer = ArchiveWriter(db, platform=self.account.platform, account_id=self.account.account_id,
+                               source=source, scrub=scrubber.obj)
+        with db.atomic():
+            for record in page.records:
+                try:
+                    self._write_record(writer, record, stored, page)
+                except Exception as error:
+                    # One bad item is reported and skipped; it never aborts the page.
+                    ctx.report(_describe(record), f"{type(error).__name__}: {error}")
+            if page.complete and page.listing:
+                listed = db.execute(
+                    "SELECT count(*) FROM posts WHERE account_id=? AND listed_in=?",
+                    [self.account.account_id, page.listing],
+                ).fetchone()[0]
+                if listed == 0:
+                    # An empty "complete" listing is what a vanished or broken platform
+                    # looks like: never tombstone everything on its word.
+                    ctx.report("listing", "the platform listed no posts at all; nothing was marked deleted")
+                else:
+                    writer.tombstone_unlisted(page.listing)
+            if page.state is not None or page.complete:
+                _write_state(db, self.account.account_id, page.stream, page.state)
+        return writer.counts
+
+    def _write_record(self, writer: ArchiveWriter, record, stored: dict, page: Page) -> None:
+        if isinstance(record, Profile):
+            avatar = stored.get(id(record.avatar)) if record.avatar else None
+            writer.write_profile(record, avatar if avatar and avatar.sha256 else None)
+        elif isinstance(record, Post):
+            with self.archive.db.atomic():  # a savepoint: a bad post leaves no half row
+                post_id = writer.write_post(record, listing=page.listing)
+                for ref in record.media:
+                    from archiver.net import scrubber
+
+                    writer.link_media(post_id, ref, stored[id(ref)], scrubber.url(ref.url))
+        elif isinstance(record, Comment):
+            writer.write_comment(record)
+        elif isinstance(record, Person):
+            writer.write_person(record)
+        elif isinstance(record, Snapshot):
+            writer.write_snapshot(record)
+        else:
+            raise TypeError(f"connector yielded an unknown record type {type(record).__name__}")
+
+    def _download_media(self, page: Page, ctx: SyncContext) -> dict[int, StoredFile]:
+        from archiver.media import MediaError
+        from archiver.net import Cancelled, scrubber
+
+        stored: dict[int, StoredFile] = {}
+        by_url: dict[str, StoredFile] = {}
+        for record in page.records:
+            refs: list[MediaRef] = []
+            owner = ""
+            if isinstance(record, Post):
+                refs, owner = record.media, record.native_id or record.created_at or "post"
+            elif isinstance(record, Profile) and record.avatar:
+                refs, owner = [record.avatar], "profile"
+            for ref in refs:
+                if ref.url in by_url:
+                    stored[id(ref)] = by_url[ref.url]
+                    continue
+                key = f"{self.account.account_id}:{owner}:{ref.role}:{ref.position}"
+                try:
+                    if ref.opener is not None:
+                        with ref.opener() as handle:
+                            result = self.media.add_file(handle, mime_hint=ref.mime_hint)
+                    else:
+                        if self._media_client is None:
+                            self._media_client = self.connector.media_client()
+                        result = self.media.download(self._media_client, ref.url, key=key,
+                                                     mime_hint=ref.mime_hint, cancel=ctx.cancel)
+                    file = StoredFile(result.sha256, str(result.path), result.mime, result.size)
+                except Cancelled:
+                    raise
+                except (MediaError, OSError, Exception) as error:  # noqa: B014 - any failure is per-item
+                    message = scrubber.text(str(error))
+                    ctx.report(f"{ref.role} of {owner} ({scrubber.url(ref.url)})", message)
+                    file = StoredFile(None, error=message)
+                stored[id(ref)] = by_url[ref.url] = file
+        return stored
+
+
+def _describe(record) -> str:
+    kind = type(record).__name__.lower()
+    ident = getattr(record, "native_id", None) or getattr(record, "created_at", None) or ""
+    return f"{kind} {ident}".strip()
+
+
+def _page_line(page: Page, counts: dict[str, int]) -> str:
+    shown = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(counts.items()) if v)
+    return f"{page.stream}: +{len(page.records)} records" + (f" ({shown})" if shown else "")
