@@ -6,6 +6,7 @@ that need them, so `archiver --help` stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -76,7 +77,7 @@ def _workspace(archive, config_path, *, require_config=False, secrets=None):
     ws = Workspace.open(folder, Path(config_path) if config_path else None,
                         require_config=require_config, secrets=secrets)
     if not archive and not os.environ.get("ARCHIVER_HOME") and ws.config.archive_path:
-        ws = Workspace(type(ws.archive)(ws.config.archive_path), ws.config, ws.secrets)
+        ws = Workspace(type(ws.archive)(ws.config.archive_path), ws.config, ws._secrets)
     return ws
 
 
@@ -93,15 +94,17 @@ def _guard(func):
     return wrapper
 
 
-def _progress_printer():
-    """Progress on a terminal, plain log lines otherwise (journald, CI, pipes)."""
+@contextlib.contextmanager
+def _progress(label: str):
+    """A live progress line on a terminal; plain log lines otherwise (journald, CI, pipes)."""
     if sys.stderr.isatty():
         from rich.console import Console
 
-        console = Console(stderr=True)
-        return lambda line: console.print(f"[dim]…[/dim] {line}", highlight=False)
-    log = logging.getLogger("archiver.progress")
-    return lambda line: log.info("%s", line)
+        with Console(stderr=True).status(f"{label}: starting …") as status:
+            yield lambda line: status.update(f"{label}: {line}")
+    else:
+        log = logging.getLogger("archiver.progress")
+        yield lambda line: log.info("%s: %s", label, line)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -199,7 +202,8 @@ def export(archive, config_path, platform, account_name, full):
     cancel = CancelFlag()
     with cancel.on_signals():
         for account in accounts:
-            result = run_export(ws, account, full=full, cancel=cancel, progress=_progress_printer())
+            with _progress(account.account_id) as progress:
+                result = run_export(ws, account, full=full, cancel=cancel, progress=progress)
             worst = max(worst, _report(account.account_id, result))
             if cancel():
                 break
@@ -241,8 +245,9 @@ def import_(archive, config_path, args, account_name):
     ws = _workspace(archive, config_path)
     cancel = CancelFlag()
     with cancel.on_signals():
-        result = run_import(ws, Path(path).expanduser(), platform=platform, account_name=account_name,
-                            cancel=cancel, progress=_progress_printer())
+        with _progress(Path(path).name) as progress:
+            result = run_import(ws, Path(path).expanduser(), platform=platform, account_name=account_name,
+                                cancel=cancel, progress=progress)
     sys.exit(_report(f"{result['account']} ← {Path(path).name}", result))
 
 

@@ -22,7 +22,17 @@ class Workspace:
 
     archive: Archive
     config: Config
-    secrets: object
+    _secrets: object = None
+
+    @property
+    def secrets(self):
+        """Opened on first use: status, serve, verify and most imports need no secrets, and
+        a headless machine without a keyring must still be able to run them."""
+        if self._secrets is None:
+            from archiver.secrets import open_secret_store
+
+            self._secrets = open_secret_store(os.environ.get("ARCHIVER_SECRETS") or self.config.secrets_backend)
+        return self._secrets
 
     @classmethod
     def open(cls, archive_dir: Path, config_path: Path | None = None, *, require_config: bool = False,
@@ -35,11 +45,6 @@ class Workspace:
             config = load_config(path, installed_connectors())
         else:
             config = Config(path=None)
-        if secrets is None:
-            from archiver.secrets import open_secret_store
-
-            backend = os.environ.get("ARCHIVER_SECRETS") or config.secrets_backend
-            secrets = open_secret_store(backend)
         return cls(Archive(archive_dir), config, secrets)
 
     def accounts(self, platform: str | None, name: str | None) -> list[AccountConfig]:
