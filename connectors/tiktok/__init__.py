@@ -16,7 +16,13 @@ from archiver.records import Page, iso_utc
 log = logging.getLogger("archiver.tiktok")
 
 RECENT_DAYS = 30          # counts of videos this young are refreshed on every run
-PORTABILITY_CATEGORIES = ["profile", "video", "activity"]
+# Data Portability categories each granted scope type covers (notes §4.1). Asking for a
+# category the grant does not cover is refused as a whole (401 scope_not_authorized), so
+# the request lists only what the user's scopes allow.
+PORTABILITY_CATEGORIES_BY_TYPE = {
+    "postsandprofile": ["profile", "video"],   # posts, profile, followers and following
+    "activity": ["activity"],
+}
 PORTABILITY_DONE_STATUSES = {"expired", "cancelled", "canceled", "failed"}
 PORTABILITY_REPEAT_DAYS = 7
 
@@ -110,7 +116,13 @@ class TikTokConnector(Connector):
     def pages(self, ctx) -> Iterator[Page]:
         api = self._api(cancel=ctx.cancel)
         try:
-            yield Page("profile", [api.user_info()])
+            profile = api.user_info()
+            if profile.native_id or profile.username:
+                yield Page("profile", [profile])
+            else:
+                # An empty answer says nothing about the account; never let it replace
+                # the archived profile's raw payload.
+                ctx.report("profile", "TikTok returned an empty profile; the archived one is kept as it was")
             listed = yield from self._video_pages(api, ctx)
             yield from self._recent_counts(api, ctx, skip=listed)
             if self.account.portability or any(s.startswith("portability.") for s in api.tokens.scopes):
@@ -140,26 +152,32 @@ class TikTokConnector(Connector):
                 if done:
                     return listed
                 cursor = next_cursor
-        # Incremental.
-        unfinished = state.get("cursor") if state.get("mode") == "incremental" else None
+        # Incremental. ``pending`` holds the cursors (ms timestamps) of listings cut off
+        # earlier by a crash or a stop, newest first; once the top of the list is known
+        # again, the walk goes on from each of them.
+        pending = [state.get("cursor"), *state.get("pending", [])]
+        pending = sorted({c for c in pending if c is not None}, reverse=True)
         cursor = None
         while True:
             posts, next_cursor, has_more = api.list_videos(cursor)
             known = ctx.known_post_ids(p.native_id for p in posts)
             listed.update(p.native_id for p in posts)
-            whole_page_known = bool(posts) and len(known) == len(posts)
             if not has_more:
-                yield Page("videos", posts, {"mode": "incremental", "cursor": None})
+                # The end of the list: everything older than any pending cursor is seen.
+                yield Page("videos", posts, {"mode": "incremental", "cursor": None, "pending": []})
                 return listed
-            if whole_page_known and unfinished is None:
-                yield Page("videos", posts, state or {"mode": "incremental", "cursor": None})
-                return listed
-            if whole_page_known and unfinished is not None:
-                # The top is up to date; jump to where the interrupted listing stopped.
-                yield Page("videos", posts, state)
-                cursor, unfinished = unfinished, None
+            # A cut-off point above where this walk now stands is covered by this walk
+            # (one exactly here is where the walk goes on, so it stays).
+            pending = [c for c in pending if c <= next_cursor]
+            if bool(posts) and len(known) == len(posts):
+                if not pending:
+                    yield Page("videos", posts, {"mode": "incremental", "cursor": None, "pending": []})
+                    return listed
+                # The top is up to date: go on where the oldest cut-off listing stopped.
+                cursor, pending = pending[0], pending[1:]
+                yield Page("videos", posts, {"mode": "incremental", "cursor": cursor, "pending": pending})
                 continue
-            yield Page("videos", posts, {"mode": "incremental", "cursor": next_cursor})
+            yield Page("videos", posts, {"mode": "incremental", "cursor": next_cursor, "pending": pending})
             cursor = next_cursor
 
     def _recent_counts(self, api, ctx, skip: set[str]) -> Iterator[Page]:
@@ -190,7 +208,7 @@ class TikTokConnector(Connector):
             if state.get("single_used") or _recent(state.get("completed_at"), PORTABILITY_REPEAT_DAYS):
                 return
             try:
-                request_id = api.portability_add(PORTABILITY_CATEGORIES)
+                request_id = api.portability_add(_portability_categories(api.tokens.scopes))
             except TikTokError as error:
                 ctx.report("portability request", str(error))
                 return
@@ -198,7 +216,17 @@ class TikTokConnector(Connector):
             ctx.save_state("portability", state)
             log.info("requested a TikTok data export (request %s)", request_id)
         request_id = state["request_id"]
-        status = str(api.portability_check(request_id).get("status", ""))
+        try:
+            status = str(api.portability_check(request_id).get("status", ""))
+        except TikTokError as error:
+            if error.kind not in ("client", "gone"):
+                raise
+            # TikTok no longer knows (or refuses) this request id. Keeping it would fail
+            # every later run the same way: forget it, ask afresh next run.
+            ctx.report("portability", f"checking export request {request_id} failed ({error}); "
+                       "a new one is made next run")
+            ctx.save_state("portability", {})
+            return
         if status.lower() in PORTABILITY_DONE_STATUSES:
             ctx.report("portability", f"the export request {request_id} ended as {status!r}; a new one is made next run")
             ctx.save_state("portability", {})
@@ -215,7 +243,12 @@ class TikTokConnector(Connector):
         from archiver.imports import open_export
 
         with open_export(zip_path) as source:
-            yield from self.import_pages(source, ctx)
+            # Written as an export (fills blanks, never overrides what the API said), with
+            # the zip's sha256 as provenance, like a hand-downloaded export.
+            provenance = f"export:{source.sha256}"
+            for page in self.import_pages(source, ctx):
+                page.source = provenance
+                yield page
         single = any(s.endswith(".single") for s in api.tokens.scopes if s.startswith("portability."))
         final = {"completed_at": iso_utc(dt.datetime.now(dt.timezone.utc)), "single_used": single,
                  "last_request_id": request_id}
@@ -233,6 +266,15 @@ class TikTokConnector(Connector):
         from archiver_connectors.tiktok.export import export_pages
 
         yield from export_pages(source, ctx)
+
+
+def _portability_categories(scopes: set[str]) -> list[str]:
+    """The category_selection_list the granted portability scopes cover."""
+    types = {s.split(".")[1] for s in scopes if s.startswith("portability.") and s.count(".") >= 2}
+    if "all" in types:
+        return ["all_data"]  # overrides every other category
+    return [c for kind, categories in PORTABILITY_CATEGORIES_BY_TYPE.items() if kind in types
+            for c in categories] or ["profile", "video"]
 
 
 def _recent(when: str | None, days: int) -> bool:

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from archiver.net import ApiClient, NetError, scrubber
+from archiver.net import ApiClient, NetError, RetryPolicy, scrubber
 from archiver.records import MediaRef, Post, Profile, iso_utc
 
 log = logging.getLogger("archiver.tiktok")
@@ -35,6 +35,10 @@ MAX_COUNT = 20          # /v2/video/list/ maximum
 QUERY_BATCH = 20        # /v2/video/query/ maximum ids
 REFRESH_MARGIN = 300    # refresh this many seconds before the access token expires
 TOKENS_KEY = "tokens"   # one SecretStore entry: the whole token response, stored atomically
+# TikTok limits each endpoint over a one-minute sliding window and sends no Retry-After
+# (notes §2.6). Backoff of 1, 2, 4 … s must be able to outlast that window: 8 attempts
+# wait about 127 s in all (6 would give up after about 31 s, still inside the window).
+RETRY_POLICY = RetryPolicy(attempts=8)
 
 
 def reauth_message(account: str) -> str:
@@ -169,7 +173,7 @@ class TikTokApi:
         self.tokens = tokens
         kwargs = {"sleep": sleep} if sleep else {}
         self.client = ApiClient(base_url, tokens=tokens, transport=transport, cancel=cancel,
-                                is_auth_error=self._is_auth_error, **kwargs)
+                                is_auth_error=self._is_auth_error, retry=RETRY_POLICY, **kwargs)
 
     @staticmethod
     def _is_auth_error(response: httpx.Response) -> bool:
@@ -256,6 +260,7 @@ class TikTokApi:
 
     def close(self) -> None:
         self.client.close()
+        self.tokens.client.close()
 
 
 def profile_from_user(user: dict[str, Any]) -> Profile:
@@ -272,7 +277,8 @@ def profile_from_user(user: dict[str, Any]) -> Profile:
         following=user.get("following_count"),
         likes=user.get("likes_count"),
         posts=user.get("video_count"),
-        raw=user,
+        # Avatar links are signed and expiring, like cover links: never stored whole.
+        raw={k: scrubber.url(v) if k.startswith("avatar") and isinstance(v, str) else v for k, v in user.items()},
     )
 
 

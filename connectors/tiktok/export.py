@@ -18,6 +18,7 @@ import re
 from typing import Any, Iterator
 
 from archiver.records import Comment, Membership, MediaRef, Page, Person, Post, Profile, Snapshot, iso_utc
+from archiver.sync import RunFailed
 
 DATA_FILES = ("user_data_tiktok.json", "user_data.json")
 TOP_KEYS = {"Activity", "Your Activity", "Video", "Post", "Profile", "Comment"}
@@ -36,8 +37,9 @@ _VIDEO_ID = re.compile(r"^https?://(?:[\w-]+\.)*tiktokv?\.com/(?:share/video|@[^
 _IMAGE_EXT = re.compile(r"\.(jpe?g|png|webp|heic|gif)(\?|$)", re.I)
 
 
-class UnknownLayout(Exception):
-    pass
+class UnknownLayout(RunFailed):
+    """The file is not (or no longer) an export this module can read. A RunFailed: the run
+    ends with this message, recorded and shown without a traceback."""
 
 
 def find_user_data(source) -> str | None:
@@ -53,33 +55,59 @@ def find_user_data(source) -> str | None:
     return None
 
 
-def _top_keys(source, name: str) -> set[str]:
+def _parse(source, name: str) -> Iterator[tuple[str, str, Any]]:
+    """ijson parse events of one entry. A UTF-8 byte-order mark is skipped; malformed JSON
+    becomes an ExportFileError that names the file and the entry (ijson's own error
+    names neither)."""
     import ijson
+
+    from archiver.imports import ExportFileError
+
+    with source.open(name) as handle:
+        if handle.peek(3)[:3] == b"\xef\xbb\xbf":
+            handle.read(3)
+        try:
+            yield from ijson.parse(handle)
+        except (ijson.JSONError, UnicodeDecodeError) as error:
+            raise ExportFileError(
+                f"{source.path}, entry {name!r}: malformed JSON ({str(error).splitlines()[0]}); "
+                "the file may be truncated: download the export again.", path=source.path, entry=name,
+            ) from error
+
+
+def _top_keys(source, name: str, strict: bool = False) -> set[str]:
+    """The top-level keys of one JSON entry. ``strict=False`` (sniffing a file that may not
+    be ours) answers "none" for anything unreadable; ``strict=True`` (importing a file
+    already recognized) lets the reason through: a zip bomb or a truncated file must not
+    be reported as "unknown layout"."""
+    from archiver.imports import ExportFileError
 
     keys = set()
     try:
-        with source.open(name) as handle:
-            for prefix, event, value in ijson.parse(handle):
-                if prefix == "" and event == "map_key":
-                    keys.add(value)
-                elif prefix == "" and event in ("start_array", "string", "number"):
-                    break
-    except Exception:
+        for prefix, event, value in _parse(source, name):
+            if prefix == "" and event == "map_key":
+                keys.add(value)
+            elif prefix == "" and event in ("start_array", "string", "number"):
+                break
+    except ExportFileError:
+        if strict:
+            raise
         return set()
     return keys
 
 
-def _items(source, name: str, prefixes: tuple[str, ...]) -> Iterator[dict]:
-    """Stream the items at the first prefix that exists; ``null`` lists give nothing."""
-    import ijson
-
+def _items(source, name: str, prefixes: tuple[str, ...], report=None) -> Iterator[dict]:
+    """Stream the items at the first prefix that exists; ``null`` lists give nothing.
+    An item that is not an object is reported through ``report(item, error)`` and skipped."""
     for prefix in prefixes:
         found = False
-        with source.open(name) as handle:
-            for item in ijson.items(handle, prefix, use_float=True):
-                found = True
-                if isinstance(item, dict):
-                    yield item
+        for position, item in enumerate(source.iter_json(name, prefix)):
+            found = True
+            if isinstance(item, dict):
+                yield item
+            elif report is not None:
+                report(f"item {position} of {prefix.removesuffix('.item')} in {name}",
+                       f"expected an object, found {type(item).__name__} {str(item)[:60]!r}")
         if found:
             return
 
@@ -105,12 +133,27 @@ def _get(item: dict, *keys: str) -> Any:
     return None
 
 
-def _date(item: dict) -> str | None:
+def _date(item: dict, strict: bool = False) -> str | None:
+    """The item's date as ISO-8601 UTC. An unreadable one is None, or with ``strict`` a
+    ValueError (a post without a usable date could never be matched to its API twin)."""
     value = _get(item, "Date", "date")
     try:
-        return iso_utc(value) if value else None
-    except ValueError:
+        return iso_utc(value) if _text(value) else None
+    except (TypeError, ValueError):
+        if strict:
+            raise ValueError(f"unreadable Date {value!r}") from None
         return None
+
+
+# WhoCanView in the export's words -> the visibility the API rows use ("public"), so the
+# same post from both sources does not look like an edit. Unknown values are kept as given.
+_VISIBILITY = {"everyone": "public", "public": "public", "friends": "friends", "followers": "followers",
+               "only me": "private", "only_me": "private", "private": "private"}
+
+
+def _visibility(value: Any) -> str | None:
+    text = _text(value)
+    return _VISIBILITY.get(text.lower(), text) if text else None
 
 
 def _strip_query(url: str) -> str:
@@ -138,13 +181,13 @@ def post_from_item(item: dict) -> Post:
     title = _text(item.get("Title"))
     return Post(
         native_id=native_id,
-        created_at=_date(item),
+        created_at=_date(item, strict=True),
         kind="photo" if photo else "video",
         title=title,
         text=None,
         url=f"https://www.tiktok.com/video/{native_id}" if native_id else None,
         like_count=_int(item.get("Likes")),
-        visibility=_text(item.get("WhoCanView")),
+        visibility=_visibility(item.get("WhoCanView")),
         media=refs,
         raw=raw,
     )
@@ -175,6 +218,8 @@ def profile_from_map(profile: dict) -> Profile:
     username = _text(profile.get("userName"))
     photo = _text(profile.get("profilePhoto"))
     kept = {k: profile.get(k) for k in ("userName", "bioDescription", "likesReceived", "profilePhoto") if k in profile}
+    if isinstance(kept.get("profilePhoto"), str):  # a signed, expiring link: never stored whole
+        kept["profilePhoto"] = _strip_query(kept["profilePhoto"])
     return Profile(
         native_id=None,
         username=username,
@@ -188,13 +233,10 @@ def profile_from_map(profile: dict) -> Profile:
 
 
 def _first(source, name: str, prefixes: tuple[str, ...]) -> dict | None:
-    import ijson
-
     for prefix in prefixes:
-        with source.open(name) as handle:
-            for value in ijson.items(handle, prefix, use_float=True):
-                if isinstance(value, dict):
-                    return value
+        for value in source.iter_json(name, prefix):
+            if isinstance(value, dict):
+                return value
     return None
 
 
@@ -206,7 +248,14 @@ def export_pages(source, ctx) -> Iterator[Page]:
         raise UnknownLayout(
             f"{source.path}: no TikTok user_data JSON found (looked for {', '.join(DATA_FILES)}). "
             "Is this TikTok's \"Download your data\" export in JSON format?")
-    keys = _top_keys(source, name)
+    # This reads the whole entry once, so a truncated file or a zip bomb stops the import
+    # here, with its reason (which names the file), before anything is written.
+    from archiver.imports import ExportFileError
+
+    try:
+        keys = _top_keys(source, name, strict=True)
+    except ExportFileError as error:
+        raise RunFailed(str(error)) from error
     if not keys & TOP_KEYS:
         raise UnknownLayout(
             f"{source.path}: {name} has none of TikTok's known sections ({', '.join(sorted(TOP_KEYS))}); "
@@ -217,7 +266,7 @@ def export_pages(source, ctx) -> Iterator[Page]:
         yield Page("export:profile", [profile_from_map(profile)])
 
     batch: list = []
-    for item in _items(source, name, POSTS):
+    for item in _items(source, name, POSTS, report=ctx.report):
         try:
             batch.append(post_from_item(item))
         except Exception as error:  # one bad item is reported and skipped
@@ -229,7 +278,7 @@ def export_pages(source, ctx) -> Iterator[Page]:
         yield Page("export:posts", batch)
 
     batch = []
-    for item in _items(source, name, COMMENTS):
+    for item in _items(source, name, COMMENTS, report=ctx.report):
         comment = comment_from_item(item)
         if comment is None:
             ctx.report(f"comment {item.get('Date') or item.get('date') or '?'} in {name}", "no comment text")
@@ -246,11 +295,11 @@ def export_pages(source, ctx) -> Iterator[Page]:
         if not _has_list(source, name, prefixes):
             continue  # a section missing from this export says nothing about who left
 
-        def members(prefixes=prefixes):
-            for item in _items(source, name, prefixes):
+        def members(prefixes=prefixes, kind=kind):
+            for item in _items(source, name, prefixes, report=ctx.report):
                 person = person_from_item(item)
                 if person is None:
-                    ctx.report(f"{kind} entry in {name}", "no UserName")
+                    ctx.report(f"{kind} entry {_get(item, 'Date', 'date') or '?'} in {name}", "no UserName")
                     continue
                 yield Membership(person, _date(item))
 
@@ -260,11 +309,8 @@ def export_pages(source, ctx) -> Iterator[Page]:
 def _has_list(source, name: str, prefixes: tuple[str, ...]) -> bool:
     """True when the list's container exists (even empty or null): only then is the
     snapshot complete. A list that is ``null`` means "nobody"."""
-    import ijson
-
     containers = {p.rsplit(".", 2)[0] for p in prefixes}
-    with source.open(name) as handle:
-        for prefix, event, value in ijson.parse(handle):
-            if prefix in containers and event == "start_map":
-                return True
+    for prefix, event, value in _parse(source, name):
+        if prefix in containers and event == "start_map":
+            return True
     return False

@@ -1135,15 +1135,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--retry-after", default=None, help="Retry-After value on 429 responses")
     parser.add_argument("--pkce", choices=("hex", "base64url", "either"), default="hex")
     parser.add_argument("--access-ttl", type=int, default=7200)
+    parser.add_argument("--client-key", default=FakeTikTokConfig.client_key,
+                        help="the app's client key the fake accepts")
+    parser.add_argument("--client-secret", default=FakeTikTokConfig.client_secret,
+                        help="the app's client secret the fake accepts")
     args = parser.parse_args(argv)
     config = FakeTikTokConfig(
         videos=args.videos, followers=args.followers, following=args.following, seed=args.seed,
         latency_ms=args.latency_ms, fail_rate=args.fail_rate,
         rate_limit_per_minute=args.rate_limit, retry_after=args.retry_after, pkce=args.pkce,
-        access_ttl=args.access_ttl,
+        access_ttl=args.access_ttl, client_key=args.client_key, client_secret=args.client_secret,
     )
     fake = FakeTikTok(config)
     server, _thread = serve(fake, args.host, args.port)
+    # Headers and body go out in separate writes; with Nagle's algorithm on, each answer
+    # then waits ~40 ms for the client's delayed ACK, which swamps --latency-ms.
+    server.RequestHandlerClass.disable_nagle_algorithm = True
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

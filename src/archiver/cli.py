@@ -193,9 +193,11 @@ def auth(archive, config_path, platform, account_name, client_key, client_secret
 def export(archive, config_path, platform, account_name, full):
     """Archive accounts through the platform's official API."""
     _setup_logging()
+    from archiver.connector import get_connector
     from archiver.jobs import run_export
     from archiver.sync import CancelFlag
 
+    get_connector(platform)  # a mistyped platform is named (with the installed ones) before any config problem
     ws = _workspace(archive, config_path, require_config=True)
     accounts = ws.accounts(platform, account_name)
     worst = 0
@@ -302,16 +304,21 @@ def verify(archive, config_path):
 # -- trying it ----------------------------------------------------------------------------------
 
 
-@main.command()
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("platform")
-@click.option("--port", type=int, default=8765, show_default=True)
+@click.option("--port", type=int, default=8765, show_default=True, help="Port on 127.0.0.1 (0 = any free port).")
 @click.option("--videos", type=int, default=30, show_default=True)
 @click.option("--followers", type=int, default=50, show_default=True)
 @click.option("--latency-ms", type=int, default=0, show_default=True)
 @click.option("--fail-rate", type=float, default=0.0, show_default=True, help="Share of requests answered with a 500.")
 @click.option("--seed", type=int, default=1, show_default=True)
-def simulate(platform, port, videos, followers, latency_ms, fail_rate, seed):
-    """Serve a simulated platform API on 127.0.0.1 (point an account's base_url at it)."""
+@click.pass_context
+def simulate(ctx, platform, port, videos, followers, latency_ms, fail_rate, seed):
+    """Serve a simulated platform API on 127.0.0.1 (point an account's base_url at it).
+
+    Other options go to the platform's simulator as they are (for TikTok e.g.
+    --client-secret, --access-ttl, --rate-limit, --retry-after).
+    """
     from archiver.connector import get_connector
 
     try:
@@ -325,7 +332,8 @@ def simulate(platform, port, videos, followers, latency_ms, fail_rate, seed):
     except ImportError:
         _fail(f"the {platform} connector has no simulator")
     fake.main(["--port", str(port), "--videos", str(videos), "--followers", str(followers),
-               "--latency-ms", str(latency_ms), "--fail-rate", str(fail_rate), "--seed", str(seed)])
+               "--latency-ms", str(latency_ms), "--fail-rate", str(fail_rate), "--seed", str(seed),
+               *ctx.args])
 
 
 @main.command()

@@ -22,6 +22,11 @@ ACCOUNT_KEYS = {
     "enabled": bool,
 }
 _SECRET_LOOKING = re.compile(r"(secret|token|password|client_key)", re.I)
+# How a type error says what is expected, in TOML's words rather than Python's.
+_EXPECTED_TYPE = {
+    str: 'a string in double quotes, e.g. "tiktok"',
+    bool: "true or false (without quotes)",
+}
 
 
 class ConfigError(Exception):
@@ -103,6 +108,33 @@ def _line_of(text: str, table: str | None, key: str | None) -> int | None:
     return None
 
 
+def _toml_error_message(path: Path, text: str, error: tomllib.TOMLDecodeError) -> str:
+    """tomllib only says e.g. "Invalid value (at line 2, column 12)": add the key and the
+    value written on that line, and what TOML expects there."""
+    message = str(error)
+    position = re.search(r"\s*\(at line (\d+), column (\d+)\)\s*$", message)
+    if not position:
+        return f"{path}: not valid TOML: {message}. Fix that line and try again."
+    number, problem = int(position[1]), message[:position.start()]
+    lines = text.splitlines()
+    line = lines[number - 1].strip() if 0 < number <= len(lines) else ""
+    where = f"{path}, line {number}"
+    assignment = re.match(r"""^([A-Za-z0-9_.'"-]+)\s*=\s*(.*)$""", line)
+    if assignment:
+        key, value = assignment[1], assignment[2]
+        table = None  # the [table] the line sits in: the nearest header above it
+        for earlier in reversed(lines[:number - 1]):
+            header = re.match(r"^\s*\[([^\[\]]+)\]", earlier)
+            if header:
+                table = header[1].strip()
+                break
+        dotted = f"{table}.{key}" if table else key
+        return (f"{where}: {dotted} = {value}: not valid TOML ({problem}, column {position[2]}); expected a value "
+                'such as "text in double quotes", true, false or a number.')
+    return (f"{where}: {line!r} is not valid TOML ({problem}, column {position[2]}); expected "
+            "key = value lines and [table] headers.")
+
+
 def load_config(path: Path, known_platforms: dict[str, Any] | None = None) -> Config:
     """Read and check a config file. ``known_platforms`` maps installed connector names
     to their classes; an unknown platform is an error listing them."""
@@ -113,7 +145,7 @@ def load_config(path: Path, known_platforms: dict[str, Any] | None = None) -> Co
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path}: not valid TOML: {error}. Fix that line and try again.") from None
+        raise ConfigError(_toml_error_message(path, text, error)) from None
 
     def fail(table: str | None, key: str | None, found: Any, expected: str) -> ConfigError:
         line = _line_of(text, table, key)
@@ -158,7 +190,7 @@ def load_config(path: Path, known_platforms: dict[str, Any] | None = None) -> Co
                 options[key] = value
                 continue
             if not isinstance(value, expected):
-                raise fail(where, key, value, f"a {expected.__name__}")
+                raise fail(where, key, value, _EXPECTED_TYPE[expected])
         platform = table["platform"]
         if known_platforms is not None and platform not in known_platforms:
             installed = ", ".join(sorted(known_platforms)) or "none"

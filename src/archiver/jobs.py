@@ -3,6 +3,7 @@ API, import an official export file. The CLI only parses options and prints."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -60,10 +61,14 @@ class Workspace:
 
 
 def run_export(ws: Workspace, account: AccountConfig, *, full: bool = False, cancel=lambda: False,
-               progress: Callable[[str], None] | None = None, transport=None) -> dict:
+               progress: Callable[[str], None] | None = None, transport=None,
+               sleep: Callable[[float], None] | None = None) -> dict:
+    """Export one account through its API. ``transport`` and ``sleep`` replace the
+    network and the waits between retries (tests: a fake platform, instant sleeps)."""
     from archiver.sync import Runner
 
-    connector = get_connector(account.platform)(account, ws.secrets, transport=transport, cancel=cancel)
+    connector = get_connector(account.platform)(account, ws.secrets, transport=transport, sleep=sleep,
+                                                cancel=cancel)
     try:
         runner = Runner(ws.archive, connector, progress=progress)
         return runner.run(connector.pages, kind="export", mode="full" if full else "incremental",
@@ -78,10 +83,11 @@ def detect_platform(source) -> str:
 
     matches = [name for name, cls in installed_connectors().items() if cls.detect_export(source)]
     if not matches:
+        skipped = "".join(f"\n  skipped inside it: {w}" for w in getattr(source, "warnings", []))
         raise ExportFileError(
             f"{source.path}: not an export file archiver knows (installed connectors: "
             f"{', '.join(sorted(installed_connectors()))}). If you know which platform it is from, "
-            "run `archiver import PLATFORM PATH`.")
+            f"run `archiver import PLATFORM PATH`.{skipped}")
     if len(matches) > 1:
         raise ExportFileError(
             f"{source.path}: looks like an export of several platforms ({', '.join(matches)}); "
@@ -132,8 +138,12 @@ def run_import(ws: Workspace, path: Path, *, platform: str | None = None, accoun
                                 mode=Path(path).name, cancel=cancel, source=f"export:{source.sha256}")
         finally:
             connector.close()
-        for warning in getattr(source, "warnings", []):
-            result["errors"].append({"item": Path(path).name, "error": warning})
+        warnings = [{"item": Path(path).name, "error": w} for w in getattr(source, "warnings", [])]
+        if warnings:  # entries the safe opener refused: kept in the run record for `status`
+            result["errors"] = warnings + result["errors"]
+            with db.atomic():
+                db.execute("UPDATE runs SET errors=? WHERE run_id=?",
+                           [json.dumps(result["errors"][:500]), result["run_id"]])
         if result["status"] == "ok":
             with db.atomic():
                 db.execute("INSERT OR IGNORE INTO imports (sha256, account_id, file_name, imported_at, run_id) "

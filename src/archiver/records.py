@@ -148,6 +148,9 @@ class Page:
     # its last page (``complete=True``) lets the writer tombstone posts it no longer had.
     listing: str | None = None
     complete: bool = False
+    # Provenance when it differs from the run's: an export zip fetched during an API run
+    # (TikTok's Data Portability) is written as "export:<sha256>", like an imported file.
+    source: str | None = None
 
 
 @dataclass

@@ -200,6 +200,7 @@ class Runner:
             full: bool = False, cancel: Callable[[], bool] = lambda: False,
             source: str = "api") -> dict[str, Any]:
         """Run ``pages`` to the end (or to a failure / cancel). Returns the run summary."""
+        from archiver.imports import ExportFileError
         from archiver.net import Cancelled, NetError, scrubber
 
         run_id = self._start_run(kind, mode)
@@ -210,7 +211,9 @@ class Runner:
             for page in pages(ctx):
                 if cancel():
                     raise Cancelled("stopped by request")
-                page_counts = self.write_page(page, ctx, source=source)
+                # A connector may hand over pages from an export file inside an API run
+                # (TikTok's Data Portability zip): those carry their own provenance.
+                page_counts = self.write_page(page, ctx, source=page.source or source)
                 for key, n in page_counts.items():
                     counts[key] = counts.get(key, 0) + n
                 self.progress(_page_line(page, counts))
@@ -222,9 +225,7 @@ class Runner:
             status, message = "interrupted", "interrupted; the next run resumes from its checkpoint"
             self._end_run(run_id, status, counts, ctx.errors, message)
             raise
-        except NetError as error:
-            status, message = "failed", str(error)
-        except RunFailed as error:
+        except (NetError, RunFailed, ExportFileError) as error:
             status, message = "failed", str(error)
         except Exception as error:  # a bug or an unexpected payload: record it, keep the archive
             status = "failed"
@@ -270,24 +271,24 @@ class Runner:
         return writer.counts
 
     def _write_record(self, writer: ArchiveWriter, record, stored: dict, page: Page) -> None:
-        if isinstance(record, Profile):
-            avatar = stored.get(id(record.avatar)) if record.avatar else None
-            writer.write_profile(record, avatar if avatar and avatar.sha256 else None)
-        elif isinstance(record, Post):
-            with self.archive.db.atomic():  # a savepoint: a bad post leaves no half row
+        from archiver.net import scrubber
+
+        with self.archive.db.atomic():  # a savepoint: a bad record leaves no half-written rows
+            if isinstance(record, Profile):
+                avatar = stored.get(id(record.avatar)) if record.avatar else None
+                writer.write_profile(record, avatar if avatar and avatar.sha256 else None)
+            elif isinstance(record, Post):
                 post_id = writer.write_post(record, listing=page.listing)
                 for ref in record.media:
-                    from archiver.net import scrubber
-
                     writer.link_media(post_id, ref, stored[id(ref)], scrubber.url(ref.url))
-        elif isinstance(record, Comment):
-            writer.write_comment(record)
-        elif isinstance(record, Person):
-            writer.write_person(record)
-        elif isinstance(record, Snapshot):
-            writer.write_snapshot(record)
-        else:
-            raise TypeError(f"connector yielded an unknown record type {type(record).__name__}")
+            elif isinstance(record, Comment):
+                writer.write_comment(record)
+            elif isinstance(record, Person):
+                writer.write_person(record)
+            elif isinstance(record, Snapshot):
+                writer.write_snapshot(record)
+            else:
+                raise TypeError(f"connector yielded an unknown record type {type(record).__name__}")
 
     def _download_media(self, page: Page, ctx: SyncContext) -> dict[int, StoredFile]:
         from archiver.media import MediaError

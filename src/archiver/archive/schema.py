@@ -202,6 +202,19 @@ def m001_initial(db: Database) -> None:
     db["posts"].enable_fts(["title", "text"], create_triggers=True, tokenize="unicode61")
     db["comments"].enable_fts(["text"], create_triggers=True, tokenize="unicode61")
     db["people"].enable_fts(["handle", "display_name"], create_triggers=True, tokenize="unicode61")
+    # A follower snapshot touches last_seen_at of up to a million people; sqlite-utils'
+    # update trigger would re-index every one of them. Re-index only when a name changes.
+    db.execute("DROP TRIGGER people_au")
+    db.execute(
+        'CREATE TRIGGER "people_au" AFTER UPDATE ON "people" '
+        "WHEN old.handle IS NOT new.handle OR old.display_name IS NOT new.display_name "
+        "OR old.rowid IS NOT new.rowid BEGIN\n"
+        '  INSERT INTO "people_fts" ("people_fts", rowid, "handle", "display_name") '
+        "VALUES('delete', old.rowid, old.\"handle\", old.\"display_name\");\n"
+        '  INSERT INTO "people_fts" (rowid, "handle", "display_name") '
+        'VALUES (new.rowid, new."handle", new."display_name");\n'
+        "END"
+    )
 
 
 def _statements(script: str) -> list[str]:

@@ -152,7 +152,7 @@ class ArchiveWriter:
         }
         merged = self._merge(existing, incoming, _PROFILE_FIELDS)
         sources, raw = self._merged_provenance(existing, profile.raw)
-        if existing and any(existing[k] != merged[k] for k in _PROFILE_FIELDS):
+        if existing and any(existing[k] is not None and existing[k] != merged[k] for k in _PROFILE_FIELDS):
             self.db.execute(
                 "INSERT OR IGNORE INTO profile_versions (account_id, replaced_at, username, display_name, bio, url, avatar_sha256) "
                 "VALUES (?,?,?,?,?,?,?)",
@@ -243,7 +243,9 @@ class ArchiveWriter:
         sources, raw = self._merged_provenance(existing, post.raw)
         if existing is None:
             self._count("posts_new")
-        elif any(existing[k] != merged[k] for k in _POST_CONTENT):
+        # Only a replaced value is an edit; filling a blank (an export adding what the
+        # API never said, or the reverse) is not, and must not invent a version.
+        elif any(existing[k] is not None and existing[k] != merged[k] for k in _POST_CONTENT):
             self.db.execute(
                 "INSERT OR IGNORE INTO post_versions (platform, post_id, replaced_at, title, text, visibility) VALUES (?,?,?,?,?,?)",
                 [self.platform, post_id, self.now, *(existing[k] for k in _POST_CONTENT)],
@@ -297,7 +299,8 @@ class ArchiveWriter:
         """
         cursor = self.db.execute(
             "UPDATE posts SET deleted_at=? WHERE account_id=? AND deleted_at IS NULL "
-            "AND listed_in IS NOT NULL AND listed_in != ?",
+            "AND (listed_in IS NULL OR listed_in != ?) AND EXISTS "
+            "(SELECT 1 FROM json_each(posts.sources) WHERE json_each.value = 'api')",
             [self.now, self.account_id, listing],
         )
         if cursor.rowcount:
@@ -363,105 +366,199 @@ class ArchiveWriter:
         opens intervals but writes "new" events only where the platform gave a date.
         A snapshot older than the newest one already applied opens intervals for people
         not yet known but ends none (it cannot know who left since).
+
+        People: a member not yet in ``people`` is added (with this source); a known one
+        gets ``last_seen_at`` and any handle / display name the list gives. If a person is
+        listed twice, the first listing's date and URLs count and the last names given win.
+
+        Built for a million members (benchmarks/followers_snapshot.py): each step is one
+        set-based statement that walks the staged members in key order, never a query per
+        member; the diff itself is two merge EXCEPTs over ordered keys, so everything after
+        it touches only the few people who came or went. Phase times (seconds) are left
+        in ``self.snapshot_timings``.
         """
+        from time import perf_counter
+
         conn = self.db.conn
         kind = snapshot.kind
-        conn.execute("DROP TABLE IF EXISTS temp.snapshot_members")
-        conn.execute(
-            "CREATE TEMP TABLE snapshot_members (person_id TEXT PRIMARY KEY, since TEXT) WITHOUT ROWID"
-        )
-        people_sql = (
-            "INSERT INTO people (platform, person_id, handle, display_name, url, avatar_url, sources, first_seen_at, last_seen_at, raw) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(platform, person_id) DO UPDATE SET "
-            "handle=coalesce(excluded.handle, handle), display_name=coalesce(excluded.display_name, display_name), "
-            "last_seen_at=excluded.last_seen_at"
-        )
-        sources = _json([self.source])
-        people_batch: list[tuple] = []
-        member_batch: list[tuple] = []
-        total = 0
-
-        def flush() -> None:
-            conn.executemany(people_sql, people_batch)
-            conn.executemany("INSERT OR IGNORE INTO temp.snapshot_members VALUES (?, ?)", member_batch)
-            people_batch.clear()
-            member_batch.clear()
-
-        for membership in snapshot.members:
-            person = membership.person
-            people_batch.append((
-                self.platform, person.native_id, person.handle, person.display_name, person.url,
-                person.avatar_url, sources, self.now, self.now, "{}",
-            ))
-            member_batch.append((person.native_id, membership.since))
-            total += 1
-            if len(member_batch) >= batch_size:
-                flush()
-        flush()
-
-        latest = self._one(
-            "SELECT max(taken_at) AS t, count(*) AS n FROM snapshots WHERE account_id=? AND kind=?",
-            [self.account_id, kind],
-        )
-        baseline = latest["n"] == 0
-        is_newest = latest["t"] is None or snapshot.taken_at >= latest["t"]
         taken = snapshot.taken_at
-        snapshot_id = self.db.execute(
-            "INSERT INTO snapshots (account_id, kind, taken_at, source, member_count, new_count, lost_count, complete) "
-            "VALUES (?,?,?,?,?,0,0,?) ON CONFLICT(account_id, kind, taken_at, source) DO UPDATE SET member_count=excluded.member_count "
-            "RETURNING snapshot_id",
-            [self.account_id, kind, taken, self.source, total, int(snapshot.complete)],
-        ).fetchone()[0]
-        args = {"account": self.account_id, "kind": kind, "taken": taken, "sid": snapshot_id}
-        open_match = (
-            "SELECT 1 FROM follows f WHERE f.account_id=:account AND f.kind=:kind "
-            "AND f.person_id=m.person_id AND f.ended_at IS NULL"
-        )
-        new_events = conn.execute(
-            "INSERT INTO audience_events (account_id, kind, person_id, event, at, snapshot_id) "
-            "SELECT :account, :kind, m.person_id, 'new', coalesce(m.since, :taken), :sid FROM temp.snapshot_members m "
-            f"WHERE NOT EXISTS ({open_match}) AND (:baseline = 0 OR m.since IS NOT NULL) "
-            "AND NOT EXISTS (SELECT 1 FROM follows f WHERE f.account_id=:account AND f.kind=:kind AND f.person_id=m.person_id)",
-            args | {"baseline": int(baseline)},
-        ).rowcount
-        # Returning after a gap is a new interval and a new event too.
-        new_events += conn.execute(
-            "INSERT INTO audience_events (account_id, kind, person_id, event, at, snapshot_id) "
-            "SELECT :account, :kind, m.person_id, 'new', :taken, :sid FROM temp.snapshot_members m "
-            f"WHERE NOT EXISTS ({open_match}) AND EXISTS (SELECT 1 FROM follows f WHERE f.account_id=:account "
-            "AND f.kind=:kind AND f.person_id=m.person_id AND f.ended_at <= :taken)",
-            args,
-        ).rowcount
-        conn.execute(
-            "INSERT OR IGNORE INTO follows (account_id, kind, person_id, started_at, last_seen_at, ended_at) "
-            "SELECT :account, :kind, m.person_id, CASE WHEN EXISTS (SELECT 1 FROM follows f WHERE f.account_id=:account "
-            "AND f.kind=:kind AND f.person_id=m.person_id) THEN :taken ELSE coalesce(m.since, :taken) END, :taken, NULL "
-            f"FROM temp.snapshot_members m WHERE NOT EXISTS ({open_match})",
-            args,
-        )
-        conn.execute(
-            "UPDATE follows SET last_seen_at=:taken WHERE account_id=:account AND kind=:kind AND ended_at IS NULL "
-            "AND last_seen_at < :taken AND person_id IN (SELECT person_id FROM temp.snapshot_members)",
-            args,
-        )
-        lost = 0
-        if snapshot.complete and is_newest and not baseline:
-            lost = conn.execute(
-                "INSERT INTO audience_events (account_id, kind, person_id, event, at, snapshot_id) "
-                "SELECT account_id, kind, person_id, 'lost', :taken, :sid FROM follows "
-                "WHERE account_id=:account AND kind=:kind AND ended_at IS NULL AND started_at <= :taken "
-                "AND person_id NOT IN (SELECT person_id FROM temp.snapshot_members)",
-                args,
-            ).rowcount
+        temp_tables = ("snapshot_arrivals", "snapshot_members", "snapshot_joiner_ids",
+                       "snapshot_joiners", "snapshot_gone", "snapshot_leavers")
+        timings: dict[str, float] = {}
+        self.snapshot_timings = timings
+        phase_started = perf_counter()
+
+        def phase_done(name: str) -> None:
+            nonlocal phase_started
+            now = perf_counter()
+            timings[name] = now - phase_started
+            phase_started = now
+
+        # Bigger page caches for the duration: the steps walk indexes of a million rows and
+        # SQLite's default 2 MB cache would re-read them at every step. These are caps (the
+        # staged members spill to a temp file beyond theirs), so memory stays bounded.
+        page_size = conn.execute("PRAGMA main.page_size").fetchone()[0]
+        saved_cache = {}
+        for schema, kib in (("main", 64 * 1024), ("temp", 32 * 1024)):
+            current = conn.execute(f"PRAGMA {schema}.cache_size").fetchone()[0]
+            current_kib = -current if current < 0 else current * page_size // 1024
+            if current_kib < kib:  # never shrink a cache the user made bigger
+                saved_cache[schema] = current
+                conn.execute(f"PRAGMA {schema}.cache_size=-{kib}")
+        try:
+            for table in temp_tables:
+                conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
+            # Arrival order first: appending to an unindexed table is the cheapest write;
+            # one sorted pass then builds the keyed table the diff walks.
             conn.execute(
-                "UPDATE follows SET ended_at=:taken WHERE account_id=:account AND kind=:kind AND ended_at IS NULL "
-                "AND started_at <= :taken AND person_id NOT IN (SELECT person_id FROM temp.snapshot_members)",
+                "CREATE TEMP TABLE snapshot_arrivals (person_id, since, handle, display_name, url, avatar_url)"
+            )
+            arrive_sql = "INSERT INTO temp.snapshot_arrivals VALUES (?,?,?,?,?,?)"
+            batch: list[tuple] = []
+            total = 0
+            for membership in snapshot.members:
+                person = membership.person
+                batch.append((person.native_id, membership.since, person.handle, person.display_name,
+                              person.url, person.avatar_url))
+                if len(batch) >= batch_size:
+                    conn.executemany(arrive_sql, batch)
+                    total += len(batch)
+                    batch.clear()
+            conn.executemany(arrive_sql, batch)
+            total += len(batch)
+            batch.clear()
+            conn.execute(
+                "CREATE TEMP TABLE snapshot_members (person_id TEXT PRIMARY KEY, since TEXT, "
+                "handle TEXT, display_name TEXT, url TEXT, avatar_url TEXT) WITHOUT ROWID"
+            )
+            # A person listed twice: in arrival order, the first date and URLs stay and
+            # later names win.
+            conn.execute(
+                "INSERT INTO temp.snapshot_members SELECT person_id, since, handle, display_name, url, avatar_url "
+                "FROM temp.snapshot_arrivals ORDER BY person_id, rowid "
+                "ON CONFLICT(person_id) DO UPDATE SET handle=coalesce(excluded.handle, handle), "
+                "display_name=coalesce(excluded.display_name, display_name)"
+            )
+            conn.execute("DROP TABLE temp.snapshot_arrivals")
+            phase_done("stage")
+
+            # Known people: touched only where something changes, so the full-text trigger
+            # fires only for changed names. "+m.person_id" makes SQLite walk the members and
+            # look people up, never scan every person of the platform.
+            people_args = {"platform": self.platform, "sources": _json([self.source]), "now": self.now}
+            conn.execute(
+                "UPDATE people SET handle=coalesce(m.handle, people.handle), "
+                "display_name=coalesce(m.display_name, people.display_name), last_seen_at=:now "
+                "FROM temp.snapshot_members m WHERE people.platform=:platform AND people.person_id=+m.person_id "
+                "AND (people.last_seen_at IS NOT :now OR (m.handle IS NOT NULL AND m.handle IS NOT people.handle) "
+                "OR (m.display_name IS NOT NULL AND m.display_name IS NOT people.display_name))",
+                people_args,
+            )
+            conn.execute(
+                "INSERT INTO people (platform, person_id, handle, display_name, url, avatar_url, sources, "
+                "first_seen_at, last_seen_at, raw) "
+                "SELECT :platform, person_id, handle, display_name, url, avatar_url, :sources, :now, :now, '{}' "
+                "FROM temp.snapshot_members m "
+                "WHERE NOT EXISTS (SELECT 1 FROM people p WHERE p.platform=:platform AND p.person_id=m.person_id)",
+                people_args,
+            )
+            phase_done("people")
+
+            latest = self._one(
+                "SELECT max(taken_at) AS t, count(*) AS n FROM snapshots WHERE account_id=? AND kind=?",
+                [self.account_id, kind],
+            )
+            baseline = latest["n"] == 0
+            is_newest = latest["t"] is None or taken >= latest["t"]
+            snapshot_id = self.db.execute(
+                "INSERT INTO snapshots (account_id, kind, taken_at, source, member_count, new_count, lost_count, complete) "
+                "VALUES (?,?,?,?,?,0,0,?) ON CONFLICT(account_id, kind, taken_at, source) DO UPDATE SET member_count=excluded.member_count "
+                "RETURNING snapshot_id",
+                [self.account_id, kind, taken, self.source, total, int(snapshot.complete)],
+            ).fetchone()[0]
+            args = {"account": self.account_id, "kind": kind, "taken": taken, "sid": snapshot_id}
+            open_people = (
+                "SELECT person_id FROM follows WHERE account_id=:account AND kind=:kind AND ended_at IS NULL"
+            )
+            this_list = "f.account_id=:account AND f.kind=:kind AND f.person_id=m.person_id"
+
+            # The diff: two top-level EXCEPTs with ORDER BY, which SQLite runs as a merge of
+            # the members' key order and the open intervals' (no per-row lookups, no temp
+            # B-tree). (Inside a subquery SQLite would drop the ORDER BY, hence the tables.)
+            # Joiners: members without an open interval.
+            conn.execute(
+                "CREATE TEMP TABLE snapshot_joiner_ids AS "
+                f"SELECT person_id FROM temp.snapshot_members EXCEPT {open_people} ORDER BY 1",
                 args,
             )
-        conn.execute(
-            "UPDATE snapshots SET new_count=?, lost_count=? WHERE snapshot_id=?", [new_events, lost, snapshot_id]
-        )
-        conn.execute("DROP TABLE temp.snapshot_members")
+            conn.execute(
+                "CREATE TEMP TABLE snapshot_joiners AS SELECT m.person_id AS person_id, m.since AS since, "
+                f"EXISTS (SELECT 1 FROM follows f WHERE {this_list}) AS known, "
+                f"EXISTS (SELECT 1 FROM follows f WHERE {this_list} AND f.ended_at <= :taken) AS came_back "
+                "FROM temp.snapshot_joiner_ids j CROSS JOIN temp.snapshot_members m ON m.person_id=j.person_id",
+                args,
+            )
+            # Gone: people with an open interval who are not in this list.
+            conn.execute("CREATE TEMP TABLE snapshot_gone (person_id TEXT PRIMARY KEY) WITHOUT ROWID")
+            conn.execute(
+                f"INSERT INTO temp.snapshot_gone {open_people} "
+                "EXCEPT SELECT person_id FROM temp.snapshot_members ORDER BY 1",
+                args,
+            )
+            new_events = conn.execute(
+                "INSERT INTO audience_events (account_id, kind, person_id, event, at, snapshot_id) "
+                "SELECT :account, :kind, person_id, 'new', coalesce(since, :taken), :sid FROM temp.snapshot_joiners "
+                "WHERE NOT known AND (:baseline = 0 OR since IS NOT NULL) "
+                # In time order, so the events' time index grows at its end.
+                "ORDER BY coalesce(since, :taken), person_id",
+                args | {"baseline": int(baseline)},
+            ).rowcount
+            # Returning after a gap is a new interval and a new event too.
+            new_events += conn.execute(
+                "INSERT INTO audience_events (account_id, kind, person_id, event, at, snapshot_id) "
+                "SELECT :account, :kind, person_id, 'new', :taken, :sid FROM temp.snapshot_joiners WHERE came_back",
+                args,
+            ).rowcount
+            # Everyone who stayed: one in-place update per open interval, in key order.
+            conn.execute(
+                "UPDATE follows SET last_seen_at=:taken WHERE account_id=:account AND kind=:kind "
+                "AND ended_at IS NULL AND last_seen_at < :taken "
+                "AND person_id NOT IN (SELECT person_id FROM temp.snapshot_gone)",
+                args,
+            )
+            conn.execute(
+                "INSERT OR IGNORE INTO follows (account_id, kind, person_id, started_at, last_seen_at, ended_at) "
+                "SELECT :account, :kind, person_id, CASE WHEN known THEN :taken ELSE coalesce(since, :taken) END, "
+                ":taken, NULL FROM temp.snapshot_joiners",
+                args,
+            )
+            lost = 0
+            if snapshot.complete and is_newest and not baseline:
+                conn.execute(
+                    "CREATE TEMP TABLE snapshot_leavers AS SELECT f.person_id AS person_id, f.started_at AS started_at "
+                    "FROM temp.snapshot_gone g CROSS JOIN follows f ON f.account_id=:account AND f.kind=:kind "
+                    "AND f.person_id=g.person_id AND f.ended_at IS NULL WHERE f.started_at <= :taken",
+                    args,
+                )
+                lost = conn.execute(
+                    "INSERT INTO audience_events (account_id, kind, person_id, event, at, snapshot_id) "
+                    "SELECT :account, :kind, person_id, 'lost', :taken, :sid FROM temp.snapshot_leavers",
+                    args,
+                ).rowcount
+                conn.execute(
+                    "UPDATE follows SET ended_at=:taken WHERE account_id=:account AND kind=:kind "
+                    "AND (person_id, started_at) IN (SELECT person_id, started_at FROM temp.snapshot_leavers)",
+                    args,
+                )
+            conn.execute(
+                "UPDATE snapshots SET new_count=?, lost_count=? WHERE snapshot_id=?", [new_events, lost, snapshot_id]
+            )
+            phase_done("diff")
+            for table in temp_tables:
+                conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
+        finally:
+            for schema, value in saved_cache.items():
+                conn.execute(f"PRAGMA {schema}.cache_size={value}")
         self._count(f"{kind}_seen", total)
         self._count(f"{kind}_new", new_events)
         self._count(f"{kind}_lost", lost)
