@@ -1110,6 +1110,9 @@ def serve(fake: FakeTikTok, host: str = "127.0.0.1", port: int = 0):
         def log_message(self, format, *args):  # noqa: A002 - quiet; URLs may carry codes
             pass
 
+    # Headers and body go out in separate writes; with Nagle's algorithm on, each answer
+    # then waits ~40 ms for the client's delayed ACK, which swamps any latency knob.
+    Handler.disable_nagle_algorithm = True
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True
     bound_host, bound_port = server.server_address[:2]
@@ -1148,9 +1151,6 @@ def main(argv: list[str] | None = None) -> None:
     )
     fake = FakeTikTok(config)
     server, _thread = serve(fake, args.host, args.port)
-    # Headers and body go out in separate writes; with Nagle's algorithm on, each answer
-    # then waits ~40 ms for the client's delayed ACK, which swamps --latency-ms.
-    server.RequestHandlerClass.disable_nagle_algorithm = True
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

@@ -141,11 +141,11 @@ def run_import(ws: Workspace, path: Path, *, platform: str | None = None, accoun
         warnings = [{"item": Path(path).name, "error": w} for w in getattr(source, "warnings", [])]
         if warnings:  # entries the safe opener refused: kept in the run record for `status`
             result["errors"] = warnings + result["errors"]
-            with db.atomic():
+            with ws.archive.writing():
                 db.execute("UPDATE runs SET errors=? WHERE run_id=?",
                            [json.dumps(result["errors"][:500]), result["run_id"]])
         if result["status"] == "ok":
-            with db.atomic():
+            with ws.archive.writing():
                 db.execute("INSERT OR IGNORE INTO imports (sha256, account_id, file_name, imported_at, run_id) "
                            "VALUES (?,?,?,?,?)", [source.sha256, account.account_id, Path(path).name, now_utc(),
                                                   result["run_id"]])

@@ -14,7 +14,7 @@ def account_status(archive: Archive, config: Config) -> list[dict]:
     from archiver.sync import mark_dead_runs
 
     db = archive.db
-    with db.atomic():
+    with archive.writing():
         mark_dead_runs(db)
     ids = [a.account_id for a in config.accounts]
     for (account_id,) in db.execute(
@@ -119,7 +119,7 @@ def verify_archive(archive: Archive, echo: Callable[[str], None] = print) -> int
         if not (archive.media_root / path).exists():
             problems += 1
             echo(f"media: {path} (sha256 {sha256}) is recorded but missing from {archive.media_root}")
-    with db.atomic():
+    with archive.writing():
         db.execute("UPDATE media SET verified_at=?", [now_utc()])
     echo(f"media: {checked} files checked, {problems} problem(s)")
     return problems

@@ -89,7 +89,7 @@ class SyncContext:
 
     def save_state(self, stream: str, state: dict[str, Any] | None) -> None:
         """Outside a page (e.g. a portability request id): commits at once."""
-        with self.db.atomic():
+        with self.archive.writing():
             _write_state(self.db, self.account.account_id, stream, state)
 
     def known_post_ids(self, ids) -> set[str]:
@@ -176,7 +176,7 @@ class Runner:
     # -- run record ------------------------------------------------------------------
     def _start_run(self, kind: str, mode: str) -> int:
         db = self.archive.db
-        with db.atomic():
+        with self.archive.writing():
             mark_dead_runs(db)
             return db.execute(
                 "INSERT INTO runs (account_id, platform, kind, mode, pid, started_at, status) VALUES (?,?,?,?,?,?, 'running') "
@@ -188,7 +188,7 @@ class Runner:
         from archiver.net import scrubber
 
         db = self.archive.db
-        with db.atomic():
+        with self.archive.writing():
             db.execute(
                 "UPDATE runs SET status=?, ended_at=?, counts=?, errors=?, message=? WHERE run_id=?",
                 [status, now_utc(), json.dumps(counts, sort_keys=True), json.dumps(errors[:500]),
@@ -248,7 +248,7 @@ class Runner:
         db = self.archive.db
         writer = ArchiveWriter(db, platform=self.account.platform, account_id=self.account.account_id,
                                source=source, scrub=scrubber.obj)
-        with db.atomic():
+        with self.archive.writing():
             for record in page.records:
                 try:
                     self._write_record(writer, record, stored, page)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlite_utils import Database
@@ -47,6 +48,31 @@ class Archive:
             migrations.apply(db)
             self._db = db
         return self._db
+
+    @contextmanager
+    def writing(self):
+        """A write transaction that takes the write lock at its start (BEGIN IMMEDIATE).
+
+        sqlite-utils' ``atomic()`` begins a deferred transaction; one that reads first and
+        then writes fails at once with "database is locked" when another connection
+        (Datasette, `archiver status`) holds a read snapshot, without waiting for
+        busy_timeout. Taking the lock up front makes it wait instead. Nested use becomes a
+        savepoint.
+        """
+        db = self.db
+        if db.conn.in_transaction:
+            with db.atomic():
+                yield db
+            return
+        db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            if db.conn.in_transaction:
+                db.conn.rollback()
+            raise
+        else:
+            db.conn.commit()
 
     def close(self) -> None:
         if self._db is not None:

@@ -9,7 +9,7 @@
 - The API is the authority for what it returns; an export only fills what is empty, so
   importing an old export after an API run never turns a caption back.
 
-The caller owns the transaction (the sync runner wraps each page in ``db.atomic()``).
+The caller owns the transaction (the sync runner wraps each page in ``Archive.writing()``).
 """
 
 from __future__ import annotations
@@ -411,7 +411,7 @@ class ArchiveWriter:
             # Arrival order first: appending to an unindexed table is the cheapest write;
             # one sorted pass then builds the keyed table the diff walks.
             conn.execute(
-                "CREATE TEMP TABLE snapshot_arrivals (person_id, since, handle, display_name, url, avatar_url)"
+                "CREATE TEMP TABLE snapshot_arrivals (person_id TEXT, since, handle, display_name, url, avatar_url)"
             )
             arrive_sql = "INSERT INTO temp.snapshot_arrivals VALUES (?,?,?,?,?,?)"
             batch: list[tuple] = []

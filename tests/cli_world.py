@@ -1,0 +1,216 @@
+"""End-to-end helpers: the REAL `archiver` command run as subprocesses, against
+`archiver simulate tiktok` served in another process over real loopback HTTP.
+
+Used by test_e2e_crash.py, test_secret_leak.py and test_cli.py:
+
+    sim = start_simulator(tmp_path, videos=60, followers=200)   # a fake TikTok process
+    write_account_config(archive_dir, sim.base_url)              # [accounts.main] -> sim
+    env = cli_env(tmp_path / "state")                            # env secrets, no keyring
+    authorize(archive_dir, env)                                  # `archiver auth`, we play the browser
+    run_cli(["export", "--platform", "tiktok", "--archive", str(archive_dir)], env)
+
+Every test gets its own simulator process and state folder, so nothing leaks between
+tests and nothing touches a real keyring.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+FAKE_CLIENT_KEY = "fake-client-key"
+FAKE_CLIENT_SECRET = "fake-client-secret"
+AUTHORIZE_URL = re.compile(r"http://127\.0\.0\.1:\d+/v2/auth/authorize/\?\S+")
+
+
+def archiver_command() -> list[str]:
+    """The installed console script (what a user runs), next to this interpreter."""
+    script = Path(sys.executable).with_name("archiver")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("archiver")
+    if found:
+        return [found]
+    return [sys.executable, "-c", "from archiver.cli import main; main()"]
+
+
+def cli_env(state_dir: Path, *, client_key: str = FAKE_CLIENT_KEY, client_secret: str = FAKE_CLIENT_SECRET,
+            **extra: str) -> dict[str, str]:
+    """Environment for an `archiver` subprocess: env secrets + a private state folder,
+    keyring forced to its failing backend, no ARCHIVER_HOME inherited from the caller."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVER_")}
+    env.update({
+        "ARCHIVER_SECRETS": "env",
+        "ARCHIVER_STATE_DIR": str(state_dir),
+        "ARCHIVER_SECRET_TIKTOK_MAIN_CLIENT_KEY": client_key,
+        "ARCHIVER_SECRET_TIKTOK_MAIN_CLIENT_SECRET": client_secret,
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+        "PYTHONUNBUFFERED": "1",
+        "NO_COLOR": "1",
+    })
+    env.update(extra)
+    return env
+
+
+@dataclass
+class CliResult:
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def describe(self) -> str:
+        return (f"archiver {' '.join(self.args)} -> exit {self.returncode}\n"
+                f"--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}")
+
+
+def run_cli(args: list[str], env: dict[str, str] | None = None, *, timeout: float = 60,
+            cwd: Path | None = None) -> CliResult:
+    """Run `archiver ARGS` to its end and capture everything it printed."""
+    started = time.monotonic()
+    if env is None:  # no secrets needed: still no keyring and no inherited ARCHIVER_* settings
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVER_")}
+        env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
+    done = subprocess.run([*archiver_command(), *args], env=env, capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd)
+    return CliResult(list(args), done.returncode, done.stdout, done.stderr, time.monotonic() - started)
+
+
+# --------------------------------------------------------------------------- the simulator
+
+
+@dataclass
+class Simulator:
+    """`archiver simulate tiktok` running in its own process."""
+
+    process: subprocess.Popen
+    base_url: str
+    stderr_path: Path
+    options: dict = field(default_factory=dict)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stdout:
+            self.process.stdout.close()
+
+
+def start_simulator(folder: Path, *, videos: int = 60, followers: int = 200, latency_ms: int = 0,
+                    seed: int = 1, fail_rate: float = 0.0, extra: list[str] = (), env=None) -> Simulator:
+    """Start `archiver simulate tiktok --port 0 …` and wait for its "listening on" line."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stderr_path = folder / "simulate.stderr"
+    args = ["simulate", "tiktok", "--port", "0", "--videos", str(videos), "--followers", str(followers),
+            "--latency-ms", str(latency_ms), "--seed", str(seed), "--fail-rate", str(fail_rate), *extra]
+    with open(stderr_path, "wb") as stderr:
+        process = subprocess.Popen([*archiver_command(), *args], stdout=subprocess.PIPE, stderr=stderr,
+                                   text=True, env=env or cli_env(folder / "sim-state"))
+    line = _read_line_with_timeout(process, timeout=20)
+    match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line or "")
+    if not match:
+        process.kill()
+        process.wait()
+        raise AssertionError(f"`archiver simulate` did not start: {line!r}\n{stderr_path.read_text()}")
+    return Simulator(process, match[1], stderr_path,
+                     dict(videos=videos, followers=followers, seed=seed, latency_ms=latency_ms))
+
+
+def _read_line_with_timeout(process: subprocess.Popen, timeout: float) -> str | None:
+    """One stdout line from ``process``, or None if none came in time (no hang on a dead child)."""
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.append(process.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    return lines[0] if lines else None
+
+
+# --------------------------------------------------------------------------- an account
+
+
+def write_account_config(archive_dir: Path, base_url: str, *, account: str = "main") -> Path:
+    archive_dir.mkdir(parents=True, exist_ok=True)
+    path = archive_dir / "config.toml"
+    path.write_text(
+        "# written by the end-to-end tests: one TikTok account served by `archiver simulate`\n"
+        f'[accounts.{account}]\nplatform = "tiktok"\nbase_url = "{base_url}"\n',
+        encoding="utf-8")
+    return path
+
+
+def authorize(archive_dir: Path, env: dict[str, str], *, timeout: float = 30) -> CliResult:
+    """`archiver auth tiktok --no-browser`, with this test playing the browser.
+
+    The command prints the authorize URL and waits on its loopback callback. We GET the
+    URL from the fake (which approves at once and answers 302 to the callback), then GET
+    the callback; the command exchanges the code and stores the tokens.
+    """
+    started = time.monotonic()
+    process = subprocess.Popen([*archiver_command(), "auth", "tiktok", "--no-browser", "--archive", str(archive_dir)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    printed: list[str] = []
+    url = None
+    try:
+        while url is None:
+            line = _read_line_with_timeout(process, timeout=timeout)
+            if not line:
+                break
+            printed.append(line)
+            found = AUTHORIZE_URL.search(line)
+            url = found[0] if found else None
+        assert url, f"`archiver auth` printed no authorize URL:\n{''.join(printed)}{process.stderr.read()}"
+        with httpx.Client(timeout=10, follow_redirects=False) as browser:
+            approval = browser.get(url)
+            assert approval.status_code == 302, approval.text
+            callback = approval.headers["location"]
+            assert callback.startswith("http://127.0.0.1:"), callback
+            landing = browser.get(callback)
+            assert landing.status_code == 200, landing.text
+        stdout, stderr = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    result = CliResult(["auth", "tiktok", "--no-browser", "--archive", str(archive_dir)], process.returncode,
+                       "".join(printed) + stdout, stderr, time.monotonic() - started)
+    assert result.returncode == 0, result.describe()
+    return result
+
+
+def stored_tokens(state_dir: Path, account: str = "main") -> dict:
+    """The token record `archiver auth` / a refresh left in the state folder's tokens.json."""
+    entries = json.loads((state_dir / "tokens.json").read_text(encoding="utf-8"))
+    return json.loads(entries[f"tiktok:{account}:tokens"]["value"])
+
+
+# --------------------------------------------------------------------------- reading an archive
+
+
+def query(archive_dir: Path, sql: str, params=()) -> list[tuple]:
+    """Read the archive with plain sqlite3 (no archiver code between the test and the file)."""
+    db = sqlite3.connect(archive_dir / "archive.db")
+    try:
+        return db.execute(sql, params).fetchall()
+    finally:
+        db.close()
