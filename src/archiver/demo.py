@@ -63,13 +63,29 @@ def run_demo(folder: Path, *, videos: int = 24, followers: int = 120, echo: Call
         echo(f"  followers:      {one(open_follows.format('followers'))}")
         echo(f"  following:      {one(open_follows.format('following'))}")
         echo(f"  own comments:   {one('SELECT count(*) FROM comments')}")
-        echo(f"\nBrowse it:   archiver serve --archive {folder}")
-        echo(f"Its status:  archiver status --archive {folder}")
+        command = _command_name()
+        echo(f"\nBrowse it:   {command} serve --archive {folder}")
+        echo(f"Its status:  {command} status --archive {folder}")
         failed = [r for r in (api_result, import_result) if r["status"] not in ("ok", "skipped")]
         return 1 if failed else 0
     finally:
         server.shutdown()
         server.server_close()
+
+
+def _command_name() -> str:
+    """How the user can call archiver again: plain `archiver` when it is on PATH (the
+    same one), else the path it was started by (e.g. `.venv/bin/archiver` after `make demo`)."""
+    import os
+    import shutil
+    import sys
+
+    started = sys.argv[0] if sys.argv and sys.argv[0].endswith("archiver") else None
+    on_path = shutil.which("archiver")
+    if started is None or (on_path and os.path.realpath(on_path) == os.path.realpath(started)):
+        return "archiver"
+    relative = os.path.relpath(started)
+    return started if relative.startswith("..") else relative
 
 
 def _write_demo_config(folder: Path) -> None:
