@@ -383,7 +383,7 @@ class ArchiveWriter:
         kind = snapshot.kind
         taken = snapshot.taken_at
         temp_tables = ("snapshot_arrivals", "snapshot_members", "snapshot_joiner_ids",
-                       "snapshot_joiners", "snapshot_gone", "snapshot_leavers")
+                       "snapshot_joiners", "snapshot_gone", "snapshot_leavers", "snapshot_backfill")
         timings: dict[str, float] = {}
         self.snapshot_timings = timings
         phase_started = perf_counter()
@@ -445,10 +445,15 @@ class ArchiveWriter:
             # Known people: touched only where something changes, so the full-text trigger
             # fires only for changed names. "+m.person_id" makes SQLite walk the members and
             # look people up, never scan every person of the platform.
-            people_args = {"platform": self.platform, "sources": _json([self.source]), "now": self.now}
+            people_args = {"platform": self.platform, "sources": _json([self.source]), "now": self.now,
+                           "source": self.source}
             conn.execute(
                 "UPDATE people SET handle=coalesce(m.handle, people.handle), "
-                "display_name=coalesce(m.display_name, people.display_name), last_seen_at=:now "
+                "display_name=coalesce(m.display_name, people.display_name), last_seen_at=:now, "
+                # Provenance: this list's source joins the person's sources (a string test,
+                # cheap enough for a million rows).
+                "sources=CASE WHEN instr(people.sources, json_quote(:source)) THEN people.sources "
+                "ELSE json_insert(people.sources, '$[#]', :source) END "
                 "FROM temp.snapshot_members m WHERE people.platform=:platform AND people.person_id=+m.person_id "
                 "AND (people.last_seen_at IS NOT :now OR (m.handle IS NOT NULL AND m.handle IS NOT people.handle) "
                 "OR (m.display_name IS NOT NULL AND m.display_name IS NOT people.display_name))",
@@ -505,20 +510,6 @@ class ArchiveWriter:
                 "EXCEPT SELECT person_id FROM temp.snapshot_members ORDER BY 1",
                 args,
             )
-            new_events = conn.execute(
-                "INSERT INTO audience_events (account_id, kind, person_id, event, at, snapshot_id) "
-                "SELECT :account, :kind, person_id, 'new', coalesce(since, :taken), :sid FROM temp.snapshot_joiners "
-                "WHERE NOT known AND (:baseline = 0 OR since IS NOT NULL) "
-                # In time order, so the events' time index grows at its end.
-                "ORDER BY coalesce(since, :taken), person_id",
-                args | {"baseline": int(baseline)},
-            ).rowcount
-            # Returning after a gap is a new interval and a new event too.
-            new_events += conn.execute(
-                "INSERT INTO audience_events (account_id, kind, person_id, event, at, snapshot_id) "
-                "SELECT :account, :kind, person_id, 'new', :taken, :sid FROM temp.snapshot_joiners WHERE came_back",
-                args,
-            ).rowcount
             # Everyone who stayed: one in-place update per open interval, in key order.
             conn.execute(
                 "UPDATE follows SET last_seen_at=:taken WHERE account_id=:account AND kind=:kind "
@@ -526,13 +517,30 @@ class ArchiveWriter:
                 "AND person_id NOT IN (SELECT person_id FROM temp.snapshot_gone)",
                 args,
             )
-            conn.execute(
-                "INSERT OR IGNORE INTO follows (account_id, kind, person_id, started_at, last_seen_at, ended_at) "
-                "SELECT :account, :kind, person_id, CASE WHEN known THEN :taken ELSE coalesce(since, :taken) END, "
-                ":taken, NULL FROM temp.snapshot_joiners",
-                args,
-            )
             lost = 0
+            if is_newest:
+                new_events = conn.execute(
+                    "INSERT INTO audience_events (account_id, kind, person_id, event, at, snapshot_id) "
+                    "SELECT :account, :kind, person_id, 'new', coalesce(since, :taken), :sid FROM temp.snapshot_joiners "
+                    "WHERE NOT known AND (:baseline = 0 OR since IS NOT NULL) "
+                    # In time order, so the events' time index grows at its end.
+                    "ORDER BY coalesce(since, :taken), person_id",
+                    args | {"baseline": int(baseline)},
+                ).rowcount
+                # Returning after a gap is a new interval and a new event too.
+                new_events += conn.execute(
+                    "INSERT INTO audience_events (account_id, kind, person_id, event, at, snapshot_id) "
+                    "SELECT :account, :kind, person_id, 'new', :taken, :sid FROM temp.snapshot_joiners WHERE came_back",
+                    args,
+                ).rowcount
+                conn.execute(
+                    "INSERT OR IGNORE INTO follows (account_id, kind, person_id, started_at, last_seen_at, ended_at) "
+                    "SELECT :account, :kind, person_id, CASE WHEN known THEN :taken ELSE coalesce(since, :taken) END, "
+                    ":taken, NULL FROM temp.snapshot_joiners",
+                    args,
+                )
+            else:
+                new_events, lost = self._apply_older_snapshot(conn, args)
             if snapshot.complete and is_newest and not baseline:
                 conn.execute(
                     "CREATE TEMP TABLE snapshot_leavers AS SELECT f.person_id AS person_id, f.started_at AS started_at "
@@ -550,8 +558,11 @@ class ArchiveWriter:
                     "AND (person_id, started_at) IN (SELECT person_id, started_at FROM temp.snapshot_leavers)",
                     args,
                 )
+            # Added, not set: applying the same list again finds nobody new and must not
+            # erase what its first application counted.
             conn.execute(
-                "UPDATE snapshots SET new_count=?, lost_count=? WHERE snapshot_id=?", [new_events, lost, snapshot_id]
+                "UPDATE snapshots SET new_count=new_count+?, lost_count=lost_count+? WHERE snapshot_id=?",
+                [new_events, lost, snapshot_id],
             )
             phase_done("diff")
             for table in temp_tables:
@@ -563,3 +574,53 @@ class ArchiveWriter:
         self._count(f"{kind}_new", new_events)
         self._count(f"{kind}_lost", lost)
         return {"members": total, "new": new_events, "lost": lost}
+
+    def _apply_older_snapshot(self, conn, args: dict) -> tuple[int, int]:
+        """A list older than the newest one applied (an old export imported late).
+
+        It ends nobody: it cannot know who left since. What it does know: who followed at
+        its time. The first complete list after it (``until``) bounds what it can say:
+        - someone whose open interval began later, with no complete list in between,
+          followed earlier than known: their interval starts earlier;
+        - someone not following at its time by any interval gets one from their date
+          (or the list's time) to ``until``, the first complete list that lacked them;
+          with no complete list after it, that interval stays open.
+        Returns the (new, lost) events written.
+        """
+        until = conn.execute(
+            "SELECT min(taken_at) FROM snapshots WHERE account_id=:account AND kind=:kind AND complete=1 "
+            "AND taken_at > :taken", args,
+        ).fetchone()[0]
+        args = args | {"until": until}
+        conn.execute(
+            "UPDATE OR IGNORE follows SET started_at=coalesce(m.since, :taken) FROM temp.snapshot_members m "
+            "WHERE follows.account_id=:account AND follows.kind=:kind AND follows.person_id=m.person_id "
+            "AND follows.ended_at IS NULL AND follows.started_at > coalesce(m.since, :taken) "
+            "AND (:until IS NULL OR :until >= follows.started_at)",
+            args,
+        )
+        conn.execute(
+            "CREATE TEMP TABLE snapshot_backfill AS SELECT m.person_id AS person_id, "
+            "coalesce(m.since, :taken) AS started_at FROM temp.snapshot_members m WHERE NOT EXISTS "
+            "(SELECT 1 FROM follows f WHERE f.account_id=:account AND f.kind=:kind AND f.person_id=m.person_id "
+            "AND f.started_at <= :taken AND (f.ended_at IS NULL OR f.ended_at > :taken))",
+            args,
+        )
+        new = conn.execute(
+            "INSERT INTO audience_events (account_id, kind, person_id, event, at, snapshot_id) "
+            "SELECT :account, :kind, person_id, 'new', started_at, :sid FROM temp.snapshot_backfill",
+            args,
+        ).rowcount
+        conn.execute(
+            "INSERT OR IGNORE INTO follows (account_id, kind, person_id, started_at, last_seen_at, ended_at) "
+            "SELECT :account, :kind, person_id, started_at, :taken, :until FROM temp.snapshot_backfill",
+            args,
+        )
+        lost = 0
+        if until is not None:
+            lost = conn.execute(
+                "INSERT INTO audience_events (account_id, kind, person_id, event, at, snapshot_id) "
+                "SELECT :account, :kind, person_id, 'lost', :until, :sid FROM temp.snapshot_backfill",
+                args,
+            ).rowcount
+        return new, lost
