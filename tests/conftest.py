@@ -1,13 +1,11 @@
-"""Shared test fixtures: a fake TikTok in-process, an archive in tmp_path, a secret store
-in memory. Tests never touch a real keyring or the network."""
+"""Test-wide settings: tests never touch a real keyring, the user's archive or the network.
+Shared helpers live beside the tests (tiktok_sync_harness.py, cli_world.py)."""
 
 from __future__ import annotations
 
 import os
 import sys
 from pathlib import Path
-
-import pytest
 
 # Any keyring use in a test must be explicit (tests/keyring_memory.py); never a real one.
 os.environ.setdefault("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")

@@ -7,7 +7,6 @@ import datetime as dt
 import logging
 import os
 import uuid
-from pathlib import Path
 from typing import Iterator
 
 from archiver.connector import Connector
@@ -59,7 +58,7 @@ class TikTokConnector(Connector):
     # -- authorization -----------------------------------------------------------------
     def authorize(self, *, echo, open_browser=None, client_key=None, client_secret=None, prompt=None,
                   port: int = 0, timeout: float = 300, **_):
-        from archiver.net import NetError, scrubber
+        from archiver.net import scrubber
         from archiver.oauth import OAuthError, pkce_pair, run_loopback_flow
         from archiver_connectors.tiktok.api import (
             DEFAULT_SCOPES, TikTokTokens, authorize_url, token_request)
@@ -68,11 +67,12 @@ class TikTokConnector(Connector):
         for key, given in (("client_key", client_key), ("client_secret", client_secret)):
             value = given or self.secrets.get("tiktok", account, key)
             if not value and prompt is not None:
-                value = prompt(key)
+                value = given = prompt(key)
             if not value:
                 raise OAuthError(f"no TikTok {key} for account {account!r}: pass --{key.replace('_', '-')} "
                                  "or run this command on a terminal to be asked for it")
-            self.secrets.set("tiktok", account, key, value)
+            if given:  # new from the user: keep it; one read from the store stays where it is
+                self.secrets.set("tiktok", account, key, value)
             if key == "client_secret":
                 scrubber.add(value)
         client_key = self.secrets.get("tiktok", account, "client_key")
@@ -89,14 +89,15 @@ class TikTokConnector(Connector):
                 redirect_uri=redirect_uri, state=state, challenge=challenge),
             open_browser=open_browser, echo=echo, port=port, timeout=timeout,
         )
-        body = token_request(self._http(), self._token_url(), {
-            "client_key": client_key,
-            "client_secret": client_secret,
-            "code": result.code,
-            "grant_type": "authorization_code",
-            "redirect_uri": result.redirect_uri,
-            "code_verifier": verifier,
-        })
+        with self._http() as http:
+            body = token_request(http, self._token_url(), {
+                "client_key": client_key,
+                "client_secret": client_secret,
+                "code": result.code,
+                "grant_type": "authorization_code",
+                "redirect_uri": result.redirect_uri,
+                "code_verifier": verifier,
+            })
         if "error" in body:
             hint = ""
             if body["error"] == "invalid_request" and "code" in body.get("error_description", "").lower():
@@ -105,11 +106,11 @@ class TikTokConnector(Connector):
                         f"in [accounts.{account}] and run `archiver auth tiktok --account {account}` again.")
             raise OAuthError(f"TikTok refused the authorization: {body['error']}: "
                              f"{body.get('error_description', '')}.{hint}")
-        tokens = TikTokTokens(self.secrets, account, self._token_url(), self._http()).store(body)
+        with self._http() as http:
+            tokens = TikTokTokens(self.secrets, account, self._token_url(), http).store(body)
         granted = tokens["scope"]
         missing = sorted(set(scopes.split(",")) - set(granted.split(",")))
         note = f" (not granted: {', '.join(missing)})" if missing else ""
-        del NetError
         return f"TikTok account {account!r} authorized with scopes {granted}{note}."
 
     # -- API sync ----------------------------------------------------------------------
@@ -283,5 +284,3 @@ def _recent(when: str | None, days: int) -> bool:
     moment = dt.datetime.fromisoformat(when.replace("Z", "+00:00"))
     return dt.datetime.now(dt.timezone.utc) - moment < dt.timedelta(days=days)
 
-
-__all__ = ["TikTokConnector", "Path"]

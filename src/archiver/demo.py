@@ -7,7 +7,6 @@ then a generated "Download your data" zip goes through the real importer.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Callable
 
@@ -105,5 +104,3 @@ def _write_demo_config(folder: Path) -> None:
 def _counts(counts: dict) -> str:
     return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(counts.items()) if v) or "nothing new"
 
-
-__all__ = ["run_demo", "json"]
