@@ -27,6 +27,7 @@ _EXPECTED_TYPE = {
     str: 'a string in double quotes, e.g. "tiktok"',
     bool: "true or false (without quotes)",
 }
+_TYPE_WORDS = {int: "a whole number", float: "a number", list: 'a list such as ["a", "b"]'}
 
 
 class ConfigError(Exception):
@@ -50,11 +51,48 @@ class AccountConfig:
 
 
 @dataclass
+class InboxConfig:
+    """A folder the daemon watches for official export files dropped by hand."""
+
+    path: Path
+    interval: int = 60          # seconds between looks
+    settle: int = 10            # a file's size must stay unchanged this long before import
+
+
+@dataclass
+class AlertsConfig:
+    failed_runs: int = 3            # consecutive failed runs of an account before an alert
+    unreachable_hours: float = 24   # a platform unreachable this long raises an alert
+    export_max_age_days: int = 30   # remind when the newest manual export is older
+
+
+@dataclass
+class NotifyConfig:
+    """Where alerts go. Each is optional; the e-mail password comes from the SecretStore
+    (platform "notify", account "email", key "password")."""
+
+    command: list[str] | None = None       # argv; the alert JSON arrives on stdin
+    webhook_url: str | None = None         # POST of the alert JSON
+    email: dict[str, Any] | None = None    # host, port, starttls, username, from, to
+
+
+@dataclass
+class DaemonConfig:
+    max_parallel: int = 2                   # accounts of different platforms at once
+    log_file: str = "daemon.log"            # in the archive folder, rotated
+    stop_timeout: int = 60                  # seconds to wait for a run to stop on SIGTERM
+
+
+@dataclass
 class Config:
     path: Path | None
     archive_path: Path | None = None
     secrets_backend: str = "keyring"
     accounts: list[AccountConfig] = field(default_factory=list)
+    inbox: InboxConfig | None = None
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
+    daemon: DaemonConfig = field(default_factory=DaemonConfig)
 
     def find_accounts(self, platform: str | None = None, name: str | None = None) -> list[AccountConfig]:
         found = [
@@ -155,8 +193,9 @@ def load_config(path: Path, known_platforms: dict[str, Any] | None = None) -> Co
 
     config = Config(path=path)
     for top in data:
-        if top not in ("archive", "secrets", "accounts", "inbox", "notify", "daemon"):
-            raise fail(None, top, data[top], "one of the tables [archive], [secrets], [accounts.<name>]")
+        if top not in ("archive", "secrets", "accounts", "inbox", "notify", "daemon", "alerts"):
+            raise fail(None, top, data[top], "one of the tables [archive], [secrets], [accounts.<name>], "
+                       "[inbox], [alerts], [notify.*], [daemon]")
 
     archive = data.get("archive", {})
     if "path" in archive:
@@ -215,7 +254,73 @@ def load_config(path: Path, known_platforms: dict[str, Any] | None = None) -> Co
                 options=options,
             )
         )
+    _load_service_tables(data, config, fail)
     return config
+
+
+def _check_table(data: dict, name: str, keys: dict[str, type | tuple], fail) -> dict:
+    """A table's known keys with the right types; an unknown key or a wrong type fails."""
+    table = data.get(name, {})
+    if not isinstance(table, dict):
+        raise fail(None, name, table, f"a table [{name}]")
+    for key, value in table.items():
+        if key not in keys:
+            raise fail(name, key, value, "one of " + ", ".join(sorted(keys)))
+        allowed = keys[key] if isinstance(keys[key], tuple) else (keys[key],)
+        # TOML's true/false are ints to Python: only a bool key takes them.
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            raise fail(name, key, value, " or ".join(_EXPECTED_TYPE.get(t, _TYPE_WORDS.get(t, t.__name__))
+                                                     for t in allowed))
+    return table
+
+
+def _load_service_tables(data: dict, config: Config, fail) -> None:
+    """[inbox], [alerts], [notify.*] and [daemon]: what the daemon needs."""
+    inbox = _check_table(data, "inbox", {"path": str, "interval": int, "settle": int}, fail)
+    if inbox:
+        if "path" not in inbox:
+            raise fail("inbox", None, None, 'a path key, e.g. path = "~/archiver-inbox"')
+        config.inbox = InboxConfig(Path(inbox["path"]).expanduser(), inbox.get("interval", 60), inbox.get("settle", 10))
+        for key in ("interval", "settle"):
+            if getattr(config.inbox, key) < 1:
+                raise fail("inbox", key, inbox[key], "a whole number of seconds, 1 or more")
+    alerts = _check_table(data, "alerts", {"failed_runs": int, "unreachable_hours": (int, float),
+                                            "export_max_age_days": int}, fail)
+    config.alerts = AlertsConfig(**alerts)
+    for key, value in alerts.items():
+        if value <= 0:
+            raise fail("alerts", key, value, "a number above 0")
+    daemon = _check_table(data, "daemon", {"max_parallel": int, "log_file": str, "stop_timeout": int}, fail)
+    config.daemon = DaemonConfig(**daemon)
+    notify = data.get("notify", {})
+    if not isinstance(notify, dict):
+        raise fail(None, "notify", notify, "tables [notify.command], [notify.webhook], [notify.email]")
+    for kind in notify:
+        if kind not in ("command", "webhook", "email"):
+            raise fail("notify", kind, notify[kind], "one of [notify.command], [notify.webhook], [notify.email]")
+    command = _check_table(notify, "command", {"run": list}, _sub(fail, "notify"))
+    if command:
+        if not command.get("run") or not all(isinstance(a, str) for a in command["run"]):
+            raise fail("notify.command", "run", command.get("run"), 'a list of strings, e.g. ["notify-send", "archiver"]')
+        config.notify.command = command["run"]
+    webhook = _check_table(notify, "webhook", {"url": str}, _sub(fail, "notify"))
+    if webhook:
+        if not re.match(r"^https?://", webhook.get("url", "")):
+            raise fail("notify.webhook", "url", webhook.get("url"), "an http(s) URL")
+        config.notify.webhook_url = webhook["url"]
+    email = _check_table(notify, "email", {"host": str, "port": int, "starttls": bool, "username": str,
+                                           "from": str, "to": (list, str)}, _sub(fail, "notify"))
+    if email:
+        for key in ("host", "from", "to"):
+            if key not in email:
+                raise fail("notify.email", key, None, "set (host, from and to are needed to send e-mail)")
+        to = email["to"] if isinstance(email["to"], list) else [email["to"]]
+        config.notify.email = {"port": 587, "starttls": True, **email, "to": to}
+
+
+def _sub(fail, parent: str):
+    """``fail`` for a table nested in ``parent`` (e.g. [notify.email])."""
+    return lambda table, key, found, expected: fail(f"{parent}.{table}" if table else parent, key, found, expected)
 
 
 def _is_loopback_url(url: str) -> bool:
