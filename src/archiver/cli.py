@@ -181,6 +181,37 @@ def auth(archive, config_path, platform, account_name, client_key, client_secret
     click.echo(message)
 
 
+@main.group()
+def secret():
+    """Store a secret archiver needs (e.g. the e-mail password for alerts)."""
+
+
+@secret.command(name="set")
+@common_options
+@click.argument("platform")
+@click.argument("account")
+@click.argument("key")
+@_guard
+def secret_set(archive, config_path, platform, account, key):
+    """Store KEY for PLATFORM ACCOUNT in the configured secret store.
+
+    The value is asked for without echo on a terminal, else read from standard input
+    (`printf %s "$PASSWORD" | archiver secret set notify email password`). It never
+    goes on the command line, where other users could see it in the process list.
+    Example: archiver secret set notify email password
+    """
+    ws = _workspace(archive, config_path)
+    if sys.stdin.isatty():
+        value = click.prompt(f"{platform} {account} {key}", hide_input=True, confirmation_prompt=True)
+    else:
+        value = sys.stdin.read().rstrip("\r\n")  # the newline `echo` adds is not part of it
+    if not value:
+        _fail(f"no value given for {platform} {account} {key}: nothing stored")
+    store = ws.secrets
+    store.set(platform, account, key, value)
+    click.echo(f"stored {key} for {platform} {account} ({store.backend_name})")
+
+
 # -- archiving ------------------------------------------------------------------------------
 
 
@@ -253,6 +284,35 @@ def import_(archive, config_path, args, account_name):
     sys.exit(_report(f"{result['account']} ← {Path(path).name}", result))
 
 
+@main.command()
+@common_options
+@_guard
+def inbox(archive, config_path):
+    """Import the export files waiting in the config's [inbox] folder, once.
+
+    What the daemon does every [inbox] interval, for use without the daemon: a file is
+    imported once it has stopped changing for [inbox] settle seconds (this command waits
+    for that), then moved to done/; a file that cannot be imported goes to failed/ with
+    a .error.txt beside it saying why.
+    """
+    _setup_logging()
+    from archiver.inbox import inbox_folder, scan_until_settled
+    from archiver.sync import CancelFlag
+
+    ws = _workspace(archive, config_path)
+    folder = inbox_folder(ws)
+    cancel = CancelFlag()
+    with cancel.on_signals():
+        outcomes = scan_until_settled(ws, cancel=cancel)
+    if not outcomes:
+        click.echo(f"{folder}: nothing to import")
+    for outcome in outcomes:
+        where = f" → {outcome['moved_to']}" if outcome["moved_to"] else ""
+        click.echo(f"{outcome['file']}: {outcome['status']}{where}")
+        click.echo(f"  {outcome['message']}")
+    sys.exit(EXIT_FAILED if any(o["status"] == "failed" for o in outcomes) else 0)
+
+
 # -- looking at it -------------------------------------------------------------------------
 
 
@@ -276,7 +336,8 @@ def serve(archive, config_path, port, open_browser):
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @_guard
 def status(archive, config_path, as_json):
-    """Per account: last run, its result, what it added and what failed."""
+    """Per account: last run and result, next run, what the archive holds, open alerts,
+    export age."""
     from archiver.status import account_status, render_status
 
     ws = _workspace(archive, config_path)
@@ -299,6 +360,44 @@ def verify(archive, config_path):
     ws = _workspace(archive, config_path)
     problems = verify_archive(ws.archive, echo=click.echo)
     sys.exit(EXIT_FAILED if problems else 0)
+
+
+# -- running unattended ---------------------------------------------------------------------------
+
+
+@main.command()
+@common_options
+@click.option("--install-systemd", is_flag=True,
+              help="Write a systemd user unit that runs this daemon, print how to enable it, and exit.")
+@click.option("--install-launchd", is_flag=True,
+              help="Write a launchd agent (macOS) that runs this daemon, print how to load it, and exit.")
+@_guard
+def daemon(archive, config_path, install_systemd, install_launchd):
+    """Keep every configured account archived on its schedule, until stopped.
+
+    Each account runs on its `schedule` (cron; default nightly between 02:00 and 05:00),
+    runs missed while the daemon was down are caught up at start, the [inbox] folder is
+    watched. One daemon per archive. SIGTERM/SIGINT stop it cleanly (a running account
+    resumes next time), SIGHUP reloads the config. Logs go to stdout and to a rotating
+    daemon.log in the archive folder.
+    """
+    ws = _workspace(archive, config_path)
+    if install_systemd or install_launchd:
+        try:
+            from archiver import service
+        except ImportError:
+            _fail("installing a service is not available in this version of archiver")
+        if install_systemd:
+            service.install_systemd(ws, click.echo)
+        if install_launchd:
+            service.install_launchd(ws, click.echo)
+        return
+    from archiver.daemon import DaemonAlreadyRunning, run_daemon
+
+    try:
+        sys.exit(run_daemon(ws, config_path=Path(config_path) if config_path else None))
+    except DaemonAlreadyRunning as error:
+        _fail(str(error))
 
 
 # -- trying it ----------------------------------------------------------------------------------

@@ -240,8 +240,20 @@ def load_config(path: Path, known_platforms: dict[str, Any] | None = None) -> Co
         if base_url and base_url.startswith("http://") and not _is_loopback_url(base_url):
             raise fail(where, "base_url", base_url, "https://, or plain http:// on a loopback address only")
         schedule = table.get("schedule")
-        if schedule is not None and len(schedule.split()) != 5:
-            raise fail(where, "schedule", schedule, "a cron line with five fields, e.g. \"17 3 * * *\"")
+        if schedule is not None:
+            # Five cron fields, or six with seconds first (for runs seconds apart, e.g. tests).
+            # APScheduler (imported only here) checks each field, so "99 3 * * *" fails now,
+            # with its line, not at 3 a.m.
+            expected = ("a cron line with five fields (minute hour day month weekday), e.g. \"17 3 * * *\", "
+                        "or six with seconds first, e.g. \"*/30 * * * * *\"")
+            if len(schedule.split()) not in (5, 6):
+                raise fail(where, "schedule", schedule, expected)
+            from archiver.daemon import schedule_trigger
+
+            try:
+                schedule_trigger(schedule)
+            except ValueError as error:
+                raise fail(where, "schedule", schedule, f"{expected} ({error})") from None
         config.accounts.append(
             AccountConfig(
                 name=name,

@@ -200,6 +200,19 @@ _TABLES = {
         "description": "Export files already imported, by their SHA-256, so each is read once.",
         "sort_desc": "imported_at",
     },
+    "alerts": {
+        "title": "Alerts",
+        "description": "When an account was in danger (failing, gone, unreachable) or its manual export "
+                       "grew old, what was safe then, and when it was resolved.",
+        "sort_desc": "opened_at",
+        "facets": ["kind", "state", "account_id"],
+        "columns": {
+            "kind": "failing | gone | unreachable | export_old",
+            "state": "open | resolved",
+            "details": "JSON: the run and failure kind behind it, the steps to take, how it was resolved",
+            "notified_state": "What the notifiers last delivered: open, open+1d (still gone a day later), resolved",
+        },
+    },
     "_sqlite_migrations": {"hidden": True},
 }
 

@@ -9,14 +9,16 @@ from archiver.archive import Archive
 from archiver.config import Config
 
 
-def account_status(archive: Archive, config: Config) -> list[dict]:
-    """One entry per account (configured or seen in the archive)."""
+def account_status(archive: Archive, config: Config, *, now=None) -> list[dict]:
+    """One entry per account (configured or seen in the archive). ``now`` (an aware
+    datetime) is for tests of the export age."""
     from archiver.sync import mark_dead_runs
 
     db = archive.db
     with archive.writing():
         mark_dead_runs(db)
-    ids = [a.account_id for a in config.accounts]
+    by_id = {a.account_id: a for a in config.accounts}
+    ids = list(by_id)
     for (account_id,) in db.execute(
         "SELECT account_id FROM runs UNION SELECT account_id FROM accounts ORDER BY 1"
     ).fetchall():
@@ -31,30 +33,104 @@ def account_status(archive: Archive, config: Config) -> list[dict]:
 
         last = _run(db, "SELECT * FROM runs WHERE account_id=? ORDER BY run_id DESC LIMIT 1", account_id)
         last_ok = one("SELECT max(ended_at) FROM runs WHERE account_id=? AND status='ok'")[0]
-        holds = {
-            "posts": one("SELECT count(*) FROM posts WHERE account_id=?")[0],
-            "posts_deleted_on_platform": one("SELECT count(*) FROM posts WHERE account_id=? AND deleted_at IS NOT NULL")[0],
-            "media_files": one(
-                "SELECT count(DISTINCT pm.sha256) FROM post_media pm JOIN posts p USING (platform, post_id) "
-                "WHERE p.account_id=? AND pm.sha256 IS NOT NULL")[0],
-            "media_missing": one(
-                "SELECT count(*) FROM post_media pm JOIN posts p USING (platform, post_id) "
-                "WHERE p.account_id=? AND pm.sha256 IS NULL")[0],
-            "comments": one("SELECT count(*) FROM comments WHERE account_id=?")[0],
-            "followers": one("SELECT count(*) FROM follows WHERE account_id=? AND kind='followers' AND ended_at IS NULL")[0],
-            "following": one("SELECT count(*) FROM follows WHERE account_id=? AND kind='following' AND ended_at IS NULL")[0],
-        }
         newest_export = one("SELECT max(imported_at) FROM imports WHERE account_id=?")[0]
+        configured = by_id.get(account_id)
         rows.append({
             "account": account_id,
             "platform": platform,
-            "configured": account_id in [a.account_id for a in config.accounts],
+            "configured": configured is not None,
             "last_run": last,
             "last_successful_run_at": last_ok,
-            "archive_holds": holds,
+            "next_run": _next_run(configured),
+            "archive_holds": archive_holds(db, account_id),
             "newest_export_imported_at": newest_export,
+            "export": export_age(platform, newest_export, config.alerts.export_max_age_days, now=now),
+            "open_alerts": open_alerts(db, account_id),
         })
     return rows
+
+
+def archive_holds(db, account_id: str) -> dict[str, int]:
+    """What the archive holds for one account (also the numbers an alert quotes)."""
+
+    def one(sql):
+        return db.execute(sql, [account_id]).fetchone()[0]
+
+    return {
+        "posts": one("SELECT count(*) FROM posts WHERE account_id=?"),
+        "posts_deleted_on_platform": one("SELECT count(*) FROM posts WHERE account_id=? AND deleted_at IS NOT NULL"),
+        "media_files": one(
+            "SELECT count(DISTINCT pm.sha256) FROM post_media pm JOIN posts p USING (platform, post_id) "
+            "WHERE p.account_id=? AND pm.sha256 IS NOT NULL"),
+        "media_missing": one(
+            "SELECT count(*) FROM post_media pm JOIN posts p USING (platform, post_id) "
+            "WHERE p.account_id=? AND pm.sha256 IS NULL"),
+        "comments": one("SELECT count(*) FROM comments WHERE account_id=?"),
+        "followers": one("SELECT count(*) FROM follows WHERE account_id=? AND kind='followers' AND ended_at IS NULL"),
+        "following": one("SELECT count(*) FROM follows WHERE account_id=? AND kind='following' AND ended_at IS NULL"),
+    }
+
+
+def export_age(platform: str, newest_imported_at: str | None, max_age_days: int, *, now=None) -> dict:
+    """For a platform whose followers come only from a manual export: how old the newest
+    imported one is, and the steps to request a new one when it is too old (or missing)."""
+    import datetime as dt
+
+    from archiver.connector import installed_connectors
+
+    cls = installed_connectors().get(platform)
+    steps = getattr(cls, "manual_export_steps", "") if cls else ""
+    if not steps:
+        return {"manual": False}
+    now = now or dt.datetime.now(dt.timezone.utc)
+    age_days = None
+    if newest_imported_at:
+        age_days = (now - parse_utc(newest_imported_at)).total_seconds() / 86400
+    too_old = age_days is None or age_days > max_age_days
+    return {
+        "manual": True,
+        "newest_imported_at": newest_imported_at,
+        "age_days": None if age_days is None else int(age_days),
+        "max_age_days": max_age_days,
+        "too_old": too_old,
+        "steps": steps if too_old else None,
+    }
+
+
+def open_alerts(db, account_id: str) -> list[dict]:
+    cursor = db.execute("SELECT alert_id, kind, state, message, opened_at, updated_at, last_notified_at "
+                        "FROM alerts WHERE account_id=? AND state='open' ORDER BY alert_id", [account_id])
+    names = [c[0] for c in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def parse_utc(text: str):
+    """Our stored timestamps ("2026-11-19T03:10:00Z") -> an aware datetime."""
+    import datetime as dt
+
+    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+
+
+def _next_run(account) -> str | None:
+    """When the daemon runs this account next. The daemon module knows its schedules;
+    without it (or for an account not in the config) there is nothing to say."""
+    if account is None or not account.enabled:
+        return None
+    try:
+        from archiver import daemon
+    except ImportError:
+        return None
+    next_run_time = getattr(daemon, "next_run_time", None)
+    if next_run_time is None:
+        return None
+    try:
+        moment = next_run_time(account)
+    except Exception:  # status must never fail because of a schedule it only displays
+        return None
+    if moment is None:
+        return None
+    return moment.isoformat() if hasattr(moment, "isoformat") else str(moment)
 
 
 def _run(db, sql, *params) -> dict | None:
@@ -89,9 +165,23 @@ def render_status(rows: list[dict]) -> str:
         else:
             lines.append("  last run:   never")
         lines.append(f"  last success: {row['last_successful_run_at'] or 'never'}")
+        if row["configured"]:
+            lines.append(f"  next run:   {row.get('next_run') or '—'}")
         holds = row["archive_holds"]
         lines.append("  archive:    " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in holds.items()))
         lines.append(f"  newest export imported: {row['newest_export_imported_at'] or 'none'}")
+        export = row.get("export") or {}
+        if export.get("manual"):
+            age = export["age_days"]
+            lines.append("  export age: " + ("no export imported yet" if age is None else
+                                              f"{age} day{'s' if age != 1 else ''}")
+                         + f" (remind after {export['max_age_days']})")
+            if export["too_old"]:
+                lines.append(f"  reminder:   followers come only from an export; request a new one. {export['steps']}")
+        for alert in row.get("open_alerts") or []:
+            if alert["kind"] == "export_old" and export.get("too_old"):
+                continue  # the reminder line above says the same
+            lines.append(f"  ALERT:      {alert['kind']} since {alert['opened_at']}: {alert['message']}")
     return "\n".join(lines)
 
 

@@ -184,15 +184,16 @@ class Runner:
                 [self.account.account_id, self.account.platform, kind, mode, os.getpid(), now_utc()],
             ).fetchone()[0]
 
-    def _end_run(self, run_id: int, status: str, counts: dict, errors: list, message: str | None) -> None:
+    def _end_run(self, run_id: int, status: str, counts: dict, errors: list, message: str | None,
+                 failure_kind: str | None = None) -> None:
         from archiver.net import scrubber
 
         db = self.archive.db
         with self.archive.writing():
             db.execute(
-                "UPDATE runs SET status=?, ended_at=?, counts=?, errors=?, message=? WHERE run_id=?",
+                "UPDATE runs SET status=?, ended_at=?, counts=?, errors=?, message=?, failure_kind=? WHERE run_id=?",
                 [status, now_utc(), json.dumps(counts, sort_keys=True), json.dumps(errors[:500]),
-                 scrubber.text(message) if message else None, run_id],
+                 scrubber.text(message) if message else None, failure_kind, run_id],
             )
 
     # -- the loop --------------------------------------------------------------------
@@ -207,6 +208,9 @@ class Runner:
         ctx = SyncContext(self.archive, self.account, full=full, cancel=cancel, run_id=run_id)
         counts: dict[str, int] = {}
         status, message = "ok", None
+        # Why it failed, in net.NetError's words (auth, gone, transport, timeout, server …):
+        # the alerts tell an unreachable platform from an account that is gone.
+        failure_kind: str | None = None
         try:
             for page in pages(ctx):
                 if cancel():
@@ -227,6 +231,7 @@ class Runner:
             raise
         except (NetError, RunFailed, ExportFileError) as error:
             status, message = "failed", str(error)
+            failure_kind = error.kind if isinstance(error, NetError) else None
         except Exception as error:  # a bug or an unexpected payload: record it, keep the archive
             status = "failed"
             message = f"{type(error).__name__}: {error}"
@@ -237,8 +242,9 @@ class Runner:
                 self._media_client = None
         if status == "ok":
             self.media.sweep_parts()
-        self._end_run(run_id, status, counts, ctx.errors, message)
-        return {"run_id": run_id, "status": status, "message": message, "counts": counts, "errors": ctx.errors}
+        self._end_run(run_id, status, counts, ctx.errors, message, failure_kind)
+        return {"run_id": run_id, "status": status, "message": message, "counts": counts, "errors": ctx.errors,
+                "failure_kind": failure_kind}
 
     def write_page(self, page: Page, ctx: SyncContext, *, source: str = "api") -> dict[str, int]:
         """Download the page's media, then commit its records and state in one transaction."""

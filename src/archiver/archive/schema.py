@@ -221,3 +221,31 @@ def _statements(script: str) -> list[str]:
     """Split a DDL script on ';' line ends (none of our statements hold a ';' inside)."""
     cleaned = "\n".join(line.split("--", 1)[0] for line in script.splitlines())
     return [s.strip() for s in cleaned.split(";") if s.strip()]
+
+
+ALERTS = """
+CREATE TABLE alerts (
+    alert_id INTEGER PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    kind TEXT NOT NULL,                      -- failing | gone | unreachable | export_old
+    state TEXT NOT NULL,                     -- open | resolved
+    message TEXT NOT NULL,                   -- what happened and what is safe, for a person
+    details TEXT NOT NULL DEFAULT '{}',      -- JSON: run ids, failure kind, archive counts, steps
+    opened_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    resolved_at TEXT,
+    last_notified_at TEXT,                   -- when a notifier last delivered it
+    notified_state TEXT                      -- what was last delivered: open, open+1d, resolved
+);
+CREATE UNIQUE INDEX alerts_one_open ON alerts (account_id, kind) WHERE state = 'open';
+CREATE INDEX alerts_by_account ON alerts (account_id, state)
+"""
+
+
+@migrations(name="m002_alerts")
+def m002_alerts(db: Database) -> None:
+    for statement in _statements(ALERTS):
+        db.execute(statement)
+    # Why a run failed, in the network layer's words (auth, gone, transport, timeout,
+    # server, rate_limited …): the alerts tell an unreachable platform from a lost account.
+    db.execute("ALTER TABLE runs ADD COLUMN failure_kind TEXT")
