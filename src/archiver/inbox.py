@@ -201,7 +201,7 @@ def _import_one(ws, folder: Path, name: str, *, transport, cancel) -> dict:
 
     path = folder / name
     try:
-        result = run_import(_import_workspace(ws), path, transport=transport, cancel=cancel)
+        result = run_import(ws, path, transport=transport, cancel=cancel)
     except Exception as error:  # noqa: BLE001 - ExportFileError, ConfigError, a bug: all go to failed/
         if isinstance(error, FileNotFoundError) or not path.exists():
             log.info("%s: removed from the inbox before it could be imported", name)
@@ -226,22 +226,6 @@ def _import_one(ws, folder: Path, name: str, *, transport, cancel) -> dict:
                 "message": f"{message}; could not be moved to done/ ({error})"}
     log.info("%s: %s; moved to %s", name, message, moved)
     return {"file": name, "status": status, "moved_to": str(moved), "message": message}
-
-
-def _import_workspace(ws):
-    """``ws``, or a copy with an empty in-memory secret store when the configured one
-    cannot be opened. Importing an export reads no secret (its media links are public,
-    signed URLs), and a daemon on a headless server without a keyring, or with no account
-    configured at all, must still import what is dropped in the inbox."""
-    from archiver.jobs import Workspace
-    from archiver.secrets import SecretStoreError, open_secret_store
-
-    try:
-        _ = ws.secrets  # opens the store (the property is lazy)
-        return ws
-    except SecretStoreError as error:
-        log.debug("secret store unavailable (%s); importing without one", error)
-        return Workspace(ws.archive, ws.config, open_secret_store("memory"))
 
 
 # What a person can do about a file that failed, by kind of failure.

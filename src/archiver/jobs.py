@@ -60,6 +60,16 @@ class Workspace:
         return [a for a in found if a.enabled]
 
 
+class _SecretsOnDemand:
+    """The workspace's SecretStore, opened at its first use."""
+
+    def __init__(self, ws: Workspace):
+        self._ws = ws
+
+    def __getattr__(self, name):
+        return getattr(self._ws.secrets, name)
+
+
 def run_export(ws: Workspace, account: AccountConfig, *, full: bool = False, cancel=lambda: False,
                progress: Callable[[str], None] | None = None, transport=None,
                sleep: Callable[[float], None] | None = None) -> dict:
@@ -131,7 +141,9 @@ def run_import(ws: Workspace, path: Path, *, platform: str | None = None, accoun
         if seen:
             return {"status": "skipped", "message": f"already imported on {seen[0]}; nothing to do",
                     "counts": {}, "errors": [], "account": account.account_id, "platform": platform}
-        connector = get_connector(platform)(account, ws.secrets, transport=transport, cancel=cancel)
+        # An import reads no secret: the store opens only if a connector asks for one, so a
+        # headless machine without a keyring (or the daemon's inbox) can still import.
+        connector = get_connector(platform)(account, _SecretsOnDemand(ws), transport=transport, cancel=cancel)
         try:
             runner = Runner(ws.archive, connector, progress=progress)
             result = runner.run(lambda ctx: connector.import_pages(source, ctx), kind="import",
