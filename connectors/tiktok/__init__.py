@@ -29,6 +29,8 @@ PORTABILITY_REPEAT_DAYS = 7
 class TikTokConnector(Connector):
     name = "tiktok"
     title = "TikTok"
+    post_noun = "videos"
+    secret_keys = ("client_key", "client_secret", "tokens")
     default_base_url = "https://open.tiktokapis.com"
     authorize_base_url = "https://www.tiktok.com"
     manual_export_steps = (

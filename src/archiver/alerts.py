@@ -50,8 +50,6 @@ ACCOUNT_ALERT_KINDS = ("failing", "gone", "unreachable")   # resolved by a succe
 EXPORT_ALERT = "export_old"
 # Platforms word a suspension differently; any of these in a failed run's message counts.
 SUSPENDED = re.compile(r"\b(suspended|banned|deactivated|disabled account|account (?:is )?disabled)\b", re.I)
-# What a platform calls its posts, in messages ("142 videos").
-POST_NOUNS = {"tiktok": "videos"}
 # A resolved alert whose notice could not be delivered is retried this long, then dropped.
 RESOLVED_RETRY_DAYS = 7
 
@@ -301,11 +299,15 @@ def build_notice(db, alert: dict, due: str, account: AccountConfig | None = None
 # -- wording --------------------------------------------------------------------------------
 
 
-def _title(platform: str) -> str:
+def _connector_attribute(platform: str, name: str, default: str) -> str:
     from archiver.connector import installed_connectors
 
     cls = installed_connectors().get(platform)
-    return getattr(cls, "title", None) or platform
+    return getattr(cls, name, None) or default
+
+
+def _title(platform: str) -> str:
+    return _connector_attribute(platform, "title", platform)
 
 
 def _username(db, account_id: str) -> str | None:
@@ -325,7 +327,7 @@ def _safe(db, account: AccountConfig, facts: dict) -> str:
     from archiver.status import archive_holds
 
     holds = archive_holds(db, account.account_id)
-    noun = POST_NOUNS.get(account.platform, "posts")
+    noun = _connector_attribute(account.platform, "post_noun", "posts")
     counts = f"{holds['posts']:,} {noun}, {holds['followers']:,} followers, {holds['comments']:,} comments"
     last_ok = facts["last_ok"]
     if last_ok is None:

@@ -28,6 +28,10 @@ class Connector:
     default_base_url: ClassVar[str]
     # What a user must do by hand to get what the API does not give (followers lists).
     manual_export_steps: ClassVar[str] = ""
+    # The SecretStore keys an account of this platform reads (for service installers).
+    secret_keys: ClassVar[tuple[str, ...]] = ()
+    # What the platform calls a post, in messages to the user ("142 videos").
+    post_noun: ClassVar[str] = "posts"
 
     def __init__(
         self,

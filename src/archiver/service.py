@@ -42,8 +42,6 @@ DEFAULT_UNIT_NAME = "archiver.service"
 LAUNCHD_LABEL = "org.archiver.daemon"
 LAUNCHD_LOG_NAME = "daemon.launchd.log"
 ENV_FILE_NAME = "secrets.env"
-# The secrets every connector so far keeps per account (see connectors/tiktok).
-ACCOUNT_SECRET_KEYS = ("client_key", "client_secret", "tokens")
 # Extra seconds systemd / launchd wait after config.daemon.stop_timeout before SIGKILL:
 # the daemon needs a moment after the run stops to record it and release its lock.
 STOP_GRACE_SECONDS = 15
@@ -71,9 +69,12 @@ def _absolute(path) -> str:
 
 def needed_secrets(config: Config) -> list[tuple[str, str, str]]:
     """(platform, account, key) of every secret the daemon reads with this config."""
+    from archiver.connector import installed_connectors
+
+    connectors = installed_connectors()
     needed = [(account.platform, account.name, key)
               for account in config.accounts if account.enabled
-              for key in ACCOUNT_SECRET_KEYS]
+              for key in getattr(connectors.get(account.platform), "secret_keys", ())]
     if config.notify.email and config.notify.email.get("username"):
         needed.append(("notify", "email", "password"))
     return needed
