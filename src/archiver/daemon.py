@@ -22,7 +22,7 @@ The moving parts, in the order a newcomer meets them:
   config is logged and the old one kept.
 - **Side jobs.** Every minute ``archiver.alerts.periodic(ws)``, after each run
   ``archiver.alerts.after_run(ws, account, result)``, and every ``[inbox] interval``
-  seconds ``archiver.inbox.scan_inbox(ws, state)`` — each only if that module is installed.
+  seconds ``archiver.inbox.scan_inbox(ws, state)``.
 
 Scheduler jobs name their function as ``"archiver.daemon:run_account_job"`` strings (the
 APScheduler 3 convention that keeps jobs serializable); those functions reach the running
@@ -34,7 +34,6 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import hashlib
-import importlib
 import logging
 import logging.handlers
 import os
@@ -258,19 +257,6 @@ def setup_daemon_logging(folder: Path, log_file: str, *, stream=None) -> None:
     install_log_scrubbing(scheduler_log)
 
 
-# --------------------------------------------------------------------------- optional modules
-
-
-def _optional(module: str, name: str):
-    """A function of a module another part of archiver may provide, or None when absent."""
-    try:
-        return getattr(importlib.import_module(module), name, None)
-    except ModuleNotFoundError as error:
-        if error.name != module:  # the module exists but something it imports is missing: say so
-            log.error("cannot load %s: %s", module, error)
-        return None
-
-
 # --------------------------------------------------------------------------- the daemon
 
 
@@ -363,11 +349,9 @@ class Daemon:
                 self.scheduler.remove_job("inbox")
             return
         if self.inbox_state is None:
-            state_class = _optional("archiver.inbox", "InboxState")
-            self.inbox_state = state_class() if state_class else None
-        if self.inbox_state is None or _optional("archiver.inbox", "scan_inbox") is None:
-            log.warning("[inbox] is configured but this archiver has no inbox support; not watching %s", inbox.path)
-            return
+            from archiver.inbox import InboxState
+
+            self.inbox_state = InboxState()
         self.scheduler.add_job("archiver.daemon:run_inbox_job", IntervalTrigger(seconds=inbox.interval),
                                id="inbox", name="inbox", replace_existing=True,
                                next_run_time=_local_now() + dt.timedelta(seconds=1))
@@ -451,8 +435,9 @@ class Daemon:
             with self._guard:
                 self._active_runs -= 1
             self._wake.set()
-        after_run = _optional("archiver.alerts", "after_run")
-        if after_run is not None and ws is not None:
+        from archiver.alerts import after_run
+
+        if ws is not None:
             try:
                 after_run(ws, account, result)
             except Exception:  # an alert problem must not stop the daemon
@@ -463,8 +448,9 @@ class Daemon:
 
     # -- side jobs -----------------------------------------------------------------------
     def run_alerts(self) -> None:
-        periodic = _optional("archiver.alerts", "periodic")
-        if periodic is None or self.cancel():
+        from archiver.alerts import periodic
+
+        if self.cancel():
             return
         ws = self._job_workspace()
         try:
@@ -475,12 +461,13 @@ class Daemon:
             ws.archive.close()
 
     def run_inbox(self) -> None:
-        scan_inbox = _optional("archiver.inbox", "scan_inbox")
-        if scan_inbox is None or self.config.inbox is None or self.inbox_state is None or self.cancel():
+        from archiver.inbox import scan_inbox
+
+        if self.config.inbox is None or self.inbox_state is None or self.cancel():
             return
         ws = self._job_workspace()
         try:
-            scan_inbox(ws, self.inbox_state)
+            scan_inbox(ws, self.inbox_state, cancel=self.cancel)
         except Exception:  # logged; the daemon goes on
             log.exception("looking at the inbox failed")
         finally:

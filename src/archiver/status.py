@@ -113,17 +113,12 @@ def parse_utc(text: str):
 
 
 def _next_run(account) -> str | None:
-    """When the daemon runs this account next. The daemon module knows its schedules;
-    without it (or for an account not in the config) there is nothing to say."""
+    """When the daemon runs this account next (nothing to say for an account not in the
+    config, or disabled)."""
     if account is None or not account.enabled:
         return None
-    try:
-        from archiver import daemon
-    except ImportError:
-        return None
-    next_run_time = getattr(daemon, "next_run_time", None)
-    if next_run_time is None:
-        return None
+    from archiver.daemon import next_run_time
+
     try:
         moment = next_run_time(account)
     except Exception:  # status must never fail because of a schedule it only displays
