@@ -86,7 +86,14 @@ def installed_connectors() -> dict[str, type[Connector]]:
 
     found: dict[str, type[Connector]] = {}
     for entry in entry_points(group=ENTRY_POINT_GROUP):
-        found[entry.name] = entry.load()
+        try:
+            found[entry.name] = entry.load()
+        except Exception as error:  # one broken connector package must not break the others
+            import logging
+
+            logging.getLogger("archiver").warning(
+                "connector %r (%s) could not be loaded and is skipped: %s: %s",
+                entry.name, entry.value, type(error).__name__, error)
     return found
 
 
