@@ -27,6 +27,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from archiver.connector import connector_names
+
 from archiver.archive import Archive
 from archiver.config import AccountConfig, Config
 from archiver.jobs import Workspace, run_export, run_import
@@ -560,7 +562,7 @@ def test_cli_explains_files_it_cannot_import(tmp_path, case):
     inputs.mkdir()
     if case == "not-tiktok":
         path = write_export(inputs / "personal_information.json", {"profile_user": [{"string_map_data": {}}]})
-        args, wanted = [str(path)], ["not an export file archiver knows", "installed connectors: tiktok"]
+        args, wanted = [str(path)], ["not an export file archiver knows", "installed connectors: " + ", ".join(connector_names())]
     elif case == "unknown-layout":
         path = write_export(inputs / "user_data_tiktok.json", {"Brand New Section": {"Items": []}})
         args, wanted = [str(path)], ["none of TikTok's known sections", "found: Brand New Section"]

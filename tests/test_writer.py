@@ -390,3 +390,16 @@ def test_a_snapshot_adds_its_source_to_people_and_reapplying_it_keeps_its_counts
     write(archive, LATER_EXPORT, at(6), snapshot("followers", at(5), "ann", "bob"))
     assert rows(archive, "SELECT new_count, lost_count FROM snapshots ORDER BY taken_at") == counts
     assert json.loads(one(archive, "SELECT sources FROM people WHERE person_id='ann'")) == [EXPORT, LATER_EXPORT]
+
+
+@pytest.mark.parametrize("export_first", [True, False])
+def test_the_owners_comment_from_an_export_and_the_api_is_one_row(archive, export_first):
+    """Exports name the owner's own comments by time and text only; the API by id."""
+    from_export = Comment(native_id=None, text="thanks all!", created_at=at(3), by_owner=True)
+    from_api = Comment(native_id="c-991", text="thanks all!", created_at=at(3), by_owner=True, post_native_id="7001")
+    first, second = ((EXPORT, from_export), (API, from_api)) if export_first else ((API, from_api), (EXPORT, from_export))
+    write(archive, first[0], at(4), first[1])
+    write(archive, second[0], at(5), second[1])
+
+    assert rows(archive, "SELECT comment_id, post_id, text FROM comments") == [("c-991", "7001", "thanks all!")]
+    assert set(json.loads(one(archive, "SELECT sources FROM comments"))) == {API, EXPORT}

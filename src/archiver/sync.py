@@ -286,7 +286,10 @@ class Runner:
             elif isinstance(record, Post):
                 post_id = writer.write_post(record, listing=page.listing)
                 for ref in record.media:
-                    writer.link_media(post_id, ref, stored[id(ref)], scrubber.url(ref.url))
+                    # A link is stored without its query (signed, expiring, maybe a token); a
+                    # file inside an export is named as it is ("Roof cam #12.mp4").
+                    where = ref.url if ref.opener is not None else scrubber.url(ref.url)
+                    writer.link_media(post_id, ref, stored[id(ref)], where)
             elif isinstance(record, Comment):
                 writer.write_comment(record)
             elif isinstance(record, Person):

@@ -325,10 +325,37 @@ class ArchiveWriter:
         )
         return person.native_id
 
-    def write_comment(self, comment: Comment) -> str:
-        comment_id = comment.native_id or "own:{}:{}".format(
+    def _resolve_comment_id(self, comment: Comment) -> str:
+        """The row this comment is. An export names the owner's own comments only by time
+        and text; the API names the same comment by id. Either order gives one row: an
+        id-less comment joins an API row with the same time and text, and an API comment
+        re-keys the provisional "own:" row the export made."""
+        provisional = "own:{}:{}".format(
             comment.created_at, hashlib.sha256(comment.text.encode()).hexdigest()[:12]
         )
+        if comment.native_id is None:
+            if comment.by_owner and comment.created_at:
+                twin = self.db.execute(
+                    "SELECT comment_id FROM comments WHERE account_id=? AND by_owner=1 AND created_at=? AND text=? "
+                    "AND comment_id NOT LIKE 'own:%' LIMIT 1",
+                    [self.account_id, comment.created_at, comment.text],
+                ).fetchone()
+                if twin:
+                    return twin[0]
+            return provisional
+        if comment.by_owner and comment.created_at:
+            self.db.execute(
+                "UPDATE OR IGNORE comments SET comment_id=? WHERE platform=? AND comment_id=?",
+                [comment.native_id, self.platform, provisional],
+            )
+            self.db.execute(
+                "UPDATE OR IGNORE comment_versions SET comment_id=? WHERE platform=? AND comment_id=?",
+                [comment.native_id, self.platform, provisional],
+            )
+        return comment.native_id
+
+    def write_comment(self, comment: Comment) -> str:
+        comment_id = self._resolve_comment_id(comment)
         author_id = self.write_person(comment.author) if comment.author else None
         existing = self._one(
             "SELECT * FROM comments WHERE platform=? AND comment_id=?", [self.platform, comment_id]

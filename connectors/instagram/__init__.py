@@ -1,0 +1,292 @@
+"""Instagram: the Instagram API with Instagram Login (professional accounts: profile,
+media with their files, comments on them with their authors) and the "Download your
+information" export (everything, followers included; parsed in export.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from typing import Iterator
+
+from archiver.connector import Connector
+from archiver.records import Page, iso_utc
+
+log = logging.getLogger("archiver.instagram")
+
+
+class InstagramConnector(Connector):
+    name = "instagram"
+    title = "Instagram"
+    post_noun = "posts"
+    secret_keys = ("client_id", "client_secret", "tokens")
+    default_base_url = "https://graph.instagram.com"
+    oauth_base_url = "https://api.instagram.com"        # the code exchange lives here
+    authorize_base_url = "https://www.instagram.com"    # the login window
+    manual_export_steps = (
+        "In Instagram (app or web): Accounts Center → Your information and permissions → "
+        "Download your information → Download or transfer information → your Instagram account → "
+        "All available information → Download to device → Date range: All time, Format: JSON → "
+        "Create files. When the zip is ready (hours to days), download it and run "
+        "`archiver import <file>` (or drop it in the inbox folder). It is the only source of your "
+        "followers, following and your own comments."
+    )
+
+    # -- plumbing --------------------------------------------------------------------
+    def _hosts(self) -> tuple[str, str, str]:
+        """(login window, code exchange, graph) — all the base URL when one is configured
+        (the fake, a proxy)."""
+        if self.account.base_url:
+            return self.base_url, self.base_url, self.base_url
+        return self.authorize_base_url, self.oauth_base_url, self.base_url
+
+    def _http(self):
+        import httpx
+
+        return httpx.Client(transport=self.transport, timeout=30)
+
+    def _tokens(self):
+        from archiver_connectors.instagram.api import InstagramTokens
+
+        return InstagramTokens(self.secrets, self.account.name, self._hosts()[2], self._http())
+
+    def _api(self, cancel=None):
+        from archiver_connectors.instagram.api import InstagramApi
+
+        return InstagramApi(self._hosts()[2], self._tokens(), transport=self.transport, sleep=self.sleep,
+                            cancel=cancel)
+
+    # -- authorization ---------------------------------------------------------------
+    def authorize(self, *, echo, open_browser=None, client_id=None, client_secret=None, prompt=None,
+                  port: int = 0, timeout: float = 300, client_key=None, **_):
+        from archiver.net import NetError, scrubber
+        from archiver.oauth import OAuthError, run_loopback_flow
+        from archiver_connectors.instagram.api import (
+            DEFAULT_SCOPES, PERSONAL_ACCOUNT_MESSAGE, authorize_url, exchange_code, long_lived)
+
+        account = self.account.name
+        client_id = client_id or client_key   # the CLI may call it a client key
+        for key, given in (("client_id", client_id), ("client_secret", client_secret)):
+            value = given or self.secrets.get("instagram", account, key)
+            if not value and prompt is not None:
+                value = given = prompt(key)
+            if not value:
+                raise OAuthError(f"no Instagram {key} for account {account!r} (the Instagram app ID and "
+                                 "secret from your Meta app's dashboard): run this command on a terminal "
+                                 "to be asked for it")
+            if given:
+                self.secrets.set("instagram", account, key, value)
+            if key == "client_secret":
+                scrubber.add(value)
+        client_id = self.secrets.get("instagram", account, "client_id")
+        client_secret = self.secrets.get("instagram", account, "client_secret")
+        scopes = self.account.scopes or DEFAULT_SCOPES
+        login, oauth, graph = self._hosts()
+        try:
+            result = run_loopback_flow(
+                lambda redirect_uri, state: authorize_url(login, client_id=client_id, scopes=scopes,
+                                                          redirect_uri=redirect_uri, state=state),
+                open_browser=open_browser, echo=echo, port=port, timeout=timeout)
+        except OAuthError as error:
+            if "professional" in str(error).lower():
+                raise OAuthError(PERSONAL_ACCOUNT_MESSAGE) from None
+            raise
+        code = result.code.split("#", 1)[0]   # Meta appends "#_", which is not part of the code
+        try:
+            with self._http() as http:
+                short, user_id, permissions = exchange_code(http, f"{oauth}/oauth/access_token", {
+                    "client_id": client_id, "client_secret": client_secret,
+                    "grant_type": "authorization_code", "redirect_uri": result.redirect_uri, "code": code})
+                long = long_lived(http, graph, short, client_secret)
+                tokens = self._tokens()
+                stored = tokens.store(long, user_id=user_id, permissions=permissions)
+                me = self._check_professional()
+        except NetError as error:
+            raise OAuthError(str(error)) from None
+        granted = stored.get("permissions") or "(not reported)"
+        return (f"Instagram account {account!r} (@{me.get('username')}, {me.get('account_type')}) authorized "
+                f"with permissions {granted}; the token is valid until {iso_utc(stored['expires_at'])} "
+                "and is renewed by the exports before then.")
+
+    def _check_professional(self) -> dict:
+        """/me after authorization: a personal account has no API and is told its path."""
+        from archiver.net import NetError
+        from archiver.oauth import OAuthError
+        from archiver_connectors.instagram.api import PERSONAL_ACCOUNT_MESSAGE
+
+        api = self._api()
+        try:
+            me = api.get("/me", {"fields": "user_id,username,account_type"})
+        except NetError as error:
+            if getattr(error, "code", None) == 10:
+                raise OAuthError(PERSONAL_ACCOUNT_MESSAGE) from None
+            raise
+        finally:
+            api.close()
+        if str(me.get("account_type", "")).upper() == "PERSONAL":
+            raise OAuthError(PERSONAL_ACCOUNT_MESSAGE)
+        return me
+
+    # -- API sync ----------------------------------------------------------------------
+    def pages(self, ctx) -> Iterator[Page]:
+        from archiver_connectors.instagram.api import PERSONAL_ACCOUNT_MESSAGE, profile_from_me
+        from archiver.sync import RunFailed
+
+        api = self._api(cancel=ctx.cancel)
+        try:
+            me = api.me()
+            if str(me.get("account_type", "")).upper() == "PERSONAL":
+                raise RunFailed(PERSONAL_ACCOUNT_MESSAGE)
+            profile = profile_from_me(me)
+            if profile.native_id or profile.username:
+                yield Page("profile", [profile])
+            else:
+                ctx.report("profile", "Instagram returned an empty profile; the archived one is kept as it was")
+            walker = _MediaWalk(api, ctx, owner_id=profile.native_id, owner_username=profile.username)
+            yield from walker.run()
+        finally:
+            api.close()
+
+    # -- official export -----------------------------------------------------------------
+    @classmethod
+    def detect_export(cls, source) -> bool:
+        try:
+            from archiver_connectors.instagram.export import find_export
+        except ImportError:   # the export parser is not installed (yet)
+            return False
+        return bool(find_export(source))
+
+    def import_pages(self, source, ctx) -> Iterator[Page]:
+        from archiver_connectors.instagram.export import export_pages
+
+        yield from export_pages(source, ctx)
+
+
+class _MediaWalk:
+    """The media listing, newest first, with each page's comments in the same Page (one
+    transaction: a crash never leaves listed media whose comments were skipped).
+
+    Incremental: stop at the first page whose media are all known, then finish a listing
+    cut off earlier (``pending``: its cursor and the timestamp of the last item it saw).
+    Full: one listing named in the state, resumed across crashes; its last page is
+    ``complete`` so the writer may tombstone media it no longer has.
+    """
+
+    def __init__(self, api, ctx, *, owner_id, owner_username):
+        self.api, self.ctx = api, ctx
+        self.owner_id, self.owner_username = owner_id, owner_username
+        self.comments_refused = False
+
+    def run(self) -> Iterator[Page]:
+        state = self.ctx.state("media") or {}
+        if self.ctx.full:
+            yield from self._full(state)
+        else:
+            yield from self._incremental(state)
+
+    def _full(self, state: dict) -> Iterator[Page]:
+        if state.get("mode") == "full" and state.get("cursor"):
+            listing, after = state["listing"], state["cursor"]     # resume a cut-off full run
+        else:
+            listing, after = uuid.uuid4().hex, None
+        while True:
+            items, next_after = self.api.media_page(after)
+            records = self._records(items, every_comment=True)
+            if next_after is None:
+                done = {"last_full_at": iso_utc(dt.datetime.now(dt.timezone.utc))}
+                yield Page("media", records, done, listing=listing, complete=True)
+                return
+            yield Page("media", records, {"mode": "full", "listing": listing, "cursor": next_after}, listing=listing)
+            after = next_after
+
+    def _incremental(self, state: dict) -> Iterator[Page]:
+        # Cursors are opaque, so each cut-off point keeps the timestamp of the last item
+        # its walk saw ("below"): a walk that gets older than that has passed it.
+        pending = list(state.get("pending", []))
+        if state.get("mode") == "incremental" and state.get("cursor"):
+            pending.append({"cursor": state["cursor"], "below": state.get("below") or ""})
+        pending.sort(key=lambda p: p["below"], reverse=True)
+        after = None
+        while True:
+            items, next_after = self.api.media_page(after)
+            ids = [str(i["id"]) for i in items]
+            known = self.ctx.known_post_ids(ids)
+            records = self._records(items, every_comment=False)
+            if next_after is None:
+                yield Page("media", records, {"mode": "incremental", "pending": []})
+                return
+            oldest = min((iso_utc(i.get("timestamp")) or "" for i in items), default="")
+            pending = [p for p in pending if p["below"] <= oldest]   # passed ones are covered now
+            if items and len(known) == len(items):
+                if not pending:
+                    yield Page("media", records, {"mode": "incremental", "pending": []})
+                    return
+                jump, pending = pending[0], pending[1:]
+                yield Page("media", records, {"mode": "incremental", "cursor": jump["cursor"],
+                                              "below": jump["below"], "pending": pending})
+                after = jump["cursor"]
+                continue
+            yield Page("media", records, {"mode": "incremental", "cursor": next_after, "below": oldest,
+                                          "pending": pending})
+            after = next_after
+
+    # -- one page ----------------------------------------------------------------------
+    def _records(self, items: list[dict], *, every_comment: bool) -> list:
+        from archiver_connectors.instagram.api import NO_MEDIA_URL_NOTE, post_from_media
+
+        stored_counts = self._stored_comment_counts([str(i["id"]) for i in items])
+        posts, comments = [], []
+        for item in items:
+            media_id = str(item["id"])
+            children = None
+            try:
+                if item.get("media_type") == "CAROUSEL_ALBUM" and not (item.get("children") or {}).get("data"):
+                    children = self.api.children(media_id)   # the expansion was not served
+                post = post_from_media(item, children)
+            except Exception as error:  # one bad item is reported, never the whole page
+                from archiver.net import NetError
+
+                if isinstance(error, NetError) and error.kind in ("auth", "rate_limited"):
+                    raise
+                self.ctx.report(f"media {media_id}", f"{type(error).__name__}: {error}")
+                continue
+            if post.raw.get("archiver_note"):
+                self.ctx.report(f"media {media_id}", NO_MEDIA_URL_NOTE)
+            posts.append(post)
+            count = item.get("comments_count")
+            if count == 0:
+                continue
+            # Comments are fetched for new media, changed counts, or every media in --full.
+            if every_comment or media_id not in stored_counts or stored_counts[media_id] != count:
+                comments.extend(self._comments(media_id))
+        return posts + comments
+
+    def _stored_comment_counts(self, ids: list[str]) -> dict[str, int | None]:
+        if not ids:
+            return {}
+        rows = self.ctx.db.execute(
+            f"SELECT post_id, comment_count FROM posts WHERE platform='instagram' AND post_id IN "
+            f"({','.join('?' * len(ids))})", ids).fetchall()
+        return {r[0]: r[1] for r in rows}
+
+    def _comments(self, media_id: str) -> list:
+        from archiver.net import NetError
+        from archiver_connectors.instagram.api import comments_from
+
+        if self.comments_refused:
+            return []
+        found = []
+        try:
+            for comment in self.api.comments(media_id):
+                found.extend(comments_from(comment, media_id, self.owner_id, self.owner_username))
+        except NetError as error:
+            if getattr(error, "code", None) == 10:
+                self.comments_refused = True
+                self.ctx.report("comments", "Instagram refused to list comments: the authorization lacks "
+                                "instagram_business_manage_comments. Run `archiver auth instagram` again and "
+                                "grant it.")
+                return []
+            if error.kind in ("auth", "rate_limited") or error.retryable:
+                raise
+            self.ctx.report(f"comments of media {media_id}", str(error))
+        return found

@@ -1,0 +1,960 @@
+"""A stateful fake of YouTube Data API v3 and Google OAuth, faithful to
+shared/platforms/youtube.md.
+
+One ``FakeYouTube`` plays every Google host at one base URL:
+
+- OAuth (accounts.google.com):        GET  /o/oauth2/v2/auth
+- OAuth (oauth2.googleapis.com):      POST /token , /revoke
+- Data API (www.googleapis.com):      GET  /youtube/v3/channels , playlistItems , videos ,
+                                           commentThreads , comments , subscriptions
+- thumbnails (i.ytimg.com):           GET  /vi/<videoId>/<size>.jpg?exp=..&sig=..  (signed, expiring)
+- avatars (yt3.ggpht.com):            GET  /ytc/<key>=s800
+
+Use it in-process with ``httpx.MockTransport(fake.handle)``, over loopback with
+``serve(fake)``, or as a process: ``python -m archiver_connectors.youtube.fake --port 0``
+(``archiver simulate youtube`` runs that).
+
+Quota (notes §3): every Data API request with a valid token costs 1 unit (invalid ones
+too), counted per Pacific-time day in ``units_by_day``. Past ``config.daily_quota`` every
+call answers 403 ``quotaExceeded`` (and costs nothing). Requests without a valid token
+answer 401 and cost nothing: the fake cannot tell whose project they belong to.
+
+Choices where the notes say [U], all knobs of ``FakeYouTubeConfig``:
+- ``embedded_replies_max``: how many replies a commentThread embeds (a subset).
+- ``subscriber_cap``: how many public subscribers ``mySubscribers=true`` returns at most.
+- ``comment_scope``: "readonly" (public threads readable with youtube.readonly) or
+  "force-ssl" (commentThreads/comments need youtube.force-ssl: 403 insufficientPermissions).
+- ``error_status_field``: newer error envelopes carry ``"status"``.
+- ``rotate_refresh``: Google usually returns no new refresh token on refresh.
+- ``round_subscriber_count``: subscriberCount rounded to 3 significant figures.
+- Page tokens encode an offset (like Google's): a video inserted at the top shifts the
+  next page by one (an overlap, never a gap).
+- An unknown ``part`` answers 400 ``unknownPart``; maxResults out of range 400
+  ``invalidParameter``; a bad ``fields`` selection 400 ``invalidParameter``.
+
+``advance(seconds)`` moves the fake's clock (token expiry, the 7-day testing-mode limit,
+thumbnail links, the quota day) without sleeping.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import collections
+import datetime as _dt
+import hashlib
+import hmac
+import json
+import random
+import re
+import secrets
+import signal
+import string
+import struct
+import sys
+import threading
+import time
+import zlib
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlencode, urlsplit
+from zoneinfo import ZoneInfo
+
+import httpx
+
+PACIFIC = ZoneInfo("America/Los_Angeles")
+SCOPE_READONLY = "https://www.googleapis.com/auth/youtube.readonly"
+SCOPE_FORCE_SSL = "https://www.googleapis.com/auth/youtube.force-ssl"
+SCOPE_FULL = "https://www.googleapis.com/auth/youtube"
+KNOWN_SCOPES = {SCOPE_READONLY, SCOPE_FORCE_SSL, SCOPE_FULL}
+READ_SCOPES = KNOWN_SCOPES
+API_PREFIX = "/youtube/v3/"
+# Every list method used by the archiver costs 1 unit per request (notes §3, [C]).
+COSTS = {"channels": 1, "playlistItems": 1, "videos": 1, "commentThreads": 1, "comments": 1,
+         "subscriptions": 1}
+PARTS = {
+    "channels": {"id", "snippet", "contentDetails", "statistics", "brandingSettings", "status"},
+    "playlistItems": {"id", "snippet", "contentDetails", "status"},
+    "videos": {"id", "snippet", "contentDetails", "statistics", "status", "liveStreamingDetails"},
+    "commentThreads": {"id", "snippet", "replies"},
+    "comments": {"id", "snippet"},
+    "subscriptions": {"id", "snippet", "contentDetails", "subscriberSnippet"},
+}
+# (default, minimum, maximum) of maxResults per method (notes §2).
+MAX_RESULTS = {"playlistItems": (5, 0, 50), "commentThreads": (20, 1, 100),
+               "comments": (20, 1, 100), "subscriptions": (5, 0, 50), "channels": (5, 0, 50)}
+AUTH_CODE_TTL = 600
+WORDS = ("sunset", "roof", "timelapse", "city", "rain", "coffee", "cat", "dance", "beach", "night",
+         "bridge", "train", "market", "garden", "snow", "studio", "guitar", "recipe", "street",
+         "harbour", "forest", "skate", "neon", "morning")
+ID_ALPHABET = string.ascii_letters + string.digits + "-_"
+THUMB_SIZES = (("default", 120, 90), ("medium", 320, 180), ("high", 480, 360),
+               ("standard", 640, 480), ("maxres", 1280, 720))
+WORLD_EPOCH = 1_700_000_000
+
+
+@dataclass
+class FakeYouTubeConfig:
+    videos: int = 30
+    followers: int = 50                 # subscribers (some private: never listed)
+    comment_threads: int = 25
+    seed: int = 1
+    latency_ms: int = 0
+    fail_rate: float = 0.0              # chance of a 503 backendError per Data API request
+    daily_quota: int = 10_000           # units per Pacific day; then 403 quotaExceeded
+    embedded_replies_max: int = 5       # [U] replies embedded in a commentThread
+    subscriber_cap: int = 1000          # [U] most public subscribers mySubscribers returns
+    private_subscriber_rate: float = 0.2
+    publishing_status: str = "production"   # "testing": refresh tokens die after 7 days
+    testing_refresh_ttl: int = 7 * 86400
+    access_ttl: int = 3599
+    rotate_refresh: bool = False        # [U] Google keeps the refresh token
+    error_status_field: bool = True     # [U]
+    thumbnail_ttl: int = 6 * 3600
+    comment_scope: str = "readonly"     # [U] "readonly" | "force-ssl"
+    round_subscriber_count: bool = False  # [U]
+    client_id: str = "fake-client-id.apps.googleusercontent.com"
+    client_secret: str = "fake-client-secret"
+    granted_scopes: str = SCOPE_READONLY
+
+
+def fake_png(key: str) -> bytes:
+    """A small valid 8x8 PNG whose pixels depend on ``key``."""
+    rng = random.Random(f"png:{key}")
+    rows = b"".join(b"\x00" + bytes(rng.randrange(256) for _ in range(8 * 3)) for _ in range(8))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", 8, 8, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def rfc3339(epoch: float) -> str:
+    return _dt.datetime.fromtimestamp(epoch, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def pacific_day(epoch: float) -> str:
+    return _dt.datetime.fromtimestamp(epoch, PACIFIC).date().isoformat()
+
+
+def iso_duration(seconds: int) -> str:
+    minutes, sec = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return "PT" + (f"{hours}H" if hours else "") + (f"{minutes}M" if minutes else "") + (f"{sec}S" if sec or not (hours or minutes) else "")
+
+
+# --------------------------------------------------------------------------- fields=
+
+
+class FieldsError(ValueError):
+    pass
+
+
+def parse_fields(spec: str) -> dict:
+    """Google's partial-response syntax: ``a,b(c,d/e),f/g`` -> nested dict (None = whole)."""
+    position = 0
+
+    def parse_list(closing: str | None) -> dict:
+        nonlocal position
+        tree: dict = {}
+        while True:
+            match = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:/[A-Za-z_][A-Za-z0-9_]*)*").match(spec, position)
+            if not match:
+                raise FieldsError(f"bad field selection at {position}")
+            position = match.end()
+            path = match.group().split("/")
+            sub = None
+            if position < len(spec) and spec[position] == "(":
+                position += 1
+                sub = parse_list(")")
+            node = tree
+            for name in path[:-1]:
+                if name in node and node[name] is None:
+                    node = None   # the whole member is already selected
+                    break
+                node = node.setdefault(name, {})
+            if node is not None:
+                node[path[-1]] = sub
+            if position >= len(spec):
+                if closing:
+                    raise FieldsError("unbalanced parentheses")
+                return tree
+            if spec[position] == ",":
+                position += 1
+                continue
+            if spec[position] == ")" and closing:
+                position += 1
+                return tree
+            raise FieldsError(f"bad field selection at {position}")
+
+    tree = parse_list(None)
+    return tree
+
+
+def apply_fields(value, tree: dict | None):
+    if tree is None:
+        return value
+    if isinstance(value, list):
+        return [apply_fields(v, tree) for v in value]
+    if isinstance(value, dict):
+        return {k: apply_fields(value[k], sub) for k, sub in tree.items() if k in value}
+    return value
+
+
+# --------------------------------------------------------------------------- the fake
+
+
+class FakeYouTube:
+    """YouTube's Data API and Google OAuth as one in-memory world. Thread-safe (one lock)."""
+
+    def __init__(self, config: FakeYouTubeConfig | None = None, base_url: str = "http://127.0.0.1:0"):
+        self.config = config or FakeYouTubeConfig()
+        self.base_url = base_url.rstrip("/")
+        self.clock_offset = 0.0
+        self._lock = threading.RLock()
+        self._rng = random.Random(f"world:{self.config.seed}")
+        self._fault_rng = random.Random(f"faults:{self.config.seed}")
+        self._sign_key = f"thumb-secret-{self.config.seed}".encode()
+        self._grants: dict[str, dict] = {}
+        self._codes: dict[str, dict] = {}
+        self._access: dict[str, dict] = {}
+        self._refresh: dict[str, dict] = {}
+        self.units_by_day: dict[str, int] = collections.defaultdict(int)
+        self._throttle: list[tuple[int, str]] = []     # queued rate-limit answers (status, reason)
+        # (method, path, status, params) of recent requests, for tests.
+        self.log: collections.deque = collections.deque(maxlen=20_000)
+        self.channel: dict = {}
+        self.videos: list[dict] = []          # newest first, like the uploads playlist
+        self.deleted_videos: list[dict] = []
+        self.threads: list[dict] = []         # newest first
+        self.subscribers: list[dict] = []     # {"channel_id","title","subscribed_at","public"}
+        self._counter = 0
+        self._build_world()
+
+    # ------------------------------------------------------------------ clock and quota
+
+    def now(self) -> float:
+        return time.time() + self.clock_offset
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.clock_offset += seconds
+
+    def today(self) -> str:
+        return pacific_day(self.now())
+
+    def units_today(self) -> int:
+        return self.units_by_day.get(self.today(), 0)
+
+    def throttle(self, times: int, reason: str = "rateLimitExceeded", status: int = 403) -> None:
+        """The next ``times`` Data API requests answer a short-term rate-limit error."""
+        with self._lock:
+            self._throttle.extend([(status, reason)] * times)
+
+    # ------------------------------------------------------------------ world
+
+    def _id(self, length: int) -> str:
+        return "".join(self._rng.choice(ID_ALPHABET) for _ in range(length))
+
+    def _build_world(self) -> None:
+        rng = self._rng
+        name = f"{rng.choice(WORDS)}{rng.choice(WORDS)}{rng.randrange(100)}"
+        core = self._id(22)
+        self.channel = {
+            "id": "UC" + core, "uploads": "UU" + core, "title": name.title(),
+            "description": f"{rng.choice(WORDS).title()}s, mostly.", "customUrl": f"@{name}",
+            "publishedAt": WORLD_EPOCH - 400 * 86400, "viewCount_extra": rng.randrange(1000, 99999),
+        }
+        moment = WORLD_EPOCH
+        for _ in range(self.config.videos):
+            self.videos.append(self._new_video(moment))
+            moment -= rng.randrange(3600, 5 * 86400)
+        for i in range(self.config.followers):
+            self.subscribers.append(self._new_subscriber(f"fan{i:04d}", WORLD_EPOCH - 300 * 86400 + i * 3671))
+        fans = [s for s in self.subscribers] or [self._new_subscriber("fan", WORLD_EPOCH)]
+        moment = WORLD_EPOCH + 3600
+        for i in range(self.config.comment_threads if self.videos else 0):
+            video = self.videos[rng.randrange(len(self.videos))]
+            replies = rng.choice((0, 0, 1, 2, 3, 7, 12)) if i % 4 else 9  # every 4th: many
+            self.threads.insert(0, self._new_thread(video["id"], rng.choice(fans), moment, replies, fans))
+            moment += rng.randrange(600, 86400)
+
+    def _new_video(self, published: float, **overrides) -> dict:
+        rng = self._rng
+        words = " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 5)))
+        video = {
+            "id": self._id(11), "publishedAt": published, "title": words.capitalize(),
+            "description": f"{words} #{rng.choice(WORDS)}", "tags": [rng.choice(WORDS)],
+            "duration": rng.randint(8, 900), "privacyStatus": "unlisted" if rng.random() < 0.1 else "public",
+            "viewCount": rng.randrange(100, 500_000), "likeCount": rng.randrange(0, 5000),
+            "commentCount": rng.randrange(0, 200), "likes_hidden": rng.random() < 0.1,
+            "comments_disabled": rng.random() < 0.05, "maxres": rng.random() < 0.5,
+        }
+        video.update(overrides)
+        return video
+
+    def _new_subscriber(self, prefix: str, subscribed_at: float, public: bool | None = None) -> dict:
+        if public is None:
+            public = self._rng.random() >= self.config.private_subscriber_rate
+        return {"channel_id": "UC" + self._id(22), "title": f"{prefix} {self._rng.choice(WORDS)}".title(),
+                "subscribed_at": subscribed_at, "public": public}
+
+    def _new_comment(self, author: dict, published: float, text: str, parent: str | None = None) -> dict:
+        self._counter += 1
+        ident = f"{parent}.{self._id(10)}{self._counter}" if parent else f"Ugz{self._id(16)}{self._counter}"
+        return {"id": ident, "author": author, "text": text, "publishedAt": published,
+                "updatedAt": published, "likeCount": self._rng.randrange(0, 30), "parent": parent}
+
+    def _new_thread(self, video_id: str, author: dict, published: float, replies: int, fans: list) -> dict:
+        top = self._new_comment(author, published, f"Where was this {self._rng.choice(WORDS)}?")
+        thread = {"id": top["id"], "video_id": video_id, "top": top, "replies": []}
+        owner = {"channel_id": self.channel["id"], "title": self.channel["title"]}
+        for k in range(replies):
+            who = owner if k % 3 == 0 else self._rng.choice(fans)
+            thread["replies"].append(self._new_comment(who, published + 60 * (k + 1),
+                                                       f"reply {k} <b>{self._rng.choice(WORDS)}</b>", top["id"]))
+        return thread
+
+    # -- world changes ----------------------------------------------------------------
+
+    def add_video(self, **overrides) -> dict:
+        with self._lock:
+            newest = max((v["publishedAt"] for v in self.videos), default=WORLD_EPOCH)
+            video = self._new_video(overrides.pop("publishedAt", max(self.now(), newest + 1)), **overrides)
+            self.videos.insert(0, video)
+            return video
+
+    def video(self, video_id: str) -> dict:
+        for video in self.videos:
+            if video["id"] == video_id:
+                return video
+        raise KeyError(video_id)
+
+    def edit_video(self, video_id: str, title: str | None = None, description: str | None = None) -> None:
+        with self._lock:
+            video = self.video(video_id)
+            if title is not None:
+                video["title"] = title
+            if description is not None:
+                video["description"] = description
+
+    def delete_video(self, video_id: str) -> None:
+        with self._lock:
+            video = self.video(video_id)
+            self.videos.remove(video)
+            self.deleted_videos.append(video)
+
+    def set_counts(self, video_id: str, **counts: int) -> None:
+        with self._lock:
+            self.video(video_id).update(counts)
+
+    def add_thread(self, video_id: str | None = None, replies: int = 0) -> dict:
+        with self._lock:
+            fans = self.subscribers or [self._new_subscriber("fan", self.now())]
+            thread = self._new_thread(video_id or self.videos[0]["id"], self._rng.choice(fans),
+                                      max(self.now(), self.threads[0]["top"]["publishedAt"] + 1 if self.threads else 0),
+                                      replies, fans)
+            self.threads.insert(0, thread)
+            return thread
+
+    def add_reply(self, thread_id: str, text: str = "late reply") -> dict:
+        with self._lock:
+            thread = next(t for t in self.threads if t["id"] == thread_id)
+            fan = self._rng.choice(self.subscribers) if self.subscribers else self._new_subscriber("fan", 0)
+            reply = self._new_comment(fan, self.now(), text, thread_id)
+            thread["replies"].append(reply)
+            return reply
+
+    def gain_subscribers(self, n: int, public: bool = True) -> list[dict]:
+        with self._lock:
+            new = [self._new_subscriber(f"newfan{len(self.subscribers) + i}", self.now(), public) for i in range(n)]
+            self.subscribers.extend(new)
+            return new
+
+    def lose_subscribers(self, n: int) -> list[dict]:
+        """The ``n`` oldest *public* subscribers leave."""
+        with self._lock:
+            lost = [s for s in self.subscribers if s["public"]][:n]
+            self.subscribers = [s for s in self.subscribers if s not in lost]
+            return lost
+
+    def public_subscribers(self) -> list[dict]:
+        return [s for s in self.subscribers if s["public"]][: self.config.subscriber_cap]
+
+    # ------------------------------------------------------------------ tokens
+
+    def issue_tokens(self, scopes: str | None = None) -> dict:
+        """Mint an access + refresh token pair directly (what `archiver auth youtube` gets)."""
+        with self._lock:
+            grant = self._new_grant((scopes or self.config.granted_scopes).split())
+            return self._token_response(grant, new_refresh=True)
+
+    def _new_grant(self, scopes: list[str]) -> str:
+        grant_id = secrets.token_hex(8)
+        self._grants[grant_id] = {"scopes": scopes, "revoked": False}
+        return grant_id
+
+    def revoke_all(self) -> None:
+        with self._lock:
+            for grant in self._grants.values():
+                grant["revoked"] = True
+
+    def expire_access_tokens(self) -> None:
+        with self._lock:
+            for token in self._access.values():
+                token["expires_at"] = self.now() - 1
+
+    def _token_response(self, grant_id: str, new_refresh: bool) -> dict:
+        now = self.now()
+        access = f"ya29.a0{secrets.token_urlsafe(40)}"
+        self._access[access] = {"grant": grant_id, "expires_at": now + self.config.access_ttl}
+        body = {"access_token": access, "expires_in": self.config.access_ttl,
+                "scope": " ".join(self._grants[grant_id]["scopes"]), "token_type": "Bearer"}
+        if new_refresh:
+            refresh = f"1//0g{secrets.token_urlsafe(40)}"
+            self._refresh[refresh] = {"grant": grant_id, "issued_at": now, "alive": True}
+            body["refresh_token"] = refresh
+        return body
+
+    # ------------------------------------------------------------------ responses
+
+    @staticmethod
+    def _json(status: int, body: dict, headers: dict | None = None) -> httpx.Response:
+        return httpx.Response(status, headers={"Content-Type": "application/json; charset=UTF-8", **(headers or {})},
+                              content=json.dumps(body).encode())
+
+    def _error(self, status: int, reason: str, message: str, domain: str = "youtube.parameter",
+               **extra) -> httpx.Response:
+        envelope: dict = {"code": status, "message": message,
+                          "errors": [{"message": message, "domain": domain, "reason": reason, **extra}]}
+        if self.config.error_status_field:
+            envelope["status"] = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
+                                  404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED", 503: "UNAVAILABLE"}.get(status, "UNKNOWN")
+        return self._json(status, {"error": envelope})
+
+    def _oauth_error(self, status: int, error: str, description: str) -> httpx.Response:
+        return self._json(status, {"error": error, "error_description": description})
+
+    @staticmethod
+    def _html(status: int, text: str) -> httpx.Response:
+        return httpx.Response(status, headers={"Content-Type": "text/html; charset=utf-8"},
+                              content=f"<html><body><h1>{status}</h1><p>{text}</p></body></html>".encode())
+
+    # ------------------------------------------------------------------ dispatch
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        """Answer one request; usable as ``httpx.MockTransport(fake.handle)``."""
+        if self.config.latency_ms:
+            time.sleep(self.config.latency_ms / 1000)
+        with self._lock:
+            response = self._dispatch(request)
+            self.log.append((request.method, request.url.path, response.status_code,
+                             dict(request.url.params)))
+            return response
+
+    def _dispatch(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path.startswith("/vi/"):
+            return self._thumbnail(request)
+        if path.startswith("/ytc/"):
+            return httpx.Response(200, headers={"Content-Type": "image/png"}, content=fake_png(path))
+        if path == "/o/oauth2/v2/auth":
+            return self._authorize(request)
+        if path == "/token":
+            if request.method != "POST":
+                return self._oauth_error(400, "invalid_request", "Use POST.")
+            return self._token(request)
+        if path == "/revoke":
+            token = request.url.params.get("token") or (self._form(request) or {}).get("token", "")
+            record = self._refresh.get(token) or self._access.get(token)
+            if record is None:
+                return self._oauth_error(400, "invalid_token", "Token expired or revoked")
+            self._grants[record["grant"]]["revoked"] = True
+            return self._json(200, {})
+        if not path.startswith(API_PREFIX):
+            return self._error(404, "notFound", "Not Found", domain="global")
+        resource = path[len(API_PREFIX):]
+        handler = getattr(self, f"_api_{resource}", None) if resource in COSTS else None
+        if handler is None:
+            return self._error(404, "notFound", "Not Found", domain="global")
+        if request.method != "GET":
+            return self._error(405, "methodNotAllowed", "Method not allowed", domain="global")
+        grant = self._bearer_grant(request)
+        if grant is None:
+            return self._error(401, "authError", "Request had invalid authentication credentials.",
+                               domain="global", location="Authorization", locationType="header")
+        day = self.today()
+        if self.units_by_day[day] + COSTS[resource] > self.config.daily_quota:
+            return self._error(403, "quotaExceeded", "The request cannot be completed because you have "
+                               'exceeded your <a href="/youtube/v3/getting-started#quota">quota</a>.',
+                               domain="youtube.quota")
+        self.units_by_day[day] += COSTS[resource]   # invalid requests cost too (notes §3)
+        if self._throttle:
+            status, reason = self._throttle.pop(0)
+            return self._error(status, reason, "Rate limit exceeded", domain="usageLimits")
+        if self.config.fail_rate and self._fault_rng.random() < self.config.fail_rate:
+            return self._error(503, "backendError", "Backend Error", domain="global")
+        if not set(grant["scopes"]) & READ_SCOPES:
+            return self._error(403, "insufficientPermissions", "Request had insufficient authentication scopes.",
+                               domain="global")
+        if (resource in ("commentThreads", "comments") and self.config.comment_scope == "force-ssl"
+                and not set(grant["scopes"]) & {SCOPE_FORCE_SSL, SCOPE_FULL}):
+            return self._error(403, "insufficientPermissions", "Request had insufficient authentication scopes.",
+                               domain="global")
+        params = request.url.params
+        part = params.get("part")
+        if not part:
+            return self._error(400, "missingRequiredParameter", "No filter selected. Expected one of: part")
+        parts = [p.strip() for p in part.split(",")]
+        unknown = [p for p in parts if p not in PARTS[resource]]
+        if unknown:
+            return self._error(400, "unknownPart", f"{unknown[0]}")
+        fields = None
+        if params.get("fields"):
+            try:
+                fields = parse_fields(params["fields"])
+            except FieldsError as error:
+                return self._error(400, "invalidParameter", f"Invalid field selection: {error}", domain="global")
+        maximum = 50
+        if resource in MAX_RESULTS:
+            default, low, maximum = MAX_RESULTS[resource]
+            raw = params.get("maxResults")
+            if raw is not None and (not raw.isdigit() or not low <= int(raw) <= maximum):
+                return self._error(400, "invalidParameter", f"Invalid value for maxResults: {raw}")
+            maximum = int(raw) if raw is not None else default
+        answer = handler(params, set(parts), maximum)
+        if isinstance(answer, httpx.Response):
+            return answer
+        answer = {"kind": f"youtube#{resource[0].lower() + resource[1:].rstrip('s')}ListResponse",
+                  "etag": hashlib.sha1(json.dumps(answer, sort_keys=True).encode()).hexdigest()[:27], **answer}
+        return self._json(200, apply_fields(answer, fields))
+
+    def _bearer_grant(self, request: httpx.Request) -> dict | None:
+        header = request.headers.get("authorization", "")
+        if not header.startswith("Bearer "):
+            return None
+        token = self._access.get(header[len("Bearer "):].strip())
+        if token is None or token["expires_at"] <= self.now():
+            return None
+        grant = self._grants[token["grant"]]
+        return None if grant["revoked"] else grant
+
+    # -- paging ----------------------------------------------------------------------
+
+    @staticmethod
+    def _token_for(key: str, offset: int) -> str:
+        return base64.urlsafe_b64encode(f"{key}|{offset}".encode()).decode().rstrip("=")
+
+    def _page(self, items: list, key: str, params, size: int, total: int | None = None):
+        """Slice ``items`` at the pageToken's offset; an error response if the token is bad."""
+        offset = 0
+        token = params.get("pageToken")
+        if token:
+            try:
+                decoded = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+                token_key, raw_offset = decoded.rsplit("|", 1)
+                offset = int(raw_offset)
+            except ValueError:
+                return self._error(400, "invalidPageToken", "The request specifies an invalid page token.")
+            if token_key != key:
+                return self._error(400, "invalidPageToken", "The request specifies an invalid page token.")
+        chunk = items[offset:offset + size]
+        body = {"pageInfo": {"totalResults": len(items) if total is None else total, "resultsPerPage": size},
+                "items": chunk}
+        if offset + size < len(items) and size > 0:
+            body["nextPageToken"] = self._token_for(key, offset + size)
+        if offset > 0:
+            body["prevPageToken"] = self._token_for(key, max(0, offset - size))
+        return body
+
+    @staticmethod
+    def _exactly_one(params, names: tuple[str, ...]) -> str | None:
+        given = [n for n in names if params.get(n)]
+        return given[0] if len(given) == 1 else None
+
+    # -- signed thumbnails ---------------------------------------------------------------
+
+    def _sign(self, path: str, expires: int) -> str:
+        return hmac.new(self._sign_key, f"{path}:{expires}".encode(), hashlib.sha256).hexdigest()[:24]
+
+    def _thumbnail_url(self, video_id: str, name: str) -> str:
+        path = f"/vi/{video_id}/{name}.jpg"
+        expires = int(self.now()) + self.config.thumbnail_ttl
+        return f"{self.base_url}{path}?{urlencode({'exp': expires, 'sig': self._sign(path, expires)})}"
+
+    def _thumbnail(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        expires = request.url.params.get("exp", "")
+        signature = request.url.params.get("sig", "")
+        if not expires.isdigit() or not hmac.compare_digest(signature, self._sign(path, int(expires))):
+            return httpx.Response(403, content=b"Forbidden: bad signature")
+        if int(expires) < self.now():
+            return httpx.Response(403, content=b"Forbidden: link expired")
+        return httpx.Response(200, headers={"Content-Type": "image/png"}, content=fake_png(path))
+
+    def thumbnail_bytes(self, video_id: str) -> bytes:
+        """What the best thumbnail of ``video_id`` serves (for tests)."""
+        name = "maxresdefault" if self.video(video_id)["maxres"] else "sddefault"
+        return fake_png(f"/vi/{video_id}/{name}.jpg")
+
+    # -- renderers -------------------------------------------------------------------------
+
+    def _render_video(self, video: dict, parts: set[str]) -> dict:
+        item = {"kind": "youtube#video", "etag": "e" + video["id"], "id": video["id"]}
+        thumbs = {}
+        for name, width, height in THUMB_SIZES:
+            if name == "maxres" and not video["maxres"]:
+                continue
+            file = {"default": "default", "medium": "mqdefault", "high": "hqdefault",
+                    "standard": "sddefault", "maxres": "maxresdefault"}[name]
+            thumbs[name] = {"url": self._thumbnail_url(video["id"], file), "width": width, "height": height}
+        if "snippet" in parts:
+            item["snippet"] = {
+                "publishedAt": rfc3339(video["publishedAt"]), "channelId": self.channel["id"],
+                "title": video["title"], "description": video["description"], "thumbnails": thumbs,
+                "channelTitle": self.channel["title"], "tags": video["tags"], "categoryId": "22",
+                "liveBroadcastContent": "none", "defaultAudioLanguage": "en",
+            }
+        if "contentDetails" in parts:
+            item["contentDetails"] = {"duration": iso_duration(video["duration"]), "dimension": "2d",
+                                      "definition": "hd", "caption": "false", "licensedContent": False,
+                                      "projection": "rectangular"}
+        if "status" in parts:
+            item["status"] = {"uploadStatus": "processed", "privacyStatus": video["privacyStatus"],
+                              "license": "youtube", "embeddable": True, "publicStatsViewable": True,
+                              "madeForKids": False}
+        if "statistics" in parts:
+            stats = {"viewCount": str(video["viewCount"]), "likeCount": str(video["likeCount"]),
+                     "favoriteCount": "0", "commentCount": str(video["commentCount"])}
+            if video["likes_hidden"]:
+                stats.pop("likeCount")
+            if video["comments_disabled"]:
+                stats.pop("commentCount")
+            item["statistics"] = stats
+        return item
+
+    def _render_comment(self, comment: dict, video_id: str) -> dict:
+        author = comment["author"]
+        snippet = {
+            "channelId": self.channel["id"], "videoId": video_id,
+            "textDisplay": comment["text"], "textOriginal": re.sub(r"<[^>]+>", "", comment["text"]),
+            "authorDisplayName": "@" + author["title"].lower().replace(" ", ""),
+            "authorProfileImageUrl": f"https://yt3.ggpht.com/ytc/{author['channel_id']}=s48-c-k",
+            "authorChannelUrl": f"http://www.youtube.com/channel/{author['channel_id']}",
+            "authorChannelId": {"value": author["channel_id"]},
+            "canRate": True, "viewerRating": "none", "likeCount": comment["likeCount"],
+            "publishedAt": rfc3339(comment["publishedAt"]), "updatedAt": rfc3339(comment["updatedAt"]),
+        }
+        if comment["parent"]:
+            snippet["parentId"] = comment["parent"]
+        return {"kind": "youtube#comment", "etag": "c" + comment["id"][-8:], "id": comment["id"],
+                "snippet": snippet}
+
+    def _plain(self, item: dict, params) -> dict:
+        if params.get("textFormat", "html") == "plainText":
+            item["snippet"]["textDisplay"] = re.sub(r"<[^>]+>", "", item["snippet"]["textDisplay"])
+        return item
+
+    # -- Data API methods ------------------------------------------------------------------
+
+    def _api_channels(self, params, parts, size):
+        if self._exactly_one(params, ("mine", "id", "forHandle", "forUsername")) is None:
+            return self._error(400, "missingRequiredParameter", "No filter selected. Expected one of: mine, id, ...")
+        if params.get("id") and self.channel["id"] not in params["id"].split(","):
+            return {"pageInfo": {"totalResults": 0, "resultsPerPage": 5}, "items": []}
+        ch = self.channel
+        item = {"kind": "youtube#channel", "etag": "ch", "id": ch["id"]}
+        if "snippet" in parts:
+            item["snippet"] = {"title": ch["title"], "description": ch["description"], "customUrl": ch["customUrl"],
+                               "publishedAt": rfc3339(ch["publishedAt"]),
+                               "thumbnails": {k: {"url": f"{self.base_url}/ytc/{ch['id']}=s{w}", "width": w, "height": w}
+                                              for k, w in (("default", 88), ("medium", 240), ("high", 800))}}
+        if "contentDetails" in parts:
+            item["contentDetails"] = {"relatedPlaylists": {"likes": "", "uploads": ch["uploads"]}}
+        if "statistics" in parts:
+            count = len(self.subscribers)
+            if self.config.round_subscriber_count and count >= 1000:
+                digits = len(str(count)) - 3
+                count = count // 10 ** digits * 10 ** digits
+            item["statistics"] = {"viewCount": str(sum(v["viewCount"] for v in self.videos) + ch["viewCount_extra"]),
+                                  "subscriberCount": str(count), "hiddenSubscriberCount": False,
+                                  "videoCount": str(len(self.videos))}
+        if "brandingSettings" in parts:
+            item["brandingSettings"] = {"channel": {"title": ch["title"], "description": ch["description"]}}
+        return {"pageInfo": {"totalResults": 1, "resultsPerPage": 5}, "items": [item]}
+
+    def _api_playlistItems(self, params, parts, size):
+        playlist = params.get("playlistId")
+        if not playlist:
+            return self._error(400, "missingRequiredParameter", "No filter selected. Expected one of: playlistId, id")
+        if playlist != self.channel["uploads"]:
+            return self._error(404, "playlistNotFound", "The playlist identified with the request's playlistId "
+                               "parameter cannot be found.", domain="youtube.playlistItem")
+        page = self._page(self.videos, f"pl:{playlist}", params, size)
+        if isinstance(page, httpx.Response):
+            return page
+        items = []
+        for position, video in enumerate(page["items"]):
+            item = {"kind": "youtube#playlistItem", "etag": "p" + video["id"], "id": "UEx" + video["id"]}
+            if "snippet" in parts:
+                item["snippet"] = {"publishedAt": rfc3339(video["publishedAt"]), "channelId": self.channel["id"],
+                                   "title": video["title"], "description": video["description"],
+                                   "playlistId": playlist, "position": position,
+                                   "resourceId": {"kind": "youtube#video", "videoId": video["id"]}}
+            if "contentDetails" in parts:
+                item["contentDetails"] = {"videoId": video["id"], "videoPublishedAt": rfc3339(video["publishedAt"])}
+            if "status" in parts:
+                item["status"] = {"privacyStatus": video["privacyStatus"]}
+            items.append(item)
+        page["items"] = items
+        return page
+
+    def _api_videos(self, params, parts, size):
+        if not params.get("id"):
+            return self._error(400, "missingRequiredParameter", "No filter selected. Expected one of: id, chart, myRating")
+        ids = params["id"].split(",")
+        if len(ids) > 50:
+            return self._error(400, "invalidParameter", "Too many ids: at most 50.")
+        by_id = {v["id"]: v for v in self.videos}
+        # Ids that do not exist are simply absent (notes §2.2).
+        items = [self._render_video(by_id[i], parts) for i in ids if i in by_id]
+        return {"pageInfo": {"totalResults": len(items), "resultsPerPage": len(items)}, "items": items}
+
+    def _api_commentThreads(self, params, parts, size):
+        which = self._exactly_one(params, ("allThreadsRelatedToChannelId", "videoId", "id", "channelId"))
+        if which is None:
+            return self._error(400, "missingRequiredParameter", "Expected exactly one of: allThreadsRelatedToChannelId, videoId, id")
+        if which == "allThreadsRelatedToChannelId":
+            if params[which] != self.channel["id"]:
+                return self._error(404, "channelNotFound", "Channel not found.", domain="youtube.commentThread")
+            threads = self.threads
+        elif which == "videoId":
+            try:
+                video = self.video(params["videoId"])
+            except KeyError:
+                return self._error(404, "videoNotFound", "Video not found.", domain="youtube.commentThread")
+            if video["comments_disabled"]:
+                return self._error(403, "commentsDisabled", "Comments are disabled.", domain="youtube.commentThread")
+            threads = [t for t in self.threads if t["video_id"] == video["id"]]
+        else:
+            wanted = set(params[which].split(","))
+            threads = [t for t in self.threads if t["id"] in wanted]
+        if params.get("order", "time") == "relevance":
+            threads = sorted(threads, key=lambda t: -len(t["replies"]))
+        page = self._page(threads, f"ct:{which}:{params[which]}", params, size)
+        if isinstance(page, httpx.Response):
+            return page
+        items = []
+        for thread in page["items"]:
+            item = {"kind": "youtube#commentThread", "etag": "t" + thread["id"][-8:], "id": thread["id"]}
+            if "snippet" in parts:
+                item["snippet"] = {"channelId": self.channel["id"], "videoId": thread["video_id"], "canReply": True,
+                                   "totalReplyCount": len(thread["replies"]), "isPublic": True,
+                                   "topLevelComment": self._plain(self._render_comment(thread["top"], thread["video_id"]), params)}
+            if "replies" in parts and thread["replies"]:
+                embedded = thread["replies"][: self.config.embedded_replies_max]
+                item["replies"] = {"comments": [self._plain(self._render_comment(r, thread["video_id"]), params)
+                                                for r in embedded]}
+            items.append(item)
+        page["items"] = items
+        return page
+
+    def _api_comments(self, params, parts, size):
+        which = self._exactly_one(params, ("parentId", "id"))
+        if which is None:
+            return self._error(400, "missingRequiredParameter", "Expected exactly one of: parentId, id")
+        if which == "parentId":
+            thread = next((t for t in self.threads if t["id"] == params["parentId"]), None)
+            if thread is None:
+                return self._error(404, "commentNotFound", "Comment not found.", domain="youtube.comment")
+            comments, video_id = thread["replies"], thread["video_id"]
+        else:
+            wanted = set(params["id"].split(","))
+            pairs = [(c, t["video_id"]) for t in self.threads for c in [t["top"], *t["replies"]] if c["id"] in wanted]
+            comments, video_id = [c for c, _ in pairs], None
+        page = self._page(comments, f"cm:{which}:{params[which]}", params, size)
+        if isinstance(page, httpx.Response):
+            return page
+        rendered = []
+        for comment in page["items"]:
+            item = self._plain(self._render_comment(comment, video_id or ""), params)
+            item["snippet"].pop("videoId", None)  # replies from comments.list carry no videoId [U]
+            rendered.append(item if "snippet" in parts else {k: item[k] for k in ("kind", "etag", "id")})
+        page["items"] = rendered
+        return page
+
+    def _api_subscriptions(self, params, parts, size):
+        which = self._exactly_one(params, ("mySubscribers", "myRecentSubscribers", "mine", "channelId", "id"))
+        if which is None:
+            return self._error(400, "incompatibleParameters", "Specify exactly one filter.")
+        if which in ("mySubscribers", "myRecentSubscribers"):
+            people = self.public_subscribers()
+            if which == "myRecentSubscribers":
+                people = sorted(people, key=lambda s: -s["subscribed_at"])
+        else:
+            people = []   # the channels the owner follows: not modelled
+        page = self._page(people, f"sub:{which}", params, size, total=len(self.subscribers))
+        if isinstance(page, httpx.Response):
+            return page
+        items = []
+        for person in page["items"]:
+            item = {"kind": "youtube#subscription", "etag": "s" + person["channel_id"][-6:],
+                    "id": "FMP" + hashlib.sha1(person["channel_id"].encode()).hexdigest()[:20]}
+            if "snippet" in parts:
+                item["snippet"] = {"publishedAt": rfc3339(person["subscribed_at"]), "title": self.channel["title"],
+                                   "resourceId": {"kind": "youtube#channel", "channelId": self.channel["id"]},
+                                   "channelId": person["channel_id"]}
+            if "subscriberSnippet" in parts:
+                item["subscriberSnippet"] = {"title": person["title"], "description": "",
+                                             "channelId": person["channel_id"],
+                                             "thumbnails": {"default": {"url": f"https://yt3.ggpht.com/{person['channel_id']}=s88"}}}
+            if "contentDetails" in parts:
+                item["contentDetails"] = {"totalItemCount": 3, "newItemCount": 0, "activityType": "all"}
+            items.append(item)
+        page["items"] = items
+        return page
+
+    # ------------------------------------------------------------------ OAuth
+
+    def _authorize(self, request: httpx.Request) -> httpx.Response:
+        q = request.url.params
+        if q.get("client_id") != self.config.client_id:
+            return self._html(401, "Error 401: invalid_client. The OAuth client was not found.")
+        if q.get("response_type") != "code":
+            return self._html(400, "Error 400: invalid_request. response_type must be code.")
+        redirect_uri = q.get("redirect_uri") or ""
+        parts = urlsplit(redirect_uri)
+        if parts.scheme != "http" or parts.hostname not in ("127.0.0.1", "localhost") or parts.port is None:
+            return self._html(400, "Error 400: redirect_uri_mismatch.")
+        requested = (q.get("scope") or "").split()
+        if not requested or any(s not in KNOWN_SCOPES for s in requested):
+            return self._html(400, "Error 400: invalid_scope.")
+        if not q.get("code_challenge") or q.get("code_challenge_method") != "S256":
+            return self._html(400, "Error 400: invalid_request. PKCE S256 expected by this fake.")
+        grant = self._new_grant([s for s in requested if s in self.config.granted_scopes.split()] or requested)
+        code = f"4/0A{secrets.token_urlsafe(30)}"   # the '/' must be URL-decoded by the client
+        self._codes[code] = {"grant": grant, "redirect_uri": redirect_uri, "challenge": q["code_challenge"],
+                             "used": False, "expires_at": self.now() + AUTH_CODE_TTL,
+                             "offline": q.get("access_type") == "offline"}
+        query = {"state": q.get("state", ""), "code": code, "scope": " ".join(self._grants[grant]["scopes"])}
+        return httpx.Response(302, headers={"Location": f"{redirect_uri}?{urlencode(query)}"})
+
+    @staticmethod
+    def _form(request: httpx.Request) -> dict[str, str] | None:
+        if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
+            return None
+        return {k: v[0] for k, v in parse_qs(request.content.decode("utf-8", "replace"), keep_blank_values=True).items()}
+
+    def _token(self, request: httpx.Request) -> httpx.Response:
+        form = self._form(request)
+        if form is None:
+            return self._oauth_error(400, "invalid_request", "Bad Request")
+        if (form.get("client_id") != self.config.client_id
+                or not hmac.compare_digest(form.get("client_secret", ""), self.config.client_secret)):
+            return self._oauth_error(401, "invalid_client", "Unauthorized")
+        if form.get("grant_type") == "authorization_code":
+            code = self._codes.get(form.get("code", ""))
+            if code is None or code["used"] or code["expires_at"] <= self.now():
+                return self._oauth_error(400, "invalid_grant", "Malformed auth code.")
+            if form.get("redirect_uri") != code["redirect_uri"]:
+                return self._oauth_error(400, "redirect_uri_mismatch", "Bad Request")
+            digest = hashlib.sha256(form.get("code_verifier", "").encode()).digest()
+            if base64.urlsafe_b64encode(digest).rstrip(b"=").decode() != code["challenge"]:
+                return self._oauth_error(400, "invalid_grant", "Invalid code verifier.")
+            code["used"] = True
+            return self._json(200, self._token_response(code["grant"], new_refresh=code["offline"]))
+        if form.get("grant_type") == "refresh_token":
+            record = self._refresh.get(form.get("refresh_token", ""))
+            expired = (record is not None and self.config.publishing_status == "testing"
+                       and self.now() - record["issued_at"] >= self.config.testing_refresh_ttl)
+            if record is None or not record["alive"] or expired or self._grants[record["grant"]]["revoked"]:
+                return self._oauth_error(400, "invalid_grant", "Token has been expired or revoked.")
+            if self.config.rotate_refresh:
+                record["alive"] = False
+            return self._json(200, self._token_response(record["grant"], new_refresh=self.config.rotate_refresh))
+        return self._oauth_error(400, "unsupported_grant_type", "Invalid grant_type.")
+
+
+# --------------------------------------------------------------------------- real HTTP
+
+
+def serve(fake: FakeYouTube, host: str = "127.0.0.1", port: int = 0):
+    """Serve ``fake`` over real HTTP in a daemon thread; returns ``(server, thread)``."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _forward(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            request = httpx.Request(self.command, fake.base_url + self.path,
+                                    headers=list(self.headers.items()), content=body)
+            try:
+                response = fake.handle(request)
+                payload = response.content
+            except Exception as error:  # a fake bug must not hang the client
+                response = fake._error(500, "backendError", f"fake crashed: {type(error).__name__}", domain="global")
+                payload = response.content
+            self.send_response(response.status_code)
+            for name, value in response.headers.items():
+                if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(payload)
+
+        do_GET = do_POST = do_HEAD = do_PUT = do_DELETE = _forward
+
+        def log_message(self, format, *args):  # noqa: A002 - quiet; URLs carry codes
+            pass
+
+    Handler.disable_nagle_algorithm = True
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    bound_host, bound_port = server.server_address[:2]
+    fake.base_url = f"http://{bound_host}:{bound_port}"
+    thread = threading.Thread(target=server.serve_forever, name="fake-youtube", daemon=True)
+    thread.start()
+    return server, thread
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m archiver_connectors.youtube.fake --port N ...``: serve until SIGTERM/SIGINT."""
+    parser = argparse.ArgumentParser(prog="archiver_connectors.youtube.fake",
+                                     description="Serve a fake of YouTube Data API v3 and Google OAuth.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--videos", type=int, default=30)
+    parser.add_argument("--followers", type=int, default=50, help="subscribers")
+    parser.add_argument("--comment-threads", type=int, default=25)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--latency-ms", type=int, default=0)
+    parser.add_argument("--fail-rate", type=float, default=0.0)
+    parser.add_argument("--daily-quota", type=int, default=10_000)
+    parser.add_argument("--publishing-status", choices=("production", "testing"), default="production")
+    parser.add_argument("--client-id", default=FakeYouTubeConfig.client_id)
+    parser.add_argument("--client-secret", default=FakeYouTubeConfig.client_secret)
+    args = parser.parse_args(argv)
+    config = FakeYouTubeConfig(videos=args.videos, followers=args.followers, comment_threads=args.comment_threads,
+                               seed=args.seed, latency_ms=args.latency_ms, fail_rate=args.fail_rate,
+                               daily_quota=args.daily_quota, publishing_status=args.publishing_status,
+                               client_id=args.client_id, client_secret=args.client_secret)
+    fake = FakeYouTube(config)
+    server, _thread = serve(fake, args.host, args.port)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    print(f"listening on {fake.base_url}", flush=True)
+    try:
+        while not stop.wait(0.2):
+            pass
+    finally:
+        server.shutdown()
+        server.server_close()
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

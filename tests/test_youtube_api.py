@@ -1,0 +1,342 @@
+"""`archiver export` for YouTube, in-process: the real connector, runner, writer and media
+store against the stateful fake YouTube (httpx.MockTransport). Every test checks the
+archive's rows and what the fake saw (its request log and its per-day quota counter)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from archiver.archive import Archive
+from archiver.config import AccountConfig, Config
+from archiver.jobs import Workspace, run_export
+from archiver.secrets import open_secret_store
+from archiver_connectors.youtube import api as yt_api
+from archiver_connectors.youtube.api import YouTubeTokens
+from archiver_connectors.youtube.fake import FakeYouTube, FakeYouTubeConfig
+from tiktok_sync_harness import ticking_clock
+
+BASE_URL = "http://127.0.0.1:8798"   # never contacted: MockTransport answers in-process
+ACCOUNT = "main"
+ACCOUNT_ID = f"youtube:{ACCOUNT}"
+
+
+@pytest.fixture(autouse=True)
+def ticking_writer_clock(monkeypatch):
+    monkeypatch.setattr("archiver.archive.writer.now_utc", ticking_clock())
+    # Snapshots are dated by the connector, to the second, like every archive row.
+    monkeypatch.setattr("archiver_connectors.youtube._now", ticking_clock())
+
+
+class YouTubeHarness:
+    """A fake YouTube, an archive in tmp_path, tokens the fake minted in a memory store.
+    The connector's clock is the fake's, so ``fake.advance`` moves days for both."""
+
+    def __init__(self, tmp_path: Path, monkeypatch, config: FakeYouTubeConfig | None = None,
+                 options: dict | None = None, folder: str = "archive"):
+        self.fake = FakeYouTube(config or FakeYouTubeConfig(), base_url=BASE_URL)
+        monkeypatch.setattr(yt_api, "wall_clock", self.fake.now)
+        self.secrets = open_secret_store("memory")
+        self.secrets.set("youtube", ACCOUNT, "client_id", self.fake.config.client_id)
+        self.secrets.set("youtube", ACCOUNT, "client_secret", self.fake.config.client_secret)
+        self.faults: list = []
+        self.sleeps: list[float] = []
+        self.transport = httpx.MockTransport(self._handle)
+        self.authorize()
+        self.account = AccountConfig(name=ACCOUNT, platform="youtube", base_url=BASE_URL, options=options or {})
+        self.archive = Archive(tmp_path / folder)
+        self.ws = Workspace(self.archive, Config(path=None, accounts=[self.account]), self.secrets)
+
+    def authorize(self) -> dict:
+        tokens = self.fake.issue_tokens()
+        with httpx.Client(transport=self.transport) as client:
+            YouTubeTokens(self.secrets, ACCOUNT, BASE_URL + "/token", client).store(tokens)
+        return tokens
+
+    def _handle(self, request: httpx.Request) -> httpx.Response:
+        for fault in self.faults:
+            answer = fault(request)
+            if answer is not None:
+                return answer
+        return self.fake.handle(request)
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.fake.advance(seconds)
+
+    def run(self, *, full: bool = False) -> dict:
+        return run_export(self.ws, self.account, full=full, progress=lambda line: None,
+                          transport=self.transport, sleep=self.sleep)
+
+    # -- what happened ---------------------------------------------------------------
+    def mark(self) -> int:
+        return len(self.fake.log)
+
+    def calls(self, resource: str, since: int = 0) -> list[dict]:
+        """Params of the Data API requests for ``resource`` (answered or not)."""
+        return [entry[3] for entry in list(self.fake.log)[since:] if entry[1] == f"/youtube/v3/{resource}"]
+
+    def rows(self, sql: str, *params) -> list[dict]:
+        cursor = self.archive.db.execute(sql, list(params))
+        names = [c[0] for c in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+    def value(self, sql: str, *params):
+        return self.archive.db.execute(sql, list(params)).fetchone()[0]
+
+    def state(self, stream: str) -> dict | None:
+        row = self.archive.db.execute("SELECT state FROM sync_state WHERE account_id=? AND stream=?",
+                                      [ACCOUNT_ID, stream]).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def post_ids(self) -> set[str]:
+        return {r["post_id"] for r in self.rows("SELECT post_id FROM posts")}
+
+    def fake_comment_ids(self) -> set[str]:
+        return {c["id"] for t in self.fake.threads for c in [t["top"], *t["replies"]]}
+
+
+def archive_tables(h: YouTubeHarness) -> dict:
+    def table(sql):
+        return [tuple(r) for r in h.archive.db.execute(sql).fetchall()]
+    return {
+        "posts": table("SELECT post_id, title, text, like_count, view_count, deleted_at FROM posts ORDER BY 1"),
+        "post_media": table("SELECT post_id, role, sha256, status FROM post_media ORDER BY 1, 2"),
+        "comments": table("SELECT comment_id, parent_id, author_id, text FROM comments ORDER BY 1"),
+        "people": table("SELECT person_id, handle FROM people ORDER BY 1"),
+        "follows": table("SELECT person_id, ended_at FROM follows ORDER BY 1"),
+        "accounts": table("SELECT native_id, username, followers, posts FROM accounts"),
+    }
+
+
+# --------------------------------------------------------------------------- first run
+
+
+def test_first_run_archives_channel_uploads_thumbnails_comments_and_partial_subscribers(tmp_path, monkeypatch):
+    h = YouTubeHarness(tmp_path, monkeypatch, FakeYouTubeConfig(videos=120, followers=40, comment_threads=130, seed=3))
+    result = h.run()
+    assert result["status"] == "ok", result
+    assert result["errors"] == []
+
+    channel = h.fake.channel
+    account = h.rows("SELECT * FROM accounts WHERE account_id=?", ACCOUNT_ID)[0]
+    assert (account["native_id"], account["username"], account["display_name"]) == (
+        channel["id"], channel["customUrl"][1:], channel["title"])
+    assert (account["followers"], account["posts"]) == (40, 120)
+    assert h.rows("SELECT followers, posts FROM account_metrics") == [{"followers": 40, "posts": 120}]
+
+    # Every upload once, through 3 playlist pages of 50 and one videos.list per page.
+    assert h.post_ids() == {v["id"] for v in h.fake.videos}
+    assert len(h.calls("playlistItems")) == 3 and len(h.calls("videos")) == 3
+    assert all(int(c["maxResults"]) == 50 for c in h.calls("playlistItems"))
+    for video in h.fake.videos:
+        post = h.rows("SELECT * FROM posts WHERE post_id=?", video["id"])[0]
+        assert (post["title"], post["text"], post["duration"], post["visibility"]) == (
+            video["title"], video["description"], video["duration"], video["privacyStatus"])
+        assert post["like_count"] == (None if video["likes_hidden"] else video["likeCount"])
+        assert post["view_count"] == video["viewCount"]
+        metrics = h.rows("SELECT view_count FROM post_metrics WHERE post_id=?", video["id"])
+        assert metrics == [{"view_count": video["viewCount"]}]
+        media = h.rows("SELECT * FROM post_media WHERE post_id=?", video["id"])
+        assert [(m["role"], m["status"]) for m in media] == [("cover", "ok")]
+        stored = h.archive.media_root / h.value("SELECT path FROM media WHERE sha256=?", media[0]["sha256"])
+        assert stored.read_bytes() == h.fake.thumbnail_bytes(video["id"])
+        assert "?" not in media[0]["source_url"]
+    assert "sig=" not in h.value("SELECT group_concat(raw) FROM posts")
+
+    # Every comment and every reply (the embedded ones are only a subset), with authors.
+    assert {r["comment_id"] for r in h.rows("SELECT comment_id FROM comments")} == h.fake_comment_ids()
+    truncated = [t for t in h.fake.threads if len(t["replies"]) > h.fake.config.embedded_replies_max]
+    assert truncated and {c["parentId"] for c in h.calls("comments")} == {t["id"] for t in truncated}
+    for thread in h.fake.threads:
+        for reply in thread["replies"]:
+            row = h.rows("SELECT * FROM comments WHERE comment_id=?", reply["id"])[0]
+            assert (row["parent_id"], row["post_id"], row["author_id"]) == (
+                thread["id"], thread["video_id"], reply["author"]["channel_id"])
+            assert row["by_owner"] == int(reply["author"]["channel_id"] == channel["id"])
+    orphans = h.value("SELECT count(*) FROM comments c LEFT JOIN people p ON p.platform='youtube' "
+                      "AND p.person_id=c.author_id WHERE p.person_id IS NULL")
+    assert orphans == 0
+
+    # The public subscribers, as a partial snapshot.
+    public = {s["channel_id"] for s in h.fake.public_subscribers()}
+    assert 0 < len(public) < 40
+    snapshot = h.rows("SELECT * FROM snapshots")
+    assert [(s["kind"], s["member_count"], s["complete"]) for s in snapshot] == [("followers", len(public), 0)]
+    assert {r["person_id"] for r in h.rows("SELECT person_id FROM follows WHERE kind='followers'")} == public
+
+    assert h.state("quota")["spent"] == h.fake.units_today()
+    assert h.value("PRAGMA integrity_check") == "ok"
+
+
+def test_a_subscriber_missing_from_a_later_partial_snapshot_is_not_lost(tmp_path, monkeypatch):
+    h = YouTubeHarness(tmp_path, monkeypatch, FakeYouTubeConfig(videos=5, followers=20, comment_threads=3, seed=4))
+    assert h.run()["status"] == "ok"
+    gone = h.fake.lose_subscribers(2)
+    new = h.fake.gain_subscribers(1)
+    assert h.run()["status"] == "ok"
+    assert h.value("SELECT count(*) FROM snapshots WHERE complete=0") == 2
+    assert h.value("SELECT count(*) FROM audience_events WHERE event='lost'") == 0
+    ended = h.value("SELECT count(*) FROM follows WHERE ended_at IS NOT NULL")
+    assert ended == 0
+    assert {g["channel_id"] for g in gone} <= {r["person_id"] for r in h.rows("SELECT person_id FROM follows")}
+    assert new[0]["channel_id"] in {r["person_id"] for r in h.rows("SELECT person_id FROM follows")}
+
+
+# --------------------------------------------------------------------------- incremental
+
+
+def test_incremental_run_stops_at_a_known_page_and_gets_new_uploads_and_replies(tmp_path, monkeypatch):
+    h = YouTubeHarness(tmp_path, monkeypatch, FakeYouTubeConfig(videos=160, followers=5, comment_threads=250, seed=5))
+    assert h.run()["status"] == "ok"
+    new_videos = [h.fake.add_video(), h.fake.add_video()]
+    thread = h.fake.add_thread(new_videos[0]["id"], replies=8)
+    mark = h.mark()
+    result = h.run()
+    assert result["status"] == "ok", result
+    assert result["counts"]["posts_new"] == 2
+    assert h.post_ids() == {v["id"] for v in h.fake.videos}
+    # Page 1 held the new uploads, page 2 was wholly known: the walk stopped there.
+    assert len(h.calls("playlistItems", mark)) == 2
+    assert len(h.calls("commentThreads", mark)) == 2   # 251 threads, 100 a page: page 2 all known
+    assert [c["parentId"] for c in h.calls("comments", mark)] == [thread["id"]]
+    assert {r["comment_id"] for r in h.rows("SELECT comment_id FROM comments")} == h.fake_comment_ids()
+
+
+def test_edited_title_keeps_the_old_one_in_post_versions(tmp_path, monkeypatch):
+    h = YouTubeHarness(tmp_path, monkeypatch, FakeYouTubeConfig(videos=10, followers=3, comment_threads=2, seed=6))
+    assert h.run()["status"] == "ok"
+    video = h.fake.videos[0]
+    old_title, old_text = video["title"], video["description"]
+    h.fake.edit_video(video["id"], title="A better title", description="New words")
+    h.fake.set_counts(video["id"], viewCount=video["viewCount"] + 1000)
+    assert h.run()["status"] == "ok"
+    assert h.rows("SELECT title, text FROM post_versions WHERE post_id=?", video["id"]) == [
+        {"title": old_title, "text": old_text}]
+    assert h.rows("SELECT title, text FROM posts WHERE post_id=?", video["id"]) == [
+        {"title": "A better title", "text": "New words"}]
+    views = [r["view_count"] for r in h.rows("SELECT view_count FROM post_metrics WHERE post_id=? "
+                                             "ORDER BY observed_at", video["id"])]
+    assert views == [video["viewCount"] - 1000, video["viewCount"]]
+
+
+def test_full_run_tombstones_a_deleted_upload_and_an_incremental_one_does_not(tmp_path, monkeypatch):
+    h = YouTubeHarness(tmp_path, monkeypatch, FakeYouTubeConfig(videos=70, followers=3, comment_threads=2, seed=7))
+    assert h.run(full=True)["status"] == "ok"
+    victim = h.fake.videos[60]                   # on the second page
+    h.fake.delete_video(victim["id"])
+    assert h.run()["status"] == "ok"
+    assert h.value("SELECT count(*) FROM posts WHERE deleted_at IS NOT NULL") == 0
+    result = h.run(full=True)
+    assert result["status"] == "ok" and result["counts"]["posts_tombstoned"] == 1
+    assert h.value("SELECT deleted_at FROM posts WHERE post_id=?", victim["id"]) is not None
+    assert h.value("SELECT count(*) FROM post_media WHERE post_id=? AND status='ok'", victim["id"]) == 1
+
+
+# --------------------------------------------------------------------------- quota
+
+
+def test_a_run_that_hits_the_budget_stops_cleanly_and_resumes_next_day_without_paying_twice(tmp_path, monkeypatch):
+    config = dict(videos=260, followers=120, comment_threads=40, seed=8)
+    # The same world archived in one go: what the whole job costs.
+    reference = YouTubeHarness(tmp_path, monkeypatch, FakeYouTubeConfig(**config), folder="reference")
+    assert reference.run()["status"] == "ok"
+    whole_job = reference.fake.units_today()
+    assert whole_job > 20
+
+    h = YouTubeHarness(tmp_path, monkeypatch, FakeYouTubeConfig(**config), options={"quota_units": 9})
+    day1 = h.fake.today()
+    result = h.run()
+    assert result["status"] == "ok", result          # a clean end, not a failure
+    assert any(e["item"] == "quota" and "midnight Pacific" in e["error"] for e in result["errors"])
+    assert h.fake.units_by_day[day1] == 9            # stopped before the quota ran out
+    assert h.state("quota") == {"day": day1, "spent": 9, "budget": 9}
+    assert h.state("uploads")["token"]               # where it stopped
+    posts_day1 = h.post_ids()
+    assert 0 < len(posts_day1) < 260
+
+    assert h.run()["status"] == "ok"                 # same day: nothing more is spent
+    assert h.fake.units_by_day[day1] == 9
+
+    days = []
+    for _ in range(20):
+        h.fake.advance(86400)
+        days.append(h.fake.today())
+        result = h.run()
+        assert result["status"] == "ok", result
+        assert h.fake.units_by_day[days[-1]] <= 9
+        if not any(e["item"] == "quota" for e in result["errors"]):
+            break
+    else:
+        pytest.fail("the job never finished")
+    # Nothing asked twice across the days; channels.list is the one call every run makes.
+    asked = [(e[1], e[3].get("pageToken"), e[3].get("parentId"), e[3].get("id")) for e in h.fake.log
+             if e[1].startswith("/youtube/v3/") and e[1] != "/youtube/v3/channels"]
+    assert len(asked) == len(set(asked)), [k for k in set(asked) if asked.count(k) > 1]
+    runs = 1 + len(days)
+    total = sum(h.fake.units_by_day.values())
+    assert total == whole_job + (runs - 1)           # only the extra channels.list calls
+    assert h.post_ids() == reference.post_ids()
+    assert {r["comment_id"] for r in h.rows("SELECT comment_id FROM comments")} == h.fake_comment_ids()
+    assert h.value("SELECT count(*) FROM post_media WHERE status='ok'") == 260
+
+
+def test_quota_exceeded_from_youtube_ends_the_run_cleanly_and_rate_limits_are_retried(tmp_path, monkeypatch):
+    h = YouTubeHarness(tmp_path, monkeypatch, FakeYouTubeConfig(videos=60, followers=3, comment_threads=2,
+                                                                 daily_quota=4, seed=9))
+    h.fake.throttle(2, "rateLimitExceeded")
+    result = h.run()
+    assert result["status"] == "ok", result
+    assert len(h.sleeps) >= 2                        # backed off twice on the 403 rateLimitExceeded
+    assert any(e["item"] == "quota" for e in result["errors"])
+    assert h.state("quota")["spent"] == h.state("quota")["budget"]   # nothing more today
+    mark = h.mark()
+    assert h.run()["status"] == "ok"
+    assert len(h.fake.log) == mark                   # the same day: not a single request
+
+
+# --------------------------------------------------------------------------- auth
+
+
+def test_testing_mode_refresh_token_dies_after_7_days_with_a_message_that_says_so(tmp_path, monkeypatch):
+    h = YouTubeHarness(tmp_path, monkeypatch, FakeYouTubeConfig(videos=5, followers=3, comment_threads=2, seed=10,
+                                                                publishing_status="testing"))
+    assert h.run()["status"] == "ok"
+    h.fake.advance(2 * 3600)                          # access token expired: a refresh works
+    assert h.run()["status"] == "ok"
+    h.fake.advance(7 * 86400)
+    before = archive_tables(h)
+    result = h.run()
+    assert result["status"] == "failed"
+    assert result["failure_kind"] == "auth"
+    message = result["message"]
+    assert "invalid_grant" in message and "7 days" in message and "Testing" in message
+    assert "Publish app" in message and "archiver auth youtube" in message
+    assert archive_tables(h) == before
+    refresh_token = json.loads(h.secrets.get("youtube", ACCOUNT, "tokens"))["refresh_token"]
+    assert refresh_token not in h.value("SELECT group_concat(coalesce(message,'')) FROM runs")
+
+
+# --------------------------------------------------------------------------- vanished
+
+
+@pytest.mark.parametrize("answer", [
+    lambda r: httpx.Response(404, text="<html>Not Found</html>", headers={"Content-Type": "text/html"}),
+    lambda r: httpx.Response(200, json={"kind": "youtube#channelListResponse", "items": []})
+    if r.url.path.startswith("/youtube/") else None,
+    lambda r: httpx.Response(200, json={}) if r.url.path.startswith("/youtube/") else None,
+])
+def test_a_vanished_platform_changes_nothing(tmp_path, monkeypatch, answer):
+    h = YouTubeHarness(tmp_path, monkeypatch, FakeYouTubeConfig(videos=60, followers=10, comment_threads=10, seed=11))
+    assert h.run(full=True)["status"] == "ok"
+    before = archive_tables(h)
+    h.faults.append(answer)
+    for full in (False, True):
+        result = h.run(full=full)
+        assert result["status"] == "failed", result
+        assert archive_tables(h) == before
+    assert h.value("SELECT count(*) FROM posts WHERE deleted_at IS NOT NULL") == 0
