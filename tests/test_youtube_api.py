@@ -4,7 +4,6 @@ archive's rows and what the fake saw (its request log and its per-day quota coun
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 

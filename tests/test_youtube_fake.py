@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import httpx
-import pytest
 
 from archiver.config import AccountConfig
 from archiver.secrets import open_secret_store

@@ -33,7 +33,7 @@ from archiver.sync import Runner
 from archiver_connectors.youtube.fake_takeout import (
     COMMENT_COLUMNS, LOCALES, build_takeout, make_world, takeout_files, video_file_names)
 from archiver_connectors.youtube.takeout import (
-    VideosAwaitingMetadata, comment_text, find_takeout, match_video_files, takeout_pages, title_key, _Upload)
+    comment_text, find_takeout, match_video_files, takeout_pages, title_key, _Upload)
 
 ACCOUNT_ID = "youtube:main"
 

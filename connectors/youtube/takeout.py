@@ -47,7 +47,7 @@ import re
 import unicodedata
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Iterator
 
 from archiver.records import Comment, Membership, MediaRef, Page, Person, Post, Profile, Snapshot, iso_utc
 from archiver.sync import RunFailed
