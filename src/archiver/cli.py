@@ -152,7 +152,8 @@ def connectors():
 @common_options
 @click.argument("platform")
 @click.option("--account", "account_name", metavar="NAME", help="Account from the config (default: the only one).")
-@click.option("--client-key", help="Your app's client key (asked for when missing).")
+@click.option("--client-key", "--client-id", "client_key",
+              help="Your app's client key / client id (asked for when missing).")
 @click.option("--client-secret", help="Your app's client secret (asked for when missing; prefer the prompt).")
 @click.option("--no-browser", is_flag=True, help="Print the authorization URL instead of opening a browser.")
 @click.option("--port", type=int, default=0, help="Loopback port for the redirect (0 = any free port).")
@@ -176,8 +177,10 @@ def auth(archive, config_path, platform, account_name, client_key, client_secret
     if sys.stdin.isatty():
         prompt = lambda key: click.prompt(f"{cls.title} {key.replace('_', ' ')}", hide_input=key.endswith("secret"))
     connector = cls(account, ws.secrets)
+    # Platforms name the app's id differently (TikTok: client key; Google, Meta: client id).
     message = connector.authorize(echo=click.echo, open_browser=False if no_browser else None,
-                                  client_key=client_key, client_secret=client_secret, prompt=prompt, port=port)
+                                  client_key=client_key, client_id=client_key, client_secret=client_secret,
+                                  prompt=prompt, port=port)
     click.echo(message)
 
 
