@@ -5,6 +5,7 @@ httpx.MockTransport. Every test checks archive rows and what the fake was asked.
 from __future__ import annotations
 
 import hashlib
+import re
 import json
 import logging
 import time
@@ -564,3 +565,141 @@ def test_mapping_of_the_notes_examples():
     assert top.author.raw["id"] == "17841411111111111"
     assert (reply.author.native_id, reply.by_owner, reply.parent_native_id) == ("roofcam.studio", True, "1")
     assert "children{" in MEDIA_FIELDS
+
+
+# --------------------------------------------------------------------------- recent media
+
+ONE_OBJECT = r"^/v23\.0/(\d+)$"   # GET /{media-id} (or a child's, or a comment's)
+
+
+def single_reads(h: InstagramHarness, since: int = 0) -> list[httpx.Request]:
+    import re
+
+    return [r for r in h.requests[since:] if re.match(ONE_OBJECT, r.url.path)]
+
+
+def test_recent_media_the_listing_did_not_reach_get_fresh_counts_and_new_comments(tmp_path):
+    h = InstagramHarness(tmp_path, FakeInstagramConfig(media=20, seed=21))
+    now = int(time.time())
+    # 56 media of the last four weeks: 50 on the first page, 6 recent ones on the second.
+    recent = [h.fake.add_media(timestamp=now - 3600 - n * 12 * 3600, copyrighted=False) for n in range(56)]
+    assert h.run()["status"] == "ok"
+    assert single_reads(h) == []            # the first run listed everything: nothing to re-read
+    beyond = {m["id"] for m in recent[50:]}
+
+    # Nothing changed: one listing page, one read per recent media beyond it, and nothing else.
+    mark, samples = len(h.requests), h.value("SELECT count(*) FROM post_metrics")
+    result = h.run()
+    assert result["status"] == "ok", result
+    assert len(h.sent(MEDIA_PATH, mark)) == 1
+    reads = single_reads(h, mark)
+    assert len(reads) == len(beyond) and {r.url.path.split("/")[2] for r in reads} == beyond
+    assert all(r.url.params["fields"] == MEDIA_FIELDS for r in reads)
+    assert "metrics_samples" not in result["counts"]
+    assert h.value("SELECT count(*) FROM post_metrics") == samples
+    assert not any(r.url.path.endswith(("/comments", "/replies")) for r in h.requests[mark:])
+    # Their files are archived already: none is downloaded again (the listed page's are).
+    first_read = h.requests.index(reads[0])
+    assert not any(r.url.path.startswith("/cdn/") for r in h.requests[first_read:])
+
+    # Counts change on an older-but-recent media item: a new sample, and its new comment.
+    target = recent[-1]
+    target["like_count"] += 7
+    fresh = h.fake.add_comment(target["id"], "Still watching this one", author=h.fake.fans[1])
+    mark = len(h.requests)
+    result = h.run()
+    assert result["status"] == "ok", result
+    assert len(single_reads(h, mark)) == len(beyond)
+    assert result["counts"]["metrics_samples"] == 1
+    metrics = h.rows("SELECT like_count, comment_count FROM post_metrics WHERE post_id=? ORDER BY observed_at",
+                     target["id"])
+    assert len(metrics) == 2 and metrics[-1] == {"like_count": target["like_count"],
+                                                 "comment_count": h.fake.comments_count(target)}
+    assert h.value("SELECT like_count FROM posts WHERE post_id=?", target["id"]) == target["like_count"]
+    assert h.rows("SELECT author_id, post_id, text FROM comments WHERE comment_id=?", fresh["id"]) == [
+        {"author_id": h.fake.fans[1]["username"], "post_id": target["id"], "text": "Still watching this one"}]
+    asked = {r.url.path for r in h.requests[mark:] if r.url.path.endswith("/comments")}
+    assert asked == {f"/v23.0/{target['id']}/comments"}
+
+
+def test_a_recent_media_item_gone_from_instagram_is_reported_not_failed(tmp_path):
+    h = InstagramHarness(tmp_path, FakeInstagramConfig(media=5, seed=23))
+    now = int(time.time())
+    recent = [h.fake.add_media(timestamp=now - 3600 - n * 3600, copyrighted=False) for n in range(52)]
+    assert h.run()["status"] == "ok"
+    h.fake.delete_media(recent[-1]["id"])
+    result = h.run()
+    assert result["status"] == "ok", result
+    assert any(e["item"] == f"media {recent[-1]['id']}" and "--full" in e["error"] for e in result["errors"])
+    assert h.value("SELECT count(*) FROM posts WHERE deleted_at IS NOT NULL") == 0   # only --full decides
+
+
+# --------------------------------------------------------------------------- expiring links
+
+
+def expire_links_after_listing(h: InstagramHarness) -> None:
+    """Every listing page is followed by the links' lifetime passing: by the time the
+    runner downloads the page's files, the links in it answer 403."""
+    def advance(request, response):
+        if request.url.path == MEDIA_PATH:
+            h.fake.advance(2 * h.fake.config.media_url_ttl)
+    h.after.append(advance)
+
+
+def file_objects(h: InstagramHarness) -> set[str]:
+    """The ids whose links the archive's files came from: each media item's, or each
+    carousel child's."""
+    found = set()
+    for media in h.fake.media:
+        if media["media_type"] == "CAROUSEL_ALBUM":
+            found.update(c["id"] for c in media["children"])
+        else:
+            found.add(media["id"])
+    return found
+
+
+def test_expired_cdn_links_are_asked_for_again_and_the_files_archived(tmp_path):
+    h = InstagramHarness(tmp_path, FakeInstagramConfig(media=14, seed=24, media_url_ttl=60, copyrighted_reels=0.5))
+    expire_links_after_listing(h)
+    result = h.run()
+    assert result["status"] == "ok", result
+    assert not any("403" in e["error"] for e in result["errors"]), result["errors"]
+
+    rows = h.rows("SELECT * FROM post_media")
+    assert rows and all(r["status"] == "ok" and r["sha256"] for r in rows)
+    assert {r["post_id"] for r in rows} == h.fake_ids()
+    # The CDN refused the listed links, and the fresh ones worked.
+    cdn = [(status, path) for method, path, status in h.fake.log if path.startswith("/cdn/")]
+    refused = [path for status, path in cdn if status == 403]
+    assert len(refused) == len(rows)                      # the avatar was fetched before the listing
+    assert {path for status, path in cdn if status == 200} >= set(refused)
+    # One refresh call per file's object (a video and its thumbnail share it), in the fake's log.
+    refreshed = [entry for entry in h.fake.log if re.match(ONE_OBJECT, entry[1])]
+    assert sorted(p.split("/")[2] for _, p, status in refreshed if status == 200) == sorted(file_objects(h))
+    assert {r.url.params["fields"] for r in single_reads(h)} == {"media_url,thumbnail_url"}
+    # Stored links never carry the signature.
+    assert all("?" not in r["source_url"] for r in rows)
+
+
+def test_a_fresh_link_that_is_refused_too_is_recorded_as_a_failed_file(tmp_path):
+    h = InstagramHarness(tmp_path, FakeInstagramConfig(media=6, seed=25, copyrighted_reels=0.0))
+    h.faults.append(lambda r: httpx.Response(403, text="URL signature expired") if r.url.path.startswith("/cdn/") else None)
+    result = h.run()
+    assert result["status"] == "ok", result
+    rows = h.rows("SELECT * FROM post_media")
+    assert rows and all(r["status"] == "failed" and "HTTP 403" in r["error"] for r in rows)
+    cdn = [r for r in h.requests if r.url.path.startswith("/cdn/")]
+    assert len(cdn) == 2 * (len(rows) + 1)                # each file (and the avatar): its link, then one fresh link
+    objects = [r.url.path.split("/")[2] for r in single_reads(h)] + [
+        r.url.params["fields"] for r in h.sent("/v23.0/me") if r.url.params["fields"] == "profile_picture_url"]
+    assert sorted(objects) == sorted([*file_objects(h), "profile_picture_url"])   # asked once each, no loop
+
+
+def test_a_link_refused_for_another_reason_is_not_asked_for_again(tmp_path):
+    h = InstagramHarness(tmp_path, FakeInstagramConfig(media=6, seed=26))
+    h.faults.append(lambda r: httpx.Response(404, text="gone") if r.url.path.startswith("/cdn/") else None)
+    assert h.run()["status"] == "ok"
+    rows = h.rows("SELECT * FROM post_media")
+    assert rows and all(r["status"] == "failed" and "HTTP 404" in r["error"] for r in rows)
+    assert single_reads(h) == []
+    assert len([r for r in h.requests if r.url.path.startswith("/cdn/")]) == len(rows) + 1

@@ -14,6 +14,9 @@ from archiver.records import Page, iso_utc
 
 log = logging.getLogger("archiver.instagram")
 
+RECENT_DAYS = 30     # counts (and comments) of media this young are refreshed on every run
+RECENT_BATCH = 10    # recent media per page (each page commits with its comments)
+
 
 class InstagramConnector(Connector):
     name = "instagram"
@@ -137,13 +140,14 @@ class InstagramConnector(Connector):
             me = api.me()
             if str(me.get("account_type", "")).upper() == "PERSONAL":
                 raise RunFailed(PERSONAL_ACCOUNT_MESSAGE)
-            profile = profile_from_me(me)
+            profile = profile_from_me(me, api.refresher)
             if profile.native_id or profile.username:
                 yield Page("profile", [profile])
             else:
                 ctx.report("profile", "Instagram returned an empty profile; the archived one is kept as it was")
             walker = _MediaWalk(api, ctx, owner_id=profile.native_id, owner_username=profile.username)
             yield from walker.run()
+            yield from walker.recent()
         finally:
             api.close()
 
@@ -176,6 +180,7 @@ class _MediaWalk:
         self.api, self.ctx = api, ctx
         self.owner_id, self.owner_username = owner_id, owner_username
         self.comments_refused = False
+        self.listed: set[str] = set()   # media ids this run's listing returned
 
     def run(self) -> Iterator[Page]:
         state = self.ctx.state("media") or {}
@@ -191,6 +196,7 @@ class _MediaWalk:
             listing, after = uuid.uuid4().hex, None
         while True:
             items, next_after = self.api.media_page(after)
+            self.listed.update(str(i["id"]) for i in items)
             records = self._records(items, every_comment=True)
             if next_after is None:
                 done = {"last_full_at": iso_utc(dt.datetime.now(dt.timezone.utc))}
@@ -210,6 +216,7 @@ class _MediaWalk:
         while True:
             items, next_after = self.api.media_page(after)
             ids = [str(i["id"]) for i in items]
+            self.listed.update(ids)
             known = self.ctx.known_post_ids(ids)
             records = self._records(items, every_comment=False)
             if next_after is None:
@@ -230,11 +237,53 @@ class _MediaWalk:
                                           "pending": pending})
             after = next_after
 
+    # -- recent media ------------------------------------------------------------------
+    def recent(self) -> Iterator[Page]:
+        """Counts of young media change fastest, but an incremental listing stops at its
+        first wholly known page. Ask each media item of the last ``RECENT_DAYS`` days that
+        this run's listing did not reach for its fields again (one call each: the notes
+        know no batch read), record changed counts as a new sample, and fetch the comments
+        of those whose ``comments_count`` moved. Files are downloaded again only for an
+        item whose files are not all archived yet."""
+        from archiver.net import NetError
+
+        since = iso_utc(dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=RECENT_DAYS))
+        ids = [i for i in self.ctx.recent_post_ids(since) if i not in self.listed]
+        batch: list[dict] = []
+        for media_id in ids:
+            try:
+                batch.append(self.api.media_item(media_id))
+            except NetError as error:
+                if error.kind in ("auth", "rate_limited") or error.retryable:
+                    raise
+                # Deleted since, most likely; only a --full listing marks it deleted.
+                self.ctx.report(f"media {media_id}", f"Instagram did not return it ({error}); "
+                                "a `--full` export marks media that is gone as deleted")
+                continue
+            if len(batch) == RECENT_BATCH:
+                yield Page("recent", self._records(batch, every_comment=False, files_if_missing=True))
+                batch = []
+        if batch:
+            yield Page("recent", self._records(batch, every_comment=False, files_if_missing=True))
+        if ids:
+            log.info("asked Instagram again for %d recent media the listing did not reach (one call each)", len(ids))
+
+    def _archived_file_counts(self, ids: list[str]) -> dict[str, int]:
+        if not ids:
+            return {}
+        rows = self.ctx.db.execute(
+            f"SELECT post_id, count(*) FROM post_media WHERE platform='instagram' AND status='ok' AND post_id IN "
+            f"({','.join('?' * len(ids))}) GROUP BY post_id", ids).fetchall()
+        return {r[0]: r[1] for r in rows}
+
     # -- one page ----------------------------------------------------------------------
-    def _records(self, items: list[dict], *, every_comment: bool) -> list:
+    def _records(self, items: list[dict], *, every_comment: bool, files_if_missing: bool = False) -> list:
+        """Posts and the comments they need. ``files_if_missing``: drop the files of a
+        post whose files are all archived already (no new download of a known video)."""
         from archiver_connectors.instagram.api import NO_MEDIA_URL_NOTE, post_from_media
 
         stored_counts = self._stored_comment_counts([str(i["id"]) for i in items])
+        archived_files = self._archived_file_counts([str(i["id"]) for i in items]) if files_if_missing else {}
         posts, comments = [], []
         for item in items:
             media_id = str(item["id"])
@@ -242,7 +291,7 @@ class _MediaWalk:
             try:
                 if item.get("media_type") == "CAROUSEL_ALBUM" and not (item.get("children") or {}).get("data"):
                     children = self.api.children(media_id)   # the expansion was not served
-                post = post_from_media(item, children)
+                post = post_from_media(item, children, self.api.refresher)
             except Exception as error:  # one bad item is reported, never the whole page
                 from archiver.net import NetError
 
@@ -250,7 +299,9 @@ class _MediaWalk:
                     raise
                 self.ctx.report(f"media {media_id}", f"{type(error).__name__}: {error}")
                 continue
-            if post.raw.get("archiver_note"):
+            if files_if_missing and archived_files.get(media_id, 0) >= len(post.media):
+                post.media = []
+            elif post.raw.get("archiver_note"):
                 self.ctx.report(f"media {media_id}", NO_MEDIA_URL_NOTE)
             posts.append(post)
             count = item.get("comments_count")

@@ -13,12 +13,13 @@ Two things set this API apart from TikTok's:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
@@ -263,6 +264,8 @@ class InstagramApi:
         # refresh cannot help either — an Instagram token is never renewed after a 190).
         self.client = ApiClient(f"{graph_base}/{GRAPH_VERSION}", transport=transport, cancel=cancel,
                                 pacer=self.pacer, retry=RetryPolicy(attempts=6), **kwargs)
+        self._lock = threading.Lock()
+        self._fresh: dict[str, dict] = {}   # object id -> the answer with its fresh links
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> dict:
         """GET a Graph path; maps error codes (notes §5) to what the run must do."""
@@ -343,6 +346,31 @@ class InstagramApi:
                 comment["replies"] = {"data": found}
                 yield comment
 
+    def media_item(self, media_id: str) -> dict:
+        """One media item with the listing's fields (for refreshing the counts of media
+        the listing did not reach). One call per item: the notes know no batch read."""
+        return self.get(f"/{media_id}", {"fields": MEDIA_FIELDS})
+
+    def fresh_link(self, object_id: str, field: str) -> str | None:
+        """A new signed CDN link (``field``: media_url, thumbnail_url or profile_picture_url)
+        for a media item, a carousel child or ``me``, asked again because the old link was
+        refused (notes §2.2: links expire; on a 403 ask ``/{media-id}?fields=media_url``).
+        A video's file and thumbnail come from one call: the answer is kept for the run."""
+        fields = "profile_picture_url" if object_id == "me" else "media_url,thumbnail_url"
+        with self._lock:
+            body = self._fresh.get(object_id)
+        if body is None:
+            body = self.get(f"/{object_id}", {"fields": fields})
+            with self._lock:
+                self._fresh[object_id] = body
+        value = body.get(field)
+        return value if isinstance(value, str) and value else None
+
+    def refresher(self, object_id: str, field: str) -> Callable[[], str | None]:
+        """The ``MediaRef.refresh`` hook for one file: the runner calls it once when the
+        link it was given is refused with 403/410."""
+        return functools.partial(self.fresh_link, object_id, field)
+
     def close(self) -> None:
         self.client.close()
         self.tokens.client.close()
@@ -382,7 +410,11 @@ def _scrubbed(item: dict) -> dict:
     return out
 
 
-def profile_from_me(me: dict) -> Profile:
+# Given by the API client: (object id, field) -> a hook that asks for a fresh signed link.
+Refresher = Callable[[str, str], Callable[[], "str | None"]]
+
+
+def profile_from_me(me: dict, refresher: Refresher | None = None) -> Profile:
     username = me.get("username")
     avatar = me.get("profile_picture_url")
     return Profile(
@@ -391,7 +423,8 @@ def profile_from_me(me: dict) -> Profile:
         display_name=me.get("name"),
         bio=me.get("biography"),
         url=f"https://www.instagram.com/{username}/" if username else None,
-        avatar=MediaRef(avatar, "avatar") if avatar else None,
+        avatar=MediaRef(avatar, "avatar", refresh=refresher("me", "profile_picture_url") if refresher else None)
+        if avatar else None,
         followers=me.get("followers_count"),
         following=me.get("follows_count"),
         posts=me.get("media_count"),
@@ -411,21 +444,24 @@ def post_kind(item: dict) -> str:
     return "video" if item.get("media_type") == "VIDEO" else "image"
 
 
-def media_refs(item: dict, children: list[dict]) -> list[MediaRef]:
+def media_refs(item: dict, children: list[dict], refresher: Refresher | None = None) -> list[MediaRef]:
     """The files of one media item: the image or video (and a video's thumbnail), or every
-    carousel child's, each at its position."""
+    carousel child's, each at its position. With a ``refresher``, each file can ask for a
+    fresh link to itself (by its own id: the child's for a carousel part) when its signed
+    link has expired before the download."""
     refs: list[MediaRef] = []
     parts = children if item.get("media_type") == "CAROUSEL_ALBUM" and children else [item]
     for position, part in enumerate(parts):
         role = "video" if part.get("media_type") == "VIDEO" else "image"
-        if part.get("media_url"):
-            refs.append(MediaRef(part["media_url"], role, position))
-        if part.get("thumbnail_url"):
-            refs.append(MediaRef(part["thumbnail_url"], "thumbnail", position))
+        object_id = str(part.get("id") or item["id"])
+        for field, file_role in (("media_url", role), ("thumbnail_url", "thumbnail")):
+            if part.get(field):
+                hook = refresher(object_id, field) if refresher else None
+                refs.append(MediaRef(part[field], file_role, position, refresh=hook))
     return refs
 
 
-def post_from_media(item: dict, children: list[dict] | None = None) -> Post:
+def post_from_media(item: dict, children: list[dict] | None = None, refresher: Refresher | None = None) -> Post:
     children = children if children is not None else (item.get("children") or {}).get("data") or []
     raw = _scrubbed({k: v for k, v in item.items() if k != "children"})
     if children:
@@ -443,7 +479,7 @@ def post_from_media(item: dict, children: list[dict] | None = None) -> Post:
         visibility="public",
         like_count=item.get("like_count"),
         comment_count=item.get("comments_count"),
-        media=media_refs(item, children),
+        media=media_refs(item, children, refresher),
         raw=raw,
     )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Literal
+from typing import Any, Callable, Iterable, Literal
 
 
 def iso_utc(value: int | float | str | _dt.datetime | None) -> str | None:
@@ -51,6 +51,10 @@ class MediaRef:
     mime_hint: str | None = None
     # For files inside an export archive: opens the bytes instead of downloading ``url``.
     opener: Any = None
+    # Optional, for signed links that expire (Instagram's CDN): asks the platform for a
+    # fresh link to the same file, or returns None. The runner calls it at most once, when
+    # the download of ``url`` was refused with HTTP 403/410, and retries with its answer.
+    refresh: Callable[[], str | None] | None = None
 
 
 @dataclass

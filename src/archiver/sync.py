@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import threading
 import traceback
@@ -324,8 +325,7 @@ class Runner:
                     else:
                         if self._media_client is None:
                             self._media_client = self.connector.media_client()
-                        result = self.media.download(self._media_client, ref.url, key=key,
-                                                     mime_hint=ref.mime_hint, cancel=ctx.cancel)
+                        result = self._download_url(ref, key, ctx)
                     file = StoredFile(result.sha256, str(result.path), result.mime, result.size)
                 except Cancelled:
                     raise
@@ -335,6 +335,38 @@ class Runner:
                     file = StoredFile(None, error=message)
                 stored[id(ref)] = by_url[ref.url] = file
         return stored
+
+    def _download_url(self, ref: MediaRef, key: str, ctx: SyncContext):
+        """Download ``ref.url``. Signed links expire (Instagram's CDN answers 403): when the
+        download is refused with HTTP 403/410 and the connector can ask for a fresh link
+        (``ref.refresh``), ask once and try that link once. Any other failure, or a second
+        refusal, is raised as before and recorded by the caller."""
+        from archiver.media import MediaError
+        from archiver.net import Cancelled, scrubber
+
+        try:
+            return self.media.download(self._media_client, ref.url, key=key, mime_hint=ref.mime_hint,
+                                       cancel=ctx.cancel)
+        except MediaError as error:
+            if ref.refresh is None or not _EXPIRED_LINK.search(error.reason):
+                raise
+            try:
+                fresh = ref.refresh()
+            except Cancelled:
+                raise
+            except Exception as refresh_error:  # the original refusal stays the reason
+                raise MediaError(ref.url, f"{error.reason}; asking for a fresh link failed: "
+                                          f"{type(refresh_error).__name__}: {refresh_error}") from None
+            if not fresh:
+                raise
+            log.info("the link to %s was refused (%s); trying a fresh one", scrubber.url(ref.url), error.reason)
+            return self.media.download(self._media_client, fresh, key=key, mime_hint=ref.mime_hint,
+                                       cancel=ctx.cancel)
+
+
+# Statuses with which a CDN refuses a signed link that may just have expired. MediaError
+# names the status in its reason: "HTTP 403", or "GET /path: HTTP 403" through an ApiClient.
+_EXPIRED_LINK = re.compile(r"\bHTTP (403|410)\b")
 
 
 def _describe(record) -> str:
