@@ -1,17 +1,15 @@
 """YouTube: the Data API v3 (channel, uploads, counts, comments, public subscribers) under
-a daily quota budget, and Google Takeout imports (see takeout.py).
-
-TODO(issue 4, Google Data Portability API): when the grant includes the
-``dataportability.youtube.*`` scopes (EEA accounts), ``pages()`` should initiate one archive
-job per resource group, poll it across runs (the job ids in sync_state "portability"),
-download the signed URLs promptly and import the parts through ``takeout_pages``; an
-exhausted one-time grant must be reported with the steps to renew it. Not built here.
+a daily quota budget, Google Takeout imports (see takeout.py), and the Google Data
+Portability API (EEA accounts): when the grant includes ``dataportability.youtube.*``
+scopes, every ``archiver export`` also drives one archive job per resource group across
+runs and imports the finished Takeout-style parts (see ``_portability``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import uuid
 from typing import Iterator
 
@@ -21,6 +19,10 @@ from archiver.records import Page, Snapshot, iso_utc
 log = logging.getLogger("archiver.youtube")
 
 RECENT_DAYS = 30        # counts of uploads this young are refreshed once a day
+# A time-based Data Portability grant may export again; archives hold every video file,
+# so a new one is asked for this many days after the last (option portability_repeat_days).
+PORTABILITY_REPEAT_DAYS = 30
+PORTABILITY_ENDED = {"FAILED", "CANCELLED"}     # any other state word: keep polling
 
 
 class YouTubeConnector(Connector):
@@ -47,6 +49,12 @@ class YouTubeConnector(Connector):
             return self.base_url, self.base_url, self.base_url
         return api.API_BASE_URL, api.AUTHORIZE_BASE_URL, api.TOKEN_BASE_URL
 
+    def _portability_base(self) -> str:
+        """Data Portability lives on its own host; a base_url override serves it too."""
+        from archiver_connectors.youtube import api
+
+        return self.base_url if self.account.base_url else api.PORTABILITY_BASE_URL
+
     def _http(self):
         import httpx
 
@@ -65,7 +73,8 @@ class YouTubeConnector(Connector):
                   port: int = 0, timeout: float = 300, **_):
         from archiver.net import scrubber
         from archiver.oauth import OAuthError, pkce_pair, run_loopback_flow
-        from archiver_connectors.youtube.api import SCOPE, YouTubeTokens, authorize_url, token_request
+        from archiver_connectors.youtube.api import (
+            PORTABILITY_SCOPES, SCOPE, YouTubeTokens, authorize_url, token_request)
 
         account = self.account.name
         for key, given in (("client_id", client_id), ("client_secret", client_secret)):
@@ -85,6 +94,11 @@ class YouTubeConnector(Connector):
         _api_base, auth_base, token_base = self._hosts()
         verifier, challenge = pkce_pair("base64url")
         scope = self.account.scopes or SCOPE
+        if self.account.portability and "dataportability." not in scope:
+            # EEA accounts: also the Data Portability groups archiver imports (notes §5).
+            scope = " ".join([scope, *PORTABILITY_SCOPES])
+        if self.account.portability:
+            self._reset_portability_grant(echo, token_base)
         result = run_loopback_flow(
             lambda redirect_uri, state: authorize_url(auth_base, client_id=client_id, redirect_uri=redirect_uri,
                                                       state=state, challenge=challenge, scope=scope),
@@ -103,6 +117,29 @@ class YouTubeConnector(Connector):
             tokens = YouTubeTokens(self.secrets, account, f"{token_base}/token", http).store(body)
         return (f"YouTube account {account!r} authorized ({tokens['scope']}). If your Google Cloud app is in "
                 "\"Testing\" publishing status, Google ends this authorization after 7 days: publish the app.")
+
+    def _reset_portability_grant(self, echo, token_base: str) -> None:
+        """Before a new consent: a one-time Data Portability grant that was used stays
+        "exhausted" until ``authorization:reset`` (notes §5), so a re-authorization alone
+        would not renew it. The reset also revokes the old tokens, which this
+        authorization replaces anyway. Best effort: no old grant, nothing to reset."""
+        import json as _json
+
+        from archiver.net import NetError
+        from archiver_connectors.youtube.api import PortabilityApi, YouTubeTokens
+
+        raw = self.secrets.get("youtube", self.account.name, "tokens")
+        if not raw or "dataportability." not in (_json.loads(raw).get("scope") or ""):
+            return
+        tokens = YouTubeTokens(self.secrets, self.account.name, f"{token_base}/token", self._http())
+        portability = PortabilityApi(self._portability_base(), tokens, transport=self.transport, sleep=self.sleep)
+        try:
+            portability.reset_authorization()
+            echo("Reset the previous Data Portability grant (a used one-time grant is renewed by this consent).")
+        except NetError as error:
+            log.info("Data Portability reset before re-consent failed (%s); going on", error)
+        finally:
+            portability.close()
 
     # -- API sync ----------------------------------------------------------------------
     def pages(self, ctx) -> Iterator[Page]:
@@ -129,6 +166,8 @@ class YouTubeConnector(Connector):
             raise
         finally:
             api.close()
+        # Data Portability spends no YouTube units: it runs even after the quota stop.
+        yield from self._portability(ctx, token_base)
 
     def _streams(self, api, ctx) -> Iterator[Page]:
         from archiver.net import NetError
@@ -340,6 +379,209 @@ class YouTubeConnector(Connector):
         records = [Snapshot("followers", _now(), members, complete=False)] if members else []
         yield Page("subscribers", records, {"token": None, "last_at": _now()})
 
+    # -- Google Data Portability ----------------------------------------------------------
+    def _portability(self, ctx, token_base: str) -> Iterator[Page]:
+        """The Data Portability export (notes §5), driven a step per run.
+
+        sync_state "portability" is one of:
+        - a cycle in progress: ``{"grant", "started_at", "jobs": {group: {"id", "access_type",
+          "parts_done": [...]}}}`` — one job per resource group (Google's advice), each
+          polled every run until COMPLETE (imported, then dropped from ``jobs``) or
+          FAILED/CANCELLED (reported, dropped, initiated again next run); ``pending`` lists
+          the groups still to finish in this cycle;
+        - a finished cycle: ``{"grant", "completed_at", "access_type", "groups"}``;
+        - a refused grant: ``{"grant", "exhausted_at"}``.
+        ``grant`` is when the refresh token was issued: a new consent (``archiver auth
+        youtube``) changes it, and a new grant may export again at once.
+        """
+        from archiver_connectors.youtube.api import PortabilityApi, YouTubeTokens, portability_groups
+
+        tokens = YouTubeTokens(self.secrets, self.account.name, f"{token_base}/token", self._http())
+        stored = tokens.load()
+        groups = portability_groups(stored.get("scope"))
+        if not groups:
+            tokens.client.close()
+            if self.account.portability:
+                ctx.report("portability", "the stored grant has no Data Portability (dataportability.youtube.*) "
+                           f"scope; run `archiver auth youtube --account {self.account.name}` again with "
+                           "portability = true (EEA accounts only)")
+            return
+        grant = stored.get("refresh_issued_at")
+        portability = PortabilityApi(self._portability_base(), tokens, transport=self.transport,
+                                     sleep=self.sleep, cancel=ctx.cancel)
+        try:
+            state = ctx.state("portability") or {}
+            if "jobs" not in state:
+                if not self._portability_due(state, grant):
+                    return
+                state = {"grant": grant, "started_at": _now(), "jobs": {}, "pending": groups}
+            state = self._initiate_jobs(portability, ctx, state)
+            if state is None:
+                return
+            for group in list(state["jobs"]):
+                state = yield from self._poll_job(portability, ctx, state, group)
+            if not state["pending"]:
+                yield Page("portability", [], {"grant": state["grant"], "completed_at": _now(),
+                                               "access_type": state.get("access_type"),
+                                               "groups": sorted(state.get("done") or [])})
+        finally:
+            portability.close()
+
+    def _portability_due(self, state: dict, grant) -> bool:
+        """Whether a new export cycle starts now."""
+        from archiver_connectors.youtube.api import ACCESS_ONE_TIME
+
+        if not state or state.get("grant") != grant:
+            return True             # never exported, or a new consent since
+        if state.get("exhausted_at"):
+            return False            # reported when it was refused; waits for a new consent
+        if state.get("access_type") == ACCESS_ONE_TIME:
+            return False            # this grant's one export is done
+        try:
+            days = float(self.account.options.get("portability_repeat_days", PORTABILITY_REPEAT_DAYS))
+        except (TypeError, ValueError):
+            days = PORTABILITY_REPEAT_DAYS
+        completed = state.get("completed_at")
+        if not completed:
+            return True
+        age = dt.datetime.now(dt.timezone.utc) - dt.datetime.fromisoformat(completed.replace("Z", "+00:00"))
+        return age >= dt.timedelta(days=days)
+
+    def _initiate_jobs(self, portability, ctx, state: dict) -> dict | None:
+        """One initiate per group of the cycle that has no job yet; each job id is saved
+        the moment Google returns it (a crash must not orphan a job). None when the grant
+        was refused (state then says so)."""
+        from archiver_connectors.youtube.api import PORTABILITY_REFUSED_STATUSES, PortabilityError
+
+        for group in state["pending"]:
+            if group in state["jobs"]:
+                continue
+            try:
+                answer = portability.initiate([group])
+            except PortabilityError as error:
+                if error.status_word not in PORTABILITY_REFUSED_STATUSES and error.status not in (400, 403):
+                    raise
+                ctx.report("portability", f"Google refused a new Data Portability export of {group} ({error}). "
+                           "A one-time Data Portability grant is used up by one export. To renew it, run "
+                           f"`archiver auth youtube --account {self.account.name}` again: that resets the used "
+                           "grant (Google's authorization:reset) and asks for your consent again; the next "
+                           "`archiver export --platform youtube` then starts a new export.")
+                if state["jobs"]:
+                    state["pending"] = [g for g in state["pending"] if g in state["jobs"]]
+                    ctx.save_state("portability", state)   # jobs already started still finish
+                    return state
+                ctx.save_state("portability", {"grant": state.get("grant"), "exhausted_at": _now()})
+                return None
+            state["jobs"][group] = {"id": str(answer["archiveJobId"]), "initiated_at": _now(), "parts_done": []}
+            state["access_type"] = answer.get("accessType") or state.get("access_type")
+            ctx.save_state("portability", state)
+            log.info("started a Data Portability export of %s (job %s)", group, answer["archiveJobId"])
+        return state
+
+    def _poll_job(self, portability, ctx, state: dict, group: str) -> Iterator[Page]:
+        """Ask for one job's state; import it when COMPLETE. Returns the new state."""
+        from archiver.net import NetError
+        from archiver_connectors.youtube.api import PortabilityError
+
+        job = state["jobs"][group]
+
+        def forget(message: str) -> dict:
+            ctx.report("portability", message)
+            del state["jobs"][group]
+            ctx.save_state("portability", state)
+            return state
+
+        try:
+            answer = portability.archive_state(job["id"])
+        except PortabilityError as error:
+            if error.kind not in ("client", "gone"):
+                raise
+            # Google no longer knows (or refuses) this job: asking again each run would
+            # fail the same way. Forget it; the group is initiated again next run.
+            return forget(f"checking the Data Portability job {job['id']} ({group}) failed ({error}); "
+                          "a new export of it is started next run")
+        word = str(answer.get("state") or "STATE_UNSPECIFIED").upper()
+        if word in PORTABILITY_ENDED:
+            return forget(f"the Data Portability export of {group} (job {job['id']}) ended as {word}; "
+                          "a new one is started next run")
+        if word != "COMPLETE":
+            log.info("Data Portability job %s (%s) is %s; checking again next run", job["id"], group, word)
+            return state
+        urls = [u for u in answer.get("urls") or [] if isinstance(u, str)]
+        try:
+            paths = self._download_parts(portability, ctx, job, urls)
+        except NetError as error:
+            # An expired (or refused) signed link: the job stays; the next run's poll
+            # brings fresh links.
+            ctx.report("portability", f"downloading the export of {group} (job {job['id']}) failed: {error}. "
+                       "The job is kept; the next run asks Google for fresh download links.")
+            return state
+        try:
+            yield from self._import_parts(ctx, state, group, paths)
+        finally:
+            for path in paths.values():
+                path.unlink(missing_ok=True)
+        return state
+
+    def _download_parts(self, portability, ctx, job: dict, urls: list[str]) -> dict:
+        """Every part not imported yet, streamed to the archive's .tmp folder; signed
+        links expire, so all are fetched before any import starts. part key -> path."""
+        from archiver.net import scrubber
+
+        folder = ctx.archive.folder / ".tmp"
+        folder.mkdir(exist_ok=True, mode=0o700)
+        paths: dict = {}
+        try:
+            for number, url in enumerate(urls, start=1):
+                key = scrubber.url(url)     # the link without its signature: stable across polls
+                signature = dict(p.split("=", 1) for p in url.partition("?")[2].split("&") if "=" in p)
+                scrubber.add(signature.get("X-Goog-Signature"))
+                if key in job["parts_done"]:
+                    continue
+                path = folder / f"youtube-portability-{job['id']}-{number:03d}.zip"
+                with open(path, "wb") as handle:
+                    paths[key] = path
+                    portability.download(url, handle)
+        except BaseException:
+            for path in paths.values():
+                path.unlink(missing_ok=True)
+            raise
+        return paths
+
+    def _import_parts(self, ctx, state: dict, group: str, paths: dict) -> Iterator[Page]:
+        """Import the parts like hand-downloaded Takeout zips (provenance: each file's
+        sha256). Parts holding a CSV go first: a part with only video files is matched
+        through them. One still waiting for its metadata is tried again after the rest."""
+        from archiver.imports import open_export
+        from archiver_connectors.youtube.takeout import VideosAwaitingMetadata, takeout_pages
+
+        job = state["jobs"][group]
+        order = sorted(paths, key=lambda key: (not _holds_csv(paths[key]), key))
+        waiting: list = []
+        for attempt in (1, 2):
+            for key in order:
+                with open_export(paths[key]) as source:
+                    provenance = f"export:{source.sha256}"
+                    try:
+                        for page in takeout_pages(source, ctx):
+                            page.source = provenance
+                            yield page
+                    except VideosAwaitingMetadata as error:
+                        if attempt == 1:
+                            waiting.append(key)
+                            continue
+                        ctx.report("portability", str(error))
+                job["parts_done"].append(key)   # a crash after this part re-imports none of it
+                yield Page("portability", [], _copy(state))
+            order, waiting = waiting, []
+            if not order:
+                break
+        del state["jobs"][group]
+        state["pending"] = [g for g in state["pending"] if g != group]
+        state["done"] = sorted({*(state.get("done") or []), group})
+        yield Page("portability", [], _copy(state))
+        log.info("imported the Data Portability export of %s", group)
+
     # -- Google Takeout ------------------------------------------------------------------
     @classmethod
     def detect_export(cls, source) -> bool:
@@ -357,3 +599,21 @@ class YouTubeConnector(Connector):
 
 def _now() -> str:
     return iso_utc(dt.datetime.now(dt.timezone.utc))  # type: ignore[return-value]
+
+
+def _copy(state: dict) -> dict:
+    """A page's state is written when the page is; the live dict goes on changing."""
+    import json
+
+    return json.loads(json.dumps(state))
+
+
+def _holds_csv(path) -> bool:
+    """Whether a downloaded archive part holds any CSV file (names only)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.lower().endswith(".csv") for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False

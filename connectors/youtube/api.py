@@ -464,3 +464,102 @@ def membership_from_subscription(item: dict) -> Membership | None:
                     avatar_url=best_thumbnail(subscriber.get("thumbnails")), raw=item)
     # snippet.publishedAt is the subscription date [U]: kept as the follow's start.
     return Membership(person, since=iso_utc((item.get("snippet") or {}).get("publishedAt")))
+
+
+# --------------------------------------------------------------------------- Data Portability
+# Google Data Portability API (notes §5): EEA accounts can have Google prepare a
+# Takeout-style archive of chosen "resource groups". Its calls are not YouTube Data API
+# calls: they cost no YouTube quota units and are never charged to the meter.
+
+PORTABILITY_BASE_URL = "https://dataportability.googleapis.com"
+PORTABILITY_SCOPE_PREFIX = "https://www.googleapis.com/auth/dataportability."
+# The resource groups whose archives hold what takeout.py imports (each scope's suffix is
+# its group name, 1:1 [C]). Other granted groups (music, live chat, shopping …) are left
+# alone: their files are nothing the archive reads.
+PORTABILITY_GROUPS = ("youtube.channel", "youtube.public_videos", "youtube.unlisted_videos",
+                      "youtube.private_videos", "youtube.comments", "youtube.subscriptions")
+PORTABILITY_SCOPES = tuple(PORTABILITY_SCOPE_PREFIX + group for group in PORTABILITY_GROUPS)
+ACCESS_ONE_TIME = "ACCESS_TYPE_ONE_TIME"
+# Status words of an initiate refused because the one-time grant was used up [U]: the
+# fake answers 403 with either; a re-consent fixes both (and a missing scope too).
+PORTABILITY_REFUSED_STATUSES = {"PERMISSION_DENIED", "FAILED_PRECONDITION"}
+
+
+def portability_groups(scope: str | None) -> list[str]:
+    """The importable resource groups a grant's scope string covers, in a fixed order."""
+    granted = set((scope or "").split())
+    return [group for group in PORTABILITY_GROUPS if PORTABILITY_SCOPE_PREFIX + group in granted]
+
+
+class PortabilityError(NetError):
+    """A Data Portability error envelope: ``status`` is Google's status word
+    (PERMISSION_DENIED, FAILED_PRECONDITION, NOT_FOUND …)."""
+
+    def __init__(self, status_word: str, message: str, *, status: int, path: str):
+        kind = "gone" if status == 404 else "auth" if status == 401 else "server" if status >= 500 else "client"
+        super().__init__(f"Data Portability {path}: HTTP {status} {status_word}: {message}", kind=kind, status=status)
+        self.status_word = status_word
+
+
+class SignedUrlRefused(NetError):
+    """A signed download link answered 4xx: expired (or revoked). Polling the job again
+    gives fresh links."""
+
+
+class PortabilityApi:
+    """The Data Portability calls: initiate a job, poll its state, reset the grant, and
+    stream an archive part from its signed Cloud Storage link (sent without our token)."""
+
+    def __init__(self, base_url: str, tokens: YouTubeTokens, *, transport=None, sleep=None, cancel=None):
+        self.tokens = tokens
+        kwargs = {"sleep": sleep} if sleep else {}
+        self.client = ApiClient(base_url, tokens=tokens, transport=transport, cancel=cancel, timeout=120, **kwargs)
+
+    def _call(self, method: str, path: str, body: dict | None = None) -> dict:
+        # initiate is not idempotent (a retry could start a second job); the state poll is.
+        response = self.client.request(method, path, json=body, idempotent=method == "GET", expect_json=True)
+        try:
+            answer = response.json()
+        except ValueError:
+            raise NetError(f"Data Portability {path}: HTTP {response.status_code} without JSON",
+                           kind="gone" if response.status_code == 404 else "bad_response",
+                           status=response.status_code) from None
+        if response.status_code >= 400:
+            error = answer.get("error") if isinstance(answer, dict) else None
+            error = error if isinstance(error, dict) else {}
+            raise PortabilityError(str(error.get("status") or "UNKNOWN"), str(error.get("message", "")),
+                                   status=response.status_code, path=path)
+        if not isinstance(answer, dict):
+            raise NetError(f"Data Portability {path}: unexpected answer", kind="bad_response")
+        return answer
+
+    def initiate(self, resources: list[str]) -> dict:
+        """{"archiveJobId", "accessType"} of a new archive job for ``resources``."""
+        answer = self._call("POST", "/v1/portabilityArchive:initiate", {"resources": resources})
+        if not answer.get("archiveJobId"):
+            raise NetError("Data Portability initiate: no archiveJobId in the answer", kind="bad_response")
+        return answer
+
+    def archive_state(self, job_id: str) -> dict:
+        """{"state", "urls"?, …}: urls only when state is COMPLETE."""
+        return self._call("GET", f"/v1/archiveJobs/{job_id}/portabilityArchiveState")
+
+    def reset_authorization(self) -> None:
+        """Clears exhausted one-time scopes (and revokes the tokens): the user consents again."""
+        self._call("POST", "/v1/authorization:reset", {})
+
+    def download(self, url: str, dest) -> int:
+        """Stream one signed archive part into ``dest`` (binary file); returns its size."""
+        size = 0
+        with self.client.stream("GET", url, authenticated=False) as response:
+            if response.status_code >= 400:
+                raise SignedUrlRefused(f"the download link {scrubber.url(url)} answered HTTP {response.status_code} "
+                                       "(signed links expire)", kind="client", status=response.status_code)
+            for chunk in response.iter_bytes(1 << 20):
+                dest.write(chunk)
+                size += len(chunk)
+        return size
+
+    def close(self) -> None:
+        self.client.close()
+        self.tokens.client.close()

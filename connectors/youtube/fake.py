@@ -9,6 +9,13 @@ One ``FakeYouTube`` plays every Google host at one base URL:
                                            commentThreads , comments , subscriptions
 - thumbnails (i.ytimg.com):           GET  /vi/<videoId>/<size>.jpg?exp=..&sig=..  (signed, expiring)
 - avatars (yt3.ggpht.com):            GET  /ytc/<key>=s800
+- Data Portability (dataportability.googleapis.com, notes §5):
+                                      POST /v1/portabilityArchive:initiate ,
+                                      GET  /v1/archiveJobs/<id>/portabilityArchiveState ,
+                                      POST /v1/archiveJobs/<id>:retry , /v1/archiveJobs/<id>:cancel ,
+                                      POST /v1/authorization:reset , /v1/accessType:check
+- archive parts (storage.googleapis.com): GET /dataportability-prod/<job>/archive-part-NNN.zip?X-Goog-…
+                                      (signed, expiring; Takeout-style zips of this fake's world)
 
 Use it in-process with ``httpx.MockTransport(fake.handle)``, over loopback with
 ``serve(fake)``, or as a process: ``python -m archiver_connectors.youtube.fake --port 0``
@@ -32,6 +39,18 @@ Choices where the notes say [U], all knobs of ``FakeYouTubeConfig``:
 - An unknown ``part`` answers 400 ``unknownPart``; maxResults out of range 400
   ``invalidParameter``; a bad ``fields`` selection 400 ``invalidParameter``.
 
+Data Portability knobs (the [U]s of notes §5): ``portability_polls_in_progress`` (state
+polls answering IN_PROGRESS before a job ends), ``portability_access_type`` (one-time:
+a COMPLETE job exhausts its resource groups, and initiating them again answers 403 with
+``portability_refused_status``), ``portability_reset_required`` (whether an exhausted
+group stays exhausted through a new consent until ``authorization:reset``),
+``portability_url_ttl`` and ``portability_expired_status`` (the signed links),
+``portability_parts`` (2: a video group's archive comes as a part of video files only,
+listed first, and a part with videos.csv and the rest). ``fail_next_jobs(n)`` makes
+jobs end FAILED, ``exhaust_portability()`` marks every group used. The archives are
+written by fake_takeout from this fake's world: the same video ids, titles and dates,
+the owner's replies as Takeout comments, ``following`` subscribed-to channels.
+
 ``advance(seconds)`` moves the fake's clock (token expiry, the 7-day testing-mode limit,
 thumbnail links, the quota day) without sleeping.
 """
@@ -54,6 +73,7 @@ import struct
 import sys
 import threading
 import time
+import uuid
 import zlib
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -66,8 +86,18 @@ PACIFIC = ZoneInfo("America/Los_Angeles")
 SCOPE_READONLY = "https://www.googleapis.com/auth/youtube.readonly"
 SCOPE_FORCE_SSL = "https://www.googleapis.com/auth/youtube.force-ssl"
 SCOPE_FULL = "https://www.googleapis.com/auth/youtube"
-KNOWN_SCOPES = {SCOPE_READONLY, SCOPE_FORCE_SSL, SCOPE_FULL}
-READ_SCOPES = KNOWN_SCOPES
+READ_SCOPES = {SCOPE_READONLY, SCOPE_FORCE_SSL, SCOPE_FULL}   # what the Data API accepts
+PORTABILITY_SCOPE_PREFIX = "https://www.googleapis.com/auth/dataportability."
+# The YouTube resource groups of Data Portability; scope suffix = resource name [C].
+PORTABILITY_GROUPS = ("youtube.channel", "youtube.comments", "youtube.live_chat", "youtube.music",
+                      "youtube.playable", "youtube.posts", "youtube.private_playlists", "youtube.private_videos",
+                      "youtube.public_playlists", "youtube.public_videos", "youtube.shopping",
+                      "youtube.subscriptions", "youtube.unlisted_playlists", "youtube.unlisted_videos",
+                      "myactivity.youtube")
+PORTABILITY_SCOPES = {PORTABILITY_SCOPE_PREFIX + group for group in PORTABILITY_GROUPS}
+KNOWN_SCOPES = READ_SCOPES | PORTABILITY_SCOPES
+VIDEO_GROUPS = {"youtube.public_videos": "public", "youtube.unlisted_videos": "unlisted",
+                "youtube.private_videos": "private"}
 API_PREFIX = "/youtube/v3/"
 # Every list method used by the archiver costs 1 unit per request (notes §3, [C]).
 COSTS = {"channels": 1, "playlistItems": 1, "videos": 1, "commentThreads": 1, "comments": 1,
@@ -116,6 +146,15 @@ class FakeYouTubeConfig:
     client_id: str = "fake-client-id.apps.googleusercontent.com"
     client_secret: str = "fake-client-secret"
     granted_scopes: str = SCOPE_READONLY
+    # Data Portability (notes §5; see the module docstring)
+    portability_polls_in_progress: int = 1
+    portability_access_type: str = "ACCESS_TYPE_ONE_TIME"    # or "ACCESS_TYPE_TIME_BASED"
+    portability_refused_status: str = "PERMISSION_DENIED"    # [U] or "FAILED_PRECONDITION"
+    portability_reset_required: bool = True                  # [U]
+    portability_url_ttl: int = 6 * 3600                      # [U] seconds a signed link lives
+    portability_expired_status: int = 400                    # [U] what an expired link answers
+    portability_parts: int = 1                               # 1 | 2
+    following: int = 4                                       # channels the owner subscribes to
 
 
 def fake_png(key: str) -> bytes:
@@ -230,6 +269,11 @@ class FakeYouTube:
         self.threads: list[dict] = []         # newest first
         self.subscribers: list[dict] = []     # {"channel_id","title","subscribed_at","public"}
         self._counter = 0
+        # Data Portability: job id -> {"resources", "state", "polls", "doomed", "parts", …}
+        self.portability_jobs: dict[str, dict] = {}
+        self.exhausted_groups: set[str] = set()   # used by a one-time export, until reset
+        self._doomed_jobs = 0
+        self.portability_resets = 0
         self._build_world()
 
     # ------------------------------------------------------------------ clock and quota
@@ -392,6 +436,8 @@ class FakeYouTube:
 
     def _new_grant(self, scopes: list[str]) -> str:
         grant_id = secrets.token_hex(8)
+        if not self.config.portability_reset_required and set(scopes) & PORTABILITY_SCOPES:
+            self.exhausted_groups.clear()   # [U] a new consent alone renews one-time access
         self._grants[grant_id] = {"scopes": scopes, "revoked": False}
         return grant_id
 
@@ -455,6 +501,10 @@ class FakeYouTube:
 
     def _dispatch(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
+        if path.startswith("/v1/"):
+            return self._portability(request)
+        if path.startswith("/dataportability-prod/"):
+            return self._archive_part(request)
         if path.startswith("/vi/"):
             return self._thumbnail(request)
         if path.startswith("/ytc/"):
@@ -876,6 +926,185 @@ class FakeYouTube:
         return self._oauth_error(400, "unsupported_grant_type", "Invalid grant_type.")
 
 
+    # ------------------------------------------------------------------ Data Portability
+
+    def fail_next_jobs(self, n: int = 1) -> None:
+        """The next ``n`` archive jobs initiated end FAILED instead of COMPLETE."""
+        with self._lock:
+            self._doomed_jobs += n
+
+    def exhaust_portability(self) -> None:
+        """Every group's one-time access is used (e.g. by an export made elsewhere)."""
+        with self._lock:
+            self.exhausted_groups |= set(PORTABILITY_GROUPS)
+
+    def portability_world(self):
+        """The Takeout world an archive is written from: this fake's uploads (same ids,
+        titles, dates, descriptions and privacy), the owner's replies as their own
+        comments, and ``config.following`` subscribed-to channels."""
+        from archiver_connectors.youtube.fake_takeout import FakeComment, make_world
+
+        owner = self.channel["id"]
+        world = make_world(api_videos=[(v["id"], v["title"], rfc3339(v["publishedAt"])) for v in self.videos],
+                           comments=0, subscriptions=self.config.following, seed=self.config.seed,
+                           channel_id=owner, channel_title=self.channel["title"])
+        for exported, video in zip(world.videos, self.videos):
+            exported.privacy = video["privacyStatus"].capitalize()
+            exported.description = video["description"]
+        for thread in self.threads:
+            for reply in thread["replies"]:
+                if reply["author"]["channel_id"] == owner:
+                    created = _dt.datetime.fromtimestamp(reply["publishedAt"], _dt.timezone.utc).isoformat()
+                    world.comments.append(FakeComment(reply["id"], owner, created, thread["video_id"], thread["id"],
+                                                      [re.sub(r"<[^>]+>", "", reply["text"])]))
+        return world
+
+    def _group_parts(self, group: str) -> list[bytes]:
+        """The zip parts of one resource group's archive, as Takeout would write them."""
+        import io
+
+        from archiver_connectors.youtube.fake_takeout import LOCALES, TakeoutWorld, _write_zip, takeout_files
+
+        world = self.portability_world()
+        privacy = VIDEO_GROUPS.get(group)
+        if privacy:
+            world = TakeoutWorld(world.channel, [v for v in world.videos if v.privacy.lower() == privacy])
+        data, videos = takeout_files(world)
+        names = LOCALES["en"]
+        root = f"Takeout/{names['root']}/"
+        wanted = {"youtube.channel": names["channel"], "youtube.comments": names["comments"],
+                  "youtube.subscriptions": names["subscriptions"]}
+        if privacy:
+            files = {root + names["metadata"]: data[root + names["metadata"]], **videos}
+        elif group in wanted:
+            files = {root + wanted[group]: data[root + wanted[group]]}
+        elif group.endswith("playlists"):
+            files = {root + names["playlist"]: data[root + names["playlist"]]}
+        else:
+            files = {"Takeout/archive_browser.html": b"<html><body>Your archive</body></html>"}
+        groups = [files]
+        video_names = [n for n in files if n.endswith(".mp4")]
+        if self.config.portability_parts == 2 and len(video_names) >= 1:
+            # Like a big Takeout: a part of video files only (listed first), then the rest.
+            first = set(video_names[: (len(video_names) + 1) // 2])
+            groups = [{n: files[n] for n in first}, {n: b for n, b in files.items() if n not in first}]
+        parts = []
+        for part in groups:
+            buffer = io.BytesIO()
+            _write_zip(buffer, part)
+            parts.append(buffer.getvalue())
+        return parts
+
+    def _dp_error(self, status: int, word: str, message: str) -> httpx.Response:
+        # Data Portability answers the newer Google envelope: code, message, status.
+        return self._json(status, {"error": {"code": status, "message": message, "status": word}})
+
+    def _portability(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        grant = self._bearer_grant(request)
+        if grant is None:
+            return self._dp_error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials.")
+        granted = {s[len(PORTABILITY_SCOPE_PREFIX):] for s in grant["scopes"] if s in PORTABILITY_SCOPES}
+        if request.method != "POST" and not path.endswith("/portabilityArchiveState"):
+            return self._dp_error(405, "INVALID_ARGUMENT", "Method not allowed.")
+        try:
+            body = json.loads(request.content or b"{}") if request.method == "POST" else {}
+        except ValueError:
+            return self._dp_error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
+        if path == "/v1/portabilityArchive:initiate":
+            resources = body.get("resources") if isinstance(body, dict) else None
+            if not resources or not isinstance(resources, list):
+                return self._dp_error(400, "INVALID_ARGUMENT", "resources must be a non-empty list.")
+            unknown = [r for r in resources if r not in PORTABILITY_GROUPS]
+            if unknown:
+                return self._dp_error(400, "INVALID_ARGUMENT", f"Invalid resource: {unknown[0]}")
+            if not set(resources) <= granted:
+                return self._dp_error(403, "PERMISSION_DENIED", "Request had insufficient authentication scopes.")
+            if set(resources) & self.exhausted_groups:
+                return self._dp_error(403, self.config.portability_refused_status,
+                                      "The one-time access for the requested resources has been used "
+                                      "(exhausted scopes). Reset the authorization and ask for consent again.")
+            return self._json(200, self._new_job(resources))
+        if path == "/v1/authorization:reset":
+            self.exhausted_groups.clear()
+            self.portability_resets += 1
+            for each in self._grants.values():   # resetAuthorization revokes the tokens too [C]
+                each["revoked"] = True
+            return self._json(200, {})
+        if path == "/v1/accessType:check":   # [U] the answer's shape
+            one_time = self.config.portability_access_type == "ACCESS_TYPE_ONE_TIME"
+            key = "oneTimeResources" if one_time else "timeBasedResources"
+            return self._json(200, {key: sorted(granted)})
+        match = re.fullmatch(r"/v1/archiveJobs/([^/:]+)(/portabilityArchiveState|:retry|:cancel)", path)
+        if not match or match.group(1) not in self.portability_jobs:
+            return self._dp_error(404, "NOT_FOUND", "Requested entity was not found.")
+        job = self.portability_jobs[match.group(1)]
+        if match.group(2) == ":cancel":
+            if job["state"] == "IN_PROGRESS":
+                job["state"] = "CANCELLED"
+            return self._json(200, {})
+        if match.group(2) == ":retry":
+            if job["state"] != "FAILED":
+                return self._dp_error(400, "FAILED_PRECONDITION", "Only a failed job can be retried.")
+            return self._json(200, {"archiveJobId": self._new_job(job["resources"])["archiveJobId"]})
+        return self._json(200, self._job_state(match.group(1), job))
+
+    def _new_job(self, resources: list[str]) -> dict:
+        job_id = str(uuid.UUID(int=self._rng.getrandbits(128)))
+        doomed = self._doomed_jobs > 0
+        self._doomed_jobs -= 1 if doomed else 0
+        self.portability_jobs[job_id] = {"resources": list(resources), "state": "IN_PROGRESS", "polls": 0,
+                                         "doomed": doomed, "parts": None, "started": self.now(),
+                                         "access_type": self.config.portability_access_type}
+        return {"archiveJobId": job_id, "accessType": self.config.portability_access_type}
+
+    def _job_state(self, job_id: str, job: dict) -> dict:
+        job["polls"] += 1
+        if job["state"] == "IN_PROGRESS" and job["polls"] > self.config.portability_polls_in_progress:
+            if job["doomed"]:
+                job["state"] = "FAILED"
+            else:
+                job["state"] = "COMPLETE"
+                # The archive is written once, from the world as it was at export time.
+                job["parts"] = [part for group in job["resources"] for part in self._group_parts(group)]
+                job["exported"] = self.now()
+                if job["access_type"] == "ACCESS_TYPE_ONE_TIME":
+                    self.exhausted_groups |= set(job["resources"])
+        answer = {"name": f"archiveJobs/{job_id}/portabilityArchiveState", "state": job["state"],
+                  "startTime": rfc3339(job["started"])}
+        if job["state"] == "COMPLETE":
+            answer["exportTime"] = rfc3339(job["exported"])
+            answer["urls"] = [self._signed_part_url(job_id, n) for n in range(1, len(job["parts"]) + 1)]
+        return answer
+
+    def _signed_part_url(self, job_id: str, number: int) -> str:
+        path = f"/dataportability-prod/{job_id}/archive-part-{number:03d}.zip"
+        date = _dt.datetime.fromtimestamp(int(self.now()), _dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        ttl = self.config.portability_url_ttl
+        query = {"X-Goog-Algorithm": "GOOG4-RSA-SHA256", "X-Goog-Date": date, "X-Goog-Expires": ttl,
+                 "X-Goog-SignedHeaders": "host", "X-Goog-Signature": self._sign(path, f"{date}:{ttl}")}
+        return f"{self.base_url}{path}?{urlencode(query)}"
+
+    def _archive_part(self, request: httpx.Request) -> httpx.Response:
+        params = request.url.params
+        match = re.fullmatch(r"/dataportability-prod/([^/]+)/archive-part-(\d{3})\.zip", request.url.path)
+        date, ttl = params.get("X-Goog-Date", ""), params.get("X-Goog-Expires", "")
+        signature = params.get("X-Goog-Signature", "")
+        xml = {"Content-Type": "application/xml; charset=UTF-8"}
+        if not match or not hmac.compare_digest(signature, self._sign(request.url.path, f"{date}:{ttl}")):
+            return httpx.Response(403, headers=xml, content=b"<Error><Code>SignatureDoesNotMatch</Code></Error>")
+        signed_at = _dt.datetime.strptime(date, "%Y%m%dT%H%M%SZ").replace(tzinfo=_dt.timezone.utc).timestamp()
+        if signed_at + int(ttl) < self.now():
+            return httpx.Response(self.config.portability_expired_status, headers=xml,
+                                  content=b"<Error><Code>ExpiredToken</Code><Message>Invalid argument.</Message>"
+                                          b"<Details>Request has expired.</Details></Error>")
+        job = self.portability_jobs.get(match.group(1))
+        number = int(match.group(2))
+        if job is None or not job["parts"] or number > len(job["parts"]):
+            return httpx.Response(404, headers=xml, content=b"<Error><Code>NoSuchKey</Code></Error>")
+        return httpx.Response(200, headers={"Content-Type": "application/zip"}, content=job["parts"][number - 1])
+
+
 # --------------------------------------------------------------------------- real HTTP
 
 
@@ -936,11 +1165,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--publishing-status", choices=("production", "testing"), default="production")
     parser.add_argument("--client-id", default=FakeYouTubeConfig.client_id)
     parser.add_argument("--client-secret", default=FakeYouTubeConfig.client_secret)
+    parser.add_argument("--portability", action="store_true",
+                        help="grant the Data Portability scopes asked for (an EEA account)")
+    parser.add_argument("--portability-polls", type=int, default=1,
+                        help="state polls a Data Portability job stays IN_PROGRESS")
     args = parser.parse_args(argv)
     config = FakeYouTubeConfig(videos=args.videos, followers=args.followers, comment_threads=args.comment_threads,
                                seed=args.seed, latency_ms=args.latency_ms, fail_rate=args.fail_rate,
                                daily_quota=args.daily_quota, publishing_status=args.publishing_status,
-                               client_id=args.client_id, client_secret=args.client_secret)
+                               client_id=args.client_id, client_secret=args.client_secret,
+                               portability_polls_in_progress=args.portability_polls)
+    if args.portability:
+        config.granted_scopes = " ".join([config.granted_scopes, *sorted(PORTABILITY_SCOPES)])
     fake = FakeYouTube(config)
     server, _thread = serve(fake, args.host, args.port)
     stop = threading.Event()
