@@ -1,7 +1,8 @@
 """End-to-end helpers: the REAL `archiver` command run as subprocesses, against
-`archiver simulate tiktok` served in another process over real loopback HTTP.
+`archiver simulate tiktok|instagram|youtube` served in another process over real loopback HTTP.
 
-Used by test_e2e_crash.py, test_secret_leak.py and test_cli.py:
+Used by test_e2e_crash.py, test_secret_leak.py, test_cli.py and test_platforms_e2e.py
+(every helper takes ``platform=``, TikTok by default):
 
     sim = start_simulator(tmp_path, videos=60, followers=200)   # a fake TikTok process
     write_account_config(archive_dir, sim.base_url)              # [accounts.main] -> sim
@@ -34,6 +35,20 @@ FAKE_CLIENT_KEY = "fake-client-key"
 FAKE_CLIENT_SECRET = "fake-client-secret"
 AUTHORIZE_URL = re.compile(r"http://127\.0\.0\.1:\d+/v2/auth/authorize/\?\S+")
 
+# What differs between the platforms for these helpers: the app id each fake accepts by
+# default (and the secret name it goes by), and where its login window lives.
+FAKE_CLIENT_IDS = {
+    "tiktok": FAKE_CLIENT_KEY,
+    "instagram": "1000000000000001",                              # FakeInstagramConfig.client_id
+    "youtube": "fake-client-id.apps.googleusercontent.com",       # FakeYouTubeConfig.client_id
+}
+CLIENT_ID_KEYS = {"tiktok": "client_key", "instagram": "client_id", "youtube": "client_id"}
+AUTHORIZE_URLS = {
+    "tiktok": AUTHORIZE_URL,
+    "instagram": re.compile(r"http://127\.0\.0\.1:\d+/oauth/authorize\?\S+"),
+    "youtube": re.compile(r"http://127\.0\.0\.1:\d+/o/oauth2/v2/auth\?\S+"),
+}
+
 
 def archiver_command() -> list[str]:
     """The installed console script (what a user runs), next to this interpreter."""
@@ -46,16 +61,21 @@ def archiver_command() -> list[str]:
     return [sys.executable, "-c", "from archiver.cli import main; main()"]
 
 
-def cli_env(state_dir: Path, *, client_key: str = FAKE_CLIENT_KEY, client_secret: str = FAKE_CLIENT_SECRET,
-            **extra: str) -> dict[str, str]:
+def cli_env(state_dir: Path, *, client_key: str | None = None, client_secret: str = FAKE_CLIENT_SECRET,
+            platform: str = "tiktok", **extra: str) -> dict[str, str]:
     """Environment for an `archiver` subprocess: env secrets + a private state folder,
-    keyring forced to its failing backend, no ARCHIVER_HOME inherited from the caller."""
+    keyring forced to its failing backend, no ARCHIVER_HOME inherited from the caller.
+
+    The app credentials are those of ``platform``'s account "main" (TikTok calls the id a
+    client key, Meta and Google a client id); ``client_key`` defaults to what its fake
+    accepts."""
+    prefix = f"ARCHIVER_SECRET_{platform.upper()}_MAIN_"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVER_")}
     env.update({
         "ARCHIVER_SECRETS": "env",
         "ARCHIVER_STATE_DIR": str(state_dir),
-        "ARCHIVER_SECRET_TIKTOK_MAIN_CLIENT_KEY": client_key,
-        "ARCHIVER_SECRET_TIKTOK_MAIN_CLIENT_SECRET": client_secret,
+        prefix + CLIENT_ID_KEYS[platform].upper(): client_key or FAKE_CLIENT_IDS[platform],
+        prefix + "CLIENT_SECRET": client_secret,
         "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
         "PYTHONUNBUFFERED": "1",
         "NO_COLOR": "1",
@@ -98,7 +118,7 @@ def run_cli(args: list[str], env: dict[str, str] | None = None, *, timeout: floa
 
 @dataclass
 class Simulator:
-    """`archiver simulate tiktok` running in its own process."""
+    """`archiver simulate <platform>` running in its own process."""
 
     process: subprocess.Popen
     base_url: str
@@ -118,11 +138,13 @@ class Simulator:
 
 
 def start_simulator(folder: Path, *, videos: int = 60, followers: int = 200, latency_ms: int = 0,
-                    seed: int = 1, fail_rate: float = 0.0, extra: list[str] = (), env=None) -> Simulator:
-    """Start `archiver simulate tiktok --port 0 …` and wait for its "listening on" line."""
+                    seed: int = 1, fail_rate: float = 0.0, extra: list[str] = (), env=None,
+                    platform: str = "tiktok") -> Simulator:
+    """Start `archiver simulate PLATFORM --port 0 …` and wait for its "listening on" line.
+    (``videos`` is the number of posts: Instagram's simulator takes it as its media count.)"""
     folder.mkdir(parents=True, exist_ok=True)
     stderr_path = folder / "simulate.stderr"
-    args = ["simulate", "tiktok", "--port", "0", "--videos", str(videos), "--followers", str(followers),
+    args = ["simulate", platform, "--port", "0", "--videos", str(videos), "--followers", str(followers),
             "--latency-ms", str(latency_ms), "--seed", str(seed), "--fail-rate", str(fail_rate), *extra]
     with open(stderr_path, "wb") as stderr:
         process = subprocess.Popen([*archiver_command(), *args], stdout=subprocess.PIPE, stderr=stderr,
@@ -134,7 +156,7 @@ def start_simulator(folder: Path, *, videos: int = 60, followers: int = 200, lat
         process.wait()
         raise AssertionError(f"`archiver simulate` did not start: {line!r}\n{stderr_path.read_text()}")
     return Simulator(process, match[1], stderr_path,
-                     dict(videos=videos, followers=followers, seed=seed, latency_ms=latency_ms))
+                     dict(videos=videos, followers=followers, seed=seed, latency_ms=latency_ms, platform=platform))
 
 
 def _read_line_with_timeout(process: subprocess.Popen, timeout: float) -> str | None:
@@ -149,25 +171,29 @@ def _read_line_with_timeout(process: subprocess.Popen, timeout: float) -> str | 
 # --------------------------------------------------------------------------- an account
 
 
-def write_account_config(archive_dir: Path, base_url: str, *, account: str = "main") -> Path:
+def write_account_config(archive_dir: Path, base_url: str, *, account: str = "main",
+                         platform: str = "tiktok", options: str = "") -> Path:
+    """config.toml with one ``platform`` account served by `archiver simulate`;
+    ``options`` are extra TOML lines for the account's table."""
     archive_dir.mkdir(parents=True, exist_ok=True)
     path = archive_dir / "config.toml"
     path.write_text(
-        "# written by the end-to-end tests: one TikTok account served by `archiver simulate`\n"
-        f'[accounts.{account}]\nplatform = "tiktok"\nbase_url = "{base_url}"\n',
+        f"# written by the end-to-end tests: one {platform} account served by `archiver simulate`\n"
+        f'[accounts.{account}]\nplatform = "{platform}"\nbase_url = "{base_url}"\n{options}',
         encoding="utf-8")
     return path
 
 
-def authorize(archive_dir: Path, env: dict[str, str], *, timeout: float = 30) -> CliResult:
-    """`archiver auth tiktok --no-browser`, with this test playing the browser.
+def authorize(archive_dir: Path, env: dict[str, str], *, timeout: float = 30, platform: str = "tiktok") -> CliResult:
+    """`archiver auth PLATFORM --no-browser`, with this test playing the browser.
 
     The command prints the authorize URL and waits on its loopback callback. We GET the
     URL from the fake (which approves at once and answers 302 to the callback), then GET
     the callback; the command exchanges the code and stores the tokens.
     """
     started = time.monotonic()
-    process = subprocess.Popen([*archiver_command(), "auth", "tiktok", "--no-browser", "--archive", str(archive_dir)],
+    args = ["auth", platform, "--no-browser", "--archive", str(archive_dir)]
+    process = subprocess.Popen([*archiver_command(), *args],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     printed: list[str] = []
     url = None
@@ -177,13 +203,13 @@ def authorize(archive_dir: Path, env: dict[str, str], *, timeout: float = 30) ->
             if not line:
                 break
             printed.append(line)
-            found = AUTHORIZE_URL.search(line)
+            found = AUTHORIZE_URLS[platform].search(line)
             url = found[0] if found else None
         assert url, f"`archiver auth` printed no authorize URL:\n{''.join(printed)}{process.stderr.read()}"
         with httpx.Client(timeout=10, follow_redirects=False) as browser:
             approval = browser.get(url)
             assert approval.status_code == 302, approval.text
-            callback = approval.headers["location"]
+            callback = approval.headers["location"].split("#", 1)[0]   # Meta appends "#_"
             assert callback.startswith("http://127.0.0.1:"), callback
             landing = browser.get(callback)
             assert landing.status_code == 200, landing.text
@@ -192,16 +218,16 @@ def authorize(archive_dir: Path, env: dict[str, str], *, timeout: float = 30) ->
         if process.poll() is None:
             process.kill()
             process.communicate()
-    result = CliResult(["auth", "tiktok", "--no-browser", "--archive", str(archive_dir)], process.returncode,
+    result = CliResult(args, process.returncode,
                        "".join(printed) + stdout, stderr, time.monotonic() - started)
     assert result.returncode == 0, result.describe()
     return result
 
 
-def stored_tokens(state_dir: Path, account: str = "main") -> dict:
+def stored_tokens(state_dir: Path, account: str = "main", platform: str = "tiktok") -> dict:
     """The token record `archiver auth` / a refresh left in the state folder's tokens.json."""
     entries = json.loads((state_dir / "tokens.json").read_text(encoding="utf-8"))
-    return json.loads(entries[f"tiktok:{account}:tokens"]["value"])
+    return json.loads(entries[f"{platform}:{account}:tokens"]["value"])
 
 
 # --------------------------------------------------------------------------- reading an archive

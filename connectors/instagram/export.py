@@ -158,13 +158,21 @@ def _list_prefixes(source, name: str) -> list[str] | None:
         return ["item"]
     if first != b"{":
         return None
+    from archiver.imports import ExportFileError
+
     keys: list[str] = []
     with source.open(name) as handle:
         if handle.peek(3)[:3] == b"\xef\xbb\xbf":
             handle.read(3)
-        for prefix, event, _value in ijson.parse(handle):
-            if event == "start_array" and prefix and "." not in prefix:
-                keys.append(prefix)
+        try:
+            for prefix, event, _value in ijson.parse(handle):
+                if event == "start_array" and prefix and "." not in prefix:
+                    keys.append(prefix)
+        except ijson.JSONError as error:
+            # Garbled or cut short: name the file and the entry, like every export error.
+            raise ExportFileError(
+                f"{source.path}, entry {name!r}: not valid JSON ({error}); download the export again",
+                path=source.path, entry=name) from None
     known = [k for k in keys if k in _WRAPPERS]
     return [f"{k}.item" for k in (known or keys)] or None
 
