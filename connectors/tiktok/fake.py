@@ -56,7 +56,6 @@ import uuid
 import zipfile
 import zlib
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
@@ -1072,54 +1071,11 @@ class FakeTikTok:
 
 
 def serve(fake: FakeTikTok, host: str = "127.0.0.1", port: int = 0):
-    """Serve ``fake`` over real HTTP in a daemon thread; returns ``(server, thread)``.
+    """Serve ``fake`` over real HTTP in a daemon thread; returns ``(server, thread)``."""
+    from archiver.fakeserver import serve_fake
 
-    ``fake.base_url`` is set to the bound address so the CDN links it hands out work.
-    Stop with ``server.shutdown(); server.server_close()``.
-    """
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, like a real API front end
-
-        def _forward(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            request = httpx.Request(self.command, fake.base_url + self.path,
-                                    headers=list(self.headers.items()), content=body)
-            try:
-                response = fake.handle(request)
-                payload = response.content
-            except Exception as error:  # a fake bug must not hang the client
-                payload = json.dumps({"data": {}, "error": {
-                    "code": "internal_error", "message": f"fake crashed: {type(error).__name__}",
-                    "log_id": ""}}).encode()
-                response = httpx.Response(500, headers={"Content-Type": "application/json"})
-            self.send_response(response.status_code)
-            for name, value in response.headers.items():
-                if name.lower() not in ("content-length", "transfer-encoding", "connection"):
-                    self.send_header(name, value)
-            length_header = response.headers.get("content-length", str(len(payload)))
-            self.send_header("Content-Length", length_header if self.command == "HEAD"
-                             else str(len(payload)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(payload)
-
-        do_GET = do_POST = do_HEAD = do_PUT = do_DELETE = do_PATCH = _forward
-
-        def log_message(self, format, *args):  # noqa: A002 - quiet; URLs may carry codes
-            pass
-
-    # Headers and body go out in separate writes; with Nagle's algorithm on, each answer
-    # then waits ~40 ms for the client's delayed ACK, which swamps any latency knob.
-    Handler.disable_nagle_algorithm = True
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
-    bound_host, bound_port = server.server_address[:2]
-    fake.base_url = f"http://{bound_host}:{bound_port}"
-    thread = threading.Thread(target=server.serve_forever, name="fake-tiktok", daemon=True)
-    thread.start()
-    return server, thread
+    return serve_fake(fake, host, port, name="fake-tiktok",
+                      crash_response=lambda error: httpx.Response(500, json={"data": {}, "error": {"code": "internal_error", "message": f"fake crashed: {type(error).__name__}", "log_id": ""}}))
 
 
 def main(argv: list[str] | None = None) -> None:

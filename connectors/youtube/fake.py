@@ -76,7 +76,6 @@ import time
 import uuid
 import zlib
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -1110,43 +1109,10 @@ class FakeYouTube:
 
 def serve(fake: FakeYouTube, host: str = "127.0.0.1", port: int = 0):
     """Serve ``fake`` over real HTTP in a daemon thread; returns ``(server, thread)``."""
+    from archiver.fakeserver import serve_fake
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def _forward(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            request = httpx.Request(self.command, fake.base_url + self.path,
-                                    headers=list(self.headers.items()), content=body)
-            try:
-                response = fake.handle(request)
-                payload = response.content
-            except Exception as error:  # a fake bug must not hang the client
-                response = fake._error(500, "backendError", f"fake crashed: {type(error).__name__}", domain="global")
-                payload = response.content
-            self.send_response(response.status_code)
-            for name, value in response.headers.items():
-                if name.lower() not in ("content-length", "transfer-encoding", "connection"):
-                    self.send_header(name, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(payload)
-
-        do_GET = do_POST = do_HEAD = do_PUT = do_DELETE = _forward
-
-        def log_message(self, format, *args):  # noqa: A002 - quiet; URLs carry codes
-            pass
-
-    Handler.disable_nagle_algorithm = True
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
-    bound_host, bound_port = server.server_address[:2]
-    fake.base_url = f"http://{bound_host}:{bound_port}"
-    thread = threading.Thread(target=server.serve_forever, name="fake-youtube", daemon=True)
-    thread.start()
-    return server, thread
+    return serve_fake(fake, host, port, name="fake-youtube",
+                      crash_response=lambda error: fake._error(500, "backendError", f"fake crashed: {type(error).__name__}", domain="global"))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,65 @@
+"""Serving a platform fake over real loopback HTTP, shared by every connector's fake.py.
+
+A fake is an object with ``handle(httpx.Request) -> httpx.Response`` (the same callable
+tests hand to ``httpx.MockTransport``) and a ``base_url`` it hands out in its links
+(CDN files, paging). ``serve_fake`` puts it behind a threaded ``http.server`` on
+127.0.0.1 for end-to-end tests, `archiver demo` and `archiver simulate`.
+"""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+import httpx
+
+
+def serve_fake(fake, host: str = "127.0.0.1", port: int = 0, *,
+               crash_response: Callable[[Exception], httpx.Response], name: str = "fake"):
+    """Serve ``fake`` in a daemon thread; returns ``(server, thread)``.
+
+    ``fake.base_url`` is set to the bound address so the links it hands out work.
+    ``crash_response`` turns a bug in the fake into the platform's own 500 answer, so a
+    client never hangs on it. Stop with ``server.shutdown(); server.server_close()``.
+    """
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, like a real API front end
+
+        def _forward(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            request = httpx.Request(self.command, fake.base_url + self.path,
+                                    headers=list(self.headers.items()), content=body)
+            try:
+                response = fake.handle(request)
+            except Exception as error:  # a fake bug must not hang the client
+                response = crash_response(error)
+            payload = response.content
+            self.send_response(response.status_code)
+            for header, value in response.headers.items():
+                if header.lower() not in ("content-length", "transfer-encoding", "connection"):
+                    self.send_header(header, value)
+            # HEAD answers carry the length the GET body would have.
+            length_header = response.headers.get("content-length", str(len(payload)))
+            self.send_header("Content-Length", length_header if self.command == "HEAD" else str(len(payload)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(payload)
+
+        do_GET = do_POST = do_HEAD = do_PUT = do_DELETE = do_PATCH = _forward
+
+        def log_message(self, format, *args):  # noqa: A002 - quiet; URLs may carry codes
+            pass
+
+    # Headers and body go out in separate writes; with Nagle's algorithm on, each answer
+    # then waits ~40 ms for the client's delayed ACK, which swamps any latency knob.
+    Handler.disable_nagle_algorithm = True
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    bound_host, bound_port = server.server_address[:2]
+    fake.base_url = f"http://{bound_host}:{bound_port}"
+    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
+    thread.start()
+    return server, thread
