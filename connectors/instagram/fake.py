@@ -51,8 +51,6 @@ import math
 import random
 import re
 import secrets
-import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -849,17 +847,9 @@ def main(argv: list[str] | None = None) -> None:
         client_id=args.client_id, client_secret=args.client_secret)
     fake = FakeInstagram(config)
     server, _thread = serve(fake, args.host, args.port)
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    print(f"listening on {fake.base_url}", flush=True)
-    try:
-        while not stop.wait(0.2):
-            pass
-    finally:
-        server.shutdown()
-        server.server_close()
-    sys.stdout.flush()
+    from archiver.fakeserver import serve_until_signalled
+
+    serve_until_signalled(server, fake)
 
 
 if __name__ == "__main__":

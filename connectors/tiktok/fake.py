@@ -47,9 +47,7 @@ import json
 import random
 import re
 import secrets
-import signal
 import struct
-import sys
 import threading
 import time
 import uuid
@@ -1107,17 +1105,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     fake = FakeTikTok(config)
     server, _thread = serve(fake, args.host, args.port)
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    print(f"listening on {fake.base_url}", flush=True)
-    try:
-        while not stop.wait(0.2):
-            pass
-    finally:
-        server.shutdown()
-        server.server_close()
-    sys.stdout.flush()
+    from archiver.fakeserver import serve_until_signalled
+
+    serve_until_signalled(server, fake)
 
 
 if __name__ == "__main__":

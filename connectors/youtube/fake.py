@@ -67,10 +67,8 @@ import json
 import random
 import re
 import secrets
-import signal
 import string
 import struct
-import sys
 import threading
 import time
 import uuid
@@ -1145,17 +1143,9 @@ def main(argv: list[str] | None = None) -> None:
         config.granted_scopes = " ".join([config.granted_scopes, *sorted(PORTABILITY_SCOPES)])
     fake = FakeYouTube(config)
     server, _thread = serve(fake, args.host, args.port)
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    print(f"listening on {fake.base_url}", flush=True)
-    try:
-        while not stop.wait(0.2):
-            pass
-    finally:
-        server.shutdown()
-        server.server_close()
-    sys.stdout.flush()
+    from archiver.fakeserver import serve_until_signalled
+
+    serve_until_signalled(server, fake)
 
 
 if __name__ == "__main__":

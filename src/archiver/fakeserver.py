@@ -8,6 +8,8 @@ tests hand to ``httpx.MockTransport``) and a ``base_url`` it hands out in its li
 
 from __future__ import annotations
 
+import signal
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
@@ -63,3 +65,19 @@ def serve_fake(fake, host: str = "127.0.0.1", port: int = 0, *,
     thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
     thread.start()
     return server, thread
+
+
+def serve_until_signalled(server, fake) -> None:
+    """For `archiver simulate`: announce the address (tests wait for this line), then
+    serve until SIGTERM or SIGINT, and close cleanly."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    print(f"listening on {fake.base_url}", flush=True)
+    try:
+        while not stop.wait(0.2):
+            pass
+    finally:
+        server.shutdown()
+        server.server_close()
+    sys.stdout.flush()
