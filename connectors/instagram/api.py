@@ -26,12 +26,12 @@ import httpx
 
 from archiver.net import ApiClient, NetError, Pacer, RetryPolicy, scrubber
 from archiver.records import Comment, MediaRef, Person, Post, Profile, iso_utc
+from archiver.tokens import StoredTokens
 
 log = logging.getLogger("archiver.instagram")
 
 GRAPH_VERSION = "v23.0"
 DEFAULT_SCOPES = "instagram_business_basic,instagram_business_manage_comments"
-TOKENS_KEY = "tokens"
 DAY = 86400
 MIN_REFRESH_AGE = 1 * DAY     # Instagram refuses to refresh a token younger than this [C]
 REFRESH_WHEN_LEFT = 45 * DAY  # refresh once less than this is left of the 60 days
@@ -166,7 +166,7 @@ def usage_of(headers: httpx.Headers) -> tuple[float, float]:
 # --------------------------------------------------------------------------- tokens
 
 
-class InstagramTokens:
+class InstagramTokens(StoredTokens):
     """The long-lived token in the SecretStore, refreshed well before it expires.
 
     Stored record: access_token, user_id, issued_at and expires_at (epoch seconds),
@@ -175,22 +175,12 @@ class InstagramTokens:
     (the token keeps working), an expired one needs `archiver auth` again.
     """
 
-    def __init__(self, secrets, account: str, graph_base: str, client: httpx.Client, clock=time.time):
-        self.secrets, self.account, self.graph_base = secrets, account, graph_base
-        self.client, self.clock = client, clock
-        self._lock = threading.Lock()
-        self._tokens: dict[str, Any] | None = None
-        self._refresh_failed = False   # tried once this run and failed: not again per call
+    platform, title = "instagram", "Instagram"
 
-    def load(self) -> dict[str, Any]:
-        if self._tokens is None:
-            raw = self.secrets.get("instagram", self.account, TOKENS_KEY)
-            if not raw:
-                raise NetError(f"no Instagram authorization stored for account {self.account!r}. "
-                               f"Run `archiver auth instagram --account {self.account}` first.", kind="auth")
-            self._tokens = json.loads(raw)
-            scrubber.add(self._tokens.get("access_token"))
-        return self._tokens
+    def __init__(self, secrets, account: str, graph_base: str, client: httpx.Client, clock=time.time):
+        super().__init__(secrets, account)
+        self.graph_base, self.client, self.clock = graph_base, client, clock
+        self._refresh_failed = False   # tried once this run and failed: not again per call
 
     def store(self, response: dict[str, Any], *, user_id: str | None = None,
               permissions: str | None = None) -> dict[str, Any]:
@@ -205,9 +195,7 @@ class InstagramTokens:
             "user_id": user_id or previous.get("user_id"),
             "permissions": permissions if permissions is not None else previous.get("permissions", ""),
         }
-        self.secrets.set("instagram", self.account, TOKENS_KEY, json.dumps(tokens))
-        self._tokens = tokens
-        return tokens
+        return self.save(tokens)
 
     def refresh_due(self) -> bool:
         tokens, now = self.load(), self.clock()

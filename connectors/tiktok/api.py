@@ -5,9 +5,7 @@ See ../shared/platforms/tiktok.md. Only requests documented there are made.
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
 import time
 from typing import Any, Iterator
 from urllib.parse import urlencode
@@ -16,6 +14,7 @@ import httpx
 
 from archiver.net import ApiClient, NetError, RetryPolicy, scrubber
 from archiver.records import MediaRef, Post, Profile, iso_utc
+from archiver.tokens import StoredTokens
 
 log = logging.getLogger("archiver.tiktok")
 
@@ -34,7 +33,6 @@ PORTABILITY_SCOPE_PREFIX = "portability."
 MAX_COUNT = 20          # /v2/video/list/ maximum
 QUERY_BATCH = 20        # /v2/video/query/ maximum ids
 REFRESH_MARGIN = 300    # refresh this many seconds before the access token expires
-TOKENS_KEY = "tokens"   # one SecretStore entry: the whole token response, stored atomically
 # TikTok limits each endpoint over a one-minute sliding window and sends no Retry-After
 # (notes §2.6). Backoff of 1, 2, 4 … s must be able to outlast that window: 8 attempts
 # wait about 127 s in all (6 would give up after about 31 s, still inside the window).
@@ -58,33 +56,22 @@ class TikTokError(NetError):
         self.code = code
 
 
-class TikTokTokens:
+class TikTokTokens(StoredTokens):
     """Access and refresh tokens through the SecretStore (implements net.TokenProvider).
 
     Refresh is serialized, and the rotated refresh token is stored before the new access
     token is used: TikTok kills the old refresh token once a new one is issued.
     """
 
+    platform, title = "tiktok", "TikTok"
+
     def __init__(self, secrets, account: str, token_url: str, client: httpx.Client, clock=time.time):
-        self.secrets = secrets
-        self.account = account
+        super().__init__(secrets, account)
         self.token_url = token_url
         self.client = client
         self.clock = clock
-        self._lock = threading.Lock()
-        self._tokens: dict[str, Any] | None = None
 
     # -- storage -------------------------------------------------------------------
-    def load(self) -> dict[str, Any]:
-        if self._tokens is None:
-            raw = self.secrets.get("tiktok", self.account, TOKENS_KEY)
-            if not raw:
-                raise NetError(f"no TikTok authorization stored for account {self.account!r}. "
-                               f"Run `archiver auth tiktok --account {self.account}` first.", kind="auth")
-            self._tokens = json.loads(raw)
-            scrubber.add(self._tokens.get("access_token"), self._tokens.get("refresh_token"))
-        return self._tokens
-
     def store(self, response: dict[str, Any]) -> dict[str, Any]:
         """Token endpoint JSON -> stored record with absolute expiry times."""
         now = self.clock()
@@ -96,10 +83,7 @@ class TikTokTokens:
             "open_id": response.get("open_id"),
             "scope": response.get("scope", ""),
         }
-        scrubber.add(tokens["access_token"], tokens["refresh_token"])
-        self.secrets.set("tiktok", self.account, TOKENS_KEY, json.dumps(tokens))
-        self._tokens = tokens
-        return tokens
+        return self.save(tokens)
 
     @property
     def scopes(self) -> set[str]:

@@ -4,11 +4,9 @@ payload -> record mapping (notes: shared/platforms/youtube.md)."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import random
 import re
-import threading
 import time
 from typing import Any
 from urllib.parse import urlencode
@@ -18,6 +16,7 @@ import httpx
 
 from archiver.net import ApiClient, NetError, scrubber
 from archiver.records import Comment, MediaRef, Membership, Person, Post, Profile, iso_utc
+from archiver.tokens import StoredTokens
 
 log = logging.getLogger("archiver.youtube")
 
@@ -26,7 +25,6 @@ API_BASE_URL = "https://www.googleapis.com"
 AUTHORIZE_BASE_URL = "https://accounts.google.com"
 TOKEN_BASE_URL = "https://oauth2.googleapis.com"
 API_PREFIX = "/youtube/v3/"
-TOKENS_KEY = "tokens"
 REFRESH_MARGIN = 300
 PACIFIC = ZoneInfo("America/Los_Angeles")   # the quota day ends at midnight Pacific time
 DEFAULT_DAILY_QUOTA = 10_000
@@ -145,30 +143,19 @@ class YouTubeError(NetError):
         self.reason = reason
 
 
-class YouTubeTokens:
+class YouTubeTokens(StoredTokens):
     """Google access and refresh tokens through the SecretStore (a net.TokenProvider).
 
     Google does not rotate refresh tokens: a refresh answer without one keeps the old.
     ``refresh_issued_at`` says how old the refresh token is (the 7-day testing limit).
     """
 
+    platform, title = "youtube", "YouTube"
+
     def __init__(self, secrets, account: str, token_url: str, client: httpx.Client):
-        self.secrets = secrets
-        self.account = account
+        super().__init__(secrets, account)
         self.token_url = token_url
         self.client = client
-        self._lock = threading.Lock()
-        self._tokens: dict[str, Any] | None = None
-
-    def load(self) -> dict[str, Any]:
-        if self._tokens is None:
-            raw = self.secrets.get("youtube", self.account, TOKENS_KEY)
-            if not raw:
-                raise NetError(f"no YouTube authorization stored for account {self.account!r}. "
-                               f"Run `archiver auth youtube --account {self.account}` first.", kind="auth")
-            self._tokens = json.loads(raw)
-            scrubber.add(self._tokens.get("access_token"), self._tokens.get("refresh_token"))
-        return self._tokens
 
     def store(self, response: dict[str, Any]) -> dict[str, Any]:
         now = wall_clock()
@@ -181,10 +168,7 @@ class YouTubeTokens:
             "refresh_issued_at": now if new_refresh else previous.get("refresh_issued_at"),
             "scope": response.get("scope", previous.get("scope", "")),
         }
-        scrubber.add(tokens["access_token"], tokens["refresh_token"])
-        self.secrets.set("youtube", self.account, TOKENS_KEY, json.dumps(tokens))
-        self._tokens = tokens
-        return tokens
+        return self.save(tokens)
 
     def header(self) -> dict[str, str]:
         if self.load()["access_expires_at"] - wall_clock() < REFRESH_MARGIN:
