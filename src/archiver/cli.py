@@ -157,14 +157,38 @@ def connectors():
 @click.option("--client-secret", help="Your app's client secret (asked for when missing; prefer the prompt).")
 @click.option("--no-browser", is_flag=True, help="Print the authorization URL instead of opening a browser.")
 @click.option("--port", type=int, default=0, help="Loopback port for the redirect (0 = any free port).")
+@click.option("--instance", metavar="URL", help="Mastodon: your instance, e.g. https://mastodon.social.")
+@click.option("--handle", metavar="HANDLE", help="Bluesky: your handle, e.g. alice.bsky.social.")
+@click.option("--token-stdin", is_flag=True,
+              help="Read the token (Mastodon access token, Bluesky app password) from standard input.")
 @_guard
-def auth(archive, config_path, platform, account_name, client_key, client_secret, no_browser, port):
-    """Authorize archiver to read an account (OAuth through a loopback redirect)."""
+def auth(archive, config_path, platform, account_name, client_key, client_secret, no_browser, port,
+         instance, handle, token_stdin):
+    """Authorize archiver to read an account (OAuth through a loopback redirect).
+
+    Mastodon and Bluesky accounts need no config entry first: `archiver auth mastodon
+    --instance https://mastodon.social` or `archiver auth bluesky --handle alice.bsky.social`
+    adds [accounts.<--account, default "main">] to the config.
+    """
     _setup_logging()
     from archiver.connector import get_connector
 
     ws = _workspace(archive, config_path)
     cls = get_connector(platform)
+    settings = cls.account_settings_from_auth(instance=instance, handle=handle)
+    if settings and not [a for a in ws.config.accounts if a.platform == platform
+                         and (account_name is None or a.name == account_name)]:
+        name = account_name or ("main" if "main" not in {a.name for a in ws.config.accounts} else platform)
+        target = _add_account_to_config(ws, name, platform, settings, config_path)
+        click.echo(f"added [accounts.{name}] ({platform}) to {target}")
+        ws = _workspace(archive, config_path)
+        account_name = name
+    token = None
+    if token_stdin:
+        token = sys.stdin.read().strip()
+        if not token:
+            _fail("--token-stdin: standard input was empty; pipe the token in, e.g. "
+                  "`printf %s \"$TOKEN\" | archiver auth ... --token-stdin`")
     accounts = ws.config.find_accounts(platform, account_name)
     if len(accounts) > 1:
         _fail(f"several {platform} accounts are configured; pick one with --account "
@@ -180,8 +204,28 @@ def auth(archive, config_path, platform, account_name, client_key, client_secret
     # Platforms name the app's id differently (TikTok: client key; Google, Meta: client id).
     message = connector.authorize(echo=click.echo, open_browser=False if no_browser else None,
                                   client_key=client_key, client_id=client_key, client_secret=client_secret,
-                                  prompt=prompt, port=port)
+                                  prompt=prompt, port=port, instance=instance, handle=handle, token=token)
     click.echo(message)
+
+
+def _add_account_to_config(ws, name: str, platform: str, settings: dict, config_path) -> Path:
+    """Append an [accounts.NAME] table to the config file (written by `archiver init` if
+    missing). Appending keeps the user's comments and layout untouched."""
+    import json
+
+    from archiver.config import CONFIG_NAME, example_config_text
+
+    target = Path(config_path) if config_path else (ws.config.path or ws.archive.folder / CONFIG_NAME)
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(example_config_text().replace('[accounts.main]\nplatform = "tiktok"\n', ""),
+                          encoding="utf-8")
+        os.chmod(target, 0o600)
+    lines = [f"\n[accounts.{name}]", f"platform = {json.dumps(platform)}"]
+    lines += [f"{key} = {json.dumps(value)}" for key, value in settings.items()]  # JSON strings are TOML strings
+    with open(target, "a", encoding="utf-8") as config_file:
+        config_file.write("\n".join(lines) + "\n")
+    return target
 
 
 @main.group()

@@ -55,6 +55,12 @@ class Connector:
         returns a one-line summary for the user."""
         raise NotImplementedError
 
+    @classmethod
+    def account_settings_from_auth(cls, *, instance: str | None = None, handle: str | None = None) -> dict | None:
+        """Config settings for a new account built from `archiver auth` options (Mastodon:
+        --instance; Bluesky: --handle), or None when this platform needs a config entry first."""
+        return None
+
     # -- API sync --------------------------------------------------------------------
     def pages(self, ctx: "SyncContext") -> Iterator["Page"]:
         """Yield pages of records for every stream, resuming from ``ctx.state(stream)``."""

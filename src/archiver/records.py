@@ -55,6 +55,13 @@ class MediaRef:
     # fresh link to the same file, or returns None. The runner calls it at most once, when
     # the download of ``url`` was refused with HTTP 403/410, and retries with its answer.
     refresh: Callable[[], str | None] | None = None
+    # Alt text the owner wrote for the file, and what the platform says of it (size,
+    # duration, blurhash …) as a small JSON-able dict.
+    description: str | None = None
+    meta: dict[str, Any] | None = None
+    # The file's sha256 when the platform names it (a Bluesky blob's CID is one): a
+    # download with other bytes is refused and reported, never linked.
+    sha256: str | None = None
 
 
 @dataclass
@@ -96,6 +103,35 @@ class Post:
     share_count: int | None = None
     view_count: int | None = None
     media: list[MediaRef] = field(default_factory=list)
+    # Earlier versions the platform itself keeps (Mastodon's edit history), oldest first.
+    history: list["PostVersion"] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PostVersion:
+    """An earlier text of a post, as the platform reports it; ``replaced_at`` is when the
+    next version replaced it (the edit's time)."""
+
+    replaced_at: str
+    text: str | None = None
+    title: str | None = None
+    visibility: str | None = None
+
+
+@dataclass
+class Interaction:
+    """Something the owner did to another person's post: a ``like`` or a ``bookmark``.
+
+    ``target`` is what the platform names the post by (an at:// URI, a status URL).
+    Shares of others' posts (boosts, reposts) are the owner's own posts, kind "boost".
+    """
+
+    kind: Literal["like", "bookmark"]
+    target: str
+    target_url: str | None = None
+    native_id: str | None = None
+    created_at: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -133,7 +169,7 @@ class Membership:
     since: str | None = None
 
 
-Record = Profile | Post | Comment | Person
+Record = Profile | Post | Comment | Person | Interaction
 
 
 @dataclass

@@ -122,6 +122,19 @@ _TABLES = {
             "sha256": "The file, in the media table; empty while not downloaded",
             "source_url": "Where it was downloaded from, without the signed query string",
             "status": "ok, or failed (see error)",
+            "description": "The alt text written for the file",
+            "meta": "JSON: what the platform says of the file (size, duration, focus …)",
+        },
+    },
+    "interactions": {
+        "title": "Likes and bookmarks",
+        "description": "Other people's posts you liked or bookmarked.",
+        "sort_desc": "created_at",
+        "facets": ["kind", "account_id"],
+        "columns": {
+            "kind": "like | bookmark",
+            "target": "The post, as the platform names it (a URI or URL)",
+            **_PROVENANCE_COLUMNS,
         },
     },
     "comments": {

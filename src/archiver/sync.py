@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator
 from archiver.archive import Archive
 from archiver.archive.writer import ArchiveWriter, StoredFile
 from archiver.config import AccountConfig
-from archiver.records import Comment, MediaRef, Page, Person, Post, Profile, Snapshot, now_utc
+from archiver.records import Comment, Interaction, MediaRef, Page, Person, Post, Profile, Snapshot, now_utc
 
 log = logging.getLogger("archiver.sync")
 
@@ -297,6 +297,8 @@ class Runner:
                 writer.write_person(record)
             elif isinstance(record, Snapshot):
                 writer.write_snapshot(record)
+            elif isinstance(record, Interaction):
+                writer.write_interaction(record)
             else:
                 raise TypeError(f"connector yielded an unknown record type {type(record).__name__}")
 
@@ -326,6 +328,10 @@ class Runner:
                         if self._media_client is None:
                             self._media_client = self.connector.media_client()
                         result = self._download_url(ref, key, ctx)
+                    if ref.sha256 and result.sha256 != ref.sha256:
+                        # The platform named the content (a blob CID); these bytes are not it.
+                        raise MediaError(f"content does not match the platform's hash: expected sha256 "
+                                         f"{ref.sha256}, got {result.sha256}")
                     file = StoredFile(result.sha256, str(result.path), result.mime, result.size)
                 except Cancelled:
                     raise

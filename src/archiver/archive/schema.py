@@ -204,15 +204,21 @@ def m001_initial(db: Database) -> None:
     db["people"].enable_fts(["handle", "display_name"], create_triggers=True, tokenize="unicode61")
     # A follower snapshot touches last_seen_at of up to a million people; sqlite-utils'
     # update trigger would re-index every one of them. Re-index only when a name changes.
-    db.execute("DROP TRIGGER people_au")
+    _reindex_only_on_change(db, "people", ["handle", "display_name"])
+
+
+def _reindex_only_on_change(db: Database, table: str, columns: list[str]) -> None:
+    """Replace sqlite-utils' FTS update trigger with one that fires only when an indexed
+    column (or the rowid) changes: re-imports and metric updates touch rows constantly."""
+    changed = " OR ".join([f"old.{c} IS NOT new.{c}" for c in columns] + ["old.rowid IS NOT new.rowid"])
+    cols = ", ".join(f'"{c}"' for c in columns)
+    old_values = ", ".join(f'old."{c}"' for c in columns)
+    new_values = ", ".join(f'new."{c}"' for c in columns)
+    db.execute(f'DROP TRIGGER IF EXISTS "{table}_au"')
     db.execute(
-        'CREATE TRIGGER "people_au" AFTER UPDATE ON "people" '
-        "WHEN old.handle IS NOT new.handle OR old.display_name IS NOT new.display_name "
-        "OR old.rowid IS NOT new.rowid BEGIN\n"
-        '  INSERT INTO "people_fts" ("people_fts", rowid, "handle", "display_name") '
-        "VALUES('delete', old.rowid, old.\"handle\", old.\"display_name\");\n"
-        '  INSERT INTO "people_fts" (rowid, "handle", "display_name") '
-        'VALUES (new.rowid, new."handle", new."display_name");\n'
+        f'CREATE TRIGGER "{table}_au" AFTER UPDATE ON "{table}" WHEN {changed} BEGIN\n'
+        f'  INSERT INTO "{table}_fts" ("{table}_fts", rowid, {cols}) VALUES(\'delete\', old.rowid, {old_values});\n'
+        f'  INSERT INTO "{table}_fts" (rowid, {cols}) VALUES (new.rowid, {new_values});\n'
         "END"
     )
 
@@ -249,3 +255,34 @@ def m002_alerts(db: Database) -> None:
     # Why a run failed, in the network layer's words (auth, gone, transport, timeout,
     # server, rate_limited …): the alerts tell an unreachable platform from a lost account.
     db.execute("ALTER TABLE runs ADD COLUMN failure_kind TEXT")
+
+
+OPEN_PLATFORMS = """
+CREATE TABLE interactions (
+    account_id TEXT NOT NULL,
+    platform TEXT NOT NULL,
+    kind TEXT NOT NULL,                      -- like | bookmark: the owner's own, on others' posts
+    target TEXT NOT NULL,                    -- the post's URI or URL (what the platform names it by)
+    target_url TEXT,                         -- a web link to it, where known
+    native_id TEXT,                          -- the interaction's own id (a Bluesky like record), if any
+    created_at TEXT,
+    deleted_at TEXT,
+    {provenance},
+    PRIMARY KEY (account_id, kind, target)
+);
+CREATE INDEX interactions_by_time ON interactions (account_id, kind, created_at)
+""".format(provenance=_PROVENANCE)
+
+
+@migrations(name="m003_fts_on_change_alt_text_interactions")
+def m003_fts_on_change_alt_text_interactions(db: Database) -> None:
+    # A re-import of the same export, or a metrics refresh, updates every post and comment
+    # row; their search index needs rewriting only when the text itself changed.
+    _reindex_only_on_change(db, "posts", ["title", "text"])
+    _reindex_only_on_change(db, "comments", ["text"])
+    # Alt text and per-file metadata (Mastodon, Bluesky give both for every attachment).
+    db.execute("ALTER TABLE post_media ADD COLUMN description TEXT")
+    db.execute("ALTER TABLE post_media ADD COLUMN meta TEXT")
+    # What the owner liked or bookmarked on other people's posts.
+    for statement in _statements(OPEN_PLATFORMS):
+        db.execute(statement)

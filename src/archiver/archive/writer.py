@@ -21,7 +21,7 @@ from typing import Any, Iterable
 
 from sqlite_utils import Database
 
-from archiver.records import Comment, MediaRef, Person, Post, Profile, Snapshot, now_utc
+from archiver.records import Comment, Interaction, MediaRef, Person, Post, Profile, Snapshot, now_utc
 
 PROVISIONAL = "provisional:"
 _POST_CONTENT = ("title", "text", "visibility")
@@ -124,15 +124,25 @@ class ArchiveWriter:
         if stored.sha256 is None and existing and existing["sha256"]:
             return  # a failed re-download never replaces a file we already have
         if existing and existing["sha256"] == stored.sha256 and existing["status"] == "ok":
+            if ref.description is not None or ref.meta:  # alt text may be added or edited later
+                self.db.execute(
+                    "UPDATE post_media SET description=coalesce(?, description), meta=coalesce(?, meta) "
+                    "WHERE platform=? AND post_id=? AND role=? AND position=?",
+                    [ref.description, _json(ref.meta) if ref.meta else None,
+                     self.platform, post_id, ref.role, ref.position])
             return
         self.db.execute(
-            "INSERT INTO post_media (platform, post_id, role, position, sha256, source_url, status, error, updated_at) "
-            "VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(platform, post_id, role, position) DO UPDATE SET "
+            "INSERT INTO post_media (platform, post_id, role, position, sha256, source_url, status, error, updated_at, "
+            "description, meta) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(platform, post_id, role, position) DO UPDATE SET "
             "sha256=excluded.sha256, source_url=excluded.source_url, status=excluded.status, "
-            "error=excluded.error, updated_at=excluded.updated_at",
+            "error=excluded.error, updated_at=excluded.updated_at, "
+            "description=coalesce(excluded.description, post_media.description), "
+            "meta=coalesce(excluded.meta, post_media.meta)",
             [
                 self.platform, post_id, ref.role, ref.position, stored.sha256, source_url,
                 "ok" if stored.sha256 else "failed", stored.error, self.now,
+                ref.description, _json(ref.meta) if ref.meta else None,
             ],
         )
         self._count("media_saved" if stored.sha256 else "media_failed")
@@ -266,6 +276,14 @@ class ArchiveWriter:
             f"ON CONFLICT(platform, post_id) DO UPDATE SET {updates}",
             values,
         )
+        for version in post.history:
+            # The platform's own edit history: each earlier text once, keyed by its time.
+            inserted = self.db.execute(
+                "INSERT OR IGNORE INTO post_versions (platform, post_id, replaced_at, title, text, visibility) VALUES (?,?,?,?,?,?)",
+                [self.platform, post_id, version.replaced_at, version.title, version.text, version.visibility],
+            ).rowcount
+            if inserted:
+                self._count("post_versions")
         if self.authoritative and any(getattr(post, k) is not None for k in _COUNTS):
             last = self._one(
                 "SELECT like_count, comment_count, share_count, view_count FROM post_metrics "
@@ -306,6 +324,26 @@ class ArchiveWriter:
         if cursor.rowcount:
             self._count("posts_tombstoned", cursor.rowcount)
         return cursor.rowcount
+
+    def write_interaction(self, item: Interaction) -> None:
+        """A like or bookmark of the owner's. Seen again, it keeps its first date."""
+        existing = self._one(
+            "SELECT * FROM interactions WHERE account_id=? AND kind=? AND target=?",
+            [self.account_id, item.kind, item.target],
+        )
+        merged = self._merge(existing, vars(item), ("target_url", "native_id", "created_at"))
+        sources, raw = self._merged_provenance(existing, item.raw)
+        if existing is None:
+            self._count(f"{item.kind}s_new")
+        self.db.execute(
+            "INSERT INTO interactions (account_id, platform, kind, target, target_url, native_id, created_at, "
+            "sources, first_seen_at, last_seen_at, raw) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT(account_id, kind, target) DO UPDATE SET target_url=excluded.target_url, "
+            "native_id=excluded.native_id, created_at=excluded.created_at, sources=excluded.sources, "
+            "last_seen_at=excluded.last_seen_at, raw=excluded.raw",
+            [self.account_id, self.platform, item.kind, item.target, merged["target_url"], merged["native_id"],
+             merged["created_at"], sources, self.now, self.now, raw],
+        )
 
     # -- people and comments --------------------------------------------------------------
 
