@@ -516,6 +516,27 @@ class _JsonFileSource(ExportSource):
             raise _export_error(self.path, f"it cannot be read ({exc})", "check the file is still there", entry.name) from exc
 
 
+class _CarFileSource(_JsonFileSource):
+    """A bare CAR file (an AT Protocol repository, as Bluesky's settings page exports it):
+    one entry, named after the file; the connector decodes its blocks."""
+
+    kind = "car"
+
+
+def _looks_like_car(head: bytes) -> bool:
+    """CAR v1: a varint length, then a DAG-CBOR map holding "roots" and "version"."""
+    length, shift, index = 0, 0, 0
+    while index < min(len(head), 5):
+        byte = head[index]
+        length |= (byte & 0x7F) << shift
+        index += 1
+        if not byte & 0x80:
+            break
+        shift += 7
+    header = head[index:index + length]
+    return 0 < length < 4096 and header[:1] in (b"\xa2", b"\xa1") and b"roots" in header and b"version" in header
+
+
 class _FolderSource(ExportSource):
     """An export someone already extracted. Links that lead out of the folder are skipped."""
 
@@ -603,6 +624,8 @@ def _sniff(path: Path) -> type[ExportSource]:
         return _TarSource
     if head[_TAR_MAGIC_OFFSET : _TAR_MAGIC_OFFSET + 5] == b"ustar":
         return _TarSource
+    if _looks_like_car(head):
+        return _CarFileSource
     text_start = head.removeprefix(_UTF8_BOM).lstrip(b" \t\r\n")
     if text_start[:1] in (b"{", b"["):
         return _JsonFileSource
@@ -612,7 +635,7 @@ def _sniff(path: Path) -> type[ExportSource]:
         raise _export_error(path, problem, fix)
     raise _export_error(
         path,
-        "unknown file type (not a zip, tar, tar.gz or JSON file)",
+        "unknown file type (not a zip, tar, tar.gz, JSON or CAR file)",
         "choose the file you downloaded from the platform's \"download your data\" page, "
         "or the folder you extracted it to",
     )
