@@ -330,7 +330,7 @@ class Runner:
                         result = self._download_url(ref, key, ctx)
                     if ref.sha256 and result.sha256 != ref.sha256:
                         # The platform named the content (a blob CID); these bytes are not it.
-                        raise MediaError(f"content does not match the platform's hash: expected sha256 "
+                        raise MediaError(ref.url if ref.opener is None else None, f"content does not match the platform's hash: expected sha256 "
                                          f"{ref.sha256}, got {result.sha256}")
                     file = StoredFile(result.sha256, str(result.path), result.mime, result.size)
                 except Cancelled:
