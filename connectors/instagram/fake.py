@@ -54,6 +54,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
@@ -822,6 +823,22 @@ def serve(fake: FakeInstagram, host: str = "127.0.0.1", port: int = 0):
         500, json={"error": {"message": f"fake crashed: {type(error).__name__}", "type": "OAuthException", "code": 1}}))
 
 
+def write_matching_export(fake: FakeInstagram, path: str) -> Path:
+    """The account's "Download your information" export as Meta would build it now: the
+    fake's posts and reels (same seconds, captions and kinds, so each merges with its API
+    row), followers and following lists, and the owner's own comments."""
+    from archiver_connectors.instagram.fake_export import _post, make_account, write_export
+
+    mirror = [(m["timestamp"], m["caption"] or None,
+               "REELS" if m["media_product_type"] == "REELS" else m["media_type"]) for m in fake.media]
+    account = make_account(followers=fake.config.followers, following=fake.config.following,
+                           seed=fake.config.seed, mirror=mirror)
+    # Stories the API no longer lists (they expired after 24 hours): only the export has them.
+    oldest = min((m["timestamp"] for m in fake.media), default=1_700_000_000)
+    account.posts += [_post(oldest - 3_600 * (i + 1), None, "story") for i in range(2)]
+    return write_export(account, Path(path).expanduser())
+
+
 def main(argv: list[str] | None = None) -> None:
     """``archiver simulate instagram --port N ...``: serve until SIGTERM/SIGINT."""
     parser = argparse.ArgumentParser(prog="archiver_connectors.instagram.fake",
@@ -839,6 +856,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--account-type", default="MEDIA_CREATOR", choices=("BUSINESS", "MEDIA_CREATOR", "PERSONAL"))
     parser.add_argument("--client-id", default=FakeInstagramConfig.client_id)
     parser.add_argument("--client-secret", default=FakeInstagramConfig.client_secret)
+    parser.add_argument("--write-export", metavar="PATH",
+                        help="also write this account's \"Download your information\" export (a .zip, or a "
+                             "folder) with the same posts, to try `archiver import` on")
     args = parser.parse_args(argv)
     config = FakeInstagramConfig(
         media=args.media, followers=args.followers, following=args.following, seed=args.seed,
@@ -846,6 +866,8 @@ def main(argv: list[str] | None = None) -> None:
         throttle_code=args.throttle_code, account_type=args.account_type,
         client_id=args.client_id, client_secret=args.client_secret)
     fake = FakeInstagram(config)
+    if args.write_export:
+        print(f"wrote the account's export to {write_matching_export(fake, args.write_export)}", flush=True)
     server, _thread = serve(fake, args.host, args.port)
     from archiver.fakeserver import serve_until_signalled
 

@@ -74,6 +74,7 @@ import time
 import uuid
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -1133,6 +1134,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="grant the Data Portability scopes asked for (an EEA account)")
     parser.add_argument("--portability-polls", type=int, default=1,
                         help="state polls a Data Portability job stays IN_PROGRESS")
+    parser.add_argument("--write-takeout", metavar="FOLDER",
+                        help="also write this channel's Google Takeout (zip parts) into FOLDER, with the same "
+                             "uploads and their video files, to try `archiver import` on")
     args = parser.parse_args(argv)
     config = FakeYouTubeConfig(videos=args.videos, followers=args.followers, comment_threads=args.comment_threads,
                                seed=args.seed, latency_ms=args.latency_ms, fail_rate=args.fail_rate,
@@ -1142,6 +1146,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.portability:
         config.granted_scopes = " ".join([config.granted_scopes, *sorted(PORTABILITY_SCOPES)])
     fake = FakeYouTube(config)
+    if args.write_takeout:
+        from archiver_connectors.youtube.fake_takeout import build_takeout
+
+        parts = build_takeout(Path(args.write_takeout).expanduser(), world=fake.portability_world())
+        print("wrote the channel's Takeout: " + ", ".join(str(p) for p in parts), flush=True)
     server, _thread = serve(fake, args.host, args.port)
     from archiver.fakeserver import serve_until_signalled
 

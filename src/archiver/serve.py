@@ -165,15 +165,31 @@ _TABLES = {
         "label_column": "handle",
         "fts_table": "people_fts",
         "fts_pk": "rowid",
+        "facets": ["platform"],
         "columns": {
             "person_id": "The platform's id, or the handle where only that is known",
+            "avatar_url": "Their picture on the platform: shown when the archive stored the file, "
+                          "else a link (opening it asks the platform for it)",
             **_PROVENANCE_COLUMNS,
+        },
+    },
+    "person_links": {
+        "title": "Linked identities",
+        "description": "The same person on several platforms: links archiver suggested (with why) "
+                       "and those you confirmed or rejected with `archiver audience link / unlink`.",
+        "sort_desc": "updated_at",
+        "facets": ["status", "reason"],
+        "columns": {
+            "confidence": "0..1: how sure the suggestion is; a link you made is 1",
+            "reason": "Why the two look like one person: same handle, a profile link, name and picture",
+            "status": "suggested | confirmed | rejected",
         },
     },
     "follows": {
         "title": "Follows",
         "description": "Who followed whom, from when until when (open while ended_at is empty).",
         "sort_desc": "started_at",
+        "facets": ["kind", "account_id"],
         "columns": {
             "kind": "followers: they follow you; following: you follow them",
             "started_at": "The platform's date, else the first snapshot that had them",
@@ -184,7 +200,7 @@ _TABLES = {
         "title": "Audience events",
         "description": "New and lost followers (and followings), found by comparing snapshots.",
         "sort_desc": "at",
-        "facets": ["event", "kind"],
+        "facets": ["event", "kind", "account_id"],
     },
     "snapshots": {
         "title": "Snapshots",
@@ -230,18 +246,75 @@ _TABLES = {
 }
 
 
-def _audience_events_sql(event: str) -> str:
+def _audience_events_sql(event: str, last_days: int | None = None) -> str:
     # people is keyed by platform; account_id is "<platform>:<name>", so the platform is
     # its part before the first ':' (this works even before the accounts row exists).
+    # Times are stored as "YYYY-MM-DDTHH:MM:SSZ"; the cut-off is written the same way so
+    # the text comparison is a time comparison.
+    since = (f"\n  and e.at >= strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-{int(last_days)} days')"
+             if last_days else "")
     return f"""
-select e.at, e.account_id, p.handle, p.display_name, p.url, e.person_id
+select e.at, e.account_id, p.avatar_url, p.handle, p.display_name, p.url,
+       substr(e.account_id, 1, instr(e.account_id, ':') - 1) as platform, e.person_id
 from audience_events e
 left join people p
   on p.platform = substr(e.account_id, 1, instr(e.account_id, ':') - 1)
  and p.person_id = e.person_id
-where e.kind = 'followers' and e.event = '{event}'
+where e.kind = 'followers' and e.event = '{event}'{since}
 order by e.at desc
 limit 500
+""".strip()
+
+
+def _top_fans_sql() -> str:
+    """Top fans as SQL, with archiver.audience's weighting (engagement_score_sql) and its
+    rule for linked identities: identities joined by confirmed links count as one person,
+    named by the smallest "platform:person_id" of the group (person_key)."""
+    from archiver.audience import engagement_score_sql
+
+    return f"""
+-- Confirmed links, both ways; reach = every identity each linked identity is joined to
+-- (itself included), so a chain a-b-c is one group.
+with recursive
+edges(a, b) as (
+  select a_platform || ':' || a_person, b_platform || ':' || b_person
+    from person_links where status = 'confirmed'
+  union
+  select b_platform || ':' || b_person, a_platform || ':' || a_person
+    from person_links where status = 'confirmed'
+),
+reach(node, other) as (
+  select a, a from edges
+  union
+  select r.node, e.b from reach r join edges e on e.a = r.other
+),
+key_of(node, person_key) as (select node, min(other) from reach group by node),
+-- Per identity: comments and replies by others on your posts, newest, score.
+per_identity as (
+  select c.platform || ':' || c.author_id as ident, count(*) as comments,
+         max(c.created_at) as last_interaction, {engagement_score_sql('c.created_at', "'now'")} as score
+  from comments c
+  where c.by_owner = 0 and c.author_id is not null
+  group by c.platform, c.author_id
+),
+fans as (
+  select coalesce(k.person_key, i.ident) as person_key, sum(i.comments) as comments,
+         max(i.last_interaction) as last_interaction, round(sum(i.score), 6) as score,
+         group_concat(i.ident, ' ') as identities
+  from per_identity i left join key_of k on k.node = i.ident
+  group by 1
+  order by score desc, comments desc, person_key
+  limit 100
+)
+select pe.avatar_url, pe.handle, pe.display_name, f.score, f.comments, f.last_interaction,
+       f.identities, f.person_key, pe.url,
+       substr(f.person_key, 1, instr(f.person_key, ':') - 1) as platform,
+       substr(f.person_key, instr(f.person_key, ':') + 1) as person_id
+from fans f
+left join people pe
+  on pe.platform = substr(f.person_key, 1, instr(f.person_key, ':') - 1)
+ and pe.person_id = substr(f.person_key, instr(f.person_key, ':') + 1)
+order by f.score desc, f.comments desc, f.person_key
 """.strip()
 
 
@@ -295,6 +368,54 @@ limit 100
             "title": "Lost followers",
             "description": "People who stopped following you, newest first.",
             "sql": _audience_events_sql("lost"),
+        },
+        "top_fans": {
+            "title": "Top fans",
+            "description": "The people who comment most on your posts, recent comments weighing more "
+                           "(the weighting of `archiver audience top`); linked identities count as one.",
+            "sql": _top_fans_sql(),
+        },
+        "new_followers_this_week": {
+            "title": "New followers this week",
+            "description": "People who started following you in the last 7 days.",
+            "sql": _audience_events_sql("new", last_days=7),
+        },
+        "lost_followers_this_week": {
+            "title": "Lost followers this week",
+            "description": "People who stopped following you in the last 7 days (found by comparing "
+                           "complete follower lists).",
+            "sql": _audience_events_sql("lost", last_days=7),
+        },
+        "people_on_several_platforms": {
+            "title": "People on several platforms",
+            "description": "Identities you confirmed as one person (`archiver audience link A B`).",
+            "sql": """
+select pa.avatar_url as a_avatar_url, l.a_platform, l.a_person, pa.handle as a_handle,
+       pa.display_name as a_display_name, pa.url as a_url,
+       pb.avatar_url as b_avatar_url, l.b_platform, l.b_person, pb.handle as b_handle,
+       pb.display_name as b_display_name, pb.url as b_url,
+       l.reason, l.confidence, l.updated_at
+from person_links l
+left join people pa on pa.platform = l.a_platform and pa.person_id = l.a_person
+left join people pb on pb.platform = l.b_platform and pb.person_id = l.b_person
+where l.status = 'confirmed'
+order by l.updated_at desc, l.a_platform, l.a_person
+limit 1000
+""".strip(),
+        },
+        "followers_over_time": {
+            "title": "Followers over time",
+            "description": "Each account's follower count as the platform reported it (account_metrics), "
+                           "and the size of each complete follower list (snapshots).",
+            "sql": """
+select account_id, observed_at as at, followers, 'count' as source
+from account_metrics where followers is not null
+union all
+select account_id, taken_at, member_count, 'list' from snapshots
+where kind = 'followers' and complete = 1
+order by account_id, at desc
+limit 5000
+""".strip(),
         },
         "recent_runs": {
             "title": "Recent runs",
@@ -426,7 +547,8 @@ class ArchivePlugin:
     @staticmethod
     @hookimpl
     def extra_template_vars(view_name, database, table, request, datasette):
-        """On a post's row page, its downloaded covers, images and videos (row-archive-posts.html)."""
+        """On a post's row page, its downloaded covers, images and videos, and its comments
+        with their authors (row-archive-posts.html)."""
         if view_name != "row" or database != DATABASE or table != "posts":
             return {}
 
@@ -434,12 +556,29 @@ class ArchivePlugin:
             pk_values = urlsafe_components(request.url_vars["pks"])
             if len(pk_values) != 2:
                 return {"post_media": []}
-            rows = await datasette.get_database(database).execute(
+            db = datasette.get_database(database)
+            rows = await db.execute(
                 """
-                select pm.role, pm.position, media.path, media.mime
+                select pm.role, pm.position, pm.description, media.path, media.mime
                 from post_media pm join media on media.sha256 = pm.sha256
                 where pm.platform = ? and pm.post_id = ? and pm.status = 'ok'
                 order by case pm.role when 'cover' then 0 when 'video' then 1 else 2 end, pm.position
+                """,
+                pk_values,
+            )
+            # The post's comments, threads in order (a reply right after what it answers,
+            # one level deep as the platforms show them), each with its author.
+            comments = await db.execute(
+                """
+                select c.comment_id, c.parent_id, c.text, c.created_at, c.by_owner, c.deleted_at,
+                       p.handle, p.display_name, p.url as author_url,
+                       coalesce(parent.created_at, c.created_at) as thread_at,
+                       coalesce(c.parent_id, c.comment_id) as thread_id
+                from comments c
+                left join people p on p.platform = c.platform and p.person_id = c.author_id
+                left join comments parent on parent.platform = c.platform and parent.comment_id = c.parent_id
+                where c.platform = ? and c.post_id = ?
+                order by thread_at, thread_id, c.parent_id is not null, c.created_at
                 """,
                 pk_values,
             )
@@ -448,11 +587,13 @@ class ArchivePlugin:
                     {
                         "role": row["role"],
                         "position": row["position"],
+                        "description": row["description"],
                         "url": _media_url(datasette, row["path"]),
                         "kind": (row["mime"] or "").split("/")[0],
                     }
                     for row in rows
-                ]
+                ],
+                "post_comments": [dict(row) for row in comments],
             }
 
         return post_media
