@@ -284,6 +284,8 @@ class _MediaWalk:
 
         stored_counts = self._stored_comment_counts([str(i["id"]) for i in items])
         archived_files = self._archived_file_counts([str(i["id"]) for i in items]) if files_if_missing else {}
+        # Said once, when the post first arrives; the note stays in the post's raw payload.
+        already_archived = self.ctx.known_post_ids([str(i["id"]) for i in items])
         posts, comments = [], []
         for item in items:
             media_id = str(item["id"])
@@ -301,7 +303,7 @@ class _MediaWalk:
                 continue
             if files_if_missing and archived_files.get(media_id, 0) >= len(post.media):
                 post.media = []
-            elif post.raw.get("archiver_note"):
+            elif post.raw.get("archiver_note") and media_id not in already_archived:
                 self.ctx.report(f"media {media_id}", NO_MEDIA_URL_NOTE)
             posts.append(post)
             count = item.get("comments_count")
