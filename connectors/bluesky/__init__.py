@@ -1,9 +1,453 @@
-"""Bluesky connector (being built)."""
+"""Bluesky (AT Protocol): the account's repository from its PDS (posts, reposts, likes,
+follows, profile, every blob), followers / following / profile counts / replies from the
+AppView, and the repository CAR file Bluesky's settings page exports.
+
+One export run, in order (each step cheap when nothing changed):
+1. identity: DID from the stored session, PDS from the DID document (or ``pds_url``);
+2. profile counts (getProfile) and the recent posts' counts (getAuthorFeed);
+3. the repository (getRepo), only when its head revision (getLatestCommit) moved, a
+   recent post's counts changed, or on ``--full``; its blobs are downloaded once each
+   (an archived blob is never fetched again) and checked against their CID;
+4. replies under the owner's posts whose reply count changed (all on ``--full``), as
+   comments, resumable through a to-do list in sync_state;
+5. followers and following as dated snapshots when their counts changed (always on
+   ``--full``); a list cut short is stored as partial, never as complete.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import tempfile
+import uuid
+from typing import Any, Iterator
 
 from archiver.connector import Connector
+from archiver.records import Page, Post, Profile, Snapshot, iso_utc, now_utc
+
+log = logging.getLogger("archiver.bluesky")
+
+RECENT_DAYS = 30        # counts (and so new replies) of posts this young are checked every run
+POSTS_PER_PAGE = 50
+THREADS_PER_PAGE = 20
+OPTION_KEYS = ("handle", "plc_url", "pds_url", "appview_url")
 
 
 class BlueskyConnector(Connector):
     name = "bluesky"
     title = "Bluesky"
-    default_base_url = ""
+    post_noun = "posts"
+    secret_keys = ("tokens",)
+    default_base_url = "https://bsky.social"   # the entryway: resolves handles for Bluesky-hosted accounts
+    manual_export_steps = (
+        "On bsky.app: Settings → Account → Export my data → Download CAR file; then run "
+        "`archiver import <file>.car` (or drop it in the inbox folder). It holds your posts, likes, "
+        "reposts and follows; images and videos are fetched by `archiver export`."
+    )
+
+    # -- settings --------------------------------------------------------------------
+    @classmethod
+    def account_settings_from_auth(cls, *, instance: str | None = None, handle: str | None = None) -> dict | None:
+        if not handle:
+            return None
+        return {"handle": handle.strip().lstrip("@")}
+
+    def settings(self) -> dict[str, str | None]:
+        """The account's Bluesky options, validated; errors name the config key."""
+        from archiver_connectors.bluesky.api import (
+            DEFAULT_APPVIEW_URL, DEFAULT_PLC_URL, check_service_url)
+
+        name = self.account.name
+        options = self.account.options
+        unknown = sorted(set(options) - set(OPTION_KEYS))
+        if unknown:
+            raise ValueError(f"[accounts.{name}] has unknown key(s) {', '.join(unknown)} for a Bluesky account; "
+                             f"known: {', '.join(OPTION_KEYS)}")
+        handle = options.get("handle")
+        if handle is not None and (not isinstance(handle, str) or not handle.strip()):
+            raise ValueError(f"[accounts.{name}] handle must be your handle in double quotes, "
+                             f"e.g. \"alice.bsky.social\" (found {handle!r})")
+        return {
+            "handle": handle.strip().lstrip("@") if handle else None,
+            "entryway": check_service_url(self.base_url, "base_url", name),
+            "plc_url": check_service_url(options.get("plc_url", DEFAULT_PLC_URL), "plc_url", name),
+            "pds_url": check_service_url(options["pds_url"], "pds_url", name) if options.get("pds_url") else None,
+            "appview_url": check_service_url(options.get("appview_url", DEFAULT_APPVIEW_URL), "appview_url", name),
+        }
+
+    def _session_client(self):
+        import httpx
+
+        return httpx.Client(transport=self.transport, timeout=30,
+                            headers={"User-Agent": "archiver/0.1 (+personal archive)"})
+
+    def _api(self, cancel=None, *, with_session: bool = True):
+        from archiver.net import Pacer
+        from archiver_connectors.bluesky.api import BlueskyApi, BlueskyTokens
+
+        settings = self.settings()
+        tokens = BlueskyTokens(self.secrets, self.account.name, self._session_client()) if with_session else None
+        self._pacer = getattr(self, "_pacer", None) or Pacer()   # one per run: API calls and blob downloads
+        return BlueskyApi(tokens=tokens, pds_url=settings["pds_url"] or settings["entryway"],
+                          appview_url=settings["appview_url"], transport=self.transport, sleep=self.sleep,
+                          cancel=cancel, pacer=self._pacer), settings
+
+    def media_client(self):
+        """Blobs come from the PDS (getBlob): same pacing and retries as the API, no token."""
+        from archiver.net import ApiClient, Pacer
+        from archiver_connectors.bluesky.api import RETRY_POLICY
+
+        self._pacer = getattr(self, "_pacer", None) or Pacer()
+        kwargs = {"sleep": self.sleep} if self.sleep else {}
+        return ApiClient(transport=self.transport, pacer=self._pacer, retry=RETRY_POLICY, cancel=self.cancel,
+                         timeout=120, **kwargs)
+
+    # -- authorization -----------------------------------------------------------------
+    def authorize(self, *, echo, open_browser=None, prompt=None, token=None, handle=None, **_) -> str:
+        """App-password login: handle → DID → PDS, createSession there, keep the session.
+        The app password is sent once and never stored."""
+        from archiver.net import NetError, scrubber
+        from archiver.oauth import OAuthError
+        from archiver_connectors.bluesky.api import (
+            BlueskyTokens, create_session, pds_from_document, resolve_identity)
+
+        try:
+            settings = self.settings()
+        except ValueError as error:
+            raise OAuthError(str(error)) from None
+        account = self.account.name
+        handle = (handle or settings["handle"] or "").strip().lstrip("@")
+        if not handle:
+            raise OAuthError(f"no Bluesky handle for account {account!r}: pass --handle alice.bsky.social "
+                             f"or set handle in [accounts.{account}]")
+        app_password = token
+        if not app_password and prompt is not None:
+            # The CLI hides what is typed for keys ending in "secret".
+            app_password = prompt("app_password")
+        if not app_password:
+            raise OAuthError("no app password: create one on bsky.app (Settings → Privacy and security → "
+                             "App passwords) and type it when asked, or pipe it to --token-stdin")
+        app_password = app_password.strip()
+        scrubber.add(app_password)
+        api, _ = self._api(with_session=False)
+        try:
+            identity = resolve_identity(api.client, handle, entryway=settings["entryway"],
+                                        plc_url=settings["plc_url"], account=account,
+                                        pds_url=settings["pds_url"])
+            with self._session_client() as http:
+                body = create_session(http, identity.pds_url, identity.did, app_password)
+                del app_password
+                if body.get("did") != identity.did:
+                    raise OAuthError(f"the PDS {identity.pds_url} logged in {body.get('did')!r}, not {identity.did} "
+                                     f"({handle}); check pds_url in [accounts.{account}]")
+                pds = identity.pds_url
+                if not settings["pds_url"] and isinstance(body.get("didDoc"), dict):
+                    pds = pds_from_document(body["didDoc"]) or pds
+                BlueskyTokens(self.secrets, account, http).store_session(body, session_url=pds)
+        except NetError as error:
+            raise OAuthError(str(error)) from None
+        finally:
+            api.close()
+        return (f"Bluesky account {account!r} authorized: {body.get('handle') or handle} ({identity.did}) "
+                f"on {pds}. The app password was used once and not stored.")
+
+    # -- API sync ----------------------------------------------------------------------
+    def pages(self, ctx) -> Iterator[Page]:
+        from archiver_connectors.bluesky.api import pds_endpoint
+
+        api, settings = self._api(cancel=ctx.cancel)
+        try:
+            did = api.tokens.did
+            if not did:
+                from archiver.net import NetError
+                raise NetError(f"the stored Bluesky session of {self.account.name!r} names no account; run "
+                               f"`archiver auth bluesky --account {self.account.name}` again", kind="auth")
+            # Accounts move between servers: the DID document says where the repo lives now.
+            api.pds_url = settings["pds_url"] or pds_endpoint(api.client, did, settings["plc_url"], self.account.name)
+            run = _ExportRun(self, api, ctx, did)
+            yield from run.pages()
+        finally:
+            api.close()
+
+    # -- official export -----------------------------------------------------------------
+    @classmethod
+    def detect_export(cls, source) -> bool:
+        try:
+            from archiver_connectors.bluesky.export import looks_like_repo
+        except ImportError:
+            return False
+        return looks_like_repo(source)
+
+    def import_pages(self, source, ctx) -> Iterator[Page]:
+        from archiver_connectors.bluesky.export import import_pages
+
+        yield from import_pages(source, ctx)
+
+
+class _ExportRun:
+    """One `archiver export` of one Bluesky account (see the module docstring)."""
+
+    def __init__(self, connector: BlueskyConnector, api, ctx, did: str):
+        self.connector = connector
+        self.api = api
+        self.ctx = ctx
+        self.did = did
+        self.full = ctx.full
+
+    def pages(self) -> Iterator[Page]:
+        view = self.api.get_profile(self.did)
+        handle = view.get("handle") or self.api.tokens.load().get("handle")
+        counts = self._recent_counts()
+        head = self.api.latest_commit(self.did)
+        repo_state = self.ctx.state("repo") or {}
+        changed_counts = self._changed_counts(counts)
+        following_since: dict[str, str | None] = {}
+        self.own_top_level: list[str] = []
+        if self.full or head.get("rev") != repo_state.get("rev") or changed_counts:
+            records = yield from self._repo_pages(view, handle, counts, head)
+            following_since = {m.person.native_id: m.since for m in records.following}
+            self.own_top_level = [p.native_id for p in records.posts if p.native_id and not _is_reply(p.raw)]
+        else:
+            # Nothing in the repo changed: only the profile's counts can have moved.
+            yield Page("profile", [self._profile_from_view(view, handle)])
+        yield from self._reply_pages(counts, changed_counts)
+        yield from self._audience_pages(view, following_since)
+
+    # -- counts ------------------------------------------------------------------------
+    def _recent_counts(self) -> dict[str, dict[str, int]]:
+        """at:// URI -> the AppView's counts, for the owner's posts of the last RECENT_DAYS
+        days (every post the AppView lists on --full). Reposts of others are skipped."""
+        since = iso_utc(dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=RECENT_DAYS))
+        counts: dict[str, dict[str, int]] = {}
+        for items in self.api.author_feed(self.did):
+            old = False
+            for item in items:
+                post = item.get("post") or {}
+                if item.get("reason") or (post.get("author") or {}).get("did") != self.did or not post.get("uri"):
+                    continue
+                created = _iso((post.get("record") or {}).get("createdAt")) or _iso(post.get("indexedAt"))
+                if not self.full and created and created < since:
+                    old = True
+                    continue
+                counts[post["uri"]] = {
+                    "comment_count": post.get("replyCount"), "like_count": post.get("likeCount"),
+                    "share_count": (post.get("repostCount") or 0) + (post.get("quoteCount") or 0)
+                    if post.get("repostCount") is not None else None,
+                    "is_reply": bool((post.get("record") or {}).get("reply")),
+                }
+            if old:
+                break
+        return counts
+
+    def _changed_counts(self, counts: dict[str, dict[str, Any]]) -> set[str]:
+        """URIs whose counts differ from the archive (or that the archive lacks)."""
+        if not counts:
+            return set()
+        uris = list(counts)
+        stored: dict[str, tuple] = {}
+        for start in range(0, len(uris), 500):
+            chunk = uris[start:start + 500]
+            rows = self.ctx.db.execute(
+                f"SELECT post_id, comment_count, like_count, share_count FROM posts WHERE platform='bluesky' "
+                f"AND post_id IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+            stored.update({r[0]: tuple(r[1:]) for r in rows})
+        return {uri for uri, c in counts.items()
+                if stored.get(uri) != (c["comment_count"], c["like_count"], c["share_count"])}
+
+    # -- the repository ----------------------------------------------------------------
+    def _repo_pages(self, view: dict, handle: str | None, counts: dict, head: dict):
+        from archiver_connectors.bluesky.repo import read_repo, records_from_repo
+
+        with tempfile.TemporaryFile(dir=self._tmp_dir()) as car:
+            self.api.get_repo(self.did, car)
+            car.seek(0)
+            repo = read_repo(car)
+        records = records_from_repo(repo, did=self.did, handle=handle, pds_url=self.api.pds_url,
+                                    blob_url=lambda cid: self.api.blob_url(self.did, cid))
+        for item, why in [*(repo.problems or []), *(records.problems or [])]:
+            self.ctx.report(str(item), str(why))
+        self._check_blobs(records)
+
+        profile = records.profile or self._profile_from_view(view, handle)
+        self._add_counts_to_profile(profile, view)
+        if profile.avatar is not None:
+            self._skip_known_media(None, [profile.avatar])
+        yield Page("profile", [profile])
+
+        # A --full run names its listing: the repo is the whole truth, so its last page may
+        # let the writer tombstone posts no longer in it (not when the CAR had problems).
+        listing = uuid.uuid4().hex if self.full else None
+        posts = [*records.posts, *records.reposts]
+        for post in posts:
+            for key, value in (counts.get(post.native_id) or {}).items():
+                if key != "is_reply" and value is not None:
+                    setattr(post, key, value)
+        for start in range(0, max(len(posts), 1), POSTS_PER_PAGE):
+            batch = posts[start:start + POSTS_PER_PAGE]
+            self._skip_known_media_of_posts(batch)
+            last = start + POSTS_PER_PAGE >= len(posts)
+            yield Page("posts", batch, listing=listing, complete=bool(last and listing and not repo.problems))
+        for start in range(0, len(records.likes), 500):
+            yield Page("likes", records.likes[start:start + 500])
+        # Written last: a run killed before here downloads the repo again next time.
+        yield Page("repo", [], {"rev": head.get("rev") or repo.rev, "commit": head.get("cid") or repo.commit_cid,
+                                "read_at": now_utc()})
+        return records
+
+    def _tmp_dir(self):
+        folder = self.ctx.archive.folder / ".tmp"
+        folder.mkdir(exist_ok=True, mode=0o700)
+        return folder
+
+    def _check_blobs(self, records) -> None:
+        """listBlobs names every blob the PDS keeps for the repo. A blob a record points at
+        that the PDS does not list is reported (its download will likely fail); blobs no
+        record of ours points at are only counted (nowhere to file them yet)."""
+        from archiver_connectors.bluesky.api import sha256_of_blob_cid
+
+        listed = {sha256_of_blob_cid(cid) for cid in self.api.list_blobs(self.did)}
+        refs = [ref for post in records.posts for ref in post.media]
+        if records.profile is not None and records.profile.avatar is not None:
+            refs.append(records.profile.avatar)
+        referenced = {ref.sha256 for ref in refs if ref.sha256}
+        for ref in refs:
+            if ref.sha256 and ref.sha256 not in listed:
+                self.ctx.report(f"blob {ref.sha256[:12]}…", "referenced by a record but not listed by the PDS "
+                                "(listBlobs); downloading it anyway")
+        unreferenced = len(listed - referenced - {None})
+        if unreferenced:
+            log.info("%d blob(s) on the PDS are used by no post or avatar archiver keeps (e.g. a banner or "
+                     "another app's records); they are not downloaded", unreferenced)
+
+    def _skip_known_media_of_posts(self, posts: list[Post]) -> None:
+        for post in posts:
+            post.media = self._skip_known_media(post.native_id, post.media)
+
+    def _skip_known_media(self, post_id: str | None, refs: list) -> list:
+        """Blobs are content-addressed: one the archive already holds is never fetched again.
+        Already linked to this post -> dropped from the record (the link stays as it is);
+        held for another post -> read from the archive's own copy (no request)."""
+        kept = []
+        for ref in refs:
+            row = None
+            if ref.sha256:
+                row = self.ctx.db.execute("SELECT path FROM media WHERE sha256=?", [ref.sha256]).fetchone()
+            if row is None:
+                kept.append(ref)
+                continue
+            if post_id is not None and self.ctx.db.execute(
+                    "SELECT 1 FROM post_media WHERE platform='bluesky' AND post_id=? AND role=? AND position=? "
+                    "AND sha256=? AND status='ok'", [post_id, ref.role, ref.position, ref.sha256]).fetchone():
+                continue
+            path = self.ctx.archive.media_root / row[0]
+            if path.is_file():
+                ref.opener = lambda path=path: open(path, "rb")
+            kept.append(ref)
+        return kept
+
+    def _profile_from_view(self, view: dict, handle: str | None) -> Profile:
+        from archiver_connectors.bluesky.api import profile_url
+
+        profile = Profile(native_id=self.did, username=handle or view.get("handle"),
+                          display_name=view.get("displayName") or None, bio=view.get("description") or None,
+                          url=profile_url(handle or self.did), raw={"view": _without_viewer(view)})
+        self._add_counts_to_profile(profile, view)
+        return profile
+
+    @staticmethod
+    def _add_counts_to_profile(profile: Profile, view: dict) -> None:
+        profile.followers = view.get("followersCount", profile.followers)
+        profile.following = view.get("followsCount", profile.following)
+        profile.posts = view.get("postsCount", profile.posts)
+
+    # -- replies -----------------------------------------------------------------------
+    def _reply_pages(self, counts: dict, changed: set[str]) -> Iterator[Page]:
+        """Threads under the owner's top-level posts. The to-do list is saved once (stream
+        "reply_todo"); each page's state only moves a position in it, so a killed run
+        resumes where it stopped without rewriting a long list on every page."""
+        from archiver_connectors.bluesky.api import comments_from_thread
+
+        todo_state = self.ctx.state("reply_todo") or {}
+        progress = self.ctx.state("replies") or {}
+        todo: list[str] = []
+        start = 0
+        if todo_state.get("id") and todo_state.get("id") == progress.get("todo") and \
+                progress.get("next", 0) < len(todo_state.get("uris", [])):
+            todo, start = todo_state["uris"], progress["next"]     # finish a cut-off run first
+        wanted = self._thread_targets(counts, changed)
+        if todo:
+            wanted = [u for u in wanted if u not in set(todo[start:])]
+            todo = todo[start:] + wanted
+            start = 0
+        else:
+            todo = wanted
+        if not todo:
+            return
+        todo_id = uuid.uuid4().hex
+        self.ctx.save_state("reply_todo", {"id": todo_id, "uris": todo})
+        for first in range(start, len(todo), THREADS_PER_PAGE):
+            comments = []
+            for uri in todo[first:first + THREADS_PER_PAGE]:
+                thread = self.api.post_thread(uri)
+                if thread is None:
+                    continue
+                comments.extend(comments_from_thread(thread, owner_did=self.did, root_uri=uri,
+                                                     report=self.ctx.report))
+            yield Page("replies", comments, {"todo": todo_id, "next": first + THREADS_PER_PAGE})
+
+    def _thread_targets(self, counts: dict, changed: set[str]) -> list[str]:
+        if self.full:
+            # Every top-level post of the repo read this run (the AppView's counts may lag).
+            return list(self.own_top_level)
+        return [uri for uri in counts if uri in changed and not counts[uri].get("is_reply")
+                and (counts[uri].get("comment_count") or 0) > 0]
+
+    # -- followers / following -----------------------------------------------------------
+    def _audience_pages(self, view: dict, following_since: dict[str, str | None]) -> Iterator[Page]:
+        """A list is fetched when its count changed since the last complete one (always on
+        --full). A listing cut short by an error is kept as a partial snapshot."""
+        from archiver.net import Cancelled, NetError
+        from archiver_connectors.bluesky.api import membership_from_view
+
+        state = self.ctx.state("audience") or {}
+        for kind, count_key, fetch in (("followers", "followersCount", self.api.followers),
+                                       ("following", "followsCount", self.api.follows)):
+            count = view.get(count_key)
+            if not self.full and count is not None and state.get(kind) == count:
+                continue
+            taken_at = now_utc()
+            members, complete = [], True
+            try:
+                for items in fetch(self.did):
+                    members.extend(membership_from_view(v, following_since.get(v.get("did")) if kind == "following"
+                                                        else None) for v in items if v.get("did"))
+            except Cancelled:
+                raise
+            except NetError as error:
+                complete = False
+                self.ctx.report(f"{kind} list", f"stopped after {len(members)} people: {error}; kept as a "
+                                "partial snapshot (nobody is counted as lost from it)")
+            if complete:
+                state = {**state, kind: count}
+            # One stream ("audience") holds both lists' last complete counts.
+            yield Page("audience", [Snapshot(kind, taken_at, members, complete=complete)], dict(state))
+
+
+def _iso(value: Any) -> str | None:
+    from archiver_connectors.bluesky.api import _iso as parse
+
+    return parse(value)
+
+
+def _is_reply(raw: Any) -> bool:
+    """Whether a post record (or a raw payload wrapping it) answers another post."""
+    if not isinstance(raw, dict):
+        return False
+    if isinstance(raw.get("reply"), dict):
+        return True
+    return any(isinstance(raw.get(k), dict) and isinstance(raw[k].get("reply"), dict)
+               for k in ("record", "value"))
+
+
+def _without_viewer(view: dict) -> dict:
+    return {k: v for k, v in view.items() if k != "viewer"}

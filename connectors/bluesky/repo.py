@@ -1,0 +1,719 @@
+"""An AT Protocol repository, read from its CAR file, and mapped to archiver records.
+
+The same bytes come from two places: ``com.atproto.sync.getRepo`` (the API connector)
+and the file Bluesky's settings page exports (``archiver import``). Both go through
+``read_repo`` and ``records_from_repo``, so a post seen either way is the same row.
+
+What a repository CAR is (shared/platforms/bluesky.md §7, atproto.com/specs/repository):
+
+    CAR v1   varint(len) + DAG-CBOR header {version: 1, roots: [<commit CID>]}
+             then blocks: varint(len) + CID bytes + block bytes, in no defined order
+    commit   {did, version: 3, data: <CID of the MST root>, rev: <TID>, prev, sig}
+    MST      node {l: <CID|null>, e: [{p: <prefix length>, k: <key suffix>, v: <record
+             CID>, t: <CID|null>}]}; full key = previous key in the node[:p] + k, and a
+             key is "<collection>/<rkey>". In order: l subtree, then each entry followed
+             by its t subtree.
+    record   DAG-CBOR of the record (blobs are referenced by CID, never inside the CAR)
+
+Decoding is done by libipld (DAG-CBOR, CIDs). The CAR framing around the blocks is read
+here, block by block, for one reason: each block's bytes are checked against the sha256
+in its CID, so a damaged block is *reported and skipped* (``Repo.problems``) while the
+rest of the repository still decodes. ``libipld.decode_car`` would take the file whole
+or not at all, and does not check the hashes.
+
+Only what the MST reaches is a record: a CAR may carry duplicate or unreferenced blocks.
+
+Record values are given in the atproto *JSON* form, the one ``com.atproto.repo.listRecords``
+returns: a CID link is ``{"$link": "bafy…"}`` and a byte string ``{"$bytes": "<base64>"}``.
+So the mapping below works the same on a listRecords value, and values store as JSON.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Callable, Iterator
+
+import libipld
+
+from archiver.records import Interaction, MediaRef, Membership, Person, Post, Profile, iso_utc
+
+log = logging.getLogger("archiver.bluesky")
+
+# Multiformats codes (https://github.com/multiformats/multicodec).
+CODEC_DAG_CBOR = 0x71
+CODEC_RAW = 0x55
+HASH_SHA2_256 = 0x12
+HASH_IDENTITY = 0x00
+
+PROFILE_COLLECTION = "app.bsky.actor.profile"
+POST_COLLECTION = "app.bsky.feed.post"
+LIKE_COLLECTION = "app.bsky.feed.like"
+REPOST_COLLECTION = "app.bsky.feed.repost"
+FOLLOW_COLLECTION = "app.bsky.graph.follow"
+
+WEB_URL = "https://bsky.app"
+
+# A header longer than this is not a repository CAR's (it holds one root CID).
+_MAX_HEADER_BYTES = 64 * 1024
+# An MST is about log4(records) deep; anything deeper is a loop or a forged file.
+_MAX_MST_DEPTH = 128
+
+
+class RepoError(ValueError):
+    """The file is not a repository CAR at all (or nothing in it can be used). The
+    message names the file and says what to do."""
+
+
+# --------------------------------------------------------------------------- CIDs
+
+
+def cid_to_str(cid: bytes) -> str:
+    """Raw CID bytes (as libipld gives links) -> "bafy…" text."""
+    return libipld.encode_cid(bytes(cid))
+
+
+def cid_to_bytes(cid: str | bytes) -> bytes:
+    """"bafy…" text -> raw CIDv1 bytes (what libipld encodes as a DAG-CBOR link)."""
+    if isinstance(cid, (bytes, bytearray, memoryview)):
+        return bytes(cid)
+    info = libipld.decode_cid(cid)
+    digest = info["hash"]["digest"]
+    return (_varint(info["version"]) + _varint(info["codec"]) + _varint(info["hash"]["code"])
+            + _varint(len(digest)) + digest)
+
+
+def blob_sha256(cid: str | bytes | None) -> str | None:
+    """The hex sha256 a blob CID names (sha2-256 multihash), or None for another hash.
+
+    A blob's CID is the hash of the file's bytes, so the runner can refuse a download
+    whose bytes are not the blob (MediaRef.sha256)."""
+    if not cid:
+        return None
+    try:
+        text = cid if isinstance(cid, str) else cid_to_str(cid)
+        info = libipld.decode_cid(text)
+    except (ValueError, TypeError):
+        return None
+    if info["hash"]["code"] != HASH_SHA2_256 or len(info["hash"]["digest"]) != 32:
+        return None
+    return info["hash"]["digest"].hex()
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _read_varint(data: memoryview, offset: int) -> tuple[int, int]:
+    """(value, offset after it); ValueError when the data ends inside it."""
+    value, shift = 0, 0
+    while True:
+        if offset >= len(data):
+            raise ValueError("the data ends inside a varint")
+        byte = data[offset]
+        offset += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, offset
+        shift += 7
+        if shift > 63:
+            raise ValueError("a varint longer than 9 bytes")
+
+
+def _split_cid(section: memoryview) -> tuple[bytes, int, int, bytes]:
+    """Parse the CID at the start of a block section: (cid bytes, codec, hash code, digest)."""
+    if len(section) >= 34 and section[0] == 0x12 and section[1] == 0x20:  # CIDv0: bare sha256 multihash
+        return bytes(section[:34]), CODEC_DAG_CBOR, HASH_SHA2_256, bytes(section[2:34])
+    version, offset = _read_varint(section, 0)
+    if version != 1:
+        raise ValueError(f"unknown CID version {version}")
+    codec, offset = _read_varint(section, offset)
+    hash_code, offset = _read_varint(section, offset)
+    digest_len, offset = _read_varint(section, offset)
+    if offset + digest_len > len(section):
+        raise ValueError("the CID's hash runs past the block")
+    end = offset + digest_len
+    return bytes(section[:end]), codec, hash_code, bytes(section[offset:end])
+
+
+def _hash_problem(hash_code: int, digest: bytes, data: memoryview) -> str | None:
+    if hash_code == HASH_SHA2_256:
+        if hashlib.sha256(data).digest() != digest:
+            return "its bytes do not match the sha256 in its CID (the block is damaged)"
+    elif hash_code == HASH_IDENTITY:
+        if bytes(data) != digest:
+            return "its bytes do not match its identity CID (the block is damaged)"
+    return None  # another hash function: accepted unchecked (not used by atproto)
+
+
+# --------------------------------------------------------------------------- JSON form
+
+
+def _looks_like_cid(value: bytes) -> bool:
+    """libipld decodes a CID link (CBOR tag 42) to plain bytes, like a byte string. A link
+    in a repository is a CIDv1 with a sha256 multihash, exactly 36 bytes: nothing else in
+    a record has that shape."""
+    return (len(value) == 36 and value[0] == 0x01 and value[1] in (CODEC_DAG_CBOR, CODEC_RAW)
+            and value[2] == HASH_SHA2_256 and value[3] == 0x20)
+
+
+def to_json_form(value: Any) -> Any:
+    """A decoded DAG-CBOR value -> the atproto JSON form ({"$link"}, {"$bytes"})."""
+    if isinstance(value, dict):
+        return {key: to_json_form(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [to_json_form(item) for item in value]
+    if isinstance(value, (bytes, bytearray)):
+        if _looks_like_cid(value):
+            return {"$link": cid_to_str(value)}
+        return {"$bytes": base64.b64encode(value).decode("ascii").rstrip("=")}
+    return value
+
+
+def from_json_form(value: Any) -> Any:
+    """The atproto JSON form -> what libipld.encode_dag_cbor writes as links and bytes."""
+    if isinstance(value, dict):
+        if set(value) == {"$link"} and isinstance(value["$link"], str):
+            return cid_to_bytes(value["$link"])
+        if set(value) == {"$bytes"} and isinstance(value["$bytes"], str):
+            text = value["$bytes"]
+            return base64.b64decode(text + "=" * (-len(text) % 4))
+        return {key: from_json_form(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [from_json_form(item) for item in value]
+    return value
+
+
+# --------------------------------------------------------------------------- TIDs
+
+_TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
+
+
+def tid_time(tid: str | None) -> str | None:
+    """The moment a TID (record key, repo rev) was made, ISO UTC; None if it is not a TID."""
+    if not tid or len(tid) != 13 or any(c not in _TID_ALPHABET for c in tid):
+        return None
+    number = 0
+    for char in tid:
+        number = (number << 5) | _TID_ALPHABET.index(char)
+    micros = (number >> 10) & ((1 << 53) - 1)
+    try:
+        return iso_utc(micros / 1_000_000)
+    except (OverflowError, ValueError, OSError):
+        return None
+
+
+def make_tid(micros: int, clock_id: int = 0) -> str:
+    """A TID for a moment in microseconds since the epoch (for fakes and tests)."""
+    number = ((micros & ((1 << 53) - 1)) << 10) | (clock_id & 0x3FF)
+    chars = []
+    for _ in range(13):
+        chars.append(_TID_ALPHABET[number & 31])
+        number >>= 5
+    return "".join(reversed(chars))
+
+
+# --------------------------------------------------------------------------- the repository
+
+
+@dataclass
+class RepoRecord:
+    """One record of the repository: its key ("collection/rkey"), CID and value (JSON form)."""
+
+    collection: str
+    rkey: str
+    cid: str
+    value: dict[str, Any]
+
+    def uri(self, did: str) -> str:
+        return f"at://{did}/{self.collection}/{self.rkey}"
+
+
+@dataclass
+class Repo:
+    """A decoded repository. ``problems`` lists (item, why) for what could not be read;
+    everything else was decoded."""
+
+    did: str | None
+    rev: str | None
+    commit_cid: str | None
+    data_cid: str | None = None
+    version: int | None = None
+    records: list[RepoRecord] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    block_count: int = 0
+
+    def collection(self, name: str) -> Iterator[RepoRecord]:
+        return (record for record in self.records if record.collection == name)
+
+    @property
+    def rev_time(self) -> str | None:
+        """When this revision was committed (a rev is a TID)."""
+        return tid_time(self.rev)
+
+
+def read_repo(source: bytes | bytearray | memoryview | BinaryIO, *, name: str | None = None,
+              diff: bool = False) -> Repo:
+    """Decode a repository CAR (bytes or a binary stream) and walk commit -> MST -> records.
+
+    ``name`` names the file in errors (a stream's ``.name`` is used otherwise). ``diff``:
+    the CAR is a ``getRepo?since=`` diff, where unchanged blocks are missing by design and
+    are not problems.
+
+    Raises RepoError when the data is not a CAR at all. A damaged or missing block is a
+    problem in ``Repo.problems`` (naming the record or node it held), and the rest is read.
+    """
+    stream_name = getattr(source, "name", None)  # a TemporaryFile's name is a file descriptor
+    label = name or (stream_name if isinstance(stream_name, str) else None) or "the repository CAR"
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = memoryview(source)
+    else:
+        data = memoryview(source.read())
+    reader = _CarReader(data, str(label), diff=diff)
+    return reader.read()
+
+
+class _CarReader:
+    def __init__(self, data: memoryview, label: str, *, diff: bool):
+        self.data = data
+        self.label = label
+        self.diff = diff
+        self.blocks: dict[bytes, memoryview] = {}
+        self.damaged: dict[bytes, str] = {}  # CID -> why its block was refused
+        self.used: set[bytes] = set()
+        self.problems: list[tuple[str, str]] = []
+
+    def fail(self, problem: str) -> RepoError:
+        return RepoError(
+            f"{self.label}: {problem}. This is not an AT Protocol repository CAR file; export it again "
+            "from Bluesky (Settings → Account → Export my data) or give the .car file it downloaded.")
+
+    # -- framing ----------------------------------------------------------------------
+
+    def read(self) -> Repo:
+        roots = self.read_header()
+        self.read_blocks()
+        if not self.blocks and not self.damaged:
+            raise self.fail("it holds no blocks")
+        return self.walk_repo(roots)
+
+    def read_header(self) -> list[bytes]:
+        data = self.data
+        try:
+            length, offset = _read_varint(data, 0)
+        except ValueError:
+            raise self.fail("it does not start with a CAR header") from None
+        if not 0 < length <= _MAX_HEADER_BYTES or offset + length > len(data):
+            raise self.fail("it does not start with a CAR header")
+        try:
+            header = libipld.decode_dag_cbor(bytes(data[offset:offset + length]))
+        except ValueError as exc:
+            raise self.fail(f"its header is not DAG-CBOR ({exc})") from None
+        if not isinstance(header, dict) or "version" not in header:
+            raise self.fail("its header is not a CAR header")
+        if header["version"] == 2:
+            raise RepoError(f"{self.label}: a CAR version 2 file; Bluesky exports CAR version 1 — "
+                            "export the repository again from Bluesky")
+        if header["version"] != 1 or not isinstance(header.get("roots"), list):
+            raise self.fail(f"its header says version {header['version']!r}, expected 1 with roots")
+        self.offset = offset + length
+        return [bytes(root) for root in header["roots"] if isinstance(root, (bytes, bytearray))]
+
+    def read_blocks(self) -> None:
+        data, offset, index = self.data, self.offset, 0
+        while offset < len(data):
+            try:
+                length, start = _read_varint(data, offset)
+            except ValueError:
+                length, start = -1, offset
+            end = start + length
+            if length <= 0 or end > len(data):
+                self.problems.append(("car", f"the file ends inside block {index + 1} (it is truncated); "
+                                             f"the {index} blocks before it were read"))
+                return
+            section = data[start:end]
+            offset, index = end, index + 1
+            try:
+                cid, _codec, hash_code, digest = _split_cid(section)
+            except ValueError as exc:
+                self.problems.append((f"block {index}", f"its CID cannot be read ({exc}); skipped"))
+                continue
+            block = section[len(cid):]
+            why = _hash_problem(hash_code, digest, block)
+            if why:
+                self.damaged[cid] = why
+                continue
+            self.blocks.setdefault(cid, block)
+
+    # -- blocks -----------------------------------------------------------------------
+
+    def decode(self, cid: bytes, item: str, *, optional: bool = False) -> Any:
+        """The decoded block, or None after reporting why it cannot be had."""
+        self.used.add(cid)
+        block = self.blocks.get(cid)
+        if block is None:
+            if cid in self.damaged:
+                self.problems.append((item, f"block {cid_to_str(cid)}: {self.damaged[cid]}; skipped"))
+            elif not (self.diff or optional):
+                self.problems.append((item, f"block {cid_to_str(cid)} is missing from the CAR; skipped"))
+            return None
+        try:
+            return libipld.decode_dag_cbor(bytes(block))
+        except ValueError as exc:
+            self.problems.append((item, f"block {cid_to_str(cid)} is not valid DAG-CBOR ({exc}); skipped"))
+            return None
+
+    # -- commit, MST, records -----------------------------------------------------------
+
+    def walk_repo(self, roots: list[bytes]) -> Repo:
+        if not roots:
+            raise self.fail("its header names no root")
+        commit_cid = roots[0]
+        commit = self.decode(commit_cid, "commit")
+        repo = Repo(did=None, rev=None, commit_cid=cid_to_str(commit_cid), problems=self.problems,
+                    block_count=len(self.blocks) + len(self.damaged))
+        tree_roots: list[bytes] = []
+        if isinstance(commit, dict) and isinstance(commit.get("data"), bytes):
+            repo.did = commit.get("did") if isinstance(commit.get("did"), str) else None
+            repo.rev = commit.get("rev") if isinstance(commit.get("rev"), str) else None
+            repo.version = commit.get("version") if isinstance(commit.get("version"), int) else None
+            tree_roots = [commit["data"]]
+            repo.data_cid = cid_to_str(commit["data"])
+        else:
+            if commit is not None:
+                self.problems.append(("commit", "the root block is not a repository commit"))
+            # Without the commit the tree's root is unknown: the MST nodes that no other
+            # node points to are its root (one, unless the CAR is a jumble).
+            tree_roots = self.orphan_mst_nodes()
+            if not tree_roots:
+                raise RepoError(f"{self.label}: its commit block is damaged or missing and no record tree "
+                                "was found; nothing can be imported. Export the repository again from Bluesky.")
+        seen_keys: set[str] = set()
+        for root in tree_roots:
+            for key, record_cid in self.walk_mst(root, 0, set()):
+                if key in seen_keys:
+                    continue
+                seen_keys.add(key)
+                record = self.read_record(repo.did, key, record_cid)
+                if record is not None:
+                    repo.records.append(record)
+        for cid, why in self.damaged.items():
+            if cid not in self.used:
+                self.problems.append((f"block {cid_to_str(cid)}", f"{why} (not part of the record tree)"))
+        return repo
+
+    def walk_mst(self, cid: bytes, depth: int, visiting: set[bytes]) -> Iterator[tuple[str, bytes]]:
+        item = f"MST node {cid_to_str(cid)}"
+        if depth > _MAX_MST_DEPTH or cid in visiting:
+            self.problems.append((item, "the record tree loops back on itself; this branch is skipped"))
+            return
+        node = self.decode(cid, item + " (the records under it are lost)")
+        if node is None:
+            return
+        if not _is_mst_node(node):
+            self.problems.append((item, "not a record-tree node; the records under it are lost"))
+            return
+        visiting = visiting | {cid}
+        if node.get("l"):
+            yield from self.walk_mst(node["l"], depth + 1, visiting)
+        key = b""
+        for position, entry in enumerate(node["e"]):
+            prefix, suffix, value = entry.get("p"), entry.get("k"), entry.get("v")
+            if (not isinstance(prefix, int) or not isinstance(suffix, bytes) or not isinstance(value, bytes)
+                    or prefix > len(key)):
+                self.problems.append((item, f"entry {position} is malformed; the rest of this node is skipped"))
+                return
+            key = key[:prefix] + suffix
+            try:
+                text = key.decode("utf-8")
+            except UnicodeDecodeError:
+                self.problems.append((item, f"entry {position} has a key that is not UTF-8; skipped"))
+            else:
+                yield text, value
+            if entry.get("t"):
+                yield from self.walk_mst(entry["t"], depth + 1, visiting)
+
+    def read_record(self, did: str | None, key: str, cid: bytes) -> RepoRecord | None:
+        collection, slash, rkey = key.partition("/")
+        item = f"at://{did or '?'}/{key}"
+        if not slash or not collection or not rkey:
+            self.problems.append((item, "its key is not <collection>/<record key>; skipped"))
+            return None
+        value = self.decode(cid, item)
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            self.problems.append((item, "the record is not an object; skipped"))
+            return None
+        return RepoRecord(collection, rkey, cid_to_str(cid), to_json_form(value))
+
+    def orphan_mst_nodes(self) -> list[bytes]:
+        nodes: dict[bytes, dict] = {}
+        for cid, block in self.blocks.items():
+            try:
+                value = libipld.decode_dag_cbor(bytes(block))
+            except ValueError:
+                continue
+            if _is_mst_node(value):
+                nodes[cid] = value
+        children = {link for node in nodes.values() for link in _node_links(node)}
+        return [cid for cid in nodes if cid not in children]
+
+
+def _is_mst_node(value: Any) -> bool:
+    return (isinstance(value, dict) and set(value) == {"l", "e"} and isinstance(value["e"], list)
+            and all(isinstance(entry, dict) for entry in value["e"]))
+
+
+def _node_links(node: dict) -> Iterator[bytes]:
+    if node.get("l"):
+        yield node["l"]
+    for entry in node["e"]:
+        if entry.get("t"):
+            yield entry["t"]
+
+
+# --------------------------------------------------------------------------- mapping
+
+# Builds the download URL of a blob from its CID (the API connector's getBlob), or None.
+BlobUrl = Callable[[str], str]
+
+
+@dataclass
+class RepoRecords:
+    """A repository as archiver records. ``other`` holds records of collections the
+    archive has no table for yet (blocks, lists, non-Bluesky apps): kept in the raw CAR,
+    counted here. ``problems`` lists records that could not be mapped."""
+
+    profile: Profile | None = None
+    posts: list[Post] = field(default_factory=list)
+    reposts: list[Post] = field(default_factory=list)
+    likes: list[Interaction] = field(default_factory=list)
+    following: list[Membership] = field(default_factory=list)
+    other: list[RepoRecord] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+
+def at_uri(did: str, collection: str, rkey: str) -> str:
+    return f"at://{did}/{collection}/{rkey}"
+
+
+def profile_url(handle_or_did: str) -> str:
+    return f"{WEB_URL}/profile/{handle_or_did}"
+
+
+def post_web_url(uri: str | None) -> str | None:
+    """at://<did>/app.bsky.feed.post/<rkey> -> the bsky.app page of that post."""
+    if not isinstance(uri, str) or not uri.startswith("at://"):
+        return None
+    parts = uri[len("at://"):].split("/")
+    if len(parts) != 3 or parts[1] != POST_COLLECTION:
+        return None
+    return f"{WEB_URL}/profile/{parts[0]}/post/{parts[2]}"
+
+
+def record_time(value: dict, rkey: str | None = None) -> str | None:
+    """``createdAt`` as ISO UTC. It is client-supplied and sometimes odd (no zone,
+    nanoseconds, year 0): what cannot be read falls back to the time in a TID record
+    key, else None (the raw record keeps the original)."""
+    created = value.get("createdAt")
+    if isinstance(created, str) and created.strip():
+        try:
+            return iso_utc(created)
+        except (ValueError, OverflowError):
+            pass
+    return tid_time(rkey)
+
+
+def blob_cid_of(blob: Any) -> str | None:
+    """The CID of a blob reference, in either shape: {"$type": "blob", "ref": {"$link"}}
+    or the legacy {"cid": "…", "mimeType": …}."""
+    if not isinstance(blob, dict):
+        return None
+    ref = blob.get("ref")
+    if isinstance(ref, dict) and isinstance(ref.get("$link"), str):
+        return ref["$link"]
+    if isinstance(ref, str):
+        return ref
+    if isinstance(blob.get("cid"), str):
+        return blob["cid"]
+    return None
+
+
+def blob_media(blob: Any, *, role: str, position: int, blob_url: BlobUrl | None,
+               description: str | None = None, extra: dict | None = None) -> MediaRef | None:
+    """A MediaRef for a blob, checked against its CID's sha256; None when no URL can be
+    built (the import path: a CAR file holds no blob bytes) or the reference is broken."""
+    cid = blob_cid_of(blob)
+    if cid is None or blob_url is None:
+        return None
+    meta: dict[str, Any] = {"cid": cid}
+    for key in ("mimeType", "size"):
+        if blob.get(key) is not None:
+            meta[key] = blob[key]
+    if extra:
+        meta.update({k: v for k, v in extra.items() if v is not None})
+    return MediaRef(url=blob_url(cid), role=role, position=position, mime_hint=blob.get("mimeType"),
+                    description=description if isinstance(description, str) and description else None,
+                    meta=meta, sha256=blob_sha256(cid))
+
+
+def embed_media(embed: Any, blob_url: BlobUrl | None) -> list[MediaRef]:
+    """The owner's blobs in a post's embed: images, video (and its captions), a link
+    card's thumbnail; recordWithMedia carries one of those beside its quote."""
+    if not isinstance(embed, dict):
+        return []
+    kind = embed.get("$type")
+    refs: list[MediaRef | None] = []
+    if kind == "app.bsky.embed.recordWithMedia":
+        return embed_media(embed.get("media"), blob_url)
+    if kind == "app.bsky.embed.images":
+        for position, image in enumerate(embed.get("images") or []):
+            if isinstance(image, dict):
+                refs.append(blob_media(image.get("image"), role="image", position=position, blob_url=blob_url,
+                                       description=image.get("alt"), extra={"aspectRatio": image.get("aspectRatio")}))
+    elif kind == "app.bsky.embed.video":
+        refs.append(blob_media(embed.get("video"), role="video", position=0, blob_url=blob_url,
+                               description=embed.get("alt"), extra={"aspectRatio": embed.get("aspectRatio")}))
+        for position, caption in enumerate(embed.get("captions") or []):
+            if isinstance(caption, dict):
+                refs.append(blob_media(caption.get("file"), role="captions", position=position, blob_url=blob_url,
+                                       extra={"lang": caption.get("lang")}))
+    elif kind == "app.bsky.embed.external":
+        external = embed.get("external") if isinstance(embed.get("external"), dict) else {}
+        refs.append(blob_media(external.get("thumb"), role="thumb", position=0, blob_url=blob_url))
+    return [ref for ref in refs if ref is not None]
+
+
+def post_from_record(did: str, handle: str, rkey: str, value: dict, *, cid: str | None = None,
+                     blob_url: BlobUrl | None = None) -> Post:
+    """An app.bsky.feed.post record (from the CAR or listRecords) -> Post.
+
+    The native id is the record's at:// URI: what other people's replies, likes and
+    getPostThread name the post by. Facets, embeds and reply references stay in raw."""
+    uri = at_uri(did, POST_COLLECTION, rkey)
+    text = value.get("text")
+    return Post(
+        native_id=uri,
+        created_at=record_time(value, rkey),
+        kind="reply" if isinstance(value.get("reply"), dict) else "text",
+        text=text if isinstance(text, str) else None,
+        url=f"{WEB_URL}/profile/{handle}/post/{rkey}",
+        media=embed_media(value.get("embed"), blob_url),
+        raw={"uri": uri, "cid": cid, "value": value},
+    )
+
+
+def repost_from_record(did: str, rkey: str, value: dict, *, cid: str | None = None) -> Post:
+    """An app.bsky.feed.repost -> a Post of kind "boost" pointing at the reposted post."""
+    uri = at_uri(did, REPOST_COLLECTION, rkey)
+    subject = value.get("subject") if isinstance(value.get("subject"), dict) else {}
+    target = subject.get("uri") if isinstance(subject.get("uri"), str) else None
+    return Post(native_id=uri, created_at=record_time(value, rkey), kind="boost", text=target,
+                url=post_web_url(target), raw={"uri": uri, "cid": cid, "value": value})
+
+
+def like_from_record(did: str, rkey: str, value: dict, *, cid: str | None = None) -> Interaction | None:
+    subject = value.get("subject") if isinstance(value.get("subject"), dict) else {}
+    target = subject.get("uri")
+    if not isinstance(target, str) or not target:
+        return None
+    uri = at_uri(did, LIKE_COLLECTION, rkey)
+    return Interaction(kind="like", target=target, target_url=post_web_url(target), native_id=uri,
+                       created_at=record_time(value, rkey), raw={"uri": uri, "cid": cid, "value": value})
+
+
+def follow_from_record(rkey: str, value: dict) -> Membership | None:
+    """An app.bsky.graph.follow -> the followed person (keyed by DID) and since when."""
+    subject = value.get("subject")
+    if not isinstance(subject, str) or not subject.startswith("did:"):
+        return None
+    person = Person(native_id=subject, url=profile_url(subject), raw={"did": subject})
+    return Membership(person=person, since=record_time(value, rkey))
+
+
+def profile_from_record(did: str, handle: str | None, value: dict | None, *,
+                        blob_url: BlobUrl | None = None) -> Profile:
+    """app.bsky.actor.profile/self -> Profile. Counts are not in the repository (None).
+
+    The banner has no place on Profile yet: it stays in raw (see the report)."""
+    value = value or {}
+    known_handle = handle if handle and not handle.startswith("did:") else None
+    display_name, description = value.get("displayName"), value.get("description")
+    return Profile(
+        native_id=did,
+        username=known_handle,
+        display_name=display_name if isinstance(display_name, str) else None,
+        bio=description if isinstance(description, str) else None,
+        url=profile_url(known_handle or did),
+        avatar=blob_media(value.get("avatar"), role="avatar", position=0, blob_url=blob_url),
+        raw={"did": did, "handle": known_handle, "value": value},
+    )
+
+
+def records_from_repo(repo: Repo, *, did: str, handle: str | None, pds_url: str | None = None,
+                      blob_url: BlobUrl | None = None) -> RepoRecords:
+    """Map a decoded repository to archiver records.
+
+    Blob URLs: ``blob_url(cid)`` when given; else, with ``pds_url``, the PDS's
+    ``com.atproto.sync.getBlob``; else (``archiver import`` of a CAR file, which holds
+    no blob bytes) posts carry no MediaRefs — the blob CIDs stay in each post's raw
+    record, and the next API run attaches the files to the same rows.
+    """
+    if blob_url is None and pds_url:
+        from urllib.parse import urlencode
+
+        base = pds_url.rstrip("/")
+        blob_url = lambda cid: f"{base}/xrpc/com.atproto.sync.getBlob?{urlencode({'did': did, 'cid': cid})}"  # noqa: E731
+    name = handle or did
+    out = RepoRecords()
+    following: dict[str, Membership] = {}
+    for record in repo.records:
+        item = record.uri(did)
+        try:
+            if record.collection == POST_COLLECTION:
+                out.posts.append(post_from_record(did, name, record.rkey, record.value, cid=record.cid,
+                                                  blob_url=blob_url))
+            elif record.collection == REPOST_COLLECTION:
+                out.reposts.append(repost_from_record(did, record.rkey, record.value, cid=record.cid))
+            elif record.collection == LIKE_COLLECTION:
+                like = like_from_record(did, record.rkey, record.value, cid=record.cid)
+                if like is None:
+                    out.problems.append((item, "a like without a subject URI; skipped"))
+                else:
+                    out.likes.append(like)
+            elif record.collection == FOLLOW_COLLECTION:
+                member = follow_from_record(record.rkey, record.value)
+                if member is None:
+                    out.problems.append((item, "a follow without a subject DID; skipped"))
+                    continue
+                # The same person followed twice (two records): the earlier date counts.
+                known = following.get(member.person.native_id)
+                if known is None or (member.since and (known.since is None or member.since < known.since)):
+                    following[member.person.native_id] = member
+            elif record.collection == PROFILE_COLLECTION and record.rkey == "self":
+                out.profile = profile_from_record(did, handle, record.value, blob_url=blob_url)
+            else:
+                out.other.append(record)
+        except Exception as error:  # one odd record never stops the others
+            out.problems.append((item, f"cannot be mapped ({type(error).__name__}: {error}); skipped"))
+    out.following = list(following.values())
+    return out
+
+
+__all__ = [
+    "RepoError", "Repo", "RepoRecord", "RepoRecords", "read_repo", "records_from_repo",
+    "post_from_record", "repost_from_record", "like_from_record", "follow_from_record",
+    "profile_from_record", "embed_media", "blob_media", "blob_sha256", "cid_to_str", "cid_to_bytes",
+    "to_json_form", "from_json_form", "tid_time", "make_tid", "at_uri", "post_web_url", "profile_url",
+]
