@@ -240,18 +240,27 @@ def test_a_person_who_leaves_and_returns_gets_a_second_interval(archive):
     assert one(archive, "SELECT count(*) FROM follows WHERE ended_at IS NULL AND person_id='bob'") == 1
 
 
-def test_an_older_snapshot_applied_after_a_newer_one_ends_nobody(archive):
-    write(archive, LATER_EXPORT, at(1), snapshot("followers", at(1), "ann", "bob", "cat"))
-    write(archive, LATER_EXPORT, at(20), snapshot("followers", at(20), "ann", "bob", "cat"))
-    before = follows(archive)
+def test_an_older_snapshot_applied_late_gives_the_history_of_time_order(archive, tmp_path):
+    day1 = snapshot("followers", at(1), "ann", "bob", "cat")
+    day10 = snapshot("followers", at(10), "ann")     # an export made on day 10: bob and cat had left
+    day20 = snapshot("followers", at(20), "ann", "bob", "cat")
+    write(archive, LATER_EXPORT, at(1), day1)
+    write(archive, LATER_EXPORT, at(20), day20)
+    # The day-10 export turns up late.
+    writer = write(archive, EXPORT, at(21), day10)
 
-    # An export made on day 10 turns up late; bob and cat are missing from it.
-    writer = write(archive, EXPORT, at(21), snapshot("followers", at(10), "ann"))
-
-    assert follows(archive) == before  # nobody ended, nobody's last_seen moved back
-    assert events(archive) == []
-    assert writer.counts["followers_lost"] == 0
-    assert one(archive, "SELECT lost_count FROM snapshots WHERE taken_at=?", at(10)) == 0
+    # What time order gives: bob and cat left by day 10 and came back by day 20.
+    assert events(archive) == [("bob", "lost", at(10)), ("bob", "new", at(20)),
+                               ("cat", "lost", at(10)), ("cat", "new", at(20))]
+    assert follows(archive) == [("ann", at(1), at(20), None),
+                                ("bob", at(1), at(1), at(10)), ("bob", at(20), at(20), None),
+                                ("cat", at(1), at(1), at(10)), ("cat", at(20), at(20), None)]
+    assert writer.counts["followers_lost"] == 2
+    in_order = Archive(tmp_path / "in-order")
+    for taken, snap in ((at(1), day1), (at(10), day10), (at(20), day20)):
+        write(in_order, LATER_EXPORT if taken != at(10) else EXPORT, taken, snap)
+    assert follows(in_order) == follows(archive) and events(in_order) == events(archive)
+    in_order.close()
 
 
 def test_an_older_snapshot_does_not_revive_someone_a_newer_one_lacked(archive):

@@ -129,3 +129,47 @@ def test_a_file_whose_bytes_differ_from_the_platforms_hash_is_refused_and_report
         errors = archive.db.execute("SELECT errors FROM runs").fetchone()[0]
         assert "does not match" in errors
     archive.close()
+
+
+def test_an_exports_copy_of_a_file_never_displaces_the_one_the_slot_holds(archive):
+    """The export's encode of a picture differs from the CDN's: kept in media/, but the
+    post's slot keeps its file, so imports and API runs do not swap them back and forth."""
+    api_file = StoredFile("a" * 64, "aa/api.jpg", "image/jpeg", 10)
+    export_file = StoredFile("e" * 64, "ee/export.jpg", "image/jpeg", 12)
+    ref = MediaRef("https://cdn.example/1.jpg", "image")
+
+    def link(source: str, stored: StoredFile, now: str) -> None:
+        with archive.db.atomic():
+            writer = ArchiveWriter(archive.db, platform="instagram", account_id="instagram:ig", source=source, now=now)
+            writer.write_post(Post("1", "2026-01-01T00:00:00Z"))
+            writer.link_media("1", ref, stored, ref.url)
+
+    link("api", api_file, "2026-01-01T00:00:00Z")
+    link("export:" + "ab" * 32, export_file, "2026-01-02T00:00:00Z")
+    assert rows(archive, "SELECT sha256 FROM post_media") == [("a" * 64,)]
+    assert {r[0] for r in rows(archive, "SELECT sha256 FROM media")} == {"a" * 64, "e" * 64}
+    # Export first, then the API: the platform's file is authoritative and takes the slot.
+    archive.db.execute("DELETE FROM post_media")
+    link("export:" + "ab" * 32, export_file, "2026-01-03T00:00:00Z")
+    link("api", api_file, "2026-01-04T00:00:00Z")
+    assert rows(archive, "SELECT sha256 FROM post_media") == [("a" * 64,)]
+
+
+def test_alt_text_from_the_platform_wins_and_an_export_only_fills_blanks(archive):
+    stored = StoredFile("ab" * 32, "ab/abab.jpg", "image/jpeg", 10)
+    export = "export:" + "cd" * 32
+
+    def link(source: str, now: str, **ref) -> None:
+        with archive.db.atomic():
+            writer = ArchiveWriter(archive.db, platform="mastodon", account_id=ACCOUNT, source=source, now=now)
+            writer.write_post(Post("1", "2026-01-01T00:00:00Z"))
+            writer.link_media("1", MediaRef("https://x/1.jpg", "image", **ref), stored, "https://x/1.jpg")
+
+    link("api", "2026-01-01T00:00:00Z", description="Kite", meta={"width": 640, "blurhash": "LKO2"})
+    link(export, "2026-01-02T00:00:00Z", description="Old kite text", meta={"mediaType": "image/jpeg"})
+    assert rows(archive, "SELECT description, meta FROM post_media") == [("Kite", '{"blurhash":"LKO2","width":640}')]
+    archive.db.execute("UPDATE post_media SET description = NULL")
+    link(export, "2026-01-03T00:00:00Z", description="Old kite text")
+    assert rows(archive, "SELECT description FROM post_media") == [("Old kite text",)]
+    link("api", "2026-01-04T00:00:00Z", description="Red kite")
+    assert rows(archive, "SELECT description FROM post_media") == [("Red kite",)]

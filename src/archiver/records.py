@@ -145,6 +145,10 @@ class Person:
     display_name: str | None = None
     url: str | None = None
     avatar_url: str | None = None
+    # What the person says about themselves (where the platform gives it): the profile's
+    # bio text and the links in the profile. Used to find the same person elsewhere.
+    bio: str | None = None
+    links: list[str] | None = None
     raw: dict[str, Any] = field(default_factory=dict)
 
 

@@ -286,3 +286,35 @@ def m003_fts_on_change_alt_text_interactions(db: Database) -> None:
     # What the owner liked or bookmarked on other people's posts.
     for statement in _statements(OPEN_PLATFORMS):
         db.execute(statement)
+
+
+AUDIENCE = """
+CREATE TABLE person_links (
+    a_platform TEXT NOT NULL,                -- the pair in a canonical order: "a_platform:a_person"
+    a_person TEXT NOT NULL,                  -- sorts before "b_platform:b_person"
+    b_platform TEXT NOT NULL,
+    b_person TEXT NOT NULL,
+    confidence REAL NOT NULL,                -- 0..1; a hand-made link is 1
+    reason TEXT NOT NULL,                    -- why they look like one person, for a person to read
+    status TEXT NOT NULL,                    -- suggested | confirmed | rejected
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (a_platform, a_person, b_platform, b_person)
+) WITHOUT ROWID;
+CREATE INDEX person_links_by_status ON person_links (status, confidence);
+CREATE INDEX comments_by_author ON comments (platform, author_id, by_owner, created_at);
+CREATE INDEX audience_events_by_kind_time ON audience_events (kind, at, account_id, event)
+"""
+
+
+@migrations(name="m004_audience")
+def m004_audience(db: Database) -> None:
+    # Links between identities of one person on several platforms (archiver.audience).
+    # Covering indexes for the audience reports: top fans read the comments per author
+    # (count, newest, recency-weighted score) without touching the table, and churn reads
+    # new/lost per day and account from the events' time index alone.
+    for statement in _statements(AUDIENCE):
+        db.execute(statement)
+    # What a person says about themselves, for matching them across platforms: the
+    # profile's bio and the links in it (JSON list of URLs).
+    db.execute("ALTER TABLE people ADD COLUMN bio TEXT")
+    db.execute("ALTER TABLE people ADD COLUMN links TEXT")

@@ -121,16 +121,24 @@ class ArchiveWriter:
             "SELECT sha256, status FROM post_media WHERE platform=? AND post_id=? AND role=? AND position=?",
             [self.platform, post_id, ref.role, ref.position],
         )
-        if stored.sha256 is None and existing and existing["sha256"]:
-            return  # a failed re-download never replaces a file we already have
-        if existing and existing["sha256"] == stored.sha256 and existing["status"] == "ok":
-            if ref.description is not None or ref.meta:  # alt text may be added or edited later
+        description, meta = ref.description, _json(ref.meta) if ref.meta else None
+        holds_a_file = existing is not None and existing["sha256"] is not None and existing["status"] == "ok"
+        # Keep the slot's file when this one is no better: a failed re-download, the same
+        # file again, or an export's copy of a file the archive already holds (often another
+        # encode of the same picture: kept in media/, but swapping it in would make every
+        # import and every API run swap them back and forth).
+        if holds_a_file and (stored.sha256 is None or stored.sha256 == existing["sha256"] or not self.authoritative):
+            if description is not None or meta is not None:
+                # Alt text may be added or edited later. The platform's words win; an
+                # export only fills what is blank.
+                order = "coalesce(?, {0})" if self.authoritative else "coalesce({0}, ?)"
                 self.db.execute(
-                    "UPDATE post_media SET description=coalesce(?, description), meta=coalesce(?, meta) "
+                    f"UPDATE post_media SET description={order.format('description')}, meta={order.format('meta')} "
                     "WHERE platform=? AND post_id=? AND role=? AND position=?",
-                    [ref.description, _json(ref.meta) if ref.meta else None,
-                     self.platform, post_id, ref.role, ref.position])
+                    [description, meta, self.platform, post_id, ref.role, ref.position])
             return
+        if stored.sha256 is None and existing and existing["sha256"]:
+            return  # a failed download never replaces a file we already have
         self.db.execute(
             "INSERT INTO post_media (platform, post_id, role, position, sha256, source_url, status, error, updated_at, "
             "description, meta) "
@@ -141,8 +149,7 @@ class ArchiveWriter:
             "meta=coalesce(excluded.meta, post_media.meta)",
             [
                 self.platform, post_id, ref.role, ref.position, stored.sha256, source_url,
-                "ok" if stored.sha256 else "failed", stored.error, self.now,
-                ref.description, _json(ref.meta) if ref.meta else None,
+                "ok" if stored.sha256 else "failed", stored.error, self.now, description, meta,
             ],
         )
         self._count("media_saved" if stored.sha256 else "media_failed")
@@ -351,15 +358,18 @@ class ArchiveWriter:
         existing = self._one(
             "SELECT * FROM people WHERE platform=? AND person_id=?", [self.platform, person.native_id]
         )
-        merged = self._merge(existing, vars(person) | {"handle": person.handle}, ("handle", "display_name", "url", "avatar_url"))
+        incoming = vars(person) | {"links": _json(person.links) if person.links else None}
+        merged = self._merge(existing, incoming, ("handle", "display_name", "url", "avatar_url", "bio", "links"))
         sources, raw = self._merged_provenance(existing, person.raw)
         self.db.execute(
-            "INSERT INTO people (platform, person_id, handle, display_name, url, avatar_url, sources, first_seen_at, last_seen_at, raw) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(platform, person_id) DO UPDATE SET handle=excluded.handle, "
+            "INSERT INTO people (platform, person_id, handle, display_name, url, avatar_url, bio, links, sources, "
+            "first_seen_at, last_seen_at, raw) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(platform, person_id) DO UPDATE SET handle=excluded.handle, "
             "display_name=excluded.display_name, url=excluded.url, avatar_url=excluded.avatar_url, "
+            "bio=excluded.bio, links=excluded.links, "
             "sources=excluded.sources, last_seen_at=excluded.last_seen_at, raw=excluded.raw",
             [self.platform, person.native_id, merged["handle"], merged["display_name"], merged["url"],
-             merged["avatar_url"], sources, self.now, self.now, raw],
+             merged["avatar_url"], merged["bio"], merged["links"], sources, self.now, self.now, raw],
         )
         return person.native_id
 
@@ -447,6 +457,16 @@ class ArchiveWriter:
         conn = self.db.conn
         kind = snapshot.kind
         taken = snapshot.taken_at
+        applied = self._one(
+            "SELECT member_count, complete FROM snapshots WHERE account_id=? AND kind=? AND taken_at=? AND source=?",
+            [self.account_id, kind, taken, self.source],
+        )
+        if applied is not None and applied["complete"] >= int(snapshot.complete):
+            # This very list (same moment, same source) is in the archive already: applying
+            # it again must change nothing, so it is not applied again. (A complete list
+            # arriving after a partial one of the same moment is applied: it knows more.)
+            self.snapshot_timings = {}
+            return {"members": applied["member_count"], "new": 0, "lost": 0}
         temp_tables = ("snapshot_arrivals", "snapshot_members", "snapshot_joiner_ids",
                        "snapshot_joiners", "snapshot_gone", "snapshot_leavers", "snapshot_backfill")
         timings: dict[str, float] = {}
@@ -542,7 +562,8 @@ class ArchiveWriter:
             is_newest = latest["t"] is None or taken >= latest["t"]
             snapshot_id = self.db.execute(
                 "INSERT INTO snapshots (account_id, kind, taken_at, source, member_count, new_count, lost_count, complete) "
-                "VALUES (?,?,?,?,?,0,0,?) ON CONFLICT(account_id, kind, taken_at, source) DO UPDATE SET member_count=excluded.member_count "
+                "VALUES (?,?,?,?,?,0,0,?) ON CONFLICT(account_id, kind, taken_at, source) DO UPDATE SET member_count=excluded.member_count, "
+                "complete=max(complete, excluded.complete) "
                 "RETURNING snapshot_id",
                 [self.account_id, kind, taken, self.source, total, int(snapshot.complete)],
             ).fetchone()[0]
@@ -605,7 +626,7 @@ class ArchiveWriter:
                     args,
                 )
             else:
-                new_events, lost = self._apply_older_snapshot(conn, args)
+                new_events, lost = self._apply_older_snapshot(conn, args, snapshot.complete)
             if snapshot.complete and is_newest and not baseline:
                 conn.execute(
                     "CREATE TEMP TABLE snapshot_leavers AS SELECT f.person_id AS person_id, f.started_at AS started_at "
@@ -640,52 +661,149 @@ class ArchiveWriter:
         self._count(f"{kind}_lost", lost)
         return {"members": total, "new": new_events, "lost": lost}
 
-    def _apply_older_snapshot(self, conn, args: dict) -> tuple[int, int]:
+    def _apply_older_snapshot(self, conn, args: dict, complete: bool) -> tuple[int, int]:
         """A list older than the newest one applied (an old export imported late).
 
-        It ends nobody: it cannot know who left since. What it does know: who followed at
-        its time. The first complete list after it (``until``) bounds what it can say:
-        - someone whose open interval began later, with no complete list in between,
-          followed earlier than known: their interval starts earlier;
-        - someone not following at its time by any interval gets one from their date
-          (or the list's time) to ``until``, the first complete list that lacked them;
-          with no complete list after it, that interval stays open.
+        The result must be what applying every list in time order would have given, so
+        this edits the history around the list's time ``taken``. ``until`` is the first
+        complete list after it: nobody in this list can have been following without a
+        break beyond that unless their interval says so.
+
+        - Someone in it whose next interval starts later, with no complete list in between,
+          followed since this list: that interval starts here (its "new" event moves).
+        - Someone in it not following at its time gets an interval from their date (or the
+          list's time) ended by ``until`` (open without one), with its events.
+        - Someone in it whose interval covers its time is seen then (``last_seen_at``).
+        - A complete list without someone whose interval had not been seen since before
+          it ends that interval here (its "lost" event moves here); one who was seen both
+          before and after it left and came back: the interval splits in two.
+        - If this list is the first of all, it is the baseline: its undated members get
+          no "new" event, and those of the former baseline who are not in it get theirs.
+        Follow dates (``since``) the platform gave are kept as they are.
         Returns the (new, lost) events written.
         """
         until = conn.execute(
             "SELECT min(taken_at) FROM snapshots WHERE account_id=:account AND kind=:kind AND complete=1 "
             "AND taken_at > :taken", args,
         ).fetchone()[0]
-        args = args | {"until": until}
+        first = conn.execute(
+            "SELECT NOT EXISTS (SELECT 1 FROM snapshots WHERE account_id=:account AND kind=:kind "
+            "AND taken_at < :taken)", args,
+        ).fetchone()[0]
+        args = args | {"until": until, "first": first}
+        this = "f.account_id=:account AND f.kind=:kind AND f.person_id=m.person_id"
+        event_cols = "INSERT INTO audience_events (account_id, kind, person_id, event, at, snapshot_id) "
+        new = lost = 0
+
+        # Members seen within an interval that covers the list's time.
         conn.execute(
-            "UPDATE OR IGNORE follows SET started_at=coalesce(m.since, :taken) FROM temp.snapshot_members m "
+            "UPDATE follows SET last_seen_at=:taken FROM temp.snapshot_members m "
             "WHERE follows.account_id=:account AND follows.kind=:kind AND follows.person_id=m.person_id "
-            "AND follows.ended_at IS NULL AND follows.started_at > coalesce(m.since, :taken) "
-            "AND (:until IS NULL OR :until >= follows.started_at)",
+            "AND follows.started_at <= :taken AND follows.last_seen_at < :taken "
+            "AND (follows.ended_at IS NULL OR follows.ended_at > :taken)",
             args,
         )
+        # Members whose next interval starts after the list with no complete list between:
+        # that interval starts here.
         conn.execute(
-            "CREATE TEMP TABLE snapshot_backfill AS SELECT m.person_id AS person_id, "
-            "coalesce(m.since, :taken) AS started_at FROM temp.snapshot_members m WHERE NOT EXISTS "
-            "(SELECT 1 FROM follows f WHERE f.account_id=:account AND f.kind=:kind AND f.person_id=m.person_id "
+            "CREATE TEMP TABLE snapshot_backfill AS SELECT m.person_id AS person_id, m.since AS since, "
+            "(SELECT min(f.started_at) FROM follows f WHERE " + this + " AND f.started_at > :taken "
+            " AND (:until IS NULL OR f.started_at <= :until)) AS later_start "
+            "FROM temp.snapshot_members m WHERE NOT EXISTS (SELECT 1 FROM follows f WHERE " + this + " "
             "AND f.started_at <= :taken AND (f.ended_at IS NULL OR f.ended_at > :taken))",
             args,
         )
-        new = conn.execute(
-            "INSERT INTO audience_events (account_id, kind, person_id, event, at, snapshot_id) "
-            "SELECT :account, :kind, person_id, 'new', started_at, :sid FROM temp.snapshot_backfill",
-            args,
-        ).rowcount
         conn.execute(
-            "INSERT OR IGNORE INTO follows (account_id, kind, person_id, started_at, last_seen_at, ended_at) "
-            "SELECT :account, :kind, person_id, started_at, :taken, :until FROM temp.snapshot_backfill",
+            "DELETE FROM audience_events WHERE account_id=:account AND kind=:kind AND event='new' "
+            "AND (person_id, at) IN (SELECT person_id, later_start FROM temp.snapshot_backfill "
+            "WHERE later_start IS NOT NULL)",
             args,
         )
-        lost = 0
+        conn.execute(
+            "UPDATE OR IGNORE follows SET started_at=coalesce(b.since, :taken) FROM temp.snapshot_backfill b "
+            "WHERE follows.account_id=:account AND follows.kind=:kind AND follows.person_id=b.person_id "
+            "AND follows.started_at=b.later_start",
+            args,
+        )
+        new += conn.execute(
+            event_cols + "SELECT :account, :kind, person_id, 'new', coalesce(since, :taken), :sid "
+            "FROM temp.snapshot_backfill WHERE NOT (:first AND since IS NULL)",
+            args,
+        ).rowcount
+        # The others: an interval of their own, ended by the next complete list.
+        conn.execute(
+            "INSERT OR IGNORE INTO follows (account_id, kind, person_id, started_at, last_seen_at, ended_at) "
+            "SELECT :account, :kind, person_id, coalesce(since, :taken), :taken, :until FROM temp.snapshot_backfill "
+            "WHERE later_start IS NULL",
+            args,
+        )
         if until is not None:
-            lost = conn.execute(
-                "INSERT INTO audience_events (account_id, kind, person_id, event, at, snapshot_id) "
-                "SELECT :account, :kind, person_id, 'lost', :until, :sid FROM temp.snapshot_backfill",
+            lost += conn.execute(
+                event_cols + "SELECT :account, :kind, person_id, 'lost', :until, :sid FROM temp.snapshot_backfill "
+                "WHERE later_start IS NULL",
+                args,
+            ).rowcount
+
+        if complete:
+            # Intervals covering the list's time whose person it lacks. Seen only before it:
+            # they end here. Seen before and after it (at an observed start, not a date the
+            # platform gave): they left here and came back at the next list that had them.
+            conn.execute(
+                "CREATE TEMP TABLE snapshot_leavers AS SELECT f.person_id AS person_id, f.started_at AS started_at, "
+                "f.last_seen_at AS last_seen_at, f.ended_at AS ended_at, "
+                "(SELECT max(s.taken_at) FROM snapshots s WHERE s.account_id=:account AND s.kind=:kind "
+                " AND s.complete=1 AND s.taken_at >= f.started_at AND s.taken_at < :taken) AS seen_before, "
+                "(SELECT min(s.taken_at) FROM snapshots s WHERE s.account_id=:account AND s.kind=:kind "
+                " AND s.taken_at > :taken AND s.taken_at <= f.last_seen_at AND (s.complete=1 OR s.taken_at=f.last_seen_at)) "
+                " AS seen_after "
+                "FROM follows f WHERE f.account_id=:account AND f.kind=:kind AND f.started_at < :taken "
+                "AND (f.ended_at IS NULL OR f.ended_at > :taken) "
+                "AND NOT EXISTS (SELECT 1 FROM temp.snapshot_members m WHERE m.person_id=f.person_id) "
+                "AND (f.last_seen_at < :taken OR EXISTS (SELECT 1 FROM snapshots s WHERE s.account_id=:account "
+                " AND s.kind=:kind AND s.taken_at=f.started_at))",
+                args,
+            )
+            conn.execute(
+                "DELETE FROM audience_events WHERE account_id=:account AND kind=:kind AND event='lost' "
+                "AND (person_id, at) IN (SELECT person_id, ended_at FROM temp.snapshot_leavers "
+                "WHERE last_seen_at < :taken AND ended_at IS NOT NULL)",
+                args,
+            )
+            # End first (one open interval per person), then add the part after this list.
+            conn.execute(
+                "UPDATE follows SET ended_at=:taken, "
+                "last_seen_at=CASE WHEN l.last_seen_at < :taken THEN l.last_seen_at "
+                "ELSE coalesce(l.seen_before, follows.started_at) END "
+                "FROM temp.snapshot_leavers l WHERE follows.account_id=:account AND follows.kind=:kind "
+                "AND follows.person_id=l.person_id AND follows.started_at=l.started_at",
+                args,
+            )
+            # Came back: the part after this list is an interval of its own.
+            conn.execute(
+                "INSERT OR IGNORE INTO follows (account_id, kind, person_id, started_at, last_seen_at, ended_at) "
+                "SELECT :account, :kind, person_id, seen_after, last_seen_at, ended_at FROM temp.snapshot_leavers "
+                "WHERE last_seen_at > :taken",
+                args,
+            )
+            new += conn.execute(
+                event_cols + "SELECT :account, :kind, person_id, 'new', seen_after, :sid FROM temp.snapshot_leavers "
+                "WHERE last_seen_at > :taken",
+                args,
+            ).rowcount
+            lost += conn.execute(
+                event_cols + "SELECT :account, :kind, person_id, 'lost', :taken, :sid FROM temp.snapshot_leavers",
+                args,
+            ).rowcount
+
+        if first:
+            # The former baseline's undated members who are not in this list were new then.
+            new += conn.execute(
+                event_cols + "SELECT :account, :kind, f.person_id, 'new', f.started_at, :sid FROM follows f "
+                "WHERE f.account_id=:account AND f.kind=:kind AND f.started_at=(SELECT min(taken_at) FROM snapshots "
+                " WHERE account_id=:account AND kind=:kind AND taken_at > :taken) "
+                "AND NOT EXISTS (SELECT 1 FROM temp.snapshot_members m WHERE m.person_id=f.person_id) "
+                "AND NOT EXISTS (SELECT 1 FROM audience_events e WHERE e.account_id=:account AND e.kind=:kind "
+                " AND e.person_id=f.person_id AND e.event='new' AND e.at=f.started_at)",
                 args,
             ).rowcount
         return new, lost
