@@ -199,7 +199,7 @@ def auth(archive, config_path, platform, account_name, client_key, client_secret
     account = accounts[0]
     prompt = None
     if sys.stdin.isatty():
-        prompt = lambda key: click.prompt(f"{cls.title} {key.replace('_', ' ')}", hide_input=key.endswith("secret"))
+        prompt = lambda key: click.prompt(f"{cls.title} {key.replace('_', ' ')}", hide_input=key.endswith(("secret", "password")))
     connector = cls(account, ws.secrets)
     # Platforms name the app's id differently (TikTok: client key; Google, Meta: client id).
     message = connector.authorize(echo=click.echo, open_browser=False if no_browser else None,
@@ -493,6 +493,15 @@ def demo(folder, videos, followers):
     from archiver.demo import run_demo
 
     sys.exit(run_demo(Path(folder), videos=videos, followers=followers, echo=click.echo))
+
+
+# The audience commands and the report live in their own modules (each keeps its heavy
+# imports inside its commands, so `archiver --help` stays fast).
+from archiver.audience_cli import audience  # noqa: E402
+from archiver.report import report as _report_command  # noqa: E402
+
+main.add_command(audience)
+main.add_command(_report_command)
 
 
 if __name__ == "__main__":

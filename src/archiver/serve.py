@@ -514,6 +514,46 @@ _SHA256_CELLS = {
 }
 # Columns of canned queries (table is None there) holding a path under media/.
 _PATH_QUERY_COLUMNS = {"cover", "path"}
+# Columns holding a person's avatar_url (in people and in canned queries), with the
+# columns of the same row that name the person: (platform column, person_id column).
+_AVATAR_COLUMNS = {
+    "avatar_url": ("platform", "person_id"),
+    "a_avatar_url": ("a_platform", "a_person"),
+    "b_avatar_url": ("b_platform", "b_person"),
+}
+
+
+async def _stored_avatar(datasette, database: str, platform: str, person_id: str):
+    """The media row of a person's stored avatar, or None.
+
+    The schema has no such link yet (the runner does not download other people's
+    pictures); when people gains an ``avatar_sha256`` column this finds the file.
+    """
+    db = datasette.get_database(database)
+    if "avatar_sha256" not in await db.table_columns("people"):
+        return None
+    rows = await db.execute(
+        "select media.sha256, media.path, media.mime, media.size from people "
+        "join media on media.sha256 = people.avatar_sha256 "
+        "where people.platform = ? and people.person_id = ?",
+        [platform, person_id],
+    )
+    return rows.first()
+
+
+def _remote_picture_link(url: str) -> markupsafe.Markup | None:
+    """A remote avatar as a link, never as an <img>.
+
+    An <img> would make the browser fetch the platform's CDN every time a page of the
+    archive is shown: it tells the platform who looks at whom and when, it fails offline
+    (the point of an archive is to work when the platform is gone), and signed CDN links
+    expire, so most would show broken. A link fetches only when the user clicks it.
+    """
+    if not url.startswith(("https://", "http://")):
+        return None
+    return markupsafe.Markup(
+        '<a href="{url}" rel="noreferrer noopener" title="{url}">picture on the platform ↗</a>'
+    ).format(url=url)
 
 
 class ArchivePlugin:
@@ -531,11 +571,27 @@ class ArchivePlugin:
             return ArchivePlugin._media_cell(datasette, database, "sha256", value, alt=column)
         if (table is None and column in _PATH_QUERY_COLUMNS) or (table, column) == ("media", "path"):
             return ArchivePlugin._media_cell(datasette, database, "path", value, alt=column)
+        if column in _AVATAR_COLUMNS and table in (None, "people"):
+            return ArchivePlugin._avatar_cell(datasette, database, row, column, value)
         if column == "post_id" and table != "posts":
             return _post_link(datasette, database, row, value)
         if column == "raw":
             return _raw_html(value)
         return None
+
+    @staticmethod
+    async def _avatar_cell(datasette, database, row, column, value):
+        """A stored avatar as a picture; a remote one as a link (see _remote_picture_link)."""
+        platform_column, person_column = _AVATAR_COLUMNS[column]
+        try:
+            platform, person_id = row[platform_column], row[person_column]
+        except (IndexError, KeyError):  # a query without the person's columns
+            platform = person_id = None
+        if platform and person_id:
+            media = await _stored_avatar(datasette, database, platform, person_id)
+            if media is not None:
+                return _media_html(datasette, media, alt="avatar")
+        return _remote_picture_link(value)
 
     @staticmethod
     async def _media_cell(datasette, database, key, value, alt):
