@@ -76,7 +76,7 @@ def top(archive, config_path, platform, days, limit, as_json):
         click.echo("no comments from other people in the archive" + (f" on {platform}" if platform else ""))
         return
     rows = [[i + 1, f"{f['score']:.2f}", f["comment_count"], (f["last_interaction"] or "")[:10],
-             f["display_name"] or "", ", ".join(f["platforms"])] for i, f in enumerate(fans)]
+             f["display_name"] or f["handle"] or "", ", ".join(f["platforms"])] for i, f in enumerate(fans)]
     click.echo(_table(rows, ["#", "score", "comments", "last", "name", "identities"]))
 
 
