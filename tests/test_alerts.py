@@ -435,3 +435,14 @@ def test_secret_set_reads_the_value_from_stdin_and_status_shows_alerts(tmp_path)
     [row] = [r for r in as_json if r["account"] == ACCOUNT_ID]
     assert [a["kind"] for a in row["open_alerts"]] == ["gone"]
     assert row["last_run"]["failure_kind"] == "auth"
+
+
+def test_export_reminders_only_for_platforms_whose_export_holds_what_the_api_lacks():
+    from archiver.status import export_age
+
+    # TikTok's followers come only from its export: no export yet is a reminder, with steps.
+    tiktok = export_age("tiktok", None, 30)
+    assert tiktok["manual"] and tiktok["too_old"] and "followers" in tiktok["holds"] and tiktok["steps"]
+    # Mastodon and Bluesky APIs give every list: an export is welcome, never nagged for.
+    for platform in ("mastodon", "bluesky"):
+        assert export_age(platform, None, 30) == {"manual": False}

@@ -26,6 +26,7 @@ class InstagramConnector(Connector):
     default_base_url = "https://graph.instagram.com"
     oauth_base_url = "https://api.instagram.com"        # the code exchange lives here
     authorize_base_url = "https://www.instagram.com"    # the login window
+    export_only_holds = "followers and following lists"
     manual_export_steps = (
         "In Instagram (app or web): Accounts Center → Your information and permissions → "
         "Download your information → Download or transfer information → your Instagram account → "

@@ -33,6 +33,7 @@ class TikTokConnector(Connector):
     secret_keys = ("client_key", "client_secret", "tokens")
     default_base_url = "https://open.tiktokapis.com"
     authorize_base_url = "https://www.tiktok.com"
+    export_only_holds = "followers and following lists"
     manual_export_steps = (
         "In the TikTok app: Profile → ☰ → Settings and privacy → Account → Download your data → "
         "choose JSON, request it; when it is ready (hours to days) download the zip and run "

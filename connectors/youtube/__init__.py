@@ -30,6 +30,7 @@ class YouTubeConnector(Connector):
     post_noun = "videos"
     secret_keys = ("client_id", "client_secret", "tokens")
     default_base_url = "https://www.googleapis.com"
+    export_only_holds = "your video files, your own comments and your subscriptions"
     manual_export_steps = (
         "Go to https://takeout.google.com, press \"Deselect all\", tick \"YouTube and YouTube Music\" "
         "(under \"All YouTube data included\" keep videos, video metadata, comments, subscriptions and "

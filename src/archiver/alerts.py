@@ -19,9 +19,9 @@ The rules, per configured account (thresholds from ``[alerts]`` in the config):
 * ``unreachable`` the latest run failed to reach the platform (``transport``, ``timeout``
                   or ``server`` failures) and the last successful run is more than
                   ``unreachable_hours`` ago.
-* ``export_old``  followers come only from a manual export (the connector has
-                  ``manual_export_steps``) and the newest imported one is older than
-                  ``export_max_age_days``, or there is none.
+* ``export_old``  something comes only from a manual export (the connector names it in
+                  ``export_only_holds``, with ``manual_export_steps``) and the newest
+                  imported one is older than ``export_max_age_days``, or there is none.
 
 A successful run resolves the account's open gone / failing / unreachable alerts (a
 "recovered" notice); a newer export resolves ``export_old``.
@@ -169,7 +169,8 @@ def _evaluate_export(db, settings, account: AccountConfig, now: dt.datetime) -> 
         age = ("no export has been imported yet" if newest is None else
                f"the newest export was imported {export['age_days']} days ago ({_show_time(newest)})")
         _open(db, account.account_id, EXPORT_ALERT, now,
-              f"{label}: {age}. Followers and following come only from {title}'s own export; request a new "
+              f"{label}: {age}. {export['holds'][:1].upper() + export['holds'][1:]} come only from {title}'s "
+              "own export; request a new "
               f"one: {export['steps']}",
               {"newest_imported_at": newest, "age_days": export["age_days"],
                "max_age_days": settings.export_max_age_days, "steps": export["steps"]})

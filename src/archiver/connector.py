@@ -28,6 +28,9 @@ class Connector:
     default_base_url: ClassVar[str]
     # What a user must do by hand to get what the API does not give (followers lists).
     manual_export_steps: ClassVar[str] = ""
+    # What only that export holds ("followers and following"), for the reminder to
+    # request a new one; empty when the API gives it all (no reminder, no alert).
+    export_only_holds: ClassVar[str] = ""
     # The SecretStore keys an account of this platform reads (for service installers).
     secret_keys: ClassVar[tuple[str, ...]] = ()
     # What the platform calls a post, in messages to the user ("142 videos").

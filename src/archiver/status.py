@@ -80,7 +80,8 @@ def export_age(platform: str, newest_imported_at: str | None, max_age_days: int,
 
     cls = installed_connectors().get(platform)
     steps = getattr(cls, "manual_export_steps", "") if cls else ""
-    if not steps:
+    holds = getattr(cls, "export_only_holds", "") if cls else ""
+    if not steps or not holds:
         return {"manual": False}
     now = now or dt.datetime.now(dt.timezone.utc)
     age_days = None
@@ -94,6 +95,7 @@ def export_age(platform: str, newest_imported_at: str | None, max_age_days: int,
         "max_age_days": max_age_days,
         "too_old": too_old,
         "steps": steps if too_old else None,
+        "holds": holds,
     }
 
 
@@ -172,7 +174,8 @@ def render_status(rows: list[dict]) -> str:
                                               f"{age} day{'s' if age != 1 else ''}")
                          + f" (remind after {export['max_age_days']})")
             if export["too_old"]:
-                lines.append(f"  reminder:   followers come only from an export; request a new one. {export['steps']}")
+                lines.append(f"  reminder:   {export['holds']} come only from an export; request a new one. "
+                             f"{export['steps']}")
         for alert in row.get("open_alerts") or []:
             if alert["kind"] == "export_old" and export.get("too_old"):
                 continue  # the reminder line above says the same
