@@ -56,8 +56,10 @@ class Scrubber:
     def add(self, *secrets: str | None) -> None:
         with self._lock:
             for secret in secrets:
-                if not secret or not secret.strip():
-                    continue  # an empty string would "match" everywhere
+                if not secret or len(secret.strip()) < 4:
+                    # An empty string would "match" everywhere, and a one-letter "password"
+                    # typed by mistake would blank that letter out of every message.
+                    continue
                 variants = {secret, quote(secret, safe=""), quote_plus(secret, safe="")}
                 if not variants <= self._secrets:
                     self._secrets |= variants
