@@ -407,3 +407,65 @@ def test_full_run_tombstones_a_deleted_post(world):
     assert world.rows("SELECT deleted_at FROM posts WHERE post_id=?", [gone])[0][0] is not None
     others = world.rows("SELECT count(*) FROM posts WHERE deleted_at IS NULL AND kind != 'boost'")
     assert others == [(world.fake.config.posts - 1,)]
+
+
+# --------------------------------------------------------------------------- pictures
+
+
+def test_reply_authors_avatars_are_stored_followers_are_not(world):
+    from archiver_connectors.bluesky.fake import fake_png
+
+    world.auth()
+    assert world.run()["status"] == "ok"
+    authors = {r[0] for r in world.rows("SELECT DISTINCT author_id FROM comments WHERE by_owner=0")}
+    assert authors
+    for did in authors:
+        (stored, source), = world.rows("SELECT avatar_sha256, avatar_source FROM people WHERE person_id=?", [did])
+        assert stored == hashlib.sha256(fake_png(f"{did}:v1")).hexdigest()
+        assert source == f"{BASE}/cdn/avatar/{did}/v1.jpg"
+        (path,), = world.rows("SELECT path FROM media WHERE sha256=?", [stored])
+        assert (world.archive.media_root / path).read_bytes() == fake_png(f"{did}:v1")
+    # Followers who never replied: their link is kept, no file, no request.
+    asked = [p for _, p, _ in world.fake.requests() if p.startswith("/cdn/avatar/")]
+    assert sorted(asked) == sorted(f"/cdn/avatar/{did}/v1.jpg" for did in authors)
+    assert world.rows("SELECT count(*) FROM people WHERE avatar_sha256 IS NOT NULL") == [(len(authors),)]
+    assert world.rows("SELECT count(*) FROM people WHERE avatar_url IS NOT NULL")[0][0] > len(authors)
+
+    # A changed picture and a new reply: only that one picture is fetched again.
+    did = sorted(authors)[0]
+    world.fake.change_avatar(did)
+    author = next(r["author"] for replies in world.fake.replies.values() for r in replies if r["author"]["did"] == did)
+    world.fake.add_reply(world.fake.post_uris()[0], author=author, text="new face")
+    mark = len(world.fake.log)
+    assert world.run()["status"] == "ok"
+    assert [p for _, p, _ in world.fake.requests(mark) if p.startswith("/cdn/avatar/")] == [
+        f"/cdn/avatar/{did}/v2.jpg"]
+    assert world.rows("SELECT avatar_sha256 FROM people WHERE person_id=?", [did]) == [
+        (hashlib.sha256(fake_png(f"{did}:v2")).hexdigest(),)]
+
+
+def test_fake_cdn_refuses_unknown_avatars(world):
+    for path in ("/cdn/avatar/did:plc:nobody/v1.jpg", f"/cdn/avatar/{world.fake.followers[0]['did']}/v2.jpg",
+                 f"/cdn/avatar/{world.fake.followers[0]['did']}.jpg"):
+        assert world.fake.handle(httpx.Request("GET", BASE + path)).status_code == 404, path
+    assert world.fake.handle(httpx.Request(
+        "GET", f"{BASE}/cdn/avatar/{world.fake.followers[0]['did']}/v1.jpg")).status_code == 200
+
+
+def test_banner_blob_lands_and_a_changed_one_keeps_the_old(world):
+    from archiver_connectors.bluesky.fake import fake_png
+
+    first, second = fake_png("banner-1"), fake_png("banner-2")
+    world.fake.records["app.bsky.actor.profile/self"]["banner"] = world.fake.add_blob(first, "image/png")
+    world.fake._bump()
+    world.auth()
+    assert world.run()["status"] == "ok"
+    assert world.rows("SELECT banner_sha256 FROM accounts") == [(hashlib.sha256(first).hexdigest(),)]
+    world.fake.records["app.bsky.actor.profile/self"]["banner"] = world.fake.add_blob(second, "image/png")
+    world.fake._bump()
+    assert world.run()["status"] == "ok"
+    assert world.rows("SELECT banner_sha256 FROM accounts") == [(hashlib.sha256(second).hexdigest(),)]
+    assert world.rows("SELECT banner_sha256 FROM profile_versions") == [(hashlib.sha256(first).hexdigest(),)]
+    for data in (first, second):
+        (path,), = world.rows("SELECT path FROM media WHERE sha256=?", [hashlib.sha256(data).hexdigest()])
+        assert (world.archive.media_root / path).read_bytes() == data

@@ -196,6 +196,10 @@ def test_archive_imports_posts_boosts_media_profile_and_interactions(tmp_path, a
     assert bio == "Gardener & coder.\n\nshe/her"
     assert account.summary in json.loads(raw)["export"]["actor"]["summary"]
     assert avatar == sha(account.avatar) and (followers, posts) == (None, None)
+    # The header picture (actor.json "image") is the profile's banner, from the archive too.
+    banner = one(db, "SELECT banner_sha256 FROM accounts")
+    assert banner == sha(account.header)
+    assert (archive.media_root / one(db, "SELECT path FROM media WHERE sha256=?", banner)).read_bytes() == account.header
 
     # Likes and bookmarks of other people's posts.
     assert sorted(rows(db, "SELECT kind, target, target_url FROM interactions")) == sorted(
@@ -662,3 +666,31 @@ def test_cli_import_detects_a_mastodon_archive_from_its_content(tmp_path):
     finally:
         archive.close()
     assert list(work.iterdir()) == []
+
+
+def test_default_pictures_of_the_instance_are_not_the_owners():
+    """An actor whose icon / image is the instance's "missing.png", and an API account
+    with the default avatar and header: no avatar, no banner."""
+    from archiver_connectors.mastodon.api import person_avatar, profile_from_account
+    from archiver_connectors.mastodon.export import profile_from_actor
+
+    class NoFiles:
+        def ref(self, url, role, position, **_):
+            raise AssertionError(f"{role} {url} should not be kept")
+
+    actor = {"preferredUsername": "alice", "icon": {"type": "Image", "url": "avatars/original/missing.png"},
+             "image": {"type": "Image", "url": "/headers/original/missing.png"}}
+    profile = profile_from_actor(actor, NoFiles())
+    assert profile.avatar is None and profile.banner is None
+    account = {"id": "1", "username": "alice", "avatar": "https://m.example/avatars/original/missing.png",
+               "avatar_static": "https://m.example/avatars/original/missing.png",
+               "header": "https://m.example/headers/original/missing.png",
+               "header_static": "https://m.example/headers/original/missing.png"}
+    profile = profile_from_account(account)
+    assert profile.avatar is None and profile.banner is None and person_avatar(account) is None
+    account.update(header="https://m.example/system/accounts/headers/000/000/001/original/a.gif",
+                   header_static="https://m.example/system/accounts/headers/000/000/001/static/a.png",
+                   avatar_static="https://m.example/system/accounts/avatars/000/000/001/static/b.png")
+    profile = profile_from_account(account)
+    assert profile.banner.url.endswith("/original/a.gif") and profile.banner.role == "banner"
+    assert person_avatar(account).url.endswith("/static/b.png")

@@ -446,14 +446,12 @@ def build_audience_archive(folder: Path) -> Archive:
                    "reason, status, updated_at) VALUES ('tiktok', 'cal', 'youtube', 'zoe', 0.6, 'same_handle', "
                    "'suggested', ?)", [days_ago(1)])
 
-    # A stored avatar for ann. The schema has no people.avatar_sha256 yet (recommended core
-    # change): the column is added here as that migration would, to show the plugin uses it.
+    # A stored avatar for ann (people.avatar_sha256, migration m005).
     (archive.media_root / PICTURE_PATH).parent.mkdir(parents=True, exist_ok=True)
     (archive.media_root / PICTURE_PATH).write_bytes(PICTURE)
     with archive.writing():
         ArchiveWriter(db, platform="tiktok", account_id="tiktok:main", source="api").record_media(
             StoredFile(PICTURE_SHA, PICTURE_PATH, "image/png", len(PICTURE)))
-        db.execute("ALTER TABLE people ADD COLUMN avatar_sha256 TEXT")
         db.execute("UPDATE people SET avatar_sha256 = ? WHERE platform = 'tiktok' AND person_id = 'ann'",
                    [PICTURE_SHA])
     archive.close()

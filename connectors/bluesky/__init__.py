@@ -81,16 +81,18 @@ class BlueskyConnector(Connector):
         return httpx.Client(transport=self.transport, timeout=30,
                             headers={"User-Agent": "archiver/0.1 (+personal archive)"})
 
-    def _api(self, cancel=None, *, with_session: bool = True):
+    def _api(self, cancel=None, *, with_session: bool = True, interactive: bool = False):
         from archiver.net import Pacer
-        from archiver_connectors.bluesky.api import BlueskyApi, BlueskyTokens
+        from archiver_connectors.bluesky.api import (INTERACTIVE_RETRY_POLICY, RETRY_POLICY, BlueskyApi,
+                                                     BlueskyTokens)
 
         settings = self.settings()
         tokens = BlueskyTokens(self.secrets, self.account.name, self._session_client()) if with_session else None
         self._pacer = getattr(self, "_pacer", None) or Pacer()   # one per run: API calls and blob downloads
         return BlueskyApi(tokens=tokens, pds_url=settings["pds_url"] or settings["entryway"],
                           appview_url=settings["appview_url"], transport=self.transport, sleep=self.sleep,
-                          cancel=cancel, pacer=self._pacer), settings
+                          cancel=cancel, pacer=self._pacer,
+                          retry=INTERACTIVE_RETRY_POLICY if interactive else RETRY_POLICY), settings
 
     def media_client(self):
         """Blobs come from the PDS (getBlob): same pacing and retries as the API, no token."""
@@ -129,7 +131,7 @@ class BlueskyConnector(Connector):
                              "App passwords) and type it when asked, or pipe it to --token-stdin")
         app_password = app_password.strip()
         scrubber.add(app_password)
-        api, _ = self._api(with_session=False)
+        api, _ = self._api(with_session=False, interactive=True)
         try:
             identity = resolve_identity(api.client, handle, entryway=settings["entryway"],
                                         plc_url=settings["plc_url"], account=account,
@@ -270,8 +272,8 @@ class _ExportRun:
 
         profile = records.profile or self._profile_from_view(view, handle)
         self._add_counts_to_profile(profile, view)
-        if profile.avatar is not None:
-            self._skip_known_media(None, [profile.avatar])
+        # The profile's pictures: one the archive holds is read from its own copy.
+        self._skip_known_media(None, [ref for ref in (profile.avatar, profile.banner) if ref is not None])
         yield Page("profile", [profile])
 
         # A --full run names its listing: the repo is the whole truth, so its last page may
@@ -307,8 +309,8 @@ class _ExportRun:
 
         listed = {sha256_of_blob_cid(cid) for cid in self.api.list_blobs(self.did)}
         refs = [ref for post in records.posts for ref in post.media]
-        if records.profile is not None and records.profile.avatar is not None:
-            refs.append(records.profile.avatar)
+        if records.profile is not None:
+            refs.extend(ref for ref in (records.profile.avatar, records.profile.banner) if ref is not None)
         referenced = {ref.sha256 for ref in refs if ref.sha256}
         for ref in refs:
             if ref.sha256 and ref.sha256 not in listed:
@@ -316,7 +318,7 @@ class _ExportRun:
                                 "(listBlobs); downloading it anyway")
         unreferenced = len(listed - referenced - {None})
         if unreferenced:
-            log.info("%d blob(s) on the PDS are used by no post or avatar archiver keeps (e.g. a banner or "
+            log.info("%d blob(s) on the PDS are used by no post or profile picture archiver keeps (e.g. "
                      "another app's records); they are not downloaded", unreferenced)
 
     def _skip_known_media_of_posts(self, posts: list[Post]) -> None:

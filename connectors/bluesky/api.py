@@ -25,7 +25,7 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 
 from archiver.net import ApiClient, NetError, Pacer, RetryPolicy, scrubber
-from archiver.records import Comment, Membership, Person, iso_utc
+from archiver.records import Comment, MediaRef, Membership, Person, iso_utc
 from archiver.tokens import StoredTokens
 
 log = logging.getLogger("archiver.bluesky")
@@ -39,6 +39,8 @@ THREAD_DEPTH = 1000         # getPostThread maximum: the whole reply tree under 
 # A 429 says when the window resets (RateLimit-Reset); the Pacer reads it and the retry
 # waits for it. Eight attempts outlast a few resets of a short window.
 RETRY_POLICY = RetryPolicy(attempts=8)
+# `archiver auth` has a person waiting at the terminal: a few quick tries, not minutes.
+INTERACTIVE_RETRY_POLICY = RetryPolicy(attempts=3, total_cap=20.0)
 
 # XRPC error names -> net.NetError kinds (notes §9). Others: by HTTP status.
 _ERROR_KINDS = {
@@ -343,12 +345,13 @@ class BlueskyApi:
     """The XRPC calls one export run makes. Only PDS calls carry the session token."""
 
     def __init__(self, *, tokens: BlueskyTokens | None, pds_url: str, appview_url: str,
-                 transport=None, sleep=None, cancel=None, pacer: Pacer | None = None):
+                 transport=None, sleep=None, cancel=None, pacer: Pacer | None = None,
+                 retry: RetryPolicy = RETRY_POLICY):
         self.tokens = tokens
         self.pds_url = pds_url.rstrip("/")
         self.appview_url = appview_url.rstrip("/")
         kwargs = {"sleep": sleep} if sleep else {}
-        self.client = ApiClient(tokens=tokens, transport=transport, cancel=cancel, retry=RETRY_POLICY,
+        self.client = ApiClient(tokens=tokens, transport=transport, cancel=cancel, retry=retry,
                                 is_auth_error=is_auth_error, pacer=pacer, **kwargs)
 
     # -- PDS -------------------------------------------------------------------------
@@ -467,6 +470,15 @@ def person_from_view(view: dict) -> Person:
     )
 
 
+def avatar_of_view(view: dict) -> MediaRef | None:
+    """A profile view's ``avatar`` (a CDN link to a resized copy, so no CID check) as a
+    MediaRef, or None when the person has none."""
+    url = view.get("avatar")
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        return None
+    return MediaRef(url, "avatar")
+
+
 def membership_from_view(view: dict, since: str | None = None) -> Membership:
     return Membership(person_from_view(view), since=since)
 
@@ -502,12 +514,16 @@ def comment_from_post_view(post: dict, *, owner_did: str, root_uri: str, tree_pa
     record = post.get("record") if isinstance(post.get("record"), dict) else {}
     author = post["author"]
     parent = ((record.get("reply") or {}).get("parent") or {}).get("uri") or tree_parent
+    person = person_from_view(author)
+    # A reply author's picture is kept as a file (the AppView's CDN link); a follower
+    # list's members keep only the link.
+    person.avatar = avatar_of_view(author)
     return Comment(
         native_id=post["uri"],
         text=str(record.get("text") or ""),
         created_at=_iso(record.get("createdAt")) or _iso(post.get("indexedAt")),
         post_native_id=root_uri,
-        author=person_from_view(author),
+        author=person,
         by_owner=author.get("did") == owner_did,
         parent_native_id=parent,
         url=post_web_url(post["uri"], author.get("handle")),

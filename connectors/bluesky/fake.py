@@ -39,6 +39,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from typing import Iterator
 from urllib.parse import quote
 
 import httpx
@@ -109,6 +110,9 @@ class FakeBluesky:
         self.counts: dict[str, dict] = {}              # owner post uri -> like/repost counts
         self._tid_micros = T0 * 1_000_000
         self.rev = self._next_tid()
+        self.avatar_versions: dict[str, int] = {}      # did -> current picture version (1 if unset)
+        # An HTTP status every CDN avatar answers with (a picture host that is down), or None.
+        self.avatar_fault: int | None = None
         self._build_world()
 
     # ------------------------------------------------------------------ clock and ids
@@ -133,8 +137,44 @@ class FakeBluesky:
     def _person(self, prefix: str, n: int) -> dict:
         did = f"did:plc:{prefix}{n:0{24 - len(prefix)}d}"
         return {"did": did, "handle": f"{prefix}{n}.test", "displayName": f"{prefix.title()} {n}",
-                "avatar": f"{self.base_url}/cdn/avatar/{did}.jpg", "indexedAt": "2024-01-01T00:00:00.000Z",
+                "avatar": self._avatar_link(did), "indexedAt": "2024-01-01T00:00:00.000Z",
                 "createdAt": "2023-06-01T00:00:00.000Z"}
+
+    # ------------------------------------------------------------------ avatars (the AppView's CDN)
+    # Profile views name an avatar by a CDN link whose path changes with the picture (the
+    # real one holds the blob's CID). The links are written with a "{base}" placeholder
+    # and rendered in each answer, so they name the address the fake is served on even
+    # when it was bound after the world was built.
+    def _avatar_link(self, did: str) -> str:
+        return f"{{base}}/cdn/avatar/{did}/v{self.avatar_versions.get(did, 1)}.jpg"
+
+    def _views_of(self, did: str) -> Iterator[dict]:
+        """Every profile view of ``did`` the fake hands out (follower lists, follows, authors)."""
+        yield from (v for v in self.followers if v.get("did") == did)
+        yield from (v for v in self.follows_views.values() if v.get("did") == did)
+        for replies in self.replies.values():
+            yield from (r["author"] for r in replies if r["author"].get("did") == did)
+
+    def change_avatar(self, did: str) -> str:
+        """The person sets a new picture: a new CDN link (the old one still answers)."""
+        with self._lock:
+            self.avatar_versions[did] = self.avatar_versions.get(did, 1) + 1
+            link = self._avatar_link(did)
+            for view in self._views_of(did):
+                view["avatar"] = link
+            return link.replace("{base}", self.base_url)
+
+    def _avatar(self, path: str) -> httpx.Response:
+        """/cdn/avatar/<did>/v<n>.jpg: a known person's current or an earlier picture."""
+        did, _, name = path[len("/cdn/avatar/"):].partition("/")
+        version = name.removeprefix("v").removesuffix(".jpg")
+        known = did == self.did or next(self._views_of(did), None) is not None
+        if not known or not version.isdigit() or not 1 <= int(version) <= self.avatar_versions.get(did, 1):
+            return httpx.Response(404, text="Not Found", headers={"Content-Type": "text/plain"})
+        if self.avatar_fault is not None:
+            return httpx.Response(self.avatar_fault, text="Service Unavailable",
+                                  headers={"Content-Type": "text/plain"})
+        return httpx.Response(200, content=fake_png(f"{did}:v{version}"), headers={"Content-Type": "image/jpeg"})
 
     def add_blob(self, data: bytes, mime: str) -> dict:
         cid, _ = blob_cid(data)
@@ -232,7 +272,10 @@ class FakeBluesky:
 
     # ------------------------------------------------------------------ responses
     def _json(self, status: int, body: dict, headers: dict | None = None) -> httpx.Response:
-        return httpx.Response(status, json=body, headers=headers)
+        # Avatar links are stored with a "{base}" placeholder (see _avatar_link).
+        content = json.dumps(body).replace('"{base}/', '"' + self.base_url + "/")
+        return httpx.Response(status, content=content.encode(),
+                              headers={"Content-Type": "application/json", **(headers or {})})
 
     def _error(self, status: int, error: str, message: str, headers: dict | None = None) -> httpx.Response:
         return self._json(status, {"error": error, "message": message}, headers)
@@ -270,7 +313,9 @@ class FakeBluesky:
         if path == "/.well-known/did.json":
             return self._did_web()
         if path.startswith("/cdn/avatar/"):
-            return httpx.Response(200, content=fake_png(path), headers={"Content-Type": "image/png"})
+            if request.method != "GET":
+                return httpx.Response(405, text="Method Not Allowed")
+            return self._avatar(path)
         if not path.startswith("/xrpc/"):
             return self._error(404, "NotFound", f"no such path {path}")
         nsid = path[len("/xrpc/"):]
@@ -442,7 +487,7 @@ class FakeBluesky:
         profile = self.records.get("app.bsky.actor.profile/self", {})
         return {"did": self.did, "handle": self.user_handle, "displayName": profile.get("displayName"),
                 "description": profile.get("description"),
-                "avatar": f"{self.base_url}/cdn/avatar/{self.did}.jpg",
+                "avatar": self._avatar_link(self.did),
                 "followersCount": len(self.followers), "followsCount": len(self.follows_views),
                 "postsCount": len(self.post_uris()), "indexedAt": "2024-01-01T00:00:00.000Z",
                 "viewer": {"muted": False}}
@@ -528,6 +573,30 @@ def serve(fake: FakeBluesky, host: str = "127.0.0.1", port: int = 0):
                           500, json={"error": "InternalServerError", "message": f"fake crashed: {type(error).__name__}"}))
 
 
+def log_requests(fake, path: str) -> None:
+    """Have ``fake`` append "METHOD PATH STATUS" to the file ``path`` for every request it
+    answers (the path only: a query string could carry a code or a token)."""
+    # Open for the life of the process; line-buffered, so it is readable mid-run.
+    log_file = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
+    writing = threading.Lock()                                  # requests are served in threads
+    answer = fake.handle
+
+    def write(line: str) -> None:
+        with writing:
+            log_file.write(line + "\n")
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        try:
+            response = answer(request)
+        except httpx.TransportError:
+            write(f"{request.method} {request.url.path} refused")
+            raise
+        write(f"{request.method} {request.url.path} {response.status_code}")
+        return response
+
+    fake.handle = handle
+
+
 def main(argv: list[str] | None = None) -> None:
     """``archiver simulate bluesky --port N``: serve until SIGTERM/SIGINT. Point an account's
     plc_url, pds_url, appview_url and base_url at the printed address; the app password is
@@ -544,6 +613,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--access-ttl", type=int, default=7200)
     parser.add_argument("--handle", default=FakeBlueskyConfig.handle)
     parser.add_argument("--app-password", default=FakeBlueskyConfig.app_password)
+    parser.add_argument("--request-log", metavar="PATH", default=None,
+                        help="append one line per request answered (METHOD PATH STATUS, no query string) "
+                             "to this file, for tests that count a client's requests")
     args = parser.parse_args(argv)
     if args.host not in ("127.0.0.1", "::1", "localhost"):
         parser.error("the fake serves on loopback only")
@@ -551,6 +623,8 @@ def main(argv: list[str] | None = None) -> None:
                                latency_ms=args.latency_ms, fail_rate=args.fail_rate, rate_limit=args.rate_limit,
                                access_ttl=args.access_ttl, handle=args.handle, app_password=args.app_password)
     fake = FakeBluesky(config, base_url=f"http://{args.host}:{args.port or 0}")
+    if args.request_log:
+        log_requests(fake, args.request_log)
     server, _thread = serve(fake, args.host, args.port)
     from archiver.fakeserver import serve_until_signalled
 

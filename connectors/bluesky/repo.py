@@ -645,8 +645,7 @@ def follow_from_record(rkey: str, value: dict) -> Membership | None:
 def profile_from_record(did: str, handle: str | None, value: dict | None, *,
                         blob_url: BlobUrl | None = None) -> Profile:
     """app.bsky.actor.profile/self -> Profile. Counts are not in the repository (None).
-
-    The banner has no place on Profile yet: it stays in raw (see the report)."""
+    The avatar and the banner are blobs: downloaded with getBlob, checked against their CID."""
     value = value or {}
     known_handle = handle if handle and not handle.startswith("did:") else None
     display_name, description = value.get("displayName"), value.get("description")
@@ -657,6 +656,7 @@ def profile_from_record(did: str, handle: str | None, value: dict | None, *,
         bio=description if isinstance(description, str) else None,
         url=profile_url(known_handle or did),
         avatar=blob_media(value.get("avatar"), role="avatar", position=0, blob_url=blob_url),
+        banner=blob_media(value.get("banner"), role="banner", position=0, blob_url=blob_url),
         raw={"did": did, "handle": known_handle, "value": value},
     )
 

@@ -162,6 +162,25 @@ def media_role(kind: str | None) -> str:
     return "file"
 
 
+def picture_link(*candidates: Any) -> str | None:
+    """The first usable link among an account's picture fields, or None. An account without
+    a picture of its own gets the instance's default ("…/avatars/original/missing.png",
+    "…/headers/original/missing.png"): that is not the person's, so it is not kept."""
+    for url in candidates:
+        if isinstance(url, str) and url.startswith(("https://", "http://")):
+            name = urlsplit(url).path.rsplit("/", 1)[-1]
+            return None if name.startswith("missing.") else url
+    return None
+
+
+def person_avatar(account: dict[str, Any]) -> MediaRef | None:
+    """A commenter's picture to keep: ``avatar_static`` (a still image even when the
+    avatar is an animated GIF), else ``avatar``. The instance serves remote people's
+    pictures from its own cache, so the link is on the instance."""
+    url = picture_link(account.get("avatar_static"), account.get("avatar"))
+    return MediaRef(url, "avatar") if url else None
+
+
 def person_from_account(account: dict[str, Any], local_domain: str) -> Person | None:
     key = person_key(account.get("acct") or account.get("username"), local_domain)
     if key is None:
@@ -171,7 +190,9 @@ def person_from_account(account: dict[str, Any], local_domain: str) -> Person | 
 
 
 def profile_from_account(account: dict[str, Any]) -> Profile:
-    avatar = account.get("avatar")
+    # The originals (``avatar``, ``header``; the *_static ones are stills of animated GIFs).
+    avatar = picture_link(account.get("avatar"), account.get("avatar_static"))
+    banner = picture_link(account.get("header"), account.get("header_static"))
     raw = dict(account)
     return Profile(
         native_id=str(account["id"]) if account.get("id") is not None else None,
@@ -179,8 +200,9 @@ def profile_from_account(account: dict[str, Any]) -> Profile:
         display_name=account.get("display_name") or None,
         bio=html_to_text(account.get("note")),
         url=account.get("url"),
-        # The default avatar ("missing.png") is the instance's picture, not the owner's.
-        avatar=MediaRef(avatar, "avatar") if avatar and "/missing." not in avatar else None,
+        # The default pictures ("missing.png") are the instance's, not the owner's.
+        avatar=MediaRef(avatar, "avatar") if avatar else None,
+        banner=MediaRef(banner, "banner") if banner else None,
         followers=account.get("followers_count"),
         following=account.get("following_count"),
         posts=account.get("statuses_count"),
@@ -264,12 +286,16 @@ def comments_from_context(root_id: str, context: dict[str, Any], owner_id: str,
             parent = (by_id.get(parent) or {}).get("in_reply_to_id")
         if post_id is None:
             post_id = root_id   # a reply whose chain leaves the thread we saw: under the root
+        author = person_from_account(status.get("account") or {}, local_domain)
+        if author is not None:
+            # Kept as a file for commenters only (not for a follower list's members).
+            author.avatar = person_avatar(status.get("account") or {})
         comments.append(Comment(
             native_id=status_id,
             text=html_to_text(status.get("content")) or "",
             created_at=iso_utc(status.get("created_at")),
             post_native_id=post_id,
-            author=person_from_account(status.get("account") or {}, local_domain),
+            author=author,
             # The comment it answers; a reply straight to one of the owner's statuses answers
             # the post itself and has none (comments.parent_id names comments only).
             parent_native_id=(str(status["in_reply_to_id"]) if status.get("in_reply_to_id")

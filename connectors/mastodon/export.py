@@ -348,15 +348,10 @@ def profile_from_actor(actor: dict, media_index: _MediaIndex) -> Profile:
     username = _text_or_none(actor.get("preferredUsername"))
     if username is None:
         raise ValueError("no preferredUsername")
-    avatar = None
-    icon = actor.get("icon")
-    if isinstance(icon, list):
-        icon = next((i for i in icon if isinstance(i, dict)), None)
-    if isinstance(icon, dict):
-        url = _attachment_url(icon)
-        if url:
-            mime = _mime_of(icon)
-            avatar = media_index.ref(url, "avatar", 0, mime=mime, description=None, meta=None)
+    # The avatar is the actor's ``icon``, the header (banner) its ``image``: each a file in
+    # the archive ("avatar.png", "header.jpg"), written only when the owner set one.
+    avatar = _picture_of(actor.get("icon"), "avatar", media_index)
+    banner = _picture_of(actor.get("image"), "banner", media_index)
     # The bio's HTML and the public key are kept as they are in raw; the key is public.
     return Profile(
         native_id=None,   # the archive never names the account's numeric id; the API does
@@ -365,8 +360,23 @@ def profile_from_actor(actor: dict, media_index: _MediaIndex) -> Profile:
         bio=html_to_text(actor["summary"]) if isinstance(actor.get("summary"), str) else None,
         url=actor.get("url") if isinstance(actor.get("url"), str) else actor.get("id"),
         avatar=avatar,
+        banner=banner,
         raw={"actor": actor},
     )
+
+
+def _picture_of(image: Any, role: str, media_index: _MediaIndex) -> MediaRef | None:
+    """An actor's ``icon`` / ``image`` (an Image object, or a list of them) -> a MediaRef
+    opening the file in the archive. The instance's default picture ("missing.png") is
+    not the owner's and is skipped."""
+    if isinstance(image, list):
+        image = next((i for i in image if isinstance(i, dict)), None)
+    if not isinstance(image, dict):
+        return None
+    url = _attachment_url(image)
+    if not url or PurePosixPath(urlsplit(url).path).name.startswith("missing."):
+        return None
+    return media_index.ref(url, role, 0, mime=_mime_of(image), description=None, meta=None)
 
 
 # --------------------------------------------------------------------------- streaming the outbox

@@ -96,6 +96,7 @@ class FakeMastodonConfig:
     code_ttl: int = 600
     deny: bool = False                # the person clicks "Deny" on the authorize page
     username: str = "alice"
+    owner_header: bool = True         # the owner set a header picture (else the default one)
 
 
 def _iso(epoch: float) -> str:
@@ -133,6 +134,9 @@ class FakeMastodon:
         self._follow_seq = 7_480_000
         self._people = 0
         self.owner_id = "1091"
+        # An HTTP status every avatar / header file answers with (a picture host that is
+        # down), or None to serve them.
+        self.picture_fault: int | None = None
         self._build_world()
 
     # ------------------------------------------------------------------ clock
@@ -163,6 +167,9 @@ class FakeMastodon:
             "domain": f"other{n % 7}.example" if remote else None,
             "display_name": name.title(), "note": f"<p>I like {self._rng.choice(WORDS)}s.</p>",
             "created_at": T0 - 86400 * 400,
+            # Picture versions (0 = the instance's default "missing.png"): every fourth
+            # person never set an avatar.
+            "avatar": 0 if n % 4 == 0 else 1, "header": 0,
         }
         return account_id
 
@@ -172,7 +179,7 @@ class FakeMastodon:
             "id": self.owner_id, "username": self.config.username, "domain": None,
             "display_name": self.config.username.title(),
             "note": "<p>Gardener &amp; <a href=\"https://example.org\">maker</a>.</p>",
-            "created_at": T0 - 86400 * 800, "avatar": True,
+            "created_at": T0 - 86400 * 800, "avatar": 1, "header": 1 if self.config.owner_header else 0,
         }
         for _ in range(self.config.followers):
             self._add_follow(self.followers, self._new_person(remote=rng.random() < 0.8))
@@ -285,10 +292,11 @@ class FakeMastodon:
         with self._lock:
             self.statuses[status_id]["deleted"] = True
 
-    def add_reply(self, to_status_id: str, content: str | None = None, *, at: float | None = None) -> dict:
-        """Someone else replies to ``to_status_id``."""
+    def add_reply(self, to_status_id: str, content: str | None = None, *, at: float | None = None,
+                  author: str | None = None) -> dict:
+        """Someone else (a new person, or the account ``author``) replies to ``to_status_id``."""
         with self._lock:
-            return self._new_status(self._new_person(), at or self.now(),
+            return self._new_status(author or self._new_person(), at or self.now(),
                                 content or f"<p>Nice {self._rng.choice(WORDS)}!</p>", in_reply_to_id=to_status_id)
 
     def set_counts(self, status_id: str, *, favourites: int | None = None, reblogs: int | None = None) -> None:
@@ -296,6 +304,40 @@ class FakeMastodon:
             status = self.statuses[status_id]
             status["favourites"] = status["favourites"] if favourites is None else favourites
             status["reblogs"] = status["reblogs"] if reblogs is None else reblogs
+
+    def picture_path(self, account_id: str, kind: str = "avatar", version: int | None = None) -> str | None:
+        """Where the instance serves an account's avatar or header ("avatars" / "headers"
+        under /system/accounts/ for local accounts, under /system/cache/accounts/ for remote
+        ones, as Mastodon caches them), or None for the default picture. Each version of
+        the picture has its own file name, so a changed picture has a new link."""
+        a = self.accounts[account_id]
+        version = a.get(kind, 0) if version is None else version
+        if not version:
+            return None
+        digits = f"{int(account_id):09d}"
+        folder = "/".join(digits[i:i + 3] for i in range(0, 9, 3))
+        name = hashlib.sha256(f"{self.config.seed}:{account_id}:{kind}:{version}".encode()).hexdigest()[:16]
+        cache = "cache/" if a["domain"] else ""
+        return f"/system/{cache}accounts/{kind}s/{folder}/original/{name}.png"
+
+    def change_picture(self, account_id: str, kind: str = "avatar") -> str:
+        """The person uploads a new avatar (or header); returns its new path."""
+        with self._lock:
+            self.accounts[account_id][kind] = self.accounts[account_id].get(kind, 0) + 1
+            return self.picture_path(account_id, kind)
+
+    def _picture_known(self, path: str) -> bool:
+        """A current or earlier picture of a known account (unknown names answer 404)."""
+        match = re.fullmatch(r"/system/(?:cache/)?accounts/(avatars|headers)/(\d{3})/(\d{3})/(\d{3})/original/"
+                             r"[0-9a-f]{16}\.png", path)
+        if match is None:
+            return False
+        account_id = str(int("".join(match.groups()[1:])))
+        kind = match.group(1)[:-1]
+        if account_id not in self.accounts:
+            return False
+        return any(self.picture_path(account_id, kind, v) == path
+                   for v in range(1, self.accounts[account_id].get(kind, 0) + 1))
 
     def gain_followers(self, n: int) -> list[str]:
         with self._lock:
@@ -335,16 +377,16 @@ class FakeMastodon:
         base = f"https://{a['domain']}" if a["domain"] else self.base_url
         own = account_id == self.owner_id
         statuses = [s for s in self.statuses.values() if s["account_id"] == account_id and not s["deleted"]]
-        avatar = f"{self.base_url}/system/accounts/avatars/000/001/091/original/{account_id}.png" \
-            if a.get("avatar") else f"{self.base_url}/avatars/original/missing.png"
+        avatar_path, header_path = self.picture_path(account_id, "avatar"), self.picture_path(account_id, "header")
+        avatar = self.base_url + avatar_path if avatar_path else f"{self.base_url}/avatars/original/missing.png"
+        header = self.base_url + header_path if header_path else f"{self.base_url}/headers/original/missing.png"
         body = {
             "id": account_id, "username": a["username"],
             "acct": a["username"] if not a["domain"] else f"{a['username']}@{domain}",
             "display_name": a["display_name"], "locked": False, "bot": False, "discoverable": True,
             "group": False, "created_at": _iso(a["created_at"]), "note": a["note"],
             "url": f"{base}/@{a['username']}", "uri": f"{base}/users/{a['username']}",
-            "avatar": avatar, "avatar_static": avatar, "header": f"{self.base_url}/headers/original/missing.png",
-            "header_static": f"{self.base_url}/headers/original/missing.png",
+            "avatar": avatar, "avatar_static": avatar, "header": header, "header_static": header,
             "followers_count": len(self.followers) if own else 3, "following_count": len(self.following) if own else 5,
             "statuses_count": len(statuses), "last_status_at": None, "emojis": [], "fields": [],
         }
@@ -683,10 +725,12 @@ class FakeMastodon:
     def _file(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
         name = path.rsplit("/", 1)[-1]
-        known = any(m["path"] == path for s in self.statuses.values() for m in s["media"]) \
-            or path.startswith("/system/accounts/avatars/")
+        picture = self._picture_known(path)
+        known = picture or any(m["path"] == path for s in self.statuses.values() for m in s["media"])
         if not known:
             return self._html(404, "Not Found")
+        if picture and self.picture_fault is not None:
+            return self._html(self.picture_fault, "Service Unavailable")
         if name.endswith(".png"):
             body, content_type = fake_png(path), "image/png"
         else:
@@ -874,6 +918,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--token-file", default=None,
                         help="mint a user token and write it to this file (mode 0600), to try "
                              "`archiver auth mastodon --token-stdin`")
+    parser.add_argument("--request-log", metavar="PATH", default=None,
+                        help="append one line per request answered (METHOD PATH STATUS, no query string) "
+                             "to this file, for tests that count a client's requests")
     args = parser.parse_args(argv)
     config = FakeMastodonConfig(
         statuses=args.statuses, followers=args.followers, following=args.following, seed=args.seed,
@@ -881,6 +928,10 @@ def main(argv: list[str] | None = None) -> None:
         paged_limit=args.paged_limit, retry_after=args.retry_after, version=args.server_version,
         hide_collections=args.hide_collections)
     fake = FakeMastodon(config)
+    if args.request_log:
+        from archiver_connectors.bluesky.fake import log_requests
+
+        log_requests(fake, args.request_log)
     server, _thread = serve(fake, args.host, args.port)
     if args.token_file:
         import os

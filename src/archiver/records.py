@@ -40,7 +40,7 @@ def now_utc() -> str:
 class MediaRef:
     """A file that belongs to a post or profile, to be downloaded in the same run.
 
-    ``role`` says what it is to its owner: "cover", "video", "image", "avatar".
+    ``role`` says what it is to its owner: "cover", "video", "image", "avatar", "banner".
     ``url`` may be a signed, expiring link: it is downloaded at once and never stored
     with its query string.
     """
@@ -72,6 +72,8 @@ class Profile:
     bio: str | None = None
     url: str | None = None
     avatar: MediaRef | None = None
+    # The wide picture at the top of the profile (Bluesky's banner, Mastodon's header).
+    banner: MediaRef | None = None
     followers: int | None = None
     following: int | None = None
     likes: int | None = None
@@ -145,6 +147,12 @@ class Person:
     display_name: str | None = None
     url: str | None = None
     avatar_url: str | None = None
+    # Their picture as a file to keep, when the platform gives a link archiver may fetch
+    # (connectors set it for the authors of comments and replies). The runner downloads it
+    # for Person records and comment authors only when the archive holds no picture of
+    # them yet or the link (without its query) changed; never for the members of a
+    # follower Snapshot (a million people). ``avatar_url`` stays the platform's link.
+    avatar: MediaRef | None = None
     # What the person says about themselves (where the platform gives it): the profile's
     # bio text and the links in the profile. Used to find the same person elsewhere.
     bio: str | None = None

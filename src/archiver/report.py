@@ -189,9 +189,20 @@ def top_posts(db, limit: int = TOP_POSTS) -> list[dict]:
 
 
 def top_people(db, now: str | None = None, limit: int = TOP_PEOPLE) -> list[dict]:
-    from archiver.audience import top_fans
+    from archiver.audience import parse_identity, top_fans
 
-    return top_fans(db, limit=limit, now=now)
+    people = top_fans(db, limit=limit, now=now)
+    # The picture the archive stored for one of the person's identities
+    # (people.avatar_sha256), in the order top_fans lists them.
+    for person in people:
+        for identity in person["platforms"]:
+            platform, person_id = parse_identity(identity)
+            row = db.execute("SELECT avatar_sha256 FROM people WHERE platform=? AND person_id=? "
+                             "AND avatar_sha256 IS NOT NULL", [platform, person_id]).fetchone()
+            if row:
+                person["avatar_sha256"] = row[0]
+                break
+    return people
 
 
 def accounts(db) -> list[dict]:

@@ -318,3 +318,16 @@ def m004_audience(db: Database) -> None:
     # profile's bio and the links in it (JSON list of URLs).
     db.execute("ALTER TABLE people ADD COLUMN bio TEXT")
     db.execute("ALTER TABLE people ADD COLUMN links TEXT")
+
+
+@migrations(name="m005_people_avatars_banners")
+def m005_people_avatars_banners(db: Database) -> None:
+    # The profile's banner (Bluesky's banner, Mastodon's header), kept like the avatar: the
+    # current one on the account, the one it replaced in profile_versions.
+    db.execute("ALTER TABLE accounts ADD COLUMN banner_sha256 TEXT")
+    db.execute("ALTER TABLE profile_versions ADD COLUMN banner_sha256 TEXT")
+    # Other people's pictures (commenters), stored in media/ so the archive shows them
+    # offline. avatar_source is the link it was downloaded from, without its query string
+    # (signed parts are never stored): the same link again is not downloaded again.
+    db.execute("ALTER TABLE people ADD COLUMN avatar_sha256 TEXT")
+    db.execute("ALTER TABLE people ADD COLUMN avatar_source TEXT")

@@ -27,7 +27,7 @@ PROVISIONAL = "provisional:"
 _POST_CONTENT = ("title", "text", "visibility")
 _POST_FIELDS = ("kind", "created_at", "url", "duration", "width", "height")
 _COUNTS = ("like_count", "comment_count", "share_count", "view_count")
-_PROFILE_FIELDS = ("username", "display_name", "bio", "url", "avatar_sha256")
+_PROFILE_FIELDS = ("username", "display_name", "bio", "url", "avatar_sha256", "banner_sha256")
 _ACCOUNT_COUNTS = ("followers", "following", "likes", "posts")
 
 
@@ -156,23 +156,30 @@ class ArchiveWriter:
 
     # -- profile ------------------------------------------------------------------------
 
-    def write_profile(self, profile: Profile, avatar: StoredFile | None = None) -> None:
+    def write_profile(self, profile: Profile, avatar: StoredFile | None = None,
+                      banner: StoredFile | None = None) -> None:
+        """The account's current profile. ``avatar`` and ``banner`` are the stored files of
+        ``profile.avatar`` / ``profile.banner`` (None when absent or not downloaded: the
+        archive then keeps the picture it had). A replaced value, pictures included, moves
+        to profile_versions."""
         existing = self._one("SELECT * FROM accounts WHERE account_id=?", [self.account_id])
-        if avatar is not None:
-            self.record_media(avatar)
+        for picture in (avatar, banner):
+            if picture is not None:
+                self.record_media(picture)
         incoming = {
             "username": profile.username,
             "display_name": profile.display_name,
             "bio": profile.bio,
             "url": profile.url,
             "avatar_sha256": avatar.sha256 if avatar else None,
+            "banner_sha256": banner.sha256 if banner else None,
         }
         merged = self._merge(existing, incoming, _PROFILE_FIELDS)
         sources, raw = self._merged_provenance(existing, profile.raw)
         if existing and any(existing[k] is not None and existing[k] != merged[k] for k in _PROFILE_FIELDS):
             self.db.execute(
-                "INSERT OR IGNORE INTO profile_versions (account_id, replaced_at, username, display_name, bio, url, avatar_sha256) "
-                "VALUES (?,?,?,?,?,?,?)",
+                "INSERT OR IGNORE INTO profile_versions (account_id, replaced_at, username, display_name, bio, url, "
+                "avatar_sha256, banner_sha256) VALUES (?,?,?,?,?,?,?,?)",
                 [self.account_id, self.now, *(existing[k] for k in _PROFILE_FIELDS)],
             )
             self._count("profile_changed")
@@ -185,11 +192,12 @@ class ArchiveWriter:
         counts = self._merge(existing, counts, _ACCOUNT_COUNTS)
         self.db.execute(
             "INSERT INTO accounts (account_id, platform, name, native_id, username, display_name, bio, url, avatar_sha256, "
-            "followers, following, likes, posts, sources, first_seen_at, last_seen_at, raw) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(account_id) DO UPDATE SET "
+            "banner_sha256, followers, following, likes, posts, sources, first_seen_at, last_seen_at, raw) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(account_id) DO UPDATE SET "
             "native_id=coalesce(excluded.native_id, native_id), username=excluded.username, "
             "display_name=excluded.display_name, bio=excluded.bio, url=excluded.url, "
-            "avatar_sha256=excluded.avatar_sha256, followers=excluded.followers, following=excluded.following, "
+            "avatar_sha256=excluded.avatar_sha256, banner_sha256=excluded.banner_sha256, "
+            "followers=excluded.followers, following=excluded.following, "
             "likes=excluded.likes, posts=excluded.posts, sources=excluded.sources, "
             "last_seen_at=excluded.last_seen_at, raw=excluded.raw",
             [
@@ -354,22 +362,35 @@ class ArchiveWriter:
 
     # -- people and comments --------------------------------------------------------------
 
-    def write_person(self, person: Person) -> str:
+    def write_person(self, person: Person, avatar: StoredFile | None = None, avatar_source: str | None = None) -> str:
+        """Upsert one identity. ``avatar`` is the stored file of ``person.avatar`` (None when
+        there is none or it was not downloaded: the picture the archive holds stays) and
+        ``avatar_source`` the link it came from, without its query string."""
         existing = self._one(
             "SELECT * FROM people WHERE platform=? AND person_id=?", [self.platform, person.native_id]
         )
         incoming = vars(person) | {"links": _json(person.links) if person.links else None}
         merged = self._merge(existing, incoming, ("handle", "display_name", "url", "avatar_url", "bio", "links"))
         sources, raw = self._merged_provenance(existing, person.raw)
+        # The picture and its link move together: the API's picture replaces the one held,
+        # an export's only fills a blank (like every other field).
+        held = (existing or {}).get("avatar_sha256"), (existing or {}).get("avatar_source")
+        picture = held
+        if avatar is not None and avatar.sha256 is not None and (self.authoritative or held[0] is None):
+            self.record_media(avatar)
+            picture = avatar.sha256, avatar_source
+            if picture != held:
+                self._count("avatars_saved")
         self.db.execute(
-            "INSERT INTO people (platform, person_id, handle, display_name, url, avatar_url, bio, links, sources, "
-            "first_seen_at, last_seen_at, raw) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(platform, person_id) DO UPDATE SET handle=excluded.handle, "
+            "INSERT INTO people (platform, person_id, handle, display_name, url, avatar_url, bio, links, "
+            "avatar_sha256, avatar_source, sources, first_seen_at, last_seen_at, raw) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(platform, person_id) DO UPDATE SET handle=excluded.handle, "
             "display_name=excluded.display_name, url=excluded.url, avatar_url=excluded.avatar_url, "
-            "bio=excluded.bio, links=excluded.links, "
+            "bio=excluded.bio, links=excluded.links, avatar_sha256=excluded.avatar_sha256, "
+            "avatar_source=excluded.avatar_source, "
             "sources=excluded.sources, last_seen_at=excluded.last_seen_at, raw=excluded.raw",
             [self.platform, person.native_id, merged["handle"], merged["display_name"], merged["url"],
-             merged["avatar_url"], merged["bio"], merged["links"], sources, self.now, self.now, raw],
+             merged["avatar_url"], merged["bio"], merged["links"], *picture, sources, self.now, self.now, raw],
         )
         return person.native_id
 
