@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 from urllib.parse import urlencode, urlsplit
@@ -466,6 +467,10 @@ def person_from_view(view: dict) -> Person:
         display_name=view.get("displayName") or None,
         url=profile_url(handle if handle and handle != "handle.invalid" else view["did"]),
         avatar_url=view.get("avatar"),
+        # The bio (profile views that carry it) and the web links in it: how `archiver
+        # audience links` finds the same person on other platforms.
+        bio=view.get("description") or None,
+        links=re.findall(r"https?://[^\s)\]>\"']+", view.get("description") or ""),
         raw={k: v for k, v in view.items() if k not in ("viewer",)},
     )
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import collections
 import html
 import logging
+import re
 import threading
 import time
 from html.parser import HTMLParser
@@ -185,8 +186,13 @@ def person_from_account(account: dict[str, Any], local_domain: str) -> Person | 
     key = person_key(account.get("acct") or account.get("username"), local_domain)
     if key is None:
         return None
+    # Their bio and the links in their profile fields ("Website", "Instagram" …): how
+    # `archiver audience links` finds the same person on other platforms.
+    links = [href for field in account.get("fields") or [] if isinstance(field, dict)
+             for href in re.findall(r'href="([^"]+)"', field.get("value") or "")]
     return Person(native_id=key, handle=key, display_name=account.get("display_name") or None,
-                  url=account.get("url"), avatar_url=account.get("avatar"), raw=dict(account))
+                  url=account.get("url"), avatar_url=account.get("avatar"),
+                  bio=html_to_text(account.get("note")), links=links, raw=dict(account))
 
 
 def profile_from_account(account: dict[str, Any]) -> Profile:

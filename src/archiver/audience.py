@@ -204,6 +204,14 @@ def normalize_url(url: str | None) -> str | None:
     return value or None
 
 
+def _handle_key_sql(column: str) -> str:
+    """SQL for the comparable form of a handle: lower case, without a leading "@", and for
+    fediverse handles ("alice@mastodon.social") the name before the server."""
+    bare = f"ltrim({column}, '@')"
+    return (f"lower(CASE WHEN instr({bare}, '@') > 1 THEN substr({bare}, 1, instr({bare}, '@') - 1) "
+            f"ELSE {bare} END)")
+
+
 def suggest_links(db, *, now: str | None = None) -> int:
     """Recompute the suggested links; returns how many are open (status "suggested").
 
@@ -233,9 +241,10 @@ def suggest_links(db, *, now: str | None = None) -> int:
         if run:
             yield run
 
-    # 1. Same handle (case-insensitive, without a leading @) on different platforms.
+    # 1. Same handle (case-insensitive, without a leading @, a fediverse handle by its name
+    # before the server) on different platforms.
     for run in grouped(
-        "SELECT lower(ltrim(handle, '@')) AS h, platform, person_id FROM people "
+        f"SELECT {_handle_key_sql('handle')} AS h, platform, person_id FROM people "
         "WHERE handle IS NOT NULL AND handle != '' ORDER BY h"
     ):
         if len(run) < 2 or len(run) > MAX_SAME_HANDLE_GROUP:
@@ -286,8 +295,8 @@ def suggest_links(db, *, now: str | None = None) -> int:
         db.execute("CREATE TEMP TABLE audience_pointed_handles (h TEXT PRIMARY KEY) WITHOUT ROWID")
         db.conn.executemany("INSERT INTO temp.audience_pointed_handles VALUES (?)", [(h,) for h in pointers_by_handle])
         rows = db.execute(
-            "SELECT lower(ltrim(p.handle, '@')), p.platform, p.person_id, p.url FROM people p "
-            "WHERE p.handle IS NOT NULL AND lower(ltrim(p.handle, '@')) IN (SELECT h FROM temp.audience_pointed_handles)"
+            f"SELECT {_handle_key_sql('p.handle')}, p.platform, p.person_id, p.url FROM people p "
+            f"WHERE p.handle IS NOT NULL AND {_handle_key_sql('p.handle')} IN (SELECT h FROM temp.audience_pointed_handles)"
         ).fetchall()
         db.execute("DROP TABLE temp.audience_pointed_handles")
         for handle, platform, person_id, url in rows:
