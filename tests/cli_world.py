@@ -1,8 +1,10 @@
 """End-to-end helpers: the REAL `archiver` command run as subprocesses, against
-`archiver simulate tiktok|instagram|youtube` served in another process over real loopback HTTP.
+`archiver simulate tiktok|instagram|youtube|bluesky|mastodon` served in another process over
+real loopback HTTP.
 
 Used by test_e2e_crash.py, test_secret_leak.py, test_cli.py and test_platforms_e2e.py
-(every helper takes ``platform=``, TikTok by default):
+(every helper takes ``platform=``, TikTok by default; Instagram, YouTube, Bluesky and
+Mastodon work the same way):
 
     sim = start_simulator(tmp_path, videos=60, followers=200)   # a fake TikTok process
     write_account_config(archive_dir, sim.base_url)              # [accounts.main] -> sim
@@ -47,7 +49,13 @@ AUTHORIZE_URLS = {
     "tiktok": AUTHORIZE_URL,
     "instagram": re.compile(r"http://127\.0\.0\.1:\d+/oauth/authorize\?\S+"),
     "youtube": re.compile(r"http://127\.0\.0\.1:\d+/o/oauth2/v2/auth\?\S+"),
+    "mastodon": re.compile(r"http://127\.0\.0\.1:\d+/oauth/authorize\?\S+"),
 }
+# The open platforms need no app of ours: Mastodon registers one on the instance during
+# `archiver auth` (its client id and secret go to the SecretStore), Bluesky logs in with
+# the user's handle and an app password (connectors/bluesky/fake.py FakeBlueskyConfig).
+BLUESKY_HANDLE = "alice.test"
+BLUESKY_APP_PASSWORD = "abcd-efgh-ijkl-mnop"
 
 
 def archiver_command() -> list[str]:
@@ -68,18 +76,19 @@ def cli_env(state_dir: Path, *, client_key: str | None = None, client_secret: st
 
     The app credentials are those of ``platform``'s account "main" (TikTok calls the id a
     client key, Meta and Google a client id); ``client_key`` defaults to what its fake
-    accepts."""
+    accepts. Bluesky and Mastodon get none (see BLUESKY_APP_PASSWORD)."""
     prefix = f"ARCHIVER_SECRET_{platform.upper()}_MAIN_"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVER_")}
     env.update({
         "ARCHIVER_SECRETS": "env",
         "ARCHIVER_STATE_DIR": str(state_dir),
-        prefix + CLIENT_ID_KEYS[platform].upper(): client_key or FAKE_CLIENT_IDS[platform],
-        prefix + "CLIENT_SECRET": client_secret,
         "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
         "PYTHONUNBUFFERED": "1",
         "NO_COLOR": "1",
     })
+    if platform in CLIENT_ID_KEYS:
+        env[prefix + CLIENT_ID_KEYS[platform].upper()] = client_key or FAKE_CLIENT_IDS[platform]
+        env[prefix + "CLIENT_SECRET"] = client_secret
     env.update(extra)
     return env
 
@@ -102,14 +111,15 @@ class CliResult:
 
 
 def run_cli(args: list[str], env: dict[str, str] | None = None, *, timeout: float = 60,
-            cwd: Path | None = None) -> CliResult:
-    """Run `archiver ARGS` to its end and capture everything it printed."""
+            cwd: Path | None = None, stdin: str | None = None) -> CliResult:
+    """Run `archiver ARGS` to its end and capture everything it printed (``stdin``: what
+    is piped to it, e.g. for --token-stdin)."""
     started = time.monotonic()
     if env is None:  # no secrets needed: still no keyring and no inherited ARCHIVER_* settings
         env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVER_")}
         env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
     done = subprocess.run([*archiver_command(), *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd)
+                          timeout=timeout, cwd=cwd, input=stdin)
     return CliResult(list(args), done.returncode, done.stdout, done.stderr, time.monotonic() - started)
 
 
@@ -171,10 +181,23 @@ def _read_line_with_timeout(process: subprocess.Popen, timeout: float) -> str | 
 # --------------------------------------------------------------------------- an account
 
 
+def simulated_account_options(platform: str, base_url: str) -> str:
+    """The TOML lines an account needs, beyond base_url, to be served wholly by `archiver
+    simulate PLATFORM` at ``base_url``. Bluesky's account talks to three services (the
+    PLC directory for its DID, its PDS, the AppView): the one simulator plays all three."""
+    if platform == "bluesky":
+        return (f'handle = "{BLUESKY_HANDLE}"\nplc_url = "{base_url}"\npds_url = "{base_url}"\n'
+                f'appview_url = "{base_url}"\n')
+    return ""
+
+
 def write_account_config(archive_dir: Path, base_url: str, *, account: str = "main",
-                         platform: str = "tiktok", options: str = "") -> Path:
+                         platform: str = "tiktok", options: str | None = None) -> Path:
     """config.toml with one ``platform`` account served by `archiver simulate`;
-    ``options`` are extra TOML lines for the account's table."""
+    ``options`` are extra TOML lines for the account's table (by default what the platform
+    needs to be served wholly by the simulator, see simulated_account_options)."""
+    if options is None:
+        options = simulated_account_options(platform, base_url)
     archive_dir.mkdir(parents=True, exist_ok=True)
     path = archive_dir / "config.toml"
     path.write_text(
@@ -184,15 +207,36 @@ def write_account_config(archive_dir: Path, base_url: str, *, account: str = "ma
     return path
 
 
-def authorize(archive_dir: Path, env: dict[str, str], *, timeout: float = 30, platform: str = "tiktok") -> CliResult:
-    """`archiver auth PLATFORM --no-browser`, with this test playing the browser.
+def configured_base_url(archive_dir: Path, account: str = "main") -> str:
+    """base_url of [accounts.ACCOUNT] in the archive's config.toml."""
+    import tomllib
 
-    The command prints the authorize URL and waits on its loopback callback. We GET the
-    URL from the fake (which approves at once and answers 302 to the callback), then GET
-    the callback; the command exchanges the code and stores the tokens.
+    with open(archive_dir / "config.toml", "rb") as config:
+        return tomllib.load(config)["accounts"][account]["base_url"]
+
+
+def authorize(archive_dir: Path, env: dict[str, str], *, timeout: float = 30, platform: str = "tiktok",
+              app_password: str = BLUESKY_APP_PASSWORD) -> CliResult:
+    """`archiver auth PLATFORM` the way a user of that platform runs it.
+
+    OAuth platforms (TikTok, Instagram, YouTube, Mastodon): `--no-browser`, with this test
+    playing the browser. The command prints the authorize URL and waits on its loopback
+    callback. We GET the URL from the fake (which approves at once and answers 302 to the
+    callback), then GET the callback; the command exchanges the code and stores the
+    tokens. Mastodon is named its instance (`--instance`, the account's base_url) and
+    registers its app there first.
+
+    Bluesky: `--handle H --token-stdin` with the app password piped in.
     """
+    if platform == "bluesky":
+        result = run_cli(["auth", "bluesky", "--handle", BLUESKY_HANDLE, "--token-stdin",
+                          "--archive", str(archive_dir)], env, timeout=timeout, stdin=app_password)
+        assert result.returncode == 0, result.describe()
+        return result
     started = time.monotonic()
     args = ["auth", platform, "--no-browser", "--archive", str(archive_dir)]
+    if platform == "mastodon":
+        args += ["--instance", configured_base_url(archive_dir)]
     process = subprocess.Popen([*archiver_command(), *args],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     printed: list[str] = []

@@ -337,6 +337,11 @@ class Runner:
                     stored[id(ref)] = by_url[ref.url]
                     continue
                 key = f"{self.account.account_id}:{owner}:{ref.role}:{ref.position}"
+                if isinstance(record, Post) and record.native_id and ref.opener is None:
+                    held = self._held_file(record.native_id, ref)
+                    if held is not None:  # this very link's file is in the archive already
+                        stored[id(ref)] = by_url[ref.url] = held
+                        continue
                 try:
                     file = self._fetch(ref, key, ctx)
                 except Cancelled:
@@ -348,6 +353,22 @@ class Runner:
                 stored[id(ref)] = by_url[ref.url] = file
         self._download_avatars(page, ctx, stored)
         return stored
+
+    def _held_file(self, post_id: str, ref: MediaRef) -> StoredFile | None:
+        """The file the post's slot already holds when it came from the same link (compared
+        without the query string) and is still on disk: a post seen again (incremental runs
+        re-read the newest page for fresh counts) must not download its files again."""
+        from archiver.net import scrubber
+
+        row = self.archive.db.execute(
+            "SELECT pm.sha256, m.path, m.mime, m.size FROM post_media pm JOIN media m ON m.sha256 = pm.sha256 "
+            "WHERE pm.platform=? AND pm.post_id=? AND pm.role=? AND pm.position=? AND pm.status='ok' "
+            "AND pm.source_url=?",
+            [self.account.platform, post_id, ref.role, ref.position, scrubber.url(ref.url)],
+        ).fetchone()
+        if row is None or not (self.media.root / row[1]).is_file():
+            return None
+        return StoredFile(row[0], row[1], row[2], row[3])
 
     def _fetch(self, ref: MediaRef, key: str, ctx: SyncContext) -> StoredFile:
         """Store one file (from an export or a download), checked against the hash the
