@@ -109,7 +109,8 @@ class FakeBluesky:
         self.replies: dict[str, list[dict]] = {}       # owner post uri -> replies (postViews, nested)
         self.counts: dict[str, dict] = {}              # owner post uri -> like/repost counts
         self._tid_micros = T0 * 1_000_000
-        self.rev = self._next_tid()
+        self._rev_micros = 0
+        self.rev = self._next_rev()
         self.avatar_versions: dict[str, int] = {}      # did -> current picture version (1 if unset)
         # An HTTP status every CDN avatar answers with (a picture host that is down), or None.
         self.avatar_fault: int | None = None
@@ -130,8 +131,13 @@ class FakeBluesky:
         self._tid_micros += 3_600_000_000
         return make_tid(self._tid_micros)
 
+    def _next_rev(self) -> str:
+        """A commit's rev is a TID of the moment it was made (and always grows), as a PDS's."""
+        self._rev_micros = max(self._rev_micros + 1, int(self.now() * 1_000_000))
+        return make_tid(self._rev_micros)
+
     def _bump(self) -> None:
-        self.rev = self._next_tid()
+        self.rev = self._next_rev()
 
     # ------------------------------------------------------------------ the world
     def _person(self, prefix: str, n: int) -> dict:
@@ -573,30 +579,6 @@ def serve(fake: FakeBluesky, host: str = "127.0.0.1", port: int = 0):
                           500, json={"error": "InternalServerError", "message": f"fake crashed: {type(error).__name__}"}))
 
 
-def log_requests(fake, path: str) -> None:
-    """Have ``fake`` append "METHOD PATH STATUS" to the file ``path`` for every request it
-    answers (the path only: a query string could carry a code or a token)."""
-    # Open for the life of the process; line-buffered, so it is readable mid-run.
-    log_file = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
-    writing = threading.Lock()                                  # requests are served in threads
-    answer = fake.handle
-
-    def write(line: str) -> None:
-        with writing:
-            log_file.write(line + "\n")
-
-    def handle(request: httpx.Request) -> httpx.Response:
-        try:
-            response = answer(request)
-        except httpx.TransportError:
-            write(f"{request.method} {request.url.path} refused")
-            raise
-        write(f"{request.method} {request.url.path} {response.status_code}")
-        return response
-
-    fake.handle = handle
-
-
 def main(argv: list[str] | None = None) -> None:
     """``archiver simulate bluesky --port N``: serve until SIGTERM/SIGINT. Point an account's
     plc_url, pds_url, appview_url and base_url at the printed address; the app password is
@@ -624,6 +606,8 @@ def main(argv: list[str] | None = None) -> None:
                                access_ttl=args.access_ttl, handle=args.handle, app_password=args.app_password)
     fake = FakeBluesky(config, base_url=f"http://{args.host}:{args.port or 0}")
     if args.request_log:
+        from archiver.fakeserver import log_requests
+
         log_requests(fake, args.request_log)
     server, _thread = serve(fake, args.host, args.port)
     from archiver.fakeserver import serve_until_signalled

@@ -929,7 +929,7 @@ def main(argv: list[str] | None = None) -> None:
         hide_collections=args.hide_collections)
     fake = FakeMastodon(config)
     if args.request_log:
-        from archiver_connectors.bluesky.fake import log_requests
+        from archiver.fakeserver import log_requests
 
         log_requests(fake, args.request_log)
     server, _thread = serve(fake, args.host, args.port)

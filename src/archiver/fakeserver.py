@@ -81,3 +81,27 @@ def serve_until_signalled(server, fake) -> None:
         server.shutdown()
         server.server_close()
     sys.stdout.flush()
+
+
+def log_requests(fake, path: str) -> None:
+    """Have ``fake`` append "METHOD PATH STATUS" to the file ``path`` for every request it
+    answers (the path only: a query string could carry a code or a token)."""
+    # Open for the life of the process; line-buffered, so it is readable mid-run.
+    log_file = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
+    writing = threading.Lock()                                  # requests are served in threads
+    answer = fake.handle
+
+    def write(line: str) -> None:
+        with writing:
+            log_file.write(line + "\n")
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        try:
+            response = answer(request)
+        except httpx.TransportError:
+            write(f"{request.method} {request.url.path} refused")
+            raise
+        write(f"{request.method} {request.url.path} {response.status_code}")
+        return response
+
+    fake.handle = handle
