@@ -27,7 +27,6 @@ import base64
 import datetime as dt
 import html
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Iterable
@@ -584,6 +583,8 @@ def write_report(archive, out_path_or_stream: str | os.PathLike | IO[str], *, no
         return None
     target = Path(out_path_or_stream).expanduser()
     target.parent.mkdir(parents=True, exist_ok=True)
+    import tempfile  # here, not at the top: `archiver --help` imports this module
+
     handle, temporary = tempfile.mkstemp(prefix=".report-", suffix=".html.part", dir=target.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
