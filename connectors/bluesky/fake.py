@@ -44,6 +44,8 @@ from urllib.parse import quote
 
 import httpx
 
+from archiver.fakeserver import FakeClock
+
 from archiver_connectors.bluesky.fake_repo import blob_cid, blob_ref, build_repo_car
 from archiver_connectors.bluesky.repo import make_tid
 
@@ -86,7 +88,7 @@ def fake_png(key: str) -> bytes:
     return png(f"bsky:{key}")
 
 
-class FakeBluesky:
+class FakeBluesky(FakeClock):
     def __init__(self, config: FakeBlueskyConfig | None = None, base_url: str = "http://127.0.0.1:8798"):
         self.config = config or FakeBlueskyConfig()
         self.base_url = base_url.rstrip("/")
@@ -117,12 +119,6 @@ class FakeBluesky:
         self._build_world()
 
     # ------------------------------------------------------------------ clock and ids
-    def now(self) -> float:
-        return time.time() + self.clock_offset
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self.clock_offset += seconds
 
     def _host(self) -> str:
         return self.base_url.split("://", 1)[1]

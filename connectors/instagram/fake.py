@@ -59,6 +59,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
+from archiver.fakeserver import FakeClock
+
 from archiver_connectors.tiktok.fake import fake_mp4, fake_png
 
 # --------------------------------------------------------------------------- constants
@@ -174,7 +176,7 @@ class GraphError(Exception):
         self.headers = headers or {}
 
 
-class FakeInstagram:
+class FakeInstagram(FakeClock):
     """Instagram's API as one in-memory world. Thread-safe (one lock)."""
 
     def __init__(self, config: FakeInstagramConfig | None = None, base_url: str = "http://127.0.0.1:0"):
@@ -198,12 +200,6 @@ class FakeInstagram:
 
     # ------------------------------------------------------------------ clock and ids
 
-    def now(self) -> float:
-        return time.time() + self.clock_offset
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self.clock_offset += seconds
 
     def _new_id(self, prefix: str) -> str:
         self._ids += 1

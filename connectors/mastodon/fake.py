@@ -53,6 +53,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
 
+from archiver.fakeserver import FakeClock
+
 from archiver_connectors.tiktok.fake import fake_mp4, fake_png
 
 KNOWN_SCOPES = frozenset({
@@ -109,7 +111,7 @@ def _version_at_least(version: str, wanted: tuple[int, int]) -> bool:
     return tuple(parts[:2]) >= wanted
 
 
-class FakeMastodon:
+class FakeMastodon(FakeClock):
     """One Mastodon instance as an in-memory world. Thread-safe (one lock)."""
 
     def __init__(self, config: FakeMastodonConfig | None = None, base_url: str = "http://127.0.0.1:0"):
@@ -141,12 +143,6 @@ class FakeMastodon:
 
     # ------------------------------------------------------------------ clock
 
-    def now(self) -> float:
-        return time.time() + self.clock_offset
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self.clock_offset += seconds
 
     # ------------------------------------------------------------------ world
 

@@ -58,6 +58,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
+from archiver.fakeserver import FakeClock
+
 # --------------------------------------------------------------------------- constants
 
 SCOPE_OF_USER_FIELD = {
@@ -189,7 +191,7 @@ def _export_date(epoch: int) -> str:
 # --------------------------------------------------------------------------- the fake
 
 
-class FakeTikTok:
+class FakeTikTok(FakeClock):
     """TikTok's official APIs as one in-memory world. Thread-safe (one lock)."""
 
     def __init__(self, config: FakeTikTokConfig | None = None,
@@ -226,13 +228,6 @@ class FakeTikTok:
 
     # ------------------------------------------------------------------ clock
 
-    def now(self) -> float:
-        return time.time() + self.clock_offset
-
-    def advance(self, seconds: float) -> None:
-        """Move the fake's clock forward: tokens, links and rate windows age accordingly."""
-        with self._lock:
-            self.clock_offset += seconds
 
     # ------------------------------------------------------------------ world building
 

@@ -11,10 +11,28 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
 import httpx
+
+
+class FakeClock:
+    """A fake's own clock: real time plus what a test moved it forward by, so tokens, signed
+    links and rate windows age without waiting. The fake sets ``clock_offset = 0.0`` and
+    has a ``_lock``."""
+
+    clock_offset: float
+    _lock: threading.RLock
+
+    def now(self) -> float:
+        return time.time() + self.clock_offset
+
+    def advance(self, seconds: float) -> None:
+        """Move the fake's clock forward: tokens, links and rate windows age accordingly."""
+        with self._lock:
+            self.clock_offset += seconds
 
 
 def serve_fake(fake, host: str = "127.0.0.1", port: int = 0, *,
