@@ -4,6 +4,7 @@ archive's rows and what the fake saw (its request log and its per-day quota coun
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from archiver.jobs import Workspace, run_export
 from archiver.secrets import open_secret_store
 from archiver_connectors.youtube import api as yt_api
 from archiver_connectors.youtube.api import YouTubeTokens
-from archiver_connectors.youtube.fake import FakeYouTube, FakeYouTubeConfig
+from archiver_connectors.youtube.fake import FakeYouTube, FakeYouTubeConfig, fake_png
 from tiktok_sync_harness import ticking_clock
 
 BASE_URL = "http://127.0.0.1:8798"   # never contacted: MockTransport answers in-process
@@ -339,3 +340,145 @@ def test_a_vanished_platform_changes_nothing(tmp_path, monkeypatch, answer):
         assert result["status"] == "failed", result
         assert archive_tables(h) == before
     assert h.value("SELECT count(*) FROM posts WHERE deleted_at IS NOT NULL") == 0
+
+
+# --------------------------------------------------------------------------- commenters' pictures
+
+
+def picture_requests(h: YouTubeHarness, since: int = 0) -> list[str]:
+    """Paths of the requests for other people's pictures (the fake's yt3 host)."""
+    return [entry[1] for entry in list(h.fake.log)[since:] if entry[1].startswith("/yt3/")]
+
+
+def api_requests(h: YouTubeHarness, since: int = 0) -> int:
+    return sum(1 for entry in list(h.fake.log)[since:] if entry[1].startswith("/youtube/v3/"))
+
+
+def first_page_authors(h: YouTubeHarness) -> dict[str, int]:
+    """channel id -> comments by them in the first commentThreads page (the top comments
+    and the embedded replies): the page every incremental run reads again."""
+    seen: dict[str, int] = {}
+    for thread in h.fake.threads[:100]:
+        for comment in [thread["top"], *thread["replies"][: h.fake.config.embedded_replies_max]]:
+            seen[comment["author"]["channel_id"]] = seen.get(comment["author"]["channel_id"], 0) + 1
+    return seen
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_commenters_pictures_land_once_on_loopback_and_cost_no_quota(tmp_path, monkeypatch):
+    h = YouTubeHarness(tmp_path, monkeypatch, FakeYouTubeConfig(videos=8, followers=40, comment_threads=8, seed=21))
+    hosts: list[str] = []
+    h.faults.append(lambda request: hosts.append(f"{request.url.scheme}://{request.url.netloc.decode()}"))
+    result = h.run()
+    assert result["status"] == "ok" and result["errors"] == [], result
+    # Every link the fake handed out and the run followed is on its own base URL.
+    assert set(hosts) == {BASE_URL}
+
+    commenters = {c["author"]["channel_id"] for t in h.fake.threads for c in [t["top"], *t["replies"]]}
+    assert len(commenters) >= 5
+    for channel_id in commenters:
+        path = h.fake.picture_path(channel_id)
+        (stored, source), = h.archive.db.execute(
+            "SELECT avatar_sha256, avatar_source FROM people WHERE platform='youtube' AND person_id=?",
+            [channel_id]).fetchall()
+        assert (stored, source) == (sha(fake_png(path)), BASE_URL + path)
+        assert (h.archive.media_root / h.value("SELECT path FROM media WHERE sha256=?", stored)).read_bytes() \
+            == fake_png(path)
+    # One request per commenter; subscribers who never commented get none.
+    assert sorted(picture_requests(h)) == sorted(h.fake.picture_path(c) for c in commenters)
+    silent = {s["channel_id"] for s in h.fake.public_subscribers()} - commenters
+    assert silent and h.value(
+        f"SELECT count(*) FROM people WHERE avatar_sha256 IS NOT NULL AND person_id IN "
+        f"({','.join('?' * len(silent))})", *silent) == 0
+    # Pictures are not Data API calls: the meter charged the API requests only, as the fake counted.
+    assert h.state("quota")["spent"] == h.fake.units_today() == api_requests(h)
+
+    # A second run reads the newest thread page again (same links): no picture request.
+    mark, spent = h.mark(), h.state("quota")["spent"]
+    assert h.run()["status"] == "ok"
+    assert h.calls("commentThreads", mark) and picture_requests(h, mark) == []
+    assert h.state("quota")["spent"] - spent == api_requests(h, mark)
+
+
+def test_a_changed_picture_is_downloaded_once_and_the_old_file_stays(tmp_path, monkeypatch):
+    h = YouTubeHarness(tmp_path, monkeypatch, FakeYouTubeConfig(videos=6, followers=6, comment_threads=10, seed=22))
+    assert h.run()["status"] == "ok"
+    # Someone with several comments in the page read again: their new picture is one request.
+    channel_id = max((c for c in first_page_authors(h) if c != h.fake.channel["id"]),
+                     key=lambda c: first_page_authors(h)[c])
+    assert first_page_authors(h)[channel_id] >= 2
+    old_path = h.fake.picture_path(channel_id)
+    new_path = h.fake.change_picture(channel_id)
+    assert new_path != old_path
+    mark = h.mark()
+    assert h.run()["status"] == "ok"
+    assert picture_requests(h, mark) == [new_path]
+    assert h.rows("SELECT avatar_sha256, avatar_source FROM people WHERE person_id=?", channel_id) == [
+        {"avatar_sha256": sha(fake_png(new_path)), "avatar_source": BASE_URL + new_path}]
+    for path in (old_path, new_path):
+        assert (h.archive.media_root / h.value("SELECT path FROM media WHERE sha256=?", sha(fake_png(path)))).is_file()
+    # And not again on the run after.
+    mark = h.mark()
+    assert h.run()["status"] == "ok"
+    assert picture_requests(h, mark) == []
+
+
+def test_a_failing_picture_host_is_one_summary_line_and_the_comments_still_land(tmp_path, monkeypatch):
+    from archiver.sync import _AvatarProblems
+
+    h = YouTubeHarness(tmp_path, monkeypatch, FakeYouTubeConfig(videos=6, followers=10, comment_threads=12, seed=23))
+    h.fake.picture_fault = 503
+    result = h.run()
+    assert result["status"] == "ok", result
+    assert {r["comment_id"] for r in h.rows("SELECT comment_id FROM comments")} == h.fake_comment_ids()
+    assert h.value("SELECT count(*) FROM people WHERE avatar_sha256 IS NOT NULL") == 0
+    # The owner's own picture is reported on its own line; everyone else's share one.
+    own = [e for e in result["errors"] if e["item"].startswith("avatar of profile")]
+    others = [e for e in result["errors"] if e not in own]
+    assert len(own) == 1
+    assert [e["item"] for e in others] == ["avatars of other people"]
+    assert "HTTP 503" in others[0]["error"] and "tried again next run" in others[0]["error"]
+    assert result["counts"]["avatars_failed"] >= len(first_page_authors(h)) > _AvatarProblems.GIVE_UP_AFTER
+    # A few failures on the host, then the rest wait for the next run.
+    assert len(picture_requests(h)) == _AvatarProblems.GIVE_UP_AFTER
+    assert h.state("quota")["spent"] == api_requests(h)
+
+    # The host is back: the page read again fetches its commenters' pictures.
+    h.fake.picture_fault = None
+    mark = h.mark()
+    result = h.run()
+    assert result["status"] == "ok" and result["errors"] == [], result
+    assert sorted(picture_requests(h, mark)) == sorted(h.fake.picture_path(c) for c in first_page_authors(h))
+    for channel_id in first_page_authors(h):
+        assert h.value("SELECT avatar_sha256 FROM people WHERE person_id=?", channel_id) == \
+            sha(fake_png(h.fake.picture_path(channel_id)))
+
+
+@pytest.mark.parametrize("picture", [None, "", "//yt3.ggpht.com/x=s48", "data:image/png;base64,AAAA", 48])
+def test_a_comment_author_without_a_web_link_has_no_picture_to_fetch(picture):
+    item = {"id": "Ugz1", "snippet": {"authorChannelId": {"value": "UCabc"}, "authorDisplayName": "@fan",
+                                      "authorProfileImageUrl": picture, "textOriginal": "hi",
+                                      "publishedAt": "2024-05-01T00:00:00Z", "videoId": "v1"}}
+    author = yt_api.comment_from_item(item, owner_channel="UCowner").author
+    assert author.native_id == "UCabc" and author.avatar is None and author.avatar_url == picture
+
+
+def test_a_comment_authors_picture_link_is_kept_and_fetched_as_is():
+    link = "https://yt3.ggpht.com/ytc/AIdro_abc=s48-c-k-c0x00ffffff-no-rj"
+    item = {"id": "Ugz1", "snippet": {"authorChannelId": {"value": "UCabc"}, "authorProfileImageUrl": link,
+                                      "textOriginal": "hi", "publishedAt": "2024-05-01T00:00:00Z"}}
+    author = yt_api.comment_from_item(item, owner_channel="UCowner").author
+    assert author.avatar_url == link
+    assert (author.avatar.url, author.avatar.role) == (link, "avatar")
+
+
+@pytest.mark.parametrize("shown, handle, name", [("@kitefan", "@kitefan", None), ("Kite Fan", "Kite Fan", "Kite Fan")])
+def test_an_at_handle_shown_as_the_authors_name_is_kept_as_the_handle_only(shown, handle, name):
+    # A "@handle" must not overwrite the channel title the subscriber list gives.
+    item = {"id": "Ugz1", "snippet": {"authorChannelId": {"value": "UCabc"}, "authorDisplayName": shown,
+                                      "textOriginal": "hi", "publishedAt": "2024-05-01T00:00:00Z"}}
+    author = yt_api.comment_from_item(item, owner_channel="UCowner").author
+    assert (author.handle, author.display_name) == (handle, name)

@@ -9,7 +9,7 @@ import random
 import re
 import time
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -413,14 +413,33 @@ def post_from_video(video: dict) -> Post:
     )
 
 
+def _is_web_link(value) -> bool:
+    """An http(s) link the media client can fetch (not empty, not some other scheme)."""
+    if not isinstance(value, str):
+        return False
+    parts = urlsplit(value)
+    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
+
+
 def comment_from_item(item: dict, *, owner_channel: str, video_id: str | None = None) -> Comment:
     snippet = item.get("snippet") or {}
     author_id = (snippet.get("authorChannelId") or {}).get("value")
     author = None
     if author_id:
-        author = Person(native_id=author_id, handle=snippet.get("authorDisplayName"),
-                        display_name=snippet.get("authorDisplayName"),
-                        url=snippet.get("authorChannelUrl"), avatar_url=snippet.get("authorProfileImageUrl"))
+        picture = snippet.get("authorProfileImageUrl")
+        shown = snippet.get("authorDisplayName")
+        # Since the handles came, authorDisplayName is the author's "@handle", not their
+        # name: it is kept as the handle only, so it never overwrites the channel's title
+        # that the subscriber list gives (which of the two was written last would otherwise
+        # depend on the order of runs). A name without "@" (a channel without a handle) is a name.
+        is_handle = isinstance(shown, str) and shown.startswith("@")
+        author = Person(native_id=author_id, handle=shown,
+                        display_name=None if is_handle else shown,
+                        url=snippet.get("authorChannelUrl"), avatar_url=picture,
+                        # The runner downloads a commenter's picture when it is new or its
+                        # link changed (yt3.ggpht.com: a new picture has a new link). These
+                        # are CDN downloads, not Data API calls: they cost no quota units.
+                        avatar=MediaRef(picture, "avatar") if _is_web_link(picture) else None)
     video = snippet.get("videoId") or video_id
     # textOriginal is only guaranteed for the comment's own author (notes §0): fall back
     # to textDisplay (asked as plain text); raw keeps both.

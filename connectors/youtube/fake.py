@@ -8,7 +8,9 @@ One ``FakeYouTube`` plays every Google host at one base URL:
 - Data API (www.googleapis.com):      GET  /youtube/v3/channels , playlistItems , videos ,
                                            commentThreads , comments , subscriptions
 - thumbnails (i.ytimg.com):           GET  /vi/<videoId>/<size>.jpg?exp=..&sig=..  (signed, expiring)
-- avatars (yt3.ggpht.com):            GET  /ytc/<key>=s800
+- avatars (yt3.ggpht.com):            GET  /ytc/<channelId>=s800             (the owner's channel picture)
+                                      GET  /yt3/ytc/<key>=s48-c-k-c0x00ffffff-no-rj  (commenters' and
+                                           subscribers' pictures; unknown keys answer 404)
 - Data Portability (dataportability.googleapis.com, notes §5):
                                       POST /v1/portabilityArchive:initiate ,
                                       GET  /v1/archiveJobs/<id>/portabilityArchiveState ,
@@ -51,6 +53,11 @@ jobs end FAILED, ``exhaust_portability()`` marks every group used. The archives 
 written by fake_takeout from this fake's world: the same video ids, titles and dates,
 the owner's replies as Takeout comments, ``following`` subscribed-to channels.
 
+Other people's pictures: every comment author and subscriber has one, on this fake's own
+base URL (never a host a loopback test cannot reach). ``change_picture(channel_id)`` gives
+one person a new picture under a new link (as yt3.ggpht.com does); ``picture_fault = 503``
+makes the picture host answer that status for every picture, the owner's included.
+
 ``advance(seconds)`` moves the fake's clock (token expiry, the 7-day testing-mode limit,
 thumbnail links, the quota day) without sleeping.
 """
@@ -81,6 +88,11 @@ from zoneinfo import ZoneInfo
 import httpx
 
 PACIFIC = ZoneInfo("America/Los_Angeles")
+# A person's picture on the fake's yt3 host: /yt3/ytc/<channel id>[.v<version>]=s<size>[-options].
+# Real keys are opaque; these name the channel so the fake can tell a known picture from an
+# unknown one (404), and a version so a changed picture has a new link.
+PICTURE_PATH = re.compile(r"/yt3/ytc/(UC[A-Za-z0-9_-]{22})(?:\.v([1-9][0-9]*))?=s([0-9]+)(?:-[A-Za-z0-9-]+)?")
+PICTURE_OPTIONS = "-c-k-c0x00ffffff-no-rj"   # what real authorProfileImageUrl links end with
 SCOPE_READONLY = "https://www.googleapis.com/auth/youtube.readonly"
 SCOPE_FORCE_SSL = "https://www.googleapis.com/auth/youtube.force-ssl"
 SCOPE_FULL = "https://www.googleapis.com/auth/youtube"
@@ -272,6 +284,10 @@ class FakeYouTube:
         self.exhausted_groups: set[str] = set()   # used by a one-time export, until reset
         self._doomed_jobs = 0
         self.portability_resets = 0
+        # People's pictures: channel id -> the version of their current picture (0: the
+        # first). Every version ever handed out stays served; unknown ones answer 404.
+        self.picture_versions: dict[str, int] = {}
+        self.picture_fault: int | None = None   # the status the picture host answers (None: it works)
         self._build_world()
 
     # ------------------------------------------------------------------ clock and quota
@@ -308,6 +324,7 @@ class FakeYouTube:
             "description": f"{rng.choice(WORDS).title()}s, mostly.", "customUrl": f"@{name}",
             "publishedAt": WORLD_EPOCH - 400 * 86400, "viewCount_extra": rng.randrange(1000, 99999),
         }
+        self.picture_versions[self.channel["id"]] = 0   # the owner comments too
         moment = WORLD_EPOCH
         for _ in range(self.config.videos):
             self.videos.append(self._new_video(moment))
@@ -339,8 +356,10 @@ class FakeYouTube:
     def _new_subscriber(self, prefix: str, subscribed_at: float, public: bool | None = None) -> dict:
         if public is None:
             public = self._rng.random() >= self.config.private_subscriber_rate
-        return {"channel_id": "UC" + self._id(22), "title": f"{prefix} {self._rng.choice(WORDS)}".title(),
-                "subscribed_at": subscribed_at, "public": public}
+        person = {"channel_id": "UC" + self._id(22), "title": f"{prefix} {self._rng.choice(WORDS)}".title(),
+                  "subscribed_at": subscribed_at, "public": public}
+        self.picture_versions.setdefault(person["channel_id"], 0)
+        return person
 
     def _new_comment(self, author: dict, published: float, text: str, parent: str | None = None) -> dict:
         self._counter += 1
@@ -424,6 +443,37 @@ class FakeYouTube:
     def public_subscribers(self) -> list[dict]:
         return [s for s in self.subscribers if s["public"]][: self.config.subscriber_cap]
 
+    # -- people's pictures -------------------------------------------------------------
+
+    def picture_path(self, channel_id: str, size: int = 48) -> str:
+        """The path of a person's current picture (comments show it at 48 px)."""
+        version = self.picture_versions.setdefault(channel_id, 0)   # handed out: served from now on
+        key = channel_id + (f".v{version}" if version else "")
+        return f"/yt3/ytc/{key}=s{size}{PICTURE_OPTIONS}"
+
+    def picture_url(self, channel_id: str, size: int = 48) -> str:
+        return self.base_url + self.picture_path(channel_id, size)
+
+    def change_picture(self, channel_id: str) -> str:
+        """The person uploads a new picture: a new link from now on. Returns its 48 px path."""
+        with self._lock:
+            self.picture_versions[channel_id] += 1
+            return self.picture_path(channel_id)
+
+    def _person_picture(self, request: httpx.Request) -> httpx.Response:
+        """A current or earlier picture of a known person, as a small PNG (no auth, like the CDN)."""
+        if request.method not in ("GET", "HEAD"):
+            return self._html(405, "Method Not Allowed")
+        if self.picture_fault is not None:
+            return self._html(self.picture_fault, "The picture host is unavailable.")
+        match = PICTURE_PATH.fullmatch(request.url.path)
+        known = (match is not None and match.group(1) in self.picture_versions
+                 and int(match.group(2) or 0) <= self.picture_versions[match.group(1)])
+        if not known:
+            return self._html(404, "Not Found")
+        return httpx.Response(200, headers={"Content-Type": "image/png"},
+                              content=b"" if request.method == "HEAD" else fake_png(request.url.path))
+
     # ------------------------------------------------------------------ tokens
 
     def issue_tokens(self, scopes: str | None = None) -> dict:
@@ -505,7 +555,11 @@ class FakeYouTube:
             return self._archive_part(request)
         if path.startswith("/vi/"):
             return self._thumbnail(request)
+        if path.startswith("/yt3/"):
+            return self._person_picture(request)
         if path.startswith("/ytc/"):
+            if self.picture_fault is not None:   # the same picture host as everyone else's
+                return self._html(self.picture_fault, "The picture host is unavailable.")
             return httpx.Response(200, headers={"Content-Type": "image/png"}, content=fake_png(path))
         if path == "/o/oauth2/v2/auth":
             return self._authorize(request)
@@ -688,7 +742,7 @@ class FakeYouTube:
             "channelId": self.channel["id"], "videoId": video_id,
             "textDisplay": comment["text"], "textOriginal": re.sub(r"<[^>]+>", "", comment["text"]),
             "authorDisplayName": "@" + author["title"].lower().replace(" ", ""),
-            "authorProfileImageUrl": f"https://yt3.ggpht.com/ytc/{author['channel_id']}=s48-c-k",
+            "authorProfileImageUrl": self.picture_url(author["channel_id"]),
             "authorChannelUrl": f"http://www.youtube.com/channel/{author['channel_id']}",
             "authorChannelId": {"value": author["channel_id"]},
             "canRate": True, "viewerRating": "none", "likeCount": comment["likeCount"],
@@ -856,7 +910,7 @@ class FakeYouTube:
             if "subscriberSnippet" in parts:
                 item["subscriberSnippet"] = {"title": person["title"], "description": "",
                                              "channelId": person["channel_id"],
-                                             "thumbnails": {"default": {"url": f"https://yt3.ggpht.com/{person['channel_id']}=s88"}}}
+                                             "thumbnails": {"default": {"url": self.picture_url(person["channel_id"], 88)}}}
             if "contentDetails" in parts:
                 item["contentDetails"] = {"totalItemCount": 3, "newItemCount": 0, "activityType": "all"}
             items.append(item)
