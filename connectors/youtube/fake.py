@@ -87,6 +87,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from archiver.fakeserver import FakeClock
+
 PACIFIC = ZoneInfo("America/Los_Angeles")
 # A person's picture on the fake's yt3 host: /yt3/ytc/<channel id>[.v<version>]=s<size>[-options].
 # Real keys are opaque; these name the channel so the fake can tell a known picture from an
@@ -254,7 +256,7 @@ def apply_fields(value, tree: dict | None):
 # --------------------------------------------------------------------------- the fake
 
 
-class FakeYouTube:
+class FakeYouTube(FakeClock):
     """YouTube's Data API and Google OAuth as one in-memory world. Thread-safe (one lock)."""
 
     def __init__(self, config: FakeYouTubeConfig | None = None, base_url: str = "http://127.0.0.1:0"):
@@ -292,12 +294,6 @@ class FakeYouTube:
 
     # ------------------------------------------------------------------ clock and quota
 
-    def now(self) -> float:
-        return time.time() + self.clock_offset
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self.clock_offset += seconds
 
     def today(self) -> str:
         return pacific_day(self.now())
