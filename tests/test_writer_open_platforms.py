@@ -173,3 +173,30 @@ def test_alt_text_from_the_platform_wins_and_an_export_only_fills_blanks(archive
     assert rows(archive, "SELECT description FROM post_media") == [("Old kite text",)]
     link("api", "2026-01-04T00:00:00Z", description="Red kite")
     assert rows(archive, "SELECT description FROM post_media") == [("Red kite",)]
+
+
+@pytest.mark.parametrize("named_by_hash", [True, False])
+def test_a_file_the_archive_holds_is_not_downloaded_again(tmp_path, named_by_hash):
+    """Seen again (the same link for the same post, or a file the platform names by a hash
+    the archive holds): taken from the archive, no request."""
+    body = b"\x89PNG\r\n\x1a\n pretend image"
+    requests: list[str] = []
+
+    def answer(request):
+        requests.append(str(request.url))
+        return httpx.Response(200, content=body, headers={"Content-Type": "image/png"})
+
+    account = AccountConfig(name="main", platform="mastodon")
+    expected = hashlib.sha256(body).hexdigest() if named_by_hash else None
+    connector = _OneFileConnector(account, open_secret_store("memory"), transport=httpx.MockTransport(answer),
+                                  expected=expected)
+    archive = Archive(tmp_path / "archive")
+    for _ in range(2):
+        Runner(archive, connector).run(connector.pages, kind="export", mode="incremental")
+    assert len(requests) == 1
+    assert rows(archive, "SELECT sha256, status FROM post_media") == [(hashlib.sha256(body).hexdigest(), "ok")]
+    # The file gone from disk: the next run fetches it again rather than trusting the row.
+    (archive.media_root / rows(archive, "SELECT path FROM media")[0][0]).unlink()
+    Runner(archive, connector).run(connector.pages, kind="export", mode="incremental")
+    assert len(requests) == 2
+    archive.close()

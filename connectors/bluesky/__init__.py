@@ -23,7 +23,7 @@ import uuid
 from typing import Any, Iterator
 
 from archiver.connector import Connector
-from archiver.records import Page, Post, Profile, Snapshot, iso_utc, now_utc
+from archiver.records import Page, Profile, Snapshot, iso_utc, now_utc
 
 log = logging.getLogger("archiver.bluesky")
 
@@ -273,7 +273,6 @@ class _ExportRun:
         profile = records.profile or self._profile_from_view(view, handle)
         self._add_counts_to_profile(profile, view)
         # The profile's pictures: one the archive holds is read from its own copy.
-        self._skip_known_media(None, [ref for ref in (profile.avatar, profile.banner) if ref is not None])
         yield Page("profile", [profile])
 
         # A --full run names its listing: the repo is the whole truth, so its last page may
@@ -286,7 +285,6 @@ class _ExportRun:
                     setattr(post, key, value)
         for start in range(0, max(len(posts), 1), POSTS_PER_PAGE):
             batch = posts[start:start + POSTS_PER_PAGE]
-            self._skip_known_media_of_posts(batch)
             last = start + POSTS_PER_PAGE >= len(posts)
             yield Page("posts", batch, listing=listing, complete=bool(last and listing and not repo.problems))
         for start in range(0, len(records.likes), 500):
@@ -320,32 +318,6 @@ class _ExportRun:
         if unreferenced:
             log.info("%d blob(s) on the PDS are used by no post or profile picture archiver keeps (e.g. "
                      "another app's records); they are not downloaded", unreferenced)
-
-    def _skip_known_media_of_posts(self, posts: list[Post]) -> None:
-        for post in posts:
-            post.media = self._skip_known_media(post.native_id, post.media)
-
-    def _skip_known_media(self, post_id: str | None, refs: list) -> list:
-        """Blobs are content-addressed: one the archive already holds is never fetched again.
-        Already linked to this post -> dropped from the record (the link stays as it is);
-        held for another post -> read from the archive's own copy (no request)."""
-        kept = []
-        for ref in refs:
-            row = None
-            if ref.sha256:
-                row = self.ctx.db.execute("SELECT path FROM media WHERE sha256=?", [ref.sha256]).fetchone()
-            if row is None:
-                kept.append(ref)
-                continue
-            if post_id is not None and self.ctx.db.execute(
-                    "SELECT 1 FROM post_media WHERE platform='bluesky' AND post_id=? AND role=? AND position=? "
-                    "AND sha256=? AND status='ok'", [post_id, ref.role, ref.position, ref.sha256]).fetchone():
-                continue
-            path = self.ctx.archive.media_root / row[0]
-            if path.is_file():
-                ref.opener = lambda path=path: open(path, "rb")
-            kept.append(ref)
-        return kept
 
     def _profile_from_view(self, view: dict, handle: str | None) -> Profile:
         from archiver_connectors.bluesky.api import profile_url

@@ -337,9 +337,9 @@ class Runner:
                     stored[id(ref)] = by_url[ref.url]
                     continue
                 key = f"{self.account.account_id}:{owner}:{ref.role}:{ref.position}"
-                if isinstance(record, Post) and record.native_id and ref.opener is None:
-                    held = self._held_file(record.native_id, ref)
-                    if held is not None:  # this very link's file is in the archive already
+                if ref.opener is None:
+                    held = self._held_file(record.native_id if isinstance(record, Post) else None, ref)
+                    if held is not None:  # the archive holds this file already: no request
                         stored[id(ref)] = by_url[ref.url] = held
                         continue
                 try:
@@ -354,18 +354,25 @@ class Runner:
         self._download_avatars(page, ctx, stored)
         return stored
 
-    def _held_file(self, post_id: str, ref: MediaRef) -> StoredFile | None:
-        """The file the post's slot already holds when it came from the same link (compared
-        without the query string) and is still on disk: a post seen again (incremental runs
-        re-read the newest page for fresh counts) must not download its files again."""
+    def _held_file(self, post_id: str | None, ref: MediaRef) -> StoredFile | None:
+        """The archive's own copy of the file ``ref`` names, when it is still on disk: the
+        file with the hash the platform gave (a Bluesky blob is the same bytes wherever it
+        is used), or the file the post's slot got from the same link (compared without the
+        query string: incremental runs re-read the newest posts for fresh counts)."""
         from archiver.net import scrubber
 
-        row = self.archive.db.execute(
-            "SELECT pm.sha256, m.path, m.mime, m.size FROM post_media pm JOIN media m ON m.sha256 = pm.sha256 "
-            "WHERE pm.platform=? AND pm.post_id=? AND pm.role=? AND pm.position=? AND pm.status='ok' "
-            "AND pm.source_url=?",
-            [self.account.platform, post_id, ref.role, ref.position, scrubber.url(ref.url)],
-        ).fetchone()
+        db = self.archive.db
+        if ref.sha256:
+            row = db.execute("SELECT sha256, path, mime, size FROM media WHERE sha256=?", [ref.sha256]).fetchone()
+        elif post_id:
+            row = db.execute(
+                "SELECT m.sha256, m.path, m.mime, m.size FROM post_media pm JOIN media m ON m.sha256 = pm.sha256 "
+                "WHERE pm.platform=? AND pm.post_id=? AND pm.role=? AND pm.position=? AND pm.status='ok' "
+                "AND pm.source_url=?",
+                [self.account.platform, post_id, ref.role, ref.position, scrubber.url(ref.url)],
+            ).fetchone()
+        else:
+            return None
         if row is None or not (self.media.root / row[1]).is_file():
             return None
         return StoredFile(row[0], row[1], row[2], row[3])
