@@ -232,3 +232,11 @@ def test_status_says_what_failed(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_auth_with_an_empty_token_on_stdin_fails_before_touching_the_config(tmp_path):
+    archive = tmp_path / "archive"
+    result = run_cli(["auth", "bluesky", "--archive", str(archive), "--handle", "alice.example", "--token-stdin"],
+                     cli_env(tmp_path / "state", platform="bluesky"), stdin="")
+    assert result.returncode == 1 and "standard input was empty" in result.stderr, result.describe()
+    assert not (archive / "config.toml").exists()

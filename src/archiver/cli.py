@@ -173,6 +173,13 @@ def auth(archive, config_path, platform, account_name, client_key, client_secret
     _setup_logging()
     from archiver.connector import get_connector
 
+    # Read first: a failed command must not have changed the config.
+    token = None
+    if token_stdin:
+        token = sys.stdin.read().strip()
+        if not token:
+            _fail("--token-stdin: standard input was empty; pipe the token in, e.g. "
+                  "`printf %s \"$TOKEN\" | archiver auth ... --token-stdin`")
     ws = _workspace(archive, config_path)
     cls = get_connector(platform)
     settings = cls.account_settings_from_auth(instance=instance, handle=handle)
@@ -183,12 +190,6 @@ def auth(archive, config_path, platform, account_name, client_key, client_secret
         click.echo(f"added [accounts.{name}] ({platform}) to {target}")
         ws = _workspace(archive, config_path)
         account_name = name
-    token = None
-    if token_stdin:
-        token = sys.stdin.read().strip()
-        if not token:
-            _fail("--token-stdin: standard input was empty; pipe the token in, e.g. "
-                  "`printf %s \"$TOKEN\" | archiver auth ... --token-stdin`")
     accounts = ws.config.find_accounts(platform, account_name)
     if len(accounts) > 1:
         _fail(f"several {platform} accounts are configured; pick one with --account "
@@ -209,16 +210,16 @@ def auth(archive, config_path, platform, account_name, client_key, client_secret
 
 
 def _add_account_to_config(ws, name: str, platform: str, settings: dict, config_path) -> Path:
-    """Append an [accounts.NAME] table to the config file (written by `archiver init` if
-    missing). Appending keeps the user's comments and layout untouched."""
+    """Append an [accounts.NAME] table to the config file (a new one if missing).
+    Appending keeps the user's comments and layout untouched."""
     import json
 
-    from archiver.config import CONFIG_NAME, example_config_text
+    from archiver.config import CONFIG_NAME
 
     target = Path(config_path) if config_path else (ws.config.path or ws.archive.folder / CONFIG_NAME)
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(example_config_text().replace('[accounts.main]\nplatform = "tiktok"\n', ""),
+        target.write_text("# archiver configuration: every option is explained in config.example.toml (README).\n",
                           encoding="utf-8")
         os.chmod(target, 0o600)
     lines = [f"\n[accounts.{name}]", f"platform = {json.dumps(platform)}"]
