@@ -243,18 +243,9 @@ class _ExportRun:
 
     def _changed_counts(self, counts: dict[str, dict[str, Any]]) -> set[str]:
         """URIs whose counts differ from the archive (or that the archive lacks)."""
-        if not counts:
-            return set()
-        uris = list(counts)
-        stored: dict[str, tuple] = {}
-        for start in range(0, len(uris), 500):
-            chunk = uris[start:start + 500]
-            rows = self.ctx.db.execute(
-                f"SELECT post_id, comment_count, like_count, share_count FROM posts WHERE platform='bluesky' "
-                f"AND post_id IN ({','.join('?' * len(chunk))})", chunk).fetchall()
-            stored.update({r[0]: tuple(r[1:]) for r in rows})
-        return {uri for uri, c in counts.items()
-                if stored.get(uri) != (c["comment_count"], c["like_count"], c["share_count"])}
+        names = ("comment_count", "like_count", "share_count")
+        stored = self.ctx.archived_posts(counts, {name: name for name in names})
+        return {uri for uri, c in counts.items() if stored.get(uri) != {name: c[name] for name in names}}
 
     # -- the repository ----------------------------------------------------------------
     def _repo_pages(self, view: dict, handle: str | None, counts: dict, head: dict):

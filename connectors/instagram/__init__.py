@@ -283,7 +283,8 @@ class _MediaWalk:
         post whose files are all archived already (no new download of a known video)."""
         from archiver_connectors.instagram.api import NO_MEDIA_URL_NOTE, post_from_media
 
-        stored_counts = self._stored_comment_counts([str(i["id"]) for i in items])
+        stored_counts = {post_id: row["comments"] for post_id, row in self.ctx.archived_posts(
+            [str(i["id"]) for i in items], {"comments": "comment_count"}).items()}
         archived_files = self._archived_file_counts([str(i["id"]) for i in items]) if files_if_missing else {}
         # Said once, when the post first arrives; the note stays in the post's raw payload.
         already_archived = self.ctx.known_post_ids([str(i["id"]) for i in items])
@@ -314,14 +315,6 @@ class _MediaWalk:
             if every_comment or media_id not in stored_counts or stored_counts[media_id] != count:
                 comments.extend(self._comments(media_id))
         return posts + comments
-
-    def _stored_comment_counts(self, ids: list[str]) -> dict[str, int | None]:
-        if not ids:
-            return {}
-        rows = self.ctx.db.execute(
-            f"SELECT post_id, comment_count FROM posts WHERE platform='instagram' AND post_id IN "
-            f"({','.join('?' * len(ids))})", ids).fetchall()
-        return {r[0]: r[1] for r in rows}
 
     def _comments(self, media_id: str) -> list:
         from archiver.net import NetError

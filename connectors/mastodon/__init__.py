@@ -234,15 +234,6 @@ class MastodonConnector(Connector):
             if items:
                 yield Page("recent", self._status_records(api, ctx, items, owner_id, domain, refresh=True))
 
-    def _archived(self, ctx, ids: list[str]) -> dict[str, dict]:
-        if not ids:
-            return {}
-        rows = ctx.db.execute(
-            "SELECT post_id, comment_count, json_extract(raw, '$.api.edited_at') FROM posts "
-            f"WHERE platform=? AND account_id=? AND post_id IN ({','.join('?' * len(ids))})",
-            [self.account.platform, self.account.account_id, *ids]).fetchall()
-        return {r[0]: {"replies": r[1], "edited_at": r[2]} for r in rows}
-
     def _status_records(self, api, ctx, items: list[dict], owner_id: str, domain: str,
                         refresh: bool = False) -> list:
         """Posts for a page of statuses, with the edit history of edited ones and the
@@ -250,7 +241,8 @@ class MastodonConnector(Connector):
         from archiver.net import NetError
         from archiver_connectors.mastodon.api import comments_from_context, post_from_status
 
-        archived = self._archived(ctx, [str(s["id"]) for s in items])
+        archived = ctx.archived_posts([str(s["id"]) for s in items],
+                                      {"replies": "comment_count", "edited_at": "json_extract(raw, '$.api.edited_at')"})
         records: list = []
         for status in items:
             status_id = str(status["id"])

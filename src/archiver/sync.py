@@ -103,6 +103,24 @@ class SyncContext:
         ).fetchall()
         return {r[0] for r in rows}
 
+    def archived_posts(self, ids, fields: dict[str, str]) -> dict[str, dict[str, Any]]:
+        """What the archive holds of these posts of the account: post_id ->
+        {name: value} for ``fields`` (name -> a column or SQL expression over posts, e.g.
+        ``{"replies": "comment_count"}``). Posts not archived are absent. Connectors use it
+        to ask the platform again only for what changed."""
+        ids = list(ids)
+        found: dict[str, dict[str, Any]] = {}
+        selected = ", ".join(f"{expression} AS {name}" for name, expression in fields.items())
+        for start in range(0, len(ids), 500):  # SQLite's bound-parameter limit, with room
+            chunk = ids[start:start + 500]
+            cursor = self.db.execute(
+                f"SELECT post_id, {selected} FROM posts WHERE platform=? AND account_id=? "
+                f"AND post_id IN ({','.join('?' * len(chunk))})",
+                [self.account.platform, self.account.account_id, *chunk])
+            names = [column[0] for column in cursor.description][1:]
+            found.update({row[0]: dict(zip(names, row[1:])) for row in cursor.fetchall()})
+        return found
+
     def recent_post_ids(self, since_iso: str) -> list[str]:
         """API-known posts created since ``since_iso`` (for refreshing their counts)."""
         rows = self.db.execute(
