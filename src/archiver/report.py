@@ -537,14 +537,6 @@ img.cover { width: 48px; height: 48px; object-fit: cover; }
 # Writes each chart's box on the page into data-box="x,y,width,height" once laid out, so
 # a test (headless Chromium's --dump-dom) can find the charts in a screenshot. The page
 # reads the same without it.
-SCRIPT = """
-for (const svg of document.querySelectorAll('svg.chart')) {
-  const r = svg.getBoundingClientRect();
-  svg.dataset.box = [r.left + scrollX, r.top + scrollY, r.width, r.height].map(Math.round).join(',');
-}
-"""
-
-
 def render_report(archive, *, now: str | None = None) -> str:
     """The report of `archive` (an archiver.archive.Archive) as one HTML string."""
     from archiver.records import iso_utc, now_utc
@@ -564,13 +556,13 @@ def render_report(archive, *, now: str | None = None) -> str:
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
         # Nothing on this page may load from anywhere: a stray remote URL is refused.
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
-        "img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'\">"
+        "img-src data:; style-src 'unsafe-inline'\">"
         f"<title>archiver report — {_e(generated[:10])}</title><style>{STYLE}</style></head><body>\n"
         f"<h1>Your audience and posts</h1><p class=\"meta\">Archive {_e(archive.folder)} · "
         f"generated {_e(generated)} (times in UTC)</p>\n"
         + _accounts_header(db, media_root) + "\n"
         + "\n".join(sections)
-        + f"\n<script>{SCRIPT}</script>\n</body></html>\n"
+        + "\n</body></html>\n"
     )
 
 
