@@ -534,9 +534,8 @@ img.avatar { width: 40px; height: 40px; border-radius: 50%; object-fit: cover; }
 img.cover { width: 48px; height: 48px; object-fit: cover; }
 """
 
-# Writes each chart's box on the page into data-box="x,y,width,height" once laid out, so
-# a test (headless Chromium's --dump-dom) can find the charts in a screenshot. The page
-# reads the same without it.
+
+
 def render_report(archive, *, now: str | None = None) -> str:
     """The report of `archive` (an archiver.archive.Archive) as one HTML string."""
     from archiver.records import iso_utc, now_utc
