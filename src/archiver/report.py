@@ -535,7 +535,6 @@ img.cover { width: 48px; height: 48px; object-fit: cover; }
 """
 
 
-
 def render_report(archive, *, now: str | None = None) -> str:
     """The report of `archive` (an archiver.archive.Archive) as one HTML string."""
     from archiver.records import iso_utc, now_utc
