@@ -510,7 +510,10 @@ _SHA256_CELLS = {
     ("media", "sha256"),
     ("post_media", "sha256"),
     ("accounts", "avatar_sha256"),
+    ("accounts", "banner_sha256"),
     ("profile_versions", "avatar_sha256"),
+    ("profile_versions", "banner_sha256"),
+    ("people", "avatar_sha256"),
 }
 # Columns of canned queries (table is None there) holding a path under media/.
 _PATH_QUERY_COLUMNS = {"cover", "path"}
@@ -524,14 +527,9 @@ _AVATAR_COLUMNS = {
 
 
 async def _stored_avatar(datasette, database: str, platform: str, person_id: str):
-    """The media row of a person's stored avatar, or None.
-
-    The schema has no such link yet (the runner does not download other people's
-    pictures); when people gains an ``avatar_sha256`` column this finds the file.
-    """
+    """The media row of a person's stored avatar (commenters' pictures are downloaded;
+    followers' are not), or None."""
     db = datasette.get_database(database)
-    if "avatar_sha256" not in await db.table_columns("people"):
-        return None
     rows = await db.execute(
         "select media.sha256, media.path, media.mime, media.size from people "
         "join media on media.sha256 = people.avatar_sha256 "
