@@ -232,10 +232,9 @@ class MastodonConnector(Connector):
             # The newest page again: fresh counts, edits and replies of recent statuses.
             items, _next = next(api.pages(url, {"limit": STATUS_PAGE}))
             if items:
-                yield Page("recent", self._status_records(api, ctx, items, owner_id, domain, refresh=True))
+                yield Page("recent", self._status_records(api, ctx, items, owner_id, domain))
 
-    def _status_records(self, api, ctx, items: list[dict], owner_id: str, domain: str,
-                        refresh: bool = False) -> list:
+    def _status_records(self, api, ctx, items: list[dict], owner_id: str, domain: str) -> list:
         """Posts for a page of statuses, with the edit history of edited ones and the
         replies others wrote (asked only where something may have changed)."""
         from archiver.net import NetError
