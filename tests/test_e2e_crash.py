@@ -21,16 +21,13 @@ from __future__ import annotations
 
 import os
 import random
-import signal
-import sqlite3
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from cli_world import (archiver_command, authorize, cli_env, query, run_cli, start_simulator,
-                       write_account_config)
+from cli_world import authorize, cli_env, query, run_cli, start_simulator, write_account_config
+from crash_world import finish, media_files, newest_run, part_files, run_and_maybe_kill, summary
 
 VIDEOS = 60
 FOLLOWERS = 200
@@ -86,99 +83,6 @@ def archive_contents(archive_dir: Path) -> dict[str, list]:
     }
 
 
-def media_files(archive_dir: Path) -> set[str]:
-    """Stored media files (paths relative to media/), leaving out the download scratch folder."""
-    root = archive_dir / "media"
-    return {str(p.relative_to(root)) for p in root.rglob("*")
-            if p.is_file() and ".tmp" not in p.relative_to(root).parts}
-
-
-def part_files(archive_dir: Path) -> list[str]:
-    return sorted(str(p) for p in (archive_dir / "media").rglob("*.part"))
-
-
-def newest_run(archive_dir: Path) -> tuple | None:
-    """(run_id, status) of the newest run record, None while there is none (or no schema yet)."""
-    if not (archive_dir / "archive.db").exists():
-        return None
-    try:
-        found = query(archive_dir, "SELECT run_id, status FROM runs ORDER BY run_id DESC LIMIT 1")
-    except sqlite3.OperationalError:  # the first run is still creating the schema
-        return None
-    return found[0] if found else None
-
-
-# --------------------------------------------------------------------------- running and killing
-
-
-def run_and_maybe_kill(args: list[str], env: dict, archive_dir: Path, log_dir: Path,
-                       kill_after: float | None) -> dict:
-    """Start `archiver ARGS`; once it has committed its run record, SIGKILL it
-    ``kill_after`` seconds later (None: let it finish). Returns what happened, for the
-    assertions and for a readable failure message."""
-    before = newest_run(archive_dir)
-    files_before = write_marks(archive_dir)
-    log_dir.mkdir(exist_ok=True)
-    out_path = log_dir / f"run-{time.monotonic_ns()}.out"
-    with open(out_path, "wb") as out:
-        process = subprocess.Popen([*archiver_command(), *args], env=env, stdout=out, stderr=subprocess.STDOUT)
-    started = time.monotonic()
-    # The run's first write is its record in `runs` (a commit to the WAL). Watch the
-    # files rather than query the database: a reader must not be able to disturb the run.
-    while process.poll() is None and time.monotonic() - started < 20:
-        if write_marks(archive_dir) != files_before:
-            break
-        time.sleep(0.005)
-    run_began = time.monotonic()
-    killed = False
-    try:
-        process.wait(timeout=kill_after if kill_after is not None else 120)
-    except subprocess.TimeoutExpired:
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait()  # reap it, so its pid is really gone for `mark_dead_runs`
-        killed = True
-    record = _newer(newest_run(archive_dir), before)
-    outcome = {
-        "mode": "full" if "--full" in args else args[0] if args[0] == "import" else "incremental",
-        "kill_after": None if kill_after is None else round(kill_after, 3),
-        "killed": killed,
-        "returncode": process.returncode,
-        "in_run_s": time.monotonic() - run_began,
-        "run_id": record[0] if record else None,
-        # The record it left: still 'running' means the kill landed inside the run.
-        "inside_run": killed and record is not None and record[1] == "running",
-        "output": out_path,
-    }
-    if outcome["inside_run"]:
-        outcome["posts"] = query(archive_dir, "SELECT count(*) FROM posts")[0][0]
-        recorded = {row[0] for row in query(archive_dir, "SELECT path FROM media")}
-        # Files already renamed into media/ for a page whose transaction never committed.
-        outcome["uncommitted_media"] = len(media_files(archive_dir) - recorded)
-    return outcome
-
-
-def write_marks(archive_dir: Path) -> tuple:
-    """(mtime, size) of archive.db and its WAL: they change when a transaction commits."""
-    marks = []
-    for name in ("archive.db", "archive.db-wal"):
-        try:
-            info = os.stat(archive_dir / name)
-            marks.append((info.st_mtime_ns, info.st_size))
-        except FileNotFoundError:
-            marks.append(None)
-    return tuple(marks)
-
-
-def _newer(record: tuple | None, before: tuple | None) -> tuple | None:
-    return record if record is not None and (before is None or record[0] > before[0]) else None
-
-
-def finish(args: list[str], env: dict, archive_dir: Path, log_dir: Path) -> dict:
-    outcome = run_and_maybe_kill(args, env, archive_dir, log_dir, kill_after=None)
-    assert outcome["returncode"] == 0, (args, outcome["output"].read_text())
-    return outcome
-
-
 def kill_until(done, choose, env: dict, archive_dir: Path, log_dir: Path, rng: random.Random,
                deadline: float) -> list[dict]:
     """Kill runs at random moments until ``done(outcomes)``. ``choose(rng)`` gives the
@@ -188,11 +92,6 @@ def kill_until(done, choose, env: dict, archive_dir: Path, log_dir: Path, rng: r
         args, window_s = choose(rng)
         outcomes.append(run_and_maybe_kill(args, env, archive_dir, log_dir, kill_after=rng.uniform(0, window_s)))
     return outcomes
-
-
-def summary(outcomes: list[dict]) -> list[str]:
-    return [f"{o['mode']} kill_after={o['kill_after']} killed={o['killed']} inside={o['inside_run']} "
-            f"posts={o.get('posts')} uncommitted_media={o.get('uncommitted_media')}" for o in outcomes]
 
 
 # --------------------------------------------------------------------------- the test
@@ -285,7 +184,7 @@ def test_random_sigkills_converge_to_the_archive_of_an_uninterrupted_run(tmp_pat
 
     export_kills += kill_until(enough, full_or_incremental, env, crashed, logs, rng, deadline)
     landed = [o for o in export_kills if o["inside_run"]]
-    story = f"seed {seed}, full run {full['in_run_s']:.2f}s:\n" + "\n".join(summary(export_kills))
+    story = f"seed {seed}, full run {full['in_run_s']:.2f}s:\n" + summary(export_kills)
     print(story)
     print(f"phase times: reference {t_reference - t0:.1f}s, export kills {time.monotonic() - t_reference:.1f}s")
     assert len(landed) >= EXPORT_KILLS, story
@@ -311,7 +210,7 @@ def test_random_sigkills_converge_to_the_archive_of_an_uninterrupted_run(tmp_pat
     import_kills = kill_until(lambda outcomes: inside(outcomes) >= IMPORT_KILLS,
                               lambda r: (import_(crashed), imported["in_run_s"] * KILL_WINDOW),
                               env, crashed, logs, rng, time.monotonic() + IMPORT_KILLS_BUDGET_S)
-    print("\n".join(summary(import_kills)))
+    print(summary(import_kills))
     print(f"phase times: status + finishing + import kills {time.monotonic() - t_reference:.1f}s since the reference")
     assert inside(import_kills) >= IMPORT_KILLS, summary(import_kills)
     finish(import_(crashed), env, crashed, logs)
