@@ -7,9 +7,22 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 # Any keyring use in a test must be explicit (tests/keyring_memory.py); never a real one.
 os.environ.setdefault("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
 os.environ.pop("ARCHIVER_HOME", None)
 os.environ.pop("ARCHIVER_SECRETS", None)
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+
+@pytest.fixture
+def archive(tmp_path):
+    """An empty archive (real SQLite file, schema applied) in the test's folder."""
+    from archiver.archive import Archive
+
+    store = Archive(tmp_path / "archive")
+    _ = store.db  # create it with its schema
+    yield store
+    store.close()

@@ -23,14 +23,6 @@ EXPORT = "export:" + "ab" * 32
 LATER_EXPORT = "export:" + "cd" * 32
 
 
-@pytest.fixture
-def archive(tmp_path):
-    store = Archive(tmp_path / "archive")
-    _ = store.db  # create with the schema
-    yield store
-    store.close()
-
-
 def writer(archive, platform="tiktok", source="api", now=NOW, account=None):
     return ArchiveWriter(archive.db, platform=platform, account_id=account or f"{platform}:main", source=source,
                          now=now)

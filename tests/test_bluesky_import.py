@@ -17,8 +17,8 @@ import zipfile
 from pathlib import Path
 
 import httpx
-import pytest
 
+from archive_rows import one, rows
 from archiver.archive import Archive
 from archiver.config import AccountConfig, Config
 from archiver.imports import open_export
@@ -89,21 +89,6 @@ def import_car(archive: Archive, path: Path, connector: StandInConnector | None 
     with open_export(path) as source:
         return Runner(archive, connector or StandInConnector()).run(
             lambda ctx: import_pages(source, ctx), kind="import", mode=path.name, source=f"export:{source.sha256}")
-
-
-@pytest.fixture
-def archive(tmp_path):
-    archive = Archive(tmp_path / "archive")
-    yield archive
-    archive.close()
-
-
-def one(db, sql: str, *params):
-    return db.execute(sql, list(params)).fetchone()[0]
-
-
-def rows(db, sql: str, *params) -> list[tuple]:
-    return [tuple(r) for r in db.execute(sql, list(params)).fetchall()]
 
 
 def write_car(path: Path, records: dict, **knobs) -> Path:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from archive_rows import one, rows
 from archiver.archive import Archive
 from archiver.config import AccountConfig, Config
 from archiver.imports import open_export
@@ -64,21 +65,6 @@ def api_pages(posts: list[Post]):
     """What the API connector yields for these posts (a stand-in: the real connector is
     another module's work)."""
     return lambda ctx: iter([Page("media", posts)])
-
-
-@pytest.fixture
-def archive(tmp_path):
-    archive = Archive(tmp_path / "archive")
-    yield archive
-    archive.close()
-
-
-def rows(db, sql: str, *params) -> list[tuple]:
-    return [tuple(r) for r in db.execute(sql, list(params)).fetchall()]
-
-
-def one(db, sql: str, *params):
-    return db.execute(sql, list(params)).fetchone()[0]
 
 
 def sha(data: bytes) -> str:

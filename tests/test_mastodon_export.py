@@ -26,6 +26,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from archive_rows import one, rows
 from archiver_connectors.mastodon import export as mastodon_export
 from archiver_connectors.mastodon.api import html_to_text, post_from_status
 from archiver_connectors.mastodon.export import (
@@ -86,21 +87,6 @@ def import_archive(archive: Archive, path: Path) -> dict:
         result["warnings"] = list(source.warnings)
         result["provenance"] = f"export:{source.sha256}"
         return result
-
-
-@pytest.fixture
-def archive(tmp_path):
-    archive = Archive(tmp_path / "archive")
-    yield archive
-    archive.close()
-
-
-def rows(db, sql: str, *params) -> list[tuple]:
-    return [tuple(r) for r in db.execute(sql, list(params)).fetchall()]
-
-
-def one(db, sql: str, *params):
-    return db.execute(sql, list(params)).fetchone()[0]
 
 
 def sha(data: bytes) -> str:

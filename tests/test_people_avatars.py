@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import sqlite3
 from pathlib import Path
 
 import httpx

@@ -27,6 +27,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from archive_rows import one, rows
 from archiver.connector import connector_names
 
 from archiver.archive import Archive
@@ -150,14 +151,6 @@ def write_export(path: Path, data, entry: str | None = None) -> Path:
 
 def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def rows(db, sql: str, *params) -> list[tuple]:
-    return [tuple(r) for r in db.execute(sql, list(params)).fetchall()]
-
-
-def one(db, sql: str, *params):
-    return db.execute(sql, list(params)).fetchone()[0]
 
 
 def dump(db) -> dict[str, list]:

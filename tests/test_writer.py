@@ -25,13 +25,6 @@ EXPORT = "export:" + "ab" * 32
 LATER_EXPORT = "export:" + "cd" * 32
 
 
-@pytest.fixture
-def archive(tmp_path):
-    store = Archive(tmp_path / "archive")
-    yield store
-    store.close()
-
-
 def write(archive: Archive, source: str, now: str, *records, listing: str | None = None) -> ArchiveWriter:
     """One page: every record written by one writer in one transaction."""
     db = archive.db

@@ -21,13 +21,6 @@ from archiver.sync import Runner
 ACCOUNT = "mastodon:main"
 
 
-@pytest.fixture
-def archive(tmp_path):
-    store = Archive(tmp_path / "archive")
-    yield store
-    store.close()
-
-
 def write(archive: Archive, now: str, *records, source: str = "api") -> ArchiveWriter:
     with archive.db.atomic():
         writer = ArchiveWriter(archive.db, platform="mastodon", account_id=ACCOUNT, source=source, now=now)

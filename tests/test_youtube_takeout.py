@@ -24,6 +24,7 @@ from urllib.parse import unquote
 
 import pytest
 
+from archive_rows import one, rows
 from archiver.archive import Archive
 from archiver.archive.writer import ArchiveWriter
 from archiver.config import AccountConfig, Config
@@ -57,21 +58,6 @@ def import_takeout(archive: Archive, path: Path) -> dict:
         return Runner(archive, StandInConnector()).run(
             lambda ctx: takeout_pages(source, ctx), kind="import", mode=Path(path).name,
             source=f"export:{source.sha256}")
-
-
-@pytest.fixture
-def archive(tmp_path):
-    archive = Archive(tmp_path / "archive")
-    yield archive
-    archive.close()
-
-
-def rows(db, sql: str, *params) -> list[tuple]:
-    return [tuple(r) for r in db.execute(sql, list(params)).fetchall()]
-
-
-def one(db, sql: str, *params):
-    return db.execute(sql, list(params)).fetchone()[0]
 
 
 def sha256(data: bytes) -> str:
