@@ -11,17 +11,16 @@ import os
 import re
 import shutil
 import socket
-import struct
 import subprocess
 import sys
 import time
-import zlib
 from pathlib import Path
 
 import httpx
 import pytest
 
 from archiver.archive import Archive
+from png_pixels import count_pixels, make_png
 from archiver.serve import DATABASE, build_metadata, canned_queries
 
 # The test picture: a solid colour no web page uses, so its pixels are easy to find in a
@@ -30,68 +29,6 @@ MAGENTA = (255, 0, 255)
 PICTURE_SIZE = 200
 CHROMIUM = "/usr/bin/chromium"
 NOW = "2024-05-01T12:00:00Z"
-
-
-# -- PNG, by hand (no Pillow) ------------------------------------------------------------
-
-
-def make_png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
-    """A solid-colour RGB PNG."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    scanline = b"\x00" + bytes(rgb) * width  # filter type 0: the bytes as they are
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(scanline * height)) + chunk(b"IEND", b""))
-
-
-def count_pixels(png: bytes, rgb: tuple[int, int, int]) -> int:
-    """How many pixels of an 8-bit RGB or RGBA, non-interlaced PNG are exactly `rgb`."""
-    assert png[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
-    pos, idat = 8, []
-    while pos < len(png):
-        length, kind = struct.unpack(">I4s", png[pos:pos + 8])
-        body = png[pos + 8:pos + 8 + length]
-        pos += 12 + length
-        if kind == b"IHDR":
-            width, height, depth, colour_type, _, _, interlace = struct.unpack(">IIBBBBB", body)
-        elif kind == b"IDAT":
-            idat.append(body)
-    assert depth == 8 and colour_type in (2, 6) and interlace == 0, "unsupported PNG flavour"
-    bpp = 3 if colour_type == 2 else 4
-    stride = width * bpp
-    data = zlib.decompress(b"".join(idat))
-    previous = bytearray(stride)
-    found = 0
-    for y in range(height):
-        start = y * (stride + 1)
-        filter_type = data[start]
-        line = bytearray(data[start + 1:start + 1 + stride])
-        # Undo the PNG row filters (spec section 9): each byte was stored as a difference.
-        if filter_type == 1:  # Sub
-            for i in range(bpp, stride):
-                line[i] = (line[i] + line[i - bpp]) & 0xFF
-        elif filter_type == 2:  # Up
-            line = bytearray((a + b) & 0xFF for a, b in zip(line, previous))
-        elif filter_type == 3:  # Average
-            for i in range(stride):
-                left = line[i - bpp] if i >= bpp else 0
-                line[i] = (line[i] + ((left + previous[i]) >> 1)) & 0xFF
-        elif filter_type == 4:  # Paeth
-            for i in range(stride):
-                a = line[i - bpp] if i >= bpp else 0
-                b = previous[i]
-                c = previous[i - bpp] if i >= bpp else 0
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                predictor = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
-                line[i] = (line[i] + predictor) & 0xFF
-        pixels = bytes(line)
-        found += sum(1 for x in range(0, stride, bpp) if pixels[x:x + 3] == bytes(rgb))
-        previous = line
-    return found
 
 
 # -- an archive with a little of everything ----------------------------------------------
