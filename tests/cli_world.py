@@ -284,3 +284,26 @@ def query(archive_dir: Path, sql: str, params=()) -> list[tuple]:
         return db.execute(sql, params).fetchall()
     finally:
         db.close()
+
+
+class LoopbackOnly(httpx.BaseTransport):
+    """Real HTTP to 127.0.0.1; anything else is refused (404) and remembered, so a test
+    can never reach the internet and can tell what the importer tried."""
+
+    def __init__(self) -> None:
+        self._inner = httpx.HTTPTransport()
+        self.refused: list[str] = []
+        self.fetched: list[str] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host != "127.0.0.1":
+            self.refused.append(str(request.url))
+            return httpx.Response(404, content=b"refused by the test: not loopback")
+        self.fetched.append(request.url.path)
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        pass  # the connector closes its clients after every run; the test closes us
+
+    def really_close(self) -> None:
+        self._inner.close()

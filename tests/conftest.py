@@ -26,3 +26,13 @@ def archive(tmp_path):
     _ = store.db  # create it with its schema
     yield store
     store.close()
+
+
+@pytest.fixture
+def loopback():
+    """An httpx transport for real HTTP to 127.0.0.1 only (see cli_world.LoopbackOnly)."""
+    from cli_world import LoopbackOnly
+
+    transport = LoopbackOnly()
+    yield transport
+    transport.really_close()

@@ -24,7 +24,6 @@ import threading
 import zipfile
 from pathlib import Path
 
-import httpx
 import pytest
 from archiver_connectors.tiktok.fake import FakeTikTok, FakeTikTokConfig, serve
 from cli_world import run_cli
@@ -51,31 +50,6 @@ def fake():
     threading.Thread(target=lambda: (server.shutdown(), server.server_close()), daemon=True).start()
 
 
-class LoopbackOnly(httpx.BaseTransport):
-    """Real HTTP to 127.0.0.1 only; anything else is refused, so no test reaches the internet."""
-
-    def __init__(self) -> None:
-        self._inner = httpx.HTTPTransport()
-        self.fetched: list[str] = []
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.host != "127.0.0.1":
-            return httpx.Response(404, content=b"refused by the test: not loopback")
-        self.fetched.append(request.url.path)
-        return self._inner.handle_request(request)
-
-    def close(self) -> None:
-        pass  # the connector closes its client after every import; the fixture closes us
-
-    def really_close(self) -> None:
-        self._inner.close()
-
-
-@pytest.fixture
-def loopback():
-    transport = LoopbackOnly()
-    yield transport
-    transport.really_close()
 
 
 @pytest.fixture
