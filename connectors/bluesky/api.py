@@ -322,24 +322,22 @@ class BlueskyTokens(StoredTokens):
     def did(self) -> str | None:
         return self.load().get("did")
 
-    def header(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.load()['access_token']}"}
-
-    def refresh(self) -> None:
-        with self._lock:
-            tokens = self.load()
-            url = xrpc_url(tokens["session_url"], "com.atproto.server.refreshSession")
-            status, body = session_request(self.client, url, bearer=tokens["refresh_token"])
-            if status == 200 and body.get("accessJwt") and body.get("refreshJwt"):
-                self.store_session(body, session_url=tokens["session_url"])   # durable first
-                log.info("refreshed the Bluesky session of %s", self.account)
-                return
-            error = body.get("error", "")
-            if status in (400, 401) and error in ("ExpiredToken", "InvalidToken", "AuthenticationRequired",
-                                                  "AccountTakedown", "AuthMissing", ""):
-                raise NetError(reauth_message(self.account), kind="auth", status=status)
-            raise NetError(f"Bluesky session refresh failed: HTTP {status} {error}",
-                           kind="rate_limited" if status == 429 else "server", status=status)
+    def _refresh_locked(self) -> None:
+        # The session's JWTs carry their expiry inside; the record keeps none, so a refresh
+        # comes only when the PDS answers ExpiredToken.
+        tokens = self.load()
+        url = xrpc_url(tokens["session_url"], "com.atproto.server.refreshSession")
+        status, body = session_request(self.client, url, bearer=tokens["refresh_token"])
+        if status == 200 and body.get("accessJwt") and body.get("refreshJwt"):
+            self.store_session(body, session_url=tokens["session_url"])   # durable first
+            log.info("refreshed the Bluesky session of %s", self.account)
+            return
+        error = body.get("error", "")
+        if status in (400, 401) and error in ("ExpiredToken", "InvalidToken", "AuthenticationRequired",
+                                              "AccountTakedown", "AuthMissing", ""):
+            raise NetError(reauth_message(self.account), kind="auth", status=status)
+        raise NetError(f"Bluesky session refresh failed: HTTP {status} {error}",
+                       kind="rate_limited" if status == 429 else "server", status=status)
 
 
 class BlueskyApi:

@@ -325,10 +325,7 @@ class MastodonTokens(StoredTokens):
 
     platform, title = "mastodon", "Mastodon"
 
-    def header(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.load()['access_token']}"}
-
-    def refresh(self) -> None:
+    def _refresh_locked(self) -> None:
         raise NetError(reauth_message(self.account), kind="auth", status=401)
 
 

@@ -32,7 +32,6 @@ DEFAULT_SCOPES = "user.info.basic,user.info.profile,user.info.stats,video.list"
 PORTABILITY_SCOPE_PREFIX = "portability."
 MAX_COUNT = 20          # /v2/video/list/ maximum
 QUERY_BATCH = 20        # /v2/video/query/ maximum ids
-REFRESH_MARGIN = 300    # refresh this many seconds before the access token expires
 # TikTok limits each endpoint over a one-minute sliding window and sends no Retry-After
 # (notes §2.6). Backoff of 1, 2, 4 … s must be able to outlast that window: 8 attempts
 # wait about 127 s in all (6 would give up after about 31 s, still inside the window).
@@ -89,18 +88,8 @@ class TikTokTokens(StoredTokens):
     def scopes(self) -> set[str]:
         return {s.strip() for s in self.load().get("scope", "").split(",") if s.strip()}
 
-    # -- TokenProvider ---------------------------------------------------------------
-    def header(self) -> dict[str, str]:
-        tokens = self.load()
-        if tokens["access_expires_at"] - self.clock() < REFRESH_MARGIN:
-            with self._lock:
-                if self.load()["access_expires_at"] - self.clock() < REFRESH_MARGIN:
-                    self._refresh_locked()
-        return {"Authorization": f"Bearer {self.load()['access_token']}"}
-
-    def refresh(self) -> None:
-        with self._lock:
-            self._refresh_locked()
+    def now(self) -> float:
+        return self.clock()
 
     def _refresh_locked(self) -> None:
         tokens = self.load()

@@ -25,7 +25,6 @@ API_BASE_URL = "https://www.googleapis.com"
 AUTHORIZE_BASE_URL = "https://accounts.google.com"
 TOKEN_BASE_URL = "https://oauth2.googleapis.com"
 API_PREFIX = "/youtube/v3/"
-REFRESH_MARGIN = 300
 PACIFIC = ZoneInfo("America/Los_Angeles")   # the quota day ends at midnight Pacific time
 DEFAULT_DAILY_QUOTA = 10_000
 # Units per request of each method we call (notes §3, [C]): every list method costs 1,
@@ -170,16 +169,8 @@ class YouTubeTokens(StoredTokens):
         }
         return self.save(tokens)
 
-    def header(self) -> dict[str, str]:
-        if self.load()["access_expires_at"] - wall_clock() < REFRESH_MARGIN:
-            with self._lock:
-                if self.load()["access_expires_at"] - wall_clock() < REFRESH_MARGIN:
-                    self._refresh_locked()
-        return {"Authorization": f"Bearer {self.load()['access_token']}"}
-
-    def refresh(self) -> None:
-        with self._lock:
-            self._refresh_locked()
+    def now(self) -> float:
+        return wall_clock()
 
     def _refresh_locked(self) -> None:
         tokens = self.load()

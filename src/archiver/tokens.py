@@ -3,13 +3,18 @@
 Every connector's token provider shares this: reading the record once per run, saving a
 new one atomically (a rotated refresh token is stored before it is used), and telling the
 scrubber about every token so none reaches a log or the archive. What a record holds and
-how it is refreshed stays with each platform.
+how it is refreshed stays with each platform (``_refresh_locked``).
+
+It is a net.TokenProvider: ``header()`` gives the bearer header, refreshing first (once,
+under the lock) when the record's ``access_expires_at`` is within ``refresh_margin``;
+``refresh()`` is what the ApiClient calls after the platform refused the token.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import Any, ClassVar
 
 from archiver.net import NetError, scrubber
@@ -20,6 +25,7 @@ TOKENS_KEY = "tokens"   # the SecretStore key of the whole record
 class StoredTokens:
     platform: ClassVar[str]   # "tiktok": the SecretStore's platform and the `archiver auth` argument
     title: ClassVar[str]      # "TikTok": for messages
+    refresh_margin: ClassVar[float] = 300   # refresh this many seconds before the access token expires
 
     def __init__(self, secrets, account: str):
         self.secrets = secrets
@@ -43,6 +49,29 @@ class StoredTokens:
         self.secrets.set(self.platform, self.account, TOKENS_KEY, json.dumps(tokens))
         self._tokens = tokens
         return tokens
+
+    def now(self) -> float:
+        """The clock expiry times are compared with (platforms override it for tests)."""
+        return time.time()
+
+    def _expiring(self) -> bool:
+        expires_at = self.load().get("access_expires_at")
+        return expires_at is not None and expires_at - self.now() < self.refresh_margin
+
+    def header(self) -> dict[str, str]:
+        if self._expiring():
+            with self._lock:
+                if self._expiring():   # another thread may have refreshed meanwhile
+                    self._refresh_locked()
+        return {"Authorization": f"Bearer {self.load()['access_token']}"}
+
+    def refresh(self) -> None:
+        with self._lock:
+            self._refresh_locked()
+
+    def _refresh_locked(self) -> None:
+        """Get and ``save`` new tokens (the lock is held), or raise NetError(kind="auth")."""
+        raise NotImplementedError
 
     @staticmethod
     def _register(tokens: dict[str, Any]) -> None:
