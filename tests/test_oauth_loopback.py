@@ -203,3 +203,33 @@ def test_pkce_pair_is_fresh_and_consistent(encoding):
 def test_unknown_pkce_encoding_is_refused():
     with pytest.raises(ValueError):
         pkce_pair("plain")
+
+
+def test_app_credentials_given_stored_or_asked_and_kept():
+    from archiver.net import scrubber
+    from archiver.oauth import OAuthError, app_credentials
+    from archiver.secrets import open_secret_store
+
+    store = open_secret_store("memory")
+    asked = []
+
+    def prompt(key):
+        asked.append(key)
+        return f"typed-{key}-value"
+
+    def missing(key):
+        return f"no {key}"
+
+    # Given on the command line and asked for at the terminal: both kept for next time.
+    assert app_credentials(store, "tiktok", "main", {"client_key": "ck-1234", "client_secret": None},
+                           prompt=prompt, missing=missing) == ["ck-1234", "typed-client_secret-value"]
+    assert asked == ["client_secret"]
+    assert store.get("tiktok", "main", "client_secret") == "typed-client_secret-value"
+    assert "typed-client_secret-value" not in scrubber.text("typed-client_secret-value")
+    # Next time: from the store, nothing asked.
+    assert app_credentials(store, "tiktok", "main", {"client_key": None, "client_secret": None},
+                           prompt=prompt, missing=missing) == ["ck-1234", "typed-client_secret-value"]
+    assert asked == ["client_secret"]
+    # Nowhere and no terminal: the platform's message.
+    with pytest.raises(OAuthError, match="no client_id"):
+        app_credentials(store, "youtube", "main", {"client_id": None}, prompt=None, missing=missing)

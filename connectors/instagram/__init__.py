@@ -63,27 +63,18 @@ class InstagramConnector(Connector):
     # -- authorization ---------------------------------------------------------------
     def authorize(self, *, echo, open_browser=None, client_id=None, client_secret=None, prompt=None,
                   port: int = 0, timeout: float = 300, client_key=None, **_):
-        from archiver.net import NetError, scrubber
-        from archiver.oauth import OAuthError, run_loopback_flow
+        from archiver.net import NetError
+        from archiver.oauth import OAuthError, app_credentials, run_loopback_flow
         from archiver_connectors.instagram.api import (
             DEFAULT_SCOPES, PERSONAL_ACCOUNT_MESSAGE, authorize_url, exchange_code, long_lived)
 
         account = self.account.name
         client_id = client_id or client_key   # the CLI may call it a client key
-        for key, given in (("client_id", client_id), ("client_secret", client_secret)):
-            value = given or self.secrets.get("instagram", account, key)
-            if not value and prompt is not None:
-                value = given = prompt(key)
-            if not value:
-                raise OAuthError(f"no Instagram {key} for account {account!r} (the Instagram app ID and "
-                                 "secret from your Meta app's dashboard): run this command on a terminal "
-                                 "to be asked for it")
-            if given:
-                self.secrets.set("instagram", account, key, value)
-            if key == "client_secret":
-                scrubber.add(value)
-        client_id = self.secrets.get("instagram", account, "client_id")
-        client_secret = self.secrets.get("instagram", account, "client_secret")
+        client_id, client_secret = app_credentials(
+            self.secrets, "instagram", account, {"client_id": client_id, "client_secret": client_secret},
+            prompt=prompt, missing=lambda key: f"no Instagram {key} for account {account!r} (the Instagram app "
+                                               "ID and secret from your Meta app's dashboard): run this command "
+                                               "on a terminal to be asked for it")
         scopes = self.account.scopes or DEFAULT_SCOPES
         login, oauth, graph = self._hosts()
         try:

@@ -61,25 +61,16 @@ class TikTokConnector(Connector):
     # -- authorization -----------------------------------------------------------------
     def authorize(self, *, echo, open_browser=None, client_key=None, client_secret=None, prompt=None,
                   port: int = 0, timeout: float = 300, **_):
-        from archiver.net import scrubber
-        from archiver.oauth import OAuthError, pkce_pair, run_loopback_flow
+        from archiver.oauth import OAuthError, app_credentials, pkce_pair, run_loopback_flow
         from archiver_connectors.tiktok.api import (
             DEFAULT_SCOPES, TikTokTokens, authorize_url, token_request)
 
         account = self.account.name
-        for key, given in (("client_key", client_key), ("client_secret", client_secret)):
-            value = given or self.secrets.get("tiktok", account, key)
-            if not value and prompt is not None:
-                value = given = prompt(key)
-            if not value:
-                raise OAuthError(f"no TikTok {key} for account {account!r}: pass --{key.replace('_', '-')} "
-                                 "or run this command on a terminal to be asked for it")
-            if given:  # new from the user: keep it; one read from the store stays where it is
-                self.secrets.set("tiktok", account, key, value)
-            if key == "client_secret":
-                scrubber.add(value)
-        client_key = self.secrets.get("tiktok", account, "client_key")
-        client_secret = self.secrets.get("tiktok", account, "client_secret")
+        client_key, client_secret = app_credentials(
+            self.secrets, "tiktok", account, {"client_key": client_key, "client_secret": client_secret},
+            prompt=prompt, missing=lambda key: f"no TikTok {key} for account {account!r}: pass "
+                                               f"--{key.replace('_', '-')} or run this command on a terminal "
+                                               "to be asked for it")
         scopes = self.account.scopes or DEFAULT_SCOPES
         if self.account.portability and "portability." not in scopes:
             scopes += ",portability.postsandprofile.ongoing"

@@ -71,26 +71,17 @@ class YouTubeConnector(Connector):
     # -- authorization -----------------------------------------------------------------
     def authorize(self, *, echo, open_browser=None, client_id=None, client_secret=None, prompt=None,
                   port: int = 0, timeout: float = 300, **_):
-        from archiver.net import scrubber
-        from archiver.oauth import OAuthError, pkce_pair, run_loopback_flow
+        from archiver.oauth import OAuthError, app_credentials, pkce_pair, run_loopback_flow
         from archiver_connectors.youtube.api import (
             PORTABILITY_SCOPES, SCOPE, YouTubeTokens, authorize_url, token_request)
 
         account = self.account.name
-        for key, given in (("client_id", client_id), ("client_secret", client_secret)):
-            value = given or self.secrets.get("youtube", account, key)
-            if not value and prompt is not None:
-                value = given = prompt(key)
-            if not value:
-                raise OAuthError(f"no Google OAuth {key} for account {account!r}: create a \"Desktop app\" "
-                                 "OAuth client in Google Cloud Console (YouTube Data API v3 enabled) and pass "
-                                 f"--{key.replace('_', '-')}, or run this command on a terminal to be asked")
-            if given:
-                self.secrets.set("youtube", account, key, value)
-            if key == "client_secret":
-                scrubber.add(value)
-        client_id = self.secrets.get("youtube", account, "client_id")
-        client_secret = self.secrets.get("youtube", account, "client_secret")
+        client_id, client_secret = app_credentials(
+            self.secrets, "youtube", account, {"client_id": client_id, "client_secret": client_secret},
+            prompt=prompt, missing=lambda key: f"no Google OAuth {key} for account {account!r}: create a "
+                                               "\"Desktop app\" OAuth client in Google Cloud Console (YouTube Data "
+                                               f"API v3 enabled) and pass --{key.replace('_', '-')}, or run this "
+                                               "command on a terminal to be asked")
         _api_base, auth_base, token_base = self._hosts()
         verifier, challenge = pkce_pair("base64url")
         scope = self.account.scopes or SCOPE

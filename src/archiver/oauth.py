@@ -36,6 +36,29 @@ class OAuthError(Exception):
     """The authorization did not complete; the message says why and what to do."""
 
 
+def app_credentials(secrets, platform: str, account: str, given: dict[str, str | None], *,
+                    prompt: Callable[[str], str] | None, missing: Callable[[str], str]) -> list[str]:
+    """The app's credentials (client id/key, client secret) for an ``archiver auth`` run:
+    each as given on the command line, else stored, else asked for when there is a
+    terminal; one newly given is stored, and the secret is registered with the scrubber.
+    ``missing(key)`` is the message when one is nowhere. Returns the values in order."""
+    from archiver.net import scrubber
+
+    values = []
+    for key, new in given.items():
+        value = new or secrets.get(platform, account, key)
+        if not value and prompt is not None:
+            value = new = prompt(key)
+        if not value:
+            raise OAuthError(missing(key))
+        if new:  # from the user: keep it; one read from the store stays where it is
+            secrets.set(platform, account, key, value)
+        if key.endswith("secret"):
+            scrubber.add(value)
+        values.append(value)
+    return values
+
+
 def pkce_challenge(verifier: str, encoding: str = "base64url") -> str:
     """The code challenge for `verifier`, method S256.
 
