@@ -25,6 +25,7 @@ from typing import Any, BinaryIO, Callable, Iterator
 
 import httpx
 
+from . import crashpoints
 from .net import Cancelled, NetError, scrubber
 
 log = logging.getLogger(__name__)
@@ -199,6 +200,8 @@ class MediaStore:
                     if cancel is not None and cancel():
                         raise Cancelled("cancelled during download")
                     out.write(chunk)
+                    if written == have:  # once a response, however the body is chunked
+                        crashpoints.reached("download", cut=out)
                     written += len(chunk)
                 out.flush()
                 os.fsync(out.fileno())
@@ -251,7 +254,9 @@ class MediaStore:
             ext = choose_extension(head, content_type, mime_hint)
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             target = folder / f"{sha}.{ext}"
+            crashpoints.reached("before-rename")
             os.replace(part, target)
+            crashpoints.reached("rename")
             _fsync_dir(folder)
         ext = target.suffix.lstrip(".")
         return StoredMedia(

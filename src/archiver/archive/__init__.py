@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
+from archiver import crashpoints
 from archiver.archive.schema import migrations
 
 DB_NAME = "archive.db"
@@ -72,7 +73,9 @@ class Archive:
                 db.conn.rollback()
             raise
         else:
+            crashpoints.reached("before-commit")   # the crash tests' points (a no-op unless asked)
             db.conn.commit()
+            crashpoints.reached("commit")
 
     def close(self) -> None:
         if self._db is not None:

@@ -1,0 +1,84 @@
+"""Deterministic crash points: a debug switch for the crash tests.
+
+A run must survive being killed at any instant. Random kills only sample that; these
+points let a test kill a run exactly where the spine could lose something, one point
+after another, and check each time that the resumed run converges.
+
+    ARCHIVER_CRASH_AT="commit:3"        exit hard the 3rd time the process passes "commit"
+    ARCHIVER_CRASH_COUNTS=/tmp/x.json   write {"commit": 5, "download": 2, ...}: how many
+                                        times each point was passed so far (kept up to date
+                                        at every point, so a test knows how many to walk)
+
+The points (see POINTS) sit where the archive's writes become durable: just before and
+just after every write transaction commits (archive.Archive.writing), while a download is
+part-way into its ``.part`` file, and just before and after a finished file is renamed to
+its content address (media.MediaStore). "Exit hard" is ``os._exit(CRASH_EXIT_CODE)``: no
+finally blocks, no atexit, no flushing, as close to SIGKILL as a process can do to itself.
+
+Both variables are read once, when this module is first imported; unset (always, outside
+the tests), ``reached`` is a dictionary lookup that returns at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import BinaryIO
+
+CRASH_AT = "ARCHIVER_CRASH_AT"
+CRASH_COUNTS = "ARCHIVER_CRASH_COUNTS"
+CRASH_EXIT_CODE = 86   # tells a test "it died at the point it asked for", not of a bug
+
+POINTS = {
+    "before-commit": "a write transaction's rows are written; COMMIT is next",
+    "commit": "a write transaction has just committed",
+    "download": "a download has written part of the body into its .part file",
+    "before-rename": "a finished file is fsynced in its .part; renaming it into place is next",
+    "rename": "a finished file has just been renamed to its content address",
+}
+
+
+class CrashSwitchError(ValueError):
+    """ARCHIVER_CRASH_AT names no known point or no count."""
+
+
+def _parse(value: str) -> tuple[str, int] | None:
+    if not value.strip():
+        return None
+    point, _, number = value.strip().partition(":")
+    if point not in POINTS or not number.isdigit() or int(number) < 1:
+        raise CrashSwitchError(
+            f"{CRASH_AT}={value!r} is not a crash point: write POINT:N, N >= 1, with POINT one of "
+            f"{', '.join(POINTS)} (e.g. {CRASH_AT}=commit:3)")
+    return point, int(number)
+
+
+_target = _parse(os.environ.get(CRASH_AT, ""))
+_counts_file = os.environ.get(CRASH_COUNTS) or None
+_passed: dict[str, int] = {}
+_enabled = _target is not None or _counts_file is not None
+
+
+def reached(point: str, cut: BinaryIO | None = None) -> None:
+    """The process passes ``point``: count it, and exit hard if it is the one asked for.
+
+    ``cut``: the ``.part`` file being written at a "download" point. Dying there leaves
+    half of the bytes written so far in it (flushed, then truncated), as a connection
+    cut mid-body would; the next run must resume or restart that file correctly."""
+    if not _enabled:
+        return
+    _passed[point] = _passed.get(point, 0) + 1
+    if _counts_file is not None:
+        _write_counts(_counts_file)
+    if _target is not None and _target == (point, _passed[point]):
+        if cut is not None:
+            cut.flush()
+            os.ftruncate(cut.fileno(), os.fstat(cut.fileno()).st_size // 2)
+        os._exit(CRASH_EXIT_CODE)
+
+
+def _write_counts(path: str) -> None:
+    temporary = f"{path}.{os.getpid()}.tmp"
+    with open(temporary, "w", encoding="utf-8") as out:
+        json.dump(_passed, out, sort_keys=True)
+    os.replace(temporary, path)
