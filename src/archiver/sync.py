@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import signal
+import sqlite3
 import threading
 import traceback
 from contextlib import contextmanager
@@ -65,6 +66,35 @@ class CancelFlag:
 
 class RunFailed(Exception):
     """A run that ended without completing; its reason is recorded in ``runs``."""
+
+
+class PageNotKept(RunFailed):
+    """The database refused a page's write: nothing of the page was committed."""
+
+
+def _record_error(error: Exception) -> bool:
+    """An error in one record's data (a value the writer cannot take, a broken link to
+    another row), which the record's savepoint undoes; anything else (the database full,
+    an I/O error, a trigger that refuses the write) belongs to the whole page."""
+    if isinstance(error, sqlite3.IntegrityError):
+        return getattr(error, "sqlite_errorname", "") != "SQLITE_CONSTRAINT_TRIGGER"
+    if isinstance(error, sqlite3.Error):
+        return False
+    return isinstance(error, (ValueError, TypeError, LookupError, AttributeError))
+
+
+def _page_failure(error: Exception, number: int, stream: str) -> str:
+    """What a person reads when a page could not be written: what happened, that nothing
+    of the page was kept, and what to do."""
+    name = getattr(error, "sqlite_errorname", "") or ""
+    if name.startswith("SQLITE_FULL") or "disk is full" in str(error):
+        what, advice = "disk full", "free space and run again"
+    elif name.startswith("SQLITE_IOERR") or "I/O error" in str(error):
+        what, advice = f"disk I/O error ({error})", "check the disk holding the archive and run again"
+    else:
+        what, advice = (f"the database refused the write ({type(error).__name__}: {error})",
+                        "run again; if it repeats, run `archiver verify` and report it")
+    return (f"{what} while writing page {number} of {stream}; nothing of that page was kept; {advice}")
 
 
 @dataclass
@@ -192,6 +222,7 @@ class Runner:
         self.media = MediaStore(archive.media_root)
         self._media_client = None
         self._avatar_problems = _AvatarProblems()
+        self._page_numbers: dict[str, int] = {}   # stream -> pages written in this run
 
     # -- run record ------------------------------------------------------------------
     def _start_run(self, kind: str, mode: str) -> int:
@@ -227,6 +258,7 @@ class Runner:
         run_id = self._start_run(kind, mode)
         ctx = SyncContext(self.archive, self.account, full=full, cancel=cancel, run_id=run_id)
         self._avatar_problems = _AvatarProblems()
+        self._page_numbers = {}
         counts: dict[str, int] = {}
         status, message = "ok", None
         # Why it failed, in net.NetError's words (auth, gone, transport, timeout, server …):
@@ -277,26 +309,37 @@ class Runner:
         db = self.archive.db
         writer = ArchiveWriter(db, platform=self.account.platform, account_id=self.account.account_id,
                                source=source, scrub=scrubber.obj)
-        with self.archive.writing():
-            for record in page.records:
-                try:
-                    self._write_record(writer, record, stored, page)
-                except Exception as error:
-                    # One bad item is reported and skipped; it never aborts the page.
-                    ctx.report(_describe(record), f"{type(error).__name__}: {error}")
-            if page.complete and page.listing:
-                listed = db.execute(
-                    "SELECT count(*) FROM posts WHERE account_id=? AND listed_in=?",
-                    [self.account.account_id, page.listing],
-                ).fetchone()[0]
-                if listed == 0:
-                    # An empty "complete" listing is what a vanished or broken platform
-                    # looks like: never tombstone everything on its word.
-                    ctx.report("listing", "the platform listed no posts at all; nothing was marked deleted")
-                else:
-                    writer.tombstone_unlisted(page.listing)
-            if page.state is not None or page.complete:
-                _write_state(db, self.account.account_id, page.stream, page.state)
+        number = self._page_numbers[page.stream] = self._page_numbers.get(page.stream, 0) + 1
+        try:
+            with self.archive.writing():
+                for record in page.records:
+                    try:
+                        self._write_record(writer, record, stored, page)
+                    except Exception as error:
+                        if not _record_error(error) or not db.conn.in_transaction:
+                            # The database itself refused (disk full, I/O error, a trigger's
+                            # RAISE(ROLLBACK) that ended the transaction): the records before
+                            # this one may be gone, so none of the page, cursor included, is kept.
+                            raise PageNotKept(_page_failure(error, number, page.stream)) from error
+                        # One bad item is reported and skipped; it never aborts the page.
+                        ctx.report(_describe(record), f"{type(error).__name__}: {error}")
+                if page.complete and page.listing:
+                    listed = db.execute(
+                        "SELECT count(*) FROM posts WHERE account_id=? AND listed_in=?",
+                        [self.account.account_id, page.listing],
+                    ).fetchone()[0]
+                    if listed == 0:
+                        # An empty "complete" listing is what a vanished or broken platform
+                        # looks like: never tombstone everything on its word.
+                        ctx.report("listing", "the platform listed no posts at all; nothing was marked deleted")
+                    else:
+                        writer.tombstone_unlisted(page.listing)
+                if page.state is not None or page.complete:
+                    _write_state(db, self.account.account_id, page.stream, page.state)
+        except PageNotKept:
+            raise
+        except sqlite3.Error as error:   # the state, the tombstones or the commit itself
+            raise PageNotKept(_page_failure(error, number, page.stream)) from error
         return writer.counts
 
     def _write_record(self, writer: ArchiveWriter, record, stored: dict, page: Page) -> None:
