@@ -198,16 +198,24 @@ def verify_archive(archive: Archive, echo: Callable[[str], None] = print) -> int
     else:
         echo("database: integrity check ok")
     store = MediaStore(archive.media_root)
+    damaged: set[str] = set()
     for path, problem in store.verify():
         problems += 1
+        damaged.add(path)
         echo(f"media: {path}: {problem}")
     checked = 0
+    passed: list[str] = []
     for sha256, path in db.execute("SELECT sha256, path FROM media").fetchall():
         checked += 1
         if not (archive.media_root / path).exists():
             problems += 1
             echo(f"media: {path} (sha256 {sha256}) is recorded but missing from {archive.media_root}")
+        elif path not in damaged:
+            passed.append(sha256)
+    # verified_at says "this file was re-hashed and matched": a damaged or missing file
+    # keeps the date it last passed.
+    verified_at = now_utc()
     with archive.writing():
-        db.execute("UPDATE media SET verified_at=?", [now_utc()])
+        db.conn.executemany("UPDATE media SET verified_at=? WHERE sha256=?", [(verified_at, s) for s in passed])
     echo(f"media: {checked} files checked, {problems} problem(s)")
     return problems

@@ -1,0 +1,39 @@
+"""`archiver verify` and `archiver status` against a real archive file: verify stamps only
+the files that passed; status reads without writing and without waiting behind a writer."""
+
+from __future__ import annotations
+
+import hashlib
+
+from archive_rows import one
+
+
+def _store(archive, content: bytes) -> tuple[str, str]:
+    """Put a file into the media store and record it, as a download would."""
+    from archiver.media import MediaStore
+
+    source = archive.folder / f"in-{hashlib.sha256(content).hexdigest()[:8]}.jpg"
+    source.write_bytes(content)
+    stored = MediaStore(archive.media_root).add_file(source, mime_hint="image/jpeg")
+    path = stored.path.as_posix()
+    with archive.writing() as db:
+        db.execute("INSERT INTO media (sha256, path, mime, size, first_seen_at) VALUES (?,?,?,?,?)",
+                   [stored.sha256, path, "image/jpeg", stored.size, "2026-01-01T00:00:00Z"])
+    return stored.sha256, path
+
+
+def test_verify_stamps_verified_at_only_on_files_that_passed(archive):
+    from archiver.status import verify_archive
+
+    good, _ = _store(archive, b"\xff\xd8good picture")
+    damaged, damaged_path = _store(archive, b"\xff\xd8picture to be damaged")
+    missing, missing_path = _store(archive, b"\xff\xd8picture to be lost")
+    (archive.media_root / damaged_path).write_bytes(b"\xff\xd8bit rot")
+    (archive.media_root / missing_path).unlink()
+
+    lines: list[str] = []
+    assert verify_archive(archive, echo=lines.append) == 2
+    db = archive.db
+    assert one(db, "SELECT verified_at FROM media WHERE sha256=?", good) is not None
+    assert one(db, "SELECT verified_at FROM media WHERE sha256=?", damaged) is None, lines
+    assert one(db, "SELECT verified_at FROM media WHERE sha256=?", missing) is None, lines
