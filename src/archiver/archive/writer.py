@@ -271,10 +271,17 @@ class ArchiveWriter:
         # Only a replaced value is an edit; filling a blank (an export adding what the
         # API never said, or the reverse) is not, and must not invent a version.
         elif any(existing[k] is not None and existing[k] != merged[k] for k in _POST_CONTENT):
-            self.db.execute(
-                "INSERT OR IGNORE INTO post_versions (platform, post_id, replaced_at, title, text, visibility) VALUES (?,?,?,?,?,?)",
-                [self.platform, post_id, self.now, *(existing[k] for k in _POST_CONTENT)],
-            )
+            # The platform's own history, when it comes along, holds the version being
+            # replaced with its exact time: stored from there, not a second time here.
+            newest = post.history[-1] if post.history else None
+            in_history = (newest is not None and (newest.title, newest.text) == (existing["title"], existing["text"])
+                          and merged["visibility"] == existing["visibility"])
+            if not in_history:
+                self.db.execute(
+                    "INSERT OR IGNORE INTO post_versions (platform, post_id, replaced_at, title, text, visibility) "
+                    "VALUES (?,?,?,?,?,?)",
+                    [self.platform, post_id, self.now, *(existing[k] for k in _POST_CONTENT)],
+                )
             self._count("posts_edited")
         revived = existing is not None and existing["deleted_at"] is not None and self.authoritative
         if revived:
@@ -293,6 +300,21 @@ class ArchiveWriter:
         )
         for version in post.history:
             # The platform's own edit history: each earlier text once, keyed by its time.
+            # A run that saw the change before the history arrived stored this version at
+            # the time it noticed (the first version stored after the edit, same text):
+            # that row is this version, and takes the platform's exact time instead.
+            noticed = self._one(
+                "SELECT replaced_at, title, text FROM post_versions WHERE platform=? AND post_id=? AND replaced_at>=? "
+                "ORDER BY replaced_at LIMIT 1",
+                [self.platform, post_id, version.replaced_at],
+            )
+            if noticed is not None and (noticed["title"], noticed["text"]) == (version.title, version.text):
+                if noticed["replaced_at"] != version.replaced_at:
+                    self.db.execute(
+                        "UPDATE OR IGNORE post_versions SET replaced_at=? WHERE platform=? AND post_id=? AND replaced_at=?",
+                        [version.replaced_at, self.platform, post_id, noticed["replaced_at"]],
+                    )
+                continue
             inserted = self.db.execute(
                 "INSERT OR IGNORE INTO post_versions (platform, post_id, replaced_at, title, text, visibility) VALUES (?,?,?,?,?,?)",
                 [self.platform, post_id, version.replaced_at, version.title, version.text, version.visibility],
