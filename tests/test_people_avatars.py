@@ -28,7 +28,8 @@ from archiver.connector import Connector
 from archiver.jobs import Workspace, run_export
 from archiver.records import Comment, MediaRef, Page, Person
 from archiver.secrets import open_secret_store
-from archiver.sync import Runner, _AvatarProblems
+from archiver.downloads import _AvatarProblems
+from archiver.sync import Runner
 from archiver_connectors.mastodon.api import MastodonTokens
 from archiver_connectors.mastodon.fake import FakeMastodon, FakeMastodonConfig
 from archiver_connectors.tiktok.fake import fake_png

@@ -427,7 +427,7 @@ def test_a_changed_picture_is_downloaded_once_and_the_old_file_stays(tmp_path, m
 
 
 def test_a_failing_picture_host_is_one_summary_line_and_the_comments_still_land(tmp_path, monkeypatch):
-    from archiver.sync import _AvatarProblems
+    from archiver.downloads import _AvatarProblems
 
     h = YouTubeHarness(tmp_path, monkeypatch, FakeYouTubeConfig(videos=6, followers=10, comment_threads=12, seed=23))
     h.fake.picture_fault = 503
