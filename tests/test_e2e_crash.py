@@ -194,18 +194,19 @@ def test_random_sigkills_converge_to_the_archive_of_an_uninterrupted_run(tmp_pat
     assert any(0 < o["posts"] < VIDEOS for o in landed), story
     assert any(o["uncommitted_media"] for o in landed), story
 
-    # `archiver status` notices the run the last kill left 'running': interrupted.
+    # `archiver status` notices the run the last kill left 'running': interrupted (it
+    # only reads; the next run records it).
     status = run_cli(["status", "--archive", str(crashed)], env)
     assert status.returncode == 0, status.describe()
     assert "INTERRUPTED" in status.stdout, status.describe()
+
+    # Let it finish the way the reference went, then the import, killed a few times too.
+    finish(export(crashed, "--full"), env, crashed, logs)
     killed_ids = [o["run_id"] for o in landed]
     statuses = dict(query(crashed, f"SELECT run_id, status FROM runs WHERE run_id IN "
                                    f"({','.join('?' * len(killed_ids))})", killed_ids))
     assert statuses == {run_id: "interrupted" for run_id in killed_ids}
     assert query(crashed, "SELECT count(*) FROM runs WHERE status='running'") == [(0,)]
-
-    # Let it finish the way the reference went, then the import, killed a few times too.
-    finish(export(crashed, "--full"), env, crashed, logs)
     finish(export(crashed), env, crashed, logs)
     import_kills = kill_until(lambda outcomes: inside(outcomes) >= IMPORT_KILLS,
                               lambda r: (import_(crashed), imported["in_run_s"] * KILL_WINDOW),

@@ -37,3 +37,33 @@ def test_verify_stamps_verified_at_only_on_files_that_passed(archive):
     assert one(db, "SELECT verified_at FROM media WHERE sha256=?", good) is not None
     assert one(db, "SELECT verified_at FROM media WHERE sha256=?", damaged) is None, lines
     assert one(db, "SELECT verified_at FROM media WHERE sha256=?", missing) is None, lines
+
+
+def test_status_answers_while_another_process_holds_the_write_lock_and_writes_nothing(archive):
+    """A long import holds the write lock; `archiver status` reads the last committed state
+    at once. The archive's own connection is given a short busy timeout: were status to
+    ask for the write lock, it would fail here instead of answering."""
+    import sqlite3
+
+    from archiver.config import Config
+    from archiver.status import account_status, render_status
+
+    with archive.writing() as db:
+        # A run whose process is gone (pid 0 never runs a run): status shows it interrupted.
+        db.execute("INSERT INTO runs (account_id, platform, kind, mode, pid, started_at, status) "
+                   "VALUES ('tiktok:main', 'tiktok', 'export', 'full', 0, '2026-01-01T00:00:00Z', 'running')")
+    archive.db.execute("PRAGMA busy_timeout=50")
+    writer = sqlite3.connect(archive.db_path, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("INSERT INTO accounts (account_id, platform, name, first_seen_at, last_seen_at) "
+                       "VALUES ('tiktok:other', 'tiktok', 'other', 'x', 'x')")
+        rows = account_status(archive, Config(path=None))
+        assert [r["account"] for r in rows] == ["tiktok:main"]      # not the uncommitted one
+        assert rows[0]["last_run"]["status"] == "interrupted"
+        assert "INTERRUPTED" in render_status(rows)
+        writer.execute("ROLLBACK")
+    finally:
+        writer.close()
+    # Status wrote nothing: the run stays as it was until the next run records it.
+    assert one(archive.db, "SELECT status FROM runs") == "running"

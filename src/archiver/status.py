@@ -12,11 +12,11 @@ from archiver.config import Config
 def account_status(archive: Archive, config: Config, *, now=None) -> list[dict]:
     """One entry per account (configured or seen in the archive). ``now`` (an aware
     datetime) is for tests of the export age."""
-    from archiver.sync import mark_dead_runs
+    with archive.reading() as db:
+        return _account_status(db, config, now=now)
 
-    db = archive.db
-    with archive.writing():
-        mark_dead_runs(db)
+
+def _account_status(db, config: Config, *, now=None) -> list[dict]:
     by_id = {a.account_id: a for a in config.accounts}
     ids = list(by_id)
     for (account_id,) in db.execute(
@@ -138,7 +138,18 @@ def _run(db, sql, *params) -> dict | None:
     run = dict(zip([c[0] for c in cursor.description], row))
     run["counts"] = json.loads(run["counts"])
     run["errors"] = json.loads(run["errors"])
+    if run["status"] == "running" and not _process_alive(run["pid"]):
+        # Shown as the next run will record it (status itself writes nothing).
+        run["status"] = "interrupted"
+        run["message"] = run["message"] or ("the process ended before the run finished; "
+                                            "the next run resumes from its checkpoint")
     return run
+
+
+def _process_alive(pid) -> bool:
+    from archiver.sync import _alive
+
+    return bool(pid) and _alive(pid)
 
 
 def render_status(rows: list[dict]) -> str:

@@ -51,6 +51,30 @@ class Archive:
         return self._db
 
     @contextmanager
+    def reading(self, busy_timeout_ms: int = 2000):
+        """A read-only connection (``archiver status``): it never writes, so it never waits
+        for the write lock. In WAL mode a reader sees the last committed state while a
+        long import holds the lock. (After an upgrade whose migrations are still pending,
+        they are applied first, through the normal connection.)"""
+        import sqlite3
+
+        if not self.exists:
+            raise FileNotFoundError(f"no archive at {self.folder}")
+        conn = sqlite3.connect(f"{self.db_path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            db = Database(conn)
+            if migrations.pending(db):
+                conn.close()
+                _ = self.db  # applies them
+                conn = sqlite3.connect(f"{self.db_path.resolve().as_uri()}?mode=ro", uri=True)
+                conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+                db = Database(conn)
+            yield db
+        finally:
+            conn.close()
+
+    @contextmanager
     def writing(self):
         """A write transaction that takes the write lock at its start (BEGIN IMMEDIATE).
 
