@@ -86,6 +86,7 @@ def ticking_clock(monkeypatch):
 
     monkeypatch.setattr("archiver.archive.writer.now_utc", now)
     monkeypatch.setattr("archiver_connectors.bluesky.now_utc", now)
+    monkeypatch.setattr("archiver.lists.now_utc", now)
 
 
 @pytest.fixture
@@ -356,7 +357,7 @@ def test_followers_end_of_list_either_way(tmp_path, cursor_on_last_page):
     assert calls == (4 if cursor_on_last_page else 3)
 
 
-def test_followers_listing_cut_off_is_a_partial_snapshot_and_nobody_is_lost(tmp_path):
+def test_followers_listing_cut_off_is_kept_and_the_next_run_goes_on_from_its_cursor(tmp_path):
     world = World(tmp_path, FakeBlueskyConfig(followers=250))
     world.auth()
     world.run()
@@ -374,13 +375,24 @@ def test_followers_listing_cut_off_is_a_partial_snapshot_and_nobody_is_lost(tmp_
     result = world.run()
     assert result["status"] == "ok"
     assert any("followers list" in e["item"] for e in result["errors"])
+    # The first page is staged with its cursor; no snapshot yet, nobody lost.
     snaps = world.rows("SELECT member_count, complete FROM snapshots WHERE kind='followers' ORDER BY snapshot_id")
-    assert snaps == [(250, 1), (100, 0)]
+    assert snaps == [(250, 1)]
+    assert world.rows("SELECT pages, members FROM staged_lists WHERE kind='followers'") == [(1, 100)]
     assert world.rows("SELECT count(*) FROM audience_events WHERE event='lost'") == [(0,)]
     world.faults.clear()
-    result = world.run()   # the count still differs from the last complete list: listed again
+    before = len(world.fake.requests())
+    result = world.run()
+    # Only the pages after the staged one are asked: 100, 55 and the empty page the last
+    # cursor leads to (a walk from the start would ask 4), and the list is whole.
+    asked = [n for n in world.nsids(before) if n == "app.bsky.graph.getFollowers"]
+    assert len(asked) == 3
     snaps = world.rows("SELECT member_count, complete FROM snapshots WHERE kind='followers' ORDER BY snapshot_id")
     assert snaps[-1] == (255, 1)
+    assert world.rows("SELECT count(*) FROM staged_lists") == [(0,)]
+    assert world.rows("SELECT count(*) FROM staged_members") == [(0,)]
+    assert world.rows("SELECT count(*) FROM audience_events WHERE kind='followers' AND event='new' "
+                      "AND snapshot_id=(SELECT max(snapshot_id) FROM snapshots)") == [(5,)]
 
 
 # --------------------------------------------------------------------------- faults

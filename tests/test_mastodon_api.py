@@ -33,6 +33,7 @@ def ticking_writer_clock(monkeypatch):
     monkeypatch.setattr("archiver.archive.writer.now_utc", ticking_clock())
     # Snapshots are dated by the connector; two runs in one second would share a date.
     monkeypatch.setattr("archiver_connectors.mastodon.now_utc", ticking_clock())
+    monkeypatch.setattr("archiver.lists.now_utc", ticking_clock())
 
 
 class Harness:
@@ -310,7 +311,7 @@ def test_hidden_follower_list_is_complete_only_when_the_owner_still_gets_it(tmp_
         assert snaps["followers"]["complete"] == 1 and snaps["followers"]["member_count"] == 30
 
 
-def test_a_follower_list_cut_off_midway_is_kept_as_partial(tmp_path):
+def test_a_follower_list_cut_off_midway_is_kept_and_the_next_run_goes_on_from_its_cursor(tmp_path):
     h = Harness(tmp_path, FakeMastodonConfig(statuses=3, followers=200, seed=15))
     h.run()
     h.fake.lose_followers(100)
@@ -323,9 +324,66 @@ def test_a_follower_list_cut_off_midway_is_kept_as_partial(tmp_path):
     h.faults.append(cut)
     result = h.run(full=True)
     assert result["status"] == "failed"
-    latest = h.rows("SELECT * FROM snapshots WHERE kind='followers' ORDER BY snapshot_id DESC LIMIT 1")[0]
-    assert latest["complete"] == 0 and latest["member_count"] == 80
+    # The first page waits in the staging with its cursor: no partial snapshot, nobody lost.
+    assert h.value("SELECT count(*) FROM snapshots WHERE kind='followers'") == 1
+    assert h.rows("SELECT pages, members FROM staged_lists WHERE kind='followers'") == [{"pages": 1, "members": 80}]
     assert h.value("SELECT count(*) FROM audience_events WHERE event='lost'") == 0
+    h.faults.clear()
+    before = len(h.fake.log)
+    assert h.run()["status"] == "ok"
+    asked = [e for e in list(h.fake.log)[before:] if e[1].endswith("/followers")]
+    assert len(asked) == 1 and "max_id" in asked[0][2]        # only the page after the staged one
+    latest = h.rows("SELECT * FROM snapshots WHERE kind='followers' ORDER BY snapshot_id DESC LIMIT 1")[0]
+    assert latest["complete"] == 1 and latest["member_count"] == 100
+    assert h.value("SELECT count(*) FROM audience_events WHERE event='lost'") == 100
+    assert h.value("SELECT count(*) FROM staged_members") == 0
+
+
+class _Killed(BaseException):
+    """The process dying: nothing after it runs (not an error the run could record)."""
+
+
+def _audience_of(h: Harness) -> dict:
+    """What the follower lists left in the archive, without the moments (each run has its own)."""
+    return {
+        "people": h.rows("SELECT person_id, handle, display_name, url FROM people ORDER BY person_id"),
+        "follows": h.rows("SELECT kind, person_id, ended_at IS NULL AS open FROM follows ORDER BY kind, person_id"),
+        "events": h.rows("SELECT kind, person_id, event FROM audience_events ORDER BY kind, person_id, event"),
+        "snapshots": h.rows("SELECT kind, member_count, new_count, lost_count, complete FROM snapshots "
+                            "ORDER BY kind, snapshot_id"),
+    }
+
+
+@pytest.mark.parametrize("killed_after_pages", [1, 3])
+def test_a_run_killed_inside_a_follower_list_resumes_it_and_ends_as_an_uninterrupted_run(
+        tmp_path, killed_after_pages):
+    config = dict(statuses=3, followers=410, following=5, seed=21)   # 6 pages of 80
+    whole = Harness(tmp_path / "whole", FakeMastodonConfig(**config))
+    assert whole.run()["status"] == "ok"
+
+    h = Harness(tmp_path / "killed", FakeMastodonConfig(**config))
+    pages = {"n": 0}
+
+    def die(request):
+        if request.url.path.endswith("/followers"):
+            if pages["n"] == killed_after_pages:
+                raise _Killed()
+            pages["n"] += 1
+        return None
+
+    h.faults.append(die)
+    with pytest.raises(_Killed):
+        h.run()
+    assert h.rows("SELECT pages, members FROM staged_lists WHERE kind='followers'") == [
+        {"pages": killed_after_pages, "members": 80 * killed_after_pages}]
+    h.faults.clear()
+    before = len(h.fake.log)
+    assert h.run()["status"] == "ok"
+    asked = [e for e in list(h.fake.log)[before:] if e[1].endswith("/followers")]
+    assert len(asked) == 6 - killed_after_pages            # the remaining pages, no more
+    assert all("max_id" in e[2] for e in asked)
+    assert _audience_of(h) == _audience_of(whole)
+    assert h.value("SELECT count(*) FROM staged_members") == 0
 
 
 # --------------------------------------------------------------------------- pacing and faults

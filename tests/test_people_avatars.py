@@ -50,6 +50,7 @@ def ticking_clock(monkeypatch):
 
     monkeypatch.setattr("archiver.archive.writer.now_utc", now)
     monkeypatch.setattr("archiver_connectors.mastodon.now_utc", now)
+    monkeypatch.setattr("archiver.lists.now_utc", now)
 
 
 def sha(data: bytes) -> str:

@@ -23,7 +23,7 @@ import uuid
 from typing import Any, Iterator
 
 from archiver.connector import Connector
-from archiver.records import Page, Profile, Snapshot, iso_utc, now_utc
+from archiver.records import Page, Profile, iso_utc, now_utc
 
 log = logging.getLogger("archiver.bluesky")
 
@@ -369,33 +369,38 @@ class _ExportRun:
 
     # -- followers / following -----------------------------------------------------------
     def _audience_pages(self, view: dict, following_since: dict[str, str | None]) -> Iterator[Page]:
-        """A list is fetched when its count changed since the last complete one (always on
-        --full). A listing cut short by an error is kept as a partial snapshot."""
+        """A list is read when its count changed since the last complete one (always on
+        --full), a page at a time through the core's staging (archiver.lists). A listing
+        cut short by an error stays staged and the next run goes on from where it stopped."""
+        from archiver.lists import list_pages, staged_list
         from archiver.net import Cancelled, NetError
         from archiver_connectors.bluesky.api import membership_from_view
 
         state = self.ctx.state("audience") or {}
-        for kind, count_key, fetch in (("followers", "followersCount", self.api.followers),
-                                       ("following", "followsCount", self.api.follows)):
+        for kind, count_key, fetch in (("followers", "followersCount", self.api.followers_page),
+                                       ("following", "followsCount", self.api.follows_page)):
             count = view.get(count_key)
-            if not self.full and count is not None and state.get(kind) == count:
-                continue
-            taken_at = now_utc()
-            members, complete = [], True
+            due = self.full or count is None or state.get(kind) != count
+
+            def fetch_page(cursor, kind=kind, fetch=fetch):
+                items, next_cursor = fetch(self.did, cursor)
+                return [membership_from_view(v, following_since.get(v.get("did")) if kind == "following" else None)
+                        for v in items if v.get("did")], next_cursor
+
+            def finish(listed: int, kind=kind, count=count) -> tuple[bool, dict]:
+                nonlocal state
+                # One stream ("audience") holds both lists' last complete counts.
+                state = {**state, kind: count}
+                return True, dict(state)
+
             try:
-                for items in fetch(self.did):
-                    members.extend(membership_from_view(v, following_since.get(v.get("did")) if kind == "following"
-                                                        else None) for v in items if v.get("did"))
+                yield from list_pages(self.ctx, kind, fetch_page, stream="audience", due=due, finish=finish)
             except Cancelled:
                 raise
             except NetError as error:
-                complete = False
-                self.ctx.report(f"{kind} list", f"stopped after {len(members)} people: {error}; kept as a "
-                                "partial snapshot (nobody is counted as lost from it)")
-            if complete:
-                state = {**state, kind: count}
-            # One stream ("audience") holds both lists' last complete counts.
-            yield Page("audience", [Snapshot(kind, taken_at, members, complete=complete)], dict(state))
+                staged = staged_list(self.ctx, kind)
+                self.ctx.report(f"{kind} list", f"stopped after {staged['members'] if staged else 0} people: "
+                                f"{error}; they are kept, and the next run goes on from where this one stopped")
 
 
 def _iso(value: Any) -> str | None:

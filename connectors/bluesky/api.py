@@ -403,16 +403,27 @@ class BlueskyApi:
         cursor = None
         seen_cursors: set[str] = set()
         while True:
-            params = {"actor": actor, "limit": PAGE_LIMIT, **(extra or {})}
-            if cursor:
-                params["cursor"] = cursor
-            body = self._appview(nsid, params)
-            items = [i for i in body.get(key) or [] if isinstance(i, dict)]
+            items, cursor = self._page(nsid, actor, key, cursor, extra)
             yield items
-            cursor = body.get("cursor")
-            if not cursor or not items or cursor in seen_cursors:
+            if cursor is None or cursor in seen_cursors:
                 return
             seen_cursors.add(cursor)
+
+    def _page(self, nsid: str, actor: str, key: str, cursor: str | None,
+              extra: dict | None = None) -> tuple[list[dict], str | None]:
+        """One page of an AppView list and the cursor of the next (None at the end)."""
+        params = {"actor": actor, "limit": PAGE_LIMIT, **(extra or {})}
+        if cursor:
+            params["cursor"] = cursor
+        body = self._appview(nsid, params)
+        items = [i for i in body.get(key) or [] if isinstance(i, dict)]
+        return items, (body.get("cursor") or None) if items else None
+
+    def followers_page(self, actor: str, cursor: str | None) -> tuple[list[dict], str | None]:
+        return self._page("app.bsky.graph.getFollowers", actor, "followers", cursor)
+
+    def follows_page(self, actor: str, cursor: str | None) -> tuple[list[dict], str | None]:
+        return self._page("app.bsky.graph.getFollows", actor, "follows", cursor)
 
     def followers(self, actor: str) -> Iterator[list[dict]]:
         return self._pages("app.bsky.graph.getFollowers", actor, "followers")

@@ -26,7 +26,7 @@ from typing import Iterator
 from urllib.parse import urlencode
 
 from archiver.connector import Connector
-from archiver.records import Membership, Page, Snapshot, now_utc
+from archiver.records import Membership, Page, now_utc
 
 log = logging.getLogger("archiver.mastodon")
 
@@ -270,7 +270,9 @@ class MastodonConnector(Connector):
 
     # -- followers and following ----------------------------------------------------------
     def _follows(self, api, ctx, me: dict, owner_id: str, domain: str, every_hours: float) -> Iterator[Page]:
-        from archiver.net import NetError
+        """Each list a page at a time through the core's staging (archiver.lists): a run
+        stopped half way goes on from the page it reached."""
+        from archiver.lists import list_pages
         from archiver_connectors.mastodon.api import ACCOUNT_PAGE, person_from_account
 
         state = dict(ctx.state("follows") or {})
@@ -278,30 +280,29 @@ class MastodonConnector(Connector):
         for kind in ("followers", "following"):
             count = me.get(f"{kind}_count")
             last = state.get(kind) or {}
-            if not ctx.full and last.get("count") == count and last.get("complete") \
-                    and _hours_since(last.get("at")) < every_hours:
-                continue
-            taken = now_utc()
-            members: list[Membership] = []
-            try:
-                for items, _next in api.pages(api.accounts_url(owner_id, kind), {"limit": ACCOUNT_PAGE}):
-                    members += [Membership(p) for p in (person_from_account(a, domain) for a in items) if p]
-            except NetError:
-                if members:   # what was listed is kept, as a partial list: nobody counts as lost
-                    yield Page(kind, [Snapshot(kind, taken, members, complete=False)])
-                raise
-            complete = True
-            if count and not members:
-                complete = False
-                ctx.report(kind, f"Mastodon listed none of the {count} {kind} the profile counts "
-                           "(a hidden list?); kept as a partial list, nobody is counted as lost")
-            elif hidden and count and len(members) < count:
-                complete = False
-                ctx.report(kind, f"the {kind} list is hidden and Mastodon listed {len(members)} of {count}; "
-                           "kept as a partial list")
-            state[kind] = {"at": taken, "count": count, "complete": complete, "listed": len(members)}
-            records = [Snapshot(kind, taken, members, complete=complete)] if (members or complete) else []
-            yield Page("follows", records, dict(state))
+            due = ctx.full or not (last.get("count") == count and last.get("complete")
+                                   and _hours_since(last.get("at")) < every_hours)
+
+            def fetch_page(next_url, kind=kind):
+                # The cursor is the Link header's next URL (max_id paging; no token in it).
+                url, params = (next_url, None) if next_url else (api.accounts_url(owner_id, kind), {"limit": ACCOUNT_PAGE})
+                items, link = api.page(url, params)
+                return [Membership(p) for p in (person_from_account(a, domain) for a in items) if p], link
+
+            def finish(listed: int, kind=kind, count=count) -> tuple[bool, dict]:
+                complete = True
+                if count and not listed:
+                    complete = False
+                    ctx.report(kind, f"Mastodon listed none of the {count} {kind} the profile counts "
+                               "(a hidden list?); kept as a partial list, nobody is counted as lost")
+                elif hidden and count and listed < count:
+                    complete = False
+                    ctx.report(kind, f"the {kind} list is hidden and Mastodon listed {listed} of {count}; "
+                               "kept as a partial list")
+                state[kind] = {"at": now_utc(), "count": count, "complete": complete, "listed": listed}
+                return complete, dict(state)
+
+            yield from list_pages(ctx, kind, fetch_page, stream="follows", due=due, finish=finish)
 
     # -- official archive (export.py, written separately) ---------------------------------
     @classmethod

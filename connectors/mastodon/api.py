@@ -449,14 +449,19 @@ class MastodonApi:
         """Each page of a list endpoint and the Link URL of the page after it (``rel``
         "next" walks older, "prev" newer), following the Link header only."""
         while url:
-            response = self.get(url, params)
-            items = response.json()
-            if not isinstance(items, list):
-                raise NetError(f"Mastodon GET {scrubber.text(urlsplit(url).path)}: expected a list",
-                               kind="bad_response")
-            link = (response.links.get(rel) or {}).get("url") if items else None
+            items, link = self.page(url, params, rel)
             yield items, link
             url, params = link, None
+
+    def page(self, url: str, params: dict | None = None, rel: str = "next") -> tuple[list[dict], str | None]:
+        """One page of a list endpoint and the Link URL of the page after it (None at
+        the end: no link, or an empty page)."""
+        response = self.get(url, params)
+        items = response.json()
+        if not isinstance(items, list):
+            raise NetError(f"Mastodon GET {scrubber.text(urlsplit(url).path)}: expected a list",
+                           kind="bad_response")
+        return items, (response.links.get(rel) or {}).get("url") if items else None
 
     # -- endpoints -------------------------------------------------------------------
     def verify_credentials(self) -> dict:

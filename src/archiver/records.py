@@ -216,3 +216,21 @@ class Snapshot:
     taken_at: str
     members: Iterable[Membership]
     complete: bool = True
+
+
+@dataclass
+class ListPage:
+    """One page of a follower or following list read from an API (see archiver.lists).
+
+    The writer adds ``members`` to the list staged under (account, ``kind``, ``taken_at``)
+    and keeps ``cursor`` beside them in the same transaction, so a run killed half way
+    goes on from the cursor. The ``last`` page turns the staged list into a Snapshot
+    (``complete`` as for a Snapshot) and clears the staging.
+    """
+
+    kind: Literal["followers", "following"]
+    taken_at: str
+    members: list[Membership] = field(default_factory=list)
+    cursor: Any = None
+    last: bool = False
+    complete: bool = True

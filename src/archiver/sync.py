@@ -24,7 +24,7 @@ from archiver.archive import Archive
 from archiver.archive.writer import ArchiveWriter
 from archiver.config import AccountConfig
 from archiver.downloads import MediaDownloader, _avatar_source
-from archiver.records import Comment, Interaction, Page, Person, Post, Profile, Snapshot, now_utc
+from archiver.records import Comment, Interaction, ListPage, Page, Person, Post, Profile, Snapshot, now_utc
 
 log = logging.getLogger("archiver.sync")
 
@@ -370,6 +370,8 @@ class Runner:
                     writer.write_person(record)
             elif isinstance(record, Snapshot):
                 writer.write_snapshot(record)
+            elif isinstance(record, ListPage):
+                writer.stage_list_page(record)
             elif isinstance(record, Interaction):
                 writer.write_interaction(record)
             else:

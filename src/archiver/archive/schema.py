@@ -331,3 +331,50 @@ def m005_people_avatars_banners(db: Database) -> None:
     # (signed parts are never stored): the same link again is not downloaded again.
     db.execute("ALTER TABLE people ADD COLUMN avatar_sha256 TEXT")
     db.execute("ALTER TABLE people ADD COLUMN avatar_source TEXT")
+
+
+INDEXES_STAGING = """
+CREATE INDEX comments_by_account_owner_time ON comments (account_id, by_owner, created_at);
+CREATE INDEX comments_by_parent ON comments (platform, parent_id);
+CREATE UNIQUE INDEX media_by_path ON media (path);
+CREATE TABLE staged_lists (
+    account_id TEXT NOT NULL,
+    kind TEXT NOT NULL,                      -- followers | following
+    taken_at TEXT NOT NULL,                  -- the snapshot this list becomes
+    source TEXT NOT NULL,
+    cursor TEXT,                             -- JSON: where the listing goes on (NULL: from the start)
+    pages INTEGER NOT NULL DEFAULT 0,
+    members INTEGER NOT NULL DEFAULT 0,
+    started_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (account_id, kind)
+);
+CREATE TABLE staged_members (
+    account_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    taken_at TEXT NOT NULL,
+    person_id TEXT NOT NULL,
+    since TEXT, handle TEXT, display_name TEXT, url TEXT, avatar_url TEXT
+);
+CREATE INDEX staged_members_by_list ON staged_members (account_id, kind, taken_at);
+CREATE TABLE export_media (
+    export_sha256 TEXT NOT NULL,
+    entry TEXT NOT NULL,                     -- the file's name inside the export
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,                    -- media.sha256 of its bytes
+    PRIMARY KEY (export_sha256, entry)
+) WITHOUT ROWID
+"""
+
+
+@migrations(name="m007_indexes_staging")
+def m007_indexes_staging(db: Database) -> None:
+    # Indexes the read queries need: a person's own comments over time per account, the
+    # replies to a comment, and one media row per file.
+    # Follower / following lists are written a page at a time into staged_members, with
+    # the listing's cursor in staged_lists (same transaction), and become a snapshot once
+    # the list is whole; a run killed half way goes on from the cursor.
+    # export_media remembers which stored file each export entry became, so importing the
+    # same export again copies no media bytes.
+    for statement in _statements(INDEXES_STAGING):
+        db.execute(statement)

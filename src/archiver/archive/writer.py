@@ -21,7 +21,7 @@ from typing import Any, Iterable
 
 from sqlite_utils import Database
 
-from archiver.records import Comment, Interaction, MediaRef, Person, Post, Profile, Snapshot, now_utc
+from archiver.records import Comment, Interaction, ListPage, MediaRef, Person, Post, Profile, Snapshot, now_utc
 
 PROVISIONAL = "provisional:"
 _POST_CONTENT = ("title", "text", "visibility")
@@ -477,10 +477,81 @@ class ArchiveWriter:
     # -- follower / following snapshots ----------------------------------------------------
 
     def write_snapshot(self, snapshot: Snapshot, batch_size: int = 50_000) -> dict[str, int]:
+        """Store a whole follower/following list and diff it against the open intervals
+        (see ``_apply_snapshot``); the members stream into a temporary table in batches."""
+        conn = self.db.conn
+        arrive_sql = "INSERT INTO temp.snapshot_arrivals VALUES (?,?,?,?,?,?)"
+
+        def arrivals() -> int:
+            batch: list[tuple] = []
+            total = 0
+            for membership in snapshot.members:
+                person = membership.person
+                batch.append((person.native_id, membership.since, person.handle, person.display_name,
+                              person.url, person.avatar_url))
+                if len(batch) >= batch_size:
+                    conn.executemany(arrive_sql, batch)
+                    total += len(batch)
+                    batch.clear()
+            conn.executemany(arrive_sql, batch)
+            return total + len(batch)
+
+        return self._apply_snapshot(snapshot.kind, snapshot.taken_at, snapshot.complete, arrivals)
+
+    # -- lists staged a page at a time ---------------------------------------------------
+
+    def stage_list_page(self, page: ListPage) -> dict[str, int] | None:
+        """Add one page of a follower/following list to its staging, with the cursor that
+        follows it; on the ``last`` page, apply the staged list as a snapshot and clear
+        its staging (all in the caller's transaction). Returns the snapshot's counts on
+        the last page, else None."""
+        staged = self._one("SELECT taken_at FROM staged_lists WHERE account_id=? AND kind=?",
+                           [self.account_id, page.kind])
+        if staged is not None and staged["taken_at"] != page.taken_at:
+            raise ValueError(f"a {page.kind} list taken at {staged['taken_at']} is staged already; "
+                             f"a page of the list taken at {page.taken_at} cannot join it")
+        self.db.execute(
+            "INSERT INTO staged_lists (account_id, kind, taken_at, source, cursor, pages, members, started_at, "
+            "updated_at) VALUES (?,?,?,?,?,1,?,?,?) ON CONFLICT(account_id, kind) DO UPDATE SET "
+            "cursor=excluded.cursor, pages=pages+1, members=members+excluded.members, updated_at=excluded.updated_at",
+            [self.account_id, page.kind, page.taken_at, self.source, _json(page.cursor), len(page.members),
+             self.now, self.now],
+        )
+        self.db.conn.executemany(
+            "INSERT INTO staged_members (account_id, kind, taken_at, person_id, since, handle, display_name, url, "
+            "avatar_url) VALUES (?,?,?,?,?,?,?,?,?)",
+            [(self.account_id, page.kind, page.taken_at, m.person.native_id, m.since, m.person.handle,
+              m.person.display_name, m.person.url, m.person.avatar_url) for m in page.members],
+        )
+        if not page.last:
+            return None
+        where = {"account": self.account_id, "kind": page.kind, "taken": page.taken_at}
+
+        def arrivals() -> int:
+            # In arrival order (rowid), as write_snapshot would have seen them.
+            return self.db.conn.execute(
+                "INSERT INTO temp.snapshot_arrivals SELECT person_id, since, handle, display_name, url, avatar_url "
+                "FROM staged_members WHERE account_id=:account AND kind=:kind AND taken_at=:taken ORDER BY rowid",
+                where,
+            ).rowcount
+
+        staged_count = self._one("SELECT members FROM staged_lists WHERE account_id=? AND kind=?",
+                                 [self.account_id, page.kind])["members"]
+        if staged_count == 0 and not page.complete:
+            result = {"members": 0, "new": 0, "lost": 0}  # an empty partial list says nothing
+        else:
+            result = self._apply_snapshot(page.kind, page.taken_at, page.complete, arrivals)
+        self.db.execute("DELETE FROM staged_members WHERE account_id=:account AND kind=:kind AND taken_at=:taken",
+                        where)
+        self.db.execute("DELETE FROM staged_lists WHERE account_id=:account AND kind=:kind", where)
+        return result
+
+    def _apply_snapshot(self, kind: str, taken: str, complete: bool, arrivals) -> dict[str, int]:
         """Store a whole follower/following list and diff it against the open intervals.
 
-        The members stream into a temporary table in batches (bounded memory); the diff
-        runs in SQL on indexed keys. The first snapshot of a list is the baseline: it
+        ``arrivals()`` fills ``temp.snapshot_arrivals`` with the members in arrival order
+        and returns how many it added (bounded memory either way); the diff runs in SQL
+        on indexed keys. The first snapshot of a list is the baseline: it
         opens intervals but writes "new" events only where the platform gave a date.
         A snapshot older than the newest one already applied opens intervals for people
         not yet known but ends none (it cannot know who left since).
@@ -498,13 +569,11 @@ class ArchiveWriter:
         from time import perf_counter
 
         conn = self.db.conn
-        kind = snapshot.kind
-        taken = snapshot.taken_at
         applied = self._one(
             "SELECT member_count, complete FROM snapshots WHERE account_id=? AND kind=? AND taken_at=? AND source=?",
             [self.account_id, kind, taken, self.source],
         )
-        if applied is not None and applied["complete"] >= int(snapshot.complete):
+        if applied is not None and applied["complete"] >= int(complete):
             # This very list (same moment, same source) is in the archive already: applying
             # it again must change nothing, so it is not applied again. (A complete list
             # arriving after a partial one of the same moment is applied: it knows more.)
@@ -541,20 +610,7 @@ class ArchiveWriter:
             conn.execute(
                 "CREATE TEMP TABLE snapshot_arrivals (person_id TEXT, since, handle, display_name, url, avatar_url)"
             )
-            arrive_sql = "INSERT INTO temp.snapshot_arrivals VALUES (?,?,?,?,?,?)"
-            batch: list[tuple] = []
-            total = 0
-            for membership in snapshot.members:
-                person = membership.person
-                batch.append((person.native_id, membership.since, person.handle, person.display_name,
-                              person.url, person.avatar_url))
-                if len(batch) >= batch_size:
-                    conn.executemany(arrive_sql, batch)
-                    total += len(batch)
-                    batch.clear()
-            conn.executemany(arrive_sql, batch)
-            total += len(batch)
-            batch.clear()
+            total = arrivals()
             conn.execute(
                 "CREATE TEMP TABLE snapshot_members (person_id TEXT PRIMARY KEY, since TEXT, "
                 "handle TEXT, display_name TEXT, url TEXT, avatar_url TEXT) WITHOUT ROWID"
@@ -608,7 +664,7 @@ class ArchiveWriter:
                 "VALUES (?,?,?,?,?,0,0,?) ON CONFLICT(account_id, kind, taken_at, source) DO UPDATE SET member_count=excluded.member_count, "
                 "complete=max(complete, excluded.complete) "
                 "RETURNING snapshot_id",
-                [self.account_id, kind, taken, self.source, total, int(snapshot.complete)],
+                [self.account_id, kind, taken, self.source, total, int(complete)],
             ).fetchone()[0]
             args = {"account": self.account_id, "kind": kind, "taken": taken, "sid": snapshot_id}
             open_people = (
@@ -669,8 +725,8 @@ class ArchiveWriter:
                     args,
                 )
             else:
-                new_events, lost = self._apply_older_snapshot(conn, args, snapshot.complete)
-            if snapshot.complete and is_newest and not baseline:
+                new_events, lost = self._apply_older_snapshot(conn, args, complete)
+            if complete and is_newest and not baseline:
                 conn.execute(
                     "CREATE TEMP TABLE snapshot_leavers AS SELECT f.person_id AS person_id, f.started_at AS started_at "
                     "FROM temp.snapshot_gone g CROSS JOIN follows f ON f.account_id=:account AND f.kind=:kind "
