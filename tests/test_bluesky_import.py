@@ -122,7 +122,7 @@ def test_a_repository_car_fills_profile_posts_likes_and_following(tmp_path, arch
     ]
     # The raw record keeps what has no column: embeds (with blob CIDs), reply references.
     raw = json.loads(one(db, "SELECT raw FROM posts WHERE post_id=?", f"at://{DID}/app.bsky.feed.post/{tid(0)}"))
-    assert raw["export"]["value"]["embed"]["images"][0]["image"]["ref"] == {"$link": blob_cid(IMAGE)[0]}
+    assert raw[source]["value"]["embed"]["images"][0]["image"]["ref"] == {"$link": blob_cid(IMAGE)[0]}
     assert one(db, "SELECT count(*) FROM post_media") == 0  # no blob bytes in a CAR file
     assert rows(db, "SELECT kind, target, native_id, created_at FROM interactions") == [
         ("like", strong_ref(2)["uri"], f"at://{DID}/app.bsky.feed.like/{tid(91)}", "2024-03-02T00:00:00Z")]

@@ -317,7 +317,7 @@ def test_same_video_from_api_and_export_is_one_row(tmp_path, fake, ws, loopback,
     assert {r[0] for r in stored} == ids  # one row per video, all keyed by the API's id
     for post_id, sources, raw, _title in stored:
         assert sorted(json.loads(sources)) == sorted(["api", source])
-        assert set(json.loads(raw)) == {"api", "export"}
+        assert set(json.loads(raw)) == {"api", source}
     # Nothing is left under a provisional id, in any table that names a post.
     for table in ("posts", "post_media", "post_metrics", "post_versions"):
         assert one(db, f"SELECT count(*) FROM {table} WHERE post_id LIKE 'provisional:%'") == 0

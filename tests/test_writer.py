@@ -106,7 +106,7 @@ def test_an_export_only_fills_blanks_and_never_reverts_the_api(archive):
     assert (text, duration) == ("Only the export has this", 31)  # blanks filled
     assert like_count == 10 and kind == "video"            # the API's values stand
     assert json.loads(sources) == [API, EXPORT]
-    assert set(json.loads(raw)) == {"api", "export"}
+    assert set(json.loads(raw)) == {API, EXPORT}
     # Filling blanks is not an edit, and an export's like count is not a sample.
     assert one(archive, "SELECT count(*) FROM post_versions") == 0
     assert "posts_edited" not in writer.counts

@@ -55,3 +55,40 @@ def test_a_text_that_came_back_is_two_versions(archive):
     write(archive, "api", "2026-03-06T00:00:00Z", status("C", history))
     write(archive, "api", "2026-03-07T00:00:00Z", status("C", history))
     assert [t for _, t in rows(archive.db, "SELECT replaced_at, text FROM post_versions ORDER BY 1")] == ["A", "B", "A"]
+
+
+def test_each_export_keeps_its_own_payload_beside_the_apis(archive):
+    first, second = "export:" + "ab" * 32, "export:" + "cd" * 32
+    write(archive, "api", "2026-03-02T00:00:00Z", status("words", raw={"id": "110", "from": "api"}))
+    write(archive, first, "2026-03-03T00:00:00Z", status("words", raw={"id": "110", "from": "first export"}))
+    write(archive, second, "2026-03-04T00:00:00Z", status("words", raw={"id": "110", "from": "second export"}))
+    import json
+
+    raw = json.loads(rows(archive.db, "SELECT raw FROM posts")[0][0])
+    assert raw == {"api": {"id": "110", "from": "api"}, first: {"id": "110", "from": "first export"},
+                   second: {"id": "110", "from": "second export"}}
+
+
+def test_the_migration_moves_an_old_export_payload_under_its_source(tmp_path):
+    """An archive written before m008 has raw {"export": …}: it moves under the newest
+    export source the row lists."""
+    import json
+
+    from sqlite_utils import Database
+
+    from archiver.archive import Archive
+    from archiver.archive.schema import migrations
+
+    path = tmp_path / "old" / "archive.db"
+    path.parent.mkdir()
+    db = Database(path)
+    migrations.apply(db, stop_before="m008_small_promises")
+    source = "export:" + "ef" * 32
+    db.execute("INSERT INTO posts (platform, post_id, account_id, sources, first_seen_at, last_seen_at, raw) "
+               "VALUES ('tiktok', '1', 'tiktok:main', ?, 'x', 'x', ?)",
+               [json.dumps(["api", source]), json.dumps({"api": {"a": 1}, "export": {"e": 2}})])
+    db.conn.commit()
+    db.close()
+    upgraded = Archive(path.parent)
+    assert json.loads(rows(upgraded.db, "SELECT raw FROM posts")[0][0]) == {"api": {"a": 1}, source: {"e": 2}}
+    upgraded.close()

@@ -535,17 +535,6 @@ def _archived_uploads(ctx) -> list[_Upload]:
     return [_Upload(r[0], r[1], r[2]) for r in rows]
 
 
-def _archived_raw(ctx, video_id: str) -> dict:
-    """The export payload already kept for this post: a file-only record must not erase it
-    (the writer keeps one raw payload per source kind)."""
-    row = ctx.db.execute("SELECT raw FROM posts WHERE platform=? AND post_id=?",
-                         [ctx.account.platform, video_id]).fetchone()
-    if not row or not row[0]:
-        return {}
-    export = json.loads(row[0]).get("export")
-    return dict(export) if isinstance(export, dict) else {}
-
-
 def _video_ref(source, name: str) -> MediaRef:
     extension = os.path.splitext(name)[1].lower()
     # Percent-encoded: the stored source_url loses everything after a "#" or "?", and
@@ -626,8 +615,8 @@ def takeout_pages(source, ctx) -> Iterator[Page]:
     for video_id, name in sorted(file_only.items()):
         # Only the id and the file: the writer fills nothing else, so the row's title and
         # the like stay as the API or the earlier part wrote them.
-        raw = _archived_raw(ctx, video_id) | {"Takeout video file": name}
-        batch.append(Post(native_id=video_id, created_at=None, media=[_video_ref(source, name)], raw=raw))
+        batch.append(Post(native_id=video_id, created_at=None, media=[_video_ref(source, name)],
+                          raw={"Takeout video file": name}))
         if len(batch) >= PAGE_SIZE:
             yield Page("export:posts", batch)
             batch = []

@@ -17,7 +17,7 @@ _PROVENANCE = """
     sources TEXT NOT NULL DEFAULT '[]',      -- JSON list: "api", "export:<sha256>"
     first_seen_at TEXT NOT NULL,
     last_seen_at TEXT NOT NULL,
-    raw TEXT NOT NULL DEFAULT '{}'           -- JSON object: source kind -> payload (scrubbed)
+    raw TEXT NOT NULL DEFAULT '{}'           -- JSON object: source ("api", "export:<sha256>") -> payload (scrubbed)
 """
 
 INITIAL = f"""
@@ -378,3 +378,37 @@ def m007_indexes_staging(db: Database) -> None:
     # same export again copies no media bytes.
     for statement in _statements(INDEXES_STAGING):
         db.execute(statement)
+
+
+# Tables whose rows carry provenance (sources + raw).
+_PROVENANCE_TABLES = {
+    "accounts": ("account_id",),
+    "posts": ("platform", "post_id"),
+    "people": ("platform", "person_id"),
+    "comments": ("platform", "comment_id"),
+    "interactions": ("account_id", "kind", "target"),
+}
+
+
+@migrations(name="m008_small_promises")
+def m008_small_promises(db: Database) -> None:
+    # raw was keyed by the kind of source ("export"), so a second export replaced the
+    # first one's payload. It is keyed by the source itself now ("export:<sha256>"). The
+    # payload held is the one the last export wrote: it goes under the newest export
+    # source the row lists (a row without one keeps its "export" key).
+    import json
+
+    for table, key in _PROVENANCE_TABLES.items():
+        where = " AND ".join(f"{c}=?" for c in key)
+        rows = db.execute(
+            f"SELECT {', '.join(key)}, sources, raw FROM {table} WHERE json_type(raw, '$.export') IS NOT NULL"
+        ).fetchall()
+        for row in rows:
+            ids, sources, raw = row[: len(key)], json.loads(row[-2]), json.loads(row[-1])
+            exports = [s for s in sources if isinstance(s, str) and s.startswith("export:")]
+            if not exports:
+                continue
+            raw.setdefault(exports[-1], raw.pop("export"))
+            raw.pop("export", None)
+            db.execute(f"UPDATE {table} SET raw=? WHERE {where}",
+                       [json.dumps(raw, ensure_ascii=False, sort_keys=True, separators=(",", ":")), *ids])

@@ -5,7 +5,8 @@
 - Edits are kept: a changed caption, comment or profile moves the old version to a
   ``*_versions`` table. Counts go to a time series, written only when they change, so
   re-running (or resuming after a crash) does not grow it.
-- Provenance: ``sources`` lists every origin of a row; ``raw`` keeps each origin's payload.
+- Provenance: ``sources`` lists every origin of a row; ``raw`` keeps each origin's payload
+  under that origin's own key ("api", "export:<sha256 of the export>").
 - The API is the authority for what it returns; an export only fills what is empty, so
   importing an old export after an API run never turns a caption back.
 
@@ -83,7 +84,9 @@ class ArchiveWriter:
         if self.source not in sources:
             sources.append(self.source)
         raw = json.loads(existing["raw"]) if existing else {}
-        raw[self.source_kind] = self._scrub(payload)
+        # Keyed by the source itself ("api", "export:<sha256>"): a second export adds its
+        # payload beside the first one's, never over it.
+        raw[self.source] = self._scrub(payload)
         return _json(sources), _json(raw)
 
     @property
