@@ -499,7 +499,9 @@ class ArchiveWriter:
             conn.executemany(arrive_sql, batch)
             return total + len(batch)
 
-        return self._apply_snapshot(snapshot.kind, snapshot.taken_at, snapshot.complete, arrivals)
+        # complete is read again once the members are staged: an importer's member stream
+        # may find its list partial while it is read.
+        return self._apply_snapshot(snapshot.kind, snapshot.taken_at, arrivals, lambda: snapshot.complete)
 
     # -- lists staged a page at a time ---------------------------------------------------
 
@@ -543,17 +545,17 @@ class ArchiveWriter:
         if staged_count == 0 and not page.complete:
             result = {"members": 0, "new": 0, "lost": 0}  # an empty partial list says nothing
         else:
-            result = self._apply_snapshot(page.kind, page.taken_at, page.complete, arrivals)
+            result = self._apply_snapshot(page.kind, page.taken_at, arrivals, lambda: page.complete)
         self.db.execute("DELETE FROM staged_members WHERE account_id=:account AND kind=:kind AND taken_at=:taken",
                         where)
         self.db.execute("DELETE FROM staged_lists WHERE account_id=:account AND kind=:kind", where)
         return result
 
-    def _apply_snapshot(self, kind: str, taken: str, complete: bool, arrivals) -> dict[str, int]:
+    def _apply_snapshot(self, kind: str, taken: str, arrivals, is_complete) -> dict[str, int]:
         """Store a whole follower/following list and diff it against the open intervals.
 
         ``arrivals()`` fills ``temp.snapshot_arrivals`` with the members in arrival order
-        and returns how many it added (bounded memory either way); the diff runs in SQL
+        and returns how many it added; ``is_complete()`` says whether the list is whole (bounded memory either way); the diff runs in SQL
         on indexed keys. The first snapshot of a list is the baseline: it
         opens intervals but writes "new" events only where the platform gave a date.
         A snapshot older than the newest one already applied opens intervals for people
@@ -572,6 +574,7 @@ class ArchiveWriter:
         from time import perf_counter
 
         conn = self.db.conn
+        complete = is_complete()
         applied = self._one(
             "SELECT member_count, complete FROM snapshots WHERE account_id=? AND kind=? AND taken_at=? AND source=?",
             [self.account_id, kind, taken, self.source],
@@ -614,6 +617,7 @@ class ArchiveWriter:
                 "CREATE TEMP TABLE snapshot_arrivals (person_id TEXT, since, handle, display_name, url, avatar_url)"
             )
             total = arrivals()
+            complete = is_complete()
             conn.execute(
                 "CREATE TEMP TABLE snapshot_members (person_id TEXT PRIMARY KEY, since TEXT, "
                 "handle TEXT, display_name TEXT, url TEXT, avatar_url TEXT) WITHOUT ROWID"
