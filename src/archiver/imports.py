@@ -417,13 +417,34 @@ class _ZipSource(ExportSource):
 
 
 class _TarSource(ExportSource):
+    """A tar, plain or compressed.
+
+    A compressed stream can only be read forward: reaching an entry that lies before the
+    last one read decompresses the whole archive again from its start (an importer that
+    reads ``outbox.json`` at the end of the tar, then each page's media near its start,
+    would decompress it once per page). So a compressed tar is decompressed exactly once,
+    while its entries are listed, into a private temporary file (``spill_dir``; deleted
+    when the source closes, needs free space for the uncompressed size); entries are then
+    read from that plain copy.
+    """
+
     kind = "tar"
 
-    def __init__(self, path: Path, limits: ExportLimits):
+    def __init__(self, path: Path, limits: ExportLimits, spill_dir: Path | None = None):
         super().__init__(path, limits)
+        self._plain: BinaryIO | None = None
+        with open(path, "rb") as stream:
+            head = stream.read(6)
+        compressed = head.startswith(_COMPRESSED_TAR_MAGICS)
         try:
-            self._tar = tarfile.open(path, mode="r:*")
-        except (tarfile.TarError, OSError, EOFError) as exc:
+            if compressed:
+                self._open_compressed(head, spill_dir)
+            else:
+                self._tar = tarfile.open(path, mode="r:")
+        except (tarfile.TarError, OSError, EOFError, zlib.error, _LZMAError) as exc:
+            self._close_plain()
+            if isinstance(exc, ExportFileError):
+                raise
             raise _export_error(
                 path,
                 f"it is compressed but is not a readable tar archive ({exc})",
@@ -431,19 +452,48 @@ class _TarSource(ExportSource):
                 + _FIX_DOWNLOAD_AGAIN,
             ) from exc
         try:
-            self._scan()
+            if not compressed:
+                self._scan(self._tar)
         except BaseException:
             self._tar.close()
             raise
 
-    def _scan(self) -> None:
+    def _open_compressed(self, head: bytes, spill_dir: Path | None) -> None:
+        """The one decompression pass: list the entries from the stream while every byte
+        that comes out is written to the plain copy."""
+        import bz2
+        import gzip
+        import lzma
+
+        raw = _open_regular_file(self.path)
+        if head.startswith(b"\x1f\x8b"):
+            decompressed: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
+        elif head.startswith(b"BZh"):
+            decompressed = bz2.BZ2File(raw, mode="rb")  # type: ignore[assignment]
+        else:
+            decompressed = lzma.LZMAFile(raw, mode="rb")  # type: ignore[assignment]
+        self._plain = tempfile.TemporaryFile(prefix="archiver-export-", suffix=".tar", dir=spill_dir)
+        try:
+            tee = _TeeReader(decompressed, self._plain, self.path)
+            with tarfile.open(fileobj=tee, mode="r|") as stream:  # type: ignore[call-overload]
+                self._scan(stream)
+            self._plain.flush()
+            self._plain.seek(0)
+            self._tar = tarfile.open(fileobj=self._plain, mode="r:")  # type: ignore[call-overload]
+        finally:
+            decompressed.close()
+            raw.close()
+
+    def _scan(self, tar: tarfile.TarFile) -> None:
         compressed_size = self.path.stat().st_size
         total = 0
         while True:
-            # tarfile seeks over an entry's data only when asked for the *next* header, so
+            # tarfile reads over an entry's data only when asked for the *next* header, so
             # checking the declared sizes here keeps a bomb from ever being decompressed.
             try:
-                member = self._tar.next()
+                member = tar.next()
+            except ExportFileError:
+                raise
             except _READ_ERRORS as exc:
                 raise _export_error(
                     self.path,
@@ -480,8 +530,39 @@ class _TarSource(ExportSource):
             raise _export_error(self.path, "the entry is not a regular file", _FIX_DOWNLOAD_AGAIN, entry.name)
         return stream  # type: ignore[return-value]
 
+    def _close_plain(self) -> None:
+        if self._plain is not None:
+            self._plain.close()
+            self._plain = None
+
     def close(self) -> None:
-        self._tar.close()
+        try:
+            self._tar.close()
+        finally:
+            self._close_plain()
+
+
+class _TeeReader:
+    """Reads a decompressed stream forward (all tarfile's stream mode asks for) and
+    writes every byte read to ``copy``."""
+
+    def __init__(self, inner: BinaryIO, copy: BinaryIO, path: Path):
+        self._inner = inner
+        self._copy = copy
+        self._path = path
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._inner.read(size)
+        try:
+            self._copy.write(data)
+        except OSError as exc:
+            raise _export_error(
+                self._path,
+                f"it could not be unpacked into a temporary file ({exc.strerror or exc})",
+                "a compressed export needs free disk space for its unpacked size in the archive "
+                "folder; free some space and import again",
+            ) from exc
+        return data
 
 
 def _open_regular_file(path: Path) -> BinaryIO:
@@ -641,8 +722,12 @@ def _sniff(path: Path) -> type[ExportSource]:
     )
 
 
-def open_export(path: str | Path, limits: ExportLimits | None = None) -> ExportSource:
-    """Open an export file or extracted folder; raises ExportFileError if it is unusable."""
+def open_export(path: str | Path, limits: ExportLimits | None = None, *,
+                spill_dir: str | Path | None = None) -> ExportSource:
+    """Open an export file or extracted folder; raises ExportFileError if it is unusable.
+
+    ``spill_dir``: where a compressed tar is unpacked once for reading (a temporary file,
+    deleted on close); the system's temporary folder when not given."""
     path = Path(path).expanduser()
     limits = limits or ExportLimits()
     if not path.exists():
@@ -657,7 +742,10 @@ def open_export(path: str | Path, limits: ExportLimits | None = None) -> ExportS
         raise _export_error(path, "it is not a regular file or folder", "give the downloaded export file")
     if path.stat().st_size == 0:
         raise _export_error(path, "the file is empty (0 bytes)", f"the download probably failed; {_FIX_DOWNLOAD_AGAIN}")
-    return _sniff(path)(path, limits)
+    reader = _sniff(path)
+    if reader is _TarSource:
+        return _TarSource(path, limits, Path(spill_dir) if spill_dir is not None else None)
+    return reader(path, limits)
 
 
 def extract_member(source: ExportSource, name: str, dest_dir: Path) -> Path:

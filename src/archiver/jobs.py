@@ -124,7 +124,8 @@ def run_import(ws: Workspace, path: Path, *, platform: str | None = None, accoun
     from archiver.records import now_utc
     from archiver.sync import Runner
 
-    with open_export(path) as source:
+    # A compressed tar is unpacked once into the archive's folder (not /tmp, often in RAM).
+    with open_export(path, spill_dir=ws.archive.create().folder) as source:
         if platform is None:
             platform = detect_platform(source)
         else:
