@@ -52,3 +52,56 @@ def test_a_tar_gz_export_is_decompressed_once_whatever_its_pages(tmp_path, works
     assert decompression_passes["n"] == 1
     # The unpacked copy is gone with the import.
     assert not list(workspace.archive.folder.glob("archiver-export-*"))
+
+
+@pytest.fixture
+def media_copies(monkeypatch):
+    """The bytes copied into the media store from export files, per call."""
+    from archiver.media import MediaStore
+
+    copies: list[int] = []
+    add_file = MediaStore.add_file
+
+    def counted(self, source, **kwargs):
+        stored = add_file(self, source, **kwargs)
+        copies.append(stored.size)
+        return stored
+
+    monkeypatch.setattr(MediaStore, "add_file", counted)
+    return copies
+
+
+def _archive_rows(db) -> dict:
+    return {table: db.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
+            for table in ("media", "post_media")}
+
+
+def test_importing_the_same_export_again_copies_no_media(tmp_path, workspace, media_copies):
+    account = make_account(posts=120, replies=0, boosts=0, media_per_post=2, seed=32)
+    path = write_archive(account, tmp_path / "archive-20241101090000-0123456789abcdef0123456789abcdef.tar.gz")
+    # The first import stops after its second page (as if killed): it is not closed.
+    pages = {"n": 0}
+
+    def stop_after_two_pages() -> bool:
+        return pages["n"] >= 2
+
+    first = run_import(workspace, path, cancel=stop_after_two_pages,
+                       progress=lambda line: pages.__setitem__("n", pages["n"] + 1))
+    assert first["status"] == "interrupted", first
+    copied_first = len(media_copies)
+    assert copied_first > 0
+    second = run_import(workspace, path)
+    assert second["status"] == "ok", second
+    db = workspace.archive.db
+    # Each entry of the export (every one a different file) was copied once across both.
+    assert len(media_copies) == db.execute("SELECT count(*) FROM media").fetchone()[0]
+    kept = _archive_rows(db)
+
+    # Imported again (an import re-opened for its holes, or `import` of the same file
+    # once more): not one media byte is read or written.
+    db.execute("DELETE FROM imports")
+    media_copies.clear()
+    third = run_import(workspace, path)
+    assert third["status"] == "ok", third
+    assert media_copies == []
+    assert _archive_rows(db) == kept

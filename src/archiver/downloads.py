@@ -45,11 +45,15 @@ class MediaDownloader:
             self._media_client.close()
             self._media_client = None
 
-    def for_page(self, page: Page, ctx: "SyncContext") -> dict[int, StoredFile]:
+    def for_page(self, page: Page, ctx: "SyncContext", source: str = "api") -> dict[int, StoredFile]:
         """Fetch the page's files: the owner's (posts, avatar, banner), each failure
-        reported on its item; then other people's avatars (see _download_avatars)."""
+        reported on its item; then other people's avatars (see _download_avatars).
+        ``source`` is the page's provenance: for an export ("export:<sha256>"), a file
+        this export already gave is not copied again (see _held_export_file)."""
         from archiver.net import Cancelled, scrubber
 
+        export_sha256 = source.split(":", 1)[1] if source.startswith("export:") else None
+        copied: list[tuple[str, str, int, str]] = []
         stored: dict[int, StoredFile] = {}
         by_url: dict[str, StoredFile] = {}
         for record in page.records:
@@ -66,9 +70,13 @@ class MediaDownloader:
                 key = f"{self.account.account_id}:{owner}:{ref.role}:{ref.position}"
                 if ref.opener is None:
                     held = self._held_file(record.native_id if isinstance(record, Post) else None, ref)
-                    if held is not None:  # the archive holds this file already: no request
-                        stored[id(ref)] = by_url[ref.url] = held
-                        continue
+                elif export_sha256 is not None:
+                    held = self._held_export_file(export_sha256, ref.url)
+                else:
+                    held = None
+                if held is not None:  # the archive holds this file already: no request, no copy
+                    stored[id(ref)] = by_url[ref.url] = held
+                    continue
                 try:
                     file = self._fetch(ref, key, ctx)
                 except Cancelled:
@@ -78,8 +86,34 @@ class MediaDownloader:
                     ctx.report(f"{ref.role} of {owner} ({scrubber.url(ref.url)})", message)
                     file = StoredFile(None, error=message)
                 stored[id(ref)] = by_url[ref.url] = file
+                if ref.opener is not None and export_sha256 is not None and file.sha256:
+                    copied.append((export_sha256, ref.url, file.size or 0, file.sha256))
         self._download_avatars(page, ctx, stored)
+        if copied:
+            # What each entry became, kept at once (the files are on disk already): an
+            # import stopped before this page commits still copies nothing twice.
+            with self.archive.writing():
+                self.archive.db.conn.executemany(
+                    "INSERT OR IGNORE INTO export_media (export_sha256, entry, size, sha256) VALUES (?,?,?,?)", copied)
         return stored
+
+    def _held_export_file(self, export_sha256: str, entry: str) -> StoredFile | None:
+        """The stored file this very export's ``entry`` became in an earlier import, when
+        it is still on disk (same export file, same bytes: nothing to read again)."""
+        from archiver.media import MIME_FOR_EXTENSION
+
+        row = self.archive.db.execute("SELECT sha256, size FROM export_media WHERE export_sha256=? AND entry=?",
+                                      [export_sha256, entry]).fetchone()
+        if row is None:
+            return None
+        try:  # found by its content address: the page that linked it may not have committed
+            path = self.media.path_for(row[0])
+        except FileNotFoundError:
+            return None
+        if path.stat().st_size != row[1]:
+            return None
+        return StoredFile(row[0], path.relative_to(self.media.root).as_posix(),
+                          MIME_FOR_EXTENSION.get(path.suffix.lstrip(".")), row[1])
 
     def _held_file(self, post_id: str | None, ref: MediaRef) -> StoredFile | None:
         """The archive's own copy of the file ``ref`` names, when it is still on disk: the

@@ -16,7 +16,6 @@ import hashlib
 import logging
 import os
 import re
-import shutil
 import time
 import uuid
 from dataclasses import dataclass
@@ -215,8 +214,12 @@ class MediaStore:
     # -- local files ------------------------------------------------------------------
 
     def add_file(self, src_path: Path | BinaryIO, *, mime_hint: str | None = None) -> StoredMedia:
-        """Copy a file (e.g. media inside an export zip) into the store."""
+        """Copy a file (e.g. media inside an export zip) into the store, hashing it on the
+        way (one read of the source, none of the copy)."""
         part = self.tmp / f"{uuid.uuid4().hex}.part"
+        digest = hashlib.sha256()
+        size = 0
+        head = b""
         try:
             with contextlib.ExitStack() as stack:
                 if isinstance(src_path, (str, os.PathLike)):
@@ -224,27 +227,38 @@ class MediaStore:
                 else:
                     source = src_path
                 out = stack.enter_context(_open_private(part, "wb"))
-                shutil.copyfileobj(source, out, CHUNK_SIZE)
+                while chunk := source.read(CHUNK_SIZE):
+                    if len(head) < SNIFF_BYTES:
+                        head = (head + chunk)[:SNIFF_BYTES]
+                    digest.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
                 out.flush()
                 os.fsync(out.fileno())
-            return self._finish(part, content_type=None, mime_hint=mime_hint)
+            return self._finish(part, content_type=None, mime_hint=mime_hint,
+                                hashed=(digest.hexdigest(), size, head))
         finally:
             part.unlink(missing_ok=True)
 
     # -- the shared last step -----------------------------------------------------------
 
-    def _finish(self, part: Path, *, content_type: str | None, mime_hint: str | None) -> StoredMedia:
-        """Hash the .part, move it to its content address (or drop it if already stored)."""
-        digest = hashlib.sha256()
-        size = 0
-        head = b""
-        with open(part, "rb") as f:
-            while chunk := f.read(CHUNK_SIZE):
-                if not head:
-                    head = chunk[:SNIFF_BYTES]
-                digest.update(chunk)
-                size += len(chunk)
-        sha = digest.hexdigest()
+    def _finish(self, part: Path, *, content_type: str | None, mime_hint: str | None,
+                hashed: tuple[str, int, bytes] | None = None) -> StoredMedia:
+        """Hash the .part (unless ``hashed`` gives its sha256, size and first bytes),
+        move it to its content address (or drop it if already stored)."""
+        if hashed is None:
+            digest = hashlib.sha256()
+            size = 0
+            head = b""
+            with open(part, "rb") as f:
+                while chunk := f.read(CHUNK_SIZE):
+                    if not head:
+                        head = chunk[:SNIFF_BYTES]
+                    digest.update(chunk)
+                    size += len(chunk)
+            sha = digest.hexdigest()
+        else:
+            sha, size, head = hashed
         folder = self.root / sha[:2] / sha[2:4]
         existing = next(folder.glob(f"{sha}.*"), None) if folder.exists() else None
         if existing is not None:

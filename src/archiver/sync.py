@@ -301,7 +301,7 @@ class Runner:
         """Download the page's media, then commit its records and state in one transaction."""
         from archiver.net import scrubber
 
-        stored = self.downloads.for_page(page, ctx)
+        stored = self.downloads.for_page(page, ctx, source)
         db = self.archive.db
         writer = ArchiveWriter(db, platform=self.account.platform, account_id=self.account.account_id,
                                source=source, scrub=scrubber.obj)
