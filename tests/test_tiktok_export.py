@@ -648,3 +648,23 @@ def test_cli_refuses_hostile_files_and_writes_nothing_outside_the_archive(tmp_pa
     assert unexpected == set()
     assert {name: sha256_of(inputs / name) for name in files_under(inputs)} == inputs_before
     assert not list(tmp_path.parent.glob("evil*")) and not Path("/tmp/evil-absolute.json").exists()
+
+
+def test_who_can_view_is_stored_in_the_archives_vocabulary_and_kept_raw(tmp_path, fake, ws, loopback):
+    """A real export says "Everyone", "Friends", "Followers" or "Only You": the column holds
+    public / friends / followers / private, the export's word stays in raw."""
+    data = fake.export_json("new")
+    items = sections(data)["posts"]
+    words = ["Only You", "Friends", "Followers", "Everyone"]
+    for item, word in zip(items, words):
+        item["WhoCanView"] = word
+    path = write_export(tmp_path / "TikTok_Data.zip", data, "user_data_tiktok.json")
+
+    assert run_import(ws, path, transport=loopback)["status"] == "ok"
+
+    db = ws.archive.db
+    source = f"export:{sha256_of(path)}"
+    stored = {r[0]: (r[1], json.loads(r[2])[source]["WhoCanView"])
+              for r in rows(db, "SELECT created_at, visibility, raw FROM posts")}
+    assert [stored[iso_utc(item["Date"])] for item in items[:4]] == [
+        ("private", "Only You"), ("friends", "Friends"), ("followers", "Followers"), ("public", "Everyone")]

@@ -38,7 +38,7 @@ from typing import Any, BinaryIO, Callable, Iterator
 
 import libipld
 
-from archiver.records import Interaction, MediaRef, Membership, Person, Post, Profile, iso_utc
+from archiver.records import Interaction, MediaRef, Membership, Person, Post, Profile, iso_utc, visibility
 
 log = logging.getLogger("archiver.bluesky")
 
@@ -610,6 +610,7 @@ def post_from_record(did: str, handle: str, rkey: str, value: dict, *, cid: str 
         text=text if isinstance(text, str) else None,
         url=f"{WEB_URL}/profile/{handle}/post/{rkey}",
         media=embed_media(value.get("embed"), blob_url),
+        visibility=visibility("public"),  # every record of a repository is public
         raw={"uri": uri, "cid": cid, "value": value},
     )
 
@@ -620,7 +621,7 @@ def repost_from_record(did: str, rkey: str, value: dict, *, cid: str | None = No
     subject = value.get("subject") if isinstance(value.get("subject"), dict) else {}
     target = subject.get("uri") if isinstance(subject.get("uri"), str) else None
     return Post(native_id=uri, created_at=record_time(value, rkey), kind="boost", text=target,
-                url=post_web_url(target), raw={"uri": uri, "cid": cid, "value": value})
+                url=post_web_url(target), visibility=visibility("public"), raw={"uri": uri, "cid": cid, "value": value})
 
 
 def like_from_record(did: str, rkey: str, value: dict, *, cid: str | None = None) -> Interaction | None:

@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 
 from archiver.net import ApiClient, NetError, Pacer, RetryPolicy, scrubber
-from archiver.records import Comment, MediaRef, Person, Post, Profile, iso_utc
+from archiver.records import Comment, MediaRef, Person, Post, Profile, iso_utc, visibility
 from archiver.tokens import StoredTokens
 
 log = logging.getLogger("archiver.instagram")
@@ -464,7 +464,7 @@ def post_from_media(item: dict, children: list[dict] | None = None, refresher: R
         kind=post_kind(item),
         text=item.get("caption") or None,
         url=item.get("permalink"),
-        visibility="public",
+        visibility=visibility("public"),  # the Graph API lists a professional account's public media
         like_count=item.get("like_count"),
         comment_count=item.get("comments_count"),
         media=media_refs(item, children, refresher),

@@ -33,10 +33,16 @@ log = logging.getLogger("archiver.mastodon")
 FOLLOWS_EVERY_HOURS = 20.0     # an unchanged count still gets a fresh list this often
 
 
+# Mastodon's visibility words -> the archive's: "private" is followers only, "direct"
+# only the people the post mentions.
+VISIBILITY_WORDS = {"private": "followers", "direct": "private"}
+
+
 class MastodonConnector(Connector):
     name = "mastodon"
     title = "Mastodon"
     post_noun = "posts"
+    visibility_words = VISIBILITY_WORDS
     default_base_url = ""       # every account names its own instance (base_url)
     secret_keys = ("client_id", "client_secret", "tokens")
     manual_export_steps = (

@@ -31,7 +31,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from archiver.net import ApiClient, NetError, Pacer, RetryPolicy, scrubber
-from archiver.records import Comment, MediaRef, Person, Post, PostVersion, Profile, iso_utc
+from archiver.records import Comment, MediaRef, Person, Post, PostVersion, Profile, iso_utc, visibility
+from archiver_connectors.mastodon import VISIBILITY_WORDS
 from archiver.tokens import StoredTokens
 
 log = logging.getLogger("archiver.mastodon")
@@ -242,13 +243,17 @@ def history_versions(edits: list[dict[str, Any]]) -> list[PostVersion]:
     return versions
 
 
+def post_visibility(word: str | None) -> str | None:
+    return visibility(word, VISIBILITY_WORDS)
+
+
 def post_from_status(status: dict[str, Any], history: list[dict] | None = None) -> Post:
     """One status of the owner's: an original ("text"), a reply ("reply") or a boost ("boost")."""
     boosted = status.get("reblog")
     if boosted:
         target = boosted.get("uri") or boosted.get("url")
         return Post(native_id=str(status["id"]), created_at=iso_utc(status.get("created_at")), kind="boost",
-                    text=target, url=target, visibility=status.get("visibility"), raw=dict(status))
+                    text=target, url=target, visibility=post_visibility(status.get("visibility")), raw=dict(status))
     return Post(
         native_id=str(status["id"]),
         created_at=iso_utc(status.get("created_at")),
@@ -256,7 +261,7 @@ def post_from_status(status: dict[str, Any], history: list[dict] | None = None) 
         title=(status.get("spoiler_text") or "").strip() or None,   # the content warning
         text=html_to_text(status.get("content")),
         url=status.get("url") or status.get("uri"),
-        visibility=status.get("visibility"),
+        visibility=post_visibility(status.get("visibility")),
         like_count=status.get("favourites_count"),
         comment_count=status.get("replies_count"),
         share_count=status.get("reblogs_count"),

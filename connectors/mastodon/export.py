@@ -47,7 +47,7 @@ from urllib.parse import urlsplit
 
 # One mapping for both paths, or a post seen through the API and in an archive would look
 # edited (a different text) or get two media rows (a different role): api.py owns them.
-from archiver_connectors.mastodon.api import html_to_text, media_role
+from archiver_connectors.mastodon.api import html_to_text, media_role, post_visibility
 
 from archiver.records import Interaction, MediaRef, Page, Person, Post, Profile, iso_utc
 from archiver.sync import RunFailed
@@ -125,20 +125,23 @@ def _as_list(value: Any) -> list:
 
 
 def visibility_of(item: dict, actor: str | None) -> str | None:
-    """public / unlisted / private / direct from ``to`` and ``cc`` (the archive has no
-    visibility field; notes §7: Public in ``to`` = public, in ``cc`` = unlisted, the
-    followers collection only = private, only mentioned people = direct)."""
+    """The archive's visibility from ``to`` and ``cc`` (the archive has no visibility
+    field; notes §7: Public in ``to`` = Mastodon's public, in ``cc`` = unlisted, the
+    followers collection only = "private", only mentioned people = "direct"), through the
+    same words as the API's."""
     to, cc = _as_list(item.get("to")), _as_list(item.get("cc"))
     if not to and not cc:
         return None
     if any(a in PUBLIC for a in to):
-        return "public"
-    if any(a in PUBLIC for a in cc):
-        return "unlisted"
-    audience = [a for a in to + cc if isinstance(a, str)]
-    if any(a.endswith("/followers") for a in audience) or (actor and f"{actor}/followers" in audience):
-        return "private"
-    return "direct"
+        word = "public"
+    elif any(a in PUBLIC for a in cc):
+        word = "unlisted"
+    elif any(isinstance(a, str) and a.endswith("/followers") for a in to + cc) or (
+            actor and f"{actor}/followers" in to + cc):
+        word = "private"
+    else:
+        word = "direct"
+    return post_visibility(word)
 
 
 # --------------------------------------------------------------------------- the archive's files

@@ -26,10 +26,17 @@ PORTABILITY_DONE_STATUSES = {"expired", "cancelled", "canceled", "failed"}
 PORTABILITY_REPEAT_DAYS = 7
 
 
+# WhoCanView in an export's words ("Everyone", "Friends", "Followers", "Only You") -> the
+# archive's visibility.
+VISIBILITY_WORDS = {"everyone": "public", "only you": "private", "only me": "private", "self only": "private",
+                    "mutual follow friends": "friends"}
+
+
 class TikTokConnector(Connector):
     name = "tiktok"
     title = "TikTok"
     post_noun = "videos"
+    visibility_words = VISIBILITY_WORDS
     secret_keys = ("client_key", "client_secret", "tokens")
     default_base_url = "https://open.tiktokapis.com"
     authorize_base_url = "https://www.tiktok.com"

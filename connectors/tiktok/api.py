@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 import httpx
 
 from archiver.net import ApiClient, NetError, RetryPolicy, scrubber
-from archiver.records import MediaRef, Post, Profile, iso_utc
+from archiver.records import MediaRef, Post, Profile, iso_utc, visibility
 from archiver.tokens import StoredTokens
 
 log = logging.getLogger("archiver.tiktok")
@@ -270,7 +270,7 @@ def post_from_video(video: dict[str, Any]) -> Post:
         duration=video.get("duration"),
         width=video.get("width"),
         height=video.get("height"),
-        visibility="public",  # the Display API lists public videos only
+        visibility=visibility("public"),  # the Display API lists public videos only
         like_count=video.get("like_count"),
         comment_count=video.get("comment_count"),
         share_count=video.get("share_count"),

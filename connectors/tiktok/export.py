@@ -17,8 +17,9 @@ import os
 import re
 from typing import Any, Iterator
 
-from archiver.records import Comment, Membership, MediaRef, Page, Person, Post, Profile, Snapshot, iso_utc
+from archiver.records import Comment, Membership, MediaRef, Page, Person, Post, Profile, Snapshot, iso_utc, visibility
 from archiver.sync import RunFailed
+from archiver_connectors.tiktok import VISIBILITY_WORDS
 
 DATA_FILES = ("user_data_tiktok.json", "user_data.json")
 TOP_KEYS = {"Activity", "Your Activity", "Video", "Post", "Profile", "Comment"}
@@ -145,15 +146,9 @@ def _date(item: dict, strict: bool = False) -> str | None:
         return None
 
 
-# WhoCanView in the export's words -> the visibility the API rows use ("public"), so the
-# same post from both sources does not look like an edit. Unknown values are kept as given.
-_VISIBILITY = {"everyone": "public", "public": "public", "friends": "friends", "followers": "followers",
-               "only me": "private", "only_me": "private", "private": "private"}
-
-
 def _visibility(value: Any) -> str | None:
-    text = _text(value)
-    return _VISIBILITY.get(text.lower(), text) if text else None
+    """WhoCanView -> the archive's visibility; the export's word stays in raw."""
+    return visibility(_text(value), VISIBILITY_WORDS)
 
 
 def _strip_query(url: str) -> str:

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from archiver.net import ApiClient, NetError, scrubber
-from archiver.records import Comment, MediaRef, Membership, Person, Post, Profile, iso_utc
+from archiver.records import Comment, MediaRef, Membership, Person, Post, Profile, iso_utc, visibility
 from archiver.tokens import StoredTokens
 
 log = logging.getLogger("archiver.youtube")
@@ -394,7 +394,7 @@ def post_from_video(video: dict) -> Post:
         text=snippet.get("description") or None,
         url=f"https://www.youtube.com/watch?v={video['id']}",
         duration=iso_duration_seconds((video.get("contentDetails") or {}).get("duration")),
-        visibility=(video.get("status") or {}).get("privacyStatus"),
+        visibility=visibility((video.get("status") or {}).get("privacyStatus")),
         # Missing keys mean hidden likes / disabled comments (notes §2.2): unknown, not 0.
         like_count=_count(stats.get("likeCount")),
         comment_count=_count(stats.get("commentCount")),

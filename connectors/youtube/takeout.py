@@ -49,7 +49,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from archiver.records import Comment, Membership, MediaRef, Page, Person, Post, Profile, Snapshot, iso_utc
+from archiver.records import Comment, Membership, MediaRef, Page, Person, Post, Profile, Snapshot, iso_utc, visibility
 from archiver.sync import RunFailed
 
 PAGE_SIZE = 20            # posts per page: each carries a video file, stored before the commit
@@ -415,9 +415,6 @@ def profile_from_row(values: dict[str, str], raw: dict[str, str]) -> Profile | N
     )
 
 
-_PRIVACY = {"public": "public", "private": "private", "unlisted": "unlisted"}
-
-
 def post_from_row(values: dict[str, str], raw: dict[str, str]) -> Post:
     """One upload. Raises ValueError for a row that cannot be one."""
     video_id = values.get("video_id")
@@ -437,8 +434,8 @@ def post_from_row(values: dict[str, str], raw: dict[str, str]) -> Post:
         text=values.get("description") or None,
         url=f"https://www.youtube.com/watch?v={video_id}",
         duration=round(duration_ms / 1000) if duration_ms is not None else None,
-        # The API's privacyStatus words, so the same video does not look edited.
-        visibility=_PRIVACY.get(privacy.casefold(), privacy or None),
+        # "Public" / "Private" / "Unlisted", the API's privacyStatus words in another case.
+        visibility=visibility(privacy),
         raw=raw,
     )
 

@@ -35,6 +35,9 @@ class Connector:
     secret_keys: ClassVar[tuple[str, ...]] = ()
     # What the platform calls a post, in messages to the user ("142 videos").
     post_noun: ClassVar[str] = "posts"
+    # The platform's words for who can see a post -> the archive's (records.VISIBILITIES),
+    # where they differ: records.visibility(word, visibility_words).
+    visibility_words: ClassVar[dict[str, str]] = {}
 
     def __init__(
         self,

@@ -32,6 +32,29 @@ def iso_utc(value: int | float | str | _dt.datetime | None) -> str | None:
     return moment.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# Who can see a post, in one vocabulary across platforms (docs/schema.md). A platform's
+# own word stays in the post's ``raw`` payload.
+VISIBILITIES = ("public", "followers", "friends", "private", "unlisted")
+
+
+def visibility(value: Any, words: dict[str, str] | None = None) -> str | None:
+    """A platform's word for who can see a post -> one of ``VISIBILITIES``.
+
+    ``words`` maps the platform's own words (compared without case, "_" or "-" as a
+    space) to the archive's; the archive's words map to themselves unless ``words`` says
+    otherwise (Mastodon's "private" means followers only). A word neither knows gives
+    None: the column stays empty rather than hold a word no query expects.
+    """
+    if value is None:
+        return None
+    key = " ".join(str(value).replace("_", " ").replace("-", " ").split()).casefold()
+    if not key:
+        return None
+    table = {word: word for word in VISIBILITIES} | {k.casefold(): v for k, v in (words or {}).items()}
+    found = table.get(key)
+    return found if found in VISIBILITIES else None
+
+
 def now_utc() -> str:
     return iso_utc(_dt.datetime.now(_dt.timezone.utc))  # type: ignore[return-value]
 

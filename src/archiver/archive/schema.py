@@ -412,3 +412,22 @@ def m008_small_promises(db: Database) -> None:
             raw.pop("export", None)
             db.execute(f"UPDATE {table} SET raw=? WHERE {where}",
                        [json.dumps(raw, ensure_ascii=False, sort_keys=True, separators=(",", ":")), *ids])
+
+
+@migrations(name="m008_small_promises_visibility")
+def m008_small_promises_visibility(db: Database) -> None:
+    # Visibility in one vocabulary (records.VISIBILITIES): each platform's words through
+    # its connector's table (Mastodon's "private" is followers only), the others as they
+    # are when already one of ours. The platform's word stays in raw.
+    from archiver.connector import installed_connectors
+    from archiver.records import visibility
+
+    connectors = installed_connectors()
+    for table in ("posts", "post_versions"):
+        found = db.execute(f"SELECT DISTINCT platform, visibility FROM {table} WHERE visibility IS NOT NULL")
+        for platform, word in found.fetchall():
+            words = getattr(connectors.get(platform), "visibility_words", {})
+            mapped = visibility(word, words)
+            if mapped != word:
+                db.execute(f"UPDATE {table} SET visibility=? WHERE platform=? AND visibility=?",
+                           [mapped, platform, word])
