@@ -349,6 +349,30 @@ class ExportSource:
         """Hex sha256 of the export file: its provenance, and what makes a re-import a no-op."""
         return _sha256_of_file(self.path)
 
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """What the export holds, whatever wraps it: a hex sha256 over the sorted (size,
+        CRC-32) of its files, names and container left out. The zip, the folder it was
+        unzipped to (macOS unzips downloads by itself) and its lone JSON file unzipped
+        have the same fingerprint, so they are one export. Files an operating system adds
+        (.DS_Store, __MACOSX/, other hidden names) do not count."""
+        parts = sorted(
+            (entry.size, self._entry_crc32(entry))
+            for entry in self._entries.values() if not _added_by_the_system(entry.name)
+        )
+        encoded = json.dumps(parts, separators=(",", ":"))
+        return hashlib.sha256(encoded.encode("ascii")).hexdigest()
+
+    def _entry_crc32(self, entry: _Entry) -> int:
+        """CRC-32 of one entry's bytes (read up to its declared size, which passed the limits)."""
+        crc = 0
+        left = entry.size
+        with self._open_entry(entry) as stream:
+            while left > 0 and (chunk := stream.read(min(_HASH_CHUNK, left))):
+                crc = zlib.crc32(chunk, crc)
+                left -= len(chunk)
+        return crc
+
     def close(self) -> None:
         pass
 
@@ -403,6 +427,9 @@ class _ZipSource(ExportSource):
             total += info.file_size
             self._add_entry(info.filename, info.file_size, info.compress_size, info)
         self._check_total_declared(total)
+
+    def _entry_crc32(self, entry: _Entry) -> int:
+        return entry.handle.CRC  # from the zip's directory; checked by zipfile when the entry is read
 
     def _open_entry(self, entry: _Entry) -> BinaryIO:
         try:
@@ -680,6 +707,11 @@ class _FolderSource(ExportSource):
         listing = [[entry.name, entry.size, _sha256_of_file(entry.handle)] for entry in self._entries.values()]
         encoded = json.dumps(sorted(listing), ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+
+
+def _added_by_the_system(name: str) -> bool:
+    """Hidden files and macOS' __MACOSX/ folder: added by an operating system, never by a platform."""
+    return any(part.startswith(".") or part == "__MACOSX" for part in name.split("/"))
 
 
 def _sha256_of_file(path: Path) -> str:

@@ -119,7 +119,9 @@ def import_account(ws: Workspace, platform: str, name: str | None) -> AccountCon
 
 def run_import(ws: Workspace, path: Path, *, platform: str | None = None, account_name: str | None = None,
                cancel=lambda: False, progress: Callable[[str], None] | None = None, transport=None) -> dict:
-    """Import one export file. The same file (by sha256) is imported once per account."""
+    """Import one export file. The same export is imported once per account: the same file
+    (by sha256), or the same content in another wrapper (by fingerprint: the zip, then the
+    folder or JSON file it was unzipped to)."""
     from archiver.imports import open_export
     from archiver.records import now_utc
     from archiver.sync import Runner
@@ -137,10 +139,12 @@ def run_import(ws: Workspace, path: Path, *, platform: str | None = None, accoun
                                       "(no file of its known layouts inside).")
         account = import_account(ws, platform, account_name)
         db = ws.archive.db
-        seen = db.execute("SELECT imported_at FROM imports WHERE sha256=? AND account_id=?",
-                          [source.sha256, account.account_id]).fetchone()
+        seen = db.execute("SELECT imported_at, file_name FROM imports WHERE account_id=? AND (sha256=? OR fingerprint=?) "
+                          "ORDER BY sha256=? DESC LIMIT 1",
+                          [account.account_id, source.sha256, source.fingerprint, source.sha256]).fetchone()
         if seen:
-            return {"status": "skipped", "message": f"already imported on {seen[0]}; nothing to do",
+            as_what = "" if seen[1] == Path(path).name else f" as {seen[1]!r} (the same content)"
+            return {"status": "skipped", "message": f"already imported on {seen[0]}{as_what}; nothing to do",
                     "counts": {}, "errors": [], "account": account.account_id, "platform": platform}
         # An import reads no secret: the store opens only if a connector asks for one, so a
         # headless machine without a keyring (or the daemon's inbox) can still import.
@@ -159,8 +163,8 @@ def run_import(ws: Workspace, path: Path, *, platform: str | None = None, accoun
                            [json.dumps(result["errors"][:500]), result["run_id"]])
         if result["status"] == "ok":
             with ws.archive.writing():
-                db.execute("INSERT OR IGNORE INTO imports (sha256, account_id, file_name, imported_at, run_id) "
-                           "VALUES (?,?,?,?,?)", [source.sha256, account.account_id, Path(path).name, now_utc(),
-                                                  result["run_id"]])
+                db.execute("INSERT OR IGNORE INTO imports (sha256, account_id, file_name, imported_at, run_id, fingerprint) "
+                           "VALUES (?,?,?,?,?,?)", [source.sha256, account.account_id, Path(path).name, now_utc(),
+                                                    result["run_id"], source.fingerprint])
         result.update(account=account.account_id, platform=platform)
         return result

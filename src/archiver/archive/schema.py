@@ -431,3 +431,12 @@ def m008_small_promises_visibility(db: Database) -> None:
             if mapped != word:
                 db.execute(f"UPDATE {table} SET visibility=? WHERE platform=? AND visibility=?",
                            [mapped, platform, word])
+
+
+@migrations(name="m008_small_promises_export_fingerprint")
+def m008_small_promises_export_fingerprint(db: Database) -> None:
+    # An export is what it holds, not its wrapper: the zip and the folder it was unzipped
+    # to have one fingerprint (imports.ExportSource.fingerprint), so the second is not
+    # imported again. Exports imported before have none (their file's sha256 still counts).
+    db.execute("ALTER TABLE imports ADD COLUMN fingerprint TEXT")
+    db.execute("CREATE INDEX imports_by_fingerprint ON imports (account_id, fingerprint)")
