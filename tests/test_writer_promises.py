@@ -9,12 +9,9 @@ from archiver.records import Post, PostVersion
 
 from archive_rows import rows
 
-ACCOUNT = "mastodon:main"
-
-
 def write(archive, source: str, now: str, *posts: Post, platform: str = "mastodon") -> ArchiveWriter:
     with archive.writing() as db:
-        writer = ArchiveWriter(db, platform=platform, account_id=ACCOUNT, source=source, now=now)
+        writer = ArchiveWriter(db, platform=platform, account_id=f"{platform}:main", source=source, now=now)
         for post in posts:
             writer.write_post(post)
     return writer
@@ -92,3 +89,75 @@ def test_the_migration_moves_an_old_export_payload_under_its_source(tmp_path):
     upgraded = Archive(path.parent)
     assert json.loads(rows(upgraded.db, "SELECT raw FROM posts")[0][0]) == {"api": {"a": 1}, source: {"e": 2}}
     upgraded.close()
+
+
+# --------------------------------------------------------------------------- export posts without id
+
+
+def tiktok_api(native_id: str, created_at: str, title: str) -> Post:
+    return Post(native_id=native_id, created_at=created_at, title=title, text=title + " #sky",
+                visibility="public", like_count=3, raw={"id": native_id})
+
+
+def tiktok_export(created_at: str, title: str | None) -> Post:
+    return Post(native_id=None, created_at=created_at, title=title, like_count=2, raw={"Date": created_at})
+
+
+def tiktok_posts(archive) -> list[tuple]:
+    return rows(archive.db, "SELECT post_id, created_at FROM posts ORDER BY post_id")
+
+
+def test_an_export_post_a_few_seconds_off_matches_the_api_post_with_its_caption(archive):
+    write(archive, "api", "2026-03-02T00:00:00Z", tiktok_api("7001", "2026-03-01T10:00:00Z", "Sunset"),
+          platform="tiktok")
+    # The export rounds to the minute and its clock is 40 seconds off.
+    write(archive, "export:" + "ab" * 32, "2026-03-03T00:00:00Z", tiktok_export("2026-03-01T10:00:40Z", "Sunset"),
+          platform="tiktok")
+    assert tiktok_posts(archive) == [("7001", "2026-03-01T10:00:00Z")]
+
+
+def test_an_api_post_a_few_seconds_off_names_the_provisional_export_post(archive):
+    write(archive, "export:" + "ab" * 32, "2026-03-02T00:00:00Z", tiktok_export("2026-03-01T09:59:10Z", "sunset "),
+          platform="tiktok")
+    writer = write(archive, "api", "2026-03-03T00:00:00Z", tiktok_api("7001", "2026-03-01T10:00:00Z", "Sunset"),
+                   platform="tiktok")
+    assert writer.counts.get("posts_matched") == 1
+    assert tiktok_posts(archive) == [("7001", "2026-03-01T10:00:00Z")]
+
+
+def test_no_match_without_the_caption_or_beyond_the_tolerance(archive):
+    write(archive, "api", "2026-03-02T00:00:00Z", tiktok_api("7001", "2026-03-01T10:00:00Z", "Sunset"),
+          platform="tiktok")
+    export = "export:" + "ab" * 32
+    write(archive, export, "2026-03-03T00:00:00Z",
+          tiktok_export("2026-03-01T10:00:30Z", "Another video"),     # close, other caption
+          tiktok_export("2026-03-01T10:05:00Z", "Sunset"),            # same caption, 5 minutes off
+          platform="tiktok")
+    assert tiktok_posts(archive) == [("7001", "2026-03-01T10:00:00Z"),
+                                     ("provisional:2026-03-01T10:00:30Z", "2026-03-01T10:00:30Z"),
+                                     ("provisional:2026-03-01T10:05:00Z", "2026-03-01T10:05:00Z")]
+
+
+def test_two_export_posts_a_minute_apart_with_one_caption_stay_two(archive):
+    write(archive, "export:" + "ab" * 32, "2026-03-02T00:00:00Z",
+          tiktok_export("2026-03-01T10:00:00Z", "📸"), tiktok_export("2026-03-01T10:01:00Z", "📸"), platform="tiktok")
+    assert len(tiktok_posts(archive)) == 2
+
+
+def test_status_lists_the_export_posts_no_api_post_matched(archive):
+    from archiver.config import Config
+    from archiver.status import account_status, render_status
+
+    write(archive, "api", "2026-03-02T00:00:00Z", tiktok_api("7001", "2026-03-01T10:00:00Z", "Sunset"),
+          platform="tiktok")
+    write(archive, "export:" + "ab" * 32, "2026-03-03T00:00:00Z",
+          tiktok_export("2026-03-01T10:00:20Z", "Sunset"), tiktok_export("2026-02-01T08:00:00Z", "Gone since"),
+          platform="tiktok")
+    with archive.writing() as db:
+        db.execute("INSERT INTO runs (account_id, platform, kind, mode, started_at, status) "
+                   "VALUES ('tiktok:main', 'tiktok', 'import', 'TikTok_Data.zip', '2026-03-03T00:00:00Z', 'ok')")
+    [row] = account_status(archive, Config(path=None))
+    assert row["unmatched_export_posts"] == {"count": 1, "posts": [
+        {"post_id": "provisional:2026-02-01T08:00:00Z", "created_at": "2026-02-01T08:00:00Z", "caption": "Gone since"}]}
+    text = render_status([row])
+    assert "1 export post(s) without id that no API post matched" in text and "'Gone since'" in text

@@ -46,8 +46,27 @@ def _account_status(db, config: Config, *, now=None) -> list[dict]:
             "newest_export_imported_at": newest_export,
             "export": export_age(platform, newest_export, config.alerts.export_max_age_days, now=now),
             "open_alerts": open_alerts(db, account_id),
+            "unmatched_export_posts": unmatched_export_posts(db, account_id),
         })
     return rows
+
+
+def unmatched_export_posts(db, account_id: str, shown: int = 5) -> dict:
+    """Export posts without id (still "provisional:…") that no API post matched, for an
+    account the API archives: each is either gone from the platform or its time or
+    caption differ too much to be sure. (An account archived from exports only has
+    nothing to match them with, and nothing is said.)"""
+    has_api = db.execute(
+        "SELECT 1 FROM posts WHERE account_id=? AND post_id NOT LIKE 'provisional:%' AND EXISTS "
+        "(SELECT 1 FROM json_each(posts.sources) WHERE json_each.value = 'api') LIMIT 1", [account_id]).fetchone()
+    if not has_api:
+        return {"count": 0, "posts": []}
+    count = db.execute("SELECT count(*) FROM posts WHERE account_id=? AND post_id LIKE 'provisional:%'",
+                       [account_id]).fetchone()[0]
+    found = db.execute(
+        "SELECT post_id, created_at, coalesce(title, text) FROM posts WHERE account_id=? "
+        "AND post_id LIKE 'provisional:%' ORDER BY created_at LIMIT ?", [account_id, shown]).fetchall()
+    return {"count": count, "posts": [{"post_id": p, "created_at": c, "caption": t} for p, c, t in found]}
 
 
 def archive_holds(db, account_id: str) -> dict[str, int]:
@@ -177,6 +196,16 @@ def render_status(rows: list[dict]) -> str:
             lines.append(f"  next run:   {row.get('next_run') or '—'}")
         holds = row["archive_holds"]
         lines.append("  archive:    " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in holds.items()))
+        unmatched = row.get("unmatched_export_posts") or {"count": 0}
+        if unmatched["count"]:
+            lines.append(f"  unmatched:  {unmatched['count']} export post(s) without id that no API post matched "
+                         "(same time within 2 minutes and the same caption); deleted on the platform, or edited:")
+            for post in unmatched["posts"]:
+                caption = (post["caption"] or "").replace("\n", " ")
+                caption = caption if len(caption) <= 50 else caption[:49] + "…"
+                lines.append(f"              {post['created_at']} {caption!r} ({post['post_id']})")
+            if unmatched["count"] > len(unmatched["posts"]):
+                lines.append(f"              … and {unmatched['count'] - len(unmatched['posts'])} more")
         lines.append(f"  newest export imported: {row['newest_export_imported_at'] or 'none'}")
         export = row.get("export") or {}
         if export.get("manual"):

@@ -15,6 +15,7 @@ The caller owns the transaction (the sync runner wraps each page in ``Archive.wr
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
@@ -25,6 +26,9 @@ from sqlite_utils import Database
 from archiver.records import Comment, Interaction, ListPage, MediaRef, Person, Post, Profile, Snapshot, now_utc
 
 PROVISIONAL = "provisional:"
+# How far apart an export's time and the API's may be for one post (with its caption
+# agreeing): exports round to the minute or shift by a time zone's seconds.
+MATCH_TOLERANCE = dt.timedelta(minutes=2)
 _POST_CONTENT = ("title", "text", "visibility")
 _POST_FIELDS = ("kind", "created_at", "url", "duration", "width", "height")
 _COUNTS = ("like_count", "comment_count", "share_count", "view_count")
@@ -41,6 +45,29 @@ class StoredFile:
     mime: str | None = None
     size: int | None = None
     error: str | None = None
+
+
+def _parse_time(text: str | None) -> dt.datetime | None:
+    if not text:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+
+
+def _time_text(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _caption_words(*texts: str | None) -> set[str]:
+    return {" ".join(t.split()).casefold() for t in texts if t and t.strip()}
+
+
+def _captions_agree(post: Post, row: dict) -> bool:
+    """One of the post's title / text is one of the row's (spacing and case aside)."""
+    return bool(_caption_words(post.title, post.text) & _caption_words(row["title"], row["text"]))
 
 
 def _json(value: Any) -> str:
@@ -225,6 +252,38 @@ class ArchiveWriter:
 
     # -- posts --------------------------------------------------------------------------
 
+    def _twin(self, post: Post, *, provisional_only: bool) -> dict | None:
+        """The row an id-less export item and an API item share: the same creation time, or
+        one within ``MATCH_TOLERANCE`` (exports and APIs disagree by seconds, and by a
+        rounded time zone) whose caption agrees. Rows named by an id come first, then the
+        nearest time. Two id-less items (exports) are one post only at the same time: an
+        export's own times agree from one export to the next, and two posts a minute
+        apart may share a caption."""
+        moment = _parse_time(post.created_at)
+        if moment is None:
+            return None
+        low, high = (_time_text(moment - MATCH_TOLERANCE), _time_text(moment + MATCH_TOLERANCE))
+        kept = "AND post_id LIKE 'provisional:%'" if provisional_only else ""
+        cursor = self.db.execute(
+            f"SELECT * FROM posts WHERE account_id=? AND created_at BETWEEN ? AND ? {kept}",
+            [self.account_id, min(low, post.created_at), max(high, post.created_at)],
+        )
+        names = [c[0] for c in cursor.description]
+        candidates = [dict(zip(names, row)) for row in cursor.fetchall()]
+
+        def rank(row: dict) -> tuple:
+            distance = abs((_parse_time(row["created_at"]) or moment) - moment)
+            return (row["created_at"] != post.created_at, row["post_id"].startswith(PROVISIONAL), distance,
+                    row["post_id"])
+
+        for row in sorted(candidates, key=rank):
+            if row["created_at"] == post.created_at:
+                return row
+            both_from_exports = post.native_id is None and row["post_id"].startswith(PROVISIONAL)
+            if not both_from_exports and _captions_agree(post, row):
+                return row
+        return None
+
     def _resolve_post_id(self, post: Post) -> tuple[str, dict | None]:
         """Find the row this post is: by native id, else by creation time (an export item
         without id, or an API item whose export twin is still provisional)."""
@@ -232,21 +291,14 @@ class ArchiveWriter:
             row = self._one("SELECT * FROM posts WHERE platform=? AND post_id=?", [self.platform, post.native_id])
             if row is not None:
                 return post.native_id, row
-            if post.created_at:
-                twin = self._one(
-                    "SELECT * FROM posts WHERE account_id=? AND created_at=? AND post_id LIKE 'provisional:%'",
-                    [self.account_id, post.created_at],
-                )
-                if twin is not None:
-                    self._rekey_post(twin["post_id"], post.native_id)
-                    twin["post_id"] = post.native_id
-                    return post.native_id, twin
+            twin = self._twin(post, provisional_only=True)
+            if twin is not None:
+                self._rekey_post(twin["post_id"], post.native_id)
+                twin["post_id"] = post.native_id
+                return post.native_id, twin
             return post.native_id, None
         if post.created_at:
-            row = self._one(
-                "SELECT * FROM posts WHERE account_id=? AND created_at=? ORDER BY post_id LIKE 'provisional:%' LIMIT 1",
-                [self.account_id, post.created_at],
-            )
+            row = self._twin(post, provisional_only=False)
             if row is not None:
                 return row["post_id"], row
             return PROVISIONAL + post.created_at, None
