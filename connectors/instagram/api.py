@@ -204,13 +204,14 @@ class InstagramTokens(StoredTokens):
 
     def access_token(self) -> str:
         """The token to send, refreshed first when due. Raises NetError(auth) once expired."""
-        with self._lock:
-            tokens = self.load()
-            if tokens["expires_at"] <= self.clock():
-                raise NetError(reauth_message(self.account, "the 60-day token has expired"), kind="auth")
-            if self.refresh_due() and not self._refresh_failed:
-                self._refresh_locked()
-            return self.load()["access_token"]
+        if self.load()["expires_at"] <= self.clock():
+            raise NetError(reauth_message(self.account, "the 60-day token has expired"), kind="auth")
+        if self.refresh_due() and not self._refresh_failed:
+            with self._refreshing():   # other threads and processes: one refresh
+                self._reread()
+                if self.refresh_due() and not self._refresh_failed:
+                    self._refresh_locked()
+        return self.load()["access_token"]
 
     def _refresh_locked(self) -> None:
         token = self.load()["access_token"]

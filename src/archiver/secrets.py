@@ -96,6 +96,11 @@ class SecretStore:
         """Where this backend looks for the value, for error messages."""
         raise NotImplementedError
 
+    def lock_folder(self) -> Path | None:
+        """Where processes sharing this store keep the lock files that serialize token
+        refreshes (archiver.locks.token_lock); None when no other process can see it."""
+        return _state_dir(None) / "locks"
+
     def _read(self, platform: str, account: str, key: str) -> str | None:
         raise NotImplementedError
 
@@ -245,6 +250,9 @@ class MemorySecretStore(SecretStore):
     def where(self, platform: str, account: str, key: str) -> str:
         return "the in-memory secret store"
 
+    def lock_folder(self) -> Path | None:
+        return None  # this process's dict: its threads are all that share it
+
     def _read(self, platform, account, key):
         return self.values.get((platform, account, key))
 
@@ -378,6 +386,9 @@ class _ReadOnlySourceWithRotations(SecretStore):
 
     def where(self, platform, account, key):
         return f"{self.source_name(platform, account, key)} and {self.rotated.path}"
+
+    def lock_folder(self) -> Path | None:
+        return self.rotated.directory   # beside tokens.json, which every such process shares
 
     def _entry_name(self, platform, account, key) -> str:
         return f"{platform}:{account}:{key}"

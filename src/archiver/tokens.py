@@ -8,6 +8,13 @@ how it is refreshed stays with each platform (``_refresh_locked``).
 It is a net.TokenProvider: ``header()`` gives the bearer header, refreshing first (once,
 under the lock) when the record's ``access_expires_at`` is within ``refresh_margin``;
 ``refresh()`` is what the ApiClient calls after the platform refused the token.
+
+Several platforms rotate refresh tokens: the old one dies at its first use. Two processes
+holding the same record (the daemon and an `archiver export`, two archives of one account)
+must not both spend it, or the second one loses the authorization. So a refresh holds a
+lock shared by every process (archiver.locks.token_lock) and, once it has it, reads the
+stored record again: when another process has refreshed meanwhile, its tokens are used
+and the old refresh token is never sent.
 """
 
 from __future__ import annotations
@@ -15,7 +22,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any, ClassVar
+from contextlib import contextmanager
+from typing import Any, ClassVar, Iterator
 
 from archiver.net import NetError, scrubber
 
@@ -60,14 +68,40 @@ class StoredTokens:
 
     def header(self) -> dict[str, str]:
         if self._expiring():
-            with self._lock:
-                if self._expiring():   # another thread may have refreshed meanwhile
+            with self._refreshing():
+                self._reread()
+                if self._expiring():   # neither another thread nor another process refreshed
                     self._refresh_locked()
         return {"Authorization": f"Bearer {self.load()['access_token']}"}
 
     def refresh(self) -> None:
-        with self._lock:
-            self._refresh_locked()
+        """The platform refused the access token held: get a new one, unless another
+        thread or process already has (then the stored record is used as it is)."""
+        refused = self.load()
+        with self._refreshing():
+            if self._tokens is refused and not self._reread():
+                self._refresh_locked()
+
+    @contextmanager
+    def _refreshing(self) -> Iterator[None]:
+        """This process's threads, then every process sharing the secret store."""
+        from archiver.locks import token_lock
+
+        folder = getattr(self.secrets, "lock_folder", lambda: None)()
+        with self._lock, token_lock(folder, self.platform, self.account, self.title):
+            yield
+
+    def _reread(self) -> bool:
+        """Read the stored record again; True when another process has replaced the one
+        this process holds (it is then the one held)."""
+        raw = self.secrets.get(self.platform, self.account, TOKENS_KEY)
+        stored = json.loads(raw) if raw else None
+        held = self.load()
+        if not stored or all(stored.get(key) == held.get(key) for key in ("access_token", "refresh_token")):
+            return False
+        self._register(stored)
+        self._tokens = stored
+        return True
 
     def _refresh_locked(self) -> None:
         """Get and ``save`` new tokens (the lock is held), or raise NetError(kind="auth")."""
