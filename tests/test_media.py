@@ -254,17 +254,6 @@ def test_verify_reports_stray_files(store):
     assert list(store.verify()) == [("notes.txt", "name is not a sha256")]
 
 
-def test_sweep_parts(store):
-    old = write_part(store, "old", b"1")
-    write_part(store, "new", b"2")
-    an_hour_ago = time.time() - 3600
-    os.utime(old, (an_hour_ago, an_hour_ago))
-    assert store.sweep_parts(older_than_s=600) == 1
-    assert not old.exists()
-    assert store.sweep_parts() == 1
-    assert part_files(store) == []
-
-
 def test_path_for_rejects_escape(store):
     with pytest.raises(ValueError):
         store.path_for("../../etc/passwd")

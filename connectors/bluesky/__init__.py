@@ -286,9 +286,7 @@ class _ExportRun:
         return records
 
     def _tmp_dir(self):
-        folder = self.ctx.archive.folder / ".tmp"
-        folder.mkdir(exist_ok=True, mode=0o700)
-        return folder
+        return self.ctx.temp_folder
 
     def _check_blobs(self, records) -> None:
         """listBlobs names every blob the PDS keeps for the repo. A blob a record points at

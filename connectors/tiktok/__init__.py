@@ -233,9 +233,7 @@ class TikTokConnector(Connector):
             ctx.report("portability", f"the export request {request_id} ended as {status!r}; a new one is made next run")
             ctx.save_state("portability", {})
             return
-        folder = ctx.archive.folder / ".tmp"
-        folder.mkdir(exist_ok=True, mode=0o700)
-        zip_path = folder / f"tiktok-portability-{request_id}.zip"
+        zip_path = ctx.temp_folder / f"tiktok-portability-{request_id}.zip"
         with open(zip_path, "wb") as handle:
             ready = api.portability_download(request_id, handle)
         if not ready:

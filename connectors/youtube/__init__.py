@@ -515,12 +515,11 @@ class YouTubeConnector(Connector):
         return state
 
     def _download_parts(self, portability, ctx, job: dict, urls: list[str]) -> dict:
-        """Every part not imported yet, streamed to the archive's .tmp folder; signed
+        """Every part not imported yet, streamed to the run's own temporary folder; signed
         links expire, so all are fetched before any import starts. part key -> path."""
         from archiver.net import scrubber
 
-        folder = ctx.archive.folder / ".tmp"
-        folder.mkdir(exist_ok=True, mode=0o700)
+        folder = ctx.temp_folder
         paths: dict = {}
         try:
             for number, url in enumerate(urls, start=1):

@@ -18,6 +18,7 @@ import click
 
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 3
+EXIT_BUSY = 75   # EX_TEMPFAIL: another run holds the account; try again later
 
 
 def _archive_dir(archive: str | None) -> Path:
@@ -64,10 +65,11 @@ def _known_errors() -> tuple:
     from archiver.config import ConfigError
     from archiver.connector import UnknownPlatform
     from archiver.imports import ExportFileError
+    from archiver.locks import LockBusy
     from archiver.oauth import OAuthError
     from archiver.secrets import SecretStoreError
 
-    return (ConfigError, UnknownPlatform, ExportFileError, SecretStoreError, OAuthError)
+    return (ConfigError, UnknownPlatform, ExportFileError, SecretStoreError, OAuthError, LockBusy)
 
 
 def _workspace(archive, config_path, *, require_config=False, secrets=None):
@@ -89,7 +91,9 @@ def _guard(func):
         try:
             return func(*args, **kwargs)
         except _known_errors() as error:
-            _fail(str(error))
+            from archiver.locks import LockBusy
+
+            _fail(str(error), EXIT_BUSY if isinstance(error, LockBusy) else EXIT_FAILED)
 
     return wrapper
 
@@ -268,8 +272,11 @@ def secret_set(archive, config_path, platform, account, key):
 @click.option("--platform", required=True, help="Platform to export (e.g. tiktok).")
 @click.option("--account", "account_name", metavar="NAME", help="Only this account (default: every one of the platform).")
 @click.option("--full", is_flag=True, help="Re-list everything; the only run that marks vanished posts as deleted.")
+@click.option("--wait", "wait", type=click.FloatRange(min=0), default=0, metavar="SECONDS",
+              help="When another run (the daemon, the inbox, another command) is archiving the account, "
+                   "wait up to SECONDS for it to finish instead of stopping at once.")
 @_guard
-def export(archive, config_path, platform, account_name, full):
+def export(archive, config_path, platform, account_name, full, wait):
     """Archive accounts through the platform's official API."""
     _setup_logging()
     from archiver.connector import get_connector
@@ -284,7 +291,7 @@ def export(archive, config_path, platform, account_name, full):
     with cancel.on_signals():
         for account in accounts:
             with _progress(account.account_id) as progress:
-                result = run_export(ws, account, full=full, cancel=cancel, progress=progress)
+                result = run_export(ws, account, full=full, cancel=cancel, progress=progress, wait=wait)
             worst = max(worst, _report(account.account_id, result))
             if cancel():
                 break
@@ -298,25 +305,37 @@ def _report(label: str, result: dict) -> int:
         click.echo(f"  skipped {error['item']}: {error['error']}")
     if len(result["errors"]) > 10:
         click.echo(f"  … and {len(result['errors']) - 10} more (see `archiver status`)")
-    if result.get("message") and result["status"] != "ok":
+    if result.get("message"):
         click.echo(f"  {result['message']}")
     return {"ok": 0, "skipped": 0, "interrupted": EXIT_INTERRUPTED}.get(result["status"], EXIT_FAILED)
 
 
 @main.command(name="import")
 @common_options
-@click.argument("args", nargs=-1, required=True, metavar="[PLATFORM] PATH")
+@click.argument("args", nargs=-1, metavar="[PLATFORM] PATH")
 @click.option("--account", "account_name", metavar="NAME", help="Account the export belongs to.")
+@click.option("--wait", "wait", type=click.FloatRange(min=0), default=0, metavar="SECONDS",
+              help="When another run is archiving the account, wait up to SECONDS for it to finish.")
+@click.option("--retry-failed", is_flag=True,
+              help="Without PATH: try again the files earlier imports could not store, from the export "
+                   "files where they were imported from.")
 @_guard
-def import_(archive, config_path, args, account_name):
+def import_(archive, config_path, args, account_name, wait, retry_failed):
     """Import an official "download your data" export (zip, tar.gz, json or folder).
 
     The platform is detected from the file's content; `archiver import tiktok PATH` forces it.
+    Importing a file again does nothing, unless some of its files could not be stored the
+    first time: then only those are tried again (`--retry-failed` does it for every such import).
     """
     _setup_logging()
     from archiver.jobs import run_import
     from archiver.sync import CancelFlag
 
+    if retry_failed:
+        if args:
+            raise click.UsageError("--retry-failed takes no PATH (importing a PATH again already retries its "
+                                   "missing files)")
+        sys.exit(_retry_failed_imports(archive, config_path, wait))
     if len(args) == 1:
         platform, path = None, args[0]
     elif len(args) == 2:
@@ -328,8 +347,43 @@ def import_(archive, config_path, args, account_name):
     with cancel.on_signals():
         with _progress(Path(path).name) as progress:
             result = run_import(ws, Path(path).expanduser(), platform=platform, account_name=account_name,
-                                cancel=cancel, progress=progress)
+                                cancel=cancel, progress=progress, wait=wait)
     sys.exit(_report(f"{result['account']} ← {Path(path).name}", result))
+
+
+def _retry_failed_imports(archive, config_path, wait: float) -> int:
+    """`archiver import --retry-failed`: each earlier import with files missing, again from
+    its export file where that is still at hand."""
+    from archiver.config import AccountConfig
+    from archiver.jobs import imports_with_holes, run_import
+    from archiver.sync import CancelFlag
+
+    ws = _workspace(archive, config_path)
+    pending = imports_with_holes(ws)
+    if not pending:
+        click.echo("no import has files missing; nothing to retry")
+        return 0
+    worst = 0
+    cancel = CancelFlag()
+    with cancel.on_signals():
+        for entry in pending:
+            platform, _, name = entry["account_id"].partition(":")
+            path = Path(entry["path"]) if entry["path"] else None
+            label = f"{entry['account_id']} ← {entry['file_name']}"
+            if path is None or not path.exists():
+                click.echo(f"{label}: {entry['holes']} file(s) still missing, but the export file is no longer at "
+                           f"{path or 'a known place'}; import it again from where it is now "
+                           f"(`archiver import PATH`)")
+                worst = max(worst, EXIT_FAILED)
+                continue
+            account = next((a for a in ws.config.accounts if a.account_id == entry["account_id"]), None)
+            with _progress(entry["file_name"]) as progress:
+                result = run_import(ws, path, platform=platform, cancel=cancel, progress=progress, wait=wait,
+                                    account=account or AccountConfig(name=name, platform=platform))
+            worst = max(worst, _report(label, result))
+            if cancel():
+                break
+    return worst
 
 
 @main.command()

@@ -10,7 +10,9 @@ The moving parts, in the order a newcomer meets them:
 - **Catch-up.** APScheduler's memory job store forgets a fire time missed while the daemon
   was down (see DESIGN §6), so at start the archive's own ``runs`` table decides: an
   account whose schedule fired since its last successful export runs once, soon.
-- **Never too much at once.** One account never runs twice at the same time; accounts of one
+- **Never too much at once.** One account never runs twice at the same time (nor beside an
+  `archiver export` or import of it in another process: the account's lock, locks.py, makes
+  such a run wait ``BUSY_RETRY_SECONDS`` without counting as a failure); accounts of one
   platform run one after the other (they may share an app token and its rate limit); at
   most ``[daemon] max_parallel`` runs at once; one account's failure is logged and recorded
   in ``runs`` and never stops another's.
@@ -53,6 +55,7 @@ NIGHT_MINUTES = 3 * 60
 DEFAULT_JITTER_SECONDS = 10 * 60
 ALERTS_EVERY_SECONDS = 60
 CATCH_UP_DELAY_SECONDS = 1
+BUSY_RETRY_SECONDS = 5 * 60   # an account another process is archiving is tried again after this
 LOG_FILE_BYTES = 5 * 1024 * 1024
 LOG_FILE_BACKUPS = 5
 
@@ -411,6 +414,7 @@ class Daemon:
 
     def _export(self, account: AccountConfig) -> dict | None:
         from archiver.jobs import run_export
+        from archiver.locks import AccountBusy
 
         if self.cancel():
             return None
@@ -427,6 +431,15 @@ class Daemon:
             level = logging.INFO if result["status"] in ("ok", "interrupted") else logging.ERROR
             log.log(level, "%s: run #%s %s — %s%s", account.account_id, result["run_id"], result["status"],
                     counts or "nothing new", f"; {result['message']}" if result.get("message") else "")
+        except AccountBusy as busy:
+            # Someone else (an `archiver export`, an import) is archiving it right now: not a
+            # failure. Deferred, not skipped: it runs again soon after.
+            log.info("%s: %s; deferred, tried again in %d s", account.account_id, busy.holder.describe()
+                     if busy.holder else busy, BUSY_RETRY_SECONDS)
+            self._retry_soon(account)
+            if ws is not None:
+                ws.archive.close()
+            return None
         except Exception as error:  # one account's failure never stops another's
             log.exception("%s: the run could not start", account.account_id)
             result = {"run_id": None, "status": "failed", "message": f"{type(error).__name__}: {error}",
@@ -445,6 +458,16 @@ class Daemon:
         if ws is not None:
             ws.archive.close()
         return result
+
+    def _retry_soon(self, account: AccountConfig) -> None:
+        from apscheduler.triggers.date import DateTrigger
+
+        if self.scheduler is None or self.cancel():
+            return
+        soon = _local_now() + dt.timedelta(seconds=BUSY_RETRY_SECONDS)
+        self.scheduler.add_job("archiver.daemon:run_account_job", DateTrigger(soon), args=[account.account_id],
+                               id=f"busy:{account.account_id}", name=f"busy:{account.account_id}",
+                               replace_existing=True)
 
     # -- side jobs -----------------------------------------------------------------------
     def run_alerts(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from archiver.archive import Archive
@@ -34,7 +35,12 @@ class MediaDownloader:
         self._media_client = None
         self._avatar_problems = _AvatarProblems()
 
-    def start_run(self) -> None:
+    def start_run(self, tmp: Path | None = None) -> None:
+        """``tmp``: the run's own folder for partial files (run_folders.py)."""
+        from archiver.media import MediaStore
+
+        if tmp is not None:
+            self.media = MediaStore(self.archive.media_root, tmp=tmp)
         self._avatar_problems = _AvatarProblems()
 
     def summarize(self, ctx: "SyncContext", counts: dict[str, int]) -> None:

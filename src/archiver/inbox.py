@@ -198,10 +198,16 @@ def _waiting(name: str, unchanged_for: float, settle: int) -> dict:
 
 def _import_one(ws, folder: Path, name: str, *, transport, cancel) -> dict:
     from archiver.jobs import run_import
+    from archiver.locks import AccountBusy
 
     path = folder / name
     try:
         result = run_import(ws, path, transport=transport, cancel=cancel)
+    except AccountBusy as busy:   # another run has the account: this file waits for a later scan
+        who = busy.holder.describe() if busy.holder else "another process"
+        message = f"account {busy.account_id} is being archived by {who}; imported on a later scan"
+        log.info("%s: %s", name, message)
+        return {"file": name, "status": "waiting", "moved_to": None, "message": message}
     except Exception as error:  # noqa: BLE001 - ExportFileError, ConfigError, a bug: all go to failed/
         if isinstance(error, FileNotFoundError) or not path.exists():
             log.info("%s: removed from the inbox before it could be imported", name)

@@ -72,9 +72,11 @@ class _SecretsOnDemand:
 
 def run_export(ws: Workspace, account: AccountConfig, *, full: bool = False, cancel=lambda: False,
                progress: Callable[[str], None] | None = None, transport=None,
-               sleep: Callable[[float], None] | None = None) -> dict:
+               sleep: Callable[[float], None] | None = None, wait: float = 0) -> dict:
     """Export one account through its API. ``transport`` and ``sleep`` replace the
-    network and the waits between retries (tests: a fake platform, instant sleeps)."""
+    network and the waits between retries (tests: a fake platform, instant sleeps).
+    ``wait``: seconds to wait for another run of the account to end; raises
+    locks.AccountBusy when it does not (see Runner.run)."""
     from archiver.sync import Runner
 
     connector = get_connector(account.platform)(account, ws.secrets, transport=transport, sleep=sleep,
@@ -82,7 +84,7 @@ def run_export(ws: Workspace, account: AccountConfig, *, full: bool = False, can
     try:
         runner = Runner(ws.archive, connector, progress=progress)
         return runner.run(connector.pages, kind="export", mode="full" if full else "incremental",
-                          full=full, cancel=cancel)
+                          full=full, cancel=cancel, wait=wait)
     finally:
         connector.close()
 
@@ -118,13 +120,15 @@ def import_account(ws: Workspace, platform: str, name: str | None) -> AccountCon
 
 
 def run_import(ws: Workspace, path: Path, *, platform: str | None = None, account_name: str | None = None,
-               cancel=lambda: False, progress: Callable[[str], None] | None = None, transport=None) -> dict:
+               cancel=lambda: False, progress: Callable[[str], None] | None = None, transport=None,
+               wait: float = 0, account: AccountConfig | None = None) -> dict:
     """Import one export file. The same export is imported once per account: the same file
     (by sha256), or the same content in another wrapper (by fingerprint: the zip, then the
-    folder or JSON file it was unzipped to)."""
+    folder or JSON file it was unzipped to). When media of it could not be stored
+    (``holes`` in ``imports``), importing it again retries only those files. ``wait``: as
+    run_export. ``account``: the account it belongs to, when known (a retry)."""
     from archiver.imports import open_export
-    from archiver.records import now_utc
-    from archiver.sync import Runner
+    from archiver.locks import account_lock
 
     # A compressed tar is unpacked once into the archive's folder (not /tmp, often in RAM).
     with open_export(path, spill_dir=ws.archive.create().folder) as source:
@@ -137,34 +141,72 @@ def run_import(ws: Workspace, path: Path, *, platform: str | None = None, accoun
 
                 raise ExportFileError(f"{path}: this does not look like a {cls.title} export "
                                       "(no file of its known layouts inside).")
-        account = import_account(ws, platform, account_name)
-        db = ws.archive.db
-        seen = db.execute("SELECT imported_at, file_name FROM imports WHERE account_id=? AND (sha256=? OR fingerprint=?) "
-                          "ORDER BY sha256=? DESC LIMIT 1",
-                          [account.account_id, source.sha256, source.fingerprint, source.sha256]).fetchone()
-        if seen:
-            as_what = "" if seen[1] == Path(path).name else f" as {seen[1]!r} (the same content)"
-            return {"status": "skipped", "message": f"already imported on {seen[0]}{as_what}; nothing to do",
-                    "counts": {}, "errors": [], "account": account.account_id, "platform": platform}
-        # An import reads no secret: the store opens only if a connector asks for one, so a
-        # headless machine without a keyring (or the daemon's inbox) can still import.
-        connector = get_connector(platform)(account, _SecretsOnDemand(ws), transport=transport, cancel=cancel)
-        try:
-            runner = Runner(ws.archive, connector, progress=progress)
-            result = runner.run(lambda ctx: connector.import_pages(source, ctx), kind="import",
-                                mode=Path(path).name, cancel=cancel, source=f"export:{source.sha256}")
-        finally:
-            connector.close()
-        warnings = [{"item": Path(path).name, "error": w} for w in getattr(source, "warnings", [])]
-        if warnings:  # entries the safe opener refused: kept in the run record for `status`
-            result["errors"] = warnings + result["errors"]
-            with ws.archive.writing():
-                db.execute("UPDATE runs SET errors=? WHERE run_id=?",
-                           [json.dumps(result["errors"][:500]), result["run_id"]])
-        if result["status"] == "ok":
-            with ws.archive.writing():
-                db.execute("INSERT OR IGNORE INTO imports (sha256, account_id, file_name, imported_at, run_id, fingerprint) "
-                           "VALUES (?,?,?,?,?,?)", [source.sha256, account.account_id, Path(path).name, now_utc(),
-                                                    result["run_id"], source.fingerprint])
+        account = account or import_account(ws, platform, account_name)
+        # Held from the "already imported?" check to the record of this import, so two
+        # imports of one file (the inbox and a hand-typed command) cannot both run it.
+        with account_lock(ws.archive.folder, account.account_id, wait=wait, doing=f"import of {Path(path).name}"):
+            result = _import_locked(ws, Path(path), source, account, platform, cancel=cancel, progress=progress,
+                                    transport=transport)
         result.update(account=account.account_id, platform=platform)
         return result
+
+
+def _import_locked(ws: Workspace, path: Path, source, account: AccountConfig, platform: str, *, cancel,
+                   progress, transport) -> dict:
+    from archiver.records import now_utc
+    from archiver.sync import Runner, only_holes
+
+    db = ws.archive.db
+    seen = db.execute("SELECT imported_at, file_name, holes, sha256 FROM imports WHERE account_id=? "
+                      "AND (sha256=? OR fingerprint=?) ORDER BY sha256=? DESC LIMIT 1",
+                      [account.account_id, source.sha256, source.fingerprint, source.sha256]).fetchone()
+    if seen and not seen[2]:
+        as_what = "" if seen[1] == path.name else f" as {seen[1]!r} (the same content)"
+        return {"status": "skipped", "message": f"already imported on {seen[0]}{as_what}; nothing to do",
+                "counts": {}, "errors": []}
+    # An import reads no secret: the store opens only if a connector asks for one, so a
+    # headless machine without a keyring (or the daemon's inbox) can still import.
+    connector = get_connector(platform)(account, _SecretsOnDemand(ws), transport=transport, cancel=cancel)
+    try:
+        runner = Runner(ws.archive, connector, progress=progress)
+        if seen:   # imported before with holes: only the files still missing are tried again
+            pages = lambda ctx: only_holes(connector.import_pages(source, ctx), ctx)  # noqa: E731
+            mode = f"{path.name} (files missing from the import of {seen[0]})"
+        else:
+            pages, mode = (lambda ctx: connector.import_pages(source, ctx)), path.name
+        result = runner.run(pages, kind="import", mode=mode, cancel=cancel, source=f"export:{source.sha256}")
+    finally:
+        connector.close()
+    warnings = [{"item": path.name, "error": w} for w in getattr(source, "warnings", [])]
+    if warnings:  # entries the safe opener refused: kept in the run record for `status`
+        result["errors"] = warnings + result["errors"]
+        with ws.archive.writing():
+            db.execute("UPDATE runs SET errors=? WHERE run_id=?",
+                       [json.dumps(result["errors"][:500]), result["run_id"]])
+    if result["status"] == "ok":
+        # Files that could not be stored (a disk error, a file the export lacks …) keep the
+        # import open: importing the file again, or `archiver import --retry-failed`, tries
+        # them again instead of saying "already imported".
+        holes = result["counts"].get("media_failed", 0)
+        with ws.archive.writing():
+            if seen:   # the holes of that earlier import, retried: what is still missing
+                db.execute("UPDATE imports SET holes=?, run_id=?, path=? WHERE sha256=? AND account_id=?",
+                           [holes, result["run_id"], str(path.absolute()), seen[3], account.account_id])
+            else:
+                db.execute(
+                    "INSERT INTO imports (sha256, account_id, file_name, imported_at, run_id, fingerprint, path, holes) "
+                    "VALUES (?,?,?,?,?,?,?,?)",
+                    [source.sha256, account.account_id, path.name, now_utc(), result["run_id"], source.fingerprint,
+                     str(path.absolute()), holes])
+        if holes:
+            result["message"] = (f"{holes} file(s) could not be stored; `archiver import --retry-failed` "
+                                 "(or importing this file again) tries only those again")
+    return result
+
+
+def imports_with_holes(ws: Workspace) -> list[dict]:
+    """Earlier imports with files still missing: sha256, account, file name, path, holes."""
+    rows = ws.archive.db.execute(
+        "SELECT sha256, account_id, file_name, path, holes, imported_at FROM imports WHERE holes > 0 "
+        "ORDER BY imported_at").fetchall()
+    return [dict(zip(("sha256", "account_id", "file_name", "path", "holes", "imported_at"), row)) for row in rows]

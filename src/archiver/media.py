@@ -4,7 +4,7 @@ A file's name is the sha256 of its bytes, so the same picture seen twice (or in 
 and in an export) is stored once, and ``verify`` can prove a file is intact.
 
 Every write takes the same path to disk:
-stream into ``.tmp/<name>.part`` → fsync → hash → rename to the final name → fsync the
+stream into ``.tmp/<run folder>/<name>.part`` → fsync → hash → rename to the final name → fsync the
 directory. A process killed at any instant leaves either no file or a whole one, plus
 perhaps a ``.part`` that the next download resumes with an HTTP Range request.
 """
@@ -121,9 +121,11 @@ class _RestartDownload(Exception):
 
 
 class MediaStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, tmp: Path | None = None) -> None:
+        """``tmp``: where partial files go; a run passes its own folder (run_folders.py),
+        so one run never touches another's partial files."""
         self.root = Path(root)
-        self.tmp = self.root / ".tmp"
+        self.tmp = Path(tmp) if tmp is not None else self.root / ".tmp"
         for folder in (self.root, self.tmp):
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             os.chmod(folder, 0o700)  # private even if it already existed or umask widened it
@@ -299,7 +301,7 @@ class MediaStore:
     def verify(self) -> Iterator[tuple[str, str]]:
         """Yield (relative path, problem) for every stored file that is not intact."""
         for path in sorted(self.root.rglob("*")):
-            if not path.is_file() or self.tmp in path.parents:
+            if not path.is_file() or (self.root / ".tmp") in path.parents:
                 continue
             rel = path.relative_to(self.root).as_posix()
             name = path.name.split(".", 1)[0]
@@ -315,17 +317,6 @@ class MediaStore:
                     digest.update(chunk)
             if digest.hexdigest() != name:
                 yield rel, f"content does not match its name (sha256 is {digest.hexdigest()})"
-
-    def sweep_parts(self, older_than_s: float = 0) -> int:
-        """Remove leftover .part files not touched for ``older_than_s`` seconds."""
-        cutoff = time.time() - older_than_s
-        removed = 0
-        for part in self.tmp.glob("*.part"):
-            with contextlib.suppress(FileNotFoundError):
-                if part.stat().st_mtime <= cutoff:
-                    part.unlink()
-                    removed += 1
-        return removed
 
 
 def _expected_size(response: httpx.Response, have: int, total: int | None) -> int | None:

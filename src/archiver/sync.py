@@ -18,6 +18,7 @@ import threading
 import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from archiver.archive import Archive
@@ -108,6 +109,16 @@ class SyncContext:
     cancel: Callable[[], bool] = lambda: False
     errors: list[dict[str, str]] = field(default_factory=list)
     run_id: int | None = None
+    temp_dir: Path | None = None   # this run's own folder (run_folders.py); see temp_folder
+
+    @property
+    def temp_folder(self) -> Path:
+        """Where a connector puts files it fetches for this run (a platform's export
+        zip, a repository): this run's own folder, removed when the run ends well."""
+        if self.temp_dir is None:   # a context made outside a run (tests of one connector)
+            self.temp_dir = self.archive.media_root / ".tmp"
+        self.temp_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return self.temp_dir
 
     @property
     def db(self):
@@ -168,6 +179,41 @@ class SyncContext:
         entry = {"item": scrubber.text(item), "error": scrubber.text(error)}
         self.errors.append(entry)
         log.warning("skipped %s: %s", entry["item"], entry["error"])
+
+
+def only_holes(pages: Iterator[Page], ctx: SyncContext) -> Iterator[Page]:
+    """An export read again for the files an earlier import of it could not store: only
+    its posts with a failed media slot, each with only the files of those slots. Nothing
+    else is written again, no checkpoint moves, nothing is tombstoned."""
+    for page in pages:
+        kept = []
+        for record in page.records:
+            post_id = _archived_post_id(ctx, record) if isinstance(record, Post) else None
+            if post_id is None:
+                continue
+            failed = {tuple(row) for row in ctx.db.execute(
+                "SELECT role, position FROM post_media WHERE platform=? AND post_id=? AND status='failed'",
+                [ctx.account.platform, post_id]).fetchall()}
+            refs = [ref for ref in record.media if (ref.role, ref.position) in failed]
+            if refs:
+                record.media = refs
+                kept.append(record)
+        if kept:
+            yield Page(page.stream, kept, source=page.source)
+
+
+def _archived_post_id(ctx: SyncContext, post: Post) -> str | None:
+    """The id of the row the writer would write ``post`` to, read only: its native id, or
+    for an export item without one the post of the same creation time (the writer's own
+    rule, ArchiveWriter._resolve_post_id)."""
+    if post.native_id:
+        return post.native_id
+    if not post.created_at:
+        return None
+    row = ctx.db.execute("SELECT post_id FROM posts WHERE account_id=? AND created_at=? "
+                         "ORDER BY post_id LIKE 'provisional:%' LIMIT 1",
+                         [ctx.account.account_id, post.created_at]).fetchone()
+    return row[0] if row else None
 
 
 def _write_state(db, account_id: str, stream: str, state: dict | None) -> None:
@@ -248,14 +294,44 @@ class Runner:
     # -- the loop --------------------------------------------------------------------
     def run(self, pages: Callable[[SyncContext], Iterator[Page]], *, kind: str, mode: str,
             full: bool = False, cancel: Callable[[], bool] = lambda: False,
-            source: str = "api") -> dict[str, Any]:
-        """Run ``pages`` to the end (or to a failure / cancel). Returns the run summary."""
+            source: str = "api", wait: float = 0) -> dict[str, Any]:
+        """Run ``pages`` to the end (or to a failure / cancel). Returns the run summary.
+
+        One run per account at a time, whoever starts it (CLI, daemon, inbox): the
+        account's lock is taken first, waiting up to ``wait`` seconds for a run in
+        progress; raises locks.AccountBusy (no run is recorded) when it stays taken."""
+        from archiver.locks import account_lock
+
+        with account_lock(self.archive.folder, self.account.account_id, wait=wait,
+                          doing=kind if kind != "import" else f"import of {mode}"):
+            return self._run_locked(pages, kind=kind, mode=mode, full=full, cancel=cancel, source=source)
+
+    def _run_locked(self, pages, *, kind: str, mode: str, full: bool, cancel, source: str) -> dict[str, Any]:
+        from archiver.run_folders import RunFolder, sweep_stale
+
+        run_id = self._start_run(kind, mode)
+        # This run's own temporary folder: partial downloads and fetched export files.
+        # Files left a day ago by runs that ended go; a live run's are never touched.
+        tmp_root = self.archive.media_root / ".tmp"
+        folder = RunFolder(tmp_root, self.account.account_id, run_id).open()
+        try:
+            sweep_stale(tmp_root)
+            folder.take_over_parts()   # this account's interrupted downloads resume here
+            self.downloads.start_run(tmp=folder.path)
+            self.media = self.downloads.media
+            ctx = SyncContext(self.archive, self.account, full=full, cancel=cancel, run_id=run_id,
+                              temp_dir=folder.path)
+            result = self._run_pages(pages, ctx, run_id, cancel=cancel, source=source)
+        except BaseException:
+            folder.close(keep_parts=True)
+            raise
+        folder.close(keep_parts=result["status"] != "ok")
+        return result
+
+    def _run_pages(self, pages, ctx: SyncContext, run_id: int, *, cancel, source: str) -> dict[str, Any]:
         from archiver.imports import ExportFileError
         from archiver.net import Cancelled, NetError, scrubber
 
-        run_id = self._start_run(kind, mode)
-        ctx = SyncContext(self.archive, self.account, full=full, cancel=cancel, run_id=run_id)
-        self.downloads.start_run()
         self._page_numbers = {}
         counts: dict[str, int] = {}
         status, message = "ok", None
@@ -290,8 +366,6 @@ class Runner:
             log.error("run failed: %s", scrubber.text("".join(traceback.format_exception(error))))
         finally:
             self.downloads.close()
-        if status == "ok":
-            self.media.sweep_parts()
         self.downloads.summarize(ctx, counts)
         self._end_run(run_id, status, counts, ctx.errors, message, failure_kind)
         return {"run_id": run_id, "status": status, "message": message, "counts": counts, "errors": ctx.errors,

@@ -440,3 +440,12 @@ def m008_small_promises_export_fingerprint(db: Database) -> None:
     # imported again. Exports imported before have none (their file's sha256 still counts).
     db.execute("ALTER TABLE imports ADD COLUMN fingerprint TEXT")
     db.execute("CREATE INDEX imports_by_fingerprint ON imports (account_id, fingerprint)")
+
+
+@migrations(name="m010_run_locks")
+def m010_run_locks(db: Database) -> None:
+    # An import whose media could not all be stored stays open: ``holes`` counts the files
+    # still missing, ``path`` is where the export file was, so `archiver import
+    # --retry-failed` can try them again from it.
+    db.execute("ALTER TABLE imports ADD COLUMN path TEXT")
+    db.execute("ALTER TABLE imports ADD COLUMN holes INTEGER NOT NULL DEFAULT 0")
