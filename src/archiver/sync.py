@@ -185,10 +185,11 @@ def only_holes(pages: Iterator[Page], ctx: SyncContext) -> Iterator[Page]:
     """An export read again for the files an earlier import of it could not store: only
     its posts with a failed media slot, each with only the files of those slots. Nothing
     else is written again, no checkpoint moves, nothing is tombstoned."""
+    rows = ArchiveWriter(ctx.db, platform=ctx.account.platform, account_id=ctx.account.account_id, source="")
     for page in pages:
         kept = []
         for record in page.records:
-            post_id = _archived_post_id(ctx, record) if isinstance(record, Post) else None
+            post_id = rows.archived_post_id(record) if isinstance(record, Post) else None
             if post_id is None:
                 continue
             failed = {tuple(row) for row in ctx.db.execute(
@@ -200,20 +201,6 @@ def only_holes(pages: Iterator[Page], ctx: SyncContext) -> Iterator[Page]:
                 kept.append(record)
         if kept:
             yield Page(page.stream, kept, source=page.source)
-
-
-def _archived_post_id(ctx: SyncContext, post: Post) -> str | None:
-    """The id of the row the writer would write ``post`` to, read only: its native id, or
-    for an export item without one the post of the same creation time (the writer's own
-    rule, ArchiveWriter._resolve_post_id)."""
-    if post.native_id:
-        return post.native_id
-    if not post.created_at:
-        return None
-    row = ctx.db.execute("SELECT post_id FROM posts WHERE account_id=? AND created_at=? "
-                         "ORDER BY post_id LIKE 'provisional:%' LIMIT 1",
-                         [ctx.account.account_id, post.created_at]).fetchone()
-    return row[0] if row else None
 
 
 def _write_state(db, account_id: str, stream: str, state: dict | None) -> None:

@@ -284,6 +284,14 @@ class ArchiveWriter:
                 return row
         return None
 
+    def archived_post_id(self, post: Post) -> str | None:
+        """The id of the archived row ``post`` would be written to, or None; reads only
+        (the same rule as _resolve_post_id, without re-keying anything)."""
+        if post.native_id:
+            return post.native_id
+        row = self._twin(post, provisional_only=False) if post.created_at else None
+        return row["post_id"] if row else None
+
     def _resolve_post_id(self, post: Post) -> tuple[str, dict | None]:
         """Find the row this post is: by native id, else by creation time (an export item
         without id, or an API item whose export twin is still provisional)."""
