@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import re
 import stat
-import time
 from pathlib import Path
 
 import httpx

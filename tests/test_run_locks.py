@@ -135,6 +135,12 @@ def store_tokens(state_dir: Path, fake, *, expired: bool) -> dict:
 
 # --------------------------------------------------------------------------- one run per account
 
+# A process that holds an account (ARCHIVE, ACCOUNT ID) until its stdin closes, as a run would.
+HOLD_ACCOUNT = ("import sys, archiver.locks as l\n"
+                "with l.account_lock(sys.argv[1], sys.argv[2], doing='export'):\n"
+                "    print('held', flush=True); sys.stdin.read()")
+
+
 
 def test_a_second_run_of_a_busy_account_says_who_holds_it_and_with_wait_runs_after_it(tmp_path, tiktok):
     world = tiktok(hold="/v2/video/list")
@@ -206,7 +212,6 @@ def test_the_daemon_defers_an_account_another_process_is_archiving_without_faili
     from archiver.config import AccountConfig
     from archiver.daemon import Daemon
     from archiver.jobs import Workspace
-    from archiver.locks import account_lock
 
     world = tiktok()
     archive_dir = tmp_path / "archive"
@@ -219,9 +224,7 @@ def test_the_daemon_defers_an_account_another_process_is_archiving_without_faili
     account: AccountConfig = ws.config.accounts[0]
 
     holder = subprocess.Popen(  # another process holds the account, as `archiver export` would
-        [sys.executable, "-c", "import sys, archiver.locks as l\n"
-         f"with l.account_lock(sys.argv[1], 'tiktok:main', doing='export'):\n"
-         "    print('held', flush=True); sys.stdin.read()", str(archive_dir)],
+        [sys.executable, "-c", HOLD_ACCOUNT, str(archive_dir), "tiktok:main"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -236,15 +239,44 @@ def test_the_daemon_defers_an_account_another_process_is_archiving_without_faili
     ws.archive.close()
 
 
+def test_the_inbox_leaves_an_export_of_a_busy_account_for_its_next_look(tmp_path, tiktok, loopback):
+    from archiver.archive import Archive
+    from archiver.config import Config, InboxConfig
+    from archiver.inbox import InboxState, scan_inbox
+    from archiver.jobs import Workspace
+    from archiver.secrets import open_secret_store
+
+    world = tiktok()
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    dropped = inbox / "TikTok_Data.zip"
+    dropped.write_bytes(world.fake.export_zip())
+    ws = Workspace(Archive(tmp_path / "archive"), Config(path=None, inbox=InboxConfig(inbox, settle=0)),
+                   open_secret_store("memory"))
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_ACCOUNT, str(ws.archive.folder), "tiktok:main"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    state = InboxState()
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        scan_inbox(ws, state, now=1000.0, transport=loopback)          # sees it
+        [outcome] = scan_inbox(ws, state, now=1000.0, transport=loopback)   # would import it
+        assert outcome["status"] == "waiting", outcome
+        assert f"account tiktok:main is being archived by pid {holder.pid}" in outcome["message"]
+        assert dropped.exists() and not (inbox / "failed" / dropped.name).exists()
+    finally:
+        holder.stdin.close()
+        holder.wait(30)
+    [outcome] = scan_inbox(ws, state, now=1000.0, transport=loopback)
+    assert outcome["status"] == "imported", outcome
+    ws.archive.close()
+
+
 def test_a_lock_left_by_a_killed_process_is_free(tmp_path):
     from archiver.locks import account_lock
 
     archive_dir = tmp_path / "archive"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, archiver.locks as l\n"
-         "with l.account_lock(sys.argv[1], 'tiktok:main', doing='export'):\n"
-         "    print('held', flush=True); sys.stdin.read()", str(archive_dir)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_ACCOUNT, str(archive_dir), "tiktok:main"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
     holder.kill()
     holder.wait()

@@ -16,7 +16,6 @@ import hashlib
 import logging
 import os
 import re
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
