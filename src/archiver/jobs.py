@@ -144,7 +144,8 @@ def run_import(ws: Workspace, path: Path, *, platform: str | None = None, accoun
         account = account or import_account(ws, platform, account_name)
         # Held from the "already imported?" check to the record of this import, so two
         # imports of one file (the inbox and a hand-typed command) cannot both run it.
-        with account_lock(ws.archive.folder, account.account_id, wait=wait, doing=f"import of {Path(path).name}"):
+        with account_lock(ws.archive.folder, account.account_id, wait=wait, cancel=cancel,
+                          doing=f"import of {Path(path).name}"):
             result = _import_locked(ws, Path(path), source, account, platform, cancel=cancel, progress=progress,
                                     transport=transport)
         result.update(account=account.account_id, platform=platform)

@@ -69,9 +69,9 @@ def this_command() -> str:
     """What this process is, for other processes' messages: "archiver daemon", "archiver
     export" … (only the sub-command: arguments may hold paths a user would not share)."""
     program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
-    if program in ("archiver", "__main__.py", "-c") and len(sys.argv) > 1:
-        return f"archiver {sys.argv[1]}"
-    return program
+    if program == "archiver":
+        return f"archiver {sys.argv[1]}" if len(sys.argv) > 1 else program
+    return "python" if program in ("-c", "-") else program
 
 
 class _InProcess:
@@ -108,10 +108,12 @@ class FileLock:
         return Holder(pid if isinstance(pid, int) else None, str(data.get("command") or ""), data.get("since"))
 
     def acquire(self, *, wait: float | None, doing: str = "", busy: Callable[[Holder | None], str],
-                waiting: Callable[[Holder | None], None] | None = None) -> None:
+                waiting: Callable[[Holder | None], None] | None = None,
+                cancel: Callable[[], bool] = lambda: False) -> None:
         """Take the lock. ``wait``: seconds to wait for it (0: not at all, None: as long as it
-        takes). ``busy(holder)`` words the LockBusy raised when it stays taken; ``waiting``
-        is told once, when this process starts waiting (to say so)."""
+        takes; a ``cancel`` that turns true ends the wait). ``busy(holder)`` words the
+        LockBusy raised when it stays taken; ``waiting`` is told once, when this process
+        starts waiting (to say so)."""
         deadline = None if wait is None else time.monotonic() + max(0.0, wait)
         state = self._state
         told = False
@@ -120,17 +122,17 @@ class FileLock:
             if not told and waiting:
                 waiting(self.holder())
                 told = True
-            if deadline is not None and time.monotonic() >= deadline:
+            if (deadline is not None and time.monotonic() >= deadline) or cancel():
                 raise LockBusy(busy(self.holder()), self.holder())
         try:
             if state.depth == 0:
-                self._lock_file(deadline, busy, waiting, told, doing)
+                self._lock_file(deadline, busy, waiting, told, doing, cancel)
             state.depth += 1
         except BaseException:
             state.thread_lock.release()
             raise
 
-    def _lock_file(self, deadline, busy, waiting, told: bool, doing: str) -> None:
+    def _lock_file(self, deadline, busy, waiting, told: bool, doing: str, cancel) -> None:
         import fcntl
 
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -144,7 +146,7 @@ class FileLock:
                     if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                         raise
                 holder = self.holder()
-                if deadline is not None and time.monotonic() >= deadline:
+                if (deadline is not None and time.monotonic() >= deadline) or cancel():
                     raise LockBusy(busy(holder), holder)
                 if not told and waiting:
                     waiting(holder)
@@ -209,13 +211,17 @@ def account_lock_path(archive_folder: Path, account_id: str) -> Path:
 
 
 @contextmanager
-def account_lock(archive_folder: Path, account_id: str, *, wait: float = 0, doing: str = "") -> Iterator[None]:
+def account_lock(archive_folder: Path, account_id: str, *, wait: float = 0, doing: str = "",
+                 cancel: Callable[[], bool] = lambda: False) -> Iterator[None]:
     """Hold ``account_id`` for one run (``doing``: "export", "import of X.zip" — shown to
-    whoever finds it taken). ``wait``: seconds to wait for a run in progress to end."""
+    whoever finds it taken). ``wait``: seconds to wait for a run in progress to end
+    (``cancel``, e.g. Ctrl-C, ends the wait early)."""
+
+    started = time.monotonic()
 
     def busy(holder: Holder | None) -> str:
         who = holder.describe() if holder else "another process"
-        waited = f" (waited {wait:g} s)" if wait else ""
+        waited = f" (waited {time.monotonic() - started:.0f} s)" if wait else ""
         return (f"account {account_id} is being archived by {who}{waited}; try again later, or let this "
                 "command wait for it with --wait SECONDS")
 
@@ -225,7 +231,7 @@ def account_lock(archive_folder: Path, account_id: str, *, wait: float = 0, doin
 
     lock = FileLock(account_lock_path(archive_folder, account_id))
     try:
-        lock.acquire(wait=wait, doing=doing, busy=busy, waiting=waiting)
+        lock.acquire(wait=wait, doing=doing, busy=busy, waiting=waiting, cancel=cancel)
     except LockBusy as error:
         raise AccountBusy(str(error), error.holder, account_id) from None
     try:

@@ -289,7 +289,7 @@ class Runner:
         progress; raises locks.AccountBusy (no run is recorded) when it stays taken."""
         from archiver.locks import account_lock
 
-        with account_lock(self.archive.folder, self.account.account_id, wait=wait,
+        with account_lock(self.archive.folder, self.account.account_id, wait=wait, cancel=cancel,
                           doing=kind if kind != "import" else f"import of {mode}"):
             return self._run_locked(pages, kind=kind, mode=mode, full=full, cancel=cancel, source=source)
 
