@@ -530,6 +530,10 @@ def test_an_import_with_files_missing_stays_open_and_a_second_import_retries_onl
     assert first["status"] == "ok" and first["counts"].get("media_failed") == 1, first
     assert "--retry-failed" in first["message"]
     assert ws.archive.db.execute("SELECT holes FROM imports").fetchone() == (1,)
+    from archiver.status import account_status, render_status
+
+    shown = render_status(account_status(ws.archive, ws.config))
+    assert "incomplete: 1 file(s) of TikTok_Data.zip" in shown and "--retry-failed" in shown, shown
 
     refuse.clear()
     world.requests.clear()

@@ -47,6 +47,10 @@ def _account_status(db, config: Config, *, now=None) -> list[dict]:
             "export": export_age(platform, newest_export, config.alerts.export_max_age_days, now=now),
             "open_alerts": open_alerts(db, account_id),
             "unmatched_export_posts": unmatched_export_posts(db, account_id),
+            "imports_with_holes": [
+                {"file_name": name, "holes": holes, "imported_at": at} for name, holes, at in db.execute(
+                    "SELECT file_name, holes, imported_at FROM imports WHERE account_id=? AND holes > 0 "
+                    "ORDER BY imported_at", [account_id]).fetchall()],
         })
     return rows
 
@@ -207,6 +211,9 @@ def render_status(rows: list[dict]) -> str:
             if unmatched["count"] > len(unmatched["posts"]):
                 lines.append(f"              … and {unmatched['count'] - len(unmatched['posts'])} more")
         lines.append(f"  newest export imported: {row['newest_export_imported_at'] or 'none'}")
+        for entry in row.get("imports_with_holes") or []:
+            lines.append(f"  incomplete: {entry['holes']} file(s) of {entry['file_name']} (imported "
+                         f"{entry['imported_at']}) could not be stored; `archiver import --retry-failed` tries them again")
         export = row.get("export") or {}
         if export.get("manual"):
             age = export["age_days"]
