@@ -23,6 +23,10 @@ The rules, per configured account (thresholds from ``[alerts]`` in the config):
                   ``export_only_holds``, with ``manual_export_steps``) and the newest
                   imported one is older than ``export_max_age_days``, or there is none.
 
+* ``deletions_held`` a complete full listing no longer listed more than ``max_deleted_percent``
+                  of the account's posts: nothing was marked deleted (archiver.listing opens it;
+                  a later full listing within the limit resolves it).
+
 A successful run resolves the account's open gone / failing / unreachable alerts (a
 "recovered" notice); a newer export resolves ``export_old``.
 
@@ -206,6 +210,16 @@ def _resolve(db, account_id: str, kind: str, now: dt.datetime, resolution: str, 
     db.execute("UPDATE alerts SET state='resolved', resolved_at=?, updated_at=?, details=? WHERE alert_id=?",
                [_iso(now), _iso(now), json.dumps(merged, sort_keys=True), row[0]])
     log.info("alert resolved: %s", resolution)
+
+
+def open_alert(db, account_id: str, kind: str, now: dt.datetime, message: str, details: dict) -> None:
+    """Open (or refresh) an alert from another part of the core, inside its transaction:
+    archiver.listing opens ``deletions_held`` when a listing would mark too much deleted."""
+    _open(db, account_id, kind, now, message, details)
+
+
+def resolve_alert(db, account_id: str, kind: str, now: dt.datetime, resolution: str) -> None:
+    _resolve(db, account_id, kind, now, resolution, {})
 
 
 # -- sending ------------------------------------------------------------------------------

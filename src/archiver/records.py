@@ -221,11 +221,39 @@ class Page:
     state: dict[str, Any] | None = None
     # A full listing (``--full``) names itself; posts on its pages are marked with it, and
     # its last page (``complete=True``) lets the writer tombstone posts it no longer had.
+    # Pages made by archiver.listing also say which ids the platform listed on them
+    # (``listed``, kept whether or not each item could be archived), which items could
+    # not be mapped (``unmapped``), and what the listing is of (``listing_of``: "posts",
+    # or the owner's "like" / "bookmark" interactions).
     listing: str | None = None
     complete: bool = False
+    listed: list[str] | None = None
+    unmapped: list["Unmapped"] = field(default_factory=list)
+    listing_of: str = "posts"
     # Provenance when it differs from the run's: an export zip fetched during an API run
     # (TikTok's Data Portability) is written as "export:<sha256>", like an imported file.
     source: str | None = None
+
+
+@dataclass
+class Unmapped:
+    """An item the platform listed that could not be turned into a record: reported with
+    its id and why, and kept raw (table ``unmapped_items``) for a later version to read."""
+
+    item_id: str
+    error: str
+    raw: Any = None
+
+
+@dataclass
+class CommentsListed:
+    """The platform listed every comment of one post, and these are their ids: comments
+    of that post the archive had from the platform before and that are not among them
+    are marked deleted. Yield it only after a complete, error-free listing of them, after
+    (or on the same page as) the comments themselves."""
+
+    post_id: str
+    comment_ids: list[str]
 
 
 @dataclass

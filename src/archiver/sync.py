@@ -25,7 +25,7 @@ from archiver.archive import Archive
 from archiver.archive.writer import ArchiveWriter
 from archiver.config import AccountConfig
 from archiver.downloads import MediaDownloader, _avatar_source
-from archiver.records import Comment, Interaction, ListPage, Page, Person, Post, Profile, Snapshot, now_utc
+from archiver.records import Comment, CommentsListed, Interaction, ListPage, Page, Person, Post, Profile, Snapshot, now_utc
 
 log = logging.getLogger("archiver.sync")
 
@@ -369,9 +369,11 @@ class Runner:
         number = self._page_numbers[page.stream] = self._page_numbers.get(page.stream, 0) + 1
         try:
             with self.archive.writing():
+                written: list[str] = []                     # post ids this page wrote
+                refused: list[tuple[str, str, Any]] = []    # posts the writer refused: id, reason, raw
                 for record in page.records:
                     try:
-                        self._write_record(writer, record, stored, page)
+                        post_id = self._write_record(writer, record, stored, page)
                     except Exception as error:
                         if not _record_error(error) or not db.conn.in_transaction:
                             # The database itself refused (disk full, I/O error, a trigger's
@@ -379,18 +381,14 @@ class Runner:
                             # this one may be gone, so none of the page, cursor included, is kept.
                             raise PageNotKept(_page_failure(error, number, page.stream)) from error
                         # One bad item is reported and skipped; it never aborts the page.
-                        ctx.report(_describe(record), f"{type(error).__name__}: {error}")
-                if page.complete and page.listing:
-                    listed = db.execute(
-                        "SELECT count(*) FROM posts WHERE account_id=? AND listed_in=?",
-                        [self.account.account_id, page.listing],
-                    ).fetchone()[0]
-                    if listed == 0:
-                        # An empty "complete" listing is what a vanished or broken platform
-                        # looks like: never tombstone everything on its word.
-                        ctx.report("listing", "the platform listed no posts at all; nothing was marked deleted")
+                        reason = f"{type(error).__name__}: {error}"
+                        ctx.report(_describe(record), reason)
+                        if isinstance(record, Post):
+                            refused.append((record.native_id or _describe(record), reason, record.raw))
                     else:
-                        writer.tombstone_unlisted(page.listing)
+                        if post_id is not None:
+                            written.append(post_id)
+                self._record_listing(page, ctx, writer, written, refused)
                 if page.state is not None or page.complete:
                     _write_state(db, self.account.account_id, page.stream, page.state)
         except PageNotKept:
@@ -399,7 +397,29 @@ class Runner:
             raise PageNotKept(_page_failure(error, number, page.stream)) from error
         return writer.counts
 
-    def _write_record(self, writer: ArchiveWriter, record, stored: dict, page: Page) -> None:
+    def _record_listing(self, page: Page, ctx: SyncContext, writer: ArchiveWriter, written: list[str],
+                        refused: list[tuple[str, str, Any]]) -> None:
+        """The page's part of its listing (archiver.listing): what was listed, what could
+        not be archived, and on the last page of a complete full listing, the tombstones."""
+        from archiver import listing
+        from archiver.net import scrubber
+
+        if page.listing is not None and page.listed is None:
+            # A connector that does not walk with archiver.listing: the posts it wrote
+            # are all that is known to have been listed.
+            page.listed = written
+        if page.listing is None and page.listed is None and not page.unmapped and not refused:
+            return
+        listing.record_page(self.archive.db, self.account, page, failed_ids=refused, scrub=scrubber.obj)
+        if page.complete and page.listing is not None:
+            marked = listing.finish_listing(self.archive.db, self.account, page, report=ctx.report, now=writer.now,
+                                            noun=getattr(self.connector, "post_noun", "posts"))
+            if marked:
+                writer.counts[f"{page.listing_of}s_tombstoned" if page.listing_of != "posts" else
+                              "posts_tombstoned"] = marked
+
+    def _write_record(self, writer: ArchiveWriter, record, stored: dict, page: Page) -> str | None:
+        """Write one record in its own savepoint; returns the post id for a post."""
         from archiver.net import scrubber
 
         with self.archive.db.atomic():  # a savepoint: a bad record leaves no half-written rows
@@ -415,6 +435,9 @@ class Runner:
                     # file inside an export is named as it is ("Roof cam #12.mp4").
                     where = ref.url if ref.opener is not None else scrubber.url(ref.url)
                     writer.link_media(post_id, ref, stored[id(ref)], where)
+                return post_id
+            elif isinstance(record, CommentsListed):
+                writer.tombstone_comments(record.post_id, record.comment_ids)
             elif isinstance(record, Comment):
                 author = record.author
                 avatar = stored.get(id(author.avatar)) if author is not None and author.avatar else None
@@ -437,6 +460,8 @@ class Runner:
                 writer.write_interaction(record)
             else:
                 raise TypeError(f"connector yielded an unknown record type {type(record).__name__}")
+        return None
+
 
 def _describe(record) -> str:
     kind = type(record).__name__.lower()

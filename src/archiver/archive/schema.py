@@ -449,3 +449,57 @@ def m010_run_locks(db: Database) -> None:
     # --retry-failed` can try them again from it.
     db.execute("ALTER TABLE imports ADD COLUMN path TEXT")
     db.execute("ALTER TABLE imports ADD COLUMN holes INTEGER NOT NULL DEFAULT 0")
+
+
+LISTINGS = """
+CREATE TABLE listings (
+    account_id TEXT NOT NULL,
+    listing TEXT NOT NULL,                   -- id of one full walk over a platform's list
+    stream TEXT NOT NULL,                    -- the connector's stream: "videos", "media", "likes" …
+    of TEXT NOT NULL DEFAULT 'posts',        -- posts | like | bookmark: what it may mark deleted
+    started_at TEXT NOT NULL,
+    completed_at TEXT,                       -- when its last page was written (NULL: cut off)
+    listed INTEGER,                          -- ids the platform listed, at completion
+    failed INTEGER NOT NULL DEFAULT 0,       -- listed items that could not be mapped or written
+    tombstoned INTEGER,                      -- rows it marked deleted
+    held_back TEXT,                          -- why it marked nothing deleted, when it did not
+    PRIMARY KEY (account_id, listing)
+);
+CREATE INDEX listings_by_completion ON listings (account_id, completed_at);
+CREATE TABLE listed_ids (
+    account_id TEXT NOT NULL,
+    listing TEXT NOT NULL,
+    item_id TEXT NOT NULL,                   -- posts.post_id, or interactions.target
+    PRIMARY KEY (account_id, listing, item_id)
+) WITHOUT ROWID;
+CREATE TABLE unmapped_items (
+    account_id TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    error TEXT NOT NULL,                     -- why it could not be archived
+    raw TEXT,                                -- the platform's payload (scrubbed), when there was one
+    first_seen_at TEXT NOT NULL,
+    last_seen_at TEXT NOT NULL,
+    PRIMARY KEY (account_id, stream, item_id)
+)
+"""
+
+
+@migrations(name="m006_listings")
+def m006_listings(db: Database) -> None:
+    # The full listings of each account (archiver.listing): the ids the platform listed,
+    # kept apart from the rows that were written, so an item listed but not archived is
+    # never marked deleted; and the items that could not be mapped, kept raw.
+    for statement in _statements(LISTINGS):
+        db.execute(statement)
+    # Full listings finished before this table existed left their time in sync_state.
+    import json
+
+    for account_id, stream, state in db.execute("SELECT account_id, stream, state FROM sync_state").fetchall():
+        try:
+            finished = json.loads(state).get("last_full_at")
+        except (ValueError, AttributeError):
+            continue
+        if finished:
+            db.execute("INSERT OR IGNORE INTO listings (account_id, listing, stream, started_at, completed_at) "
+                       "VALUES (?, ?, ?, ?, ?)", [account_id, f"before-m006:{stream}", stream, finished, finished])

@@ -1,7 +1,8 @@
 """The writer: records in, archive rows out, following the archive's rules (DESIGN.md §3).
 
-- Nothing is lost: rows are never deleted; a tombstone (``deleted_at``) is set only by
-  ``tombstone_unlisted`` after a complete listing.
+- Nothing is lost: rows are never deleted; a tombstone (``deleted_at``) is set only after
+  a complete listing (archiver.listing for posts, likes and bookmarks;
+  ``tombstone_comments`` for a post's comments).
 - Edits are kept: a changed caption, comment or profile moves the old version to a
   ``*_versions`` table. Counts go to a time series, written only when they change, so
   re-running (or resuming after a crash) does not grow it.
@@ -410,19 +411,19 @@ class ArchiveWriter:
         ).fetchall()
         return {r[0] for r in rows}
 
-    def tombstone_unlisted(self, listing: str) -> int:
-        """After a complete listing: mark posts the API had shown before but not this time.
-
-        Posts known only from an export (private videos the API never lists) are left alone.
-        """
+    def tombstone_comments(self, post_id: str, listed: Iterable[str]) -> int:
+        """After a complete listing of one post's comments: mark those the API had given
+        before and the platform no longer listed (a comment known only from an export is
+        left alone)."""
+        listed = sorted(set(listed))
         cursor = self.db.execute(
-            "UPDATE posts SET deleted_at=? WHERE account_id=? AND deleted_at IS NULL "
-            "AND (listed_in IS NULL OR listed_in != ?) AND EXISTS "
-            "(SELECT 1 FROM json_each(posts.sources) WHERE json_each.value = 'api')",
-            [self.now, self.account_id, listing],
+            "UPDATE comments SET deleted_at=? WHERE platform=? AND post_id=? AND deleted_at IS NULL "
+            "AND EXISTS (SELECT 1 FROM json_each(comments.sources) WHERE json_each.value = 'api') "
+            "AND comment_id NOT IN (SELECT value FROM json_each(?))",
+            [self.now, self.platform, post_id, _json(listed)],
         )
         if cursor.rowcount:
-            self._count("posts_tombstoned", cursor.rowcount)
+            self._count("comments_tombstoned", cursor.rowcount)
         return cursor.rowcount
 
     def write_interaction(self, item: Interaction) -> None:
@@ -444,6 +445,8 @@ class ArchiveWriter:
             [self.account_id, self.platform, item.kind, item.target, merged["target_url"], merged["native_id"],
              merged["created_at"], sources, self.now, self.now, raw],
         )
+        self._revive("interactions", "account_id=? AND kind=? AND target=?", [self.account_id, item.kind, item.target],
+                      existing, f"{item.kind}s")
 
     # -- people and comments --------------------------------------------------------------
 
@@ -535,7 +538,14 @@ class ArchiveWriter:
              author_id, int(comment.by_owner), text, comment.created_at, comment.url,
              sources, self.now, self.now, raw],
         )
+        self._revive("comments", "platform=? AND comment_id=?", [self.platform, comment_id], existing, "comments")
         return comment_id
+
+    def _revive(self, table: str, where: str, params: list, existing: dict | None, noun: str) -> None:
+        """The API shows again a row a complete listing had marked deleted: it is back."""
+        if existing is not None and existing.get("deleted_at") is not None and self.authoritative:
+            self.db.execute(f"UPDATE {table} SET deleted_at=NULL WHERE {where}", params)
+            self._count(f"{noun}_reappeared")
 
     # -- follower / following snapshots ----------------------------------------------------
 

@@ -1,0 +1,326 @@
+"""One walker for every connector's resumable listing of the owner's posts (or likes).
+
+A connector says only how to fetch one page of its platform's list (a cursor in; items,
+the next cursor and whether there is more out) and how to map one item to records. The
+walker owns the rest, the same way for every platform:
+
+* **Modes.** ``--full`` (or a due full listing, see ``full_every_days``) walks the whole
+  list under a listing id; a cut-off full listing is resumed from its cursor. Incremental
+  runs (the default) stop at the first page whose items are all known, then finish a
+  listing cut off earlier (``pending``: its cursor and how far back it had reached).
+* **Checkpoints.** Every page carries the stream's next state; the runner commits it with
+  the page's records (one transaction), so a run killed at any moment resumes.
+* **Per-item mapping.** An item that cannot be mapped is reported with its id and the
+  reason, kept raw in ``unmapped_items``, and never blocks the rest of its page.
+* **What was listed.** A full listing records the ids the platform listed (``listed_ids``),
+  apart from the rows that were written: an item listed but not archived still counts as
+  listed and is never marked deleted.
+* **Tombstones** (``finish_listing``, called by the runner inside the last page's
+  transaction): only after a complete full listing with no failed item, only rows the API
+  had given before, and never more than ``max_deleted_percent`` of the account's rows in
+  one run: above that nothing is marked, an alert is opened and the run says why.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator
+
+from archiver.records import Page, Unmapped, now_utc
+
+log = logging.getLogger("archiver.listing")
+
+DEFAULT_MAX_DELETED_PERCENT = 20
+DEFAULT_FULL_EVERY_DAYS = 7
+HELD_BACK_ALERT = "deletions_held"   # alerts.kind when a listing would mark too much deleted
+
+
+@dataclass
+class Batch:
+    """One page of a platform's list, as the connector fetched it."""
+
+    items: list[Any]
+    next_cursor: Any = None           # JSON-able; what to fetch the next page with
+    has_more: bool | None = None      # None: there is more exactly when there is a next cursor
+
+    @property
+    def more(self) -> bool:
+        return self.next_cursor is not None if self.has_more is None else bool(self.has_more)
+
+
+class Listing:
+    """The resumable listing of one stream (see the module's doc).
+
+    ``fetch(cursor) -> Batch``: one page; ``cursor`` is None for the first.
+    ``item_id(item) -> str``: the id the archive keys the item by (``posts.post_id``, or
+    ``interactions.target`` for likes), read from the raw item.
+    ``map_item(item) -> list``: the item's records (its post, and its comments if any);
+    raises when it cannot, which makes the item reported and kept raw.
+    ``reached(batch)``: how far back a page reached, comparable across pages (a time, or a
+    cursor that is one): lets an incremental walk tell when it has passed a cut-off point.
+    ``before_page(items)``: optional, called before mapping a page's items (batch lookups).
+    ``listing_of``: "posts", or "like" / "bookmark" for a listing of the owner's interactions.
+    ``stop_at_known``: incremental runs stop at the first page whose items are all known
+    (False: they walk the whole list, as full runs do, but never tombstone).
+    """
+
+    def __init__(self, ctx, stream: str, *, fetch: Callable[[Any], Batch], item_id: Callable[[Any], str],
+                 map_item: Callable[[Any], list], reached: Callable[[Batch], Any] | None = None,
+                 before_page: Callable[[list], None] | None = None, listing_of: str = "posts",
+                 stop_at_known: bool = True, known: Callable[[list[str]], set[str]] | None = None):
+        self.ctx, self.stream = ctx, stream
+        self.fetch, self.item_id, self.map_item = fetch, item_id, map_item
+        self.reached = reached or (lambda batch: batch.next_cursor)
+        self.before_page = before_page
+        self.listing_of = listing_of
+        self.stop_at_known = stop_at_known
+        self._known = known or ctx.known_post_ids
+        self.listed: set[str] = set()   # ids this run's walk was given, for the connector's later passes
+
+    # -- the walk ----------------------------------------------------------------------
+    def pages(self) -> Iterator[Page]:
+        state = self.ctx.state(self.stream) or {}
+        last_full = {"last_full_at": state["last_full_at"]} if state.get("last_full_at") else {}
+        if self.ctx.full:
+            yield from self._full(state, last_full)
+        else:
+            yield from self._incremental(state, last_full)
+
+    def _full(self, state: dict, last_full: dict) -> Iterator[Page]:
+        if state.get("mode") == "full" and state.get("listing") and state.get("cursor") is not None:
+            listing, cursor = state["listing"], state["cursor"]      # resume a cut-off full listing
+        else:
+            listing, cursor = uuid.uuid4().hex, None
+        while True:
+            batch = self.fetch(cursor)
+            records, ids, unmapped = self._map(batch.items)
+            if not batch.more:
+                done = {"mode": "incremental", "cursor": None, "pending": [], "last_full_at": _now()}
+                yield self._page(records, done, ids, unmapped, listing=listing, complete=True)
+                return
+            next_state = {"mode": "full", "listing": listing, "cursor": batch.next_cursor, **last_full}
+            yield self._page(records, next_state, ids, unmapped, listing=listing)
+            cursor = batch.next_cursor
+
+    def _incremental(self, state: dict, last_full: dict) -> Iterator[Page]:
+        pending = [_cut_off(p) for p in state.get("pending") or []]
+        if state.get("mode") == "incremental" and state.get("cursor") is not None:
+            pending.append(_cut_off({"cursor": state["cursor"], "below": state.get("below", state["cursor"])}))
+        pending.sort(key=lambda p: p["below"], reverse=True)
+        cursor = None
+        while True:
+            batch = self.fetch(cursor)
+            records, ids, unmapped = self._map(batch.items)
+            if not batch.more:
+                # The end of the list: everything older than any cut-off point is seen.
+                done = {"mode": "incremental", "cursor": None, "pending": [], **last_full}
+                yield self._page(records, done, ids, unmapped)
+                return
+            reached = self.reached(batch)
+            # A cut-off point above where this walk now stands is covered by this walk
+            # (one exactly here is where the walk goes on, so it stays).
+            pending = [p for p in pending if p["below"] <= reached]
+            # An item already reported as unmappable counts as known: one bad item at the
+            # top of the list must not make every run walk the whole list.
+            known = self._known(ids) | {u.item_id for u in unmapped}
+            if self.stop_at_known and ids and len(known) == len(set(ids)):
+                if not pending:
+                    done = {"mode": "incremental", "cursor": None, "pending": [], **last_full}
+                    yield self._page(records, done, ids, unmapped)
+                    return
+                # The top is up to date: go on where the newest cut-off listing stopped.
+                jump, pending = pending[0], pending[1:]
+                yield self._page(records, {"mode": "incremental", "cursor": jump["cursor"], "below": jump["below"],
+                                           "pending": pending, **last_full}, ids, unmapped)
+                cursor = jump["cursor"]
+                continue
+            yield self._page(records, {"mode": "incremental", "cursor": batch.next_cursor, "below": reached,
+                                       "pending": pending, **last_full}, ids, unmapped)
+            cursor = batch.next_cursor
+
+    # -- one page ----------------------------------------------------------------------
+    def _map(self, items: list) -> tuple[list, list[str], list[Unmapped]]:
+        """Each item on its own: one that cannot be mapped is reported and kept raw."""
+        from archiver.net import Cancelled, NetError
+
+        if self.before_page is not None and items:
+            self.before_page(items)
+        records: list = []
+        ids: list[str] = []
+        unmapped: list[Unmapped] = []
+        for position, item in enumerate(items):
+            try:
+                ident = str(self.item_id(item))
+            except Exception as error:  # noqa: BLE001 - an item without an id is reported
+                ident = None
+                reason = f"the item has no id the archive can key it by ({type(error).__name__}: {error})"
+            else:
+                ids.append(ident)
+                self.listed.add(ident)
+                try:
+                    records.extend(self.map_item(item))
+                    continue
+                except (Cancelled, KeyboardInterrupt):
+                    raise
+                except NetError as error:
+                    # The platform refusing us, or down after every retry, is the run's
+                    # failure (nothing of this page is committed), not one item's.
+                    if error.kind in ("auth", "rate_limited") or error.retryable:
+                        raise
+                    reason = f"{type(error).__name__}: {error}"
+                except Exception as error:  # noqa: BLE001 - one bad item never blocks the rest
+                    reason = f"{type(error).__name__}: {error}"
+            name = ident or f"#{position + 1} of a page"
+            self.ctx.report(f"{self.stream} item {name}",
+                            f"could not be archived: {reason}; it is kept raw and never counted as deleted")
+            unmapped.append(Unmapped(ident or f"unidentified:{uuid.uuid4().hex}", reason, item))
+        return records, ids, unmapped
+
+    def _page(self, records: list, state: dict, ids: list[str], unmapped: list[Unmapped], *,
+              listing: str | None = None, complete: bool = False) -> Page:
+        return Page(self.stream, records, state, listing=listing, complete=complete, listed=ids,
+                    unmapped=unmapped, listing_of=self.listing_of)
+
+
+def _cut_off(point) -> dict:
+    """A pending cut-off point; states written before the walker kept bare cursors."""
+    if isinstance(point, dict):
+        return {"cursor": point["cursor"], "below": point.get("below", point["cursor"])}
+    return {"cursor": point, "below": point}
+
+
+def _now() -> str:
+    return now_utc()
+
+
+# -- inside the runner's page transaction ---------------------------------------------------
+
+
+def record_page(db, account, page: Page, *, failed_ids: Iterable[tuple[str, str, Any]] = (),
+                scrub: Callable[[Any], Any] = lambda value: value) -> None:
+    """The listing bookkeeping of one page, in its transaction: the listed ids of a full
+    listing, the items that could not be archived (``failed_ids``: id, reason, raw, for
+    records the writer refused), and the items archived now that once could not be."""
+    account_id, now = account.account_id, now_utc()
+    failures = [(u.item_id, u.error, u.raw) for u in page.unmapped] + list(failed_ids)
+    if page.listing is not None:
+        db.execute("INSERT OR IGNORE INTO listings (account_id, listing, stream, of, started_at) VALUES (?,?,?,?,?)",
+                   [account_id, page.listing, page.stream, page.listing_of, now])
+        if page.listed:
+            db.conn.executemany("INSERT OR IGNORE INTO listed_ids (account_id, listing, item_id) VALUES (?,?,?)",
+                           [(account_id, page.listing, item) for item in page.listed])
+        if failures:
+            db.execute("UPDATE listings SET failed = failed + ? WHERE account_id=? AND listing=?",
+                       [len(failures), account_id, page.listing])
+    for item_id, error, raw in failures:
+        db.execute(
+            "INSERT INTO unmapped_items (account_id, stream, item_id, error, raw, first_seen_at, last_seen_at) "
+            "VALUES (?,?,?,?,?,?,?) ON CONFLICT(account_id, stream, item_id) DO UPDATE SET error=excluded.error, "
+            "raw=coalesce(excluded.raw, raw), last_seen_at=excluded.last_seen_at",
+            [account_id, page.stream, item_id, error, _raw_json(raw, scrub), now, now])
+    archived = set(page.listed or ()) - {f[0] for f in failures}
+    if archived:
+        chunk = sorted(archived)
+        db.execute(f"DELETE FROM unmapped_items WHERE account_id=? AND stream=? AND item_id IN "
+                   f"({','.join('?' * len(chunk))})", [account_id, page.stream, *chunk])
+
+
+def _raw_json(raw: Any, scrub) -> str | None:
+    if raw is None:
+        return None
+    try:
+        return json.dumps(scrub(raw), sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        return json.dumps(repr(raw))
+
+
+# What each kind of listing may mark deleted: the table, its key column, and which rows.
+_TARGETS = {
+    "posts": ("posts", "post_id", "account_id=?", []),
+    "like": ("interactions", "target", "account_id=? AND kind=?", ["like"]),
+    "bookmark": ("interactions", "target", "account_id=? AND kind=?", ["bookmark"]),
+}
+
+
+def finish_listing(db, account, page: Page, *, report: Callable[[str, str], None], now: str | None = None,
+                   noun: str = "posts") -> int:
+    """The last page of a complete full listing was written (same transaction): mark
+    deleted what the API had given before and the platform no longer listed, unless the
+    listing had failures, listed nothing, or would mark more than the allowed share.
+    Returns the number of rows marked."""
+    account_id, now = account.account_id, now or now_utc()
+    table, key, where, params = _TARGETS[page.listing_of]
+    listing = page.listing
+    listed, failed = db.execute(
+        "SELECT (SELECT count(*) FROM listed_ids WHERE account_id=? AND listing=?), failed "
+        "FROM listings WHERE account_id=? AND listing=?", [account_id, listing, account_id, listing]).fetchone()
+    # Rows the API gave (never ones only an export knows: private posts the API never
+    # lists) and not yet marked deleted; "missing" are those this listing did not list.
+    live = (f"{where} AND deleted_at IS NULL "
+            "AND EXISTS (SELECT 1 FROM json_each(sources) WHERE json_each.value = 'api')")
+    missing = f"{live} AND {key} NOT IN (SELECT item_id FROM listed_ids WHERE account_id=? AND listing=?)"
+    missing_params = [account_id, *params, account_id, listing]
+    alive = db.execute(f"SELECT count(*) FROM {table} WHERE {live}", [account_id, *params]).fetchone()[0]
+    gone = db.execute(f"SELECT count(*) FROM {table} WHERE {missing}", missing_params).fetchone()[0]
+    limit = max_deleted_percent(account)
+    held_back = None
+    if failed:
+        held_back = (f"{failed} listed item(s) could not be archived (see the run's errors); "
+                     f"nothing was marked deleted by this listing")
+    elif listed == 0:
+        # An empty "complete" listing is what a vanished or broken platform looks like.
+        held_back = "the platform listed nothing at all; nothing was marked deleted"
+    elif gone and gone * 100 > limit * alive:
+        share = round(gone * 100 / alive)
+        held_back = (f"the platform no longer lists {gone} of {alive} {noun} ({share} %), more than the "
+                     f"{limit:g} % allowed in one run (max_deleted_percent); nothing was marked deleted. "
+                     "If they really are gone, raise max_deleted_percent for this account and run "
+                     "`archiver export --full` again")
+        _open_alert(db, account_id, now, held_back, {"listing": listing, "missing": gone, "of": alive,
+                                                     "stream": page.stream})
+    marked = 0
+    if held_back is None and gone:
+        marked = db.execute(f"UPDATE {table} SET deleted_at=? WHERE {missing}", [now, *missing_params]).rowcount
+    if held_back is None:
+        _resolve_alert(db, account_id, now)
+    else:
+        report(f"{page.stream} listing", held_back)
+    db.execute("UPDATE listings SET completed_at=?, listed=?, tombstoned=?, held_back=? WHERE account_id=? AND listing=?",
+               [now, listed, marked, held_back, account_id, listing])
+    # Older listings of this stream have done their work: keep only this one's ids.
+    db.execute("DELETE FROM listed_ids WHERE account_id=? AND listing IN (SELECT listing FROM listings "
+               "WHERE account_id=? AND stream=? AND listing != ?)", [account_id, account_id, page.stream, listing])
+    return marked
+
+
+def max_deleted_percent(account) -> float:
+    value = getattr(account, "max_deleted_percent", None)
+    return DEFAULT_MAX_DELETED_PERCENT if value is None else value
+
+
+def _open_alert(db, account_id: str, now: str, message: str, details: dict) -> None:
+    from archiver.alerts import open_alert
+
+    open_alert(db, account_id, HELD_BACK_ALERT, _parse(now), message, details)
+
+
+def _resolve_alert(db, account_id: str, now: str) -> None:
+    from archiver.alerts import resolve_alert
+
+    resolve_alert(db, account_id, HELD_BACK_ALERT, _parse(now),
+                  "a later full listing found no more than the allowed share gone")
+
+
+def _parse(iso: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(iso.replace("Z", "+00:00"))
+
+
+def last_full_listing(db, account_id: str) -> str | None:
+    """When the account's last complete full listing finished (None: never)."""
+    row = db.execute("SELECT max(completed_at) FROM listings WHERE account_id=? AND of='posts'",
+                     [account_id]).fetchone()
+    return row[0] if row else None
