@@ -113,6 +113,12 @@ BAD_CONFIGS = {
     "invalid TOML": ('platform = tiktok\n', 5, "accounts.main.platform", "tiktok", "double quotes"),
     "bad schedule": ('platform = "tiktok"\nschedule = "every night"\n', 6, "accounts.main.schedule",
                      "'every night'", "five fields"),
+    "full listing period in words": ('platform = "tiktok"\nfull_every_days = "weekly"\n', 6,
+                                     "accounts.main.full_every_days", "'weekly'", "a whole number"),
+    "full listing never": ('platform = "tiktok"\nfull_every_days = 0\n', 6, "accounts.main.full_every_days",
+                           "0", "1 or more"),
+    "deleted share above 100": ('platform = "tiktok"\nmax_deleted_percent = 150\n', 6,
+                                "accounts.main.max_deleted_percent", "150", "from 0 to 100"),
 }
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import uuid
 from typing import Iterator
 
 from archiver.connector import Connector
@@ -133,54 +132,20 @@ class TikTokConnector(Connector):
             api.close()
 
     def _video_pages(self, api, ctx) -> Iterator[Page]:
-        """Newest first. Incremental: stop at the first page that is wholly known, then
-        finish an earlier listing that was cut off. Full: a listing named in the state,
-        resumed across crashes, whose last page allows tombstones."""
-        state = ctx.state("videos") or {}
-        listed: set[str] = set()
-        if ctx.full:
-            if state.get("mode") == "full" and state.get("cursor") is not None:
-                listing, cursor = state["listing"], state["cursor"]   # resume a cut-off full run
-            else:
-                listing, cursor = uuid.uuid4().hex, None
-            while True:
-                posts, next_cursor, has_more = api.list_videos(cursor)
-                listed.update(p.native_id for p in posts)
-                done = not has_more
-                new_state = {"mode": "full", "listing": listing, "cursor": None if done else next_cursor}
-                if done:
-                    new_state = {"last_full_at": iso_utc(dt.datetime.now(dt.timezone.utc))}
-                yield Page("videos", posts, new_state, listing=listing, complete=done)
-                if done:
-                    return listed
-                cursor = next_cursor
-        # Incremental. ``pending`` holds the cursors (ms timestamps) of listings cut off
-        # earlier by a crash or a stop, newest first; once the top of the list is known
-        # again, the walk goes on from each of them.
-        pending = [state.get("cursor"), *state.get("pending", [])]
-        pending = sorted({c for c in pending if c is not None}, reverse=True)
-        cursor = None
-        while True:
-            posts, next_cursor, has_more = api.list_videos(cursor)
-            known = ctx.known_post_ids(p.native_id for p in posts)
-            listed.update(p.native_id for p in posts)
-            if not has_more:
-                # The end of the list: everything older than any pending cursor is seen.
-                yield Page("videos", posts, {"mode": "incremental", "cursor": None, "pending": []})
-                return listed
-            # A cut-off point above where this walk now stands is covered by this walk
-            # (one exactly here is where the walk goes on, so it stays).
-            pending = [c for c in pending if c <= next_cursor]
-            if bool(posts) and len(known) == len(posts):
-                if not pending:
-                    yield Page("videos", posts, {"mode": "incremental", "cursor": None, "pending": []})
-                    return listed
-                # The top is up to date: go on where the oldest cut-off listing stopped.
-                cursor, pending = pending[0], pending[1:]
-                yield Page("videos", posts, {"mode": "incremental", "cursor": cursor, "pending": pending})
-                continue
-            yield Page("videos", posts, {"mode": "incremental", "cursor": next_cursor, "pending": pending})
-            cursor = next_cursor
+        """The videos, newest first, walked by archiver.listing (full or incremental, its
+        checkpoints, tombstones). TikTok's cursor is a time in milliseconds, so it also
+        says how far back a page reached. Returns the ids listed."""
+        from archiver.listing import Batch, Listing
+        from archiver_connectors.tiktok.api import post_from_video
+
+        def fetch(cursor):
+            videos, next_cursor, has_more = api.list_videos(cursor)
+            return Batch(videos, next_cursor, has_more)
+
+        walk = Listing(ctx, "videos", fetch=fetch, item_id=lambda video: str(video["id"]),
+                       map_item=lambda video: [post_from_video(video)])
+        yield from walk.pages()
+        return walk.listed
 
     def _recent_counts(self, api, ctx, skip: set[str]) -> Iterator[Page]:
         """Counts of young videos change fastest: refresh them even when the listing

@@ -191,13 +191,15 @@ class TikTokApi:
             user = self._call("GET", "/v2/user/info/", fields).get("user", {})
         return profile_from_user(user)
 
-    def list_videos(self, cursor: int | None) -> tuple[list[Post], int | None, bool]:
+    def list_videos(self, cursor: int | None) -> tuple[list[dict[str, Any]], int | None, bool]:
+        """One page of the owner's public videos, newest first, as TikTok sent them (each
+        is mapped on its own with ``post_from_video``): the videos, the next cursor (a
+        time in milliseconds) and whether there are more."""
         body: dict[str, Any] = {"max_count": MAX_COUNT}
         if cursor is not None:
             body["cursor"] = cursor
         data = self._call("POST", "/v2/video/list/", VIDEO_FIELDS, body)
-        videos = [post_from_video(v) for v in data.get("videos") or []]
-        return videos, data.get("cursor"), bool(data.get("has_more"))
+        return list(data.get("videos") or []), data.get("cursor"), bool(data.get("has_more"))
 
     def query_videos(self, ids: list[str]) -> Iterator[Post]:
         for start in range(0, len(ids), QUERY_BATCH):

@@ -20,12 +20,16 @@ ACCOUNT_KEYS = {
     "portability": bool,
     "scopes": str,
     "enabled": bool,
+    "full_every_days": int,
+    "max_deleted_percent": (int, float),
 }
 _SECRET_LOOKING = re.compile(r"(secret|token|password|client_key)", re.I)
 # How a type error says what is expected, in TOML's words rather than Python's.
 _EXPECTED_TYPE = {
     str: 'a string in double quotes, e.g. "tiktok"',
     bool: "true or false (without quotes)",
+    int: "a whole number, e.g. 7",
+    (int, float): "a number, e.g. 20",
 }
 _TYPE_WORDS = {int: "a whole number", float: "a number", list: 'a list such as ["a", "b"]'}
 
@@ -43,6 +47,11 @@ class AccountConfig:
     portability: bool = False
     scopes: str | None = None
     enabled: bool = True
+    # The daemon runs a full listing (the only kind that finds deletions) this often.
+    full_every_days: int = 7
+    # A full listing that no longer lists more than this share of the account's posts
+    # marks none of them deleted and opens an alert instead (a platform glitch, not a purge).
+    max_deleted_percent: float = 20
     options: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -228,8 +237,15 @@ def load_config(path: Path, known_platforms: dict[str, Any] | None = None) -> Co
                                "(keyring) or ARCHIVER_SECRET_* variables, see README \"Secrets\"")
                 options[key] = value
                 continue
-            if not isinstance(value, expected):
+            # TOML's true/false are ints to Python: only a bool key takes them.
+            if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
                 raise fail(where, key, value, _EXPECTED_TYPE[expected])
+        if table.get("full_every_days", 1) < 1:
+            raise fail(where, "full_every_days", table["full_every_days"],
+                       "a whole number of days, 1 or more (how often the daemon lists everything to find deletions)")
+        if not 0 <= table.get("max_deleted_percent", 0) <= 100:
+            raise fail(where, "max_deleted_percent", table["max_deleted_percent"],
+                       "a percentage from 0 to 100 (the most of the account's posts one run may mark deleted)")
         platform = table["platform"]
         if known_platforms is not None and platform not in known_platforms:
             installed = ", ".join(sorted(known_platforms)) or "none"
@@ -263,6 +279,8 @@ def load_config(path: Path, known_platforms: dict[str, Any] | None = None) -> Co
                 portability=table.get("portability", False),
                 scopes=table.get("scopes"),
                 enabled=table.get("enabled", True),
+                full_every_days=table.get("full_every_days", 7),
+                max_deleted_percent=table.get("max_deleted_percent", 20),
                 options=options,
             )
         )

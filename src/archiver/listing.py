@@ -34,8 +34,6 @@ from archiver.records import Page, Unmapped, now_utc
 
 log = logging.getLogger("archiver.listing")
 
-DEFAULT_MAX_DELETED_PERCENT = 20
-DEFAULT_FULL_EVERY_DAYS = 7
 HELD_BACK_ALERT = "deletions_held"   # alerts.kind when a listing would mark too much deleted
 
 
@@ -266,14 +264,15 @@ def finish_listing(db, account, page: Page, *, report: Callable[[str, str], None
     missing_params = [account_id, *params, account_id, listing]
     alive = db.execute(f"SELECT count(*) FROM {table} WHERE {live}", [account_id, *params]).fetchone()[0]
     gone = db.execute(f"SELECT count(*) FROM {table} WHERE {missing}", missing_params).fetchone()[0]
-    limit = max_deleted_percent(account)
+    limit = account.max_deleted_percent
     held_back = None
     if failed:
         held_back = (f"{failed} listed item(s) could not be archived (see the run's errors); "
                      f"nothing was marked deleted by this listing")
     elif listed == 0:
         # An empty "complete" listing is what a vanished or broken platform looks like.
-        held_back = "the platform listed nothing at all; nothing was marked deleted"
+        what = "posts" if page.listing_of == "posts" else f"{page.listing_of}s"
+        held_back = f"the platform listed no {what} at all; nothing was marked deleted"
     elif gone and gone * 100 > limit * alive:
         share = round(gone * 100 / alive)
         held_back = (f"the platform no longer lists {gone} of {alive} {noun} ({share} %), more than the "
@@ -295,11 +294,6 @@ def finish_listing(db, account, page: Page, *, report: Callable[[str, str], None
     db.execute("DELETE FROM listed_ids WHERE account_id=? AND listing IN (SELECT listing FROM listings "
                "WHERE account_id=? AND stream=? AND listing != ?)", [account_id, account_id, page.stream, listing])
     return marked
-
-
-def max_deleted_percent(account) -> float:
-    value = getattr(account, "max_deleted_percent", None)
-    return DEFAULT_MAX_DELETED_PERCENT if value is None else value
 
 
 def _open_alert(db, account_id: str, now: str, message: str, details: dict) -> None:
