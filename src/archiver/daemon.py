@@ -22,6 +22,9 @@ The moving parts, in the order a newcomer meets them:
   pages and are recorded as interrupted (the next run resumes from the checkpoint), and the
   daemon exits 0 within ``[daemon] stop_timeout``. SIGHUP re-reads the config; a broken
   config is logged and the old one kept.
+- **Deletions found without a person.** A run is a full listing (the only kind that finds
+  deleted posts) when the account's last one finished ``full_every_days`` ago or more, or
+  never did (``full_listing_due``); otherwise incremental.
 - **Side jobs.** Every minute ``archiver.alerts.periodic(ws)``, after each run
   ``archiver.alerts.after_run(ws, account, result)``, and every ``[inbox] interval``
   seconds ``archiver.inbox.scan_inbox(ws, state)``.
@@ -44,6 +47,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable
+
 from archiver.config import AccountConfig, Config, ConfigError
 
 log = logging.getLogger("archiver.daemon")
@@ -172,6 +177,22 @@ def needs_catch_up(db, account: AccountConfig, now: dt.datetime | None = None) -
     return False, f"its last successful run ended {_ago(now - last)} ago; nothing was missed"
 
 
+def full_listing_due(db, account: AccountConfig, now: dt.datetime | None = None) -> tuple[bool, str]:
+    """Whether this run should list everything (the only way to find deleted posts), and
+    why (for the log): when the account's last complete full listing (recorded by
+    archiver.listing) is ``full_every_days`` old, or there is none yet."""
+    from archiver.listing import last_full_listing
+
+    now = now or dt.datetime.now(dt.timezone.utc)
+    last = last_full_listing(db, account.account_id)
+    if last is None:
+        return True, "no full listing has finished yet"
+    age = now - dt.datetime.fromisoformat(last.replace("Z", "+00:00"))
+    if age >= dt.timedelta(days=account.full_every_days):
+        return True, f"the last full listing finished {_ago(age)} ago (full_every_days = {account.full_every_days})"
+    return False, f"the last full listing finished {_ago(age)} ago"
+
+
 def _ago(delta: dt.timedelta) -> str:
     seconds = int(delta.total_seconds())
     if seconds < 120:
@@ -286,6 +307,9 @@ class Daemon:
         self._stop_requested = False
         self._reload_requested = False
         self._stop_deadline: float | None = None
+        # What the runs see of the world; tests set a fixed clock and an in-process transport.
+        self.clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)
+        self.transport = None
 
     @property
     def config(self) -> Config:
@@ -424,8 +448,9 @@ class Daemon:
         result = None
         try:
             ws = self._job_workspace(with_secrets=True)
-            log.info("%s: run starts", account.account_id)
-            result = run_export(ws, account, cancel=self.cancel,
+            full, why = full_listing_due(ws.archive.db, account, self.clock())
+            log.info("%s: run starts (%s: %s)", account.account_id, "full listing" if full else "incremental", why)
+            result = run_export(ws, account, full=full, cancel=self.cancel, transport=self.transport,
                                 progress=lambda line: log.info("%s: %s", account.account_id, line))
             counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(result["counts"].items()) if v)
             level = logging.INFO if result["status"] in ("ok", "interrupted") else logging.ERROR

@@ -7,6 +7,7 @@ from typing import Callable
 
 from archiver.archive import Archive
 from archiver.config import Config
+from archiver.listing import last_full_listing
 
 
 def account_status(archive: Archive, config: Config, *, now=None) -> list[dict]:
@@ -35,6 +36,7 @@ def _account_status(db, config: Config, *, now=None) -> list[dict]:
         last_ok = one("SELECT max(ended_at) FROM runs WHERE account_id=? AND status='ok'")[0]
         newest_export = one("SELECT max(imported_at) FROM imports WHERE account_id=?")[0]
         configured = by_id.get(account_id)
+        last_full = last_full_listing(db, account_id)
         rows.append({
             "account": account_id,
             "platform": platform,
@@ -42,6 +44,9 @@ def _account_status(db, config: Config, *, now=None) -> list[dict]:
             "last_run": last,
             "last_successful_run_at": last_ok,
             "next_run": _next_run(configured),
+            # Deletions are found only by a full listing; the daemon runs one when due.
+            "last_full_listing_at": last_full,
+            "full_listing_due_at": _full_listing_due_at(last_full, configured),
             "archive_holds": archive_holds(db, account_id),
             "newest_export_imported_at": newest_export,
             "export": export_age(platform, newest_export, config.alerts.export_max_age_days, now=now),
@@ -153,6 +158,18 @@ def _next_run(account) -> str | None:
     return moment.isoformat() if hasattr(moment, "isoformat") else str(moment)
 
 
+def _full_listing_due_at(last_full: str | None, account) -> str | None:
+    """When the daemon next lists everything: ``full_every_days`` after the last full
+    listing. None for an account not in the config, or without a full listing yet (then
+    its next run lists everything)."""
+    import datetime as dt
+
+    if account is None or last_full is None:
+        return None
+    due = parse_utc(last_full) + dt.timedelta(days=account.full_every_days)
+    return due.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _run(db, sql, *params) -> dict | None:
     cursor = db.execute(sql, list(params))
     row = cursor.fetchone()
@@ -198,6 +215,11 @@ def render_status(rows: list[dict]) -> str:
         lines.append(f"  last success: {row['last_successful_run_at'] or 'never'}")
         if row["configured"]:
             lines.append(f"  next run:   {row.get('next_run') or '—'}")
+        last_full = row.get("last_full_listing_at")
+        due = row.get("full_listing_due_at")
+        lines.append(f"  last full listing: {last_full or 'never'}"
+                     + (f" (next one due {due})" if due else " (the next run lists everything)"
+                        if row["configured"] else ""))
         holds = row["archive_holds"]
         lines.append("  archive:    " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in holds.items()))
         unmatched = row.get("unmatched_export_posts") or {"count": 0}
