@@ -198,7 +198,7 @@ def test_first_run_archives_profile_media_files_carousels_reels_and_comments_wit
         assert person == [{"handle": source["from"]["username"]}]
     # Replies beyond the expansion's first page were fetched through /{comment-id}/replies.
     assert any(r.url.path.endswith("/replies") for r in h.requests)
-    assert h.state("media") == {"mode": "incremental", "pending": []}
+    assert h.state("media") == {"mode": "incremental", "cursor": None, "pending": []}
 
 
 # --------------------------------------------------------------------------- incremental
@@ -706,3 +706,72 @@ def test_a_link_refused_for_another_reason_is_not_asked_for_again(tmp_path):
     assert rows and all(r["status"] == "failed" and "HTTP 404" in r["error"] for r in rows)
     assert single_reads(h) == []
     assert len([r for r in h.requests if r.url.path.startswith("/cdn/")]) == len(rows) + 1
+
+
+# --------------------------------------------------------------------------- completeness
+
+
+def graph_error(code: int = 100, status: int = 400) -> httpx.Response:
+    return httpx.Response(status, json={"error": {"message": "Unsupported get request.", "type": "GraphMethodException",
+                                                  "code": code, "fbtrace_id": "FAULT"}})
+
+
+def test_a_carousel_whose_children_cannot_be_fetched_is_reported_and_never_tombstoned(tmp_path):
+    """The listing served a carousel without its children and /{id}/children is refused:
+    the item was listed, so a --full run must not call it deleted, and must say so."""
+    h = InstagramHarness(tmp_path, FakeInstagramConfig(media=30, seed=21))
+    assert h.run(full=True)["status"] == "ok"
+    carousel = next(m for m in h.fake.newest_first() if m["media_type"] == "CAROUSEL_ALBUM")
+    gone = next(m for m in h.fake.newest_first() if m is not carousel)
+    h.fake.delete_media(gone["id"])
+
+    def without_children(request: httpx.Request):
+        if request.url.path.endswith(f"/{carousel['id']}/children"):
+            return graph_error()
+        if not request.url.path.endswith("/me/media"):
+            return None
+        answer = h.fake.handle(request)
+        body = json.loads(answer.content)
+        for item in body.get("data") or []:
+            if item["id"] == carousel["id"]:
+                item.pop("children", None)
+        return httpx.Response(answer.status_code, json=body)
+
+    h.faults.append(without_children)
+    result = h.run(full=True)
+    assert result["status"] == "ok", result
+    assert h.value("SELECT deleted_at FROM posts WHERE post_id=?", carousel["id"]) is None
+    assert any(carousel["id"] in e["item"] for e in result["errors"])
+    assert any(e["item"] == "media listing" and "nothing was marked deleted" in e["error"] for e in result["errors"])
+    assert h.value("SELECT count(*) FROM unmapped_items WHERE item_id=?", carousel["id"]) == 1
+
+    h.faults.clear()
+    result = h.run(full=True)
+    assert result["status"] == "ok" and result["counts"]["posts_tombstoned"] == 1
+    assert h.rows("SELECT post_id FROM posts WHERE deleted_at IS NOT NULL") == [{"post_id": gone["id"]}]
+
+
+def test_a_comment_deleted_on_instagram_is_tombstoned_after_a_complete_listing_of_its_media(tmp_path):
+    h = InstagramHarness(tmp_path, FakeInstagramConfig(media=20, seed=22))
+    assert h.run(full=True)["status"] == "ok"
+    media = next(m for m in h.fake.newest_first() if len(m["comments"]) >= 2 and m["comments"][0]["replies"])
+    deleted = media["comments"][1]
+    media["comments"].remove(deleted)           # its author deleted it (and its replies)
+    gone = {deleted["id"], *(r["id"] for r in deleted["replies"])}
+
+    result = h.run()                            # the count changed: its comments are listed again
+    assert result["status"] == "ok", result
+    marked = {r["comment_id"] for r in h.rows("SELECT comment_id FROM comments WHERE deleted_at IS NOT NULL")}
+    assert marked == gone
+    assert result["counts"]["comments_tombstoned"] == len(gone)
+    kept = h.value("SELECT count(*) FROM comments WHERE post_id=? AND deleted_at IS NULL", media["id"])
+    assert kept == sum(1 + len(c["replies"]) for c in media["comments"])
+    assert h.value("SELECT count(*) FROM comments WHERE comment_id IN (%s)" % ",".join("?" * len(gone)), *gone) \
+        == len(gone)                            # the rows stay
+
+    # A listing of the comments that fails part way marks nothing.
+    media["comments"].pop(0)
+    h.faults.append(lambda request: graph_error() if request.url.path.endswith(f"/{media['id']}/comments") else None)
+    assert h.run(full=True)["status"] == "ok"
+    again = {r["comment_id"] for r in h.rows("SELECT comment_id FROM comments WHERE deleted_at IS NOT NULL")}
+    assert again == gone

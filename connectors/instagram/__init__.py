@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import uuid
 from typing import Iterator
 
 from archiver.connector import Connector
@@ -159,13 +158,10 @@ class InstagramConnector(Connector):
 
 
 class _MediaWalk:
-    """The media listing, newest first, with each page's comments in the same Page (one
-    transaction: a crash never leaves listed media whose comments were skipped).
-
-    Incremental: stop at the first page whose media are all known, then finish a listing
-    cut off earlier (``pending``: its cursor and the timestamp of the last item it saw).
-    Full: one listing named in the state, resumed across crashes; its last page is
-    ``complete`` so the writer may tombstone media it no longer has.
+    """The media listing, newest first, walked by archiver.listing (full or incremental,
+    checkpoints, tombstones), with each item's comments in the same Page (one transaction:
+    a crash never leaves listed media whose comments were skipped). Cursors are opaque, so
+    how far back a page reached is the time of its oldest item.
     """
 
     def __init__(self, api, ctx, *, owner_id, owner_username):
@@ -173,61 +169,25 @@ class _MediaWalk:
         self.owner_id, self.owner_username = owner_id, owner_username
         self.comments_refused = False
         self.listed: set[str] = set()   # media ids this run's listing returned
+        self._stored_counts: dict[str, int | None] = {}
+        self._already_archived: set[str] = set()
+        self._archived_files: dict[str, int] = {}
 
     def run(self) -> Iterator[Page]:
-        state = self.ctx.state("media") or {}
-        if self.ctx.full:
-            yield from self._full(state)
-        else:
-            yield from self._incremental(state)
+        from archiver.listing import Batch, Listing
 
-    def _full(self, state: dict) -> Iterator[Page]:
-        if state.get("mode") == "full" and state.get("cursor"):
-            listing, after = state["listing"], state["cursor"]     # resume a cut-off full run
-        else:
-            listing, after = uuid.uuid4().hex, None
-        while True:
+        def fetch(after):
             items, next_after = self.api.media_page(after)
-            self.listed.update(str(i["id"]) for i in items)
-            records = self._records(items, every_comment=True)
-            if next_after is None:
-                done = {"last_full_at": iso_utc(dt.datetime.now(dt.timezone.utc))}
-                yield Page("media", records, done, listing=listing, complete=True)
-                return
-            yield Page("media", records, {"mode": "full", "listing": listing, "cursor": next_after}, listing=listing)
-            after = next_after
+            return Batch(items, next_after)
 
-    def _incremental(self, state: dict) -> Iterator[Page]:
-        # Cursors are opaque, so each cut-off point keeps the timestamp of the last item
-        # its walk saw ("below"): a walk that gets older than that has passed it.
-        pending = list(state.get("pending", []))
-        if state.get("mode") == "incremental" and state.get("cursor"):
-            pending.append({"cursor": state["cursor"], "below": state.get("below") or ""})
-        pending.sort(key=lambda p: p["below"], reverse=True)
-        after = None
-        while True:
-            items, next_after = self.api.media_page(after)
-            ids = [str(i["id"]) for i in items]
-            self.listed.update(ids)
-            known = self.ctx.known_post_ids(ids)
-            records = self._records(items, every_comment=False)
-            if next_after is None:
-                yield Page("media", records, {"mode": "incremental", "pending": []})
-                return
-            oldest = min((iso_utc(i.get("timestamp")) or "" for i in items), default="")
-            pending = [p for p in pending if p["below"] <= oldest]   # passed ones are covered now
-            if items and len(known) == len(items):
-                if not pending:
-                    yield Page("media", records, {"mode": "incremental", "pending": []})
-                    return
-                jump, pending = pending[0], pending[1:]
-                yield Page("media", records, {"mode": "incremental", "cursor": jump["cursor"],
-                                              "below": jump["below"], "pending": pending})
-                after = jump["cursor"]
-                continue
-            yield Page("media", records, {"mode": "incremental", "cursor": next_after, "below": oldest,
-                                          "pending": pending})
-            after = next_after
+        def reached(batch):
+            return min((iso_utc(i.get("timestamp")) or "" for i in batch.items), default="")
+
+        walk = Listing(self.ctx, "media", fetch=fetch, item_id=lambda item: str(item["id"]),
+                       map_item=lambda item: self._item_records(item, every_comment=self.ctx.full),
+                       reached=reached, before_page=self._prepare)
+        yield from walk.pages()
+        self.listed = walk.listed
 
     # -- recent media ------------------------------------------------------------------
     def recent(self) -> Iterator[Page]:
@@ -269,46 +229,57 @@ class _MediaWalk:
         return {r[0]: r[1] for r in rows}
 
     # -- one page ----------------------------------------------------------------------
-    def _records(self, items: list[dict], *, every_comment: bool, files_if_missing: bool = False) -> list:
-        """Posts and the comments they need. ``files_if_missing``: drop the files of a
-        post whose files are all archived already (no new download of a known video)."""
-        from archiver_connectors.instagram.api import NO_MEDIA_URL_NOTE, post_from_media
-
-        stored_counts = {post_id: row["comments"] for post_id, row in self.ctx.archived_posts(
-            [str(i["id"]) for i in items], {"comments": "comment_count"}).items()}
-        archived_files = self._archived_file_counts([str(i["id"]) for i in items]) if files_if_missing else {}
+    def _prepare(self, items: list[dict], *, files_if_missing: bool = False) -> None:
+        """What the archive holds of a page's media, asked once for the page."""
+        ids = [str(i["id"]) for i in items]
+        self._stored_counts = {post_id: row["comments"] for post_id, row in self.ctx.archived_posts(
+            ids, {"comments": "comment_count"}).items()}
+        self._archived_files = self._archived_file_counts(ids) if files_if_missing else {}
         # Said once, when the post first arrives; the note stays in the post's raw payload.
-        already_archived = self.ctx.known_post_ids([str(i["id"]) for i in items])
-        posts, comments = [], []
-        for item in items:
-            media_id = str(item["id"])
-            children = None
-            try:
-                if item.get("media_type") == "CAROUSEL_ALBUM" and not (item.get("children") or {}).get("data"):
-                    children = self.api.children(media_id)   # the expansion was not served
-                post = post_from_media(item, children, self.api.refresher)
-            except Exception as error:  # one bad item is reported, never the whole page
-                from archiver.net import NetError
+        self._already_archived = self.ctx.known_post_ids(ids)
 
+    def _records(self, items: list[dict], *, every_comment: bool, files_if_missing: bool = False) -> list:
+        """Posts and the comments they need, for media asked for one by one (recent);
+        one bad item is reported, never the whole page."""
+        from archiver.net import NetError
+
+        self._prepare(items, files_if_missing=files_if_missing)
+        records = []
+        for item in items:
+            try:
+                records.extend(self._item_records(item, every_comment=every_comment, files_if_missing=files_if_missing))
+            except Exception as error:
                 if isinstance(error, NetError) and error.kind in ("auth", "rate_limited"):
                     raise
-                self.ctx.report(f"media {media_id}", f"{type(error).__name__}: {error}")
-                continue
-            if files_if_missing and archived_files.get(media_id, 0) >= len(post.media):
-                post.media = []
-            elif post.raw.get("archiver_note") and media_id not in already_archived:
-                self.ctx.report(f"media {media_id}", NO_MEDIA_URL_NOTE)
-            posts.append(post)
-            count = item.get("comments_count")
-            if count == 0:
-                continue
-            # Comments are fetched for new media, changed counts, or every media in --full.
-            if every_comment or media_id not in stored_counts or stored_counts[media_id] != count:
-                comments.extend(self._comments(media_id))
-        return posts + comments
+                self.ctx.report(f"media {item.get('id')}", f"{type(error).__name__}: {error}")
+        return records
+
+    def _item_records(self, item: dict, *, every_comment: bool, files_if_missing: bool = False) -> list:
+        """One media item's post and the comments it needs; raises when it cannot be mapped.
+        ``files_if_missing``: drop the files of a post whose files are all archived already
+        (no new download of a known video)."""
+        from archiver_connectors.instagram.api import NO_MEDIA_URL_NOTE, post_from_media
+
+        media_id = str(item["id"])
+        children = None
+        if item.get("media_type") == "CAROUSEL_ALBUM" and not (item.get("children") or {}).get("data"):
+            children = self.api.children(media_id)   # the expansion was not served
+        post = post_from_media(item, children, self.api.refresher)
+        if files_if_missing and self._archived_files.get(media_id, 0) >= len(post.media):
+            post.media = []
+        elif post.raw.get("archiver_note") and media_id not in self._already_archived:
+            self.ctx.report(f"media {media_id}", NO_MEDIA_URL_NOTE)
+        count = item.get("comments_count")
+        if count == 0:
+            return [post]
+        # Comments are fetched for new media, changed counts, or every media in --full.
+        if every_comment or media_id not in self._stored_counts or self._stored_counts[media_id] != count:
+            return [post, *self._comments(media_id)]
+        return [post]
 
     def _comments(self, media_id: str) -> list:
         from archiver.net import NetError
+        from archiver.records import CommentsListed
         from archiver_connectors.instagram.api import comments_from
 
         if self.comments_refused:
@@ -327,4 +298,7 @@ class _MediaWalk:
             if error.kind in ("auth", "rate_limited") or error.retryable:
                 raise
             self.ctx.report(f"comments of media {media_id}", str(error))
-        return found
+            return found
+        # A complete listing of the media's comments, every reply included (api.comments
+        # follows the reply pages): those no longer listed were deleted.
+        return [*found, CommentsListed(media_id, [c.native_id for c in found])]

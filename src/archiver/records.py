@@ -254,6 +254,9 @@ class CommentsListed:
 
     post_id: str
     comment_ids: list[str]
+    # The listing gave the top-level comments only (their replies may have been cut
+    # short): replies are then never marked deleted by it.
+    top_level_only: bool = False
 
 
 @dataclass

@@ -437,7 +437,7 @@ class Runner:
                     writer.link_media(post_id, ref, stored[id(ref)], where)
                 return post_id
             elif isinstance(record, CommentsListed):
-                writer.tombstone_comments(record.post_id, record.comment_ids)
+                writer.tombstone_comments(record.post_id, record.comment_ids, top_level_only=record.top_level_only)
             elif isinstance(record, Comment):
                 author = record.author
                 avatar = stored.get(id(author.avatar)) if author is not None and author.avatar else None

@@ -411,15 +411,16 @@ class ArchiveWriter:
         ).fetchall()
         return {r[0] for r in rows}
 
-    def tombstone_comments(self, post_id: str, listed: Iterable[str]) -> int:
+    def tombstone_comments(self, post_id: str, listed: Iterable[str], *, top_level_only: bool = False) -> int:
         """After a complete listing of one post's comments: mark those the API had given
         before and the platform no longer listed (a comment known only from an export is
-        left alone)."""
+        left alone). ``top_level_only``: the listing gave no complete replies."""
         listed = sorted(set(listed))
         cursor = self.db.execute(
             "UPDATE comments SET deleted_at=? WHERE platform=? AND post_id=? AND deleted_at IS NULL "
             "AND EXISTS (SELECT 1 FROM json_each(comments.sources) WHERE json_each.value = 'api') "
-            "AND comment_id NOT IN (SELECT value FROM json_each(?))",
+            + ("AND parent_id IS NULL " if top_level_only else "")
+            + "AND comment_id NOT IN (SELECT value FROM json_each(?))",
             [self.now, self.platform, post_id, _json(listed)],
         )
         if cursor.rowcount:
