@@ -237,6 +237,37 @@ def test_full_run_tombstones_a_deleted_upload_and_an_incremental_one_does_not(tm
     assert h.value("SELECT count(*) FROM post_media WHERE post_id=? AND status='ok'", victim["id"]) == 1
 
 
+def test_an_upload_videos_list_does_not_return_is_reported_and_never_tombstoned(tmp_path, monkeypatch):
+    """The uploads playlist lists it, videos.list leaves it out (processing, or private to
+    the wrong account): a --full run must not call it deleted, and must say so."""
+    h = YouTubeHarness(tmp_path, monkeypatch, FakeYouTubeConfig(videos=70, followers=3, comment_threads=2, seed=17))
+    assert h.run(full=True)["status"] == "ok"
+    hidden = h.fake.videos[55]["id"]             # on the second page
+    gone = h.fake.videos[5]["id"]
+    h.fake.delete_video(gone)
+
+    def without_hidden(request: httpx.Request):
+        if not request.url.path.endswith("/videos") or hidden not in request.url.params.get("id", ""):
+            return None
+        answer = h.fake.handle(request)
+        body = json.loads(answer.content)
+        body["items"] = [v for v in body.get("items") or [] if v.get("id") != hidden]
+        return httpx.Response(answer.status_code, json=body)
+
+    h.faults.append(without_hidden)
+    result = h.run(full=True)
+    assert result["status"] == "ok", result
+    assert h.value("SELECT deleted_at FROM posts WHERE post_id=?", hidden) is None
+    [reported] = [e for e in result["errors"] if hidden in e["item"]]
+    assert "videos.list did not return it" in reported["error"]
+    assert any(e["item"] == "uploads listing" and "nothing was marked deleted" in e["error"] for e in result["errors"])
+
+    h.faults.clear()
+    result = h.run(full=True)
+    assert result["status"] == "ok" and result["counts"]["posts_tombstoned"] == 1
+    assert h.rows("SELECT post_id FROM posts WHERE deleted_at IS NOT NULL") == [{"post_id": gone}]
+
+
 # --------------------------------------------------------------------------- quota
 
 
@@ -255,7 +286,7 @@ def test_a_run_that_hits_the_budget_stops_cleanly_and_resumes_next_day_without_p
     assert any(e["item"] == "quota" and "midnight Pacific" in e["error"] for e in result["errors"])
     assert h.fake.units_by_day[day1] == 9            # stopped before the quota ran out
     assert h.state("quota") == {"day": day1, "spent": 9, "budget": 9}
-    assert h.state("uploads")["token"]               # where it stopped
+    assert h.state("uploads")["cursor"]              # where it stopped
     posts_day1 = h.post_ids()
     assert 0 < len(posts_day1) < 260
 

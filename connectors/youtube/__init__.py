@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import uuid
 from typing import Iterator
 
 from archiver.connector import Connector
@@ -200,50 +199,37 @@ class YouTubeConnector(Connector):
 
     # -- uploads -----------------------------------------------------------------------
     def _uploads(self, api, ctx, playlist_id: str) -> Iterator[Page]:
-        """The uploads playlist, newest first, 50 a page + one videos.list for their details.
-
-        Incremental: stop at the first page that is wholly known. A walk cut off (quota,
-        crash, stop) resumes at its page token next run, before anything else: its pages
-        were never fetched, so nothing is paid twice. A full listing (``--full``, or a cut-off
-        one resumed) names itself; its last page lets the writer tombstone what is gone.
-        Page tokens are offsets: uploads added meanwhile shift the list down, giving an
-        overlap, never a gap.
-        """
+        """The uploads playlist, newest first, 50 a page + one videos.list for their details,
+        walked by archiver.listing. Incremental: stop at the first page that is wholly known;
+        a walk cut off (quota, crash, stop) resumes at its page token next run, before
+        anything else: its pages were never fetched, so nothing is paid twice. Page tokens
+        are offsets: uploads added meanwhile shift the list down, giving an overlap, never a
+        gap. A video the playlist lists but videos.list does not return is reported and
+        never counted as deleted. Returns the ids listed."""
+        from archiver.listing import Batch, CursorRefused, Listing
         from archiver_connectors.youtube.api import YouTubeError, post_from_video
 
-        state = ctx.state("uploads") or {}
-        token = state.get("token")
-        if state.get("mode") == "full" and token:
-            listing = state["listing"]          # finish a cut-off full listing
-        elif ctx.full:
-            listing, token = uuid.uuid4().hex, None
-        else:
-            listing = None
-        listed: set[str] = set()
-        while True:
+        def fetch(token):
             api.meter.require(2)   # a listing page is worth nothing without its videos.list
             try:
                 ids, next_token = api.upload_ids(playlist_id, token)
             except YouTubeError as error:
-                if error.reason != "invalidPageToken" or not token:
-                    raise
-                ctx.report("uploads", "the saved page token was refused; the listing starts again from the top")
-                token, listing = None, (uuid.uuid4().hex if listing else None)
-                continue
-            posts = [post_from_video(v) for v in api.videos(ids)]
-            listed.update(ids)
-            done = next_token is None
-            if listing:
-                new_state = ({"mode": "full", "listing": listing, "token": next_token} if not done
-                             else {"mode": "incremental", "token": None, "last_full_at": _now()})
-                yield Page("uploads", posts, new_state, listing=listing, complete=done)
-            else:
-                known = ctx.known_post_ids(ids)
-                done = done or (bool(ids) and len(known) == len(ids))
-                yield Page("uploads", posts, {"mode": "incremental", "token": None if done else next_token})
-            if done:
-                return listed
-            token = next_token
+                if error.reason == "invalidPageToken" and token:
+                    raise CursorRefused(str(error)) from None
+                raise
+            videos = {v.get("id"): v for v in api.videos(ids)}
+            return Batch([{"id": i, "video": videos.get(i)} for i in ids], next_token)
+
+        def map_item(item):
+            if item["video"] is None:
+                raise LookupError("listed in the uploads playlist, but videos.list did not return it "
+                                  "(private to another account, still processing, or removed since)")
+            return [post_from_video(item["video"])]
+
+        walk = Listing(ctx, "uploads", fetch=fetch, item_id=lambda item: item["id"], map_item=map_item,
+                       resume_at_cursor=True)
+        yield from walk.pages()
+        return walk.listed
 
     def _recent_counts(self, api, ctx, skip: set[str]) -> Iterator[Page]:
         """Counts of young uploads the listing did not reach, refreshed once a Pacific day

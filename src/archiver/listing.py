@@ -37,6 +37,11 @@ log = logging.getLogger("archiver.listing")
 HELD_BACK_ALERT = "deletions_held"   # alerts.kind when a listing would mark too much deleted
 
 
+class CursorRefused(Exception):
+    """Raised by a connector's ``fetch`` when the platform no longer accepts a saved
+    cursor (YouTube's invalidPageToken): the walk starts again from the top."""
+
+
 @dataclass
 class Batch:
     """One page of a platform's list, as the connector fetched it."""
@@ -64,18 +69,23 @@ class Listing:
     ``listing_of``: "posts", or "like" / "bookmark" for a listing of the owner's interactions.
     ``stop_at_known``: incremental runs stop at the first page whose items are all known
     (False: they walk the whole list, as full runs do, but never tombstone).
+    ``resume_at_cursor``: an incremental walk cut off earlier goes on from its cursor at
+    once, before the top of the list (where every page costs quota: YouTube), instead of
+    first reading the top until it is known and then jumping to the cut-off point.
     """
 
     def __init__(self, ctx, stream: str, *, fetch: Callable[[Any], Batch], item_id: Callable[[Any], str],
                  map_item: Callable[[Any], list], reached: Callable[[Batch], Any] | None = None,
                  before_page: Callable[[list], None] | None = None, listing_of: str = "posts",
-                 stop_at_known: bool = True, known: Callable[[list[str]], set[str]] | None = None):
+                 stop_at_known: bool = True, resume_at_cursor: bool = False,
+                 known: Callable[[list[str]], set[str]] | None = None):
         self.ctx, self.stream = ctx, stream
         self.fetch, self.item_id, self.map_item = fetch, item_id, map_item
         self.reached = reached or (lambda batch: batch.next_cursor)
         self.before_page = before_page
         self.listing_of = listing_of
         self.stop_at_known = stop_at_known
+        self.resume_at_cursor = resume_at_cursor
         self._known = known or ctx.known_post_ids
         self.listed: set[str] = set()   # ids this run's walk was given, for the connector's later passes
 
@@ -94,7 +104,15 @@ class Listing:
         else:
             listing, cursor = uuid.uuid4().hex, None
         while True:
-            batch = self.fetch(cursor)
+            try:
+                batch = self.fetch(cursor)
+            except CursorRefused as refused:
+                if cursor is None:
+                    raise
+                self.ctx.report(self.stream, f"the saved cursor was refused ({refused}); the listing starts "
+                                             "again from the top")
+                listing, cursor = uuid.uuid4().hex, None
+                continue
             records, ids, unmapped = self._map(batch.items)
             if not batch.more:
                 done = {"mode": "incremental", "cursor": None, "pending": [], "last_full_at": _now()}
@@ -110,8 +128,18 @@ class Listing:
             pending.append(_cut_off({"cursor": state["cursor"], "below": state.get("below", state["cursor"])}))
         pending.sort(key=lambda p: p["below"], reverse=True)
         cursor = None
+        if self.resume_at_cursor and pending:
+            cursor, pending = pending[0]["cursor"], pending[1:]
         while True:
-            batch = self.fetch(cursor)
+            try:
+                batch = self.fetch(cursor)
+            except CursorRefused as refused:
+                if cursor is None:
+                    raise
+                self.ctx.report(self.stream, f"the saved cursor was refused ({refused}); the listing starts "
+                                             "again from the top")
+                cursor, pending = None, []
+                continue
             records, ids, unmapped = self._map(batch.items)
             if not batch.more:
                 # The end of the list: everything older than any cut-off point is seen.
