@@ -28,6 +28,11 @@ ACCOUNT_ID = f"mastodon:{ACCOUNT}"
 STATUSES_PATH = "/api/v1/accounts/1091/statuses"
 
 
+def key(status_id: str) -> str:
+    """The archive's key of a status of the fake instance: ids are local to an instance."""
+    return f"127.0.0.1:{status_id}"
+
+
 @pytest.fixture(autouse=True)
 def ticking_writer_clock(monkeypatch):
     monkeypatch.setattr("archiver.archive.writer.now_utc", ticking_clock())
@@ -37,13 +42,14 @@ def ticking_writer_clock(monkeypatch):
 
 
 class Harness:
-    def __init__(self, tmp_path: Path, config: FakeMastodonConfig | None = None, **options):
-        self.fake = FakeMastodon(config or FakeMastodonConfig(), base_url=BASE_URL)
+    def __init__(self, tmp_path: Path, config: FakeMastodonConfig | None = None, *, base_url: str = BASE_URL,
+                 account: str = ACCOUNT, **options):
+        self.fake = FakeMastodon(config or FakeMastodonConfig(), base_url=base_url)
         self.secrets = open_secret_store("memory")
         self.token = self.fake.issue_token()
-        MastodonTokens(self.secrets, ACCOUNT).save({"access_token": self.token, "instance": BASE_URL,
+        MastodonTokens(self.secrets, account).save({"access_token": self.token, "instance": base_url,
                                                     "account_id": "1091", "acct": "alice"})
-        self.account = AccountConfig(name=ACCOUNT, platform="mastodon", base_url=BASE_URL, options=options)
+        self.account = AccountConfig(name=account, platform="mastodon", base_url=base_url, options=options)
         self.archive = Archive(tmp_path / "archive")
         self.ws = Workspace(self.archive, Config(path=None, accounts=[self.account]), self.secrets)
         self.sleeps: list[float] = []
@@ -83,7 +89,7 @@ class Harness:
 
 
 def own_ids(fake: FakeMastodon) -> set[str]:
-    return {s["id"] for s in fake.own_statuses()}
+    return {key(s["id"]) for s in fake.own_statuses()}
 
 
 # --------------------------------------------------------------------------- first run
@@ -112,7 +118,7 @@ def test_boosts_replies_and_originals_get_their_kinds(tmp_path):
     h.run()
     by_id = {r["post_id"]: r for r in h.rows("SELECT * FROM posts")}
     for status in h.fake.own_statuses():
-        row = by_id[status["id"]]
+        row = by_id[key(status["id"])]
         if status["reblog_of"]:
             target = h.fake.statuses[status["reblog_of"]]
             uri, _url = h.fake._status_uri(target)
@@ -130,7 +136,7 @@ def test_media_files_are_downloaded_with_alt_text_and_meta(tmp_path):
     h = Harness(tmp_path, FakeMastodonConfig(statuses=10, seed=5))
     h.run()
     rows = h.rows("SELECT pm.*, m.mime FROM post_media pm JOIN media m USING (sha256)")
-    expected = [(s["id"], i, m) for s in h.fake.own_statuses() for i, m in enumerate(s["media"])]
+    expected = [(key(s["id"]), i, m) for s in h.fake.own_statuses() for i, m in enumerate(s["media"])]
     assert len(rows) == len(expected) > 0
     by_key = {(r["post_id"], r["position"]): r for r in rows}
     for status_id, position, media in expected:
@@ -149,7 +155,7 @@ def test_edit_history_lands_in_post_versions(tmp_path):
     edited = [s for s in h.fake.own_statuses() if len(s["versions"]) > 1]
     assert edited
     for status in edited:
-        versions = h.rows("SELECT * FROM post_versions WHERE post_id=? ORDER BY replaced_at", status["id"])
+        versions = h.rows("SELECT * FROM post_versions WHERE post_id=? ORDER BY replaced_at", key(status["id"]))
         earlier = status["versions"][:-1]
         assert [v["text"] for v in versions] == [html_to_text(e["content"].replace("{base}", BASE_URL)) for e in earlier]
         # Each earlier text was replaced at the next version's time.
@@ -167,21 +173,21 @@ def test_replies_from_others_become_comments_linked_to_people(tmp_path):
     others = [s for s in h.fake.statuses.values() if s["account_id"] != "1091" and s["in_reply_to_id"]]
     replies_to_own = [s for s in others if h.fake.statuses[s["in_reply_to_id"]]["account_id"] == "1091"
                       or h.fake.statuses[s["in_reply_to_id"]]["in_reply_to_id"]]
-    assert {s["id"] for s in replies_to_own} <= set(comments)
+    assert {key(s["id"]) for s in replies_to_own} <= set(comments)
     direct = [s for s in others if s["in_reply_to_id"] == first["id"]][0]
     nested = [s for s in others if s["in_reply_to_id"] == direct["id"]][0]
     # A reply to the post answers no comment; a reply to a reply answers that comment.
-    assert comments[direct["id"]]["post_id"] == first["id"] and comments[direct["id"]]["parent_id"] is None
-    assert comments[nested["id"]]["parent_id"] == direct["id"]
-    assert comments[nested["id"]]["post_id"] == first["id"]
+    assert comments[key(direct["id"])]["post_id"] == key(first["id"]) and comments[key(direct["id"])]["parent_id"] is None
+    assert comments[key(nested["id"])]["parent_id"] == key(direct["id"])
+    assert comments[key(nested["id"])]["post_id"] == key(first["id"])
     # A reply under the owner's own reply belongs to that reply (a post of kind "reply").
     owner_reply = [s for s in h.fake.own_statuses() if s["in_reply_to_id"] == direct["id"]][0]
     under = [s for s in others if s["in_reply_to_id"] == owner_reply["id"]][0]
-    assert comments[under["id"]]["post_id"] == owner_reply["id"] and comments[under["id"]]["parent_id"] is None
-    assert owner_reply["id"] not in comments                 # the owner's reply is a post
+    assert comments[key(under["id"])]["post_id"] == key(owner_reply["id"]) and comments[key(under["id"])]["parent_id"] is None
+    assert key(owner_reply["id"]) not in comments                 # the owner's reply is a post
     # Authors are people keyed "user@domain".
     author = h.fake.accounts[nested["account_id"]]
-    person = h.rows("SELECT * FROM people WHERE person_id=?", comments[nested["id"]]["author_id"])[0]
+    person = h.rows("SELECT * FROM people WHERE person_id=?", comments[key(nested["id"])]["author_id"])[0]
     assert person["person_id"] == f"{author['username']}@{author['domain'] or '127.0.0.1'}".lower()
     assert all(c["by_owner"] == 0 for c in comments.values())
 
@@ -213,9 +219,9 @@ def test_incremental_run_fetches_new_statuses_edits_and_replies_only(tmp_path):
     assert result["counts"]["posts_new"] == 45
     forward = [e for e in h.api_requests(mark) if e[1] == STATUSES_PATH and "min_id" in e[2]]
     assert forward[0][2]["min_id"] == newest_before and len(forward) == 3   # 40 + 5 + empty
-    assert h.value("SELECT text FROM posts WHERE post_id=?", recent["id"]) == "new 44, edited"
-    assert h.value("SELECT count(*) FROM post_versions WHERE post_id=?", recent["id"]) == 1
-    assert h.value("SELECT count(*) FROM comments WHERE post_id=?", new[0]["id"]) == 1
+    assert h.value("SELECT text FROM posts WHERE post_id=?", key(recent["id"])) == "new 44, edited"
+    assert h.value("SELECT count(*) FROM post_versions WHERE post_id=?", key(recent["id"])) == 1
+    assert h.value("SELECT count(*) FROM comments WHERE post_id=?", key(new[0]["id"])) == 1
     contexts = [e for e in h.api_requests(mark) if e[1].endswith("/context")]
     assert {e[1].split("/")[4] for e in contexts} == {new[0]["id"]}    # the only one with a reply
 
@@ -251,10 +257,10 @@ def test_full_listing_tombstones_deleted_statuses_incremental_never(tmp_path):
     gone = sorted(h.fake.own_statuses(), key=lambda s: int(s["id"]))[5]["id"]
     h.fake.delete_status(gone)
     h.run()
-    assert h.value("SELECT deleted_at FROM posts WHERE post_id=?", gone) is None
+    assert h.value("SELECT deleted_at FROM posts WHERE post_id=?", key(gone)) is None
     result = h.run(full=True)
     assert result["status"] == "ok"
-    assert h.value("SELECT deleted_at FROM posts WHERE post_id=?", gone) is not None
+    assert h.value("SELECT deleted_at FROM posts WHERE post_id=?", key(gone)) is not None
     assert h.value("SELECT count(*) FROM posts WHERE deleted_at IS NOT NULL") == 1
 
 
@@ -266,7 +272,7 @@ def test_counts_are_a_time_series(tmp_path):
     h.fake.gain_followers(3)
     h.run()
     likes = [r["like_count"] for r in h.rows("SELECT like_count FROM post_metrics WHERE post_id=? ORDER BY observed_at",
-                                             newest["id"])]
+                                             key(newest["id"]))]
     assert likes[-1] == 999 and len(likes) == 2
     assert [r["followers"] for r in h.rows("SELECT followers FROM account_metrics ORDER BY observed_at")][-2:] == [50, 53]
 
@@ -585,9 +591,9 @@ def test_mapping_of_the_notes_examples():
                                "description": "Tomato seedlings on a windowsill", "blurhash": "U",
                                "meta": {"original": {"width": 1600}}}],
     }
-    post = post_from_status(status)
+    post = post_from_status(status, instance="social.example")
     assert (post.native_id, post.kind, post.text, post.created_at) == (
-        "113400000000000042", "text", "Garden update #plants", "2024-10-31T09:15:02Z")
+        "social.example:113400000000000042", "text", "Garden update #plants", "2024-10-31T09:15:02Z")
     assert (post.like_count, post.comment_count, post.share_count) == (7, 2, 1)
     assert post.media[0].description == "Tomato seedlings on a windowsill" and post.media[0].role == "image"
     context = {"ancestors": [], "descendants": [
@@ -596,6 +602,9 @@ def test_mapping_of_the_notes_examples():
          "created_at": "2024-10-31T10:00:00.000Z"}]}
     [comment] = comments_from_context("113400000000000042", context, "1091", "social.example")
     assert comment.author.native_id == "bob@other.example" and comment.text == "Nice!"
+    # Keyed on the instance that numbered it, under the post's key.
+    assert (comment.native_id, comment.post_native_id) == ("social.example:113400000000000077",
+                                                           "social.example:113400000000000042")
     assert person_key("Alice", "Social.Example") == "alice@social.example"
     assert html_to_text("<p>a<br>b</p><p>c &amp; d</p>") == "a\nb\n\nc & d"
 
@@ -731,3 +740,58 @@ def test_an_archive_imported_after_the_api_adds_nothing_twice(tmp_path):
     # And the API after the archive: still one row each, no edit invented.
     assert h.run(full=True)["status"] == "ok"
     assert {t: h.value(f"SELECT count(*) FROM {t}") for t in tables} == before
+
+
+# --------------------------------------------------------------------------- two instances
+
+
+def test_two_accounts_on_two_instances_never_share_a_status_key(tmp_path):
+    """Status ids are numbered by each instance: two instances may hand out the same ids
+    (here: two fakes of one seed). Keyed "<host>:<id>", each account keeps its own posts,
+    comments and versions."""
+    first = Harness(tmp_path, FakeMastodonConfig(statuses=8, seed=21))
+    second = Harness(tmp_path, FakeMastodonConfig(statuses=8, seed=21), base_url="http://localhost:8799",
+                     account="other")
+    assert first.run()["status"] == "ok" and second.run()["status"] == "ok"
+    per_account = first.rows("SELECT account_id, count(*) AS n FROM posts GROUP BY account_id ORDER BY 1")
+    owned = len(first.fake.own_statuses())
+    assert [(r["account_id"], r["n"]) for r in per_account] == [("mastodon:main", owned), ("mastodon:other", owned)]
+    assert {r["post_id"] for r in first.rows("SELECT post_id FROM posts WHERE account_id='mastodon:other'")} == \
+        {f"localhost:{s['id']}" for s in second.fake.own_statuses()}
+    comments = first.rows("SELECT account_id, count(*) AS n FROM comments GROUP BY account_id ORDER BY 1")
+    assert len(comments) == 2 and comments[0]["n"] == comments[1]["n"] > 0
+
+
+def test_the_migration_keys_an_older_archives_statuses_by_instance(tmp_path):
+    from sqlite_utils import Database
+
+    from archiver.archive.schema import migrations
+
+    path = tmp_path / "old" / "archive.db"
+    path.parent.mkdir()
+    db = Database(path)
+    migrations.apply(db, stop_before="m008_small_promises_instance_keys")
+    db.execute("INSERT INTO accounts (account_id, platform, name, url, first_seen_at, last_seen_at) "
+               "VALUES ('mastodon:main', 'mastodon', 'main', 'https://Social.Example/@alice', 'x', 'x')")
+    for post_id in ("11", "12"):
+        db.execute("INSERT INTO posts (platform, post_id, account_id, first_seen_at, last_seen_at) "
+                   "VALUES ('mastodon', ?, 'mastodon:main', 'x', 'x')", [post_id])
+    db.execute("INSERT INTO post_versions (platform, post_id, replaced_at, text) VALUES ('mastodon', '11', 't', 'old')")
+    db.execute("INSERT INTO post_media (platform, post_id, role, position, status, updated_at) "
+               "VALUES ('mastodon', '12', 'image', 0, 'failed', 't')")
+    db.execute("INSERT INTO comments (platform, comment_id, account_id, post_id, parent_id, first_seen_at, last_seen_at) "
+               "VALUES ('mastodon', '31', 'mastodon:main', '11', NULL, 'x', 'x'), "
+               "('mastodon', '32', 'mastodon:main', '11', '31', 'x', 'x')")
+    db.execute("INSERT INTO posts (platform, post_id, account_id, first_seen_at, last_seen_at) "
+               "VALUES ('tiktok', '11', 'tiktok:main', 'x', 'x')")
+    db.conn.commit()
+    db.close()
+    upgraded = Archive(path.parent)
+    got = lambda sql: [tuple(r) for r in upgraded.db.execute(sql).fetchall()]  # noqa: E731
+    assert got("SELECT platform, post_id FROM posts ORDER BY 1, 2") == [
+        ("mastodon", "social.example:11"), ("mastodon", "social.example:12"), ("tiktok", "11")]
+    assert got("SELECT post_id FROM post_versions") == [("social.example:11",)]
+    assert got("SELECT post_id FROM post_media") == [("social.example:12",)]
+    assert got("SELECT comment_id, post_id, parent_id FROM comments ORDER BY 1") == [
+        ("social.example:31", "social.example:11", None), ("social.example:32", "social.example:11", "social.example:31")]
+    upgraded.close()

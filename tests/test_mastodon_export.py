@@ -89,6 +89,11 @@ def import_archive(archive: Archive, path: Path) -> dict:
         return result
 
 
+def key(status_id: str, host: str = "social.example") -> str:
+    """The archive's key of a status: its id is local to its instance (``<host>:<id>``)."""
+    return f"{host}:{status_id}"
+
+
 def export_payload(raw: str) -> dict:
     """The one export's payload in a row's raw JSON (keyed "export:<sha256>")."""
     [payload] = [v for k, v in json.loads(raw).items() if k.startswith("export:")]
@@ -146,9 +151,9 @@ def test_archive_imports_posts_boosts_media_profile_and_interactions(tmp_path, a
     # Posts: keyed by status id; originals "text", replies "reply", boosts "boost".
     stored = {r[0]: r[1:] for r in rows(db, "SELECT post_id, kind, created_at, text, title, url, visibility, "
                                             "sources, account_id FROM posts")}
-    assert set(stored) == {s["id"] for s in account.statuses}
+    assert set(stored) == {key(s["id"]) for s in account.statuses}
     for status in account.statuses:
-        kind, created_at, text, title, url, visibility, sources, account_id = stored[status["id"]]
+        kind, created_at, text, title, url, visibility, sources, account_id = stored[key(status["id"])]
         assert (kind, created_at, account_id) == (status["kind"], status["published"], ACCOUNT)
         assert json.loads(sources) == [provenance]
         if status["kind"] == "boost":
@@ -161,7 +166,7 @@ def test_archive_imports_posts_boosts_media_profile_and_interactions(tmp_path, a
             # Mastodon's words in the archive's vocabulary: "private" is followers only.
             assert visibility == {"private": "followers", "direct": "private"}.get(status["visibility"],
                                                                                    status["visibility"])
-    assert stored[own_statuses(account)[1]["id"]][2] == "Two paragraphs.\n\nSecond one with a #plants tag & an ampersand"
+    assert stored[key(own_statuses(account)[1]["id"])][2] == "Two paragraphs.\n\nSecond one with a #plants tag & an ampersand"
     assert {s["kind"] for s in account.statuses} == {"text", "reply", "boost"}
     # The archive holds no edit history: none is invented.
     assert one(db, "SELECT count(*) FROM post_versions") == 0
@@ -171,7 +176,7 @@ def test_archive_imports_posts_boosts_media_profile_and_interactions(tmp_path, a
     assert len(with_media) == 2 and any(m["mediaType"] == "video/mp4" for s in with_media for m in s["media"])
     for status in with_media:
         linked = rows(db, "SELECT role, position, status, sha256, description, meta FROM post_media "
-                          "WHERE post_id=? ORDER BY position", status["id"])
+                          "WHERE post_id=? ORDER BY position", key(status["id"]))
         assert len(linked) == len(status["media"])
         for (role, position, state, digest, description, meta), media in zip(linked, status["media"]):
             assert (role, state) == (media["mediaType"].split("/")[0], "ok")
@@ -221,7 +226,7 @@ def test_duplicated_ordered_items_key_gives_each_post_once(tmp_path, archive):
     assert result["errors"] == []
     assert result["counts"]["posts_new"] == len(account.statuses)
     assert sorted(r[0] for r in rows(archive.db, "SELECT post_id FROM posts")) == sorted(
-        s["id"] for s in account.statuses)
+        key(s["id"]) for s in account.statuses)
 
 
 def test_duplicated_ordered_items_later_copy_wins(tmp_path, archive):
@@ -241,7 +246,7 @@ def test_duplicated_ordered_items_later_copy_wins(tmp_path, archive):
 
     assert result["status"] == "ok", result
     assert one(archive.db, "SELECT count(*) FROM posts") == len(account.statuses)
-    assert one(archive.db, "SELECT text FROM posts WHERE post_id=?", edited["id"]) == html_to_text(edited["content"])
+    assert one(archive.db, "SELECT text FROM posts WHERE post_id=?", key(edited["id"])) == html_to_text(edited["content"])
     assert one(archive.db, "SELECT count(*) FROM post_versions") == 0
 
 
@@ -254,7 +259,7 @@ def test_edited_post_keeps_its_latest_text_and_edit_time_without_inventing_versi
 
     db = archive.db
     for status in (edited, plain):
-        text, raw = rows(db, "SELECT text, raw FROM posts WHERE post_id=?", status["id"])[0]
+        text, raw = rows(db, "SELECT text, raw FROM posts WHERE post_id=?", key(status["id"]))[0]
         assert text == html_to_text(status["content"])
         assert export_payload(raw)["edited_at"] == status.get("updated")
     assert edited["updated"] > edited["published"]
@@ -325,8 +330,8 @@ def test_bad_items_are_reported_and_skipped(tmp_path, archive):
     db = archive.db
     # The good posts, and the post whose content is not text (kept, without text).
     assert sorted(r[0] for r in rows(db, "SELECT post_id FROM posts")) == sorted(
-        [s["id"] for s in account.statuses] + ["5"])
-    assert one(db, "SELECT text FROM posts WHERE post_id='5'") is None
+        [key(s["id"]) for s in account.statuses] + [key("5")])
+    assert one(db, "SELECT text FROM posts WHERE post_id=?", key("5")) is None
     assert one(db, "SELECT count(*) FROM accounts") == 0
     assert one(db, "SELECT count(*) FROM interactions WHERE kind='like'") == len(account.likes)
 
@@ -344,7 +349,7 @@ def test_a_truncated_outbox_keeps_what_was_read_and_says_so(tmp_path, archive):
     assert error["item"] == "posts in outbox.json" and "malformed JSON" in error["error"], error
     assert str(path) in error["error"], error
     imported = {r[0] for r in rows(archive.db, "SELECT post_id FROM posts")}
-    assert imported == {s["id"] for s in account.statuses[:-1]}
+    assert imported == {key(s["id"]) for s in account.statuses[:-1]}
     assert one(archive.db, "SELECT count(*) FROM interactions") == len(account.likes) + len(account.bookmarks)
 
 
@@ -428,7 +433,7 @@ def test_hostile_tar_entries_are_skipped_reported_and_nothing_lands_outside(tmp_
     assert not list(tmp_path.rglob("escaped-*.png")) and list(work.iterdir()) == [path]
     # The post naming those entries is kept; each of its four files failed and was reported.
     db = archive.db
-    assert rows(db, "SELECT status, count(*) FROM post_media WHERE post_id=? GROUP BY status", HOSTILE_STATUS_ID) == [
+    assert rows(db, "SELECT status, count(*) FROM post_media WHERE post_id=? GROUP BY status", key(HOSTILE_STATUS_ID)) == [
         ("failed", 4)]
     assert len(result["errors"]) == 4 and all("is not in the archive" in e["error"] for e in result["errors"])
     assert {sha(png_bytes("evil-dotdot")), sha(png_bytes("evil-absolute"))}.isdisjoint(
@@ -447,7 +452,7 @@ def test_a_link_in_an_extracted_folder_is_never_followed(tmp_path, archive):
     assert any("link.png" in w and "leads out" in w for w in result["warnings"]), result["warnings"]
     assert sha(secret) not in {r[0] for r in rows(archive.db, "SELECT sha256 FROM media")}
     assert rows(archive.db, "SELECT count(*) FROM post_media WHERE post_id=? AND status='ok'",
-                HOSTILE_STATUS_ID) == [(0,)]
+                key(HOSTILE_STATUS_ID)) == [(0,)]
 
 
 # --------------------------------------------------------------------------- API + archive
@@ -481,7 +486,7 @@ def api_status(account, status: dict) -> dict:
 @pytest.mark.parametrize("api_first", [True, False])
 def test_a_post_from_the_api_and_the_archive_is_one_row(tmp_path, archive, api_first):
     account = make_account(posts=4, replies=1, boosts=2, seed=13)
-    api_posts = [post_from_status(api_status(account, s)) for s in account.statuses]
+    api_posts = [post_from_status(api_status(account, s), instance=account.domain) for s in account.statuses]
     served = {MEDIA_HOST + account.media_path(m): m["bytes"] for s in account.statuses for m in s.get("media", [])}
     path = write_archive(account, tmp_path / archive_name(seed=13))
     api = StandInConnector(files=served)
@@ -503,14 +508,14 @@ def test_a_post_from_the_api_and_the_archive_is_one_row(tmp_path, archive, api_f
     assert one(db, "SELECT count(*) FROM posts") == len(account.statuses)
     for status in account.statuses:
         (kind, text, sources, likes), = rows(db, "SELECT kind, text, sources, like_count FROM posts WHERE post_id=?",
-                                             status["id"])
+                                             key(status["id"]))
         assert kind == status["kind"]
         assert text == (status["boost_of"] if kind == "boost" else html_to_text(status["content"]))
         assert sorted(s.split(":")[0] for s in json.loads(sources)) == ["api", "export"]
         assert likes == (None if status["kind"] == "boost" else 5)
         media = status.get("media", [])
         linked = rows(db, "SELECT role, position, sha256, description FROM post_media WHERE post_id=? "
-                          "ORDER BY position", status["id"])
+                          "ORDER BY position", key(status["id"]))
         assert linked == [(m["mediaType"].split("/")[0], i, sha(m["bytes"]), m["name"]) for i, m in enumerate(media)]
     # Same text, same roles: the merge made no versions and no second media rows.
     assert one(db, "SELECT count(*) FROM post_versions") == 0

@@ -51,6 +51,13 @@ class MastodonConnector(Connector):
         "page and run `archiver import <file>` (or drop it in the inbox folder)."
     )
 
+    @classmethod
+    def upgrade_archive(cls, db, migration: str) -> None:
+        if migration == "m008_small_promises_instance_keys":
+            from archiver_connectors.mastodon.api import key_statuses_by_instance
+
+            key_statuses_by_instance(db)
+
     # -- settings ----------------------------------------------------------------------
     @classmethod
     def account_settings_from_auth(cls, *, instance: str | None = None, handle: str | None = None) -> dict | None:
@@ -244,21 +251,21 @@ class MastodonConnector(Connector):
         """Posts for a page of statuses, with the edit history of edited ones and the
         replies others wrote (asked only where something may have changed)."""
         from archiver.net import NetError
-        from archiver_connectors.mastodon.api import comments_from_context, post_from_status
+        from archiver_connectors.mastodon.api import comments_from_context, post_from_status, status_key
 
-        archived = ctx.archived_posts([str(s["id"]) for s in items],
+        archived = ctx.archived_posts([status_key(domain, s["id"]) for s in items],
                                       {"replies": "comment_count", "edited_at": "json_extract(raw, '$.api.edited_at')"})
         records: list = []
         for status in items:
             status_id = str(status["id"])
             own = status.get("reblog") is None
-            before = archived.get(status_id)
+            before = archived.get(status_key(domain, status_id))
             history = None
             try:
                 if own and status.get("edited_at") and (
                         ctx.full or before is None or before["edited_at"] != status["edited_at"]):
                     history = api.history(status_id)
-                post = post_from_status(status, history)
+                post = post_from_status(status, history, instance=domain)
                 records.append(post)
                 replies = status.get("replies_count") or 0
                 if own and (ctx.full or (before is None and replies) or
@@ -270,8 +277,8 @@ class MastodonConnector(Connector):
                     raise
                 # Deleted between the listing and this call: the listing's copy is kept.
                 ctx.report(f"status {status_id}", str(error))
-                if not any(getattr(r, "native_id", None) == status_id for r in records):
-                    records.append(post_from_status(status))
+                if not any(getattr(r, "native_id", None) == status_key(domain, status_id) for r in records):
+                    records.append(post_from_status(status, instance=domain))
         return records
 
     # -- followers and following ----------------------------------------------------------

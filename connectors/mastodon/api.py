@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import html
+import json
 import logging
 import re
 import threading
@@ -145,6 +146,47 @@ def person_key(acct: str | None, local_domain: str) -> str | None:
     return acct if "@" in acct else f"{acct}@{local_domain.lower()}"
 
 
+def status_key(instance: str, status_id: Any) -> str:
+    """The archive's key of a status: ``<instance host>:<id>``. A status id is local to the
+    instance that gave it (the owner's own, and the replies of others as that instance
+    numbers them), so two accounts on two instances never share a key."""
+    return f"{instance.lower()}:{status_id}"
+
+
+def key_statuses_by_instance(db) -> None:
+    """An archive written before statuses were keyed ``<instance host>:<id>``: each
+    account's posts and comments (and what names them) get their instance's host, taken
+    from the account's profile link, else from one of its posts' links."""
+    accounts = [r[0] for r in db.execute(
+        "SELECT account_id FROM posts WHERE platform='mastodon' UNION SELECT account_id FROM comments "
+        "WHERE platform='mastodon'").fetchall()]
+    for account_id in accounts:
+        links = db.execute(
+            "SELECT url FROM accounts WHERE account_id=? UNION ALL SELECT url FROM posts WHERE account_id=? "
+            "AND platform='mastodon' AND kind != 'boost' AND url IS NOT NULL", [account_id, account_id]).fetchall()
+        host = next((urlsplit(url).hostname for (url,) in links if url and urlsplit(url).hostname), None)
+        if host is None:
+            continue  # nothing names its instance: left as it is
+        prefix = f"{host.lower()}:"
+        new = "? || {0}".format
+        unkeyed = "instr({0}, ':') = 0".format
+        posts = f"SELECT post_id FROM posts WHERE platform='mastodon' AND account_id=? AND {unkeyed('post_id')}"
+        ids = [r[0] for r in db.execute(posts, [account_id]).fetchall()]
+        for table in ("post_versions", "post_metrics", "post_media"):
+            db.execute(f"UPDATE {table} SET post_id={new('post_id')} WHERE platform='mastodon' AND post_id IN "
+                       "(SELECT value FROM json_each(?))", [prefix, json.dumps(ids)])
+        db.execute(f"UPDATE posts SET post_id={new('post_id')} WHERE platform='mastodon' AND account_id=? "
+                   f"AND {unkeyed('post_id')}", [prefix, account_id])
+        comment_ids = [r[0] for r in db.execute(
+            f"SELECT comment_id FROM comments WHERE platform='mastodon' AND account_id=? AND {unkeyed('comment_id')}",
+            [account_id]).fetchall()]
+        db.execute("UPDATE comment_versions SET comment_id=? || comment_id WHERE platform='mastodon' AND comment_id IN "
+                   "(SELECT value FROM json_each(?))", [prefix, json.dumps(comment_ids)])
+        for column in ("comment_id", "post_id", "parent_id"):
+            db.execute(f"UPDATE comments SET {column}={new(column)} WHERE platform='mastodon' AND account_id=? "
+                       f"AND {column} IS NOT NULL AND {unkeyed(column)}", [prefix, account_id])
+
+
 def status_id_of(uri: str | None) -> str | None:
     """The local status id of a status URI/URL (its last path segment)."""
     if not uri:
@@ -247,15 +289,16 @@ def post_visibility(word: str | None) -> str | None:
     return visibility(word, VISIBILITY_WORDS)
 
 
-def post_from_status(status: dict[str, Any], history: list[dict] | None = None) -> Post:
-    """One status of the owner's: an original ("text"), a reply ("reply") or a boost ("boost")."""
+def post_from_status(status: dict[str, Any], history: list[dict] | None = None, *, instance: str) -> Post:
+    """One status of the owner's: an original ("text"), a reply ("reply") or a boost
+    ("boost"). ``instance`` is the host of the instance that gave it (its ids are local)."""
     boosted = status.get("reblog")
     if boosted:
         target = boosted.get("uri") or boosted.get("url")
-        return Post(native_id=str(status["id"]), created_at=iso_utc(status.get("created_at")), kind="boost",
+        return Post(native_id=status_key(instance, status["id"]), created_at=iso_utc(status.get("created_at")), kind="boost",
                     text=target, url=target, visibility=post_visibility(status.get("visibility")), raw=dict(status))
     return Post(
-        native_id=str(status["id"]),
+        native_id=status_key(instance, status["id"]),
         created_at=iso_utc(status.get("created_at")),
         kind="reply" if status.get("in_reply_to_id") else "text",
         title=(status.get("spoiler_text") or "").strip() or None,   # the content warning
@@ -273,7 +316,8 @@ def post_from_status(status: dict[str, Any], history: list[dict] | None = None) 
 
 def comments_from_context(root_id: str, context: dict[str, Any], owner_id: str,
                           local_domain: str) -> list[Comment]:
-    """The replies other people wrote under the owner's status ``root_id``.
+    """The replies other people wrote under the owner's status ``root_id``, keyed on the
+    instance ``local_domain`` that numbered them (``status_key``).
 
     Each reply belongs to the nearest of the owner's statuses above it (the root, or one of
     the owner's own replies inside the thread), so asking the context of either gives the
@@ -301,16 +345,17 @@ def comments_from_context(root_id: str, context: dict[str, Any], owner_id: str,
         if author is not None:
             # Kept as a file for commenters only (not for a follower list's members).
             author.avatar = person_avatar(status.get("account") or {})
+        parent_id = (str(status["in_reply_to_id"]) if status.get("in_reply_to_id")
+                     and str(status["in_reply_to_id"]) not in owner_status else None)
         comments.append(Comment(
-            native_id=status_id,
+            native_id=status_key(local_domain, status_id),
             text=html_to_text(status.get("content")) or "",
             created_at=iso_utc(status.get("created_at")),
-            post_native_id=post_id,
+            post_native_id=status_key(local_domain, post_id),
             author=author,
             # The comment it answers; a reply straight to one of the owner's statuses answers
             # the post itself and has none (comments.parent_id names comments only).
-            parent_native_id=(str(status["in_reply_to_id"]) if status.get("in_reply_to_id")
-                              and str(status["in_reply_to_id"]) not in owner_status else None),
+            parent_native_id=status_key(local_domain, parent_id) if parent_id else None,
             url=status.get("url") or status.get("uri"),
             raw=dict(status),
         ))

@@ -47,7 +47,7 @@ from urllib.parse import urlsplit
 
 # One mapping for both paths, or a post seen through the API and in an archive would look
 # edited (a different text) or get two media rows (a different role): api.py owns them.
-from archiver_connectors.mastodon.api import html_to_text, media_role, post_visibility
+from archiver_connectors.mastodon.api import html_to_text, media_role, post_visibility, status_key
 
 from archiver.records import Interaction, MediaRef, Page, Person, Post, Profile, iso_utc
 from archiver.sync import RunFailed
@@ -88,6 +88,14 @@ def status_id(uri: Any) -> str | None:
     path = path.removesuffix("/activity")
     segment = path.rsplit("/", 1)[-1]
     return segment or None
+
+
+def status_key_of(uri: Any) -> str | None:
+    """The archive's key of the owner's status named by ``uri``: ``<instance host>:<id>``,
+    the same key the API gives it (``api.status_key``)."""
+    local = status_id(uri)
+    host = urlsplit(uri.strip()).hostname if local else None
+    return status_key(host, local) if host else None
 
 
 def acct_from_uri(uri: Any) -> str | None:
@@ -292,7 +300,7 @@ def post_from_create(activity: dict, media_index: _MediaIndex) -> Post:
     note = activity.get("object")
     if not isinstance(note, dict):
         raise ValueError(f"its object is {type(note).__name__}, not a Note")
-    native_id = status_id(note.get("id"))
+    native_id = status_key_of(note.get("id"))
     if native_id is None:
         raise ValueError("its Note has no id")
     created_at = iso_utc(note.get("published") or activity.get("published"))
@@ -326,7 +334,7 @@ def post_from_create(activity: dict, media_index: _MediaIndex) -> Post:
 def post_from_announce(activity: dict) -> Post:
     """An ``Announce`` (boost) → a post of kind "boost" keyed by the Announce's own status
     id, pointing at the boosted post's URI (its ``url`` and its ``text``)."""
-    native_id = status_id(activity.get("id"))
+    native_id = status_key_of(activity.get("id"))
     if native_id is None:
         raise ValueError("the Announce has no id")
     target = activity.get("object")

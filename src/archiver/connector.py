@@ -91,6 +91,12 @@ class Connector:
     def close(self) -> None:
         pass
 
+    @classmethod
+    def upgrade_archive(cls, db, migration: str) -> None:
+        """Rewrite this platform's rows where the schema migration ``migration`` changed
+        what they mean (e.g. how they are keyed). Called inside the migration's
+        transaction, once per archive; most connectors have nothing to do."""
+
 
 def installed_connectors() -> dict[str, type[Connector]]:
     """name -> connector class, from the entry-point group (built-in ones included)."""

@@ -503,3 +503,14 @@ def m006_listings(db: Database) -> None:
         if finished:
             db.execute("INSERT OR IGNORE INTO listings (account_id, listing, stream, started_at, completed_at) "
                        "VALUES (?, ?, ?, ?, ?)", [account_id, f"before-m006:{stream}", stream, finished, finished])
+
+
+@migrations(name="m008_small_promises_instance_keys")
+def m008_small_promises_instance_keys(db: Database) -> None:
+    # Some platforms' ids are local to a server (a Mastodon status id is its instance's
+    # number): their connectors now key them with the server, and rewrite the rows
+    # already archived here (Connector.upgrade_archive).
+    from archiver.connector import installed_connectors
+
+    for connector in installed_connectors().values():
+        connector.upgrade_archive(db, "m008_small_promises_instance_keys")
