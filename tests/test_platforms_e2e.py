@@ -240,17 +240,18 @@ def test_random_sigkills_converge_to_the_archive_of_an_uninterrupted_run(tmp_pat
         if len(filling) >= 3:
             assert any(o["uncommitted_media"] for o in filling), story
 
-        # `archiver status` notices the run the last kill left 'running': interrupted.
+        # `archiver status` notices the run the last kill left 'running': interrupted (it
+        # only reads; the next run records it).
         status = run_cli(["status", "--archive", str(crashed)], env)
         assert status.returncode == 0, status.describe()
         assert "INTERRUPTED" in status.stdout, status.describe()
+
+        # Let it finish the way the reference went.
+        finish(export(crashed, "--full"), env, crashed, logs)
         killed_ids = [o["run_id"] for o in landed]
         statuses = dict(query(crashed, f"SELECT run_id, status FROM runs WHERE run_id IN "
                                        f"({','.join('?' * len(killed_ids))})", killed_ids))
         assert statuses == {run_id: "interrupted" for run_id in killed_ids}
-
-        # Let it finish the way the reference went.
-        finish(export(crashed, "--full"), env, crashed, logs)
         finish(export(crashed), env, crashed, logs)
     finally:
         world.stop()
