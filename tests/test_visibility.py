@@ -25,7 +25,7 @@ def test_every_connector_speaks_the_one_vocabulary():
 
     def status(word):
         return post_from_status({"id": "1", "created_at": "2026-01-01T00:00:00Z", "content": "<p>hi</p>",
-                                 "visibility": word}).visibility
+                                 "visibility": word}, instance="social.example").visibility
 
     assert [status(w) for w in ("public", "unlisted", "private", "direct")] == \
         ["public", "unlisted", "followers", "private"]
