@@ -241,13 +241,13 @@ def test_a_killed_first_run_resumes_at_its_link_and_converges(tmp_path):
 
     first = h.run(cancel=flag, progress=progress)
     assert first["status"] == "interrupted"
-    walk = h.state("statuses")["walk"]
-    assert "max_id=" in walk["next"]
+    cursor = h.state("statuses")["cursor"]
+    assert "max_id=" in cursor
     assert h.value("SELECT count(*) FROM posts") == 40
     mark = len(h.fake.log)
     assert h.run()["status"] == "ok"
     listing = [e for e in h.api_requests(mark) if e[1] == STATUSES_PATH]
-    assert listing[0][2].get("max_id") == walk["next"].split("max_id=")[1]   # went on where it was
+    assert listing[0][2].get("max_id") == cursor.split("max_id=")[1]   # went on where it was
     assert {r["post_id"] for r in h.rows("SELECT post_id FROM posts")} == own_ids(h.fake)
 
 
@@ -795,3 +795,44 @@ def test_the_migration_keys_an_older_archives_statuses_by_instance(tmp_path):
     assert got("SELECT comment_id, post_id, parent_id FROM comments ORDER BY 1") == [
         ("social.example:31", "social.example:11", None), ("social.example:32", "social.example:11", "social.example:31")]
     upgraded.close()
+
+
+# --------------------------------------------------------------------------- completeness
+
+
+def test_a_status_whose_replies_cannot_be_read_is_reported_and_never_tombstoned(tmp_path):
+    h = Harness(tmp_path, FakeMastodonConfig(statuses=30, seed=31))
+    assert h.run(full=True)["status"] == "ok"
+    own = sorted(h.fake.own_statuses(), key=lambda s: int(s["id"]))
+    refused, gone = own[3]["id"], own[10]["id"]
+    h.fake.delete_status(gone)
+    h.faults.append(lambda request: httpx.Response(422, json={"error": "Validation failed"})
+                    if request.url.path == f"/api/v1/statuses/{refused}/context" else None)
+
+    result = h.run(full=True)
+    assert result["status"] == "ok", result
+    assert h.value("SELECT deleted_at FROM posts WHERE post_id=?", key(refused)) is None
+    assert any(refused in e["item"] for e in result["errors"])
+    assert any(e["item"] == "statuses listing" and "nothing was marked deleted" in e["error"] for e in result["errors"])
+    assert h.value("SELECT count(*) FROM posts WHERE deleted_at IS NOT NULL") == 0
+
+    h.faults.clear()
+    result = h.run(full=True)
+    assert result["status"] == "ok" and result["counts"]["posts_tombstoned"] == 1
+    assert h.rows("SELECT post_id FROM posts WHERE deleted_at IS NOT NULL") == [{"post_id": key(gone)}]
+
+
+def test_a_reply_deleted_on_mastodon_is_tombstoned_once_its_status_is_listed_again(tmp_path):
+    h = Harness(tmp_path, FakeMastodonConfig(statuses=20, seed=32))
+    assert h.run()["status"] == "ok"
+    status = h.fake.add_status("<p>Ask me anything</p>")
+    kept, deleted = h.fake.add_reply(status["id"]), h.fake.add_reply(status["id"])
+    assert h.run()["status"] == "ok"
+    assert h.value("SELECT count(*) FROM comments WHERE post_id=?", key(status["id"])) == 2
+
+    h.fake.delete_status(deleted["id"])        # its author deleted it
+    result = h.run()
+    assert result["status"] == "ok", result
+    assert h.rows("SELECT comment_id FROM comments WHERE deleted_at IS NOT NULL") == [{"comment_id": key(deleted["id"])}]
+    assert h.value("SELECT deleted_at FROM comments WHERE comment_id=?", key(kept["id"])) is None
+    assert result["counts"]["comments_tombstoned"] == 1

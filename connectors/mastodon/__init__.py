@@ -5,13 +5,13 @@ See ../shared/platforms/mastodon.md.
 
 Streams and their checkpoints (sync_state):
 
-- ``statuses``: ``{"newest_id": id, "walk": {"next": url, "top_id": id, "listing": L}}``.
-  The first run (and ``--full``) walks the owner's statuses from the newest back, following
-  the Link header's ``rel="next"``; ``walk`` holds where it stands, so a killed run goes on
-  from there. Later runs walk forward from ``newest_id`` with ``min_id`` and the Link
+- ``statuses``: archiver.listing's state of the walk from the newest status back
+  (``mode``, ``listing``, ``cursor``: the Link header's ``rel="next"``), plus ``newest_id``.
+  The first run, ``--full`` and a walk cut off earlier walk back (a killed run goes on at
+  its link); later runs walk forward from ``newest_id`` with ``min_id`` and the Link
   header's ``rel="prev"`` (the documented way to page newer), then refresh the newest page
-  for counts, edits and new replies. A ``--full`` walk names itself (``listing``) and its
-  last page lets the writer tombstone statuses it no longer lists.
+  for counts, edits and new replies. Only a complete ``--full`` walk marks statuses it no
+  longer lists as deleted; replies no longer in a status's context are marked too.
 - ``follows``: when each list was last taken and its count. The follower and following
   lists are taken whole (Link header paging) on ``--full``, when the profile's count
   changed, or once they are older than ``follows_every_hours``.
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import uuid
 from typing import Iterator
 from urllib.parse import urlencode
 
@@ -208,78 +207,86 @@ class MastodonConnector(Connector):
 
     # -- statuses ----------------------------------------------------------------------
     def _statuses(self, api, ctx, owner_id: str, domain: str) -> Iterator[Page]:
-        from archiver_connectors.mastodon.api import STATUS_PAGE
+        """The owner's statuses. A walk from the newest back (rel="next"), by
+        archiver.listing, on the first run, on ``--full`` and to finish a walk cut off
+        earlier (it goes on at its link); then forward from ``newest_id`` (min_id and
+        rel="prev", the documented way to page newer); then, when nothing was walked, the
+        newest page again for counts, edits and new replies."""
+        from archiver.listing import Batch, Listing
+        from archiver_connectors.mastodon.api import STATUS_PAGE, status_key
 
         url = api.statuses_url(owner_id)
-        state = ctx.state("statuses") or {}
-        newest = state.get("newest_id")
-        walk = state.get("walk")
-        if ctx.full and not (walk and walk.get("listing")):
-            walk = {"next": None, "top_id": None, "listing": uuid.uuid4().hex}
-        elif walk is None and newest is None:
-            walk = {"next": None, "top_id": None, "listing": None}
-        walked = walk is not None
-        if walk is not None:
-            # Backward, newest first, by rel="next". A walk cut off earlier goes on where it was.
-            listing = walk.get("listing")
-            start, params = (walk["next"], None) if walk.get("next") else (url, {"limit": STATUS_PAGE})
-            for items, next_url in api.pages(start, params, rel="next"):
-                top = walk.get("top_id") or (str(items[0]["id"]) if items else None)
-                walk = {"next": next_url, "top_id": top, "listing": listing}
-                records = self._status_records(api, ctx, items, owner_id, domain)
-                if next_url is None:
-                    newest = top or newest
-                    yield Page("statuses", records, {"newest_id": newest}, listing=listing,
-                               complete=listing is not None)
-                else:
-                    yield Page("statuses", records, {"newest_id": newest, "walk": walk}, listing=listing)
+        state = _walker_state(ctx.state("statuses") or {})
+        archived: dict[str, dict] = {}
+
+        def fetch(next_url):
+            start, params = (next_url, None) if next_url else (url, {"limit": STATUS_PAGE})
+            return Batch(*api.page(start, params, rel="next"))
+
+        def before_page(items):
+            archived.clear()
+            archived.update(ctx.archived_posts(
+                [status_key(domain, s["id"]) for s in items],
+                {"replies": "comment_count", "edited_at": "json_extract(raw, '$.api.edited_at')"}))
+            newest = max([walk.carry.get("newest_id"), *(str(s["id"]) for s in items)], key=_status_order)
+            walk.carry["newest_id"] = newest
+
+        walk = Listing(ctx, "statuses", fetch=fetch, item_id=lambda status: status_key(domain, status["id"]),
+                       map_item=lambda status: self._status_records(
+                           api, ctx, status, archived.get(status_key(domain, status["id"])), owner_id, domain),
+                       before_page=before_page, resume_at_cursor=True, carry_keys=("newest_id",))
+        walked = ctx.full or not state.get("newest_id") or state.get("cursor") is not None
+        if walked:
+            if state != (ctx.state("statuses") or {}):
+                ctx.save_state("statuses", state)      # a walk cut off before archiver.listing
+            yield from walk.pages()
+        base = ctx.state("statuses") or {}
+        newest = base.get("newest_id")
         if newest:
             # Forward from the newest known status: min_id pages, then rel="prev".
             for items, _prev in api.pages(url, {"limit": STATUS_PAGE, "min_id": newest}, rel="prev"):
                 if not items:
                     break
                 newest = str(items[0]["id"])      # pages are newest first
-                yield Page("statuses", self._status_records(api, ctx, items, owner_id, domain),
-                           {"newest_id": newest})
+                before_page(items)
+                records, ids, unmapped = walk.map_page(items)
+                yield Page("statuses", records, {**base, "newest_id": newest}, listed=ids, unmapped=unmapped)
         if not walked:
             # The newest page again: fresh counts, edits and replies of recent statuses.
-            items, _next = next(api.pages(url, {"limit": STATUS_PAGE}))
+            items, _next = api.page(url, {"limit": STATUS_PAGE})
             if items:
-                yield Page("recent", self._status_records(api, ctx, items, owner_id, domain))
+                before_page(items)
+                records, ids, unmapped = walk.map_page(items)
+                yield Page("recent", records, listed=ids, unmapped=unmapped)
 
-    def _status_records(self, api, ctx, items: list[dict], owner_id: str, domain: str) -> list:
-        """Posts for a page of statuses, with the edit history of edited ones and the
-        replies others wrote (asked only where something may have changed)."""
+    def _status_records(self, api, ctx, status: dict, before: dict | None, owner_id: str, domain: str) -> list:
+        """The post for one status, with its edit history when edited and the replies
+        others wrote (asked only where something may have changed); after a complete
+        listing of the replies, the ones no longer there are marked deleted."""
         from archiver.net import NetError
+        from archiver.records import CommentsListed
         from archiver_connectors.mastodon.api import comments_from_context, post_from_status, status_key
 
-        archived = ctx.archived_posts([status_key(domain, s["id"]) for s in items],
-                                      {"replies": "comment_count", "edited_at": "json_extract(raw, '$.api.edited_at')"})
-        records: list = []
-        for status in items:
-            status_id = str(status["id"])
-            own = status.get("reblog") is None
-            before = archived.get(status_key(domain, status_id))
-            history = None
-            try:
-                if own and status.get("edited_at") and (
-                        ctx.full or before is None or before["edited_at"] != status["edited_at"]):
-                    history = api.history(status_id)
-                post = post_from_status(status, history, instance=domain)
-                records.append(post)
-                replies = status.get("replies_count") or 0
-                if own and (ctx.full or (before is None and replies) or
-                            (before is not None and before["replies"] != replies)):
-                    context = api.context(status_id)
-                    records.extend(comments_from_context(status_id, context, owner_id, domain))
-            except NetError as error:
-                if error.kind != "gone":
-                    raise
-                # Deleted between the listing and this call: the listing's copy is kept.
-                ctx.report(f"status {status_id}", str(error))
-                if not any(getattr(r, "native_id", None) == status_key(domain, status_id) for r in records):
-                    records.append(post_from_status(status, instance=domain))
-        return records
+        status_id = str(status["id"])
+        own = status.get("reblog") is None
+        history = None
+        try:
+            if own and status.get("edited_at") and (
+                    ctx.full or before is None or before["edited_at"] != status["edited_at"]):
+                history = api.history(status_id)
+            records: list = [post_from_status(status, history, instance=domain)]
+            replies = status.get("replies_count") or 0
+            if own and (ctx.full or (before is None and replies) or
+                        (before is not None and before["replies"] != replies)):
+                comments = comments_from_context(status_id, api.context(status_id), owner_id, domain)
+                records += [*comments, CommentsListed(status_key(domain, status_id), [c.native_id for c in comments])]
+            return records
+        except NetError as error:
+            if error.kind != "gone":
+                raise
+            # Deleted between the listing and this call: the listing's copy is kept.
+            ctx.report(f"status {status_id}", str(error))
+            return [post_from_status(status, instance=domain)]
 
     # -- followers and following ----------------------------------------------------------
     def _follows(self, api, ctx, me: dict, owner_id: str, domain: str, every_hours: float) -> Iterator[Page]:
@@ -386,3 +393,21 @@ def _register_app(http, base: str, redirect_uri: str) -> dict:
     if not body.get("client_id") or not body.get("client_secret"):
         raise OAuthError(f"{base} refused to register archiver as an app: {body.get('error', body)}")
     return {"client_id": body["client_id"], "client_secret": body["client_secret"]}
+
+
+def _status_order(status_id: str | None) -> tuple[int, str]:
+    """Mastodon ids are numbers in text: a longer one is newer."""
+    return (len(status_id), status_id) if status_id else (-1, "")
+
+
+def _walker_state(state: dict) -> dict:
+    """The statuses state as archiver.listing keeps it. A walk cut off by an older version
+    was kept as {"walk": {"next", "top_id", "listing"}}: it goes on where it was."""
+    walk = state.get("walk")
+    if not walk:
+        return state
+    converted = {"newest_id": state.get("newest_id")}
+    if walk.get("next"):
+        converted.update({"mode": "full" if walk.get("listing") else "incremental", "listing": walk.get("listing"),
+                          "cursor": walk["next"], "below": walk["next"], "pending": []})
+    return converted

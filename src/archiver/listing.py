@@ -69,6 +69,8 @@ class Listing:
     ``listing_of``: "posts", or "like" / "bookmark" for a listing of the owner's interactions.
     ``stop_at_known``: incremental runs stop at the first page whose items are all known
     (False: they walk the whole list, as full runs do, but never tombstone).
+    ``carry_keys``: keys of the connector's own in the stream's state, kept in every state
+    the walker writes (``carry``, which the connector may update while a page is mapped).
     ``resume_at_cursor``: an incremental walk cut off earlier goes on from its cursor at
     once, before the top of the list (where every page costs quota: YouTube), instead of
     first reading the top until it is known and then jumping to the cut-off point.
@@ -77,7 +79,7 @@ class Listing:
     def __init__(self, ctx, stream: str, *, fetch: Callable[[Any], Batch], item_id: Callable[[Any], str],
                  map_item: Callable[[Any], list], reached: Callable[[Batch], Any] | None = None,
                  before_page: Callable[[list], None] | None = None, listing_of: str = "posts",
-                 stop_at_known: bool = True, resume_at_cursor: bool = False,
+                 stop_at_known: bool = True, resume_at_cursor: bool = False, carry_keys: Iterable[str] = (),
                  known: Callable[[list[str]], set[str]] | None = None):
         self.ctx, self.stream = ctx, stream
         self.fetch, self.item_id, self.map_item = fetch, item_id, map_item
@@ -88,10 +90,16 @@ class Listing:
         self.resume_at_cursor = resume_at_cursor
         self._known = known or ctx.known_post_ids
         self.listed: set[str] = set()   # ids this run's walk was given, for the connector's later passes
+        # Keys of the connector's own kept in the stream's state with the walker's, committed
+        # with each page (Mastodon's newest status id); it may change them while mapping.
+        self.carry_keys = tuple(carry_keys)
+        self.carry: dict[str, Any] = {}
 
     # -- the walk ----------------------------------------------------------------------
     def pages(self) -> Iterator[Page]:
         state = self.ctx.state(self.stream) or {}
+        # The connector's own keys in the stream's state ride along (see ``carry``).
+        self.carry = {**{k: state[k] for k in self.carry_keys if k in state}, **self.carry}
         last_full = {"last_full_at": state["last_full_at"]} if state.get("last_full_at") else {}
         if self.ctx.full:
             yield from self._full(state, last_full)
@@ -182,34 +190,57 @@ class Listing:
             try:
                 ident = str(self.item_id(item))
             except Exception as error:  # noqa: BLE001 - an item without an id is reported
-                ident = None
                 reason = f"the item has no id the archive can key it by ({type(error).__name__}: {error})"
-            else:
+                self._unmapped(unmapped, None, f"#{position + 1} of a page", reason, item)
+                continue
+            try:
+                mapped = list(self.map_item(item))
+            except (Cancelled, KeyboardInterrupt):
+                raise
+            except Exception as error:  # noqa: BLE001 - one bad item never blocks the rest
+                # The platform refusing us, or down after every retry, is the run's
+                # failure (nothing of this page is committed), not one item's.
+                if isinstance(error, NetError) and (error.kind in ("auth", "rate_limited") or error.retryable):
+                    raise
                 ids.append(ident)
                 self.listed.add(ident)
-                try:
-                    records.extend(self.map_item(item))
-                    continue
-                except (Cancelled, KeyboardInterrupt):
-                    raise
-                except NetError as error:
-                    # The platform refusing us, or down after every retry, is the run's
-                    # failure (nothing of this page is committed), not one item's.
-                    if error.kind in ("auth", "rate_limited") or error.retryable:
-                        raise
-                    reason = f"{type(error).__name__}: {error}"
-                except Exception as error:  # noqa: BLE001 - one bad item never blocks the rest
-                    reason = f"{type(error).__name__}: {error}"
-            name = ident or f"#{position + 1} of a page"
-            self.ctx.report(f"{self.stream} item {name}",
-                            f"could not be archived: {reason}; it is kept raw and never counted as deleted")
-            unmapped.append(Unmapped(ident or f"unidentified:{uuid.uuid4().hex}", reason, item))
+                self._unmapped(unmapped, ident, ident, f"{type(error).__name__}: {error}", item)
+                continue
+            # The writer keys the row by the record's own id: the listed id follows it, so
+            # a connector's item_id and its mapping can never drift apart.
+            ident = _key_of(mapped, self.listing_of) or ident
+            ids.append(ident)
+            self.listed.add(ident)
+            records.extend(mapped)
         return records, ids, unmapped
+
+    def _unmapped(self, unmapped: list[Unmapped], ident: str | None, name: str, reason: str, item) -> None:
+        self.ctx.report(f"{self.stream} item {name}",
+                        f"could not be archived: {reason}; it is kept raw and never counted as deleted")
+        unmapped.append(Unmapped(ident or f"unidentified:{uuid.uuid4().hex}", reason, item))
+
+    def map_page(self, items: list) -> tuple[list, list[str], list[Unmapped]]:
+        """Map a page the connector fetched outside the walk (Mastodon's newer statuses):
+        the same per-item rules; returns the records, the ids and the unmapped items."""
+        return self._map(items)
 
     def _page(self, records: list, state: dict, ids: list[str], unmapped: list[Unmapped], *,
               listing: str | None = None, complete: bool = False) -> Page:
+        state = {**self.carry, **state}
         return Page(self.stream, records, state, listing=listing, complete=complete, listed=ids,
                     unmapped=unmapped, listing_of=self.listing_of)
+
+
+def _key_of(records: list, listing_of: str) -> str | None:
+    """The id of the item's own row among its records: the post's, or the interaction's target."""
+    from archiver.records import Interaction, Post
+
+    for record in records:
+        if listing_of == "posts" and isinstance(record, Post) and record.native_id:
+            return str(record.native_id)
+        if listing_of != "posts" and isinstance(record, Interaction):
+            return str(record.target)
+    return None
 
 
 def _cut_off(point) -> dict:
