@@ -421,6 +421,54 @@ def test_full_run_tombstones_a_deleted_post(world):
     assert others == [(world.fake.config.posts - 1,)]
 
 
+def test_a_post_the_writer_refuses_is_reported_and_never_tombstoned_by_a_full_run(world):
+    world.auth()
+    assert world.run(full=True)["status"] == "ok"
+    refused, gone = world.fake.post_uris()[1], world.fake.post_uris()[4]
+    world.fake.delete_post(gone)
+    db = sqlite3.connect(world.archive.folder / "archive.db")
+    # A data error of that one row (a UNIQUE violation inside a trigger): the page goes on.
+    db.executescript(f"""CREATE TABLE refused (post_id TEXT PRIMARY KEY); INSERT INTO refused VALUES ('{refused}');
+        CREATE TRIGGER refuse BEFORE UPDATE ON posts WHEN NEW.post_id IN (SELECT post_id FROM refused)
+        BEGIN INSERT INTO refused VALUES (NEW.post_id); END;""")
+    db.close()
+
+    result = world.run(full=True)
+    assert result["status"] == "ok", result
+    assert any(refused in e["item"] for e in result["errors"])
+    assert world.rows("SELECT count(*) FROM posts WHERE deleted_at IS NOT NULL") == [(0,)]
+    assert world.rows("SELECT count(*) FROM unmapped_items WHERE item_id=?", [refused]) == [(1,)]
+
+
+def test_likes_no_longer_in_the_repository_are_tombstoned_by_a_full_listing(tmp_path):
+    world = World(tmp_path, FakeBlueskyConfig(likes=10))
+    world.auth()
+    assert world.run(full=True)["status"] == "ok"
+    assert world.rows("SELECT count(*) FROM interactions WHERE kind='like'") == [(10,)]
+    key = sorted(k for k in world.fake.records if k.startswith("app.bsky.feed.like/"))[2]
+    unliked = world.fake.records.pop(key)["subject"]["uri"]
+    world.fake._bump()
+
+    assert world.run()["status"] == "ok"       # incremental: never
+    assert world.rows("SELECT count(*) FROM interactions WHERE deleted_at IS NOT NULL") == [(0,)]
+    result = world.run(full=True)
+    assert result["status"] == "ok" and result["counts"]["likes_tombstoned"] == 1
+    assert world.rows("SELECT target FROM interactions WHERE deleted_at IS NOT NULL") == [(unliked,)]
+    assert world.rows("SELECT count(*) FROM interactions") == [(10,)]      # the row stays
+
+    # A like record that cannot be mapped: reported, kept raw, and the listing marks nothing.
+    odd = sorted(k for k in world.fake.records if k.startswith("app.bsky.feed.like/"))[0]
+    world.fake.records[odd] = {"$type": "app.bsky.feed.like", "createdAt": "2024-03-01T00:00:00.000Z"}
+    another = sorted(k for k in world.fake.records if k.startswith("app.bsky.feed.like/"))[-1]
+    world.fake.records.pop(another)
+    world.fake._bump()
+    result = world.run(full=True)
+    assert result["status"] == "ok", result
+    assert any(e["item"] == "likes listing" and "nothing was marked deleted" in e["error"] for e in result["errors"])
+    assert world.rows("SELECT count(*) FROM interactions WHERE deleted_at IS NOT NULL") == [(1,)]
+    assert world.rows("SELECT count(*) FROM unmapped_items WHERE stream='likes'") == [(1,)]
+
+
 # --------------------------------------------------------------------------- pictures
 
 

@@ -249,7 +249,9 @@ class _ExportRun:
 
     # -- the repository ----------------------------------------------------------------
     def _repo_pages(self, view: dict, handle: str | None, counts: dict, head: dict):
-        from archiver_connectors.bluesky.repo import read_repo, records_from_repo
+        from archiver_connectors.bluesky.repo import (
+            LIKE_COLLECTION, POST_COLLECTION, REPOST_COLLECTION, like_from_record, post_from_record, read_repo,
+            records_from_repo, repost_from_record)
 
         with tempfile.TemporaryFile(dir=self._tmp_dir()) as car:
             self.api.get_repo(self.did, car)
@@ -257,7 +259,10 @@ class _ExportRun:
             repo = read_repo(car)
         records = records_from_repo(repo, did=self.did, handle=handle, pds_url=self.api.pds_url,
                                     blob_url=lambda cid: self.api.blob_url(self.did, cid))
-        for item, why in [*(repo.problems or []), *(records.problems or [])]:
+        # Posts, reposts and likes are walked below, each record mapped (and reported) there.
+        walked = (f"/{POST_COLLECTION}/", f"/{REPOST_COLLECTION}/", f"/{LIKE_COLLECTION}/")
+        for item, why in [*(repo.problems or []),
+                          *(p for p in records.problems or [] if not any(c in str(p[0]) for c in walked))]:
             self.ctx.report(str(item), str(why))
         self._check_blobs(records)
 
@@ -266,24 +271,59 @@ class _ExportRun:
         # The profile's pictures: one the archive holds is read from its own copy.
         yield Page("profile", [profile])
 
-        # A --full run names its listing: the repo is the whole truth, so its last page may
-        # let the writer tombstone posts no longer in it (not when the CAR had problems).
-        listing = uuid.uuid4().hex if self.full else None
-        posts = [*records.posts, *records.reposts]
-        for post in posts:
+        # The repository is the whole truth about posts and likes: a --full run walks them
+        # as complete listings (archiver.listing), whose last page may mark deleted what
+        # is no longer there; never when a block of the CAR could not be read.
+        name = handle or self.did
+        blob_url = lambda cid: self.api.blob_url(self.did, cid)  # noqa: E731
+
+        def post_records(record):
+            if record.collection == POST_COLLECTION:
+                post = post_from_record(self.did, name, record.rkey, record.value, cid=record.cid, blob_url=blob_url)
+            else:
+                post = repost_from_record(self.did, record.rkey, record.value, cid=record.cid)
             for key, value in (counts.get(post.native_id) or {}).items():
                 if key != "is_reply" and value is not None:
                     setattr(post, key, value)
-        for start in range(0, max(len(posts), 1), POSTS_PER_PAGE):
-            batch = posts[start:start + POSTS_PER_PAGE]
-            last = start + POSTS_PER_PAGE >= len(posts)
-            yield Page("posts", batch, listing=listing, complete=bool(last and listing and not repo.problems))
-        for start in range(0, len(records.likes), 500):
-            yield Page("likes", records.likes[start:start + 500])
+            return [post]
+
+        def like_records(record):
+            like = like_from_record(self.did, record.rkey, record.value, cid=record.cid)
+            if like is None:
+                raise ValueError("a like without a subject URI")
+            return [like]
+
+        yield from self._repo_listing(repo, "posts", (POST_COLLECTION, REPOST_COLLECTION), post_records,
+                                      POSTS_PER_PAGE, "posts", lambda record: record.uri(self.did))
+        yield from self._repo_listing(repo, "likes", (LIKE_COLLECTION,), like_records, 500, "like",
+                                      lambda record: (record.value.get("subject") or {}).get("uri")
+                                      or record.uri(self.did))
         # Written last: a run killed before here downloads the repo again next time.
         yield Page("repo", [], {"rev": head.get("rev") or repo.rev, "commit": head.get("cid") or repo.commit_cid,
                                 "read_at": now_utc()})
         return records
+
+    def _repo_listing(self, repo, stream: str, collections: tuple[str, ...], map_record, size: int,
+                      listing_of: str, item_id) -> Iterator[Page]:
+        """One collection group of the repository as a listing, in key order; the cursor is
+        the last key written, so a walk resumed on a newer copy of the repository has no gap."""
+        import bisect
+
+        from archiver.listing import Batch, Listing
+
+        found = sorted((r for r in repo.records if r.collection in collections), key=lambda r: (r.collection, r.rkey))
+        keys = [f"{r.collection}/{r.rkey}" for r in found]
+
+        def fetch(after):
+            start = bisect.bisect_right(keys, after) if after else 0
+            end = start + size
+            if end < len(found):
+                return Batch(found[start:end], keys[end - 1])
+            return Batch(found[start:end], None, unreadable=list(repo.problems or []))
+
+        walk = Listing(self.ctx, stream, fetch=fetch, item_id=item_id, map_item=map_record,
+                       listing_of=listing_of, stop_at_known=False)
+        yield from walk.pages()
 
     def _tmp_dir(self):
         return self.ctx.temp_folder

@@ -27,7 +27,7 @@ import datetime as dt
 import json
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
 from archiver.records import Page, Unmapped, now_utc
@@ -49,6 +49,10 @@ class Batch:
     items: list[Any]
     next_cursor: Any = None           # JSON-able; what to fetch the next page with
     has_more: bool | None = None      # None: there is more exactly when there is a next cursor
+    # Items the platform's list held but that could not be read at all, so not even their
+    # ids are known (a damaged block of a Bluesky repository): (what, why). The listing
+    # then counts as incomplete: it marks nothing deleted.
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def more(self) -> bool:
@@ -122,6 +126,7 @@ class Listing:
                 listing, cursor = uuid.uuid4().hex, None
                 continue
             records, ids, unmapped = self._map(batch.items)
+            unmapped += self._unreadable(batch)
             if not batch.more:
                 done = {"mode": "incremental", "cursor": None, "pending": [], "last_full_at": _now()}
                 yield self._page(records, done, ids, unmapped, listing=listing, complete=True)
@@ -149,6 +154,7 @@ class Listing:
                 cursor, pending = None, []
                 continue
             records, ids, unmapped = self._map(batch.items)
+            unmapped += self._unreadable(batch)
             if not batch.more:
                 # The end of the list: everything older than any cut-off point is seen.
                 done = {"mode": "incremental", "cursor": None, "pending": [], **last_full}
@@ -213,6 +219,14 @@ class Listing:
             self.listed.add(ident)
             records.extend(mapped)
         return records, ids, unmapped
+
+    def _unreadable(self, batch: Batch) -> list[Unmapped]:
+        if not batch.unreadable:
+            return []
+        first, why = batch.unreadable[0]
+        self.ctx.report(f"{self.stream} listing", f"{len(batch.unreadable)} item(s) could not be read at all (first: "
+                                                  f"{first}: {why}); this listing marks nothing deleted")
+        return [Unmapped(f"unreadable:{what}", why) for what, why in batch.unreadable]
 
     def _unmapped(self, unmapped: list[Unmapped], ident: str | None, name: str, reason: str, item) -> None:
         self.ctx.report(f"{self.stream} item {name}",
