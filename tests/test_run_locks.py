@@ -562,8 +562,8 @@ def _media_requests(world, export_file: Path, loopback, tmp_path: Path) -> list[
 
 def test_retry_failed_retries_every_import_with_holes_from_its_file(tmp_path):
     """`archiver import --retry-failed`, the command: an import whose media failed (its
-    CDN was down) is retried from the file it was imported from; one whose file is gone
-    is named with what to do."""
+    CDN was down) is retried from the file it was imported from; a file that is gone, or
+    is another file now, is named with what to do."""
     from archiver_connectors.tiktok.fake import FakeTikTok, FakeTikTokConfig, serve
 
     fake = FakeTikTok(FakeTikTokConfig(videos=2, followers=1, following=1))
@@ -580,6 +580,17 @@ def test_retry_failed_retries_every_import_with_holes_from_its_file(tmp_path):
     assert first.returncode == 0, first.describe()
     holes = query(archive, "SELECT holes FROM imports")[0][0]
     assert holes > 0
+    assert f"{holes} file(s) could not be stored" in first.stdout, first.describe()
+
+    original = export_file.read_bytes()
+    export_file.rename(tmp_path / "moved.zip")
+    gone = run_cli(["import", "--retry-failed", "--archive", str(archive)], env)
+    assert gone.returncode == 1 and f"the export file is no longer at {export_file}" in gone.stdout, gone.describe()
+    export_file.write_bytes(b"PK\x05\x06" + bytes(18))   # another file under the same name
+    changed = run_cli(["import", "--retry-failed", "--archive", str(archive)], env)
+    assert changed.returncode == 1 and "no longer the file imported from there" in changed.stdout, \
+        changed.describe()
+    export_file.write_bytes(original)
 
     server, _ = serve(fake, port=int(fake.base_url.rsplit(":", 1)[1]))   # the CDN is back
     try:

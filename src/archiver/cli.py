@@ -355,6 +355,7 @@ def _retry_failed_imports(archive, config_path, wait: float) -> int:
     """`archiver import --retry-failed`: each earlier import with files missing, again from
     its export file where that is still at hand."""
     from archiver.config import AccountConfig
+    from archiver.imports import ExportFileError
     from archiver.jobs import imports_with_holes, run_import
     from archiver.sync import CancelFlag
 
@@ -377,9 +378,15 @@ def _retry_failed_imports(archive, config_path, wait: float) -> int:
                 worst = max(worst, EXIT_FAILED)
                 continue
             account = next((a for a in ws.config.accounts if a.account_id == entry["account_id"]), None)
-            with _progress(entry["file_name"]) as progress:
-                result = run_import(ws, path, platform=platform, cancel=cancel, progress=progress, wait=wait,
-                                    account=account or AccountConfig(name=name, platform=platform))
+            try:
+                with _progress(entry["file_name"]) as progress:
+                    result = run_import(ws, path, platform=platform, cancel=cancel, progress=progress, wait=wait,
+                                        account=account or AccountConfig(name=name, platform=platform),
+                                        expect_sha256=entry["sha256"])
+            except ExportFileError as error:   # one file that cannot be retried; the others still are
+                click.echo(f"{label}: {error}")
+                worst = max(worst, EXIT_FAILED)
+                continue
             worst = max(worst, _report(label, result))
             if cancel():
                 break

@@ -121,17 +121,23 @@ def import_account(ws: Workspace, platform: str, name: str | None) -> AccountCon
 
 def run_import(ws: Workspace, path: Path, *, platform: str | None = None, account_name: str | None = None,
                cancel=lambda: False, progress: Callable[[str], None] | None = None, transport=None,
-               wait: float = 0, account: AccountConfig | None = None) -> dict:
+               wait: float = 0, account: AccountConfig | None = None, expect_sha256: str | None = None) -> dict:
     """Import one export file. The same export is imported once per account: the same file
     (by sha256), or the same content in another wrapper (by fingerprint: the zip, then the
     folder or JSON file it was unzipped to). When media of it could not be stored
     (``holes`` in ``imports``), importing it again retries only those files. ``wait``: as
-    run_export. ``account``: the account it belongs to, when known (a retry)."""
+    run_export. ``account``: the account it belongs to, when known (a retry).
+    ``expect_sha256``: the file must still be that one (a retry from where it was)."""
     from archiver.imports import open_export
     from archiver.locks import account_lock
 
     # A compressed tar is unpacked once into the archive's folder (not /tmp, often in RAM).
     with open_export(path, spill_dir=ws.archive.create().folder) as source:
+        if expect_sha256 and source.sha256 != expect_sha256:
+            from archiver.imports import ExportFileError
+
+            raise ExportFileError(f"{path}: this is no longer the file imported from there (its content changed); "
+                                  "import the original export file again by its path to retry its missing files")
         if platform is None:
             platform = detect_platform(source)
         else:
