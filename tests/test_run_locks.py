@@ -287,36 +287,81 @@ def test_a_lock_left_by_a_killed_process_is_free(tmp_path):
 # --------------------------------------------------------------------------- one refresh per token
 
 
-def test_two_processes_refresh_one_rotating_token_once_and_both_go_on(tmp_path, tiktok):
-    """Two archives of one TikTok account (one token record, shared by the env backend's
-    tokens.json) start together with an expired access token. TikTok kills a refresh
-    token at its first use: only one of them may spend it."""
-    from archiver.locks import token_lock
+def _served_with_expired_tokens(platform: str, state: Path):
+    """(fake, server, requests seen, the token record stored, the refresh request) for
+    ``platform``'s fake on loopback, its authorization of account "main" stored in the env
+    backend's tokens.json with an access token that is no longer good."""
+    requests: list[tuple[str, str]] = []
+    if platform == "tiktok":
+        from archiver_connectors.tiktok.fake import FakeTikTok, FakeTikTokConfig, serve
 
-    world = tiktok()
+        fake = FakeTikTok(FakeTikTokConfig(videos=3, followers=3, following=2))
+        refresh_request = ("POST", "/v2/oauth/token/")
+    else:
+        from archiver_connectors.bluesky.fake import FakeBluesky, FakeBlueskyConfig, serve
+
+        fake = FakeBluesky(FakeBlueskyConfig(posts=3, followers=3, following=2, likes=1))
+        refresh_request = ("POST", "/xrpc/com.atproto.server.refreshSession")
+    answer = fake.handle
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        requests.append((request.method, request.url.path))
+        return answer(request)
+
+    fake.handle = handle
+    server, _ = serve(fake)
+    if platform == "tiktok":
+        before = store_tokens(state, fake, expired=True)   # refreshed before the first call
+    else:
+        from archiver.secrets import EnvSecretStore, RotatedTokensFile
+
+        session = fake.issue_session()
+        before = {"access_token": session["accessJwt"], "refresh_token": session["refreshJwt"], "did": session["did"],
+                  "handle": session["handle"], "session_url": fake.base_url}
+        EnvSecretStore(RotatedTokensFile(state)).set("bluesky", "main", "tokens", json.dumps(before))
+        fake.expire_access_tokens()   # the PDS answers ExpiredToken: refreshed after the first call
+    return fake, server, requests, before, refresh_request
+
+
+@pytest.mark.parametrize("platform", ["tiktok", "bluesky"])
+def test_two_processes_refresh_one_rotating_token_once_and_both_go_on(tmp_path, platform):
+    """Two archives of one account (one token record, shared by the env backend's
+    tokens.json) start together with an access token that is no longer good. TikTok and
+    Bluesky kill a refresh token at its first use: only one of them may spend it (TikTok:
+    refreshed before the first call, as the token is known to be expired; Bluesky: after
+    the server refused it)."""
+    from archiver.locks import token_lock
+    from cli_world import simulated_account_options, stored_tokens
+
     state = tmp_path / "state"
-    env = cli_env(state)
-    before = store_tokens(state, world.fake, expired=True)
+    env = cli_env(state, platform=platform)
+    fake, server, requests, before, refresh_request = _served_with_expired_tokens(platform, state)
     archives = [tmp_path / "one", tmp_path / "two"]
     for archive in archives:
-        write_account_config(archive, world.base_url)
-
+        write_account_config(archive, fake.base_url, platform=platform,
+                             options=simulated_account_options(platform, fake.base_url))
     processes = []
-    with token_lock(state, "tiktok", "main", "TikTok"):   # both reach the refresh, then wait here
-        for archive in archives:
-            processes.append(start([*archiver_command(), "export", "--platform", "tiktok", "--archive",
-                                    str(archive)], env))
-        for process, _, err in processes:
-            wait_until(lambda: err.has("to finish refreshing the TikTok authorization"),
-                       "both exports to wait for the refresh lock", process=process)
-    results = [finish(*p) for p in processes]
+    title = {"tiktok": "TikTok", "bluesky": "Bluesky"}[platform]
+    try:
+        with token_lock(state, platform, "main", title):   # both reach the refresh, then wait here
+            for archive in archives:
+                processes.append(start([*archiver_command(), "export", "--platform", platform, "--archive",
+                                        str(archive)], env))
+            for process, _, err in processes:
+                wait_until(lambda: err.has(f"to finish refreshing the {title} authorization"),
+                           "both exports to wait for the refresh lock", process=process)
+        results = [finish(*p) for p in processes]
+    finally:
+        for process, _, _ in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        server.shutdown()
+        server.server_close()
     for code, printed in results:
         assert code == 0, printed
-    refreshes = [r for r in world.requests if r == ("POST", "/v2/oauth/token/")]
-    assert len(refreshes) == 1, world.requests
-    from cli_world import stored_tokens
-
-    after = stored_tokens(state)
+    assert requests.count(refresh_request) == 1, requests
+    after = stored_tokens(state, platform=platform)
     assert after["refresh_token"] != before["refresh_token"]
     for archive in archives:
         assert query(archive, "SELECT status FROM runs") == [("ok",)]
