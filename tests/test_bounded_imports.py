@@ -105,3 +105,47 @@ def test_importing_the_same_export_again_copies_no_media(tmp_path, workspace, me
     assert third["status"] == "ok", third
     assert media_copies == []
     assert _archive_rows(db) == kept
+
+
+def _moment(n: int) -> str:
+    import datetime as dt
+
+    return (dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(minutes=n)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_a_bluesky_repository_is_imported_in_memory_far_below_its_size(tmp_path, workspace):
+    import tracemalloc
+
+    from archiver_connectors.bluesky.fake_repo import build_repo_car
+    from archiver_connectors.bluesky.repo import make_tid
+
+    did = "did:plc:abcdefghijklmnopqrstuvwx"
+    records = {f"app.bsky.feed.post/{make_tid(1_700_000_000_000_000 + n * 1000)}": {
+        "$type": "app.bsky.feed.post", "text": f"post {n} " + "x" * 900, "createdAt": _moment(n)}
+        for n in range(20_000)}
+    records.update({f"app.bsky.graph.follow/{make_tid(1_600_000_000_000_000 + n * 1000)}": {
+        "$type": "app.bsky.graph.follow", "subject": f"did:plc:{n:024d}", "createdAt": "2023-01-01T00:00:00Z"}
+        for n in range(5_000)})
+    path = tmp_path / "repo.car"
+    path.write_bytes(build_repo_car(did, records, rev=make_tid(1_717_200_000_000_000)))
+    del records
+    size = path.stat().st_size
+    assert size > 20 * 2**20
+
+    # A small repository first: the modules an import loads are not the import's memory.
+    warm_up = tmp_path / "small.car"
+    warm_up.write_bytes(build_repo_car(did, {f"app.bsky.feed.post/{make_tid(1_500_000_000_000_000)}": {
+        "$type": "app.bsky.feed.post", "text": "first", "createdAt": _moment(-1)}}, rev=make_tid(1_717_100_000_000_000)))
+    assert run_import(workspace, warm_up, platform="bluesky")["status"] == "ok"
+    tracemalloc.start()
+    try:
+        result = run_import(workspace, path, platform="bluesky")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result["status"] == "ok", result
+    db = workspace.archive.db
+    assert db.execute("SELECT count(*) FROM posts").fetchone()[0] == 20_001
+    assert db.execute("SELECT max(member_count) FROM snapshots WHERE kind='following'").fetchone()[0] == 5_000
+    # A page of records at a time, never the file: the old reader held the whole CAR.
+    assert peak < size / 8, (peak, size)

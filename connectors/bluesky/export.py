@@ -2,7 +2,7 @@
 data, or a ``com.atproto.sync.getRepo`` download): the same records as the API path,
 written into the same rows.
 
-The CAR is decoded by ``repo.read_repo`` and mapped by ``repo.records_from_repo``, the
+The CAR is decoded by ``repo.read_repo`` and mapped by the record mappers of repo.py, the
 code the API connector uses for getRepo, so keys agree by construction: posts and
 reposts by their at:// URI, likes by the liked post's URI, people by DID.
 
@@ -27,13 +27,16 @@ skipped; everything else is imported.
 
 from __future__ import annotations
 
+import itertools
 import logging
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from archiver.records import Page, Snapshot, now_utc
 from archiver.sync import RunFailed
 
-from archiver_connectors.bluesky.repo import Repo, RepoError, read_repo, records_from_repo
+from archiver_connectors.bluesky.repo import (
+    FOLLOW_COLLECTION, LIKE_COLLECTION, POST_COLLECTION, PROFILE_COLLECTION, REPOST_COLLECTION, Repo, RepoError,
+    following_of, like_from_record, post_from_record, profile_from_record, read_repo, repost_from_record)
 
 if TYPE_CHECKING:
     from archiver.imports import ExportSource
@@ -91,7 +94,10 @@ def import_pages(source: "ExportSource", ctx: "SyncContext") -> Iterator[Page]:
                 repo = read_repo(stream, name=label)
         except RepoError as error:
             raise RunFailed(str(error)) from None
-        yield from repo_pages(repo, ctx, label=label)
+        try:
+            yield from repo_pages(repo, ctx, label=label)
+        finally:
+            repo.close()
 
 
 def repo_pages(repo: Repo, ctx: "SyncContext", *, label: str = "the repository") -> Iterator[Page]:
@@ -105,27 +111,55 @@ def repo_pages(repo: Repo, ctx: "SyncContext", *, label: str = "the repository")
         raise RunFailed(f"{label}: this repository belongs to {repo.did}, but account {ctx.account.account_id} "
                         f"is {configured_did} (config.toml did); import it with --account naming its own account")
     handle = _option(ctx, "handle")
-    mapped = records_from_repo(repo, did=did, handle=handle)  # no blob URLs: the file holds no blobs
-    for item, why in [*repo.problems, *mapped.problems]:
+    name = handle or did
+    # Read a record at a time from the repository's store (repo.py): memory holds a page.
+    for item, why in repo.problems:
         ctx.report(item, why)
-    if mapped.other:
-        collections = sorted({record.collection for record in mapped.other})
-        log.info("%s: %d records of collections the archive does not store yet: %s",
-                 label, len(mapped.other), ", ".join(collections))
+    known = {POST_COLLECTION, REPOST_COLLECTION, LIKE_COLLECTION, FOLLOW_COLLECTION, PROFILE_COLLECTION}
+    other = set(repo.collections()) - known
+    if other:
+        log.info("%s: records of collections the archive does not store yet: %s", label, ", ".join(sorted(other)))
 
-    if mapped.profile is not None:
-        yield Page("profile", [mapped.profile])
-    yield from _batches("posts", [*mapped.posts, *mapped.reposts])
-    yield from _batches("likes", mapped.likes)
+    def mapped(collection: str, mapper, what: str) -> Iterator[Any]:
+        for record in repo.collection(collection):
+            try:
+                value = mapper(record)
+            except Exception as error:  # one odd record never stops the others
+                ctx.report(record.uri(did), f"cannot be mapped ({type(error).__name__}: {error}); skipped")
+                continue
+            if value is None:
+                ctx.report(record.uri(did), f"{what}; skipped")
+            else:
+                yield value
+
+    # No blob URLs: the file holds no blobs.
+    for record in repo.collection(PROFILE_COLLECTION):
+        if record.rkey != "self":
+            continue
+        try:
+            yield Page("profile", [profile_from_record(did, handle, record.value)])
+        except Exception as error:  # noqa: BLE001 - one odd record never stops the others
+            ctx.report(record.uri(did), f"cannot be mapped ({type(error).__name__}: {error}); skipped")
+    yield from _batches("posts", itertools.chain(
+        mapped(POST_COLLECTION, lambda r: post_from_record(did, name, r.rkey, r.value, cid=r.cid), ""),
+        mapped(REPOST_COLLECTION, lambda r: repost_from_record(did, r.rkey, r.value, cid=r.cid), "")))
+    yield from _batches("likes", mapped(LIKE_COLLECTION, lambda r: like_from_record(did, r.rkey, r.value, cid=r.cid),
+                                        "a like without a subject URI"))
     # A repository is whole, so its following list is too — unless blocks were lost.
-    snapshot = Snapshot(kind="following", taken_at=repo.rev_time or now_utc(), members=mapped.following,
-                        complete=not repo.problems)
+    snapshot = Snapshot(kind="following", taken_at=repo.rev_time or now_utc(),
+                        members=following_of(repo, ctx.report, did=did), complete=not repo.problems)
     yield Page("following", [snapshot])
 
 
-def _batches(stream: str, records: list[Any]) -> Iterator[Page]:
-    for start in range(0, len(records), PAGE_SIZE):
-        yield Page(stream, records[start:start + PAGE_SIZE])
+def _batches(stream: str, records: Iterable[Any]) -> Iterator[Page]:
+    batch: list[Any] = []
+    for record in records:
+        batch.append(record)
+        if len(batch) >= PAGE_SIZE:
+            yield Page(stream, batch)
+            batch = []
+    if batch:
+        yield Page(stream, batch)
 
 
 __all__ = ["car_entries", "import_pages", "looks_like_repo", "repo_pages"]

@@ -23,6 +23,12 @@ or not at all, and does not check the hashes.
 
 Only what the MST reaches is a record: a CAR may carry duplicate or unreferenced blocks.
 
+Memory does not grow with the repository: the CAR is read as a stream, a block at a time,
+into a private temporary SQLite database keyed by CID (SQLite keeps a few MB of it in
+memory and the rest in a temporary file), because the blocks come "in no defined order"
+and the MST walk needs them by CID. The walk writes the records it reaches to the same
+database; ``Repo.records`` and ``Repo.collection`` read them back one at a time.
+
 Record values are given in the atproto *JSON* form, the one ``com.atproto.repo.listRecords``
 returns: a CID link is ``{"$link": "bafy…"}`` and a byte string ``{"$bytes": "<base64>"}``.
 So the mapping below works the same on a listRecords value, and values store as JSON.
@@ -242,29 +248,123 @@ class RepoRecord:
 @dataclass
 class Repo:
     """A decoded repository. ``problems`` lists (item, why) for what could not be read;
-    everything else was decoded."""
+    everything else was decoded. ``records`` (every record, in key order) and
+    ``collection(name)`` read the records one at a time from the repository's temporary
+    store; ``close()`` drops it (it also goes with the Repo)."""
 
     did: str | None
     rev: str | None
     commit_cid: str | None
     data_cid: str | None = None
     version: int | None = None
-    records: list[RepoRecord] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)
     block_count: int = 0
+    store: Any = field(default=None, repr=False)  # the _BlockStore the records are read from
 
-    def collection(self, name: str) -> Iterator[RepoRecord]:
-        return (record for record in self.records if record.collection == name)
+    @property
+    def records(self) -> "_StoredRecords":
+        return _StoredRecords(self.store, None)
+
+    def collection(self, name: str) -> "_StoredRecords":
+        return _StoredRecords(self.store, name)
+
+    def collections(self) -> list[str]:
+        """The names of the collections that hold records."""
+        if self.store is None:
+            return []
+        return [row[0] for row in self.store.db.execute("SELECT DISTINCT collection FROM records ORDER BY 1")]
 
     @property
     def rev_time(self) -> str | None:
         """When this revision was committed (a rev is a TID)."""
         return tid_time(self.rev)
 
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+
+
+class _StoredRecords:
+    """The records of a repository (or of one collection), in key order, read one at a
+    time; iterable any number of times, with ``len``."""
+
+    def __init__(self, store: "_BlockStore | None", collection: str | None):
+        self._store = store
+        self._collection = collection
+
+    def _where(self) -> tuple[str, list]:
+        return ("WHERE collection=?", [self._collection]) if self._collection else ("", [])
+
+    def __iter__(self) -> Iterator[RepoRecord]:
+        if self._store is None:
+            return
+        import json
+
+        where, args = self._where()
+        for collection, rkey, cid, value in self._store.db.execute(
+                f"SELECT collection, rkey, cid, value FROM records {where} ORDER BY key", args):
+            yield RepoRecord(collection, rkey, cid, json.loads(value))
+
+    def __len__(self) -> int:
+        if self._store is None:
+            return 0
+        where, args = self._where()
+        return self._store.db.execute(f"SELECT count(*) FROM records {where}", args).fetchone()[0]
+
+
+class _BlockStore:
+    """A private temporary SQLite database: the CAR's blocks by CID, the damaged ones
+    with why, and the records the MST walk reached. SQLite's empty file name makes a
+    temporary database that lives in its page cache (a few MB) and spills the rest to a
+    temporary file, deleted when it closes."""
+
+    def __init__(self) -> None:
+        import sqlite3
+
+        self.db = sqlite3.connect("", isolation_level=None, check_same_thread=False)
+        self.db.executescript(
+            "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-8192;"
+            "CREATE TABLE blocks (cid BLOB PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;"
+            "CREATE TABLE damaged (cid BLOB PRIMARY KEY, why TEXT NOT NULL, used INTEGER NOT NULL DEFAULT 0) "
+            "WITHOUT ROWID;"
+            "CREATE TABLE records (key TEXT PRIMARY KEY, collection TEXT, rkey TEXT, cid TEXT, value TEXT);"
+            "CREATE INDEX records_by_collection ON records (collection, key);"
+            "BEGIN;")
+
+    def add_block(self, cid: bytes, data: bytes) -> None:
+        self.db.execute("INSERT OR IGNORE INTO blocks VALUES (?, ?)", [cid, data])  # the first copy counts
+
+    def add_damaged(self, cid: bytes, why: str) -> None:
+        self.db.execute("INSERT OR IGNORE INTO damaged (cid, why) VALUES (?, ?)", [cid, why])
+
+    def block(self, cid: bytes) -> bytes | None:
+        row = self.db.execute("SELECT data FROM blocks WHERE cid=?", [cid]).fetchone()
+        return row[0] if row else None
+
+    def damage(self, cid: bytes) -> str | None:
+        row = self.db.execute("SELECT why FROM damaged WHERE cid=?", [cid]).fetchone()
+        if row is None:
+            return None
+        self.db.execute("UPDATE damaged SET used=1 WHERE cid=?", [cid])
+        return row[0]
+
+    def count(self, table: str) -> int:
+        return self.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+    def close(self) -> None:
+        self.db.close()
+
+
+# A block longer than this is no repository block (records are capped far below): the
+# length is damaged or forged, and reading it would only fill memory.
+_MAX_BLOCK_BYTES = 16 * 2**20
+_READ_CHUNK = 1 << 16
+
 
 def read_repo(source: bytes | bytearray | memoryview | BinaryIO, *, name: str | None = None,
               diff: bool = False) -> Repo:
-    """Decode a repository CAR (bytes or a binary stream) and walk commit -> MST -> records.
+    """Decode a repository CAR (bytes or a binary stream, read forward once) and walk
+    commit -> MST -> records.
 
     ``name`` names the file in errors (a stream's ``.name`` is used otherwise). ``diff``:
     the CAR is a ``getRepo?since=`` diff, where unchanged blocks are missing by design and
@@ -273,25 +373,27 @@ def read_repo(source: bytes | bytearray | memoryview | BinaryIO, *, name: str | 
     Raises RepoError when the data is not a CAR at all. A damaged or missing block is a
     problem in ``Repo.problems`` (naming the record or node it held), and the rest is read.
     """
+    import io
+
     stream_name = getattr(source, "name", None)  # a TemporaryFile's name is a file descriptor
     label = name or (stream_name if isinstance(stream_name, str) else None) or "the repository CAR"
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        data = memoryview(source)
-    else:
-        data = memoryview(source.read())
-    reader = _CarReader(data, str(label), diff=diff)
-    return reader.read()
+    stream = io.BytesIO(bytes(source)) if isinstance(source, (bytes, bytearray, memoryview)) else source
+    reader = _CarReader(stream, str(label), diff=diff)
+    try:
+        return reader.read()
+    except BaseException:
+        reader.store.close()
+        raise
 
 
 class _CarReader:
-    def __init__(self, data: memoryview, label: str, *, diff: bool):
-        self.data = data
+    def __init__(self, stream: BinaryIO, label: str, *, diff: bool):
+        self.stream = stream
         self.label = label
         self.diff = diff
-        self.blocks: dict[bytes, memoryview] = {}
-        self.damaged: dict[bytes, str] = {}  # CID -> why its block was refused
-        self.used: set[bytes] = set()
+        self.store = _BlockStore()
         self.problems: list[tuple[str, str]] = []
+        self.offset = 0
 
     def fail(self, problem: str) -> RepoError:
         return RepoError(
@@ -300,23 +402,54 @@ class _CarReader:
 
     # -- framing ----------------------------------------------------------------------
 
+    def _read_exactly(self, count: int) -> bytes:
+        parts, left = [], count
+        while left:
+            chunk = self.stream.read(min(left, _READ_CHUNK))
+            if not chunk:
+                break
+            parts.append(chunk)
+            left -= len(chunk)
+        data = b"".join(parts)
+        self.offset += len(data)
+        return data
+
+    def _read_varint(self) -> int | None:
+        """The next varint, None at a clean end of the file; ValueError inside one."""
+        value, shift = 0, 0
+        while True:
+            byte = self.stream.read(1)
+            if not byte:
+                if shift == 0:
+                    return None
+                raise ValueError("the data ends inside a varint")
+            self.offset += 1
+            value |= (byte[0] & 0x7F) << shift
+            if not byte[0] & 0x80:
+                return value
+            shift += 7
+            if shift > 63:
+                raise ValueError("a varint longer than 9 bytes")
+
     def read(self) -> Repo:
         roots = self.read_header()
         self.read_blocks()
-        if not self.blocks and not self.damaged:
+        if not self.store.count("blocks") and not self.store.count("damaged"):
             raise self.fail("it holds no blocks")
         return self.walk_repo(roots)
 
     def read_header(self) -> list[bytes]:
-        data = self.data
         try:
-            length, offset = _read_varint(data, 0)
+            length = self._read_varint()
         except ValueError:
-            raise self.fail("it does not start with a CAR header") from None
-        if not 0 < length <= _MAX_HEADER_BYTES or offset + length > len(data):
+            length = None
+        if length is None or not 0 < length <= _MAX_HEADER_BYTES:
+            raise self.fail("it does not start with a CAR header")
+        data = self._read_exactly(length)
+        if len(data) < length:
             raise self.fail("it does not start with a CAR header")
         try:
-            header = libipld.decode_dag_cbor(bytes(data[offset:offset + length]))
+            header = libipld.decode_dag_cbor(data)
         except ValueError as exc:
             raise self.fail(f"its header is not DAG-CBOR ({exc})") from None
         if not isinstance(header, dict) or "version" not in header:
@@ -326,49 +459,54 @@ class _CarReader:
                             "export the repository again from Bluesky")
         if header["version"] != 1 or not isinstance(header.get("roots"), list):
             raise self.fail(f"its header says version {header['version']!r}, expected 1 with roots")
-        self.offset = offset + length
         return [bytes(root) for root in header["roots"] if isinstance(root, (bytes, bytearray))]
 
     def read_blocks(self) -> None:
-        data, offset, index = self.data, self.offset, 0
-        while offset < len(data):
+        index = 0
+        while True:
             try:
-                length, start = _read_varint(data, offset)
+                length = self._read_varint()
             except ValueError:
-                length, start = -1, offset
-            end = start + length
-            if length <= 0 or end > len(data):
+                length = -1
+            if length is None:
+                return
+            if length <= 0 or length > _MAX_BLOCK_BYTES:
+                self.problems.append(("car", f"block {index + 1} is damaged (its length cannot be read); "
+                                             f"the {index} blocks before it were read"))
+                return
+            section = self._read_exactly(length)
+            if len(section) < length:
                 self.problems.append(("car", f"the file ends inside block {index + 1} (it is truncated); "
                                              f"the {index} blocks before it were read"))
                 return
-            section = data[start:end]
-            offset, index = end, index + 1
+            index += 1
+            view = memoryview(section)
             try:
-                cid, _codec, hash_code, digest = _split_cid(section)
+                cid, _codec, hash_code, digest = _split_cid(view)
             except ValueError as exc:
                 self.problems.append((f"block {index}", f"its CID cannot be read ({exc}); skipped"))
                 continue
-            block = section[len(cid):]
+            block = view[len(cid):]
             why = _hash_problem(hash_code, digest, block)
             if why:
-                self.damaged[cid] = why
+                self.store.add_damaged(cid, why)
                 continue
-            self.blocks.setdefault(cid, block)
+            self.store.add_block(cid, bytes(block))
 
     # -- blocks -----------------------------------------------------------------------
 
     def decode(self, cid: bytes, item: str, *, optional: bool = False) -> Any:
         """The decoded block, or None after reporting why it cannot be had."""
-        self.used.add(cid)
-        block = self.blocks.get(cid)
+        block = self.store.block(cid)
         if block is None:
-            if cid in self.damaged:
-                self.problems.append((item, f"block {cid_to_str(cid)}: {self.damaged[cid]}; skipped"))
+            why = self.store.damage(cid)
+            if why is not None:
+                self.problems.append((item, f"block {cid_to_str(cid)}: {why}; skipped"))
             elif not (self.diff or optional):
                 self.problems.append((item, f"block {cid_to_str(cid)} is missing from the CAR; skipped"))
             return None
         try:
-            return libipld.decode_dag_cbor(bytes(block))
+            return libipld.decode_dag_cbor(block)
         except ValueError as exc:
             self.problems.append((item, f"block {cid_to_str(cid)} is not valid DAG-CBOR ({exc}); skipped"))
             return None
@@ -381,7 +519,7 @@ class _CarReader:
         commit_cid = roots[0]
         commit = self.decode(commit_cid, "commit")
         repo = Repo(did=None, rev=None, commit_cid=cid_to_str(commit_cid), problems=self.problems,
-                    block_count=len(self.blocks) + len(self.damaged))
+                    block_count=self.store.count("blocks") + self.store.count("damaged"), store=self.store)
         tree_roots: list[bytes] = []
         if isinstance(commit, dict) and isinstance(commit.get("data"), bytes):
             repo.did = commit.get("did") if isinstance(commit.get("did"), str) else None
@@ -398,18 +536,21 @@ class _CarReader:
             if not tree_roots:
                 raise RepoError(f"{self.label}: its commit block is damaged or missing and no record tree "
                                 "was found; nothing can be imported. Export the repository again from Bluesky.")
-        seen_keys: set[str] = set()
+        import json
+
+        db = self.store.db
         for root in tree_roots:
             for key, record_cid in self.walk_mst(root, 0, set()):
-                if key in seen_keys:
-                    continue
-                seen_keys.add(key)
+                if db.execute("SELECT 1 FROM records WHERE key=?", [key]).fetchone():
+                    continue  # the first tree to reach a key counts
                 record = self.read_record(repo.did, key, record_cid)
-                if record is not None:
-                    repo.records.append(record)
-        for cid, why in self.damaged.items():
-            if cid not in self.used:
-                self.problems.append((f"block {cid_to_str(cid)}", f"{why} (not part of the record tree)"))
+                # A record that cannot be read still takes its key (as before: seen once).
+                db.execute("INSERT INTO records VALUES (?,?,?,?,?)",
+                           [key, *(([record.collection, record.rkey, record.cid, json.dumps(record.value)])
+                                   if record is not None else [None, None, None, None])])
+        db.execute("DELETE FROM records WHERE value IS NULL")
+        for cid, why in db.execute("SELECT cid, why FROM damaged WHERE NOT used").fetchall():
+            self.problems.append((f"block {cid_to_str(cid)}", f"{why} (not part of the record tree)"))
         return repo
 
     def walk_mst(self, cid: bytes, depth: int, visiting: set[bytes]) -> Iterator[tuple[str, bytes]]:
@@ -458,16 +599,32 @@ class _CarReader:
         return RepoRecord(collection, rkey, cid_to_str(cid), to_json_form(value))
 
     def orphan_mst_nodes(self) -> list[bytes]:
-        nodes: dict[bytes, dict] = {}
-        for cid, block in self.blocks.items():
+        """The MST nodes no other node links to, found a block at a time."""
+        db = self.store.db
+        db.execute("CREATE TEMP TABLE mst_nodes (cid BLOB PRIMARY KEY) WITHOUT ROWID")
+        db.execute("CREATE TEMP TABLE mst_children (cid BLOB PRIMARY KEY) WITHOUT ROWID")
+        for cid, block in _rows(db):
             try:
-                value = libipld.decode_dag_cbor(bytes(block))
+                value = libipld.decode_dag_cbor(block)
             except ValueError:
                 continue
             if _is_mst_node(value):
-                nodes[cid] = value
-        children = {link for node in nodes.values() for link in _node_links(node)}
-        return [cid for cid in nodes if cid not in children]
+                db.execute("INSERT OR IGNORE INTO temp.mst_nodes VALUES (?)", [cid])
+                db.executemany("INSERT OR IGNORE INTO temp.mst_children VALUES (?)",
+                               [(link,) for link in _node_links(value)])
+        return [row[0] for row in db.execute(
+            "SELECT cid FROM temp.mst_nodes WHERE cid NOT IN (SELECT cid FROM temp.mst_children)").fetchall()]
+
+
+def _rows(db) -> Iterator[tuple[bytes, bytes]]:
+    """Every block, read in CID order a batch at a time (memory stays at one batch)."""
+    last = b""
+    while True:
+        batch = db.execute("SELECT cid, data FROM blocks WHERE cid > ? ORDER BY cid LIMIT 500", [last]).fetchall()
+        if not batch:
+            return
+        yield from batch
+        last = batch[-1][0]
 
 
 def _is_mst_node(value: Any) -> bool:
@@ -712,8 +869,38 @@ def records_from_repo(repo: Repo, *, did: str, handle: str | None, pds_url: str 
     return out
 
 
+def following_of(repo: Repo, report: Callable[[str, str], None], *, did: str) -> Iterator[Membership]:
+    """The people the repository follows, a person once with the earliest date of their
+    follow records (as ``records_from_repo``), streamed through the repository's store so
+    memory stays at one record however long the list."""
+    db = repo.store.db
+    db.execute("CREATE TEMP TABLE IF NOT EXISTS following (did TEXT PRIMARY KEY, since TEXT, seq INTEGER)")
+    db.execute("DELETE FROM temp.following")
+    for seq, record in enumerate(repo.collection(FOLLOW_COLLECTION)):
+        try:
+            member = follow_from_record(record.rkey, record.value)
+        except Exception as error:  # one odd record never stops the others
+            report(record.uri(did), f"cannot be mapped ({type(error).__name__}: {error}); skipped")
+            continue
+        if member is None:
+            report(record.uri(did), "a follow without a subject DID; skipped")
+            continue
+        db.execute("INSERT INTO temp.following VALUES (?,?,?) ON CONFLICT(did) DO UPDATE SET since=excluded.since "
+                   "WHERE excluded.since IS NOT NULL AND (since IS NULL OR excluded.since < since)",
+                   [member.person.native_id, member.since, seq])
+    last = -1
+    while True:  # a batch at a time: the cursor is not held across the caller's writes
+        batch = db.execute("SELECT did, since, seq FROM temp.following WHERE seq > ? ORDER BY seq LIMIT 500",
+                           [last]).fetchall()
+        if not batch:
+            return
+        for subject, since, _seq in batch:
+            yield Membership(Person(native_id=subject, url=profile_url(subject), raw={"did": subject}), since=since)
+        last = batch[-1][2]
+
+
 __all__ = [
-    "RepoError", "Repo", "RepoRecord", "RepoRecords", "read_repo", "records_from_repo",
+    "RepoError", "Repo", "RepoRecord", "RepoRecords", "read_repo", "records_from_repo", "following_of",
     "post_from_record", "repost_from_record", "like_from_record", "follow_from_record",
     "profile_from_record", "embed_media", "blob_media", "blob_sha256", "cid_to_str", "cid_to_bytes",
     "to_json_form", "from_json_form", "tid_time", "make_tid", "at_uri", "post_web_url", "profile_url",
