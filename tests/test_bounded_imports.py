@@ -149,3 +149,31 @@ def test_a_bluesky_repository_is_imported_in_memory_far_below_its_size(tmp_path,
     assert db.execute("SELECT max(member_count) FROM snapshots WHERE kind='following'").fetchone()[0] == 5_000
     # A page of records at a time, never the file: the old reader held the whole CAR.
     assert peak < size / 8, (peak, size)
+
+
+def _benchmark():
+    """benchmarks/export_import.py: its streamed export writer and its measured import."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "export_import.py"
+    spec = importlib.util.spec_from_file_location("export_import_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_import_peak_memory_does_not_grow_with_the_export(tmp_path):
+    """The benchmark's check, small: `archiver import` (its own process) of a tar.gz with
+    12 times more media and followers peaks at the same resident memory, give or take."""
+    bench = _benchmark()
+    peaks = {}
+    for size_mb in (4, 48):
+        export = tmp_path / f"export-{size_mb}.tar.gz"
+        holds = bench.write_export(export, "tar.gz", size_mb)
+        _seconds, peak_mb, process = bench.run_import(export, tmp_path / f"archive-{size_mb}")
+        assert process.returncode == 0, process.stderr[-2000:]
+        peaks[size_mb] = peak_mb
+        assert holds["posts"] == size_mb * 2
+    assert peaks[48] < peaks[4] + 16, peaks
+    assert peaks[48] < bench.MEMORY_TARGET_MB, peaks
