@@ -284,7 +284,7 @@ def test_missing_files_and_sections_are_fine(tmp_path, archive):
     assert rows(db, "SELECT status FROM post_media WHERE source_url=?", media_name) == [("failed",)]
     assert one(db, "SELECT count(*) FROM post_media WHERE status='ok'") == sum(
         len(s["media"]) for s in account.statuses if s.get("media")) - 1
-    assert len(result["errors"]) == 1 and "is not in the archive" in errors_text(result)
+    assert len(result["errors"]) == 1 and "not in the export" in errors_text(result)
 
     # An archive of a profile only (no outbox) still imports.
     lone = tmp_path / "profile-only"
@@ -435,7 +435,7 @@ def test_hostile_tar_entries_are_skipped_reported_and_nothing_lands_outside(tmp_
     db = archive.db
     assert rows(db, "SELECT status, count(*) FROM post_media WHERE post_id=? GROUP BY status", key(HOSTILE_STATUS_ID)) == [
         ("failed", 4)]
-    assert len(result["errors"]) == 4 and all("is not in the archive" in e["error"] for e in result["errors"])
+    assert len(result["errors"]) == 4 and all("not in the export" in e["error"] for e in result["errors"])
     assert {sha(png_bytes("evil-dotdot")), sha(png_bytes("evil-absolute"))}.isdisjoint(
         r[0] for r in rows(db, "SELECT sha256 FROM media"))
     assert one(db, "SELECT count(*) FROM posts") == len(account.statuses) + 1

@@ -669,3 +669,15 @@ def test_who_can_view_is_stored_in_the_archives_vocabulary_and_kept_raw(tmp_path
               for r in rows(db, "SELECT created_at, visibility, raw FROM posts")}
     assert [stored[iso_utc(item["Date"])] for item in items[:4]] == [
         ("private", "Only You"), ("friends", "Friends"), ("followers", "Followers"), ("public", "Everyone")]
+
+
+def test_a_file_of_the_export_the_importer_does_not_read_is_named(tmp_path, fake, ws, loopback):
+    path = write_export(tmp_path / "TikTok_Data.zip", fake.export_json("new"), "user_data_tiktok.json")
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("Direct Messages/chat.txt", "hi")
+
+    result = run_import(ws, path, transport=loopback)
+
+    assert result["status"] == "ok", result
+    assert result["not_read"] == ["Direct Messages/chat.txt"]
+    assert "Direct Messages/chat.txt" in last_run(ws.archive.db)["message"]

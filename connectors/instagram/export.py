@@ -225,14 +225,7 @@ class _MediaIndex:
         """A MediaRef that opens the file inside the export; a file the export lacks
         fails when opened, with a message that names it (recorded on the post)."""
         name = self.resolve(uri)
-        source = self.source
-        if name is None:
-            def opener(uri=uri):
-                raise FileNotFoundError(f"{source.path}: the media file {uri!r} named in the export is not in it "
-                                        "(or was refused as unsafe)")
-        else:
-            def opener(name=name):
-                return source.open(name)
+        opener = self.source.opener(name, named=uri, named_in="the export")
         # The entry name is the file's address: unique per file, and never a secret.
         return MediaRef(url=name or uri, role=role, position=position, mime_hint=_mime_hint(uri), opener=opener)
 

@@ -229,14 +229,7 @@ class _MediaIndex:
         refused as unsafe) fails when opened, with a message naming it: the runner
         records the failure on the post and the import goes on."""
         name = self.resolve(url)
-        source = self.source
-        if name is None:
-            def opener(url=url):
-                raise FileNotFoundError(f"{source.path}: the media file {url!r} named in {OUTBOX} is not in the "
-                                        "archive (or was refused as unsafe)")
-        else:
-            def opener(name=name):
-                return source.open(name)
+        opener = self.source.opener(name, named=url, named_in=OUTBOX)
         # The entry name is the file's address: unique, stable and never a secret.
         return MediaRef(url=name or url, role=role, position=position, mime_hint=mime, opener=opener,
                         description=description, meta=meta)

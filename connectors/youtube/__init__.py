@@ -528,18 +528,21 @@ class YouTubeConnector(Connector):
         """Import the parts like hand-downloaded Takeout zips (provenance: each file's
         sha256). Parts holding a CSV go first: a part with only video files is matched
         through them. One still waiting for its metadata is tried again after the rest."""
-        from archiver.imports import open_export
+        from archiver.imports import not_read_note, open_export
         from archiver_connectors.youtube.takeout import VideosAwaitingMetadata, takeout_pages
 
         job = state["jobs"][group]
         order = sorted(paths, key=lambda key: (not _holds_csv(paths[key]), key))
+        videos = {key: _video_names(paths[key]) for key in paths}
         waiting: list = []
         for attempt in (1, 2):
             for key in order:
                 with open_export(paths[key]) as source:
                     provenance = f"export:{source.sha256}"
+                    # An upload whose file another part of this job holds is no hole.
+                    elsewhere = [name for other, names in videos.items() if other != key for name in names]
                     try:
-                        for page in takeout_pages(source, ctx):
+                        for page in takeout_pages(source, ctx, videos_elsewhere=elsewhere):
                             page.source = provenance
                             yield page
                     except VideosAwaitingMetadata as error:
@@ -547,6 +550,8 @@ class YouTubeConnector(Connector):
                             waiting.append(key)
                             continue
                         ctx.report("portability", str(error))
+                    if source.not_read():   # said, never silently dropped
+                        log.warning("%s: %s", source.path.name, not_read_note(source.not_read()))
                 job["parts_done"].append(key)   # a crash after this part re-imports none of it
                 yield Page("portability", [], _copy(state))
             order, waiting = waiting, []
@@ -582,6 +587,20 @@ def _copy(state: dict) -> dict:
     import json
 
     return json.loads(json.dumps(state))
+
+
+def _video_names(path) -> list[str]:
+    """The video files a downloaded archive part holds (names only)."""
+    import os
+    import zipfile
+
+    from archiver_connectors.youtube.takeout import VIDEO_EXTENSIONS
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return [n for n in archive.namelist() if os.path.splitext(n)[1].lower() in VIDEO_EXTENSIONS]
+    except (OSError, zipfile.BadZipFile):
+        return []
 
 
 def _holds_csv(path) -> bool:

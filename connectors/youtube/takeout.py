@@ -537,7 +537,17 @@ def _video_ref(source, name: str) -> MediaRef:
     # Percent-encoded: the stored source_url loses everything after a "#" or "?", and
     # titles hold both ("Roof cam #12.mp4").
     return MediaRef(url="takeout:" + urllib.parse.quote(name), role="video", mime_hint=VIDEO_EXTENSIONS.get(extension),
-                    opener=lambda: source.open(name))
+                    opener=source.opener(name, named=name, named_in="the Takeout"))
+
+
+def _missing_video_ref(source, post: Post, csv_name: str) -> MediaRef:
+    """The slot of an upload videos.csv lists whose file this export does not hold: a
+    failed slot that says so, so the hole is counted and named (another part of a split
+    Takeout may hold the file: importing it fills the slot)."""
+    return MediaRef(url=f"takeout:{post.native_id}", role="video",
+                    opener=source.opener(None, named=f"the video file of {post.title or post.native_id}",
+                                         named_in=f"{csv_name} (video {post.native_id})",
+                                         hint="a Takeout split in parts may hold it in another part: import every part"))
 
 
 # --------------------------------------------------------------------------- the pages
@@ -548,8 +558,11 @@ def _owner_channel(ctx) -> str | None:
     return row[0] if row and row[0] else None
 
 
-def takeout_pages(source, ctx) -> Iterator[Page]:
+def takeout_pages(source, ctx, videos_elsewhere: list[str] = ()) -> Iterator[Page]:
     """Pages of records from one Takeout export (or one of its zip parts).
+
+    An upload whose video file the export lacks gets a failed slot that says so, unless
+    ``videos_elsewhere`` (the video files of the other parts of one download) holds it.
 
     No stream state: a re-import merges into the same rows. Raises ``UnknownLayout`` when
     no YouTube folder, or nothing readable in it, is found; ``VideosAwaitingMetadata``
@@ -588,14 +601,17 @@ def takeout_pages(source, ctx) -> Iterator[Page]:
 
     # Uploads, each with its video file when this part has it.
     posts: list[Post] = []
+    listed_in: dict[str, str] = {}
     for csv_file in layout.csv_files.get("videos", []):
         for line, values, raw in _rows(source, csv_file, report):
             try:
                 posts.append(post_from_row(values, raw))
+                listed_in[posts[-1].native_id] = csv_file.name
             except ValueError as error:
                 report(f"video {values.get('video_id') or '?'} (line {line} of {csv_file.name})", str(error))
     uploads = [_Upload(p.native_id, p.title, p.created_at) for p in posts]
     files_by_id, unmatched = match_video_files(layout.video_files, uploads)
+    elsewhere, _ = match_video_files(list(videos_elsewhere), [u for u in uploads if u.video_id not in files_by_id])
     file_only: dict[str, str] = {}
     if unmatched:
         # This part's files whose videos.csv is elsewhere: the archive may know them.
@@ -605,6 +621,8 @@ def takeout_pages(source, ctx) -> Iterator[Page]:
     for post in posts:
         if post.native_id in files_by_id:
             post.media.append(_video_ref(source, files_by_id[post.native_id]))
+        elif post.native_id not in elsewhere:
+            post.media.append(_missing_video_ref(source, post, listed_in[post.native_id]))
         batch.append(post)
         if len(batch) >= PAGE_SIZE:
             yield Page("export:posts", batch)

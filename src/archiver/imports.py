@@ -42,7 +42,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 _HASH_CHUNK = 1024 * 1024
 
@@ -78,6 +78,10 @@ class ExportFileError(Exception):
         super().__init__(message)
         self.path = Path(path) if path is not None else None
         self.entry = entry
+
+
+class NotInExport(ExportFileError, FileNotFoundError):
+    """A file the export names (in its JSON or CSV) that the export does not hold."""
 
 
 def _export_error(path: Path, problem: str, fix: str, entry: str | None = None) -> ExportFileError:
@@ -197,6 +201,7 @@ class ExportSource:
         self._refused: dict[str, str] = {}  # raw or normalized name -> why it was refused
         self._total_read = 0
         self._entry_count = 0
+        self._used: set[str] = set()  # entries opened or handed out (see not_read)
 
     # -- building the entry table (used by the subclasses while scanning) --------------
 
@@ -303,8 +308,37 @@ class ExportSource:
         problem = self._entry_problem(entry)
         if problem:
             raise _export_error(self.path, problem[0], problem[1], name)
+        self._used.add(name)
         raw = self._open_entry(entry)
         return io.BufferedReader(_GuardedStream(raw, self, entry), buffer_size=64 * 1024)  # type: ignore[return-value]
+
+    def opener(self, name: str | None, *, named: str, named_in: str, hint: str = "") -> Callable[[], BinaryIO]:
+        """How a media file the export names is opened (a MediaRef's ``opener``).
+
+        ``name`` is the entry the importer found for it, None when the export does not hold
+        it; ``named`` is how the export names it, in ``named_in`` (``hint``: what to do
+        when it is missing, if anything can be done). Handing out the opener
+        counts the entry as read (an import that already holds the file never opens it).
+        A file the export lacks fails when opened, with a message that begins "not in the
+        export": the post keeps a failed slot for it, and the run names it.
+        """
+        if name is not None and name in self._entries:
+            self._used.add(name)
+            return lambda: self.open(name)
+        refused = " (it was refused as unsafe)" if (name or named) in self._refused else ""
+        path = self.path
+
+        def missing() -> BinaryIO:
+            raise NotInExport(f"not in the export: {path} does not hold {named!r}, named in {named_in}{refused}"
+                              + (f"; {hint}" if hint else ""), path=path, entry=name or named)
+
+        return missing
+
+    def not_read(self) -> list[str]:
+        """The export's files the import neither opened nor handed out: parts of the export
+        this version does not read (a layout it does not know, data it does not archive).
+        Files an operating system added (.DS_Store, __MACOSX/) are left out."""
+        return [name for name in self._entries if name not in self._used and not _added_by_the_system(name)]
 
     def iter_json(self, name: str, prefix: str) -> Iterator[Any]:
         """Stream the items under ``prefix`` (ijson syntax, e.g. "a.b.item") of one JSON entry.
@@ -709,6 +743,13 @@ class _FolderSource(ExportSource):
         return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
 
 
+def not_read_note(unread: list[str], shown: int = 5) -> str:
+    """One line naming the parts of an export an import did not read (``not_read``)."""
+    names = ", ".join(unread[:shown]) + (f" and {len(unread) - shown} more" if len(unread) > shown else "")
+    return (f"not imported: {len(unread)} file(s) of the export this version does not read ({names}); "
+            "they stay in your export file")
+
+
 def _added_by_the_system(name: str) -> bool:
     """Hidden files and macOS' __MACOSX/ folder: added by an operating system, never by a platform."""
     return any(part.startswith(".") or part == "__MACOSX" for part in name.split("/"))
@@ -827,4 +868,5 @@ def _copy_through_temp_file(source: ExportSource, name: str, target: Path) -> No
             Path(temp_name).unlink(missing_ok=True)
             raise
 
-__all__ = ["ExportFileError", "ExportLimits", "ExportSource", "extract_member", "open_export"]
+__all__ = ["ExportFileError", "ExportLimits", "ExportSource", "NotInExport", "extract_member", "not_read_note",
+           "open_export"]

@@ -208,6 +208,15 @@ def _import_locked(ws: Workspace, path: Path, source, account: AccountConfig, pl
         if holes:
             result["message"] = (f"{holes} file(s) could not be stored; `archiver import --retry-failed` "
                                  "(or importing this file again) tries only those again")
+    from archiver.imports import not_read_note
+
+    unread = source.not_read()
+    if unread and result["status"] in ("ok", "failed"):
+        # Nothing of an export is dropped without a word: what this version did not read.
+        result["not_read"] = unread
+        result["message"] = "; ".join(filter(None, [result.get("message"), not_read_note(unread)]))
+        with ws.archive.writing():
+            db.execute("UPDATE runs SET message=? WHERE run_id=?", [result["message"], result["run_id"]])
     return result
 
 
