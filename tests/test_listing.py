@@ -14,6 +14,7 @@ import json
 import httpx
 import pytest
 
+from archiver.status import account_status, render_status
 from archiver_connectors.tiktok.fake import FakeTikTokConfig
 from tiktok_sync_harness import LIST_PATH, TikTokHarness, ticking_clock
 
@@ -61,6 +62,9 @@ def test_one_payload_that_cannot_be_mapped_is_reported_and_the_rest_of_its_page_
     kept = h.rows("SELECT stream, error, raw FROM unmapped_items WHERE item_id=?", bad)
     assert len(kept) == 1 and kept[0]["stream"] == "videos"
     assert json.loads(kept[0]["raw"])["create_time"] == "the day before yesterday"   # kept raw
+    [status] = account_status(h.archive, h.ws.config)
+    assert status["archive_holds"]["items_not_archived"] == 1
+    assert "1 items not archived" in render_status([status])
 
     # TikTok sends it whole again: it is archived and no longer listed as unmapped.
     h.faults.clear()

@@ -96,6 +96,8 @@ def archive_holds(db, account_id: str) -> dict[str, int]:
         "comments": one("SELECT count(*) FROM comments WHERE account_id=?"),
         "followers": one("SELECT count(*) FROM follows WHERE account_id=? AND kind='followers' AND ended_at IS NULL"),
         "following": one("SELECT count(*) FROM follows WHERE account_id=? AND kind='following' AND ended_at IS NULL"),
+        # Items a platform listed that could not be archived (kept raw; see the run's errors).
+        "items_not_archived": one("SELECT count(*) FROM unmapped_items WHERE account_id=?"),
     }
 
 
