@@ -24,15 +24,13 @@ walker owns the rest, the same way for every platform:
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
-import logging
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
-from archiver.records import Page, Unmapped, now_utc
-
-log = logging.getLogger("archiver.listing")
+from archiver.records import Interaction, Page, Post, Unmapped, now_utc
 
 HELD_BACK_ALERT = "deletions_held"   # alerts.kind when a listing would mark too much deleted
 
@@ -83,8 +81,7 @@ class Listing:
     def __init__(self, ctx, stream: str, *, fetch: Callable[[Any], Batch], item_id: Callable[[Any], str],
                  map_item: Callable[[Any], list], reached: Callable[[Batch], Any] | None = None,
                  before_page: Callable[[list], None] | None = None, listing_of: str = "posts",
-                 stop_at_known: bool = True, resume_at_cursor: bool = False, carry_keys: Iterable[str] = (),
-                 known: Callable[[list[str]], set[str]] | None = None):
+                 stop_at_known: bool = True, resume_at_cursor: bool = False, carry_keys: Iterable[str] = ()):
         self.ctx, self.stream = ctx, stream
         self.fetch, self.item_id, self.map_item = fetch, item_id, map_item
         self.reached = reached or (lambda batch: batch.next_cursor)
@@ -92,7 +89,6 @@ class Listing:
         self.listing_of = listing_of
         self.stop_at_known = stop_at_known
         self.resume_at_cursor = resume_at_cursor
-        self._known = known or ctx.known_post_ids
         self.listed: set[str] = set()   # ids this run's walk was given, for the connector's later passes
         # Keys of the connector's own kept in the stream's state with the walker's, committed
         # with each page (Mastodon's newest status id); it may change them while mapping.
@@ -128,7 +124,7 @@ class Listing:
             records, ids, unmapped = self._map(batch.items)
             unmapped += self._unreadable(batch)
             if not batch.more:
-                done = {"mode": "incremental", "cursor": None, "pending": [], "last_full_at": _now()}
+                done = {"mode": "incremental", "cursor": None, "pending": [], "last_full_at": now_utc()}
                 yield self._page(records, done, ids, unmapped, listing=listing, complete=True)
                 return
             next_state = {"mode": "full", "listing": listing, "cursor": batch.next_cursor, **last_full}
@@ -166,7 +162,7 @@ class Listing:
             pending = [p for p in pending if p["below"] <= reached]
             # An item already reported as unmappable counts as known: one bad item at the
             # top of the list must not make every run walk the whole list.
-            known = self._known(ids) | {u.item_id for u in unmapped}
+            known = self.ctx.known_post_ids(ids) | {u.item_id for u in unmapped}
             if self.stop_at_known and ids and len(known) == len(set(ids)):
                 if not pending:
                     done = {"mode": "incremental", "cursor": None, "pending": [], **last_full}
@@ -231,7 +227,11 @@ class Listing:
     def _unmapped(self, unmapped: list[Unmapped], ident: str | None, name: str, reason: str, item) -> None:
         self.ctx.report(f"{self.stream} item {name}",
                         f"could not be archived: {reason}; it is kept raw and never counted as deleted")
-        unmapped.append(Unmapped(ident or f"unidentified:{uuid.uuid4().hex}", reason, item))
+        if ident is None:
+            # An item without an id is named by its content: the same one seen again is one row.
+            content = _raw_json(item, lambda value: value) or ""
+            ident = "unidentified:" + hashlib.sha256(content.encode()).hexdigest()[:16]
+        unmapped.append(Unmapped(ident, reason, item))
 
     def map_page(self, items: list) -> tuple[list, list[str], list[Unmapped]]:
         """Map a page the connector fetched outside the walk (Mastodon's newer statuses):
@@ -247,8 +247,6 @@ class Listing:
 
 def _key_of(records: list, listing_of: str) -> str | None:
     """The id of the item's own row among its records: the post's, or the interaction's target."""
-    from archiver.records import Interaction, Post
-
     for record in records:
         if listing_of == "posts" and isinstance(record, Post) and record.native_id:
             return str(record.native_id)
@@ -262,10 +260,6 @@ def _cut_off(point) -> dict:
     if isinstance(point, dict):
         return {"cursor": point["cursor"], "below": point.get("below", point["cursor"])}
     return {"cursor": point, "below": point}
-
-
-def _now() -> str:
-    return now_utc()
 
 
 # -- inside the runner's page transaction ---------------------------------------------------
@@ -283,7 +277,7 @@ def record_page(db, account, page: Page, *, failed_ids: Iterable[tuple[str, str,
                    [account_id, page.listing, page.stream, page.listing_of, now])
         if page.listed:
             db.conn.executemany("INSERT OR IGNORE INTO listed_ids (account_id, listing, item_id) VALUES (?,?,?)",
-                           [(account_id, page.listing, item) for item in page.listed])
+                                [(account_id, page.listing, item) for item in page.listed])
         if failures:
             db.execute("UPDATE listings SET failed = failed + ? WHERE account_id=? AND listing=?",
                        [len(failures), account_id, page.listing])
