@@ -769,6 +769,14 @@ def test_a_comment_deleted_on_instagram_is_tombstoned_after_a_complete_listing_o
     assert h.value("SELECT count(*) FROM comments WHERE comment_id IN (%s)" % ",".join("?" * len(gone)), *gone) \
         == len(gone)                            # the rows stay
 
+    # Shown again (it was hidden, not deleted): the mark is cleared.
+    media["comments"].insert(1, deleted)
+    result = h.run()
+    assert result["status"] == "ok" and result["counts"]["comments_reappeared"] == len(gone)
+    assert h.value("SELECT count(*) FROM comments WHERE deleted_at IS NOT NULL") == 0
+    media["comments"].remove(deleted)
+    assert h.run()["status"] == "ok"
+
     # A listing of the comments that fails part way marks nothing.
     media["comments"].pop(0)
     h.faults.append(lambda request: graph_error() if request.url.path.endswith(f"/{media['id']}/comments") else None)
