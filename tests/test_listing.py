@@ -10,13 +10,14 @@ marked deleted by a full listing. A full listing that no longer lists more than
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import pytest
 
 from archiver.status import account_status, render_status
 from archiver_connectors.tiktok.fake import FakeTikTokConfig
-from tiktok_sync_harness import LIST_PATH, TikTokHarness, ticking_clock
+from tiktok_sync_harness import LIST_PATH, QUERY_PATH, TikTokHarness, ticking_clock
 
 VIDEOS = 30          # pages of 20 and 10 (short_pages=False)
 
@@ -30,10 +31,10 @@ def newest_first(h: TikTokHarness) -> list[str]:
     return [v["id"] for v in sorted(h.fake.videos, key=lambda v: v["create_time"], reverse=True)]
 
 
-def unmappable(h: TikTokHarness, video_id: str):
+def unmappable(h: TikTokHarness, video_id: str, path: str = LIST_PATH):
     """TikTok sends this one video with a creation time that is no time at all."""
     def fault(request: httpx.Request):
-        if request.url.path != LIST_PATH:
+        if request.url.path != path:
             return None
         answer = h.fake.handle(request)
         body = json.loads(answer.content)
@@ -153,3 +154,21 @@ def test_a_full_listing_within_the_limit_tombstones_and_keeps_only_its_own_liste
     assert h.value("SELECT count(DISTINCT listing) FROM listed_ids") == 1   # older listings' ids dropped
     assert h.value("SELECT count(*) FROM listed_ids") == VIDEOS - 6
     assert h.value("SELECT count(*) FROM alerts") == 0
+
+
+def test_one_broken_video_in_the_counts_refresh_is_reported_and_the_others_refreshed(tmp_path):
+    h = TikTokHarness(tmp_path, FakeTikTokConfig(videos=0, short_pages=False, seed=56))
+    now = int(time.time())
+    for k in range(VIDEOS, 0, -1):               # all from the last days: "recent" (30 days)
+        h.fake.add_video(create_time=now - k * 3600)
+    assert h.run(full=True)["status"] == "ok"
+    bad = newest_first(h)[25]                    # beyond the first page: refreshed by /video/query/
+    h.faults.append(unmappable(h, bad, path=QUERY_PATH))
+    mark = h.mark()
+
+    result = h.run()
+    assert result["status"] == "ok", result
+    assert h.sent(QUERY_PATH, mark), "the refresh asked TikTok again"
+    [error] = [e for e in result["errors"] if bad in e["item"]]
+    assert error["item"].startswith("recent item") and "ValueError" in error["error"]
+    assert h.value("SELECT count(*) FROM unmapped_items WHERE item_id=?", bad) == 1

@@ -149,17 +149,18 @@ class TikTokConnector(Connector):
 
     def _recent_counts(self, api, ctx, skip: set[str]) -> Iterator[Page]:
         """Counts of young videos change fastest: refresh them even when the listing
-        stopped early. /v2/video/query/ also returns fresh cover links."""
+        stopped early. /v2/video/query/ also returns fresh cover links. Each video is
+        mapped on its own: one TikTok sends broken is reported, never the others."""
+        from archiver.listing import map_items
+        from archiver_connectors.tiktok.api import post_from_video
+
         since = iso_utc(dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=RECENT_DAYS))
         ids = [i for i in ctx.recent_post_ids(since) if i not in skip]
-        batch: list = []
-        for post in api.query_videos(ids):
-            batch.append(post)
-            if len(batch) == 20:
-                yield Page("recent", batch)
-                batch = []
-        if batch:
-            yield Page("recent", batch)
+        for videos in api.query_videos(ids):
+            records, listed, unmapped = map_items(ctx, "recent", videos, item_id=lambda video: str(video["id"]),
+                                                map_item=lambda video: [post_from_video(video)])
+            if records or unmapped:
+                yield Page("recent", records, listed=listed, unmapped=unmapped)
 
     def _portability(self, api, ctx) -> Iterator[Page]:
         """Request the full export, poll it across runs (the request id lives in

@@ -201,12 +201,13 @@ class TikTokApi:
         data = self._call("POST", "/v2/video/list/", VIDEO_FIELDS, body)
         return list(data.get("videos") or []), data.get("cursor"), bool(data.get("has_more"))
 
-    def query_videos(self, ids: list[str]) -> Iterator[Post]:
+    def query_videos(self, ids: list[str]) -> Iterator[list[dict[str, Any]]]:
+        """These videos again (fresh counts and cover links), a batch at a time, as TikTok
+        sent them (each mapped on its own with ``post_from_video``)."""
         for start in range(0, len(ids), QUERY_BATCH):
             batch = ids[start:start + QUERY_BATCH]
             data = self._call("POST", "/v2/video/query/", VIDEO_FIELDS, {"filters": {"video_ids": batch}})
-            for video in data.get("videos") or []:
-                yield post_from_video(video)
+            yield list(data.get("videos") or [])
 
     # -- Data Portability API --------------------------------------------------------
     def portability_add(self, categories: list[str]) -> str:

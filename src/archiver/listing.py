@@ -180,40 +180,11 @@ class Listing:
 
     # -- one page ----------------------------------------------------------------------
     def _map(self, items: list) -> tuple[list, list[str], list[Unmapped]]:
-        """Each item on its own: one that cannot be mapped is reported and kept raw."""
-        from archiver.net import Cancelled, NetError
-
         if self.before_page is not None and items:
             self.before_page(items)
-        records: list = []
-        ids: list[str] = []
-        unmapped: list[Unmapped] = []
-        for position, item in enumerate(items):
-            try:
-                ident = str(self.item_id(item))
-            except Exception as error:  # noqa: BLE001 - an item without an id is reported
-                reason = f"the item has no id the archive can key it by ({type(error).__name__}: {error})"
-                self._unmapped(unmapped, None, f"#{position + 1} of a page", reason, item)
-                continue
-            try:
-                mapped = list(self.map_item(item))
-            except (Cancelled, KeyboardInterrupt):
-                raise
-            except Exception as error:  # noqa: BLE001 - one bad item never blocks the rest
-                # The platform refusing us, or down after every retry, is the run's
-                # failure (nothing of this page is committed), not one item's.
-                if isinstance(error, NetError) and (error.kind in ("auth", "rate_limited") or error.retryable):
-                    raise
-                ids.append(ident)
-                self.listed.add(ident)
-                self._unmapped(unmapped, ident, ident, f"{type(error).__name__}: {error}", item)
-                continue
-            # The writer keys the row by the record's own id: the listed id follows it, so
-            # a connector's item_id and its mapping can never drift apart.
-            ident = _key_of(mapped, self.listing_of) or ident
-            ids.append(ident)
-            self.listed.add(ident)
-            records.extend(mapped)
+        records, ids, unmapped = map_items(self.ctx, self.stream, items, item_id=self.item_id,
+                                           map_item=self.map_item, listing_of=self.listing_of)
+        self.listed.update(ids)
         return records, ids, unmapped
 
     def _unreadable(self, batch: Batch) -> list[Unmapped]:
@@ -223,15 +194,6 @@ class Listing:
         self.ctx.report(f"{self.stream} listing", f"{len(batch.unreadable)} item(s) could not be read at all (first: "
                                                   f"{first}: {why}); this listing marks nothing deleted")
         return [Unmapped(f"unreadable:{what}", why) for what, why in batch.unreadable]
-
-    def _unmapped(self, unmapped: list[Unmapped], ident: str | None, name: str, reason: str, item) -> None:
-        self.ctx.report(f"{self.stream} item {name}",
-                        f"could not be archived: {reason}; it is kept raw and never counted as deleted")
-        if ident is None:
-            # An item without an id is named by its content: the same one seen again is one row.
-            content = _raw_json(item, lambda value: value) or ""
-            ident = "unidentified:" + hashlib.sha256(content.encode()).hexdigest()[:16]
-        unmapped.append(Unmapped(ident, reason, item))
 
     def map_page(self, items: list) -> tuple[list, list[str], list[Unmapped]]:
         """Map a page the connector fetched outside the walk (Mastodon's newer statuses):
@@ -243,6 +205,53 @@ class Listing:
         state = {**self.carry, **state}
         return Page(self.stream, records, state, listing=listing, complete=complete, listed=ids,
                     unmapped=unmapped, listing_of=self.listing_of)
+
+
+def map_items(ctx, stream: str, items: list, *, item_id: Callable[[Any], str], map_item: Callable[[Any], list],
+              listing_of: str = "posts") -> tuple[list, list[str], list[Unmapped]]:
+    """Map each item on its own: one that cannot be mapped is reported (with its id and
+    why) and returned as Unmapped, to be kept raw; it never blocks the others. Returns the
+    records, the ids of the items (the id each row is keyed by) and the unmapped ones.
+    Used by ``Listing`` and by connectors for pages outside a listing (refreshes)."""
+    from archiver.net import Cancelled, NetError
+
+    records: list = []
+    ids: list[str] = []
+    unmapped: list[Unmapped] = []
+
+    def failed(ident: str | None, name: str, reason: str, item) -> None:
+        ctx.report(f"{stream} item {name}", f"could not be archived: {reason}; it is kept raw and never "
+                                            "counted as deleted")
+        if ident is None:
+            # An item without an id is named by its content: the same one seen again is one row.
+            content = _raw_json(item, lambda value: value) or ""
+            ident = "unidentified:" + hashlib.sha256(content.encode()).hexdigest()[:16]
+        unmapped.append(Unmapped(ident, reason, item))
+
+    for position, item in enumerate(items):
+        try:
+            ident = str(item_id(item))
+        except Exception as error:  # noqa: BLE001 - an item without an id is reported
+            failed(None, f"#{position + 1} of a page",
+                   f"the item has no id the archive can key it by ({type(error).__name__}: {error})", item)
+            continue
+        try:
+            mapped = list(map_item(item))
+        except (Cancelled, KeyboardInterrupt):
+            raise
+        except Exception as error:  # noqa: BLE001 - one bad item never blocks the rest
+            # The platform refusing us, or down after every retry, is the run's failure
+            # (nothing of this page is committed), not one item's.
+            if isinstance(error, NetError) and (error.kind in ("auth", "rate_limited") or error.retryable):
+                raise
+            ids.append(ident)
+            failed(ident, ident, f"{type(error).__name__}: {error}", item)
+            continue
+        # The writer keys the row by the record's own id: the listed id follows it, so a
+        # connector's item_id and its mapping can never drift apart.
+        ids.append(_key_of(mapped, listing_of) or ident)
+        records.extend(mapped)
+    return records, ids, unmapped
 
 
 def _key_of(records: list, listing_of: str) -> str | None:
