@@ -123,3 +123,20 @@ def test_not_read_counts_what_was_opened_or_handed_out_and_leaves_out_system_fil
         with pytest.raises(FileNotFoundError, match="not in the export"):
             missing()
         assert opener().read() == b"{}"
+
+
+def test_a_file_not_in_the_export_leaves_no_hole_to_retry(tmp_path):
+    """Retrying cannot bring a file the export does not hold: the import is done, and
+    does not ask to be retried."""
+    [path] = build_takeout(tmp_path / "in", videos=2, comments=1, subscriptions=1, seed=10)
+    with zipfile.ZipFile(path) as archive:
+        video_files = [n for n in archive.namelist() if n.endswith(".mp4")]
+    rewrite_zip(path, drop=video_files[0])
+    ws = workspace(tmp_path)
+
+    result = run_import(ws, path)
+
+    assert result["status"] == "ok" and result["counts"]["media_not_in_export"] == 1, result
+    assert one(ws.archive.db, "SELECT holes FROM imports") == 0
+    assert "--retry-failed" not in (result.get("message") or "")
+    assert run_import(ws, path)["status"] == "skipped"

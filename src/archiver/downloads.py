@@ -88,9 +88,11 @@ class MediaDownloader:
                 except Cancelled:
                     raise
                 except Exception as error:  # any failure is per-item
+                    from archiver.imports import NotInExport
+
                     message = scrubber.text(str(error))
                     ctx.report(f"{ref.role} of {owner} ({scrubber.url(ref.url)})", message)
-                    file = StoredFile(None, error=message)
+                    file = StoredFile(None, error=message, retryable=not isinstance(error, NotInExport))
                 stored[id(ref)] = by_url[ref.url] = file
                 if ref.opener is not None and export_sha256 is not None and file.sha256:
                     copied.append((export_sha256, ref.url, file.size or 0, file.sha256))

@@ -46,6 +46,8 @@ class StoredFile:
     mime: str | None = None
     size: int | None = None
     error: str | None = None
+    # False for a file no retry can bring (an export names it but does not hold it).
+    retryable: bool = True
 
 
 def _parse_time(text: str | None) -> dt.datetime | None:
@@ -184,6 +186,8 @@ class ArchiveWriter:
             ],
         )
         self._count("media_saved" if stored.sha256 else "media_failed")
+        if stored.sha256 is None and not stored.retryable:
+            self._count("media_not_in_export")
 
     # -- profile ------------------------------------------------------------------------
 
