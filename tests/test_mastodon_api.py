@@ -392,6 +392,32 @@ def test_a_run_killed_inside_a_follower_list_resumes_it_and_ends_as_an_uninterru
     assert h.value("SELECT count(*) FROM staged_members") == 0
 
 
+def test_a_follower_list_left_unfinished_for_days_is_kept_as_partial_and_read_again(tmp_path, monkeypatch):
+    h = Harness(tmp_path, FakeMastodonConfig(statuses=3, followers=200, seed=22))
+
+    def cut(request):
+        if request.url.path.endswith("/followers") and "max_id" in request.url.params:
+            return httpx.Response(503, json={"error": "down"})
+        return None
+
+    h.faults.append(cut)
+    assert h.run()["status"] == "failed"
+    assert h.rows("SELECT members FROM staged_lists WHERE kind='followers'") == [{"members": 80}]
+    h.faults.clear()
+    monkeypatch.setattr("archiver.lists._days_since", lambda when: 4.0)
+    before = len(h.fake.log)
+    result = h.run()
+    assert result["status"] == "ok", result
+    assert any("never finished" in e["error"] for e in result["errors"])
+    # What the old reading held is a partial snapshot (nobody lost from it); the list is
+    # read again from its first page and becomes a complete one.
+    assert h.rows("SELECT member_count, complete FROM snapshots WHERE kind='followers' ORDER BY snapshot_id") == [
+        {"member_count": 80, "complete": 0}, {"member_count": 200, "complete": 1}]
+    asked = [e for e in list(h.fake.log)[before:] if e[1].endswith("/followers")]
+    assert "max_id" not in asked[0][2] and len(asked) == 3
+    assert h.value("SELECT count(*) FROM audience_events WHERE event='lost'") == 0
+
+
 # --------------------------------------------------------------------------- pacing and faults
 
 
