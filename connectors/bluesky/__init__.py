@@ -206,9 +206,7 @@ class _ExportRun:
         following_since: dict[str, str | None] = {}
         self.own_top_level: list[str] = []
         if self.full or head.get("rev") != repo_state.get("rev") or changed_counts:
-            records = yield from self._repo_pages(view, handle, counts, head)
-            following_since = {m.person.native_id: m.since for m in records.following}
-            self.own_top_level = [p.native_id for p in records.posts if p.native_id and not _is_reply(p.raw)]
+            following_since, self.own_top_level = yield from self._repo_pages(view, handle, counts, head)
         else:
             # Nothing in the repo changed: only the profile's counts can have moved.
             yield Page("profile", [self._profile_from_view(view, handle)])
@@ -249,77 +247,87 @@ class _ExportRun:
 
     # -- the repository ----------------------------------------------------------------
     def _repo_pages(self, view: dict, handle: str | None, counts: dict, head: dict):
+        """Pages of the repository; returns (DID -> since of each person followed, the
+        owner's top-level post URIs). The CAR is read into an on-disk store (repo.py) and
+        every part below reads it a record or a page at a time."""
         from archiver_connectors.bluesky.repo import (
-            LIKE_COLLECTION, POST_COLLECTION, REPOST_COLLECTION, like_from_record, post_from_record, read_repo,
-            records_from_repo, repost_from_record)
+            LIKE_COLLECTION, POST_COLLECTION, PROFILE_COLLECTION, REPOST_COLLECTION, following_of, like_from_record,
+            post_from_record, profile_from_record, read_repo, repost_from_record)
 
         with tempfile.TemporaryFile(dir=self._tmp_dir()) as car:
             self.api.get_repo(self.did, car)
             car.seek(0)
             repo = read_repo(car)
-        records = records_from_repo(repo, did=self.did, handle=handle, pds_url=self.api.pds_url,
-                                    blob_url=lambda cid: self.api.blob_url(self.did, cid))
-        # Posts, reposts and likes are walked below, each record mapped (and reported) there.
-        walked = (f"/{POST_COLLECTION}/", f"/{REPOST_COLLECTION}/", f"/{LIKE_COLLECTION}/")
-        for item, why in [*(repo.problems or []),
-                          *(p for p in records.problems or [] if not any(c in str(p[0]) for c in walked))]:
-            self.ctx.report(str(item), str(why))
-        self._check_blobs(records)
+        try:
+            # Posts, reposts and likes are walked below, each record mapped (and reported) there.
+            for item, why in repo.problems or []:
+                self.ctx.report(str(item), str(why))
+            name = handle or self.did
+            blob_url = lambda cid: self.api.blob_url(self.did, cid)  # noqa: E731
+            profile = None
+            for record in repo.collection(PROFILE_COLLECTION):
+                if record.rkey == "self":
+                    try:
+                        profile = profile_from_record(self.did, handle, record.value, blob_url=blob_url)
+                    except Exception as error:  # noqa: BLE001 - one odd record never stops the others
+                        self.ctx.report(record.uri(self.did), f"cannot be mapped ({type(error).__name__}: {error}); "
+                                        "skipped")
+            self._check_blobs(repo, profile, lambda record: post_from_record(
+                self.did, name, record.rkey, record.value, cid=record.cid, blob_url=blob_url))
+            following_since = {m.person.native_id: m.since for m in following_of(repo, self.ctx.report, did=self.did)}
+            own_top_level = [record.uri(self.did) for record in repo.collection(POST_COLLECTION)
+                             if not _is_reply(record.value)]
 
-        profile = records.profile or self._profile_from_view(view, handle)
-        self._add_counts_to_profile(profile, view)
-        # The profile's pictures: one the archive holds is read from its own copy.
-        yield Page("profile", [profile])
+            profile = profile or self._profile_from_view(view, handle)
+            self._add_counts_to_profile(profile, view)
+            # The profile's pictures: one the archive holds is read from its own copy.
+            yield Page("profile", [profile])
 
-        # The repository is the whole truth about posts and likes: a --full run walks them
-        # as complete listings (archiver.listing), whose last page may mark deleted what
-        # is no longer there; never when a block of the CAR could not be read.
-        name = handle or self.did
-        blob_url = lambda cid: self.api.blob_url(self.did, cid)  # noqa: E731
+            # The repository is the whole truth about posts and likes: a --full run walks them
+            # as complete listings (archiver.listing), whose last page may mark deleted what
+            # is no longer there; never when a block of the CAR could not be read.
+            def post_records(record):
+                if record.collection == POST_COLLECTION:
+                    post = post_from_record(self.did, name, record.rkey, record.value, cid=record.cid,
+                                            blob_url=blob_url)
+                else:
+                    post = repost_from_record(self.did, record.rkey, record.value, cid=record.cid)
+                for key, value in (counts.get(post.native_id) or {}).items():
+                    if key != "is_reply" and value is not None:
+                        setattr(post, key, value)
+                return [post]
 
-        def post_records(record):
-            if record.collection == POST_COLLECTION:
-                post = post_from_record(self.did, name, record.rkey, record.value, cid=record.cid, blob_url=blob_url)
-            else:
-                post = repost_from_record(self.did, record.rkey, record.value, cid=record.cid)
-            for key, value in (counts.get(post.native_id) or {}).items():
-                if key != "is_reply" and value is not None:
-                    setattr(post, key, value)
-            return [post]
+            def like_records(record):
+                like = like_from_record(self.did, record.rkey, record.value, cid=record.cid)
+                if like is None:
+                    raise ValueError("a like without a subject URI")
+                return [like]
 
-        def like_records(record):
-            like = like_from_record(self.did, record.rkey, record.value, cid=record.cid)
-            if like is None:
-                raise ValueError("a like without a subject URI")
-            return [like]
-
-        yield from self._repo_listing(repo, "posts", (POST_COLLECTION, REPOST_COLLECTION), post_records,
-                                      POSTS_PER_PAGE, "posts", lambda record: record.uri(self.did))
-        yield from self._repo_listing(repo, "likes", (LIKE_COLLECTION,), like_records, 500, "like",
-                                      lambda record: (record.value.get("subject") or {}).get("uri")
-                                      or record.uri(self.did))
-        # Written last: a run killed before here downloads the repo again next time.
-        yield Page("repo", [], {"rev": head.get("rev") or repo.rev, "commit": head.get("cid") or repo.commit_cid,
-                                "read_at": now_utc()})
-        return records
+            yield from self._repo_listing(repo, "posts", (POST_COLLECTION, REPOST_COLLECTION), post_records,
+                                          POSTS_PER_PAGE, "posts", lambda record: record.uri(self.did))
+            yield from self._repo_listing(repo, "likes", (LIKE_COLLECTION,), like_records, 500, "like",
+                                          lambda record: (record.value.get("subject") or {}).get("uri")
+                                          or record.uri(self.did))
+            # Written last: a run killed before here downloads the repo again next time.
+            yield Page("repo", [], {"rev": head.get("rev") or repo.rev, "commit": head.get("cid") or repo.commit_cid,
+                                    "read_at": now_utc()})
+        finally:
+            repo.close()
+        return following_since, own_top_level
 
     def _repo_listing(self, repo, stream: str, collections: tuple[str, ...], map_record, size: int,
                       listing_of: str, item_id) -> Iterator[Page]:
         """One collection group of the repository as a listing, in key order; the cursor is
-        the last key written, so a walk resumed on a newer copy of the repository has no gap."""
-        import bisect
-
+        the last key written, so a walk resumed on a newer copy of the repository has no gap.
+        Each page is read from the repository's store by key (Repo.records_after)."""
         from archiver.listing import Batch, Listing
 
-        found = sorted((r for r in repo.records if r.collection in collections), key=lambda r: (r.collection, r.rkey))
-        keys = [f"{r.collection}/{r.rkey}" for r in found]
-
         def fetch(after):
-            start = bisect.bisect_right(keys, after) if after else 0
-            end = start + size
-            if end < len(found):
-                return Batch(found[start:end], keys[end - 1])
-            return Batch(found[start:end], None, unreadable=list(repo.problems or []))
+            found = repo.records_after(collections, after, size + 1)
+            if len(found) > size:
+                last = found[size - 1]
+                return Batch(found[:size], f"{last.collection}/{last.rkey}")
+            return Batch(found, None, unreadable=list(repo.problems or []))
 
         walk = Listing(self.ctx, stream, fetch=fetch, item_id=item_id, map_item=map_record,
                        listing_of=listing_of, stop_at_known=False)
@@ -328,21 +336,34 @@ class _ExportRun:
     def _tmp_dir(self):
         return self.ctx.temp_folder
 
-    def _check_blobs(self, records) -> None:
+    def _check_blobs(self, repo, profile, map_post) -> None:
         """listBlobs names every blob the PDS keeps for the repo. A blob a record points at
         that the PDS does not list is reported (its download will likely fail); blobs no
-        record of ours points at are only counted (nowhere to file them yet)."""
+        record of ours points at are only counted (nowhere to file them yet). The posts
+        are mapped one at a time here (``map_post``); one that cannot be is reported by
+        the listing that writes them."""
         from archiver_connectors.bluesky.api import sha256_of_blob_cid
+        from archiver_connectors.bluesky.repo import POST_COLLECTION
 
         listed = {sha256_of_blob_cid(cid) for cid in self.api.list_blobs(self.did)}
-        refs = [ref for post in records.posts for ref in post.media]
-        if records.profile is not None:
-            refs.extend(ref for ref in (records.profile.avatar, records.profile.banner) if ref is not None)
-        referenced = {ref.sha256 for ref in refs if ref.sha256}
-        for ref in refs:
-            if ref.sha256 and ref.sha256 not in listed:
+
+        def refs():
+            for record in repo.collection(POST_COLLECTION):
+                try:
+                    yield from map_post(record).media
+                except Exception:  # noqa: BLE001 - reported when the listing maps it
+                    continue
+            if profile is not None:
+                yield from (ref for ref in (profile.avatar, profile.banner) if ref is not None)
+
+        referenced: set[str] = set()
+        for ref in refs():
+            if not ref.sha256:
+                continue
+            if ref.sha256 not in listed and ref.sha256 not in referenced:
                 self.ctx.report(f"blob {ref.sha256[:12]}…", "referenced by a record but not listed by the PDS "
                                 "(listBlobs); downloading it anyway")
+            referenced.add(ref.sha256)
         unreferenced = len(listed - referenced - {None})
         if unreferenced:
             log.info("%d blob(s) on the PDS are used by no post or profile picture archiver keeps (e.g. "

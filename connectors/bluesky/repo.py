@@ -268,6 +268,19 @@ class Repo:
     def collection(self, name: str) -> "_StoredRecords":
         return _StoredRecords(self.store, name)
 
+    def records_after(self, collections: tuple[str, ...], after: str | None, limit: int) -> list[RepoRecord]:
+        """Up to ``limit`` records of ``collections`` whose key ("collection/rkey") comes
+        after ``after``, in key order: a keyed walk over any size of repository."""
+        import json
+
+        if self.store is None:
+            return []
+        marks = ",".join("?" * len(collections))
+        rows = self.store.db.execute(
+            f"SELECT collection, rkey, cid, value FROM records WHERE collection IN ({marks}) AND key > ? "
+            "ORDER BY key LIMIT ?", [*collections, after or "", limit]).fetchall()
+        return [RepoRecord(collection, rkey, cid, json.loads(value)) for collection, rkey, cid, value in rows]
+
     def collections(self) -> list[str]:
         """The names of the collections that hold records."""
         if self.store is None:
