@@ -207,8 +207,9 @@ class MastodonConnector(Connector):
 
     # -- statuses ----------------------------------------------------------------------
     def _statuses(self, api, ctx, owner_id: str, domain: str) -> Iterator[Page]:
-        """The owner's statuses. A walk from the newest back (rel="next"), by
-        archiver.listing, on the first run, on ``--full`` and to finish a walk cut off
+        """The owner's statuses. A walk from the newest back to the end (rel="next"; even
+        past statuses an imported export made known, so each is asked from the API once),
+        by archiver.listing, on the first run, on ``--full`` and to finish a walk cut off
         earlier (it goes on at its link); then forward from ``newest_id`` (min_id and
         rel="prev", the documented way to page newer); then, when nothing was walked, the
         newest page again for counts, edits and new replies."""
@@ -234,7 +235,8 @@ class MastodonConnector(Connector):
         walk = Listing(ctx, "statuses", fetch=fetch, item_id=lambda status: status_key(domain, status["id"]),
                        map_item=lambda status: self._status_records(
                            api, ctx, status, archived.get(status_key(domain, status["id"])), owner_id, domain),
-                       before_page=before_page, resume_at_cursor=True, carry_keys=("newest_id",))
+                       before_page=before_page, resume_at_cursor=True, stop_at_known=False,
+                       carry_keys=("newest_id",))
         walked = ctx.full or not state.get("newest_id") or state.get("cursor") is not None
         if walked:
             if state != (ctx.state("statuses") or {}):
