@@ -1,6 +1,7 @@
 """Nothing silently dropped from an export: a file the export names but does not hold is a
-failed slot "not in the export", counted by `archiver status`; a part of the export the
-importer does not read is named in the run's summary."""
+failed slot "not in the export", counted by `archiver status`; the my-comments.html page
+of older Takeouts is read; a part of the export the importer does not read is named in
+the run's summary."""
 
 from __future__ import annotations
 
@@ -19,10 +20,9 @@ from archiver_connectors.youtube.fake_takeout import build_takeout
 
 from archive_rows import one, rows
 
-# A Takeout of 2021 kept the owner's comments as a web page (8 comments in a real one).
-MY_COMMENTS_HTML = ("Takeout/YouTube and YouTube Music/my-comments/my-comments.html",
-                    b"<html><body><ul><li>You added a <a href=\"https://www.youtube.com/watch?v=x\">comment</a> "
-                    b"on <a href=\"https://www.youtube.com/watch?v=x\">a video</a>.<br>Nice!</li></ul></body></html>")
+# A page no importer reads (a layout this version does not know).
+UNKNOWN_PAGE = ("Takeout/YouTube and YouTube Music/live chats/live-chats.html",
+                b"<html><body><ul><li>Sent at 2021-03-01 10:00:00 UTC in a live chat.<br>hello</li></ul></body></html>")
 
 
 def workspace(tmp_path: Path) -> Workspace:
@@ -62,19 +62,43 @@ def test_an_upload_whose_video_file_the_takeout_lacks_is_a_named_hole(tmp_path):
     assert "1 media missing" in render_status([row])
 
 
-def test_a_2021_takeout_comments_page_is_named_as_not_imported(tmp_path):
+def test_a_2021_takeout_comments_page_is_read(tmp_path):
+    """Takeouts of about 2021 keep the owner's comments in my-comments.html, not in a CSV:
+    they are read (html.parser), each comment under its video, by the owner."""
+    from archiver_connectors.youtube.fake_takeout import make_world
+
+    options = dict(videos=2, comments=4, subscriptions=1, seed=9)
+    world = make_world(**options)
+    [path] = build_takeout(tmp_path / "in", comments_as="html", **options)
+    ws = workspace(tmp_path)
+
+    result = run_import(ws, path)
+
+    assert result["status"] == "ok", result
+    assert not [n for n in result.get("not_read", []) if n.endswith(".html")], result["not_read"]
+    stored = rows(ws.archive.db, "SELECT post_id, created_at, text, by_owner FROM comments ORDER BY created_at, text")
+    expected = sorted((c.video_id, c.created_at, c.text) for c in world.comments)
+    from archiver.records import iso_utc
+
+    assert [(p, c, t) for p, c, t, _ in stored] == sorted((v, iso_utc(c), t) for v, c, t in expected)
+    assert {b for *_, b in stored} == {1}
+    # Imported again: the same rows, no second copy.
+    assert run_import(ws, path)["status"] == "skipped"
+
+
+def test_a_part_of_the_export_no_importer_reads_is_named(tmp_path):
     [path] = build_takeout(tmp_path / "in", videos=1, comments=1, subscriptions=1, seed=9)
-    rewrite_zip(path, add=dict([MY_COMMENTS_HTML]))
+    rewrite_zip(path, add=dict([UNKNOWN_PAGE]))
     ws = workspace(tmp_path)
 
     result = run_import(ws, path)
 
     assert result["status"] == "ok", result
     # (The fake Takeout also holds a watch history, which is not archived either.)
-    assert MY_COMMENTS_HTML[0] in result["not_read"]
+    assert UNKNOWN_PAGE[0] in result["not_read"]
     message = one(ws.archive.db, "SELECT message FROM runs")
-    assert f"not imported: {len(result['not_read'])} file(s)" in message and "my-comments.html" in message
-    assert "my-comments.html" in render_status(account_status(ws.archive, Config(path=None)))
+    assert f"not imported: {len(result['not_read'])} file(s)" in message and "live-chats.html" in message
+    assert "live-chats.html" in render_status(account_status(ws.archive, Config(path=None)))
 
 
 def exports_with_an_unknown_part(tmp_path: Path) -> dict[str, tuple[Path, str]]:
@@ -140,3 +164,23 @@ def test_a_file_not_in_the_export_leaves_no_hole_to_retry(tmp_path):
     assert one(ws.archive.db, "SELECT holes FROM imports") == 0
     assert "--retry-failed" not in (result.get("message") or "")
     assert run_import(ws, path)["status"] == "skipped"
+
+
+def test_the_comments_page_reader_takes_both_time_forms_ids_when_linked_and_reports_bad_items():
+    import io as _io
+
+    from archiver_connectors.youtube.takeout import comments_from_page
+
+    page = ('<ul><li>Sent at 2020-04-27 23:18:23 UTC while watching <a href="http://www.youtube.com/watch?v=mM">'
+            'a video</a>.<br/>content &amp; more<br>second line</li>\n'
+            '<li>You added a <a href="https://www.youtube.com/watch?v=AbC&amp;lc=UgxID">comment</a> '
+            '2016-06-15T08:50:49Z<br>old one</li>\n'
+            '<li>Sent at some time<br>no date</li><li>Sent at 2020-01-01 00:00:00 UTC<br> </li></ul>')
+    found = list(comments_from_page(_io.StringIO(page), "UCowner"))
+    first, second = found[0][1], found[1][1]
+    assert (first.native_id, first.post_native_id, first.created_at, first.text) == (
+        None, "mM", "2020-04-27T23:18:23Z", "content & more\nsecond line")
+    assert first.by_owner and first.author.native_id == "UCowner"
+    assert (second.native_id, second.post_native_id, second.created_at, second.text) == (
+        "UgxID", "AbC", "2016-06-15T08:50:49Z", "old one")
+    assert [(n, str(e)) for n, e in found[2:]] == [(3, "no time in it"), (4, "no comment text")]

@@ -13,6 +13,11 @@ Built from shared/platforms/youtube.md §6; what the notes mark [U] is a knob:
   video files in part 1, the other video files in part 2.
 - ``duplicate_titles``: two uploads share one title (files ``T.mp4`` and ``T(1).mp4``).
 - ``bad_rows``: adds one bad row to videos.csv, comments.csv and subscriptions.csv.
+- ``comments_as``: "csv" (comments/comments.csv) or "html": the owner's comments as the
+  my-comments/my-comments.html page of Takeouts of about 2021, one ``<li>`` each: "Sent at
+  <time> UTC while watching <a href=…watch?v=<id>>a video</a>.<br/>" and the text (the
+  form google_takeout_parser's tests show; whether the comment's own link with its id was
+  there is [U]: it is left out, so the comments come without ids).
 
 ``make_world`` is deterministic for a seed, so a test builds the same world the export
 was written from and derives every expectation from it.
@@ -187,6 +192,20 @@ def _comment_cell(comment: FakeComment, form: str) -> str:
     return comment.text
 
 
+def _my_comments_page(comments: list[FakeComment]) -> bytes:
+    import html
+
+    items = []
+    for c in comments:
+        moment = dt.datetime.fromisoformat(c.created_at.replace("Z", "+00:00")).astimezone(dt.timezone.utc)
+        text = "<br>".join(html.escape(line) for line in c.text.split("\n"))
+        items.append(f'<li>Sent at {moment:%Y-%m-%d %H:%M:%S} UTC while watching '
+                     f'<a href="http://www.youtube.com/watch?v={c.video_id}">a video</a>.<br/>{text}</li>')
+    page = ('<html><head><meta charset="UTF-8"><title>My comments</title></head><body>'
+            '<div class="header_cell">My comments</div><ul>\n' + "\n".join(items) + "\n</ul></body></html>")
+    return page.encode("utf-8")
+
+
 def _csv_bytes(header: list[str], rows: list[list[str]], encoding: str, raw_lines: Iterable[str] = ()) -> bytes:
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, lineterminator="\n")
@@ -204,7 +223,8 @@ def _file_name(title: str) -> str:
 
 
 def takeout_files(world: TakeoutWorld, *, locale: str = "en", csv_order: str = "b", encoding: str = "utf-8",
-                  comment_text: str = "new", bad_rows: bool = False) -> tuple[dict[str, bytes], dict[str, bytes]]:
+                  comment_text: str = "new", bad_rows: bool = False,
+                  comments_as: str = "csv") -> tuple[dict[str, bytes], dict[str, bytes]]:
     """(data files, video files): relative name inside the export -> bytes."""
     names = LOCALES[locale]
     root = f"Takeout/{names['root']}"
@@ -239,7 +259,10 @@ def takeout_files(world: TakeoutWorld, *, locale: str = "en", csv_order: str = "
     bad_comment_lines = []
     if bad_rows:
         bad_comment_lines.append("only,three,fields")  # the wrong width
-    data[f"{root}/{names['comments']}"] = _csv_bytes(header, comment_rows, encoding, bad_comment_lines)
+    if comments_as == "html":
+        data[f"{root}/my-comments/my-comments.html"] = _my_comments_page(world.comments)
+    else:
+        data[f"{root}/{names['comments']}"] = _csv_bytes(header, comment_rows, encoding, bad_comment_lines)
 
     subscription_rows = [[s.channel_id, f"http://www.youtube.com/channel/{s.channel_id}", s.title]
                          for s in world.subscriptions]
@@ -279,7 +302,7 @@ def build_takeout(path: str | Path, *, videos: int = 3, comments: int = 5, subsc
                   locale: str = "en", csv_order: str = "b", encoding: str = "utf-8", comment_text: str = "new",
                   parts: int = 1, as_zip: bool = True, seed: int = 1,
                   api_videos: Iterable[tuple[str, str, str]] | None = None, duplicate_titles: bool = False,
-                  bad_rows: bool = False, channel_id: str | None = None,
+                  bad_rows: bool = False, channel_id: str | None = None, comments_as: str = "csv",
                   world: TakeoutWorld | None = None) -> list[Path]:
     """Write a Takeout export into the folder ``path``; returns the zip parts (or the
     extracted folders, one per part, with ``as_zip=False``)."""
@@ -288,7 +311,7 @@ def build_takeout(path: str | Path, *, videos: int = 3, comments: int = 5, subsc
     world = world or make_world(videos=videos, comments=comments, subscriptions=subscriptions, seed=seed,
                                 api_videos=api_videos, duplicate_titles=duplicate_titles, channel_id=channel_id)
     data, video_files = takeout_files(world, locale=locale, csv_order=csv_order, encoding=encoding,
-                                      comment_text=comment_text, bad_rows=bad_rows)
+                                      comment_text=comment_text, bad_rows=bad_rows, comments_as=comments_as)
     if parts not in (1, 2):
         raise ValueError("parts must be 1 or 2")
     video_names = list(video_files)

@@ -47,6 +47,7 @@ import re
 import unicodedata
 import urllib.parse
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from typing import Iterator
 
 from archiver.records import Comment, Membership, MediaRef, Page, Person, Post, Profile, Snapshot, iso_utc, visibility
@@ -476,6 +477,93 @@ def person_from_subscription(values: dict[str, str]) -> Person:
     return Person(native_id=channel_id, display_name=values.get("channel_title") or None, url=url, raw={})
 
 
+# --------------------------------------------------------------------------- my-comments.html
+
+# Takeouts of about 2021 keep the owner's comments as a web page, one <li> each: a line
+# with the time and links (the video, and the comment itself with "&lc=<comment id>"),
+# a <br>, then the text [C3: google_takeout_parser's test: "Sent at 2020-04-27 23:18:23 UTC
+# while watching <a href=…watch?v=…>a video</a>.<br/>content here"]. Older pages write the
+# time as 2016-06-15T08:50:49Z.
+MY_COMMENTS_PAGE = "my-comments.html"
+_PAGE_TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:\s+|T)(\d{2}):(\d{2}):(\d{2})")
+
+
+class _CommentsPage(HTMLParser):
+    """The <li> items of my-comments.html: their text split at <br>, and their links."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.items: list[dict] = []
+        self._item: dict | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "li":
+            self._item = {"parts": [""], "links": []}
+            self.items.append(self._item)
+        elif self._item is not None and tag == "br":
+            self._item["parts"].append("")
+        elif self._item is not None and tag == "a":
+            href = dict(attrs).get("href")
+            if href:
+                self._item["links"].append(href)
+
+    def handle_startendtag(self, tag, attrs):
+        self.handle_starttag(tag, attrs)
+
+    def handle_endtag(self, tag):
+        if tag == "li":
+            self._item = None
+
+    def handle_data(self, data):
+        if self._item is not None:
+            self._item["parts"][-1] += data
+
+
+def _page_items(stream) -> Iterator[dict]:
+    """The <li> items of a page read a piece at a time (a page of years of comments is
+    never held whole)."""
+    page = _CommentsPage()
+    while chunk := stream.read(64 * 1024):
+        page.feed(chunk)
+        done = page.items if page._item is None else page.items[:-1]
+        yield from done
+        del page.items[: len(done)]
+    page.close()
+    yield from page.items
+
+
+def comments_from_page(stream, owner_channel: str | None) -> Iterator[tuple[int, Comment | ValueError]]:
+    """(item number, the comment or why it is not one) for each <li> of my-comments.html
+    (``stream``: its text)."""
+    for number, item in enumerate(_page_items(stream), start=1):
+        header, *body = item["parts"]
+        found = _PAGE_TIME.search(header) or _PAGE_TIME.search(" ".join(item["parts"]))
+        content = "\n".join(part.strip() for part in body).strip()
+        if found is None:
+            yield number, ValueError("no time in it")
+            continue
+        if not content:
+            yield number, ValueError("no comment text")
+            continue
+        created = "{}-{}-{}T{}:{}:{}Z".format(*found.groups())
+        video_id = comment_id = None
+        for link in item["links"]:
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(link).query)
+            video_id = video_id or (query.get("v") or [None])[0]
+            comment_id = comment_id or (query.get("lc") or [None])[0]
+        yield number, Comment(
+            native_id=comment_id,
+            text=content,
+            created_at=created,
+            post_native_id=video_id,
+            author=Person(native_id=owner_channel, url=f"https://www.youtube.com/channel/{owner_channel}",
+                          raw={}) if owner_channel else None,
+            by_owner=True,
+            url=(f"https://www.youtube.com/watch?v={video_id}&lc={comment_id}" if video_id and comment_id else None),
+            raw={"my-comments.html": {"line": header.strip(), "text": content, "links": item["links"]}},
+        )
+
+
 # --------------------------------------------------------------------------- video files
 
 
@@ -650,6 +738,22 @@ def takeout_pages(source, ctx, videos_elsewhere: list[str] = ()) -> Iterator[Pag
                 comments = []
     if comments:
         yield Page("export:comments", comments)
+    # The page older Takeouts keep the owner's comments in (read a piece at a time).
+    for name in source.names():
+        if not (name.startswith(f"{root}/") and _stem(name) + ".html" == MY_COMMENTS_PAGE):
+            continue
+        with _text_stream(source.open(name), source, name) as text:
+            for number, comment in comments_from_page(text, owner):
+                if isinstance(comment, ValueError):
+                    report(f"comment {number} of {name}", str(comment))
+                    continue
+                comments.append(comment)
+                if len(comments) >= COMMENT_PAGE_SIZE:
+                    yield Page("export:comments", comments)
+                    comments = []
+        if comments:
+            yield Page("export:comments", comments)
+            comments = []
 
     # The subscription list: a whole list, so a complete snapshot. A part without the
     # file says nothing about who was unsubscribed.
