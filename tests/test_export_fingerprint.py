@@ -84,3 +84,43 @@ def test_a_zip_holding_one_json_file_and_that_file_have_one_fingerprint(tmp_path
     with open_export(bare) as a, open_export(packed) as b, open_export(other) as c:
         assert a.sha256 != b.sha256
         assert a.fingerprint == b.fingerprint != c.fingerprint
+
+
+def test_a_retry_through_another_wrapper_keeps_the_first_wrappers_provenance(tmp_path, loopback):
+    """The zip imported with a file missing (its link failed for now), then its unzipped
+    JSON: the second retries only the hole, under the zip's provenance."""
+    import httpx
+
+    from archiver_connectors.tiktok.fake import FakeTikTok, FakeTikTokConfig, serve
+
+    fake = FakeTikTok(FakeTikTokConfig(videos=3, followers=2, following=1))
+    refuse: set[str] = set()
+    answer = fake.handle
+    fake.handle = lambda request: (httpx.Response(404, content=b"gone for now") if request.url.path in refuse
+                                   else answer(request))
+    server, _ = serve(fake)
+    try:
+        document = json.dumps(fake.export_json("new")).encode()
+        packed = tmp_path / "TikTok_Data.zip"
+        with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("user_data_tiktok.json", document)
+        bare = tmp_path / "Downloads" / "user_data_tiktok.json"
+        bare.parent.mkdir()
+        bare.write_bytes(document)
+        first_post = json.loads(document)["Post"]["Posts"]["VideoList"][0]
+        refuse.add(httpx.URL(first_post["Link"].splitlines()[0]).path)
+        ws = workspace(tmp_path)
+
+        first = run_import(ws, packed, transport=loopback)
+        assert first["status"] == "ok" and first["counts"].get("media_failed") == 1, first
+        refuse.clear()
+        second = run_import(ws, bare, transport=loopback)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert second["status"] == "ok" and second["counts"].get("media_saved") == 1, second
+    db = ws.archive.db
+    assert rows(db, "SELECT file_name, holes FROM imports") == [("TikTok_Data.zip", 0)]
+    with open_export(packed) as source:
+        assert archived(db)["sources"] == [f"export:{source.sha256}"]

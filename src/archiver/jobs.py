@@ -181,7 +181,10 @@ def _import_locked(ws: Workspace, path: Path, source, account: AccountConfig, pl
             mode = f"{path.name} (files missing from the import of {seen[0]})"
         else:
             pages, mode = (lambda ctx: connector.import_pages(source, ctx)), path.name
-        result = runner.run(pages, kind="import", mode=mode, cancel=cancel, source=f"export:{source.sha256}")
+        # One export, one provenance: a retry through another wrapper of the same content
+        # (the zip, then its unzipped folder) writes under the first one's.
+        provenance = f"export:{seen[3] if seen else source.sha256}"
+        result = runner.run(pages, kind="import", mode=mode, cancel=cancel, source=provenance)
     finally:
         connector.close()
     warnings = [{"item": path.name, "error": w} for w in getattr(source, "warnings", [])]
