@@ -172,3 +172,33 @@ def test_one_broken_video_in_the_counts_refresh_is_reported_and_the_others_refre
     [error] = [e for e in result["errors"] if bad in e["item"]]
     assert error["item"].startswith("recent item") and "ValueError" in error["error"]
     assert h.value("SELECT count(*) FROM unmapped_items WHERE item_id=?", bad) == 1
+
+
+def test_a_cut_off_full_listing_resumes_after_incremental_runs_and_never_judges_what_they_brought(tmp_path):
+    from archiver.sync import CancelFlag
+
+    h = TikTokHarness(tmp_path, FakeTikTokConfig(videos=50, short_pages=False, seed=57))
+    assert h.run(full=True)["status"] == "ok"
+    gone = newest_first(h)[45]
+    h.fake.delete_video(gone)
+
+    flag, pages = CancelFlag(), []
+
+    def stop_after_first(line: str) -> None:
+        if line.startswith("videos:"):
+            pages.append(line)
+            flag.set()
+
+    assert h.run(full=True, cancel=flag, progress=stop_after_first)["status"] == "interrupted"
+    cut_at = h.state("videos")["cursor"]
+    fresh = h.fake.add_video()                   # published meanwhile, above where the listing stands
+    assert h.run()["status"] == "ok"             # incremental: archives it
+    assert fresh["id"] in h.post_ids()
+    assert h.state("videos")["full_cut_off"]["cursor"] == cut_at
+
+    mark = h.mark()
+    result = h.run(full=True)
+    assert result["status"] == "ok", result
+    assert h.sent(LIST_PATH, mark)[0].body.get("cursor") == cut_at     # went on where it stood
+    assert tombstoned(h) == {gone}               # the deleted one, not the new one it never saw
+    assert "full_cut_off" not in h.state("videos")

@@ -100,15 +100,20 @@ class Listing:
         state = self.ctx.state(self.stream) or {}
         # The connector's own keys in the stream's state ride along (see ``carry``).
         self.carry = {**{k: state[k] for k in self.carry_keys if k in state}, **self.carry}
-        last_full = {"last_full_at": state["last_full_at"]} if state.get("last_full_at") else {}
-        if self.ctx.full:
-            yield from self._full(state, last_full)
-        else:
-            yield from self._incremental(state, last_full)
-
-    def _full(self, state: dict, last_full: dict) -> Iterator[Page]:
+        kept = {"last_full_at": state["last_full_at"]} if state.get("last_full_at") else {}
+        # A full listing cut off earlier is resumed by the next full run, even when
+        # incremental runs came in between (they keep where it stood).
+        cut_off = state.get("full_cut_off")
         if state.get("mode") == "full" and state.get("listing") and state.get("cursor") is not None:
-            listing, cursor = state["listing"], state["cursor"]      # resume a cut-off full listing
+            cut_off = {"listing": state["listing"], "cursor": state["cursor"]}
+        if self.ctx.full:
+            yield from self._full(cut_off, kept)
+        else:
+            yield from self._incremental(state, {**kept, **({"full_cut_off": cut_off} if cut_off else {})})
+
+    def _full(self, cut_off: dict | None, last_full: dict) -> Iterator[Page]:
+        if cut_off:
+            listing, cursor = cut_off["listing"], cut_off["cursor"]      # resume a cut-off full listing
         else:
             listing, cursor = uuid.uuid4().hex, None
         while True:
@@ -132,6 +137,8 @@ class Listing:
             cursor = batch.next_cursor
 
     def _incremental(self, state: dict, last_full: dict) -> Iterator[Page]:
+        # ``last_full``: what every state of this walk keeps (when the last full listing
+        # finished, where a cut-off one stands).
         pending = [_cut_off(p) for p in state.get("pending") or []]
         if state.get("mode") == "incremental" and state.get("cursor") is not None:
             pending.append(_cut_off({"cursor": state["cursor"], "below": state.get("below", state["cursor"])}))
@@ -275,11 +282,11 @@ def _cut_off(point) -> dict:
 
 
 def record_page(db, account, page: Page, *, failed_ids: Iterable[tuple[str, str, Any]] = (),
-                scrub: Callable[[Any], Any] = lambda value: value) -> None:
+                scrub: Callable[[Any], Any] = lambda value: value, now: str | None = None) -> None:
     """The listing bookkeeping of one page, in its transaction: the listed ids of a full
     listing, the items that could not be archived (``failed_ids``: id, reason, raw, for
     records the writer refused), and the items archived now that once could not be."""
-    account_id, now = account.account_id, now_utc()
+    account_id, now = account.account_id, now or now_utc()
     failures = [(u.item_id, u.error, u.raw) for u in page.unmapped] + list(failed_ids)
     if page.listing is not None:
         db.execute("INSERT OR IGNORE INTO listings (account_id, listing, stream, of, started_at) VALUES (?,?,?,?,?)",
@@ -336,8 +343,12 @@ def finish_listing(db, account, page: Page, *, report: Callable[[str, str], None
     # lists) and not yet marked deleted; "missing" are those this listing did not list.
     live = (f"{where} AND deleted_at IS NULL "
             "AND EXISTS (SELECT 1 FROM json_each(sources) WHERE json_each.value = 'api')")
-    missing = f"{live} AND {key} NOT IN (SELECT item_id FROM listed_ids WHERE account_id=? AND listing=?)"
-    missing_params = [account_id, *params, account_id, listing]
+    # A row first seen after the listing started (published meanwhile, written by a run
+    # while this listing was cut off) may lie above where the listing had reached: it is
+    # not judged by this listing.
+    missing = (f"{live} AND first_seen_at < (SELECT started_at FROM listings WHERE account_id=? AND listing=?) "
+               f"AND {key} NOT IN (SELECT item_id FROM listed_ids WHERE account_id=? AND listing=?)")
+    missing_params = [account_id, *params, account_id, listing, account_id, listing]
     alive = db.execute(f"SELECT count(*) FROM {table} WHERE {live}", [account_id, *params]).fetchone()[0]
     gone = db.execute(f"SELECT count(*) FROM {table} WHERE {missing}", missing_params).fetchone()[0]
     limit = account.max_deleted_percent

@@ -410,7 +410,8 @@ class Runner:
             page.listed = written
         if page.listing is None and page.listed is None and not page.unmapped and not refused:
             return
-        listing.record_page(self.archive.db, self.account, page, failed_ids=refused, scrub=scrubber.obj)
+        listing.record_page(self.archive.db, self.account, page, failed_ids=refused, scrub=scrubber.obj,
+                            now=writer.now)
         if page.complete and page.listing is not None:
             marked = listing.finish_listing(self.archive.db, self.account, page, report=ctx.report, now=writer.now,
                                             noun=getattr(self.connector, "post_noun", "posts"))
