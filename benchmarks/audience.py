@@ -45,7 +45,7 @@ DAY0 = 19_700  # days since 1970-01-01 of day 0 (2023-12-09)
 INGEST_TARGET = 0.5
 QUERY_TARGET_S = 1.0
 MEMORY_TARGET_MB = 300
-FLOOR_PRAGMAS = ("PRAGMA main.cache_size=-65536", "PRAGMA temp.cache_size=-32768")
+FLOOR_PRAGMAS = ("PRAGMA main.cache_size=-32768", "PRAGMA temp.cache_size=-16384")
 BATCH = 50_000
 
 

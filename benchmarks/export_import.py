@@ -114,11 +114,11 @@ def _people(kind: str, count: int, rng: random.Random):
     yield b"]" if kind == "followers" else b"]}"
 
 
-def write_export(path: Path, kind: str, size_mb: int) -> dict:
+def write_export(path: Path, kind: str, size_mb: int, followers: int | None = None) -> dict:
     """The export file; returns what it holds."""
     rng = random.Random(7)
     posts = max(1, size_mb * 2**20 // MEDIA_BYTES)
-    followers = max(1000, 200_000 * size_mb // 1024)
+    followers = followers if followers is not None else max(1000, 200_000 * size_mb // 1024)
     following = max(100, 5_000 * size_mb // 1024)
     writer = _Writer(path, kind)
     feed = []
@@ -187,6 +187,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mb", type=int, default=1024, help="media in the export, in MiB (default 1024)")
     parser.add_argument("--format", choices=("zip", "tar.gz"), default="zip")
+    parser.add_argument("--followers", type=int, default=None,
+                        help="followers in the export (default: 200,000 per GiB of media)")
     parser.add_argument("--dir", type=Path, default=None, help="where the files go (default: a temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep the export and the archive")
     args = parser.parse_args()
@@ -194,7 +196,7 @@ def main() -> None:
     try:
         export = work / f"instagram-bench.{args.format}"
         started = time.perf_counter()
-        holds = write_export(export, args.format, args.size_mb)
+        holds = write_export(export, args.format, args.size_mb, args.followers)
         size = export.stat().st_size
         print(f"export: {export.name}, {size / 2**20:.0f} MiB: {holds['posts']} posts with a "
               f"{MEDIA_BYTES // 1024} KiB file each, {holds['followers']} followers, {holds['following']} following "

@@ -47,7 +47,7 @@ FOLLOW_EPOCH = 1_600_000_000  # follow dates spread from 2020 on
 BATCH = 50_000  # rows per executemany for the floor, as the writer's default batch
 # The floor gets the page caches ArchiveWriter.write_snapshot sets for itself (KiB), so
 # the ratios compare work done, not cache settings. Keep the two in step.
-FLOOR_PRAGMAS = ("PRAGMA main.cache_size=-65536", "PRAGMA temp.cache_size=-32768")
+FLOOR_PRAGMAS = ("PRAGMA main.cache_size=-32768", "PRAGMA temp.cache_size=-16384")
 
 INGEST_TARGET = 0.5  # ours / floor rows/s, at least
 DIFF_TARGET = 2.0  # ours / raw EXCEPT time, at most
