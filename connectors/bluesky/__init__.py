@@ -174,10 +174,8 @@ class BlueskyConnector(Connector):
     # -- official export -----------------------------------------------------------------
     @classmethod
     def detect_export(cls, source) -> bool:
-        try:
-            from archiver_connectors.bluesky.export import looks_like_repo
-        except ImportError:
-            return False
+        from archiver_connectors.bluesky.export import looks_like_repo
+
         return looks_like_repo(source)
 
     def import_pages(self, source, ctx) -> Iterator[Page]:

@@ -145,10 +145,8 @@ class InstagramConnector(Connector):
     # -- official export -----------------------------------------------------------------
     @classmethod
     def detect_export(cls, source) -> bool:
-        try:
-            from archiver_connectors.instagram.export import find_export
-        except ImportError:   # the export parser is not installed (yet)
-            return False
+        from archiver_connectors.instagram.export import find_export
+
         return bool(find_export(source))
 
     def import_pages(self, source, ctx) -> Iterator[Page]:

@@ -566,10 +566,8 @@ class YouTubeConnector(Connector):
     # -- Google Takeout ------------------------------------------------------------------
     @classmethod
     def detect_export(cls, source) -> bool:
-        try:
-            from archiver_connectors.youtube.takeout import find_takeout
-        except ImportError:
-            return False
+        from archiver_connectors.youtube.takeout import find_takeout
+
         return find_takeout(source) is not None
 
     def import_pages(self, source, ctx) -> Iterator[Page]:

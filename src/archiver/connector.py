@@ -98,15 +98,33 @@ class Connector:
         transaction, once per archive; most connectors have nothing to do."""
 
 
+# The package the built-in connectors install as (pyproject.toml); a connector of another
+# package is a third party's.
+BUILT_IN_PACKAGE = "archiver_connectors"
+
+
+class ConnectorLoadError(Exception):
+    """A built-in connector that cannot be loaded: a broken installation or a bug."""
+
+
 def installed_connectors() -> dict[str, type[Connector]]:
-    """name -> connector class, from the entry-point group (built-in ones included)."""
+    """name -> connector class, from the entry-point group (built-in ones included).
+
+    A built-in connector that fails to load is an error (hiding it would turn a broken
+    install into a platform that silently stops being archived); a third party's is
+    skipped with a warning, so one broken plug-in cannot stop the others."""
     from importlib.metadata import entry_points
 
     found: dict[str, type[Connector]] = {}
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         try:
             found[entry.name] = entry.load()
-        except Exception as error:  # one broken connector package must not break the others
+        except Exception as error:
+            if entry.value.split(":")[0].split(".")[0] == BUILT_IN_PACKAGE:
+                raise ConnectorLoadError(
+                    f"the built-in {entry.name} connector ({entry.value}) could not be loaded: "
+                    f"{type(error).__name__}: {error}. The installation of archiver is broken: reinstall it "
+                    "(e.g. `pip install --force-reinstall archiver`), and report this if it persists.") from error
             import logging
 
             logging.getLogger("archiver").warning(
