@@ -2,10 +2,10 @@
 
 The exports are built by connectors/instagram/fake_export.py in both folder layouts of
 shared/platforms/instagram.md §6, zipped or extracted, with Meta's mis-encoded UTF-8 and
-real media files. Most tests drive ``export_pages`` through the real sync runner with a
-minimal stand-in connector (so they do not depend on the API connector); the last ones
-go through ``archiver.jobs.run_import`` and the real ``archiver import`` command when
-the Instagram connector is installed.
+real media files. Most tests drive the import through the real sync runner with the
+real Instagram connector (on a network that refuses every request: an import downloads
+nothing); the API-and-export ones run the connector against the API fake; the last ones
+go through ``archiver.jobs.run_import`` and the real ``archiver import`` command.
 
 Every expectation is derived from the fake account the export was written from, and
 checked against the SQLite file and the media folder.
@@ -21,6 +21,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import httpx
 import pytest
 
 from archive_rows import one, rows
@@ -28,9 +29,11 @@ from archiver.archive import Archive
 from archiver.config import AccountConfig, Config
 from archiver.imports import open_export
 from archiver.jobs import Workspace, detect_platform, run_import
-from archiver.records import Page, Post, iso_utc
+from archiver.records import iso_utc
+from archiver.secrets import open_secret_store
 from archiver.sync import Runner
-from archiver_connectors.instagram.export import export_pages, find_export, fix_text
+from archiver_connectors.instagram import InstagramConnector
+from archiver_connectors.instagram.export import find_export, fix_text
 from archiver_connectors.instagram.fake_export import (
     export_files, make_account, png_bytes, write_export)
 
@@ -42,29 +45,21 @@ LATER = EXPORTED_AT + 86_400 * 20
 # --------------------------------------------------------------------------- harness
 
 
-class StandInConnector:
-    """What the runner needs of a connector for an import: the account, and a media
-    client — which an export import must never use (its files are inside the export)."""
-
-    def __init__(self) -> None:
-        self.account = AccountConfig(name="main", platform="instagram")
-
-    def media_client(self):
-        raise AssertionError("an export import must not download anything")
+def refuse_every_request(request: httpx.Request) -> httpx.Response:
+    raise AssertionError(f"an export import must not make any request (it asked for {request.url})")
 
 
 def import_export(archive: Archive, path: Path) -> dict:
+    """Import ``path`` through the real connector and the real sync runner. Its network is
+    one that fails the test at the first request: an export's files are all inside it."""
+    connector = InstagramConnector(AccountConfig(name="main", platform="instagram"), open_secret_store("memory"),
+                                   transport=httpx.MockTransport(refuse_every_request))
     with open_export(path) as source:
-        result = Runner(archive, StandInConnector()).run(
-            lambda ctx: export_pages(source, ctx), kind="import", mode=path.name, source=f"export:{source.sha256}")
+        result = Runner(archive, connector).run(
+            lambda ctx: connector.import_pages(source, ctx), kind="import", mode=path.name,
+            source=f"export:{source.sha256}")
         result["warnings"] = list(source.warnings)
         return result
-
-
-def api_pages(posts: list[Post]):
-    """What the API connector yields for these posts (a stand-in: the real connector is
-    another module's work)."""
-    return lambda ctx: iter([Page("media", posts)])
 
 
 def sha(data: bytes) -> str:
@@ -270,45 +265,6 @@ def test_a_later_export_gives_new_and_lost_follower_events(tmp_path, archive):
 # --------------------------------------------------------------------------- API + export
 
 
-def api_twins(account) -> list[Post]:
-    """Posts as the API connector reports them: native ids, the same seconds."""
-    return [Post(native_id=f"1804{i:013d}", created_at=iso_utc(p["created_at"]), kind=p["kind"],
-                 text=p["caption"], url=f"https://www.instagram.com/p/C{i:010d}/", like_count=10 + i,
-                 raw={"id": f"1804{i:013d}"})
-            for i, p in enumerate(account.posts) if p["kind"] != "story"]
-
-
-@pytest.mark.parametrize("api_first", [True, False])
-def test_a_post_from_the_api_and_the_export_is_one_row(tmp_path, archive, api_first):
-    account = make_account(posts=4, reels=1, stories=1, seed=2)
-    # The export mirrors the API's timestamps and captions (as a real account's would).
-    mirror = [(p["created_at"], p["caption"], p["kind"]) for p in account.posts]
-    path = write_export(make_account(posts=0, reels=0, stories=0, seed=2, mirror=mirror), tmp_path / "e.zip")
-    twins = api_twins(account)
-    runner = Runner(archive, StandInConnector())
-
-    if api_first:
-        assert runner.run(api_pages(twins), kind="export", mode="incremental")["status"] == "ok"
-        assert import_export(archive, path)["status"] == "ok"
-    else:
-        assert import_export(archive, path)["status"] == "ok"
-        assert runner.run(api_pages(twins), kind="export", mode="incremental")["status"] == "ok"
-
-    db = archive.db
-    assert one(db, "SELECT count(*) FROM posts") == len(account.posts)
-    for post in twins:
-        (post_id, sources, text, likes), = rows(
-            db, "SELECT post_id, sources, text, like_count FROM posts WHERE created_at=?", post.created_at)
-        assert post_id == post.native_id
-        assert sorted(s.split(":")[0] for s in json.loads(sources)) == ["api", "export"]
-        assert (text, likes) == (post.text, post.like_count)
-        # The export's files now hang on the API's row.
-        assert one(db, "SELECT count(*) FROM post_media WHERE post_id=? AND status='ok'", post_id) >= 1
-    # The story (no API twin: stories vanish from the API after 24 h) stays provisional.
-    assert rows(db, "SELECT kind FROM posts WHERE post_id LIKE 'provisional:%'") == [("story",)]
-    assert one(db, "SELECT count(*) FROM post_media WHERE post_id NOT IN (SELECT post_id FROM posts)") == 0
-
-
 # --------------------------------------------------------------------------- bad input
 
 
@@ -456,8 +412,6 @@ def test_detection_claims_instagram_exports_only(tmp_path):
 def test_detect_platform_keeps_tiktok_and_instagram_apart(tmp_path):
     with open_export(tiktok_export(tmp_path)) as source:
         assert detect_platform(source) == "tiktok"
-    if not _connector_installed():
-        pytest.skip("the Instagram connector (archiver_connectors.instagram.InstagramConnector) is not there yet")
     with open_export(write_export(make_account(seed=1), tmp_path / "ig.zip")) as source:
         assert detect_platform(source) == "instagram"
 
@@ -465,19 +419,6 @@ def test_detect_platform_keeps_tiktok_and_instagram_apart(tmp_path):
 # --------------------------------------------------------------------------- through the connector
 
 
-def _connector_installed() -> bool:
-    try:
-        from archiver_connectors.instagram import InstagramConnector  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-needs_connector = pytest.mark.skipif(not _connector_installed(),
-                                     reason="the Instagram connector is written in another module")
-
-
-@needs_connector
 def test_run_import_detects_and_imports_once(tmp_path):
     from archiver.secrets import open_secret_store
 
@@ -496,7 +437,6 @@ def test_run_import_detects_and_imports_once(tmp_path):
         ws.archive.close()
 
 
-@needs_connector
 def test_cli_import_of_an_extracted_export(tmp_path):
     account = make_account(seed=10)
     path = write_export(account, tmp_path / "inputs" / "instagram-roofcam.studio-2024-06-01", layout="old")
@@ -523,17 +463,15 @@ def test_cli_import_of_an_extracted_export(tmp_path):
     assert list(work.iterdir()) == []
 
 
-@needs_connector
-def test_real_api_export_then_the_export_file_gives_one_row_per_post(tmp_path):
-    """The real connector against the API fake, then the export of the same account (its
-    posts mirror the fake's media at the same seconds): every post is one row, named by
-    the API, holding both sources."""
+@pytest.mark.parametrize("api_first", [True, False], ids=["api-then-export", "export-then-api"])
+def test_a_post_from_the_api_and_the_export_is_one_row(tmp_path, api_first):
+    """The real connector against the API fake, and the export of the same account (its
+    posts mirror the fake's media at the same seconds, plus a story the API no longer
+    lists), in either order: every post is one row, named by the API, holding both
+    sources and the export's files; the story stays provisional."""
     import time
 
-    import httpx
-
     from archiver.jobs import run_export
-    from archiver.secrets import open_secret_store
     from archiver_connectors.instagram.api import InstagramTokens
     from archiver_connectors.instagram.fake import FakeInstagram, FakeInstagramConfig
 
@@ -548,23 +486,30 @@ def test_real_api_export_then_the_export_file_gives_one_row_per_post(tmp_path):
         tokens, user_id=tokens["user_id"], permissions=tokens["permissions"])
     account = AccountConfig(name="main", platform="instagram", base_url=base_url)
     ws = Workspace(Archive(tmp_path / "archive"), Config(path=None, accounts=[account]), secrets)
+    # Stories vanish from the API after 24 hours: the export's one has no API twin.
+    story_at = min(m["timestamp"] for m in fake.media) - 86_400 * 3
+    mirror = [(m["timestamp"], m["caption"] or None,
+               "REELS" if m["media_product_type"] == "REELS" else m["media_type"]) for m in fake.media]
+    path = write_export(make_account(posts=0, reels=0, stories=0, seed=4, mirror=[*mirror, (story_at, None, "story")]),
+                        tmp_path / "instagram-export.zip")
     try:
-        exported = run_export(ws, account, transport=transport, sleep=lambda s: None)
-        assert exported["status"] == "ok", exported
-        mirror = [(m["timestamp"], m["caption"] or None,
-                   "REELS" if m["media_product_type"] == "REELS" else m["media_type"]) for m in fake.media]
-        path = write_export(make_account(posts=0, reels=0, stories=0, seed=4, mirror=mirror),
-                            tmp_path / "instagram-export.zip")
-        imported = run_import(ws, path, transport=transport)
-        assert imported["status"] == "ok", imported
+        steps = [lambda: run_export(ws, account, transport=transport, sleep=lambda s: None),
+                 lambda: run_import(ws, path, transport=transport)]
+        for step in steps if api_first else reversed(steps):
+            result = step()
+            assert result["status"] == "ok", result
 
         db = ws.archive.db
-        assert one(db, "SELECT count(*) FROM posts") == len(fake.media)
-        assert one(db, "SELECT count(*) FROM posts WHERE post_id LIKE 'provisional:%'") == 0
+        assert one(db, "SELECT count(*) FROM posts") == len(fake.media) + 1
         for media in fake.media:
-            (post_id, sources), = rows(db, "SELECT post_id, sources FROM posts WHERE created_at=?",
-                                       iso_utc(media["timestamp"]))
+            (post_id, sources, text), = rows(db, "SELECT post_id, sources, text FROM posts WHERE created_at=?",
+                                             iso_utc(media["timestamp"]))
             assert post_id == media["id"]
             assert sorted(s.split(":")[0] for s in json.loads(sources)) == ["api", "export"]
+            assert text == (media["caption"] or None)
+            # The export's files hang on the API's row.
+            assert one(db, "SELECT count(*) FROM post_media WHERE post_id=? AND status='ok'", post_id) >= 1
+        assert rows(db, "SELECT kind FROM posts WHERE post_id LIKE 'provisional:%'") == [("story",)]
+        assert one(db, "SELECT count(*) FROM post_media WHERE post_id NOT IN (SELECT post_id FROM posts)") == 0
     finally:
         ws.archive.close()
