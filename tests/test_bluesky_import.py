@@ -1,7 +1,8 @@
 """`archiver import` of a Bluesky repository CAR file, into a real archive.
 
 The CAR files are real repositories built by connectors/bluesky/fake_repo.py. Most tests
-drive ``export.import_pages`` through the real sync runner with a stand-in connector;
+drive the real connector's ``import_pages`` through the real sync runner (on a network that
+fails the test at any request; the API-path ones serve blobs in-process);
 the last ones go through ``archiver.jobs.run_import`` and the ``archiver import`` command
 (platform detection by the Bluesky connector). Expectations are checked on the SQLite rows.
 """
@@ -24,8 +25,10 @@ from archiver.config import AccountConfig, Config
 from archiver.imports import open_export
 from archiver.jobs import Workspace, run_import
 from archiver.records import Page
+from archiver.secrets import open_secret_store
 from archiver.sync import Runner
-from archiver_connectors.bluesky.export import import_pages, looks_like_repo
+from archiver_connectors.bluesky import BlueskyConnector
+from archiver_connectors.bluesky.export import looks_like_repo
 from archiver_connectors.bluesky.fake_repo import blob_cid, blob_ref, build_repo, build_repo_car, cid_for_block
 from archiver_connectors.bluesky.repo import cid_to_str, make_tid, post_from_record
 
@@ -70,25 +73,25 @@ def repo_records(posts: int = 3) -> dict[str, dict]:
     return records
 
 
-class StandInConnector:
-    """What the runner needs of a connector for an import: the account, and a media client
-    (an import of a CAR file must never download anything; API stand-ins may)."""
-
-    def __init__(self, handle: str | None = HANDLE, transport=None) -> None:
-        options = {"handle": handle} if handle is not None else {}
-        self.account = AccountConfig(name="main", platform="bluesky", options=options)
-        self.transport = transport
-
-    def media_client(self):
-        if self.transport is None:
-            raise AssertionError("an import of a repository CAR must not download anything")
-        return httpx.Client(transport=self.transport)
+def refuse_every_request(request: httpx.Request) -> httpx.Response:
+    raise AssertionError(f"an import of a repository CAR must not make any request (it asked for {request.url})")
 
 
-def import_car(archive: Archive, path: Path, connector: StandInConnector | None = None) -> dict:
+def bluesky_connector(handle: str | None = HANDLE, transport: httpx.BaseTransport | None = None) -> BlueskyConnector:
+    """The real connector, on the network ``transport`` (by default one that fails the test
+    at any request: an import of a CAR file must never download anything)."""
+    options = {"handle": handle} if handle is not None else {}
+    return BlueskyConnector(AccountConfig(name="main", platform="bluesky", options=options),
+                            open_secret_store("memory"),
+                            transport=transport or httpx.MockTransport(refuse_every_request))
+
+
+def import_car(archive: Archive, path: Path, connector: BlueskyConnector | None = None) -> dict:
+    connector = connector or bluesky_connector()
     with open_export(path) as source:
-        return Runner(archive, connector or StandInConnector()).run(
-            lambda ctx: import_pages(source, ctx), kind="import", mode=path.name, source=f"export:{source.sha256}")
+        return Runner(archive, connector).run(
+            lambda ctx: connector.import_pages(source, ctx), kind="import", mode=path.name,
+            source=f"export:{source.sha256}")
 
 
 def write_car(path: Path, records: dict, **knobs) -> Path:
@@ -208,7 +211,7 @@ def test_the_api_row_and_the_imported_row_are_one(tmp_path, archive):
     api_post = post_from_record(DID, HANDLE, rkey, records[f"app.bsky.feed.post/{rkey}"],
                                 blob_url=lambda cid: f"https://pds.example.net/xrpc/com.atproto.sync.getBlob?cid={cid}")
     api_post.like_count = 7
-    api = Runner(archive, StandInConnector(transport=httpx.MockTransport(cdn))).run(
+    api = Runner(archive, bluesky_connector(transport=httpx.MockTransport(cdn))).run(
         lambda ctx: iter([Page("posts", [api_post])]), kind="export", mode="incremental")
     assert api["status"] == "ok" and served == [image_cid]
 
@@ -231,7 +234,7 @@ def test_a_blob_with_other_bytes_than_its_cid_is_refused(archive):
                                 blob_url=lambda cid: f"https://pds.example.net/blob/{cid}")
     forged = httpx.MockTransport(lambda request: httpx.Response(200, content=b"not the image"))
 
-    result = Runner(archive, StandInConnector(transport=forged)).run(
+    result = Runner(archive, bluesky_connector(transport=forged)).run(
         lambda ctx: iter([Page("posts", [api_post])]), kind="export", mode="incremental")
 
     assert "does not match" in result["errors"][0]["error"]
@@ -239,13 +242,13 @@ def test_a_blob_with_other_bytes_than_its_cid_is_refused(archive):
 
 
 def test_without_a_handle_the_did_names_the_account(tmp_path, archive):
-    import_car(archive, write_car(tmp_path / "repo.car", repo_records()), StandInConnector(handle=None))
+    import_car(archive, write_car(tmp_path / "repo.car", repo_records()), bluesky_connector(handle=None))
     assert rows(archive.db, "SELECT username, url FROM accounts") == [(None, f"https://bsky.app/profile/{DID}")]
     assert one(archive.db, "SELECT url FROM posts WHERE kind='text' LIMIT 1").startswith(f"https://bsky.app/profile/{DID}/post/")
 
 
 def test_a_handle_option_that_is_not_text_is_a_clear_error(tmp_path, archive):
-    connector = StandInConnector()
+    connector = bluesky_connector()
     connector.account.options["handle"] = 42
     result = import_car(archive, write_car(tmp_path / "repo.car", repo_records()), connector)
     assert result["status"] == "failed"

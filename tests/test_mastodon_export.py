@@ -5,10 +5,10 @@ The archives are built by connectors/mastodon/fake_export.py from a small accoun
 in the real member order and with the layout quirks of shared/platforms/mastodon.md §7
 (the duplicated ``orderedItems`` key, edited notes with ``updated``, media urls with a
 ``/system/`` or bucket prefix, missing files) and a hostile variant (``../`` names,
-absolute paths, symbolic and hard links). Most tests drive ``import_pages`` through the
-real sync runner with a stand-in connector; the ``run_import`` tests go through the job
-every front end uses (the imports table), and the CLI test through ``archiver import``
-once the Mastodon connector delegates to this module.
+absolute paths, symbolic and hard links). Most tests drive the real connector's
+``import_pages`` through the real sync runner (on a network that fails the test at any
+request); the ``run_import`` tests go through the job every front end uses (the imports
+table), and the CLI test through ``archiver import``.
 
 Every expectation is derived from the fake account and checked against the SQLite file
 and the media folder.
@@ -27,11 +27,10 @@ from pathlib import Path
 import httpx
 import pytest
 from archive_rows import one, rows
-from archiver_connectors.mastodon import export as mastodon_export
+from archiver_connectors.mastodon import MastodonConnector
 from archiver_connectors.mastodon.api import html_to_text, post_from_status
 from archiver_connectors.mastodon.export import (
     acct_from_uri,
-    import_pages,
     looks_like_archive,
     outbox_items,
     status_id,
@@ -47,9 +46,9 @@ from archiver_connectors.mastodon.fake_export import (
 
 from archiver.archive import Archive
 from archiver.config import AccountConfig, Config
-from archiver.connector import Connector
 from archiver.imports import open_export
 from archiver.records import Page
+from archiver.secrets import open_secret_store
 from archiver.sync import Runner
 
 ACCOUNT = "mastodon:main"
@@ -58,32 +57,33 @@ ACCOUNT = "mastodon:main"
 # --------------------------------------------------------------------------- harness
 
 
-class StandInConnector:
-    """What the runner needs of a connector: the account, and a media client — which an
-    archive import must never use (its files are inside the archive). An API stand-in
-    run passes ``files`` (url -> bytes) to serve its media downloads in-process."""
+def mastodon_connector(files: dict[str, bytes] | None = None) -> MastodonConnector:
+    """The real connector, on a network of this test's own: without ``files`` every
+    request fails the test (an archive import must never download anything, its files
+    are inside the archive); with ``files`` (url -> bytes) it serves those in-process,
+    for an API run's media downloads, and remembers what was fetched
+    (``connector.fetched``)."""
+    fetched: list[str] = []
 
-    def __init__(self, files: dict[str, bytes] | None = None) -> None:
-        self.account = AccountConfig(name="main", platform="mastodon")
-        self.files = files
-        self.fetched: list[str] = []
+    def serve(request: httpx.Request) -> httpx.Response:
+        if files is None:
+            raise AssertionError(f"an archive import must not make any request (it asked for {request.url})")
+        fetched.append(str(request.url))
+        body = files.get(str(request.url))
+        return httpx.Response(200, content=body) if body is not None else httpx.Response(404)
 
-    def media_client(self):
-        if self.files is None:
-            raise AssertionError("an archive import must not download anything")
-
-        def serve(request: httpx.Request) -> httpx.Response:
-            self.fetched.append(str(request.url))
-            body = self.files.get(str(request.url))
-            return httpx.Response(200, content=body) if body is not None else httpx.Response(404)
-
-        return httpx.Client(transport=httpx.MockTransport(serve))
+    connector = MastodonConnector(AccountConfig(name="main", platform="mastodon"), open_secret_store("memory"),
+                                  transport=httpx.MockTransport(serve))
+    connector.fetched = fetched
+    return connector
 
 
 def import_archive(archive: Archive, path: Path) -> dict:
+    connector = mastodon_connector()
     with open_export(path) as source:
-        result = Runner(archive, StandInConnector()).run(
-            lambda ctx: import_pages(source, ctx), kind="import", mode=path.name, source=f"export:{source.sha256}")
+        result = Runner(archive, connector).run(
+            lambda ctx: connector.import_pages(source, ctx), kind="import", mode=path.name,
+            source=f"export:{source.sha256}")
         result["warnings"] = list(source.warnings)
         result["provenance"] = f"export:{source.sha256}"
         return result
@@ -489,7 +489,7 @@ def test_a_post_from_the_api_and_the_archive_is_one_row(tmp_path, archive, api_f
     api_posts = [post_from_status(api_status(account, s), instance=account.domain) for s in account.statuses]
     served = {MEDIA_HOST + account.media_path(m): m["bytes"] for s in account.statuses for m in s.get("media", [])}
     path = write_archive(account, tmp_path / archive_name(seed=13))
-    api = StandInConnector(files=served)
+    api = mastodon_connector(files=served)
 
     def api_run():
         result = Runner(archive, api).run(lambda ctx: iter([Page("statuses", api_posts)]), kind="export",
@@ -549,45 +549,7 @@ def test_detection_claims_mastodon_archives_only(tmp_path):
             assert not looks_like_archive(source), path
 
 
-def _wired() -> bool:
-    """Does the Mastodon connector delegate its archive import to this module yet?"""
-    from archiver_connectors.mastodon import MastodonConnector
-
-    return MastodonConnector.detect_export.__func__ is not Connector.detect_export.__func__
-
-
-class LocalMastodonConnector(Connector):
-    """Until the real connector delegates here: the two methods it will have."""
-
-    name = "mastodon"
-    title = "Mastodon"
-    default_base_url = ""
-
-    @classmethod
-    def detect_export(cls, source) -> bool:
-        return mastodon_export.looks_like_archive(source)
-
-    def import_pages(self, source, ctx):
-        return mastodon_export.import_pages(source, ctx)
-
-
-@pytest.fixture
-def mastodon_connector(monkeypatch):
-    """The real connector when it is wired; else a local one in the registry's place."""
-    from archiver import jobs
-
-    if _wired():
-        return
-    real_installed = jobs.installed_connectors
-
-    def installed():
-        return {**real_installed(), "mastodon": LocalMastodonConnector}
-
-    monkeypatch.setattr(jobs, "installed_connectors", installed)
-    monkeypatch.setattr(jobs, "get_connector", lambda name: installed()[name])
-
-
-def test_run_import_detects_the_platform_and_imports_once(tmp_path, mastodon_connector):
+def test_run_import_detects_the_platform_and_imports_once(tmp_path):
     from archiver.jobs import Workspace, detect_platform, run_import
     from archiver.secrets import open_secret_store
 
@@ -617,7 +579,7 @@ def test_run_import_detects_the_platform_and_imports_once(tmp_path, mastodon_con
         ws.archive.close()
 
 
-def test_run_import_reports_the_hostile_entries_in_the_run(tmp_path, mastodon_connector):
+def test_run_import_reports_the_hostile_entries_in_the_run(tmp_path):
     from archiver.jobs import Workspace, run_import
     from archiver.secrets import open_secret_store
 
@@ -634,7 +596,6 @@ def test_run_import_reports_the_hostile_entries_in_the_run(tmp_path, mastodon_co
         ws.archive.close()
 
 
-@pytest.mark.skipif(not _wired(), reason="the Mastodon connector does not delegate archive imports here yet")
 def test_cli_import_detects_a_mastodon_archive_from_its_content(tmp_path):
     account = make_account(seed=17)
     path = write_archive(account, tmp_path / "inputs" / "downloaded-file.bin.tar.gz", duplicate_ordered_items="empty")

@@ -4,10 +4,9 @@ The exports are written by connectors/youtube/fake_takeout.py from a world that
 ``make_world`` rebuilds for the same seed, so every expectation is derived from that
 world, never hard-coded, and checked against the SQLite file and the media folder.
 
-The importer runs through the real sync runner, writer and media store. Its connector is
-a small stand-in here (``takeout_pages`` is what the YouTube connector's
-``import_pages`` calls); the tests at the end go through ``archiver.jobs.run_import`` and
-the real ``archiver import`` command when the YouTube connector is installed.
+The importer runs through the real YouTube connector, sync runner, writer and media
+store (on a network that fails the test at any request); the tests at the end go through
+``archiver.jobs.run_import`` and the real ``archiver import`` command.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ import zipfile
 from pathlib import Path
 from urllib.parse import unquote
 
+import httpx
 import pytest
 
 from archive_rows import one, rows
@@ -30,11 +30,13 @@ from archiver.archive.writer import ArchiveWriter
 from archiver.config import AccountConfig, Config
 from archiver.imports import open_export
 from archiver.records import Post, iso_utc
+from archiver.secrets import open_secret_store
 from archiver.sync import Runner
+from archiver_connectors.youtube import YouTubeConnector
 from archiver_connectors.youtube.fake_takeout import (
     COMMENT_COLUMNS, LOCALES, build_takeout, make_world, takeout_files, video_file_names)
 from archiver_connectors.youtube.takeout import (
-    comment_text, find_takeout, match_video_files, takeout_pages, title_key, _Upload)
+    comment_text, find_takeout, match_video_files, title_key, _Upload)
 
 ACCOUNT_ID = "youtube:main"
 
@@ -42,21 +44,19 @@ ACCOUNT_ID = "youtube:main"
 # --------------------------------------------------------------------------- harness
 
 
-class StandInConnector:
-    """Just what the runner asks of a connector during an import."""
-
-    def __init__(self) -> None:
-        self.account = AccountConfig(name="main", platform="youtube")
-
-    def media_client(self):
-        raise AssertionError("a Takeout import downloads nothing: its files are inside the export")
+def refuse_every_request(request: httpx.Request) -> httpx.Response:
+    raise AssertionError(f"a Takeout import downloads nothing, its files are inside the export "
+                         f"(it asked for {request.url})")
 
 
 def import_takeout(archive: Archive, path: Path) -> dict:
-    """One import run of ``path`` (a zip part or an extracted folder), as run_import does it."""
+    """One import run of ``path`` (a zip part or an extracted folder), as run_import does it:
+    the real connector, on a network that fails the test at any request."""
+    connector = YouTubeConnector(AccountConfig(name="main", platform="youtube"), open_secret_store("memory"),
+                                 transport=httpx.MockTransport(refuse_every_request))
     with open_export(path) as source:
-        return Runner(archive, StandInConnector()).run(
-            lambda ctx: takeout_pages(source, ctx), kind="import", mode=Path(path).name,
+        return Runner(archive, connector).run(
+            lambda ctx: connector.import_pages(source, ctx), kind="import", mode=Path(path).name,
             source=f"export:{source.sha256}")
 
 
@@ -450,8 +450,8 @@ def test_takeout_is_not_mistaken_for_tiktok_or_instagram_and_vice_versa(tmp_path
     tiktok_zip.write_bytes(FakeTikTok().export_zip())
     other_google = zip_with(tmp_path / "drive-takeout.zip", [("Takeout/Drive/notes.txt", b"hi"),
                                                                ("Takeout/archive_browser.html", b"<html>")])
-    instagram = pytest.importorskip("archiver_connectors.instagram.fake_export")
-    instagram_export = pytest.importorskip("archiver_connectors.instagram.export")
+    from archiver_connectors.instagram import export as instagram_export
+    from archiver_connectors.instagram import fake_export as instagram
     instagram_zip = instagram.build_instagram_export(tmp_path / "instagram.zip")
 
     for path in (takeout_zip, takeout_folder):
@@ -467,16 +467,7 @@ def test_takeout_is_not_mistaken_for_tiktok_or_instagram_and_vice_versa(tmp_path
 # --------------------------------------------------------------------------- the real job and CLI
 
 
-def youtube_connector_or_skip():
-    try:
-        from archiver_connectors.youtube import YouTubeConnector
-    except ImportError:
-        pytest.skip("the YouTube connector is not written yet")
-    return YouTubeConnector
-
-
 def test_run_import_detects_the_takeout_and_a_second_import_is_skipped(tmp_path):
-    youtube_connector_or_skip()
     from archiver.jobs import Workspace, run_import
     from archiver.secrets import open_secret_store
 
@@ -503,7 +494,6 @@ def archiver_command() -> list[str]:
 
 
 def test_cli_imports_a_takeout_zip(tmp_path):
-    youtube_connector_or_skip()
     options = dict(videos=2, comments=2, subscriptions=2, seed=13)
     world = make_world(**options)
     [path] = build_takeout(tmp_path / "inputs", encoding="utf-8-sig", **options)

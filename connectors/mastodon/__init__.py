@@ -326,15 +326,11 @@ class MastodonConnector(Connector):
 
             yield from list_pages(ctx, kind, fetch_page, stream="follows", due=due, finish=finish)
 
-    # -- official archive (export.py, written separately) ---------------------------------
+    # -- official archive (export.py) -----------------------------------------------------
     @classmethod
     def detect_export(cls, source) -> bool:
-        try:
-            from archiver_connectors.mastodon.export import looks_like_archive
-        except ModuleNotFoundError as error:
-            if error.name != "archiver_connectors.mastodon.export":
-                raise
-            return False
+        from archiver_connectors.mastodon.export import looks_like_archive
+
         return looks_like_archive(source)
 
     def import_pages(self, source, ctx) -> Iterator[Page]:
