@@ -6,6 +6,7 @@ committed?) and what an archive holds on disk."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import sqlite3
@@ -115,3 +116,75 @@ def finish(args: list[str], env: dict, archive_dir: Path, log_dir: Path) -> dict
 def summary(outcomes: list[dict]) -> str:
     return "\n".join(f"{o['mode']} kill_after={o['kill_after']} killed={o['killed']} inside={o['inside_run']} "
                      f"posts={o.get('posts')} uncommitted_media={o.get('uncommitted_media')}" for o in outcomes)
+
+
+# --------------------------------------------------------------------------- deterministic crash points
+
+
+def archive_contents(archive_dir: Path) -> dict[str, list]:
+    """Every row that describes the account, without the columns that say *when* we
+    looked (first/last seen, observed_at, run ids): those differ between two archives
+    built at different moments even when their content is the same."""
+
+    def rows(sql: str) -> list[tuple]:
+        return sorted(query(archive_dir, sql), key=repr)  # repr: rows may hold None
+
+    return {
+        "accounts": rows("SELECT account_id, platform, name, native_id, username, display_name, bio, url, "
+                         "avatar_sha256, followers, following, likes, posts, sources FROM accounts"),
+        "account_metrics": rows("SELECT account_id, followers, following, likes, posts FROM account_metrics"),
+        "profile_versions": rows("SELECT account_id, username, display_name, bio, url, avatar_sha256 "
+                                 "FROM profile_versions"),
+        "posts": rows("SELECT platform, post_id, account_id, kind, created_at, title, text, url, duration, "
+                      "width, height, visibility, like_count, comment_count, share_count, view_count, "
+                      "deleted_at, sources FROM posts"),
+        "post_versions": rows("SELECT post_id, title, text, visibility FROM post_versions"),
+        "post_metrics": rows("SELECT post_id, like_count, comment_count, share_count, view_count "
+                             "FROM post_metrics"),
+        "post_media": rows("SELECT post_id, role, position, sha256, status, source_url, description "
+                           "FROM post_media"),
+        "media": rows("SELECT sha256, path, mime, size FROM media"),
+        "people": rows("SELECT platform, person_id, handle, display_name, url, avatar_sha256 FROM people"),
+        "follows": rows("SELECT account_id, kind, person_id, ended_at FROM follows"),
+        "audience_events": rows("SELECT account_id, kind, person_id, event FROM audience_events"),
+        "comments": rows("SELECT comment_id, account_id, post_id, parent_id, author_id, by_owner, text, created_at, "
+                         "url, deleted_at FROM comments"),
+        # Each run that reads a whole list records a snapshot of it (an observation, like a
+        # run record): a killed run and its resumption may record two where one run
+        # recorded one. What they must agree on is the newest list, and the events above.
+        "newest_snapshots": rows("SELECT account_id, kind, source, member_count, complete FROM snapshots s "
+                                 "WHERE taken_at = (SELECT max(taken_at) FROM snapshots n WHERE "
+                                 "n.account_id = s.account_id AND n.kind = s.kind AND n.source = s.source)"),
+        "interactions": rows("SELECT account_id, platform, kind, target, target_url, native_id, created_at, "
+                             "deleted_at FROM interactions"),
+        "imports": rows("SELECT sha256, account_id, file_name FROM imports"),
+    }
+
+
+def crash_points_passed(args: list[str], env: dict, archive_dir: Path, log_dir: Path) -> dict[str, int]:
+    """Run `archiver ARGS` to its end with ARCHIVER_CRASH_COUNTS set: how many times it
+    passed each crash point (src/archiver/crashpoints.py)."""
+    counts = log_dir / f"points-{time.monotonic_ns()}.json"
+    finish(args, {**env, "ARCHIVER_CRASH_COUNTS": str(counts)}, archive_dir, log_dir)
+    return json.loads(counts.read_text()) if counts.exists() else {}
+
+
+def every_crash_point(passed: dict[str, int]) -> list[str]:
+    """"commit:1", "commit:2", … for every time a run passed every point."""
+    from archiver.crashpoints import POINTS
+
+    return [f"{point}:{n}" for point in POINTS for n in range(1, passed.get(point, 0) + 1)]
+
+
+def crash_at(point: str, args: list[str], env: dict, archive_dir: Path, log_dir: Path) -> None:
+    """Run `archiver ARGS` with ARCHIVER_CRASH_AT=POINT: it must die right there."""
+    from archiver.crashpoints import CRASH_EXIT_CODE
+
+    log_dir.mkdir(exist_ok=True)
+    out_path = log_dir / f"crash-{point.replace(':', '-')}-{time.monotonic_ns()}.out"
+    with open(out_path, "wb") as out:
+        done = subprocess.run([*archiver_command(), *args], env={**env, "ARCHIVER_CRASH_AT": point},
+                              stdout=out, stderr=subprocess.STDOUT, timeout=120)
+    assert done.returncode == CRASH_EXIT_CODE, (
+        f"`archiver {' '.join(args)}` with ARCHIVER_CRASH_AT={point} exited {done.returncode} instead of "
+        f"crashing there:\n{out_path.read_text()}")
