@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench clean
+.PHONY: demo test soak bench clean
 
 # The virtual environment, with archiver installed editable and the test tools.
 $(VENV)/.installed: pyproject.toml
@@ -17,6 +17,10 @@ demo: $(VENV)/.installed
 # Tests never touch a real keyring: the fail backend makes any stray use an error.
 test: $(VENV)/.installed
 	PYTHON_KEYRING_BACKEND=keyring.backends.fail.Keyring $(BIN)/python -m pytest
+
+# The random-SIGKILL soaks on top of the suite's deterministic crash-point walk.
+soak: $(VENV)/.installed
+	ARCHIVER_SOAK=1 PYTHON_KEYRING_BACKEND=keyring.backends.fail.Keyring $(BIN)/python -m pytest -m soak
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/followers_snapshot.py

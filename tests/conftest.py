@@ -13,6 +13,23 @@ import pytest
 os.environ.setdefault("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
 os.environ.pop("ARCHIVER_HOME", None)
 os.environ.pop("ARCHIVER_SECRETS", None)
+# The crash-point switch is for the `archiver` processes a test starts, never this one.
+os.environ.pop("ARCHIVER_CRASH_AT", None)
+os.environ.pop("ARCHIVER_CRASH_COUNTS", None)
+
+# Soak tests (random SIGKILLs aimed by timing) run on request only: ARCHIVER_SOAK=1.
+# What they sample, the deterministic crash-point walk proves on every run
+# (tests/test_crash_points_e2e.py).
+SOAK = bool(os.environ.get("ARCHIVER_SOAK"))
+
+
+def pytest_collection_modifyitems(config, items):
+    if SOAK:
+        return
+    opt_in = pytest.mark.skip(reason="a soak: run it with ARCHIVER_SOAK=1 (make soak)")
+    for item in items:
+        if "soak" in item.keywords:
+            item.add_marker(opt_in)
 
 sys.path.insert(0, str(Path(__file__).parent))
 

@@ -18,6 +18,9 @@ that answers 404/401/nothing at all is a small server in this test process that 
 account's base_url is pointed at (for Bluesky and Mastodon, whose stored sessions name
 their server, it listens on the stopped simulator's own address).
 
+The random SIGKILLs are a soak, run on request (ARCHIVER_SOAK=1, `make soak`): timing
+decides where they land. That a run killed at every point that matters converges is
+proven, without timing, by tests/test_crash_points_e2e.py on every test run.
 ARCHIVER_TEST_SEED=<n> replays a seed's kill moments (timing still varies).
 """
 
@@ -141,6 +144,7 @@ FIRST_LISTING_WINDOW = 0.3   # share of a full run's length kills are first draw
 KILL_WINDOW = 0.6        # share of a full run's length kills are drawn from once the archive is filled
 
 
+@pytest.mark.soak
 @pytest.mark.parametrize("platform", PLATFORMS)
 def test_random_sigkills_converge_to_the_archive_of_an_uninterrupted_run(tmp_path, platform):
     seed = int(os.environ.get("ARCHIVER_TEST_SEED") or random.randrange(10**6))
@@ -228,30 +232,22 @@ def test_random_sigkills_converge_to_the_archive_of_an_uninterrupted_run(tmp_pat
         landed = [o for o in outcomes if o["inside_run"]]
         story = f"{platform}, seed {seed}, full run {full['in_run_s']:.2f}s:\n{summary(outcomes)}"
         print(story)
-        assert len(landed) >= KILLS, story
-        assert sum(o["mode"] == "incremental" for o in landed) >= INCREMENTAL_KILLS, story
-        # They hit the archive while it was filling in, and amid a page's media downloads
-        # (files stored, the page's transaction not committed), and over a filled archive.
-        assert any(o["posts"] < rows for o in landed), story
-        assert any(o["posts"] == rows for o in landed), story
-        # Amid a page's media downloads: only knowable when several kills landed while the
-        # archive was still filling (a fast platform may fill it between two kills).
-        filling = [o for o in landed if o["posts"] < rows]
-        if len(filling) >= 3:
-            assert any(o["uncommitted_media"] for o in filling), story
+        # Where the kills landed depends on the machine's speed, so it is only told, never
+        # asserted (a busy machine must not fail this soak): that every point of a run is
+        # survived is proven by the deterministic walk (test_crash_points_e2e.py).
 
-        # `archiver status` notices the run the last kill left 'running': interrupted (it
-        # only reads; the next run records it).
+        # `archiver status` notices a run a kill left 'running': interrupted (it only
+        # reads; the next run records it).
         status = run_cli(["status", "--archive", str(crashed)], env)
         assert status.returncode == 0, status.describe()
-        assert "INTERRUPTED" in status.stdout, status.describe()
+        if outcomes and outcomes[-1]["inside_run"]:
+            assert "INTERRUPTED" in status.stdout, status.describe()
 
         # Let it finish the way the reference went.
         finish(export(crashed, "--full"), env, crashed, logs)
         killed_ids = [o["run_id"] for o in landed]
-        statuses = dict(query(crashed, f"SELECT run_id, status FROM runs WHERE run_id IN "
-                                       f"({','.join('?' * len(killed_ids))})", killed_ids))
-        assert statuses == {run_id: "interrupted" for run_id in killed_ids}
+        statuses = dict(query(crashed, "SELECT run_id, status FROM runs"))
+        assert {run_id: statuses[run_id] for run_id in killed_ids} == {run_id: "interrupted" for run_id in killed_ids}
         finish(export(crashed), env, crashed, logs)
     finally:
         world.stop()
