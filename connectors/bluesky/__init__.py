@@ -12,6 +12,9 @@ One export run, in order (each step cheap when nothing changed):
    comments, resumable through a to-do list in sync_state;
 5. followers and following as dated snapshots when their counts changed (always on
    ``--full``); a list cut short is stored as partial, never as complete.
+The repository's revision is checkpointed after all of that (a run killed earlier reads
+the repo again: the follow dates come from it), and the threads to read are saved before
+the posts whose new counts call for them are written.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import datetime as dt
 import logging
 import tempfile
 import uuid
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from archiver.connector import Connector
 from archiver.records import Page, Profile, iso_utc, now_utc
@@ -203,13 +206,26 @@ class _ExportRun:
         changed_counts = self._changed_counts(counts)
         following_since: dict[str, str | None] = {}
         self.own_top_level: list[str] = []
+        repo_read = None
+
+        def plan_replies(own_top_level: list[str]) -> None:
+            # Before the posts and their new counts are written: after that, nothing would
+            # tell a resumed run that their threads are still to be read.
+            self.own_top_level = own_top_level
+            self._plan_replies(self._thread_targets(counts, changed_counts))
+
         if self.full or head.get("rev") != repo_state.get("rev") or changed_counts:
-            following_since, self.own_top_level = yield from self._repo_pages(view, handle, counts, head)
+            following_since, repo_read = yield from self._repo_pages(view, handle, counts, head, plan_replies)
         else:
+            plan_replies([])
             # Nothing in the repo changed: only the profile's counts can have moved.
             yield Page("profile", [self._profile_from_view(view, handle)])
-        yield from self._reply_pages(counts, changed_counts)
+        yield from self._reply_pages()
         yield from self._audience_pages(view, following_since)
+        if repo_read is not None:
+            # Written last: a run killed before here reads the repo again next time, for
+            # what later pages take from it (the dates in the following list).
+            yield Page("repo", [], {**repo_read, "read_at": now_utc()})
 
     # -- counts ------------------------------------------------------------------------
     def _recent_counts(self) -> dict[str, dict[str, int]]:
@@ -244,10 +260,12 @@ class _ExportRun:
         return {uri for uri, c in counts.items() if stored.get(uri) != {name: c[name] for name in names}}
 
     # -- the repository ----------------------------------------------------------------
-    def _repo_pages(self, view: dict, handle: str | None, counts: dict, head: dict):
-        """Pages of the repository; returns (DID -> since of each person followed, the
-        owner's top-level post URIs). The CAR is read into an on-disk store (repo.py) and
-        every part below reads it a record or a page at a time."""
+    def _repo_pages(self, view: dict, handle: str | None, counts: dict, head: dict,
+                    plan_replies: Callable[[list[str]], None]):
+        """Pages of the repository; ``plan_replies`` is given the owner's top-level post URIs
+        before the first page. Returns (DID -> since of each person followed, the revision
+        read). The CAR is read into an on-disk store (repo.py) and every part below reads
+        it a record or a page at a time."""
         from archiver_connectors.bluesky.repo import (
             LIKE_COLLECTION, POST_COLLECTION, PROFILE_COLLECTION, REPOST_COLLECTION, following_of, like_from_record,
             post_from_record, profile_from_record, read_repo, repost_from_record)
@@ -273,8 +291,8 @@ class _ExportRun:
             self._check_blobs(repo, profile, lambda record: post_from_record(
                 self.did, name, record.rkey, record.value, cid=record.cid, blob_url=blob_url))
             following_since = {m.person.native_id: m.since for m in following_of(repo, self.ctx.report, did=self.did)}
-            own_top_level = [record.uri(self.did) for record in repo.collection(POST_COLLECTION)
-                             if not _is_reply(record.value)]
+            plan_replies([record.uri(self.did) for record in repo.collection(POST_COLLECTION)
+                          if not _is_reply(record.value)])
 
             profile = profile or self._profile_from_view(view, handle)
             self._add_counts_to_profile(profile, view)
@@ -306,12 +324,10 @@ class _ExportRun:
             yield from self._repo_listing(repo, "likes", (LIKE_COLLECTION,), like_records, 500, "like",
                                           lambda record: (record.value.get("subject") or {}).get("uri")
                                           or record.uri(self.did))
-            # Written last: a run killed before here downloads the repo again next time.
-            yield Page("repo", [], {"rev": head.get("rev") or repo.rev, "commit": head.get("cid") or repo.commit_cid,
-                                    "read_at": now_utc()})
+            read = {"rev": head.get("rev") or repo.rev, "commit": head.get("cid") or repo.commit_cid}
         finally:
             repo.close()
-        return following_since, own_top_level
+        return following_since, read
 
     def _repo_listing(self, repo, stream: str, collections: tuple[str, ...], map_record, size: int,
                       listing_of: str, item_id) -> Iterator[Page]:
@@ -383,30 +399,31 @@ class _ExportRun:
         profile.posts = view.get("postsCount", profile.posts)
 
     # -- replies -----------------------------------------------------------------------
-    def _reply_pages(self, counts: dict, changed: set[str]) -> Iterator[Page]:
-        """Threads under the owner's top-level posts. The to-do list is saved once (stream
-        "reply_todo"); each page's state only moves a position in it, so a killed run
-        resumes where it stopped without rewriting a long list on every page."""
-        from archiver_connectors.bluesky.api import comments_from_thread
-
+    def _plan_replies(self, wanted: list[str]) -> None:
+        """Save the threads to read (stream "reply_todo"): what a cut-off run left, then
+        ``wanted``. Saved once, before the pages that make them wanted are written; each
+        replies page's state only moves a position in it, so a killed run resumes where it
+        stopped without rewriting a long list on every page."""
         todo_state = self.ctx.state("reply_todo") or {}
         progress = self.ctx.state("replies") or {}
         todo: list[str] = []
-        start = 0
         if todo_state.get("id") and todo_state.get("id") == progress.get("todo") and \
                 progress.get("next", 0) < len(todo_state.get("uris", [])):
-            todo, start = todo_state["uris"], progress["next"]     # finish a cut-off run first
-        wanted = self._thread_targets(counts, changed)
+            todo = todo_state["uris"][progress["next"]:]     # finish a cut-off run first
+        elif todo_state.get("id") and todo_state.get("id") != progress.get("todo"):
+            todo = list(todo_state.get("uris", []))          # planned, none of it read yet
+        todo += [uri for uri in wanted if uri not in set(todo)]
         if todo:
-            wanted = [u for u in wanted if u not in set(todo[start:])]
-            todo = todo[start:] + wanted
-            start = 0
-        else:
-            todo = wanted
-        if not todo:
-            return
-        todo_id = uuid.uuid4().hex
-        self.ctx.save_state("reply_todo", {"id": todo_id, "uris": todo})
+            self.ctx.save_state("reply_todo", {"id": uuid.uuid4().hex, "uris": todo})
+
+    def _reply_pages(self) -> Iterator[Page]:
+        """Threads under the owner's top-level posts, from the planned to-do list."""
+        from archiver_connectors.bluesky.api import comments_from_thread
+
+        todo_state = self.ctx.state("reply_todo") or {}
+        todo, todo_id = todo_state.get("uris", []), todo_state.get("id")
+        progress = self.ctx.state("replies") or {}
+        start = progress.get("next", 0) if progress.get("todo") == todo_id else 0
         for first in range(start, len(todo), THREADS_PER_PAGE):
             comments = []
             for uri in todo[first:first + THREADS_PER_PAGE]:
