@@ -30,6 +30,7 @@ def ticking_writer_clock(monkeypatch):
     monkeypatch.setattr("archiver.archive.writer.now_utc", ticking_clock())
     # Snapshots are dated by the connector, to the second, like every archive row.
     monkeypatch.setattr("archiver_connectors.youtube._now", ticking_clock())
+    monkeypatch.setattr("archiver.lists.now_utc", ticking_clock())
 
 
 class YouTubeHarness:
@@ -314,6 +315,32 @@ def test_a_run_that_hits_the_budget_stops_cleanly_and_resumes_next_day_without_p
     assert h.post_ids() == reference.post_ids()
     assert {r["comment_id"] for r in h.rows("SELECT comment_id FROM comments")} == h.fake_comment_ids()
     assert h.value("SELECT count(*) FROM post_media WHERE status='ok'") == 260
+    # The subscriber list, cut by the quota, was staged and continued: one (partial) list,
+    # as in the run that was never cut.
+    subscribers = "SELECT member_count, complete FROM snapshots WHERE kind='followers'"
+    assert h.rows(subscribers) == reference.rows(subscribers)
+
+
+def test_a_subscriber_list_cut_by_the_quota_goes_on_from_its_page_token_into_one_snapshot(tmp_path, monkeypatch):
+    config = dict(videos=3, followers=120, comment_threads=2, seed=12)     # 3 pages of subscribers
+    reference = YouTubeHarness(tmp_path, monkeypatch, FakeYouTubeConfig(**config), folder="reference")
+    assert reference.run()["status"] == "ok"
+    whole_job = reference.fake.units_today()
+    pages = [e for e in reference.fake.log if e[1] == "/youtube/v3/subscriptions"]
+    assert len(pages) >= 2 and reference.fake.log[-1][1] == "/youtube/v3/subscriptions"
+    # YouTube refuses the last request of the job: the last page of subscribers.
+    h = YouTubeHarness(tmp_path, monkeypatch, FakeYouTubeConfig(**config, daily_quota=whole_job - 1))
+    result = h.run()
+    assert any(e["item"] == "quota" for e in result["errors"]), result
+    assert h.value("SELECT pages FROM staged_lists") == len(pages) - 1
+    assert h.value("SELECT count(*) FROM snapshots") == 0
+    h.fake.advance(86400)
+    mark = h.mark()
+    assert h.run()["status"] == "ok"
+    asked = [e for e in list(h.fake.log)[mark:] if e[1] == "/youtube/v3/subscriptions"]
+    assert len(asked) == 1 and asked[0][3].get("pageToken")       # only the page that was refused
+    subscribers = "SELECT member_count, complete FROM snapshots WHERE kind='followers'"
+    assert h.rows(subscribers) == reference.rows(subscribers)           # one partial list, all of it
 
 
 def test_quota_exceeded_from_youtube_ends_the_run_cleanly_and_rate_limits_are_retried(tmp_path, monkeypatch):

@@ -12,7 +12,7 @@ import logging
 from typing import Iterator
 
 from archiver.connector import Connector
-from archiver.records import Page, Snapshot, iso_utc
+from archiver.records import Page, iso_utc
 
 log = logging.getLogger("archiver.youtube")
 
@@ -329,32 +329,25 @@ class YouTubeConnector(Connector):
     # -- subscribers -------------------------------------------------------------------
     def _subscribers(self, api, ctx) -> Iterator[Page]:
         """The public subscribers the API returns (limited: notes §0), as a dated snapshot
-        marked partial, so nobody missing from it counts as lost. A walk stopped by the
-        quota writes what it had (also partial) and continues from its page token."""
-        from archiver_connectors.youtube.api import QuotaBudgetSpent, YouTubeError, membership_from_subscription
+        marked partial, so nobody missing from it counts as lost. The list is read a page
+        at a time through the core's staging (archiver.lists): a walk stopped by the quota
+        keeps its pages and continues from its page token next run."""
+        from archiver.lists import list_pages
+        from archiver_connectors.youtube.api import YouTubeError, membership_from_subscription
 
-        state = ctx.state("subscribers") or {}
-        token = state.get("token")
-        members = []
+        def fetch_page(token):
+            api.meter.require(1)
+            items, next_token = api.subscriber_page(token)
+            return [m for m in map(membership_from_subscription, items) if m], next_token
+
         try:
-            while True:
-                api.meter.require(1)
-                items, next_token = api.subscriber_page(token)
-                members += [m for m in map(membership_from_subscription, items) if m]
-                token = next_token
-                if token is None:
-                    break
-        except QuotaBudgetSpent:
-            if members:
-                yield Page("subscribers", [Snapshot("followers", _now(), members, complete=False)], {"token": token})
-            raise
+            yield from list_pages(ctx, "followers", fetch_page, stream="subscribers",
+                                  finish=lambda listed: (False, {"last_at": _now()}))
         except YouTubeError as error:
             if error.reason in ("subscriptionForbidden", "forbidden", "insufficientPermissions"):
                 ctx.report("subscribers", f"subscribers skipped: {error}")
                 return
             raise
-        records = [Snapshot("followers", _now(), members, complete=False)] if members else []
-        yield Page("subscribers", records, {"token": None, "last_at": _now()})
 
     # -- Google Data Portability ----------------------------------------------------------
     def _portability(self, ctx, token_base: str) -> Iterator[Page]:
