@@ -30,10 +30,11 @@ class FileServer:
     """Serves one body per path, honouring (or, on request, ignoring) Range headers."""
 
     def __init__(self, files: dict[str, bytes], *, content_type: str | None = None,
-                 honour_range: bool = True):
+                 honour_range: bool = True, etags: bool = True):
         self.files = files
         self.content_type = content_type
         self.honour_range = honour_range
+        self.etags = etags
         self.requests: list[httpx.Request] = []
         self.cut_next_body_at: int | None = None  # simulate a connection lost mid-body
 
@@ -43,9 +44,13 @@ class FileServer:
         if data is None:
             return httpx.Response(404)
         headers = {"Content-Type": self.content_type} if self.content_type else {}
+        etag = f'"{sha(data)[:16]}"'
+        if self.etags:
+            headers["ETag"] = etag
         status, body = 200, data
         match = re.match(r"bytes=(\d+)-$", request.headers.get("Range", ""))
-        if match and self.honour_range:
+        if_range = request.headers.get("If-Range")
+        if match and self.honour_range and (if_range is None or if_range == etag):
             start = int(match.group(1))
             if start >= len(data):
                 return httpx.Response(416, headers={"Content-Range": f"bytes */{len(data)}"})
@@ -76,10 +81,17 @@ def part_files(store: MediaStore) -> list[Path]:
     return list(store.tmp.glob("*.part"))
 
 
-def write_part(store: MediaStore, key: str, data: bytes) -> Path:
+def write_part(store: MediaStore, key: str, data: bytes, validator: str | None = None) -> Path:
+    """A .part left by an earlier attempt; ``validator`` is the ETag kept beside it."""
     part = store.tmp / (hashlib.sha1(key.encode()).hexdigest() + ".part")
     part.write_bytes(data)
+    if validator is not None:
+        part.with_name(part.name + ".validator").write_text(validator)
     return part
+
+
+def etag_of(data: bytes) -> str:
+    return f'"{sha(data)[:16]}"'  # what FileServer sends
 
 
 # ------------------------------------------------------------------ downloads
@@ -116,14 +128,36 @@ def test_identical_content_is_stored_once(store):
     assert part_files(store) == []
 
 
-def test_resume_from_partial_part_sends_range(store):
-    write_part(store, "video:1", MP4[:300])
+def test_resume_from_partial_part_sends_range_with_its_validator(store):
+    write_part(store, "video:1", MP4[:300], validator=etag_of(MP4))
     server = FileServer({"/v.mp4": MP4})
     result = store.download(client_for(server), "https://cdn.test/v.mp4", key="video:1")
     assert server.requests[0].headers["Range"] == "bytes=300-"
+    assert server.requests[0].headers["If-Range"] == etag_of(MP4)
     assert result.sha256 == sha(MP4)
     assert (store.root / result.path).read_bytes() == MP4
-    assert part_files(store) == []
+    assert part_files(store) == [] and list(store.tmp.iterdir()) == []  # validator gone too
+
+
+def test_part_without_a_validator_is_started_over(store):
+    """Nothing proves these bytes are of the file the server has now: no Range at all."""
+    write_part(store, "video:1", MP4[:300])
+    server = FileServer({"/v.mp4": MP4})
+    result = store.download(client_for(server), "https://cdn.test/v.mp4", key="video:1")
+    assert "Range" not in server.requests[0].headers
+    assert (store.root / result.path).read_bytes() == MP4
+
+
+def test_part_of_a_file_since_changed_is_started_over_not_spliced(store):
+    """The .part holds the head of version 1; the server now has version 2. The resume
+    carries version 1's ETag in If-Range, so the server sends version 2 whole."""
+    version_1, version_2 = MP4, MP4[:20] + b"\x07" * 700
+    write_part(store, "video:1", version_1[:300], validator=etag_of(version_1))
+    server = FileServer({"/v.mp4": version_2})
+    result = store.download(client_for(server), "https://cdn.test/v.mp4", key="video:1")
+    assert server.requests[0].headers["If-Range"] == etag_of(version_1)
+    assert (store.root / result.path).read_bytes() == version_2
+    assert result.sha256 == sha(version_2)
 
 
 def test_connection_lost_mid_body_resumes_in_the_same_call(store):
@@ -135,8 +169,29 @@ def test_connection_lost_mid_body_resumes_in_the_same_call(store):
     assert (store.root / result.path).read_bytes() == MP4
 
 
+def test_file_replaced_on_the_server_between_two_attempts_is_never_spliced(store):
+    """Attempt 1 gets 300 bytes of version 1 and the connection drops; before attempt 2
+    the file is replaced. Without If-Range, a server honouring Range would send bytes
+    300… of version 2 and the store would keep a file that never existed."""
+    version_1, version_2 = MP4, MP4[:20] + b"\x07" * 700
+    server = FileServer({"/v.mp4": version_1})
+    server.cut_next_body_at = 300
+    seen = []
+
+    def replace_after_first(request):
+        response = server(request)
+        seen.append(request)
+        server.files["/v.mp4"] = version_2
+        return response
+
+    result = store.download(httpx.Client(transport=httpx.MockTransport(replace_after_first)),
+                            "https://cdn.test/v.mp4", key="video:9")
+    assert seen[1].headers["Range"] == "bytes=300-" and seen[1].headers["If-Range"] == etag_of(version_1)
+    assert (store.root / result.path).read_bytes() == version_2
+
+
 def test_server_ignoring_range_restarts_cleanly(store):
-    write_part(store, "img", b"garbage that is not the start of the file")
+    write_part(store, "img", b"garbage that is not the start of the file", validator=etag_of(PNG))
     server = FileServer({"/p.png": PNG}, honour_range=False)
     result = store.download(client_for(server), "https://cdn.test/p.png", key="img")
     assert "Range" in server.requests[0].headers
@@ -146,7 +201,7 @@ def test_server_ignoring_range_restarts_cleanly(store):
 
 
 def test_416_restarts_from_zero(store):
-    write_part(store, "img", b"x" * (len(PNG) + 50))  # longer than the real file: junk
+    write_part(store, "img", b"x" * (len(PNG) + 50), validator=etag_of(PNG))  # longer than the file: junk
     server = FileServer({"/p.png": PNG})
     result = store.download(client_for(server), "https://cdn.test/p.png", key="img")
     assert [r.headers.get("Range") for r in server.requests] == [f"bytes={len(PNG) + 50}-", None]
@@ -155,7 +210,7 @@ def test_416_restarts_from_zero(store):
 
 
 def test_416_with_complete_part_finishes_without_refetching(store):
-    write_part(store, "img", PNG)
+    write_part(store, "img", PNG, validator=etag_of(PNG))
     server = FileServer({"/p.png": PNG})
     result = store.download(client_for(server), "https://cdn.test/p.png", key="img")
     assert len(server.requests) == 1
@@ -188,7 +243,7 @@ def test_cancel_stops_download_and_keeps_part(store):
     with pytest.raises(Cancelled):
         store.download(client_for(server), "https://cdn.test/v.mp4", key="v", cancel=lambda: True)
     assert len(part_files(store)) == 1
-    assert [p for p in store.root.rglob("*") if p.is_file() and p.suffix != ".part"] == []
+    assert [p for p in store.root.rglob("*") if p.is_file() and p.parent != store.tmp] == []
 
 
 # ------------------------------------------------------------------ types

@@ -7,6 +7,10 @@ Every write takes the same path to disk:
 stream into ``.tmp/<run folder>/<name>.part`` → fsync → hash → rename to the final name → fsync the
 directory. A process killed at any instant leaves either no file or a whole one, plus
 perhaps a ``.part`` that the next download resumes with an HTTP Range request.
+Beside a ``.part`` lies its ``.part.validator``: the ETag (or Last-Modified) of the file
+the bytes came from. A resume sends it as ``If-Range``, so a server whose file changed in
+between answers with the whole new file (200), never with the tail of the new one to
+append to the head of the old one. A ``.part`` without a validator is started over.
 """
 
 from __future__ import annotations
@@ -140,6 +144,7 @@ class MediaStore:
         mime_hint: str | None = None,
         cancel: Callable[[], bool] | None = None,
         attempts: int = 3,
+        on_progress: Callable[[int, int | None], None] | None = None,
     ) -> StoredMedia:
         """Download ``url`` into the store and return where it lives.
 
@@ -148,14 +153,16 @@ class MediaStore:
         (e.g. "tiktok:post:7311…:cover") so a later run finds and resumes its ``.part``
         even when the signed URL has changed. A connection lost mid-body is resumed up
         to ``attempts`` times before giving up; the ``.part`` is kept for the next run.
+        ``on_progress(bytes so far, expected size or None)`` is called as bytes arrive.
         """
         part = self.tmp / (hashlib.sha1(key.encode()).hexdigest() + ".part")
         last_problem = "no attempt made"
         for _ in range(max(1, attempts)):
             try:
-                content_type = self._fetch_into(client, url, part, cancel)
+                content_type = self._fetch_into(client, url, part, cancel, on_progress)
             except _RestartDownload:
                 part.unlink(missing_ok=True)
+                _validator_path(part).unlink(missing_ok=True)
                 continue
             except NetError as exc:
                 # ApiClient has already retried opening the stream; no second layer here.
@@ -165,15 +172,24 @@ class MediaStore:
                 log.warning("download of %s interrupted (%s); resuming",
                             scrubber.url(url), scrubber.text(last_problem))
                 continue
-            return self._finish(part, content_type=content_type, mime_hint=mime_hint)
+            stored = self._finish(part, content_type=content_type, mime_hint=mime_hint)
+            _validator_path(part).unlink(missing_ok=True)
+            return stored
         raise MediaError(url, f"gave up after {attempts} attempts: {last_problem}")
 
     def _fetch_into(
-        self, client: Any, url: str, part: Path, cancel: Callable[[], bool] | None
+        self, client: Any, url: str, part: Path, cancel: Callable[[], bool] | None,
+        on_progress: Callable[[int, int | None], None] | None = None,
     ) -> str | None:
         """One request: append to (or restart) ``part``. Returns the Content-Type."""
         have = part.stat().st_size if part.exists() else 0
-        headers = {"Range": f"bytes={have}-"} if have else {}
+        validator = _read_validator(part) if have else None
+        if have and validator is None:
+            # Nothing proves the server still has the file these bytes came from: a
+            # Range request could splice two versions together. Start over.
+            part.unlink(missing_ok=True)
+            have = 0
+        headers = {"Range": f"bytes={have}-", "If-Range": validator} if have else {}
         with client.stream("GET", url, headers=headers) as response:
             status = response.status_code
             if status == 416:
@@ -189,8 +205,11 @@ class MediaStore:
                 mode = "ab"
             elif status == 200:
                 if have:
-                    log.info("server ignored Range for %s; restarting", scrubber.url(url))
+                    # The file changed since the .part began (If-Range did not match), or
+                    # the server does not do ranges: the whole file follows.
+                    log.info("%s: the server sent the whole file again; restarting", scrubber.url(url))
                 mode, have, total = "wb", 0, None
+                _write_validator(part, response.headers)
             else:
                 raise MediaError(url, f"HTTP {status}")
             expected = _expected_size(response, have, total)
@@ -203,6 +222,8 @@ class MediaStore:
                     if written == have:  # once a response, however the body is chunked
                         crashpoints.reached("download", cut=out)
                     written += len(chunk)
+                    if on_progress is not None:
+                        on_progress(written, expected)
                 out.flush()
                 os.fsync(out.fileno())
             if expected is not None and written < expected:
@@ -326,6 +347,31 @@ def _expected_size(response: httpx.Response, have: int, total: int | None) -> in
     if length and length.isdigit() and "Content-Encoding" not in response.headers:
         return have + int(length)
     return None
+
+
+def _validator_path(part: Path) -> Path:
+    return part.with_name(part.name + ".validator")
+
+
+def _write_validator(part: Path, headers: httpx.Headers) -> None:
+    """Keep what identifies this version of the file, for ``If-Range`` on a resume: a
+    strong ETag, else Last-Modified (a weak ETag may not be used in If-Range)."""
+    etag = headers.get("ETag")
+    value = etag if etag and not etag.startswith("W/") else headers.get("Last-Modified")
+    path = _validator_path(part)
+    if not value:
+        path.unlink(missing_ok=True)
+        return
+    with _open_private(path, "wb") as out:
+        out.write(value.encode("utf-8", "replace"))
+
+
+def _read_validator(part: Path) -> str | None:
+    try:
+        value = _validator_path(part).read_text("utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return value or None
 
 
 def _open_private(path: Path, mode: str) -> BinaryIO:

@@ -30,7 +30,8 @@ log = logging.getLogger("archiver.run_folders")
 
 ALIVE = ".alive"
 STALE_SECONDS = 24 * 3600
-_DOWNLOAD_PART = re.compile(r"^[0-9a-f]{40}\.part$")   # MediaStore.download's resumable parts
+# MediaStore.download's resumable parts, and the validator (ETag) kept beside each one.
+_DOWNLOAD_PART = re.compile(r"^[0-9a-f]{40}\.part(\.validator)?$")
 
 
 class RunFolder:
