@@ -82,11 +82,13 @@ class Connector:
         raise NotImplementedError
 
     def media_client(self):
-        """An httpx client for downloading media (CDN links carry no auth)."""
-        import httpx
+        """The client media is downloaded with (CDN links carry no auth): the same policy as
+        API calls — retries on 429/5xx/timeouts with Retry-After honoured, pacing per host
+        from the rate-limit headers, a total time cap, cancellation during every wait."""
+        from archiver.net import ApiClient
 
-        return httpx.Client(transport=self.transport, timeout=60, follow_redirects=True,
-                            headers={"User-Agent": "archiver/0.1 (+personal archive)"})
+        kwargs = {"sleep": self.sleep} if self.sleep else {}
+        return ApiClient(transport=self.transport, timeout=60, cancel=self.cancel, **kwargs)
 
     def close(self) -> None:
         pass
