@@ -223,8 +223,12 @@ def test_status_says_what_failed(tmp_path):
         text = status.stdout
         assert "import (TikTok_Data_old_links.zip)" in text and "— OK" in text, text
         assert "followers new 5" in text, text  # what the run added despite the failures
-        failed_lines = [line for line in text.splitlines() if line.strip().startswith("failed:")]
-        assert failed_lines and all("HTTP 403" in line for line in failed_lines[:5]), text
+        # The export's links had expired: not requested, and said once with what to do.
+        media_lines = [line for line in text.splitlines() if line.strip().startswith("media:")]
+        assert len(media_lines) == 1 and "links expired on" in media_lines[0], text
+        assert "request a new export" in media_lines[0], text
+        holes = query(folder, "SELECT count(*) FROM post_media WHERE status='failed' AND cause='expired'")[0][0]
+        assert f"holes:      {holes} files without their media ({holes} expired)" in text, text
         assert "4 posts" in text, text
 
         as_json = json.loads(run_cli(["status", "--json", "--archive", str(folder)], env).stdout)

@@ -142,6 +142,31 @@ class InstagramConnector(Connector):
         finally:
             api.close()
 
+    def refresh_media(self, post_ids: list[str]) -> dict[str, list]:
+        """Fresh signed links for archived media, from the media id endpoint
+        (``/{media-id}?fields=…``, one call a post; a carousel's children with it). A media
+        item Instagram no longer gives (deleted, 404) is absent; any other failure stops
+        the asking and raises, the repair pass then tries the slots' own links."""
+        from archiver_connectors.instagram.api import post_from_media
+        from archiver.net import NetError
+
+        api = self._api(cancel=self.cancel)
+        fresh: dict[str, list] = {}
+        try:
+            for media_id in post_ids:
+                try:
+                    item = api.media_item(media_id)
+                    children = api.children(media_id) if item.get("media_type") == "CAROUSEL_ALBUM" and not (
+                        item.get("children") or {}).get("data") else None
+                except NetError as error:
+                    if error.kind in ("gone", "client"):
+                        continue
+                    raise
+                fresh[media_id] = post_from_media(item, children, api.refresher).media
+        finally:
+            api.close()
+        return fresh
+
     # -- official export -----------------------------------------------------------------
     @classmethod
     def detect_export(cls, source) -> bool:

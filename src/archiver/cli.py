@@ -99,16 +99,47 @@ def _guard(func):
 
 
 @contextlib.contextmanager
-def _progress(label: str):
-    """A live progress line on a terminal; plain log lines otherwise (journald, CI, pipes)."""
-    if sys.stderr.isatty():
+def _progress(label: str, console=None):
+    """On a terminal: a live line with a bar that moves with every page (exports and
+    imports), and a bar with bytes for each long download. Otherwise (journald, CI, pipes):
+    plain log lines, and no per-file noise."""
+    if console is None and sys.stderr.isatty():
         from rich.console import Console
 
-        with Console(stderr=True).status(f"{label}: starting …") as status:
-            yield lambda line: status.update(f"{label}: {line}")
+        console = Console(stderr=True)
+    if console is not None and console.is_terminal:
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
+
+        columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[size]}"))
+        with Progress(*columns, console=console, transient=True) as bars:
+            yield _TerminalProgress(bars, label)
     else:
         log = logging.getLogger("archiver.progress")
         yield lambda line: log.info("%s: %s", label, line)
+
+
+class _TerminalProgress:
+    """What the runner reports, drawn with rich: ``progress(line)`` after each page,
+    ``progress.bytes(name, done, total)`` while a file downloads."""
+
+    LONG = 256 * 1024   # smaller files come and go too fast for a bar to help
+
+    def __init__(self, bars, label: str) -> None:
+        self._bars = bars
+        self._label = label
+        self._line = bars.add_task(f"{label}: starting …", total=None, size="")
+        self._file = bars.add_task("", total=None, size="", visible=False)
+
+    def __call__(self, line: str) -> None:
+        self._bars.update(self._line, description=f"{self._label}: {line}")
+
+    def bytes(self, name: str, done: int, total: int | None) -> None:
+        if total is not None and total < self.LONG:
+            return
+        size = f"{done / 1e6:.1f}/{total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
+        finished = total is not None and done >= total
+        self._bars.update(self._file, description=f"  {name}", completed=done, total=total, size=size,
+                          visible=not finished)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -301,10 +332,14 @@ def export(archive, config_path, platform, account_name, full, wait):
 def _report(label: str, result: dict) -> int:
     counts = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in sorted(result["counts"].items()) if v) or "nothing new"
     click.echo(f"{label}: {result['status']} — {counts}")
-    for error in result["errors"][:10]:
+    # Files that failed: one line per cause (the list: `archiver status --errors`).
+    for line in result.get("summary") or []:
+        click.echo(f"  {line}")
+    others = [e for e in result["errors"] if not e.get("cause")]
+    for error in others[:10]:
         click.echo(f"  skipped {error['item']}: {error['error']}")
-    if len(result["errors"]) > 10:
-        click.echo(f"  … and {len(result['errors']) - 10} more (see `archiver status`)")
+    if len(others) > 10:
+        click.echo(f"  … and {len(others) - 10} more (see `archiver status --errors`)")
     if result.get("message"):
         click.echo(f"  {result['message']}")
     return {"ok": 0, "skipped": 0, "interrupted": EXIT_INTERRUPTED}.get(result["status"], EXIT_FAILED)
@@ -443,20 +478,29 @@ def serve(archive, config_path, port, open_browser):
 @main.command()
 @common_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--errors", "show_errors", is_flag=True,
+              help="Every error of the last run and every file still missing, one per line.")
 @_guard
-def status(archive, config_path, as_json):
-    """Per account: last run and result, next run, what the archive holds, open alerts,
-    export age."""
-    from archiver.status import account_status, render_status
+def status(archive, config_path, as_json, show_errors):
+    """Per account: last run and result, next run, what the archive holds, files still
+    missing, open alerts, export age."""
+    from archiver.status import account_status, media_hole_list, render_status
 
     ws = _workspace(archive, config_path)
     if not ws.archive.exists:
         _fail(f"no archive at {ws.archive.folder}: run `archiver init` or `archiver demo` first")
     rows = account_status(ws.archive, ws.config)
+    holes = None
+    if show_errors:
+        with ws.archive.reading() as db:   # status never writes (it must not wait behind a run)
+            holes = {row["account"]: media_hole_list(db, row["account"]) for row in rows}
     if as_json:
+        if holes is not None:
+            for row in rows:
+                row["media_hole_list"] = holes[row["account"]]
         click.echo(json.dumps(rows, indent=2))
     else:
-        click.echo(render_status(rows))
+        click.echo(render_status(rows, errors=holes))
 
 
 @main.command()

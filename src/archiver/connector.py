@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator
 if TYPE_CHECKING:
     from archiver.config import AccountConfig
     from archiver.imports import ExportSource
-    from archiver.records import Page
+    from archiver.records import MediaRef, Page
     from archiver.secrets import SecretStore
     from archiver.sync import SyncContext
 
@@ -89,6 +89,13 @@ class Connector:
 
         kwargs = {"sleep": self.sleep} if self.sleep else {}
         return ApiClient(transport=self.transport, timeout=60, cancel=self.cancel, **kwargs)
+
+    def refresh_media(self, post_ids: list[str]) -> dict[str, list["MediaRef"]]:
+        """Fresh media links for archived posts, asked of the platform again: post_id -> its
+        MediaRefs (role and position as the posts' own). Called by the repair pass at the
+        start of a run for slots whose download failed; a platform whose links expire
+        implements it. Posts the platform no longer gives are simply absent."""
+        return {}
 
     def close(self) -> None:
         pass

@@ -1,16 +1,23 @@
 """Media downloads of a run: the files of a page's posts and profile, and other people's
 pictures, fetched before the page commits (signed links may expire within hours).
 
-A file that fails is recorded as failed on its item, never aborting the run; failed
-pictures of other people are summarized in one line (see _AvatarProblems).
+A file that fails is recorded as failed on its slot (with its cause), never aborting the
+run; the run ends with one line per cause (see MediaProblems), the full list staying in
+``runs.errors``. Failed pictures of other people are summarized in one line (see
+_AvatarProblems). Every API run first repairs: slots that failed earlier are tried again,
+a capped number, oldest first, with fresh links from the connector where links expire
+(``Connector.refresh_media``). A signed link that says in itself that it has expired is
+not fetched at all (see ``link_expiry``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
+from urllib.parse import parse_qsl, urlsplit
 
 from archiver.archive import Archive
 from archiver.archive.writer import StoredFile
@@ -25,7 +32,7 @@ log = logging.getLogger("archiver.sync")
 class MediaDownloader:
     """Downloads the media of one account's pages into the archive's media store."""
 
-    def __init__(self, archive: Archive, connector) -> None:
+    def __init__(self, archive: Archive, connector, *, progress: Callable[[str], None] | None = None) -> None:
         from archiver.media import MediaStore
 
         self.archive = archive
@@ -34,6 +41,13 @@ class MediaDownloader:
         self.media = MediaStore(archive.media_root)
         self._media_client = None
         self._avatar_problems = _AvatarProblems()
+        self.problems = MediaProblems()
+        # What "now" is when a link's own expiry is checked (a fake clock in tests).
+        self.clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)
+        # Told (name, bytes so far, expected size or None) while a file downloads: the
+        # command line draws a progress bar with it.
+        self.on_bytes: Callable[[str, int, int | None], None] | None = None
+        self._progress = progress or (lambda line: log.info("%s", line))
 
     def start_run(self, tmp: Path | None = None) -> None:
         """``tmp``: the run's own folder for partial files (run_folders.py)."""
@@ -42,9 +56,103 @@ class MediaDownloader:
         if tmp is not None:
             self.media = MediaStore(self.archive.media_root, tmp=tmp)
         self._avatar_problems = _AvatarProblems()
+        self.problems = MediaProblems()
 
     def summarize(self, ctx: "SyncContext", counts: dict[str, int]) -> None:
         self._avatar_problems.summarize(ctx, counts)
+
+    def summary_lines(self, *, importing: bool) -> list[str]:
+        """One line per cause of the files that failed in this run."""
+        return self.problems.lines(importing=importing)
+
+    # -- repair -------------------------------------------------------------------------
+
+    # How many failed slots one run tries again, oldest attempt first (a run must not
+    # spend its night on an old backlog; the next runs go on where this one stopped).
+    REPAIRS_PER_RUN = 50
+
+    def repair(self, ctx: "SyncContext", *, limit: int | None = None) -> dict[str, int]:
+        """Try again the files of this account's posts whose download failed, before the
+        run reads anything new: up to ``limit`` slots, the longest untried first. Links
+        come fresh from the connector (``refresh_media``) where it can give them; else the
+        slot's own link is tried again, unless it is a signed link that has expired (its
+        query, the signature, is never stored). Each slot commits on its own."""
+        from archiver.archive.writer import ArchiveWriter
+        from archiver.net import Cancelled, scrubber
+
+        limit = self.REPAIRS_PER_RUN if limit is None else limit
+        db = self.archive.db
+        slots = db.execute(
+            "SELECT pm.post_id, pm.role, pm.position, pm.source_url, pm.cause, pm.description, pm.meta "
+            "FROM post_media pm JOIN posts p ON p.platform = pm.platform AND p.post_id = pm.post_id "
+            "WHERE p.account_id=? AND pm.status='failed' AND p.deleted_at IS NULL "
+            "ORDER BY coalesce(pm.tried_at, pm.updated_at), pm.post_id, pm.role, pm.position LIMIT ?",
+            [self.account.account_id, limit]).fetchall()
+        counts = {"media_repaired": 0, "media_repair_failed": 0}
+        if not slots:
+            return counts
+        fresh: dict[str, list[MediaRef]] = {}
+        refresh_media = getattr(self.connector, "refresh_media", None)
+        if refresh_media is not None:
+            try:
+                fresh = refresh_media(sorted({slot[0] for slot in slots})) or {}
+            except Cancelled:
+                raise
+            except Exception as error:  # noqa: BLE001 - the slots' own links are tried instead
+                ctx.report("repair of failed media", f"asking the platform for fresh links failed: "
+                                                     f"{type(error).__name__}: {error}")
+        self.progress_note(f"repairing {len(slots)} file(s) that failed earlier")
+        for post_id, role, position, source_url, cause, description, meta in slots:
+            if ctx.cancel():
+                raise Cancelled("stopped by request")
+            ref = next((r for r in fresh.get(post_id, []) if r.role == role and r.position == position), None)
+            if ref is None and source_url and source_url.startswith(("http://", "https://")) and cause != "expired":
+                ref = MediaRef(source_url, role, position)
+            writer = ArchiveWriter(db, platform=self.account.platform, account_id=self.account.account_id,
+                                   source="api", scrub=scrubber.obj)
+            if ref is None:
+                # Nothing to try with this run: it waits behind the others until a fresh link comes.
+                with self.archive.writing():
+                    db.execute("UPDATE post_media SET tried_at=? WHERE platform=? AND post_id=? AND role=? "
+                               "AND position=?", [writer.now, self.account.platform, post_id, role, position])
+                continue
+            key = f"{self.account.account_id}:{post_id}:{role}:{position}"
+            if self._media_client is None:
+                self._media_client = self.connector.media_client()
+            try:
+                file = self._fetch(ref, key, ctx)
+                counts["media_repaired"] += 1
+            except Cancelled:
+                raise
+            except Exception as error:  # noqa: BLE001 - per slot, like any download
+                file = self._failed(ctx, f"{role} of {post_id} ({scrubber.url(ref.url)})", error)
+                counts["media_repair_failed"] += 1
+            with self.archive.writing():
+                writer.link_media(post_id, ref, file, scrubber.url(ref.url))
+                db.execute("UPDATE post_media SET tried_at=? WHERE platform=? AND post_id=? AND role=? "
+                           "AND position=?", [writer.now, self.account.platform, post_id, role, position])
+        return counts
+
+    def progress_note(self, line: str) -> None:
+        self._progress(line)
+
+    # -- failures -----------------------------------------------------------------------
+
+    def _failed(self, ctx: "SyncContext", item: str, error: BaseException) -> StoredFile:
+        """A file that could not be stored: its slot says why; the run's errors keep the
+        entry (for `archiver status --errors`), counted by cause for the summary — no log
+        line per file."""
+        from archiver.net import scrubber
+
+        cause, detail = failure_cause(error)
+        message = scrubber.text(str(error.reason if hasattr(error, "reason") else error))
+        if isinstance(error, LinkExpired):
+            message = error.reason
+        self.problems.add(cause, detail)
+        ctx.errors.append({"item": scrubber.text(item), "error": message, "cause": cause})
+        log.debug("media failed: %s: %s", item, message)
+        # A file an export names but does not hold: no retry can bring it.
+        return StoredFile(None, error=message, cause=cause, retryable=cause != "missing")
 
     def close(self) -> None:
         if self._media_client is not None:
@@ -88,11 +196,7 @@ class MediaDownloader:
                 except Cancelled:
                     raise
                 except Exception as error:  # any failure is per-item
-                    from archiver.imports import NotInExport
-
-                    message = scrubber.text(str(error))
-                    ctx.report(f"{ref.role} of {owner} ({scrubber.url(ref.url)})", message)
-                    file = StoredFile(None, error=message, retryable=not isinstance(error, NotInExport))
+                    file = self._failed(ctx, f"{ref.role} of {owner} ({scrubber.url(ref.url)})", error)
                 stored[id(ref)] = by_url[ref.url] = file
                 if ref.opener is not None and export_sha256 is not None and file.sha256:
                     copied.append((export_sha256, ref.url, file.size or 0, file.sha256))
@@ -221,24 +325,51 @@ class MediaDownloader:
         from archiver.media import MediaError
         from archiver.net import Cancelled, scrubber
 
+        url = ref.url
+        expired_on = self._expired_on(url)
+        if expired_on is not None:
+            # The link says itself that it is dead: no request. A fresh one, if the
+            # connector can ask for it, else the slot records when it died.
+            fresh = self._fresh_link(ref, f"link expired on {expired_on:%Y-%m-%d}")
+            if not fresh or self._expired_on(fresh) is not None:
+                raise LinkExpired(url, expired_on)
+            url = fresh
         try:
-            return self.media.download(self._media_client, ref.url, key=key, mime_hint=ref.mime_hint,
-                                       cancel=ctx.cancel)
+            return self._download(url, ref, key, ctx)
         except MediaError as error:
-            if ref.refresh is None or not _EXPIRED_LINK.search(error.reason):
+            if ref.refresh is None or url != ref.url or not _EXPIRED_LINK.search(error.reason):
                 raise
-            try:
-                fresh = ref.refresh()
-            except Cancelled:
-                raise
-            except Exception as refresh_error:  # the original refusal stays the reason
-                raise MediaError(ref.url, f"{error.reason}; asking for a fresh link failed: "
-                                          f"{type(refresh_error).__name__}: {refresh_error}") from None
+            fresh = self._fresh_link(ref, error.reason)
             if not fresh:
                 raise
             log.info("the link to %s was refused (%s); trying a fresh one", scrubber.url(ref.url), error.reason)
-            return self.media.download(self._media_client, fresh, key=key, mime_hint=ref.mime_hint,
-                                       cancel=ctx.cancel)
+            return self._download(fresh, ref, key, ctx)
+
+    def _download(self, url: str, ref: MediaRef, key: str, ctx: "SyncContext"):
+        on_bytes = self.on_bytes
+        name = f"{ref.role} {ref.position}" if ref.position else ref.role
+        return self.media.download(
+            self._media_client, url, key=key, mime_hint=ref.mime_hint, cancel=ctx.cancel,
+            on_progress=(lambda done, total: on_bytes(name, done, total)) if on_bytes else None)
+
+    def _fresh_link(self, ref: MediaRef, why: str) -> str | None:
+        """``ref.refresh()``: a new signed link to the same file, or None."""
+        from archiver.media import MediaError
+        from archiver.net import Cancelled
+
+        if ref.refresh is None:
+            return None
+        try:
+            return ref.refresh()
+        except Cancelled:
+            raise
+        except Exception as refresh_error:  # the original refusal stays the reason
+            raise MediaError(ref.url, f"{why}; asking for a fresh link failed: "
+                                      f"{type(refresh_error).__name__}: {refresh_error}") from None
+
+    def _expired_on(self, url: str) -> dt.datetime | None:
+        expiry = link_expiry(url)
+        return expiry if expiry is not None and expiry <= self.clock() else None
 
 
 def _avatar_source(ref: MediaRef) -> str:
@@ -315,3 +446,107 @@ _PICTURE_REFUSED = re.compile(r"\bHTTP 4(?!29)\d\d\b")
 _EXPIRED_LINK = re.compile(r"\bHTTP (403|410)\b")
 
 
+
+
+# --------------------------------------------------------------------------- expiring links
+
+# Signed CDN links that carry their own expiry, by query parameter:
+#   x-expires=<epoch seconds>                    (TikTok's CDN)
+#   oe=<epoch seconds in hex>                    (Meta's CDN: Instagram, Facebook, Threads)
+#   Expires=<epoch seconds>                      (CloudFront, Cloud Storage V2 signatures)
+#   expire=<epoch seconds>                       (googlevideo)
+#   X-Goog-Date=<YYYYMMDDTHHMMSSZ> & X-Goog-Expires=<seconds>   (Cloud Storage V4)
+#   X-Amz-Date=<YYYYMMDDTHHMMSSZ> & X-Amz-Expires=<seconds>     (S3 SigV4)
+_EPOCH_PARAMS = {"x-expires": 10, "oe": 16, "expires": 10, "expire": 10}
+_SIGNED_FOR = (("x-goog-date", "x-goog-expires"), ("x-amz-date", "x-amz-expires"))
+
+
+def link_expiry(url: str) -> dt.datetime | None:
+    """When a signed link stops working, if the link itself says so; else None."""
+    try:
+        query = {name.lower(): value for name, value in parse_qsl(urlsplit(url).query)}
+    except ValueError:
+        return None
+    for name, base in _EPOCH_PARAMS.items():
+        value = query.get(name)
+        if value:
+            try:
+                epoch = int(value, base)
+            except ValueError:
+                continue
+            if 1_000_000_000 <= epoch < 10_000_000_000:  # a plausible moment, not "oe=utf8"-like noise
+                return dt.datetime.fromtimestamp(epoch, dt.timezone.utc)
+    for date_name, seconds_name in _SIGNED_FOR:
+        if query.get(date_name) and query.get(seconds_name):
+            try:
+                signed = dt.datetime.strptime(query[date_name], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
+                return signed + dt.timedelta(seconds=int(query[seconds_name]))
+            except (ValueError, OverflowError):
+                continue
+    return None
+
+
+class LinkExpired(Exception):
+    """A signed link whose own expiry has passed: not fetched."""
+
+    def __init__(self, url: str, expired_on: dt.datetime) -> None:
+        from archiver.net import scrubber
+
+        self.url = scrubber.url(url)
+        self.expired_on = expired_on
+        self.reason = f"link expired on {expired_on:%Y-%m-%d}"
+        super().__init__(f"{self.url}: {self.reason}")
+
+
+def failure_cause(error: BaseException) -> tuple[str, str]:
+    """(cause, detail) of a failed file, for the slot and the summary:
+    expired (date), refused (HTTP status), unreachable, hash, or other (the reason)."""
+    from archiver.net import NetError
+
+    if isinstance(error, LinkExpired):
+        return "expired", f"{error.expired_on:%Y-%m-%d}"
+    text = str(getattr(error, "reason", None) or error)
+    if "does not match the platform's hash" in text:
+        return "hash", ""
+    refused = re.search(r"\bHTTP (4\d\d)\b", text)
+    if refused and refused.group(1) not in ("408", "429"):
+        return "refused", f"HTTP {refused.group(1)}"
+    if isinstance(error, NetError) or re.search(r"\bHTTP (5\d\d|408|429)\b|timed out|Timeout|gave up after|"
+                                                r"Error:|connection", text):
+        return "unreachable", ""
+    return "other", text[:200]
+
+
+class MediaProblems:
+    """The run's failed files, counted by cause, for one line per cause at the end."""
+
+    def __init__(self) -> None:
+        self.by_cause: dict[tuple[str, str], int] = {}
+
+    @property
+    def count(self) -> int:
+        return sum(self.by_cause.values())
+
+    def add(self, cause: str, detail: str) -> None:
+        self.by_cause[(cause, detail)] = self.by_cause.get((cause, detail), 0) + 1
+
+    def lines(self, *, importing: bool) -> list[str]:
+        out = []
+        for (cause, detail), n in sorted(self.by_cause.items()):
+            files = f"{n} file{'s' if n != 1 else ''}"
+            if cause == "expired":
+                todo = ("request a new export (its links work for a few days only), or run the API export "
+                        "(`archiver export`) where the platform's API gives the files"
+                        if importing else "the platform is asked for fresh links at the start of the next run")
+                out.append(f"{files}: links expired on {detail} — {todo}")
+            elif cause == "refused":
+                out.append(f"{files}: refused by the server ({detail}) — tried again at the start of the next run")
+            elif cause == "unreachable":
+                out.append(f"{files}: the media server did not answer, even after retries — "
+                           "tried again at the start of the next run")
+            elif cause == "hash":
+                out.append(f"{files}: the bytes did not match the platform's hash — not kept; "
+                           "tried again at the start of the next run")
+            else:
+                out.append(f"{files}: {detail}")
+        return out

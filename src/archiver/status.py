@@ -56,6 +56,7 @@ def _account_status(db, config: Config, *, now=None) -> list[dict]:
                 {"file_name": name, "holes": holes, "imported_at": at} for name, holes, at in db.execute(
                     "SELECT file_name, holes, imported_at FROM imports WHERE account_id=? AND holes > 0 "
                     "ORDER BY imported_at", [account_id]).fetchall()],
+            "media_holes": media_holes(db, account_id),
         })
     return rows
 
@@ -76,6 +77,25 @@ def unmatched_export_posts(db, account_id: str, shown: int = 5) -> dict:
         "SELECT post_id, created_at, coalesce(title, text) FROM posts WHERE account_id=? "
         "AND post_id LIKE 'provisional:%' ORDER BY created_at LIMIT ?", [account_id, shown]).fetchall()
     return {"count": count, "posts": [{"post_id": p, "created_at": c, "caption": t} for p, c, t in found]}
+
+
+def media_holes(db, account_id: str) -> dict[str, int]:
+    """Slots whose file is missing, by cause (expired, refused, unreachable, hash, other):
+    what the repair pass of the next runs will try again."""
+    found = db.execute(
+        "SELECT coalesce(pm.cause, 'other'), count(*) FROM post_media pm JOIN posts p USING (platform, post_id) "
+        "WHERE p.account_id=? AND pm.sha256 IS NULL GROUP BY 1 ORDER BY 2 DESC, 1", [account_id]).fetchall()
+    return {cause: n for cause, n in found}
+
+
+def media_hole_list(db, account_id: str) -> list[dict]:
+    """Every slot without its file, oldest first (for `archiver status --errors`)."""
+    cursor = db.execute(
+        "SELECT pm.post_id, pm.role, pm.position, pm.source_url, pm.cause, pm.error, pm.updated_at "
+        "FROM post_media pm JOIN posts p USING (platform, post_id) WHERE p.account_id=? AND pm.sha256 IS NULL "
+        "ORDER BY pm.updated_at, pm.post_id, pm.role, pm.position", [account_id])
+    names = [c[0] for c in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
 
 
 def archive_holds(db, account_id: str) -> dict[str, int]:
@@ -185,6 +205,7 @@ def _run(db, sql, *params) -> dict | None:
         run["status"] = "interrupted"
         run["message"] = run["message"] or ("the process ended before the run finished; "
                                             "the next run resumes from its checkpoint")
+    run["summary"] = json.loads(run.get("summary") or "[]")
     return run
 
 
@@ -194,7 +215,9 @@ def _process_alive(pid) -> bool:
     return bool(pid) and _alive(pid)
 
 
-def render_status(rows: list[dict]) -> str:
+def render_status(rows: list[dict], *, errors: dict[str, list[dict]] | None = None) -> str:
+    """The status as text. ``errors``: account -> its holes (media_hole_list), to list
+    every error of the last run and every missing file (`archiver status --errors`)."""
     if not rows:
         return "no accounts yet: add one to the config (`archiver init`) or run `archiver demo`."
     lines = []
@@ -208,10 +231,15 @@ def render_status(rows: list[dict]) -> str:
             lines.append(f"  it added:   {added}")
             if run["message"]:
                 lines.append(f"  note:       {run['message']}")
-            for error in run["errors"][:5]:
+            for line in run.get("summary") or []:
+                lines.append(f"  media:      {line}")
+            # Files are summarized by cause above; listed one by one only with --errors.
+            shown = run["errors"] if errors is not None else [e for e in run["errors"] if not e.get("cause")]
+            limit = None if errors is not None else 5
+            for error in shown[:limit]:
                 lines.append(f"  failed:     {error['item']}: {error['error']}")
-            if len(run["errors"]) > 5:
-                lines.append(f"  failed:     … and {len(run['errors']) - 5} more")
+            if limit is not None and len(shown) > limit:
+                lines.append(f"  failed:     … and {len(shown) - limit} more (`archiver status --errors`)")
         else:
             lines.append("  last run:   never")
         lines.append(f"  last success: {row['last_successful_run_at'] or 'never'}")
@@ -234,6 +262,17 @@ def render_status(rows: list[dict]) -> str:
                 lines.append(f"              {post['created_at']} {caption!r} ({post['post_id']})")
             if unmatched["count"] > len(unmatched["posts"]):
                 lines.append(f"              … and {unmatched['count'] - len(unmatched['posts'])} more")
+        holes = row.get("media_holes") or {}
+        if holes:
+            total = sum(holes.values())
+            by_cause = ", ".join(f"{n} {cause}" for cause, n in holes.items())
+            lines.append(f"  holes:      {total} file{'s' if total != 1 else ''} without their media ({by_cause}); "
+                         "the next runs try them again" + ("" if errors is not None else
+                                                            " (`archiver status --errors` lists them)"))
+        for hole in (errors or {}).get(row["account"], []):
+            where = f" ({hole['source_url']})" if hole["source_url"] else ""
+            lines.append(f"  hole:       {hole['role']} {hole['position']} of {hole['post_id']}{where}: "
+                         f"{hole['error'] or hole['cause'] or 'not downloaded'}")
         lines.append(f"  newest export imported: {row['newest_export_imported_at'] or 'none'}")
         for entry in row.get("imports_with_holes") or []:
             lines.append(f"  incomplete: {entry['holes']} file(s) of {entry['file_name']} (imported "

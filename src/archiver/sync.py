@@ -251,7 +251,9 @@ class Runner:
         self.connector = connector
         self.account: AccountConfig = connector.account
         self.progress = progress or (lambda message: log.info("%s", message))
-        self.downloads = MediaDownloader(archive, connector)
+        self.downloads = MediaDownloader(archive, connector, progress=self.progress)
+        # A progress reporter that can draw a bar for a long download says so (cli._progress).
+        self.downloads.on_bytes = getattr(progress, "bytes", None)
         self.media = self.downloads.media
         self._page_numbers: dict[str, int] = {}   # stream -> pages written in this run
 
@@ -267,15 +269,17 @@ class Runner:
             ).fetchone()[0]
 
     def _end_run(self, run_id: int, status: str, counts: dict, errors: list, message: str | None,
-                 failure_kind: str | None = None) -> None:
+                 failure_kind: str | None = None, summary: list[str] | None = None) -> None:
         from archiver.net import scrubber
 
         db = self.archive.db
         with self.archive.writing():
             db.execute(
-                "UPDATE runs SET status=?, ended_at=?, counts=?, errors=?, message=?, failure_kind=? WHERE run_id=?",
+                "UPDATE runs SET status=?, ended_at=?, counts=?, errors=?, message=?, failure_kind=?, summary=? "
+                "WHERE run_id=?",
                 [status, now_utc(), json.dumps(counts, sort_keys=True), json.dumps(errors[:500]),
-                 scrubber.text(message) if message else None, failure_kind, run_id],
+                 scrubber.text(message) if message else None, failure_kind,
+                 json.dumps(summary) if summary else None, run_id],
             )
 
     # -- the loop --------------------------------------------------------------------
@@ -326,6 +330,11 @@ class Runner:
         # the alerts tell an unreachable platform from an account that is gone.
         failure_kind: str | None = None
         try:
+            if source == "api":
+                # Holes left by earlier runs first, while the platform's links are fresh.
+                for key, n in self.downloads.repair(ctx).items():
+                    if n:
+                        counts[key] = counts.get(key, 0) + n
             for page in pages(ctx):
                 if cancel():
                     raise Cancelled("stopped by request")
@@ -354,9 +363,14 @@ class Runner:
         finally:
             self.downloads.close()
         self.downloads.summarize(ctx, counts)
-        self._end_run(run_id, status, counts, ctx.errors, message, failure_kind)
+        # One line per cause of the files that failed, not one per file (the full list is
+        # in runs.errors: `archiver status --errors`).
+        summary = self.downloads.summary_lines(importing=source.startswith("export:"))
+        for line in summary:
+            log.warning("%s", line)
+        self._end_run(run_id, status, counts, ctx.errors, message, failure_kind, summary)
         return {"run_id": run_id, "status": status, "message": message, "counts": counts, "errors": ctx.errors,
-                "failure_kind": failure_kind}
+                "failure_kind": failure_kind, "summary": summary}
 
     def write_page(self, page: Page, ctx: SyncContext, *, source: str = "api") -> dict[str, int]:
         """Download the page's media, then commit its records and state in one transaction."""

@@ -514,3 +514,16 @@ def m008_small_promises_instance_keys(db: Database) -> None:
 
     for connector in installed_connectors().values():
         connector.upgrade_archive(db, "m008_small_promises_instance_keys")
+
+
+@migrations(name="m009_media_repair")
+def m009_media_repair(db: Database) -> None:
+    # Why a slot's file is missing, in one word (expired | refused | unreachable | hash |
+    # other): `archiver status` counts the holes by it, the run summary groups by it.
+    db.execute("ALTER TABLE post_media ADD COLUMN cause TEXT")
+    # When the repair pass last tried a failed slot: it takes the longest untried first.
+    db.execute("ALTER TABLE post_media ADD COLUMN tried_at TEXT")
+    db.execute("UPDATE post_media SET cause='other' WHERE status='failed'")
+    db.execute("CREATE INDEX post_media_failed ON post_media (status, platform, post_id) WHERE status='failed'")
+    # The run's one line per cause of failed files, shown by `archiver status`.
+    db.execute("ALTER TABLE runs ADD COLUMN summary TEXT")

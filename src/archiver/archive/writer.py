@@ -48,6 +48,9 @@ class StoredFile:
     error: str | None = None
     # False for a file no retry can bring (an export names it but does not hold it).
     retryable: bool = True
+    # Why it failed, in a word the summary and `archiver status` group by: expired,
+    # refused, unreachable, hash, other (downloads.failure_cause).
+    cause: str | None = None
 
 
 def _parse_time(text: str | None) -> dt.datetime | None:
@@ -174,15 +177,16 @@ class ArchiveWriter:
             return  # a failed download never replaces a file we already have
         self.db.execute(
             "INSERT INTO post_media (platform, post_id, role, position, sha256, source_url, status, error, updated_at, "
-            "description, meta) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(platform, post_id, role, position) DO UPDATE SET "
+            "description, meta, cause) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(platform, post_id, role, position) DO UPDATE SET "
             "sha256=excluded.sha256, source_url=excluded.source_url, status=excluded.status, "
-            "error=excluded.error, updated_at=excluded.updated_at, "
+            "error=excluded.error, updated_at=excluded.updated_at, cause=excluded.cause, "
             "description=coalesce(excluded.description, post_media.description), "
             "meta=coalesce(excluded.meta, post_media.meta)",
             [
                 self.platform, post_id, ref.role, ref.position, stored.sha256, source_url,
                 "ok" if stored.sha256 else "failed", stored.error, self.now, description, meta,
+                None if stored.sha256 else (stored.cause or "other"),
             ],
         )
         self._count("media_saved" if stored.sha256 else "media_failed")
