@@ -30,11 +30,12 @@ class FileServer:
     """Serves one body per path, honouring (or, on request, ignoring) Range headers."""
 
     def __init__(self, files: dict[str, bytes], *, content_type: str | None = None,
-                 honour_range: bool = True, etags: bool = True):
+                 honour_range: bool = True, etags: bool = True, honour_if_range: bool = True):
         self.files = files
         self.content_type = content_type
         self.honour_range = honour_range
         self.etags = etags
+        self.honour_if_range = honour_if_range
         self.requests: list[httpx.Request] = []
         self.cut_next_body_at: int | None = None  # simulate a connection lost mid-body
 
@@ -50,7 +51,7 @@ class FileServer:
         status, body = 200, data
         match = re.match(r"bytes=(\d+)-$", request.headers.get("Range", ""))
         if_range = request.headers.get("If-Range")
-        if match and self.honour_range and (if_range is None or if_range == etag):
+        if match and self.honour_range and (if_range is None or if_range == etag or not self.honour_if_range):
             start = int(match.group(1))
             if start >= len(data):
                 return httpx.Response(416, headers={"Content-Range": f"bytes */{len(data)}"})
@@ -188,6 +189,27 @@ def test_file_replaced_on_the_server_between_two_attempts_is_never_spliced(store
                             "https://cdn.test/v.mp4", key="video:9")
     assert seen[1].headers["Range"] == "bytes=300-" and seen[1].headers["If-Range"] == etag_of(version_1)
     assert (store.root / result.path).read_bytes() == version_2
+
+
+def test_a_splice_by_a_server_ignoring_if_range_is_caught_by_the_platforms_hash(store):
+    """A server that honours Range but not If-Range sends the tail of version 2 after the
+    head of version 1. The platform named version 2's sha256: the spliced bytes are not
+    stored, and the file is fetched once more, whole."""
+    version_1, version_2 = MP4, MP4[:20] + b"\x07" * 700
+    write_part(store, "blob", version_1[:300], validator=etag_of(version_1))
+    server = FileServer({"/b": version_2}, honour_if_range=False)
+    result = store.download(client_for(server), "https://cdn.test/b", key="blob",
+                            expected_sha256=sha(version_2))
+    assert [r.headers.get("Range") for r in server.requests] == ["bytes=300-", None]
+    assert (store.root / result.path).read_bytes() == version_2
+    assert [p.name for p in store.root.rglob("*") if p.is_file()] == [result.path.name]
+
+
+def test_bytes_that_never_match_the_platforms_hash_are_not_stored(store):
+    server = FileServer({"/b": PNG})
+    with pytest.raises(MediaError, match="does not match the platform's hash"):
+        store.download(client_for(server), "https://cdn.test/b", key="blob", expected_sha256="0" * 64)
+    assert [p for p in store.root.rglob("*") if p.is_file()] == []
 
 
 def test_server_ignoring_range_restarts_cleanly(store):

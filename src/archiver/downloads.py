@@ -77,7 +77,7 @@ class MediaDownloader:
         come fresh from the connector (``refresh_media``) where it can give them; else the
         slot's own link is tried again, unless it is a signed link that has expired (its
         query, the signature, is never stored). Each slot commits on its own."""
-        from archiver.archive.writer import ArchiveWriter
+        from archiver.archive.writer import PROVISIONAL, ArchiveWriter
         from archiver.net import Cancelled, scrubber
 
         limit = self.REPAIRS_PER_RUN if limit is None else limit
@@ -95,7 +95,9 @@ class MediaDownloader:
         refresh_media = getattr(self.connector, "refresh_media", None)
         if refresh_media is not None:
             try:
-                fresh = refresh_media(sorted({slot[0] for slot in slots})) or {}
+                # A provisional post (an export item without the platform's id) cannot be asked for.
+                asked = sorted({slot[0] for slot in slots if not slot[0].startswith(PROVISIONAL)})
+                fresh = (refresh_media(asked) or {}) if asked else {}
             except Cancelled:
                 raise
             except Exception as error:  # noqa: BLE001 - the slots' own links are tried instead
@@ -350,6 +352,7 @@ class MediaDownloader:
         name = f"{ref.role} {ref.position}" if ref.position else ref.role
         return self.media.download(
             self._media_client, url, key=key, mime_hint=ref.mime_hint, cancel=ctx.cancel,
+            expected_sha256=ref.sha256,
             on_progress=(lambda done, total: on_bytes(name, done, total)) if on_bytes else None)
 
     def _fresh_link(self, ref: MediaRef, why: str) -> str | None:
@@ -500,7 +503,7 @@ class LinkExpired(Exception):
 
 def failure_cause(error: BaseException) -> tuple[str, str]:
     """(cause, detail) of a failed file, for the slot and the summary:
-    expired (date), refused (HTTP status), unreachable, hash, or other (the reason)."""
+    expired (date), refused (HTTP status), unreachable, hash, or other (the kind of error)."""
     from archiver.net import NetError
 
     if isinstance(error, LinkExpired):
@@ -514,7 +517,7 @@ def failure_cause(error: BaseException) -> tuple[str, str]:
     if isinstance(error, NetError) or re.search(r"\bHTTP (5\d\d|408|429)\b|timed out|Timeout|gave up after|"
                                                 r"Error:|connection", text):
         return "unreachable", ""
-    return "other", text[:200]
+    return "other", type(error).__name__   # the messages differ per file: grouped by kind
 
 
 class MediaProblems:
@@ -548,5 +551,5 @@ class MediaProblems:
                 out.append(f"{files}: the bytes did not match the platform's hash — not kept; "
                            "tried again at the start of the next run")
             else:
-                out.append(f"{files}: {detail}")
+                out.append(f"{files}: could not be stored ({detail}) — `archiver status --errors` lists them")
         return out

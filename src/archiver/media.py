@@ -145,6 +145,7 @@ class MediaStore:
         cancel: Callable[[], bool] | None = None,
         attempts: int = 3,
         on_progress: Callable[[int, int | None], None] | None = None,
+        expected_sha256: str | None = None,
     ) -> StoredMedia:
         """Download ``url`` into the store and return where it lives.
 
@@ -154,10 +155,15 @@ class MediaStore:
         even when the signed URL has changed. A connection lost mid-body is resumed up
         to ``attempts`` times before giving up; the ``.part`` is kept for the next run.
         ``on_progress(bytes so far, expected size or None)`` is called as bytes arrive.
+        ``expected_sha256``: the hash the platform names for the file. Other bytes are
+        never stored; when they came from a resumed download (a server that ignored
+        If-Range could have spliced two versions), the file is fetched once more whole.
         """
         part = self.tmp / (hashlib.sha1(key.encode()).hexdigest() + ".part")
         last_problem = "no attempt made"
+        whole_again = False
         for _ in range(max(1, attempts)):
+            resumed = part.exists() and part.stat().st_size > 0
             try:
                 content_type = self._fetch_into(client, url, part, cancel, on_progress)
             except _RestartDownload:
@@ -172,7 +178,16 @@ class MediaStore:
                 log.warning("download of %s interrupted (%s); resuming",
                             scrubber.url(url), scrubber.text(last_problem))
                 continue
-            stored = self._finish(part, content_type=content_type, mime_hint=mime_hint)
+            hashed = self._hash_part(part)
+            if expected_sha256 and hashed[0] != expected_sha256:
+                part.unlink(missing_ok=True)
+                _validator_path(part).unlink(missing_ok=True)
+                if resumed and not whole_again:
+                    whole_again = True
+                    continue
+                raise MediaError(url, f"content does not match the platform's hash: expected sha256 "
+                                      f"{expected_sha256}, got {hashed[0]}")
+            stored = self._finish(part, content_type=content_type, mime_hint=mime_hint, hashed=hashed)
             _validator_path(part).unlink(missing_ok=True)
             return stored
         raise MediaError(url, f"gave up after {attempts} attempts: {last_problem}")
@@ -268,19 +283,7 @@ class MediaStore:
                 hashed: tuple[str, int, bytes] | None = None) -> StoredMedia:
         """Hash the .part (unless ``hashed`` gives its sha256, size and first bytes),
         move it to its content address (or drop it if already stored)."""
-        if hashed is None:
-            digest = hashlib.sha256()
-            size = 0
-            head = b""
-            with open(part, "rb") as f:
-                while chunk := f.read(CHUNK_SIZE):
-                    if not head:
-                        head = chunk[:SNIFF_BYTES]
-                    digest.update(chunk)
-                    size += len(chunk)
-            sha = digest.hexdigest()
-        else:
-            sha, size, head = hashed
+        sha, size, head = hashed if hashed is not None else self._hash_part(part)
         folder = self.root / sha[:2] / sha[2:4]
         existing = next(folder.glob(f"{sha}.*"), None) if folder.exists() else None
         if existing is not None:
@@ -301,6 +304,20 @@ class MediaStore:
             size=size,
             mime=MIME_FOR_EXTENSION.get(ext),
         )
+
+    @staticmethod
+    def _hash_part(part: Path) -> tuple[str, int, bytes]:
+        """(sha256, size, first bytes) of a file."""
+        digest = hashlib.sha256()
+        size = 0
+        head = b""
+        with open(part, "rb") as f:
+            while chunk := f.read(CHUNK_SIZE):
+                if not head:
+                    head = chunk[:SNIFF_BYTES]
+                digest.update(chunk)
+                size += len(chunk)
+        return digest.hexdigest(), size, head
 
     # -- upkeep -----------------------------------------------------------------------
 
