@@ -133,6 +133,23 @@ def test_a_media_server_down_for_good_is_given_up_after_the_api_policy_attempts(
                                  "tried again at the start of the next run"]
 
 
+def test_a_media_host_that_does_not_answer_is_not_asked_again_in_the_same_run(archive):
+    """Minutes of backoff for one file are enough: the host's other files wait for the
+    repair pass of a later run instead of each waiting as long."""
+    from archiver.net import RetryPolicy
+
+    cdn = Cdn({"/g.png": PNG})
+    for i in range(3):
+        cdn.script[f"/f{i}.png"] = [(503, {})] * 50
+    result = run(archive, CdnConnector(cdn, []), [post(f"p{i}", f"https://cdn.test/f{i}.png") for i in range(3)]
+                 + [post("elsewhere", "https://other.test/g.png")])
+    assert cdn.paths() == ["/f0.png"] * RetryPolicy().attempts + ["/g.png"]
+    assert [slots(archive)[(f"p{i}", 0)][:2] for i in range(3)] == [("failed", "unreachable")] * 3
+    assert slots(archive)[("elsewhere", 0)][0] == "ok"
+    assert result["summary"] == ["3 files: the media server did not answer, even after retries — "
+                                 "tried again at the start of the next run"]
+
+
 # --------------------------------------------------------------------------- expired links
 
 

@@ -42,6 +42,7 @@ class MediaDownloader:
         self._media_client = None
         self._avatar_problems = _AvatarProblems()
         self.problems = MediaProblems()
+        self._hosts_down: set[str] = set()
         # What "now" is when a link's own expiry is checked (a fake clock in tests).
         self.clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)
         # Told (name, bytes so far, expected size or None) while a file downloads: the
@@ -57,6 +58,7 @@ class MediaDownloader:
             self.media = MediaStore(self.archive.media_root, tmp=tmp)
         self._avatar_problems = _AvatarProblems()
         self.problems = MediaProblems()
+        self._hosts_down: set[str] = set()
 
     def summarize(self, ctx: "SyncContext", counts: dict[str, int]) -> None:
         self._avatar_problems.summarize(ctx, counts)
@@ -122,7 +124,7 @@ class MediaDownloader:
             if self._media_client is None:
                 self._media_client = self.connector.media_client()
             try:
-                file = self._fetch(ref, key, ctx)
+                file = self._fetch_unless_host_down(ref, key, ctx)
                 counts["media_repaired"] += 1
             except Cancelled:
                 raise
@@ -194,7 +196,7 @@ class MediaDownloader:
                     stored[id(ref)] = by_url[ref.url] = held
                     continue
                 try:
-                    file = self._fetch(ref, key, ctx)
+                    file = self._fetch_unless_host_down(ref, key, ctx)
                 except Cancelled:
                     raise
                 except Exception as error:  # any failure is per-item
@@ -251,6 +253,22 @@ class MediaDownloader:
         if row is None or not (self.media.root / row[1]).is_file():
             return None
         return StoredFile(row[0], row[1], row[2], row[3])
+
+    def _fetch_unless_host_down(self, ref: MediaRef, key: str, ctx: "SyncContext") -> StoredFile:
+        """``_fetch``, but a host that did not answer for one file even after every retry
+        (the API's policy: minutes of backoff) is not asked again in this run: its other
+        files fail at once as unreachable and the repair pass of a later run tries them."""
+        from archiver.media import MediaError
+
+        host = urlsplit(ref.url).netloc if ref.opener is None else ""
+        if host and host in self._hosts_down:
+            raise MediaError(ref.url, f"not tried: {host} did not answer for an earlier file of this run")
+        try:
+            return self._fetch(ref, key, ctx)
+        except MediaError as error:
+            if host and failure_cause(error)[0] == "unreachable":
+                self._hosts_down.add(host)
+            raise
 
     def _fetch(self, ref: MediaRef, key: str, ctx: "SyncContext") -> StoredFile:
         """Store one file (from an export or a download), checked against the hash the
@@ -515,7 +533,7 @@ def failure_cause(error: BaseException) -> tuple[str, str]:
     if refused and refused.group(1) not in ("408", "429"):
         return "refused", f"HTTP {refused.group(1)}"
     if isinstance(error, NetError) or re.search(r"\bHTTP (5\d\d|408|429)\b|timed out|Timeout|gave up after|"
-                                                r"Error:|connection", text):
+                                                r"Error:|connection|did not answer", text):
         return "unreachable", ""
     return "other", type(error).__name__   # the messages differ per file: grouped by kind
 
