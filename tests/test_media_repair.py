@@ -138,16 +138,36 @@ def test_a_media_host_that_does_not_answer_is_not_asked_again_in_the_same_run(ar
     repair pass of a later run instead of each waiting as long."""
     from archiver.net import RetryPolicy
 
+    from archiver.downloads import MediaDownloader
+
+    down = MediaDownloader.HOST_DOWN_AFTER
     cdn = Cdn({"/g.png": PNG})
-    for i in range(3):
+    for i in range(down + 2):
         cdn.script[f"/f{i}.png"] = [(503, {})] * 50
-    result = run(archive, CdnConnector(cdn, []), [post(f"p{i}", f"https://cdn.test/f{i}.png") for i in range(3)]
+    result = run(archive, CdnConnector(cdn, []),
+                 [post(f"p{i}", f"https://cdn.test/f{i}.png") for i in range(down + 2)]
                  + [post("elsewhere", "https://other.test/g.png")])
-    assert cdn.paths() == ["/f0.png"] * RetryPolicy().attempts + ["/g.png"]
-    assert [slots(archive)[(f"p{i}", 0)][:2] for i in range(3)] == [("failed", "unreachable")] * 3
+    assert cdn.paths() == [p for i in range(down) for p in [f"/f{i}.png"] * RetryPolicy().attempts] + ["/g.png"]
+    assert [slots(archive)[(f"p{i}", 0)][:2] for i in range(down + 2)] == [("failed", "unreachable")] * (down + 2)
     assert slots(archive)[("elsewhere", 0)][0] == "ok"
-    assert result["summary"] == ["3 files: the media server did not answer, even after retries — "
+    assert result["summary"] == [f"{down + 2} files: the media server did not answer, even after retries — "
                                  "tried again at the start of the next run"]
+
+
+def test_a_media_host_where_nothing_listens_is_not_asked_again_in_the_same_run(archive):
+    from archiver.net import RetryPolicy
+
+    asked = []
+
+    def refused(request):
+        asked.append(request.url.path)
+        raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+
+    connector = CdnConnector(Cdn({}), [])
+    connector.transport = httpx.MockTransport(refused)
+    run(archive, connector, [post(f"p{i}", f"https://cdn.test/f{i}.png") for i in range(5)])
+    assert asked == ["/f0.png"] * RetryPolicy().attempts
+    assert [s[:2] for s in slots(archive).values()] == [("failed", "unreachable")] * 5
 
 
 # --------------------------------------------------------------------------- expired links

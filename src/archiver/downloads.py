@@ -42,7 +42,7 @@ class MediaDownloader:
         self._media_client = None
         self._avatar_problems = _AvatarProblems()
         self.problems = MediaProblems()
-        self._hosts_down: set[str] = set()
+        self._host_failures: dict[str, int] = {}
         # What "now" is when a link's own expiry is checked (a fake clock in tests).
         self.clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)
         # Told (name, bytes so far, expected size or None) while a file downloads: the
@@ -58,7 +58,7 @@ class MediaDownloader:
             self.media = MediaStore(self.archive.media_root, tmp=tmp)
         self._avatar_problems = _AvatarProblems()
         self.problems = MediaProblems()
-        self._hosts_down: set[str] = set()
+        self._host_failures = {}
 
     def summarize(self, ctx: "SyncContext", counts: dict[str, int]) -> None:
         self._avatar_problems.summarize(ctx, counts)
@@ -254,21 +254,31 @@ class MediaDownloader:
             return None
         return StoredFile(row[0], row[1], row[2], row[3])
 
+    # Files in a row that a host did not answer for, even after every retry (the API's
+    # policy: minutes of backoff each), before its other files wait for a later run.
+    HOST_DOWN_AFTER = 3
+
     def _fetch_unless_host_down(self, ref: MediaRef, key: str, ctx: "SyncContext") -> StoredFile:
-        """``_fetch``, but a host that did not answer for one file even after every retry
-        (the API's policy: minutes of backoff) is not asked again in this run: its other
-        files fail at once as unreachable and the repair pass of a later run tries them."""
+        """``_fetch``, unless the host is down: after ``HOST_DOWN_AFTER`` files in a row it
+        did not answer for (or at once when nothing listens there: connection refused),
+        its other files fail at once as unreachable, and the repair pass of a later run
+        tries them."""
         from archiver.media import MediaError
 
         host = urlsplit(ref.url).netloc if ref.opener is None else ""
-        if host and host in self._hosts_down:
-            raise MediaError(ref.url, f"not tried: {host} did not answer for an earlier file of this run")
+        if host and self._host_failures.get(host, 0) >= self.HOST_DOWN_AFTER:
+            raise MediaError(ref.url, f"not tried: {host} did not answer for the files before it in this run")
         try:
-            return self._fetch(ref, key, ctx)
+            file = self._fetch(ref, key, ctx)
         except MediaError as error:
             if host and failure_cause(error)[0] == "unreachable":
-                self._hosts_down.add(host)
+                refused = "ConnectError" in error.reason   # nothing listens: the host is down
+                self._host_failures[host] = (self.HOST_DOWN_AFTER if refused
+                                             else self._host_failures.get(host, 0) + 1)
             raise
+        if host:
+            self._host_failures[host] = 0
+        return file
 
     def _fetch(self, ref: MediaRef, key: str, ctx: "SyncContext") -> StoredFile:
         """Store one file (from an export or a download), checked against the hash the
