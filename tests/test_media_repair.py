@@ -432,3 +432,19 @@ def test_the_terminal_shows_a_bar_with_the_bytes_of_a_long_download():
     drawn = screen.getvalue()
     assert "tiktok:main: videos: +20 records" in drawn
     assert "0.3/0.6 MB" in drawn and "cover" not in drawn
+
+
+def test_files_an_export_names_but_does_not_hold_are_one_line_of_their_own(archive):
+    from archiver.imports import NotInExport
+
+    def absent(name):
+        def opener():
+            raise NotInExport(f"not in the export: it does not hold {name!r}")
+        return opener
+
+    records = [Post(native_id=f"v{i}", created_at="2025-11-01T00:00:00Z",
+                    media=[MediaRef(f"videos/{i}.mp4", "video", opener=absent(f"videos/{i}.mp4"))]) for i in range(3)]
+    result = run(archive, CdnConnector(Cdn({}), []), records, kind="import", source="export:abc")
+    assert result["summary"] == ["3 files: named by the export but not in it — the platform left them out; "
+                                 "a new export may hold them"]
+    assert {s[1] for s in slots(archive).values()} == {"missing"}

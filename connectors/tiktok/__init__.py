@@ -134,11 +134,21 @@ class TikTokConnector(Connector):
     def refresh_media(self, post_ids: list[str]) -> dict[str, list]:
         """Fresh cover links (they live about 6 hours) for archived videos, from
         /v2/video/query/ (20 ids a call). Videos TikTok no longer returns are absent."""
+        from archiver_connectors.tiktok.api import post_from_video
+
         api = self._api(cancel=self.cancel)
+        fresh: dict[str, list] = {}
         try:
-            return {post.native_id: post.media for post in api.query_videos(list(post_ids))}
+            for videos in api.query_videos(list(post_ids)):
+                for video in videos:
+                    try:
+                        post = post_from_video(video)
+                    except Exception:  # noqa: BLE001 - one payload that cannot be mapped keeps its hole
+                        continue
+                    fresh[post.native_id] = post.media
         finally:
             api.close()
+        return fresh
 
     def _video_pages(self, api, ctx) -> Iterator[Page]:
         """The videos, newest first, walked by archiver.listing (full or incremental, its

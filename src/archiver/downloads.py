@@ -531,11 +531,16 @@ class LinkExpired(Exception):
 
 def failure_cause(error: BaseException) -> tuple[str, str]:
     """(cause, detail) of a failed file, for the slot and the summary:
-    expired (date), refused (HTTP status), unreachable, hash, or other (the kind of error)."""
+    expired (date), refused (HTTP status), unreachable, hash, missing (from an export), or
+    other (the kind of error)."""
     from archiver.net import NetError
+
+    from archiver.imports import NotInExport
 
     if isinstance(error, LinkExpired):
         return "expired", f"{error.expired_on:%Y-%m-%d}"
+    if isinstance(error, NotInExport):
+        return "missing", ""
     text = str(getattr(error, "reason", None) or error)
     if "does not match the platform's hash" in text:
         return "hash", ""
@@ -575,6 +580,9 @@ class MediaProblems:
             elif cause == "unreachable":
                 out.append(f"{files}: the media server did not answer, even after retries — "
                            "tried again at the start of the next run")
+            elif cause == "missing":
+                out.append(f"{files}: named by the export but not in it — the platform left them out; "
+                           "a new export may hold them")
             elif cause == "hash":
                 out.append(f"{files}: the bytes did not match the platform's hash — not kept; "
                            "tried again at the start of the next run")

@@ -266,9 +266,8 @@ def render_status(rows: list[dict], *, errors: dict[str, list[dict]] | None = No
         if holes:
             total = sum(holes.values())
             by_cause = ", ".join(f"{n} {cause}" for cause, n in holes.items())
-            lines.append(f"  holes:      {total} file{'s' if total != 1 else ''} without their media ({by_cause}); "
-                         "the next runs try them again" + ("" if errors is not None else
-                                                            " (`archiver status --errors` lists them)"))
+            lines.append(f"  holes:      {total} file{'s' if total != 1 else ''} without their media ({by_cause})"
+                         + ("" if errors is not None else "; `archiver status --errors` lists them"))
         for hole in (errors or {}).get(row["account"], []):
             where = f" ({hole['source_url']})" if hole["source_url"] else ""
             lines.append(f"  hole:       {hole['role']} {hole['position']} of {hole['post_id']}{where}: "

@@ -519,7 +519,7 @@ def m008_small_promises_instance_keys(db: Database) -> None:
 @migrations(name="m009_media_repair")
 def m009_media_repair(db: Database) -> None:
     # Why a slot's file is missing, in one word (expired | refused | unreachable | hash |
-    # other): `archiver status` counts the holes by it, the run summary groups by it.
+    # missing | other): `archiver status` counts the holes by it, the run summary groups by it.
     db.execute("ALTER TABLE post_media ADD COLUMN cause TEXT")
     # When the repair pass last tried a failed slot: it takes the longest untried first.
     db.execute("ALTER TABLE post_media ADD COLUMN tried_at TEXT")
