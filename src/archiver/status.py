@@ -183,7 +183,7 @@ def _next_run(account) -> str | None:
 def _full_listing_due_at(last_full: str | None, account) -> str | None:
     """When the daemon next lists everything: ``full_every_days`` after the last full
     listing. None for an account not in the config, or without a full listing yet (then
-    its next run lists everything)."""
+    the daemon's next run lists everything)."""
     import datetime as dt
 
     if account is None or last_full is None:
@@ -248,7 +248,7 @@ def render_status(rows: list[dict], *, errors: dict[str, list[dict]] | None = No
         last_full = row.get("last_full_listing_at")
         due = row.get("full_listing_due_at")
         lines.append(f"  last full listing: {last_full or 'never'}"
-                     + (f" (next one due {due})" if due else " (the next run lists everything)"
+                     + (f" (next one due {due})" if due else " (the daemon's next run lists everything)"
                         if row["configured"] else ""))
         holds = row["archive_holds"]
         lines.append("  archive:    " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in holds.items()))
