@@ -592,20 +592,25 @@ class ArchiveWriter:
         staged = self._one("SELECT taken_at FROM staged_lists WHERE account_id=? AND kind=?",
                            [self.account_id, page.kind])
         if staged is not None and staged["taken_at"] != page.taken_at:
-            raise ValueError(f"a {page.kind} list taken at {staged['taken_at']} is staged already; "
-                             f"a page of the list taken at {page.taken_at} cannot join it")
+            # Not a data error of this page (which the runner would skip, leaving a hole in
+            # the list): the run fails and nothing of the page is kept.
+            raise RuntimeError(f"a {page.kind} list taken at {staged['taken_at']} is staged already; "
+                               f"a page of the list taken at {page.taken_at} cannot join it")
+        members = [m for m in page.members if m.person.native_id]
+        if len(members) < len(page.members):
+            self._count(f"{page.kind}_without_id", len(page.members) - len(members))
         self.db.execute(
             "INSERT INTO staged_lists (account_id, kind, taken_at, source, cursor, pages, members, started_at, "
             "updated_at) VALUES (?,?,?,?,?,1,?,?,?) ON CONFLICT(account_id, kind) DO UPDATE SET "
             "cursor=excluded.cursor, pages=pages+1, members=members+excluded.members, updated_at=excluded.updated_at",
-            [self.account_id, page.kind, page.taken_at, self.source, _json(page.cursor), len(page.members),
+            [self.account_id, page.kind, page.taken_at, self.source, _json(page.cursor), len(members),
              self.now, self.now],
         )
         self.db.conn.executemany(
             "INSERT INTO staged_members (account_id, kind, taken_at, person_id, since, handle, display_name, url, "
             "avatar_url) VALUES (?,?,?,?,?,?,?,?,?)",
             [(self.account_id, page.kind, page.taken_at, m.person.native_id, m.since, m.person.handle,
-              m.person.display_name, m.person.url, m.person.avatar_url) for m in page.members],
+              m.person.display_name, m.person.url, m.person.avatar_url) for m in members],
         )
         if not page.last:
             return None
