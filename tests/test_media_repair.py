@@ -240,6 +240,21 @@ def test_many_failed_files_end_in_one_line_per_cause_not_a_log_line_per_file(arc
     assert logged == result["summary"]
 
 
+def test_a_flaky_media_server_leaves_no_log_line_per_attempt(archive, caplog):
+    """Retries of media are told at DEBUG: what a person reads is the summary."""
+    cdn = Cdn({f"/f{i}.png": PNG + bytes([i]) for i in range(4)})
+    for i in range(4):
+        cdn.script[f"/f{i}.png"] = [(503, {"Retry-After": "1"}), (502, {})]
+    cdn.script["/f3.png"] = [(503, {})] * 50
+    with caplog.at_level(logging.INFO):
+        result = run(archive, CdnConnector(cdn, []), [post(f"p{i}", f"https://cdn.test/f{i}.png") for i in range(4)])
+    assert [s[0] for s in slots(archive).values()] == ["ok", "ok", "ok", "failed"]
+    # (What archiver's loggers say: the command line shows those, at INFO and above.)
+    logged = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO and r.name.startswith("archiver")]
+    assert logged == result["summary"] == ["1 file: the media server did not answer, even after retries — "
+                                           "tried again at the start of the next run"]
+
+
 # --------------------------------------------------------------------------- repair
 
 

@@ -104,8 +104,10 @@ class BlueskyConnector(Connector):
 
         self._pacer = getattr(self, "_pacer", None) or Pacer()
         kwargs = {"sleep": self.sleep} if self.sleep else {}
+        import logging
+
         return ApiClient(transport=self.transport, pacer=self._pacer, retry=RETRY_POLICY, cancel=self.cancel,
-                         timeout=120, **kwargs)
+                         timeout=120, retry_log_level=logging.DEBUG, **kwargs)
 
     # -- authorization -----------------------------------------------------------------
     def authorize(self, *, echo, open_browser=None, prompt=None, token=None, handle=None, **_) -> str:

@@ -85,10 +85,13 @@ class Connector:
         """The client media is downloaded with (CDN links carry no auth): the same policy as
         API calls — retries on 429/5xx/timeouts with Retry-After honoured, pacing per host
         from the rate-limit headers, a total time cap, cancellation during every wait."""
+        import logging
+
         from archiver.net import ApiClient
 
         kwargs = {"sleep": self.sleep} if self.sleep else {}
-        return ApiClient(transport=self.transport, timeout=60, cancel=self.cancel, **kwargs)
+        return ApiClient(transport=self.transport, timeout=60, cancel=self.cancel,
+                         retry_log_level=logging.DEBUG, **kwargs)
 
     def refresh_media(self, post_ids: list[str]) -> dict[str, list["MediaRef"]]:
         """Fresh media links for archived posts, asked of the platform again: post_id -> its

@@ -175,7 +175,7 @@ class MediaStore:
                 raise MediaError(url, str(exc)) from None
             except httpx.TransportError as exc:  # connection lost mid-body: resume
                 last_problem = f"{type(exc).__name__}: {exc}"
-                log.warning("download of %s interrupted (%s); resuming",
+                log.debug("download of %s interrupted (%s); resuming",
                             scrubber.url(url), scrubber.text(last_problem))
                 continue
             hashed = self._hash_part(part)
@@ -222,7 +222,7 @@ class MediaStore:
                 if have:
                     # The file changed since the .part began (If-Range did not match), or
                     # the server does not do ranges: the whole file follows.
-                    log.info("%s: the server sent the whole file again; restarting", scrubber.url(url))
+                    log.debug("%s: the server sent the whole file again; restarting", scrubber.url(url))
                 mode, have, total = "wb", 0, None
                 _write_validator(part, response.headers)
             else:

@@ -418,8 +418,12 @@ class ApiClient:
         is_auth_error: Callable[[httpx.Response], bool] = lambda r: r.status_code == 401,
         sleep: Callable[[float], None] = time.sleep,
         cancel: Callable[[], bool] | None = None,
+        retry_log_level: int = logging.WARNING,
     ) -> None:
         self.tokens = tokens
+        # Media downloads log their retries at DEBUG: the run ends with one line per
+        # cause of the files that failed, not lines per attempt per file.
+        self.retry_log_level = retry_log_level
         self.retry = retry or RetryPolicy()
         self.pacer = pacer or Pacer()
         self.is_auth_error = is_auth_error
@@ -540,8 +544,8 @@ class ApiClient:
 
     def _log_retry(self, call: _Call, state: tenacity.RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
-        log.warning(
-            "%s; retry %d/%d in %.1fs", getattr(error, "message", call.label),
+        log.log(
+            self.retry_log_level, "%s; retry %d/%d in %.1fs", getattr(error, "message", call.label),
             state.attempt_number + 1, self.retry.attempts, state.upcoming_sleep,
         )
 
