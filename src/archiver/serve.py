@@ -224,6 +224,23 @@ _TABLES = {
         "title": "Sync state",
         "description": "Where each account's next sync resumes, per stream.",
     },
+    "listings": {
+        "title": "Full listings",
+        "description": "Each walk over everything a platform lists: when it finished, how many items it "
+                       "listed, how many could not be archived, and what it marked deleted (or why not).",
+        "sort_desc": "started_at",
+    },
+    "listed_ids": {
+        "title": "Listed ids",
+        "description": "What the newest full listing of each stream was given by the platform, kept apart "
+                       "from what was written: a listed item is never marked deleted.",
+    },
+    "unmapped_items": {
+        "title": "Items not archived",
+        "description": "Items a platform listed that could not be archived, with why and their raw payload; "
+                       "a row goes once the item is archived.",
+        "sort_desc": "last_seen_at",
+    },
     "imports": {
         "title": "Imports",
         "description": "Export files already imported, by their SHA-256, so each is read once.",
