@@ -243,8 +243,12 @@ _TABLES = {
     },
     "imports": {
         "title": "Imports",
-        "description": "Export files already imported, by their SHA-256, so each is read once.",
+        "description": "Export files already imported, by their SHA-256, so each is read once; the same "
+                       "export in another wrapper (the zip, then its unzipped folder) too, by its fingerprint.",
         "sort_desc": "imported_at",
+        "columns": {
+            "fingerprint": "What the export holds, whatever wraps it: sizes and CRC-32s of its files",
+        },
     },
     "alerts": {
         "title": "Alerts",
