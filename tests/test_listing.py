@@ -62,7 +62,9 @@ def test_one_payload_that_cannot_be_mapped_is_reported_and_the_rest_of_its_page_
     assert "could not be archived" in error["error"] and "ValueError" in error["error"]
     kept = h.rows("SELECT stream, error, raw FROM unmapped_items WHERE item_id=?", bad)
     assert len(kept) == 1 and kept[0]["stream"] == "videos"
-    assert json.loads(kept[0]["raw"])["create_time"] == "the day before yesterday"   # kept raw
+    raw = json.loads(kept[0]["raw"])
+    assert raw["create_time"] == "the day before yesterday"   # kept raw …
+    assert raw["cover_image_url"] and "?" not in raw["cover_image_url"]   # … without a signed link
     [status] = account_status(h.archive, h.ws.config)
     assert status["archive_holds"]["items_not_archived"] == 1
     assert "1 items not archived" in render_status([status])

@@ -314,9 +314,23 @@ def _raw_json(raw: Any, scrub) -> str | None:
     if raw is None:
         return None
     try:
-        return json.dumps(scrub(raw), sort_keys=True, default=str)
+        return json.dumps(scrub(_without_queries(raw)), sort_keys=True, default=str)
     except (TypeError, ValueError):
         return json.dumps(repr(raw))
+
+
+def _without_queries(value: Any) -> Any:
+    """A raw payload kept as it came, but with every link's query string dropped: signed,
+    expiring parts (and any token in a link) are never stored."""
+    from archiver.net import scrubber
+
+    if isinstance(value, dict):
+        return {key: _without_queries(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_without_queries(item) for item in value]
+    if isinstance(value, str) and value.startswith(("http://", "https://")) and "?" in value:
+        return scrubber.url(value)
+    return value
 
 
 # What each kind of listing may mark deleted: the table, its key column, and which rows.
