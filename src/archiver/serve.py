@@ -224,6 +224,20 @@ _TABLES = {
         "title": "Sync state",
         "description": "Where each account's next sync resumes, per stream.",
     },
+    "staged_lists": {
+        "title": "Lists being read",
+        "description": "A follower or following list read a page at a time, with where the reading goes on; "
+                       "it becomes a snapshot once whole.",
+    },
+    "staged_members": {
+        "title": "Members of lists being read",
+        "description": "The people of a follower or following list still being read, in the platform's order.",
+    },
+    "export_media": {
+        "title": "Files inside imported exports",
+        "description": "Which stored file each file inside an imported export became, so importing the same "
+                       "export again copies no media.",
+    },
     "listings": {
         "title": "Full listings",
         "description": "Each walk over everything a platform lists: when it finished, how many items it "
