@@ -615,15 +615,32 @@ def test_retry_failed_retries_every_import_with_holes_from_its_file(tmp_path):
 
     fake = FakeTikTok(FakeTikTokConfig(videos=2, followers=1, following=1))
     server, _ = serve(fake)
+    port = int(fake.base_url.rsplit(":", 1)[1])
     try:
         export_file = tmp_path / "TikTok_Data.zip"
         export_file.write_bytes(fake.export_zip())
     finally:
         server.shutdown()
-        server.server_close()   # the export's links now lead nowhere: every file fails
+        server.server_close()
+
+    class Gone(BaseHTTPRequestHandler):
+        def do_GET(self):   # the CDN has lost every file for now: refused, not retried
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
     archive = tmp_path / "archive"
     env = cli_env(tmp_path / "state")
-    first = run_cli(["import", str(export_file), "--archive", str(archive)], env)
+    cdn = ThreadingHTTPServer(("127.0.0.1", port), Gone)
+    threading.Thread(target=cdn.serve_forever, daemon=True).start()
+    try:
+        first = run_cli(["import", str(export_file), "--archive", str(archive)], env)
+    finally:
+        cdn.shutdown()
+        cdn.server_close()
     assert first.returncode == 0, first.describe()
     holes = query(archive, "SELECT holes FROM imports")[0][0]
     assert holes > 0
@@ -639,7 +656,7 @@ def test_retry_failed_retries_every_import_with_holes_from_its_file(tmp_path):
         changed.describe()
     export_file.write_bytes(original)
 
-    server, _ = serve(fake, port=int(fake.base_url.rsplit(":", 1)[1]))   # the CDN is back
+    server, _ = serve(fake, port=port)   # the CDN has its files again
     try:
         again = run_cli(["import", "--retry-failed", "--archive", str(archive)], env)
     finally:
