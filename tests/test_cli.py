@@ -219,6 +219,9 @@ def test_status_says_what_failed(tmp_path):
         export_file.write_bytes(fake.export_zip(layout="new"))  # its media links expired an hour ago
         imported = run_cli(["import", str(export_file), "--archive", str(folder)], env)
         assert imported.returncode == 0, imported.describe()
+        # Importing the same file again cannot bring expired links back: nothing stays open.
+        assert "--retry-failed" not in imported.stdout, imported.describe()
+        assert query(folder, "SELECT holes FROM imports") == [(0,)]
         status = run_cli(["status", "--archive", str(folder)], env)
         text = status.stdout
         assert "import (TikTok_Data_old_links.zip)" in text and "— OK" in text, text

@@ -197,9 +197,10 @@ def _import_locked(ws: Workspace, path: Path, source, account: AccountConfig, pl
         # Files that could not be stored (a disk error, a file the export lacks …) keep the
         # import open: importing the file again, or `archiver import --retry-failed`, tries
         # them again instead of saying "already imported".
-        # (A file the export names but does not hold is no hole a retry can fill.)
         counts = result["counts"]
-        holes = counts.get("media_failed", 0) - counts.get("media_not_in_export", 0)
+        # Files no retry of this file can bring (not in it; its links expired) keep nothing open.
+        holes = (counts.get("media_failed", 0) - counts.get("media_not_in_export", 0)
+                 - counts.get("media_expired", 0))
         with ws.archive.writing():
             if seen:   # the holes of that earlier import, retried: what is still missing
                 db.execute("UPDATE imports SET holes=?, run_id=?, path=? WHERE sha256=? AND account_id=?",

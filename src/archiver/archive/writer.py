@@ -192,6 +192,8 @@ class ArchiveWriter:
         self._count("media_saved" if stored.sha256 else "media_failed")
         if stored.sha256 is None and not stored.retryable:
             self._count("media_not_in_export")
+        elif stored.sha256 is None and stored.cause == "expired":
+            self._count("media_expired")
 
     # -- profile ------------------------------------------------------------------------
 
