@@ -26,15 +26,13 @@ from urllib.parse import urlencode
 
 from archiver.connector import Connector
 from archiver.records import Membership, Page, now_utc
+from archiver_connectors.mastodon.visibility import VISIBILITY_WORDS
 
 log = logging.getLogger("archiver.mastodon")
 
 FOLLOWS_EVERY_HOURS = 20.0     # an unchanged count still gets a fresh list this often
 
 
-# Mastodon's visibility words -> the archive's: "private" is followers only, "direct"
-# only the people the post mentions.
-VISIBILITY_WORDS = {"private": "followers", "direct": "private"}
 
 
 class MastodonConnector(Connector):

@@ -33,7 +33,7 @@ import httpx
 
 from archiver.net import ApiClient, NetError, Pacer, RetryPolicy, scrubber
 from archiver.records import Comment, MediaRef, Person, Post, PostVersion, Profile, iso_utc, visibility
-from archiver_connectors.mastodon import VISIBILITY_WORDS
+from archiver_connectors.mastodon.visibility import VISIBILITY_WORDS
 from archiver.tokens import StoredTokens
 
 log = logging.getLogger("archiver.mastodon")

@@ -10,6 +10,7 @@ from typing import Iterator
 
 from archiver.connector import Connector
 from archiver.records import Page, iso_utc
+from archiver_connectors.tiktok.visibility import VISIBILITY_WORDS
 
 log = logging.getLogger("archiver.tiktok")
 
@@ -25,10 +26,6 @@ PORTABILITY_DONE_STATUSES = {"expired", "cancelled", "canceled", "failed"}
 PORTABILITY_REPEAT_DAYS = 7
 
 
-# WhoCanView in an export's words ("Everyone", "Friends", "Followers", "Only You") -> the
-# archive's visibility.
-VISIBILITY_WORDS = {"everyone": "public", "only you": "private", "only me": "private", "self only": "private",
-                    "mutual follow friends": "friends"}
 
 
 class TikTokConnector(Connector):

@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 from archiver.records import Comment, Membership, MediaRef, Page, Person, Post, Profile, Snapshot, iso_utc, visibility
 from archiver.sync import RunFailed
-from archiver_connectors.tiktok import VISIBILITY_WORDS
+from archiver_connectors.tiktok.visibility import VISIBILITY_WORDS
 
 DATA_FILES = ("user_data_tiktok.json", "user_data.json")
 TOP_KEYS = {"Activity", "Your Activity", "Video", "Post", "Profile", "Comment"}
