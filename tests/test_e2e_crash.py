@@ -32,6 +32,7 @@ from pathlib import Path
 import pytest
 
 from cli_world import authorize, cli_env, query, run_cli, start_simulator, write_account_config
+import crash_world
 from crash_world import finish, media_files, newest_run, part_files, run_and_maybe_kill, summary
 
 VIDEOS = 60
@@ -56,35 +57,17 @@ IMPORT_KILLS_BUDGET_S = 15
 
 
 def archive_contents(archive_dir: Path) -> dict[str, list]:
-    """Every row that describes the account, without the columns that say *when* we
-    looked (first/last seen, observed_at, run ids): those differ between two archives
-    built at different moments even when their content is the same."""
+    """crash_world's comparison, and two things a TikTok run must agree on exactly: when
+    each follow started (the export dates them) and every snapshot with its counts."""
 
     def rows(sql: str) -> list[tuple]:
         return sorted(query(archive_dir, sql), key=repr)  # repr: rows may hold None
 
     return {
-        "accounts": rows("SELECT account_id, platform, name, native_id, username, display_name, bio, url, "
-                         "avatar_sha256, followers, following, likes, posts, sources FROM accounts"),
-        "account_metrics": rows("SELECT account_id, followers, following, likes, posts FROM account_metrics"),
-        "profile_versions": rows("SELECT account_id, username, display_name, bio, url, avatar_sha256 "
-                                 "FROM profile_versions"),
-        "posts": rows("SELECT platform, post_id, account_id, kind, created_at, title, text, url, duration, "
-                      "width, height, visibility, like_count, comment_count, share_count, view_count, "
-                      "deleted_at, sources FROM posts"),
-        "post_versions": rows("SELECT post_id, title, text, visibility FROM post_versions"),
-        "post_metrics": rows("SELECT post_id, like_count, comment_count, share_count, view_count "
-                             "FROM post_metrics"),
-        "post_media": rows("SELECT post_id, role, position, sha256, status, source_url FROM post_media"),
-        "media": rows("SELECT sha256, path, mime, size FROM media"),
-        "people": rows("SELECT platform, person_id, handle, display_name, url FROM people"),
+        **crash_world.archive_contents(archive_dir),
         "follows": rows("SELECT account_id, kind, person_id, started_at, ended_at FROM follows"),
-        "audience_events": rows("SELECT account_id, kind, person_id, event FROM audience_events"),
-        "comments": rows("SELECT comment_id, account_id, post_id, by_owner, text, created_at, url, deleted_at "
-                         "FROM comments"),
         "snapshots": rows("SELECT account_id, kind, source, member_count, new_count, lost_count, complete "
                           "FROM snapshots"),
-        "imports": rows("SELECT sha256, account_id, file_name FROM imports"),
     }
 
 
