@@ -543,3 +543,24 @@ def test_an_at_handle_shown_as_the_authors_name_is_kept_as_the_handle_only(shown
                                       "textOriginal": "hi", "publishedAt": "2024-05-01T00:00:00Z"}}
     author = yt_api.comment_from_item(item, owner_channel="UCowner").author
     assert (author.handle, author.display_name) == (handle, name)
+
+
+def test_a_saved_page_token_youtube_refuses_starts_the_listing_again_from_the_top(tmp_path, monkeypatch):
+    """A cut-off walk resumes at its saved pageToken; when YouTube no longer accepts it
+    (400 invalidPageToken), the run says so and lists from the top: nothing is skipped."""
+    h = YouTubeHarness(tmp_path, monkeypatch, FakeYouTubeConfig(videos=120, followers=3, comment_threads=2, seed=21),
+                       options={"quota_units": 6})
+    assert h.run()["status"] == "ok"
+    state = h.state("uploads")
+    assert state["cursor"] and len(h.post_ids()) < 120          # cut off by the quota
+    state["cursor"] = "bm9wZXwx"                                  # a token of another listing
+    with h.archive.writing():
+        h.archive.db.execute("UPDATE sync_state SET state=? WHERE account_id=? AND stream='uploads'",
+                             [json.dumps(state), ACCOUNT_ID])
+    h.account.options["quota_units"] = 10_000
+    h.fake.advance(86400)
+
+    result = h.run()
+    assert result["status"] == "ok", result
+    assert any(e["item"] == "uploads" and "the saved cursor was refused" in e["error"] for e in result["errors"])
+    assert h.post_ids() == {v["id"] for v in h.fake.videos}

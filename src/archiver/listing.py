@@ -111,19 +111,26 @@ class Listing:
         else:
             yield from self._incremental(state, {**kept, **({"full_cut_off": cut_off} if cut_off else {})})
 
+    def _fetch(self, cursor) -> Batch | None:
+        """The page at ``cursor``, or None when the platform refused a saved cursor (said in
+        the run's errors): the walk then starts again from the top."""
+        try:
+            return self.fetch(cursor)
+        except CursorRefused as refused:
+            if cursor is None:
+                raise
+            self.ctx.report(self.stream, f"the saved cursor was refused ({refused}); the listing starts "
+                                         "again from the top")
+            return None
+
     def _full(self, cut_off: dict | None, last_full: dict) -> Iterator[Page]:
         if cut_off:
             listing, cursor = cut_off["listing"], cut_off["cursor"]      # resume a cut-off full listing
         else:
             listing, cursor = uuid.uuid4().hex, None
         while True:
-            try:
-                batch = self.fetch(cursor)
-            except CursorRefused as refused:
-                if cursor is None:
-                    raise
-                self.ctx.report(self.stream, f"the saved cursor was refused ({refused}); the listing starts "
-                                             "again from the top")
+            batch = self._fetch(cursor)
+            if batch is None:
                 listing, cursor = uuid.uuid4().hex, None
                 continue
             records, ids, unmapped = self._map(batch.items)
@@ -146,15 +153,13 @@ class Listing:
         cursor = None
         if self.resume_at_cursor and pending:
             cursor, pending = pending[0]["cursor"], pending[1:]
+        # Once a saved cursor is refused, where the cut-off walks stood is lost: this walk
+        # reads the list to its end instead of stopping at the first known page.
+        to_the_end = False
         while True:
-            try:
-                batch = self.fetch(cursor)
-            except CursorRefused as refused:
-                if cursor is None:
-                    raise
-                self.ctx.report(self.stream, f"the saved cursor was refused ({refused}); the listing starts "
-                                             "again from the top")
-                cursor, pending = None, []
+            batch = self._fetch(cursor)
+            if batch is None:
+                cursor, pending, to_the_end = None, [], True
                 continue
             records, ids, unmapped = self._map(batch.items)
             unmapped += self._unreadable(batch)
@@ -170,7 +175,7 @@ class Listing:
             # An item already reported as unmappable counts as known: one bad item at the
             # top of the list must not make every run walk the whole list.
             known = self.ctx.known_post_ids(ids) | {u.item_id for u in unmapped}
-            if self.stop_at_known and ids and len(known) == len(set(ids)):
+            if self.stop_at_known and not to_the_end and ids and len(known) == len(set(ids)):
                 if not pending:
                     done = {"mode": "incremental", "cursor": None, "pending": [], **last_full}
                     yield self._page(records, done, ids, unmapped)
