@@ -506,7 +506,10 @@ def test_cli_detects_tiktok_from_content_or_is_told(tmp_path, small_fake):
     data = small_fake.export_json("new")
     detected = write_export(inputs / "download (1).zip", data, "TikTok/user_data_tiktok.json")
     # Another export (the older layout): the same content again would be the same export.
-    forced = write_export(inputs / "renamed.json", small_fake.export_json("old"))
+    # Its avatar link points at www.tiktok.com; a CLI run must not leave loopback.
+    old = small_fake.export_json("old")
+    old["Profile"]["Profile Information"]["ProfileMap"]["profilePhoto"] = f"{small_fake.base_url}/no-such-avatar"
+    forced = write_export(inputs / "renamed.json", old)
 
     by_content = run_cli(tmp_path, "import", str(detected))
     assert by_content.returncode == 0, by_content.stdout + by_content.stderr

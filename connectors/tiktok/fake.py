@@ -984,9 +984,7 @@ class FakeTikTok(FakeClock):
                 "userName": self.user["username"], "bioDescription": self.user["bio_description"],
                 "birthDate": "01-Jan-1990", "emailAddress": "", "telephoneNumber": "",
                 "likesReceived": self._likes_received(),
-                # A CDN link of the fake's own, like the newer layout's: tests never leave loopback.
-                "profilePhoto": self._image_url("avatar720", self.user["open_id"],
-                                                self.config.export_link_ttl),
+                "profilePhoto": f"https://www.tiktok.com/@{self.user['username']}/avatar",
                 "profileVideo": ""}}},
             "Direct Messages": {"Chat History": {"ChatHistory": self._chats()}},
             "App Settings": {"Block List": {"BlockList": []}},
