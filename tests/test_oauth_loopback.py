@@ -95,12 +95,43 @@ def test_other_paths_get_404_and_the_flow_keeps_waiting():
     assert [r.status_code for r in browser.finish()] == [404, 400, 200]
 
 
-def test_wrong_state_is_rejected():
-    browser = FakeBrowser(callback(code="stolen", state="not-the-state"))
-    with pytest.raises(OAuthError, match="state does not match"):
-        run_loopback_flow(build_authorize_url, open_browser=browser, echo=lambda _: None, timeout=10)
-    (response,) = browser.finish()
-    assert response.status_code == 400
+# What any web page the person visits can make their browser request (an <img> or a
+# redirect to the loopback address): none of them carries this flow's state.
+HOSTILE_CALLBACKS = [
+    callback(code="stolen", state="not-the-state"),
+    lambda uri, state: uri + "?code=stolen",                   # no state at all
+    callback(code="stolen", state=""),
+    callback(code="stolen", state="%C3%A9t%C3%A9"),            # not ASCII
+    callback(error="access_denied", state="not-the-state"),
+    lambda uri, state: uri + "?error=access_denied",
+    callback(error="server_error", error_description="cancelled+by+a+web+page", state="x"),
+]
+
+
+def test_a_callback_without_this_flows_state_is_answered_and_ignored():
+    browser = FakeBrowser(*HOSTILE_CALLBACKS, callback(code="the-real-code"))
+    result = run_loopback_flow(build_authorize_url, open_browser=browser, echo=lambda _: None, timeout=10)
+    assert result.code == "the-real-code"
+    *ignored, accepted = browser.finish()
+    assert [r.status_code for r in ignored] == [400] * len(HOSTILE_CALLBACKS)
+    assert all("still waiting" in r.text for r in ignored)
+    assert accepted.status_code == 200
+
+
+def test_only_hostile_callbacks_leave_the_flow_waiting_until_its_own_timeout():
+    answers = []
+
+    def hostile_page(authorize_url):
+        # Sent and answered before the flow starts to wait: a flow that took any of them for
+        # the platform's answer would find it queued and end with it instead of timing out.
+        query = parse_qs(urlsplit(authorize_url).query)
+        redirect_uri, state = query["redirect_uri"][0], query["state"][0]
+        with httpx.Client(timeout=5) as client:
+            answers.extend(client.get(make(redirect_uri, state)).status_code for make in HOSTILE_CALLBACKS)
+
+    with pytest.raises(OAuthError, match="no answer from the browser within"):
+        run_loopback_flow(build_authorize_url, open_browser=hostile_page, echo=lambda _: None, timeout=0.5)
+    assert answers == [400] * len(HOSTILE_CALLBACKS)
 
 
 def test_error_callback_raises_with_error_and_description():

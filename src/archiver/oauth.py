@@ -213,7 +213,8 @@ class _CallbackHandler(http.server.BaseHTTPRequestHandler):
             return
         outcome = self._outcome_of(url.query)
         if outcome is None:
-            self._reply(400, "Waiting", "This request carries no authorization code; still waiting.")
+            self._reply(400, "Waiting", "This request does not answer this authorization request "
+                        "(no code, or not its state); still waiting for the platform's answer.")
             return
         if isinstance(outcome, OAuthError):
             self._reply(400, "Authorization failed", f"{outcome} You can close this tab.")
@@ -223,7 +224,16 @@ class _CallbackHandler(http.server.BaseHTTPRequestHandler):
         self.server.outcomes.put(outcome)
 
     def _outcome_of(self, query: str) -> LoopbackResult | OAuthError | None:
+        """The platform's answer in this callback, or None when it is not one.
+
+        Only a request carrying our `state` is the platform's answer (RFC 6749 §4.1.2 and
+        §4.1.2.1 send it back with a code and with an error alike). Any web page the person
+        visits can make their browser request this address: with a wrong or missing state it
+        is answered and ignored, so no page can cancel the flow or slip its own code in.
+        """
         params = dict(parse_qsl(query, keep_blank_values=True))
+        if not hmac.compare_digest(params.get("state", "").encode(), self.server.expected_state.encode()):
+            return None
         if "error" in params:
             description = params.get("error_description", "")
             return OAuthError(
@@ -233,12 +243,6 @@ class _CallbackHandler(http.server.BaseHTTPRequestHandler):
             )
         if "code" not in params:
             return None
-        if not hmac.compare_digest(params.get("state", ""), self.server.expected_state):
-            # Not the answer to our request (CSRF, or a stale tab): never use its code.
-            return OAuthError(
-                "the callback's state does not match this authorization request; "
-                "run the command again and use the newly printed address"
-            )
         return LoopbackResult(
             code=_raw_query_value(query, "code"),
             state=params["state"],
