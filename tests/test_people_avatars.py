@@ -285,7 +285,7 @@ def test_mastodon_default_header_is_not_kept(tmp_path):
 
 def test_serve_shows_a_commenters_stored_avatar_and_the_report_embeds_it(tmp_path):
     from archiver.serve import DATABASE
-    from test_serve import serving
+    from serve_process import serving
 
     m = Mastodon(tmp_path)
     m.run()

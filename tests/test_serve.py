@@ -3,25 +3,22 @@ person sees in a real (headless) Chromium."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import http.client
 import json
 import os
 import re
 import shutil
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from archiver.archive import Archive
-from png_pixels import count_pixels, make_png
 from archiver.serve import DATABASE, build_metadata, canned_queries
+from png_pixels import count_pixels, make_png
+from serve_process import serving
 
 # The test picture: a solid colour no web page uses, so its pixels are easy to find in a
 # screenshot.
@@ -94,12 +91,6 @@ def build_archive(folder: Path) -> Archive:
     return archive
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory) -> Archive:
     return build_archive(tmp_path_factory.mktemp("archive"))
@@ -110,43 +101,6 @@ def server(archive):
     """`archiver serve` in its own process; yields its base URL."""
     with serving(archive) as base:
         yield base
-
-
-@contextlib.contextmanager
-def serving(archive):
-    """`archiver serve` over `archive` in its own process, until the block ends."""
-    port = free_port()
-    env = {**os.environ, "ARCHIVER_SECRETS": "memory",
-           "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
-    env.pop("ARCHIVER_HOME", None)
-    env.pop("ARCHIVER_CONFIG", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "archiver.cli", "serve", "--archive", str(archive.folder), "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"archiver serve exited with {process.returncode}: {process.stdout.read()}")
-            try:
-                if httpx.get(f"{base}/-/versions.json", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("archiver serve did not answer within 30 s")
-            time.sleep(0.2)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        process.stdout.close()
 
 
 def get_json(server: str, path: str):
