@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Iterable
 
+from archiver.web import folder_label, web_link
+
 # How much history the charts show at most: older weeks and months are in the archive,
 # not on the page (a bar a few pixels wide says nothing).
 MAX_WEEKS = 104
@@ -373,8 +375,8 @@ def _legend(series: list[Series]) -> str:
 
 
 def _link(url: str | None, text: str) -> str:
-    """A plain link to the platform (only http(s)); the text alone otherwise."""
-    if url and url.startswith(("https://", "http://")):
+    """A plain link to the platform (only http(s), see archiver.web); the text alone otherwise."""
+    if web_link(url):
         return f'<a href="{_e(url)}" rel="noreferrer noopener">{_e(text)}</a>'
     return _e(text)
 
@@ -556,7 +558,7 @@ def render_report(archive, *, now: str | None = None) -> str:
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
         "img-src data:; style-src 'unsafe-inline'\">"
         f"<title>archiver report — {_e(generated[:10])}</title><style>{STYLE}</style></head><body>\n"
-        f"<h1>Your audience and posts</h1><p class=\"meta\">Archive {_e(archive.folder)} · "
+        f"<h1>Your audience and posts</h1><p class=\"meta\">Archive {_e(folder_label(archive.folder))} · "
         f"generated {_e(generated)} (times in UTC)</p>\n"
         + _accounts_header(db, media_root) + "\n"
         + "\n".join(sections)

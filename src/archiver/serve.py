@@ -10,11 +10,15 @@ The CLI imports this module only inside `archiver serve`, so heavy imports are f
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import re
 import webbrowser
 from pathlib import Path
 from urllib.parse import quote
 
+import datasette
 import markupsafe
 from datasette import hookimpl
 from datasette.app import Datasette
@@ -22,6 +26,7 @@ from datasette.plugins import pm
 from datasette.utils import tilde_encode, urlsafe_components
 
 from archiver.archive import DB_NAME, Archive
+from archiver.web import folder_label, web_link
 
 # Datasette binds here and nowhere else: the archive is private, never on the network.
 HOST = "127.0.0.1"
@@ -472,7 +477,7 @@ def build_metadata(archive: Archive) -> dict:
     """Datasette metadata for the archive: titles, descriptions, sorting, search, queries."""
     return {
         "title": "archiver",
-        "description": f"Your archive in {archive.folder}",
+        "description": f"Your archive in {folder_label(archive.folder)}",
         "databases": {
             DATABASE: {
                 "title": "Archive",
@@ -582,7 +587,7 @@ def _remote_picture_link(url: str) -> markupsafe.Markup | None:
     (the point of an archive is to work when the platform is gone), and signed CDN links
     expire, so most would show broken. A link fetches only when the user clicks it.
     """
-    if not url.startswith(("https://", "http://")):
+    if web_link(url) is None:
         return None
     return markupsafe.Markup(
         '<a href="{url}" rel="noreferrer noopener" title="{url}">picture on the platform ↗</a>'
@@ -682,10 +687,123 @@ class ArchivePlugin:
                     }
                     for row in rows
                 ],
-                "post_comments": [dict(row) for row in comments],
+                # A commenter's profile URL is theirs to write: linked only if http(s).
+                "post_comments": [{**dict(row), "author_url": web_link(row["author_url"])}
+                                  for row in comments],
             }
 
         return post_media
+
+    @staticmethod
+    @hookimpl
+    def asgi_wrapper(datasette):
+        return guard_browser_requests
+
+
+# -- safe while the person browses the web -------------------------------------------------
+#
+# The server listens on loopback only, but the person's browser visits other sites meanwhile,
+# and those sites' pages can make it send requests here. guard_browser_requests wraps the
+# whole Datasette application (pages, JSON, static files and media alike).
+
+# A page of another site can point a name it owns at 127.0.0.1 (DNS rebinding) and then read
+# our answers as its own origin: its requests carry its own name in Host, so only ours pass.
+ALLOWED_HOST_NAMES = frozenset({HOST, "localhost"})
+
+# Datasette's own inline scripts (the only ones its pages hold): allowed by their hashes, so
+# the policy needs no 'unsafe-inline' — which also keeps any `javascript:` link inert.
+_DATASETTE_INLINE_SCRIPT_TEMPLATES = ("_close_open_menus.html", "_codemirror_foot.html")
+_DATASETTE_INLINE_SCRIPTS = ("DATASETTE_ALLOW_FACET = true;", "DATASETTE_ALLOW_FACET = false;")
+
+# Paths nobody browsing the archive needs that would show the archive's absolute path.
+_HIDDEN_PATHS = frozenset({"/-/databases", "/-/databases.json"})
+
+# The archive is read-only in the browser: nothing here takes a POST (a form of another site
+# could send one), and Datasette answers a POST it does not expect with a 500 and a traceback.
+_METHODS = ("GET", "HEAD")
+
+
+def _inline_script_hashes() -> list[str]:
+    templates = Path(datasette.__file__).parent / "templates"
+    scripts = list(_DATASETTE_INLINE_SCRIPTS)
+    for name in _DATASETTE_INLINE_SCRIPT_TEMPLATES:
+        scripts += re.findall(r"<script>(.*?)</script>", (templates / name).read_text(), re.DOTALL)
+    return [
+        "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
+        for script in scripts
+    ]
+
+
+def content_security_policy() -> str:
+    return "; ".join([
+        "default-src 'self'",
+        "script-src 'self' " + " ".join(_inline_script_hashes()),
+        "style-src 'self' 'unsafe-inline'",   # Datasette's and our style attributes
+        "img-src 'self' data:",               # data: for Datasette's icons in its CSS
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",             # no other site may frame the archive (clickjacking)
+    ])
+
+
+def _security_headers() -> list[tuple[bytes, bytes]]:
+    return [
+        (b"content-security-policy", content_security_policy().encode()),
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-frame-options", b"DENY"),           # frame-ancestors for older browsers
+        (b"cross-origin-resource-policy", b"same-origin"),  # no other site embeds our media
+        (b"referrer-policy", b"no-referrer"),
+    ]
+
+
+def host_is_allowed(hosts: list[str]) -> bool:
+    """Whether a request's Host headers name this server: one header, 127.0.0.1 or localhost,
+    with any port or none."""
+    if len(hosts) != 1:
+        return False
+    name, _, port = hosts[0].lower().partition(":")
+    return name in ALLOWED_HOST_NAMES and re.fullmatch(r"[0-9]{0,5}", port) is not None
+
+
+def guard_browser_requests(app):
+    """ASGI middleware: refuse foreign Host headers, methods that write and hidden paths;
+    send the security headers on every answer."""
+    extra_headers = _security_headers()
+    names = {name for name, _ in extra_headers}
+
+    async def guarded(scope, receive, send):
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
+                message = {**message, "headers": headers + extra_headers}
+            await send(message)
+
+        hosts = [value.decode("latin-1") for name, value in scope.get("headers") or [] if name == b"host"]
+        if not host_is_allowed(hosts):
+            await _refuse(send_with_headers, 400, "This archive answers only to http://127.0.0.1 "
+                          "and http://localhost (another name here is a page of another site).")
+        elif scope["method"] not in _METHODS:
+            await _refuse(send_with_headers, 405, "The archive is read-only here: only GET.",
+                          [(b"allow", ", ".join(_METHODS).encode())])
+        elif scope["path"] in _HIDDEN_PATHS:
+            await _refuse(send_with_headers, 404, "Not found.")
+        else:
+            await app(scope, receive, send_with_headers)
+
+    return guarded
+
+
+async def _refuse(send, status: int, message: str, headers: list | None = None) -> None:
+    body = message.encode() + b"\n"
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode()),
+        *(headers or [])]})
+    await send({"type": "http.response.body", "body": body})
 
 
 def register_plugin() -> None:
