@@ -325,6 +325,20 @@ def test_vcf_export_parses(audience_archive):
     assert bob["FN"] == ['Bob\\, "the" builder']
 
 
+def test_vcf_urls_are_only_web_links(archive):
+    """Contacts apps show a card's URL as a link: a profile URL someone wrote as `javascript:`
+    (any case, after spaces or control characters), `data:` or `vbscript:` is left out."""
+    hostile = ["javascript:alert(1)", "JaVaScRiPt:alert(1)", " javascript:alert(1)", "\x01javascript:alert(1)",
+               "java\tscript:alert(1)", "data:text/html,<script>alert(1)</script>", "vbscript:msgbox(1)"]
+    snap(archive, "tiktok", "2024-05-01T00:00:00Z",
+         [person(f"h{n}", f"h{n}", url=url) for n, url in enumerate(hostile)]
+         + [person("fine", "fine", url="https://www.tiktok.com/@fine")])
+    out = io.StringIO()
+    audience.export_people(archive.db, out, fmt="vcf", now=NOW)
+    urls = [url for card in _parse_vcards(out.getvalue()) for url in card.get("URL", [])]
+    assert urls == ["https://www.tiktok.com/@fine"]
+
+
 def test_export_streams_from_a_cursor(audience_archive, monkeypatch):
     """Rows are written while the cursor is still being read: nothing calls fetchall, and
     the first row is out before the last identity is read."""

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from archiver.records import iso_utc, now_utc
+from archiver.web import web_link
 
 HALF_LIFE_DAYS = 90
 SEGMENTS = ("followers", "following", "commenters", "top", "lost", "all")
@@ -644,7 +645,8 @@ def _vcard(person: dict) -> str:
     if nicknames:
         lines.append("NICKNAME:" + ",".join(_vcard_escape(n) for n in nicknames))
     for plat, url in person["_urls"]:
-        lines.append(f"URL;TYPE={_vcard_escape(plat)}:{_vcard_escape(url)}")
+        if web_link(url):  # contacts apps make it a link: only http(s), like the archive's pages
+            lines.append(f"URL;TYPE={_vcard_escape(plat)}:{_vcard_escape(url)}")
     note = [f"handles: {person['handles']}"] if person["handles"] else []
     for label, name_ in (("follower since", "follower_since"), ("lost at", "lost_at"),
                          ("last interaction", "last_interaction")):
