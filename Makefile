@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test soak bench clean
+.PHONY: demo test soak fuzz bench clean
 
 # The virtual environment, with archiver installed editable and the test tools.
 $(VENV)/.installed: pyproject.toml
@@ -21,6 +21,16 @@ test: $(VENV)/.installed
 # The random-SIGKILL soaks on top of the suite's deterministic crash-point walk.
 soak: $(VENV)/.installed
 	ARCHIVER_SOAK=1 PYTHON_KEYRING_BACKEND=keyring.backends.fail.Keyring $(BIN)/python -m pytest -m soak
+
+# The importers' fuzz test, long: FUZZ_EXAMPLES cases per importer from a random seed
+# (printed; `make fuzz FUZZ_SEED=N` runs the same cases again).
+FUZZ_EXAMPLES ?= 1000
+fuzz: $(VENV)/.installed
+	@seed=$${FUZZ_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; \
+	echo "fuzz seed: $$seed (again: make fuzz FUZZ_SEED=$$seed)"; \
+	ARCHIVER_FUZZ=long ARCHIVER_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) PYTHON_KEYRING_BACKEND=keyring.backends.fail.Keyring \
+	$(BIN)/python -m pytest tests/test_import_fuzz.py -p no:cacheprovider --timeout=0 --hypothesis-seed=$$seed \
+	|| { echo "fuzz seed: $$seed (again: make fuzz FUZZ_SEED=$$seed)"; exit 1; }
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/followers_snapshot.py

@@ -1,0 +1,91 @@
+"""Every importer, fed mutated exports (hypothesis), under a memory and a time limit.
+
+The seeds are valid exports built by the platform fakes; tests/import_fuzz.py mutates
+them (wrong types, nulls, missing keys, huge and odd strings, extra nesting, byte flips,
+truncations, zip / tar structure) and imports each case in a separate worker process
+through ``archiver.jobs.run_import``. The property, for every case:
+
+- the import succeeds, or fails with the tool's own error (ExportFileError, or a failed
+  run whose message names the file) — never an unhandled exception or a traceback;
+- nothing is written outside the archive folder (not beside the export, not in the
+  temporary folder, not in the working folder);
+- when only items were changed (values inside one post, follower, comment, CSV row,
+  repository record), the import succeeds and every other item is stored;
+- the worker stays under its address-space limit (RLIMIT_AS) and answers each case within
+  CASE_SECONDS.
+
+In the suite this is a short, deterministic run (derandomize). ``make fuzz`` runs it long
+with a random seed, which it prints: ``make fuzz FUZZ_SEED=<seed>`` runs that one again.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from import_fuzz import Case, Worker, cases, one_value_case, seed, unchanged_case
+
+LONG = os.environ.get("ARCHIVER_FUZZ") == "long"
+FUZZ = settings(
+    max_examples=int(os.environ.get("ARCHIVER_FUZZ_EXAMPLES", "1000")) if LONG else 12,
+    derandomize=not LONG,
+    database=None,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example,
+                           HealthCheck.function_scoped_fixture],
+)
+IMPORTERS = ["tiktok", "tiktok-old", "instagram", "mastodon", "youtube", "bluesky"]
+
+
+@pytest.fixture(scope="module")
+def worker(tmp_path_factory):
+    running = Worker(tmp_path_factory.mktemp("fuzz-worker"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def baselines(worker):
+    """What each seed stores when imported unchanged (and proof that it imports)."""
+    found = {}
+    for name in IMPORTERS:
+        result = worker.run(unchanged_case(name))
+        assert result["status"] == "ok" and not result["logged_tracebacks"], result
+        found[name] = result["rows"]
+    return found
+
+
+def assert_import_holds(result: dict, case: Case, baseline: dict) -> None:
+    """The fuzz property (see the module docstring)."""
+    where = f"\ncase: {result.get('description')}\nresult: {_brief(result)}"
+    assert result["status"] in ("ok", "failed", "refused", "skipped"), where
+    assert not result["logged_tracebacks"], "an unhandled exception inside the run" + where
+    assert result["outside"] == [], "written outside the archive" + where
+    if result["status"] in ("failed", "refused"):
+        message = result["message"] or ""
+        assert case.file_name.split(".")[0] in message, "the error does not name the file" + where
+    if case.items_changed:
+        assert result["status"] == "ok", f"{case.items_changed} bad item(s) failed the whole import" + where
+        item_table = seed(case.seed).item_table
+        assert result["rows"][item_table] >= baseline[item_table] - case.items_changed, \
+            "more than the bad items were lost" + where
+
+
+def _brief(result: dict) -> dict:
+    shown = {k: v for k, v in result.items() if k not in ("description", "errors")}
+    shown["errors"] = (result.get("errors") or [])[:3]
+    return shown
+
+
+@pytest.mark.parametrize("importer", IMPORTERS)
+def test_a_mutated_export_imports_or_fails_cleanly(importer, worker, baselines):
+    @FUZZ
+    @given(case=cases(importer))
+    def property_holds(case: Case) -> None:
+        assert_import_holds(worker.run(case), case, baselines[importer])
+
+    property_holds()
+
