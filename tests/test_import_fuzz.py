@@ -89,3 +89,44 @@ def test_a_mutated_export_imports_or_fails_cleanly(importer, worker, baselines):
 
     property_holds()
 
+
+# --------------------------------------------------------------------------- what the fuzz found
+# Each failed before its fix (input | before | after in the report of issue 11.9).
+
+TIKTOK_POST = ("Post", "Posts", "VideoList", 0)
+
+
+def test_an_integer_beyond_64_bits_in_an_item_is_read(worker, baselines):
+    # Valid JSON; ijson's C parser with use_float failed the whole file at it as
+    # "malformed JSON ... the file may be truncated".
+    case = one_value_case("tiktok", "user_data_tiktok.json", TIKTOK_POST + ("Sound",), 10**25)
+    result = worker.run(case)
+    assert_import_holds(result, case, baselines["tiktok"])
+    assert result["rows"]["posts"] == baselines["tiktok"]["posts"]
+
+
+def test_an_integer_beyond_64_bits_in_a_mastodon_outbox_is_read(worker, baselines):
+    case = one_value_case("mastodon", "outbox.json", ("orderedItems", 0, "extra"), -(10**30))
+    result = worker.run(case)
+    assert_import_holds(result, case, baselines["mastodon"])
+    assert result["rows"]["posts"] == baselines["mastodon"]["posts"]
+
+
+def test_a_count_sqlite_cannot_hold_skips_that_item_only(worker, baselines):
+    # "Likes": "1208925819614629174706176" made the writer raise OverflowError, which
+    # failed the page, so the whole import ("the database refused the write").
+    case = one_value_case("tiktok", "user_data_tiktok.json", TIKTOK_POST + ("Likes",), str(2**80))
+    result = worker.run(case)
+    assert_import_holds(result, case, baselines["tiktok"])
+    assert [e for e in result["errors"] if "OverflowError" in e["error"]], result["errors"]
+
+
+def test_mastodons_first_pass_over_the_outbox_reads_a_long_integer(tmp_path):
+    # Pass 1 (the duplicated-orderedItems rule) read the outbox with use_float too: it took
+    # the file for damaged and the rule was silently skipped.
+    from archiver.imports import open_export
+    from archiver_connectors.mastodon.export import _outbox_copies
+
+    (tmp_path / "outbox.json").write_bytes(b'{"orderedItems": [{"id": "a", "n": 100000000000000000000000}]}')
+    with open_export(tmp_path / "outbox.json") as source:
+        assert _outbox_copies(source, "outbox.json") == [(1, {"a"})]

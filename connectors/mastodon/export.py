@@ -397,7 +397,8 @@ def _outbox_copies(source, name: str) -> list[tuple[int, set[str]]] | None:
         if stream.peek(3)[:3] == b"\xef\xbb\xbf":
             stream.read(3)
         try:
-            for prefix, event, value in ijson.parse(stream, use_float=True):
+            # Without use_float: with it, ijson's C parser fails at an integer beyond 64 bits.
+            for prefix, event, value in ijson.parse(stream):
                 if prefix == "orderedItems" and event == "start_array":
                     copies.append((0, set()))
                 elif prefix == "orderedItems.item" and event in (

@@ -350,7 +350,11 @@ class ExportSource:
         with self.open(name) as stream:
             _skip_bom(stream)
             try:
-                yield from ijson.items(stream, prefix, use_float=True)
+                # Not ijson's use_float: its C parser then reads integers as 64-bit and fails
+                # the whole file at a longer one, which is valid JSON (one odd value of one
+                # item); Decimals are turned into floats here instead.
+                for item in ijson.items(stream, prefix):
+                    yield plain_numbers(item)
             except (ijson.JSONError, UnicodeDecodeError) as exc:
                 offset = stream.raw.bytes_read  # type: ignore[attr-defined]
                 raise _export_error(
@@ -761,6 +765,24 @@ def _sha256_of_file(path: Path) -> str:
         while chunk := stream.read(_HASH_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def plain_numbers(value: Any) -> Any:
+    """``value`` with every Decimal (ijson's non-integer numbers) made a float, in place;
+    walked without recursion, as nesting may be deep."""
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return float(value)
+    pending = [value] if isinstance(value, (dict, list)) else []
+    while pending:
+        node = pending.pop()
+        for key, child in list(node.items() if isinstance(node, dict) else enumerate(node)):
+            if isinstance(child, Decimal):
+                node[key] = float(child)
+            elif isinstance(child, (dict, list)):
+                pending.append(child)
+    return value
 
 
 def _skip_bom(stream: io.BufferedReader) -> None:

@@ -82,7 +82,8 @@ def _record_error(error: Exception) -> bool:
         return getattr(error, "sqlite_errorname", "") != "SQLITE_CONSTRAINT_TRIGGER"
     if isinstance(error, sqlite3.Error):
         return False
-    return isinstance(error, (ValueError, TypeError, LookupError, AttributeError))
+    # OverflowError: an integer beyond SQLite's 64 bits (a count of 10**30 in an export).
+    return isinstance(error, (ValueError, TypeError, LookupError, AttributeError, OverflowError))
 
 
 def _page_failure(error: Exception, number: int, stream: str) -> str:
