@@ -53,7 +53,6 @@ class Seed:
     item_lists: dict[str, list[tuple]] = field(default_factory=dict)  # entry -> paths of item lists
     tables: dict[str, list[list[str]]] = field(default_factory=dict)  # CSV entries, parsed rows
     records: dict[str, dict] | None = None   # Bluesky: the repository's records (JSON form)
-    item_table: str = "posts"       # the table the items land in
 
 
 def _tiktok() -> Seed:

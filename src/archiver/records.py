@@ -15,21 +15,27 @@ from typing import Any, Callable, Iterable, Literal
 
 
 def iso_utc(value: int | float | str | _dt.datetime | None) -> str | None:
-    """Epoch seconds, a naive-UTC "YYYY-MM-DD HH:MM:SS" string or a datetime -> ISO-8601 UTC."""
+    """Epoch seconds, a naive-UTC "YYYY-MM-DD HH:MM:SS" string or a datetime -> ISO-8601 UTC.
+
+    A value that is no moment raises ValueError, one out of range too (not OverflowError
+    or OSError: callers treat ValueError as "this item's date is unreadable")."""
     if value is None or value == "":
         return None
-    if isinstance(value, (int, float)):
-        moment = _dt.datetime.fromtimestamp(value, _dt.timezone.utc)
-    elif isinstance(value, _dt.datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=_dt.timezone.utc)
-    else:
-        text = value.strip().replace(" ", "T", 1)
-        if text.endswith("Z"):
-            text = text[:-1] + "+00:00"
-        moment = _dt.datetime.fromisoformat(text)
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=_dt.timezone.utc)
-    return moment.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        if isinstance(value, (int, float)):
+            moment = _dt.datetime.fromtimestamp(value, _dt.timezone.utc)
+        elif isinstance(value, _dt.datetime):
+            moment = value if value.tzinfo else value.replace(tzinfo=_dt.timezone.utc)
+        else:
+            text = value.strip().replace(" ", "T", 1)
+            if text.endswith("Z"):
+                text = text[:-1] + "+00:00"
+            moment = _dt.datetime.fromisoformat(text)
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=_dt.timezone.utc)
+        return moment.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError) as error:
+        raise ValueError(f"{value!r} is out of the range of dates ({error})") from error
 
 
 # Who can see a post, in one vocabulary across platforms (docs/schema.md). A platform's
