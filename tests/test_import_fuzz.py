@@ -29,7 +29,7 @@ from import_fuzz import Case, Worker, cases, one_value_case, seed, unchanged_cas
 
 LONG = os.environ.get("ARCHIVER_FUZZ") == "long"
 FUZZ = settings(
-    max_examples=int(os.environ.get("ARCHIVER_FUZZ_EXAMPLES", "1000")) if LONG else 12,
+    max_examples=int(os.environ.get("ARCHIVER_FUZZ_EXAMPLES", "1000")) if LONG else 8,
     derandomize=not LONG,
     database=None,
     deadline=None,
