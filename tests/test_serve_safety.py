@@ -8,10 +8,13 @@ send), a real headless Chromium that clicks."""
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import re
 import socket
 import subprocess
 import sys
+import threading
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -355,3 +358,43 @@ def test_datasette_pages_run_their_own_scripts_and_no_other(server, tmp_path):
                                      document.body.append(s); })()""")
         browser.wait_for(_ran_or_was_refused, "the planted inline script")
         assert _pwned_calls(browser) == []
+
+
+@contextlib.contextmanager
+def another_site(page: str):
+    """A page of another origin (another loopback port), as a site the person visits."""
+    body = page.encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=site.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{site.server_address[1]}/"
+    finally:
+        site.shutdown()
+        site.server_close()
+        thread.join(timeout=5)
+
+
+def test_another_site_can_neither_frame_the_archive_nor_embed_its_media(server, tmp_path):
+    binary = chromium_or_skip()
+    page = (f'<iframe id="archive" src="{server}/archive/people" width="800" height="600"></iframe>'
+            f'<img id="picture" src="{server}/media/{PICTURE_PATH}">')
+    with another_site(page) as url, Chromium(binary, tmp_path / "profile") as browser:
+        browser.open_page()
+        browser.navigate(url)  # the load event waits for the frame and the picture, loaded or refused
+        frames = browser.send("Page.getFrameTree")["frameTree"].get("childFrames", [])
+        framed = [f["frame"]["url"] for f in frames]
+        assert not any(u.startswith(server) for u in framed), framed  # the refused frame shows an error page
+        assert browser.evaluate("document.getElementById('picture').naturalWidth") == 0
