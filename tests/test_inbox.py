@@ -207,9 +207,10 @@ def _truncated_export_zip(fake: FakeTikTok) -> bytes:
 
 BROKEN = {
     # name: (what is dropped, words the reason must contain)
-    "hostile.zip": (lambda fake: _hostile_zip(), ["'..'", "not an export file archiver knows"]),
+    "hostile.zip": (lambda fake: _hostile_zip(), ["'..'", "refused for safety"]),
     "truncated.zip": (_truncated_export_zip, ["malformed JSON", "download the export again"]),
-    "broken.json": (lambda fake: b'{"Post": {"Posts": {"VideoList": [{"Date": ', ["not an export file"]),
+    "broken.json": (lambda fake: b'{"Post": {"Posts": {"VideoList": [{"Date": ', ["malformed JSON",
+                                                                              "could not tell which platform"]),
     "empty.zip": (lambda fake: b"", ["empty (0 bytes)"]),
     "random.bin": (lambda fake: random.Random(7).randbytes(4096), ["unknown file type"]),
 }

@@ -44,6 +44,7 @@ from typing import Any, BinaryIO, Callable, Iterator
 
 import libipld
 
+from archiver.imports import ExportLimits
 from archiver.records import Interaction, MediaRef, Membership, Person, Post, Profile, iso_utc, visibility
 
 log = logging.getLogger("archiver.bluesky")
@@ -66,6 +67,9 @@ WEB_URL = "https://bsky.app"
 _MAX_HEADER_BYTES = 64 * 1024
 # An MST is about log4(records) deep; anything deeper is a loop or a forged file.
 _MAX_MST_DEPTH = 128
+# A record is mapped and stored as JSON by recursive code: deeper than the limit JSON
+# exports have (archiver.imports), it is one bad item.
+_MAX_NESTING = ExportLimits.max_json_depth
 
 
 class RepoError(ValueError):
@@ -463,7 +467,7 @@ class _CarReader:
             raise self.fail("it does not start with a CAR header")
         try:
             header = libipld.decode_dag_cbor(data)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise self.fail(f"its header is not DAG-CBOR ({exc})") from None
         if not isinstance(header, dict) or "version" not in header:
             raise self.fail("its header is not a CAR header")
@@ -519,10 +523,15 @@ class _CarReader:
                 self.problems.append((item, f"block {cid_to_str(cid)} is missing from the CAR; skipped"))
             return None
         try:
-            return libipld.decode_dag_cbor(block)
-        except ValueError as exc:
+            value = libipld.decode_dag_cbor(block)
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested past libipld's own limit
             self.problems.append((item, f"block {cid_to_str(cid)} is not valid DAG-CBOR ({exc}); skipped"))
             return None
+        if _nested_deeper_than(value, _MAX_NESTING):
+            self.problems.append((item, f"block {cid_to_str(cid)} is nested more than {_MAX_NESTING} levels deep "
+                                  "(no real record is; the file is damaged or made to exhaust memory); skipped"))
+            return None
+        return value
 
     # -- commit, MST, records -----------------------------------------------------------
 
@@ -619,7 +628,7 @@ class _CarReader:
         for cid, block in _rows(db):
             try:
                 value = libipld.decode_dag_cbor(block)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
             if _is_mst_node(value):
                 db.execute("INSERT OR IGNORE INTO temp.mst_nodes VALUES (?)", [cid])
@@ -627,6 +636,21 @@ class _CarReader:
                                [(link,) for link in _node_links(value)])
         return [row[0] for row in db.execute(
             "SELECT cid FROM temp.mst_nodes WHERE cid NOT IN (SELECT cid FROM temp.mst_children)").fetchall()]
+
+
+def _nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether lists and maps inside ``value`` nest more than ``limit`` levels (walked
+    without recursion, so a hostile value cannot exhaust the stack here)."""
+    pending = [(value, 1)]
+    while pending:
+        current, depth = pending.pop()
+        children = current.values() if isinstance(current, dict) else current if isinstance(current, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > limit:
+                    return True
+                pending.append((child, depth + 1))
+    return False
 
 
 def _rows(db) -> Iterator[tuple[bytes, bytes]]:

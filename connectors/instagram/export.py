@@ -150,29 +150,17 @@ def _first_byte(source, name: str) -> bytes:
 def _list_prefixes(source, name: str) -> list[str] | None:
     """ijson prefixes of the item lists of one entry: ["item"] for a top-level array, or
     "<key>.item" for every top-level key that holds an array (the wrapped layouts).
-    None when the entry is neither (a layout this module does not know)."""
-    import ijson
-
+    None when the entry is neither (a layout this module does not know). A damaged entry
+    raises the core's ExportFileError naming the file, the entry and the byte."""
     first = _first_byte(source, name)
     if first == b"[":
         return ["item"]
     if first != b"{":
         return None
-    from archiver.imports import ExportFileError
-
     keys: list[str] = []
-    with source.open(name) as handle:
-        if handle.peek(3)[:3] == b"\xef\xbb\xbf":
-            handle.read(3)
-        try:
-            for prefix, event, _value in ijson.parse(handle):
-                if event == "start_array" and prefix and "." not in prefix:
-                    keys.append(prefix)
-        except ijson.JSONError as error:
-            # Garbled or cut short: name the file and the entry, like every export error.
-            raise ExportFileError(
-                f"{source.path}, entry {name!r}: not valid JSON ({error}); download the export again",
-                path=source.path, entry=name) from None
+    for prefix, event, _value in source.parse_json(name):
+        if event == "start_array" and prefix and "." not in prefix:
+            keys.append(prefix)
     known = [k for k in keys if k in _WRAPPERS]
     return [f"{k}.item" for k in (known or keys)] or None
 

@@ -390,25 +390,22 @@ def _outbox_copies(source, name: str) -> list[tuple[int, set[str]]] | None:
     """Pass 1 over outbox.json: for each top-level ``orderedItems`` array, in file order,
     how many items it holds and the ids of its items (for the duplicated-key rule).
     None when the file is damaged (pass 2 then reports where, after importing what it can)."""
-    import ijson
+    from archiver.imports import ExportFileError
 
     copies: list[tuple[int, set[str]]] = []
-    with source.open(name) as stream:
-        if stream.peek(3)[:3] == b"\xef\xbb\xbf":
-            stream.read(3)
-        try:
-            # Without use_float: with it, ijson's C parser fails at an integer beyond 64 bits.
-            for prefix, event, value in ijson.parse(stream):
-                if prefix == "orderedItems" and event == "start_array":
-                    copies.append((0, set()))
-                elif prefix == "orderedItems.item" and event in (
-                        "start_map", "start_array", "string", "number", "boolean", "null"):
-                    count, ids = copies[-1]
-                    copies[-1] = (count + 1, ids)
-                elif prefix == "orderedItems.item.id" and event == "string":
-                    copies[-1][1].add(value)
-        except (ijson.JSONError, UnicodeDecodeError):
-            return None
+    try:
+        # Without use_float: with it, ijson's C parser fails at an integer beyond 64 bits.
+        for prefix, event, value in source.parse_json(name):
+            if prefix == "orderedItems" and event == "start_array":
+                copies.append((0, set()))
+            elif prefix == "orderedItems.item" and event in (
+                    "start_map", "start_array", "string", "number", "boolean", "null"):
+                count, ids = copies[-1]
+                copies[-1] = (count + 1, ids)
+            elif prefix == "orderedItems.item.id" and event == "string":
+                copies[-1][1].add(value)
+    except ExportFileError:
+        return None
     return copies
 
 

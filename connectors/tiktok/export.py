@@ -57,23 +57,10 @@ def find_user_data(source) -> str | None:
 
 
 def _parse(source, name: str) -> Iterator[tuple[str, str, Any]]:
-    """ijson parse events of one entry. A UTF-8 byte-order mark is skipped; malformed JSON
-    becomes an ExportFileError that names the file and the entry (ijson's own error
-    names neither)."""
-    import ijson
-
-    from archiver.imports import ExportFileError
-
-    with source.open(name) as handle:
-        if handle.peek(3)[:3] == b"\xef\xbb\xbf":
-            handle.read(3)
-        try:
-            yield from ijson.parse(handle)
-        except (ijson.JSONError, UnicodeDecodeError) as error:
-            raise ExportFileError(
-                f"{source.path}, entry {name!r}: malformed JSON ({str(error).splitlines()[0]}); "
-                "the file may be truncated: download the export again.", path=source.path, entry=name,
-            ) from error
+    """ijson parse events of one entry, read through the core's checked JSON reader (a
+    byte-order mark skipped; nesting depth, NUL bytes, UTF-8 and malformed JSON each an
+    ExportFileError naming the file, the entry and the byte)."""
+    return source.parse_json(name)
 
 
 def _top_keys(source, name: str, strict: bool = False) -> set[str]:

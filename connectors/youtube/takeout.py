@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Iterator
 
+from archiver.imports import json_nesting_problem
 from archiver.records import Comment, Membership, MediaRef, Page, Person, Post, Profile, Snapshot, iso_utc, visibility
 from archiver.sync import RunFailed
 
@@ -323,6 +324,8 @@ def comment_text(value: str) -> str:
     """The comment text out of its JSON-in-CSV wrapping, in every known form."""
     stripped = value.strip()
     if not stripped.startswith("{"):
+        return value
+    if json_nesting_problem(stripped):  # a cell of thousands of "[": never given to the parser
         return value
     for candidate in (stripped, f"[{stripped}]"):
         try:

@@ -19,6 +19,10 @@ What it guarantees:
   warning; a folder is walked without following links out of it.
 - Zip bombs: declared sizes, the compression ratio and the bytes actually read are
   all checked against ``ExportLimits``.
+- JSON is read through ``JsonReader``, which checks every byte before a parser sees it:
+  nesting deeper than ``ExportLimits.max_json_depth`` (512; a real export nests a few
+  levels, a hostile one 100,000 to exhaust memory), NUL bytes and invalid UTF-8 each
+  fail the entry with the byte where they are.
 - Nothing is ever written anywhere except by ``extract_member``, and only inside the
   destination folder it is given.
 
@@ -28,10 +32,13 @@ it) and says what to do.
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import fnmatch
 import functools
 import hashlib
 import io
+import itertools
 import json
 import os
 import re
@@ -97,6 +104,11 @@ class ExportLimits:
     max_entry_bytes: int = 8 * 2**30
     max_ratio: float = 200.0  # uncompressed/compressed per entry (zip bomb)
     max_entries: int = 200_000
+    # No platform's export nests JSON more than about ten levels. Parsers' memory grows
+    # with the square of the depth (ijson keeps a path per open level), so 100,000 nested
+    # "[" in a 200 KB file would take tens of GB; 512 levels costs under 2 MB, and stays
+    # below Python's recursion limit for json.load and for storing an item as JSON again.
+    max_json_depth: int = 512
     # The ratio is only judged above this size: small files of repeated text legitimately
     # compress far better than 200:1, and a 1 MiB "bomb" harms nobody.
     ratio_min_bytes: int = 2**20
@@ -184,6 +196,153 @@ class _GuardedStream(io.RawIOBase):
                 super().close()
 
 
+# JSON scanning (JsonReader): a string is a quote, then anything but a quote or backslash,
+# or a backslash and the character it escapes, up to the closing quote.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+_JSON_STRING_REST = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*"', re.S)  # from inside one, to its end
+_JSON_BRACKETS = b"[]{}"
+# Outside strings only the brackets matter: "[" / "{" become +1, "]" / "}" -1 (as a signed byte).
+_JSON_DELTAS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+_JSON_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in _JSON_BRACKETS)
+
+
+class JsonReader:
+    """The bytes of one JSON entry, checked as they are read, before any parser sees them.
+
+    A streaming parser holds a little for each open "[" or "{" (ijson a path as long as the
+    depth, so memory grows with the depth squared), and json.load recurses once per level:
+    a small file of 100,000 nested brackets takes tens of GB. Here nesting is counted on
+    the raw bytes, outside strings, a chunk at a time and at C speed (the strings removed
+    by one regular expression, the brackets turned into +1 / -1 and summed), and the read
+    fails past ``max_depth``. NUL bytes (never in JSON text) and bytes that are not UTF-8
+    fail it too. Each failure is an ExportFileError naming the file, the entry and the
+    byte, so a person learns what is wrong with the file, not only that it is unreadable.
+    Memory: the chunk being read, whatever the file holds.
+    """
+
+    def __init__(self, stream: BinaryIO, source: "ExportSource", name: str, *, max_depth: int, start: int = 0):
+        self._stream = stream
+        self._source = source
+        self.name = name
+        self.max_depth = max_depth
+        self.bytes_read = start          # offset in the entry of the next byte read
+        self._depth = 0
+        self._in_string = False
+        self._escaped = False            # the last chunk ended in a string's backslash
+        self._utf8 = codecs.getincrementaldecoder("utf-8")()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        if data:
+            self._check(data)
+            self.bytes_read += len(data)
+        elif size != 0:
+            self._check_end()
+        return data
+
+    def _check(self, data: bytes) -> None:
+        nul = data.find(b"\x00")
+        if nul >= 0:
+            self._fail(f"it holds a NUL byte at byte {self.bytes_read + nul}: JSON text never does "
+                       "(the file is damaged, or it is not a JSON file)")
+        pending = len(self._utf8.getstate()[0])
+        try:
+            self._utf8.decode(data)
+        except UnicodeDecodeError as exc:
+            self._fail(f"it is not valid UTF-8 text at byte {self.bytes_read - pending + exc.start} "
+                       f"({exc.reason}); JSON exports are UTF-8 (the file is damaged, or was re-saved "
+                       "in another encoding)")
+        outside = self._outside_strings(data)
+        deltas = memoryview(outside.translate(_JSON_DELTAS, _JSON_NOT_BRACKETS)).cast("b")
+        if deltas:
+            if max(itertools.accumulate(deltas, initial=self._depth)) > self.max_depth:
+                self._fail_too_deep(data)
+            self._depth += sum(deltas)
+
+    def _outside_strings(self, data: bytes) -> bytes:
+        """The part of ``data`` outside JSON strings, and the string state carried on."""
+        start = 0
+        if self._escaped:  # the byte a backslash at the end of the last chunk escapes
+            start, self._escaped = 1, False
+        if self._in_string:
+            rest = _JSON_STRING_REST.match(data, start)
+            if rest is None:  # the string goes on past this chunk
+                self._escaped = _ends_in_escape(data, start)
+                return b""
+            start, self._in_string = rest.end(), False
+        outside = _JSON_STRING.sub(b"", data[start:])
+        quote = outside.find(b'"')
+        if quote >= 0:  # a string that ends in a later chunk
+            self._in_string = True
+            self._escaped = _ends_in_escape(data, start)
+            outside = outside[:quote]
+        return outside
+
+    def _check_end(self) -> None:
+        try:
+            self._utf8.decode(b"", final=True)
+        except UnicodeDecodeError as exc:
+            self._fail(f"it ends in the middle of a UTF-8 character ({exc.reason}); the file may be truncated")
+
+    def _fail_too_deep(self, data: bytes) -> None:
+        """Find the byte that crossed the limit (one pass over this chunk, only on failure)."""
+        depth, in_string, escaped = self._depth, self._in_string, self._escaped
+        position = 0
+        for position, byte in enumerate(data):
+            if escaped:
+                escaped = False
+            elif in_string:
+                if byte == 0x5C:  # backslash
+                    escaped = True
+                elif byte == 0x22:  # quote
+                    in_string = False
+            elif byte == 0x22:
+                in_string = True
+            elif byte in (0x5B, 0x7B):  # [ {
+                depth += 1
+                if depth > self.max_depth:
+                    break
+            elif byte in (0x5D, 0x7D):
+                depth -= 1
+        self._fail(f"its JSON is nested more than {self.max_depth} levels deep (at byte {self.bytes_read + position}); "
+                   "no real export nests more than a few levels: the file is damaged or made to exhaust memory, "
+                   "and was not read further")
+
+    def _fail(self, problem: str) -> None:
+        error = _export_error(self._source.path, problem, _FIX_DOWNLOAD_AGAIN, self.name)
+        self._source.read_problems.append(error)
+        raise error
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def __enter__(self) -> "JsonReader":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _ends_in_escape(data: bytes, start: int) -> bool:
+    """Inside a string, whether ``data`` ends in a backslash that escapes the next byte: an
+    odd run of backslashes (pairs escape each other)."""
+    tail = data[start:]
+    return (len(tail) - len(tail.rstrip(b"\\"))) % 2 == 1
+
+
+def json_nesting_problem(data: bytes | str, max_depth: int = ExportLimits.max_json_depth) -> str | None:
+    """Why a small JSON text taken from inside an export (a CSV cell, say) must not be
+    parsed, or None: nested deeper than ``max_depth`` levels."""
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    outside = _JSON_STRING.sub(b"", raw)
+    quote = outside.find(b'"')  # an unterminated string: the rest is inside it
+    outside = outside[:quote] if quote >= 0 else outside
+    deltas = memoryview(outside.translate(_JSON_DELTAS, _JSON_NOT_BRACKETS)).cast("b")
+    if max(itertools.accumulate(deltas, initial=0)) > max_depth:
+        return f"JSON nested more than {max_depth} levels deep"
+    return None
+
+
 class ExportSource:
     """An opened export: a zip, a tar / tar.gz, a bare JSON file, or an extracted folder.
 
@@ -202,6 +361,9 @@ class ExportSource:
         self._total_read = 0
         self._entry_count = 0
         self._used: set[str] = set()  # entries opened or handed out (see not_read)
+        # Why entries could not be read (JsonReader): when no connector recognizes the
+        # export, the first of these is the real reason (a damaged file), not "unknown".
+        self.read_problems: list[ExportFileError] = []
 
     # -- building the entry table (used by the subclasses while scanning) --------------
 
@@ -340,36 +502,43 @@ class ExportSource:
         Files an operating system added (.DS_Store, __MACOSX/) are left out."""
         return [name for name in self._entries if name not in self._used and not _added_by_the_system(name)]
 
+    def open_json(self, name: str) -> "JsonReader":
+        """A reader of one JSON entry for any parser (ijson, json.load): a UTF-8 byte-order
+        mark skipped, and every byte checked before the parser sees it (see JsonReader)."""
+        stream = self.open(name)
+        skipped = len(_UTF8_BOM) if stream.peek(3)[:3] == _UTF8_BOM else 0
+        stream.read(skipped)
+        return JsonReader(stream, self, name, max_depth=self.limits.max_json_depth, start=skipped)
+
+    def parse_json(self, name: str, **options: Any) -> Iterator[tuple[str, str, Any]]:
+        """ijson ``parse`` events (prefix, event, value) of one JSON entry; malformed JSON
+        becomes an ExportFileError naming the file, the entry and the byte."""
+        import ijson  # imported here: the CLI imports this module and must start fast
+
+        with self.open_json(name) as reader:
+            with self._json_errors(reader, ijson.JSONError):
+                yield from ijson.parse(reader, **options)
+
     def iter_json(self, name: str, prefix: str) -> Iterator[Any]:
         """Stream the items under ``prefix`` (ijson syntax, e.g. "a.b.item") of one JSON entry.
 
         Numbers come back as int / float (not Decimal) so items can be stored as JSON again.
         """
-        import ijson  # imported here: the CLI imports this module and must start fast
+        import ijson
 
-        with self.open(name) as stream:
-            _skip_bom(stream)
-            try:
+        with self.open_json(name) as reader:
+            with self._json_errors(reader, ijson.JSONError):
                 # Not ijson's use_float: its C parser then reads integers as 64-bit and fails
                 # the whole file at a longer one, which is valid JSON (one odd value of one
                 # item); Decimals are turned into floats here instead.
-                for item in ijson.items(stream, prefix):
+                for item in ijson.items(reader, prefix):
                     yield plain_numbers(item)
-            except (ijson.JSONError, UnicodeDecodeError) as exc:
-                offset = stream.raw.bytes_read  # type: ignore[attr-defined]
-                raise _export_error(
-                    self.path,
-                    f"malformed JSON within its first {offset} bytes ({exc})",
-                    f"the file may be truncated; {_FIX_DOWNLOAD_AGAIN}",
-                    name,
-                ) from exc
 
     def load_json(self, name: str) -> Any:
         """The whole JSON document of one entry (use ``iter_json`` for big files)."""
-        with self.open(name) as stream:
+        with self.open_json(name) as reader:
             try:
-                # json.load detects UTF-8 / 16 / 32 and a BOM by itself on bytes.
-                return json.load(stream)
+                return json.loads(reader.read())
             except json.JSONDecodeError as exc:
                 raise _export_error(
                     self.path,
@@ -377,10 +546,25 @@ class ExportSource:
                     f"the file may be truncated; {_FIX_DOWNLOAD_AGAIN}",
                     name,
                 ) from exc
-            except UnicodeDecodeError as exc:
-                raise _export_error(
-                    self.path, f"not valid UTF-8 text at byte {exc.start}", _FIX_DOWNLOAD_AGAIN, name
-                ) from exc
+
+    @contextlib.contextmanager
+    def _json_errors(self, reader: "JsonReader", parser_error: type[Exception]) -> Iterator[None]:
+        try:
+            yield
+        except (parser_error, UnicodeDecodeError) as exc:
+            # ijson's message is bytes of yajl's multi-line picture; its first line says what.
+            detail = exc.args[0] if exc.args else exc
+            if isinstance(detail, bytes):
+                detail = detail.decode("utf-8", "replace")
+            detail = str(detail).strip().splitlines()[0] if str(detail).strip() else type(exc).__name__
+            error = _export_error(
+                self.path,
+                f"malformed JSON within its first {reader.bytes_read} bytes ({detail})",
+                f"the file may be truncated; {_FIX_DOWNLOAD_AGAIN}",
+                reader.name,
+            )
+            self.read_problems.append(error)
+            raise error from exc
 
     @functools.cached_property
     def sha256(self) -> str:
@@ -437,9 +621,12 @@ class _ZipSource(ExportSource):
         try:
             self._zip = zipfile.ZipFile(path)
         except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-            raise _export_error(
-                path, f"the zip file is damaged or incomplete ({exc})", f"was the download interrupted? {_FIX_DOWNLOAD_AGAIN}"
-            ) from exc
+            if not _has_zip_directory_end(path):
+                problem = (f"it is a truncated zip: it starts like one, but its last part (the list of the files "
+                           f"in it) is missing after {path.stat().st_size} bytes")
+            else:
+                problem = f"the zip file is damaged or incomplete ({exc})"
+            raise _export_error(path, problem, f"was the download interrupted? {_FIX_DOWNLOAD_AGAIN}") from exc
         try:
             self._scan()
         except BaseException:
@@ -560,9 +747,11 @@ class _TarSource(ExportSource):
             except ExportFileError:
                 raise
             except _READ_ERRORS as exc:
+                truncated = isinstance(exc, EOFError) or "unexpected end of data" in str(exc)
                 raise _export_error(
                     self.path,
-                    f"the tar archive is damaged or incomplete ({type(exc).__name__}: {exc})",
+                    "it is truncated: the compressed data ends before the end of the archive"
+                    if truncated else f"the tar archive is damaged or incomplete ({type(exc).__name__}: {exc})",
                     f"was the download interrupted? {_FIX_DOWNLOAD_AGAIN}",
                 ) from exc
             if member is None:
@@ -628,6 +817,14 @@ class _TeeReader:
                 "folder; free some space and import again",
             ) from exc
         return data
+
+
+def _has_zip_directory_end(path: Path) -> bool:
+    """Whether the zip's "end of central directory" record is where it must be: in the
+    last 64 KiB + 22 bytes (it may be followed by a comment of up to 64 KiB)."""
+    with open(path, "rb") as stream:
+        stream.seek(max(0, path.stat().st_size - (2**16 + 22)))
+        return b"PK\x05\x06" in stream.read()
 
 
 def _open_regular_file(path: Path) -> BinaryIO:
@@ -785,11 +982,6 @@ def plain_numbers(value: Any) -> Any:
     return value
 
 
-def _skip_bom(stream: io.BufferedReader) -> None:
-    if stream.peek(3)[:3] == _UTF8_BOM:
-        stream.read(3)
-
-
 def _sniff(path: Path) -> type[ExportSource]:
     """Pick the reader from the file's first bytes; the extension is not trusted."""
     with open(path, "rb") as stream:
@@ -890,5 +1082,5 @@ def _copy_through_temp_file(source: ExportSource, name: str, target: Path) -> No
             Path(temp_name).unlink(missing_ok=True)
             raise
 
-__all__ = ["ExportFileError", "ExportLimits", "ExportSource", "NotInExport", "extract_member", "not_read_note",
-           "open_export"]
+__all__ = ["ExportFileError", "ExportLimits", "ExportSource", "JsonReader", "NotInExport", "extract_member",
+           "json_nesting_problem", "not_read_note", "open_export"]

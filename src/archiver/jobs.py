@@ -90,16 +90,34 @@ def run_export(ws: Workspace, account: AccountConfig, *, full: bool = False, can
 
 
 def detect_platform(source) -> str:
-    """Which installed connector recognizes this export file's content."""
+    """Which installed connector recognizes this export file's content.
+
+    When none does, the real reason comes first: a file inside that could not be read
+    (not UTF-8, a NUL byte, nested too deep, malformed: the connectors looked and could not
+    tell), or entries refused for safety (a link standing for a data file), before
+    "not an export file archiver knows"."""
     from archiver.imports import ExportFileError
 
     matches = [name for name, cls in installed_connectors().items() if cls.detect_export(source)]
     if not matches:
-        skipped = "".join(f"\n  skipped inside it: {w}" for w in getattr(source, "warnings", []))
+        problems = getattr(source, "read_problems", [])
+        if problems:
+            first = problems[0]
+            raise ExportFileError(f"{first} Because of this, archiver could not tell which platform's export "
+                                  "it is.", path=first.path, entry=first.entry)
+        refused = getattr(source, "warnings", [])
+        if refused:
+            listed = "".join(f"\n  {w}" for w in refused[:10])
+            more = f"\n  … and {len(refused) - 10} more" if len(refused) > 10 else ""
+            raise ExportFileError(
+                f"{source.path}: no file archiver can import is left in it once the entries refused for "
+                f"safety are skipped:{listed}{more}\nArchiver never follows a link inside an export, nor "
+                "writes outside it: if the platform's data file is among these (a link, say), replace it by "
+                "the file itself, or import the export file as you downloaded it.", path=source.path)
         raise ExportFileError(
             f"{source.path}: not an export file archiver knows (installed connectors: "
             f"{', '.join(sorted(installed_connectors()))}). If you know which platform it is from, "
-            f"run `archiver import PLATFORM PATH`.{skipped}")
+            f"run `archiver import PLATFORM PATH`.")
     if len(matches) > 1:
         raise ExportFileError(
             f"{source.path}: looks like an export of several platforms ({', '.join(matches)}); "
