@@ -138,3 +138,11 @@ def test_a_date_out_of_range_skips_that_follower_only(worker, baselines):
     case = one_value_case("tiktok", "user_data_tiktok.json", ("Your Activity", "Follower", "FansList", 0, "Date"),
                           10**25)
     assert_import_holds(worker.run(case), case, baselines["tiktok"])
+
+
+@pytest.mark.parametrize("date", [[], {"a": None}, [None]])
+def test_a_date_that_is_a_list_or_an_object_is_unreadable_not_a_crash(worker, baselines, date):
+    # iso_utc called .strip() on it: AttributeError out of a TikTok comment's date, an
+    # unhandled exception that failed the whole import with a traceback.
+    case = one_value_case("tiktok-old", "user_data.json", ("Comment", "Comments", "CommentsList", 0, "Date"), date)
+    assert_import_holds(worker.run(case), case, baselines["tiktok-old"])

@@ -17,8 +17,9 @@ from typing import Any, Callable, Iterable, Literal
 def iso_utc(value: int | float | str | _dt.datetime | None) -> str | None:
     """Epoch seconds, a naive-UTC "YYYY-MM-DD HH:MM:SS" string or a datetime -> ISO-8601 UTC.
 
-    A value that is no moment raises ValueError, one out of range too (not OverflowError
-    or OSError: callers treat ValueError as "this item's date is unreadable")."""
+    A text that is no moment raises ValueError, one out of range too (not OverflowError
+    or OSError), a value of another type TypeError: callers take either as "this item's
+    date is unreadable"."""
     if value is None or value == "":
         return None
     try:
@@ -26,6 +27,8 @@ def iso_utc(value: int | float | str | _dt.datetime | None) -> str | None:
             moment = _dt.datetime.fromtimestamp(value, _dt.timezone.utc)
         elif isinstance(value, _dt.datetime):
             moment = value if value.tzinfo else value.replace(tzinfo=_dt.timezone.utc)
+        elif not isinstance(value, str):   # a list or an object where a date should be
+            raise TypeError(f"a date cannot be a {type(value).__name__}: {str(value)[:60]!r}")
         else:
             text = value.strip().replace(" ", "T", 1)
             if text.endswith("Z"):
