@@ -52,6 +52,7 @@ class Seed:
     ascii_json: set[str] = field(default_factory=set)             # written with \\u escapes (Meta does)
     item_lists: dict[str, list[tuple]] = field(default_factory=dict)  # entry -> paths of item lists
     tables: dict[str, list[list[str]]] = field(default_factory=dict)  # CSV entries, parsed rows
+    item_tables: set[str] = field(default_factory=set)   # the CSV entries whose data rows are items
     records: dict[str, dict] | None = None   # Bluesky: the repository's records (JSON form)
 
 
@@ -110,7 +111,9 @@ def _youtube() -> Seed:
     tables = {name: list(csv.reader(io.StringIO(payload.decode("utf-8-sig"))))
               for name, payload in data.items() if name.endswith(".csv")}
     documents = {name: json.loads(payload) for name, payload in data.items() if name.endswith(".json")}
-    return Seed("youtube", "zip", "takeout-20240601T000000Z-001.zip", {**data, **videos}, documents, tables=tables)
+    items = {name for name in tables if not name.endswith("channel.csv")}   # its one row is the channel itself
+    return Seed("youtube", "zip", "takeout-20240601T000000Z-001.zip", {**data, **videos}, documents, tables=tables,
+                item_tables=items)
 
 
 def _bluesky() -> Seed:
@@ -300,7 +303,7 @@ def json_mutation(draw, seed_: Seed, documents: dict[str, Any], steps: list[str]
 
 
 @st.composite
-def csv_mutation(draw, tables: dict[str, list[list[str]]], steps: list[str]) -> bool:
+def csv_mutation(draw, seed_: Seed, tables: dict[str, list[list[str]]], steps: list[str]) -> bool:
     """Change one CSV file: a cell, a row's width, the header. True when one data row only."""
     entry = draw(st.sampled_from(sorted(tables)))
     rows = tables[entry]
@@ -316,7 +319,7 @@ def csv_mutation(draw, tables: dict[str, list[list[str]]], steps: list[str]) -> 
     else:
         del rows[row]
     steps.append(f"{entry} row {row}: {action}")
-    return row > 0   # a data row, not the header
+    return row > 0 and entry in seed_.item_tables   # a data row that is an item, not the header
 
 
 @st.composite
@@ -384,7 +387,7 @@ def cases(draw, seed_name: str) -> Case:
         if kind == "json":
             one_item_flags.append(draw(json_mutation(seed_, documents, steps)))
         elif kind == "csv":
-            one_item_flags.append(draw(csv_mutation(tables, steps)))
+            one_item_flags.append(draw(csv_mutation(seed_, tables, steps)))
         else:
             one_item_flags.append(draw(record_mutation(records, steps)))
 
@@ -697,7 +700,8 @@ def one_value_case(seed_name: str, entry: str, path: tuple, value: Any) -> Case:
     files = unchanged_files(original, documents, tables, records)
     step = f"{entry} at {list(path)} = {_short(value)}"
     return Case(seed_name, original.file_name, original.container, [(n, d, {}) for n, d in files.items()],
-                items_changed=1 if (entry in tables or records is not None or _in_one_item(original, entry, path))
+                items_changed=1 if (entry in original.item_tables or records is not None
+                                    or _in_one_item(original, entry, path))
                 else 0, steps=[step])
 
 
