@@ -116,6 +116,14 @@ def _youtube() -> Seed:
                 item_tables=items)
 
 
+def _youtube_portability() -> Seed:
+    """A part of a finished Data Portability job: a Takeout-shaped zip the connector
+    downloads and imports itself (see run_case)."""
+    takeout = _youtube()
+    return Seed("youtube-portability", "zip", "youtube-portability-job1-001.zip", takeout.files, takeout.documents,
+                tables=takeout.tables, item_tables=takeout.item_tables)
+
+
 def _bluesky() -> Seed:
     from archiver_connectors.bluesky.fake_repo import blob_ref
     from archiver_connectors.bluesky.repo import make_tid
@@ -155,7 +163,7 @@ def _bluesky() -> Seed:
 
 BLUESKY_DID = "did:plc:abcdefghijklmnopqrstuvwx"
 SEEDS = {"tiktok": _tiktok, "tiktok-old": _tiktok_old, "instagram": _instagram, "mastodon": _mastodon,
-         "youtube": _youtube, "bluesky": _bluesky}
+         "youtube": _youtube, "youtube-portability": _youtube_portability, "bluesky": _bluesky}
 
 
 @functools.cache
@@ -557,8 +565,12 @@ def run_case(case: Case, root: Path) -> dict:
     logging.getLogger().addHandler(handler)
     result: dict[str, Any] = {"description": case.describe()}
     ws = Workspace(Archive(here / "archive"), Config(path=None), open_secret_store("memory"))
+    transport = httpx.MockTransport(_refuse_every_request)
     try:
-        answer = run_import(ws, path, transport=httpx.MockTransport(_refuse_every_request))
+        if case.seed == "youtube-portability":
+            answer = _import_portability_part(ws, path, transport)
+        else:
+            answer = run_import(ws, path, transport=transport)
         result.update(status=answer["status"], message=answer.get("message"), errors=answer.get("errors", []))
     except ExportFileError as error:
         result.update(status="refused", message=str(error))
@@ -577,6 +589,25 @@ def run_case(case: Case, root: Path) -> dict:
     result["outside"] = _outside_writes(here, before)
     shutil.rmtree(here, ignore_errors=True)
     return result
+
+
+def _import_portability_part(ws, path: Path, transport) -> dict:
+    """A YouTube export run at the moment its Data Portability job has finished and its
+    one part lies downloaded: the connector's own import of the parts."""
+    from archiver.config import AccountConfig
+    from archiver.sync import Runner
+    from archiver_connectors.youtube import YouTubeConnector
+
+    connector = YouTubeConnector(AccountConfig(name="main", platform="youtube"), ws.secrets, transport=transport)
+    state = {"grant": "fuzz", "pending": ["youtube.public_videos"], "done": [],
+             "jobs": {"youtube.public_videos": {"id": "job1", "initiated_at": "2024-06-01T00:00:00Z",
+                                                "parts_done": []}}}
+    try:
+        return Runner(ws.archive, connector).run(
+            lambda ctx: connector._import_parts(ctx, state, "youtube.public_videos", {"part-1": path}),
+            kind="export", mode="portability")
+    finally:
+        connector.close()
 
 
 def _listing(folder: Path) -> dict[str, int]:

@@ -37,7 +37,7 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example,
                            HealthCheck.function_scoped_fixture],
 )
-IMPORTERS = ["tiktok", "tiktok-old", "instagram", "mastodon", "youtube", "bluesky"]
+IMPORTERS = ["tiktok", "tiktok-old", "instagram", "mastodon", "youtube", "youtube-portability", "bluesky"]
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +54,7 @@ def baselines(worker):
     for name in IMPORTERS:
         result = worker.run(unchanged_case(name))
         assert result["status"] == "ok" and not result["logged_tracebacks"], result
+        assert result["rows"]["posts"] > 0 and result["rows"]["people"] > 0, result
         found[name] = result["rows"]
     return found
 
