@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import json
 import re
 import socket
 import subprocess
@@ -92,7 +93,8 @@ def build_hostile_archive(folder: Path) -> Archive:
         insert("post_media", platform="tiktok", post_id=f"p{n}", role="video", source_url=url, status="failed",
                updated_at=NOW)
         insert("people", platform="tiktok", person_id=f"h{n}", handle=f"hostile{n}",
-               display_name=f"Hostile Person {n}", url=url, avatar_url=url, **PROVENANCE)
+               display_name=f"Hostile Person {n}", url=url, avatar_url=url, bio=f"links: {url}",
+               links=json.dumps([url, FINE_URL]), **PROVENANCE)
         insert("comments", platform="tiktok", comment_id=f"c{n}", account_id="tiktok:main", post_id="p",
                author_id=f"h{n}", text=f"comment {n}", created_at=f"2024-04-01T11:00:{n:02d}Z", url=url,
                **PROVENANCE)
