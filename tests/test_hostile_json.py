@@ -376,3 +376,30 @@ def test_a_truncated_zip_is_named_as_truncated(tmp_path):
         open_export(cut)
     assert f"{cut}: it is a truncated zip" in str(caught.value)
     assert f"missing after {cut.stat().st_size} bytes" in str(caught.value)
+
+
+@pytest.mark.parametrize("damage", ["utf-8", "nul"])
+def test_a_youtube_takeout_csv_names_its_bad_bytes_and_imports_the_rest(tmp_path, damage):
+    """CSV is read on past a bad byte (one bad byte is not a bad file), but it is named in
+    the same words as in JSON, with the entry and the byte; before, it passed in silence."""
+    from archiver_connectors.youtube.fake_takeout import build_takeout
+
+    [part] = build_takeout(tmp_path / "takeout", videos=1, comments=2, subscriptions=3)
+    with zipfile.ZipFile(part) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    [name] = [n for n in files if n.endswith("subscriptions.csv")]
+    bad = b"\xff" if damage == "utf-8" else b"\x00"
+    cut = files[name].index(b"\n") + 5  # inside the first subscription's row
+    files[name] = files[name][:cut] + bad + files[name][cut:]
+    write_zip(part, files)
+    ws = Workspace(Archive(tmp_path / "archive"), Config(path=None), open_secret_store("memory"))
+    try:
+        result = run_import(ws, part)
+        following = ws.archive.db.execute("SELECT count(*) FROM follows").fetchone()[0]
+    finally:
+        ws.archive.close()
+    assert result["status"] == "ok", result
+    assert following == 3  # every subscription still imported
+    said = " ".join(e["error"] for e in result["errors"])
+    expected = f"not valid UTF-8 text at byte {cut}" if damage == "utf-8" else f"NUL byte at byte {cut}"
+    assert expected in said and repr(name) in said and str(part) in said, said

@@ -173,9 +173,12 @@ def _header_key(text: str) -> str:
     return re.sub(r"[\W_]+", "", text.casefold())
 
 
-def _text_stream(raw, source, name: str) -> io.TextIOWrapper:
-    """Decode one CSV entry: UTF-16 (BOM, or NULs in the first bytes), UTF-8 with or
-    without BOM. Undecodable bytes become U+FFFD rather than aborting the file."""
+def _text_stream(source, name: str) -> io.TextIOWrapper:
+    """Decode one CSV (or HTML) entry: UTF-16 (BOM, or NULs in the first bytes), UTF-8 with
+    or without BOM. Undecodable bytes become U+FFFD rather than aborting the file; a UTF-8
+    entry is read through the core's TextReader, so the first NUL byte or invalid UTF-8 in
+    it is named (``text_problem``) for the importer to report."""
+    raw = source.open(name)
     head = raw.peek(4)[:4]
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         encoding = "utf-16"
@@ -187,7 +190,15 @@ def _text_stream(raw, source, name: str) -> io.TextIOWrapper:
         encoding = "utf-16-be"
     else:
         encoding = "utf-8"
+    if encoding.startswith("utf-8"):
+        raw.close()
+        raw = source.open_text(name)
     return io.TextIOWrapper(raw, encoding=encoding, errors="replace", newline="")
+
+
+def text_problem(text: io.TextIOWrapper) -> str | None:
+    """The first NUL byte or invalid UTF-8 of an entry read through ``_text_stream``."""
+    return getattr(text.buffer.raw, "problem", None)
 
 
 @dataclass
@@ -235,7 +246,7 @@ _SUBSCRIPTION_FILE_STEMS = {"subscriptions", "abos", "abonnementen", "abonnement
 
 
 def _open_csv(source, name: str) -> tuple[io.TextIOWrapper, Iterator[list[str]]]:
-    text = _text_stream(source.open(name), source, name)
+    text = _text_stream(source, name)
     return text, csv.reader(text)
 
 
@@ -283,6 +294,9 @@ def _rows(source, csv_file: CsvFile, report) -> Iterator[tuple[int, dict[str, st
             try:
                 row = next(reader)
             except StopIteration:
+                if problem := text_problem(text):
+                    report(f"the bad bytes of {csv_file.name}", f"{problem}; the rest of it was read, with "
+                           "those bytes shown as \ufffd")
                 return
             except csv.Error as error:
                 report(f"line {reader.line_num} of {csv_file.name}", f"unreadable CSV ({error})")
@@ -745,7 +759,7 @@ def takeout_pages(source, ctx, videos_elsewhere: list[str] = ()) -> Iterator[Pag
     for name in source.names():
         if not (name.startswith(f"{root}/") and _stem(name) + ".html" == MY_COMMENTS_PAGE):
             continue
-        with _text_stream(source.open(name), source, name) as text:
+        with _text_stream(source, name) as text:
             for number, comment in comments_from_page(text, owner):
                 if isinstance(comment, ValueError):
                     report(f"comment {number} of {name}", str(comment))
@@ -754,6 +768,9 @@ def takeout_pages(source, ctx, videos_elsewhere: list[str] = ()) -> Iterator[Pag
                 if len(comments) >= COMMENT_PAGE_SIZE:
                     yield Page("export:comments", comments)
                     comments = []
+            if problem := text_problem(text):
+                report(f"the bad bytes of {name}", f"{problem}; the rest of it was read, with those bytes "
+                       "shown as \ufffd")
         if comments:
             yield Page("export:comments", comments)
             comments = []

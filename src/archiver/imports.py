@@ -206,6 +206,70 @@ _JSON_DELTAS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 _JSON_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in _JSON_BRACKETS)
 
 
+class _TextBytes:
+    """What every text entry of an export must be, checked a chunk at a time: no NUL byte
+    and valid UTF-8. ``problem`` says what is wrong and at which byte of the entry, in
+    the same words for JSON (JsonReader fails the entry) and for CSV or HTML (TextReader
+    lets the reader go on and the importer reports it)."""
+
+    def __init__(self, start: int = 0):
+        self.offset = start  # offset in the entry of the next byte checked
+        self._utf8 = codecs.getincrementaldecoder("utf-8")()
+
+    def problem(self, data: bytes) -> str | None:
+        try:
+            nul = data.find(b"\x00")
+            if nul >= 0:
+                return f"it holds a NUL byte at byte {self.offset + nul}: text never does (the file is damaged)"
+            pending = len(self._utf8.getstate()[0])
+            try:
+                self._utf8.decode(data)
+            except UnicodeDecodeError as exc:
+                return (f"it is not valid UTF-8 text at byte {self.offset - pending + exc.start} ({exc.reason}); "
+                        "exports are UTF-8 (the file is damaged, or was re-saved in another encoding)")
+            return None
+        finally:
+            self.offset += len(data)
+
+    def end_problem(self) -> str | None:
+        try:
+            self._utf8.decode(b"", final=True)
+        except UnicodeDecodeError as exc:
+            return f"it ends in the middle of a UTF-8 character ({exc.reason}); the file may be truncated"
+        return None
+
+
+class TextReader(io.RawIOBase):
+    """The bytes of one UTF-8 text entry (a CSV file, an HTML page), unchanged, with the
+    first NUL byte or invalid UTF-8 noted in ``problem`` (file, entry and byte) for the
+    importer to report: one bad byte of a CSV is one bad row, not a failed file."""
+
+    def __init__(self, stream: BinaryIO, source: "ExportSource", name: str):
+        super().__init__()
+        self._stream = stream
+        self._where = f"{source.path}, entry {name!r}"
+        self._checks = _TextBytes()
+        self.problem: str | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        count = self._stream.readinto(buffer) or 0
+        if self.problem is None:
+            found = self._checks.problem(bytes(memoryview(buffer)[:count])) if count else self._checks.end_problem()
+            if found:
+                self.problem = f"{self._where}: {found}"
+        return count
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self._stream.close()
+            finally:
+                super().close()
+
+
 class JsonReader:
     """The bytes of one JSON entry, checked as they are read, before any parser sees them.
 
@@ -229,7 +293,7 @@ class JsonReader:
         self._depth = 0
         self._in_string = False
         self._escaped = False            # the last chunk ended in a string's backslash
-        self._utf8 = codecs.getincrementaldecoder("utf-8")()
+        self._text = _TextBytes(start)
 
     def read(self, size: int = -1) -> bytes:
         data = self._stream.read(size)
@@ -241,17 +305,9 @@ class JsonReader:
         return data
 
     def _check(self, data: bytes) -> None:
-        nul = data.find(b"\x00")
-        if nul >= 0:
-            self._fail(f"it holds a NUL byte at byte {self.bytes_read + nul}: JSON text never does "
-                       "(the file is damaged, or it is not a JSON file)")
-        pending = len(self._utf8.getstate()[0])
-        try:
-            self._utf8.decode(data)
-        except UnicodeDecodeError as exc:
-            self._fail(f"it is not valid UTF-8 text at byte {self.bytes_read - pending + exc.start} "
-                       f"({exc.reason}); JSON exports are UTF-8 (the file is damaged, or was re-saved "
-                       "in another encoding)")
+        problem = self._text.problem(data)
+        if problem:
+            self._fail(problem)
         outside = self._outside_strings(data)
         deltas = memoryview(outside.translate(_JSON_DELTAS, _JSON_NOT_BRACKETS)).cast("b")
         if deltas:
@@ -279,10 +335,9 @@ class JsonReader:
         return outside
 
     def _check_end(self) -> None:
-        try:
-            self._utf8.decode(b"", final=True)
-        except UnicodeDecodeError as exc:
-            self._fail(f"it ends in the middle of a UTF-8 character ({exc.reason}); the file may be truncated")
+        problem = self._text.end_problem()
+        if problem:
+            self._fail(problem)
 
     def _fail_too_deep(self, data: bytes) -> None:
         """Find the byte that crossed the limit (one pass over this chunk, only on failure)."""
@@ -509,6 +564,11 @@ class ExportSource:
         skipped = len(_UTF8_BOM) if stream.peek(3)[:3] == _UTF8_BOM else 0
         stream.read(skipped)
         return JsonReader(stream, self, name, max_depth=self.limits.max_json_depth, start=skipped)
+
+    def open_text(self, name: str) -> io.BufferedReader:
+        """A reader of one UTF-8 text entry (CSV, HTML) whose ``raw.problem`` names the first
+        NUL byte or invalid UTF-8 in it once read (see TextReader)."""
+        return io.BufferedReader(TextReader(self.open(name), self, name), buffer_size=64 * 1024)
 
     def parse_json(self, name: str, **options: Any) -> Iterator[tuple[str, str, Any]]:
         """ijson ``parse`` events (prefix, event, value) of one JSON entry; malformed JSON
@@ -1082,5 +1142,5 @@ def _copy_through_temp_file(source: ExportSource, name: str, target: Path) -> No
             Path(temp_name).unlink(missing_ok=True)
             raise
 
-__all__ = ["ExportFileError", "ExportLimits", "ExportSource", "JsonReader", "NotInExport", "extract_member",
-           "json_nesting_problem", "not_read_note", "open_export"]
+__all__ = ["ExportFileError", "ExportLimits", "ExportSource", "JsonReader", "NotInExport", "TextReader",
+           "extract_member", "json_nesting_problem", "not_read_note", "open_export"]
