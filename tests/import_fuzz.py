@@ -198,7 +198,7 @@ scalar = st.one_of(
 json_value = st.recursive(scalar, lambda inner: st.one_of(
     st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)), max_leaves=6)
 ODD_BYTES = [b"\x00", b"\xff", b"\xc3", b"\xed\xa0\x80", b"\xef\xbb\xbf", b"\"", b"{", b"]", b"\\", b"\n",
-             b"\x1f\x8b", b"PK\x03\x04"]
+             b"\x1f\x8b", b"PK\x03\x04", b"[" * 100_000, b'{"a":' * 2_000]   # the last two: nesting past any limit
 ODD_ENTRY_NAMES = ["../escaped.json", "/absolute.json", "C:/drive.json", "back\\slash.json", "", "folder/",
                    "./", "ü/ñ/日本.json", "x" * 300 + ".json", ".hidden/copy.json", "__MACOSX/._copy.json",
                    "Top Folder/", "a/../../b.json", "nul\x00.json"]
@@ -548,6 +548,12 @@ def run_case(case: Case, root: Path) -> dict:
     from archiver.jobs import Workspace, run_import
     from archiver.secrets import open_secret_store
 
+    if case.seed == "canary-memory":   # proves the limit binds: far more than the headroom
+        return {"status": "ok", "allocated": len(bytearray(4 * MEMORY_HEADROOM))}
+    if case.seed == "canary-hang":     # proves the time limit binds
+        import time
+
+        time.sleep(3600)
     here = root / "case"
     shutil.rmtree(here, ignore_errors=True)
     (here / "input").mkdir(parents=True)
@@ -672,8 +678,9 @@ def _address_space() -> int:
 class Worker:
     """The parent's side: one spawned worker process, replaced when it dies or hangs."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, case_seconds: float = CASE_SECONDS):
         self.root = root
+        self.case_seconds = case_seconds
         self.process = None
         self.connection = None
         self.limit_bytes = 0
@@ -693,18 +700,18 @@ class Worker:
             self._start()
         self.connection.send(case)
         try:
-            if self.connection.poll(CASE_SECONDS):
+            if self.connection.poll(self.case_seconds):
                 return self.connection.recv()
-            outcome = {"status": "hang", "message": f"no answer within {CASE_SECONDS:g} s"}
+            outcome = {"status": "hang", "message": f"no answer within {self.case_seconds:g} s"}
         except EOFError:
             outcome = {"status": "died", "message": f"the worker died (exit code {self.process.exitcode})"}
-        self.stop()
+        self.stop(kill=True)
         outcome["description"] = case.describe()
         return outcome
 
-    def stop(self) -> None:
+    def stop(self, kill: bool = False) -> None:
         if self.process is not None:
-            if self.process.is_alive():
+            if self.process.is_alive() and not kill:
                 try:
                     self.connection.send(None)
                     self.process.join(5)

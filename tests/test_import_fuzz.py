@@ -25,7 +25,7 @@ import os
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from import_fuzz import Case, Worker, cases, one_value_case, seed, unchanged_case
+from import_fuzz import CASE_SECONDS, Case, Worker, cases, one_value_case, seed, unchanged_case
 
 LONG = os.environ.get("ARCHIVER_FUZZ") == "long"
 FUZZ = settings(
@@ -57,6 +57,19 @@ def baselines(worker):
         assert result["rows"]["posts"] > 0 and result["rows"]["people"] > 0, result
         found[name] = result["rows"]
     return found
+
+
+def test_the_workers_limits_bind_and_a_new_worker_takes_over(worker, baselines):
+    # What makes the property mean something: a case over the memory limit comes back as
+    # "memory", one that hangs as "hang", and the next case is answered by a new worker
+    # (about 3 s: the one worker start the suite's run adds).
+    assert worker.run(Case("canary-memory", "x", "json", []))["status"] == "memory"
+    worker.case_seconds = 1
+    try:
+        assert worker.run(Case("canary-hang", "x", "json", []))["status"] == "hang"
+    finally:
+        worker.case_seconds = CASE_SECONDS
+    assert worker.run(unchanged_case("tiktok-old"))["rows"] == baselines["tiktok-old"]
 
 
 def assert_import_holds(result: dict, case: Case, baseline: dict) -> None:
