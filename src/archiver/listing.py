@@ -291,14 +291,18 @@ def record_page(db, account, page: Page, *, failed_ids: Iterable[tuple[str, str,
     """The listing bookkeeping of one page, in its transaction: the listed ids of a full
     listing, the items that could not be archived (``failed_ids``: id, reason, raw, for
     records the writer refused), and the items archived now that once could not be."""
+    from archiver.archive.text import without_nul
+
     account_id, now = account.account_id, now or now_utc()
-    failures = [(u.item_id, u.error, u.raw) for u in page.unmapped] + list(failed_ids)
+    # Ids as the writer stores them (no NUL), or a listed item would never match its row.
+    listed = without_nul(page.listed)
+    failures = without_nul([(u.item_id, u.error, u.raw) for u in page.unmapped] + list(failed_ids))
     if page.listing is not None:
         db.execute("INSERT OR IGNORE INTO listings (account_id, listing, stream, of, started_at) VALUES (?,?,?,?,?)",
                    [account_id, page.listing, page.stream, page.listing_of, now])
-        if page.listed:
+        if listed:
             db.conn.executemany("INSERT OR IGNORE INTO listed_ids (account_id, listing, item_id) VALUES (?,?,?)",
-                                [(account_id, page.listing, item) for item in page.listed])
+                                [(account_id, page.listing, item) for item in listed])
         if failures:
             db.execute("UPDATE listings SET failed = failed + ? WHERE account_id=? AND listing=?",
                        [len(failures), account_id, page.listing])
@@ -308,7 +312,7 @@ def record_page(db, account, page: Page, *, failed_ids: Iterable[tuple[str, str,
             "VALUES (?,?,?,?,?,?,?) ON CONFLICT(account_id, stream, item_id) DO UPDATE SET error=excluded.error, "
             "raw=coalesce(excluded.raw, raw), last_seen_at=excluded.last_seen_at",
             [account_id, page.stream, item_id, error, _raw_json(raw, scrub), now, now])
-    archived = set(page.listed or ()) - {f[0] for f in failures}
+    archived = set(listed or ()) - {f[0] for f in failures}
     if archived:
         chunk = sorted(archived)
         db.execute(f"DELETE FROM unmapped_items WHERE account_id=? AND stream=? AND item_id IN "

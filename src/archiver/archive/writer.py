@@ -10,6 +10,8 @@
   under that origin's own key ("api", "export:<sha256 of the export>").
 - The API is the authority for what it returns; an export only fills what is empty, so
   importing an old export after an API run never turns a caption back.
+- No NUL reaches the database: every record passes through ``without_nul`` (archive.text)
+  as it enters a ``write_*`` method, whether it came from an API or an export.
 
 The caller owns the transaction (the sync runner wraps each page in ``Archive.writing()``).
 """
@@ -24,6 +26,7 @@ from typing import Any, Iterable
 
 from sqlite_utils import Database
 
+from archiver.archive.text import NUL, without_nul
 from archiver.records import Comment, Interaction, ListPage, MediaRef, Person, Post, Profile, Snapshot, now_utc
 
 PROVISIONAL = "provisional:"
@@ -152,6 +155,7 @@ class ArchiveWriter:
         )
 
     def link_media(self, post_id: str, ref: MediaRef, stored: StoredFile, source_url: str) -> None:
+        ref, stored, source_url = without_nul((ref, stored, source_url))
         self.record_media(stored)
         existing = self._one(
             "SELECT sha256, status FROM post_media WHERE platform=? AND post_id=? AND role=? AND position=?",
@@ -203,6 +207,7 @@ class ArchiveWriter:
         ``profile.avatar`` / ``profile.banner`` (None when absent or not downloaded: the
         archive then keeps the picture it had). A replaced value, pictures included, moves
         to profile_versions."""
+        profile, avatar, banner = without_nul((profile, avatar, banner))
         existing = self._one("SELECT * FROM accounts WHERE account_id=?", [self.account_id])
         for picture in (avatar, banner):
             if picture is not None:
@@ -298,6 +303,7 @@ class ArchiveWriter:
     def archived_post_id(self, post: Post) -> str | None:
         """The id of the archived row ``post`` would be written to, or None; reads only
         (the same rule as _resolve_post_id, without re-keying anything)."""
+        post = without_nul(post)
         if post.native_id:
             return post.native_id
         row = self._twin(post, provisional_only=False) if post.created_at else None
@@ -336,6 +342,7 @@ class ArchiveWriter:
     def write_post(self, post: Post, listing: str | None = None) -> str:
         """Upsert one post; returns its post_id. ``listing`` marks it as returned by a
         full listing (see ``tombstone_unlisted``)."""
+        post = without_nul(post)
         post_id, existing = self._resolve_post_id(post)
         incoming = {k: getattr(post, k) for k in (*_POST_CONTENT, *_POST_FIELDS, *_COUNTS)}
         merged = self._merge(existing, incoming, (*_POST_CONTENT, *_POST_FIELDS, *_COUNTS))
@@ -412,20 +419,21 @@ class ArchiveWriter:
         return post_id
 
     def known_post_ids(self, ids: Iterable[str]) -> set[str]:
-        ids = list(ids)
-        if not ids:
+        """Which of ``ids`` (the platform's, as a connector holds them) the archive has."""
+        stored_as = {without_nul(i): i for i in ids}
+        if not stored_as:
             return set()
         rows = self.db.execute(
-            f"SELECT post_id FROM posts WHERE platform=? AND post_id IN ({','.join('?' * len(ids))})",
-            [self.platform, *ids],
+            f"SELECT post_id FROM posts WHERE platform=? AND post_id IN ({','.join('?' * len(stored_as))})",
+            [self.platform, *stored_as],
         ).fetchall()
-        return {r[0] for r in rows}
+        return {stored_as[r[0]] for r in rows}
 
     def tombstone_comments(self, post_id: str, listed: Iterable[str], *, top_level_only: bool = False) -> int:
         """After a complete listing of one post's comments: mark those the API had given
         before and the platform no longer listed (a comment known only from an export is
         left alone). ``top_level_only``: the listing gave no complete replies."""
-        listed = sorted(set(listed))
+        post_id, listed = without_nul(post_id), sorted(set(without_nul(list(listed))))
         cursor = self.db.execute(
             "UPDATE comments SET deleted_at=? WHERE platform=? AND post_id=? AND deleted_at IS NULL "
             "AND EXISTS (SELECT 1 FROM json_each(comments.sources) WHERE json_each.value = 'api') "
@@ -439,6 +447,7 @@ class ArchiveWriter:
 
     def write_interaction(self, item: Interaction) -> None:
         """A like or bookmark of the owner's. Seen again, it keeps its first date."""
+        item = without_nul(item)
         existing = self._one(
             "SELECT * FROM interactions WHERE account_id=? AND kind=? AND target=?",
             [self.account_id, item.kind, item.target],
@@ -465,6 +474,7 @@ class ArchiveWriter:
         """Upsert one identity. ``avatar`` is the stored file of ``person.avatar`` (None when
         there is none or it was not downloaded: the picture the archive holds stays) and
         ``avatar_source`` the link it came from, without its query string."""
+        person, avatar, avatar_source = without_nul((person, avatar, avatar_source))
         existing = self._one(
             "SELECT * FROM people WHERE platform=? AND person_id=?", [self.platform, person.native_id]
         )
@@ -523,6 +533,7 @@ class ArchiveWriter:
         return comment.native_id
 
     def write_comment(self, comment: Comment) -> str:
+        comment = without_nul(comment)
         comment_id = self._resolve_comment_id(comment)
         author_id = self.write_person(comment.author) if comment.author else None
         existing = self._one(
@@ -571,8 +582,12 @@ class ArchiveWriter:
             total = 0
             for membership in snapshot.members:
                 person = membership.person
-                batch.append((person.native_id, membership.since, person.handle, person.display_name,
-                              person.url, person.avatar_url))
+                row = (person.native_id, membership.since, person.handle, person.display_name,
+                       person.url, person.avatar_url)
+                # Members stream by the million: only a row holding a NUL is rebuilt.
+                if NUL in "".join(value for value in row if value):
+                    row = without_nul(row)
+                batch.append(row)
                 if len(batch) >= batch_size:
                     conn.executemany(arrive_sql, batch)
                     total += len(batch)
@@ -591,6 +606,7 @@ class ArchiveWriter:
         follows it; on the ``last`` page, apply the staged list as a snapshot and clear
         its staging (all in the caller's transaction). Returns the snapshot's counts on
         the last page, else None."""
+        page = without_nul(page)
         staged = self._one("SELECT taken_at FROM staged_lists WHERE account_id=? AND kind=?",
                            [self.account_id, page.kind])
         if staged is not None and staged["taken_at"] != page.taken_at:
