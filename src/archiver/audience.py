@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from archiver.inert import csv_cell, vcard_text
 from archiver.records import iso_utc, now_utc
 from archiver.web import web_link
 
@@ -483,17 +484,6 @@ def lost_followers(db, *, platform: str | None = None, days: int = 30, now: str 
 
 # -- export ------------------------------------------------------------------------------------------
 
-_DANGEROUS_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralize_cell(value: Any) -> Any:
-    """A spreadsheet must not run a cell as a formula: text starting with = + - @ (or a
-    tab / carriage return) gets a leading single quote, as OWASP recommends."""
-    if isinstance(value, str) and value.startswith(_DANGEROUS_START):
-        return "'" + value
-    return value
-
-
 def _identity_rows(db, *, platform: str | None, now: str) -> Iterator[dict]:
     """One dict per identity (platform account of a person), straight from a cursor.
 
@@ -617,11 +607,6 @@ def iter_people(db, *, segment: str = "all", platform: str | None = None, since:
     yield from selected
 
 
-def _vcard_escape(value: str) -> str:
-    return (value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "")
-            .replace(",", "\\,").replace(";", "\\;"))
-
-
 def _vcard_fold(line: str) -> str:
     """RFC 2425 folding: lines of at most 75 octets, continued with a leading space."""
     data = line.encode("utf-8")
@@ -640,21 +625,21 @@ def _vcard_fold(line: str) -> str:
 
 def _vcard(person: dict) -> str:
     name = person["display_name"] or (person["_handles"][0][1] if person["_handles"] else person["person_key"])
-    lines = ["BEGIN:VCARD", "VERSION:3.0", f"FN:{_vcard_escape(name)}", f"N:{_vcard_escape(name)};;;;"]
+    lines = ["BEGIN:VCARD", "VERSION:3.0", f"FN:{vcard_text(name)}", f"N:{vcard_text(name)};;;;"]
     nicknames = [h.lstrip("@") for _, h in person["_handles"]]
     if nicknames:
-        lines.append("NICKNAME:" + ",".join(_vcard_escape(n) for n in nicknames))
+        lines.append("NICKNAME:" + ",".join(vcard_text(n) for n in nicknames))
     for plat, url in person["_urls"]:
         if web_link(url):  # contacts apps make it a link: only http(s), like the archive's pages
-            lines.append(f"URL;TYPE={_vcard_escape(plat)}:{_vcard_escape(url)}")
+            lines.append(f"URL;TYPE={vcard_text(plat)}:{vcard_text(url)}")
     note = [f"handles: {person['handles']}"] if person["handles"] else []
     for label, name_ in (("follower since", "follower_since"), ("lost at", "lost_at"),
                          ("last interaction", "last_interaction")):
         if person[name_]:
             note.append(f"{label}: {person[name_]}")
     note.append(f"comments: {person['comment_count']}, engagement score: {person['engagement_score']}")
-    lines.append("NOTE:" + _vcard_escape("\n".join(note)))
-    lines.append(f"UID:archiver-{_vcard_escape(person['person_key'])}")
+    lines.append("NOTE:" + vcard_text("\n".join(note)))
+    lines.append(f"UID:archiver-{vcard_text(person['person_key'])}")
     lines.append("END:VCARD")
     return "".join(_vcard_fold(line) for line in lines)
 
@@ -664,8 +649,8 @@ def export_people(db, out: TextIO, *, segment: str = "all", platform: str | None
     """Write the people of ``segment`` to ``out`` as csv, json (one array) or vcf (vCard
     3.0); returns how many. Streams: rows go out as the cursor yields them.
 
-    CSV columns: ``EXPORT_COLUMNS``; cells that a spreadsheet would run as a formula are
-    neutralised; ``bom`` writes a UTF-8 byte-order mark first (for Excel).
+    CSV columns: ``EXPORT_COLUMNS``; text cells that a spreadsheet would run as a formula
+    are neutralised and vCard values kept to one line (archiver.inert); ``bom`` writes a UTF-8 byte-order mark first (for Excel).
     """
     if fmt not in FORMATS:
         raise AudienceError(f"format: {fmt!r} is not one of {', '.join(FORMATS)}")
@@ -674,10 +659,12 @@ def export_people(db, out: TextIO, *, segment: str = "all", platform: str | None
         out.write("\ufeff")
     count = 0
     if fmt == "csv":
-        writer = csv.writer(out, lineterminator="\r\n")
-        writer.writerow(EXPORT_COLUMNS)
+        # Text always quoted, numbers bare: a reader splitting on ";" or a tab keeps a
+        # text cell whole, and numeric columns stay numbers (archiver.inert).
+        writer = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_NONNUMERIC)
+        out.write(",".join(EXPORT_COLUMNS) + "\r\n")   # plain names: nothing to quote
         for person in people:
-            writer.writerow([neutralize_cell(person[c]) for c in EXPORT_COLUMNS])
+            writer.writerow([csv_cell(person[c]) for c in EXPORT_COLUMNS])
             count += 1
     elif fmt == "json":
         out.write("[")
