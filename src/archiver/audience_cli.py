@@ -179,11 +179,14 @@ def export_cmd(archive, config_path, segment, platform, since, fmt, bom, out_pat
             _fail(f"--since: {since!r} is not a date; expected YYYY-MM-DD")
     db = _open_archive(archive, config_path).db
     if out_path:
-        tmp = out_path + ".part"
-        with open(tmp, "w", encoding="utf-8", newline="") as out:
-            count = lib.export_people(db, out, segment=segment, platform=platform, since=since, fmt=fmt, bom=bom)
         import os
 
+        from archiver.private_files import open_private
+
+        tmp = out_path + ".part"
+        # Private from its creation (0600), like the archive: it lists the person's audience.
+        with open_private(tmp, "w", encoding="utf-8", newline="") as out:
+            count = lib.export_people(db, out, segment=segment, platform=platform, since=since, fmt=fmt, bom=bom)
         os.replace(tmp, out_path)
         click.echo(f"{count} people written to {out_path}", err=True)
     else:

@@ -484,11 +484,14 @@ def serve(archive, config_path, port, open_browser):
 def status(archive, config_path, as_json, show_errors):
     """Per account: last run and result, next run, what the archive holds, files still
     missing, open alerts, export age."""
-    from archiver.status import account_status, media_hole_list, render_status
+    from archiver.status import account_status, media_hole_list, open_folder_warning, render_status
 
     ws = _workspace(archive, config_path)
     if not ws.archive.exists:
         _fail(f"no archive at {ws.archive.folder}: run `archiver init` or `archiver demo` first")
+    warning = open_folder_warning(ws.archive.folder)
+    if warning:
+        click.echo(warning, err=True)   # on stderr: --json output stays one document
     rows = account_status(ws.archive, ws.config)
     holes = None
     if show_errors:

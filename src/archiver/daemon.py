@@ -262,8 +262,12 @@ def setup_daemon_logging(folder: Path, log_file: str, *, stream=None) -> None:
             handler.close()
     path = Path(folder) / log_file
     path.parent.mkdir(parents=True, exist_ok=True)
-    file_handler = logging.handlers.RotatingFileHandler(path, maxBytes=LOG_FILE_BYTES,
-                                                        backupCount=LOG_FILE_BACKUPS, encoding="utf-8")
+    from archiver.private_files import PrivateRotatingFileHandler
+
+    # 0600 from creation, rotated files too: the log names accounts, posts and people.
+    file_handler = PrivateRotatingFileHandler(path, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_BACKUPS,
+                                              encoding="utf-8")
+    file_handler.narrow_backups()
     file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     stdout_handler = logging.StreamHandler(stream or sys.stdout)
     stdout_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))

@@ -105,7 +105,9 @@ def log_requests(fake, path: str) -> None:
     """Have ``fake`` append "METHOD PATH STATUS" to the file ``path`` for every request it
     answers (the path only: a query string could carry a code or a token)."""
     # Open for the life of the process; line-buffered, so it is readable mid-run.
-    log_file = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
+    from archiver.private_files import open_private
+
+    log_file = open_private(path, "a", buffering=1, encoding="utf-8")
     writing = threading.Lock()                                  # requests are served in threads
     answer = fake.handle
 

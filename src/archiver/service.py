@@ -308,6 +308,13 @@ def install_launchd(ws, echo: Callable[[str], None] = print, *, agent_dir: Path 
     path = agent_dir / f"{LAUNCHD_LABEL}.plist"
     existed = path.exists()
     _write_file(path, launchd_plist(ws, executable=executable))
+    # launchd appends to the log file it is given and creates a missing one readable by
+    # everyone: it is created here first, private to the user (0600).
+    from archiver.private_files import open_private
+
+    log_path = Path(_absolute(ws.archive.folder)) / LAUNCHD_LOG_NAME
+    log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    open_private(log_path, "a").close()
     echo(f"{'Replaced' if existed else 'Wrote'} {path}")
     if ws.config.secrets_backend in ("env", "systemd"):
         echo("")

@@ -209,6 +209,24 @@ def _run(db, sql, *params) -> dict | None:
     return run
 
 
+def open_folder_warning(folder) -> str | None:
+    """A warning when other users of the machine may read, list or change the archive
+    folder: it existed before `archiver init` (mkdir's private mode applies only to a new
+    folder), or someone widened it. Names the folder and the command that fixes it."""
+    import os
+    import shlex
+    import stat
+
+    try:
+        mode = stat.S_IMODE(os.stat(folder).st_mode)
+    except OSError:
+        return None
+    if not mode & 0o077:
+        return None
+    return (f"warning: the archive folder {folder} is open to other users (mode {mode:04o}); "
+            f"make it private to you: chmod 700 {shlex.quote(str(folder))}")
+
+
 def _process_alive(pid) -> bool:
     from archiver.sync import _alive
 
