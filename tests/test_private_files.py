@@ -185,3 +185,14 @@ def test_status_names_a_folder_with_spaces_in_a_command_that_works(tmp_path):
     store.close()
     result = _cli("status", "--archive", str(folder))
     assert f"chmod 700 '{folder}'" in result.stderr
+
+
+def test_a_new_archive_database_and_its_wal_files_are_private_from_their_creation(tmp_path, wide_umask):
+    from archiver.archive import Archive
+
+    store = Archive(tmp_path / "archive")
+    with store.writing() as db:
+        db.execute("INSERT INTO sync_state (account_id, stream, state, updated_at) VALUES ('a', 's', '{}', 'now')")
+    files = [store.db_path, Path(f"{store.db_path}-wal"), Path(f"{store.db_path}-shm")]
+    assert [mode_of(path) for path in files] == [0o600] * 3
+    store.close()

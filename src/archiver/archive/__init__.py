@@ -37,10 +37,15 @@ class Archive:
     def db(self) -> Database:
         if self._db is None:
             self.create()
-            fresh = not self.db_path.exists()
+            if not self.db_path.exists():
+                # Created private (0600) before SQLite opens it: a chmod after would leave a
+                # moment when others could open it. SQLite gives its -wal and -shm files the
+                # database file's mode. An empty file is an empty database to SQLite.
+                try:
+                    os.close(os.open(self.db_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+                except FileExistsError:
+                    pass
             db = Database(self.db_path)
-            if fresh:
-                os.chmod(self.db_path, 0o600)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA busy_timeout=30000")
             # WAL + NORMAL is durable against process death (our crash model); a power
