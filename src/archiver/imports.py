@@ -196,14 +196,12 @@ class _GuardedStream(io.RawIOBase):
                 super().close()
 
 
-# JSON scanning (JsonReader): a string is a quote, then anything but a quote or backslash,
-# or a backslash and the character it escapes, up to the closing quote.
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
-_JSON_STRING_REST = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*"', re.S)  # from inside one, to its end
+# JSON scanning (JsonReader): only brackets outside strings count.
 _JSON_BRACKETS = b"[]{}"
 # Outside strings only the brackets matter: "[" / "{" become +1, "]" / "}" -1 (as a signed byte).
 _JSON_DELTAS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 _JSON_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in _JSON_BRACKETS)
+_JSON_NOT_QUOTES_OR_BRACKETS = bytes(byte for byte in range(256) if byte not in _JSON_BRACKETS + b'"')
 
 
 class _TextBytes:
@@ -222,6 +220,8 @@ class _TextBytes:
             if nul >= 0:
                 return f"it holds a NUL byte at byte {self.offset + nul}: text never does (the file is damaged)"
             pending = len(self._utf8.getstate()[0])
+            if not pending and data.isascii():  # ASCII is UTF-8: no need to decode it
+                return None
             try:
                 self._utf8.decode(data)
             except UnicodeDecodeError as exc:
@@ -308,40 +308,44 @@ class JsonReader:
         problem = self._text.problem(data)
         if problem:
             self._fail(problem)
-        outside = self._outside_strings(data)
-        deltas = memoryview(outside.translate(_JSON_DELTAS, _JSON_NOT_BRACKETS)).cast("b")
+        at_start = (self._in_string, self._escaped)
+        brackets = self._outside_strings(data)
+        deltas = memoryview(brackets.translate(_JSON_DELTAS)).cast("b")
         if deltas:
             if max(itertools.accumulate(deltas, initial=self._depth)) > self.max_depth:
-                self._fail_too_deep(data)
+                self._fail_too_deep(data, *at_start)
             self._depth += sum(deltas)
 
     def _outside_strings(self, data: bytes) -> bytes:
-        """The part of ``data`` outside JSON strings, and the string state carried on."""
-        start = 0
-        if self._escaped:  # the byte a backslash at the end of the last chunk escapes
-            start, self._escaped = 1, False
-        if self._in_string:
-            rest = _JSON_STRING_REST.match(data, start)
-            if rest is None:  # the string goes on past this chunk
-                self._escaped = _ends_in_escape(data, start)
-                return b""
-            start, self._in_string = rest.end(), False
-        outside = _JSON_STRING.sub(b"", data[start:])
-        quote = outside.find(b'"')
-        if quote >= 0:  # a string that ends in a later chunk
-            self._in_string = True
-            self._escaped = _ends_in_escape(data, start)
-            outside = outside[:quote]
-        return outside
+        """The brackets of ``data`` that stand outside JSON strings, in order; the string
+        state is carried on to the next chunk.
+
+        Escapes are blanked out first (an escaped backslash before an escaped quote, as a
+        parser reads them, left to right), so every quote left opens or closes a string;
+        then only quotes and brackets are kept, and splitting at the quotes alternates
+        outside / inside. All in C: a Python step per string would cost more than parsing."""
+        if self._escaped:  # the last chunk ended in a string's backslash: it escapes this byte
+            data, self._escaped = b"_" + data[1:], False
+        if b"\\" in data:
+            if b"\\\\" in data:
+                data = data.replace(b"\\\\", b"__")
+            data = data.replace(b'\\"', b"__")
+            if data.endswith(b"\\"):  # what it escapes is in the next chunk
+                data, self._escaped = data[:-1], True
+        pieces = data.translate(None, _JSON_NOT_QUOTES_OR_BRACKETS).split(b'"')
+        outside = pieces[1::2] if self._in_string else pieces[0::2]
+        if len(pieces) % 2 == 0:  # an odd number of quotes: the chunk ends on the other side
+            self._in_string = not self._in_string
+        return b"".join(outside)
 
     def _check_end(self) -> None:
         problem = self._text.end_problem()
         if problem:
             self._fail(problem)
 
-    def _fail_too_deep(self, data: bytes) -> None:
+    def _fail_too_deep(self, data: bytes, in_string: bool, escaped: bool) -> None:
         """Find the byte that crossed the limit (one pass over this chunk, only on failure)."""
-        depth, in_string, escaped = self._depth, self._in_string, self._escaped
+        depth = self._depth
         position = 0
         for position, byte in enumerate(data):
             if escaped:
@@ -378,20 +382,12 @@ class JsonReader:
         self.close()
 
 
-def _ends_in_escape(data: bytes, start: int) -> bool:
-    """Inside a string, whether ``data`` ends in a backslash that escapes the next byte: an
-    odd run of backslashes (pairs escape each other)."""
-    tail = data[start:]
-    return (len(tail) - len(tail.rstrip(b"\\"))) % 2 == 1
-
-
 def json_nesting_problem(data: bytes | str, max_depth: int = ExportLimits.max_json_depth) -> str | None:
     """Why a small JSON text taken from inside an export (a CSV cell, say) must not be
     parsed, or None: nested deeper than ``max_depth`` levels."""
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
-    outside = _JSON_STRING.sub(b"", raw)
-    quote = outside.find(b'"')  # an unterminated string: the rest is inside it
-    outside = outside[:quote] if quote >= 0 else outside
+    plain = raw.replace(b"\\\\", b"__").replace(b'\\"', b"__")  # as JsonReader._outside_strings
+    outside = b"".join(plain.split(b'"')[0::2])
     deltas = memoryview(outside.translate(_JSON_DELTAS, _JSON_NOT_BRACKETS)).cast("b")
     if max(itertools.accumulate(deltas, initial=0)) > max_depth:
         return f"JSON nested more than {max_depth} levels deep"
