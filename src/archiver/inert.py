@@ -44,11 +44,13 @@ _ALSO_SKIPPED = frozenset(",;|\"")
 
 
 def _normal(char: str) -> str:
-    return unicodedata.normalize("NFKC", char)[:1] if ord(char) > 0x7F else char
+    """The character as a spreadsheet that normalises Unicode may see it (NFKC: "＝" is
+    "=", a no-break space a space); possibly several characters ("⩵" is "==")."""
+    return unicodedata.normalize("NFKC", char) if ord(char) > 0x7F else char
 
 
 def _skipped(char: str) -> bool:
-    """A character a spreadsheet may skip before a cell's content (``char`` normalised)."""
+    """A character a spreadsheet may skip before a cell's content."""
     return (char.isspace() or char in _ALSO_SKIPPED
             or unicodedata.category(char) in ("Cc", "Cf", "Zs", "Zl", "Zp"))
 
@@ -63,9 +65,9 @@ def _exposed_formulas(text: str) -> list[int]:
             exposed_at = index + 1
             continue
         normal = _normal(char)
-        if normal and _skipped(normal):
+        if all(_skipped(c) for c in normal):
             continue
-        if exposed_at is not None and normal in FORMULA_STARTS:
+        if exposed_at is not None and normal[0] in FORMULA_STARTS:
             places.append(exposed_at)
         exposed_at = None
     return places
