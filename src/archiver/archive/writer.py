@@ -38,6 +38,7 @@ _POST_FIELDS = ("kind", "created_at", "url", "duration", "width", "height")
 _COUNTS = ("like_count", "comment_count", "share_count", "view_count")
 _PROFILE_FIELDS = ("username", "display_name", "bio", "url", "avatar_sha256", "banner_sha256")
 _ACCOUNT_COUNTS = ("followers", "following", "likes", "posts")
+_ARRIVAL_TEXT = "%s" * 6   # the six values of a snapshot arrival row, as one string
 
 
 @dataclass
@@ -584,8 +585,9 @@ class ArchiveWriter:
                 person = membership.person
                 row = (person.native_id, membership.since, person.handle, person.display_name,
                        person.url, person.avatar_url)
-                # Members stream by the million: only a row holding a NUL is rebuilt.
-                if NUL in "".join(value for value in row if value):
+                # Members stream by the million: one cheap look at the row's text (about
+                # 1 µs), and only a row holding a NUL is rebuilt.
+                if NUL in _ARRIVAL_TEXT % row:
                     row = without_nul(row)
                 batch.append(row)
                 if len(batch) >= batch_size:
