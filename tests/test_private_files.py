@@ -196,3 +196,11 @@ def test_a_new_archive_database_and_its_wal_files_are_private_from_their_creatio
     files = [store.db_path, Path(f"{store.db_path}-wal"), Path(f"{store.db_path}-shm")]
     assert [mode_of(path) for path in files] == [0o600] * 3
     store.close()
+
+
+def test_init_writes_a_config_private_from_its_creation(tmp_path, wide_umask):
+    folder = tmp_path / "fresh"
+    result = _cli("init", "--archive", str(folder))
+    assert result.exit_code == 0, result.output
+    assert mode_of(folder / "config.toml") == 0o600
+    assert mode_of(folder / "archive.db") == 0o600

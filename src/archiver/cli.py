@@ -167,8 +167,10 @@ def init(archive, config_path, force):
     if target.exists() and not force:
         click.echo(f"{target} exists already; left as it is (use --force to overwrite).")
     else:
-        target.write_text(example_config_text(), encoding="utf-8")
-        os.chmod(target, 0o600)
+        from archiver.private_files import open_private
+
+        with open_private(target, "w", encoding="utf-8") as config_file:   # 0600 from its creation
+            config_file.write(example_config_text())
         click.echo(f"wrote {target}")
     click.echo(f"archive folder: {folder} (archive.db, media/)")
     click.echo("next: edit the config, then `archiver auth tiktok` and `archiver export --platform tiktok`.")
@@ -253,10 +255,12 @@ def _add_account_to_config(ws, name: str, platform: str, settings: dict, config_
 
     target = Path(config_path) if config_path else (ws.config.path or ws.archive.folder / CONFIG_NAME)
     if not target.exists():
+        from archiver.private_files import open_private
+
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text("# archiver configuration: every option is explained in config.example.toml (README).\n",
-                          encoding="utf-8")
-        os.chmod(target, 0o600)
+        with open_private(target, "w", encoding="utf-8") as config_file:   # 0600 from its creation
+            config_file.write("# archiver configuration: every option is explained in config.example.toml "
+                              "(README).\n")
     lines = [f"\n[accounts.{name}]", f"platform = {json.dumps(platform)}"]
     lines += [f"{key} = {json.dumps(value)}" for key, value in settings.items()]  # JSON strings are TOML strings
     with open(target, "a", encoding="utf-8") as config_file:
