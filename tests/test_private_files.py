@@ -63,7 +63,19 @@ def test_audience_export_out_is_private_from_its_creation(small_archive, tmp_pat
     result = _cli("audience", "export", "--archive", str(small_archive.folder), "--format", fmt, "--out", str(target))
     assert result.exit_code == 0, result.output
     assert mode_of(target) == 0o600
-    assert not Path(str(target) + ".part").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")] == []
+
+
+def test_audience_export_never_writes_through_a_planted_link(small_archive, tmp_path):
+    """In a shared folder another user may plant FILE.part -> a file of yours: the export
+    must not follow it (today it truncated and overwrote the link's target)."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    target = tmp_path / "audience.csv"
+    Path(str(target) + ".part").symlink_to(victim)
+    assert _cli("audience", "export", "--archive", str(small_archive.folder), "--out", str(target)).exit_code == 0
+    assert victim.read_text() == "keep me"
+    assert "ann" in target.read_text() and not target.is_symlink()
 
 
 def test_audience_export_over_a_readable_file_leaves_a_private_one(small_archive, tmp_path):

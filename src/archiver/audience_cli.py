@@ -180,14 +180,22 @@ def export_cmd(archive, config_path, segment, platform, since, fmt, bom, out_pat
     db = _open_archive(archive, config_path).db
     if out_path:
         import os
+        import tempfile
+        from pathlib import Path
 
-        from archiver.private_files import open_private
-
-        tmp = out_path + ".part"
-        # Private from its creation (0600), like the archive: it lists the person's audience.
-        with open_private(tmp, "w", encoding="utf-8", newline="") as out:
-            count = lib.export_people(db, out, segment=segment, platform=platform, since=since, fmt=fmt, bom=bom)
-        os.replace(tmp, out_path)
+        # A new file of a random name beside the target (mkstemp: created 0600 and never
+        # through a link someone planted there), renamed over it once complete: private
+        # from its creation, like the archive, as it lists the person's audience.
+        target = Path(out_path)
+        handle, tmp = tempfile.mkstemp(prefix=f".{target.name}-", suffix=".part", dir=target.parent)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
+                count = lib.export_people(db, out, segment=segment, platform=platform, since=since, fmt=fmt,
+                                          bom=bom)
+            os.replace(tmp, out_path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
         click.echo(f"{count} people written to {out_path}", err=True)
     else:
         stdout = sys.stdout
