@@ -409,3 +409,11 @@ def test_a_youtube_takeout_csv_names_its_bad_bytes_and_imports_the_rest(tmp_path
     said = " ".join(e["error"] for e in result["errors"])
     expected = f"not valid UTF-8 text at byte {cut}" if damage == "utf-8" else f"NUL byte at byte {cut}"
     assert expected in said and repr(name) in said and str(part) in said, said
+
+
+def test_a_utf16_json_file_is_named_as_utf16(tmp_path):
+    path = tmp_path / "export.json"  # an editor re-saved it as UTF-16
+    path.write_bytes(tiktok_json('"x"').decode().encode("utf-16-le"))
+    with open_export(path) as source, pytest.raises(ExportFileError) as caught:
+        detect_platform(source)
+    assert "it is UTF-16" in str(caught.value) and "not an export file archiver knows" not in str(caught.value)

@@ -217,6 +217,9 @@ class _TextBytes:
     def problem(self, data: bytes) -> str | None:
         try:
             nul = data.find(b"\x00")
+            if nul >= 0 and self.offset + nul < 4:  # "{\0" or "\0{": text in two bytes a character
+                return (f"it holds a NUL byte at byte {self.offset + nul}, at its very start: it is UTF-16 (or "
+                        "binary), not UTF-8 text as exports are (was it re-saved by an editor?)")
             if nul >= 0:
                 return f"it holds a NUL byte at byte {self.offset + nul}: text never does (the file is damaged)"
             pending = len(self._utf8.getstate()[0])
