@@ -163,3 +163,11 @@ def test_a_date_that_is_a_list_or_an_object_is_unreadable_not_a_crash(worker, ba
     # unhandled exception that failed the whole import with a traceback.
     case = one_value_case("tiktok-old", "user_data.json", ("Comment", "Comments", "CommentsList", 0, "Date"), date)
     assert_import_holds(worker.run(case), case, baselines["tiktok-old"])
+
+
+def test_a_car_with_three_bytes_cut_out_names_its_damage(worker, baselines):
+    # The cut leaves a block whose CID bytes are no CID: naming that damaged block in the
+    # run's problems (cid_to_str) raised ValueError, an unhandled exception with a traceback.
+    case = unchanged_case("bluesky")
+    case.container_bytes, case.steps = [("cut", 933, 3)], ["the packed file's bytes: ('cut', 933, 3)"]
+    assert_import_holds(worker.run(case), case, baselines["bluesky"])

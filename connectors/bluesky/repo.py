@@ -81,8 +81,13 @@ class RepoError(ValueError):
 
 
 def cid_to_str(cid: bytes) -> str:
-    """Raw CID bytes (as libipld gives links) -> "bafy…" text."""
-    return libipld.encode_cid(bytes(cid))
+    """Raw CID bytes (as libipld gives links) -> "bafy…" text. Bytes that are no CID (a
+    damaged CAR's framing) give "unreadable-cid:<hex>": naming a damaged block must not
+    fail in turn."""
+    try:
+        return libipld.encode_cid(bytes(cid))
+    except ValueError:
+        return f"unreadable-cid:{bytes(cid)[:40].hex()}"
 
 
 def cid_to_bytes(cid: str | bytes) -> bytes:
