@@ -10,7 +10,7 @@ import zipfile
 from pathlib import Path
 
 from archiver.archive import Archive
-from archiver.config import Config
+from archiver.config import AccountConfig, Config
 from archiver.imports import open_export
 from archiver.jobs import Workspace, run_import
 from archiver_connectors.mastodon.fake_export import archive_name, make_account, write_archive
@@ -19,8 +19,10 @@ from archiver_connectors.youtube.fake_takeout import build_takeout
 from archive_rows import one, rows
 
 
-def workspace(tmp_path: Path) -> Workspace:
-    return Workspace(Archive(tmp_path / "archive"), Config(path=None))
+def workspace(tmp_path: Path, base_url: str | None = None) -> Workspace:
+    """``base_url``: a TikTok account on that server (none configured without it)."""
+    accounts = [AccountConfig(name="main", platform="tiktok", base_url=base_url)] if base_url else []
+    return Workspace(Archive(tmp_path / "archive"), Config(path=None, accounts=accounts))
 
 
 def archived(db) -> dict:
@@ -109,7 +111,7 @@ def test_a_retry_through_another_wrapper_keeps_the_first_wrappers_provenance(tmp
         bare.write_bytes(document)
         first_post = json.loads(document)["Post"]["Posts"]["VideoList"][0]
         refuse.add(httpx.URL(first_post["Link"].splitlines()[0]).path)
-        ws = workspace(tmp_path)
+        ws = workspace(tmp_path, base_url=fake.base_url)   # the export's media links are on loopback
 
         first = run_import(ws, packed, transport=loopback)
         assert first["status"] == "ok" and first["counts"].get("media_failed") == 1, first

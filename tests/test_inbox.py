@@ -7,7 +7,9 @@ really downloads them; the transport lets only 127.0.0.1 through. ``scan_inbox``
 ``now``, so "a file unchanged for ``settle`` seconds" is tested without sleeping; the
 one test of the real `archiver inbox` command waits the real (1 s) settle time.
 
-No account is configured in any of these archives: importing an export needs none.
+Importing an export needs no API access: the one account configured names only where
+the platform lives, the fake on 127.0.0.1 (links in an export may reach loopback only for
+an account whose base URL is there, see src/archiver/links.py).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from archiver_connectors.tiktok.fake import FakeTikTok, FakeTikTokConfig, serve
 from cli_world import run_cli
 
 from archiver.archive import Archive
-from archiver.config import Config, ConfigError, InboxConfig
+from archiver.config import AccountConfig, Config, ConfigError, InboxConfig
 from archiver.inbox import InboxState, move_without_overwrite, scan_inbox
 from archiver.jobs import Workspace
 from archiver.secrets import open_secret_store
@@ -53,9 +55,10 @@ def fake():
 
 
 @pytest.fixture
-def ws(tmp_path):
-    """An archive with an inbox and no account configured."""
-    config = Config(path=None, inbox=InboxConfig(tmp_path / "inbox", interval=60, settle=SETTLE))
+def ws(tmp_path, fake):
+    """An archive with an inbox, and a TikTok account whose platform is the fake."""
+    config = Config(path=None, inbox=InboxConfig(tmp_path / "inbox", interval=60, settle=SETTLE),
+                    accounts=[AccountConfig(name="main", platform="tiktok", base_url=fake.base_url)])
     workspace = Workspace(Archive(tmp_path / "archive"), config, open_secret_store("memory"))
     yield workspace
     workspace.archive.close()

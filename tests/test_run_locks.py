@@ -572,7 +572,7 @@ def test_an_import_with_files_missing_stays_open_and_a_second_import_retries_onl
         return answer(request)
 
     world.fake.handle = handle
-    ws = Workspace.open(tmp_path / "archive")
+    ws = _import_workspace(tmp_path / "archive", world.base_url)
     first = run_import(ws, export_file, transport=loopback)
     assert first["status"] == "ok" and first["counts"].get("media_failed") == 1, first
     assert "--retry-failed" in first["message"]
@@ -595,13 +595,23 @@ def test_an_import_with_files_missing_stays_open_and_a_second_import_retries_onl
     ws.archive.close()
 
 
+def _import_workspace(folder: Path, base_url: str):
+    """An archive whose TikTok account lives on the fake at ``base_url``: the export's
+    media links are on loopback, which only such an account may reach (links.py)."""
+    from archiver.jobs import Workspace
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.toml").write_text(f'[accounts.main]\nplatform = "tiktok"\nbase_url = "{base_url}"\n')
+    return Workspace.open(folder)
+
+
 def _media_requests(world, export_file: Path, loopback, tmp_path: Path) -> list[tuple[str, str]]:
     """The files an import of ``export_file`` downloads (found by importing it into a
     scratch archive)."""
     from archiver.jobs import Workspace, run_import
 
     world.requests.clear()
-    scratch = Workspace.open(tmp_path / "scratch")
+    scratch = _import_workspace(tmp_path / "scratch", world.base_url)
     assert run_import(scratch, export_file, transport=loopback)["status"] == "ok"
     scratch.archive.close()
     return [(m, p) for m, p in world.requests if m == "GET"]
@@ -633,6 +643,7 @@ def test_retry_failed_retries_every_import_with_holes_from_its_file(tmp_path):
             pass
 
     archive = tmp_path / "archive"
+    _import_workspace(archive, fake.base_url).archive.close()   # its account lives on the fake
     env = cli_env(tmp_path / "state")
     cdn = ThreadingHTTPServer(("127.0.0.1", port), Gone)
     threading.Thread(target=cdn.serve_forever, daemon=True).start()

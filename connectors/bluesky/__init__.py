@@ -107,7 +107,7 @@ class BlueskyConnector(Connector):
         import logging
 
         return ApiClient(transport=self.transport, pacer=self._pacer, retry=RETRY_POLICY, cancel=self.cancel,
-                         timeout=120, retry_log_level=logging.DEBUG, **kwargs)
+                         timeout=120, retry_log_level=logging.DEBUG, links=self.link_policy(), **kwargs)
 
     # -- authorization -----------------------------------------------------------------
     def authorize(self, *, echo, open_browser=None, prompt=None, token=None, handle=None, **_) -> str:

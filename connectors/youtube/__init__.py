@@ -378,7 +378,7 @@ class YouTubeConnector(Connector):
             return
         grant = stored.get("refresh_issued_at")
         portability = PortabilityApi(self._portability_base(), tokens, transport=self.transport,
-                                     sleep=self.sleep, cancel=ctx.cancel)
+                                     sleep=self.sleep, cancel=ctx.cancel, links=self.link_policy())
         try:
             state = ctx.state("portability") or {}
             if "jobs" not in state:

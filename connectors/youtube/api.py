@@ -504,10 +504,13 @@ class PortabilityApi:
     """The Data Portability calls: initiate a job, poll its state, reset the grant, and
     stream an archive part from its signed Cloud Storage link (sent without our token)."""
 
-    def __init__(self, base_url: str, tokens: YouTubeTokens, *, transport=None, sleep=None, cancel=None):
+    def __init__(self, base_url: str, tokens: YouTubeTokens, *, transport=None, sleep=None, cancel=None,
+                 links=None):
+        """``links``: the account's links.LinkPolicy; the signed links come from the answer."""
         self.tokens = tokens
         kwargs = {"sleep": sleep} if sleep else {}
-        self.client = ApiClient(base_url, tokens=tokens, transport=transport, cancel=cancel, timeout=120, **kwargs)
+        self.client = ApiClient(base_url, tokens=tokens, transport=transport, cancel=cancel, timeout=120,
+                                links=links, **kwargs)
 
     def _call(self, method: str, path: str, body: dict | None = None) -> dict:
         # initiate is not idempotent (a retry could start a second job); the state poll is.

@@ -91,7 +91,15 @@ class Connector:
 
         kwargs = {"sleep": self.sleep} if self.sleep else {}
         return ApiClient(transport=self.transport, timeout=60, cancel=self.cancel,
-                         retry_log_level=logging.DEBUG, **kwargs)
+                         retry_log_level=logging.DEBUG, links=self.link_policy(), **kwargs)
+
+    def link_policy(self):
+        """Where links taken from data (media, avatars, download links in a payload) may
+        lead for this account: public hosts only, unless the account's own base URL is on
+        loopback (a simulator), see links.py. Every client that fetches such links uses it."""
+        from archiver.links import LinkPolicy
+
+        return LinkPolicy.for_account(self.base_url)
 
     def refresh_media(self, post_ids: list[str]) -> dict[str, list["MediaRef"]]:
         """Fresh media links for archived posts, asked of the platform again: post_id -> its

@@ -289,6 +289,9 @@ class MediaDownloader:
             with ref.opener() as handle:
                 result = self.media.add_file(handle, mime_hint=ref.mime_hint)
         else:
+            # Checked here too, so that a value that is no web link is named as such, even
+            # through a connector's own media client (which checks every request itself).
+            self.links.check_url(ref.url)
             if self._media_client is None:
                 self._media_client = self.connector.media_client()
             result = self._download_url(ref, key, ctx)
@@ -297,6 +300,16 @@ class MediaDownloader:
             raise MediaError(ref.url if ref.opener is None else None, f"content does not match the platform's hash: expected sha256 "
                              f"{ref.sha256}, got {result.sha256}")
         return StoredFile(result.sha256, str(result.path), result.mime, result.size)
+
+    @property
+    def links(self):
+        """Where this account's links may lead (links.LinkPolicy, from the account's base URL)."""
+        if getattr(self, "_links", None) is None:
+            from archiver.links import LinkPolicy
+
+            policy = getattr(self.connector, "link_policy", None)
+            self._links = policy() if policy is not None else LinkPolicy.for_account(self.account.base_url)
+        return self._links
 
     def _download_avatars(self, page: Page, ctx: "SyncContext", stored: dict[int, StoredFile]) -> None:
         """Other people's pictures: of Person records and of comment authors, never of a
@@ -533,15 +546,19 @@ def failure_cause(error: BaseException) -> tuple[str, str]:
     """(cause, detail) of a failed file, for the slot and the summary:
     expired (date), refused (HTTP status), unreachable, hash, missing (from an export), or
     other (the kind of error)."""
-    from archiver.net import NetError
-
     from archiver.imports import NotInExport
+    from archiver.links import BlockedLink
+    from archiver.net import NetError
 
     if isinstance(error, LinkExpired):
         return "expired", f"{error.expired_on:%Y-%m-%d}"
     if isinstance(error, NotInExport):
         return "missing", ""
     text = str(getattr(error, "reason", None) or error)
+    if isinstance(error, BlockedLink) or text.startswith("not fetched:"):
+        return "blocked", ""
+    if "downloads.max_file_gb" in text:
+        return "too large", ""
     if "does not match the platform's hash" in text:
         return "hash", ""
     refused = re.search(r"\bHTTP (4\d\d)\b", text)
@@ -583,6 +600,13 @@ class MediaProblems:
             elif cause == "missing":
                 out.append(f"{files}: named by the export but not in it — the platform left them out; "
                            "a new export may hold them")
+            elif cause == "blocked":
+                out.append(f"{files}: links to a private or local address, or values that are no http(s) link — "
+                           "not fetched (links in exports and payloads may only lead to public hosts); "
+                           "`archiver status --errors` lists them")
+            elif cause == "too large":
+                out.append(f"{files}: larger than the size cap — not kept; raise downloads.max_file_gb in the "
+                           "config if they are real")
             elif cause == "hash":
                 out.append(f"{files}: the bytes did not match the platform's hash — not kept; "
                            "tried again at the start of the next run")

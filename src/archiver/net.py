@@ -419,7 +419,11 @@ class ApiClient:
         sleep: Callable[[float], None] = time.sleep,
         cancel: Callable[[], bool] | None = None,
         retry_log_level: int = logging.WARNING,
+        links: Any = None,
     ) -> None:
+        """``links``: a links.LinkPolicy for a client that fetches links taken from data
+        (media, avatars, signed download links): every request and every redirect hop
+        is checked against it, and connections go only to addresses it allows."""
         self.tokens = tokens
         # Media downloads log their retries at DEBUG: the run ends with one line per
         # cause of the files that failed, not lines per attempt per file.
@@ -430,6 +434,8 @@ class ApiClient:
         self._sleep_fn = sleep
         self._cancel = cancel
         self._refresh_lock = threading.Lock()
+        if links is not None:
+            transport = links.transport(transport)
         self._client = httpx.Client(
             base_url=base_url,
             transport=transport,
