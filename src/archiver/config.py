@@ -93,6 +93,28 @@ class DaemonConfig:
 
 
 @dataclass
+class DownloadLimits:
+    """[downloads]: bounds on one media file, whoever serves it (an export may name any
+    server; a server may send without end, or one byte a second)."""
+
+    max_file_gb: float = 20                 # a file larger than this is not kept (a long 4K video is ~10 GB)
+    max_file_hours: float = 6               # one file may take this long at most, resumes included
+    min_kb_per_second: float = 1            # slower than this over a minute, a download is cut off
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_gb * 1_000_000_000)
+
+    @property
+    def max_file_seconds(self) -> float:
+        return self.max_file_hours * 3600
+
+    @property
+    def min_bytes_per_second(self) -> float:
+        return self.min_kb_per_second * 1000
+
+
+@dataclass
 class Config:
     path: Path | None
     archive_path: Path | None = None
@@ -102,6 +124,7 @@ class Config:
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    downloads: DownloadLimits = field(default_factory=DownloadLimits)
 
     def find_accounts(self, platform: str | None = None, name: str | None = None) -> list[AccountConfig]:
         found = [
@@ -202,9 +225,9 @@ def load_config(path: Path, known_platforms: dict[str, Any] | None = None) -> Co
 
     config = Config(path=path)
     for top in data:
-        if top not in ("archive", "secrets", "accounts", "inbox", "notify", "daemon", "alerts"):
+        if top not in ("archive", "secrets", "accounts", "inbox", "notify", "daemon", "alerts", "downloads"):
             raise fail(None, top, data[top], "one of the tables [archive], [secrets], [accounts.<name>], "
-                       "[inbox], [alerts], [notify.*], [daemon]")
+                       "[inbox], [alerts], [notify.*], [daemon], [downloads]")
 
     archive = data.get("archive", {})
     if "path" in archive:
@@ -322,6 +345,12 @@ def _load_service_tables(data: dict, config: Config, fail) -> None:
             raise fail("alerts", key, value, "a number above 0")
     daemon = _check_table(data, "daemon", {"max_parallel": int, "log_file": str, "stop_timeout": int}, fail)
     config.daemon = DaemonConfig(**daemon)
+    downloads = _check_table(data, "downloads", {"max_file_gb": (int, float), "max_file_hours": (int, float),
+                                                  "min_kb_per_second": (int, float)}, fail)
+    for key, value in downloads.items():
+        if value <= 0:
+            raise fail("downloads", key, value, "a number above 0")
+    config.downloads = DownloadLimits(**downloads)
     notify = data.get("notify", {})
     if not isinstance(notify, dict):
         raise fail(None, "notify", notify, "tables [notify.command], [notify.webhook], [notify.email]")

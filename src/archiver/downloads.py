@@ -24,6 +24,7 @@ from archiver.archive.writer import StoredFile
 from archiver.records import Comment, MediaRef, Page, Person, Post, Profile
 
 if TYPE_CHECKING:
+    from archiver.config import DownloadLimits
     from archiver.sync import SyncContext
 
 log = logging.getLogger("archiver.sync")
@@ -32,13 +33,17 @@ log = logging.getLogger("archiver.sync")
 class MediaDownloader:
     """Downloads the media of one account's pages into the archive's media store."""
 
-    def __init__(self, archive: Archive, connector, *, progress: Callable[[str], None] | None = None) -> None:
+    def __init__(self, archive: Archive, connector, *, progress: Callable[[str], None] | None = None,
+                 limits: "DownloadLimits | None" = None) -> None:
+        """``limits``: the bounds of one download ([downloads] in the config)."""
+        from archiver.config import DownloadLimits
         from archiver.media import MediaStore
 
         self.archive = archive
         self.connector = connector
         self.account = connector.account
-        self.media = MediaStore(archive.media_root)
+        self.limits = limits or DownloadLimits()
+        self.media = MediaStore(archive.media_root, limits=self.limits)
         self._media_client = None
         self._avatar_problems = _AvatarProblems()
         self.problems = MediaProblems()
@@ -55,7 +60,7 @@ class MediaDownloader:
         from archiver.media import MediaStore
 
         if tmp is not None:
-            self.media = MediaStore(self.archive.media_root, tmp=tmp)
+            self.media = MediaStore(self.archive.media_root, tmp=tmp, limits=self.limits, clock=self.media.clock)
         self._avatar_problems = _AvatarProblems()
         self.problems = MediaProblems()
         self._host_failures = {}
@@ -80,6 +85,7 @@ class MediaDownloader:
         slot's own link is tried again, unless it is a signed link that has expired (its
         query, the signature, is never stored). Each slot commits on its own."""
         from archiver.archive.writer import PROVISIONAL, ArchiveWriter
+        from archiver.media import DiskFull
         from archiver.net import Cancelled, scrubber
 
         limit = self.REPAIRS_PER_RUN if limit is None else limit
@@ -126,7 +132,7 @@ class MediaDownloader:
             try:
                 file = self._fetch_unless_host_down(ref, key, ctx)
                 counts["media_repaired"] += 1
-            except Cancelled:
+            except (Cancelled, DiskFull):
                 raise
             except Exception as error:  # noqa: BLE001 - per slot, like any download
                 file = self._failed(ctx, f"{role} of {post_id} ({scrubber.url(ref.url)})", error)
@@ -170,6 +176,8 @@ class MediaDownloader:
         this export already gave is not copied again (see _held_export_file)."""
         from archiver.net import Cancelled, scrubber
 
+        from archiver.media import DiskFull
+
         export_sha256 = source.split(":", 1)[1] if source.startswith("export:") else None
         copied: list[tuple[str, str, int, str]] = []
         stored: dict[int, StoredFile] = {}
@@ -197,7 +205,7 @@ class MediaDownloader:
                     continue
                 try:
                     file = self._fetch_unless_host_down(ref, key, ctx)
-                except Cancelled:
+                except (Cancelled, DiskFull):   # the run stops: the page is not committed
                     raise
                 except Exception as error:  # any failure is per-item
                     file = self._failed(ctx, f"{ref.role} of {owner} ({scrubber.url(ref.url)})", error)
@@ -317,6 +325,7 @@ class MediaDownloader:
         archive holds none for that person or their link (without its query) changed, and
         once per link in a page. A failure is counted for one summary line at the end of
         the run (see _AvatarProblems), never reported per person, never failing the page."""
+        from archiver.media import DiskFull
         from archiver.net import Cancelled
 
         wanted: list[Person] = []
@@ -340,7 +349,7 @@ class MediaDownloader:
                     try:
                         file = self._fetch(ref, key, ctx)
                         self._avatar_problems.succeeded(source)
-                    except Cancelled:
+                    except (Cancelled, DiskFull):
                         raise
                     except Exception as error:  # noqa: BLE001 - counted, summarized once per run
                         self._avatar_problems.failed(source, error)

@@ -82,7 +82,7 @@ def run_export(ws: Workspace, account: AccountConfig, *, full: bool = False, can
     connector = get_connector(account.platform)(account, ws.secrets, transport=transport, sleep=sleep,
                                                 cancel=cancel)
     try:
-        runner = Runner(ws.archive, connector, progress=progress)
+        runner = Runner(ws.archive, connector, progress=progress, limits=ws.config.downloads)
         return runner.run(connector.pages, kind="export", mode="full" if full else "incremental",
                           full=full, cancel=cancel, wait=wait)
     finally:
@@ -193,7 +193,7 @@ def _import_locked(ws: Workspace, path: Path, source, account: AccountConfig, pl
     # headless machine without a keyring (or the daemon's inbox) can still import.
     connector = get_connector(platform)(account, _SecretsOnDemand(ws), transport=transport, cancel=cancel)
     try:
-        runner = Runner(ws.archive, connector, progress=progress)
+        runner = Runner(ws.archive, connector, progress=progress, limits=ws.config.downloads)
         if seen:   # imported before with holes: only the files still missing are tried again
             pages = lambda ctx: only_holes(connector.import_pages(source, ctx), ctx)  # noqa: E731
             mode = f"{path.name} (files missing from the import of {seen[0]})"

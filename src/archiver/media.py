@@ -11,15 +11,22 @@ Beside a ``.part`` lies its ``.part.validator``: the ETag (or Last-Modified) of 
 the bytes came from. A resume sends it as ``If-Range``, so a server whose file changed in
 between answers with the whole new file (200), never with the tail of the new one to
 append to the head of the old one. A ``.part`` without a validator is started over.
+
+Every download is bounded (config.DownloadLimits, the [downloads] table): a size cap per
+file, a total time per file and a minimum rate, so a server that sends without end, or a
+byte a second, costs neither the disk nor the night. A full disk removes the partial file
+and stops the run (DiskFull): nothing half-written is left for the next run to trip on.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import logging
 import os
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +35,7 @@ from typing import Any, BinaryIO, Callable, Iterator
 import httpx
 
 from . import crashpoints
+from .config import DownloadLimits
 from .net import Cancelled, NetError, scrubber
 
 log = logging.getLogger(__name__)
@@ -68,6 +76,27 @@ class MediaError(Exception):
         self.url = scrubber.url(url) if url else None
         self.reason = scrubber.text(reason)
         super().__init__(f"{self.url}: {self.reason}" if self.url else self.reason)
+
+
+class DiskFull(Exception):
+    """The disk holding the media store is full. Not one file's problem: the run stops
+    (the page being fetched is not committed), and the partial file is already gone."""
+
+    def __init__(self, folder: Path, needed: int) -> None:
+        self.folder = folder
+        self.needed = needed
+        megabytes = max(1, -(-needed // 1_000_000))
+        super().__init__(f"disk full: {megabytes} MB needed in {folder}; nothing of the unfinished page was kept; "
+                         "free some space and run again")
+
+
+# Errors of a write that mean "no space": the disk, or the user's quota on it.
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def write_bytes(out: BinaryIO, chunk: bytes) -> None:
+    """The one place media bytes reach the disk (a test makes the disk full here)."""
+    out.write(chunk)
 
 
 def sniff_extension(head: bytes) -> str | None:
@@ -124,11 +153,16 @@ class _RestartDownload(Exception):
 
 
 class MediaStore:
-    def __init__(self, root: Path, *, tmp: Path | None = None) -> None:
+    def __init__(self, root: Path, *, tmp: Path | None = None, limits: DownloadLimits | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         """``tmp``: where partial files go; a run passes its own folder (run_folders.py),
-        so one run never touches another's partial files."""
+        so one run never touches another's partial files. ``limits``: the bounds of one
+        download ([downloads] in the config). ``clock``: seconds, for the time and rate
+        bounds (a fake clock in tests)."""
         self.root = Path(root)
         self.tmp = Path(tmp) if tmp is not None else self.root / ".tmp"
+        self.limits = limits or DownloadLimits()
+        self.clock = clock
         for folder in (self.root, self.tmp):
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             os.chmod(folder, 0o700)  # private even if it already existed or umask widened it
@@ -162,10 +196,16 @@ class MediaStore:
         part = self.tmp / (hashlib.sha1(key.encode()).hexdigest() + ".part")
         last_problem = "no attempt made"
         whole_again = False
+        started = self.clock()   # the total time per file counts every attempt
         for _ in range(max(1, attempts)):
             resumed = part.exists() and part.stat().st_size > 0
             try:
-                content_type = self._fetch_into(client, url, part, cancel, on_progress)
+                content_type = self._fetch_into(client, url, part, cancel, on_progress, started=started)
+            except (_TooLarge, DiskFull):
+                # Neither bytes past the cap nor a file cut by a full disk are worth resuming.
+                part.unlink(missing_ok=True)
+                _validator_path(part).unlink(missing_ok=True)
+                raise
             except _RestartDownload:
                 part.unlink(missing_ok=True)
                 _validator_path(part).unlink(missing_ok=True)
@@ -194,9 +234,11 @@ class MediaStore:
 
     def _fetch_into(
         self, client: Any, url: str, part: Path, cancel: Callable[[], bool] | None,
-        on_progress: Callable[[int, int | None], None] | None = None,
+        on_progress: Callable[[int, int | None], None] | None = None, *, started: float | None = None,
     ) -> str | None:
         """One request: append to (or restart) ``part``. Returns the Content-Type."""
+        limits = self.limits
+        started = self.clock() if started is None else started
         have = part.stat().st_size if part.exists() else 0
         validator = _read_validator(part) if have else None
         if have and validator is None:
@@ -228,17 +270,33 @@ class MediaStore:
             else:
                 raise MediaError(url, f"HTTP {status}")
             expected = _expected_size(response, have, total)
+            if expected is not None and expected > limits.max_file_bytes:
+                raise _TooLarge(url, f"the server announces {_size(expected)}, above the cap of "
+                                     f"{_size(limits.max_file_bytes)} (downloads.max_file_gb in the config): not downloaded")
             written = have
-            with _open_private(part, mode) as out:
+            rate = _RateCheck(self.clock, limits.min_bytes_per_second)
+            with self._writing(part, mode, needed=expected) as out:
                 for chunk in response.iter_bytes():  # as received, so a cut keeps every byte
                     if cancel is not None and cancel():
                         raise Cancelled("cancelled during download")
-                    out.write(chunk)
+                    if written + len(chunk) > limits.max_file_bytes:
+                        raise _TooLarge(url, f"the file goes on past the cap of {_size(limits.max_file_bytes)} "
+                                             "(downloads.max_file_gb in the config): cut off, nothing kept")
+                    write_bytes(out, chunk)
                     if written == have:  # once a response, however the body is chunked
                         crashpoints.reached("download", cut=out)
                     written += len(chunk)
                     if on_progress is not None:
                         on_progress(written, expected)
+                    now = self.clock()
+                    if now - started > limits.max_file_seconds:
+                        raise MediaError(url, f"timed out: still downloading after {limits.max_file_hours:g} h "
+                                              "(downloads.max_file_hours in the config), at "
+                                              f"{_size(written)}; the rest is asked for on the next run")
+                    if rate.too_slow(len(chunk), now):
+                        raise MediaError(url, f"timed out: the server sent {rate.last_rate:.0f} bytes/s for "
+                                              f"{rate.WINDOW:.0f} s, below downloads.min_kb_per_second = "
+                                              f"{limits.min_kb_per_second:g}; the rest is asked for on the next run")
                 out.flush()
                 os.fsync(out.fileno())
             if expected is not None and written < expected:
@@ -263,19 +321,37 @@ class MediaStore:
                     source: BinaryIO = stack.enter_context(open(src_path, "rb"))
                 else:
                     source = src_path
-                out = stack.enter_context(_open_private(part, "wb"))
+                out = stack.enter_context(self._writing(part, "wb", needed=None))
                 while chunk := source.read(CHUNK_SIZE):
                     if len(head) < SNIFF_BYTES:
                         head = (head + chunk)[:SNIFF_BYTES]
                     digest.update(chunk)
                     size += len(chunk)
-                    out.write(chunk)
+                    if size > self.limits.max_file_bytes:
+                        raise MediaError(None, f"the file is larger than the cap of {_size(self.limits.max_file_bytes)} "
+                                               "(downloads.max_file_gb in the config): not copied")
+                    write_bytes(out, chunk)
                 out.flush()
                 os.fsync(out.fileno())
             return self._finish(part, content_type=None, mime_hint=mime_hint,
                                 hashed=(digest.hexdigest(), size, head))
         finally:
             part.unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def _writing(self, part: Path, mode: str, *, needed: int | None) -> Iterator[BinaryIO]:
+        """``part`` opened for writing; when the disk is full, the partial file is removed
+        and DiskFull raised (``needed``: the file's whole size, when known)."""
+        try:
+            with _open_private(part, mode) as out:
+                yield out
+        except OSError as error:
+            if error.errno not in _NO_SPACE:
+                raise
+            have = part.stat().st_size if part.exists() else 0
+            part.unlink(missing_ok=True)
+            _validator_path(part).unlink(missing_ok=True)
+            raise DiskFull(self.root, max(needed or 0, have + CHUNK_SIZE)) from None
 
     # -- the shared last step -----------------------------------------------------------
 
@@ -354,6 +430,36 @@ class MediaStore:
                     digest.update(chunk)
             if digest.hexdigest() != name:
                 yield rel, f"content does not match its name (sha256 is {digest.hexdigest()})"
+
+
+class _TooLarge(MediaError):
+    """A file over the size cap: its bytes are dropped."""
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n} bytes"
+
+
+class _RateCheck:
+    """A download slower than ``min_rate`` bytes/s over a whole window is cut off (a
+    server trickling a byte a second never times out a read)."""
+
+    WINDOW = 60.0
+
+    def __init__(self, clock: Callable[[], float], min_rate: float) -> None:
+        self.min_rate = min_rate
+        self.window_start = clock()
+        self.window_bytes = 0
+        self.last_rate = 0.0
+
+    def too_slow(self, received: int, now: float) -> bool:
+        self.window_bytes += received
+        elapsed = now - self.window_start
+        if elapsed < self.WINDOW:
+            return False
+        self.last_rate = self.window_bytes / elapsed
+        self.window_start, self.window_bytes = now, 0
+        return self.last_rate < self.min_rate
 
 
 def _expected_size(response: httpx.Response, have: int, total: int | None) -> int | None:

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator
 
 from archiver.archive import Archive
 from archiver.archive.writer import ArchiveWriter
-from archiver.config import AccountConfig
+from archiver.config import AccountConfig, DownloadLimits
 from archiver.downloads import MediaDownloader, _avatar_source
 from archiver.records import Comment, CommentsListed, Interaction, ListPage, Page, Person, Post, Profile, Snapshot, now_utc
 
@@ -247,12 +247,14 @@ def _alive(pid: int) -> bool:
 class Runner:
     """Drives pages from a connector into the archive and keeps the run record."""
 
-    def __init__(self, archive: Archive, connector, *, progress: Callable[[str], None] | None = None):
+    def __init__(self, archive: Archive, connector, *, progress: Callable[[str], None] | None = None,
+                 limits: DownloadLimits | None = None):
+        """``limits``: the bounds of one download ([downloads] in the config)."""
         self.archive = archive
         self.connector = connector
         self.account: AccountConfig = connector.account
         self.progress = progress or (lambda message: log.info("%s", message))
-        self.downloads = MediaDownloader(archive, connector, progress=self.progress)
+        self.downloads = MediaDownloader(archive, connector, progress=self.progress, limits=limits)
         # A progress reporter that can draw a bar for a long download says so (cli._progress).
         self.downloads.on_bytes = getattr(progress, "bytes", None)
         self.media = self.downloads.media
@@ -322,6 +324,7 @@ class Runner:
 
     def _run_pages(self, pages, ctx: SyncContext, run_id: int, *, cancel, source: str) -> dict[str, Any]:
         from archiver.imports import ExportFileError
+        from archiver.media import DiskFull
         from archiver.net import Cancelled, NetError, scrubber
 
         self._page_numbers = {}
@@ -354,7 +357,7 @@ class Runner:
             self.downloads.summarize(ctx, counts)
             self._end_run(run_id, status, counts, ctx.errors, message)
             raise
-        except (NetError, RunFailed, ExportFileError) as error:
+        except (NetError, RunFailed, ExportFileError, DiskFull) as error:
             status, message = "failed", str(error)
             failure_kind = error.kind if isinstance(error, NetError) else None
         except Exception as error:  # a bug or an unexpected payload: record it, keep the archive
