@@ -398,3 +398,15 @@ def test_the_downloads_table_of_the_config(tmp_path):
         load_config(path)
     path.write_text("[archive]\n")
     assert load_config(path).downloads.max_file_bytes == 20 * 10**9
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "LOCALHOST", "2130706433", "0x7f000001", "127.1",
+                                  "0.0.0.0", "[::1]", "[::ffff:127.0.0.1]", "[::ffff:7f00:1]"])
+def test_every_spelling_of_loopback_is_refused(tmp_path, target, host):
+    """Spellings of this machine that the system's resolver turns into 127.0.0.1 (or ::1)
+    without asking any DNS: the real resolver is used, and the check is on its answer."""
+    media = MediaStore(tmp_path / "media")
+    client = ApiClient(links=LinkPolicy.for_account("https://api.linkland.example"), sleep=lambda s: None)
+    with client, pytest.raises(MediaError, match="not fetched: .* is a private or local address"):
+        media.download(client, target.url("/a.jpg", host), key="k", attempts=1)
+    assert target.connections == 0

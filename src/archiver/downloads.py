@@ -48,6 +48,7 @@ class MediaDownloader:
         self._avatar_problems = _AvatarProblems()
         self.problems = MediaProblems()
         self._host_failures: dict[str, int] = {}
+        self._links = None   # the account's links.LinkPolicy, made at the first download
         # What "now" is when a link's own expiry is checked (a fake clock in tests).
         self.clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)
         # Told (name, bytes so far, expected size or None) while a file downloads: the
@@ -312,7 +313,7 @@ class MediaDownloader:
     @property
     def links(self):
         """Where this account's links may lead (links.LinkPolicy, from the account's base URL)."""
-        if getattr(self, "_links", None) is None:
+        if self._links is None:
             from archiver.links import LinkPolicy
 
             policy = getattr(self.connector, "link_policy", None)

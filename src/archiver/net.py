@@ -25,11 +25,14 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterator, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
 from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 
 import httpx
 import tenacity
+
+if TYPE_CHECKING:
+    from archiver.links import LinkPolicy
 
 log = logging.getLogger(__name__)
 
@@ -419,7 +422,7 @@ class ApiClient:
         sleep: Callable[[float], None] = time.sleep,
         cancel: Callable[[], bool] | None = None,
         retry_log_level: int = logging.WARNING,
-        links: Any = None,
+        links: "LinkPolicy | None" = None,
     ) -> None:
         """``links``: a links.LinkPolicy for a client that fetches links taken from data
         (media, avatars, signed download links): every request and every redirect hop
