@@ -410,3 +410,35 @@ def test_every_spelling_of_loopback_is_refused(tmp_path, target, host):
     with client, pytest.raises(MediaError, match="not fetched: .* is a private or local address"):
         media.download(client, target.url("/a.jpg", host), key="k", attempts=1)
     assert target.connections == 0
+
+
+def test_a_full_disk_while_copying_a_file_out_of_an_export_fails_the_run_and_leaves_nothing(tmp_path, monkeypatch):
+    import io
+
+    import archiver.media
+
+    archive = Archive(tmp_path / "archive")
+    real_write = archiver.media.write_bytes
+
+    def no_space(out, chunk: bytes) -> None:
+        real_write(out, chunk[:10])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def page() -> Page:
+        refs = [MediaRef(name, "image", position, opener=lambda body=body: io.BytesIO(body))
+                for position, (name, body) in enumerate([("media/a.jpg", JPEG), ("media/b.png", PNG)])]
+        return Page("posts", [Post(native_id="1", created_at="2026-11-01T00:00:00Z", media=refs)],
+                    state={"done": True})
+
+    def import_once() -> dict:
+        runner = Runner(archive, Platform(), progress=lambda line: None)
+        return runner.run(lambda ctx: iter([page()]), kind="import", mode="export.zip", source="export:" + "0" * 64)
+
+    monkeypatch.setattr(archiver.media, "write_bytes", no_space)
+    failed = import_once()
+    assert failed["status"] == "failed" and failed["message"].startswith("disk full: 1 MB needed in "), failed
+    assert parts(archive.media_root) == [] and archive.db.execute("SELECT count(*) FROM posts").fetchone()[0] == 0
+    monkeypatch.setattr(archiver.media, "write_bytes", real_write)
+    again = import_once()
+    assert again["status"] == "ok" and again["counts"]["media_saved"] == 2, again
+    archive.close()
