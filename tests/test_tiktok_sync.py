@@ -501,6 +501,33 @@ def test_portability_ongoing_requests_polls_opaque_statuses_then_imports(tmp_pat
     assert h.state("portability")["request_id"] == str(again[0].json()["data"]["request_id"]) != str(request_id)
 
 
+def test_a_full_disk_during_the_portability_download_leaves_no_half_zip(tmp_path, monkeypatch):
+    """The disk fills up while the export zip streams in: the run fails saying so, no half
+    zip is left in the archive, and the next run (space again) imports the export."""
+    import errno
+
+    from archiver_connectors.tiktok.api import TikTokApi
+
+    h = portability_harness(tmp_path, "single")
+    for _ in range(2):                 # pending, processing
+        assert h.run()["status"] == "ok"
+    real_download = TikTokApi.portability_download
+
+    def disk_fills_up(self, request_id, dest):
+        dest.write(b"PK\x03\x04" + b"\x00" * 5000)
+        raise OSError(errno.ENOSPC, "No space left on device", str(getattr(dest, "name", "")))
+
+    monkeypatch.setattr(TikTokApi, "portability_download", disk_fills_up)
+    failed = h.run()
+    assert failed["status"] == "failed", failed
+    assert failed["message"].startswith(f"disk full in {h.archive.folder} (No space left on device: "), failed
+    assert "nothing of the unfinished page was kept" in failed["message"]
+    assert list(h.archive.folder.rglob("tiktok-portability-*")) == []
+    monkeypatch.setattr(TikTokApi, "portability_download", real_download)
+    assert h.run()["status"] == "ok"
+    assert h.value("SELECT count(*) FROM follows WHERE kind='followers'") == 40
+
+
 def test_portability_single_scope_never_asks_twice(tmp_path):
     h = portability_harness(tmp_path, "single")
     for _ in range(3):                 # pending, processing, ready

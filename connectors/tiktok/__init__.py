@@ -216,8 +216,12 @@ class TikTokConnector(Connector):
             ctx.save_state("portability", {})
             return
         zip_path = ctx.temp_folder / f"tiktok-portability-{request_id}.zip"
-        with open(zip_path, "wb") as handle:
-            ready = api.portability_download(request_id, handle)
+        try:
+            with open(zip_path, "wb") as handle:
+                ready = api.portability_download(request_id, handle)
+        except BaseException:   # cut off, or the disk is full: no half zip is left behind
+            zip_path.unlink(missing_ok=True)
+            raise
         if not ready:
             zip_path.unlink(missing_ok=True)
             log.info("TikTok export %s not ready yet (status %r); checking again next run", request_id, status)

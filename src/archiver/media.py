@@ -90,8 +90,9 @@ class DiskFull(Exception):
                          "free some space and run again")
 
 
-# Errors of a write that mean "no space": the disk, or the user's quota on it.
-_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+def no_space(error: BaseException) -> bool:
+    """A write refused for want of space: on the disk, or in the user's quota on it."""
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def write_bytes(out: BinaryIO, chunk: bytes) -> None:
@@ -346,7 +347,7 @@ class MediaStore:
             with _open_private(part, mode) as out:
                 yield out
         except OSError as error:
-            if error.errno not in _NO_SPACE:
+            if not no_space(error):
                 raise
             have = part.stat().st_size if part.exists() else 0
             part.unlink(missing_ok=True)

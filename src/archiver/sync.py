@@ -324,7 +324,7 @@ class Runner:
 
     def _run_pages(self, pages, ctx: SyncContext, run_id: int, *, cancel, source: str) -> dict[str, Any]:
         from archiver.imports import ExportFileError
-        from archiver.media import DiskFull
+        from archiver.media import DiskFull, no_space
         from archiver.net import Cancelled, NetError, scrubber
 
         self._page_numbers = {}
@@ -362,8 +362,12 @@ class Runner:
             failure_kind = error.kind if isinstance(error, NetError) else None
         except Exception as error:  # a bug or an unexpected payload: record it, keep the archive
             status = "failed"
-            message = f"{type(error).__name__}: {error}"
-            log.error("run failed: %s", scrubber.text("".join(traceback.format_exception(error))))
+            if no_space(error):   # an export file being fetched, a temporary file …
+                message = (f"disk full in {self.archive.folder} ({error.strerror}: {error.filename or 'a file'}); "
+                           "nothing of the unfinished page was kept; free some space and run again")
+            else:
+                message = f"{type(error).__name__}: {error}"
+                log.error("run failed: %s", scrubber.text("".join(traceback.format_exception(error))))
         finally:
             self.downloads.close()
         self.downloads.summarize(ctx, counts)
