@@ -442,3 +442,19 @@ def test_a_full_disk_while_copying_a_file_out_of_an_export_fails_the_run_and_lea
     again = import_once()
     assert again["status"] == "ok" and again["counts"]["media_saved"] == 2, again
     archive.close()
+
+
+def test_a_signed_download_link_from_a_payload_is_held_to_the_accounts_policy(tmp_path, target):
+    """YouTube's Data Portability answer names the links its archive parts download from:
+    for an account on the real Google (no base URL), a link to 127.0.0.1 is not fetched."""
+    from archiver.links import BlockedLink
+    from archiver_connectors.youtube import YouTubeConnector
+    from archiver_connectors.youtube.api import PortabilityApi
+
+    connector = YouTubeConnector(AccountConfig(name="main", platform="youtube"), secrets=None)
+    portability = PortabilityApi("https://dataportability.googleapis.com", tokens=None,
+                                 links=connector.link_policy(), sleep=lambda s: None)
+    with open(tmp_path / "part.zip", "wb") as dest, pytest.raises(BlockedLink, match="127.0.0.1 is a private"):
+        portability.download(target.url("/a.jpg"), dest)
+    portability.client.close()
+    assert target.connections == 0
