@@ -82,7 +82,7 @@ class Target:
                 elif self.path == "/endless":
                     self._chunked(lambda: True, b"\x00" * 65536)
                 elif self.path == "/trickle":
-                    self._chunked(lambda: target.trickle_permits.acquire(timeout=10), b"x")
+                    self._chunked(lambda: target.trickle_permits.acquire(timeout=60), b"x")
                 elif self.path == "/huge":
                     self.send_response(200)
                     self.send_header("Content-Length", str(50 * 10**9))
@@ -298,6 +298,23 @@ def test_what_counts_as_a_public_address(address, public):
 # --------------------------------------------------------------------------- 11.3 bounded downloads
 
 
+@pytest.fixture
+def disk_guard(monkeypatch):
+    """The hostile servers send without end: should a bound not hold, the test fails at
+    50 MB written instead of filling the disk (and pytest-timeout stops a hang)."""
+    import archiver.media
+
+    real_write = archiver.media.write_bytes
+    written = [0]
+
+    def guarded(out, chunk: bytes) -> None:
+        written[0] += len(chunk)
+        assert written[0] < 50_000_000, "a bound did not hold: 50 MB written"
+        real_write(out, chunk)
+
+    monkeypatch.setattr(archiver.media, "write_bytes", guarded)
+
+
 def store(tmp_path: Path, **limits) -> MediaStore:
     return MediaStore(tmp_path / "media", limits=DownloadLimits(**limits))
 
@@ -310,7 +327,8 @@ def parts(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.name.endswith((".part", ".validator"))]
 
 
-def test_an_endless_response_stops_at_the_size_cap_and_leaves_nothing(tmp_path, target):
+@pytest.mark.timeout(60)
+def test_an_endless_response_stops_at_the_size_cap_and_leaves_nothing(tmp_path, target, disk_guard):
     media = store(tmp_path, max_file_gb=0.0002)   # 200 KB
     with loopback_client() as client, pytest.raises(MediaError, match="past the cap of 200000 bytes"):
         media.download(client, target.url("/endless"), key="k")
@@ -318,14 +336,16 @@ def test_an_endless_response_stops_at_the_size_cap_and_leaves_nothing(tmp_path, 
     assert not any(p.is_file() for p in (tmp_path / "media").rglob("*"))
 
 
-def test_a_size_announced_above_the_cap_is_not_downloaded(tmp_path, target):
+@pytest.mark.timeout(60)
+def test_a_size_announced_above_the_cap_is_not_downloaded(tmp_path, target, disk_guard):
     media = store(tmp_path)   # the default cap: 20 GB
     with loopback_client() as client, pytest.raises(MediaError, match=r"announces 50\.0 GB, above the cap of 20\.0 GB"):
         media.download(client, target.url("/huge"), key="k")
     assert parts(tmp_path) == []
 
 
-def test_a_server_trickling_a_byte_a_second_is_cut_off(tmp_path, target):
+@pytest.mark.timeout(60)
+def test_a_server_trickling_a_byte_a_second_is_cut_off(tmp_path, target, disk_guard):
     """Each read of the clock is one second later and lets the server send its next byte:
     a byte a second, as the server would really send it, with no waiting."""
     now = [0.0]
@@ -341,7 +361,8 @@ def test_a_server_trickling_a_byte_a_second_is_cut_off(tmp_path, target):
     assert now[0] < 200, "cut off after about a minute of its time"
 
 
-def test_one_file_may_not_take_longer_than_its_total_time(tmp_path, target):
+@pytest.mark.timeout(60)
+def test_one_file_may_not_take_longer_than_its_total_time(tmp_path, target, disk_guard):
     now = [0.0]
 
     def clock() -> float:   # an hour passes with every read (fast enough: 64 KB per chunk)
