@@ -417,3 +417,27 @@ def test_a_utf16_json_file_is_named_as_utf16(tmp_path):
     with open_export(path) as source, pytest.raises(ExportFileError) as caught:
         detect_platform(source)
     assert "it is UTF-16" in str(caught.value) and "not an export file archiver knows" not in str(caught.value)
+
+
+def test_a_link_dropped_into_the_inbox_goes_to_failed_named_as_a_link(tmp_path):
+    """Before, a link was left alone in silence: never imported, never said why."""
+    from archiver.config import InboxConfig
+    from archiver.inbox import InboxState, scan_inbox
+
+    inbox, elsewhere = tmp_path / "inbox", tmp_path / "Downloads"
+    inbox.mkdir()
+    elsewhere.mkdir()
+    real = write_zip(elsewhere / "TikTok_Data.zip", {"user_data_tiktok.json": tiktok_json('"x"')})
+    os.symlink(real, inbox / "TikTok_Data.zip")
+    ws = Workspace(Archive(tmp_path / "archive"), Config(path=None, inbox=InboxConfig(inbox, 60, 0)),
+                   open_secret_store("memory"))
+    try:
+        [outcome] = scan_inbox(ws, InboxState(), now=1_000.0)
+        assert scan_inbox(ws, InboxState(), now=2_000.0) == []
+        imported = ws.archive.db.execute("SELECT count(*) FROM imports").fetchone()[0]
+    finally:
+        ws.archive.close()
+    assert outcome["status"] == "failed" and "is a symbolic link" in outcome["message"]
+    moved = inbox / "failed" / "TikTok_Data.zip"
+    assert moved.is_symlink() and real.exists() and imported == 0  # the file it named is untouched
+    assert "is a symbolic link" in (inbox / "failed" / "TikTok_Data.zip.error.txt").read_text()

@@ -118,6 +118,10 @@ def scan_inbox(ws, state: InboxState, *, now: float | None = None, transport=Non
         if not locked:
             log.info("another inbox scan is running on %s; this one does nothing", folder)
             return outcomes
+        for name in _links(folder):  # never followed: said once, and moved out of the way
+            if cancel():
+                return outcomes
+            outcomes.append(_fail_link(folder, name))
         candidates = _candidates(folder)
         state.forget_missing({name for name, _info in candidates})  # moved or deleted by hand
         for name, info in candidates:
@@ -182,6 +186,27 @@ def _candidates(folder: Path) -> list[tuple[str, os.stat_result]]:
             found.append((entry.name, info))
     found.sort(key=lambda item: (item[1].st_mtime_ns, item[0]))
     return found
+
+
+def _links(folder: Path) -> list[str]:
+    """Symbolic links dropped into the inbox (sorted by name)."""
+    return sorted(entry.name for entry in os.scandir(folder) if is_candidate(entry.name) and entry.is_symlink())
+
+
+_FIX_LINK = ["Copy or move the export file itself into the inbox (not a link to it)."]
+
+
+def _fail_link(folder: Path, name: str) -> dict:
+    """A link is never imported: it could make archiver import, then move, a file from
+    anywhere on the disk. It goes to failed/ (the link only; what it points to is left
+    alone), so the person learns why nothing happened and it is not looked at again."""
+    try:
+        target = os.readlink(folder / name)
+    except OSError:
+        target = "?"
+    why = (f"{folder / name} is a symbolic link (to {target}): the inbox imports only files dropped into it, "
+           "never what a link points to")
+    return _fail(folder, name, why, [], what_to_do=_FIX_LINK)
 
 
 def _waiting(name: str, unchanged_for: float, settle: int) -> dict:
