@@ -149,6 +149,13 @@ def test_nesting_at_the_limit_is_read_and_one_level_more_is_not(tmp_path):
             list(source.iter_json(over.name, "b"))
         with pytest.raises(ExportFileError, match=TOO_DEEP):
             source.load_json(over.name)
+    cut = tmp_path / "cut.json"  # ends inside a two-byte character: named, for load_json too
+    cut.write_bytes('{"name": "caf'.encode() + "é".encode()[:1])
+    with open_export(cut) as source:
+        with pytest.raises(ExportFileError, match="ends in the middle of a UTF-8 character"):
+            source.load_json(cut.name)
+        with pytest.raises(ExportFileError, match="ends in the middle of a UTF-8 character"):
+            list(source.parse_json(cut.name))
 
 
 def test_reading_a_file_nested_far_past_the_limit_holds_little_memory(tmp_path):

@@ -196,9 +196,9 @@ class _GuardedStream(io.RawIOBase):
                 super().close()
 
 
-# JSON scanning (JsonReader): only brackets outside strings count.
+# JSON scanning (JsonReader): only the brackets outside strings count; "[" / "{" become +1,
+# "]" / "}" -1 (as a signed byte).
 _JSON_BRACKETS = b"[]{}"
-# Outside strings only the brackets matter: "[" / "{" become +1, "]" / "}" -1 (as a signed byte).
 _JSON_DELTAS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 _JSON_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in _JSON_BRACKETS)
 _JSON_NOT_QUOTES_OR_BRACKETS = bytes(byte for byte in range(256) if byte not in _JSON_BRACKETS + b'"')
@@ -279,8 +279,8 @@ class JsonReader:
     A streaming parser holds a little for each open "[" or "{" (ijson a path as long as the
     depth, so memory grows with the depth squared), and json.load recurses once per level:
     a small file of 100,000 nested brackets takes tens of GB. Here nesting is counted on
-    the raw bytes, outside strings, a chunk at a time and at C speed (the strings removed
-    by one regular expression, the brackets turned into +1 / -1 and summed), and the read
+    the raw bytes, outside strings, a chunk at a time and at C speed (see _outside_strings;
+    the brackets turned into +1 / -1, their running sum's maximum taken), and the read
     fails past ``max_depth``. NUL bytes (never in JSON text) and bytes that are not UTF-8
     fail it too. Each failure is an ExportFileError naming the file, the entry and the
     byte, so a person learns what is wrong with the file, not only that it is unreadable.
@@ -298,12 +298,12 @@ class JsonReader:
         self._escaped = False            # the last chunk ended in a string's backslash
         self._text = _TextBytes(start)
 
-    def read(self, size: int = -1) -> bytes:
+    def read(self, size: int | None = -1) -> bytes:
         data = self._stream.read(size)
         if data:
             self._check(data)
             self.bytes_read += len(data)
-        elif size != 0:
+        if (size is None or size < 0) or (not data and size != 0):  # the whole rest was read
             self._check_end()
         return data
 
