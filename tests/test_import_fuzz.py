@@ -171,3 +171,13 @@ def test_a_car_with_three_bytes_cut_out_names_its_damage(worker, baselines):
     case = unchanged_case("bluesky")
     case.container_bytes, case.steps = [("cut", 933, 3)], ["the packed file's bytes: ('cut', 933, 3)"]
     assert_import_holds(worker.run(case), case, baselines["bluesky"])
+
+
+@pytest.mark.parametrize("column", [0, 8])   # the row's Video ID, its title
+def test_a_takeout_video_row_refused_leaves_its_file_reported_not_the_import_failed(worker, baselines, column):
+    # The part holds videos.csv, so no other part can name the orphaned file: the run
+    # failed, saying "their titles are in a videos.csv this export part does not hold".
+    case = one_value_case("youtube", "Takeout/YouTube and YouTube Music/video metadata/videos.csv", (1, column), "")
+    result = worker.run(case)
+    assert_import_holds(result, case, baselines["youtube"])
+    assert [e for e in result["errors"] if e["item"].startswith("video file ")], result["errors"]

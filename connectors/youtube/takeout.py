@@ -31,6 +31,8 @@ part than videos.csv. Each part imported on its own gives correct rows:
   part are written, then the run ends with ``VideosAwaitingMetadata`` (a RunFailed) that
   names the files and says what to do. A failed run does not mark the file as imported,
   so importing that part again after the part holding videos.csv links every file.
+  A part that holds videos.csv itself has no other part to wait for: a file matching
+  none of its rows (a row refused as one bad item) is reported as one bad item too.
 - An extracted folder holding all parts (Takeout's parts extract into one ``Takeout/``
   tree) is simply one export.
 """
@@ -788,7 +790,11 @@ def takeout_pages(source, ctx, videos_elsewhere: list[str] = ()) -> Iterator[Pag
 
         yield Page("export:following", [Snapshot("following", taken_at, members())])
 
-    if unmatched:
+    if unmatched and layout.csv_files.get("videos"):
+        for name in unmatched:
+            report(f"video file {name}", "it matches no upload of this export's videos.csv (its row may be one "
+                   "refused above); it stays in your export file")
+    elif unmatched:
         shown = ", ".join(repr(n.rsplit("/", 1)[-1]) for n in unmatched[:5])
         more = f" and {len(unmatched) - 5} more" if len(unmatched) > 5 else ""
         raise VideosAwaitingMetadata(
