@@ -5,6 +5,9 @@ points let a test kill a run exactly where the spine could lose something, one p
 after another, and check each time that the resumed run converges.
 
     ARCHIVER_CRASH_AT="commit:3"        exit hard the 3rd time the process passes "commit"
+    ARCHIVER_SIGNAL_AT="chunk:3:INT"    send this process SIGINT (or TERM) the 3rd time it
+                                        passes "chunk": Ctrl-C / a service stop, delivered
+                                        at an exact moment instead of after a sleep
     ARCHIVER_CRASH_COUNTS=/tmp/x.json   write {"commit": 5, "download": 2, ...}: how many
                                         times each point was passed so far (kept up to date
                                         at every point, so a test knows how many to walk)
@@ -12,10 +15,11 @@ after another, and check each time that the resumed run converges.
 The points (see POINTS) sit where the archive's writes become durable: just before and
 just after every write transaction commits (archive.Archive.writing), while a download is
 part-way into its ``.part`` file, and just before and after a finished file is renamed to
-its content address (media.MediaStore). "Exit hard" is ``os._exit(CRASH_EXIT_CODE)``: no
+its content address (media.MediaStore), and after each chunk of a big follower list
+commits (archiver.lists). "Exit hard" is ``os._exit(CRASH_EXIT_CODE)``: no
 finally blocks, no atexit, no flushing, as close to SIGKILL as a process can do to itself.
 
-Both variables are read once, when this module is first imported; unset (always, outside
+All three variables are read once, when this module is first imported; unset (always, outside
 the tests), ``reached`` is a dictionary lookup that returns at once.
 """
 
@@ -27,6 +31,7 @@ from typing import BinaryIO
 
 CRASH_AT = "ARCHIVER_CRASH_AT"
 CRASH_COUNTS = "ARCHIVER_CRASH_COUNTS"
+SIGNAL_AT = "ARCHIVER_SIGNAL_AT"
 CRASH_EXIT_CODE = 86   # tells a test "it died at the point it asked for", not of a bug
 
 POINTS = {
@@ -35,6 +40,7 @@ POINTS = {
     "download": "a download has written part of the body into its .part file",
     "before-rename": "a finished file is fsynced in its .part; renaming it into place is next",
     "rename": "a finished file has just been renamed to its content address",
+    "chunk": "a chunk of a big follower / following list has just committed (staged, applied or cleared)",
 }
 
 
@@ -53,10 +59,25 @@ def _parse(value: str) -> tuple[str, int] | None:
     return point, int(number)
 
 
+def _parse_signal(value: str) -> tuple[str, int, int] | None:
+    import signal
+
+    if not value.strip():
+        return None
+    where, _, name = value.strip().rpartition(":")
+    if name.isdigit():   # no signal named: Ctrl-C's
+        where, name = value.strip(), "INT"
+    if name not in ("INT", "TERM"):
+        raise CrashSwitchError(f"{SIGNAL_AT}={value!r}: write POINT:N:INT or POINT:N:TERM (e.g. {SIGNAL_AT}=chunk:2:TERM)")
+    parsed = _parse(where)
+    return parsed[0], parsed[1], getattr(signal, f"SIG{name}")
+
+
 _target = _parse(os.environ.get(CRASH_AT, ""))
+_signal = _parse_signal(os.environ.get(SIGNAL_AT, ""))
 _counts_file = os.environ.get(CRASH_COUNTS) or None
 _passed: dict[str, int] = {}
-_enabled = _target is not None or _counts_file is not None
+_enabled = _target is not None or _signal is not None or _counts_file is not None
 
 
 def reached(point: str, cut: BinaryIO | None = None) -> None:
@@ -75,6 +96,8 @@ def reached(point: str, cut: BinaryIO | None = None) -> None:
             cut.flush()
             os.ftruncate(cut.fileno(), os.fstat(cut.fileno()).st_size // 2)
         os._exit(CRASH_EXIT_CODE)
+    if _signal is not None and _signal[:2] == (point, _passed[point]):
+        os.kill(os.getpid(), _signal[2])   # Python runs its handler in the main thread right after
 
 
 def _write_counts(path: str) -> None:

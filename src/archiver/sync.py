@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from archiver import lists
 from archiver.archive import Archive
 from archiver.archive.writer import ArchiveWriter
 from archiver.config import AccountConfig, DownloadLimits
@@ -259,6 +260,8 @@ class Runner:
         self.downloads.on_bytes = getattr(progress, "bytes", None)
         self.media = self.downloads.media
         self._page_numbers: dict[str, int] = {}   # stream -> pages written in this run
+        # People a committed chunk of a big follower list (archiver.lists).
+        self.list_chunk = lists.CHUNK
 
     # -- run record ------------------------------------------------------------------
     def _start_run(self, kind: str, mode: str) -> int:
@@ -334,6 +337,12 @@ class Runner:
         # the alerts tell an unreachable platform from an account that is gone.
         failure_kind: str | None = None
         try:
+            # A follower list a stopped run left half applied is finished first: until
+            # it is, the account's audience is part old, part new.
+            for key, n in lists.apply_pending(self.archive, lambda list_source: self._writer(list_source),
+                                              self.account.account_id, cancel=cancel,
+                                              chunk=self.list_chunk).items():
+                counts[key] = counts.get(key, 0) + n
             if source == "api":
                 # Holes left by earlier runs first, while the platform's links are fresh.
                 for key, n in self.downloads.repair(ctx).items():
@@ -380,22 +389,40 @@ class Runner:
         return {"run_id": run_id, "status": status, "message": message, "counts": counts, "errors": ctx.errors,
                 "failure_kind": failure_kind, "summary": summary}
 
-    def write_page(self, page: Page, ctx: SyncContext, *, source: str = "api") -> dict[str, int]:
-        """Download the page's media, then commit its records and state in one transaction."""
+    def _writer(self, source: str) -> ArchiveWriter:
         from archiver.net import scrubber
 
+        return ArchiveWriter(self.archive.db, platform=self.account.platform, account_id=self.account.account_id,
+                             source=source, scrub=scrubber.obj)
+
+    def write_page(self, page: Page, ctx: SyncContext, *, source: str = "api") -> dict[str, int]:
+        """Download the page's media, then commit its records and state in one transaction.
+
+        A follower / following list is the exception, as it can hold millions of people
+        (archiver.lists): a whole list (Snapshot) is staged in committed chunks before
+        that transaction, which marks it whole; a whole list, from a Snapshot or the last
+        ListPage of an API listing, is applied in committed chunks after it."""
         stored = self.downloads.for_page(page, ctx, source)
         db = self.archive.db
-        writer = ArchiveWriter(db, platform=self.account.platform, account_id=self.account.account_id,
-                               source=source, scrub=scrubber.obj)
+        writer = self._writer(source)
         number = self._page_numbers[page.stream] = self._page_numbers.get(page.stream, 0) + 1
+        to_apply: list[str] = []
+        applied_already: set[int] = set()   # ids of Snapshot records the archive holds already
+        for record in page.records:
+            if isinstance(record, Snapshot):
+                if lists.stage_snapshot(self.archive, writer, record, cancel=ctx.cancel, chunk=self.list_chunk):
+                    to_apply.append(record.kind)
+                else:
+                    applied_already.add(id(record))
+            elif isinstance(record, ListPage) and record.last:
+                to_apply.append(record.kind)
         try:
             with self.archive.writing():
                 written: list[str] = []                     # post ids this page wrote
                 refused: list[tuple[str, str, Any]] = []    # posts the writer refused: id, reason, raw
                 for record in page.records:
                     try:
-                        post_id = self._write_record(writer, record, stored, page)
+                        post_id = self._write_record(writer, record, stored, page, applied_already)
                     except Exception as error:
                         if not _record_error(error) or not db.conn.in_transaction:
                             # The database itself refused (disk full, I/O error, a trigger's
@@ -417,6 +444,9 @@ class Runner:
             raise
         except sqlite3.Error as error:   # the state, the tombstones or the commit itself
             raise PageNotKept(_page_failure(error, number, page.stream)) from error
+        for kind in to_apply:
+            if writer.staged_list(kind) is not None:   # not when its last page was refused
+                lists.apply_staged(self.archive, writer, kind, cancel=ctx.cancel, chunk=self.list_chunk)
         return writer.counts
 
     def _record_listing(self, page: Page, ctx: SyncContext, writer: ArchiveWriter, written: list[str],
@@ -441,7 +471,8 @@ class Runner:
                 writer.counts[f"{page.listing_of}s_tombstoned" if page.listing_of != "posts" else
                               "posts_tombstoned"] = marked
 
-    def _write_record(self, writer: ArchiveWriter, record, stored: dict, page: Page) -> str | None:
+    def _write_record(self, writer: ArchiveWriter, record, stored: dict, page: Page,
+                      applied_already: set[int] = frozenset()) -> str | None:
         """Write one record in its own savepoint; returns the post id for a post."""
         from archiver.net import scrubber
 
@@ -476,9 +507,10 @@ class Runner:
                 else:
                     writer.write_person(record)
             elif isinstance(record, Snapshot):
-                writer.write_snapshot(record)
+                if id(record) not in applied_already:   # staged by write_page, chunk by chunk
+                    writer.finish_staging(record.kind, record.taken_at, record.complete)
             elif isinstance(record, ListPage):
-                writer.stage_list_page(record)
+                writer.stage_list_page(record, apply=False)   # write_page applies a whole list after
             elif isinstance(record, Interaction):
                 writer.write_interaction(record)
             else:

@@ -527,3 +527,53 @@ def m009_media_repair(db: Database) -> None:
     db.execute("CREATE INDEX post_media_failed ON post_media (status, platform, post_id) WHERE status='failed'")
     # The run's one line per cause of failed files, shown by `archiver status`.
     db.execute("ALTER TABLE runs ADD COLUMN summary TEXT")
+
+
+CHUNKED_STAGING = """
+CREATE TABLE staged_lists_chunked (
+    list_id INTEGER PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    kind TEXT NOT NULL,                      -- followers | following
+    taken_at TEXT NOT NULL,                  -- the snapshot this list becomes
+    source TEXT NOT NULL,                    -- "api", or the export's "export:<sha256>"
+    cursor TEXT,                             -- JSON: where the API listing goes on (NULL: from the start)
+    read INTEGER NOT NULL DEFAULT 0,         -- entries of the source read so far (an export goes on after them)
+    pages INTEGER NOT NULL DEFAULT 0,        -- pages (API) or chunks (export) staged
+    members INTEGER NOT NULL DEFAULT 0,
+    complete INTEGER,                        -- NULL while the list is read; once whole: whether it is complete
+    plan TEXT,                               -- JSON: how the snapshot is applied, fixed when applying starts
+    applied_to TEXT,                         -- person_id up to which the snapshot is applied (key order)
+    started_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (account_id, kind, source)
+);
+CREATE TABLE staged_members_chunked (
+    list_id INTEGER NOT NULL,                -- staged_lists.list_id
+    person_id TEXT NOT NULL,
+    since TEXT, handle TEXT, display_name TEXT, url TEXT, avatar_url TEXT
+);
+INSERT INTO staged_lists_chunked (account_id, kind, taken_at, source, cursor, read, pages, members, started_at,
+                                  updated_at)
+    SELECT account_id, kind, taken_at, source, cursor, members, pages, members, started_at, updated_at
+    FROM staged_lists;
+INSERT INTO staged_members_chunked (list_id, person_id, since, handle, display_name, url, avatar_url)
+    SELECT l.list_id, m.person_id, m.since, m.handle, m.display_name, m.url, m.avatar_url
+    FROM staged_members m JOIN staged_lists_chunked l
+    ON l.account_id=m.account_id AND l.kind=m.kind AND l.taken_at=m.taken_at ORDER BY m.rowid;
+DROP TABLE staged_members;
+DROP TABLE staged_lists;
+ALTER TABLE staged_lists_chunked RENAME TO staged_lists;
+ALTER TABLE staged_members_chunked RENAME TO staged_members;
+CREATE INDEX staged_members_by_list ON staged_members (list_id)
+"""
+
+
+@migrations(name="m013_chunked_writes")
+def m013_chunked_writes(db: Database) -> None:
+    # A big follower list is staged and applied in chunks that each commit (archiver.lists),
+    # so no write transaction grows with the list and a run stops at a chunk boundary.
+    # Exports stage too now: one staged list per (account, kind, source), so an interrupted
+    # import and an API listing of the same list do not collide; a member row names its
+    # list by number instead of repeating account, kind and time nine million times.
+    for statement in _statements(CHUNKED_STAGING):
+        db.execute(statement)

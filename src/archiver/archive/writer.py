@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -571,10 +572,26 @@ class ArchiveWriter:
             self._count(f"{noun}_reappeared")
 
     # -- follower / following snapshots ----------------------------------------------------
+    #
+    # A list is applied as a snapshot in two steps: plan it (``_plan_snapshot``: the
+    # snapshots row and what the diff needs to know about the lists before it), then
+    # apply it one range of person ids after the other (``_apply_range``; the people in a
+    # range are touched by that range only). ``write_snapshot`` and a small staged list
+    # do it all in the caller's transaction; archiver.lists does it for a staged list one
+    # committed chunk at a time, so no transaction grows with the list.
+
+    _TEMP_TABLES = ("snapshot_arrivals", "snapshot_all", "snapshot_members", "snapshot_joiner_ids",
+                    "snapshot_joiners", "snapshot_gone", "snapshot_leavers", "snapshot_backfill")
+    _MEMBER_COLUMNS = "person_id TEXT PRIMARY KEY, since TEXT, handle TEXT, display_name TEXT, url TEXT, avatar_url TEXT"
+    # A person listed twice: in arrival order, the first date and URLs stay and later names win.
+    _FIRST_DATE_LAST_NAMES = ("ON CONFLICT(person_id) DO UPDATE SET handle=coalesce(excluded.handle, handle), "
+                              "display_name=coalesce(excluded.display_name, display_name)")
 
     def write_snapshot(self, snapshot: Snapshot, batch_size: int = 5_000) -> dict[str, int]:
         """Store a whole follower/following list and diff it against the open intervals
-        (see ``_apply_snapshot``); the members stream into a temporary table in batches."""
+        (see ``_apply_snapshot``), in the caller's transaction; the members stream into a
+        temporary table in batches. (A sync run stages big lists in chunks instead:
+        archiver.lists.stage_snapshot.)"""
         conn = self.db.conn
         arrive_sql = "INSERT INTO temp.snapshot_arrivals VALUES (?,?,?,?,?,?)"
 
@@ -601,110 +618,205 @@ class ArchiveWriter:
         # may find its list partial while it is read.
         return self._apply_snapshot(snapshot.kind, snapshot.taken_at, arrivals, lambda: snapshot.complete)
 
-    # -- lists staged a page at a time ---------------------------------------------------
+    # -- lists staged a page (or a chunk) at a time ---------------------------------------
 
-    def stage_list_page(self, page: ListPage) -> dict[str, int] | None:
+    def staged_list(self, kind: str) -> dict[str, Any] | None:
+        """The ``kind`` list this account has staged from this writer's source, or None."""
+        return self._one("SELECT * FROM staged_lists WHERE account_id=? AND kind=? AND source=?",
+                         [self.account_id, kind, self.source])
+
+    def stage_members(self, kind: str, taken_at: str, members: list, *, cursor: Any = None,
+                      read: int = 0) -> int:
+        """Add ``members`` to the ``kind`` list staged from this source (creating it), with
+        where the reading goes on: the API's ``cursor``, ``read`` more entries of an export
+        read. In the caller's transaction. Returns the list's id."""
+        with_id = [m for m in members if m.person.native_id]
+        if len(with_id) < len(members):
+            self._count(f"{kind}_without_id", len(members) - len(with_id))
+        list_id = self.db.execute(
+            "INSERT INTO staged_lists (account_id, kind, taken_at, source, cursor, read, pages, members, started_at, "
+            "updated_at) VALUES (?,?,?,?,?,?,1,?,?,?) ON CONFLICT(account_id, kind, source) DO UPDATE SET "
+            "cursor=excluded.cursor, read=read+excluded.read, pages=pages+1, members=members+excluded.members, "
+            "updated_at=excluded.updated_at RETURNING list_id",
+            [self.account_id, kind, taken_at, self.source, _json(cursor), read, len(with_id), self.now, self.now],
+        ).fetchone()[0]
+        rows = []
+        for m in with_id:
+            row = (m.person.native_id, m.since, m.person.handle, m.person.display_name, m.person.url,
+                   m.person.avatar_url)
+            if NUL in _ARRIVAL_TEXT % row:   # as write_snapshot: a cheap look, a rebuild only with a NUL
+                row = without_nul(row)
+            rows.append((list_id, *row))
+        self.db.conn.executemany(
+            "INSERT INTO staged_members (list_id, person_id, since, handle, display_name, url, avatar_url) "
+            "VALUES (?,?,?,?,?,?,?)", rows)
+        return list_id
+
+    def finish_staging(self, kind: str, taken_at: str, complete: bool) -> None:
+        """The staged ``kind`` list is whole: it waits to be applied (an empty list too)."""
+        self.stage_members(kind, taken_at, [])
+        self.db.execute("UPDATE staged_lists SET complete=?, pages=pages-1 WHERE account_id=? AND kind=? AND source=?",
+                        [int(complete), self.account_id, kind, self.source])
+
+    def stage_list_page(self, page: ListPage, apply: bool = True) -> dict[str, int] | None:
         """Add one page of a follower/following list to its staging, with the cursor that
-        follows it; on the ``last`` page, apply the staged list as a snapshot and clear
-        its staging (all in the caller's transaction). Returns the snapshot's counts on
-        the last page, else None."""
+        follows it. The ``last`` page makes the list whole; with ``apply`` it is applied
+        as a snapshot and its staging cleared, all in the caller's transaction (the sync
+        runner applies it afterwards in committed chunks: archiver.lists.apply_staged).
+        Returns the snapshot's counts when applied here, else None."""
         page = without_nul(page)
-        staged = self._one("SELECT taken_at FROM staged_lists WHERE account_id=? AND kind=?",
-                           [self.account_id, page.kind])
+        staged = self.staged_list(page.kind)
         if staged is not None and staged["taken_at"] != page.taken_at:
             # Not a data error of this page (which the runner would skip, leaving a hole in
             # the list): the run fails and nothing of the page is kept.
             raise RuntimeError(f"a {page.kind} list taken at {staged['taken_at']} is staged already; "
                                f"a page of the list taken at {page.taken_at} cannot join it")
-        members = [m for m in page.members if m.person.native_id]
-        if len(members) < len(page.members):
-            self._count(f"{page.kind}_without_id", len(page.members) - len(members))
-        self.db.execute(
-            "INSERT INTO staged_lists (account_id, kind, taken_at, source, cursor, pages, members, started_at, "
-            "updated_at) VALUES (?,?,?,?,?,1,?,?,?) ON CONFLICT(account_id, kind) DO UPDATE SET "
-            "cursor=excluded.cursor, pages=pages+1, members=members+excluded.members, updated_at=excluded.updated_at",
-            [self.account_id, page.kind, page.taken_at, self.source, _json(page.cursor), len(members),
-             self.now, self.now],
-        )
-        self.db.conn.executemany(
-            "INSERT INTO staged_members (account_id, kind, taken_at, person_id, since, handle, display_name, url, "
-            "avatar_url) VALUES (?,?,?,?,?,?,?,?,?)",
-            [(self.account_id, page.kind, page.taken_at, m.person.native_id, m.since, m.person.handle,
-              m.person.display_name, m.person.url, m.person.avatar_url) for m in members],
-        )
+        self.stage_members(page.kind, page.taken_at, page.members, cursor=page.cursor, read=len(page.members))
         if not page.last:
             return None
-        where = {"account": self.account_id, "kind": page.kind, "taken": page.taken_at}
-
-        def arrivals() -> int:
-            # In arrival order (rowid), as write_snapshot would have seen them.
-            return self.db.conn.execute(
-                "INSERT INTO temp.snapshot_arrivals SELECT person_id, since, handle, display_name, url, avatar_url "
-                "FROM staged_members WHERE account_id=:account AND kind=:kind AND taken_at=:taken ORDER BY rowid",
-                where,
-            ).rowcount
-
-        staged_count = self._one("SELECT members FROM staged_lists WHERE account_id=? AND kind=?",
-                                 [self.account_id, page.kind])["members"]
-        if staged_count == 0 and not page.complete:
-            result = {"members": 0, "new": 0, "lost": 0}  # an empty partial list says nothing
-        else:
-            result = self._apply_snapshot(page.kind, page.taken_at, arrivals, lambda: page.complete)
-        self.db.execute("DELETE FROM staged_members WHERE account_id=:account AND kind=:kind AND taken_at=:taken",
-                        where)
-        self.db.execute("DELETE FROM staged_lists WHERE account_id=:account AND kind=:kind", where)
+        self.finish_staging(page.kind, page.taken_at, page.complete)
+        if not apply:
+            return None
+        result = {"members": 0, "new": 0, "lost": 0}
+        if self.plan_staged(page.kind) is not None:
+            self.load_staged(page.kind)
+            while not self.apply_staged_chunk(page.kind, limit=None):
+                pass
+            result = self.staged_outcome
+        while not self.clear_staged_chunk(page.kind, limit=None):
+            pass
         return result
 
+    def plan_staged(self, kind: str) -> dict[str, Any] | None:
+        """Start applying the whole staged ``kind`` list (caller's transaction): the plan
+        is fixed now and kept with the list, so a resumed application diffs against the
+        same lists as the first one. None when there is nothing to apply (an empty partial
+        list says nothing; this very list is in the archive already): clear the staging."""
+        staged = self.staged_list(kind)
+        if staged["plan"] is not None:
+            return json.loads(staged["plan"])
+        if (staged["members"] == 0 and not staged["complete"]) or \
+                self._applied_already(kind, staged["taken_at"], bool(staged["complete"])):
+            plan = None
+        else:
+            plan = self._plan_snapshot(kind, staged["taken_at"], staged["members"], bool(staged["complete"]))
+        self.db.execute("UPDATE staged_lists SET plan=? WHERE list_id=?",
+                        [_json(plan or {"done": True}), staged["list_id"]])
+        return plan
+
+    def load_staged(self, kind: str) -> None:
+        """The staged members, one row a person in key order, in ``temp.snapshot_all`` (a
+        temporary table: no write to the archive, kept by this connection across chunks)."""
+        conn = self.db.conn
+        staged = self.staged_list(kind)
+        for table in self._TEMP_TABLES:
+            conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
+        conn.execute(f"CREATE TEMP TABLE snapshot_all ({self._MEMBER_COLUMNS}) WITHOUT ROWID")
+        conn.execute(
+            "INSERT INTO temp.snapshot_all SELECT person_id, since, handle, display_name, url, avatar_url "
+            "FROM staged_members WHERE list_id=? ORDER BY person_id, rowid " + self._FIRST_DATE_LAST_NAMES,
+            [staged["list_id"]])
+
+    def apply_staged_chunk(self, kind: str, limit: int | None) -> bool:
+        """Apply the next ``limit`` people (all: None) of the staged list, in key order,
+        and note how far it got, in the caller's transaction; ``load_staged`` first. True
+        when that was the last chunk: the snapshot is then whole in the archive."""
+        conn = self.db.conn
+        staged = self.staged_list(kind)
+        plan = json.loads(staged["plan"])
+        after = staged["applied_to"]
+        conn.execute("DROP TABLE IF EXISTS temp.snapshot_members")
+        conn.execute(f"CREATE TEMP TABLE snapshot_members ({self._MEMBER_COLUMNS}) WITHOUT ROWID")
+        conn.execute(
+            "INSERT INTO temp.snapshot_members SELECT * FROM temp.snapshot_all "
+            + ("WHERE person_id > :after " if after is not None else "") + "ORDER BY person_id LIMIT :limit",
+            {"after": after, "limit": -1 if limit is None else limit})
+        upto = conn.execute("SELECT max(person_id) FROM temp.snapshot_members").fetchone()[0]
+        last = upto is None or conn.execute(
+            "SELECT NOT EXISTS (SELECT 1 FROM temp.snapshot_all WHERE person_id > ?)", [upto]).fetchone()[0]
+        self._apply_range(plan, after, None if last else upto)
+        if last:
+            self._finish_snapshot(plan)
+            plan["done"] = True
+            self.staged_outcome = self._one(
+                "SELECT member_count AS members, new_count AS new, lost_count AS lost FROM snapshots "
+                "WHERE snapshot_id=?", [plan["snapshot_id"]])
+            self._count(f"{kind}_seen", plan["total"])
+        self.db.execute("UPDATE staged_lists SET applied_to=?, plan=?, updated_at=? WHERE list_id=?",
+                        [upto, _json(plan), self.now, staged["list_id"]])
+        return last
+
+    def clear_staged_chunk(self, kind: str, limit: int | None) -> bool:
+        """Remove up to ``limit`` (all: None) staged members of an applied list, and the
+        list itself once it has none left. True when it is gone."""
+        staged = self.staged_list(kind)
+        if staged is None:
+            return True
+        removed = self.db.execute(
+            "DELETE FROM staged_members WHERE rowid IN (SELECT rowid FROM staged_members WHERE list_id=? LIMIT ?)",
+            [staged["list_id"], -1 if limit is None else limit]).rowcount
+        if limit is not None and removed >= limit:
+            return False
+        self.db.execute("DELETE FROM staged_lists WHERE list_id=?", [staged["list_id"]])
+        return True
+
+    # -- applying a snapshot ----------------------------------------------------------------
+
     def _apply_snapshot(self, kind: str, taken: str, arrivals, is_complete) -> dict[str, int]:
-        """Store a whole follower/following list and diff it against the open intervals.
+        """Store a whole follower/following list and diff it against the open intervals,
+        in one go.
 
         ``arrivals()`` fills ``temp.snapshot_arrivals`` with the members in arrival order
-        and returns how many it added; ``is_complete()`` says whether the list is whole (bounded memory either way); the diff runs in SQL
-        on indexed keys. The first snapshot of a list is the baseline: it
-        opens intervals but writes "new" events only where the platform gave a date.
-        A snapshot older than the newest one already applied opens intervals for people
-        not yet known but ends none (it cannot know who left since).
-
-        People: a member not yet in ``people`` is added (with this source); a known one
-        gets ``last_seen_at`` and any handle / display name the list gives. If a person is
-        listed twice, the first listing's date and URLs count and the last names given win.
-
-        Built for a million members (benchmarks/followers_snapshot.py): each step is one
-        set-based statement that walks the staged members in key order, never a query per
-        member; the diff itself is two merge EXCEPTs over ordered keys, so everything after
-        it touches only the few people who came or went. Phase times (seconds) are left
-        in ``self.snapshot_timings``.
+        and returns how many it added; ``is_complete()`` says whether the list is whole
+        (bounded memory either way); the diff runs in SQL on indexed keys (``_apply_range``).
+        Phase times (seconds) are left in ``self.snapshot_timings``.
         """
-        from time import perf_counter
-
         conn = self.db.conn
-        complete = is_complete()
+        applied = self._applied_already(kind, taken, is_complete())
+        if applied is not None:
+            self.snapshot_timings = {}
+            return {"members": applied["member_count"], "new": 0, "lost": 0}
+        self.snapshot_timings = {}
+        with self.big_caches():
+            for table in self._TEMP_TABLES:
+                conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
+            with self._phase("stage"):
+                # Arrival order first: appending to an unindexed table is the cheapest write;
+                # one sorted pass then builds the keyed table the diff walks.
+                conn.execute(
+                    "CREATE TEMP TABLE snapshot_arrivals (person_id TEXT, since, handle, display_name, url, avatar_url)"
+                )
+                total = arrivals()
+                conn.execute(f"CREATE TEMP TABLE snapshot_members ({self._MEMBER_COLUMNS}) WITHOUT ROWID")
+                conn.execute(
+                    "INSERT INTO temp.snapshot_members SELECT person_id, since, handle, display_name, url, avatar_url "
+                    "FROM temp.snapshot_arrivals ORDER BY person_id, rowid " + self._FIRST_DATE_LAST_NAMES)
+                conn.execute("DROP TABLE temp.snapshot_arrivals")
+            plan = self._plan_snapshot(kind, taken, total, is_complete())
+            new_events, lost = self._apply_range(plan, None, None)
+            self._finish_snapshot(plan)
+            for table in self._TEMP_TABLES:
+                conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
+        self._count(f"{kind}_seen", total)
+        return {"members": total, "new": new_events, "lost": lost}
+
+    def _applied_already(self, kind: str, taken: str, complete: bool) -> dict | None:
+        """This very list (same moment, same source) is in the archive already: applying
+        it again must change nothing, so it is not applied again. (A complete list
+        arriving after a partial one of the same moment is applied: it knows more.)"""
         applied = self._one(
             "SELECT member_count, complete FROM snapshots WHERE account_id=? AND kind=? AND taken_at=? AND source=?",
             [self.account_id, kind, taken, self.source],
         )
-        if applied is not None and applied["complete"] >= int(complete):
-            # This very list (same moment, same source) is in the archive already: applying
-            # it again must change nothing, so it is not applied again. (A complete list
-            # arriving after a partial one of the same moment is applied: it knows more.)
-            self.snapshot_timings = {}
-            return {"members": applied["member_count"], "new": 0, "lost": 0}
-        temp_tables = ("snapshot_arrivals", "snapshot_members", "snapshot_joiner_ids",
-                       "snapshot_joiners", "snapshot_gone", "snapshot_leavers", "snapshot_backfill")
-        timings: dict[str, float] = {}
-        self.snapshot_timings = timings
-        phase_started = perf_counter()
+        return applied if applied is not None and applied["complete"] >= int(complete) else None
 
-        def phase_done(name: str) -> None:
-            nonlocal phase_started
-            now = perf_counter()
-            timings[name] = now - phase_started
-            phase_started = now
-
-        # Bigger page caches for the duration: the steps walk indexes of a million rows and
-        # SQLite's default 2 MB cache would re-read them at every step. These are caps (the
-        # staged members spill to a temp file beyond theirs), so memory stays bounded: 48 MB
-        # in all keeps a whole import under 150 MB (benchmarks/export_import.py).
+    @contextmanager
+    def big_caches(self):
+        """Bigger page caches while a list is applied: the steps walk indexes of a million
+        rows and SQLite's default 2 MB cache would re-read them at every step. These are
+        caps (temporary tables spill to a file beyond theirs), so memory stays bounded:
+        48 MB in all keeps a whole import under 150 MB (benchmarks/export_import.py)."""
+        conn = self.db.conn
         page_size = conn.execute("PRAGMA main.page_size").fetchone()[0]
         saved_cache = {}
         for schema, kib in (("main", 32 * 1024), ("temp", 16 * 1024)):
@@ -714,30 +826,77 @@ class ArchiveWriter:
                 saved_cache[schema] = current
                 conn.execute(f"PRAGMA {schema}.cache_size=-{kib}")
         try:
-            for table in temp_tables:
-                conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
-            # Arrival order first: appending to an unindexed table is the cheapest write;
-            # one sorted pass then builds the keyed table the diff walks.
-            conn.execute(
-                "CREATE TEMP TABLE snapshot_arrivals (person_id TEXT, since, handle, display_name, url, avatar_url)"
-            )
-            total = arrivals()
-            complete = is_complete()
-            conn.execute(
-                "CREATE TEMP TABLE snapshot_members (person_id TEXT PRIMARY KEY, since TEXT, "
-                "handle TEXT, display_name TEXT, url TEXT, avatar_url TEXT) WITHOUT ROWID"
-            )
-            # A person listed twice: in arrival order, the first date and URLs stay and
-            # later names win.
-            conn.execute(
-                "INSERT INTO temp.snapshot_members SELECT person_id, since, handle, display_name, url, avatar_url "
-                "FROM temp.snapshot_arrivals ORDER BY person_id, rowid "
-                "ON CONFLICT(person_id) DO UPDATE SET handle=coalesce(excluded.handle, handle), "
-                "display_name=coalesce(excluded.display_name, display_name)"
-            )
-            conn.execute("DROP TABLE temp.snapshot_arrivals")
-            phase_done("stage")
+            yield
+        finally:
+            for schema, value in saved_cache.items():
+                conn.execute(f"PRAGMA {schema}.cache_size={value}")
 
+    @contextmanager
+    def _phase(self, name: str):
+        """Adds the time spent inside to ``self.snapshot_timings[name]`` (the benchmark's)."""
+        from time import perf_counter
+
+        timings = self.__dict__.setdefault("snapshot_timings", {})
+        started = perf_counter()
+        try:
+            yield
+        finally:
+            timings[name] = timings.get(name, 0.0) + perf_counter() - started
+
+    def _plan_snapshot(self, kind: str, taken: str, total: int, complete: bool) -> dict[str, Any]:
+        """The snapshots row of the list (not complete until its last range is applied)
+        and what the diff needs to know of the lists applied before it.
+
+        The first snapshot of a list is the baseline: it opens intervals but writes "new"
+        events only where the platform gave a date. A snapshot older than the newest one
+        already applied opens intervals for people not yet known but ends none (it cannot
+        know who left since): ``_apply_older_snapshot``."""
+        latest = self._one(
+            "SELECT max(taken_at) AS t, count(*) AS n FROM snapshots WHERE account_id=? AND kind=?",
+            [self.account_id, kind],
+        )
+        snapshot_id = self.db.execute(
+            "INSERT INTO snapshots (account_id, kind, taken_at, source, member_count, new_count, lost_count, complete) "
+            "VALUES (?,?,?,?,?,0,0,0) ON CONFLICT(account_id, kind, taken_at, source) DO UPDATE SET "
+            "member_count=excluded.member_count RETURNING snapshot_id",
+            [self.account_id, kind, taken, self.source, total],
+        ).fetchone()[0]
+        # For an older list: the first complete list after it, and whether it is the first.
+        until = self.db.execute(
+            "SELECT min(taken_at) FROM snapshots WHERE account_id=? AND kind=? AND complete=1 AND taken_at > ?",
+            [self.account_id, kind, taken]).fetchone()[0]
+        first = self.db.execute(
+            "SELECT NOT EXISTS (SELECT 1 FROM snapshots WHERE account_id=? AND kind=? AND taken_at < ?)",
+            [self.account_id, kind, taken]).fetchone()[0]
+        return {"kind": kind, "taken": taken, "snapshot_id": snapshot_id, "total": total, "complete": complete,
+                "baseline": latest["n"] == 0, "is_newest": latest["t"] is None or taken >= latest["t"],
+                "until": until, "first": first}
+
+    def _finish_snapshot(self, plan: dict[str, Any]) -> None:
+        """Every range is applied: the snapshot is whole, and says whether it is complete."""
+        self.db.execute("UPDATE snapshots SET complete=max(complete, ?) WHERE snapshot_id=?",
+                        [int(plan["complete"]), plan["snapshot_id"]])
+
+    def _apply_range(self, plan: dict[str, Any], after: str | None, upto: str | None) -> tuple[int, int]:
+        """Apply the list to the people whose id is in (``after``, ``upto``] (no bound:
+        None); ``temp.snapshot_members`` holds exactly the list's members in that range.
+
+        People: a member not yet in ``people`` is added (with this source); a known one
+        gets ``last_seen_at`` and any handle / display name the list gives.
+
+        Built for a million members (benchmarks/followers_snapshot.py): each step is one
+        set-based statement that walks the members in key order, never a query per
+        member; the diff itself is two merge EXCEPTs over ordered keys, so everything after
+        it touches only the few people who came or went. Returns the (new, lost) events.
+        """
+        conn = self.db.conn
+        kind, taken, complete = plan["kind"], plan["taken"], plan["complete"]
+        # The open intervals of this range only: a range never reads or changes another's.
+        in_range = ("AND person_id > :after " if after is not None else "") + \
+                   ("AND person_id <= :upto " if upto is not None else "")
+        for table in self._TEMP_TABLES[3:]:
+            conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
+        with self._phase("people"):
             # Known people: touched only where something changes, so the full-text trigger
             # fires only for changed names. "+m.person_id" makes SQLite walk the members and
             # look people up, never scan every person of the platform.
@@ -763,27 +922,14 @@ class ArchiveWriter:
                 "WHERE NOT EXISTS (SELECT 1 FROM people p WHERE p.platform=:platform AND p.person_id=m.person_id)",
                 people_args,
             )
-            phase_done("people")
 
-            latest = self._one(
-                "SELECT max(taken_at) AS t, count(*) AS n FROM snapshots WHERE account_id=? AND kind=?",
-                [self.account_id, kind],
-            )
-            baseline = latest["n"] == 0
-            is_newest = latest["t"] is None or taken >= latest["t"]
-            snapshot_id = self.db.execute(
-                "INSERT INTO snapshots (account_id, kind, taken_at, source, member_count, new_count, lost_count, complete) "
-                "VALUES (?,?,?,?,?,0,0,?) ON CONFLICT(account_id, kind, taken_at, source) DO UPDATE SET member_count=excluded.member_count, "
-                "complete=max(complete, excluded.complete) "
-                "RETURNING snapshot_id",
-                [self.account_id, kind, taken, self.source, total, int(complete)],
-            ).fetchone()[0]
-            args = {"account": self.account_id, "kind": kind, "taken": taken, "sid": snapshot_id}
-            open_people = (
-                "SELECT person_id FROM follows WHERE account_id=:account AND kind=:kind AND ended_at IS NULL"
-            )
-            this_list = "f.account_id=:account AND f.kind=:kind AND f.person_id=m.person_id"
-
+        args = {"account": self.account_id, "kind": kind, "taken": taken, "sid": plan["snapshot_id"],
+                "after": after, "upto": upto, "until": plan["until"], "first": plan["first"]}
+        open_people = (
+            "SELECT person_id FROM follows WHERE account_id=:account AND kind=:kind AND ended_at IS NULL " + in_range
+        )
+        this_list = "f.account_id=:account AND f.kind=:kind AND f.person_id=m.person_id"
+        with self._phase("diff"):
             # The diff: two top-level EXCEPTs with ORDER BY, which SQLite runs as a merge of
             # the members' key order and the open intervals' (no per-row lookups, no temp
             # B-tree). (Inside a subquery SQLite would drop the ORDER BY, hence the tables.)
@@ -810,19 +956,19 @@ class ArchiveWriter:
             # Everyone who stayed: one in-place update per open interval, in key order.
             conn.execute(
                 "UPDATE follows SET last_seen_at=:taken WHERE account_id=:account AND kind=:kind "
-                "AND ended_at IS NULL AND last_seen_at < :taken "
+                "AND ended_at IS NULL AND last_seen_at < :taken " + in_range +
                 "AND person_id NOT IN (SELECT person_id FROM temp.snapshot_gone)",
                 args,
             )
             lost = 0
-            if is_newest:
+            if plan["is_newest"]:
                 new_events = conn.execute(
                     "INSERT INTO audience_events (account_id, kind, person_id, event, at, snapshot_id) "
                     "SELECT :account, :kind, person_id, 'new', coalesce(since, :taken), :sid FROM temp.snapshot_joiners "
                     "WHERE NOT known AND (:baseline = 0 OR since IS NOT NULL) "
                     # In time order, so the events' time index grows at its end.
                     "ORDER BY coalesce(since, :taken), person_id",
-                    args | {"baseline": int(baseline)},
+                    args | {"baseline": int(plan["baseline"])},
                 ).rowcount
                 # Returning after a gap is a new interval and a new event too.
                 new_events += conn.execute(
@@ -837,8 +983,8 @@ class ArchiveWriter:
                     args,
                 )
             else:
-                new_events, lost = self._apply_older_snapshot(conn, args, complete)
-            if complete and is_newest and not baseline:
+                new_events, lost = self._apply_older_snapshot(conn, args, complete, in_range)
+            if complete and plan["is_newest"] and not plan["baseline"]:
                 conn.execute(
                     "CREATE TEMP TABLE snapshot_leavers AS SELECT f.person_id AS person_id, f.started_at AS started_at "
                     "FROM temp.snapshot_gone g CROSS JOIN follows f ON f.account_id=:account AND f.kind=:kind "
@@ -856,23 +1002,16 @@ class ArchiveWriter:
                     args,
                 )
             # Added, not set: applying the same list again finds nobody new and must not
-            # erase what its first application counted.
+            # erase what its first application counted; each range adds its own.
             conn.execute(
                 "UPDATE snapshots SET new_count=new_count+?, lost_count=lost_count+? WHERE snapshot_id=?",
-                [new_events, lost, snapshot_id],
+                [new_events, lost, plan["snapshot_id"]],
             )
-            phase_done("diff")
-            for table in temp_tables:
-                conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
-        finally:
-            for schema, value in saved_cache.items():
-                conn.execute(f"PRAGMA {schema}.cache_size={value}")
-        self._count(f"{kind}_seen", total)
         self._count(f"{kind}_new", new_events)
         self._count(f"{kind}_lost", lost)
-        return {"members": total, "new": new_events, "lost": lost}
+        return new_events, lost
 
-    def _apply_older_snapshot(self, conn, args: dict, complete: bool) -> tuple[int, int]:
+    def _apply_older_snapshot(self, conn, args: dict, complete: bool, in_range: str) -> tuple[int, int]:
         """A list older than the newest one applied (an old export imported late).
 
         The result must be what applying every list in time order would have given, so
@@ -890,18 +1029,12 @@ class ArchiveWriter:
           before and after it left and came back: the interval splits in two.
         - If this list is the first of all, it is the baseline: its undated members get
           no "new" event, and those of the former baseline who are not in it get theirs.
-        Follow dates (``since``) the platform gave are kept as they are.
+        Follow dates (``since``) the platform gave are kept as they are. Only the people
+        of the range being applied are touched (``in_range``, over ``person_id``; ``until``
+        and ``first`` come from the plan, fixed before the first range).
         Returns the (new, lost) events written.
         """
-        until = conn.execute(
-            "SELECT min(taken_at) FROM snapshots WHERE account_id=:account AND kind=:kind AND complete=1 "
-            "AND taken_at > :taken", args,
-        ).fetchone()[0]
-        first = conn.execute(
-            "SELECT NOT EXISTS (SELECT 1 FROM snapshots WHERE account_id=:account AND kind=:kind "
-            "AND taken_at < :taken)", args,
-        ).fetchone()[0]
-        args = args | {"until": until, "first": first}
+        until, first = args["until"], args["first"]
         this = "f.account_id=:account AND f.kind=:kind AND f.person_id=m.person_id"
         event_cols = "INSERT INTO audience_events (account_id, kind, person_id, event, at, snapshot_id) "
         new = lost = 0
@@ -968,7 +1101,7 @@ class ArchiveWriter:
                 " AND s.taken_at > :taken AND s.taken_at <= f.last_seen_at AND (s.complete=1 OR s.taken_at=f.last_seen_at)) "
                 " AS seen_after "
                 "FROM follows f WHERE f.account_id=:account AND f.kind=:kind AND f.started_at < :taken "
-                "AND (f.ended_at IS NULL OR f.ended_at > :taken) "
+                "AND (f.ended_at IS NULL OR f.ended_at > :taken) " + in_range.replace("person_id", "f.person_id") +
                 "AND NOT EXISTS (SELECT 1 FROM temp.snapshot_members m WHERE m.person_id=f.person_id) "
                 "AND (f.last_seen_at < :taken OR EXISTS (SELECT 1 FROM snapshots s WHERE s.account_id=:account "
                 " AND s.kind=:kind AND s.taken_at=f.started_at))",
@@ -1010,7 +1143,8 @@ class ArchiveWriter:
             # The former baseline's undated members who are not in this list were new then.
             new += conn.execute(
                 event_cols + "SELECT :account, :kind, f.person_id, 'new', f.started_at, :sid FROM follows f "
-                "WHERE f.account_id=:account AND f.kind=:kind AND f.started_at=(SELECT min(taken_at) FROM snapshots "
+                "WHERE f.account_id=:account AND f.kind=:kind " + in_range.replace("person_id", "f.person_id") +
+                "AND f.started_at=(SELECT min(taken_at) FROM snapshots "
                 " WHERE account_id=:account AND kind=:kind AND taken_at > :taken) "
                 "AND NOT EXISTS (SELECT 1 FROM temp.snapshot_members m WHERE m.person_id=f.person_id) "
                 "AND NOT EXISTS (SELECT 1 FROM audience_events e WHERE e.account_id=:account AND e.kind=:kind "
