@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import BinaryIO
+import threading
+from typing import BinaryIO, Callable
 
 CRASH_AT = "ARCHIVER_CRASH_AT"
 CRASH_COUNTS = "ARCHIVER_CRASH_COUNTS"
@@ -80,12 +81,16 @@ _passed: dict[str, int] = {}
 _enabled = _target is not None or _signal is not None or _counts_file is not None
 
 
-def reached(point: str, cut: BinaryIO | None = None) -> None:
-    """The process passes ``point``: count it, and exit hard if it is the one asked for.
+def reached(point: str, cut: BinaryIO | None = None, stopped: Callable[[], bool] | None = None) -> None:
+    """The process passes ``point``: count it, and exit hard (or signal itself) if it is
+    the one asked for.
 
     ``cut``: the ``.part`` file being written at a "download" point. Dying there leaves
     half of the bytes written so far in it (flushed, then truncated), as a connection
-    cut mid-body would; the next run must resume or restart that file correctly."""
+    cut mid-body would; the next run must resume or restart that file correctly.
+    ``stopped``: the run's stop flag. A signal is handled by the main thread; a run in a
+    worker thread (the daemon's) waits here until the handler has set the flag, so the
+    stop lands at this very point, not a few chunks later."""
     if not _enabled:
         return
     _passed[point] = _passed.get(point, 0) + 1
@@ -98,6 +103,12 @@ def reached(point: str, cut: BinaryIO | None = None) -> None:
         os._exit(CRASH_EXIT_CODE)
     if _signal is not None and _signal[:2] == (point, _passed[point]):
         os.kill(os.getpid(), _signal[2])   # Python runs its handler in the main thread right after
+        if stopped is not None and threading.current_thread() is not threading.main_thread():
+            waited = threading.Event()
+            for _ in range(1000):   # at most 10 s: the main thread handles it when it next runs
+                if stopped():
+                    break
+                waited.wait(0.01)
 
 
 def _write_counts(path: str) -> None:

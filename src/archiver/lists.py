@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sqlite3
 from typing import Any, Callable, Iterator
 
@@ -37,8 +38,9 @@ from archiver import crashpoints
 from archiver.records import ListPage, Membership, Page, Snapshot, now_utc
 
 STALE_AFTER_DAYS = 3
-# People a chunk: one chunk's transaction stays a few MB of WAL and well under a second.
-CHUNK = 20_000
+# People a chunk: one chunk's transaction stays a few MB of WAL and well under a second
+# (benchmarks/followers_snapshot.py). ARCHIVER_LIST_CHUNK changes it (tests use small ones).
+CHUNK = int(os.environ.get("ARCHIVER_LIST_CHUNK") or 20_000)
 
 FetchPage = Callable[[Any], "tuple[list[Membership], Any]"]
 
@@ -208,6 +210,6 @@ def _chunk_done(cancel: Callable[[], bool], last: bool = False) -> None:
     """A chunk has committed: the crash tests' point, and where a stop is honoured."""
     from archiver.net import Cancelled
 
-    crashpoints.reached("chunk")
+    crashpoints.reached("chunk", stopped=cancel)
     if cancel() and not last:
-        raise Cancelled("stopped by request")
+        raise Cancelled("stopped by request at a chunk boundary of a follower list")

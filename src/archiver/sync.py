@@ -55,7 +55,7 @@ class CancelFlag:
             if self():
                 signal.signal(signum, previous[signum])
                 raise KeyboardInterrupt
-            log.info("stopping after the current page (signal %s)", signum)
+            log.info("stopping at the next page or chunk boundary (signal %s); a second one stops at once", signum)
             self.set()
 
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -359,8 +359,9 @@ class Runner:
                 self.progress(_page_line(page, counts))
                 if cancel():
                     raise Cancelled("stopped by request")
-        except Cancelled:
-            status, message = "interrupted", "stopped by request; the next run resumes from its checkpoint"
+        except Cancelled as stop:
+            said = str(stop) if str(stop).startswith("stopped") else "stopped by request"
+            status, message = "interrupted", f"{said}; the next run resumes from its checkpoint"
         except KeyboardInterrupt:
             status, message = "interrupted", "interrupted; the next run resumes from its checkpoint"
             self.downloads.summarize(ctx, counts)
