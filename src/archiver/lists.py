@@ -38,9 +38,11 @@ from archiver import crashpoints
 from archiver.records import ListPage, Membership, Page, Snapshot, now_utc
 
 STALE_AFTER_DAYS = 3
-# People a chunk: one chunk's transaction stays a few MB of WAL and well under a second
+# People a chunk. A chunk's transaction touches at most a few pages a person (the follow
+# dates of a chunk land all over the events' time index), so the WAL stays tens of MB
+# at most whatever the list's size, and a chunk takes well under a second
 # (benchmarks/followers_snapshot.py). ARCHIVER_LIST_CHUNK changes it (tests use small ones).
-CHUNK = int(os.environ.get("ARCHIVER_LIST_CHUNK") or 20_000)
+CHUNK = int(os.environ.get("ARCHIVER_LIST_CHUNK") or 10_000)
 
 FetchPage = Callable[[Any], "tuple[list[Membership], Any]"]
 

@@ -231,8 +231,8 @@ _TABLES = {
     },
     "staged_lists": {
         "title": "Lists being read",
-        "description": "A follower or following list read a page at a time, with where the reading goes on; "
-                       "it becomes a snapshot once whole.",
+        "description": "A follower or following list read a page (or a chunk) at a time, with where the "
+                       "reading goes on; once whole it is applied as a snapshot a chunk at a time.",
     },
     "staged_members": {
         "title": "Members of lists being read",

@@ -446,7 +446,8 @@ class Runner:
         except sqlite3.Error as error:   # the state, the tombstones or the commit itself
             raise PageNotKept(_page_failure(error, number, page.stream)) from error
         for kind in to_apply:
-            if writer.staged_list(kind) is not None:   # not when its last page was refused
+            staged = writer.staged_list(kind)
+            if staged is not None and staged["complete"] is not None:   # whole (its last page was not refused)
                 lists.apply_staged(self.archive, writer, kind, cancel=ctx.cancel, chunk=self.list_chunk)
         return writer.counts
 

@@ -712,10 +712,11 @@ class ArchiveWriter:
         for table in self._TEMP_TABLES:
             conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
         conn.execute(f"CREATE TEMP TABLE snapshot_all ({self._MEMBER_COLUMNS}) WITHOUT ROWID")
-        conn.execute(
-            "INSERT INTO temp.snapshot_all SELECT person_id, since, handle, display_name, url, avatar_url "
-            "FROM staged_members WHERE list_id=? ORDER BY person_id, rowid " + self._FIRST_DATE_LAST_NAMES,
-            [staged["list_id"]])
+        with self._phase("sort"):
+            conn.execute(
+                "INSERT INTO temp.snapshot_all SELECT person_id, since, handle, display_name, url, avatar_url "
+                "FROM staged_members WHERE list_id=? ORDER BY person_id, rowid " + self._FIRST_DATE_LAST_NAMES,
+                [staged["list_id"]])
 
     def apply_staged_chunk(self, kind: str, limit: int | None) -> bool:
         """Apply the next ``limit`` people (all: None) of the staged list, in key order,
