@@ -122,7 +122,7 @@ def stage_snapshot(archive, writer, snapshot: Snapshot, *, cancel: Callable[[], 
     if staged is not None and staged["complete"] is not None:
         snapshot.taken_at = staged["taken_at"]
         return True   # whole already; apply_pending finishes it
-    if staged is None and writer._applied_already(snapshot.kind, snapshot.taken_at, True):
+    if staged is None and writer.applied_already(snapshot.kind, snapshot.taken_at, True):
         return False
     if staged is not None:
         # Same source, same export: the list staged is this one, whatever moment a
@@ -173,7 +173,7 @@ def apply_staged(archive, writer, kind: str, *, cancel: Callable[[], bool], chun
                 if db.conn.in_transaction:
                     db.conn.rollback()
                 if cancel():
-                    raise Cancelled("stopped by request") from None
+                    raise Cancelled("stopped by request while a follower list was sorted") from None
                 raise
             finally:
                 db.conn.set_progress_handler(None, 0)

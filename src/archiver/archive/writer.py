@@ -696,7 +696,7 @@ class ArchiveWriter:
         if staged["plan"] is not None:
             return json.loads(staged["plan"])
         if (staged["members"] == 0 and not staged["complete"]) or \
-                self._applied_already(kind, staged["taken_at"], bool(staged["complete"])):
+                self.applied_already(kind, staged["taken_at"], bool(staged["complete"])):
             plan = None
         else:
             plan = self._plan_snapshot(kind, staged["taken_at"], staged["members"], bool(staged["complete"]))
@@ -773,7 +773,7 @@ class ArchiveWriter:
         Phase times (seconds) are left in ``self.snapshot_timings``.
         """
         conn = self.db.conn
-        applied = self._applied_already(kind, taken, is_complete())
+        applied = self.applied_already(kind, taken, is_complete())
         if applied is not None:
             self.snapshot_timings = {}
             return {"members": applied["member_count"], "new": 0, "lost": 0}
@@ -801,7 +801,7 @@ class ArchiveWriter:
         self._count(f"{kind}_seen", total)
         return {"members": total, "new": new_events, "lost": lost}
 
-    def _applied_already(self, kind: str, taken: str, complete: bool) -> dict | None:
+    def applied_already(self, kind: str, taken: str, complete: bool) -> dict | None:
         """This very list (same moment, same source) is in the archive already: applying
         it again must change nothing, so it is not applied again. (A complete list
         arriving after a partial one of the same moment is applied: it knows more.)"""
