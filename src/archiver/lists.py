@@ -109,11 +109,15 @@ def _days_since(when: str) -> float:
 # -- staging an export's list, applying, clearing: one committed chunk at a time -----------
 
 
-def stage_snapshot(archive, writer, snapshot: Snapshot, *, cancel: Callable[[], bool], chunk: int = CHUNK) -> bool:
+def stage_snapshot(archive, writer, snapshot: Snapshot, *, cancel: Callable[[], bool],
+                   chunk: int = CHUNK) -> list[Membership] | None | bool:
     """Stage a whole list (an export's) ``chunk`` entries a transaction, going on after
     the entries an interrupted import of the same export staged already. The caller
     then marks it whole (``writer.finish_staging``) with the rest of its page, and applies
-    it. Returns False when there is nothing to do: this list is in the archive already.
+    it. Returns False when there is nothing to do (this list is in the archive already),
+    True when it is staged, and the members themselves when the whole list is one chunk
+    at most: the caller stages and applies those in its page's transaction (a small list
+    costs one transaction, as any page).
 
     The members are read again from the start on a resume (an export is read in one
     forward pass) and the first ones skipped: the same export gives them in the same
@@ -131,6 +135,7 @@ def stage_snapshot(archive, writer, snapshot: Snapshot, *, cancel: Callable[[], 
     skip = staged["read"] if staged is not None else 0
     batch: list[Membership] = []
     read = 0
+    chunks = 0
     for membership in snapshot.members:
         read += 1
         if read <= skip:
@@ -138,7 +143,10 @@ def stage_snapshot(archive, writer, snapshot: Snapshot, *, cancel: Callable[[], 
         batch.append(membership)
         if len(batch) >= chunk:
             _stage_chunk(archive, writer, snapshot, batch, cancel)
+            chunks += 1
             batch = []
+    if staged is None and chunks == 0:
+        return batch
     if batch:
         _stage_chunk(archive, writer, snapshot, batch, cancel)
     return True

@@ -408,13 +408,16 @@ class Runner:
         writer = self._writer(source)
         number = self._page_numbers[page.stream] = self._page_numbers.get(page.stream, 0) + 1
         to_apply: list[str] = []
-        applied_already: set[int] = set()   # ids of Snapshot records the archive holds already
+        # Snapshot records staged before the page's transaction: id -> True (staged in
+        # chunks), False (in the archive already) or the members of a list of one chunk,
+        # staged and applied inside the transaction.
+        staging: dict[int, Any] = {}
         for record in page.records:
             if isinstance(record, Snapshot):
-                if lists.stage_snapshot(self.archive, writer, record, cancel=ctx.cancel, chunk=self.list_chunk):
+                staging[id(record)] = lists.stage_snapshot(self.archive, writer, record, cancel=ctx.cancel,
+                                                           chunk=self.list_chunk)
+                if staging[id(record)] is True:
                     to_apply.append(record.kind)
-                else:
-                    applied_already.add(id(record))
             elif isinstance(record, ListPage) and record.last:
                 to_apply.append(record.kind)
         try:
@@ -423,7 +426,7 @@ class Runner:
                 refused: list[tuple[str, str, Any]] = []    # posts the writer refused: id, reason, raw
                 for record in page.records:
                     try:
-                        post_id = self._write_record(writer, record, stored, page, applied_already)
+                        post_id = self._write_record(writer, record, stored, page, staging)
                     except Exception as error:
                         if not _record_error(error) or not db.conn.in_transaction:
                             # The database itself refused (disk full, I/O error, a trigger's
@@ -474,7 +477,7 @@ class Runner:
                               "posts_tombstoned"] = marked
 
     def _write_record(self, writer: ArchiveWriter, record, stored: dict, page: Page,
-                      applied_already: set[int] = frozenset()) -> str | None:
+                      staging: dict[int, Any] | None = None) -> str | None:
         """Write one record in its own savepoint; returns the post id for a post."""
         from archiver.net import scrubber
 
@@ -509,10 +512,16 @@ class Runner:
                 else:
                     writer.write_person(record)
             elif isinstance(record, Snapshot):
-                if id(record) not in applied_already:   # staged by write_page, chunk by chunk
+                staged = (staging or {}).get(id(record), True)
+                if isinstance(staged, list):   # one chunk at most: all of it here
+                    writer.stage_members(record.kind, record.taken_at, staged, read=len(staged))
+                if staged is not False:
                     writer.finish_staging(record.kind, record.taken_at, record.complete)
+                if isinstance(staged, list):
+                    writer.apply_staged_at_once(record.kind)
             elif isinstance(record, ListPage):
-                writer.stage_list_page(record, apply=False)   # write_page applies a whole list after
+                # A list of one chunk at most is applied here; write_page applies a bigger one after.
+                writer.stage_list_page(record, apply_up_to=self.list_chunk)
             elif isinstance(record, Interaction):
                 writer.write_interaction(record)
             else:

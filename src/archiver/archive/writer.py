@@ -658,12 +658,13 @@ class ArchiveWriter:
         self.db.execute("UPDATE staged_lists SET complete=?, pages=pages-1 WHERE account_id=? AND kind=? AND source=?",
                         [int(complete), self.account_id, kind, self.source])
 
-    def stage_list_page(self, page: ListPage, apply: bool = True) -> dict[str, int] | None:
+    def stage_list_page(self, page: ListPage, apply_up_to: int | None = None) -> dict[str, int] | None:
         """Add one page of a follower/following list to its staging, with the cursor that
-        follows it. The ``last`` page makes the list whole; with ``apply`` it is applied
-        as a snapshot and its staging cleared, all in the caller's transaction (the sync
-        runner applies it afterwards in committed chunks: archiver.lists.apply_staged).
-        Returns the snapshot's counts when applied here, else None."""
+        follows it. The ``last`` page makes the list whole and applies it as a snapshot,
+        clearing its staging, all in the caller's transaction; with ``apply_up_to``, only
+        a list of at most that many people (the sync runner applies a bigger one afterwards
+        in committed chunks: archiver.lists.apply_staged). Returns the snapshot's counts
+        when applied here, else None."""
         page = without_nul(page)
         staged = self.staged_list(page.kind)
         if staged is not None and staged["taken_at"] != page.taken_at:
@@ -675,15 +676,21 @@ class ArchiveWriter:
         if not page.last:
             return None
         self.finish_staging(page.kind, page.taken_at, page.complete)
-        if not apply:
+        if apply_up_to is not None and self.staged_list(page.kind)["members"] > apply_up_to:
             return None
+        return self.apply_staged_at_once(page.kind)
+
+    def apply_staged_at_once(self, kind: str) -> dict[str, int]:
+        """Apply the whole staged ``kind`` list and clear its staging in the caller's
+        transaction: for a list small enough to be one chunk."""
         result = {"members": 0, "new": 0, "lost": 0}
-        if self.plan_staged(page.kind) is not None:
-            self.load_staged(page.kind)
-            while not self.apply_staged_chunk(page.kind, limit=None):
+        if self.plan_staged(kind) is not None:
+            self.load_staged(kind)
+            while not self.apply_staged_chunk(kind, limit=None):
                 pass
             result = self.staged_outcome
-        while not self.clear_staged_chunk(page.kind, limit=None):
+            self.db.conn.execute("DROP TABLE IF EXISTS temp.snapshot_all")
+        while not self.clear_staged_chunk(kind, limit=None):
             pass
         return result
 
