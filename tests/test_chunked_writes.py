@@ -357,3 +357,55 @@ def test_the_daemon_stops_an_inbox_import_at_a_chunk_boundary_on_sigterm_and_exi
     assert query(folder, "SELECT status FROM runs ORDER BY run_id") == [("interrupted",), ("ok",)]
     assert query(folder, "SELECT member_count, complete FROM snapshots") == [(1_000, 1)]
     assert query(folder, "SELECT count(*) FROM follows WHERE ended_at IS NULL") == [(1_000,)]
+
+
+# --------------------------------------------------------------------------- the upgrade
+
+
+def test_a_list_half_read_before_the_upgrade_is_finished_after_it_in_chunks(tmp_path, chunk_points):
+    """An archive left by the version before m013_chunked_writes, in the middle of an API
+    listing (3 pages of 1,000 staged, with the cursor): after the upgrade the next run
+    goes on from that cursor, applies the list in chunks, and the snapshot is the list
+    an uninterrupted run stores."""
+    import sqlite3
+
+    from archiver.records import now_utc
+
+    from sqlite_utils import Database
+
+    from archiver.archive.schema import migrations
+
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    old = Database(folder / "archive.db")
+    migrations.apply(old, stop_before="m013_chunked_writes")
+    with old.conn:
+        old.execute("INSERT INTO staged_lists (account_id, kind, taken_at, source, cursor, pages, members, "
+                    "started_at, updated_at) VALUES ('mastodon:main', 'followers', ?, 'api', '3000', 3, 3000, ?, ?)",
+                    [TAKEN, now_utc(), now_utc()])
+        old.conn.executemany(
+            "INSERT INTO staged_members (account_id, kind, taken_at, person_id, handle) VALUES (?,?,?,?,?)",
+            [("mastodon:main", "followers", TAKEN, handle(i), handle(i)) for i in range(3_000)])
+    old.close()
+
+    archive = Archive(folder)   # applies m013 (and whatever comes after it)
+    boundaries: list[int] = []
+    chunk_points.append(boundaries.append)
+    asked: list = []
+    people = list(range(5_000))
+
+    def fetch(cursor):
+        asked.append(cursor)
+        start = cursor or 0
+        return list(members(people[start:start + 1_000])), (start + 1_000 if start + 1_000 < len(people) else None)
+
+    result = ListsOnly(tmp_path).run(archive, lambda ctx: lists.list_pages(ctx, "followers", fetch, stream="followers"),
+                                     source="api", chunk=1_000)
+    assert result["status"] == "ok", result
+    assert asked == [3_000, 4_000]   # went on from the staged cursor
+    assert len(boundaries) >= 5 + 5   # applied and cleared 1,000 people a transaction
+    assert archive.db.execute("SELECT taken_at, member_count, complete FROM snapshots").fetchall() == [
+        (TAKEN, 5_000, 1)]
+    assert archive.db.execute("SELECT count(*) FROM follows WHERE ended_at IS NULL").fetchone()[0] == 5_000
+    assert audience(archive)["staged"] == 0
+    assert sqlite3.connect(folder / "archive.db").execute("PRAGMA integrity_check").fetchone() == ("ok",)

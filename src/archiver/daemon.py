@@ -559,7 +559,7 @@ class Daemon:
             log.warning("second %s: exiting without waiting for the running account", signal.Signals(signum).name)
             self._stop_deadline = 0.0
         else:
-            log.info("%s: stopping; a running account stops after its current page", signal.Signals(signum).name)
+            log.info("%s: stopping; a running account stops after its current page or chunk", signal.Signals(signum).name)
             self._stop_requested = True
             self.cancel.set()
         self._wake.set()
