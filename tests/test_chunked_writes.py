@@ -409,3 +409,36 @@ def test_a_list_half_read_before_the_upgrade_is_finished_after_it_in_chunks(tmp_
     assert archive.db.execute("SELECT count(*) FROM follows WHERE ended_at IS NULL").fetchone()[0] == 5_000
     assert audience(archive)["staged"] == 0
     assert sqlite3.connect(folder / "archive.db").execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_a_stop_while_the_staged_people_are_sorted_interrupts_the_sort_and_keeps_the_list(tmp_path, monkeypatch):
+    """Sorting a staged list is one statement (no chunk boundary inside): a stop asked
+    during it interrupts it through SQLite's progress handler instead of waiting for a
+    sort of millions. Nothing durable is lost; the next call applies the list."""
+    from archiver.archive.writer import ArchiveWriter
+    from archiver.net import Cancelled
+
+    archive = Archive(tmp_path / "archive")
+    writer = ArchiveWriter(archive.db, platform="mastodon", account_id="mastodon:main", source="export:big")
+    snapshot = Snapshot("followers", TAKEN, members(range(5_000)))
+    assert lists.stage_snapshot(archive, writer, snapshot, cancel=lambda: False, chunk=1_000) is True
+    with archive.writing():
+        writer.finish_staging("followers", TAKEN, True)
+    stop = {"asked": False}
+    original = crashpoints.reached
+
+    def reached(point, cut=None, stopped=None):
+        planned = archive.db.execute("SELECT plan FROM staged_lists").fetchone()
+        if point == "commit" and planned and planned[0]:
+            stop["asked"] = True   # the plan is committed: the sort is next
+        return original(point, cut) if stopped is None else original(point, cut, stopped)
+
+    monkeypatch.setattr(crashpoints, "reached", reached)
+    with pytest.raises(Cancelled, match="sorted"):
+        lists.apply_staged(archive, writer, "followers", cancel=lambda: stop["asked"], chunk=1_000)
+    assert archive.db.execute("SELECT members, applied_to FROM staged_lists").fetchall() == [(5_000, None)]
+    assert archive.db.execute("SELECT count(*) FROM temp.sqlite_master WHERE name='snapshot_all'").fetchone() == (0,)
+
+    lists.apply_staged(archive, writer, "followers", cancel=lambda: False, chunk=1_000)
+    assert archive.db.execute("SELECT member_count, complete FROM snapshots").fetchall() == [(5_000, 1)]
+    assert audience(archive)["staged"] == 0

@@ -360,6 +360,8 @@ class Runner:
                 if cancel():
                     raise Cancelled("stopped by request")
         except Cancelled as stop:
+            for key, n in getattr(stop, "counts", {}).items():
+                counts[key] = counts.get(key, 0) + n
             said = str(stop) if str(stop).startswith("stopped") else "stopped by request"
             status, message = "interrupted", f"{said}; the next run resumes from its checkpoint"
         except KeyboardInterrupt:
@@ -448,10 +450,16 @@ class Runner:
             raise
         except sqlite3.Error as error:   # the state, the tombstones or the commit itself
             raise PageNotKept(_page_failure(error, number, page.stream)) from error
-        for kind in to_apply:
-            staged = writer.staged_list(kind)
-            if staged is not None and staged["complete"] is not None:   # whole (its last page was not refused)
-                lists.apply_staged(self.archive, writer, kind, cancel=ctx.cancel, chunk=self.list_chunk)
+        from archiver.net import Cancelled
+
+        try:
+            for kind in to_apply:
+                staged = writer.staged_list(kind)
+                if staged is not None and staged["complete"] is not None:   # whole (its last page was not refused)
+                    lists.apply_staged(self.archive, writer, kind, cancel=ctx.cancel, chunk=self.list_chunk)
+        except Cancelled as stop:
+            stop.counts = writer.counts   # the page is in: the run's record counts it
+            raise
         return writer.counts
 
     def _record_listing(self, page: Page, ctx: SyncContext, writer: ArchiveWriter, written: list[str],
