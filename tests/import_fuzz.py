@@ -485,6 +485,7 @@ def pack(case: Case, folder: Path) -> Path:
     if case.container in ("json", "car"):
         path.write_bytes(case.entries[0][1] if case.entries else b"")
     elif case.container == "folder":
+        path.mkdir()
         for name, data, _ in case.entries:
             target = path / name
             try:
@@ -492,8 +493,7 @@ def pack(case: Case, folder: Path) -> Path:
                 if not target.is_dir():
                     target.write_bytes(data)
             except OSError:
-                pass   # a name this file system refuses: that entry is simply not there
-        path.mkdir(exist_ok=True)
+                pass   # a name this file system refuses ("./", a file where a folder is): not there
     elif case.container == "zip":
         with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
             for name, data, knobs in case.entries:
@@ -661,6 +661,10 @@ def _worker(connection, root: str) -> None:
             result = run_case(case, base)
         except MemoryError:
             result = {"status": "memory", "message": f"over the memory limit of {idle + MEMORY_HEADROOM} bytes"}
+        except Exception:   # noqa: BLE001 - the harness's own failure, said as such
+            import traceback
+
+            result = {"status": "harness", "message": traceback.format_exc()}
         finally:
             faulthandler.cancel_dump_traceback_later()
         result["max_rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
