@@ -181,3 +181,13 @@ def test_a_takeout_video_row_refused_leaves_its_file_reported_not_the_import_fai
     result = worker.run(case)
     assert_import_holds(result, case, baselines["youtube"])
     assert [e for e in result["errors"] if e["item"].startswith("video file ")], result["errors"]
+
+
+def test_a_lone_surrogate_escaped_in_json_becomes_a_replacement_character(worker, baselines):
+    # "\ud800" is a valid JSON escape but no character UTF-8 can hold: Mastodon's avatar
+    # link (actor.json), looked up as an entry name in SQLite before any record was
+    # written, failed the import with a UnicodeEncodeError traceback.
+    case = one_value_case("mastodon", "actor.json", ("icon", "url"), "\ud800")
+    result = worker.run(case)
+    assert_import_holds(result, case, baselines["mastodon"])
+    assert result["rows"]["posts"] == baselines["mastodon"]["posts"]

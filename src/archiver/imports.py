@@ -581,7 +581,8 @@ class ExportSource:
     def iter_json(self, name: str, prefix: str) -> Iterator[Any]:
         """Stream the items under ``prefix`` (ijson syntax, e.g. "a.b.item") of one JSON entry.
 
-        Numbers come back as int / float (not Decimal) so items can be stored as JSON again.
+        Numbers come back as int / float (not Decimal) so items can be stored as JSON again;
+        text as UTF-8 can hold it (``plain_values``).
         """
         import ijson
 
@@ -591,13 +592,14 @@ class ExportSource:
                 # the whole file at a longer one, which is valid JSON (one odd value of one
                 # item); Decimals are turned into floats here instead.
                 for item in ijson.items(reader, prefix):
-                    yield plain_numbers(item)
+                    yield plain_values(item)
 
     def load_json(self, name: str) -> Any:
-        """The whole JSON document of one entry (use ``iter_json`` for big files)."""
+        """The whole JSON document of one entry (use ``iter_json`` for big files), its
+        text as UTF-8 can hold it (``plain_values``)."""
         with self.open_json(name) as reader:
             try:
-                return json.loads(reader.read())
+                return plain_values(json.loads(reader.read()))
             except json.JSONDecodeError as exc:
                 raise _export_error(
                     self.path,
@@ -1023,21 +1025,44 @@ def _sha256_of_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def plain_numbers(value: Any) -> Any:
-    """``value`` with every Decimal (ijson's non-integer numbers) made a float, in place;
-    walked without recursion, as nesting may be deep."""
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def plain_values(value: Any) -> Any:
+    """``value`` as the archive can store it, changed in place: ijson's Decimals become
+    floats, and a lone UTF-16 surrogate (JSON can escape one, "\\ud800", but no UTF-8
+    text holds it: SQLite refuses it) becomes U+FFFD, in values and keys. Walked without
+    recursion, as nesting may be deep."""
+    if not isinstance(value, (dict, list)):
+        return _plain_scalar(value)
+    pending = [value]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            if any(isinstance(key, str) and _LONE_SURROGATE.search(key) for key in node):
+                renamed = [(_plain_scalar(key), child) for key, child in node.items()]
+                node.clear()
+                node.update(renamed)
+            pairs = list(node.items())
+        else:
+            pairs = list(enumerate(node))
+        for key, child in pairs:
+            if isinstance(child, (dict, list)):
+                pending.append(child)
+            else:
+                plain = _plain_scalar(child)
+                if plain is not child:
+                    node[key] = plain
+    return value
+
+
+def _plain_scalar(value: Any) -> Any:
     from decimal import Decimal
 
     if isinstance(value, Decimal):
         return float(value)
-    pending = [value] if isinstance(value, (dict, list)) else []
-    while pending:
-        node = pending.pop()
-        for key, child in list(node.items() if isinstance(node, dict) else enumerate(node)):
-            if isinstance(child, Decimal):
-                node[key] = float(child)
-            elif isinstance(child, (dict, list)):
-                pending.append(child)
+    if isinstance(value, str) and _LONE_SURROGATE.search(value):
+        return _LONE_SURROGATE.sub("\ufffd", value)
     return value
 
 
