@@ -513,7 +513,7 @@ def test_a_full_disk_during_the_portability_download_leaves_no_half_zip(tmp_path
         assert h.run()["status"] == "ok"
     real_download = TikTokApi.portability_download
 
-    def disk_fills_up(self, request_id, dest):
+    def disk_fills_up(self, request_id, dest, **bounds):
         dest.write(b"PK\x03\x04" + b"\x00" * 5000)
         raise OSError(errno.ENOSPC, "No space left on device", str(getattr(dest, "name", "")))
 

@@ -273,7 +273,8 @@ class _ExportRun:
             post_from_record, profile_from_record, read_repo, repost_from_record)
 
         with tempfile.TemporaryFile(dir=self._tmp_dir()) as car:
-            self.api.get_repo(self.did, car)
+            self.api.get_repo(self.did, car, limits=self.ctx.download_limits, clock=self.ctx.download_clock,
+                              cancel=self.ctx.cancel)
             car.seek(0)
             repo = read_repo(car)
         try:

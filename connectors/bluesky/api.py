@@ -361,16 +361,21 @@ class BlueskyApi:
         """{"cid", "rev"} of the repo's head: one cheap call to tell whether anything changed."""
         return self._pds("com.atproto.sync.getLatestCommit", {"did": did})
 
-    def get_repo(self, did: str, into) -> None:
-        """Stream the repository CAR into the binary file ``into`` (repos can be large)."""
+    def get_repo(self, did: str, into, *, limits=None, clock=None, cancel=None) -> None:
+        """Stream the repository CAR into the binary file ``into`` (repos can be large),
+        bounded like any download (``limits``: [downloads] of the config; see
+        media.copy_bounded)."""
+        from archiver.config import DownloadLimits
+        from archiver.media import copy_bounded
+
         nsid = "com.atproto.sync.getRepo"
-        with self.client.stream("GET", xrpc_url(self.pds_url, nsid, {"did": did}),
-                                authenticated=self.tokens is not None) as response:
+        url = xrpc_url(self.pds_url, nsid, {"did": did})
+        with self.client.stream("GET", url, authenticated=self.tokens is not None) as response:
             if response.status_code >= 400:
                 response.read()
                 _raise_for_error(response, nsid)
-            for chunk in response.iter_bytes():
-                into.write(chunk)
+            copy_bounded(response, into, url=url, what="the repository (CAR)", limits=limits or DownloadLimits(),
+                         clock=clock, cancel=cancel)
 
     def list_blobs(self, did: str) -> Iterator[str]:
         """Every blob CID the PDS holds for the repo. Stops on a missing cursor or an

@@ -218,7 +218,8 @@ class TikTokConnector(Connector):
         zip_path = ctx.temp_folder / f"tiktok-portability-{request_id}.zip"
         try:
             with open(zip_path, "wb") as handle:
-                ready = api.portability_download(request_id, handle)
+                ready = api.portability_download(request_id, handle, limits=ctx.download_limits,
+                                                 clock=ctx.download_clock, cancel=ctx.cancel)
         except BaseException:   # cut off, or the disk is full: no half zip is left behind
             zip_path.unlink(missing_ok=True)
             raise

@@ -5,6 +5,7 @@ See ../shared/platforms/tiktok.md. Only requests documented there are made.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from typing import Any, Iterator
@@ -220,18 +221,26 @@ class TikTokApi:
                           ["request_id", "apply_time", "collect_time", "status", "data_format", "category_selection_list"],
                           {"request_id": int(request_id)})
 
-    def portability_download(self, request_id: str, dest) -> bool:
+    def portability_download(self, request_id: str, dest, *, limits=None, clock=None, cancel=None) -> bool:
         """Stream the export zip into ``dest`` (a binary file). False when the answer is not
-        a zip yet (still being prepared: keep polling)."""
-        with self.client.stream("POST", "/v2/user/data/download/", authenticated=True, idempotent=True,
+        a zip yet (still being prepared: keep polling). Bounded like any download
+        (``limits``: [downloads] of the config; see media.copy_bounded): an endless or
+        trickling answer raises media.DownloadCut; removing ``dest`` is the caller's."""
+        from archiver.config import DownloadLimits
+        from archiver.media import copy_bounded
+
+        path = "/v2/user/data/download/"
+        with self.client.stream("POST", path, authenticated=True, idempotent=True,
                                 json={"request_id": int(request_id)}) as response:
+            if response.status_code != 200:
+                return False
             chunks = response.iter_bytes()
             first = next(chunks, b"")
-            if response.status_code != 200 or not first.startswith(b"PK"):
+            if not first.startswith(b"PK"):
                 return False
-            dest.write(first)
-            for chunk in chunks:
-                dest.write(chunk)
+            copy_bounded(response, dest, url=str(response.url), what=f"TikTok's export zip (request {request_id})",
+                         limits=limits or DownloadLimits(), clock=clock, cancel=cancel,
+                         chunks=itertools.chain([first], chunks))
         return True
 
     def close(self) -> None:

@@ -211,6 +211,8 @@ class FakeTikTok(FakeClock):
         self._refresh: dict[str, dict] = {}
         self._rate_hits: dict[str, collections.deque] = collections.defaultdict(collections.deque)
         self._data_requests: dict[int, dict] = {}
+        # A hostile export download: None, or one of fakeserver.HOSTILE_BODIES.
+        self.download_fault: str | None = None
         # (method, path, status) of recent requests, for tests; bounded for long demo runs.
         self.log: collections.deque = collections.deque(maxlen=10_000)
 
@@ -861,6 +863,10 @@ class FakeTikTok(FakeClock):
         record = self._data_requests[request_id]
         if record["final"] or record["checks"] < len(self.config.portability_statuses):
             return self._api_error(400, "invalid_params", "The data is not ready for download.")
+        if self.download_fault is not None:
+            from archiver.fakeserver import hostile_download
+
+            return hostile_download(self.download_fault, b"PK\x03\x04", "application/zip")
         return self._ranged(request, self.export_zip("new"), "application/zip")
 
     def _data_cancel(self, request: httpx.Request, grant: dict, body: dict) -> httpx.Response:

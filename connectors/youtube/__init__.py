@@ -510,7 +510,8 @@ class YouTubeConnector(Connector):
                 path = folder / f"youtube-portability-{job['id']}-{number:03d}.zip"
                 with open(path, "wb") as handle:
                     paths[key] = path
-                    portability.download(url, handle)
+                    portability.download(url, handle, limits=ctx.download_limits, clock=ctx.download_clock,
+                                         cancel=ctx.cancel)
         except BaseException:
             for path in paths.values():
                 path.unlink(missing_ok=True)

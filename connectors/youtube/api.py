@@ -545,17 +545,20 @@ class PortabilityApi:
         """Clears exhausted one-time scopes (and revokes the tokens): the user consents again."""
         self._call("POST", "/v1/authorization:reset", {})
 
-    def download(self, url: str, dest) -> int:
-        """Stream one signed archive part into ``dest`` (binary file); returns its size."""
-        size = 0
+    def download(self, url: str, dest, *, limits=None, clock=None, cancel=None) -> int:
+        """Stream one signed archive part into ``dest`` (binary file); returns its size.
+        Bounded like any download (``limits``: [downloads] of the config; see
+        media.copy_bounded); removing ``dest`` after a failure is the caller's."""
+        from archiver.config import DownloadLimits
+        from archiver.media import copy_bounded
+
         with self.client.stream("GET", url, authenticated=False) as response:
             if response.status_code >= 400:
                 raise SignedUrlRefused(f"the download link {scrubber.url(url)} answered HTTP {response.status_code} "
                                        "(signed links expire)", kind="client", status=response.status_code)
-            for chunk in response.iter_bytes(1 << 20):
-                dest.write(chunk)
-                size += len(chunk)
-        return size
+            return copy_bounded(response, dest, url=url, what="a Data Portability archive part",
+                                limits=limits or DownloadLimits(),
+                                clock=clock, cancel=cancel)
 
     def close(self) -> None:
         self.client.close()

@@ -286,6 +286,8 @@ class FakeYouTube(FakeClock):
         self.exhausted_groups: set[str] = set()   # used by a one-time export, until reset
         self._doomed_jobs = 0
         self.portability_resets = 0
+        # A hostile archive part download: None, or one of fakeserver.HOSTILE_BODIES.
+        self.part_fault: str | None = None
         # People's pictures: channel id -> the version of their current picture (0: the
         # first). Every version ever handed out stays served; unknown ones answer 404.
         self.picture_versions: dict[str, int] = {}
@@ -1150,6 +1152,10 @@ class FakeYouTube(FakeClock):
         number = int(match.group(2))
         if job is None or not job["parts"] or number > len(job["parts"]):
             return httpx.Response(404, headers=xml, content=b"<Error><Code>NoSuchKey</Code></Error>")
+        if self.part_fault is not None:
+            from archiver.fakeserver import hostile_download
+
+            return hostile_download(self.part_fault, b"PK\x03\x04", "application/zip")
         return httpx.Response(200, headers={"Content-Type": "application/zip"}, content=job["parts"][number - 1])
 
 

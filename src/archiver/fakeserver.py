@@ -35,6 +35,36 @@ class FakeClock:
             self.clock_offset += seconds
 
 
+# What a hostile or broken file server can answer a download with (the fakes' faults):
+# "endless" sends 64 KB chunks without end; "trickle" one byte per chunk read, without
+# end (lockstep with the client: each byte arrives when the client asks for the next, so a
+# fake clock decides the rate); "oversize" announces 50 GB and sends a few bytes.
+HOSTILE_BODIES = ("endless", "trickle", "oversize")
+SAFETY_STOP = {"endless": 50_000_000, "trickle": 200_000}
+
+
+def hostile_download(kind: str, head: bytes, content_type: str) -> httpx.Response:
+    """A download answer of the ``kind`` above, starting with the bytes ``head`` (a zip's
+    "PK…"). Its body is a stream: for httpx.MockTransport (serve_fake reads bodies whole)."""
+    if kind == "oversize":
+        return httpx.Response(200, headers={"Content-Type": content_type, "Content-Length": str(50 * 10**9)},
+                              content=iter([head]))
+
+    def body():
+        # "Without end" up to a safety stop (50 MB, or 200,000 trickled bytes): a client
+        # whose bounds do not hold then fails its test instead of filling the disk or hanging.
+        yield head
+        sent = 0
+        while sent < SAFETY_STOP[kind]:
+            chunk = b"\x00" * 65536 if kind == "endless" else b"\x00"
+            sent += len(chunk)
+            yield chunk
+
+    if kind not in HOSTILE_BODIES:
+        raise ValueError(f"unknown hostile body {kind!r}; one of {HOSTILE_BODIES}")
+    return httpx.Response(200, headers={"Content-Type": content_type}, content=body())
+
+
 def serve_fake(fake, host: str = "127.0.0.1", port: int = 0, *,
                crash_response: Callable[[Exception], httpx.Response], name: str = "fake"):
     """Serve ``fake`` in a daemon thread; returns ``(server, thread)``.

@@ -30,7 +30,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 import httpx
 
@@ -153,9 +153,14 @@ class _RestartDownload(Exception):
     """The server will not continue our .part: throw it away and start from byte 0."""
 
 
+def download_clock() -> float:
+    """Seconds, for the total time and the rate of downloads (a test puts a fake clock here)."""
+    return time.monotonic()
+
+
 class MediaStore:
     def __init__(self, root: Path, *, tmp: Path | None = None, limits: DownloadLimits | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] | None = None) -> None:
         """``tmp``: where partial files go; a run passes its own folder (run_folders.py),
         so one run never touches another's partial files. ``limits``: the bounds of one
         download ([downloads] in the config). ``clock``: seconds, for the time and rate
@@ -163,7 +168,7 @@ class MediaStore:
         self.root = Path(root)
         self.tmp = Path(tmp) if tmp is not None else self.root / ".tmp"
         self.limits = limits or DownloadLimits()
-        self.clock = clock
+        self.clock = clock or download_clock
         for folder in (self.root, self.tmp):
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             os.chmod(folder, 0o700)  # private even if it already existed or umask widened it
@@ -202,7 +207,7 @@ class MediaStore:
             resumed = part.exists() and part.stat().st_size > 0
             try:
                 content_type = self._fetch_into(client, url, part, cancel, on_progress, started=started)
-            except (_TooLarge, DiskFull):
+            except (TooLarge, DiskFull):
                 # Neither bytes past the cap nor a file cut by a full disk are worth resuming.
                 part.unlink(missing_ok=True)
                 _validator_path(part).unlink(missing_ok=True)
@@ -271,33 +276,12 @@ class MediaStore:
             else:
                 raise MediaError(url, f"HTTP {status}")
             expected = _expected_size(response, have, total)
-            if expected is not None and expected > limits.max_file_bytes:
-                raise _TooLarge(url, f"the server announces {_size(expected)}, above the cap of "
-                                     f"{_size(limits.max_file_bytes)} (downloads.max_file_gb in the config): not downloaded")
-            written = have
-            rate = _RateCheck(self.clock, limits.min_bytes_per_second)
             with self._writing(part, mode, needed=expected) as out:
-                for chunk in response.iter_bytes():  # as received, so a cut keeps every byte
-                    if cancel is not None and cancel():
-                        raise Cancelled("cancelled during download")
-                    if written + len(chunk) > limits.max_file_bytes:
-                        raise _TooLarge(url, f"the file goes on past the cap of {_size(limits.max_file_bytes)} "
-                                             "(downloads.max_file_gb in the config): cut off, nothing kept")
-                    write_bytes(out, chunk)
-                    if written == have:  # once a response, however the body is chunked
-                        crashpoints.reached("download", cut=out)
-                    written += len(chunk)
-                    if on_progress is not None:
-                        on_progress(written, expected)
-                    now = self.clock()
-                    if now - started > limits.max_file_seconds:
-                        raise MediaError(url, f"timed out: still downloading after {limits.max_file_hours:g} h "
-                                              "(downloads.max_file_hours in the config), at "
-                                              f"{_size(written)}; the rest is asked for on the next run")
-                    if rate.too_slow(len(chunk), now):
-                        raise MediaError(url, f"timed out: the server sent {rate.last_rate:.0f} bytes/s for "
-                                              f"{rate.WINDOW:.0f} s, below downloads.min_kb_per_second = "
-                                              f"{limits.min_kb_per_second:g}; the rest is asked for on the next run")
+                written = copy_bounded(
+                    response, out, url=url, limits=limits, clock=self.clock, started=started, have=have,
+                    expected=expected, cancel=cancel, on_progress=on_progress,
+                    # once a response, however the body is chunked
+                    on_first_write=lambda: crashpoints.reached("download", cut=out))
                 out.flush()
                 os.fsync(out.fileno())
             if expected is not None and written < expected:
@@ -433,8 +417,67 @@ class MediaStore:
                 yield rel, f"content does not match its name (sha256 is {digest.hexdigest()})"
 
 
-class _TooLarge(MediaError):
+class DownloadCut(MediaError):
+    """A download stopped by one of its bounds ([downloads] in the config): the message
+    names the bound and its config key."""
+
+
+class TooLarge(DownloadCut):
     """A file over the size cap: its bytes are dropped."""
+
+
+def copy_bounded(
+    response: httpx.Response, out: BinaryIO, *, url: str, limits: DownloadLimits,
+    clock: Callable[[], float] | None = None, started: float | None = None, have: int = 0,
+    expected: int | None = None, cancel: Callable[[], bool] | None = None,
+    on_progress: Callable[[int, int | None], None] | None = None,
+    on_first_write: Callable[[], None] | None = None, chunks: Iterable[bytes] | None = None,
+    what: str | None = None,
+) -> int:
+    """Copy ``response``'s body into ``out`` within the [downloads] bounds: the one loop
+    every download of a big file goes through (media files, platforms' export files).
+
+    A size announced above ``limits.max_file_bytes`` is refused before any byte is read,
+    and a body going past it is cut (TooLarge); a file still arriving after
+    ``max_file_seconds`` since ``started``, or slower than ``min_bytes_per_second`` over a
+    minute, is cut (DownloadCut). ``have``: bytes already in ``out`` (a resumed file);
+    ``expected``: the whole file's size if known (else the Content-Length);
+    ``chunks``: the body, when the caller has begun reading it; ``what``: the file, named
+    in the error (a media file is named by its link alone). Returns the bytes in
+    ``out`` when the body ends. Removing what was written is the caller's (it owns the file).
+    """
+    clock = clock or download_clock
+    prefix = f"{what}: " if what else ""
+    started = clock() if started is None else started
+    if expected is None:
+        expected = _expected_size(response, have, None)
+    if expected is not None and expected > limits.max_file_bytes:
+        raise TooLarge(url, prefix + f"the server announces {_size(expected)}, above the cap of "
+                            f"{_size(limits.max_file_bytes)} (downloads.max_file_gb in the config): not downloaded")
+    written = have
+    rate = _RateCheck(clock, limits.min_bytes_per_second)
+    for chunk in response.iter_bytes() if chunks is None else chunks:  # as received: a cut keeps every byte
+        if cancel is not None and cancel():
+            raise Cancelled("cancelled during download")
+        if written + len(chunk) > limits.max_file_bytes:
+            raise TooLarge(url, prefix + f"the file goes on past the cap of {_size(limits.max_file_bytes)} "
+                                "(downloads.max_file_gb in the config): cut off, nothing kept")
+        write_bytes(out, chunk)
+        if written == have and on_first_write is not None:
+            on_first_write()
+        written += len(chunk)
+        if on_progress is not None:
+            on_progress(written, expected)
+        now = clock()
+        if now - started > limits.max_file_seconds:
+            raise DownloadCut(url, prefix + f"timed out: still downloading after {limits.max_file_hours:g} h "
+                                   "(downloads.max_file_hours in the config), at "
+                                   f"{_size(written)}; the rest is asked for on the next run")
+        if rate.too_slow(len(chunk), now):
+            raise DownloadCut(url, prefix + f"timed out: the server sent {rate.last_rate:.0f} bytes/s for "
+                                   f"{rate.WINDOW:.0f} s, below downloads.min_kb_per_second = "
+                                   f"{limits.min_kb_per_second:g}; the rest is asked for on the next run")
+    return written
 
 
 def _size(n: int) -> str:

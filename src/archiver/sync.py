@@ -112,6 +112,11 @@ class SyncContext:
     errors: list[dict[str, str]] = field(default_factory=list)
     run_id: int | None = None
     temp_dir: Path | None = None   # this run's own folder (run_folders.py); see temp_folder
+    # The bounds of one download ([downloads] in the config) and the clock they are
+    # measured by: a connector fetching a big file itself (a platform's export zip) passes
+    # them to media.copy_bounded, as the media downloads do.
+    download_limits: DownloadLimits = field(default_factory=DownloadLimits)
+    download_clock: Callable[[], float] | None = None
 
     @property
     def temp_folder(self) -> Path:
@@ -317,7 +322,8 @@ class Runner:
             self.downloads.start_run(tmp=folder.path)
             self.media = self.downloads.media
             ctx = SyncContext(self.archive, self.account, full=full, cancel=cancel, run_id=run_id,
-                              temp_dir=folder.path)
+                              temp_dir=folder.path, download_limits=self.downloads.limits,
+                              download_clock=self.media.clock)
             result = self._run_pages(pages, ctx, run_id, cancel=cancel, source=source)
         except BaseException:
             folder.close(keep_parts=True)
@@ -327,7 +333,7 @@ class Runner:
 
     def _run_pages(self, pages, ctx: SyncContext, run_id: int, *, cancel, source: str) -> dict[str, Any]:
         from archiver.imports import ExportFileError
-        from archiver.media import DiskFull, no_space
+        from archiver.media import DiskFull, DownloadCut, no_space
         from archiver.net import Cancelled, NetError, scrubber
 
         self._page_numbers = {}
@@ -369,7 +375,7 @@ class Runner:
             self.downloads.summarize(ctx, counts)
             self._end_run(run_id, status, counts, ctx.errors, message)
             raise
-        except (NetError, RunFailed, ExportFileError, DiskFull) as error:
+        except (NetError, RunFailed, ExportFileError, DiskFull, DownloadCut) as error:
             status, message = "failed", str(error)
             failure_kind = error.kind if isinstance(error, NetError) else None
         except Exception as error:  # a bug or an unexpected payload: record it, keep the archive
