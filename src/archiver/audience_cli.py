@@ -10,6 +10,8 @@ import sys
 
 import click
 
+from archiver.inert import echo, terminal_text
+
 
 @click.group()
 def audience():
@@ -47,7 +49,8 @@ def _audience_errors(func):
 
 
 def _table(rows: list[list], headers: list[str]) -> str:
-    cells = [headers] + [["" if v is None else str(v) for v in row] for row in rows]
+    # Cells hold names strangers chose: each is one inert line (see inert.terminal_text).
+    cells = [headers] + [["" if v is None else terminal_text(v, one_line=True) for v in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -70,14 +73,14 @@ def top(archive, config_path, platform, days, limit, as_json):
     db = _open_archive(archive, config_path).db
     fans = lib.top_fans(db, platform=platform, days=days, limit=limit)
     if as_json:
-        click.echo(json.dumps(fans, indent=2, ensure_ascii=False))
+        echo(json.dumps(fans, indent=2, ensure_ascii=False))
         return
     if not fans:
-        click.echo("no comments from other people in the archive" + (f" on {platform}" if platform else ""))
+        echo("no comments from other people in the archive" + (f" on {platform}" if platform else ""))
         return
     rows = [[i + 1, f"{f['score']:.2f}", f["comment_count"], (f["last_interaction"] or "")[:10],
              f["display_name"] or f["handle"] or "", ", ".join(f["platforms"])] for i, f in enumerate(fans)]
-    click.echo(_table(rows, ["#", "score", "comments", "last", "name", "identities"]))
+    echo(_table(rows, ["#", "score", "comments", "last", "name", "identities"]))
 
 
 @audience.command()
@@ -93,14 +96,14 @@ def churn(archive, config_path, platform, days):
     db = _open_archive(archive, config_path).db
     per_day = lib.churn(db, platform=platform, days=days)
     if not per_day:
-        click.echo(f"no follower changes in the last {days} days")
+        echo(f"no follower changes in the last {days} days")
         return
-    click.echo(_table([[d["day"], d["platform"], d["new"], d["lost"]] for d in per_day],
+    echo(_table([[d["day"], d["platform"], d["new"], d["lost"]] for d in per_day],
                       ["day", "platform", "new", "lost"]))
     lost = lib.lost_followers(db, platform=platform, days=days)
     if lost:
-        click.echo(f"\nlost followers ({len(lost)}):")
-        click.echo(_table([[p["at"][:10], p["platform"], p["display_name"] or "",
+        echo(f"\nlost followers ({len(lost)}):")
+        echo(_table([[p["at"][:10], p["platform"], p["display_name"] or "",
                             ("@" + p["handle"].lstrip("@")) if p["handle"] else p["person_id"], p["url"] or ""]
                            for p in lost], ["lost", "platform", "name", "handle", "url"]))
 
@@ -119,11 +122,11 @@ def links(archive, config_path, show_all):
     open_count = lib.suggest_links(db)
     shown = lib.list_links(db, None if show_all else "suggested")
     if not shown:
-        click.echo("no suggested links" if not show_all else "no links")
+        echo("no suggested links" if not show_all else "no links")
         return
-    click.echo(_table([[f"{l['confidence']:.2f}", l["status"], l["a"], l["b"], l["reason"]] for l in shown],
+    echo(_table([[f"{l['confidence']:.2f}", l["status"], l["a"], l["b"], l["reason"]] for l in shown],
                       ["confidence", "status", "A", "B", "reason"]))
-    click.echo(f"\n{open_count} open suggestion(s)")
+    echo(f"\n{open_count} open suggestion(s)")
 
 
 @audience.command(name="link")
@@ -137,7 +140,7 @@ def link_cmd(archive, config_path, a, b):
     from archiver import audience as lib
 
     lib.link(_open_archive(archive, config_path).db, a, b)
-    click.echo(f"linked {a} and {b}")
+    echo(f"linked {a} and {b}")
 
 
 @audience.command(name="unlink")
@@ -151,7 +154,7 @@ def unlink_cmd(archive, config_path, a, b):
     from archiver import audience as lib
 
     lib.unlink(_open_archive(archive, config_path).db, a, b)
-    click.echo(f"unlinked {a} and {b}")
+    echo(f"unlinked {a} and {b}")
 
 
 @audience.command(name="export")
@@ -196,10 +199,10 @@ def export_cmd(archive, config_path, segment, platform, since, fmt, bom, out_pat
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        click.echo(f"{count} people written to {out_path}", err=True)
+        echo(f"{count} people written to {out_path}", err=True)
     else:
         stdout = sys.stdout
         count = lib.export_people(db, stdout, segment=segment, platform=platform, since=since, fmt=fmt, bom=bom)
         stdout.flush()
         if not sys.stdout.isatty():
-            click.echo(f"{count} people", err=True)
+            echo(f"{count} people", err=True)

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import click
 
+from archiver.inert import echo, terminal_text
+
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 3
 EXIT_BUSY = 75   # EX_TEMPFAIL: another run holds the account; try again later
@@ -56,7 +58,7 @@ def _setup_logging(verbose: bool = False) -> None:
 def _fail(message: str, code: int = EXIT_FAILED):
     from archiver.net import scrubber
 
-    click.echo(f"error: {scrubber.text(message)}", err=True)
+    echo(f"error: {scrubber.text(message)}", err=True)
     sys.exit(code)
 
 
@@ -110,7 +112,9 @@ def _progress(label: str, console=None):
     if console is not None and console.is_terminal:
         from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 
-        columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[size]}"))
+        # No rich markup in what a page line holds: "[link=…]" in a name stays text.
+        columns = (SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(),
+                   TextColumn("{task.fields[size]}", markup=False))
         with Progress(*columns, console=console, transient=True) as bars:
             yield _TerminalProgress(bars, label)
     else:
@@ -131,14 +135,14 @@ class _TerminalProgress:
         self._file = bars.add_task("", total=None, size="", visible=False)
 
     def __call__(self, line: str) -> None:
-        self._bars.update(self._line, description=f"{self._label}: {line}")
+        self._bars.update(self._line, description=terminal_text(f"{self._label}: {line}", one_line=True))
 
     def bytes(self, name: str, done: int, total: int | None) -> None:
         if total is not None and total < self.LONG:
             return
         size = f"{done / 1e6:.1f}/{total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
         finished = total is not None and done >= total
-        self._bars.update(self._file, description=f"  {name}", completed=done, total=total, size=size,
+        self._bars.update(self._file, description=terminal_text(f"  {name}", one_line=True), completed=done, total=total, size=size,
                           visible=not finished)
 
 
@@ -165,15 +169,15 @@ def init(archive, config_path, force):
     store.db  # creates archive.db with its schema
     target = Path(config_path) if config_path else folder / CONFIG_NAME
     if target.exists() and not force:
-        click.echo(f"{target} exists already; left as it is (use --force to overwrite).")
+        echo(f"{target} exists already; left as it is (use --force to overwrite).")
     else:
         from archiver.private_files import open_private
 
         with open_private(target, "w", encoding="utf-8") as config_file:   # 0600 from its creation
             config_file.write(example_config_text())
-        click.echo(f"wrote {target}")
-    click.echo(f"archive folder: {folder} (archive.db, media/)")
-    click.echo("next: edit the config, then `archiver auth tiktok` and `archiver export --platform tiktok`.")
+        echo(f"wrote {target}")
+    echo(f"archive folder: {folder} (archive.db, media/)")
+    echo("next: edit the config, then `archiver auth tiktok` and `archiver export --platform tiktok`.")
 
 
 @main.command()
@@ -182,7 +186,7 @@ def connectors():
     from archiver.connector import installed_connectors
 
     for name, cls in sorted(installed_connectors().items()):
-        click.echo(f"{name}\t{cls.title}\t{cls.__module__}")
+        echo(f"{name}\t{cls.title}\t{cls.__module__}")
 
 
 @main.command()
@@ -224,7 +228,7 @@ def auth(archive, config_path, platform, account_name, client_key, client_secret
                          and (account_name is None or a.name == account_name)]:
         name = account_name or ("main" if "main" not in {a.name for a in ws.config.accounts} else platform)
         target = _add_account_to_config(ws, name, platform, settings, config_path)
-        click.echo(f"added [accounts.{name}] ({platform}) to {target}")
+        echo(f"added [accounts.{name}] ({platform}) to {target}")
         ws = _workspace(archive, config_path)
         account_name = name
     accounts = ws.config.find_accounts(platform, account_name)
@@ -240,10 +244,10 @@ def auth(archive, config_path, platform, account_name, client_key, client_secret
         prompt = lambda key: click.prompt(f"{cls.title} {key.replace('_', ' ')}", hide_input=key.endswith(("secret", "password")))
     connector = cls(account, ws.secrets)
     # Platforms name the app's id differently (TikTok: client key; Google, Meta: client id).
-    message = connector.authorize(echo=click.echo, open_browser=False if no_browser else None,
+    message = connector.authorize(echo=echo, open_browser=False if no_browser else None,
                                   client_key=client_key, client_id=client_key, client_secret=client_secret,
                                   prompt=prompt, port=port, instance=instance, handle=handle, token=token)
-    click.echo(message)
+    echo(message)
 
 
 def _add_account_to_config(ws, name: str, platform: str, settings: dict, config_path) -> Path:
@@ -296,7 +300,7 @@ def secret_set(archive, config_path, platform, account, key):
         _fail(f"no value given for {platform} {account} {key}: nothing stored")
     store = ws.secrets
     store.set(platform, account, key, value)
-    click.echo(f"stored {key} for {platform} {account} ({store.backend_name})")
+    echo(f"stored {key} for {platform} {account} ({store.backend_name})")
 
 
 # -- archiving ------------------------------------------------------------------------------
@@ -335,17 +339,17 @@ def export(archive, config_path, platform, account_name, full, wait):
 
 def _report(label: str, result: dict) -> int:
     counts = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in sorted(result["counts"].items()) if v) or "nothing new"
-    click.echo(f"{label}: {result['status']} — {counts}")
+    echo(f"{label}: {result['status']} — {counts}")
     # Files that failed: one line per cause (the list: `archiver status --errors`).
     for line in result.get("summary") or []:
-        click.echo(f"  {line}")
+        echo(f"  {line}")
     others = [e for e in result["errors"] if not e.get("cause")]
     for error in others[:10]:
-        click.echo(f"  skipped {error['item']}: {error['error']}")
+        echo(f"  skipped {error['item']}: {error['error']}")
     if len(others) > 10:
-        click.echo(f"  … and {len(others) - 10} more (see `archiver status --errors`)")
+        echo(f"  … and {len(others) - 10} more (see `archiver status --errors`)")
     if result.get("message"):
-        click.echo(f"  {result['message']}")
+        echo(f"  {result['message']}")
     return {"ok": 0, "skipped": 0, "interrupted": EXIT_INTERRUPTED}.get(result["status"], EXIT_FAILED)
 
 
@@ -401,7 +405,7 @@ def _retry_failed_imports(archive, config_path, wait: float) -> int:
     ws = _workspace(archive, config_path)
     pending = imports_with_holes(ws)
     if not pending:
-        click.echo("no import has files missing; nothing to retry")
+        echo("no import has files missing; nothing to retry")
         return 0
     worst = 0
     cancel = CancelFlag()
@@ -411,7 +415,7 @@ def _retry_failed_imports(archive, config_path, wait: float) -> int:
             path = Path(entry["path"]) if entry["path"] else None
             label = f"{entry['account_id']} ← {entry['file_name']}"
             if path is None or not path.exists():
-                click.echo(f"{label}: {entry['holes']} file(s) still missing, but the export file is no longer at "
+                echo(f"{label}: {entry['holes']} file(s) still missing, but the export file is no longer at "
                            f"{path or 'a known place'}; import it again from where it is now "
                            f"(`archiver import PATH`)")
                 worst = max(worst, EXIT_FAILED)
@@ -423,7 +427,7 @@ def _retry_failed_imports(archive, config_path, wait: float) -> int:
                                         account=account or AccountConfig(name=name, platform=platform),
                                         expect_sha256=entry["sha256"])
             except ExportFileError as error:   # one file that cannot be retried; the others still are
-                click.echo(f"{label}: {error}")
+                echo(f"{label}: {error}")
                 worst = max(worst, EXIT_FAILED)
                 continue
             worst = max(worst, _report(label, result))
@@ -453,11 +457,11 @@ def inbox(archive, config_path):
     with cancel.on_signals():
         outcomes = scan_until_settled(ws, cancel=cancel)
     if not outcomes:
-        click.echo(f"{folder}: nothing to import")
+        echo(f"{folder}: nothing to import")
     for outcome in outcomes:
         where = f" → {outcome['moved_to']}" if outcome["moved_to"] else ""
-        click.echo(f"{outcome['file']}: {outcome['status']}{where}")
-        click.echo(f"  {outcome['message']}")
+        echo(f"{outcome['file']}: {outcome['status']}{where}")
+        echo(f"  {outcome['message']}")
     sys.exit(EXIT_FAILED if any(o["status"] == "failed" for o in outcomes) else 0)
 
 
@@ -495,7 +499,7 @@ def status(archive, config_path, as_json, show_errors):
         _fail(f"no archive at {ws.archive.folder}: run `archiver init` or `archiver demo` first")
     warning = open_folder_warning(ws.archive.folder)
     if warning:
-        click.echo(warning, err=True)   # on stderr: --json output stays one document
+        echo(warning, err=True)   # on stderr: --json output stays one document
     rows = account_status(ws.archive, ws.config)
     holes = None
     if show_errors:
@@ -505,9 +509,9 @@ def status(archive, config_path, as_json, show_errors):
         if holes is not None:
             for row in rows:
                 row["media_hole_list"] = holes[row["account"]]
-        click.echo(json.dumps(rows, indent=2))
+        echo(json.dumps(rows, indent=2))
     else:
-        click.echo(render_status(rows, errors=holes))
+        echo(render_status(rows, errors=holes))
 
 
 @main.command()
@@ -518,7 +522,7 @@ def verify(archive, config_path):
     from archiver.status import verify_archive
 
     ws = _workspace(archive, config_path)
-    problems = verify_archive(ws.archive, echo=click.echo)
+    problems = verify_archive(ws.archive, echo=echo)
     sys.exit(EXIT_FAILED if problems else 0)
 
 
@@ -548,9 +552,9 @@ def daemon(archive, config_path, install_systemd, install_launchd):
         except ImportError:
             _fail("installing a service is not available in this version of archiver")
         if install_systemd:
-            service.install_systemd(ws, click.echo)
+            service.install_systemd(ws, echo)
         if install_launchd:
-            service.install_launchd(ws, click.echo)
+            service.install_launchd(ws, echo)
         return
     from archiver.daemon import DaemonAlreadyRunning, run_daemon
 
@@ -605,7 +609,7 @@ def demo(folder, videos, followers):
     _setup_logging()
     from archiver.demo import run_demo
 
-    sys.exit(run_demo(Path(folder), videos=videos, followers=followers, echo=click.echo))
+    sys.exit(run_demo(Path(folder), videos=videos, followers=followers, echo=echo))
 
 
 # The audience commands and the report live in their own modules (each keeps its heavy

@@ -25,6 +25,15 @@ file for another program, such text must stay text:
   becomes a space; every other control character (NUL included) is dropped. So no value
   can start a new property, even for a reader that splits lines as liberally as
   Python's ``str.splitlines``.
+- **the terminal** (``terminal_text``, ``echo``): a terminal obeys escape sequences in
+  the text it shows — ``ESC]8;;http://evil BEL`` makes a hidden link, ``ESC[2J`` clears
+  the screen, ``ESC]52;c;…`` writes the clipboard, a lone ``CR`` overwrites what came
+  before, U+202E shows the rest of the line backwards. Archived text reaches the terminal
+  in command output (names in ``audience top``, items in ``status --errors``, import
+  summaries) and in log lines, so every control character (C0 but newline and tab, DEL,
+  C1) and every bidi control becomes visible as its escape, ``\u001b`` — valid in a JSON
+  string too, where it stands for the same character, so ``--json`` output keeps its data.
+  Ordinary Unicode (accents, emoji, right-to-left letters) is shown as it is.
 """
 
 from __future__ import annotations
@@ -100,3 +109,29 @@ def vcard_text(value: str) -> str:
     value = value.replace("\\", "\\\\").replace(",", "\\,").replace(";", "\\;").replace("\t", " ")
     value = _VCARD_BREAKS.sub("\\\\n", value)
     return _VCARD_CONTROLS.sub("", value)
+
+
+# What a terminal would act on rather than show: C0 controls, DEL, C1 controls (U+009B is
+# a one-character CSI), and the bidi controls that reorder what follows them.
+_TERMINAL_CONTROLS = "\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_TERMINAL_UNSAFE = re.compile(f"[{_TERMINAL_CONTROLS}]")
+# On one line (a table cell): newline, tab and the Unicode line and paragraph separators too.
+_TERMINAL_UNSAFE_IN_LINE = re.compile(f"[{_TERMINAL_CONTROLS}\t\n\u2028\u2029]")
+
+
+def terminal_text(value: object, *, one_line: bool = False) -> str:
+    """``value`` as text fit for a terminal or a log: each control character above
+    becomes ``\\uXXXX``; newlines and tabs stay unless ``one_line``."""
+    text = value if isinstance(value, str) else str(value)
+    unsafe = _TERMINAL_UNSAFE_IN_LINE if one_line else _TERMINAL_UNSAFE
+    if unsafe.search(text) is None:   # the usual case: no copy
+        return text
+    return unsafe.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
+def echo(message: object = None, **kwargs) -> None:
+    """``click.echo`` for every line the command line prints: archived text in it is
+    made inert (``terminal_text``)."""
+    import click
+
+    click.echo(None if message is None else terminal_text(message), **kwargs)

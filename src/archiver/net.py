@@ -31,6 +31,8 @@ from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 import httpx
 import tenacity
 
+from archiver.inert import terminal_text
+
 if TYPE_CHECKING:
     from archiver.links import LinkPolicy
 
@@ -124,15 +126,16 @@ class ScrubbingFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # a broken format string: let logging report it as usual
             return True
-        record.msg = scrub_log_text(message)
+        # Log lines carry archived text (items, names, links): inert for the terminal too.
+        record.msg = terminal_text(scrub_log_text(message))
         record.args = None
         if record.exc_info and not record.exc_text:
             # Formatter.format() reuses exc_text when set, so the scrubbed text is printed.
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = scrub_log_text(record.exc_text)
+            record.exc_text = terminal_text(scrub_log_text(record.exc_text))
         if record.stack_info:
-            record.stack_info = scrub_log_text(record.stack_info)
+            record.stack_info = terminal_text(scrub_log_text(record.stack_info))
         record._archiver_scrubbed = True
         return True
 
