@@ -385,16 +385,37 @@ class JsonReader:
         self.close()
 
 
-def json_nesting_problem(data: bytes | str, max_depth: int = ExportLimits.max_json_depth) -> str | None:
-    """Why a small JSON text taken from inside an export (a CSV cell, say) must not be
-    parsed, or None: nested deeper than ``max_depth`` levels."""
-    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
-    plain = raw.replace(b"\\\\", b"__").replace(b'\\"', b"__")  # as JsonReader._outside_strings
-    outside = b"".join(plain.split(b'"')[0::2])
-    deltas = memoryview(outside.translate(_JSON_DELTAS, _JSON_NOT_BRACKETS)).cast("b")
-    if max(itertools.accumulate(deltas, initial=0)) > max_depth:
+def json_nesting_problem(data: bytes | str | dict | list, max_depth: int = ExportLimits.max_json_depth) -> str | None:
+    """Why a piece of JSON must not be parsed or stored, or None: nested deeper than
+    ``max_depth`` levels. ``data``: a small JSON text taken from inside an export (a CSV
+    cell, say), or a value already parsed (an item of a platform's API answer: json.loads
+    stops near 1,000 levels, but storing it again as JSON recurses deeper still)."""
+    if isinstance(data, (dict, list)):
+        deepest = _parsed_depth(data, max_depth)
+    else:
+        raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+        plain = raw.replace(b"\\\\", b"__").replace(b'\\"', b"__")  # as JsonReader._outside_strings
+        outside = b"".join(plain.split(b'"')[0::2])
+        deltas = memoryview(outside.translate(_JSON_DELTAS, _JSON_NOT_BRACKETS)).cast("b")
+        deepest = max(itertools.accumulate(deltas, initial=0))
+    if deepest > max_depth:
         return f"JSON nested more than {max_depth} levels deep"
     return None
+
+
+def _parsed_depth(value: dict | list, max_depth: int) -> int:
+    """How deep a parsed JSON value nests (an object or array is a level, as a bracket is
+    in the text), counted without recursion; the count stops once past ``max_depth``."""
+    deepest = 0
+    open_values: list[tuple[Any, int]] = [(value, 1)]
+    while open_values:
+        current, depth = open_values.pop()
+        deepest = max(deepest, depth)
+        if deepest > max_depth:
+            break
+        children = current.values() if isinstance(current, dict) else current
+        open_values.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
 
 
 class ExportSource:

@@ -225,14 +225,15 @@ def map_items(ctx, stream: str, items: list, *, item_id: Callable[[Any], str], m
     why) and returned as Unmapped, to be kept raw; it never blocks the others. Returns the
     records, the ids of the items (the id each row is keyed by) and the unmapped ones.
     Used by ``Listing`` and by connectors for pages outside a listing (refreshes)."""
+    from archiver.imports import json_nesting_problem
     from archiver.net import Cancelled, NetError
 
     records: list = []
     ids: list[str] = []
     unmapped: list[Unmapped] = []
 
-    def failed(ident: str | None, name: str, reason: str, item) -> None:
-        ctx.report(f"{stream} item {name}", f"could not be archived: {reason}; it is kept raw and never "
+    def failed(ident: str | None, name: str, reason: str, item, *, kept: str = "it is kept raw") -> None:
+        ctx.report(f"{stream} item {name}", f"could not be archived: {reason}; {kept} and never "
                                             "counted as deleted")
         if ident is None:
             # An item without an id is named by its content: the same one seen again is one row.
@@ -246,6 +247,14 @@ def map_items(ctx, stream: str, items: list, *, item_id: Callable[[Any], str], m
         except Exception as error:  # noqa: BLE001 - an item without an id is reported
             failed(None, f"#{position + 1} of a page",
                    f"the item has no id the archive can key it by ({type(error).__name__}: {error})", item)
+            continue
+        too_deep = json_nesting_problem(item) if isinstance(item, (dict, list)) else None
+        if too_deep is not None:
+            # Neither mapped nor kept raw: storing it as JSON again would recurse past
+            # Python's limit and fail the whole page (the limit is the exports' own).
+            ids.append(ident)
+            failed(ident, ident, f"{too_deep} (the limit for any JSON archiver reads)",
+                   {"not kept": too_deep}, kept="only its id is kept")
             continue
         try:
             mapped = list(map_item(item))
@@ -333,10 +342,17 @@ def _without_queries(value: Any) -> Any:
     expiring parts (and any token in a link) are never stored."""
     from archiver.net import scrubber
 
+    # Plain loops, not comprehensions, as in net.Scrubber.obj (depth: a frame a level).
     if isinstance(value, dict):
-        return {key: _without_queries(item) for key, item in value.items()}
+        copy = {}
+        for key, item in value.items():
+            copy[key] = _without_queries(item)
+        return copy
     if isinstance(value, (list, tuple)):
-        return [_without_queries(item) for item in value]
+        items = []
+        for item in value:
+            items.append(_without_queries(item))
+        return items
     if isinstance(value, str) and value.startswith(("http://", "https://")) and "?" in value:
         return scrubber.url(value)
     return value

@@ -88,12 +88,18 @@ class Scrubber:
         """A deep copy of JSON-like data with secrets scrubbed from every string (keys too)."""
         if isinstance(value, str):
             return self.text(value)
+        # Plain loops, not comprehensions (a frame each): a value nested to the JSON depth
+        # limit (imports.ExportLimits.max_json_depth) stays below Python's recursion limit.
         if isinstance(value, dict):
-            return {self.obj(k): self.obj(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self.obj(v) for v in value]
-        if isinstance(value, tuple):
-            return tuple(self.obj(v) for v in value)
+            copy = {}
+            for key, item in value.items():
+                copy[self.obj(key)] = self.obj(item)
+            return copy
+        if isinstance(value, (list, tuple)):
+            items = []
+            for item in value:
+                items.append(self.obj(item))
+            return items if isinstance(value, list) else tuple(items)
         return value  # numbers, bools, None: immutable
 
     def url(self, url: str) -> str:

@@ -28,15 +28,24 @@ def without_nul(value: Any) -> Any:
     unchanged value is returned itself, not a copy (callers may key things by ``id()``)."""
     if isinstance(value, str):
         return value.replace(NUL, REPLACEMENT) if NUL in value else value
+    # Plain loops, not comprehensions: a comprehension is a frame of its own, and a value
+    # nested to the JSON depth limit (512) must stay below Python's recursion limit.
     if isinstance(value, dict):
-        cleaned = {without_nul(k): without_nul(v) for k, v in value.items()}
-        changed = len(cleaned) < len(value) or any(
-            new_key is not old_key or new_value is not old_value
-            for (new_key, new_value), (old_key, old_value) in zip(cleaned.items(), value.items()))
-        return cleaned if changed else value
+        cleaned = {}
+        changed = False
+        for key, item in value.items():
+            new_key, new_item = without_nul(key), without_nul(item)
+            changed = changed or new_key is not key or new_item is not item
+            cleaned[new_key] = new_item
+        return cleaned if changed or len(cleaned) < len(value) else value
     if isinstance(value, (list, tuple)):
-        items = [without_nul(item) for item in value]
-        if all(new is old for new, old in zip(items, value)):
+        items = []
+        unchanged = True
+        for item in value:
+            new = without_nul(item)
+            unchanged = unchanged and new is item
+            items.append(new)
+        if unchanged:
             return value
         if isinstance(value, list):
             return items
