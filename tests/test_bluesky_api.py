@@ -469,6 +469,52 @@ def test_likes_no_longer_in_the_repository_are_tombstoned_by_a_full_listing(tmp_
     assert world.rows("SELECT count(*) FROM unmapped_items WHERE stream='likes'") == [(1,)]
 
 
+def test_replies_gone_from_a_whole_thread_are_tombstoned_but_never_below_the_depth_limit(tmp_path, monkeypatch):
+    """getPostThread returns replies only down to ``depth``: a --full listing marks deleted
+    the replies it no longer saw only in threads it read whole (nothing cut off by the
+    depth limit), only within that depth, never under a reply that is itself gone, and
+    never on an incremental run."""
+    from archiver_connectors.bluesky import api as bsky_api
+
+    world = World(tmp_path, FakeBlueskyConfig(posts=4, replies_per_post=0, likes=0, followers=2, following=1))
+    chain_post, busy_post = world.fake.post_uris()[:2]
+    r1 = world.fake.add_reply(chain_post, text="depth 1")
+    r2 = world.fake.add_reply(chain_post, text="depth 2", parent=r1)
+    r3 = world.fake.add_reply(chain_post, text="depth 3", parent=r2)
+    side = world.fake.add_reply(chain_post, text="another depth 1")
+    busy = [world.fake.add_reply(busy_post, text=f"busy {i}") for i in range(12)]
+    under = world.fake.add_reply(busy_post, text="under busy 0", parent=busy[0])
+    world.fake._bump()
+    world.auth()
+    assert world.run(full=True)["status"] == "ok"
+    assert world.rows("SELECT count(*) FROM comments") == [(17,)]
+
+    monkeypatch.setattr(bsky_api, "THREAD_DEPTH", 2)
+    for reply in (side, busy[1], busy[0]):
+        world.fake.delete_reply(reply)
+    world.fake._bump()
+    assert world.run()["status"] == "ok"                    # incremental: never
+    assert world.rows("SELECT count(*) FROM comments WHERE deleted_at IS NOT NULL") == [(0,)]
+
+    # The chain's thread is cut at depth 2 (r2 says it has a reply the answer does not
+    # show): nothing of it is judged. The busy thread is whole: its two gone replies are
+    # marked; the reply under the gone busy[0] is out of the tree's reach, not deleted.
+    result = world.run(full=True)
+    assert result["status"] == "ok", result
+    assert result["counts"]["comments_tombstoned"] == 2
+    assert {r[0] for r in world.rows("SELECT comment_id FROM comments WHERE deleted_at IS NOT NULL")} == {
+        busy[0], busy[1]}
+
+    # r3 goes: the chain is whole within depth 2 now. The side reply is marked; r3, below
+    # the depth the listing reads, never is.
+    world.fake.delete_reply(r3)
+    result = world.run(full=True)
+    assert result["status"] == "ok", result
+    marked = {r[0] for r in world.rows("SELECT comment_id FROM comments WHERE deleted_at IS NOT NULL")}
+    assert marked == {busy[0], busy[1], side}
+    assert r3 not in marked and under not in marked
+
+
 # --------------------------------------------------------------------------- pictures
 
 

@@ -238,6 +238,45 @@ def test_full_run_tombstones_a_deleted_upload_and_an_incremental_one_does_not(tm
     assert h.value("SELECT count(*) FROM post_media WHERE post_id=? AND status='ok'", victim["id"]) == 1
 
 
+def test_comments_gone_from_a_complete_channel_listing_are_tombstoned_only_on_videos_it_covered(tmp_path, monkeypatch):
+    """commentThreads.list?allThreadsRelatedToChannelId lists the threads of the whole
+    channel: a complete full walk of it (every reply fetched) marks deleted the comments it
+    no longer lists, but only of videos it listed a thread of (a video whose threads are
+    all gone may be private or have comments turned off: not judged), never on an
+    incremental run, and never more than max_deleted_percent in one run."""
+    h = YouTubeHarness(tmp_path, monkeypatch, FakeYouTubeConfig(videos=6, followers=5, comment_threads=150, seed=21))
+    lone_video = h.fake.add_video()
+    lone = h.fake.add_thread(lone_video["id"], replies=2)
+    assert h.run(full=True)["status"] == "ok"
+    assert {r["comment_id"] for r in h.rows("SELECT comment_id FROM comments")} == h.fake_comment_ids()
+
+    long_thread = next(t for t in h.fake.threads[60:] if len(t["replies"]) > h.fake.config.embedded_replies_max)
+    reply = long_thread["replies"][-1]               # only comments.list gives it
+    thread = next(t for t in h.fake.threads[120:] if t["replies"] and t is not long_thread)
+    gone = {reply["id"], thread["id"], *(r["id"] for r in thread["replies"])}
+    for comment in (reply["id"], thread["id"], lone["id"]):
+        h.fake.delete_comment(comment)
+
+    assert h.run()["status"] == "ok"                 # incremental: never
+    assert h.value("SELECT count(*) FROM comments WHERE deleted_at IS NOT NULL") == 0
+    result = h.run(full=True)
+    assert result["status"] == "ok", result
+    assert result["counts"]["comments_tombstoned"] == len(gone)
+    assert {r["comment_id"] for r in h.rows("SELECT comment_id FROM comments WHERE deleted_at IS NOT NULL")} == gone
+    # The lone thread's video had no thread left in the listing: its comments are kept live.
+    assert h.value("SELECT count(*) FROM comments WHERE post_id=? AND deleted_at IS NULL", lone_video["id"]) == 3
+
+    # Far more than the allowed share gone at once: nothing marked, the run says why.
+    for doomed in list(h.fake.threads)[:60]:
+        h.fake.delete_comment(doomed["id"])
+    result = h.run(full=True)
+    assert result["status"] == "ok"
+    assert any(e["item"] == "comment_threads listing" and "max_deleted_percent" in e["error"]
+               for e in result["errors"]), result["errors"]
+    assert h.value("SELECT count(*) FROM comments WHERE deleted_at IS NOT NULL") == len(gone)
+    assert h.value("SELECT count(*) FROM alerts WHERE kind='deletions_held' AND resolved_at IS NULL") == 1
+
+
 def test_an_upload_videos_list_does_not_return_is_reported_and_never_tombstoned(tmp_path, monkeypatch):
     """The uploads playlist lists it, videos.list leaves it out (processing, or private to
     the wrong account): a --full run must not call it deleted, and must say so."""

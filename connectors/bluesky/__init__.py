@@ -404,38 +404,66 @@ class _ExportRun:
     # -- replies -----------------------------------------------------------------------
     def _plan_replies(self, wanted: list[str]) -> None:
         """Save the threads to read (stream "reply_todo"): what a cut-off run left, then
-        ``wanted``. Saved once, before the pages that make them wanted are written; each
-        replies page's state only moves a position in it, so a killed run resumes where it
-        stopped without rewriting a long list on every page."""
+        ``wanted``. Saved once, before the pages that make them wanted are written; the
+        replies listing's state only moves its cursor in it, so a killed run resumes where
+        it stopped without rewriting a long list on every page."""
         todo_state = self.ctx.state("reply_todo") or {}
         progress = self.ctx.state("replies") or {}
         todo: list[str] = []
-        if todo_state.get("id") and todo_state.get("id") == progress.get("todo") and \
-                progress.get("next", 0) < len(todo_state.get("uris", [])):
-            todo = todo_state["uris"][progress["next"]:]     # finish a cut-off run first
-        elif todo_state.get("id") and todo_state.get("id") != progress.get("todo"):
-            todo = list(todo_state.get("uris", []))          # planned, none of it read yet
+        planned = todo_state.get("uris", [])
+        if todo_state.get("id") and todo_state.get("id") == progress.get("todo"):
+            cursor = progress.get("cursor")
+            if cursor is not None:
+                todo = [uri for uri in sorted(planned) if uri > cursor]   # finish a cut-off run first
+        elif todo_state.get("id"):
+            todo = list(planned)                                          # planned, none of it read yet
         todo += [uri for uri in wanted if uri not in set(todo)]
         if todo:
             self.ctx.save_state("reply_todo", {"id": uuid.uuid4().hex, "uris": todo})
 
     def _reply_pages(self) -> Iterator[Page]:
-        """Threads under the owner's top-level posts, from the planned to-do list."""
-        from archiver_connectors.bluesky.api import comments_from_thread
+        """Threads under the owner's top-level posts, from the planned to-do list, walked by
+        archiver.listing as a listing of comments in URI order (a cut-off walk resumed on a
+        newer to-do list has no gap: newer posts have larger record keys). A --full run
+        reads every thread; its last page marks deleted the replies it no longer saw, but
+        only in threads it read whole, and only within the depth getPostThread returns."""
+        import bisect
+
+        from archiver.listing import Batch, Listing
+        from archiver_connectors.bluesky.api import THREAD_DEPTH, comment_from_post_view, replies_in_thread
 
         todo_state = self.ctx.state("reply_todo") or {}
-        todo, todo_id = todo_state.get("uris", []), todo_state.get("id")
         progress = self.ctx.state("replies") or {}
-        start = progress.get("next", 0) if progress.get("todo") == todo_id else 0
-        for first in range(start, len(todo), THREADS_PER_PAGE):
-            comments = []
-            for uri in todo[first:first + THREADS_PER_PAGE]:
+        todo = sorted(set(todo_state.get("uris", [])))
+        if progress.get("todo") == todo_state.get("id") and progress.get("mode") != "full" \
+                and progress.get("cursor") is None:
+            todo = []                   # this to-do list was read to its end
+        if not todo and not self.full:
+            return
+
+        def fetch(after):
+            start = bisect.bisect_right(todo, after) if after else 0
+            chunk = todo[start:start + THREADS_PER_PAGE]
+            items, covered = [], []
+            for uri in chunk:
                 thread = self.api.post_thread(uri)
                 if thread is None:
-                    continue
-                comments.extend(comments_from_thread(thread, owner_did=self.did, root_uri=uri,
-                                                     report=self.ctx.report))
-            yield Page("replies", comments, {"todo": todo_id, "next": first + THREADS_PER_PAGE})
+                    continue            # the post is gone: nothing to read, nothing judged
+                replies, whole = replies_in_thread(thread)
+                items += [{**reply, "root": uri} for reply in replies]
+                if whole:
+                    covered.append((uri, THREAD_DEPTH))
+            more = start + THREADS_PER_PAGE < len(todo)
+            return Batch(items, chunk[-1] if more else None, covered=covered)
+
+        def map_item(item):
+            return [comment_from_post_view(item["view"], owner_did=self.did, root_uri=item["root"],
+                                           tree_parent=item["parent"])]
+
+        walk = Listing(self.ctx, "replies", fetch=fetch, item_id=lambda item: item["view"]["uri"],
+                       map_item=map_item, listing_of="comment", stop_at_known=False, carry_keys=("todo",))
+        walk.carry["todo"] = todo_state.get("id")
+        yield from walk.pages()
 
     def _thread_targets(self, counts: dict, changed: set[str]) -> list[str]:
         if self.full:

@@ -502,31 +502,34 @@ def membership_from_view(view: dict, since: str | None = None) -> Membership:
     return Membership(person_from_view(view), since=since)
 
 
-def comments_from_thread(thread: dict, *, owner_did: str, root_uri: str,
-                         report: Callable[[str, str], None] | None = None) -> list[Comment]:
-    """Every reply in a threadViewPost tree, as Comments: ``post`` = the owner's post the
-    thread hangs from, ``parent`` = the post the reply answers (the reply record's own
-    reply.parent, else the tree position). notFound / blocked entries are skipped."""
-    comments: list[Comment] = []
+def replies_in_thread(thread: dict) -> tuple[list[dict], bool]:
+    """Every reply in a threadViewPost tree as ``{"view": postView, "parent": the URI it
+    hangs under in the tree}``, and whether the tree is whole: False when something under
+    a reply is not shown (its ``replies`` absent at the depth limit while its replyCount
+    says it has some, or a notFound / blocked entry, under which nothing is shown)."""
+    found: list[dict] = []
+    whole = True
 
     def walk(node: dict, parent_uri: str) -> None:
-        for child in node.get("replies") or []:
-            if not isinstance(child, dict):
-                continue
-            post = child.get("post")
+        nonlocal whole
+        children = node.get("replies")
+        if not isinstance(children, list):
+            if ((node.get("post") or {}).get("replyCount") or 0) > 0:
+                whole = False      # cut off by the depth limit
+            return
+        for child in children:
+            post = child.get("post") if isinstance(child, dict) else None
             if not isinstance(post, dict) or child.get("notFound") or child.get("blocked"):
-                continue  # notFoundPost / blockedPost: nothing to keep, nothing to walk
-            try:
-                comments.append(comment_from_post_view(post, owner_did=owner_did, root_uri=root_uri,
-                                                       tree_parent=parent_uri))
-            except (KeyError, TypeError, ValueError) as error:
-                if report:
-                    report(f"reply {post.get('uri')}", f"unreadable reply ({type(error).__name__}: {error})")
+                whole = False      # notFoundPost / blockedPost: nothing to keep, nothing under it shown
+                continue
+            found.append({"view": post, "parent": parent_uri})
             walk(child, post.get("uri") or parent_uri)
 
     if isinstance(thread, dict) and isinstance(thread.get("post"), dict):
-        walk(thread, thread["post"].get("uri") or root_uri)
-    return comments
+        walk(thread, thread["post"].get("uri"))
+    else:
+        whole = False
+    return found, whole
 
 
 def comment_from_post_view(post: dict, *, owner_did: str, root_uri: str, tree_parent: str) -> Comment:

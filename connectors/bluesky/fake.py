@@ -253,6 +253,17 @@ class FakeBluesky(FakeClock):
             self.replies.setdefault(post_uri, []).append(view)
             return uri
 
+    def delete_reply(self, uri: str) -> None:
+        """Someone deletes their reply: it leaves the thread (replies to it stay in the
+        AppView's index, under a parent that is gone)."""
+        with self._lock:
+            for views in self.replies.values():
+                for view in list(views):
+                    if view["uri"] == uri:
+                        views.remove(view)
+                        return
+            raise KeyError(uri)
+
     def gain_followers(self, n: int) -> None:
         with self._lock:
             start = len(self.followers) + 1000
@@ -556,6 +567,10 @@ class FakeBluesky(FakeClock):
             children.setdefault(view["record"]["reply"]["parent"]["uri"], []).append(view)
 
         def node(view: dict, level: int) -> dict:
+            if level:
+                # Every postView carries its own replyCount; below ``depth`` the tree stops
+                # ("replies" absent), and only the count says more is there (notes §6).
+                view = {**view, "replyCount": len(children.get(view["uri"], []))}
             out = {"$type": "app.bsky.feed.defs#threadViewPost", "post": view}
             if level < depth:
                 out["replies"] = [node(child, level + 1) for child in children.get(view["uri"], [])]

@@ -249,65 +249,88 @@ class YouTubeConnector(Connector):
 
     # -- comments ----------------------------------------------------------------------
     def _comments(self, api, ctx, channel_id: str) -> Iterator[Page]:
-        """Every public thread on the channel (newest first), and every reply.
+        """Every public thread on the channel (newest first), and every reply, walked by
+        archiver.listing as a listing of comments (stream "comment_threads").
 
-        State: ``token`` is the next thread page of an unfinished walk, ``pending`` the
-        threads whose replies must still be fetched with comments.list (embedded replies are
-        a subset), each with its reply page token. A thread page and its pending list commit
-        together, so a stop between two reply fetches pays for neither again.
-        Incremental: stop after the first page whose threads are all archived with all
-        their replies. (New replies on older threads wait for a --full run.)
+        Each request is one listing page, so a walk stopped by the quota (or killed) pays
+        for nothing twice: the cursor is the next thread page's token plus the threads whose
+        replies are still to be fetched with comments.list (embedded replies are a subset),
+        each with its reply page token; those are fetched before the next thread page.
+        Incremental: a thread whose replies the archive already holds is not asked for
+        them again, and the walk stops at the first thread page whose comments are all
+        known (new replies on older threads wait for a full listing).
+        Full: the whole channel listing, every reply fetched. Its last page marks deleted
+        the comments it no longer lists, but only of the videos it covered (one of whose
+        threads it listed: comments of a video made private or with comments turned off
+        are not listed, and the API does not say which), within the core's share limit.
         """
+        from archiver.listing import Batch, CursorRefused, Listing
         from archiver_connectors.youtube.api import YouTubeError, comment_from_item
 
-        state = ctx.state("comments") or {}
-        walking = bool(state.get("walking"))
-        token = state.get("token") if walking else None
-        pending = list(state.get("pending") or [])
+        def fetch(cursor):
+            cursor = cursor or {"threads": None, "pending": [], "below": ""}
+            if cursor["pending"]:
+                return fetch_replies(cursor)
+            api.meter.require(1)
+            try:
+                threads, next_token = api.thread_page(channel_id, cursor["threads"])
+            except YouTubeError as error:
+                if error.reason == "invalidPageToken" and cursor["threads"]:
+                    raise CursorRefused(str(error)) from None
+                raise
+            archived = {} if ctx.full else self._archived_replies(ctx, [t.get("id") for t in threads])
+            items, covered, unreadable, pending = [], [], [], []
+            below = cursor["below"]
+            for thread in threads:
+                snippet = thread.get("snippet") or {}
+                top = snippet.get("topLevelComment")
+                if not top or not thread.get("id"):
+                    unreadable.append((f"comment thread {thread.get('id')}", "no top-level comment in the answer"))
+                    continue
+                video_id = snippet.get("videoId")
+                below = (top.get("snippet") or {}).get("publishedAt") or below
+                embedded = (thread.get("replies") or {}).get("comments") or []
+                items += [{"comment": c, "video": video_id, "thread": thread["id"] if c is not top else None}
+                          for c in (top, *embedded)]
+                total = int(snippet.get("totalReplyCount") or 0)
+                if total > len(embedded) and (ctx.full or archived.get(thread["id"], 0) < total):
+                    pending.append({"thread": thread["id"], "video": video_id, "token": None})
+                if video_id:
+                    covered.append((video_id, None))
+            following = {"threads": next_token, "pending": pending, "below": below}
+            return Batch(items, following, has_more=bool(pending or next_token), unreadable=unreadable,
+                         covered=covered, unfinished=bool(pending))
 
-        def fetch_replies(pending: list[dict], token, walking: bool) -> Iterator[Page]:
-            while pending:
-                entry = pending[0]
-                api.meter.require(1)
-                items, next_reply = api.reply_page(entry["thread"], entry.get("token"))
-                replies = [comment_from_item(i, owner_channel=channel_id, video_id=entry.get("video")) for i in items]
-                for reply in replies:
-                    reply.parent_native_id = reply.parent_native_id or entry["thread"]
-                pending = ([{**entry, "token": next_reply}] if next_reply else []) + pending[1:]
-                yield Page("comments", replies, {"token": token, "walking": walking, "pending": pending})
+        def fetch_replies(cursor):
+            entry, rest = cursor["pending"][0], cursor["pending"][1:]
+            api.meter.require(1)
+            try:
+                replies, next_reply = api.reply_page(entry["thread"], entry.get("token"))
+            except YouTubeError as error:
+                if error.reason != "commentNotFound":
+                    raise
+                # Deleted between the two calls: what it held is not known this time.
+                replies, next_reply = [], None
+                unreadable = [(f"replies of comment thread {entry['thread']}", str(error))]
+            else:
+                unreadable = []
+            pending = ([{**entry, "token": next_reply}] if next_reply else []) + rest
+            items = [{"comment": r, "video": entry.get("video"), "thread": entry["thread"]} for r in replies]
+            following = {**cursor, "pending": pending}
+            return Batch(items, following, has_more=bool(pending or cursor["threads"]), unreadable=unreadable,
+                         unfinished=True)
 
+        def map_item(item):
+            comment = comment_from_item(item["comment"], owner_channel=channel_id, video_id=item["video"])
+            if item.get("thread"):
+                comment.parent_native_id = comment.parent_native_id or item["thread"]
+            return [comment]
+
+        walk = Listing(ctx, "comment_threads", fetch=fetch, item_id=lambda item: item["comment"]["id"],
+                       map_item=map_item, listing_of="comment", resume_at_cursor=True,
+                       reached=lambda batch: batch.next_cursor["below"])
         try:
-            yield from fetch_replies(pending, token, walking)
-            if pending and not walking:
-                return   # the walk that left these replies had finished: the next run walks again
-            while True:
-                api.meter.require(1)
-                threads, next_token = api.thread_page(channel_id, token)
-                records, need = [], []
-                archived = self._archived_replies(ctx, [t.get("id") for t in threads])
-                all_known = bool(threads)
-                for thread in threads:
-                    snippet = thread.get("snippet") or {}
-                    top = snippet.get("topLevelComment")
-                    if not top or not thread.get("id"):
-                        continue
-                    video_id = snippet.get("videoId")
-                    records.append(comment_from_item(top, owner_channel=channel_id, video_id=video_id))
-                    embedded = (thread.get("replies") or {}).get("comments") or []
-                    records += [comment_from_item(r, owner_channel=channel_id, video_id=video_id) for r in embedded]
-                    total = int(snippet.get("totalReplyCount") or 0)
-                    have = archived.get(thread["id"])
-                    if have is None or have < total:
-                        all_known = False
-                    # Embedded replies are a subset: fetch them all unless the archive has them.
-                    if total > len(embedded) and (have or 0) < total:
-                        need.append({"thread": thread["id"], "video": video_id, "token": None})
-                done = next_token is None or (not ctx.full and all_known)
-                token, walking = (None, False) if done else (next_token, True)
-                yield Page("comments", records, {"token": token, "walking": walking, "pending": need})
-                yield from fetch_replies(need, token, walking)
-                if done:
-                    return
+            yield from walk.pages()
         except YouTubeError as error:
             if error.reason in ("commentsDisabled", "forbidden", "insufficientPermissions", "channelNotFound"):
                 ctx.report("comments", f"comments skipped: {error}")

@@ -425,6 +425,20 @@ class FakeYouTube(FakeClock):
             thread["replies"].append(reply)
             return reply
 
+    def delete_comment(self, comment_id: str) -> None:
+        """The author (or the owner) deletes a comment; a top-level one takes its thread
+        and every reply with it, as on YouTube."""
+        with self._lock:
+            for thread in list(self.threads):
+                if thread["id"] == comment_id:
+                    self.threads.remove(thread)
+                    return
+                for reply in thread["replies"]:
+                    if reply["id"] == comment_id:
+                        thread["replies"].remove(reply)
+                        return
+            raise KeyError(comment_id)
+
     def gain_subscribers(self, n: int, public: bool = True) -> list[dict]:
         with self._lock:
             new = [self._new_subscriber(f"newfan{len(self.subscribers) + i}", self.now(), public) for i in range(n)]

@@ -30,7 +30,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
-from archiver.records import Interaction, Page, Post, Unmapped, now_utc
+from archiver.records import Comment, Interaction, Page, Post, Unmapped, now_utc
 
 HELD_BACK_ALERT = "deletions_held"   # alerts.kind when a listing would mark too much deleted
 
@@ -51,6 +51,12 @@ class Batch:
     # ids are known (a damaged block of a Bluesky repository): (what, why). The listing
     # then counts as incomplete: it marks nothing deleted.
     unreadable: list[tuple[str, str]] = field(default_factory=list)
+    # A listing of comments: the posts whose comments this page holds in full, each with
+    # the depth the platform's answer reached (None: every level). See ``Page.covered``.
+    covered: list[tuple[str, int | None]] = field(default_factory=list)
+    # More of this page's items come on the next pages (a thread's replies fetched one
+    # request at a time): an incremental walk never stops on it, even if all is known.
+    unfinished: bool = False
 
     @property
     def more(self) -> bool:
@@ -68,7 +74,9 @@ class Listing:
     ``reached(batch)``: how far back a page reached, comparable across pages (a time, or a
     cursor that is one): lets an incremental walk tell when it has passed a cut-off point.
     ``before_page(items)``: optional, called before mapping a page's items (batch lookups).
-    ``listing_of``: "posts", or "like" / "bookmark" for a listing of the owner's interactions.
+    ``listing_of``: "posts", or "like" / "bookmark" for a listing of the owner's interactions,
+    or "comment" for a listing of the comments under the owner's posts (its batches say
+    which posts they cover, and how deep: only those comments may be marked deleted).
     ``stop_at_known``: incremental runs stop at the first page whose items are all known
     (False: they walk the whole list, as full runs do, but never tombstone).
     ``carry_keys``: keys of the connector's own in the stream's state, kept in every state
@@ -137,10 +145,10 @@ class Listing:
             unmapped += self._unreadable(batch)
             if not batch.more:
                 done = {"mode": "incremental", "cursor": None, "pending": [], "last_full_at": now_utc()}
-                yield self._page(records, done, ids, unmapped, listing=listing, complete=True)
+                yield self._page(records, done, ids, unmapped, listing=listing, complete=True, covered=batch.covered)
                 return
             next_state = {"mode": "full", "listing": listing, "cursor": batch.next_cursor, **last_full}
-            yield self._page(records, next_state, ids, unmapped, listing=listing)
+            yield self._page(records, next_state, ids, unmapped, listing=listing, covered=batch.covered)
             cursor = batch.next_cursor
 
     def _incremental(self, state: dict, last_full: dict) -> Iterator[Page]:
@@ -174,8 +182,8 @@ class Listing:
             pending = [p for p in pending if p["below"] <= reached]
             # An item already reported as unmappable counts as known: one bad item at the
             # top of the list must not make every run walk the whole list.
-            known = self.ctx.known_post_ids(ids) | {u.item_id for u in unmapped}
-            if self.stop_at_known and not to_the_end and ids and len(known) == len(set(ids)):
+            known = self._known(ids) | {u.item_id for u in unmapped}
+            if self.stop_at_known and not to_the_end and not batch.unfinished and ids and len(known) == len(set(ids)):
                 if not pending:
                     done = {"mode": "incremental", "cursor": None, "pending": [], **last_full}
                     yield self._page(records, done, ids, unmapped)
@@ -189,6 +197,11 @@ class Listing:
             yield self._page(records, {"mode": "incremental", "cursor": batch.next_cursor, "below": reached,
                                        "pending": pending, **last_full}, ids, unmapped)
             cursor = batch.next_cursor
+
+    def _known(self, ids: list[str]) -> set[str]:
+        if self.listing_of == "comment":
+            return self.ctx.known_comment_ids(ids)
+        return self.ctx.known_post_ids(ids)
 
     # -- one page ----------------------------------------------------------------------
     def _map(self, items: list) -> tuple[list, list[str], list[Unmapped]]:
@@ -213,10 +226,11 @@ class Listing:
         return self._map(items)
 
     def _page(self, records: list, state: dict, ids: list[str], unmapped: list[Unmapped], *,
-              listing: str | None = None, complete: bool = False) -> Page:
+              listing: str | None = None, complete: bool = False,
+              covered: list[tuple[str, int | None]] | None = None) -> Page:
         state = {**self.carry, **state}
         return Page(self.stream, records, state, listing=listing, complete=complete, listed=ids,
-                    unmapped=unmapped, listing_of=self.listing_of)
+                    unmapped=unmapped, listing_of=self.listing_of, covered=list(covered or []))
 
 
 def map_items(ctx, stream: str, items: list, *, item_id: Callable[[Any], str], map_item: Callable[[Any], list],
@@ -280,7 +294,9 @@ def _key_of(records: list, listing_of: str) -> str | None:
     for record in records:
         if listing_of == "posts" and isinstance(record, Post) and record.native_id:
             return str(record.native_id)
-        if listing_of != "posts" and isinstance(record, Interaction):
+        if listing_of == "comment" and isinstance(record, Comment) and record.native_id:
+            return str(record.native_id)
+        if listing_of in ("like", "bookmark") and isinstance(record, Interaction):
             return str(record.target)
     return None
 
@@ -312,6 +328,10 @@ def record_page(db, account, page: Page, *, failed_ids: Iterable[tuple[str, str,
         if listed:
             db.conn.executemany("INSERT OR IGNORE INTO listed_ids (account_id, listing, item_id) VALUES (?,?,?)",
                                 [(account_id, page.listing, item) for item in listed])
+        if page.covered:
+            db.conn.executemany("INSERT INTO listing_scope (account_id, listing, post_id, depth) VALUES (?,?,?,?) "
+                                "ON CONFLICT(account_id, listing, post_id) DO UPDATE SET depth=excluded.depth",
+                                [(account_id, page.listing, post, depth) for post, depth in without_nul(page.covered)])
         if failures:
             db.execute("UPDATE listings SET failed = failed + ? WHERE account_id=? AND listing=?",
                        [len(failures), account_id, page.listing])
@@ -363,7 +383,24 @@ _TARGETS = {
     "posts": ("posts", "post_id", "account_id=?", []),
     "like": ("interactions", "target", "account_id=? AND kind=?", ["like"]),
     "bookmark": ("interactions", "target", "account_id=? AND kind=?", ["bookmark"]),
+    "comment": ("comments", "comment_id", "account_id=? AND platform=?", []),
 }
+
+# A listing of comments judges only the comments it could have seen: those of the posts
+# its pages covered (``listing_scope``), and of a post whose answer is a reply tree that
+# reaches only so deep (a thread depth limit), only those the archive's own parent links
+# put within that depth, below parents this listing saw (a reply under one that is gone
+# is out of the tree's reach, not known to be deleted). Level 1 answers the post itself.
+_COMMENTS_IN_SCOPE = """WITH RECURSIVE in_scope(comment_id, level, depth) AS (
+    SELECT c.comment_id, 1, s.depth FROM listing_scope s
+    JOIN comments c ON c.platform=? AND c.post_id=s.post_id
+    WHERE s.account_id=? AND s.listing=? AND (s.depth IS NULL OR c.parent_id IS NULL OR c.parent_id=c.post_id)
+  UNION
+    SELECT c.comment_id, r.level + 1, r.depth FROM in_scope r
+    JOIN comments c ON c.platform=? AND c.parent_id=r.comment_id
+    WHERE r.depth IS NOT NULL AND r.level < r.depth
+      AND r.comment_id IN (SELECT item_id FROM listed_ids WHERE account_id=? AND listing=?)
+) """
 
 
 def finish_listing(db, account, page: Page, *, report: Callable[[str, str], None], now: str | None = None,
@@ -375,6 +412,12 @@ def finish_listing(db, account, page: Page, *, report: Callable[[str, str], None
     account_id, now = account.account_id, now or now_utc()
     table, key, where, params = _TARGETS[page.listing_of]
     listing = page.listing
+    scope, scope_params = "", []
+    if page.listing_of == "comment":
+        params = [account.platform]
+        scope, scope_params = _COMMENTS_IN_SCOPE, [account.platform, account_id, listing, account.platform,
+                                                   account_id, listing]
+        where += " AND comment_id IN (SELECT comment_id FROM in_scope)"
     listed, failed = db.execute(
         "SELECT (SELECT count(*) FROM listed_ids WHERE account_id=? AND listing=?), failed "
         "FROM listings WHERE account_id=? AND listing=?", [account_id, listing, account_id, listing]).fetchone()
@@ -388,15 +431,19 @@ def finish_listing(db, account, page: Page, *, report: Callable[[str, str], None
     missing = (f"{live} AND first_seen_at < (SELECT started_at FROM listings WHERE account_id=? AND listing=?) "
                f"AND {key} NOT IN (SELECT item_id FROM listed_ids WHERE account_id=? AND listing=?)")
     missing_params = [account_id, *params, account_id, listing, account_id, listing]
-    alive = db.execute(f"SELECT count(*) FROM {table} WHERE {live}", [account_id, *params]).fetchone()[0]
-    gone = db.execute(f"SELECT count(*) FROM {table} WHERE {missing}", missing_params).fetchone()[0]
+    alive = db.execute(f"{scope}SELECT count(*) FROM {table} WHERE {live}",
+                       [*scope_params, account_id, *params]).fetchone()[0]
+    gone = db.execute(f"{scope}SELECT count(*) FROM {table} WHERE {missing}",
+                      [*scope_params, *missing_params]).fetchone()[0]
     limit = account.max_deleted_percent
     held_back = None
     if failed:
         held_back = (f"{failed} listed item(s) could not be archived (see the run's errors); "
                      f"nothing was marked deleted by this listing")
-    elif listed == 0:
-        # An empty "complete" listing is what a vanished or broken platform looks like.
+    elif listed == 0 and (page.listing_of != "comment" or gone):
+        # An empty "complete" listing is what a vanished or broken platform looks like
+        # (posts without any comment are not: a comment listing says so only when it
+        # would mark some deleted).
         what = "posts" if page.listing_of == "posts" else f"{page.listing_of}s"
         held_back = f"the platform listed no {what} at all; nothing was marked deleted"
     elif gone and gone * 100 > limit * alive:
@@ -409,7 +456,9 @@ def finish_listing(db, account, page: Page, *, report: Callable[[str, str], None
                                                      "stream": page.stream})
     marked = 0
     if held_back is None and gone:
-        marked = db.execute(f"UPDATE {table} SET deleted_at=? WHERE {missing}", [now, *missing_params]).rowcount
+        db.execute(f"{scope}UPDATE {table} SET deleted_at=? WHERE {missing}", [*scope_params, now, *missing_params])
+        # (a statement that starts with WITH has no rowcount in Python's sqlite3)
+        marked = db.execute("SELECT changes()").fetchone()[0]
     if held_back is None:
         _resolve_alert(db, account_id, now)
     else:
@@ -417,8 +466,9 @@ def finish_listing(db, account, page: Page, *, report: Callable[[str, str], None
     db.execute("UPDATE listings SET completed_at=?, listed=?, tombstoned=?, held_back=? WHERE account_id=? AND listing=?",
                [now, listed, marked, held_back, account_id, listing])
     # Older listings of this stream have done their work: keep only this one's ids.
-    db.execute("DELETE FROM listed_ids WHERE account_id=? AND listing IN (SELECT listing FROM listings "
-               "WHERE account_id=? AND stream=? AND listing != ?)", [account_id, account_id, page.stream, listing])
+    for kept in ("listed_ids", "listing_scope"):
+        db.execute(f"DELETE FROM {kept} WHERE account_id=? AND listing IN (SELECT listing FROM listings "
+                   "WHERE account_id=? AND stream=? AND listing != ?)", [account_id, account_id, page.stream, listing])
     return marked
 
 

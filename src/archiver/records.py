@@ -239,6 +239,10 @@ class Page:
     listed: list[str] | None = None
     unmapped: list["Unmapped"] = field(default_factory=list)
     listing_of: str = "posts"
+    # A listing of comments ("comment") says which posts' comments its page covered, each
+    # with how deep the platform's answer reached (None: every level): only comments of
+    # those posts, within that depth, may be marked deleted when it completes.
+    covered: list[tuple[str, int | None]] | None = None
     # Provenance when it differs from the run's: an export zip fetched during an API run
     # (TikTok's Data Portability) is written as "export:<sha256>", like an imported file.
     source: str | None = None

@@ -152,6 +152,16 @@ class SyncContext:
         ).fetchall()
         return {r[0] for r in rows}
 
+    def known_comment_ids(self, ids) -> set[str]:
+        ids = list(ids)
+        found: set[str] = set()
+        for start in range(0, len(ids), 500):  # SQLite's bound-parameter limit, with room
+            chunk = ids[start:start + 500]
+            found.update(r[0] for r in self.db.execute(
+                f"SELECT comment_id FROM comments WHERE platform=? AND comment_id IN ({','.join('?' * len(chunk))})",
+                [self.account.platform, *chunk]).fetchall())
+        return found
+
     def archived_posts(self, ids, fields: dict[str, str]) -> dict[str, dict[str, Any]]:
         """What the archive holds of these posts of the account: post_id ->
         {name: value} for ``fields`` (name -> a column or SQL expression over posts, e.g.
@@ -444,7 +454,7 @@ class Runner:
                         # One bad item is reported and skipped; it never aborts the page.
                         reason = f"{type(error).__name__}: {error}"
                         ctx.report(_describe(record), reason)
-                        if isinstance(record, Post):
+                        if isinstance(record, Post) or (page.listing_of == "comment" and isinstance(record, Comment)):
                             refused.append((record.native_id or _describe(record), reason, record.raw))
                     else:
                         if post_id is not None:
@@ -484,11 +494,12 @@ class Runner:
         listing.record_page(self.archive.db, self.account, page, failed_ids=refused, scrub=scrubber.obj,
                             now=writer.now)
         if page.complete and page.listing is not None:
+            noun = "comments" if page.listing_of == "comment" else getattr(self.connector, "post_noun", "posts")
             marked = listing.finish_listing(self.archive.db, self.account, page, report=ctx.report, now=writer.now,
-                                            noun=getattr(self.connector, "post_noun", "posts"))
+                                            noun=noun)
             if marked:
-                writer.counts[f"{page.listing_of}s_tombstoned" if page.listing_of != "posts" else
-                              "posts_tombstoned"] = marked
+                counted = f"{page.listing_of}s_tombstoned" if page.listing_of != "posts" else "posts_tombstoned"
+                writer.counts[counted] = writer.counts.get(counted, 0) + marked
 
     def _write_record(self, writer: ArchiveWriter, record, stored: dict, page: Page,
                       staging: dict[int, Any] | None = None) -> str | None:

@@ -577,3 +577,17 @@ def m013_chunked_writes(db: Database) -> None:
     # list by number instead of repeating account, kind and time nine million times.
     for statement in _statements(CHUNKED_STAGING):
         db.execute(statement)
+
+
+@migrations(name="m015_issue10_rest")
+def m015_issue10_rest(db: Database) -> None:
+    # A full listing of comments (archiver.listing, of = 'comment') covers only some posts,
+    # and some only to a depth (a thread depth limit): which ones, so that its last page
+    # marks deleted only comments it could have seen.
+    db.execute("""CREATE TABLE listing_scope (
+    account_id TEXT NOT NULL,
+    listing TEXT NOT NULL,
+    post_id TEXT NOT NULL,                   -- a post whose comments the listing read in full
+    depth INTEGER,                           -- how many levels of replies it read (NULL: every level)
+    PRIMARY KEY (account_id, listing, post_id)
+) WITHOUT ROWID""")
