@@ -119,6 +119,10 @@ BAD_CONFIGS = {
                            "0", "1 or more"),
     "deleted share above 100": ('platform = "tiktok"\nmax_deleted_percent = 150\n', 6,
                                 "accounts.main.max_deleted_percent", "150", "from 0 to 100"),
+    "repairs per run below 0": ('platform = "tiktok"\nrepairs_per_run = -1\n', 6,
+                                "accounts.main.repairs_per_run", "-1", "0 or more"),
+    "repairs per run in words": ('platform = "tiktok"\nrepairs_per_run = "all"\n', 6,
+                                 "accounts.main.repairs_per_run", "'all'", "a whole number"),
 }
 
 

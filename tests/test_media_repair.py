@@ -94,7 +94,7 @@ def run(archive, connector, records, *, kind="export", source="api", limit=None)
     runner = Runner(archive, connector, progress=lambda line: None)
     runner.downloads.clock = lambda: NOW
     if limit is not None:
-        runner.downloads.REPAIRS_PER_RUN = limit
+        connector.account.repairs_per_run = limit
     return runner.run(lambda ctx: iter([Page("posts", records)]), kind=kind, mode="incremental", source=source)
 
 
@@ -284,6 +284,27 @@ def test_every_run_first_repairs_failed_slots_oldest_first_and_capped(archive, m
     assert result["counts"]["media_repaired"] == 1
     assert [s[0] for s in slots(archive).values()] == ["ok"] * 5
     assert one(archive.db, "SELECT count(*) FROM media") == 5
+
+
+def test_the_repair_cap_is_the_accounts_repairs_per_run_key(tmp_path, archive):
+    from archiver.config import load_config
+
+    config = tmp_path / "config.toml"
+    config.write_text('[accounts.main]\nplatform = "cdnland"\nrepairs_per_run = 1\n\n'
+                      '[accounts.other]\nplatform = "cdnland"\n', encoding="utf-8")
+    accounts = {a.name: a for a in load_config(config).accounts}
+    assert (accounts["main"].repairs_per_run, accounts["other"].repairs_per_run) == (1, 50)
+    assert "repairs_per_run" not in accounts["main"].options
+
+    cdn = Cdn({})
+    connector = CdnConnector(cdn, [])
+    connector.account = accounts["main"]
+    for i in range(3):
+        run(archive, connector, [post(f"p{i}", f"https://cdn.test/f{i}.png")])
+    cdn.files.update({f"/f{i}.png": PNG + bytes([i]) for i in range(3)})
+    cdn.requests.clear()
+    assert run(archive, connector, [])["counts"]["media_repaired"] == 1
+    assert len(cdn.paths()) == 1
 
 
 def test_repair_asks_the_connector_for_fresh_links_where_links_expire(archive):

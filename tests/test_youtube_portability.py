@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+import httpx
 import pytest
 
 from archiver_connectors.youtube import YouTubeConnector
@@ -113,6 +114,43 @@ def test_jobs_per_group_are_polled_across_runs_then_imported_and_merged_with_the
     assert h.run()["status"] == "ok"
     assert sent(h, "/v1/", mark) == []
     assert h.value("SELECT count(*) FROM posts") == len(h.fake.videos)
+
+
+def test_the_parts_a_data_portability_import_did_not_read_are_named_in_the_runs_summary(tmp_path, monkeypatch):
+    """Google's archive of a group holds files the importer does not read (here the
+    archive's own archive_browser.html): the run that imported it names them in its
+    summary, shown at its end and kept for `archiver status`, not only in the log."""
+    import io
+    import zipfile
+
+    h = harness(tmp_path, monkeypatch)
+
+    def with_a_browser_page(request):
+        # Takeout-style archives carry their own archive_browser.html beside the data.
+        if not request.url.path.startswith("/dataportability-prod/"):
+            return None
+        job = h.fake.portability_jobs.get(request.url.path.split("/")[2]) or {}
+        if job.get("resources") != ["youtube.channel"]:
+            return None
+        answer = h.fake.handle(request)
+        if answer.status_code != 200:
+            return answer
+        buffer = io.BytesIO(answer.content)
+        with zipfile.ZipFile(buffer, "a") as part:
+            part.writestr("Takeout/archive_browser.html", "<html><body>Your archive</body></html>")
+        return httpx.Response(200, content=buffer.getvalue(), headers={"content-type": "application/zip"})
+
+    h.faults.append(with_a_browser_page)
+    for _ in range(3):
+        result = h.run()
+        assert result["status"] == "ok", result
+        if h.state("portability").get("completed_at"):
+            break
+    assert_export_imported(h)
+    notes = [line for line in result["summary"] if "Data Portability export of" in line]
+    assert notes and all("not imported: 1 file(s)" in line and "archive_browser.html" in line for line in notes)
+    stored = json.loads(h.value("SELECT summary FROM runs WHERE run_id=?", result["run_id"]))
+    assert notes[0] in stored
 
 
 def test_an_exhausted_one_time_grant_is_reported_with_the_renewal_steps_and_renewed_by_auth(tmp_path, monkeypatch):

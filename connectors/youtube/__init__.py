@@ -567,8 +567,11 @@ class YouTubeConnector(Connector):
                             waiting.append(key)
                             continue
                         ctx.report("portability", str(error))
-                    if source.not_read():   # said, never silently dropped
-                        log.warning("%s: %s", source.path.name, not_read_note(source.not_read()))
+                    if source.not_read():   # said in the run's summary, never silently dropped
+                        # The part itself is removed once imported: Google's archive keeps them.
+                        ctx.note(f"Data Portability export of {group}: " + not_read_note(
+                            source.not_read(), kept="Google keeps them in the archive until its links expire; "
+                                                    "a Takeout export has them too"))
                 job["parts_done"].append(key)   # a crash after this part re-imports none of it
                 yield Page("portability", [], _copy(state))
             order, waiting = waiting, []

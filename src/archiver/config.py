@@ -22,6 +22,7 @@ ACCOUNT_KEYS = {
     "enabled": bool,
     "full_every_days": int,
     "max_deleted_percent": (int, float),
+    "repairs_per_run": int,
 }
 _SECRET_LOOKING = re.compile(r"(secret|token|password|client_key)", re.I)
 # How a type error says what is expected, in TOML's words rather than Python's.
@@ -52,6 +53,9 @@ class AccountConfig:
     # A full listing that no longer lists more than this share of the account's posts
     # marks none of them deleted and opens an alert instead (a platform glitch, not a purge).
     max_deleted_percent: float = 20
+    # How many files that failed earlier each API run tries again before reading anything
+    # new (the longest untried first): a run must not spend its night on an old backlog.
+    repairs_per_run: int = 50
     options: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -269,6 +273,10 @@ def load_config(path: Path, known_platforms: dict[str, Any] | None = None) -> Co
         if not 0 <= table.get("max_deleted_percent", 0) <= 100:
             raise fail(where, "max_deleted_percent", table["max_deleted_percent"],
                        "a percentage from 0 to 100 (the most of the account's posts one run may mark deleted)")
+        if table.get("repairs_per_run", 0) < 0:
+            raise fail(where, "repairs_per_run", table["repairs_per_run"],
+                       "a whole number, 0 or more (how many files that failed earlier one run tries again; "
+                       "0: none)")
         platform = table["platform"]
         if known_platforms is not None and platform not in known_platforms:
             installed = ", ".join(sorted(known_platforms)) or "none"
@@ -304,6 +312,7 @@ def load_config(path: Path, known_platforms: dict[str, Any] | None = None) -> Co
                 enabled=table.get("enabled", True),
                 full_every_days=table.get("full_every_days", 7),
                 max_deleted_percent=table.get("max_deleted_percent", 20),
+                repairs_per_run=table.get("repairs_per_run", 50),
                 options=options,
             )
         )

@@ -75,13 +75,10 @@ class MediaDownloader:
 
     # -- repair -------------------------------------------------------------------------
 
-    # How many failed slots one run tries again, oldest attempt first (a run must not
-    # spend its night on an old backlog; the next runs go on where this one stopped).
-    REPAIRS_PER_RUN = 50
-
     def repair(self, ctx: "SyncContext", *, limit: int | None = None) -> dict[str, int]:
         """Try again the files of this account's posts whose download failed, before the
-        run reads anything new: up to ``limit`` slots, the longest untried first. Links
+        run reads anything new: up to ``limit`` slots (the account's ``repairs_per_run``;
+        the next runs go on where this one stopped), the longest untried first. Links
         come fresh from the connector (``refresh_media``) where it can give them; else the
         slot's own link is tried again, unless it is a signed link that has expired (its
         query, the signature, is never stored). Each slot commits on its own."""
@@ -89,7 +86,7 @@ class MediaDownloader:
         from archiver.media import DiskFull
         from archiver.net import Cancelled, scrubber
 
-        limit = self.REPAIRS_PER_RUN if limit is None else limit
+        limit = self.account.repairs_per_run if limit is None else limit
         db = self.archive.db
         slots = db.execute(
             "SELECT pm.post_id, pm.role, pm.position, pm.source_url, pm.cause, pm.description, pm.meta "

@@ -1026,11 +1026,12 @@ class _FolderSource(ExportSource):
         return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
 
 
-def not_read_note(unread: list[str], shown: int = 5) -> str:
-    """One line naming the parts of an export an import did not read (``not_read``)."""
+def not_read_note(unread: list[str], shown: int = 5, *, kept: str | None = "they stay in your export file") -> str:
+    """One line naming the parts of an export an import did not read (``not_read``), and
+    where they are still to be found (``kept``)."""
     names = ", ".join(unread[:shown]) + (f" and {len(unread) - shown} more" if len(unread) > shown else "")
-    return (f"not imported: {len(unread)} file(s) of the export this version does not read ({names}); "
-            "they stay in your export file")
+    return (f"not imported: {len(unread)} file(s) of the export this version does not read ({names})"
+            + (f"; {kept}" if kept else ""))
 
 
 def _added_by_the_system(name: str) -> bool:

@@ -110,6 +110,9 @@ class SyncContext:
     full: bool = False
     cancel: Callable[[], bool] = lambda: False
     errors: list[dict[str, str]] = field(default_factory=list)
+    # Lines for the run's summary (shown at its end, kept in runs.summary and shown by
+    # `archiver status`): what a person must know that is no single item's error.
+    notes: list[str] = field(default_factory=list)
     run_id: int | None = None
     temp_dir: Path | None = None   # this run's own folder (run_folders.py); see temp_folder
     # The bounds of one download ([downloads] in the config) and the clock they are
@@ -196,6 +199,13 @@ class SyncContext:
         entry = {"item": scrubber.text(item), "error": scrubber.text(error)}
         self.errors.append(entry)
         log.warning("skipped %s: %s", entry["item"], entry["error"])
+
+    def note(self, line: str) -> None:
+        """A line for the run's summary (e.g. the parts of an export it did not read)."""
+        from archiver.net import scrubber
+
+        self.notes.append(scrubber.text(line))
+        log.warning("%s", self.notes[-1])
 
 
 def only_holes(pages: Iterator[Page], ctx: SyncContext) -> Iterator[Page]:
@@ -404,6 +414,7 @@ class Runner:
         summary = self.downloads.summary_lines(importing=source.startswith("export:"))
         for line in summary:
             log.warning("%s", line)
+        summary += ctx.notes
         self._end_run(run_id, status, counts, ctx.errors, message, failure_kind, summary)
         return {"run_id": run_id, "status": status, "message": message, "counts": counts, "errors": ctx.errors,
                 "failure_kind": failure_kind, "summary": summary}
