@@ -123,8 +123,9 @@ def summary(outcomes: list[dict]) -> str:
 
 def archive_contents(archive_dir: Path) -> dict[str, list]:
     """Every row that describes the account, without the columns that say *when* we
-    looked (first/last seen, observed_at, run ids): those differ between two archives
-    built at different moments even when their content is the same."""
+    looked (first/last seen, observed_at, run ids; of deleted_at only whether it is set):
+    those differ between two archives built at different moments even when their
+    content is the same."""
 
     def rows(sql: str) -> list[tuple]:
         return sorted(query(archive_dir, sql), key=repr)  # repr: rows may hold None
@@ -137,7 +138,7 @@ def archive_contents(archive_dir: Path) -> dict[str, list]:
                                  "FROM profile_versions"),
         "posts": rows("SELECT platform, post_id, account_id, kind, created_at, title, text, url, duration, "
                       "width, height, visibility, like_count, comment_count, share_count, view_count, "
-                      "deleted_at, sources FROM posts"),
+                      "deleted_at IS NOT NULL, sources FROM posts"),
         "post_versions": rows("SELECT post_id, title, text, visibility FROM post_versions"),
         "post_metrics": rows("SELECT post_id, like_count, comment_count, share_count, view_count "
                              "FROM post_metrics"),
@@ -148,7 +149,7 @@ def archive_contents(archive_dir: Path) -> dict[str, list]:
         "follows": rows("SELECT account_id, kind, person_id, ended_at FROM follows"),
         "audience_events": rows("SELECT account_id, kind, person_id, event FROM audience_events"),
         "comments": rows("SELECT comment_id, account_id, post_id, parent_id, author_id, by_owner, text, created_at, "
-                         "url, deleted_at FROM comments"),
+                         "url, deleted_at IS NOT NULL FROM comments"),
         # Each run that reads a whole list records a snapshot of it (an observation, like a
         # run record): a killed run and its resumption may record two where one run
         # recorded one. What they must agree on is the newest list, and the events above.
@@ -156,7 +157,7 @@ def archive_contents(archive_dir: Path) -> dict[str, list]:
                                  "WHERE taken_at = (SELECT max(taken_at) FROM snapshots n WHERE "
                                  "n.account_id = s.account_id AND n.kind = s.kind AND n.source = s.source)"),
         "interactions": rows("SELECT account_id, platform, kind, target, target_url, native_id, created_at, "
-                             "deleted_at FROM interactions"),
+                             "deleted_at IS NOT NULL FROM interactions"),
         "imports": rows("SELECT sha256, account_id, file_name FROM imports"),
     }
 

@@ -1,9 +1,18 @@
-"""A run killed at EVERY crash point converges: for each platform, one representative run
-(the first `archiver export` of a small account, as the daemon runs it; for TikTok also
-the import of its official export) is killed at each point it passes, one point at a
-time, and each time the next run (the same command: it resumes from the checkpoints the
-killed one left) must build exactly the archive an uninterrupted run builds (same rows,
-same files).
+"""A run killed at EVERY crash point converges: for each platform, representative runs
+are killed at each point they pass, one point at a time, and each time the next run (the
+same command: it resumes from the checkpoints the killed one left) must build exactly the
+archive an uninterrupted run builds (same rows, same files). The runs:
+
+* the first `archiver export` of a small account, as the daemon runs it (every point);
+* a later API export over the filled archive, after posts were published, edited and
+  deleted and comments came and went on the platform: an incremental run (TikTok,
+  Instagram, Mastodon) or a full listing that marks deleted what is gone (YouTube,
+  Bluesky), and with ARCHIVER_SOAK=1 both kinds for every platform;
+* the import of each platform's official export file over an archive the API filled.
+
+The later runs walk a few of their points (``sample_points``: always the same ones) to
+keep the suite's time modest; the opt-in soak (ARCHIVER_SOAK=1, `make soak`) walks every
+point of them, for both kinds of later export on every platform.
 
 The kills are deterministic (src/archiver/crashpoints.py): the uninterrupted run, with
 ARCHIVER_CRASH_COUNTS set, says how many times it passed each point — just before and
@@ -12,7 +21,8 @@ before and just after a stored file's rename — and the walk sets ARCHIVER_CRAS
 each of them in turn. Nothing is aimed by timing, so a busy machine only makes it slower.
 
 Everything is real: the `archiver` console script in subprocesses, `archiver simulate
-PLATFORM` in another process over loopback HTTP, `archiver auth` with the test playing
+PLATFORM` in another process over loopback HTTP (for the later runs the same fake served
+over loopback by the test's own process, which changes its world between two runs), `archiver auth` with the test playing
 the browser, SQLite files on disk. Helpers: cli_world.py, crash_world.py. The random
 SIGKILLs of test_e2e_crash.py / test_platforms_e2e.py are an opt-in soak on top.
 """
@@ -24,7 +34,8 @@ from pathlib import Path
 
 import pytest
 
-from cli_world import authorize, cli_env, query, run_cli, start_simulator, write_account_config
+from cli_world import (authorize, cli_env, query, run_cli, simulated_account_options, start_simulator,
+                       write_account_config)
 from crash_world import (archive_contents, crash_at, crash_points_passed, every_crash_point, finish,
                          media_files)
 
@@ -52,19 +63,39 @@ def assert_converged(folder: Path, expected: dict, expected_files: dict, point: 
     assert statuses[-1] == "ok" and set(statuses[:-1]) <= {"interrupted", "ok"}, (point, statuses)
 
 
+def sample_points(points: list[str]) -> list[str]:
+    """A few points spread over the run: the middle of its commits (killed just before
+    one), the last commit (where it finishes: tombstones, the listing's end, the import
+    closed), and the middle download and rename when it has them. The same sample every
+    time, so a failure names a point that fails again."""
+    def of(kind: str) -> list[str]:
+        return [point for point in points if point.split(":")[0] == kind]
+
+    sampled = []
+    for kind, pick in (("before-commit", "middle"), ("commit", "last"), ("download", "middle"),
+                       ("rename", "middle")):
+        passes = of(kind)
+        if passes:
+            sampled.append(passes[-1] if pick == "last" else passes[(len(passes) - 1) // 2])
+    return sampled
+
+
 def walk_every_crash_point(args_for, env: dict, reference: Path, scratch: Path, logs: Path,
-                           prepare=lambda folder: None) -> list[str]:
+                           prepare=lambda folder: None, sample: bool = False,
+                           kinds: set[str] = frozenset({"before-commit", "commit", "download", "before-rename",
+                                                        "rename"})) -> list[str]:
     """Build ``reference`` with one uninterrupted run of ``args_for(reference)``, counting
-    the crash points it passes; then, for every one of them, run the same in a fresh
-    ``scratch`` archive (``prepare``d as the reference was), killed at that point, run it
-    again to the end, and check it converged. Returns the points walked."""
+    the crash points it passes; then, for every one of them (or a ``sample``), run the
+    same in a fresh ``scratch`` archive (``prepare``d as the reference was), killed at
+    that point, run it again to the end, and check it converged. Returns the points walked."""
     prepare(reference)
     passed = crash_points_passed(args_for(reference), env, reference, logs)
     points = every_crash_point(passed)
+    if sample:
+        points = sample_points(points)
     expected, expected_files = archive_contents(reference), media_files(reference)
     # A walk that never met a download or a rename would prove little.
-    assert {point.split(":")[0] for point in points} >= {"before-commit", "commit", "download", "before-rename",
-                                                          "rename"}, passed
+    assert {point.split(":")[0] for point in points} >= kinds, passed
     for point in points:
         if scratch.exists():
             shutil.rmtree(scratch)
@@ -128,3 +159,161 @@ def test_a_tiktok_export_file_import_killed_at_every_crash_point_converges(tmp_p
         world.stop()
     print(f"tiktok import: walked {len(points)} crash points")
     assert query(scratch, "SELECT count(*) FROM imports") == [(1,)]
+
+
+# --------------------------------------------------------------------------- later runs
+
+
+LATER_POSTS = 4
+PLATFORMS = ("tiktok", "instagram", "youtube", "bluesky", "mastodon")
+
+
+class InProcessWorld:
+    """The platform's fake served over loopback HTTP by this process (the `archiver` runs
+    are still subprocesses), so that the test can change the world between two runs: what
+    `archiver simulate` serves, with the same knobs as SIMULATOR_EXTRA."""
+
+    def __init__(self, platform: str, posts: int, followers: int, seed: int = 1):
+        from importlib import import_module
+
+        from cli_world import BLUESKY_APP_PASSWORD, BLUESKY_HANDLE
+
+        module = import_module(f"archiver_connectors.{platform}.fake")
+        config = {
+            "tiktok": lambda: module.FakeTikTokConfig(videos=posts, followers=followers, seed=seed),
+            "instagram": lambda: module.FakeInstagramConfig(media=posts, followers=followers, seed=seed,
+                                                            rate_limit=1_000_000),
+            "youtube": lambda: module.FakeYouTubeConfig(videos=posts, followers=followers, seed=seed,
+                                                        comment_threads=3, daily_quota=1_000_000),
+            "bluesky": lambda: module.FakeBlueskyConfig(posts=posts, followers=followers, seed=seed,
+                                                        rate_limit=1_000_000, handle=BLUESKY_HANDLE,
+                                                        app_password=BLUESKY_APP_PASSWORD),
+            "mastodon": lambda: module.FakeMastodonConfig(statuses=posts, followers=followers, seed=seed,
+                                                          rate_limit=1_000_000, paged_limit=1_000_000),
+        }[platform]()
+        fake_class = {"tiktok": "FakeTikTok", "instagram": "FakeInstagram", "youtube": "FakeYouTube",
+                      "bluesky": "FakeBluesky", "mastodon": "FakeMastodon"}[platform]
+        self.fake = getattr(module, fake_class)(config)
+        self.server, _thread = module.serve(self.fake)
+        self.base_url = self.fake.base_url
+        self.options = dict(videos=posts, followers=followers, seed=seed, latency_ms=0, platform=platform)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def change_the_world(platform: str, fake) -> None:
+    """Between two runs: a post published, an older one edited, another deleted; comments
+    added and deleted where the platform's fake can; counts moved."""
+    if platform == "tiktok":
+        first, last = fake.videos[0]["id"], fake.videos[-1]["id"]
+        fake.add_video()
+        fake.edit_caption(first, "An edited caption")
+        fake.set_counts(first, like_count=4242)
+        fake.delete_video(last)
+    elif platform == "instagram":
+        newest = fake.newest_first()
+        fake.add_media()
+        fake.edit_caption(newest[0]["id"], "An edited caption")
+        fake.add_comment(newest[0]["id"], "A new comment")
+        fake.delete_media(newest[-1]["id"])
+    elif platform == "youtube":
+        first, last = fake.videos[0]["id"], fake.videos[-1]["id"]
+        fake.add_video()
+        fake.edit_video(first, title="An edited title")
+        thread = fake.add_thread(first, replies=7)
+        fake.add_reply(thread["id"])
+        fake.delete_comment(fake.threads[-1]["id"])
+        fake.delete_video(last)
+    elif platform == "bluesky":
+        uris = fake.post_uris()
+        fake.add_post("A new post", with_image=True)
+        fake.add_reply(uris[0], text="a new reply")
+        gone = next((view["uri"] for views in fake.replies.values() for view in views), None)
+        if gone:
+            fake.delete_reply(gone)
+        fake.delete_post(uris[-1])
+    elif platform == "mastodon":
+        statuses = sorted(fake.own_statuses(), key=lambda status: int(status["id"]))
+        fake.add_status("<p>A new post</p>")
+        fake.edit_status(statuses[-1]["id"], "<p>An edited post</p>")
+        fake.add_reply(statuses[-1]["id"], "<p>A new reply</p>")
+        fake.delete_status(statuses[0]["id"])
+
+
+FULL_LATER = {"youtube", "bluesky"}     # their later run is a full listing (the others': incremental)
+# (platform, the later run's mode, sample the points): the suite samples, the soak walks every point.
+LATER_RUNS = [(platform, "full" if platform in FULL_LATER else "incremental", True) for platform in PLATFORMS] + [
+    pytest.param(platform, mode, False, marks=pytest.mark.soak, id=f"{platform}-{mode}-every-point")
+    for platform in PLATFORMS for mode in ("incremental", "full")]
+
+
+def export_file_of(platform: str, world: InProcessWorld, folder: Path) -> Path:
+    """The platform's own export of the in-process world, as its user downloads it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if platform == "instagram":
+        from archiver_connectors.instagram.fake import write_matching_export
+
+        return write_matching_export(world.fake, str(folder / "instagram-export.zip"))
+    if platform == "youtube":
+        from archiver_connectors.youtube.fake_takeout import build_takeout
+
+        [part] = build_takeout(folder, world=world.fake.portability_world())
+        return part
+    if platform == "bluesky":
+        from cli_world import BLUESKY_HANDLE
+
+        path = folder / f"repo-{BLUESKY_HANDLE}.car"
+        path.write_bytes(world.fake.repo_car())
+        return path
+    from test_platforms_e2e import mastodon_archive_of_simulated_world
+
+    return mastodon_archive_of_simulated_world(world, folder)
+
+
+@pytest.mark.timeout(WALK_TIMEOUT_S)
+@pytest.mark.parametrize("platform,mode,sample", LATER_RUNS)
+def test_later_runs_over_a_filled_archive_killed_at_crash_points_converge(tmp_path, platform, mode, sample):
+    """Over an archive a first full export filled (anything may be deleted: nothing is
+    held back): an API export after the world changed, then (Instagram, YouTube, Bluesky,
+    Mastodon: TikTok's is walked above) the import of the platform's official export file
+    of the changed world, its own files copied in and its posts matched to the API's."""
+    world = InProcessWorld(platform, LATER_POSTS, FOLLOWERS)
+    try:
+        env = cli_env(tmp_path / "state", platform=platform)
+        filled, logs = tmp_path / "filled", tmp_path / "logs"
+        write_account_config(filled, world.base_url, platform=platform,
+                             options=simulated_account_options(platform, world.base_url) + "max_deleted_percent = 100\n")
+        authorize(filled, env, platform=platform)
+        finish(["export", "--platform", platform, "--full", "--archive", str(filled)], env, filled, logs)
+        change_the_world(platform, world.fake)
+
+        reference, scratch = tmp_path / "reference", tmp_path / "crashed"
+        flags = ["--full"] if mode == "full" else []
+        points = walk_every_crash_point(
+            lambda folder: ["export", "--platform", platform, *flags, "--archive", str(folder)], env, reference,
+            scratch, logs, prepare=lambda folder: shutil.copytree(filled, folder), sample=sample,
+            kinds={"before-commit", "commit", "download"})
+        print(f"{platform} {mode}: walked {len(points)} crash points")
+        # The changes arrived: a new post, and (full listings) what was deleted is marked.
+        assert query(scratch, "SELECT count(*) FROM posts")[0][0] > query(filled, "SELECT count(*) FROM posts")[0][0]
+        if mode == "full":
+            assert query(scratch, "SELECT count(*) FROM posts WHERE deleted_at IS NOT NULL")[0][0] >= 1
+        assert query(scratch, "PRAGMA integrity_check") == [("ok",)]
+        if platform == "tiktok":
+            return
+
+        export_file = export_file_of(platform, world, tmp_path / "downloads")
+        updated = tmp_path / "updated"
+        shutil.copytree(reference, updated)
+        for folder in (tmp_path / "imported", tmp_path / "import-crashed"):
+            shutil.rmtree(folder, ignore_errors=True)
+        points = walk_every_crash_point(
+            lambda folder: ["import", str(export_file), "--archive", str(folder)], env, tmp_path / "imported",
+            tmp_path / "import-crashed", logs, prepare=lambda folder: shutil.copytree(updated, folder),
+            sample=sample, kinds={"before-commit", "commit"})
+        print(f"{platform} import: walked {len(points)} crash points")
+        assert query(tmp_path / "import-crashed", "SELECT count(*) FROM imports") == [(1,)]
+    finally:
+        world.stop()
