@@ -275,6 +275,10 @@ def test_comments_gone_from_a_complete_channel_listing_are_tombstoned_only_on_vi
                for e in result["errors"]), result["errors"]
     assert h.value("SELECT count(*) FROM comments WHERE deleted_at IS NOT NULL") == len(gone)
     assert h.value("SELECT count(*) FROM alerts WHERE kind='deletions_held' AND resolved_at IS NULL") == 1
+    # Still held the next time: the one alert stays open (the uploads listing, which found
+    # nothing wrong, does not close it for the comments listing to open, and send, anew).
+    assert h.run(full=True)["status"] == "ok"
+    assert h.rows("SELECT state FROM alerts WHERE kind='deletions_held'") == [{"state": "open"}]
 
 
 def test_an_upload_videos_list_does_not_return_is_reported_and_never_tombstoned(tmp_path, monkeypatch):

@@ -460,7 +460,7 @@ def finish_listing(db, account, page: Page, *, report: Callable[[str, str], None
         # (a statement that starts with WITH has no rowcount in Python's sqlite3)
         marked = db.execute("SELECT changes()").fetchone()[0]
     if held_back is None:
-        _resolve_alert(db, account_id, now)
+        _resolve_alert(db, account_id, now, page.stream)
     else:
         report(f"{page.stream} listing", held_back)
     db.execute("UPDATE listings SET completed_at=?, listed=?, tombstoned=?, held_back=? WHERE account_id=? AND listing=?",
@@ -478,9 +478,16 @@ def _open_alert(db, account_id: str, now: str, message: str, details: dict) -> N
     open_alert(db, account_id, HELD_BACK_ALERT, _parse(now), message, details)
 
 
-def _resolve_alert(db, account_id: str, now: str) -> None:
+def _resolve_alert(db, account_id: str, now: str, stream: str) -> None:
     from archiver.alerts import resolve_alert
 
+    # One alert of this kind per account: only a later listing of the stream that held
+    # back closes it (the posts listing of a run must not close what its comments listing
+    # holds back, to have it opened, and sent, again a minute later).
+    row = db.execute("SELECT details FROM alerts WHERE account_id=? AND kind=? AND state='open'",
+                     [account_id, HELD_BACK_ALERT]).fetchone()
+    if row is None or json.loads(row[0] or "{}").get("stream", stream) != stream:
+        return
     resolve_alert(db, account_id, HELD_BACK_ALERT, _parse(now),
                   "a later full listing found no more than the allowed share gone")
 
