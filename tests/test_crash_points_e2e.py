@@ -30,6 +30,7 @@ SIGKILLs of test_e2e_crash.py / test_platforms_e2e.py are an opt-in soak on top.
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -288,6 +289,11 @@ def test_later_runs_over_a_filled_archive_killed_at_crash_points_converge(tmp_pa
         authorize(filled, env, platform=platform)
         finish(["export", "--platform", platform, "--full", "--archive", str(filled)], env, filled, logs)
         change_the_world(platform, world.fake)
+        # The archive stamps rows to the second: a later run that began in the second the
+        # first one ended would find its rows "first seen" as its listing started (never
+        # judged by it) and its count samples at the same instant. Every later run starts
+        # in a later second, so the reference and the crashed runs see the same world.
+        time.sleep(1.05 - time.time() % 1)
 
         reference, scratch = tmp_path / "reference", tmp_path / "crashed"
         flags = ["--full"] if mode == "full" else []
