@@ -59,3 +59,17 @@ def test_an_item_at_the_limit_is_archived_whole(tmp_path):
     result = h.run(full=True)
     assert result["status"] == "ok" and result["errors"] == [], result
     assert str(item["id"]) in h.post_ids()
+
+
+@pytest.mark.timeout(60)
+def test_an_api_item_with_an_object_where_text_belongs_is_one_bad_item(tmp_path):
+    """A caption that is an object, not text: SQLite refuses to bind it before the statement
+    runs. That is the item's fault, not the page's: it is reported, the rest is written
+    (before, the page failed as "the database refused the write", every run)."""
+    h = TikTokHarness(tmp_path, FakeTikTokConfig(videos=25, followers=3, following=2, seed=11))
+    hostile = h.fake.videos[3]
+    hostile["video_description"] = {"text": "an object, not text"}
+    result = h.run(full=True)
+    assert result["status"] == "ok", result
+    assert h.post_ids() == h.fake_ids() - {str(hostile["id"])}
+    assert any("binding parameter" in e["error"] for e in result["errors"]), result["errors"]

@@ -81,6 +81,10 @@ def _record_error(error: Exception) -> bool:
     an I/O error, a trigger that refuses the write) belongs to the whole page."""
     if isinstance(error, sqlite3.IntegrityError):
         return getattr(error, "sqlite_errorname", "") != "SQLITE_CONSTRAINT_TRIGGER"
+    if isinstance(error, (sqlite3.ProgrammingError, sqlite3.InterfaceError)) and "binding parameter" in str(error):
+        # A value of a type SQLite cannot take (an object where the platform promised
+        # text): refused before the statement ran, so the transaction is as it was.
+        return True
     if isinstance(error, sqlite3.Error):
         return False
     # OverflowError: an integer beyond SQLite's 64 bits (a count of 10**30 in an export).
