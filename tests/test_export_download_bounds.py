@@ -4,7 +4,9 @@ same bounded copy (media.copy_bounded) with the same [downloads] limits. Each fa
 the download with a hostile body (fakeserver.hostile_download): endless, a trickle of a byte
 per read, or a size announced far above the cap. The run fails naming the file and the
 config key to raise, no partial file is left, and the next run (a sane server) imports.
-The clock of the bounds is a fake (one second per read): no waiting."""
+The clock of the bounds is a fake (one second per read): no waiting. The same attacks over
+real HTTP on 127.0.0.1 (test_safe_fetch's attack server) against YouTube's part download
+and Bluesky's repository download, under a 50 MB write guard."""
 
 from __future__ import annotations
 
@@ -90,3 +92,52 @@ def test_youtubes_data_portability_part_download_is_bounded(tmp_path, monkeypatc
     h.ws.config.downloads = DownloadLimits()
     assert h.run()["status"] == "ok"
     assert_export_imported(h)
+
+
+# --------------------------------------------------------------------------- over real HTTP
+
+from test_safe_fetch import Target, disk_guard, target  # noqa: E402,F401 - the attack server and its fixtures
+
+
+def served_bounds(target: Target, fault: str):
+    """(path, limits, clock) for the loopback attack server: its trickle sends a byte each
+    time the clock is read (lockstep), the clock moving a second a read."""
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 1.0
+        target.trickle_permits.release()
+        return now[0]
+
+    path = {"endless": "/endless", "trickle": "/trickle", "oversize": "/huge"}[fault]
+    return path, CUTS[fault][0], clock
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("fault", sorted(CUTS))
+def test_a_data_portability_part_from_a_hostile_server_over_loopback_is_bounded(tmp_path, target, disk_guard, fault):
+    from archiver.links import LinkPolicy
+    from archiver.media import DownloadCut
+    from archiver_connectors.youtube.api import PortabilityApi
+
+    path, limits, clock = served_bounds(target, fault)
+    portability = PortabilityApi("http://127.0.0.1", tokens=None, links=LinkPolicy.for_account("http://127.0.0.1"),
+                                 sleep=lambda s: None)
+    with open(tmp_path / "part.zip", "wb") as dest, pytest.raises(DownloadCut, match=CUTS[fault][1]):
+        portability.download(target.url(path), dest, limits=limits, clock=clock)
+    portability.client.close()
+    assert (tmp_path / "part.zip").stat().st_size <= 200_000 + 65536
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("fault", sorted(CUTS))
+def test_a_bluesky_repository_from_a_hostile_server_over_loopback_is_bounded(tmp_path, target, disk_guard, fault):
+    from archiver.media import DownloadCut
+    from archiver_connectors.bluesky.api import BlueskyApi
+
+    path, limits, clock = served_bounds(target, fault)
+    target.redirects["/xrpc/com.atproto.sync.getRepo?did=did%3Aplc%3Ahostile"] = path
+    api = BlueskyApi(tokens=None, pds_url=target.url(""), appview_url=target.url(""), sleep=lambda s: None)
+    with open(tmp_path / "repo.car", "wb") as into, pytest.raises(DownloadCut, match=CUTS[fault][1]):
+        api.get_repo("did:plc:hostile", into, limits=limits, clock=clock)
+    api.client.close()
