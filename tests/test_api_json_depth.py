@@ -73,3 +73,23 @@ def test_an_api_item_with_an_object_where_text_belongs_is_one_bad_item(tmp_path)
     assert result["status"] == "ok", result
     assert h.post_ids() == h.fake_ids() - {str(hostile["id"])}
     assert any("binding parameter" in e["error"] for e in result["errors"]), result["errors"]
+
+
+@pytest.mark.timeout(60)
+def test_an_api_answer_nested_past_what_python_can_parse_fails_the_run_saying_so(tmp_path):
+    """Past ~1,000 levels not even the answer can be parsed (json.loads raises
+    RecursionError), so no item of it can be told apart: the run fails naming the request
+    and the depth, not with a RecursionError traceback, and is not retried."""
+    import httpx
+
+    from tiktok_sync_harness import LIST_PATH
+
+    h = TikTokHarness(tmp_path, FakeTikTokConfig(videos=5, followers=1, following=1, seed=3))
+    body = b'{"data": {"videos": [' + b"[" * 5000 + b"]" * 5000 + b'], "has_more": false}, "error": {"code": "ok"}}'
+    h.faults.append(lambda request: httpx.Response(200, headers={"Content-Type": "application/json"}, content=body)
+                    if request.url.path == LIST_PATH else None)
+    result = h.run(full=True)
+    assert result["status"] == "failed", result
+    assert result["message"] == (f"POST {LIST_PATH}: HTTP 200 with an answer that cannot be read: "
+                                 f"JSON nested more than {ExportLimits.max_json_depth} levels deep"), result["message"]
+    assert len(h.sent(LIST_PATH)) == 1, "not retried: the same answer would come again"

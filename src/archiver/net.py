@@ -643,6 +643,15 @@ class ApiClient:
             return response, None
         try:
             return response, response.json()
+        except RecursionError:
+            # Nested past what Python's parser can hold (~1,000 levels): the answer as a
+            # whole cannot be read (an item nested less deep is refused on its own, as
+            # one bad item: listing.map_items). Said as what it is, never retried.
+            from archiver.imports import json_nesting_problem
+
+            problem = json_nesting_problem(response.content) or "JSON nested too deep to read"
+            raise NetError(f"{call.label}: HTTP {status} with an answer that cannot be read: {problem}",
+                           kind="client", status=status) from None
         except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             if status < 400:
                 # A 200 with a cut-off body is a transient fault: worth another attempt.
