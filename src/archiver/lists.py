@@ -38,11 +38,12 @@ from archiver import crashpoints
 from archiver.records import ListPage, Membership, Page, Snapshot, now_utc
 
 STALE_AFTER_DAYS = 3
-# People a chunk. A chunk's transaction touches at most a few pages a person (the follow
-# dates of a chunk land all over the events' time index), so the WAL stays tens of MB
-# at most whatever the list's size, and a chunk takes well under a second
-# (benchmarks/followers_snapshot.py). ARCHIVER_LIST_CHUNK changes it (tests use small ones).
-CHUNK = int(os.environ.get("ARCHIVER_LIST_CHUNK") or 10_000)
+# People a chunk. A chunk's transaction touches up to a couple of pages a person (a
+# dated list's follow dates land all over the events' time index), so the WAL stays
+# around 50 MB at most whatever the list's size (54 MB for a million dated followers,
+# where one transaction took 350 MB: benchmarks/followers_snapshot.py), and a chunk takes
+# well under a second. ARCHIVER_LIST_CHUNK changes it (tests use small ones).
+CHUNK = int(os.environ.get("ARCHIVER_LIST_CHUNK") or 5_000)
 
 FetchPage = Callable[[Any], "tuple[list[Membership], Any]"]
 
