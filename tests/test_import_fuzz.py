@@ -7,6 +7,7 @@ through ``archiver.jobs.run_import``. The property, for every case:
 
 - the import succeeds, or fails with the tool's own error (ExportFileError, or a failed
   run whose message names the file) — never an unhandled exception or a traceback;
+  every bad item it reports says which item and what is wrong;
 - nothing is written outside the archive folder (not beside the export, not in the
   temporary folder, not in the working folder);
 - when only items were changed (values inside one post, follower, comment, CSV row,
@@ -78,6 +79,8 @@ def assert_import_holds(result: dict, case: Case, baseline: dict) -> None:
     assert result["status"] in ("ok", "failed", "refused", "skipped"), where
     assert not result["logged_tracebacks"], "an unhandled exception inside the run" + where
     assert result["outside"] == [], "written outside the archive" + where
+    assert all(error.get("item") and error.get("error") for error in result.get("errors") or []), \
+        "a reported bad item that does not say which, or what" + where
     if result["status"] in ("failed", "refused"):
         message = result["message"] or ""
         assert case.file_name.split(".")[0] in message, "the error does not name the file" + where
