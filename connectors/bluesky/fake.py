@@ -19,7 +19,9 @@ InvalidRequest), the app password (401 AuthenticationRequired), an expired acces
 revoked" — or InvalidToken with ``revoked_refresh_error``), an access token used as a
 refresh token and the reverse (400 InvalidToken). PDS reads need no token, but a token
 that is sent must be valid. The public AppView refuses any PDS session token (400
-InvalidToken): a client must never send it there.
+InvalidToken): a client must never send it there. getPostThread returns replies down to
+``depth`` (default 6) only: below it a reply has no ``replies`` key, and only its own
+``replyCount`` (every postView carries one) says there is more (notes §2, §6).
 
 Knobs for what the notes leave unconfirmed: ``cursor_on_last_page`` (AppView lists end
 with a cursor on the last non-empty page, then an empty page; else no cursor on the last
