@@ -78,18 +78,26 @@ def _tiktok_old() -> Seed:
         ("Activity", "Following List", "Following"), ("Comment", "Comments", "CommentsList")]})
 
 
-def _instagram() -> Seed:
+def _instagram(layout: str = "new") -> Seed:
     from archiver_connectors.instagram.fake_export import export_files, make_account
 
-    files = export_files(make_account(posts=3, reels=1, stories=1, followers=3, following=2, comments=2, seed=5))
+    files = export_files(make_account(posts=3, reels=1, stories=1, followers=3, following=2, comments=2, seed=5),
+                         layout)
     documents = {name: json.loads(data) for name, data in files.items() if name.endswith(".json")}
-    content = "your_instagram_activity/content"
-    lists = {f"{content}/posts_1.json": [()], f"{content}/reels.json": [("ig_reels_media",)],
-             f"{content}/stories.json": [("ig_stories",)],
-             "connections/followers_and_following/followers_1.json": [()],
-             "connections/followers_and_following/following.json": [("relationships_following",)],
-             "your_instagram_activity/comments/post_comments_1.json": [()]}
-    return Seed("instagram", "zip", "instagram-roofcam-2024-06-01.zip", files, documents,
+    if layout == "new":
+        content, connections = "your_instagram_activity/content", "connections/followers_and_following"
+        lists = {f"{content}/posts_1.json": [()], f"{content}/reels.json": [("ig_reels_media",)],
+                 f"{content}/stories.json": [("ig_stories",)], f"{connections}/followers_1.json": [()],
+                 f"{connections}/following.json": [("relationships_following",)],
+                 "your_instagram_activity/comments/post_comments_1.json": [()]}
+        return Seed("instagram", "zip", "instagram-roofcam-2024-06-01.zip", files, documents,
+                    ascii_json=set(documents), item_lists=lists)
+    lists = {"content/posts_1.json": [()], "content/reels.json": [("ig_reels_media",)],
+             "content/stories.json": [("ig_stories",)],
+             "followers_and_following/followers_1.json": [("relationships_followers",)],
+             "followers_and_following/following.json": [("relationships_following",)],
+             "comments/post_comments.json": [("comments_media_comments",)]}
+    return Seed("instagram-old", "zip", "instagram-roofcam-2022-01-01.zip", files, documents,
                 ascii_json=set(documents), item_lists=lists)
 
 
@@ -104,15 +112,17 @@ def _mastodon() -> Seed:
     return Seed("mastodon", "tar.gz", archive_name(), files, documents, item_lists=lists)
 
 
-def _youtube() -> Seed:
-    from archiver_connectors.youtube.fake_takeout import make_world, takeout_files
+def _youtube(locale: str = "en") -> Seed:
+    from archiver_connectors.youtube.fake_takeout import LOCALES, make_world, takeout_files
 
-    data, videos = takeout_files(make_world(videos=2, comments=3, subscriptions=2, seed=9))
+    data, videos = takeout_files(make_world(videos=2, comments=3, subscriptions=2, seed=9), locale=locale)
     tables = {name: list(csv.reader(io.StringIO(payload.decode("utf-8-sig"))))
               for name, payload in data.items() if name.endswith(".csv")}
     documents = {name: json.loads(payload) for name, payload in data.items() if name.endswith(".json")}
-    items = {name for name in tables if not name.endswith("channel.csv")}   # its one row is the channel itself
-    return Seed("youtube", "zip", "takeout-20240601T000000Z-001.zip", {**data, **videos}, documents, tables=tables,
+    channel = LOCALES[locale]["channel"]
+    items = {name for name in tables if not name.endswith(channel)}   # its one row is the channel itself
+    name = "youtube" if locale == "en" else f"youtube-{locale}"
+    return Seed(name, "zip", "takeout-20240601T000000Z-001.zip", {**data, **videos}, documents, tables=tables,
                 item_tables=items)
 
 
@@ -162,7 +172,8 @@ def _bluesky() -> Seed:
 
 
 BLUESKY_DID = "did:plc:abcdefghijklmnopqrstuvwx"
-SEEDS = {"tiktok": _tiktok, "tiktok-old": _tiktok_old, "instagram": _instagram, "mastodon": _mastodon,
+SEEDS = {"tiktok": _tiktok, "tiktok-old": _tiktok_old, "instagram": _instagram,
+         "instagram-old": lambda: _instagram("old"), "youtube-fr": lambda: _youtube("fr"), "mastodon": _mastodon,
          "youtube": _youtube, "youtube-portability": _youtube_portability, "bluesky": _bluesky}
 
 
