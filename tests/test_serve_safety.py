@@ -60,10 +60,10 @@ def build_hostile_archive(folder: Path) -> Archive:
     archive = Archive(folder)
     db = archive.db
 
-    def insert(table: str, **row):
+    def insert(table: str, **row) -> int:
         columns = ", ".join(row)
         marks = ", ".join("?" for _ in row)
-        db.execute(f"insert into {table} ({columns}) values ({marks})", list(row.values()))
+        return db.execute(f"insert into {table} ({columns}) values ({marks})", list(row.values())).lastrowid
 
     (archive.media_root / PICTURE_PATH).parent.mkdir(parents=True, exist_ok=True)
     (archive.media_root / PICTURE_PATH).write_bytes(PICTURE)
@@ -75,7 +75,7 @@ def build_hostile_archive(folder: Path) -> Archive:
            view_count=10, **PROVENANCE)
     insert("snapshots", snapshot_id=1, account_id="tiktok:main", kind="followers", taken_at=NOW, source="api",
            member_count=len(HOSTILE_URLS), new_count=len(HOSTILE_URLS), lost_count=0, complete=1)
-    insert("staged_lists", account_id="tiktok:main", kind="followers", taken_at=NOW, source="api",
+    staged_list = insert("staged_lists", account_id="tiktok:main", kind="followers", taken_at=NOW, source="api",
            started_at=NOW, updated_at=NOW)
     insert("people", platform="tiktok", person_id="fine", handle="fine", display_name="Fine Person",
            url=FINE_URL, **PROVENANCE)
@@ -102,7 +102,7 @@ def build_hostile_archive(folder: Path) -> Archive:
                target_url=url, created_at=NOW, **PROVENANCE)
         insert("audience_events", account_id="tiktok:main", kind="followers", person_id=f"h{n}", event="new",
                at=NOW, snapshot_id=1)
-        insert("staged_members", account_id="tiktok:main", kind="followers", taken_at=NOW, person_id=f"h{n}",
+        insert("staged_members", list_id=staged_list, person_id=f"h{n}",
                handle=f"hostile{n}", url=url, avatar_url=url)
         if n:
             insert("person_links", a_platform="tiktok", a_person=f"h{n - 1}", b_platform="tiktok",
