@@ -195,3 +195,14 @@ def test_a_lone_surrogate_escaped_in_json_becomes_a_replacement_character(worker
     result = worker.run(case)
     assert_import_holds(result, case, baselines["mastodon"])
     assert result["rows"]["posts"] == baselines["mastodon"]["posts"]
+
+
+@pytest.mark.parametrize("row", [["not a channel id", "http://www.youtube.com/channel/x", "Bad"], ["only two", "cells"]])
+def test_one_bad_row_of_a_subscription_list_in_another_language_skips_that_row_only(worker, baselines, row):
+    # A header in a language the importer has no words for is read by its values (a UC…
+    # id, a URL, a title); every one of the first 20 rows had to fit, so one bad row
+    # made it skip the whole list ("the CSV header was not recognized").
+    case = one_value_case("youtube-fr", "Takeout/YouTube et YouTube Music/abonnements/abonnements.csv", (1,), row)
+    result = worker.run(case)
+    assert_import_holds(result, case, baselines["youtube-fr"])
+    assert not [e for e in result["errors"] if "not recognized" in e["error"]], result["errors"]

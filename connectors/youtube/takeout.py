@@ -266,13 +266,19 @@ def _subscription_columns_by_value(source, name: str) -> dict[str, int] | None:
     their values (a UC… channel id, an http URL, the rest is the title)."""
     text, reader = _open_csv(source, name)
     with text:
-        next(reader, None)
+        width = len(next(reader, None) or [])
         rows = [row for _, row in zip(range(20), reader) if row]
-    if not rows or any(len(r) != len(rows[0]) for r in rows):
+    # One bad row must not hide the whole list (it is reported and skipped when read): the
+    # rows as wide as the header are looked at, and a column needs half of them to fit.
+    rows = [r for r in rows if len(r) == width]
+    if not rows:
         return None
-    width = len(rows[0])
-    ids = [i for i in range(width) if all(_CHANNEL_ID.match(r[i].strip()) for r in rows)]
-    urls = [i for i in range(width) if all(r[i].strip().startswith("http") for r in rows)]
+
+    def column_of(fits) -> list[int]:
+        return [i for i in range(width) if 2 * sum(1 for r in rows if fits(r[i].strip())) >= len(rows)]
+
+    ids = column_of(_CHANNEL_ID.match)
+    urls = column_of(lambda value: value.startswith("http"))
     if len(ids) != 1:
         return None
     found = {"channel_id": ids[0]}
