@@ -206,3 +206,14 @@ def test_one_bad_row_of_a_subscription_list_in_another_language_skips_that_row_o
     result = worker.run(case)
     assert_import_holds(result, case, baselines["youtube-fr"])
     assert not [e for e in result["errors"] if "not recognized" in e["error"]], result["errors"]
+
+
+def test_a_lone_surrogate_in_a_streamed_list_fails_cleanly_known_limit(worker, baselines):
+    # The fuzz's one known, unfixed case (see import_fuzz.cases): the whole outbox is
+    # refused as malformed JSON, cleanly; when the JSON reader mends such escapes, this
+    # test fails and the exception in import_fuzz.cases goes.
+    case = one_value_case("mastodon", "outbox.json", ("orderedItems", 0), {"": "\udfff lone"})
+    result = worker.run(case)
+    case.items_changed = 0
+    assert_import_holds(result, case, baselines["mastodon"])
+    assert result["rows"]["posts"] < baselines["mastodon"]["posts"]
