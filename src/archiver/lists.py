@@ -32,10 +32,11 @@ import datetime as dt
 import json
 import os
 import sqlite3
+from types import MappingProxyType
 from typing import Any, Callable, Iterator
 
 from archiver import crashpoints
-from archiver.records import ListPage, Membership, Page, Snapshot, now_utc
+from archiver.records import ListPage, Membership, Page, Person, Snapshot, now_utc
 
 STALE_AFTER_DAYS = 3
 # People a chunk. A chunk's transaction touches up to a couple of pages a person (a
@@ -141,7 +142,7 @@ def stage_snapshot(archive, writer, snapshot: Snapshot, *, cancel: Callable[[], 
         read += 1
         if read <= skip:
             continue
-        batch.append(membership)
+        batch.append(_slim(membership))
         if len(batch) >= chunk:
             _stage_chunk(archive, writer, snapshot, batch, cancel)
             chunks += 1
@@ -151,6 +152,17 @@ def stage_snapshot(archive, writer, snapshot: Snapshot, *, cancel: Callable[[], 
     if batch:
         _stage_chunk(archive, writer, snapshot, batch, cancel)
     return True
+
+
+def _slim(membership: Membership) -> Membership:
+    """Only what a list keeps of a member (the staged_members columns): a chunk held in
+    memory must not carry each person's raw payload."""
+    person = membership.person
+    return Membership(Person(person.native_id, person.handle, person.display_name, person.url, person.avatar_url,
+                             raw=_NO_RAW), membership.since)
+
+
+_NO_RAW: Any = MappingProxyType({})   # read-only: one shared empty payload, not one dict a member
 
 
 def _stage_chunk(archive, writer, snapshot: Snapshot, batch: list[Membership], cancel) -> None:

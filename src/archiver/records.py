@@ -169,7 +169,7 @@ class Interaction:
     raw: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(slots=True)   # slots: a chunk of a follower list holds thousands
 class Person:
     """One identity on a platform. ``native_id`` is the platform's stable id where it has
     one, otherwise the handle (TikTok exports name followers only by user name)."""
@@ -205,7 +205,7 @@ class Comment:
     raw: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(slots=True)
 class Membership:
     """One person in a follower / following list, with the date the platform gives."""
 

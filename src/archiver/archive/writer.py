@@ -22,7 +22,7 @@ import datetime as dt
 import hashlib
 import json
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields as dataclass_fields
 from typing import Any, Iterable
 
 from sqlite_utils import Database
@@ -480,7 +480,8 @@ class ArchiveWriter:
         existing = self._one(
             "SELECT * FROM people WHERE platform=? AND person_id=?", [self.platform, person.native_id]
         )
-        incoming = vars(person) | {"links": _json(person.links) if person.links else None}
+        incoming = {f.name: getattr(person, f.name) for f in dataclass_fields(person)} | {
+            "links": _json(person.links) if person.links else None}
         merged = self._merge(existing, incoming, ("handle", "display_name", "url", "avatar_url", "bio", "links"))
         sources, raw = self._merged_provenance(existing, person.raw)
         # The picture and its link move together: the API's picture replaces the one held,
@@ -630,26 +631,30 @@ class ArchiveWriter:
         """Add ``members`` to the ``kind`` list staged from this source (creating it), with
         where the reading goes on: the API's ``cursor``, ``read`` more entries of an export
         read. In the caller's transaction. Returns the list's id."""
-        with_id = [m for m in members if m.person.native_id]
-        if len(with_id) < len(members):
-            self._count(f"{kind}_without_id", len(members) - len(with_id))
+        with_id = sum(1 for m in members if m.person.native_id)
+        if with_id < len(members):
+            self._count(f"{kind}_without_id", len(members) - with_id)
         list_id = self.db.execute(
             "INSERT INTO staged_lists (account_id, kind, taken_at, source, cursor, read, pages, members, started_at, "
             "updated_at) VALUES (?,?,?,?,?,?,1,?,?,?) ON CONFLICT(account_id, kind, source) DO UPDATE SET "
             "cursor=excluded.cursor, read=read+excluded.read, pages=pages+1, members=members+excluded.members, "
             "updated_at=excluded.updated_at RETURNING list_id",
-            [self.account_id, kind, taken_at, self.source, _json(cursor), read, len(with_id), self.now, self.now],
+            [self.account_id, kind, taken_at, self.source, _json(cursor), read, with_id, self.now, self.now],
         ).fetchone()[0]
-        rows = []
-        for m in with_id:
-            row = (m.person.native_id, m.since, m.person.handle, m.person.display_name, m.person.url,
-                   m.person.avatar_url)
-            if NUL in _ARRIVAL_TEXT % row:   # as write_snapshot: a cheap look, a rebuild only with a NUL
-                row = without_nul(row)
-            rows.append((list_id, *row))
+
+        def rows():   # streamed into executemany: a chunk is held once, as its members
+            for m in members:
+                if not m.person.native_id:
+                    continue
+                row = (m.person.native_id, m.since, m.person.handle, m.person.display_name, m.person.url,
+                       m.person.avatar_url)
+                if NUL in _ARRIVAL_TEXT % row:   # as write_snapshot: a cheap look, a rebuild only with a NUL
+                    row = without_nul(row)
+                yield (list_id, *row)
+
         self.db.conn.executemany(
             "INSERT INTO staged_members (list_id, person_id, since, handle, display_name, url, avatar_url) "
-            "VALUES (?,?,?,?,?,?,?)", rows)
+            "VALUES (?,?,?,?,?,?,?)", rows())
         return list_id
 
     def finish_staging(self, kind: str, taken_at: str, complete: bool) -> None:
