@@ -254,6 +254,11 @@ _TABLES = {
         "description": "What the newest full listing of each stream was given by the platform, kept apart "
                        "from what was written: a listed item is never marked deleted.",
     },
+    "listing_scope": {
+        "title": "What comment listings covered",
+        "description": "The posts whose comments a full listing read whole, and how many levels of replies: "
+                       "only comments within that scope can be marked deleted.",
+    },
     "unmapped_items": {
         "title": "Items not archived",
         "description": "Items a platform listed that could not be archived, with why and their raw payload; "
