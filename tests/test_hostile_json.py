@@ -321,6 +321,22 @@ def test_invalid_utf8_is_named_with_the_byte_even_when_no_platform_recognizes_th
     assert f"not valid UTF-8 text at byte {where}" in message and "'export.json'" in message
 
 
+def test_invalid_utf8_is_named_when_the_platform_is_given_too(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    path = tmp_path / "export.json"
+    data = tiktok_json('"x"').replace(b'"fan1"', b'"fan\xff1"')
+    path.write_bytes(data)
+    ws = Workspace(Archive(tmp_path / "archive"), Config(path=None), open_secret_store("memory"))
+    try:
+        with pytest.raises(ExportFileError) as caught:
+            run_import(ws, path, platform="tiktok")
+    finally:
+        ws.archive.close()
+    message, where = str(caught.value), data.index(b"\xff")
+    assert "does not look like" not in message
+    assert f"not valid UTF-8 text at byte {where}" in message and "TikTok export" in message
+
+
 def test_a_nul_byte_is_named_with_the_byte_even_when_no_platform_recognizes_the_file(tmp_path):
     path = tmp_path / "export.json"
     data = tiktok_json('"x"').replace(b'"Profile"', b'"Pro\x00file"')

@@ -100,11 +100,7 @@ def detect_platform(source) -> str:
 
     matches = [name for name, cls in installed_connectors().items() if cls.detect_export(source)]
     if not matches:
-        problems = getattr(source, "read_problems", [])
-        if problems:
-            first = problems[0]
-            raise ExportFileError(f"{first} Because of this, archiver could not tell which platform's export "
-                                  "it is.", path=first.path, entry=first.entry)
+        _raise_read_problem(source, "archiver could not tell which platform's export it is")
         refused = getattr(source, "warnings", [])
         if refused:
             listed = "".join(f"\n  {w}" for w in refused[:10])
@@ -123,6 +119,17 @@ def detect_platform(source) -> str:
             f"{source.path}: looks like an export of several platforms ({', '.join(matches)}); "
             "name the one with `archiver import PLATFORM PATH`.")
     return matches[0]
+
+
+def _raise_read_problem(source, consequence: str) -> None:
+    """The first file of ``source`` the connectors could not read (not UTF-8, a NUL byte,
+    nested too deep, malformed), as the error, when there is one."""
+    from archiver.imports import ExportFileError
+
+    problems = getattr(source, "read_problems", [])
+    if problems:
+        first = problems[0]
+        raise ExportFileError(f"{first} Because of this, {consequence}.", path=first.path, entry=first.entry)
 
 
 def import_account(ws: Workspace, platform: str, name: str | None) -> AccountConfig:
@@ -162,6 +169,8 @@ def run_import(ws: Workspace, path: Path, *, platform: str | None = None, accoun
             cls = get_connector(platform)
             if not cls.detect_export(source):
                 from archiver.imports import ExportFileError
+
+                _raise_read_problem(source, f"archiver could not read it as a {cls.title} export")
 
                 raise ExportFileError(f"{path}: this does not look like a {cls.title} export "
                                       "(no file of its known layouts inside).")
