@@ -331,6 +331,8 @@ def csv_mutation(draw, seed_: Seed, tables: dict[str, list[list[str]]], steps: l
     """Change one CSV file: a cell, a row's width, the header. True when one data row only."""
     entry = draw(st.sampled_from(sorted(tables)))
     rows = tables[entry]
+    if not rows:   # an earlier mutation dropped every row
+        return False
     row = draw(st.integers(min_value=0, max_value=len(rows) - 1))
     action = draw(st.sampled_from(["cell", "cell", "cut row", "widen row", "drop row"]))
     if action == "cell" and rows[row]:

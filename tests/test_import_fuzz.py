@@ -217,3 +217,11 @@ def test_a_lone_surrogate_in_a_streamed_list_fails_cleanly_known_limit(worker, b
     case.items_changed = 0
     assert_import_holds(result, case, baselines["mastodon"])
     assert result["rows"]["posts"] < baselines["mastodon"]["posts"]
+
+
+def test_a_csv_field_past_the_csv_modules_limit_in_a_subscription_list_is_one_bad_row(worker, baselines):
+    # Reading the rows of a list in an unknown language by their values let csv.Error
+    # ("field larger than field limit (131072)") out: a traceback, the import failed.
+    case = one_value_case("youtube-fr", "Takeout/YouTube et YouTube Music/abonnements/abonnements.csv", (1, 0),
+                          "a" * 200_000)
+    assert_import_holds(worker.run(case), case, baselines["youtube-fr"])

@@ -265,9 +265,21 @@ def _subscription_columns_by_value(source, name: str) -> dict[str, int] | None:
     """A subscription list with a header in an unknown language: its columns are found by
     their values (a UC… channel id, an http URL, the rest is the title)."""
     text, reader = _open_csv(source, name)
+    rows: list[list[str]] = []
     with text:
-        width = len(next(reader, None) or [])
-        rows = [row for _, row in zip(range(20), reader) if row]
+        try:
+            width = len(next(reader, None) or [])
+        except csv.Error:
+            return None
+        while len(rows) < 20:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error:   # an unreadable row (a field past the csv module's limit): reported when read
+                continue
+            if row:
+                rows.append(row)
     # One bad row must not hide the whole list (it is reported and skipped when read): the
     # rows as wide as the header are looked at, and a column needs half of them to fit.
     rows = [r for r in rows if len(r) == width]
