@@ -9,6 +9,7 @@ that fails is recorded as failed on its post, never aborting the run.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -459,6 +460,7 @@ class Runner:
                 refused: list[tuple[str, str, Any]] = []    # posts the writer refused: id, reason, raw
                 for record in page.records:
                     try:
+                        record = _within_json_depth(record, ctx)
                         post_id = self._write_record(writer, record, stored, page, staging)
                     except Exception as error:
                         if not _record_error(error) or not db.conn.in_transaction:
@@ -567,6 +569,35 @@ class Runner:
             else:
                 raise TypeError(f"connector yielded an unknown record type {type(record).__name__}")
         return None
+
+
+def _within_json_depth(record, ctx: SyncContext):
+    """``record`` with every payload nested past the JSON depth limit (the exports' own,
+    ExportLimits.max_json_depth) replaced by a note saying so, each one reported. Every
+    record of every connector passes here on its way to the writer: a comment, its author,
+    a person, a profile nested 600 levels deep (a hostile server's answer) is kept without
+    its payload instead of being stored past the limit, where reading it back as JSON can
+    recurse past Python's own. (A field of another type than its column's is refused by
+    SQLite as one bad item; an item of a listing is refused earlier, whole, in
+    listing.map_items.)"""
+    from archiver.imports import json_nesting_problem
+
+    if isinstance(record, (Snapshot, ListPage, CommentsListed)):
+        return record   # a list's members are staged without their payloads (archiver.lists)
+    changes: dict[str, Any] = {}
+    raw = getattr(record, "raw", None)
+    if isinstance(raw, (dict, list)):
+        problem = json_nesting_problem(raw)
+        if problem is not None:
+            ctx.report(_describe(record), f"{problem} (the limit for any JSON archiver reads); "
+                                          "kept without its payload")
+            changes["raw"] = {"not kept": problem}
+    author = getattr(record, "author", None)
+    if isinstance(author, Person):
+        checked = _within_json_depth(author, ctx)
+        if checked is not author:
+            changes["author"] = checked
+    return dataclasses.replace(record, **changes) if changes else record
 
 
 def _describe(record) -> str:
