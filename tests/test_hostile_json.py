@@ -12,6 +12,7 @@ import io
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import textwrap
@@ -464,3 +465,85 @@ def test_a_link_dropped_into_the_inbox_goes_to_failed_named_as_a_link(tmp_path):
     moved = inbox / "failed" / "TikTok_Data.zip"
     assert moved.is_symlink() and real.exists() and imported == 0  # the file it named is untouched
     assert "is a symbolic link" in (inbox / "failed" / "TikTok_Data.zip.error.txt").read_text()
+
+
+# --------------------------------------------------------------------------- lone surrogate escapes
+# JavaScript writes a string cut between the two halves of an emoji as a lone surrogate
+# escape; ijson refuses it as malformed JSON, losing the whole list. JsonReader rewrites
+# such an escape to "\uFFFD" (same length) and leaves everything else as it was.
+
+def _read_in_chunks(data: bytes, sizes: list[int], read_size: int = 64) -> bytes:
+    from archiver.imports import JsonReader
+
+    reader = JsonReader(_Chunks(data, sizes), _Source(), "e.json", max_depth=8)
+    out = b""
+    while chunk := reader.read(read_size):
+        out += chunk
+    return out
+
+
+@pytest.mark.parametrize("written, mended", [
+    (rb'["\ud800"]', rb'["\uFFFD"]'),                          # lone high
+    (rb'["\udfff lone"]', rb'["\uFFFD lone"]'),                # lone low
+    (rb'["\ud800x"]', rb'["\uFFFDx"]'),                        # high, then no escape
+    (rb'["\uDBFF\u0041"]', rb'["\uFFFD\u0041"]'),              # high, then an escape that is no low half
+    (rb'["\udc00\ud800"]', rb'["\uFFFD\uFFFD"]'),              # a reversed pair: both halves lone
+    (rb'["\ud800\ud800\udc00"]', rb'["\uFFFD\ud800\udc00"]'),  # a lone high, then a pair
+    (rb'["\ud83d\ude00\udfff"]', rb'["\ud83d\ude00\uFFFD"]'),  # a pair, then a lone low
+    (rb'["\\\ud800"]', rb'["\\\uFFFD"]'),                      # an escaped backslash, then an escape
+    (rb'["\\ud800\udc00"]', rb'["\\ud800\uFFFD"]'),            # "\\ud800" is text: the low half is lone
+    (rb'["a\ud800b", {"\uDFFF": 1}]', rb'["a\uFFFDb", {"\uFFFD": 1}]'),
+])
+def test_a_lone_surrogate_escape_is_read_as_the_replacement_character(written, mended):
+    assert _read_in_chunks(written, [64]) == mended
+    assert json.loads(mended) is not None
+
+
+@pytest.mark.parametrize("written, mended", [
+    # valid pairs, in any case, stay as they are; the lone half after them does not
+    (rb'["\ud83d\ude00 \uD83D\uDE00 \uD83d\uDe00 \udfff"]', rb'["\ud83d\ude00 \uD83D\uDE00 \uD83d\uDe00 \uFFFD"]'),
+    # escaped backslashes, then text that only looks like an escape
+    (rb'["\\udfff \\\\ud800 \\\\\\\\udc00 \udfff"]', rb'["\\udfff \\\\ud800 \\\\\\\\udc00 \uFFFD"]'),
+    (rb'["\u00e9 \\ \" ud800 d800 \ud800"]', rb'["\u00e9 \\ \" ud800 d800 \uFFFD"]'),
+])
+def test_valid_pairs_and_text_that_only_looks_like_an_escape_are_left_alone(written, mended):
+    assert _read_in_chunks(written, [64]) == mended
+
+
+@pytest.mark.parametrize("written, mended", [
+    (rb'["ab\ud800cd"]', rb'["ab\uFFFDcd"]'),
+    (rb'["ab\udfffcd"]', rb'["ab\uFFFDcd"]'),
+    (rb'["ab\ud83d\ude00\udfffcd"]', rb'["ab\ud83d\ude00\uFFFDcd"]'),
+    (rb'["ab\udc00\ud800cd"]', rb'["ab\uFFFD\uFFFDcd"]'),
+    (rb'["ab\\\\\ud800\udc00\\ud800\udc00"]', rb'["ab\\\\\ud800\udc00\\ud800\uFFFD"]'),
+])
+def test_an_escape_cut_by_a_chunk_boundary_at_every_position_is_mended_the_same(written, mended):
+    for first in range(1, len(written)):
+        for read_size in (1, 5, 64):
+            assert _read_in_chunks(written, [first, len(written)], read_size) == mended, (first, read_size)
+
+
+def _oracle_mended(body: bytes) -> bytes:
+    """A JSON string's body as a parser reads it, left to right, lone halves replaced."""
+    escapes = re.findall(rb"\\u[0-9a-fA-F]{4}|\\.|[^\\]", body, re.S)
+    out, index = [], 0
+    while index < len(escapes):
+        piece, following = escapes[index], escapes[index + 1] if index + 1 < len(escapes) else b""
+        code = int(piece[2:], 16) if len(piece) == 6 else None
+        if code is not None and 0xD800 <= code <= 0xDBFF and len(following) == 6 and 0xDC00 <= int(following[2:], 16) <= 0xDFFF:
+            out += [piece, following]
+            index += 2
+            continue
+        out.append(b"\\uFFFD" if code is not None and 0xD800 <= code <= 0xDFFF else piece)
+        index += 1
+    return b"".join(out)
+
+
+@settings(max_examples=400, deadline=None)
+@given(body=st.lists(st.sampled_from([rb"\ud800", rb"\uDBFF", rb"\udc00", rb"\uDfFf", rb"\\", rb"\n", rb'\"', b"u",
+                                      b"d800", rb"\u00e9", b"x"]), max_size=12).map(b"".join),
+       sizes=st.lists(st.integers(1, 20), min_size=1, max_size=4), read_size=st.sampled_from([1, 3, 7, 64]))
+def test_lone_surrogates_are_mended_as_a_parser_reads_escapes_whatever_the_chunks(body, sizes, read_size):
+    mended = _read_in_chunks(b'["' + body + b'"]', sizes, read_size)
+    assert mended == b'["' + _oracle_mended(body) + b'"]'
+    json.loads(mended)

@@ -250,6 +250,30 @@ def test_duplicated_ordered_items_later_copy_wins(tmp_path, archive):
     assert one(archive.db, "SELECT count(*) FROM post_versions") == 0
 
 
+def test_a_post_cut_inside_an_emoji_is_imported_with_a_replacement_character(tmp_path, archive):
+    """JavaScript writes a string cut between an emoji's two halves as a lone surrogate
+    escape. ijson refused a lone low half as malformed JSON (the whole outbox was lost)
+    and read a lone high half as "?"; both now read as U+FFFD, every post kept."""
+    account = make_account(posts=3, replies=0, boosts=1, edited=0, seed=6)
+    path = write_archive(account, tmp_path / "cut")
+    outbox = json.loads((path / "outbox.json").read_text())
+    posts = [item for item in outbox["orderedItems"] if isinstance(item["object"], dict)]
+    posts[0]["object"]["content"] = "<p>cut after \ud83d</p>"
+    posts[1]["object"]["content"] = "<p>\ude00 cut before</p>"
+    (path / "outbox.json").write_text(json.dumps(outbox))   # ensure_ascii: lone halves as "\\udXXX" escapes
+    assert "\\ud83d" in (path / "outbox.json").read_text()
+
+    result = import_archive(archive, path)
+
+    assert result["status"] == "ok", result
+    assert result["errors"] == []
+    assert one(archive.db, "SELECT count(*) FROM posts") == len(account.statuses)
+    post_key = key(posts[0]["object"]["id"].rsplit("/", 1)[-1])
+    assert one(archive.db, "SELECT text FROM posts WHERE post_id=?", post_key) == "cut after \ufffd"
+    post_key = key(posts[1]["object"]["id"].rsplit("/", 1)[-1])
+    assert one(archive.db, "SELECT text FROM posts WHERE post_id=?", post_key) == "\ufffd cut before"
+
+
 def test_edited_post_keeps_its_latest_text_and_edit_time_without_inventing_versions(tmp_path, archive):
     account = make_account(posts=2, replies=0, boosts=0, edited=1, seed=6)
     edited, plain = account.statuses

@@ -22,7 +22,9 @@ What it guarantees:
 - JSON is read through ``JsonReader``, which checks every byte before a parser sees it:
   nesting deeper than ``ExportLimits.max_json_depth`` (512; a real export nests a few
   levels, a hostile one 100,000 to exhaust memory), NUL bytes and invalid UTF-8 each
-  fail the entry with the byte where they are.
+  fail the entry with the byte where they are. A lone surrogate escape ("\\udfff", a
+  string JavaScript cut between the two halves of an emoji) is rewritten to "\\uFFFD"
+  (U+FFFD, the replacement character): the parser would refuse the whole entry.
 - Nothing is ever written anywhere except by ``extract_member``, and only inside the
   destination folder it is given.
 
@@ -204,6 +206,24 @@ _JSON_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in _JSON_BRAC
 _JSON_NOT_QUOTES_OR_BRACKETS = bytes(byte for byte in range(256) if byte not in _JSON_BRACKETS + b'"')
 
 
+# A surrogate escape that is not one half of a valid pair ("\ud800" then "\udc00"), in a
+# form re.sub can replace without a Python call per match (see JsonReader._mend_surrogates).
+# An escape is real only after an even run of backslashes ("\\udfff" is a backslash, then
+# text): each match starts where a run of backslashes starts and takes its pairs along.
+_HEX2 = rb"[0-9a-fA-F]{2}"
+_HIGH = rb"\\u[dD][89abAB]" + _HEX2
+_LOW = rb"\\u[dD][c-fC-F]" + _HEX2
+_LONE_SURROGATE_ESCAPE = re.compile(
+    rb"(?<!\\)(?P<pairs>(?:\\\\)*)(?:"
+    + _HIGH + rb"(?!" + _LOW + rb")"                 # a high half with no low half after it
+    + rb"|(?<!" + _HIGH + rb")" + _LOW               # a low half with no high half before it
+    + rb"|(?<=\\)(?P<text>u[dD][89abAB]" + _HEX2 + rb")" + _LOW  # after "\\ud800": text, not a high half
+    + rb")")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD]")  # "\u" is lower case in JSON, the hex digits are not
+_LONE_SURROGATE_REPLACEMENT = rb"\g<pairs>\g<text>\\uFFFD"  # as long as what it replaces
+_ESCAPE_TAIL = 11  # an escape starting this close to a chunk's end may pair with the next chunk
+
+
 class _TextBytes:
     """What every text entry of an export must be, checked a chunk at a time: no NUL byte
     and valid UTF-8. ``problem`` says what is wrong and at which byte of the entry, in
@@ -297,15 +317,52 @@ class JsonReader:
         self._in_string = False
         self._escaped = False            # the last chunk ended in a string's backslash
         self._text = _TextBytes(start)
+        self._held = b""                 # a chunk's tail that may end in half a surrogate pair
+        self._ready = b""                # mended bytes not handed out yet
+        self._at_end = False             # the stream has given all its bytes
 
     def read(self, size: int | None = -1) -> bytes:
-        data = self._stream.read(size)
+        whole = size is None or size < 0
+        while not self._at_end and (whole or not self._ready) and size != 0:
+            # What is held back counts in ``size``: a parser's chunk stays one read, one copy.
+            self._ready += self._mend_surrogates(self._stream.read(-1 if whole else max(size - len(self._held), 1)))
+        data = self._ready if whole else self._ready[:size]
+        self._ready = self._ready[len(data):]
         if data:
             self._check(data)
             self.bytes_read += len(data)
-        if (size is None or size < 0) or (not data and size != 0):  # the whole rest was read
+        if whole or (not data and size != 0):  # the whole rest was read
             self._check_end()
         return data
+
+    def _mend_surrogates(self, chunk: bytes) -> bytes:
+        """``chunk`` (b"" at the end) with every lone surrogate escape turned into "\\uFFFD";
+        the end of a chunk that may pair with the next chunk is held back until it comes.
+
+        A lone surrogate makes the parser (ijson's yajl) refuse the whole entry, and
+        JavaScript writes them (a string cut between the halves of an emoji). Same length,
+        so the byte offsets in errors stay right; a valid pair is left alone. Checked at C
+        speed, and only when the chunk holds "\\ud" at all."""
+        data = self._held + chunk if self._held else chunk
+        cut = len(data) if not chunk else self._safe_cut(data)
+        self._at_end = not chunk
+        data, self._held = (data, b"") if cut == len(data) else (data[:cut], data[cut:])
+        if _SURROGATE_ESCAPE.search(data):  # one C pass; \ud is rare: most chunks stop here
+            data = _LONE_SURROGATE_ESCAPE.sub(_LONE_SURROGATE_REPLACEMENT, data)
+        return data
+
+    @staticmethod
+    def _safe_cut(data: bytes) -> int:
+        """Where ``data`` can be cut so that no escape before the cut pairs with one after it,
+        and what follows the cut starts outside any escape (after an even run of backslashes)."""
+        last = data.rfind(b"\\", max(len(data) - _ESCAPE_TAIL, 0))
+        if last < 0:
+            return len(data)
+        if _backslashes_before(data, last) % 2:  # the second of "\\\\": no escape is open
+            return len(data)
+        if last >= 6 and _backslashes_before(data, last - 6) % 2 == 0 and re.fullmatch(_HIGH, data[last - 6:last]):
+            return last - 6  # a high half just before: it may pair with what comes next
+        return last
 
     def _check(self, data: bytes) -> None:
         problem = self._text.problem(data)
@@ -330,8 +387,7 @@ class JsonReader:
         if self._escaped:  # the last chunk ended in a string's backslash: it escapes this byte
             data, self._escaped = b"_" + data[1:], False
         if b"\\" in data:
-            if b"\\\\" in data:
-                data = data.replace(b"\\\\", b"__")
+            data = data.replace(b"\\\\", b"__")  # the same object back when there is none
             data = data.replace(b'\\"', b"__")
             if data.endswith(b"\\"):  # what it escapes is in the next chunk
                 data, self._escaped = data[:-1], True
@@ -383,6 +439,11 @@ class JsonReader:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _backslashes_before(data: bytes, index: int) -> int:
+    """How many backslashes stand right before ``data[index]``."""
+    return index - len(data[:index].rstrip(b"\\"))
 
 
 def json_nesting_problem(data: bytes | str | dict | list, max_depth: int = ExportLimits.max_json_depth) -> str | None:
