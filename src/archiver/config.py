@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from archiver.download_limits import DownloadLimits
+
 CONFIG_NAME = "config.toml"
 SECRET_BACKENDS = ("keyring", "env", "systemd", "memory")
 # Keys an account table understands besides the connector's own options.
@@ -94,28 +96,6 @@ class DaemonConfig:
     max_parallel: int = 2                   # accounts of different platforms at once
     log_file: str = "daemon.log"            # in the archive folder, rotated
     stop_timeout: int = 60                  # seconds to wait for a run to stop on SIGTERM
-
-
-@dataclass
-class DownloadLimits:
-    """[downloads]: bounds on one media file, whoever serves it (an export may name any
-    server; a server may send without end, or one byte a second)."""
-
-    max_file_gb: float = 20                 # a file larger than this is not kept (a long 4K video is ~10 GB)
-    max_file_hours: float = 6               # one file may take this long at most, resumes included
-    min_kb_per_second: float = 1            # slower than this over a minute, a download is cut off
-
-    @property
-    def max_file_bytes(self) -> int:
-        return int(self.max_file_gb * 1_000_000_000)
-
-    @property
-    def max_file_seconds(self) -> float:
-        return self.max_file_hours * 3600
-
-    @property
-    def min_bytes_per_second(self) -> float:
-        return self.min_kb_per_second * 1000
 
 
 @dataclass

@@ -12,7 +12,7 @@ the bytes came from. A resume sends it as ``If-Range``, so a server whose file c
 between answers with the whole new file (200), never with the tail of the new one to
 append to the head of the old one. A ``.part`` without a validator is started over.
 
-Every download is bounded (config.DownloadLimits, the [downloads] table): a size cap per
+Every download is bounded (download_limits.DownloadLimits, the [downloads] table): a size cap per
 file, a total time per file and a minimum rate, so a server that sends without end, or a
 byte a second, costs neither the disk nor the night. A full disk removes the partial file
 and stops the run (DiskFull): nothing half-written is left for the next run to trip on.
@@ -35,7 +35,7 @@ from typing import Any, BinaryIO, Callable, Iterable, Iterator
 import httpx
 
 from . import crashpoints
-from .config import DownloadLimits
+from .download_limits import DownloadLimits
 from .net import Cancelled, NetError, scrubber
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 
 import httpx
@@ -33,10 +33,15 @@ import tenacity
 
 from archiver.inert import terminal_text
 
-if TYPE_CHECKING:
-    from archiver.links import LinkPolicy
-
 log = logging.getLogger(__name__)
+
+
+class LinkGuard(Protocol):
+    """What the client needs of a links.LinkPolicy (which imports this module): a
+    transport that sends only what the policy allows."""
+
+    def transport(self, inner: httpx.BaseTransport | None = None) -> httpx.BaseTransport: ...
+
 
 SECRET_PLACEHOLDER = "[secret]"
 
@@ -431,7 +436,7 @@ class ApiClient:
         sleep: Callable[[float], None] = time.sleep,
         cancel: Callable[[], bool] | None = None,
         retry_log_level: int = logging.WARNING,
-        links: "LinkPolicy | None" = None,
+        links: LinkGuard | None = None,
     ) -> None:
         """``links``: a links.LinkPolicy for a client that fetches links taken from data
         (media, avatars, signed download links): every request and every redirect hop
