@@ -684,3 +684,33 @@ def test_a_file_of_the_export_the_importer_does_not_read_is_named(tmp_path, fake
     assert result["status"] == "ok", result
     assert result["not_read"] == ["Direct Messages/chat.txt"]
     assert "Direct Messages/chat.txt" in last_run(ws.archive.db)["message"]
+
+
+def test_the_user_data_json_is_read_in_a_few_passes_not_one_per_section(tmp_path, fake, ws, loopback, monkeypatch):
+    """A big export pays each full parse of its JSON: the import reads it once to check it
+    whole (and find its layout and profile), once for posts and comments, and once per
+    list (followers, following), however many sections it holds; it used to read it once
+    per section and layout (about 17 times)."""
+    from archiver.imports import ExportSource
+
+    data = fake.export_json("new")
+    expected = sections(data)
+    assert expected["posts"] and expected["comments"] and expected["followers"] and expected["following"]
+    path = write_export(tmp_path / "TikTok_Data.zip", data, "user_data_tiktok.json")
+    opened: list[str] = []
+    real_open = ExportSource.open
+
+    def counting_open(self, name):
+        opened.append(name)
+        return real_open(self, name)
+
+    monkeypatch.setattr(ExportSource, "open", counting_open)
+
+    result = run_import(ws, path, transport=loopback)
+
+    assert result["status"] == "ok", result
+    passes = opened.count("user_data_tiktok.json")
+    assert passes <= 4, f"the JSON entry was read {passes} times"
+    db = ws.archive.db
+    assert one(db, "SELECT count(*) FROM posts") == len(expected["posts"])
+    assert one(db, "SELECT count(*) FROM comments") == len(expected["comments"])

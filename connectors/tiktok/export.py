@@ -84,20 +84,72 @@ def _top_keys(source, name: str, strict: bool = False) -> set[str]:
     return keys
 
 
-def _items(source, name: str, prefixes: tuple[str, ...], report=None) -> Iterator[dict]:
-    """Stream the items at the first prefix that exists; ``null`` lists give nothing.
+def _report_not_object(report, name: str, prefix: str, position: int, item: Any) -> None:
+    if report is not None:
+        report(f"item {position} of {prefix.removesuffix('.item')} in {name}",
+               f"expected an object, found {type(item).__name__} {str(item)[:60]!r}")
+
+
+def _items(source, name: str, prefix: str | None, report=None) -> Iterator[dict]:
+    """Stream the items at ``prefix`` (None: the list is not in the file or ``null``).
     An item that is not an object is reported through ``report(item, error)`` and skipped."""
-    for prefix in prefixes:
-        found = False
-        for position, item in enumerate(source.iter_json(name, prefix)):
-            found = True
-            if isinstance(item, dict):
-                yield item
-            elif report is not None:
-                report(f"item {position} of {prefix.removesuffix('.item')} in {name}",
-                       f"expected an object, found {type(item).__name__} {str(item)[:60]!r}")
-        if found:
-            return
+    if prefix is None:
+        return
+    for position, item in enumerate(source.iter_json(name, prefix)):
+        if isinstance(item, dict):
+            yield item
+        else:
+            _report_not_object(report, name, prefix, position, item)
+
+
+class _Survey:
+    """What one full read of the entry finds, before anything is written: its top-level
+    keys, which list containers it holds, which layout's prefix holds each section's
+    items, and the owner's profile (one small object)."""
+
+    def __init__(self, source, name: str):
+        import ijson
+
+        self.keys: set[str] = set()
+        self.containers: set[str] = set()
+        self.with_items: set[str] = set()
+        profiles: dict[str, dict] = {}
+        item_prefixes = {p for group in (POSTS, FOLLOWERS, FOLLOWING, COMMENTS) for p in group}
+        containers = {p.rsplit(".", 2)[0] for p in FOLLOWERS + FOLLOWING}
+        events = iter(_parse(source, name))
+        for prefix, event, value in events:
+            if prefix == "":
+                if event == "map_key":
+                    self.keys.add(value)
+                elif event in ("start_array", "string", "number", "boolean", "null"):
+                    break  # not an object: no section of ours
+            elif prefix in item_prefixes and event not in ("end_map", "end_array", "map_key"):
+                self.with_items.add(prefix)
+            elif prefix in containers and event == "start_map":
+                self.containers.add(prefix)
+            elif prefix in PROFILE and event == "start_map" and prefix not in profiles:
+                builder = ijson.ObjectBuilder()
+                builder.event(event, value)
+                depth = 1
+                for _, inner, inner_value in events:
+                    builder.event(inner, inner_value)
+                    depth += inner in ("start_map", "start_array")
+                    depth -= inner in ("end_map", "end_array")
+                    if depth == 0:
+                        break
+                from archiver.imports import plain_values
+
+                profiles[prefix] = plain_values(builder.value)
+        self.profile = next((profiles[p] for p in PROFILE if p in profiles), None)
+
+    def prefix(self, prefixes: tuple[str, ...]) -> str | None:
+        """The first layout's prefix that holds items (an older export's keys win)."""
+        return next((p for p in prefixes if p in self.with_items), None)
+
+    def has_list(self, prefixes: tuple[str, ...]) -> bool:
+        """True when the list's container exists (even empty or null): only then is the
+        snapshot complete. A list that is ``null`` means "nobody"."""
+        return any(p.rsplit(".", 2)[0] in self.containers for p in prefixes)
 
 
 def _text(value: Any) -> str | None:
@@ -214,14 +266,6 @@ def profile_from_map(profile: dict) -> Profile:
     )
 
 
-def _first(source, name: str, prefixes: tuple[str, ...]) -> dict | None:
-    for prefix in prefixes:
-        for value in source.iter_json(name, prefix):
-            if isinstance(value, dict):
-                return value
-    return None
-
-
 def export_pages(source, ctx) -> Iterator[Page]:
     """Pages of records from one export. No stream state: a re-import merges into the
     same rows, and a finished import is recorded by its sha256 so it is skipped later."""
@@ -235,50 +279,60 @@ def export_pages(source, ctx) -> Iterator[Page]:
     from archiver.imports import ExportFileError
 
     try:
-        keys = _top_keys(source, name, strict=True)
+        survey = _Survey(source, name)
     except ExportFileError as error:
         raise RunFailed(str(error)) from error
+    keys = survey.keys
     if not keys & TOP_KEYS:
         raise UnknownLayout(
             f"{source.path}: {name} has none of TikTok's known sections ({', '.join(sorted(TOP_KEYS))}); "
             f"found: {', '.join(sorted(keys)) or 'nothing'}. The export layout may have changed: please report it.")
 
-    profile = _first(source, name, PROFILE)
-    if profile:
-        yield Page("export:profile", [profile_from_map(profile)])
+    if survey.profile:
+        yield Page("export:profile", [profile_from_map(survey.profile)])
 
-    batch: list = []
-    for item in _items(source, name, POSTS, report=ctx.report):
-        try:
-            batch.append(post_from_item(item))
-        except Exception as error:  # one bad item is reported and skipped
-            ctx.report(f"post {item.get('Date', '?')} in {name}", f"{type(error).__name__}: {error}")
-        if len(batch) >= PAGE_SIZE:
-            yield Page("export:posts", batch)
-            batch = []
-    if batch:
-        yield Page("export:posts", batch)
+    # Posts and comments in one more pass, each in the order the file holds them.
+    posts_at, comments_at = survey.prefix(POSTS), survey.prefix(COMMENTS)
+    posts: list = []
+    comments: list = []
+    positions = {posts_at: 0, comments_at: 0}
+    sections = source.iter_json_sections(name, [p for p in (posts_at, comments_at) if p]) \
+        if posts_at or comments_at else iter(())
+    for prefix, item in sections:
+        position = positions[prefix]
+        positions[prefix] += 1
+        if not isinstance(item, dict):
+            _report_not_object(ctx.report, name, prefix, position, item)
+        elif prefix == posts_at:
+            try:
+                posts.append(post_from_item(item))
+            except Exception as error:  # one bad item is reported and skipped
+                ctx.report(f"post {item.get('Date', '?')} in {name}", f"{type(error).__name__}: {error}")
+            if len(posts) >= PAGE_SIZE:
+                yield Page("export:posts", posts)
+                posts = []
+        else:
+            comment = comment_from_item(item)
+            if comment is None:
+                ctx.report(f"comment {item.get('Date') or item.get('date') or '?'} in {name}", "no comment text")
+                continue
+            comments.append(comment)
+            if len(comments) >= PAGE_SIZE * 10:
+                yield Page("export:comments", comments)
+                comments = []
+    if posts:
+        yield Page("export:posts", posts)
+    if comments:
+        yield Page("export:comments", comments)
 
-    batch = []
-    for item in _items(source, name, COMMENTS, report=ctx.report):
-        comment = comment_from_item(item)
-        if comment is None:
-            ctx.report(f"comment {item.get('Date') or item.get('date') or '?'} in {name}", "no comment text")
-            continue
-        batch.append(comment)
-        if len(batch) >= PAGE_SIZE * 10:
-            yield Page("export:comments", batch)
-            batch = []
-    if batch:
-        yield Page("export:comments", batch)
-
+    # Each list in a pass of its own, read while it is staged (it may be millions long).
     taken_at = iso_utc(dt.datetime.fromtimestamp(os.stat(source.path).st_mtime, dt.timezone.utc))
     for kind, prefixes in (("followers", FOLLOWERS), ("following", FOLLOWING)):
-        if not _has_list(source, name, prefixes):
+        if not survey.has_list(prefixes):
             continue  # a section missing from this export says nothing about who left
 
-        def members(prefixes=prefixes, kind=kind):
-            for item in _items(source, name, prefixes, report=ctx.report):
+        def members(prefix=survey.prefix(prefixes), kind=kind):
+            for item in _items(source, name, prefix, report=ctx.report):
                 person = person_from_item(item)
                 if person is None:
                     ctx.report(f"{kind} entry {_get(item, 'Date', 'date') or '?'} in {name}", "no UserName")
@@ -286,13 +340,3 @@ def export_pages(source, ctx) -> Iterator[Page]:
                 yield Membership(person, _date(item))
 
         yield Page(f"export:{kind}", [Snapshot(kind, taken_at, members())])
-
-
-def _has_list(source, name: str, prefixes: tuple[str, ...]) -> bool:
-    """True when the list's container exists (even empty or null): only then is the
-    snapshot complete. A list that is ``null`` means "nobody"."""
-    containers = {p.rsplit(".", 2)[0] for p in prefixes}
-    for prefix, event, value in _parse(source, name):
-        if prefix in containers and event == "start_map":
-            return True
-    return False

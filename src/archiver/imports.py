@@ -51,7 +51,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 _HASH_CHUNK = 1024 * 1024
 
@@ -675,6 +675,36 @@ class ExportSource:
                 # item); Decimals are turned into floats here instead.
                 for item in ijson.items(reader, prefix):
                     yield plain_values(item)
+
+    def iter_json_sections(self, name: str, prefixes: Iterable[str]) -> Iterator[tuple[str, Any]]:
+        """(prefix, item) for the items under any of ``prefixes`` of one JSON entry, in the
+        order the file holds them, in one pass (``iter_json`` reads the whole entry for each
+        prefix). Only one item is held at a time; values as ``iter_json`` gives them."""
+        import ijson
+
+        wanted = frozenset(prefixes)
+        with self.open_json(name) as reader:
+            with self._json_errors(reader, ijson.JSONError):
+                events = ijson.parse(reader)
+                for prefix, event, value in events:
+                    if prefix not in wanted or event in ("map_key", "end_map", "end_array"):
+                        continue
+                    if event not in ("start_map", "start_array"):
+                        yield prefix, plain_values(value)
+                        continue
+                    # A container: build it from its events, up to the one that closes it.
+                    builder = ijson.ObjectBuilder()
+                    builder.event(event, value)
+                    depth = 1
+                    for _, inner, inner_value in events:
+                        builder.event(inner, inner_value)
+                        if inner in ("start_map", "start_array"):
+                            depth += 1
+                        elif inner in ("end_map", "end_array"):
+                            depth -= 1
+                            if depth == 0:
+                                break
+                    yield prefix, plain_values(builder.value)
 
     def load_json(self, name: str) -> Any:
         """The whole JSON document of one entry (use ``iter_json`` for big files), its
