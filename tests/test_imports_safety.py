@@ -546,3 +546,26 @@ def test_sha256_is_provenance_and_stable(every_shape, box):
     (folder / "readme.txt").write_bytes(b"jello")  # same size, different content
     with open_export(folder) as changed:
         assert changed.sha256 != first.sha256
+
+
+def test_items_under_several_prefixes_come_in_one_pass_in_file_order(tmp_path):
+    document = {"b": {"list": [{"n": 1, "deep": [[1.5], {"x": None}]}, "text", 2]},
+                "a": {"list": [{"n": 3}]}, "other": {"list": [{"n": 99}]}}
+    path = tmp_path / "data.json"
+    path.write_text(json.dumps(document))
+    with open_export(path) as source:
+        items = list(source.iter_json_sections("data.json", ["a.list.item", "b.list.item"]))
+        # The same items, with the same values, as one iter_json pass per prefix gives.
+        assert items == ([("b.list.item", item) for item in source.iter_json("data.json", "b.list.item")]
+                         + [("a.list.item", item) for item in source.iter_json("data.json", "a.list.item")])
+        assert items[0] == ("b.list.item", {"n": 1, "deep": [[1.5], {"x": None}]})
+        assert isinstance(items[0][1]["deep"][0][0], float)  # not ijson's Decimal
+
+    cut = tmp_path / "cut.json"
+    cut.write_text(json.dumps(document)[:40])
+    with open_export(cut) as source, pytest.raises(ExportFileError, match="malformed JSON"):
+        list(source.iter_json_sections("cut.json", ["a.list.item", "b.list.item"]))
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"a": {"list": [' + "[" * 5000 + "]" * 5000 + "]}}")
+    with open_export(deep) as source, pytest.raises(ExportFileError, match="deep"):
+        list(source.iter_json_sections("deep.json", ["a.list.item"]))
