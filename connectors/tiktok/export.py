@@ -90,16 +90,43 @@ def _report_not_object(report, name: str, prefix: str, position: int, item: Any)
                f"expected an object, found {type(item).__name__} {str(item)[:60]!r}")
 
 
-def _items(source, name: str, prefix: str | None, report=None) -> Iterator[dict]:
-    """Stream the items at ``prefix`` (None: the list is not in the file or ``null``).
-    An item that is not an object is reported through ``report(item, error)`` and skipped."""
-    if prefix is None:
-        return
-    for position, item in enumerate(source.iter_json(name, prefix)):
-        if isinstance(item, dict):
-            yield item
-        else:
-            _report_not_object(report, name, prefix, position, item)
+class _ListItems:
+    """The follower lists' items in one pass shared by their snapshots: the writer reads
+    one snapshot's members to the end (or drops them) before it asks for the next page,
+    so the lists are handed out in the order the file holds them, each taking its items
+    from the same stream. A list's items left unread (the list was in the archive already)
+    are skipped by the next list; items of a list found again after the next one began
+    (a key given twice) are skipped too."""
+
+    def __init__(self, source, name: str, prefixes: list[str], report):
+        self._source, self._name, self._report = source, name, report
+        self._prefixes = prefixes
+        self._stream: Iterator[tuple[str, Any]] | None = None
+        self._pending: tuple[str, Any] | None = None
+        self._positions = dict.fromkeys(prefixes, 0)
+
+    def items(self, prefix: str) -> Iterator[dict]:
+        """The objects of the list at ``prefix``; one that is not an object is reported."""
+        earlier = set(self._prefixes[:self._prefixes.index(prefix)])
+        if self._stream is None:
+            self._stream = self._source.iter_json_sections(self._name, self._prefixes)
+        while True:
+            if self._pending is None:
+                self._pending = next(self._stream, None)
+                if self._pending is None:
+                    return
+            at, item = self._pending
+            if at != prefix and at not in earlier:
+                return  # the next list's first item: it stays for that list
+            self._pending = None
+            if at != prefix:
+                continue
+            position = self._positions[at]
+            self._positions[at] += 1
+            if isinstance(item, dict):
+                yield item
+            else:
+                _report_not_object(self._report, self._name, at, position, item)
 
 
 class _Survey:
@@ -112,7 +139,7 @@ class _Survey:
 
         self.keys: set[str] = set()
         self.containers: set[str] = set()
-        self.with_items: set[str] = set()
+        self.with_items: dict[str, None] = {}  # in the order the file holds them
         profiles: dict[str, dict] = {}
         item_prefixes = {p for group in (POSTS, FOLLOWERS, FOLLOWING, COMMENTS) for p in group}
         containers = {p.rsplit(".", 2)[0] for p in FOLLOWERS + FOLLOWING}
@@ -124,7 +151,7 @@ class _Survey:
                 elif event in ("start_array", "string", "number", "boolean", "null"):
                     break  # not an object: no section of ours
             elif prefix in item_prefixes and event not in ("end_map", "end_array", "map_key"):
-                self.with_items.add(prefix)
+                self.with_items.setdefault(prefix)
             elif prefix in containers and event == "start_map":
                 self.containers.add(prefix)
             elif prefix in PROFILE and event == "start_map" and prefix not in profiles:
@@ -325,14 +352,18 @@ def export_pages(source, ctx) -> Iterator[Page]:
     if comments:
         yield Page("export:comments", comments)
 
-    # Each list in a pass of its own, read while it is staged (it may be millions long).
+    # Both lists in one more pass, in the file's order, read while they are staged (a
+    # list may be millions long).
     taken_at = iso_utc(dt.datetime.fromtimestamp(os.stat(source.path).st_mtime, dt.timezone.utc))
-    for kind, prefixes in (("followers", FOLLOWERS), ("following", FOLLOWING)):
-        if not survey.has_list(prefixes):
-            continue  # a section missing from this export says nothing about who left
+    lists = [(kind, survey.prefix(prefixes)) for kind, prefixes in (("followers", FOLLOWERS), ("following", FOLLOWING))
+             if survey.has_list(prefixes)]  # a section missing says nothing about who left
+    order = list(survey.with_items)
+    lists.sort(key=lambda kind_prefix: order.index(kind_prefix[1]) if kind_prefix[1] else -1)
+    shared = _ListItems(source, name, [prefix for _, prefix in lists if prefix], ctx.report)
+    for kind, prefix in lists:
 
-        def members(prefix=survey.prefix(prefixes), kind=kind):
-            for item in _items(source, name, prefix, report=ctx.report):
+        def members(prefix=prefix, kind=kind):
+            for item in (shared.items(prefix) if prefix else ()):
                 person = person_from_item(item)
                 if person is None:
                     ctx.report(f"{kind} entry {_get(item, 'Date', 'date') or '?'} in {name}", "no UserName")
