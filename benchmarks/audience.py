@@ -11,11 +11,11 @@ events and snapshot rows exactly as ``ArchiveWriter.write_snapshot`` leaves them
 a history): pushing 30 million members through the writer would only time the writer 30
 times. Then, each in its own subprocess (so each has its own peak memory):
 
-1. ``churn``: ``archiver.audience.churn`` for 30 days, and the raw floor: a plain
+1. ``churn``: ``archiver.views.audience.churn`` for 30 days, and the raw floor: a plain
    ``sqlite3`` GROUP BY over ``audience_events`` (day, account, event) on the same file.
-2. ``top``: ``archiver.audience.top_fans`` (limit 50), and a raw GROUP BY count over
+2. ``top``: ``archiver.views.audience.top_fans`` (limit 50), and a raw GROUP BY count over
    the comments for information.
-3. ``export``: ``archiver.audience.export_people`` of everyone as CSV to a file.
+3. ``export``: ``archiver.views.audience.export_people`` of everyone as CSV to a file.
 4. ``ingest``: one real ``ArchiveWriter.write_snapshot`` of day 31 (1M members, 1 %
    churn) into that archive, in one transaction as the sync runner does -> members/s;
    and the raw floor in a fresh archive file with the same schema: ``sqlite3``
@@ -171,7 +171,7 @@ def _best(func, tries: int = 3):
 
 
 def part_churn(folder: Path, scale: float) -> dict:
-    from archiver import audience
+    from archiver.views import audience
     from archiver.archive import Archive
 
     n = sizes(scale)
@@ -197,7 +197,7 @@ def part_churn(folder: Path, scale: float) -> dict:
 
 
 def part_top(folder: Path, scale: float) -> dict:
-    from archiver import audience
+    from archiver.views import audience
     from archiver.archive import Archive
 
     n = sizes(scale)
@@ -222,7 +222,7 @@ def part_top(folder: Path, scale: float) -> dict:
 
 
 def part_export(folder: Path, scale: float) -> dict:
-    from archiver import audience
+    from archiver.views import audience
     from archiver.archive import Archive
 
     archive = Archive(folder)

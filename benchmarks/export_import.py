@@ -165,7 +165,7 @@ def peak():
 
 atexit.register(peak)
 sys.argv[0] = "archiver"
-from archiver.cli import main
+from archiver.cli.main import main
 main()
 """
 

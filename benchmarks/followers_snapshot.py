@@ -4,7 +4,7 @@
 
 What it measures, each part in its own subprocess so each has its own peak memory:
 
-1. ``ours``: the path a sync run takes (archiver.lists, the project's real writer on a
+1. ``ours``: the path a sync run takes (archiver.archive.lists, the project's real writer on a
    real ``Archive``): N followers staged, applied as one snapshot and cleared, in
    committed chunks of ``lists.CHUNK`` people -> rows/s. Then a second snapshot with
    churn (5% of the followers gone, as many new ones) -> the time of its diff part
@@ -97,7 +97,7 @@ def lost_and_new(people: int, churn: float) -> tuple[int, int]:
 
 
 def part_ours(folder: Path, people: int, churn: float) -> dict:
-    from archiver import lists
+    from archiver.archive import lists
     from archiver.archive import Archive
     from archiver.archive.writer import ArchiveWriter
     from archiver.records import Membership, Person, Snapshot
@@ -244,7 +244,7 @@ def part_diff_floor(folder: Path, people: int, churn: float) -> dict:
 
 def help_seconds(tries: int = 5) -> float:
     script = Path(sys.executable).with_name("archiver")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "archiver.cli"]
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "archiver.cli.main"]
     best = float("inf")
     for _ in range(tries):
         started = time.perf_counter()
@@ -319,7 +319,7 @@ def report(args: argparse.Namespace, ours: dict, floor: dict, strict_floor: dict
     for name, got, expected in wrong:
         print(f"  FAIL: the writer's {name} is {got:,}, expected {expected:,}: its timings do not count")
     if help_s >= HELP_TARGET_S:
-        print("  FAIL: `archiver --help` is slow; see `python -X importtime -m archiver.cli --help 2>&1 | sort -t'|' -k2 -n | tail`")
+        print("  FAIL: `archiver --help` is slow; see `python -X importtime -m archiver.cli.main --help 2>&1 | sort -t'|' -k2 -n | tail`")
     failed = [r[0] for r in rows if r[-1] == "FAIL"] + [f"writer's {name}" for name, _, _ in wrong]
     print("\nFAIL: " + "; ".join(failed) if failed else "\nall targets met")
 

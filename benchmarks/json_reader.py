@@ -1,4 +1,4 @@
-"""Benchmark: what the checked JSON reader (archiver.imports.JsonReader) costs.
+"""Benchmark: what the checked JSON reader (archiver.sync.imports.JsonReader) costs.
 
     python benchmarks/json_reader.py [--people 1000000] [--dir DIR]
 
@@ -10,7 +10,7 @@ item by item, best of 3, two ways:
 2. ``ours``: ijson.items over ``ExportSource.open_json`` (open_export of the same file):
    every byte goes through JsonReader (nesting depth, NUL bytes, UTF-8) first;
 3. for information, ``iter_json``: what the importers call, which also turns ijson's
-   Decimals into floats item by item (archiver.imports.plain_numbers).
+   Decimals into floats item by item (archiver.sync.imports.plain_numbers).
 
 Then a hostile file, 100,000 nested "[" (200 KB), is read by ``ours`` in a child process:
 its time to refuse and the child's peak memory (ru_maxrss; before the reader such a file
@@ -36,7 +36,7 @@ PREFIX = "Activity.Follower List.FansList.item"
 
 HOSTILE_CHILD = """
 import resource, sys, time
-from archiver.imports import ExportFileError, open_export
+from archiver.sync.imports import ExportFileError, open_export
 start = time.perf_counter()
 try:
     with open_export(sys.argv[1]) as source:
@@ -80,7 +80,7 @@ def main() -> None:
 
     import ijson
 
-    from archiver.imports import open_export
+    from archiver.sync.imports import open_export
 
     with tempfile.TemporaryDirectory(dir=args.dir) as folder:
         path = Path(folder) / "user_data_tiktok.json"

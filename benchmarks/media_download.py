@@ -73,9 +73,9 @@ def floor(url: str, folder: Path) -> float:
 
 def ours(url: str, folder: Path, round_number: int) -> float:
     from archiver.config import DownloadLimits
-    from archiver.links import LinkPolicy
-    from archiver.media import MediaStore
-    from archiver.net import ApiClient
+    from archiver.net.links import LinkPolicy
+    from archiver.archive.media import MediaStore
+    from archiver.net.client import ApiClient
 
     store = MediaStore(folder / f"media-{round_number}", limits=DownloadLimits())
     client = ApiClient(timeout=60, links=LinkPolicy.for_account("http://127.0.0.1:1"))

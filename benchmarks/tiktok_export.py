@@ -46,7 +46,7 @@ with open(sys.argv[1], "rb") as f:
 READ_CHILD = """
 import sys
 from pathlib import Path
-from archiver.imports import open_export
+from archiver.sync.imports import open_export
 from archiver_connectors.tiktok.export import export_pages
 
 class Context:
@@ -118,7 +118,7 @@ def main() -> None:
         env.update(ARCHIVER_SECRETS="env", ARCHIVER_STATE_DIR=str(folder / "state"),
                    PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring")
         script = Path(sys.executable).parent / "archiver"
-        archiver = [str(script)] if script.exists() else [sys.executable, "-m", "archiver.cli"]
+        archiver = [str(script)] if script.exists() else [sys.executable, "-m", "archiver.cli.main"]
 
         floor = timed([sys.executable, "-c", FLOOR_CHILD, str(export)], env)
         read = timed([sys.executable, "-c", READ_CHILD, str(export)], env)

@@ -53,7 +53,7 @@ AUTHORIZE_URLS = {
 }
 # The open platforms need no app of ours: Mastodon registers one on the instance during
 # `archiver auth` (its client id and secret go to the SecretStore), Bluesky logs in with
-# the user's handle and an app password (connectors/bluesky/fake.py FakeBlueskyConfig).
+# the user's handle and an app password (connectors/archiver_connectors/bluesky/sim/fake.py FakeBlueskyConfig).
 BLUESKY_HANDLE = "alice.test"
 BLUESKY_APP_PASSWORD = "abcd-efgh-ijkl-mnop"
 
@@ -66,7 +66,7 @@ def archiver_command() -> list[str]:
     found = shutil.which("archiver")
     if found:
         return [found]
-    return [sys.executable, "-c", "from archiver.cli import main; main()"]
+    return [sys.executable, "-c", "from archiver.cli.main import main; main()"]
 
 
 def cli_env(state_dir: Path, *, client_key: str | None = None, client_secret: str = FAKE_CLIENT_SECRET,

@@ -11,7 +11,7 @@ entries dropped, renamed, doubled, made links or encrypted; the whole container
 truncated or flipped), packed into a file as a person would get it.
 
 The worker: one long-lived process (spawned, not forked: nothing of pytest's state)
-that imports case after case through ``archiver.jobs.run_import`` into a fresh archive
+that imports case after case through ``archiver.sync.jobs.run_import`` into a fresh archive
 each, under ``resource.setrlimit(RLIMIT_AS)``; the parent gives each case a time limit and
 replaces a worker that dies or hangs. Neither limit ever binds pytest itself.
 """
@@ -57,7 +57,7 @@ class Seed:
 
 
 def _tiktok() -> Seed:
-    from archiver_connectors.tiktok.fake import FakeTikTok, FakeTikTokConfig
+    from archiver_connectors.tiktok.sim.fake import FakeTikTok, FakeTikTokConfig
 
     fake = FakeTikTok(FakeTikTokConfig(videos=3, followers=3, following=2, seed=3))
     document = fake.export_json("new")
@@ -69,7 +69,7 @@ def _tiktok() -> Seed:
 
 
 def _tiktok_old() -> Seed:
-    from archiver_connectors.tiktok.fake import FakeTikTok, FakeTikTokConfig
+    from archiver_connectors.tiktok.sim.fake import FakeTikTok, FakeTikTokConfig
 
     fake = FakeTikTok(FakeTikTokConfig(videos=3, followers=3, following=2, seed=3))
     name = "user_data.json"
@@ -79,7 +79,7 @@ def _tiktok_old() -> Seed:
 
 
 def _instagram(layout: str = "new") -> Seed:
-    from archiver_connectors.instagram.fake_export import export_files, make_account
+    from archiver_connectors.instagram.sim.export import export_files, make_account
 
     files = export_files(make_account(posts=3, reels=1, stories=1, followers=3, following=2, comments=2, seed=5),
                          layout)
@@ -102,7 +102,7 @@ def _instagram(layout: str = "new") -> Seed:
 
 
 def _mastodon() -> Seed:
-    from archiver_connectors.mastodon.fake_export import archive_files, archive_name, make_account
+    from archiver_connectors.mastodon.sim.export import archive_files, archive_name, make_account
 
     files = archive_files(make_account(posts=3, replies=1, boosts=1, edited=1, media_per_post=1, likes=2,
                                        bookmarks=1, seed=7))
@@ -113,7 +113,7 @@ def _mastodon() -> Seed:
 
 
 def _youtube(locale: str = "en") -> Seed:
-    from archiver_connectors.youtube.fake_takeout import LOCALES, make_world, takeout_files
+    from archiver_connectors.youtube.sim.takeout import LOCALES, make_world, takeout_files
 
     data, videos = takeout_files(make_world(videos=2, comments=3, subscriptions=2, seed=9), locale=locale)
     tables = {name: list(csv.reader(io.StringIO(payload.decode("utf-8-sig"))))
@@ -135,7 +135,7 @@ def _youtube_portability() -> Seed:
 
 
 def _bluesky() -> Seed:
-    from archiver_connectors.bluesky.fake_repo import blob_ref
+    from archiver_connectors.bluesky.sim.repo import blob_ref
     from archiver_connectors.bluesky.repo import make_tid
 
     friend = "did:plc:zzzzzzzzzzzzzzzzzzzzzzzz"
@@ -479,7 +479,7 @@ def _renamed(file_name: str, container: str) -> str:
 
 
 def _car(records: dict) -> bytes | None:
-    from archiver_connectors.bluesky.fake_repo import build_repo_car
+    from archiver_connectors.bluesky.sim.repo import build_repo_car
     from archiver_connectors.bluesky.repo import make_tid
 
     try:
@@ -558,8 +558,8 @@ def run_case(case: Case, root: Path) -> dict:
 
     from archiver.archive import Archive
     from archiver.config import Config
-    from archiver.imports import ExportFileError
-    from archiver.jobs import Workspace, run_import
+    from archiver.sync.imports import ExportFileError
+    from archiver.sync.jobs import Workspace, run_import
     from archiver.secrets import open_secret_store
 
     if case.seed == "canary-memory":   # proves the limit binds: far more than the headroom
@@ -615,7 +615,7 @@ def _import_portability_part(ws, path: Path, transport) -> dict:
     """A YouTube export run at the moment its Data Portability job has finished and its
     one part lies downloaded: the connector's own import of the parts."""
     from archiver.config import AccountConfig
-    from archiver.sync import Runner
+    from archiver.sync.runner import Runner
     from archiver_connectors.youtube import YouTubeConnector
 
     connector = YouTubeConnector(AccountConfig(name="main", platform="youtube"), ws.secrets, transport=transport)
@@ -657,7 +657,7 @@ def _worker(connection, root: str) -> None:
     tempfile.tempdir = str(base / "tmp")   # anything written "to /tmp" shows up as an outside write
     os.chdir(base / "cwd")
     # Everything a case needs, imported before the limit is taken, so it measures the case.
-    import archiver.jobs  # noqa: F401
+    import archiver.sync.jobs  # noqa: F401
     from archiver.connector import installed_connectors
 
     for cls in installed_connectors().values():

@@ -22,7 +22,7 @@ def main() -> None:
     from archiver.config import AccountConfig
     from archiver.records import MediaRef, Page, Post
     from archiver.secrets import open_secret_store
-    from archiver.sync import Runner
+    from archiver.sync.runner import Runner
     from archiver_connectors.mastodon import MastodonConnector
 
     archive_dir, account_name = sys.argv[1], sys.argv[2]

@@ -27,12 +27,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from archiver import alerts
+from archiver.ops import alerts
 from archiver.config import AlertsConfig, NotifyConfig
-from archiver.jobs import run_import
-from archiver.status import account_status, render_status
+from archiver.sync.jobs import run_import
+from archiver.ops.status import account_status, render_status
 from archiver_connectors.tiktok import TikTokConnector
-from archiver_connectors.tiktok.fake import FakeTikTokConfig
+from archiver_connectors.tiktok.sim.fake import FakeTikTokConfig
 from tiktok_sync_harness import ACCOUNT_ID, TikTokHarness, ticking_clock
 
 VIDEOS = 12
@@ -438,7 +438,7 @@ def test_secret_set_reads_the_value_from_stdin_and_status_shows_alerts(tmp_path)
 
 
 def test_export_reminders_only_for_platforms_whose_export_holds_what_the_api_lacks():
-    from archiver.status import export_age
+    from archiver.ops.status import export_age
 
     # TikTok's followers come only from its export: no export yet is a reminder, with steps.
     tiktok = export_age("tiktok", None, 30)

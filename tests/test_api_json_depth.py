@@ -10,8 +10,8 @@ import json
 
 import pytest
 
-from archiver.imports import ExportLimits
-from archiver_connectors.tiktok.fake import FakeTikTokConfig
+from archiver.sync.imports import ExportLimits
+from archiver_connectors.tiktok.sim.fake import FakeTikTokConfig
 from tiktok_sync_harness import TikTokHarness, ticking_clock
 
 

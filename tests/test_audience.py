@@ -1,4 +1,4 @@
-"""archiver.audience on a real SQLite archive: top fans, churn, links, exports, and the CLI.
+"""archiver.views.audience on a real SQLite archive: top fans, churn, links, exports, and the CLI.
 
 The archive is filled through the real writer (ArchiveWriter.write_snapshot /
 write_comment / write_person), as the sync runner and importers fill it.
@@ -13,7 +13,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from archiver import audience
+from archiver.views import audience
 from archiver.archive import Archive
 from archiver.archive.writer import ArchiveWriter
 from archiver.records import Comment, Membership, Person, Snapshot
@@ -342,7 +342,7 @@ def test_vcf_urls_are_only_web_links(archive):
 def test_export_streams_from_a_cursor(audience_archive, monkeypatch):
     """Rows are written while the cursor is still being read: nothing calls fetchall, and
     the first row is out before the last identity is read."""
-    from archiver.audience import _identity_rows
+    from archiver.views.audience import _identity_rows
 
     seen_when_written = []
     reads = {"n": 0}
@@ -352,7 +352,7 @@ def test_export_streams_from_a_cursor(audience_archive, monkeypatch):
             reads["n"] += 1
             yield item
 
-    monkeypatch.setattr("archiver.audience._identity_rows", counting_rows)
+    monkeypatch.setattr("archiver.views.audience._identity_rows", counting_rows)
 
     class Out(io.StringIO):
         def write(self, text):
@@ -369,7 +369,7 @@ def test_export_streams_from_a_cursor(audience_archive, monkeypatch):
 
 
 def _cli(*args):
-    from archiver.cli import main
+    from archiver.cli.main import main
 
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 

@@ -3,7 +3,7 @@ reaches `people` and lets `archiver audience links` find the same person elsewhe
 
 from __future__ import annotations
 
-from archiver import audience
+from archiver.views import audience
 from archiver.archive import Archive
 from archiver.archive.writer import ArchiveWriter
 from archiver.records import Person

@@ -12,13 +12,13 @@ import pytest
 
 from archiver.archive import Archive
 from archiver.config import AccountConfig, Config
-from archiver.jobs import Workspace, run_export
-from archiver.net import scrubber
-from archiver.oauth import OAuthError
+from archiver.sync.jobs import Workspace, run_export
+from archiver.net.client import scrubber
+from archiver.net.oauth import OAuthError
 from archiver.secrets import open_secret_store
 from archiver_connectors.bluesky import BlueskyConnector
 from archiver_connectors.bluesky.api import sha256_of_blob_cid
-from archiver_connectors.bluesky.fake import FakeBluesky, FakeBlueskyConfig
+from archiver_connectors.bluesky.sim.fake import FakeBluesky, FakeBlueskyConfig
 
 BASE = "http://127.0.0.1:8798"
 
@@ -86,7 +86,7 @@ def ticking_clock(monkeypatch):
 
     monkeypatch.setattr("archiver.archive.writer.now_utc", now)
     monkeypatch.setattr("archiver_connectors.bluesky.now_utc", now)
-    monkeypatch.setattr("archiver.lists.now_utc", now)
+    monkeypatch.setattr("archiver.archive.lists.now_utc", now)
 
 
 @pytest.fixture
@@ -519,7 +519,7 @@ def test_replies_gone_from_a_whole_thread_are_tombstoned_but_never_below_the_dep
 
 
 def test_reply_authors_avatars_are_stored_followers_are_not(world):
-    from archiver_connectors.bluesky.fake import fake_png
+    from archiver_connectors.bluesky.sim.fake import fake_png
 
     world.auth()
     assert world.run()["status"] == "ok"
@@ -559,7 +559,7 @@ def test_fake_cdn_refuses_unknown_avatars(world):
 
 
 def test_banner_blob_lands_and_a_changed_one_keeps_the_old(world):
-    from archiver_connectors.bluesky.fake import fake_png
+    from archiver_connectors.bluesky.sim.fake import fake_png
 
     first, second = fake_png("banner-1"), fake_png("banner-2")
     world.fake.records["app.bsky.actor.profile/self"]["banner"] = world.fake.add_blob(first, "image/png")

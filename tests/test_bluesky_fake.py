@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from archiver_connectors.bluesky.api import sha256_of_blob_cid
-from archiver_connectors.bluesky.fake import FakeBluesky, FakeBlueskyConfig
+from archiver_connectors.bluesky.sim.fake import FakeBluesky, FakeBlueskyConfig
 from archiver_connectors.bluesky.repo import read_repo
 
 BASE = "http://127.0.0.1:8798"
@@ -163,7 +163,7 @@ def test_plc_and_did_web_documents():
 
 
 def test_simulate_serves_over_loopback():
-    process = subprocess.Popen([sys.executable, "-m", "archiver_connectors.bluesky.fake", "--port", "0"],
+    process = subprocess.Popen([sys.executable, "-m", "archiver_connectors.bluesky.sim.fake", "--port", "0"],
                                stdout=subprocess.PIPE, text=True)
     try:
         line = process.stdout.readline()

@@ -1,9 +1,9 @@
 """`archiver import` of a Bluesky repository CAR file, into a real archive.
 
-The CAR files are real repositories built by connectors/bluesky/fake_repo.py. Most tests
+The CAR files are real repositories built by connectors/archiver_connectors/bluesky/sim/repo.py. Most tests
 drive the real connector's ``import_pages`` through the real sync runner (on a network that
 fails the test at any request; the API-path ones serve blobs in-process);
-the last ones go through ``archiver.jobs.run_import`` and the ``archiver import`` command
+the last ones go through ``archiver.sync.jobs.run_import`` and the ``archiver import`` command
 (platform detection by the Bluesky connector). Expectations are checked on the SQLite rows.
 """
 
@@ -22,14 +22,14 @@ import httpx
 from archive_rows import one, rows
 from archiver.archive import Archive
 from archiver.config import AccountConfig, Config
-from archiver.imports import open_export
-from archiver.jobs import Workspace, run_import
+from archiver.sync.imports import open_export
+from archiver.sync.jobs import Workspace, run_import
 from archiver.records import Page
 from archiver.secrets import open_secret_store
-from archiver.sync import Runner
+from archiver.sync.runner import Runner
 from archiver_connectors.bluesky import BlueskyConnector
 from archiver_connectors.bluesky.export import looks_like_repo
-from archiver_connectors.bluesky.fake_repo import blob_cid, blob_ref, build_repo, build_repo_car, cid_for_block
+from archiver_connectors.bluesky.sim.repo import blob_cid, blob_ref, build_repo, build_repo_car, cid_for_block
 from archiver_connectors.bluesky.repo import cid_to_str, make_tid, post_from_record
 
 DID = "did:plc:abcdefghijklmnopqrstuvwx"
@@ -318,7 +318,7 @@ def test_cli_import_of_a_car_file(tmp_path):
     (tmp_path / "inputs").mkdir()
     path = write_car(tmp_path / "inputs" / "repo.car", repo_records())
     script = Path(sys.executable).parent / "archiver"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "archiver.cli"]
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "archiver.cli.main"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVER_")}
     env.update(ARCHIVER_SECRETS="env", ARCHIVER_STATE_DIR=str(tmp_path / "state"),
                PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring")

@@ -1,4 +1,4 @@
-"""The Bluesky repository reader (connectors/bluesky/repo.py) and builder (fake_repo.py).
+"""The Bluesky repository reader (connectors/archiver_connectors/bluesky/repo.py) and builder (fake_repo.py).
 
 The builder is checked against the reference implementation's published MST roots and
 key layers, and against libipld's own CAR decoder; the reader is then tested on what the
@@ -13,7 +13,7 @@ import hashlib
 import libipld
 import pytest
 
-from archiver_connectors.bluesky.fake_repo import (
+from archiver_connectors.bluesky.sim.repo import (
     blob_cid, blob_ref, build_mst, build_repo, build_repo_car, cid_for_block, key_depth)
 from archiver_connectors.bluesky.repo import (
     RepoError, _varint, blob_sha256, cid_to_bytes, cid_to_str, make_tid, read_repo, records_from_repo, tid_time)

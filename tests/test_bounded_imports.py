@@ -10,9 +10,9 @@ import pytest
 
 from archiver.archive import Archive
 from archiver.config import Config
-from archiver.jobs import Workspace, run_import
+from archiver.sync.jobs import Workspace, run_import
 from archiver.secrets import open_secret_store
-from archiver_connectors.mastodon.fake_export import make_account, write_archive
+from archiver_connectors.mastodon.sim.export import make_account, write_archive
 
 
 @pytest.fixture
@@ -57,7 +57,7 @@ def test_a_tar_gz_export_is_decompressed_once_whatever_its_pages(tmp_path, works
 @pytest.fixture
 def media_copies(monkeypatch):
     """The bytes copied into the media store from export files, per call."""
-    from archiver.media import MediaStore
+    from archiver.archive.media import MediaStore
 
     copies: list[int] = []
     add_file = MediaStore.add_file
@@ -116,7 +116,7 @@ def _moment(n: int) -> str:
 def test_a_bluesky_repository_is_imported_in_memory_far_below_its_size(tmp_path, workspace):
     import tracemalloc
 
-    from archiver_connectors.bluesky.fake_repo import build_repo_car
+    from archiver_connectors.bluesky.sim.repo import build_repo_car
     from archiver_connectors.bluesky.repo import make_tid
 
     did = "did:plc:abcdefghijklmnopqrstuvwx"

@@ -1,7 +1,7 @@
 """Big writes can be interrupted (issue 11, point 4).
 
 A follower list of millions must not be one transaction: it is staged, applied and
-cleared in chunks that each commit (archiver.lists), a stop (Ctrl-C, SIGTERM, the
+cleared in chunks that each commit (archiver.archive.lists), a stop (Ctrl-C, SIGTERM, the
 daemon's) is honoured at the next chunk boundary with the run marked interrupted, and
 the next run goes on from there and converges on the archive an uninterrupted run makes.
 
@@ -24,14 +24,16 @@ import pytest
 from cli_world import archiver_command, query
 from crash_world import archive_contents
 
-from archiver import crashpoints, lists
+from archiver import crashpoints
+
+from archiver.archive import lists
 from archiver.archive import Archive
 from archiver.config import AccountConfig
 from archiver.records import Membership, Person, Snapshot
 from archiver.secrets import open_secret_store
-from archiver.sync import CancelFlag, Runner
+from archiver.sync.runner import CancelFlag, Runner
 
-EXIT_INTERRUPTED = 3   # archiver.cli.EXIT_INTERRUPTED
+EXIT_INTERRUPTED = 3   # archiver.cli.main.EXIT_INTERRUPTED
 TAKEN = "2025-03-01T00:00:00Z"
 
 
@@ -192,7 +194,7 @@ def ticking_list_clock(monkeypatch):
 
 
 def api_pages(people: list[int], page_size: int = 1_000):
-    """An API's follower listing of ``people``, ``page_size`` a page (archiver.lists)."""
+    """An API's follower listing of ``people``, ``page_size`` a page (archiver.archive.lists)."""
     def fetch(cursor):
         start = cursor or 0
         end = start + page_size
@@ -310,7 +312,7 @@ def test_a_kill_at_any_chunk_boundary_of_an_import_converges(tmp_path, monkeypat
     stopped. (About 10 s on a loaded machine: one process a boundary.)"""
     from crash_world import crash_at
 
-    from archiver.jobs import Workspace, run_import
+    from archiver.sync.jobs import Workspace, run_import
 
     export = write_tiktok_export(tmp_path / "user_data_tiktok.json", 600)
     env = cli_env(tmp_path, ARCHIVER_LIST_CHUNK="200")
@@ -416,7 +418,7 @@ def test_a_stop_while_the_staged_people_are_sorted_interrupts_the_sort_and_keeps
     during it interrupts it through SQLite's progress handler instead of waiting for a
     sort of millions. Nothing durable is lost; the next call applies the list."""
     from archiver.archive.writer import ArchiveWriter
-    from archiver.net import Cancelled
+    from archiver.net.client import Cancelled
 
     archive = Archive(tmp_path / "archive")
     writer = ArchiveWriter(archive.db, platform="mastodon", account_id="mastodon:main", source="export:big")

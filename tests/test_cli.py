@@ -201,7 +201,7 @@ def test_demo_builds_an_archive_that_status_and_verify_accept(tmp_path):
 def test_status_says_what_failed(tmp_path):
     """A run that failed outright (no authorization yet), then an import whose media links
     had expired: status shows each, with the reason, and what still got added."""
-    from archiver_connectors.tiktok.fake import FakeTikTok, FakeTikTokConfig, serve
+    from archiver_connectors.tiktok.sim.fake import FakeTikTok, FakeTikTokConfig, serve
 
     fake = FakeTikTok(FakeTikTokConfig(videos=4, followers=5, export_link_ttl=-3600))
     server, _thread = serve(fake)  # in this process, on 127.0.0.1: the CLI reaches it over loopback

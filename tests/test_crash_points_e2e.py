@@ -139,7 +139,7 @@ def test_a_first_export_killed_at_every_crash_point_converges(tmp_path, platform
 def test_a_tiktok_export_file_import_killed_at_every_crash_point_converges(tmp_path):
     """The official "Download your data" zip, imported over an archive the API filled:
     the export's own files are copied in (renames), its posts matched to the API's."""
-    from archiver_connectors.tiktok.fake import FakeTikTok, FakeTikTokConfig
+    from archiver_connectors.tiktok.sim.fake import FakeTikTok, FakeTikTokConfig
 
     world = start_simulator(tmp_path / "sim", videos=POSTS, followers=FOLLOWERS)
     try:
@@ -254,11 +254,11 @@ def export_file_of(platform: str, world: InProcessWorld, folder: Path) -> Path:
     """The platform's own export of the in-process world, as its user downloads it."""
     folder.mkdir(parents=True, exist_ok=True)
     if platform == "instagram":
-        from archiver_connectors.instagram.fake import write_matching_export
+        from archiver_connectors.instagram.sim.fake import write_matching_export
 
         return write_matching_export(world.fake, str(folder / "instagram-export.zip"))
     if platform == "youtube":
-        from archiver_connectors.youtube.fake_takeout import build_takeout
+        from archiver_connectors.youtube.sim.takeout import build_takeout
 
         [part] = build_takeout(folder, world=world.fake.portability_world())
         return part

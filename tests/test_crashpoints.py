@@ -101,7 +101,7 @@ def test_the_points_sit_before_and_after_a_finished_file_is_renamed_into_place(t
     code = """
         import io
         from pathlib import Path
-        from archiver.media import MediaStore
+        from archiver.archive.media import MediaStore
         MediaStore(Path("media")).add_file(io.BytesIO(b"\\xff\\xd8\\xff" + b"x" * 100))
     """
     def files_left_by_a_crash_at(point: str, folder) -> list[str]:

@@ -97,7 +97,7 @@ def export_zip_of_the_same_world(base_url: str) -> bytes:
     """A "Download your data" zip of the simulator's world: a FakeTikTok with the same
     seed builds the same world, and its CDN signatures (keyed by the seed) are valid on
     the simulator, where the zip's video links point."""
-    from archiver_connectors.tiktok.fake import FakeTikTok, FakeTikTokConfig
+    from archiver_connectors.tiktok.sim.fake import FakeTikTok, FakeTikTokConfig
 
     twin = FakeTikTok(FakeTikTokConfig(videos=VIDEOS, followers=FOLLOWERS, seed=WORLD_SEED), base_url=base_url)
     return twin.export_zip(layout="new")

@@ -13,10 +13,10 @@ import pytest
 
 from archiver.archive import Archive
 from archiver.config import Config
-from archiver.imports import open_export
-from archiver.jobs import Workspace, run_import
-from archiver.status import account_status, render_status
-from archiver_connectors.youtube.fake_takeout import build_takeout
+from archiver.sync.imports import open_export
+from archiver.sync.jobs import Workspace, run_import
+from archiver.ops.status import account_status, render_status
+from archiver_connectors.youtube.sim.takeout import build_takeout
 
 from archive_rows import one, rows
 
@@ -65,7 +65,7 @@ def test_an_upload_whose_video_file_the_takeout_lacks_is_a_named_hole(tmp_path):
 def test_a_2021_takeout_comments_page_is_read(tmp_path):
     """Takeouts of about 2021 keep the owner's comments in my-comments.html, not in a CSV:
     they are read (html.parser), each comment under its video, by the owner."""
-    from archiver_connectors.youtube.fake_takeout import make_world
+    from archiver_connectors.youtube.sim.takeout import make_world
 
     options = dict(videos=2, comments=4, subscriptions=1, seed=9)
     world = make_world(**options)
@@ -104,8 +104,8 @@ def test_a_part_of_the_export_no_importer_reads_is_named(tmp_path):
 def exports_with_an_unknown_part(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     """An export of each platform that imports without a network, with a file in it that
     no importer reads."""
-    from archiver_connectors.instagram.fake_export import build_instagram_export
-    from archiver_connectors.mastodon.fake_export import archive_name, make_account, write_archive
+    from archiver_connectors.instagram.sim.export import build_instagram_export
+    from archiver_connectors.mastodon.sim.export import archive_name, make_account, write_archive
 
     unknown = "future_feature/new_data.json"
     [takeout] = build_takeout(tmp_path / "youtube", videos=1, comments=1, subscriptions=1, seed=2)

@@ -40,7 +40,7 @@ def fake_download_clock(monkeypatch):
         now[0] += 1.0
         return now[0]
 
-    monkeypatch.setattr("archiver.media.download_clock", clock)
+    monkeypatch.setattr("archiver.archive.media.download_clock", clock)
     monkeypatch.setattr("archiver.archive.writer.now_utc", ticking_clock())
     return now
 
@@ -116,8 +116,8 @@ def served_bounds(target: Target, fault: str):
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("fault", sorted(CUTS))
 def test_a_data_portability_part_from_a_hostile_server_over_loopback_is_bounded(tmp_path, target, disk_guard, fault):
-    from archiver.links import LinkPolicy
-    from archiver.media import DownloadCut
+    from archiver.net.links import LinkPolicy
+    from archiver.archive.media import DownloadCut
     from archiver_connectors.youtube.api import PortabilityApi
 
     path, limits, clock = served_bounds(target, fault)
@@ -132,7 +132,7 @@ def test_a_data_portability_part_from_a_hostile_server_over_loopback_is_bounded(
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("fault", sorted(CUTS))
 def test_a_bluesky_repository_from_a_hostile_server_over_loopback_is_bounded(tmp_path, target, disk_guard, fault):
-    from archiver.media import DownloadCut
+    from archiver.archive.media import DownloadCut
     from archiver_connectors.bluesky.api import BlueskyApi
 
     path, limits, clock = served_bounds(target, fault)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from archiver.archive import Archive
 from archiver.config import AccountConfig, Config
-from archiver.imports import open_export
-from archiver.jobs import Workspace, run_import
-from archiver_connectors.mastodon.fake_export import archive_name, make_account, write_archive
-from archiver_connectors.youtube.fake_takeout import build_takeout
+from archiver.sync.imports import open_export
+from archiver.sync.jobs import Workspace, run_import
+from archiver_connectors.mastodon.sim.export import archive_name, make_account, write_archive
+from archiver_connectors.youtube.sim.takeout import build_takeout
 
 from archive_rows import one, rows
 
@@ -93,7 +93,7 @@ def test_a_retry_through_another_wrapper_keeps_the_first_wrappers_provenance(tmp
     JSON: the second retries only the hole, under the zip's provenance."""
     import httpx
 
-    from archiver_connectors.tiktok.fake import FakeTikTok, FakeTikTokConfig, serve
+    from archiver_connectors.tiktok.sim.fake import FakeTikTok, FakeTikTokConfig, serve
 
     fake = FakeTikTok(FakeTikTokConfig(videos=3, followers=2, following=1))
     refuse: set[str] = set()

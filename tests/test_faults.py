@@ -14,9 +14,9 @@ import json
 import httpx
 import pytest
 
-from archiver.status import account_status, render_status
+from archiver.ops.status import account_status, render_status
 from archiver_connectors.tiktok.api import RETRY_POLICY
-from archiver_connectors.tiktok.fake import FakeTikTokConfig
+from archiver_connectors.tiktok.sim.fake import FakeTikTokConfig
 from tiktok_sync_harness import (
     DATA_PATHS, LIST_PATH, TOKEN_PATH, TikTokHarness, archive_snapshot, integrity_ok, ticking_clock)
 

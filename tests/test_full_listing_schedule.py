@@ -1,6 +1,6 @@
 """Deletions are found without a person (issue 10, point 3).
 
-The daemon runs a full listing when the account's last one (recorded by archiver.listing)
+The daemon runs a full listing when the account's last one (recorded by archiver.sync.listing)
 is ``full_every_days`` old, and `archiver status` shows when it was. Times are fixed: the
 writer's clock starts at a known moment and the daemon's clock is set by the test.
 """
@@ -12,10 +12,10 @@ import json
 
 import pytest
 
-from archiver.daemon import Daemon, full_listing_due
-from archiver.listing import last_full_listing
-from archiver.status import account_status, render_status
-from archiver_connectors.tiktok.fake import FakeTikTokConfig
+from archiver.ops.daemon import Daemon, full_listing_due
+from archiver.sync.listing import last_full_listing
+from archiver.ops.status import account_status, render_status
+from archiver_connectors.tiktok.sim.fake import FakeTikTokConfig
 from tiktok_sync_harness import ACCOUNT_ID, TikTokHarness, ticking_clock
 
 UTC = dt.timezone.utc
@@ -25,7 +25,7 @@ START = dt.datetime(2026, 11, 2, 3, 0, tzinfo=UTC)
 @pytest.fixture(autouse=True)
 def fixed_writer_clock(monkeypatch):
     monkeypatch.setattr("archiver.archive.writer.now_utc", ticking_clock(START))
-    monkeypatch.setattr("archiver.listing.now_utc", ticking_clock(START))
+    monkeypatch.setattr("archiver.sync.listing.now_utc", ticking_clock(START))
 
 
 def parse(text: str) -> dt.datetime:
@@ -93,7 +93,7 @@ def test_a_cut_off_full_listing_is_still_due_and_resumed(tmp_path):
             pages.append(line)
             daemon.cancel.set()
 
-    from archiver.jobs import run_export
+    from archiver.sync.jobs import run_export
 
     assert run_export(h.ws, h.account, full=True, cancel=daemon.cancel, progress=stop_after_one,
                       transport=h.transport)["status"] == "interrupted"

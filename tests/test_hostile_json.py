@@ -1,6 +1,6 @@
 """Hostile JSON in export files: nesting deep enough to exhaust memory, NUL bytes,
 invalid UTF-8, links standing for data files, truncated containers. Every importer reads
-JSON through one core reader (archiver.imports.JsonReader), so each case fails the file
+JSON through one core reader (archiver.sync.imports.JsonReader), so each case fails the file
 (or the one entry) with its real reason: the file, the entry and the byte.
 
 The memory test runs the real importers in a subprocess under RLIMIT_AS and a timeout:
@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 
 from archiver.archive import Archive
 from archiver.config import Config
-from archiver.imports import ExportFileError, open_export
-from archiver.jobs import Workspace, detect_platform, run_import
+from archiver.sync.imports import ExportFileError, open_export
+from archiver.sync.jobs import Workspace, detect_platform, run_import
 from archiver.secrets import open_secret_store
 
 DEPTH_LIMIT = 512  # ExportLimits.max_json_depth, as README.md documents it
@@ -90,8 +90,8 @@ IMPORT_UNDER_LIMIT = textwrap.dedent("""
     from pathlib import Path
     from archiver.archive import Archive
     from archiver.config import Config
-    from archiver.imports import ExportFileError
-    from archiver.jobs import Workspace, detect_platform, run_import
+    from archiver.sync.imports import ExportFileError
+    from archiver.sync.jobs import Workspace, detect_platform, run_import
     from archiver.secrets import open_secret_store
 
     for label, path in json.loads(sys.argv[1]).items():
@@ -228,7 +228,7 @@ class _Source:
 @given(data=st.lists(st.sampled_from([b"[", b"]", b"{", b"}", b'"', b"\\", b"a", b" "]), max_size=60).map(b"".join),
        sizes=st.lists(st.integers(1, 9), min_size=1, max_size=8), limit=st.integers(0, 8))
 def test_the_reader_counts_nesting_outside_strings_whatever_the_chunks(data, sizes, limit):
-    from archiver.imports import JsonReader
+    from archiver.sync.imports import JsonReader
 
     most = deepest(data)
     assume(most is not None)
@@ -243,7 +243,7 @@ def test_the_reader_counts_nesting_outside_strings_whatever_the_chunks(data, siz
 
 
 def test_a_json_text_inside_a_csv_cell_is_checked_too():
-    from archiver.imports import ExportLimits, json_nesting_problem
+    from archiver.sync.imports import ExportLimits, json_nesting_problem
 
     assert ExportLimits().max_json_depth == DEPTH_LIMIT
     assert json_nesting_problem('{"text": "[[[[[[[[[[["}') is None
@@ -260,7 +260,7 @@ def test_a_youtube_comment_cell_of_nested_brackets_stays_plain_text():
 def test_a_bluesky_record_nested_too_deep_is_one_bad_item():
     import libipld
 
-    from archiver_connectors.bluesky.fake_repo import build_repo_car
+    from archiver_connectors.bluesky.sim.repo import build_repo_car
     from archiver_connectors.bluesky.repo import read_repo
 
     deep: object = "bottom"
@@ -289,7 +289,7 @@ def test_a_bluesky_record_nested_too_deep_is_one_bad_item():
 
 def test_the_inbox_moves_a_too_deep_export_to_failed_with_the_reason(tmp_path):
     from archiver.config import InboxConfig
-    from archiver.inbox import InboxState, scan_inbox
+    from archiver.ops.inbox import InboxState, scan_inbox
 
     inbox = tmp_path / "inbox"
     inbox.mkdir()
@@ -412,7 +412,7 @@ def test_a_truncated_zip_is_named_as_truncated(tmp_path):
 def test_a_youtube_takeout_csv_names_its_bad_bytes_and_imports_the_rest(tmp_path, damage):
     """CSV is read on past a bad byte (one bad byte is not a bad file), but it is named in
     the same words as in JSON, with the entry and the byte; before, it passed in silence."""
-    from archiver_connectors.youtube.fake_takeout import build_takeout
+    from archiver_connectors.youtube.sim.takeout import build_takeout
 
     [part] = build_takeout(tmp_path / "takeout", videos=1, comments=2, subscriptions=3)
     with zipfile.ZipFile(part) as archive:
@@ -446,7 +446,7 @@ def test_a_utf16_json_file_is_named_as_utf16(tmp_path):
 def test_a_link_dropped_into_the_inbox_goes_to_failed_named_as_a_link(tmp_path):
     """Before, a link was left alone in silence: never imported, never said why."""
     from archiver.config import InboxConfig
-    from archiver.inbox import InboxState, scan_inbox
+    from archiver.ops.inbox import InboxState, scan_inbox
 
     inbox, elsewhere = tmp_path / "inbox", tmp_path / "Downloads"
     inbox.mkdir()
@@ -473,7 +473,7 @@ def test_a_link_dropped_into_the_inbox_goes_to_failed_named_as_a_link(tmp_path):
 # such an escape to "\uFFFD" (same length) and leaves everything else as it was.
 
 def _read_in_chunks(data: bytes, sizes: list[int], read_size: int = 64) -> bytes:
-    from archiver.imports import JsonReader
+    from archiver.sync.imports import JsonReader
 
     reader = JsonReader(_Chunks(data, sizes), _Source(), "e.json", max_depth=8)
     out = b""

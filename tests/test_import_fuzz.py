@@ -3,7 +3,7 @@
 The seeds are valid exports built by the platform fakes; tests/import_fuzz.py mutates
 them (wrong types, nulls, missing keys, huge and odd strings, extra nesting, byte flips,
 truncations, zip / tar structure) and imports each case in a separate worker process
-through ``archiver.jobs.run_import``. The property, for every case:
+through ``archiver.sync.jobs.run_import``. The property, for every case:
 
 - the import succeeds, or fails with the tool's own error (ExportFileError, or a failed
   run whose message names the file) — never an unhandled exception or a traceback;
@@ -145,7 +145,7 @@ def test_a_count_sqlite_cannot_hold_skips_that_item_only(worker, baselines):
 def test_mastodons_first_pass_over_the_outbox_reads_a_long_integer(tmp_path):
     # Pass 1 (the duplicated-orderedItems rule) read the outbox with use_float too: it took
     # the file for damaged and the rule was silently skipped.
-    from archiver.imports import open_export
+    from archiver.sync.imports import open_export
     from archiver_connectors.mastodon.export import _outbox_copies
 
     (tmp_path / "outbox.json").write_bytes(b'{"orderedItems": [{"id": "a", "n": 100000000000000000000000}]}')

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from archiver.imports import ExportFileError, ExportLimits, extract_member, open_export
+from archiver.sync.imports import ExportFileError, ExportLimits, extract_member, open_export
 
 EXPORT_JSON = {
     "Video": {"Videos": {"VideoList": [{"Date": "2024-01-02 03:04:05", "Likes": "152", "Link": "x"}]}},

@@ -1,7 +1,7 @@
-"""The inbox folder for official exports (src/archiver/inbox.py), with real files and real
+"""The inbox folder for official exports (src/archiver/ops/inbox.py), with real files and real
 imports into a real archive.
 
-The exports are written by the fake TikTok (connectors/tiktok/fake.py). Their media links
+The exports are written by the fake TikTok (connectors/archiver_connectors/tiktok/sim/fake.py). Their media links
 point at the fake's signed /cdn/, so the fake is served over loopback HTTP and the import
 really downloads them; the transport lets only 127.0.0.1 through. ``scan_inbox`` takes
 ``now``, so "a file unchanged for ``settle`` seconds" is tested without sleeping; the
@@ -9,7 +9,7 @@ one test of the real `archiver inbox` command waits the real (1 s) settle time.
 
 Importing an export needs no API access: the one account configured names only where
 the platform lives, the fake on 127.0.0.1 (links in an export may reach loopback only for
-an account whose base URL is there, see src/archiver/links.py).
+an account whose base URL is there, see src/archiver/net/links.py).
 """
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from archiver_connectors.tiktok.fake import FakeTikTok, FakeTikTokConfig, serve
+from archiver_connectors.tiktok.sim.fake import FakeTikTok, FakeTikTokConfig, serve
 from cli_world import run_cli
 
 from archiver.archive import Archive
 from archiver.config import AccountConfig, Config, ConfigError, InboxConfig
-from archiver.inbox import InboxState, move_without_overwrite, scan_inbox
-from archiver.jobs import Workspace
+from archiver.ops.inbox import InboxState, move_without_overwrite, scan_inbox
+from archiver.sync.jobs import Workspace
 from archiver.secrets import open_secret_store
 
 SETTLE = 5
@@ -109,7 +109,7 @@ def sha256(path: Path) -> str:
 
 
 def test_a_valid_export_is_imported_and_moved_to_done(ws, fake, loopback, caplog):
-    caplog.set_level(logging.INFO, logger="archiver.inbox")
+    caplog.set_level(logging.INFO, logger="archiver.ops.inbox")
     payload = export_zip(fake)
     (ws.config.inbox.path).mkdir(parents=True)
     dropped = ws.config.inbox.path / "TikTok_Data_1700000000.zip"
@@ -140,7 +140,7 @@ def test_a_valid_export_is_imported_and_moved_to_done(ws, fake, loopback, caplog
     # The folders were made private on the first scan; one log line said what happened.
     for folder in (ws.config.inbox.path / "done", ws.config.inbox.path / "failed"):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700
-    lines = [r.getMessage() for r in caplog.records if r.name == "archiver.inbox" and dropped.name in r.getMessage()]
+    lines = [r.getMessage() for r in caplog.records if r.name == "archiver.ops.inbox" and dropped.name in r.getMessage()]
     assert any("moved to" in line and str(done) in line for line in lines), lines
 
 

@@ -20,7 +20,7 @@ import unicodedata
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from archiver import audience
+from archiver.views import audience
 from archiver.inert import csv_cell, vcard_text
 from archiver.records import Membership, Person, Snapshot
 
@@ -164,7 +164,7 @@ def person_dict(name, handles, urls):
        st.lists(st.sampled_from(["https://example.org/", "http://a.example/?q=", ""]).flatmap(
            lambda start: vcard_hostile.map(lambda rest: start + rest)), max_size=2))
 def test_a_parsed_vcard_has_exactly_the_properties_written(name, handles, urls):
-    from archiver.web import web_link
+    from archiver.views.web import web_link
 
     card = audience._vcard(person_dict(name, handles, urls))
     links = [u for u in urls if web_link(u)]   # only http(s) links become URL properties
@@ -216,7 +216,7 @@ def test_the_audience_export_of_hostile_names_is_inert(archive):
     audience.export_people(archive.db, cards, fmt="vcf", now="2024-06-01T00:00:00Z")
     names = properties(cards.getvalue())
     assert names.count("BEGIN") == names.count("END") == names.count("FN") == len(members)
-    from archiver.web import web_link
+    from archiver.views.web import web_link
 
     assert names.count("NICKNAME") == len(members)
     assert names.count("URL") == sum(1 for m in members if web_link(without_nul(m.person.url))) > 0

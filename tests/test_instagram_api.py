@@ -17,14 +17,14 @@ import pytest
 
 from archiver.archive import Archive
 from archiver.config import AccountConfig, Config
-from archiver.jobs import Workspace, run_export
-from archiver.net import install_log_scrubbing
-from archiver.oauth import OAuthError
+from archiver.sync.jobs import Workspace, run_export
+from archiver.net.client import install_log_scrubbing
+from archiver.net.oauth import OAuthError
 from archiver.secrets import open_secret_store
 from archiver_connectors.instagram import InstagramConnector
 from archiver_connectors.instagram.api import (
     DAY, MEDIA_FIELDS, InstagramTokens, UsagePacer, comments_from, post_from_media, usage_of)
-from archiver_connectors.instagram.fake import FakeInstagram, FakeInstagramConfig
+from archiver_connectors.instagram.sim.fake import FakeInstagram, FakeInstagramConfig
 from tiktok_sync_harness import ticking_clock
 
 BASE_URL = "http://127.0.0.1:8798"   # never contacted: MockTransport answers in-process
@@ -226,7 +226,7 @@ def test_incremental_run_stops_at_a_known_page_and_fetches_new_comments(tmp_path
 
 def test_interrupted_first_run_resumes_from_its_cut_off_point(tmp_path):
     h = InstagramHarness(tmp_path, FakeInstagramConfig(media=200, seed=5))
-    from archiver.sync import CancelFlag
+    from archiver.sync.runner import CancelFlag
 
     flag, written = CancelFlag(), []
 

@@ -1,11 +1,11 @@
 """Instagram's "Download your information" export, imported into a real archive.
 
-The exports are built by connectors/instagram/fake_export.py in both folder layouts of
+The exports are built by connectors/archiver_connectors/instagram/sim/export.py in both folder layouts of
 shared/platforms/instagram.md §6, zipped or extracted, with Meta's mis-encoded UTF-8 and
 real media files. Most tests drive the import through the real sync runner with the
 real Instagram connector (on a network that refuses every request: an import downloads
 nothing); the API-and-export ones run the connector against the API fake; the last ones
-go through ``archiver.jobs.run_import`` and the real ``archiver import`` command.
+go through ``archiver.sync.jobs.run_import`` and the real ``archiver import`` command.
 
 Every expectation is derived from the fake account the export was written from, and
 checked against the SQLite file and the media folder.
@@ -27,14 +27,14 @@ import pytest
 from archive_rows import one, rows
 from archiver.archive import Archive
 from archiver.config import AccountConfig, Config
-from archiver.imports import open_export
-from archiver.jobs import Workspace, detect_platform, run_import
+from archiver.sync.imports import open_export
+from archiver.sync.jobs import Workspace, detect_platform, run_import
 from archiver.records import iso_utc
 from archiver.secrets import open_secret_store
-from archiver.sync import Runner
+from archiver.sync.runner import Runner
 from archiver_connectors.instagram import InstagramConnector
 from archiver_connectors.instagram.export import find_export, fix_text
-from archiver_connectors.instagram.fake_export import (
+from archiver_connectors.instagram.sim.export import (
     export_files, make_account, png_bytes, write_export)
 
 ACCOUNT = "instagram:main"
@@ -376,7 +376,7 @@ def test_hostile_zip_entries_are_refused_and_nothing_is_written_outside(tmp_path
 
 
 def tiktok_export(tmp_path: Path) -> Path:
-    from archiver_connectors.tiktok.fake import FakeTikTok
+    from archiver_connectors.tiktok.sim.fake import FakeTikTok
 
     path = tmp_path / "TikTok_Data.zip"
     path.write_bytes(FakeTikTok().export_zip())
@@ -441,7 +441,7 @@ def test_cli_import_of_an_extracted_export(tmp_path):
     account = make_account(seed=10)
     path = write_export(account, tmp_path / "inputs" / "instagram-roofcam.studio-2024-06-01", layout="old")
     script = Path(sys.executable).parent / "archiver"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "archiver.cli"]
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "archiver.cli.main"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVER_")}
     env.update(ARCHIVER_SECRETS="env", ARCHIVER_STATE_DIR=str(tmp_path / "state"),
                PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring")
@@ -471,9 +471,9 @@ def test_a_post_from_the_api_and_the_export_is_one_row(tmp_path, api_first):
     sources and the export's files; the story stays provisional."""
     import time
 
-    from archiver.jobs import run_export
+    from archiver.sync.jobs import run_export
     from archiver_connectors.instagram.api import InstagramTokens
-    from archiver_connectors.instagram.fake import FakeInstagram, FakeInstagramConfig
+    from archiver_connectors.instagram.sim.fake import FakeInstagram, FakeInstagramConfig
 
     base_url = "http://127.0.0.1:8799"   # never contacted: MockTransport answers in-process
     fake = FakeInstagram(FakeInstagramConfig(media=6, comments_max=1, replies_max=0, seed=4), base_url=base_url)

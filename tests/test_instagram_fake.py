@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from archiver_connectors.instagram.fake import FakeInstagram, FakeInstagramConfig, parse_fields, serve
+from archiver_connectors.instagram.sim.fake import FakeInstagram, FakeInstagramConfig, parse_fields, serve
 
 BASE = "http://127.0.0.1:0"
 REDIRECT = "http://127.0.0.1:8765/callback/"
@@ -261,7 +261,7 @@ def test_serve_and_main_over_loopback():
     finally:
         server.shutdown()
         server.server_close()
-    process = subprocess.Popen([sys.executable, "-m", "archiver_connectors.instagram.fake", "--port", "0",
+    process = subprocess.Popen([sys.executable, "-m", "archiver_connectors.instagram.sim.fake", "--port", "0",
                                 "--videos", "4", "--followers", "9", "--latency-ms", "0", "--fail-rate", "0",
                                 "--seed", "2"], stdout=subprocess.PIPE, text=True, env=os.environ.copy())
     try:

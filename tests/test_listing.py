@@ -1,5 +1,5 @@
 """Completeness fails closed, in the core (issue 10, point 2), through TikTok's real
-connector on archiver.listing.
+connector on archiver.sync.listing.
 
 A video TikTok lists but that cannot be archived (its payload cannot be mapped, or the
 writer refuses it) is reported, kept raw, never blocks the rest of its page, and is never
@@ -15,8 +15,8 @@ import time
 import httpx
 import pytest
 
-from archiver.status import account_status, render_status
-from archiver_connectors.tiktok.fake import FakeTikTokConfig
+from archiver.ops.status import account_status, render_status
+from archiver_connectors.tiktok.sim.fake import FakeTikTokConfig
 from tiktok_sync_harness import LIST_PATH, QUERY_PATH, TikTokHarness, ticking_clock
 
 VIDEOS = 30          # pages of 20 and 10 (short_pages=False)
@@ -177,7 +177,7 @@ def test_one_broken_video_in_the_counts_refresh_is_reported_and_the_others_refre
 
 
 def test_a_cut_off_full_listing_resumes_after_incremental_runs_and_never_judges_what_they_brought(tmp_path):
-    from archiver.sync import CancelFlag
+    from archiver.sync.runner import CancelFlag
 
     h = TikTokHarness(tmp_path, FakeTikTokConfig(videos=50, short_pages=False, seed=57))
     assert h.run(full=True)["status"] == "ok"

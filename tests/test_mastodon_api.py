@@ -13,13 +13,13 @@ import pytest
 
 from archiver.archive import Archive
 from archiver.config import AccountConfig, Config
-from archiver.jobs import Workspace, run_export
-from archiver.oauth import OAuthError
+from archiver.sync.jobs import Workspace, run_export
+from archiver.net.oauth import OAuthError
 from archiver.secrets import open_secret_store
 from archiver_connectors.mastodon import MastodonConnector
 from archiver_connectors.mastodon.api import (
     MastodonTokens, comments_from_context, html_to_text, normalize_instance, person_key, post_from_status)
-from archiver_connectors.mastodon.fake import FakeMastodon, FakeMastodonConfig
+from archiver_connectors.mastodon.sim.fake import FakeMastodon, FakeMastodonConfig
 from tiktok_sync_harness import ticking_clock
 
 BASE_URL = "http://127.0.0.1:8798"     # never contacted: MockTransport answers in-process
@@ -38,7 +38,7 @@ def ticking_writer_clock(monkeypatch):
     monkeypatch.setattr("archiver.archive.writer.now_utc", ticking_clock())
     # Snapshots are dated by the connector; two runs in one second would share a date.
     monkeypatch.setattr("archiver_connectors.mastodon.now_utc", ticking_clock())
-    monkeypatch.setattr("archiver.lists.now_utc", ticking_clock())
+    monkeypatch.setattr("archiver.archive.lists.now_utc", ticking_clock())
 
 
 class Harness:
@@ -228,7 +228,7 @@ def test_incremental_run_fetches_new_statuses_edits_and_replies_only(tmp_path):
 
 def test_a_killed_first_run_resumes_at_its_link_and_converges(tmp_path):
     h = Harness(tmp_path, FakeMastodonConfig(statuses=100, seed=10))
-    from archiver.sync import CancelFlag
+    from archiver.sync.runner import CancelFlag
 
     flag = CancelFlag()
     pages = []
@@ -404,7 +404,7 @@ def test_a_follower_list_left_unfinished_for_days_is_kept_as_partial_and_read_ag
     assert h.run()["status"] == "failed"
     assert h.rows("SELECT members FROM staged_lists WHERE kind='followers'") == [{"members": 80}]
     h.faults.clear()
-    monkeypatch.setattr("archiver.lists._days_since", lambda when: 4.0)
+    monkeypatch.setattr("archiver.archive.lists._days_since", lambda when: 4.0)
     before = len(h.fake.log)
     result = h.run()
     assert result["status"] == "ok", result
@@ -699,7 +699,7 @@ def test_cli_auth_with_instance_adds_the_account_and_exports(tmp_path):
 def archive_of(fake: FakeMastodon, folder: Path) -> Path:
     """The account archive Mastodon would give for the fake's world (notes §7), as an
     extracted folder: outbox.json with Create and Announce items, the media files."""
-    from archiver_connectors.tiktok.fake import fake_mp4, fake_png
+    from archiver_connectors.tiktok.sim.fake import fake_mp4, fake_png
 
     public, actor = "https://www.w3.org/ns/activitystreams#Public", f"{BASE_URL}/users/alice"
     audience = {"public": ([public], [actor + "/followers"]), "unlisted": ([actor + "/followers"], [public]),
@@ -748,7 +748,7 @@ def dt_iso(epoch: float) -> str:
 
 
 def test_an_archive_imported_after_the_api_adds_nothing_twice(tmp_path):
-    from archiver.jobs import run_import
+    from archiver.sync.jobs import run_import
 
     h = Harness(tmp_path, FakeMastodonConfig(statuses=25, seed=22))
     assert h.run()["status"] == "ok"

@@ -1,7 +1,7 @@
 """Mastodon's account archive (archive-*.tar.gz, or its extracted folder), imported into a
 real archive.
 
-The archives are built by connectors/mastodon/fake_export.py from a small account model,
+The archives are built by connectors/archiver_connectors/mastodon/sim/export.py from a small account model,
 in the real member order and with the layout quirks of shared/platforms/mastodon.md §7
 (the duplicated ``orderedItems`` key, edited notes with ``updated``, media urls with a
 ``/system/`` or bucket prefix, missing files) and a hostile variant (``../`` names,
@@ -35,7 +35,7 @@ from archiver_connectors.mastodon.export import (
     outbox_items,
     status_id,
 )
-from archiver_connectors.mastodon.fake_export import (
+from archiver_connectors.mastodon.sim.export import (
     HOSTILE_STATUS_ID,
     archive_files,
     archive_name,
@@ -46,10 +46,10 @@ from archiver_connectors.mastodon.fake_export import (
 
 from archiver.archive import Archive
 from archiver.config import AccountConfig, Config
-from archiver.imports import open_export
+from archiver.sync.imports import open_export
 from archiver.records import Page
 from archiver.secrets import open_secret_store
-from archiver.sync import Runner
+from archiver.sync.runner import Runner
 
 ACCOUNT = "mastodon:main"
 
@@ -550,8 +550,8 @@ def test_a_post_from_the_api_and_the_archive_is_one_row(tmp_path, archive, api_f
 
 
 def instagram_export(tmp_path: Path) -> Path:
-    from archiver_connectors.instagram.fake_export import make_account as ig_account
-    from archiver_connectors.instagram.fake_export import write_export
+    from archiver_connectors.instagram.sim.export import make_account as ig_account
+    from archiver_connectors.instagram.sim.export import write_export
 
     return write_export(ig_account(seed=1), tmp_path / "ig.zip")
 
@@ -574,7 +574,7 @@ def test_detection_claims_mastodon_archives_only(tmp_path):
 
 
 def test_run_import_detects_the_platform_and_imports_once(tmp_path):
-    from archiver.jobs import Workspace, detect_platform, run_import
+    from archiver.sync.jobs import Workspace, detect_platform, run_import
     from archiver.secrets import open_secret_store
 
     account = make_account(seed=15)
@@ -604,7 +604,7 @@ def test_run_import_detects_the_platform_and_imports_once(tmp_path):
 
 
 def test_run_import_reports_the_hostile_entries_in_the_run(tmp_path):
-    from archiver.jobs import Workspace, run_import
+    from archiver.sync.jobs import Workspace, run_import
     from archiver.secrets import open_secret_store
 
     path = write_archive(make_account(posts=1, replies=0, boosts=0, seed=16), tmp_path / "evil.tar.gz", hostile=True)
@@ -624,7 +624,7 @@ def test_cli_import_detects_a_mastodon_archive_from_its_content(tmp_path):
     account = make_account(seed=17)
     path = write_archive(account, tmp_path / "inputs" / "downloaded-file.bin.tar.gz", duplicate_ordered_items="empty")
     script = Path(sys.executable).parent / "archiver"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "archiver.cli"]
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "archiver.cli.main"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVER_")}
     env.update(ARCHIVER_SECRETS="env", ARCHIVER_STATE_DIR=str(tmp_path / "state"),
                PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring")

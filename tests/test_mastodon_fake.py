@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from archiver_connectors.mastodon.fake import FakeMastodon, FakeMastodonConfig
+from archiver_connectors.mastodon.sim.fake import FakeMastodon, FakeMastodonConfig
 
 BASE = "http://127.0.0.1:8797"
 REDIRECT = "http://127.0.0.1:5555/callback/"

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from archiver.media import MediaError, MediaStore, sniff_extension
-from archiver.net import ApiClient, Cancelled, Pacer, RetryPolicy, scrubber
+from archiver.archive.media import MediaError, MediaStore, sniff_extension
+from archiver.net.client import ApiClient, Cancelled, Pacer, RetryPolicy, scrubber
 
 JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 500

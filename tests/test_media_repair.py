@@ -27,7 +27,7 @@ import pytest
 from archiver.config import AccountConfig
 from archiver.connector import Connector
 from archiver.records import MediaRef, Page, Post
-from archiver.sync import Runner
+from archiver.sync.runner import Runner
 from archive_rows import one, rows
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x11" * 400
@@ -119,7 +119,7 @@ def test_a_media_file_answered_503_with_retry_after_waits_that_long_and_is_store
 
 
 def test_a_media_server_down_for_good_is_given_up_after_the_api_policy_attempts(archive):
-    from archiver.net import RetryPolicy
+    from archiver.net.client import RetryPolicy
 
     cdn = Cdn({})
     cdn.script["/a.png"] = [(502, {})] * 50
@@ -136,9 +136,9 @@ def test_a_media_server_down_for_good_is_given_up_after_the_api_policy_attempts(
 def test_a_media_host_that_does_not_answer_is_not_asked_again_in_the_same_run(archive):
     """Minutes of backoff for one file are enough: the host's other files wait for the
     repair pass of a later run instead of each waiting as long."""
-    from archiver.net import RetryPolicy
+    from archiver.net.client import RetryPolicy
 
-    from archiver.downloads import MediaDownloader
+    from archiver.sync.downloads import MediaDownloader
 
     down = MediaDownloader.HOST_DOWN_AFTER
     cdn = Cdn({"/g.png": PNG})
@@ -155,7 +155,7 @@ def test_a_media_host_that_does_not_answer_is_not_asked_again_in_the_same_run(ar
 
 
 def test_a_media_host_where_nothing_listens_is_not_asked_again_in_the_same_run(archive):
-    from archiver.net import RetryPolicy
+    from archiver.net.client import RetryPolicy
 
     asked = []
 
@@ -189,7 +189,7 @@ def test_a_media_host_where_nothing_listens_is_not_asked_again_in_the_same_run(a
     ("https://files.mastodon.social/media_attachments/files/1/original/a.png", None),
 ])
 def test_link_expiry_reads_the_expiry_a_signed_link_carries(url, expected):
-    from archiver.downloads import link_expiry
+    from archiver.sync.downloads import link_expiry
 
     assert link_expiry(url) == expected
 
@@ -347,7 +347,7 @@ def test_an_import_run_does_not_repair(archive):
 
 
 def test_tiktok_repairs_failed_covers_with_fresh_links_from_video_query(tmp_path):
-    from archiver_connectors.tiktok.fake import FakeTikTokConfig
+    from archiver_connectors.tiktok.sim.fake import FakeTikTokConfig
     from tiktok_sync_harness import TikTokHarness
 
     h = TikTokHarness(tmp_path, FakeTikTokConfig(videos=8, seed=41))
@@ -375,7 +375,7 @@ def test_tiktok_repairs_failed_covers_with_fresh_links_from_video_query(tmp_path
 
 
 def test_instagram_repairs_failed_files_with_fresh_links_from_the_media_endpoint(tmp_path):
-    from archiver_connectors.instagram.fake import FakeInstagramConfig
+    from archiver_connectors.instagram.sim.fake import FakeInstagramConfig
     from test_instagram_api import InstagramHarness
 
     h = InstagramHarness(tmp_path, FakeInstagramConfig())
@@ -409,7 +409,7 @@ def test_status_counts_the_holes_by_cause_and_lists_them_with_errors(tmp_path):
     from click.testing import CliRunner
 
     from archiver.archive import Archive
-    from archiver.cli import main
+    from archiver.cli.main import main
 
     archive = Archive(tmp_path / "archive")
     cdn = Cdn({})
@@ -457,7 +457,7 @@ def test_the_terminal_shows_a_bar_with_the_bytes_of_a_long_download():
 
     from rich.console import Console
 
-    from archiver.cli import _progress
+    from archiver.cli.main import _progress
 
     screen = io.StringIO()
     console = Console(file=screen, force_terminal=True, width=120)
@@ -471,7 +471,7 @@ def test_the_terminal_shows_a_bar_with_the_bytes_of_a_long_download():
 
 
 def test_files_an_export_names_but_does_not_hold_are_one_line_of_their_own(archive):
-    from archiver.imports import NotInExport
+    from archiver.sync.imports import NotInExport
 
     def absent(name):
         def opener():

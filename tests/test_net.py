@@ -10,8 +10,8 @@ import time
 import httpx
 import pytest
 
-from archiver import net
-from archiver.net import (
+from archiver.net import client as net
+from archiver.net.client import (
     ApiClient,
     AuthExpired,
     Cancelled,
@@ -290,11 +290,11 @@ def test_secrets_never_reach_exceptions_or_logs(caplog, process_wide_log_scrubbi
     url = f"/v2/list/{secret}/?access_token={secret}&cursor=1"
     with pytest.raises(NetError) as caught:
         client.get_json(url)
-    logging.getLogger("archiver.sync").warning("token was %s", secret)
+    logging.getLogger("archiver.sync.runner").warning("token was %s", secret)
     try:
         raise RuntimeError(f"boom {secret}")
     except RuntimeError:
-        logging.getLogger("archiver.sync").exception("failed")
+        logging.getLogger("archiver.sync.runner").exception("failed")
     text = caplog.text + str(caught.value) + repr(caught.value)
     assert caplog.records  # something was logged, so the check means something
     assert secret not in text

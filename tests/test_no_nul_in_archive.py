@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 
 from archive_rows import one
-from archiver_connectors.mastodon.fake import FakeMastodonConfig
-from archiver_connectors.mastodon.fake_export import make_account, write_archive
+from archiver_connectors.mastodon.sim.fake import FakeMastodonConfig
+from archiver_connectors.mastodon.sim.export import make_account, write_archive
 from test_mastodon_api import Harness
 from test_mastodon_export import import_archive, own_statuses
 

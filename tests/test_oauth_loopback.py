@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pytest
 
-from archiver.oauth import OAuthError, pkce_challenge, pkce_pair, run_loopback_flow
+from archiver.net.oauth import OAuthError, pkce_challenge, pkce_pair, run_loopback_flow
 
 AUTHORIZE = "https://auth.example/v2/auth/authorize/"
 
@@ -237,8 +237,8 @@ def test_unknown_pkce_encoding_is_refused():
 
 
 def test_app_credentials_given_stored_or_asked_and_kept():
-    from archiver.net import scrubber
-    from archiver.oauth import OAuthError, app_credentials
+    from archiver.net.client import scrubber
+    from archiver.net.oauth import OAuthError, app_credentials
     from archiver.secrets import open_secret_store
 
     store = open_secret_store("memory")

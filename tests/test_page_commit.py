@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from archiver_connectors.tiktok.fake import FakeTikTokConfig
+from archiver_connectors.tiktok.sim.fake import FakeTikTokConfig
 from tiktok_sync_harness import LIST_PATH, TikTokHarness, ticking_clock
 
 VIDEOS = 50          # pages of 20, 20 and 10 (short_pages=False)

@@ -25,15 +25,15 @@ import pytest
 from archiver.archive import Archive
 from archiver.config import AccountConfig, Config
 from archiver.connector import Connector
-from archiver.jobs import Workspace, run_export
-from archiver.net import RetryPolicy
+from archiver.sync.jobs import Workspace, run_export
+from archiver.net.client import RetryPolicy
 from archiver.records import Comment, MediaRef, Page, Person
 from archiver.secrets import open_secret_store
-from archiver.downloads import _AvatarProblems
-from archiver.sync import Runner
+from archiver.sync.downloads import _AvatarProblems
+from archiver.sync.runner import Runner
 from archiver_connectors.mastodon.api import MastodonTokens
-from archiver_connectors.mastodon.fake import FakeMastodon, FakeMastodonConfig
-from archiver_connectors.tiktok.fake import fake_png
+from archiver_connectors.mastodon.sim.fake import FakeMastodon, FakeMastodonConfig
+from archiver_connectors.tiktok.sim.fake import fake_png
 
 BASE = "http://127.0.0.1:8798"     # never contacted: MockTransport answers in-process
 
@@ -51,7 +51,7 @@ def ticking_clock(monkeypatch):
 
     monkeypatch.setattr("archiver.archive.writer.now_utc", now)
     monkeypatch.setattr("archiver_connectors.mastodon.now_utc", now)
-    monkeypatch.setattr("archiver.lists.now_utc", now)
+    monkeypatch.setattr("archiver.archive.lists.now_utc", now)
 
 
 def sha(data: bytes) -> str:
@@ -284,7 +284,7 @@ def test_mastodon_default_header_is_not_kept(tmp_path):
 
 
 def test_serve_shows_a_commenters_stored_avatar_and_the_report_embeds_it(tmp_path):
-    from archiver.serve import DATABASE
+    from archiver.views.serve import DATABASE
     from serve_process import serving
 
     m = Mastodon(tmp_path)
@@ -303,7 +303,7 @@ def test_serve_shows_a_commenters_stored_avatar_and_the_report_embeds_it(tmp_pat
 def test_report_embeds_a_commenters_stored_avatar(tmp_path):
     import base64
 
-    from archiver.report import write_report
+    from archiver.views.report import write_report
 
     m = Mastodon(tmp_path)
     m.run()

@@ -434,7 +434,7 @@ def test_leak_scenario_went_where_leaks_happen(leak):
         # The connector was served paging.next URLs holding its token: the comments whose
         # replies overflow the expansion. A fake with the simulator's seed builds the same
         # world, so it says which comments those are, and that they were archived.
-        from archiver_connectors.instagram.fake import FakeInstagram, FakeInstagramConfig
+        from archiver_connectors.instagram.sim.fake import FakeInstagram, FakeInstagramConfig
 
         twin = FakeInstagram(FakeInstagramConfig(media=LEAK_POSTS, followers=FOLLOWERS))
         overflowing = [c for m in twin.media for c in m["comments"]
@@ -514,10 +514,10 @@ def official_export(platform: str, folder: Path) -> Path:
     Google Takeout part."""
     folder.mkdir(parents=True, exist_ok=True)
     if platform == "instagram":
-        from archiver_connectors.instagram.fake_export import build_instagram_export
+        from archiver_connectors.instagram.sim.export import build_instagram_export
 
         return build_instagram_export(folder / "instagram-export.zip", posts=6, followers=8)
-    from archiver_connectors.youtube.fake_takeout import build_takeout
+    from archiver_connectors.youtube.sim.takeout import build_takeout
 
     return build_takeout(folder / "takeout", videos=3, comments=5, subscriptions=4)[0]
 
@@ -646,7 +646,7 @@ def test_malformed_json_or_csv_gives_a_clear_error_naming_the_file(hostile, case
 def test_a_mastodon_archive_with_escaping_entries_and_links_imports_the_rest(hostile):
     """archive-….tar.gz with a ``../`` entry, an absolute one, a symbolic and a hard link,
     and a post whose attachments name all four."""
-    from archiver_connectors.mastodon.fake_export import (HOSTILE_NAMES, HOSTILE_STATUS_ID, archive_name,
+    from archiver_connectors.mastodon.sim.export import (HOSTILE_NAMES, HOSTILE_STATUS_ID, archive_name,
                                                           make_account, write_archive)
 
     root, inputs, archive, secret_file = hostile
@@ -699,8 +699,8 @@ def bluesky_repository_car(*, posts: int, break_record: str | None = None) -> tu
     world with ``posts`` posts; ``break_record`` ("app.bsky.feed.post" …): one byte of the
     first such record's block flipped (the block no longer matches its CID, the framing
     stays intact). Returns the bytes and the fake (its ``records`` say what the file holds)."""
-    from archiver_connectors.bluesky.fake import FakeBluesky, FakeBlueskyConfig
-    from archiver_connectors.bluesky.fake_repo import build_repo
+    from archiver_connectors.bluesky.sim.fake import FakeBluesky, FakeBlueskyConfig
+    from archiver_connectors.bluesky.sim.repo import build_repo
 
     fake = FakeBluesky(FakeBlueskyConfig(posts=posts, handle=BLUESKY_HANDLE))
     built = build_repo(fake.did, fake.records, rev=fake.rev)
@@ -938,7 +938,7 @@ def test_connection_refused_fails_with_its_reason_and_changes_nothing(archived_a
                                                                       platform, full):
     """The simulator is gone: its port refuses connections. In-process (the real connector
     and network, the retry waits skipped), then `archiver status` through the CLI."""
-    from archiver.jobs import Workspace, run_export
+    from archiver.sync.jobs import Workspace, run_export
     from archiver.secrets import open_secret_store
 
     archived = archived_account(platform)
@@ -1041,7 +1041,7 @@ def download_export_file(platform: str, world, folder: Path) -> Path:
 def mastodon_twin(world):
     """A FakeMastodon built like the simulator's (same seed and sizes, so the same world:
     ids, texts, media) and at its address, to say what the simulated account holds."""
-    from archiver_connectors.mastodon.fake import FakeMastodon, FakeMastodonConfig
+    from archiver_connectors.mastodon.sim.fake import FakeMastodon, FakeMastodonConfig
 
     options = world.options
     return FakeMastodon(FakeMastodonConfig(statuses=options["videos"], followers=options["followers"],
@@ -1053,7 +1053,7 @@ def mastodon_archive_of_simulated_world(world, folder: Path) -> Path:
     the API shows them (text, edits, content warnings, visibility, replies, boosts), their
     media files downloaded from the simulator, the profile and avatar. The archive names
     things by URI (https://<instance>/users/alice/statuses/<id>), the API by id."""
-    from archiver_connectors.mastodon.fake_export import FakeMastodonAccount, archive_name, write_archive
+    from archiver_connectors.mastodon.sim.export import FakeMastodonAccount, archive_name, write_archive
 
     twin = mastodon_twin(world)
     owner = twin._account_json(twin.owner_id)

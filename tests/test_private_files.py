@@ -40,7 +40,7 @@ def wide_umask(monkeypatch):
 
 
 def _cli(*args):
-    from archiver.cli import main
+    from archiver.cli.main import main
 
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
@@ -96,7 +96,7 @@ def test_report_is_private_from_its_creation(small_archive, tmp_path, wide_umask
 
 @contextmanager
 def daemon_logging(folder: Path):
-    from archiver.daemon import setup_daemon_logging
+    from archiver.ops.daemon import setup_daemon_logging
 
     setup_daemon_logging(folder, "daemon.log", stream=io.StringIO())
     root = logging.getLogger("archiver")
@@ -138,7 +138,7 @@ def test_an_old_readable_daemon_log_becomes_private(tmp_path):
 def test_launchd_log_is_created_private_before_launchd_opens_it(tmp_path, wide_umask):
     from test_service import TWO_ACCOUNTS_AND_EMAIL, make_workspace
 
-    from archiver import service
+    from archiver.ops import service
 
     archive = tmp_path / "archive"
     ws = make_workspace(archive, TWO_ACCOUNTS_AND_EMAIL.format(backend="keyring"))
@@ -147,7 +147,7 @@ def test_launchd_log_is_created_private_before_launchd_opens_it(tmp_path, wide_u
 
 
 def test_fake_server_request_log_is_private(tmp_path, wide_umask):
-    from archiver.fakeserver import log_requests
+    from archiver.sim.server import log_requests
 
     class Fake:
         def handle(self, request):

@@ -16,8 +16,8 @@ import json
 import httpx
 import pytest
 
-from archiver.imports import ExportLimits
-from archiver_connectors.mastodon.fake import FakeMastodonConfig
+from archiver.sync.imports import ExportLimits
+from archiver_connectors.mastodon.sim.fake import FakeMastodonConfig
 from test_mastodon_api import Harness, key, own_ids, ticking_writer_clock  # noqa: F401 - the fixture is used
 
 LIMIT = ExportLimits.max_json_depth

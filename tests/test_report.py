@@ -19,7 +19,7 @@ from archiver.archive import Archive
 from png_pixels import decode_png, make_png, pixels_of
 from archiver.archive.writer import ArchiveWriter, StoredFile
 from archiver.records import Comment, Membership, Person, Post, Profile, Snapshot
-from archiver.report import (LOST_COLOUR, NEW_COLOUR, POSTS_COLOUR, SERIES_COLOURS, TOP_PEOPLE_COLOUR,
+from archiver.views.report import (LOST_COLOUR, NEW_COLOUR, POSTS_COLOUR, SERIES_COLOURS, TOP_PEOPLE_COLOUR,
                              TOP_POSTS_COLOUR, write_report)
 
 NOW = "2024-05-01T12:00:00Z"
@@ -158,7 +158,7 @@ def build_archive(folder: Path) -> Archive:
          Comment("yc1", "nice", "2024-04-12T00:00:00Z", post_native_id="v1", author=fan("zed", "youtube")),
          Comment("yc2", "same ann here", "2024-04-13T00:00:00Z", post_native_id="v1", author=fan("ann", "youtube")))
     # ann on TikTok and ann on YouTube confirmed as one person: one row among the people.
-    from archiver.audience import link
+    from archiver.views.audience import link
 
     with archive.writing():
         link(archive.db, "tiktok:ann", "youtube:ann", now="2024-04-26T00:00:00Z")
@@ -245,7 +245,7 @@ def test_most_engaged_posts_count_comments_by_others_likes_and_shares(archive, p
 
 
 def test_most_engaged_people_are_the_audience_top_fans(archive, page_data):
-    from archiver.audience import top_fans
+    from archiver.views.audience import top_fans
 
     fans = top_fans(archive.db, limit=15, now=NOW)
     drawn = [(m["x"], m["value"]) for m in page_data.marks["top-people"]]
@@ -292,7 +292,7 @@ def test_an_empty_archive_says_what_to_do(tmp_path):
 
 def test_archiver_report_command_writes_the_file(archive, tmp_path):
     script = Path(sys.executable).with_name("archiver")
-    command = [str(script)] if script.exists() else [sys.executable, "-c", "from archiver.cli import main; main()"]
+    command = [str(script)] if script.exists() else [sys.executable, "-c", "from archiver.cli.main import main; main()"]
     env = {**os.environ, "ARCHIVER_SECRETS": "memory"}
     env.pop("ARCHIVER_CONFIG", None)
     done = subprocess.run([*command, "report", "--archive", str(archive.folder)],

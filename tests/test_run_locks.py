@@ -76,7 +76,7 @@ class HeldTikTok:
     ``hold`` wait until ``release()`` (``reached`` is set when the first one arrives)."""
 
     def __init__(self, *, videos: int = 3, hold: str | None = None):
-        from archiver_connectors.tiktok.fake import FakeTikTok, FakeTikTokConfig, serve
+        from archiver_connectors.tiktok.sim.fake import FakeTikTok, FakeTikTokConfig, serve
 
         self.fake = FakeTikTok(FakeTikTokConfig(videos=videos, followers=3, following=2))
         self.hold = hold
@@ -136,7 +136,7 @@ def store_tokens(state_dir: Path, fake, *, expired: bool) -> dict:
 # --------------------------------------------------------------------------- one run per account
 
 # A process that holds an account (ARCHIVE, ACCOUNT ID) until its stdin closes, as a run would.
-HOLD_ACCOUNT = ("import sys, archiver.locks as l\n"
+HOLD_ACCOUNT = ("import sys, archiver.sync.locks as l\n"
                 "with l.account_lock(sys.argv[1], sys.argv[2], doing='export'):\n"
                 "    print('held', flush=True); sys.stdin.read()")
 
@@ -210,8 +210,8 @@ def test_an_import_of_a_busy_account_is_refused_naming_the_export_that_holds_it(
 
 def test_the_daemon_defers_an_account_another_process_is_archiving_without_failing_it(tmp_path, tiktok):
     from archiver.config import AccountConfig
-    from archiver.daemon import Daemon
-    from archiver.jobs import Workspace
+    from archiver.ops.daemon import Daemon
+    from archiver.sync.jobs import Workspace
 
     world = tiktok()
     archive_dir = tmp_path / "archive"
@@ -242,8 +242,8 @@ def test_the_daemon_defers_an_account_another_process_is_archiving_without_faili
 def test_the_inbox_leaves_an_export_of_a_busy_account_for_its_next_look(tmp_path, tiktok, loopback):
     from archiver.archive import Archive
     from archiver.config import Config, InboxConfig
-    from archiver.inbox import InboxState, scan_inbox
-    from archiver.jobs import Workspace
+    from archiver.ops.inbox import InboxState, scan_inbox
+    from archiver.sync.jobs import Workspace
     from archiver.secrets import open_secret_store
 
     world = tiktok()
@@ -272,7 +272,7 @@ def test_the_inbox_leaves_an_export_of_a_busy_account_for_its_next_look(tmp_path
 
 
 def test_a_lock_left_by_a_killed_process_is_free(tmp_path):
-    from archiver.locks import account_lock
+    from archiver.sync.locks import account_lock
 
     archive_dir = tmp_path / "archive"
     holder = subprocess.Popen([sys.executable, "-c", HOLD_ACCOUNT, str(archive_dir), "tiktok:main"],
@@ -293,12 +293,12 @@ def _served_with_expired_tokens(platform: str, state: Path):
     backend's tokens.json with an access token that is no longer good."""
     requests: list[tuple[str, str]] = []
     if platform == "tiktok":
-        from archiver_connectors.tiktok.fake import FakeTikTok, FakeTikTokConfig, serve
+        from archiver_connectors.tiktok.sim.fake import FakeTikTok, FakeTikTokConfig, serve
 
         fake = FakeTikTok(FakeTikTokConfig(videos=3, followers=3, following=2))
         refresh_request = ("POST", "/v2/oauth/token/")
     else:
-        from archiver_connectors.bluesky.fake import FakeBluesky, FakeBlueskyConfig, serve
+        from archiver_connectors.bluesky.sim.fake import FakeBluesky, FakeBlueskyConfig, serve
 
         fake = FakeBluesky(FakeBlueskyConfig(posts=3, followers=3, following=2, likes=1))
         refresh_request = ("POST", "/xrpc/com.atproto.server.refreshSession")
@@ -330,7 +330,7 @@ def test_two_processes_refresh_one_rotating_token_once_and_both_go_on(tmp_path, 
     Bluesky kill a refresh token at its first use: only one of them may spend it (TikTok:
     refreshed before the first call, as the token is known to be expired; Bluesky: after
     the server refused it)."""
-    from archiver.locks import token_lock
+    from archiver.sync.locks import token_lock
     from cli_world import simulated_account_options, stored_tokens
 
     state = tmp_path / "state"
@@ -371,7 +371,7 @@ def test_a_refused_token_already_refreshed_by_another_process_is_not_refreshed_a
     """In-process view of the same promise: the record this process holds is stale (another
     process rotated it); a 401 makes it re-read the store and use the new one."""
     from archiver.secrets import open_secret_store
-    from archiver.tokens import StoredTokens
+    from archiver.net.tokens import StoredTokens
 
     spent: list[str] = []
 
@@ -471,7 +471,7 @@ def test_a_partial_file_of_a_live_run_survives_another_runs_success(tmp_path):
 
 
 def test_only_stale_partial_files_of_ended_runs_are_swept(tmp_path):
-    from archiver.run_folders import RunFolder
+    from archiver.sync.run_folders import RunFolder
 
     archive = tmp_path / "archive"
     tmp = archive / "media" / ".tmp"
@@ -505,7 +505,7 @@ def test_only_stale_partial_files_of_ended_runs_are_swept(tmp_path):
 def test_the_next_run_of_an_account_resumes_a_killed_runs_partial_download(tmp_path):
     """Each run has its own folder, yet a download cut by a killed run is resumed, not
     started over: the next run of the account takes over its partial files."""
-    from archiver.run_folders import RunFolder
+    from archiver.sync.run_folders import RunFolder
 
     body = b"\x00\x00\x00\x18ftypisom" + os.urandom(64 * 1024)
     asked: list[str | None] = []
@@ -522,7 +522,7 @@ def test_the_next_run_of_an_account_resumes_a_killed_runs_partial_download(tmp_p
     from archiver.config import AccountConfig
     from archiver.records import MediaRef, Page, Post
     from archiver.secrets import open_secret_store
-    from archiver.sync import Runner
+    from archiver.sync.runner import Runner
     from archiver_connectors.mastodon import MastodonConnector
 
     class OnePost(MastodonConnector):
@@ -553,7 +553,7 @@ def test_the_next_run_of_an_account_resumes_a_killed_runs_partial_download(tmp_p
 
 
 def test_an_import_with_files_missing_stays_open_and_a_second_import_retries_only_them(tmp_path, tiktok, loopback):
-    from archiver.jobs import Workspace, run_import
+    from archiver.sync.jobs import Workspace, run_import
 
     world = tiktok(videos=4)
     export_file = tmp_path / "TikTok_Data.zip"
@@ -577,7 +577,7 @@ def test_an_import_with_files_missing_stays_open_and_a_second_import_retries_onl
     assert first["status"] == "ok" and first["counts"].get("media_failed") == 1, first
     assert "--retry-failed" in first["message"]
     assert ws.archive.db.execute("SELECT holes FROM imports").fetchone() == (1,)
-    from archiver.status import account_status, render_status
+    from archiver.ops.status import account_status, render_status
 
     shown = render_status(account_status(ws.archive, ws.config))
     assert "incomplete: 1 file(s) of TikTok_Data.zip" in shown and "--retry-failed" in shown, shown
@@ -598,7 +598,7 @@ def test_an_import_with_files_missing_stays_open_and_a_second_import_retries_onl
 def _import_workspace(folder: Path, base_url: str):
     """An archive whose TikTok account lives on the fake at ``base_url``: the export's
     media links are on loopback, which only such an account may reach (links.py)."""
-    from archiver.jobs import Workspace
+    from archiver.sync.jobs import Workspace
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.toml").write_text(f'[accounts.main]\nplatform = "tiktok"\nbase_url = "{base_url}"\n')
@@ -608,7 +608,7 @@ def _import_workspace(folder: Path, base_url: str):
 def _media_requests(world, export_file: Path, loopback, tmp_path: Path) -> list[tuple[str, str]]:
     """The files an import of ``export_file`` downloads (found by importing it into a
     scratch archive)."""
-    from archiver.jobs import Workspace, run_import
+    from archiver.sync.jobs import Workspace, run_import
 
     world.requests.clear()
     scratch = _import_workspace(tmp_path / "scratch", world.base_url)
@@ -621,7 +621,7 @@ def test_retry_failed_retries_every_import_with_holes_from_its_file(tmp_path):
     """`archiver import --retry-failed`, the command: an import whose media failed (its
     CDN was down) is retried from the file it was imported from; a file that is gone, or
     is another file now, is named with what to do."""
-    from archiver_connectors.tiktok.fake import FakeTikTok, FakeTikTokConfig, serve
+    from archiver_connectors.tiktok.sim.fake import FakeTikTok, FakeTikTokConfig, serve
 
     fake = FakeTikTok(FakeTikTokConfig(videos=2, followers=1, following=1))
     server, _ = serve(fake)

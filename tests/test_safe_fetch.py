@@ -38,11 +38,11 @@ import pytest
 from archiver.archive import Archive
 from archiver.config import AccountConfig, ConfigError, DownloadLimits, load_config
 from archiver.connector import Connector
-from archiver.links import LinkPolicy, is_public_address
-from archiver.media import MediaError, MediaStore
-from archiver.net import ApiClient
+from archiver.net.links import LinkPolicy, is_public_address
+from archiver.archive.media import MediaError, MediaStore
+from archiver.net.client import ApiClient
 from archiver.records import MediaRef, Page, Post
-from archiver.sync import Runner
+from archiver.sync.runner import Runner
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x33" * 3000
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x44" * 3000
@@ -192,8 +192,8 @@ def test_an_export_naming_loopback_is_not_fetched_for_an_account_on_a_public_pla
     from cli_world import LoopbackOnly
 
     from archiver.config import Config
-    from archiver.jobs import Workspace, run_import
-    from archiver_connectors.tiktok.fake import FakeTikTok, FakeTikTokConfig, serve
+    from archiver.sync.jobs import Workspace, run_import
+    from archiver_connectors.tiktok.sim.fake import FakeTikTok, FakeTikTokConfig, serve
 
     fake = FakeTikTok(FakeTikTokConfig(videos=3, followers=1, following=1))
     server, _ = serve(fake)
@@ -302,9 +302,9 @@ def test_what_counts_as_a_public_address(address, public):
 def disk_guard(monkeypatch):
     """The hostile servers send without end: should a bound not hold, the test fails at
     50 MB written instead of filling the disk (and pytest-timeout stops a hang)."""
-    import archiver.media
+    import archiver.archive.media
 
-    real_write = archiver.media.write_bytes
+    real_write = archiver.archive.media.write_bytes
     written = [0]
 
     def guarded(out, chunk: bytes) -> None:
@@ -312,7 +312,7 @@ def disk_guard(monkeypatch):
         assert written[0] < 50_000_000, "a bound did not hold: 50 MB written"
         real_write(out, chunk)
 
-    monkeypatch.setattr(archiver.media, "write_bytes", guarded)
+    monkeypatch.setattr(archiver.archive.media, "write_bytes", guarded)
 
 
 def store(tmp_path: Path, **limits) -> MediaStore:
@@ -376,12 +376,12 @@ def test_one_file_may_not_take_longer_than_its_total_time(tmp_path, target, disk
 
 
 def test_a_full_disk_removes_the_partial_file_fails_the_run_and_the_next_run_works(tmp_path, target, monkeypatch):
-    import archiver.media
+    import archiver.archive.media
 
     archive = Archive(tmp_path / "archive")
     platform = lambda: Platform(base_url=f"http://127.0.0.1:{target.port}")  # noqa: E731
     urls = (target.url("/a.jpg"), target.url("/b.png"))
-    real_write = archiver.media.write_bytes
+    real_write = archiver.archive.media.write_bytes
     written: list[int] = []
 
     def disk_fills_up(out, chunk: bytes) -> None:
@@ -391,7 +391,7 @@ def test_a_full_disk_removes_the_partial_file_fails_the_run_and_the_next_run_wor
         written.append(len(chunk))
         real_write(out, chunk)
 
-    monkeypatch.setattr(archiver.media, "write_bytes", disk_fills_up)
+    monkeypatch.setattr(archiver.archive.media, "write_bytes", disk_fills_up)
     failed = run(archive, platform(), *urls)
     assert failed["status"] == "failed", failed
     assert re.fullmatch(r"disk full: \d+ MB needed in .+; nothing of the unfinished page was kept; "
@@ -400,7 +400,7 @@ def test_a_full_disk_removes_the_partial_file_fails_the_run_and_the_next_run_wor
     assert parts(archive.media_root) == [], "no partial file is left"
     assert archive.db.execute("SELECT count(*) FROM posts").fetchone()[0] == 0
 
-    monkeypatch.setattr(archiver.media, "write_bytes", real_write)   # space again
+    monkeypatch.setattr(archiver.archive.media, "write_bytes", real_write)   # space again
     again = run(archive, platform(), *urls)
     assert again["status"] == "ok" and again["counts"]["media_saved"] == 2, again
     assert [row[:2] for row in slots(archive)] == [(0, "ok"), (1, "ok")]
@@ -436,10 +436,10 @@ def test_every_spelling_of_loopback_is_refused(tmp_path, target, host):
 def test_a_full_disk_while_copying_a_file_out_of_an_export_fails_the_run_and_leaves_nothing(tmp_path, monkeypatch):
     import io
 
-    import archiver.media
+    import archiver.archive.media
 
     archive = Archive(tmp_path / "archive")
-    real_write = archiver.media.write_bytes
+    real_write = archiver.archive.media.write_bytes
 
     def no_space(out, chunk: bytes) -> None:
         real_write(out, chunk[:10])
@@ -455,11 +455,11 @@ def test_a_full_disk_while_copying_a_file_out_of_an_export_fails_the_run_and_lea
         runner = Runner(archive, Platform(), progress=lambda line: None)
         return runner.run(lambda ctx: iter([page()]), kind="import", mode="export.zip", source="export:" + "0" * 64)
 
-    monkeypatch.setattr(archiver.media, "write_bytes", no_space)
+    monkeypatch.setattr(archiver.archive.media, "write_bytes", no_space)
     failed = import_once()
     assert failed["status"] == "failed" and failed["message"].startswith("disk full: 1 MB needed in "), failed
     assert parts(archive.media_root) == [] and archive.db.execute("SELECT count(*) FROM posts").fetchone()[0] == 0
-    monkeypatch.setattr(archiver.media, "write_bytes", real_write)
+    monkeypatch.setattr(archiver.archive.media, "write_bytes", real_write)
     again = import_once()
     assert again["status"] == "ok" and again["counts"]["media_saved"] == 2, again
     archive.close()
@@ -468,7 +468,7 @@ def test_a_full_disk_while_copying_a_file_out_of_an_export_fails_the_run_and_lea
 def test_a_signed_download_link_from_a_payload_is_held_to_the_accounts_policy(tmp_path, target):
     """YouTube's Data Portability answer names the links its archive parts download from:
     for an account on the real Google (no base URL), a link to 127.0.0.1 is not fetched."""
-    from archiver.links import BlockedLink
+    from archiver.net.links import BlockedLink
     from archiver_connectors.youtube import YouTubeConnector
     from archiver_connectors.youtube.api import PortabilityApi
 

@@ -75,7 +75,7 @@ def scenario(tmp_path_factory) -> Scenario:
         archiver("export", "export", "--platform", "tiktok")
         # The official export too: its items carry signed, expiring media links. A fake
         # with the simulator's seed builds the same world and signs links it accepts.
-        from archiver_connectors.tiktok.fake import FakeTikTok, FakeTikTokConfig
+        from archiver_connectors.tiktok.sim.fake import FakeTikTok, FakeTikTokConfig
 
         twin = FakeTikTok(FakeTikTokConfig(videos=VIDEOS, followers=FOLLOWERS), base_url=simulator.base_url)
         export_file = root / "TikTok_Data.zip"

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from archiver.archive import Archive
-from archiver.serve import DATABASE, build_metadata, canned_queries
+from archiver.views.serve import DATABASE, build_metadata, canned_queries
 from png_pixels import count_pixels, make_png
 from serve_process import serving
 
@@ -287,7 +287,7 @@ def days_ago(days: float) -> str:
 
 def build_audience_archive(folder: Path) -> Archive:
     from archiver.archive.writer import ArchiveWriter, StoredFile
-    from archiver.audience import link, unlink
+    from archiver.views.audience import link, unlink
     from archiver.records import Comment, Membership, Person, Post, Profile, Snapshot
 
     archive = Archive(folder)
@@ -369,7 +369,7 @@ def test_audience_views_have_canned_queries_and_facets(tmp_path):
 
 
 def test_top_fans_query_is_the_audience_top_fans(audience_server, audience_archive):
-    from archiver.audience import top_fans
+    from archiver.views.audience import top_fans
 
     served = get_json(audience_server, f"/{DATABASE}/top_fans.json?_shape=array")
     expected = top_fans(Archive(audience_archive.folder).db, limit=100)
@@ -385,7 +385,7 @@ def test_top_fans_query_is_the_audience_top_fans(audience_server, audience_archi
 
 
 def test_this_weeks_new_and_lost_followers(audience_server, audience_archive):
-    from archiver.audience import lost_followers
+    from archiver.views.audience import lost_followers
 
     db = Archive(audience_archive.folder).db
     new = get_json(audience_server, f"/{DATABASE}/new_followers_this_week.json?_shape=array")

@@ -12,7 +12,7 @@ import re
 from archiver.archive import Archive
 from archiver.archive.writer import ArchiveWriter, StoredFile
 from archiver.records import Comment, MediaRef, Person, Post
-from archiver.serve import make_datasette
+from archiver.views.serve import make_datasette
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 

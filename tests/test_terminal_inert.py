@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from archiver.archive import Archive
 from archiver.inert import terminal_text
-from archiver.sync import Runner
+from archiver.sync.runner import Runner
 from test_audience import NOW, comment, person, snap
 from test_safe_fetch import Platform
 
@@ -35,7 +35,7 @@ ACTIVE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def cli(*args: str):
-    from archiver.cli import main
+    from archiver.cli.main import main
 
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
@@ -105,7 +105,7 @@ def test_status_errors_show_items_named_by_strangers_inert(tmp_path):
 
 
 def test_log_lines_carry_archived_text_inert():
-    from archiver.net import install_log_scrubbing
+    from archiver.net.client import install_log_scrubbing
 
     stream = io.StringIO()
     logger = logging.getLogger("archiver.test_terminal_inert")
@@ -125,7 +125,7 @@ def test_log_lines_carry_archived_text_inert():
 def test_the_progress_bar_interprets_no_markup_and_no_escapes_in_a_page_line():
     from rich.console import Console
 
-    from archiver.cli import _progress
+    from archiver.cli.main import _progress
 
     out = io.StringIO()
     console = Console(file=out, force_terminal=True, width=200, color_system=None)

@@ -1,6 +1,6 @@
 """TikTok's "Download your data" export, imported end to end into a real archive.
 
-The exports come from the fake TikTok (connectors/tiktok/fake.py), which writes both key
+The exports come from the fake TikTok (connectors/archiver_connectors/tiktok/sim/fake.py), which writes both key
 layouts of shared/platforms/tiktok.md §5. Newer exports link to the media files with
 signed, expiring links on the fake's /cdn/, so the fake is served over loopback HTTP and
 the importer really downloads them. In-process imports go through ``run_import`` with a
@@ -32,11 +32,11 @@ from archiver.connector import connector_names
 
 from archiver.archive import Archive
 from archiver.config import AccountConfig, Config
-from archiver.jobs import Workspace, run_export, run_import
+from archiver.sync.jobs import Workspace, run_export, run_import
 from archiver.records import iso_utc
 from archiver.secrets import open_secret_store
 from archiver_connectors.tiktok.api import TikTokTokens
-from archiver_connectors.tiktok.fake import FakeTikTok, FakeTikTokConfig, serve
+from archiver_connectors.tiktok.sim.fake import FakeTikTok, FakeTikTokConfig, serve
 
 ACCOUNT = "tiktok:main"
 
@@ -476,7 +476,7 @@ def test_one_bad_item_is_reported_and_skipped(tmp_path, fake, ws, loopback):
 
 def archiver_command() -> list[str]:
     script = Path(sys.executable).parent / "archiver"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "archiver.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "archiver.cli.main"]
 
 
 def run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
@@ -691,7 +691,7 @@ def test_the_user_data_json_is_read_in_a_few_passes_not_one_per_section(tmp_path
     whole (and find its layout and profile), once for posts and comments, and once for
     both lists (followers, following), however many sections it holds; it used to read it
     once per section and layout (twelve times for this one)."""
-    from archiver.imports import ExportSource
+    from archiver.sync.imports import ExportSource
 
     data = fake.export_json("new")
     expected = sections(data)
@@ -720,7 +720,7 @@ def test_the_user_data_json_is_read_in_a_few_passes_not_one_per_section(tmp_path
 def test_both_lists_share_one_pass_whatever_their_order_and_whoever_reads_them(tmp_path, read_first_list):
     """The lists are handed out in the file's order from one stream: a list the writer
     does not read (it is in the archive already) is skipped by the next one."""
-    from archiver.imports import open_export
+    from archiver.sync.imports import open_export
     from archiver_connectors.tiktok.export import export_pages
 
     following = [{"UserName": f"followed_{i}", "Date": "2024-01-02 03:04:05"} for i in range(3)]

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from archiver_connectors.tiktok.fake import (
+from archiver_connectors.tiktok.sim.fake import (
     USER_FIELDS,
     VIDEO_FIELDS,
     FakeTikTok,
@@ -708,7 +708,7 @@ def test_full_flow_over_real_loopback_http():
 def test_module_runs_as_a_server_process_and_stops_on_sigterm():
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "archiver_connectors.tiktok.fake", "--port", "0", "--videos", "3"],
+        [sys.executable, "-m", "archiver_connectors.tiktok.sim.fake", "--port", "0", "--videos", "3"],
         stdout=subprocess.PIPE, text=True, env=env)
     try:
         line = process.stdout.readline()

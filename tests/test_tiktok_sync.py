@@ -12,8 +12,8 @@ import time
 import httpx
 import pytest
 
-from archiver.sync import CancelFlag
-from archiver_connectors.tiktok.fake import FakeTikTokConfig
+from archiver.sync.runner import CancelFlag
+from archiver_connectors.tiktok.sim.fake import FakeTikTokConfig
 from tiktok_sync_harness import (
     ACCOUNT_ID, DEFAULT_SCOPES, LIST_PATH, QUERY_PATH, TOKEN_PATH, TikTokHarness, archive_snapshot,
     integrity_ok, ticking_clock)

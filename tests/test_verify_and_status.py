@@ -10,7 +10,7 @@ from archive_rows import one
 
 def _store(archive, content: bytes) -> tuple[str, str]:
     """Put a file into the media store and record it, as a download would."""
-    from archiver.media import MediaStore
+    from archiver.archive.media import MediaStore
 
     source = archive.folder / f"in-{hashlib.sha256(content).hexdigest()[:8]}.jpg"
     source.write_bytes(content)
@@ -23,7 +23,7 @@ def _store(archive, content: bytes) -> tuple[str, str]:
 
 
 def test_verify_stamps_verified_at_only_on_files_that_passed(archive):
-    from archiver.status import verify_archive
+    from archiver.ops.status import verify_archive
 
     good, _ = _store(archive, b"\xff\xd8good picture")
     damaged, damaged_path = _store(archive, b"\xff\xd8picture to be damaged")
@@ -46,7 +46,7 @@ def test_status_answers_while_another_process_holds_the_write_lock_and_writes_no
     import sqlite3
 
     from archiver.config import Config
-    from archiver.status import account_status, render_status
+    from archiver.ops.status import account_status, render_status
 
     with archive.writing() as db:
         # A run whose process is gone (pid 0 never runs a run): status shows it interrupted.

@@ -16,7 +16,7 @@ from archiver.config import AccountConfig
 from archiver.connector import Connector
 from archiver.records import Interaction, MediaRef, Page, Post, PostVersion
 from archiver.secrets import open_secret_store
-from archiver.sync import Runner
+from archiver.sync.runner import Runner
 
 ACCOUNT = "mastodon:main"
 

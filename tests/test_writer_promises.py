@@ -146,7 +146,7 @@ def test_two_export_posts_a_minute_apart_with_one_caption_stay_two(archive):
 
 def test_status_lists_the_export_posts_no_api_post_matched(archive):
     from archiver.config import Config
-    from archiver.status import account_status, render_status
+    from archiver.ops.status import account_status, render_status
 
     write(archive, "api", "2026-03-02T00:00:00Z", tiktok_api("7001", "2026-03-01T10:00:00Z", "Sunset"),
           platform="tiktok")

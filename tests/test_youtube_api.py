@@ -13,11 +13,11 @@ import pytest
 
 from archiver.archive import Archive
 from archiver.config import AccountConfig, Config
-from archiver.jobs import Workspace, run_export
+from archiver.sync.jobs import Workspace, run_export
 from archiver.secrets import open_secret_store
 from archiver_connectors.youtube import api as yt_api
 from archiver_connectors.youtube.api import YouTubeTokens
-from archiver_connectors.youtube.fake import FakeYouTube, FakeYouTubeConfig, fake_png
+from archiver_connectors.youtube.sim.fake import FakeYouTube, FakeYouTubeConfig, fake_png
 from tiktok_sync_harness import ticking_clock
 
 BASE_URL = "http://127.0.0.1:8798"   # never contacted: MockTransport answers in-process
@@ -30,7 +30,7 @@ def ticking_writer_clock(monkeypatch):
     monkeypatch.setattr("archiver.archive.writer.now_utc", ticking_clock())
     # Snapshots are dated by the connector, to the second, like every archive row.
     monkeypatch.setattr("archiver_connectors.youtube._now", ticking_clock())
-    monkeypatch.setattr("archiver.lists.now_utc", ticking_clock())
+    monkeypatch.setattr("archiver.archive.lists.now_utc", ticking_clock())
 
 
 class YouTubeHarness:
@@ -528,7 +528,7 @@ def test_a_changed_picture_is_downloaded_once_and_the_old_file_stays(tmp_path, m
 
 
 def test_a_failing_picture_host_is_one_summary_line_and_the_comments_still_land(tmp_path, monkeypatch):
-    from archiver.downloads import _AvatarProblems
+    from archiver.sync.downloads import _AvatarProblems
 
     h = YouTubeHarness(tmp_path, monkeypatch, FakeYouTubeConfig(videos=6, followers=10, comment_threads=12, seed=23))
     h.fake.picture_fault = 503
@@ -545,7 +545,7 @@ def test_a_failing_picture_host_is_one_summary_line_and_the_comments_still_land(
     assert result["counts"]["avatars_failed"] >= len(first_page_authors(h)) > _AvatarProblems.GIVE_UP_AFTER
     # A few failures on the host (each retried by the API's policy), then the rest wait
     # for the next run.
-    from archiver.net import RetryPolicy
+    from archiver.net.client import RetryPolicy
 
     assert len(picture_requests(h)) == _AvatarProblems.GIVE_UP_AFTER * RetryPolicy().attempts
     assert h.state("quota")["spent"] == api_requests(h)

@@ -13,7 +13,7 @@ import httpx
 from archiver.config import AccountConfig
 from archiver.secrets import open_secret_store
 from archiver_connectors.youtube import YouTubeConnector
-from archiver_connectors.youtube.fake import FakeYouTube, FakeYouTubeConfig, apply_fields, parse_fields
+from archiver_connectors.youtube.sim.fake import FakeYouTube, FakeYouTubeConfig, apply_fields, parse_fields
 
 BASE = "http://127.0.0.1:8797"
 
@@ -152,7 +152,7 @@ def test_auth_youtube_runs_pkce_against_the_fake_and_testing_mode_kills_refresh_
 
 
 def test_simulate_serves_over_loopback(tmp_path):
-    process = subprocess.Popen([sys.executable, "-m", "archiver_connectors.youtube.fake", "--port", "0",
+    process = subprocess.Popen([sys.executable, "-m", "archiver_connectors.youtube.sim.fake", "--port", "0",
                                 "--videos", "3", "--followers", "4", "--seed", "2"],
                                stdout=subprocess.PIPE, text=True)
     try:

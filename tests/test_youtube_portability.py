@@ -13,7 +13,7 @@ import pytest
 
 from archiver_connectors.youtube import YouTubeConnector
 from archiver_connectors.youtube.api import PORTABILITY_GROUPS, PORTABILITY_SCOPES, SCOPE
-from archiver_connectors.youtube.fake import FakeYouTubeConfig
+from archiver_connectors.youtube.sim.fake import FakeYouTubeConfig
 from test_youtube_api import BASE_URL, YouTubeHarness
 from tiktok_sync_harness import ticking_clock
 

@@ -1,12 +1,12 @@
 """Google Takeout (YouTube) imported end to end into a real archive.
 
-The exports are written by connectors/youtube/fake_takeout.py from a world that
+The exports are written by connectors/archiver_connectors/youtube/sim/takeout.py from a world that
 ``make_world`` rebuilds for the same seed, so every expectation is derived from that
 world, never hard-coded, and checked against the SQLite file and the media folder.
 
 The importer runs through the real YouTube connector, sync runner, writer and media
 store (on a network that fails the test at any request); the tests at the end go through
-``archiver.jobs.run_import`` and the real ``archiver import`` command.
+``archiver.sync.jobs.run_import`` and the real ``archiver import`` command.
 """
 
 from __future__ import annotations
@@ -28,12 +28,12 @@ from archive_rows import one, rows
 from archiver.archive import Archive
 from archiver.archive.writer import ArchiveWriter
 from archiver.config import AccountConfig, Config
-from archiver.imports import open_export
+from archiver.sync.imports import open_export
 from archiver.records import Post, iso_utc
 from archiver.secrets import open_secret_store
-from archiver.sync import Runner
+from archiver.sync.runner import Runner
 from archiver_connectors.youtube import YouTubeConnector
-from archiver_connectors.youtube.fake_takeout import (
+from archiver_connectors.youtube.sim.takeout import (
     COMMENT_COLUMNS, LOCALES, build_takeout, make_world, takeout_files, video_file_names)
 from archiver_connectors.youtube.takeout import (
     comment_text, find_takeout, match_video_files, title_key, _Upload)
@@ -442,7 +442,7 @@ def test_an_unknown_layout_is_a_clear_error_naming_the_file(tmp_path, archive):
 
 def test_takeout_is_not_mistaken_for_tiktok_or_instagram_and_vice_versa(tmp_path):
     from archiver_connectors.tiktok import TikTokConnector
-    from archiver_connectors.tiktok.fake import FakeTikTok
+    from archiver_connectors.tiktok.sim.fake import FakeTikTok
 
     [takeout_zip] = build_takeout(tmp_path / "yt", videos=2, comments=1, subscriptions=1)
     [takeout_folder] = build_takeout(tmp_path / "yt-folder", videos=1, as_zip=False)
@@ -468,7 +468,7 @@ def test_takeout_is_not_mistaken_for_tiktok_or_instagram_and_vice_versa(tmp_path
 
 
 def test_run_import_detects_the_takeout_and_a_second_import_is_skipped(tmp_path):
-    from archiver.jobs import Workspace, run_import
+    from archiver.sync.jobs import Workspace, run_import
     from archiver.secrets import open_secret_store
 
     options = dict(videos=3, comments=3, subscriptions=2, seed=12)
@@ -490,7 +490,7 @@ def test_run_import_detects_the_takeout_and_a_second_import_is_skipped(tmp_path)
 
 def archiver_command() -> list[str]:
     script = Path(sys.executable).parent / "archiver"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "archiver.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "archiver.cli.main"]
 
 
 def test_cli_imports_a_takeout_zip(tmp_path):

@@ -2,7 +2,7 @@
 
 ``TikTokHarness`` holds a stateful fake TikTok, an archive in a temporary folder, an
 in-memory secret store with tokens the fake minted, and the account config. Its runs go
-through the real ``archiver.jobs.run_export`` — connector, runner, writer, media store —
+through the real ``archiver.sync.jobs.run_export`` — connector, runner, writer, media store —
 with the network replaced by ``httpx.MockTransport`` and the waits between retries
 replaced by a recorder (instant; it moves the fake's clock forward instead, so a
 rate-limit window or a Retry-After really passes for the fake).
@@ -26,10 +26,10 @@ import httpx
 
 from archiver.archive import Archive
 from archiver.config import AccountConfig, Config
-from archiver.jobs import Workspace, run_export
+from archiver.sync.jobs import Workspace, run_export
 from archiver.secrets import open_secret_store
 from archiver_connectors.tiktok.api import TikTokTokens
-from archiver_connectors.tiktok.fake import FakeTikTok, FakeTikTokConfig
+from archiver_connectors.tiktok.sim.fake import FakeTikTok, FakeTikTokConfig
 
 BASE_URL = "http://127.0.0.1:8799"  # never contacted: MockTransport answers in-process
 ACCOUNT = "main"

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator
 
 if TYPE_CHECKING:
     from archiver.config import AccountConfig
-    from archiver.imports import ExportSource
+    from archiver.sync.imports import ExportSource
     from archiver.records import MediaRef, Page
     from archiver.secrets import SecretStore
-    from archiver.sync import SyncContext
+    from archiver.sync.runner import SyncContext
 
 ENTRY_POINT_GROUP = "archiver.connectors"
 
@@ -87,7 +87,7 @@ class Connector:
         from the rate-limit headers, a total time cap, cancellation during every wait."""
         import logging
 
-        from archiver.net import ApiClient
+        from archiver.net.client import ApiClient
 
         kwargs = {"sleep": self.sleep} if self.sleep else {}
         return ApiClient(transport=self.transport, timeout=60, cancel=self.cancel,
@@ -97,7 +97,7 @@ class Connector:
         """Where links taken from data (media, avatars, download links in a payload) may
         lead for this account: public hosts only, unless the account's own base URL is on
         loopback (a simulator), see links.py. Every client that fetches such links uses it."""
-        from archiver.links import LinkPolicy
+        from archiver.net.links import LinkPolicy
 
         return LinkPolicy.for_account(self.base_url)
 

@@ -16,7 +16,7 @@ The points (see POINTS) sit where the archive's writes become durable: just befo
 just after every write transaction commits (archive.Archive.writing), while a download is
 part-way into its ``.part`` file, and just before and after a finished file is renamed to
 its content address (media.MediaStore), and after each chunk of a big follower list
-commits (archiver.lists). "Exit hard" is ``os._exit(CRASH_EXIT_CODE)``: no
+commits (archiver.archive.lists). "Exit hard" is ``os._exit(CRASH_EXIT_CODE)``: no
 finally blocks, no atexit, no flushing, as close to SIGKILL as a process can do to itself.
 
 All three variables are read once, when this module is first imported; unset (always, outside

@@ -230,7 +230,7 @@ class Page:
     state: dict[str, Any] | None = None
     # A full listing (``--full``) names itself; posts on its pages are marked with it, and
     # its last page (``complete=True``) lets the writer tombstone posts it no longer had.
-    # Pages made by archiver.listing also say which ids the platform listed on them
+    # Pages made by archiver.sync.listing also say which ids the platform listed on them
     # (``listed``, kept whether or not each item could be archived), which items could
     # not be mapped (``unmapped``), and what the listing is of (``listing_of``: "posts",
     # or the owner's "like" / "bookmark" interactions).
@@ -287,7 +287,7 @@ class Snapshot:
 
 @dataclass
 class ListPage:
-    """One page of a follower or following list read from an API (see archiver.lists).
+    """One page of a follower or following list read from an API (see archiver.archive.lists).
 
     The writer adds ``members`` to the list staged under (account, ``kind``, ``taken_at``)
     and keeps ``cursor`` beside them in the same transaction, so a run killed half way

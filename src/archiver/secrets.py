@@ -98,7 +98,7 @@ class SecretStore:
 
     def lock_folder(self) -> Path | None:
         """Where processes sharing this store keep the lock files that serialize token
-        refreshes (archiver.locks.token_lock); None when no other process can see it."""
+        refreshes (archiver.sync.locks.token_lock); None when no other process can see it."""
         return _state_dir(None) / "locks"
 
     def _read(self, platform: str, account: str, key: str) -> str | None:

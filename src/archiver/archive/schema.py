@@ -308,7 +308,7 @@ CREATE INDEX audience_events_by_kind_time ON audience_events (kind, at, account_
 
 @migrations(name="m004_audience")
 def m004_audience(db: Database) -> None:
-    # Links between identities of one person on several platforms (archiver.audience).
+    # Links between identities of one person on several platforms (archiver.views.audience).
     # Covering indexes for the audience reports: top fans read the comments per author
     # (count, newest, recency-weighted score) without touching the table, and churn reads
     # new/lost per day and account from the events' time index alone.
@@ -487,7 +487,7 @@ CREATE TABLE unmapped_items (
 
 @migrations(name="m006_listings")
 def m006_listings(db: Database) -> None:
-    # The full listings of each account (archiver.listing): the ids the platform listed,
+    # The full listings of each account (archiver.sync.listing): the ids the platform listed,
     # kept apart from the rows that were written, so an item listed but not archived is
     # never marked deleted; and the items that could not be mapped, kept raw.
     for statement in _statements(LISTINGS):
@@ -570,7 +570,7 @@ CREATE INDEX staged_members_by_list ON staged_members (list_id)
 
 @migrations(name="m013_chunked_writes")
 def m013_chunked_writes(db: Database) -> None:
-    # A big follower list is staged and applied in chunks that each commit (archiver.lists),
+    # A big follower list is staged and applied in chunks that each commit (archiver.archive.lists),
     # so no write transaction grows with the list and a run stops at a chunk boundary.
     # Exports stage too now: one staged list per (account, kind, source), so an interrupted
     # import and an API listing of the same list do not collide; a member row names its
@@ -581,7 +581,7 @@ def m013_chunked_writes(db: Database) -> None:
 
 @migrations(name="m015_issue10_rest")
 def m015_issue10_rest(db: Database) -> None:
-    # A full listing of comments (archiver.listing, of = 'comment') covers only some posts,
+    # A full listing of comments (archiver.sync.listing, of = 'comment') covers only some posts,
     # and some only to a depth (a thread depth limit): which ones, so that its last page
     # marks deleted only comments it could have seen.
     db.execute("""CREATE TABLE listing_scope (

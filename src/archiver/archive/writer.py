@@ -1,7 +1,7 @@
 """The writer: records in, archive rows out, following the archive's rules (DESIGN.md §3).
 
 - Nothing is lost: rows are never deleted; a tombstone (``deleted_at``) is set only after
-  a complete listing (archiver.listing for posts, likes and bookmarks;
+  a complete listing (archiver.sync.listing for posts, likes and bookmarks;
   ``tombstone_comments`` for a post's comments).
 - Edits are kept: a changed caption, comment or profile moves the old version to a
   ``*_versions`` table. Counts go to a time series, written only when they change, so
@@ -578,7 +578,7 @@ class ArchiveWriter:
     # snapshots row and what the diff needs to know about the lists before it), then
     # apply it one range of person ids after the other (``_apply_range``; the people in a
     # range are touched by that range only). ``write_snapshot`` and a small staged list
-    # do it all in the caller's transaction; archiver.lists does it for a staged list one
+    # do it all in the caller's transaction; archiver.archive.lists does it for a staged list one
     # committed chunk at a time, so no transaction grows with the list.
 
     _TEMP_TABLES = ("snapshot_arrivals", "snapshot_all", "snapshot_members", "snapshot_joiner_ids",
@@ -592,7 +592,7 @@ class ArchiveWriter:
         """Store a whole follower/following list and diff it against the open intervals
         (see ``_apply_snapshot``), in the caller's transaction; the members stream into a
         temporary table in batches. (A sync run stages big lists in chunks instead:
-        archiver.lists.stage_snapshot.)"""
+        archiver.archive.lists.stage_snapshot.)"""
         conn = self.db.conn
         arrive_sql = "INSERT INTO temp.snapshot_arrivals VALUES (?,?,?,?,?,?)"
 
@@ -668,7 +668,7 @@ class ArchiveWriter:
         follows it. The ``last`` page makes the list whole and applies it as a snapshot,
         clearing its staging, all in the caller's transaction; with ``apply_up_to``, only
         a list of at most that many people (the sync runner applies a bigger one afterwards
-        in committed chunks: archiver.lists.apply_staged). Returns the snapshot's counts
+        in committed chunks: archiver.archive.lists.apply_staged). Returns the snapshot's counts
         when applied here, else None."""
         page = without_nul(page)
         staged = self.staged_list(page.kind)

@@ -1,0 +1,1 @@
+"""The simulated bluesky platform: a fake server faithful to ../shared/platforms, for tests and demos."""

@@ -1,0 +1,874 @@
+"""A stateful fake of the Instagram API with Instagram Login, faithful to
+shared/platforms/instagram.md.
+
+One ``FakeInstagram`` plays every Instagram host at one base URL:
+
+- Business Login (www.instagram.com):   GET  /oauth/authorize
+- code exchange (api.instagram.com):     POST /oauth/access_token
+- graph.instagram.com:                   GET  /access_token (short -> long-lived),
+                                         GET  /refresh_access_token,
+                                         GET  [/vNN.N]/me, /{user-id}, /me/media, /{user-id}/media,
+                                              /{media-id}, /{media-id}/children, /{media-id}/comments,
+                                              /{comment-id}, /{comment-id}/replies
+- a signed, expiring CDN:                GET  /cdn/v/<key>_n.jpg?oe=<hex>&oh=<sig> , /cdn/o1/<key>.mp4?...
+
+Use it in-process with ``httpx.MockTransport(fake.handle)``, over loopback with
+``serve(fake)``, or as a process (``archiver simulate instagram --port N``).
+
+Choices where the notes say [U], each a knob of ``FakeInstagramConfig``:
+- ``code_response``: the code exchange answers ``{"data": [{...}]}`` (Business Login) or the
+  flat ``{"access_token", "user_id": <number>}`` shape.
+- ``young_refresh_code``: the Graph error code a refresh of a token under 24 h old gets.
+- ``throttle_code`` / ``throttle_status``: which throttle error (80002 BUC, 4, 17, 32, 613)
+  and HTTP status (400, 403, 429) a request over ``rate_limit`` calls per hour gets.
+  ``estimated_time_to_regain_access`` (minutes) says when the oldest call leaves the window.
+- ``error_type``: ``OAuthException`` or ``IGApiException`` in error envelopes.
+- ``bearer_supported``: whether ``Authorization: Bearer`` works besides ``access_token=``.
+- ``account_type`` ``PERSONAL`` with ``personal_refusal`` "authorize" (the login window
+  sends the user back with an error) or "api" (tokens are issued, ``/me`` says PERSONAL and
+  every other data call is refused with code 10).
+- ``copyrighted_reels``: share of reels served without ``media_url`` (copyrighted audio);
+  ``Media["copyrighted"]`` may be set per item too.
+- Page sizes: ``limit`` default 25, at most 100; comments newest first.
+- Error envelopes go out with HTTP 400 (500 for the transient codes 1/2 of ``fail_rate``).
+
+Every data response carries ``X-App-Usage`` and ``X-Business-Use-Case-Usage`` with the
+share of ``rate_limit`` used in the rolling hour. ``paging.next`` is a full URL that holds
+the caller's ``access_token``, as Instagram's does. ``advance(seconds)`` moves the fake's
+clock (tokens, CDN links, the rate window) without sleeping.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import collections
+import datetime as _dt
+import hashlib
+import hmac
+import json
+import math
+import random
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx
+
+from archiver.sim.server import FakeClock
+
+from archiver_connectors.tiktok.sim.fake import fake_mp4, fake_png
+
+# --------------------------------------------------------------------------- constants
+
+USER_FIELDS = ("id", "user_id", "username", "name", "account_type", "profile_picture_url",
+               "followers_count", "follows_count", "media_count", "biography", "website")
+MEDIA_FIELDS = ("id", "caption", "media_type", "media_product_type", "media_url", "thumbnail_url",
+                "permalink", "timestamp", "username", "shortcode", "is_comment_enabled", "owner",
+                "alt_text", "is_shared_to_feed", "like_count", "comments_count", "total_like_count",
+                "total_comments_count", "children")
+CHILD_FIELDS = ("id", "media_type", "media_url", "thumbnail_url", "timestamp", "username", "shortcode",
+                "permalink")   # permalink is accepted, and omitted on children [C]
+COMMENT_FIELDS = ("id", "text", "timestamp", "username", "from", "like_count", "hidden", "parent_id",
+                  "media", "replies")
+SCOPES = ("instagram_business_basic", "instagram_business_manage_comments",
+          "instagram_business_manage_insights", "instagram_business_content_publish",
+          "instagram_business_manage_messages")
+THROTTLE_MESSAGES = {
+    4: "Application request limit reached",
+    17: "User request limit reached",
+    32: "Page request limit reached",
+    613: "Calls to this api have exceeded the rate limit.",
+    80002: "There have been too many calls to this Instagram account. Wait a bit and try again.",
+}
+SHORT_TTL = 3600
+LONG_TTL = 60 * 86400
+MIN_REFRESH_AGE = 86400
+CODE_TTL = 3600
+RATE_WINDOW = 3600.0
+DEFAULT_LIMIT, MAX_LIMIT = 25, 100
+WORDS = ("sunset", "roof", "timelapse", "city", "rain", "coffee", "harbour", "neon", "market",
+         "garden", "snow", "studio", "bridge", "morning", "skate", "forest")
+
+
+@dataclass
+class FakeInstagramConfig:
+    media: int = 30
+    followers: int = 50                 # only counts: the API has no follower list
+    following: int = 20
+    seed: int = 1
+    latency_ms: int = 0
+    fail_rate: float = 0.0              # share of data calls answered 500 with transient code 2
+    rate_limit: int = 4800              # calls per rolling hour before throttling
+    throttle_code: int = 80002
+    throttle_status: int = 400
+    error_type: str = "OAuthException"
+    bearer_supported: bool = True
+    account_type: str = "MEDIA_CREATOR"  # BUSINESS | MEDIA_CREATOR | PERSONAL
+    personal_refusal: str = "authorize"  # "authorize" | "api"
+    copyrighted_reels: float = 0.3
+    code_response: str = "data"          # "data" | "flat"
+    young_refresh_code: int = 190
+    media_url_ttl: int = 3 * 86400       # signed CDN links stop working after this
+    comments_max: int = 6                # top-level comments per media: 0..comments_max
+    replies_max: int = 3
+    replies_expansion_limit: int = 2     # replies{...} shows this many, then paging.next
+    client_id: str = "1000000000000001"
+    client_secret: str = "fake-client-secret"
+    granted_scopes: str = "instagram_business_basic,instagram_business_manage_comments"
+
+
+def _iso(epoch: float) -> str:
+    return _dt.datetime.fromtimestamp(epoch, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+0000")
+
+
+def parse_fields(spec: str) -> dict[str, dict | None]:
+    """``"id,caption,children{id,media_url}"`` -> ``{"id": None, "caption": None,
+    "children": {"id": None, "media_url": None}}``. Raises ValueError on bad braces."""
+    result: dict[str, dict | None] = {}
+    pos = 0
+
+    def parse(level: int) -> dict[str, dict | None]:
+        nonlocal pos
+        found: dict[str, dict | None] = {}
+        name = ""
+        while pos < len(spec):
+            char = spec[pos]
+            pos += 1
+            if char == ",":
+                if name.strip():
+                    found[name.strip()] = None
+                name = ""
+            elif char == "{":
+                found[name.strip()] = parse(level + 1)
+                name = ""
+                if pos < len(spec) and spec[pos] == ",":
+                    pos += 1
+            elif char == "}":
+                if level == 0:
+                    raise ValueError("unbalanced }")
+                if name.strip():
+                    found[name.strip()] = None
+                return found
+            else:
+                name += char
+        if level:
+            raise ValueError("unbalanced {")
+        if name.strip():
+            found[name.strip()] = None
+        return found
+
+    result = parse(0)
+    if any(not re.fullmatch(r"[a-z_]+", key) for key in result):
+        raise ValueError("bad field name")
+    return result
+
+
+class GraphError(Exception):
+    def __init__(self, code: int, message: str, subcode: int | None = None, status: int = 400,
+                 headers: dict | None = None):
+        super().__init__(message)
+        self.code, self.message, self.subcode, self.status = code, message, subcode, status
+        self.headers = headers or {}
+
+
+class FakeInstagram(FakeClock):
+    """Instagram's API as one in-memory world. Thread-safe (one lock)."""
+
+    def __init__(self, config: FakeInstagramConfig | None = None, base_url: str = "http://127.0.0.1:0"):
+        self.config = config or FakeInstagramConfig()
+        self.base_url = base_url.rstrip("/")
+        self.clock_offset = 0.0
+        self._lock = threading.RLock()
+        self._rng = random.Random(f"world:{self.config.seed}")
+        self._fault_rng = random.Random(f"faults:{self.config.seed}")
+        self._cdn_secret = f"ig-cdn-{self.config.seed}".encode()
+        self._codes: dict[str, dict] = {}
+        self._tokens: dict[str, dict] = {}   # token -> {"kind": short|long, "issued_at", "expires_at", "scopes", "revoked"}
+        self._hits: collections.deque = collections.deque()
+        self._ids = 0
+        self.log: collections.deque = collections.deque(maxlen=10_000)   # (method, path, status)
+        self.user: dict = {}
+        self.media: list[dict] = []           # newest first is how it is served; stored any order
+        self.deleted_media: list[dict] = []
+        self.fans: list[dict] = []            # people who comment: {"id", "username"}
+        self._build_world()
+
+    # ------------------------------------------------------------------ clock and ids
+
+
+    def _new_id(self, prefix: str) -> str:
+        self._ids += 1
+        return f"{prefix}{self._rng.randrange(10**9, 10**10)}{self._ids:05d}"
+
+    # ------------------------------------------------------------------ the world
+
+    def _build_world(self) -> None:
+        rng = self._rng
+        name = f"{rng.choice(WORDS)}.{rng.choice(WORDS)}{rng.randrange(100)}"
+        self.user = {
+            "id": str(rng.randrange(10**15, 10**16)),         # app-scoped
+            "user_id": "17841" + str(rng.randrange(10**11, 10**12)),
+            "username": name, "name": name.replace(".", " ").title(),
+            "account_type": self.config.account_type,
+            "biography": f"{rng.choice(WORDS).title()}s from above.",
+            "website": f"https://{name.replace('.', '')}.example",
+        }
+        self.fans = [{"id": "17841" + str(rng.randrange(10**11, 10**12)), "username": f"fan_{i:03d}_{rng.choice(WORDS)}"}
+                     for i in range(max(5, self.config.media // 2))]
+        moment = 1_714_000_000
+        for _ in range(self.config.media):
+            self.media.append(self._new_media(moment))
+            moment -= rng.randrange(3600, 4 * 86400)
+
+    def _new_media(self, timestamp: int, **overrides) -> dict:
+        rng = self._rng
+        roll = rng.random()
+        if roll < 0.35:
+            kind, product = "IMAGE", "FEED"
+        elif roll < 0.5:
+            kind, product = "VIDEO", "FEED"
+        elif roll < 0.72:
+            kind, product = "CAROUSEL_ALBUM", "FEED"
+        else:
+            kind, product = "VIDEO", "REELS"
+        media = {
+            "id": self._new_id("18"), "media_type": kind, "media_product_type": product,
+            "caption": " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 6))).capitalize()
+                       if rng.random() > 0.1 else "",
+            "timestamp": timestamp, "shortcode": base64.urlsafe_b64encode(rng.randbytes(8)).decode()[:11],
+            "like_count": rng.randrange(0, 3000), "is_comment_enabled": True,
+            "copyrighted": product == "REELS" and rng.random() < self.config.copyrighted_reels,
+            "children": [], "comments": [],
+        }
+        if kind == "CAROUSEL_ALBUM":
+            media["children"] = [{"id": self._new_id("18"), "media_type": rng.choice(("IMAGE", "IMAGE", "VIDEO"))}
+                                 for _ in range(rng.randint(2, 4))]
+        for _ in range(rng.randint(0, self.config.comments_max)):
+            self._add_comment(media, timestamp + rng.randrange(60, 86400))
+        media.update(overrides)
+        return media
+
+    def _add_comment(self, media: dict, timestamp: int, text: str | None = None, author: dict | None = None) -> dict:
+        rng = self._rng
+        fan = author or rng.choice(self.fans)
+        comment = {"id": self._new_id("179"), "text": text or f"Love the {rng.choice(WORDS)}!",
+                   "timestamp": timestamp, "from": dict(fan), "like_count": rng.randrange(0, 20),
+                   "hidden": False, "media_id": media["id"], "replies": []}
+        for n in range(rng.randint(0, self.config.replies_max) if text is None else 0):
+            self._add_reply(comment, timestamp + 60 * (n + 1))
+        media["comments"].append(comment)
+        return comment
+
+    def _add_reply(self, comment: dict, timestamp: int, text: str | None = None, author: dict | None = None) -> dict:
+        rng = self._rng
+        owner = {"id": self.user["user_id"], "username": self.user["username"]}
+        who = author or (owner if rng.random() < 0.5 else rng.choice(self.fans))
+        reply = {"id": self._new_id("179"), "text": text or f"@{comment['from']['username']} thanks!",
+                 "timestamp": timestamp, "from": dict(who), "like_count": rng.randrange(0, 5),
+                 "hidden": False, "parent_id": comment["id"], "media_id": comment["media_id"]}
+        comment["replies"].append(reply)
+        return reply
+
+    # ------------------------------------------------------------------ world changes
+
+    def find_media(self, media_id: str) -> dict:
+        for media in self.media:
+            if media["id"] == media_id:
+                return media
+        raise KeyError(media_id)
+
+    def newest_first(self) -> list[dict]:
+        return sorted(self.media, key=lambda m: (m["timestamp"], m["id"]), reverse=True)
+
+    def add_media(self, **overrides) -> dict:
+        """Publish a new media item now (newer than every other)."""
+        with self._lock:
+            newest = max((m["timestamp"] for m in self.media), default=0)
+            timestamp = overrides.pop("timestamp", max(int(self.now()), newest + 1))
+            media = self._new_media(timestamp, **overrides)
+            self.media.append(media)
+            return media
+
+    def edit_caption(self, media_id: str, caption: str) -> None:
+        with self._lock:
+            self.find_media(media_id)["caption"] = caption
+
+    def delete_media(self, media_id: str) -> None:
+        with self._lock:
+            media = self.find_media(media_id)
+            self.media.remove(media)
+            self.deleted_media.append(media)
+
+    def add_comment(self, media_id: str, text: str, author: dict | None = None) -> dict:
+        with self._lock:
+            media = self.find_media(media_id)
+            return self._add_comment(media, int(self.now()), text, author or self._rng.choice(self.fans))
+
+    def add_reply(self, comment_id: str, text: str, author: dict | None = None) -> dict:
+        with self._lock:
+            comment, _media = self._find_comment(comment_id)
+            return self._add_reply(comment, int(self.now()), text, author)
+
+    def comments_count(self, media: dict) -> int:
+        """Instagram counts replies too."""
+        return sum(1 + len(c["replies"]) for c in media["comments"])
+
+    def all_comments(self) -> list[dict]:
+        return [c for m in self.media for top in m["comments"] for c in (top, *top["replies"])]
+
+    # ------------------------------------------------------------------ tokens
+
+    def issue_tokens(self, scopes: str | None = None, *, age: float = 0.0) -> dict:
+        """Mint a long-lived token directly (what a finished `archiver auth` leaves);
+        ``age`` seconds old. Returns the ig_exchange_token JSON plus ``user_id``."""
+        with self._lock:
+            token = self._mint("long", scopes or self.config.granted_scopes, issued_at=self.now() - age)
+            return {"access_token": token, "token_type": "bearer",
+                    "expires_in": int(self._tokens[token]["expires_at"] - self.now()),
+                    "user_id": self.user["user_id"], "permissions": self._tokens[token]["scopes"]}
+
+    def _mint(self, kind: str, scopes: str, issued_at: float | None = None) -> str:
+        token = "IGAA" + secrets.token_urlsafe(40).replace("-", "Z").replace("_", "Y")
+        issued = self.now() if issued_at is None else issued_at
+        self._tokens[token] = {"kind": kind, "issued_at": issued, "scopes": scopes, "revoked": False,
+                               "expires_at": issued + (SHORT_TTL if kind == "short" else LONG_TTL)}
+        return token
+
+    def expire_tokens(self) -> None:
+        with self._lock:
+            for record in self._tokens.values():
+                record["expires_at"] = min(record["expires_at"], self.now() - 1)
+
+    def revoke_all(self) -> None:
+        with self._lock:
+            for record in self._tokens.values():
+                record["revoked"] = True
+
+    def token_info(self, token: str) -> dict | None:
+        return self._tokens.get(token)
+
+    # ------------------------------------------------------------------ CDN links
+
+    def _sign(self, path: str, expires: int) -> str:
+        return "00_" + hmac.new(self._cdn_secret, f"{path}:{expires}".encode(), hashlib.sha256).hexdigest()[:32]
+
+    def _cdn_url(self, kind: str, ident: str) -> str:
+        key = hmac.new(self._cdn_secret, f"{kind}:{ident}".encode(), hashlib.sha256).hexdigest()[:24]
+        path = f"/cdn/o1/{key}.mp4" if kind == "video" else f"/cdn/v/{key}_n.jpg"
+        expires = int(self.now()) + self.config.media_url_ttl
+        return f"{self.base_url}{path}?{urlencode({'_nc_cat': 1, 'oh': self._sign(path, expires), 'oe': format(expires, 'X')})}"
+
+    def _cdn(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        image = re.fullmatch(r"/cdn/v/([0-9a-f]{24})_n\.jpg", path)
+        video = re.fullmatch(r"/cdn/o1/([0-9a-f]{24})\.mp4", path)
+        if request.method not in ("GET", "HEAD") or not (image or video):
+            return httpx.Response(404, content=b"Not Found")
+        expires_hex, signature = request.url.params.get("oe", ""), request.url.params.get("oh", "")
+        try:
+            expires = int(expires_hex, 16)
+        except ValueError:
+            return httpx.Response(403, content=b"Bad URL hash")
+        if not hmac.compare_digest(signature, self._sign(path, expires)):
+            return httpx.Response(403, content=b"Bad URL hash")
+        if expires < self.now():
+            return httpx.Response(403, content=b"URL signature expired")
+        body, mime = (fake_png(image.group(1)), "image/png") if image else (fake_mp4(video.group(1)), "video/mp4")
+        # Resume support: a plain "bytes=N-" range.
+        match = re.fullmatch(r"bytes=(\d+)-", request.headers.get("range", "").strip())
+        if match and int(match.group(1)) < len(body):
+            start = int(match.group(1))
+            return httpx.Response(206, content=body[start:], headers={
+                "Content-Type": mime, "Content-Range": f"bytes {start}-{len(body) - 1}/{len(body)}"})
+        return httpx.Response(200, content=body, headers={"Content-Type": mime, "Accept-Ranges": "bytes"})
+
+    # ------------------------------------------------------------------ rendering
+
+    def _render_media(self, media: dict, fields: dict[str, dict | None], *, child: bool = False) -> dict:
+        out: dict = {}
+        for name, sub in fields.items():
+            if name == "id":
+                out["id"] = media["id"]
+            elif name == "media_url":
+                if not media.get("copyrighted"):
+                    kind = "video" if media["media_type"] == "VIDEO" else "image"
+                    ident = media["children"][0]["id"] if media["media_type"] == "CAROUSEL_ALBUM" else media["id"]
+                    out["media_url"] = self._cdn_url(kind, ident)
+            elif name == "thumbnail_url":
+                if media["media_type"] == "VIDEO":
+                    out["thumbnail_url"] = self._cdn_url("thumb", media["id"])
+            elif name == "permalink":
+                if not child:   # not available on carousel children [C]
+                    segment = "reel" if media.get("media_product_type") == "REELS" else "p"
+                    out["permalink"] = f"https://www.instagram.com/{segment}/{media['shortcode']}/"
+            elif name == "timestamp":
+                out["timestamp"] = _iso(media["timestamp"])
+            elif name == "caption":
+                if media.get("caption"):   # omitted when empty
+                    out["caption"] = media["caption"]
+            elif name in ("like_count", "total_like_count"):
+                out[name] = media.get("like_count", 0)
+            elif name in ("comments_count", "total_comments_count"):
+                out[name] = self.comments_count(media)
+            elif name == "username":
+                out["username"] = self.user["username"]
+            elif name == "owner":
+                out["owner"] = {"id": self.user["user_id"]}
+            elif name == "children":
+                if media["media_type"] == "CAROUSEL_ALBUM":
+                    child_fields = sub or {"id": None}
+                    out["children"] = {"data": [self._render_media({**c, "timestamp": media["timestamp"]},
+                                                                   child_fields, child=True)
+                                                for c in media["children"]]}
+            elif name == "is_shared_to_feed":
+                if media.get("media_product_type") == "REELS":
+                    out[name] = True
+            elif name == "alt_text":
+                pass
+            elif name in media:
+                out[name] = media[name]
+        return out
+
+    def _render_comment(self, comment: dict, fields: dict[str, dict | None], token: str) -> dict:
+        out: dict = {}
+        for name, sub in fields.items():
+            if name == "timestamp":
+                out[name] = _iso(comment["timestamp"])
+            elif name == "username":
+                out[name] = comment["from"]["username"]
+            elif name == "from":
+                out[name] = dict(comment["from"])
+            elif name == "media":
+                media = self.find_media(comment["media_id"])
+                out[name] = {"id": media["id"], "media_product_type": media["media_product_type"]}
+            elif name == "parent_id":
+                if comment.get("parent_id"):
+                    out[name] = comment["parent_id"]
+            elif name == "replies":
+                replies = sorted(comment.get("replies", []), key=lambda r: (r["timestamp"], r["id"]))
+                if replies:
+                    limit = self.config.replies_expansion_limit
+                    sub_fields = sub or {"id": None, "text": None, "timestamp": None}
+                    page: dict = {"data": [self._render_comment(r, sub_fields, token) for r in replies[:limit]]}
+                    if len(replies) > limit:
+                        after = self._cursor(replies[limit - 1])
+                        page["paging"] = {"cursors": {"before": self._cursor(replies[0]), "after": after},
+                                          "next": self._next_url(f"/{comment['id']}/replies", token,
+                                                                 ",".join(sub_fields), limit, after)}
+                    out[name] = page
+            elif name in comment:
+                out[name] = comment[name]
+        return out
+
+    @staticmethod
+    def _cursor(item: dict) -> str:
+        return base64.b64encode(f"QVFI:{item['timestamp']}:{item['id']}".encode()).decode().rstrip("=")
+
+    @staticmethod
+    def _uncursor(cursor: str) -> tuple[int, str]:
+        try:
+            text = base64.b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+            tag, stamp, ident = text.split(":")
+            if tag != "QVFI":
+                raise ValueError
+            return int(stamp), ident
+        except Exception:
+            raise GraphError(100, "Invalid parameter: the after/before cursor is not valid") from None
+
+    def _next_url(self, edge: str, token: str, fields: str, limit: int, after: str) -> str:
+        query = urlencode({"access_token": token, "fields": fields, "limit": limit, "after": after})
+        return f"{self.base_url}/v23.0{edge}?{query}"
+
+    def _page(self, request: httpx.Request, items: list[dict], render, edge: str, token: str,
+              newest_first: bool = True) -> dict:
+        """Keyset paging over ``items`` by (timestamp, id) with opaque cursors."""
+        q = request.url.params
+        try:
+            limit = int(q.get("limit") or DEFAULT_LIMIT)
+        except ValueError:
+            raise GraphError(100, "Invalid parameter: limit must be an integer") from None
+        if not 1 <= limit <= MAX_LIMIT:
+            raise GraphError(100, f"Invalid parameter: limit must be between 1 and {MAX_LIMIT}")
+        ordered = sorted(items, key=lambda i: (i["timestamp"], i["id"]), reverse=newest_first)
+        keys = [(i["timestamp"], i["id"]) for i in ordered]
+        start, end = 0, None
+        if q.get("after"):
+            key = self._uncursor(q["after"])
+            start = sum(1 for k in keys if (k > key if newest_first else k < key) or k == key)
+        elif q.get("before"):
+            key = self._uncursor(q["before"])
+            end = sum(1 for k in keys if (k > key if newest_first else k < key))
+            start = max(0, end - limit)
+        chunk = ordered[start:start + limit] if end is None else ordered[start:end]
+        body: dict = {"data": [render(i) for i in chunk]}
+        if chunk:
+            paging: dict = {"cursors": {"before": self._cursor(chunk[0]), "after": self._cursor(chunk[-1])}}
+            if start + len(chunk) < len(ordered):
+                paging["next"] = self._next_url(edge, token, q.get("fields", ""), limit, self._cursor(chunk[-1]))
+            if start > 0:
+                paging["previous"] = (f"{self.base_url}/v23.0{edge}?" + urlencode(
+                    {"access_token": token, "fields": q.get("fields", ""), "limit": limit,
+                     "before": self._cursor(chunk[0])}))
+            body["paging"] = paging
+        return body
+
+    # ------------------------------------------------------------------ responses
+
+    def _json(self, status: int, body: dict, headers: dict | None = None) -> httpx.Response:
+        return httpx.Response(status, headers={"Content-Type": "application/json", **(headers or {})},
+                              content=json.dumps(body).encode())
+
+    def _error(self, error: GraphError, headers: dict | None = None) -> httpx.Response:
+        envelope = {"message": error.message, "type": self.config.error_type, "code": error.code,
+                    "fbtrace_id": secrets.token_urlsafe(12)}
+        if error.subcode is not None:
+            envelope["error_subcode"] = error.subcode
+        if error.code in (1, 2):
+            envelope["is_transient"] = True
+        return self._json(error.status, {"error": envelope}, {**(headers or {}), **error.headers})
+
+    @staticmethod
+    def _html(status: int, text: str) -> httpx.Response:
+        return httpx.Response(status, headers={"Content-Type": "text/html; charset=utf-8"},
+                              content=f"<html><body><p>{text}</p></body></html>".encode())
+
+    def _usage_headers(self) -> dict[str, str]:
+        now = self.now()
+        while self._hits and self._hits[0] <= now - RATE_WINDOW:
+            self._hits.popleft()
+        percent = int(100 * len(self._hits) / max(1, self.config.rate_limit))
+        regain = 0
+        if len(self._hits) >= self.config.rate_limit and self._hits:
+            regain = max(1, math.ceil((self._hits[0] + RATE_WINDOW - now) / 60))
+        business = {self.user["user_id"]: [{"type": "instagram", "call_count": percent, "total_cputime": percent // 2,
+                                            "total_time": percent // 2, "estimated_time_to_regain_access": regain}]}
+        return {"X-App-Usage": json.dumps({"call_count": percent, "total_time": percent // 2,
+                                           "total_cputime": percent // 2}),
+                "X-Business-Use-Case-Usage": json.dumps(business)}
+
+    # ------------------------------------------------------------------ dispatch
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        """Answer one request; usable as ``httpx.MockTransport(fake.handle)``."""
+        if self.config.latency_ms:
+            time.sleep(self.config.latency_ms / 1000)
+        with self._lock:
+            try:
+                response = self._dispatch(request)
+            except GraphError as error:
+                response = self._error(error)
+            self.log.append((request.method, request.url.path, response.status_code))
+            return response
+
+    def _dispatch(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path.startswith("/cdn/"):
+            return self._cdn(request)
+        if path == "/oauth/authorize":
+            return self._authorize(request)
+        if path == "/oauth/access_token":
+            return self._exchange_code(request)
+        path = re.sub(r"^/v\d+\.\d+(?=/)", "", path)   # unversioned paths use the default version
+        if path == "/access_token":
+            return self._long_lived(request)
+        if path == "/refresh_access_token":
+            return self._refresh(request)
+        if request.method != "GET":
+            raise GraphError(100, "Unsupported post request.")
+        return self._data(request, path)
+
+    # ------------------------------------------------------------------ OAuth
+
+    def _authorize(self, request: httpx.Request) -> httpx.Response:
+        q = request.url.params
+        if q.get("client_id") != self.config.client_id:
+            return self._html(400, "Invalid app ID")
+        if q.get("response_type") != "code":
+            return self._html(400, "response_type must be code")
+        redirect_uri = q.get("redirect_uri") or ""
+        parts = urlsplit(redirect_uri)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return self._html(400, "Invalid redirect_uri")
+        requested = [s for s in re.split(r"[,\s]+", q.get("scope") or "") if s]
+        if not requested or any(s not in SCOPES for s in requested):
+            return self._html(400, "Invalid scope")
+        state = {"state": q["state"]} if q.get("state") else {}
+        if self.config.account_type == "PERSONAL" and self.config.personal_refusal == "authorize":
+            query = {"error": "access_denied", "error_reason": "user_denied",
+                     "error_description": "This Instagram account is not a professional account.", **state}
+            return httpx.Response(302, headers={"Location": f"{redirect_uri}?{urlencode(query)}"})
+        allowed = set(self.config.granted_scopes.split(","))
+        granted = [s for s in requested if s in allowed]
+        code = "AQB" + secrets.token_urlsafe(60)
+        self._codes[code] = {"redirect_uri": redirect_uri, "scopes": ",".join(granted), "used": False,
+                             "expires_at": self.now() + CODE_TTL}
+        # Meta appends "#_" to the redirect: not part of the code.
+        return httpx.Response(302, headers={"Location": f"{redirect_uri}?{urlencode({'code': code, **state})}#_"})
+
+    def _oauth_error(self, message: str, code: int = 400) -> httpx.Response:
+        return self._json(400, {"error_type": "OAuthException", "code": code, "error_message": message})
+
+    def _exchange_code(self, request: httpx.Request) -> httpx.Response:
+        if request.method != "POST":
+            return self._oauth_error("Unsupported method; use POST")
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/x-www-form-urlencoded":
+            return self._oauth_error("Missing required parameter: client_id")
+        form = {k: v[0] for k, v in parse_qs(request.content.decode("utf-8", "replace"), keep_blank_values=True).items()}
+        if (form.get("client_id") != self.config.client_id
+                or not hmac.compare_digest(form.get("client_secret", ""), self.config.client_secret)):
+            return self._oauth_error("Invalid Client Secret")
+        if form.get("grant_type") != "authorization_code":
+            return self._oauth_error("Invalid grant_type")
+        code = self._codes.get(form.get("code", ""))
+        if code is None or code["used"] or code["expires_at"] <= self.now():
+            return self._oauth_error("This authorization code has been used or has expired")
+        if form.get("redirect_uri") != code["redirect_uri"]:
+            return self._oauth_error("Error validating verification code. Please make sure your redirect_uri is "
+                                     "identical to the one you used in the OAuth dialog request")
+        code["used"] = True
+        token = self._mint("short", code["scopes"])
+        if self.config.code_response == "flat":
+            return self._json(200, {"access_token": token, "user_id": int(self.user["user_id"])})
+        return self._json(200, {"data": [{"access_token": token, "user_id": self.user["user_id"],
+                                          "permissions": code["scopes"]}]})
+
+    def _token_record(self, token: str) -> dict:
+        record = self._tokens.get(token)
+        if record is None:
+            raise GraphError(190, "Invalid OAuth access token - Cannot parse access token", 467)
+        if record["revoked"]:
+            raise GraphError(190, "Error validating access token: The user has not authorized application.", 460)
+        if record["expires_at"] <= self.now():
+            stamp = _dt.datetime.fromtimestamp(record["expires_at"], _dt.timezone.utc).strftime("%A, %d-%b-%y %H:%M:%S UTC")
+            raise GraphError(190, f"Error validating access token: Session has expired on {stamp}.", 463)
+        return record
+
+    def _long_lived(self, request: httpx.Request) -> httpx.Response:
+        q = request.url.params
+        if request.method != "GET":
+            raise GraphError(100, "Unsupported post request.")
+        if q.get("grant_type") != "ig_exchange_token":
+            raise GraphError(100, "Invalid parameter: grant_type must be ig_exchange_token")
+        if not hmac.compare_digest(q.get("client_secret", ""), self.config.client_secret):
+            raise GraphError(101, "Error validating client secret.")
+        record = self._token_record(q.get("access_token", ""))
+        if record["kind"] != "short":
+            raise GraphError(100, "Invalid parameter: access_token must be a short-lived token")
+        token = self._mint("long", record["scopes"])
+        return self._json(200, {"access_token": token, "token_type": "bearer",
+                                "expires_in": int(self._tokens[token]["expires_at"] - self.now())})
+
+    def _refresh(self, request: httpx.Request) -> httpx.Response:
+        q = request.url.params
+        if q.get("grant_type") != "ig_refresh_token":
+            raise GraphError(100, "Invalid parameter: grant_type must be ig_refresh_token")
+        record = self._token_record(q.get("access_token", ""))
+        if record["kind"] != "long":
+            raise GraphError(190, "Only a long-lived token can be refreshed")
+        if self.now() - record["issued_at"] < MIN_REFRESH_AGE:
+            raise GraphError(self.config.young_refresh_code, "The access token must be at least 24 hours old to be refreshed")
+        if "instagram_business_basic" not in record["scopes"].split(","):
+            raise GraphError(10, "(#10) Application does not have permission for this action")
+        token = self._mint("long", record["scopes"])
+        return self._json(200, {"access_token": token, "token_type": "bearer",
+                                "expires_in": int(self._tokens[token]["expires_at"] - self.now())})
+
+    # ------------------------------------------------------------------ data
+
+    def _caller_token(self, request: httpx.Request) -> str:
+        token = request.url.params.get("access_token")
+        header = request.headers.get("authorization", "")
+        if not token and self.config.bearer_supported and header.startswith("Bearer "):
+            token = header[len("Bearer "):].strip()
+        if not token:
+            raise GraphError(190, "An active access token must be used to query information about the current user.")
+        return token
+
+    def _data(self, request: httpx.Request, path: str) -> httpx.Response:
+        token = self._caller_token(request)
+        record = self._token_record(token)
+        headers = self._usage_headers()
+        if len(self._hits) >= self.config.rate_limit:
+            code = self.config.throttle_code
+            raise GraphError(code, THROTTLE_MESSAGES.get(code, "Rate limit reached"),
+                             status=self.config.throttle_status, headers=headers)
+        self._hits.append(self.now())
+        headers = self._usage_headers()
+        if self.config.fail_rate and self._fault_rng.random() < self.config.fail_rate:
+            raise GraphError(2, "An unexpected error has occurred. Please retry your request later.", status=500,
+                             headers=headers)
+        scopes = set(record["scopes"].split(","))
+        try:
+            fields = parse_fields(request.url.params.get("fields", ""))
+        except ValueError:
+            raise GraphError(100, "Syntax error: the fields parameter is malformed") from None
+        body = self._route(request, path, fields, scopes, token)
+        return self._json(200, body, headers)
+
+    def _route(self, request, path: str, fields: dict, scopes: set[str], token: str) -> dict:
+        user_id = self.user["user_id"]
+        parts = [p for p in path.split("/") if p]
+        personal = self.config.account_type == "PERSONAL"
+        if "instagram_business_basic" not in scopes:
+            raise GraphError(10, "(#10) Application does not have permission for this action")
+        if len(parts) == 1 and parts[0] in ("me", user_id):
+            if personal:
+                return {"id": self.user["id"], "username": self.user["username"], "account_type": "PERSONAL"}
+            self._check_fields(fields, USER_FIELDS, "User")
+            return self._render_user(fields or {"id": None})
+        if personal:
+            raise GraphError(10, "(#10) Application does not have permission for this action")
+        if parts == ["me", "media"] or parts == [user_id, "media"]:
+            self._check_fields(fields, MEDIA_FIELDS, "IGMedia")
+            wanted = fields or {"id": None}
+            return self._page(request, self.media, lambda m: self._render_media(m, wanted), f"/{user_id}/media", token)
+        if len(parts) in (1, 2):
+            for media in self.media:
+                if media["id"] == parts[0]:
+                    return self._media_route(request, media, parts[1:], fields, scopes, token)
+            comment = self._find_comment(parts[0], missing_ok=True)
+            if comment is not None:
+                return self._comment_route(request, comment[0], parts[1:], fields, scopes, token)
+            for media in self.media:
+                for child in media["children"]:
+                    if child["id"] == parts[0] and len(parts) == 1:
+                        self._check_fields(fields, CHILD_FIELDS, "IGMedia")
+                        return self._render_media({**child, "timestamp": media["timestamp"]},
+                                                  fields or {"id": None}, child=True)
+        raise GraphError(100, f"Unsupported get request. Object with ID '{parts[0] if parts else ''}' does not "
+                              "exist, cannot be loaded due to missing permissions, or does not support this operation")
+
+    def _media_route(self, request, media, rest, fields, scopes, token) -> dict:
+        if not rest:
+            self._check_fields(fields, MEDIA_FIELDS, "IGMedia")
+            return self._render_media(media, fields or {"id": None})
+        if rest == ["children"]:
+            self._check_fields(fields, CHILD_FIELDS, "IGMedia")
+            wanted = fields or {"id": None}
+            kids = [{**c, "timestamp": media["timestamp"] + n} for n, c in enumerate(media["children"])]
+            return self._page(request, kids, lambda c: self._render_media(c, wanted, child=True),
+                              f"/{media['id']}/children", token, newest_first=False)
+        if rest == ["comments"]:
+            self._comments_allowed(fields, scopes)
+            wanted = fields or {"id": None, "text": None, "timestamp": None}
+            return self._page(request, media["comments"], lambda c: self._render_comment(c, wanted, token),
+                              f"/{media['id']}/comments", token)
+        raise GraphError(100, "Unknown edge")
+
+    def _comment_route(self, request, comment, rest, fields, scopes, token) -> dict:
+        self._comments_allowed(fields, scopes)
+        wanted = fields or {"id": None, "text": None, "timestamp": None}
+        if not rest:
+            return self._render_comment(comment, wanted, token)
+        if rest == ["replies"]:
+            return self._page(request, comment.get("replies", []), lambda r: self._render_comment(r, wanted, token),
+                              f"/{comment['id']}/replies", token, newest_first=False)
+        raise GraphError(100, "Unknown edge")
+
+    def _comments_allowed(self, fields: dict, scopes: set[str]) -> None:
+        self._check_fields(fields, COMMENT_FIELDS, "IGComment")
+        for sub in fields.values():
+            if sub:
+                self._check_fields(sub, COMMENT_FIELDS, "IGComment")
+        if "instagram_business_manage_comments" not in scopes:
+            raise GraphError(10, "(#10) Application does not have permission for this action")
+
+    @staticmethod
+    def _check_fields(fields: dict, allowed: tuple[str, ...], node: str) -> None:
+        for name, sub in fields.items():
+            if name not in allowed:
+                raise GraphError(100, f"(#100) Tried accessing nonexisting field ({name}) on node type ({node})")
+            if sub and name == "children":
+                FakeInstagram._check_fields(sub, CHILD_FIELDS, node)
+
+    def _find_comment(self, comment_id: str, missing_ok: bool = False):
+        for media in self.media:
+            for top in media["comments"]:
+                if top["id"] == comment_id:
+                    return top, media
+                for reply in top["replies"]:
+                    if reply["id"] == comment_id:
+                        return reply, media
+        if missing_ok:
+            return None
+        raise KeyError(comment_id)
+
+    def _render_user(self, fields: dict) -> dict:
+        full = {**{k: self.user[k] for k in ("id", "user_id", "username", "name", "account_type", "biography", "website")},
+                "profile_picture_url": self._cdn_url("avatar", self.user["user_id"]),
+                "followers_count": self.config.followers, "follows_count": self.config.following,
+                "media_count": len(self.media)}
+        return {name: full[name] for name in fields}
+
+
+# --------------------------------------------------------------------------- real HTTP
+
+
+def serve(fake: FakeInstagram, host: str = "127.0.0.1", port: int = 0):
+    """Serve ``fake`` over real HTTP in a daemon thread; returns ``(server, thread)``.
+    Stop with ``server.shutdown(); server.server_close()``."""
+    from archiver.sim.server import serve_fake
+
+    return serve_fake(fake, host, port, name="fake-instagram", crash_response=lambda error: httpx.Response(
+        500, json={"error": {"message": f"fake crashed: {type(error).__name__}", "type": "OAuthException", "code": 1}}))
+
+
+def write_matching_export(fake: FakeInstagram, path: str) -> Path:
+    """The account's "Download your information" export as Meta would build it now: the
+    fake's posts and reels (same seconds, captions and kinds, so each merges with its API
+    row), followers and following lists, and the owner's own comments."""
+    from archiver_connectors.instagram.sim.export import _post, make_account, write_export
+
+    mirror = [(m["timestamp"], m["caption"] or None,
+               "REELS" if m["media_product_type"] == "REELS" else m["media_type"]) for m in fake.media]
+    account = make_account(followers=fake.config.followers, following=fake.config.following,
+                           seed=fake.config.seed, mirror=mirror)
+    # Stories the API no longer lists (they expired after 24 hours): only the export has them.
+    oldest = min((m["timestamp"] for m in fake.media), default=1_700_000_000)
+    account.posts += [_post(oldest - 3_600 * (i + 1), None, "story") for i in range(2)]
+    return write_export(account, Path(path).expanduser())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``archiver simulate instagram --port N ...``: serve until SIGTERM/SIGINT."""
+    parser = argparse.ArgumentParser(prog="archiver_connectors.instagram.sim.fake",
+                                     description="Serve a fake of the Instagram API with Instagram Login.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--media", "--videos", dest="media", type=int, default=30)
+    parser.add_argument("--followers", type=int, default=50)
+    parser.add_argument("--following", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--latency-ms", type=int, default=0)
+    parser.add_argument("--fail-rate", type=float, default=0.0)
+    parser.add_argument("--rate-limit", type=int, default=4800, help="calls per rolling hour")
+    parser.add_argument("--throttle-code", type=int, default=80002)
+    parser.add_argument("--account-type", default="MEDIA_CREATOR", choices=("BUSINESS", "MEDIA_CREATOR", "PERSONAL"))
+    parser.add_argument("--client-id", default=FakeInstagramConfig.client_id)
+    parser.add_argument("--client-secret", default=FakeInstagramConfig.client_secret)
+    parser.add_argument("--write-export", metavar="PATH",
+                        help="also write this account's \"Download your information\" export (a .zip, or a "
+                             "folder) with the same posts, to try `archiver import` on")
+    args = parser.parse_args(argv)
+    config = FakeInstagramConfig(
+        media=args.media, followers=args.followers, following=args.following, seed=args.seed,
+        latency_ms=args.latency_ms, fail_rate=args.fail_rate, rate_limit=args.rate_limit,
+        throttle_code=args.throttle_code, account_type=args.account_type,
+        client_id=args.client_id, client_secret=args.client_secret)
+    fake = FakeInstagram(config)
+    if args.write_export:
+        print(f"wrote the account's export to {write_matching_export(fake, args.write_export)}", flush=True)
+    server, _thread = serve(fake, args.host, args.port)
+    from archiver.sim.server import serve_until_signalled
+
+    serve_until_signalled(server, fake)
+
+
+if __name__ == "__main__":
+    main()

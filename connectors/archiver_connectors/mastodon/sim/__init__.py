@@ -1,0 +1,1 @@
+"""The simulated mastodon platform: a fake server faithful to ../shared/platforms, for tests and demos."""

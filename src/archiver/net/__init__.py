@@ -1,0 +1,1 @@
+"""Talking to platforms: the HTTP client, retries and pacing, link checks, OAuth and tokens."""

@@ -1,0 +1,261 @@
+"""The jobs every front end shares (CLI, demo, daemon): export an account through its
+API, import an official export file. The CLI only parses options and prints."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from archiver.archive import Archive
+from archiver.config import AccountConfig, Config, ConfigError
+from archiver.connector import get_connector, installed_connectors
+
+log = logging.getLogger("archiver")
+
+
+@dataclass
+class Workspace:
+    """An archive folder, its config and its secret store."""
+
+    archive: Archive
+    config: Config
+    _secrets: object = None
+
+    @property
+    def secrets(self):
+        """Opened on first use: status, serve, verify and most imports need no secrets, and
+        a headless machine without a keyring must still be able to run them."""
+        if self._secrets is None:
+            from archiver.secrets import open_secret_store
+
+            self._secrets = open_secret_store(os.environ.get("ARCHIVER_SECRETS") or self.config.secrets_backend)
+        return self._secrets
+
+    @classmethod
+    def open(cls, archive_dir: Path, config_path: Path | None = None, *, require_config: bool = False,
+             secrets=None) -> "Workspace":
+        from archiver.config import CONFIG_NAME, load_config
+
+        path = config_path or (Path(os.environ["ARCHIVER_CONFIG"]) if os.environ.get("ARCHIVER_CONFIG") else None)
+        path = path or archive_dir / CONFIG_NAME
+        if path.exists() or require_config or config_path:
+            config = load_config(path, installed_connectors())
+        else:
+            config = Config(path=None)
+        return cls(Archive(archive_dir), config, secrets)
+
+    def accounts(self, platform: str | None, name: str | None) -> list[AccountConfig]:
+        if platform is not None:
+            get_connector(platform)  # unknown platform: error listing the installed ones
+        found = self.config.find_accounts(platform, name)
+        if not found:
+            where = self.config.path or (self.archive.folder / "config.toml")
+            raise ConfigError(
+                f"{where}: no {platform or ''} account configured. Add one, e.g.\n\n"
+                f"[accounts.main]\nplatform = \"{platform or 'tiktok'}\"\n\n(`archiver init` writes a commented example.)")
+        return [a for a in found if a.enabled]
+
+
+class _SecretsOnDemand:
+    """The workspace's SecretStore, opened at its first use."""
+
+    def __init__(self, ws: Workspace):
+        self._ws = ws
+
+    def __getattr__(self, name):
+        return getattr(self._ws.secrets, name)
+
+
+def run_export(ws: Workspace, account: AccountConfig, *, full: bool = False, cancel=lambda: False,
+               progress: Callable[[str], None] | None = None, transport=None,
+               sleep: Callable[[float], None] | None = None, wait: float = 0) -> dict:
+    """Export one account through its API. ``transport`` and ``sleep`` replace the
+    network and the waits between retries (tests: a fake platform, instant sleeps).
+    ``wait``: seconds to wait for another run of the account to end; raises
+    locks.AccountBusy when it does not (see Runner.run)."""
+    from archiver.sync.runner import Runner
+
+    connector = get_connector(account.platform)(account, ws.secrets, transport=transport, sleep=sleep,
+                                                cancel=cancel)
+    try:
+        runner = Runner(ws.archive, connector, progress=progress, limits=ws.config.downloads)
+        return runner.run(connector.pages, kind="export", mode="full" if full else "incremental",
+                          full=full, cancel=cancel, wait=wait)
+    finally:
+        connector.close()
+
+
+def detect_platform(source) -> str:
+    """Which installed connector recognizes this export file's content.
+
+    When none does, the real reason comes first: a file inside that could not be read
+    (not UTF-8, a NUL byte, nested too deep, malformed: the connectors looked and could not
+    tell), or entries refused for safety (a link standing for a data file), before
+    "not an export file archiver knows"."""
+    from archiver.sync.imports import ExportFileError
+
+    matches = [name for name, cls in installed_connectors().items() if cls.detect_export(source)]
+    if not matches:
+        _raise_read_problem(source, "archiver could not tell which platform's export it is")
+        refused = getattr(source, "warnings", [])
+        if refused:
+            listed = "".join(f"\n  {w}" for w in refused[:10])
+            more = f"\n  … and {len(refused) - 10} more" if len(refused) > 10 else ""
+            raise ExportFileError(
+                f"{source.path}: no file archiver can import is left in it once the entries refused for "
+                f"safety are skipped:{listed}{more}\nArchiver never follows a link inside an export, nor "
+                "writes outside it: if the platform's data file is among these (a link, say), replace it by "
+                "the file itself, or import the export file as you downloaded it.", path=source.path)
+        raise ExportFileError(
+            f"{source.path}: not an export file archiver knows (installed connectors: "
+            f"{', '.join(sorted(installed_connectors()))}). If you know which platform it is from, "
+            f"run `archiver import PLATFORM PATH`.")
+    if len(matches) > 1:
+        raise ExportFileError(
+            f"{source.path}: looks like an export of several platforms ({', '.join(matches)}); "
+            "name the one with `archiver import PLATFORM PATH`.")
+    return matches[0]
+
+
+def _raise_read_problem(source, consequence: str) -> None:
+    """The first file of ``source`` the connectors could not read (not UTF-8, a NUL byte,
+    nested too deep, malformed), as the error, when there is one."""
+    from archiver.sync.imports import ExportFileError
+
+    problems = getattr(source, "read_problems", [])
+    if problems:
+        first = problems[0]
+        raise ExportFileError(f"{first} Because of this, {consequence}.", path=first.path, entry=first.entry)
+
+
+def import_account(ws: Workspace, platform: str, name: str | None) -> AccountConfig:
+    """The account an export belongs to: the one configured for that platform, the one
+    named, or a "main" account when none is configured (an import needs no API access)."""
+    found = ws.config.find_accounts(platform, name)
+    if len(found) == 1:
+        return found[0]
+    if len(found) > 1:
+        names = ", ".join(a.name for a in found)
+        raise ConfigError(f"several {platform} accounts are configured ({names}): pick one with --account NAME.")
+    return AccountConfig(name=name or "main", platform=platform)
+
+
+def run_import(ws: Workspace, path: Path, *, platform: str | None = None, account_name: str | None = None,
+               cancel=lambda: False, progress: Callable[[str], None] | None = None, transport=None,
+               wait: float = 0, account: AccountConfig | None = None, expect_sha256: str | None = None) -> dict:
+    """Import one export file. The same export is imported once per account: the same file
+    (by sha256), or the same content in another wrapper (by fingerprint: the zip, then the
+    folder or JSON file it was unzipped to). When media of it could not be stored
+    (``holes`` in ``imports``), importing it again retries only those files. ``wait``: as
+    run_export. ``account``: the account it belongs to, when known (a retry).
+    ``expect_sha256``: the file must still be that one (a retry from where it was)."""
+    from archiver.sync.imports import open_export
+    from archiver.sync.locks import account_lock
+
+    # A compressed tar is unpacked once into the archive's folder (not /tmp, often in RAM).
+    with open_export(path, spill_dir=ws.archive.create().folder) as source:
+        if expect_sha256 and source.sha256 != expect_sha256:
+            from archiver.sync.imports import ExportFileError
+
+            raise ExportFileError(f"{path}: this is no longer the file imported from there (its content changed); "
+                                  "import the original export file again by its path to retry its missing files")
+        if platform is None:
+            platform = detect_platform(source)
+        else:
+            cls = get_connector(platform)
+            if not cls.detect_export(source):
+                from archiver.sync.imports import ExportFileError
+
+                _raise_read_problem(source, f"archiver could not read it as a {cls.title} export")
+
+                raise ExportFileError(f"{path}: this does not look like a {cls.title} export "
+                                      "(no file of its known layouts inside).")
+        account = account or import_account(ws, platform, account_name)
+        # Held from the "already imported?" check to the record of this import, so two
+        # imports of one file (the inbox and a hand-typed command) cannot both run it.
+        with account_lock(ws.archive.folder, account.account_id, wait=wait, cancel=cancel,
+                          doing=f"import of {Path(path).name}"):
+            result = _import_locked(ws, Path(path), source, account, platform, cancel=cancel, progress=progress,
+                                    transport=transport)
+        result.update(account=account.account_id, platform=platform)
+        return result
+
+
+def _import_locked(ws: Workspace, path: Path, source, account: AccountConfig, platform: str, *, cancel,
+                   progress, transport) -> dict:
+    from archiver.records import now_utc
+    from archiver.sync.runner import Runner, only_holes
+
+    db = ws.archive.db
+    seen = db.execute("SELECT imported_at, file_name, holes, sha256 FROM imports WHERE account_id=? "
+                      "AND (sha256=? OR fingerprint=?) ORDER BY sha256=? DESC LIMIT 1",
+                      [account.account_id, source.sha256, source.fingerprint, source.sha256]).fetchone()
+    if seen and not seen[2]:
+        as_what = "" if seen[1] == path.name else f" as {seen[1]!r} (the same content)"
+        return {"status": "skipped", "message": f"already imported on {seen[0]}{as_what}; nothing to do",
+                "counts": {}, "errors": []}
+    # An import reads no secret: the store opens only if a connector asks for one, so a
+    # headless machine without a keyring (or the daemon's inbox) can still import.
+    connector = get_connector(platform)(account, _SecretsOnDemand(ws), transport=transport, cancel=cancel)
+    try:
+        runner = Runner(ws.archive, connector, progress=progress, limits=ws.config.downloads)
+        if seen:   # imported before with holes: only the files still missing are tried again
+            pages = lambda ctx: only_holes(connector.import_pages(source, ctx), ctx)  # noqa: E731
+            mode = f"{path.name} (files missing from the import of {seen[0]})"
+        else:
+            pages, mode = (lambda ctx: connector.import_pages(source, ctx)), path.name
+        # One export, one provenance: a retry through another wrapper of the same content
+        # (the zip, then its unzipped folder) writes under the first one's.
+        provenance = f"export:{seen[3] if seen else source.sha256}"
+        result = runner.run(pages, kind="import", mode=mode, cancel=cancel, source=provenance)
+    finally:
+        connector.close()
+    warnings = [{"item": path.name, "error": w} for w in getattr(source, "warnings", [])]
+    if warnings:  # entries the safe opener refused: kept in the run record for `status`
+        result["errors"] = warnings + result["errors"]
+        with ws.archive.writing():
+            db.execute("UPDATE runs SET errors=? WHERE run_id=?",
+                       [json.dumps(result["errors"][:500]), result["run_id"]])
+    if result["status"] == "ok":
+        # Files that could not be stored (a disk error, a file the export lacks …) keep the
+        # import open: importing the file again, or `archiver import --retry-failed`, tries
+        # them again instead of saying "already imported".
+        counts = result["counts"]
+        # Files no retry of this file can bring (not in it; its links expired) keep nothing open.
+        holes = (counts.get("media_failed", 0) - counts.get("media_not_in_export", 0)
+                 - counts.get("media_expired", 0))
+        with ws.archive.writing():
+            if seen:   # the holes of that earlier import, retried: what is still missing
+                db.execute("UPDATE imports SET holes=?, run_id=?, path=? WHERE sha256=? AND account_id=?",
+                           [holes, result["run_id"], str(path.absolute()), seen[3], account.account_id])
+            else:
+                db.execute(
+                    "INSERT INTO imports (sha256, account_id, file_name, imported_at, run_id, fingerprint, path, holes) "
+                    "VALUES (?,?,?,?,?,?,?,?)",
+                    [source.sha256, account.account_id, path.name, now_utc(), result["run_id"], source.fingerprint,
+                     str(path.absolute()), holes])
+        if holes:
+            result["message"] = (f"{holes} file(s) could not be stored; `archiver import --retry-failed` "
+                                 "(or importing this file again) tries only those again")
+    from archiver.sync.imports import not_read_note
+
+    unread = source.not_read()
+    if unread and result["status"] in ("ok", "failed"):
+        # Nothing of an export is dropped without a word: what this version did not read.
+        result["not_read"] = unread
+        result["message"] = "; ".join(filter(None, [result.get("message"), not_read_note(unread)]))
+        with ws.archive.writing():
+            db.execute("UPDATE runs SET message=? WHERE run_id=?", [result["message"], result["run_id"]])
+    return result
+
+
+def imports_with_holes(ws: Workspace) -> list[dict]:
+    """Earlier imports with files still missing: sha256, account, file name, path, holes."""
+    rows = ws.archive.db.execute(
+        "SELECT sha256, account_id, file_name, path, holes, imported_at FROM imports WHERE holes > 0 "
+        "ORDER BY imported_at").fetchall()
+    return [dict(zip(("sha256", "account_id", "file_name", "path", "holes", "imported_at"), row)) for row in rows]

@@ -1,0 +1,1 @@
+"""Looking at the archive: Datasette (serve), the report, the audience."""
