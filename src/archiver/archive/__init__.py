@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from archiver import crashpoints
+import archiver.crashpoints as crashpoints
 from archiver.archive.schema import migrations
 
 DB_NAME = "archive.db"

@@ -35,7 +35,7 @@ import sqlite3
 from types import MappingProxyType
 from typing import Any, Callable, Iterator
 
-from archiver import crashpoints
+import archiver.crashpoints as crashpoints
 from archiver.records import ListPage, Membership, Page, Person, Snapshot, now_utc
 
 STALE_AFTER_DAYS = 3

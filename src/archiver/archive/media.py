@@ -34,7 +34,7 @@ from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 import httpx
 
-from archiver import crashpoints
+import archiver.crashpoints as crashpoints
 from archiver.net.limits import DownloadLimits
 from archiver.net.client import Cancelled, NetError, scrubber
 

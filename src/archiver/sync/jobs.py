@@ -259,3 +259,65 @@ def imports_with_holes(ws: Workspace) -> list[dict]:
         "SELECT sha256, account_id, file_name, path, holes, imported_at FROM imports WHERE holes > 0 "
         "ORDER BY imported_at").fetchall()
     return [dict(zip(("sha256", "account_id", "file_name", "path", "holes", "imported_at"), row)) for row in rows]
+
+
+# --------------------------------------------------------------------------- the library's entry points
+# `archiver.export_account` and `archiver.import_file`: one call each, given an archive folder,
+# for a program that uses archiver as a library. They open the folder's workspace (its
+# config.toml, its secret store), run the job above and close the archive again.
+
+
+def export_account(archive_dir: str | Path, account: str, *, platform: str | None = None,
+                   config_path: str | Path | None = None, full: bool = False,
+                   progress: Callable[[str], None] | None = None, cancel: Callable[[], bool] | None = None,
+                   wait: float = 0, secrets=None, transport=None) -> dict:
+    """Export the account named ``account`` (its ``[accounts.NAME]`` table in the config)
+    through its platform's API into the archive at ``archive_dir``, as `archiver export`
+    does; returns the run's summary: ``status`` ("ok", "failed", "interrupted"),
+    ``counts``, ``errors`` (one dict per item that could not be archived), ``run_id``.
+
+    The config is ``archive_dir/config.toml`` unless ``config_path`` (or $ARCHIVER_CONFIG)
+    names another; ``platform`` picks among accounts of one name on several platforms.
+    ``secrets``: a SecretStore to read the credentials from (default: the config's
+    backend, as `archiver auth` stored them). ``full``: re-list everything (the only kind
+    of run that marks vanished posts deleted). ``progress`` receives one line per page;
+    ``cancel`` returning True stops the run at the next page (status "interrupted").
+    ``wait``: seconds to wait for another run of the account to end (else AccountBusy).
+    ``transport``: an httpx transport instead of the network (tests)."""
+    ws = Workspace.open(Path(archive_dir).expanduser(), Path(config_path) if config_path else None,
+                        require_config=True, secrets=secrets)
+    try:
+        found = ws.config.find_accounts(platform, account)   # ConfigError naming the known ones
+        if len(found) > 1:
+            names = ", ".join(a.account_id for a in found)
+            raise ConfigError(f"several accounts are named {account!r} ({names}): pick one with platform=…")
+        chosen = found[0]
+        if not chosen.enabled:
+            raise ConfigError(f"account {chosen.account_id} is disabled (enabled = false in its config table)")
+        return run_export(ws, chosen, full=full, cancel=cancel or (lambda: False), progress=progress,
+                          transport=transport, wait=wait)
+    finally:
+        ws.archive.close()
+
+
+def import_file(archive_dir: str | Path, path: str | Path, *, platform: str | None = None,
+                account: str | None = None, config_path: str | Path | None = None,
+                progress: Callable[[str], None] | None = None, cancel: Callable[[], bool] | None = None,
+                wait: float = 0) -> dict:
+    """Import an official "download your data" export (zip, tar.gz, json or folder) into the
+    archive at ``archive_dir`` (created when missing), as `archiver import` does; returns
+    the run's summary as export_account does, plus ``account`` and ``platform``. Importing
+    the same export again returns status "skipped" (unless files of it could not be stored
+    the first time: then only those are tried again).
+
+    The platform is recognised from the file's content unless ``platform`` names it.
+    ``account``: the name of the account it belongs to (needed only when the config has
+    several of that platform; with none configured it is "main"). An import reads no
+    secret and needs no config. ``progress``, ``cancel``, ``wait``: as export_account.
+    Raises ExportFileError when the file cannot be read as an export."""
+    ws = Workspace.open(Path(archive_dir).expanduser(), Path(config_path) if config_path else None)
+    try:
+        return run_import(ws, Path(path).expanduser(), platform=platform, account_name=account,
+                          cancel=cancel or (lambda: False), progress=progress, wait=wait)
+    finally:
+        ws.archive.close()
