@@ -320,7 +320,7 @@ def test_without_accounts_it_runs_and_a_second_daemon_refuses_naming_the_pid(tmp
 
 def test_default_schedule_is_nightly_stable_and_differs_between_accounts():
     from archiver.config import AccountConfig
-    from archiver.ops.daemon import default_schedule, next_run_time
+    from archiver.ops.schedule import default_schedule, next_run_time
 
     minutes = set()
     for name in ("main", "shop", "brand", "alt"):
@@ -340,7 +340,7 @@ def test_default_schedule_is_nightly_stable_and_differs_between_accounts():
 
 def test_cron_lines_seconds_and_weekdays():
     from archiver.config import AccountConfig
-    from archiver.ops.daemon import next_run_time
+    from archiver.ops.schedule import next_run_time
 
     saturday_noon = dt.datetime(2024, 6, 1, 12, 0, tzinfo=dt.timezone.utc)
     # Cron counts Sunday as 0 (APScheduler 3 would read 0 as Monday).

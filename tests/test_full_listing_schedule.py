@@ -12,7 +12,8 @@ import json
 
 import pytest
 
-from archiver.ops.daemon import Daemon, full_listing_due
+from archiver.ops.daemon import Daemon
+from archiver.ops.schedule import full_listing_due
 from archiver.sync.listing import last_full_listing
 from archiver.ops.status import account_status, render_status
 from archiver_connectors.tiktok.sim.fake import FakeTikTokConfig

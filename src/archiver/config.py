@@ -275,7 +275,7 @@ def load_config(path: Path, known_platforms: dict[str, Any] | None = None) -> Co
                         "or six with seconds first, e.g. \"*/30 * * * * *\"")
             if len(schedule.split()) not in (5, 6):
                 raise fail(where, "schedule", schedule, expected)
-            from archiver.ops.daemon import schedule_trigger
+            from archiver.ops.schedule import schedule_trigger
 
             try:
                 schedule_trigger(schedule)

@@ -2,7 +2,7 @@
 
 The moving parts, in the order a newcomer meets them:
 
-- **Schedules.** Each account runs on its ``schedule`` (cron, local time). Without one it
+- **Schedules** (schedule.py). Each account runs on its ``schedule`` (cron, local time). Without one it
   runs nightly at a minute between 02:00 and 05:00 picked from a hash of the account id —
   the same minute after every restart, a different one per account — plus a few minutes of
   jitter, so that many users do not hit a platform at the same second. A six-field cron
@@ -24,7 +24,7 @@ The moving parts, in the order a newcomer meets them:
   config is logged and the old one kept.
 - **Deletions found without a person.** A run is a full listing (the only kind that finds
   deleted posts) when the account's last one finished ``full_every_days`` ago or more, or
-  never did (``full_listing_due``); otherwise incremental.
+  never did (``full_listing_due``, schedule.py); otherwise incremental.
 - **Side jobs.** Every minute ``archiver.ops.alerts.periodic(ws)``, after each run
   ``archiver.ops.alerts.after_run(ws, account, result)``, and every ``[inbox] interval``
   seconds ``archiver.ops.inbox.scan_inbox(ws, state)``.
@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
-import hashlib
 import logging
 import logging.handlers
 import os
@@ -50,14 +49,12 @@ from pathlib import Path
 from typing import Callable
 
 from archiver.config import AccountConfig, Config, ConfigError
+from archiver.ops.schedule import (DEFAULT_JITTER_SECONDS, account_trigger, default_schedule, full_listing_due, local_now,
+                                   needs_catch_up, next_run_time, show_moment)
 
 log = logging.getLogger("archiver.ops.daemon")
 
 LOCK_NAME = "daemon.lock"
-# The default nightly window: a minute in [02:00, 05:00) local time, derived from the account id.
-NIGHT_START_HOUR = 2
-NIGHT_MINUTES = 3 * 60
-DEFAULT_JITTER_SECONDS = 10 * 60
 ALERTS_EVERY_SECONDS = 60
 CATCH_UP_DELAY_SECONDS = 1
 BUSY_RETRY_SECONDS = 5 * 60   # an account another process is archiving is tried again after this
@@ -66,142 +63,6 @@ LOG_FILE_BACKUPS = 5
 
 # The module-level job functions below reach the running daemon through this.
 _current: "Daemon | None" = None
-
-
-# --------------------------------------------------------------------------- schedules
-
-
-def _cron_weekdays(field: str) -> str:
-    """Cron's day-of-week numbers (0 or 7 = Sunday) as names: APScheduler 3 counts 0 as
-    Monday (its documented historical mistake), names mean the same to both."""
-    names = ["sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-    parts = []
-    for part in field.split(","):
-        base, _, step = part.partition("/")
-        low, _, high = base.partition("-")
-        if not (low.isdigit() and (not high or high.isdigit())):
-            parts.append(part)  # "*", "*/2", "mon-fri", ...: no numbers to translate
-            continue
-        first = int(low)
-        last = int(high) if high else (7 if step else first)
-        if not (0 <= first <= 7 and 0 <= last <= 7):
-            raise ValueError(f"day of week {part!r} is outside 0-7")
-        days = range(first, last + 1, int(step) if step else 1)
-        parts.extend(names[d] for d in days)
-    return ",".join(dict.fromkeys(parts))  # 0 and 7 are both Sunday: once is enough
-
-
-def schedule_trigger(schedule: str, *, jitter: int | None = None, timezone=None):
-    """A cron line -> APScheduler CronTrigger, in local time unless ``timezone`` is given.
-
-    Five fields: minute hour day month weekday (standard cron). Six fields: the same with
-    seconds first. Raises ValueError with APScheduler's reason for a bad field.
-    """
-    from apscheduler.triggers.cron import CronTrigger
-
-    fields = schedule.split()
-    if len(fields) == 5:
-        fields = ["0", *fields]
-    if len(fields) != 6:
-        raise ValueError(f"expected 5 fields (minute hour day month weekday) or 6 (seconds first), got {len(fields)}")
-    second, minute, hour, day, month, weekday = fields
-    return CronTrigger(second=second, minute=minute, hour=hour, day=day, month=month,
-                       day_of_week=_cron_weekdays(weekday), jitter=jitter, timezone=timezone)
-
-
-def default_schedule(account: AccountConfig) -> str:
-    """Nightly at a stable minute between 02:00 and 05:00: a hash of the account id (not
-    Python's hash(), which changes with every process) picks the minute."""
-    digest = hashlib.sha256(account.account_id.encode("utf-8")).digest()
-    offset = int.from_bytes(digest[:4], "big") % NIGHT_MINUTES
-    return f"{offset % 60} {NIGHT_START_HOUR + offset // 60} * * *"
-
-
-def account_trigger(account: AccountConfig, *, jitter: bool = True, timezone=None):
-    """The trigger the daemon schedules this account with. Only the default nightly
-    schedule gets jitter: a schedule the user wrote is kept to the second."""
-    if account.schedule:
-        return schedule_trigger(account.schedule, timezone=timezone)
-    return schedule_trigger(default_schedule(account), jitter=DEFAULT_JITTER_SECONDS if jitter else None,
-                            timezone=timezone)
-
-
-def _local_now(timezone=None) -> dt.datetime:
-    if timezone is None:
-        from tzlocal import get_localzone
-
-        timezone = get_localzone()
-    return dt.datetime.now(timezone)
-
-
-def next_run_time(account: AccountConfig, now: dt.datetime | None = None) -> dt.datetime | None:
-    """When the daemon runs this account next by its schedule (without the jitter of the
-    default schedule, so up to ten minutes early), as an aware local datetime.
-    None for a disabled account. A catch-up at daemon start is not included."""
-    if not account.enabled:
-        return None
-    timezone = now.tzinfo if now is not None and now.tzinfo is not None else None
-    trigger = account_trigger(account, jitter=False, timezone=timezone)
-    now = now or _local_now(trigger.timezone)
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=trigger.timezone)
-    return trigger.get_next_fire_time(None, now)
-
-
-def last_successful_export(db, account_id: str) -> dt.datetime | None:
-    """When the account's newest successful API export ended (from the runs table)."""
-    row = db.execute("SELECT max(coalesce(ended_at, started_at)) FROM runs "
-                     "WHERE account_id=? AND kind='export' AND status='ok'", [account_id]).fetchone()
-    if not row or not row[0]:
-        return None
-    return dt.datetime.fromisoformat(row[0].replace("Z", "+00:00"))
-
-
-def needs_catch_up(db, account: AccountConfig, now: dt.datetime | None = None) -> tuple[bool, str]:
-    """Whether the account missed a run while the daemon was down, and why (for the log).
-
-    Missed means: a fire time of its schedule lies between its last successful export
-    and now. For a daily schedule that is "the last success is older than a day, or
-    older than today's run time", and it stays right for schedules with uneven gaps
-    (weekdays only: no catch-up on Saturday for Friday's run). A failed or interrupted
-    last run counts as missed too, so a restart retries it."""
-    now = now or dt.datetime.now(dt.timezone.utc)
-    last = last_successful_export(db, account.account_id)
-    if last is None:
-        return True, "it has no successful run yet"
-    trigger = account_trigger(account, jitter=False)
-    due = trigger.get_next_fire_time(None, last.astimezone(trigger.timezone))
-    if due is not None and due <= now:
-        return True, (f"its last successful run ended {_ago(now - last)} ago and the run due "
-                      f"{_when(due)} did not happen")
-    return False, f"its last successful run ended {_ago(now - last)} ago; nothing was missed"
-
-
-def full_listing_due(db, account: AccountConfig, now: dt.datetime | None = None) -> tuple[bool, str]:
-    """Whether this run should list everything (the only way to find deleted posts), and
-    why (for the log): when the account's last complete full listing (recorded by
-    archiver.sync.listing) is ``full_every_days`` old, or there is none yet."""
-    from archiver.sync.listing import last_full_listing
-
-    now = now or dt.datetime.now(dt.timezone.utc)
-    last = last_full_listing(db, account.account_id)
-    if last is None:
-        return True, "no full listing has finished yet"
-    age = now - dt.datetime.fromisoformat(last.replace("Z", "+00:00"))
-    if age >= dt.timedelta(days=account.full_every_days):
-        return True, f"the last full listing finished {_ago(age)} ago (full_every_days = {account.full_every_days})"
-    return False, f"the last full listing finished {_ago(age)} ago"
-
-
-def _ago(delta: dt.timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    if seconds < 120:
-        return f"{seconds} s"
-    if seconds < 2 * 3600:
-        return f"{seconds // 60} min"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
 
 
 # --------------------------------------------------------------------------- the lock
@@ -352,13 +213,13 @@ class Daemon:
             log.info("%s: schedule %s; next run %s", account.account_id,
                      account.schedule or f"nightly ({default_schedule(account)} + up to "
                                          f"{DEFAULT_JITTER_SECONDS // 60} min jitter)",
-                     _when(next_run_time(account)))
+                     show_moment(next_run_time(account)))
             if account.account_id not in catch_up_for:
                 continue
             due, why = needs_catch_up(self.ws.archive.db, account)
             if due:
                 log.info("%s: catching up now: %s", account.account_id, why)
-                soon = _local_now() + dt.timedelta(seconds=CATCH_UP_DELAY_SECONDS)
+                soon = local_now() + dt.timedelta(seconds=CATCH_UP_DELAY_SECONDS)
                 self.scheduler.add_job("archiver.ops.daemon:run_account_job", DateTrigger(soon),
                                        args=[account.account_id], id=f"catch-up:{account.account_id}",
                                        name=f"catch-up:{account.account_id}", replace_existing=True)
@@ -385,7 +246,7 @@ class Daemon:
             self.inbox_state = InboxState()
         self.scheduler.add_job("archiver.ops.daemon:run_inbox_job", IntervalTrigger(seconds=inbox.interval),
                                id="inbox", name="inbox", replace_existing=True,
-                               next_run_time=_local_now() + dt.timedelta(seconds=1))
+                               next_run_time=local_now() + dt.timedelta(seconds=1))
         log.info("watching the inbox %s every %d s", inbox.path, inbox.interval)
 
     # -- one account's run -----------------------------------------------------------------
@@ -493,7 +354,7 @@ class Daemon:
 
         if self.scheduler is None or self.cancel():
             return
-        soon = _local_now() + dt.timedelta(seconds=BUSY_RETRY_SECONDS)
+        soon = local_now() + dt.timedelta(seconds=BUSY_RETRY_SECONDS)
         self.scheduler.add_job("archiver.ops.daemon:run_account_job", DateTrigger(soon), args=[account.account_id],
                                id=f"busy:{account.account_id}", name=f"busy:{account.account_id}",
                                replace_existing=True)
@@ -629,10 +490,6 @@ class Daemon:
                 os._exit(0)  # worker threads cannot be killed; the process can
             self._wake.wait(0.2)
             self._wake.clear()
-
-
-def _when(moment: dt.datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S %Z").strip() if moment else "never"
 
 
 def _flush_logs() -> None:

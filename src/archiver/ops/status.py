@@ -169,7 +169,7 @@ def _next_run(account) -> str | None:
     config, or disabled)."""
     if account is None or not account.enabled:
         return None
-    from archiver.ops.daemon import next_run_time
+    from archiver.ops.schedule import next_run_time
 
     try:
         moment = next_run_time(account)
