@@ -33,7 +33,7 @@ from archiver.records import Membership, Person, Snapshot
 from archiver.secrets import open_secret_store
 from archiver.sync.runner import CancelFlag, Runner
 
-EXIT_INTERRUPTED = 3   # archiver.cli.main.EXIT_INTERRUPTED
+EXIT_INTERRUPTED = 3   # archiver.cli._common.EXIT_INTERRUPTED
 TAKEN = "2025-03-01T00:00:00Z"
 
 

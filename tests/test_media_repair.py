@@ -457,7 +457,7 @@ def test_the_terminal_shows_a_bar_with_the_bytes_of_a_long_download():
 
     from rich.console import Console
 
-    from archiver.cli.main import _progress
+    from archiver.cli._common import progress as _progress
 
     screen = io.StringIO()
     console = Console(file=screen, force_terminal=True, width=120)

@@ -125,7 +125,7 @@ def test_log_lines_carry_archived_text_inert():
 def test_the_progress_bar_interprets_no_markup_and_no_escapes_in_a_page_line():
     from rich.console import Console
 
-    from archiver.cli.main import _progress
+    from archiver.cli._common import progress as _progress
 
     out = io.StringIO()
     console = Console(file=out, force_terminal=True, width=200, color_system=None)

@@ -1,7 +1,4 @@
-"""`archiver audience …`: a thin click layer over archiver.views.audience.
-
-Heavy imports stay inside the commands so `archiver --help` stays fast.
-"""
+"""`archiver audience …`: a thin click layer over archiver.views.audience."""
 
 from __future__ import annotations
 
@@ -10,7 +7,10 @@ import sys
 
 import click
 
+from archiver.cli._common import common_options, fail, guard, open_existing_workspace
 from archiver.inert import echo, terminal_text
+
+SEGMENTS = ("followers", "following", "commenters", "top", "lost", "all")
 
 
 @click.group()
@@ -18,18 +18,8 @@ def audience():
     """Your audience across platforms: top fans, churn, linked identities, exports."""
 
 
-# Imported after the group exists: archiver.cli.main adds this group to `archiver` at its end,
-# so either module may be imported first.
-from archiver.cli.main import _fail, _guard, _workspace, common_options
-
-SEGMENTS = ("followers", "following", "commenters", "top", "lost", "all")
-
-
 def _open_archive(archive, config_path):
-    ws = _workspace(archive, config_path)
-    if not ws.archive.exists:
-        _fail(f"no archive at {ws.archive.folder}: run `archiver init` or `archiver demo` first")
-    return ws.archive
+    return open_existing_workspace(archive, config_path).archive
 
 
 def _audience_errors(func):
@@ -43,7 +33,7 @@ def _audience_errors(func):
         try:
             return func(*args, **kwargs)
         except AudienceError as error:
-            _fail(str(error))
+            fail(str(error))
 
     return wrapper
 
@@ -63,7 +53,7 @@ def _table(rows: list[list], headers: list[str]) -> str:
 @click.option("--days", type=click.IntRange(min=1), metavar="N", help="Only comments of the last N days.")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, metavar="N")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@_guard
+@guard
 @_audience_errors
 def top(archive, config_path, platform, days, limit, as_json):
     """The most engaged people: comments and replies on your posts, recency weighted
@@ -87,7 +77,7 @@ def top(archive, config_path, platform, days, limit, as_json):
 @common_options
 @click.option("--platform", metavar="P", help="Only this platform.")
 @click.option("--days", type=click.IntRange(min=1), default=30, show_default=True, metavar="N")
-@_guard
+@guard
 @_audience_errors
 def churn(archive, config_path, platform, days):
     """New and lost followers per day, then the lost followers by name."""
@@ -111,7 +101,7 @@ def churn(archive, config_path, platform, days):
 @audience.command()
 @common_options
 @click.option("--all", "show_all", is_flag=True, help="Also confirmed and rejected links.")
-@_guard
+@guard
 @_audience_errors
 def links(archive, config_path, show_all):
     """Suggested links between identities of one person on several platforms (recomputed
@@ -133,7 +123,7 @@ def links(archive, config_path, show_all):
 @common_options
 @click.argument("a")
 @click.argument("b")
-@_guard
+@guard
 @_audience_errors
 def link_cmd(archive, config_path, a, b):
     """Confirm that A and B (platform:person_id) are one person."""
@@ -147,7 +137,7 @@ def link_cmd(archive, config_path, a, b):
 @common_options
 @click.argument("a")
 @click.argument("b")
-@_guard
+@guard
 @_audience_errors
 def unlink_cmd(archive, config_path, a, b):
     """Say that A and B (platform:person_id) are not one person; never suggested again."""
@@ -167,7 +157,7 @@ def unlink_cmd(archive, config_path, a, b):
 @click.option("--bom", is_flag=True, help="Start the file with a UTF-8 byte-order mark (for Excel).")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
               help="Write here instead of standard output.")
-@_guard
+@guard
 @_audience_errors
 def export_cmd(archive, config_path, segment, platform, since, fmt, bom, out_path):
     """One row per person (linked identities merged), to take your audience elsewhere."""
@@ -179,7 +169,7 @@ def export_cmd(archive, config_path, segment, platform, since, fmt, bom, out_pat
         try:
             since = iso_utc(since)
         except ValueError:
-            _fail(f"--since: {since!r} is not a date; expected YYYY-MM-DD")
+            fail(f"--since: {since!r} is not a date; expected YYYY-MM-DD")
     db = _open_archive(archive, config_path).db
     if out_path:
         import os

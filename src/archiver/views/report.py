@@ -18,7 +18,8 @@ The views:
   shares, then views;
 - the most engaged people: ``archiver.views.audience.top_fans``.
 
-The CLI imports this module lazily (see the end of the file), so heavy imports are fine.
+The `archiver report` command (archiver.cli.look) imports this module only when it runs,
+so heavy imports are fine here.
 """
 
 from __future__ import annotations
@@ -586,42 +587,3 @@ def write_report(archive, out_path_or_stream: str | os.PathLike | IO[str], *, no
         Path(temporary).unlink(missing_ok=True)
         raise
     return target
-
-
-# -- the command ----------------------------------------------------------------------------
-#
-# cli.py ends with `from archiver.views.report import report`, and the command is built from
-# cli.py's own option helpers. Importing those at the top of this module would be a
-# cycle (importing archiver.views.report first would load cli.py, which would ask this
-# half-loaded module for `report`), so the command is built on first access instead
-# (PEP 562 module __getattr__), when cli.py has defined its helpers.
-
-
-def _build_report_command():
-    import click
-
-    from archiver.cli.main import _fail, _guard, _workspace, common_options
-
-    @click.command("report")
-    @common_options
-    @click.option("--out", "out", metavar="FILE", type=click.Path(dir_okay=False),
-                  help="Where to write the HTML file. Default: report.html in the archive folder.")
-    @_guard
-    def report(archive, config_path, out):
-        """Write one self-contained HTML file with charts: followers over time, new and
-        lost followers per week, posts per month, the most engaged posts and people."""
-        ws = _workspace(archive, config_path)
-        if not ws.archive.exists:
-            _fail(f"no archive at {ws.archive.folder}: run `archiver init` or `archiver demo` first")
-        target = Path(out) if out else ws.archive.folder / "report.html"
-        click.echo(str(write_report(ws.archive, target)))
-
-    return report
-
-
-def __getattr__(name: str):
-    if name == "report":
-        command = _build_report_command()
-        globals()["report"] = command
-        return command
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,81 @@
+"""Looking at the archive: `archiver serve`, `status`, `verify`, `report`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from archiver.cli._common import EXIT_FAILED, common_options, guard, open_existing_workspace, open_workspace
+from archiver.inert import echo
+
+
+@click.command()
+@common_options
+@click.option("--port", type=int, default=8001, show_default=True, help="Port on 127.0.0.1.")
+@click.option("--open", "open_browser", is_flag=True, help="Open a browser.")
+@guard
+def serve(archive, config_path, port, open_browser):
+    """Browse and search the archive with Datasette on 127.0.0.1."""
+    from archiver.views.serve import serve_archive
+
+    ws = open_existing_workspace(archive, config_path)
+    serve_archive(ws.archive, port=port, open_browser=open_browser)
+
+
+@click.command()
+@common_options
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--errors", "show_errors", is_flag=True,
+              help="Every error of the last run and every file still missing, one per line.")
+@guard
+def status(archive, config_path, as_json, show_errors):
+    """Per account: last run and result, next run, what the archive holds, files still
+    missing, open alerts, export age."""
+    from archiver.ops.status import account_status, media_hole_list, open_folder_warning, render_status
+
+    ws = open_existing_workspace(archive, config_path)
+    warning = open_folder_warning(ws.archive.folder)
+    if warning:
+        echo(warning, err=True)   # on stderr: --json output stays one document
+    rows = account_status(ws.archive, ws.config)
+    holes = None
+    if show_errors:
+        with ws.archive.reading() as db:   # status never writes (it must not wait behind a run)
+            holes = {row["account"]: media_hole_list(db, row["account"]) for row in rows}
+    if as_json:
+        if holes is not None:
+            for row in rows:
+                row["media_hole_list"] = holes[row["account"]]
+        echo(json.dumps(rows, indent=2))
+    else:
+        echo(render_status(rows, errors=holes))
+
+
+@click.command()
+@common_options
+@guard
+def verify(archive, config_path):
+    """Re-hash every media file and run SQLite's integrity check."""
+    from archiver.ops.status import verify_archive
+
+    ws = open_workspace(archive, config_path)
+    problems = verify_archive(ws.archive, echo=echo)
+    sys.exit(EXIT_FAILED if problems else 0)
+
+
+@click.command()
+@common_options
+@click.option("--out", "out", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Where to write the HTML file. Default: report.html in the archive folder.")
+@guard
+def report(archive, config_path, out):
+    """Write one self-contained HTML file with charts: followers over time, new and
+    lost followers per week, posts per month, the most engaged posts and people."""
+    from archiver.views.report import write_report
+
+    ws = open_existing_workspace(archive, config_path)
+    target = Path(out) if out else ws.archive.folder / "report.html"
+    click.echo(str(write_report(ws.archive, target)))
