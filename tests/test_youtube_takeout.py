@@ -451,7 +451,7 @@ def test_takeout_is_not_mistaken_for_tiktok_or_instagram_and_vice_versa(tmp_path
     other_google = zip_with(tmp_path / "drive-takeout.zip", [("Takeout/Drive/notes.txt", b"hi"),
                                                                ("Takeout/archive_browser.html", b"<html>")])
     from archiver_connectors.instagram import export as instagram_export
-    from archiver_connectors.instagram import fake_export as instagram
+    from archiver_connectors.instagram.sim import export as instagram
     instagram_zip = instagram.build_instagram_export(tmp_path / "instagram.zip")
 
     for path in (takeout_zip, takeout_folder):

@@ -243,21 +243,13 @@ class _MediaWalk:
         if ids:
             log.info("asked Instagram again for %d recent media the listing did not reach (one call each)", len(ids))
 
-    def _archived_file_counts(self, ids: list[str]) -> dict[str, int]:
-        if not ids:
-            return {}
-        rows = self.ctx.db.execute(
-            f"SELECT post_id, count(*) FROM post_media WHERE platform='instagram' AND status='ok' AND post_id IN "
-            f"({','.join('?' * len(ids))}) GROUP BY post_id", ids).fetchall()
-        return {r[0]: r[1] for r in rows}
-
     # -- one page ----------------------------------------------------------------------
     def _prepare(self, items: list[dict], *, files_if_missing: bool = False) -> None:
         """What the archive holds of a page's media, asked once for the page."""
         ids = [str(i["id"]) for i in items]
         self._stored_counts = {post_id: row["comments"] for post_id, row in self.ctx.archived_posts(
             ids, {"comments": "comment_count"}).items()}
-        self._archived_files = self._archived_file_counts(ids) if files_if_missing else {}
+        self._archived_files = self.ctx.stored_file_counts(ids) if files_if_missing else {}
         # Said once, when the post first arrives; the note stays in the post's raw payload.
         self._already_archived = self.ctx.known_post_ids(ids)
 

@@ -278,7 +278,7 @@ class YouTubeConnector(Connector):
                 if error.reason == "invalidPageToken" and cursor["threads"]:
                     raise CursorRefused(str(error)) from None
                 raise
-            archived = {} if ctx.full else self._archived_replies(ctx, [t.get("id") for t in threads])
+            archived = {} if ctx.full else ctx.archived_reply_counts(t.get("id") for t in threads)
             items, covered, unreadable, pending = [], [], [], []
             below = cursor["below"]
             for thread in threads:
@@ -336,18 +336,6 @@ class YouTubeConnector(Connector):
                 ctx.report("comments", f"comments skipped: {error}")
                 return
             raise
-
-    @staticmethod
-    def _archived_replies(ctx, thread_ids: list[str]) -> dict[str, int]:
-        """thread id -> replies archived, for the threads already archived."""
-        ids = [i for i in thread_ids if i]
-        if not ids:
-            return {}
-        marks = ",".join("?" * len(ids))
-        rows = ctx.db.execute(
-            f"SELECT c.comment_id, (SELECT count(*) FROM comments r WHERE r.platform=c.platform AND r.parent_id=c.comment_id) "
-            f"FROM comments c WHERE c.platform='youtube' AND c.comment_id IN ({marks})", ids).fetchall()
-        return {r[0]: r[1] for r in rows}
 
     # -- subscribers -------------------------------------------------------------------
     def _subscribers(self, api, ctx) -> Iterator[Page]:

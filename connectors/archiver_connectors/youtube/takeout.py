@@ -650,11 +650,8 @@ def match_video_files(files: list[str], uploads: list[_Upload]) -> tuple[dict[st
 def _archived_uploads(ctx) -> list[_Upload]:
     """Uploads already in the archive (an earlier part, or the API), to match files of a
     part that has no videos.csv."""
-    rows = ctx.db.execute(
-        "SELECT post_id, title, created_at FROM posts WHERE account_id=? AND post_id NOT LIKE 'provisional:%'",
-        [ctx.account.account_id],
-    ).fetchall()
-    return [_Upload(r[0], r[1], r[2]) for r in rows]
+    posts = ctx.every_archived_post({"title": "title", "created_at": "created_at"})
+    return [_Upload(post_id, post["title"], post["created_at"]) for post_id, post in posts.items()]
 
 
 def _video_ref(source, name: str) -> MediaRef:
@@ -676,11 +673,6 @@ def _missing_video_ref(source, post: Post, csv_name: str) -> MediaRef:
 
 
 # --------------------------------------------------------------------------- the pages
-
-
-def _owner_channel(ctx) -> str | None:
-    row = ctx.db.execute("SELECT native_id FROM accounts WHERE account_id=?", [ctx.account.account_id]).fetchone()
-    return row[0] if row and row[0] else None
 
 
 def takeout_pages(source, ctx, videos_elsewhere: list[str] = ()) -> Iterator[Page]:
@@ -722,7 +714,7 @@ def takeout_pages(source, ctx, videos_elsewhere: list[str] = ()) -> Iterator[Pag
             owner = owner or profile.native_id
             yield Page("export:profile", [profile])
             break
-    owner = owner or _owner_channel(ctx)
+    owner = owner or ctx.owner_native_id()
 
     # Uploads, each with its video file when this part has it.
     posts: list[Post] = []

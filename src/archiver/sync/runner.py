@@ -197,6 +197,51 @@ class SyncContext:
         ).fetchall()
         return [r[0] for r in rows]
 
+    def every_archived_post(self, fields: dict[str, str]) -> dict[str, dict[str, Any]]:
+        """Every post of the account the archive holds under the platform's id (deleted
+        ones too; not the provisional ones an export could not name): post_id ->
+        {name: value} for ``fields``, as in ``archived_posts``."""
+        selected = ", ".join(f"{expression} AS {name}" for name, expression in fields.items())
+        cursor = self.db.execute(
+            f"SELECT post_id, {selected} FROM posts WHERE account_id=? AND post_id NOT LIKE 'provisional:%'",
+            [self.account.account_id])
+        names = [column[0] for column in cursor.description][1:]
+        return {row[0]: dict(zip(names, row[1:])) for row in cursor.fetchall()}
+
+    def stored_file_counts(self, post_ids) -> dict[str, int]:
+        """post_id -> how many of the post's media slots hold a stored file, for these
+        posts; a post with none (or not archived) is absent."""
+        ids = list(post_ids)
+        counts: dict[str, int] = {}
+        for start in range(0, len(ids), 500):  # SQLite's bound-parameter limit, with room
+            chunk = ids[start:start + 500]
+            counts.update(self.db.execute(
+                f"SELECT post_id, count(*) FROM post_media WHERE platform=? AND status='ok' "
+                f"AND post_id IN ({','.join('?' * len(chunk))}) GROUP BY post_id",
+                [self.account.platform, *chunk]).fetchall())
+        return counts
+
+    def archived_reply_counts(self, comment_ids) -> dict[str, int]:
+        """comment_id -> how many replies to it the archive holds, for those of these
+        comments it holds (0 when none of their replies is archived)."""
+        ids = [i for i in comment_ids if i]
+        counts: dict[str, int] = {}
+        for start in range(0, len(ids), 500):  # SQLite's bound-parameter limit, with room
+            chunk = ids[start:start + 500]
+            counts.update(self.db.execute(
+                "SELECT c.comment_id, (SELECT count(*) FROM comments r WHERE r.platform=c.platform "
+                f"AND r.parent_id=c.comment_id) FROM comments c WHERE c.platform=? "
+                f"AND c.comment_id IN ({','.join('?' * len(chunk))})",
+                [self.account.platform, *chunk]).fetchall())
+        return counts
+
+    def owner_native_id(self) -> str | None:
+        """The platform's id of the account itself, as its archived profile says (None
+        before a profile with an id is archived)."""
+        row = self.db.execute("SELECT native_id FROM accounts WHERE account_id=?",
+                              [self.account.account_id]).fetchone()
+        return row[0] if row and row[0] else None
+
     def report(self, item: str, error: str) -> None:
         """One bad item: recorded in the run, logged, skipped."""
         from archiver.net.client import scrubber
