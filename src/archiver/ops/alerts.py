@@ -44,6 +44,7 @@ import re
 import threading
 from typing import Any
 
+from archiver.archive.alerts import open_alert, resolve_alert
 from archiver.config import AccountConfig
 
 log = logging.getLogger("archiver.ops.alerts")
@@ -101,10 +102,10 @@ def evaluate_account(ws, account: AccountConfig, *, now: dt.datetime) -> None:
     with ws.archive.writing():
         if latest is not None and latest["status"] == "ok":
             for kind in ACCOUNT_ALERT_KINDS:
-                _resolve(db, account_id, kind, now,
-                         f"{_label(db, account)} recovered: run #{latest['run_id']} completed at "
-                         f"{_show_time(latest['ended_at'])}. {_safe(db, account, facts)}",
-                         {"resolved_by_run": latest["run_id"]})
+                resolve_alert(db, account_id, kind, now,
+                              f"{_label(db, account)} recovered: run #{latest['run_id']} completed at "
+                              f"{_show_time(latest['ended_at'])}. {_safe(db, account, facts)}",
+                              {"resolved_by_run": latest["run_id"]})
         elif latest is not None:
             _evaluate_failure(db, ws.config.alerts, account, facts, now)
         _evaluate_export(db, ws.config.alerts, account, now)
@@ -146,18 +147,18 @@ def _evaluate_failure(db, settings, account: AccountConfig, facts: dict, now: dt
         else:
             message = (f"{label}: {title} answers as if the account were gone (not found or suspended) "
                        f"since {since}: {latest['message']}. {safe}")
-        _open(db, account.account_id, "gone", now, message, details)
+        open_alert(db, account.account_id, "gone", now, message, details)
     elif len(failures) >= settings.failed_runs:
-        _open(db, account.account_id, "failing", now,
-              f"{label}: the last {len(failures)} runs failed (since {since}; latest: {latest['message']}). {safe}",
-              details)
+        open_alert(db, account.account_id, "failing", now,
+                   f"{label}: the last {len(failures)} runs failed (since {since}; latest: {latest['message']}). {safe}",
+                   details)
     if latest["failure_kind"] in UNREACHABLE_KINDS:
         reference = facts["last_ok"]["ended_at"] if facts["last_ok"] else failures[0]["started_at"]
         hours = (now - _parse(reference)).total_seconds() / 3600
         if hours > settings.unreachable_hours:
-            _open(db, account.account_id, "unreachable", now,
-                  f"{label} unreachable since {since}; {_lower_first(safe)}",
-                  {**details, "hours_since_last_success": round(hours, 1)})
+            open_alert(db, account.account_id, "unreachable", now,
+                       f"{label} unreachable since {since}; {_lower_first(safe)}",
+                       {**details, "hours_since_last_success": round(hours, 1)})
 
 
 def _evaluate_export(db, settings, account: AccountConfig, now: dt.datetime) -> None:
@@ -172,54 +173,16 @@ def _evaluate_export(db, settings, account: AccountConfig, now: dt.datetime) -> 
     if export["too_old"]:
         age = ("no export has been imported yet" if newest is None else
                f"the newest export was imported {export['age_days']} days ago ({_show_time(newest)})")
-        _open(db, account.account_id, EXPORT_ALERT, now,
-              f"{label}: {age}. {export['holds'][:1].upper() + export['holds'][1:]} come only from {title}'s "
-              "own export; request a new "
-              f"one: {export['steps']}",
-              {"newest_imported_at": newest, "age_days": export["age_days"],
-               "max_age_days": settings.export_max_age_days, "steps": export["steps"]})
+        open_alert(db, account.account_id, EXPORT_ALERT, now,
+                   f"{label}: {age}. {export['holds'][:1].upper() + export['holds'][1:]} come only from {title}'s "
+                   "own export; request a new "
+                   f"one: {export['steps']}",
+                   {"newest_imported_at": newest, "age_days": export["age_days"],
+                    "max_age_days": settings.export_max_age_days, "steps": export["steps"]})
     else:
-        _resolve(db, account.account_id, EXPORT_ALERT, now,
-                 f"{label}: a new export was imported on {_show_time(newest)}; the reminder is cleared.",
-                 {"newest_imported_at": newest})
-
-
-def _open(db, account_id: str, kind: str, now: dt.datetime, message: str, details: dict) -> None:
-    """Open the alert, or refresh the text of the one already open (not re-sent for that)."""
-    stamp = _iso(now)
-    details_json = json.dumps(details, sort_keys=True)
-    row = db.execute("SELECT alert_id, message, details FROM alerts WHERE account_id=? AND kind=? AND state='open'",
-                     [account_id, kind]).fetchone()
-    if row is None:
-        db.execute("INSERT INTO alerts (account_id, kind, state, message, details, opened_at, updated_at) "
-                   "VALUES (?, ?, 'open', ?, ?, ?, ?)", [account_id, kind, message, details_json, stamp, stamp])
-        log.warning("alert opened: %s", message)
-    elif (row[1], row[2]) != (message, details_json):
-        db.execute("UPDATE alerts SET message=?, details=?, updated_at=? WHERE alert_id=?",
-                   [message, details_json, stamp, row[0]])
-
-
-def _resolve(db, account_id: str, kind: str, now: dt.datetime, resolution: str, details: dict) -> None:
-    """Close the open alert of that kind, if any. Its message stays (what happened); how it
-    ended goes into details["resolution"]."""
-    row = db.execute("SELECT alert_id, details FROM alerts WHERE account_id=? AND kind=? AND state='open'",
-                     [account_id, kind]).fetchone()
-    if row is None:
-        return
-    merged = {**json.loads(row[1] or "{}"), **details, "resolution": resolution}
-    db.execute("UPDATE alerts SET state='resolved', resolved_at=?, updated_at=?, details=? WHERE alert_id=?",
-               [_iso(now), _iso(now), json.dumps(merged, sort_keys=True), row[0]])
-    log.info("alert resolved: %s", resolution)
-
-
-def open_alert(db, account_id: str, kind: str, now: dt.datetime, message: str, details: dict) -> None:
-    """Open (or refresh) an alert from another part of the core, inside its transaction:
-    archiver.sync.listing opens ``deletions_held`` when a listing would mark too much deleted."""
-    _open(db, account_id, kind, now, message, details)
-
-
-def resolve_alert(db, account_id: str, kind: str, now: dt.datetime, resolution: str) -> None:
-    _resolve(db, account_id, kind, now, resolution, {})
+        resolve_alert(db, account.account_id, EXPORT_ALERT, now,
+                      f"{label}: a new export was imported on {_show_time(newest)}; the reminder is cleared.",
+                      {"newest_imported_at": newest})
 
 
 # -- sending ------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
+from archiver.archive.alerts import open_alert, resolve_alert
 from archiver.records import Comment, Interaction, Page, Post, Unmapped, now_utc
 
 HELD_BACK_ALERT = "deletions_held"   # alerts.kind when a listing would mark too much deleted
@@ -473,14 +474,10 @@ def finish_listing(db, account, page: Page, *, report: Callable[[str, str], None
 
 
 def _open_alert(db, account_id: str, now: str, message: str, details: dict) -> None:
-    from archiver.ops.alerts import open_alert
-
     open_alert(db, account_id, HELD_BACK_ALERT, _parse(now), message, details)
 
 
 def _resolve_alert(db, account_id: str, now: str, stream: str) -> None:
-    from archiver.ops.alerts import resolve_alert
-
     # One alert of this kind per account: only a later listing of the stream that held
     # back closes it (the posts listing of a run must not close what its comments listing
     # holds back, to have it opened, and sent, again a minute later).
