@@ -16,16 +16,23 @@ import datetime as dt
 import logging
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 from archiver.archive import Archive
 from archiver.archive.writer import StoredFile
+from archiver.net.limits import DownloadLimits
 from archiver.records import Comment, MediaRef, Page, Person, Post, Profile
 
-if TYPE_CHECKING:
-    from archiver.config import DownloadLimits
-    from archiver.sync.runner import SyncContext
+
+class RunContext(Protocol):
+    """What downloads use of the run they belong to: the runner's SyncContext (the runner
+    imports this module, so it is named here by what is used, not imported)."""
+
+    errors: list[dict[str, str]]
+    cancel: Callable[[], bool]
+
+    def report(self, item: str, error: str) -> None: ...
 
 log = logging.getLogger("archiver.sync.runner")
 
@@ -34,9 +41,8 @@ class MediaDownloader:
     """Downloads the media of one account's pages into the archive's media store."""
 
     def __init__(self, archive: Archive, connector, *, progress: Callable[[str], None] | None = None,
-                 limits: "DownloadLimits | None" = None) -> None:
+                 limits: DownloadLimits | None = None) -> None:
         """``limits``: the bounds of one download ([downloads] in the config)."""
-        from archiver.config import DownloadLimits
         from archiver.archive.media import MediaStore
 
         self.archive = archive
@@ -66,7 +72,7 @@ class MediaDownloader:
         self.problems = MediaProblems()
         self._host_failures = {}
 
-    def summarize(self, ctx: "SyncContext", counts: dict[str, int]) -> None:
+    def summarize(self, ctx: RunContext, counts: dict[str, int]) -> None:
         self._avatar_problems.summarize(ctx, counts)
 
     def summary_lines(self, *, importing: bool) -> list[str]:
@@ -75,7 +81,7 @@ class MediaDownloader:
 
     # -- repair -------------------------------------------------------------------------
 
-    def repair(self, ctx: "SyncContext", *, limit: int | None = None) -> dict[str, int]:
+    def repair(self, ctx: RunContext, *, limit: int | None = None) -> dict[str, int]:
         """Try again the files of this account's posts whose download failed, before the
         run reads anything new: up to ``limit`` slots (the account's ``repairs_per_run``;
         the next runs go on where this one stopped), the longest untried first. Links
@@ -146,7 +152,7 @@ class MediaDownloader:
 
     # -- failures -----------------------------------------------------------------------
 
-    def _failed(self, ctx: "SyncContext", item: str, error: BaseException) -> StoredFile:
+    def _failed(self, ctx: RunContext, item: str, error: BaseException) -> StoredFile:
         """A file that could not be stored: its slot says why; the run's errors keep the
         entry (for `archiver status --errors`), counted by cause for the summary — no log
         line per file."""
@@ -167,7 +173,7 @@ class MediaDownloader:
             self._media_client.close()
             self._media_client = None
 
-    def for_page(self, page: Page, ctx: "SyncContext", source: str = "api") -> dict[int, StoredFile]:
+    def for_page(self, page: Page, ctx: RunContext, source: str = "api") -> dict[int, StoredFile]:
         """Fetch the page's files: the owner's (posts, avatar, banner), each failure
         reported on its item; then other people's avatars (see _download_avatars).
         ``source`` is the page's provenance: for an export ("export:<sha256>"), a file
@@ -264,7 +270,7 @@ class MediaDownloader:
     # policy: minutes of backoff each), before its other files wait for a later run.
     HOST_DOWN_AFTER = 3
 
-    def _fetch_unless_host_down(self, ref: MediaRef, key: str, ctx: "SyncContext") -> StoredFile:
+    def _fetch_unless_host_down(self, ref: MediaRef, key: str, ctx: RunContext) -> StoredFile:
         """``_fetch``, unless the host is down: after ``HOST_DOWN_AFTER`` files in a row it
         did not answer for (or at once when nothing listens there: connection refused),
         its other files fail at once as unreachable, and the repair pass of a later run
@@ -286,7 +292,7 @@ class MediaDownloader:
             self._host_failures[host] = 0
         return file
 
-    def _fetch(self, ref: MediaRef, key: str, ctx: "SyncContext") -> StoredFile:
+    def _fetch(self, ref: MediaRef, key: str, ctx: RunContext) -> StoredFile:
         """Store one file (from an export or a download), checked against the hash the
         platform named; raises on any failure."""
         from archiver.archive.media import MediaError
@@ -317,7 +323,7 @@ class MediaDownloader:
             self._links = policy() if policy is not None else LinkPolicy.for_account(self.account.base_url)
         return self._links
 
-    def _download_avatars(self, page: Page, ctx: "SyncContext", stored: dict[int, StoredFile]) -> None:
+    def _download_avatars(self, page: Page, ctx: RunContext, stored: dict[int, StoredFile]) -> None:
         """Other people's pictures: of Person records and of comment authors, never of a
         Snapshot's members (a million followers). A picture is fetched only when the
         archive holds none for that person or their link (without its query) changed, and
@@ -337,7 +343,7 @@ class MediaDownloader:
         by_source: dict[str, StoredFile | None] = {}
         for person in wanted:
             ref = person.avatar
-            source = _avatar_source(ref)
+            source = avatar_source(ref)
             if held.get(person.native_id) == source:
                 continue   # this very picture is archived: no request
             if source not in by_source:
@@ -367,7 +373,7 @@ class MediaDownloader:
             held.update({row[0]: row[1] for row in rows if row[1]})
         return held
 
-    def _download_url(self, ref: MediaRef, key: str, ctx: "SyncContext"):
+    def _download_url(self, ref: MediaRef, key: str, ctx: RunContext):
         """Download ``ref.url``. Signed links expire (Instagram's CDN answers 403): when the
         download is refused with HTTP 403/410 and the connector can ask for a fresh link
         (``ref.refresh``), ask once and try that link once. Any other failure, or a second
@@ -395,7 +401,7 @@ class MediaDownloader:
             log.info("the link to %s was refused (%s); trying a fresh one", scrubber.url(ref.url), error.reason)
             return self._download(fresh, ref, key, ctx)
 
-    def _download(self, url: str, ref: MediaRef, key: str, ctx: "SyncContext"):
+    def _download(self, url: str, ref: MediaRef, key: str, ctx: RunContext):
         on_bytes = self.on_bytes
         name = f"{ref.role} {ref.position}" if ref.position else ref.role
         return self.media.download(
@@ -423,7 +429,7 @@ class MediaDownloader:
         return expiry if expiry is not None and expiry <= self.clock() else None
 
 
-def _avatar_source(ref: MediaRef) -> str:
+def avatar_source(ref: MediaRef) -> str:
     """What the archive remembers a person's picture by: the link without its query string
     (signed, expiring parts are never stored), or the file's name inside an export."""
     from archiver.net.client import scrubber
@@ -475,7 +481,7 @@ class _AvatarProblems:
     def succeeded(self, source: str) -> None:
         self.by_host[self._host(source)] = 0
 
-    def summarize(self, ctx: "SyncContext", counts: dict[str, int]) -> None:
+    def summarize(self, ctx: RunContext, counts: dict[str, int]) -> None:
         """One line in the run's errors, and a count, when any picture failed."""
         if not self.count:
             return

@@ -26,7 +26,7 @@ from archiver.archive import lists
 from archiver.archive import Archive
 from archiver.archive.writer import ArchiveWriter
 from archiver.config import AccountConfig, DownloadLimits
-from archiver.sync.downloads import MediaDownloader, _avatar_source
+from archiver.sync.downloads import MediaDownloader, avatar_source
 from archiver.records import Comment, CommentsListed, Interaction, ListPage, Page, Person, Post, Profile, Snapshot, now_utc
 
 log = logging.getLogger("archiver.sync.runner")
@@ -590,12 +590,12 @@ class Runner:
                 if avatar is not None and avatar.sha256:
                     # The author with their new picture first; write_comment then writes the
                     # same person again without one, which keeps the picture just stored.
-                    writer.write_person(author, avatar, _avatar_source(author.avatar))
+                    writer.write_person(author, avatar, avatar_source(author.avatar))
                 writer.write_comment(record)
             elif isinstance(record, Person):
                 avatar = stored.get(id(record.avatar)) if record.avatar else None
                 if avatar is not None and avatar.sha256:
-                    writer.write_person(record, avatar, _avatar_source(record.avatar))
+                    writer.write_person(record, avatar, avatar_source(record.avatar))
                 else:
                     writer.write_person(record)
             elif isinstance(record, Snapshot):
