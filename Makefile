@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test soak fuzz bench clean
+.PHONY: demo test lint soak fuzz bench clean
 
 # The virtual environment, with archiver installed editable and the test tools.
 $(VENV)/.installed: pyproject.toml
@@ -17,6 +17,11 @@ demo: $(VENV)/.installed
 # Tests never touch a real keyring: the fail backend makes any stray use an error.
 test: $(VENV)/.installed
 	PYTHON_KEYRING_BACKEND=keyring.backends.fail.Keyring $(BIN)/python -m pytest
+
+# ruff (pycodestyle, pyflakes, bugbear, import order) and mypy; both configured in pyproject.toml.
+lint: $(VENV)/.installed
+	$(BIN)/ruff check
+	$(BIN)/mypy
 
 # The random-SIGKILL soaks on top of the suite's deterministic crash-point walk.
 soak: $(VENV)/.installed

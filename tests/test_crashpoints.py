@@ -68,6 +68,13 @@ def test_a_switch_that_names_no_point_is_a_clear_error(tmp_path):
         assert "before-commit, commit, download, before-rename, rename" in done.stderr
 
 
+def test_a_signal_switch_that_names_no_point_is_a_clear_error(tmp_path):
+    for value in (":TERM", "commit:1:KILL"):
+        done = run_child("import archiver.crashpoints", tmp_path, ARCHIVER_SIGNAL_AT=value)
+        assert done.returncode == 1
+        assert f"ARCHIVER_SIGNAL_AT={value!r}: write POINT:N:INT or POINT:N:TERM" in done.stderr
+
+
 WRITE_THREE_TRANSACTIONS = """
     from archiver.archive import Archive
     archive = Archive("archive")

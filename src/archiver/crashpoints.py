@@ -68,9 +68,12 @@ def _parse_signal(value: str) -> tuple[str, int, int] | None:
     where, _, name = value.strip().rpartition(":")
     if name.isdigit():   # no signal named: Ctrl-C's
         where, name = value.strip(), "INT"
+    usage = f"{SIGNAL_AT}={value!r}: write POINT:N:INT or POINT:N:TERM (e.g. {SIGNAL_AT}=chunk:2:TERM)"
     if name not in ("INT", "TERM"):
-        raise CrashSwitchError(f"{SIGNAL_AT}={value!r}: write POINT:N:INT or POINT:N:TERM (e.g. {SIGNAL_AT}=chunk:2:TERM)")
+        raise CrashSwitchError(usage)
     parsed = _parse(where)
+    if parsed is None:   # ":TERM": no point named before the signal
+        raise CrashSwitchError(usage)
     return parsed[0], parsed[1], getattr(signal, f"SIG{name}")
 
 

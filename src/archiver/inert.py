@@ -68,7 +68,8 @@ def _exposed_formulas(text: str) -> list[int]:
     """Where an apostrophe must go in ``text``: before each run of skippable characters that
     leads to a formula character from the start or from a cell break (after the last
     break of the run)."""
-    places, exposed_at = [], 0          # where the current run began, if it is exposed
+    places: list[int] = []
+    exposed_at: int | None = 0          # where the current run began, if it is exposed
     for index, char in enumerate(text):
         if char in CELL_BREAKS:
             exposed_at = index + 1

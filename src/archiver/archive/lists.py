@@ -33,7 +33,7 @@ import json
 import os
 import sqlite3
 from types import MappingProxyType
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Literal
 
 import archiver.crashpoints as crashpoints
 from archiver.records import ListPage, Membership, Page, Person, Snapshot, now_utc
@@ -58,12 +58,12 @@ def staged_list(ctx, kind: str, source: str = "api") -> dict[str, Any] | None:
     row = cursor.fetchone()
     if row is None:
         return None
-    staged = dict(zip([c[0] for c in cursor.description], row))
+    staged = dict(zip([c[0] for c in cursor.description], row, strict=True))
     staged["cursor"] = json.loads(staged["cursor"]) if staged["cursor"] is not None else None
     return staged
 
 
-def list_pages(ctx, kind: str, fetch_page: FetchPage, *, stream: str, due: bool = True,
+def list_pages(ctx, kind: Literal["followers", "following"], fetch_page: FetchPage, *, stream: str, due: bool = True,
                finish: Callable[[int], tuple[bool, dict[str, Any] | None]] | None = None) -> Iterator[Page]:
     """Pages that read the ``kind`` list through the staging (see the module docstring).
 

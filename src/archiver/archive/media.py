@@ -30,13 +30,13 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterable, Iterator
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, cast
 
 import httpx
 
 import archiver.crashpoints as crashpoints
-from archiver.net.limits import DownloadLimits
 from archiver.net.client import Cancelled, NetError, scrubber
+from archiver.net.limits import DownloadLimits
 
 log = logging.getLogger(__name__)
 
@@ -544,4 +544,4 @@ def _read_validator(part: Path) -> str | None:
 def _open_private(path: Path, mode: str) -> BinaryIO:
     """Open for binary writing; a new file is readable by its owner only (0600)."""
     flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode == "ab" else os.O_TRUNC)
-    return os.fdopen(os.open(path, flags, 0o600), mode)
+    return cast(BinaryIO, os.fdopen(os.open(path, flags, 0o600), mode))   # "wb" or "ab": binary

@@ -22,7 +22,8 @@ import datetime as dt
 import hashlib
 import json
 from contextlib import contextmanager
-from dataclasses import dataclass, fields as dataclass_fields
+from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from typing import Any, Iterable
 
 from sqlite_utils import Database
@@ -115,7 +116,14 @@ class ArchiveWriter:
         row = cursor.fetchone()
         if row is None:
             return None
-        return dict(zip([c[0] for c in cursor.description], row))
+        return dict(zip([c[0] for c in cursor.description], row, strict=True))
+
+    def _row(self, sql: str, params: Iterable[Any] = ()) -> dict:
+        """The one row a query always has (an aggregate; a row the caller knows is there)."""
+        row = self._one(sql, params)
+        if row is None:
+            raise LookupError(f"no row for: {sql}")
+        return row
 
     def _merged_provenance(self, existing: dict | None, payload: dict) -> tuple[str, str]:
         sources = json.loads(existing["sources"]) if existing else []
@@ -164,12 +172,12 @@ class ArchiveWriter:
             [self.platform, post_id, ref.role, ref.position],
         )
         description, meta = ref.description, _json(ref.meta) if ref.meta else None
-        holds_a_file = existing is not None and existing["sha256"] is not None and existing["status"] == "ok"
+        held = existing["sha256"] if existing is not None and existing["status"] == "ok" else None   # the slot's file
         # Keep the slot's file when this one is no better: a failed re-download, the same
         # file again, or an export's copy of a file the archive already holds (often another
         # encode of the same picture: kept in media/, but swapping it in would make every
         # import and every API run swap them back and forth).
-        if holds_a_file and (stored.sha256 is None or stored.sha256 == existing["sha256"] or not self.authoritative):
+        if held is not None and (stored.sha256 is None or stored.sha256 == held or not self.authoritative):
             if description is not None or meta is not None:
                 # Alt text may be added or edited later. The platform's words win; an
                 # export only fills what is blank.
@@ -277,17 +285,18 @@ class ArchiveWriter:
         nearest time. Two id-less items (exports) are one post only at the same time: an
         export's own times agree from one export to the next, and two posts a minute
         apart may share a caption."""
-        moment = _parse_time(post.created_at)
-        if moment is None:
+        created = post.created_at
+        moment = _parse_time(created)
+        if created is None or moment is None:
             return None
         low, high = (_time_text(moment - MATCH_TOLERANCE), _time_text(moment + MATCH_TOLERANCE))
         kept = "AND post_id LIKE 'provisional:%'" if provisional_only else ""
         cursor = self.db.execute(
             f"SELECT * FROM posts WHERE account_id=? AND created_at BETWEEN ? AND ? {kept}",
-            [self.account_id, min(low, post.created_at), max(high, post.created_at)],
+            [self.account_id, min(low, created), max(high, created)],
         )
         names = [c[0] for c in cursor.description]
-        candidates = [dict(zip(names, row)) for row in cursor.fetchall()]
+        candidates = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
         def rank(row: dict) -> tuple:
             distance = abs((_parse_time(row["created_at"]) or moment) - moment)
@@ -399,7 +408,8 @@ class ArchiveWriter:
                     )
                 continue
             inserted = self.db.execute(
-                "INSERT OR IGNORE INTO post_versions (platform, post_id, replaced_at, title, text, visibility) VALUES (?,?,?,?,?,?)",
+                "INSERT OR IGNORE INTO post_versions (platform, post_id, replaced_at, title, text, visibility) "
+                "VALUES (?,?,?,?,?,?)",
                 [self.platform, post_id, version.replaced_at, version.title, version.text, version.visibility],
             ).rowcount
             if inserted:
@@ -413,7 +423,8 @@ class ArchiveWriter:
             sample = [merged[k] for k in _COUNTS]
             if last is None or [last[k] for k in _COUNTS] != sample:
                 self.db.execute(
-                    "INSERT OR REPLACE INTO post_metrics (platform, post_id, observed_at, like_count, comment_count, share_count, view_count) "
+                    "INSERT OR REPLACE INTO post_metrics (platform, post_id, observed_at, like_count, comment_count, "
+                    "share_count, view_count) "
                     "VALUES (?,?,?,?,?,?,?)",
                     [self.platform, post_id, self.now, *sample],
                 )
@@ -553,8 +564,8 @@ class ArchiveWriter:
             self._count("comments_edited")
         text = comment.text if (existing is None or self.authoritative) else existing["text"]
         self.db.execute(
-            "INSERT INTO comments (platform, comment_id, account_id, post_id, parent_id, author_id, by_owner, text, created_at, url, "
-            "sources, first_seen_at, last_seen_at, raw) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+            "INSERT INTO comments (platform, comment_id, account_id, post_id, parent_id, author_id, by_owner, text, "
+            "created_at, url, sources, first_seen_at, last_seen_at, raw) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
             "ON CONFLICT(platform, comment_id) DO UPDATE SET post_id=coalesce(excluded.post_id, post_id), "
             "parent_id=coalesce(excluded.parent_id, parent_id), author_id=coalesce(excluded.author_id, author_id), "
             "text=excluded.text, url=coalesce(excluded.url, url), sources=excluded.sources, "
@@ -626,6 +637,13 @@ class ArchiveWriter:
         return self._one("SELECT * FROM staged_lists WHERE account_id=? AND kind=? AND source=?",
                          [self.account_id, kind, self.source])
 
+    def _staged(self, kind: str) -> dict[str, Any]:
+        """The staged ``kind`` list, which the caller knows is there (it is applying it)."""
+        staged = self.staged_list(kind)
+        if staged is None:
+            raise LookupError(f"no {kind} list of {self.account_id} is staged from {self.source}")
+        return staged
+
     def stage_members(self, kind: str, taken_at: str, members: list, *, cursor: Any = None,
                       read: int = 0) -> int:
         """Add ``members`` to the ``kind`` list staged from this source (creating it), with
@@ -681,7 +699,7 @@ class ArchiveWriter:
         if not page.last:
             return None
         self.finish_staging(page.kind, page.taken_at, page.complete)
-        if apply_up_to is not None and self.staged_list(page.kind)["members"] > apply_up_to:
+        if apply_up_to is not None and self._staged(page.kind)["members"] > apply_up_to:
             return None
         return self.apply_staged_at_once(page.kind)
 
@@ -704,7 +722,7 @@ class ArchiveWriter:
         is fixed now and kept with the list, so a resumed application diffs against the
         same lists as the first one. None when there is nothing to apply (an empty partial
         list says nothing; this very list is in the archive already): clear the staging."""
-        staged = self.staged_list(kind)
+        staged = self._staged(kind)
         if staged["plan"] is not None:
             return json.loads(staged["plan"])
         if (staged["members"] == 0 and not staged["complete"]) or \
@@ -720,7 +738,7 @@ class ArchiveWriter:
         """The staged members, one row a person in key order, in ``temp.snapshot_all`` (a
         temporary table: no write to the archive, kept by this connection across chunks)."""
         conn = self.db.conn
-        staged = self.staged_list(kind)
+        staged = self._staged(kind)
         for table in self._TEMP_TABLES:
             conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
         conn.execute(f"CREATE TEMP TABLE snapshot_all ({self._MEMBER_COLUMNS}) WITHOUT ROWID")
@@ -735,7 +753,7 @@ class ArchiveWriter:
         and note how far it got, in the caller's transaction; ``load_staged`` first. True
         when that was the last chunk: the snapshot is then whole in the archive."""
         conn = self.db.conn
-        staged = self.staged_list(kind)
+        staged = self._staged(kind)
         plan = json.loads(staged["plan"])
         after = staged["applied_to"]
         conn.execute("DROP TABLE IF EXISTS temp.snapshot_members")
@@ -751,7 +769,7 @@ class ArchiveWriter:
         if last:
             self._finish_snapshot(plan)
             plan["done"] = True
-            self.staged_outcome = self._one(
+            self.staged_outcome = self._row(
                 "SELECT member_count AS members, new_count AS new, lost_count AS lost FROM snapshots "
                 "WHERE snapshot_id=?", [plan["snapshot_id"]])
             self._count(f"{kind}_seen", plan["total"])
@@ -787,7 +805,7 @@ class ArchiveWriter:
         conn = self.db.conn
         applied = self.applied_already(kind, taken, is_complete())
         if applied is not None:
-            self.snapshot_timings = {}
+            self.snapshot_timings: dict[str, float] = {}
             return {"members": applied["member_count"], "new": 0, "lost": 0}
         self.snapshot_timings = {}
         with self.big_caches():
@@ -864,7 +882,7 @@ class ArchiveWriter:
         events only where the platform gave a date. A snapshot older than the newest one
         already applied opens intervals for people not yet known but ends none (it cannot
         know who left since): ``_apply_older_snapshot``."""
-        latest = self._one(
+        latest = self._row(
             "SELECT max(taken_at) AS t, count(*) AS n FROM snapshots WHERE account_id=? AND kind=?",
             [self.account_id, kind],
         )

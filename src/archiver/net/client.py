@@ -553,12 +553,17 @@ class ApiClient:
             spent = max(state.seconds_since_start or 0.0, state.idle_for)
             return spent + state.upcoming_sleep > policy.total_cap
 
+        out_of_attempts = tenacity.stop_after_attempt(policy.attempts)
+
+        def stop(state: tenacity.RetryCallState) -> bool:
+            return out_of_attempts(state) or over_time_cap(state)
+
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(
                 lambda e: isinstance(e, NetError) and e.retryable and call.idempotent
             ),
             wait=_WaitRetryAfterOrBackoff(policy),
-            stop=tenacity.stop_after_attempt(policy.attempts) | over_time_cap,
+            stop=stop,
             sleep=self._sleep,
             before_sleep=lambda state: self._log_retry(call, state),
             reraise=True,

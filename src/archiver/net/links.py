@@ -56,8 +56,9 @@ def system_resolver(host: str, port: int) -> list[str]:
         raise httpcore.ConnectError(f"cannot resolve {host}: {error}") from None
     addresses: list[str] = []
     for *_, sockaddr in answers:
-        if sockaddr[0] not in addresses:
-            addresses.append(sockaddr[0])
+        address = str(sockaddr[0])   # an IPv4 or IPv6 address (only a socket family we never ask for has others)
+        if address not in addresses:
+            addresses.append(address)
     return addresses
 
 

@@ -348,7 +348,7 @@ def _urls_of(pointers_by_url: dict[str, list[tuple[str, str]]], source: tuple[st
 
 
 def _now(now: str | None) -> str:
-    return iso_utc(now) if now else now_utc()
+    return (iso_utc(now) if now else None) or now_utc()   # iso_utc of a non-empty text is never None
 
 
 def _since_days(now: str, days: int | None) -> str | None:
@@ -427,7 +427,7 @@ def _profile(db, idents: list[str], prefer: list[str]) -> dict:
         ).fetchone()
         if row is None:
             continue
-        for name, value in zip(("handle", "display_name", "url", "avatar_url"), row):
+        for name, value in zip(("handle", "display_name", "url", "avatar_url"), row, strict=True):
             if profile.get(name) is None and value is not None:
                 profile[name] = value
     return profile
@@ -523,7 +523,7 @@ def _identity_rows(db, *, platform: str | None, now: str) -> Iterator[dict]:
         cursor = db.conn.execute(sql, params)
         names = [c[0] for c in cursor.description]
         for row in cursor:
-            item = dict(zip(names, row))
+            item = dict(zip(names, row, strict=True))
             item["platform"] = plat
             item["lost_at"] = item["ended_at"] if item["follower_since"] is None else None
             yield item
@@ -612,7 +612,8 @@ def _vcard_fold(line: str) -> str:
     data = line.encode("utf-8")
     if len(data) <= 75:
         return line + "\r\n"
-    parts, current = [], b""
+    parts: list[str] = []
+    current = b""
     for char in line:
         encoded = char.encode("utf-8")
         if len(current) + len(encoded) > (75 if not parts else 74):

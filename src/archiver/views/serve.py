@@ -16,6 +16,7 @@ import json
 import re
 import webbrowser
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import datasette
@@ -369,7 +370,7 @@ def canned_queries() -> dict:
     Kept apart from the rest of the metadata because Datasette 1.0 reads canned queries
     from datasette.yml instead of metadata.
     """
-    queries = {
+    queries: dict[str, dict[str, Any]] = {
         "most_viewed_videos": {
             "title": "Most viewed videos",
             "description": "Videos by views, with their newest counts and cover image.",
@@ -822,7 +823,7 @@ def register_plugin() -> None:
 
 def make_datasette(archive: Archive) -> Datasette:
     """A Datasette over the archive: live (sees writes made while it serves), media at /media/."""
-    archive.db  # creates the folders and brings the schema up to date
+    _ = archive.db  # creates the folders and brings the schema up to date
     register_plugin()
     return Datasette(
         files=[str(archive.db_path)],  # not immutable: syncs keep writing while we serve
