@@ -27,11 +27,11 @@ def declared() -> set[str]:
     return {_normalized(re.match(r"[A-Za-z0-9._-]+", requirement).group()) for requirement in requirements}
 
 
-def imported_modules() -> dict[str, set[str]]:
+def imported_modules(roots=SOURCE_ROOTS) -> dict[str, set[str]]:
     """Top-level module name -> the files importing it, for every import that is neither
     the standard library's nor ours (function-level and TYPE_CHECKING imports included)."""
     found: dict[str, set[str]] = {}
-    for root in SOURCE_ROOTS:
+    for root in roots:
         for path in sorted(root.rglob("*.py")):
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
                 if isinstance(node, ast.Import):
@@ -43,7 +43,7 @@ def imported_modules() -> dict[str, set[str]]:
                 for name in names:
                     top = name.partition(".")[0]
                     if top not in sys.stdlib_module_names and top not in FIRST_PARTY:
-                        found.setdefault(top, set()).add(str(path.relative_to(ROOT)))
+                        found.setdefault(top, set()).add(str(path.relative_to(root.parent)))
     return found
 
 
@@ -62,6 +62,10 @@ def test_every_third_party_import_is_declared_and_every_declared_dependency_is_i
     assert sorted(wanted - used) == [], "declared in [project] dependencies but imported nowhere"
 
 
-def test_the_check_sees_imports_inside_functions():
-    """daemon.py imports tzlocal inside a function: the walk must find it there."""
-    assert "src/archiver/ops/daemon.py" in imported_modules()["tzlocal"]
+def test_the_check_sees_imports_inside_functions_and_for_type_checkers_only(tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "module.py").write_text(
+        "import os\nfrom typing import TYPE_CHECKING\nfrom . import sibling\nfrom archiver.records import Post\n"
+        "if TYPE_CHECKING:\n    import httpx\n\n\ndef later():\n    from tzlocal import get_localzone\n",
+        encoding="utf-8")
+    assert imported_modules([tmp_path / "src"]) == {"httpx": {"src/module.py"}, "tzlocal": {"src/module.py"}}
