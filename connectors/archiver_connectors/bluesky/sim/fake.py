@@ -41,15 +41,14 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator
 from urllib.parse import quote
 
 import httpx
 
 from archiver.sim.server import FakeClock
-
-from archiver_connectors.bluesky.sim.repo import blob_cid, blob_ref, build_repo_car
 from archiver_connectors.bluesky.repo import make_tid
+from archiver_connectors.bluesky.sim.repo import blob_cid, blob_ref, build_repo_car
 
 QUERIES = {
     "com.atproto.identity.resolveHandle", "com.atproto.sync.getLatestCommit", "com.atproto.sync.getRepo",
@@ -222,7 +221,7 @@ class FakeBluesky(FakeClock):
         with self._lock:
             rkey = self._next_tid()
             encoded = text.encode()
-            value = {"$type": "app.bsky.feed.post", "text": text, "langs": ["en"],
+            value: dict[str, Any] = {"$type": "app.bsky.feed.post", "text": text, "langs": ["en"],
                      "createdAt": created_at or time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(self.now())),
                      "facets": [{"index": {"byteStart": encoded.find(b"#garden"),
                                            "byteEnd": encoded.find(b"#garden") + 7},
@@ -438,7 +437,8 @@ class FakeBluesky(FakeClock):
         missing = self._require(body if isinstance(body, dict) else {}, "identifier", "password")
         if missing:
             return missing
-        if body["identifier"].lower() not in (self.user_handle.lower(), self.did.lower()) or body["password"] != self.config.app_password:
+        if (body["identifier"].lower() not in (self.user_handle.lower(), self.did.lower())
+                or body["password"] != self.config.app_password):
             return self._error(401, "AuthenticationRequired", "Invalid identifier or password")
         return self._json(200, self._issue())
 

@@ -32,7 +32,14 @@ from typing import Any
 import libipld
 
 from archiver_connectors.bluesky.repo import (
-    CODEC_DAG_CBOR, CODEC_RAW, HASH_SHA2_256, _varint, cid_to_bytes, cid_to_str, from_json_form)
+    CODEC_DAG_CBOR,
+    CODEC_RAW,
+    HASH_SHA2_256,
+    _varint,
+    cid_to_bytes,
+    cid_to_str,
+    from_json_form,
+)
 
 
 def cid_for_block(data: bytes, codec: int = CODEC_DAG_CBOR) -> bytes:
@@ -140,7 +147,7 @@ def _build_node(items: list[tuple[bytes, bytes, int]], layer: int, blocks: _Bloc
 
 def _shared_prefix(a: bytes, b: bytes) -> int:
     count = 0
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):   # keys of any lengths
         if x != y:
             break
         count += 1
@@ -168,8 +175,7 @@ def build_repo(did: str, records: dict[str, dict], *, rev: str, break_block: int
     # The PDS's order: commit, then the tree, then the records in key order.
     order = [commit, *nodes, *(record_cids[key] for key in sorted(record_cids))]
     data = {commit: commit_data, **tree.data, **record_blocks.data}
-    seen: set[bytes] = set()
-    order = [cid for cid in order if not (cid in seen or seen.add(cid))]
+    order = list(dict.fromkeys(order))   # each block once, where it first appears
     broken, dropped = _select(break_block, order), _select(drop_block, order)
 
     header = libipld.encode_dag_cbor({"version": 1, "roots": [commit]})

@@ -101,7 +101,7 @@ def make_account(*, posts: int = 6, reels: int = 1, stories: int = 1, followers:
         for i in range(reels):
             account.posts.append(_post(moment, f"Reel #{i + 1} 🎬 naïve", "reel"))
             moment -= 3_600
-        for i in range(stories):
+        for _ in range(stories):
             account.posts.append(_post(moment, None, "story"))
             moment -= 3_600
     account.followers = _people(rng, followers, offset=0)

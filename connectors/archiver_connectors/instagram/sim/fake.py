@@ -60,7 +60,6 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 
 from archiver.sim.server import FakeClock
-
 from archiver_connectors.tiktok.sim.fake import fake_mp4, fake_png
 
 # --------------------------------------------------------------------------- constants
@@ -378,7 +377,11 @@ class FakeInstagram(FakeClock):
             return httpx.Response(403, content=b"Bad URL hash")
         if expires < self.now():
             return httpx.Response(403, content=b"URL signature expired")
-        body, mime = (fake_png(image.group(1)), "image/png") if image else (fake_mp4(video.group(1)), "video/mp4")
+        if image:
+            body, mime = fake_png(image.group(1)), "image/png"
+        else:
+            assert video is not None   # one of the two matched (checked above)
+            body, mime = fake_mp4(video.group(1)), "video/mp4"
         # Resume support: a plain "bytes=N-" range.
         match = re.fullmatch(r"bytes=(\d+)-", request.headers.get("range", "").strip())
         if match and int(match.group(1)) < len(body):

@@ -39,7 +39,7 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
 CONTEXT = ["https://www.w3.org/ns/activitystreams", "https://w3id.org/security/v1",
@@ -176,9 +176,9 @@ def make_account(*, posts: int = 4, replies: int = 1, boosts: int = 2, edited: i
         account.statuses.append({"id": str(next_id), "kind": "boost", "published": iso(moment),
                                  "boost_of": f"https://{domain}/users/{user}/statuses/{555 + number}"})
     account.likes = [f"https://{o.split('@')[1]}/users/{o.split('@')[0]}/statuses/{700 + n}"
-                     for n, o in zip(range(likes), OTHERS * likes)]
+                     for n, o in zip(range(likes), OTHERS * likes, strict=False)]
     account.bookmarks = [f"https://{o.split('@')[1]}/users/{o.split('@')[0]}/statuses/{800 + n}"
-                         for n, o in zip(range(bookmarks), OTHERS * bookmarks)]
+                         for n, o in zip(range(bookmarks), OTHERS * bookmarks, strict=False)]
     return account
 
 
@@ -345,7 +345,7 @@ def write_archive(account: FakeMastodonAccount, path: Path, *, duplicate_ordered
     packed = path.name.endswith((".tar.gz", ".tgz", ".tar"))
     if packed:
         path.parent.mkdir(parents=True, exist_ok=True)
-        mode = "w" if path.name.endswith(".tar") else "w:gz"
+        mode: Literal["w", "w:gz"] = "w" if path.name.endswith(".tar") else "w:gz"
         with tarfile.open(path, mode, format=tarfile.GNU_FORMAT) as tar:
             def add(name: str, data: bytes) -> None:
                 info = tarfile.TarInfo(name)

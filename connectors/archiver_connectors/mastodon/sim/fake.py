@@ -49,12 +49,12 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from typing import Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
 
 from archiver.sim.server import FakeClock
-
 from archiver_connectors.tiktok.sim.fake import fake_mp4, fake_png
 
 KNOWN_SCOPES = frozenset({
@@ -258,12 +258,12 @@ class FakeMastodon(FakeClock):
             first = self.add_reply(status["id"], at=moment + 300)
             self.add_reply(first["id"], at=moment + 400)              # a reply to the reply
             if i == 0:
-                own = self._new_status(self.owner_id, moment + 500, "<p>Thank you!</p>", in_reply_to_id=first["id"])
-                self.add_reply(own["id"], at=moment + 700)             # a reply under the owner's reply
+                thanks = self._new_status(self.owner_id, moment + 500, "<p>Thank you!</p>", in_reply_to_id=first["id"])
+                self.add_reply(thanks["id"], at=moment + 700)          # a reply under the owner's reply
 
     # ------------------------------------------------------------------ world changes (tests)
 
-    def add_status(self, content: str = "<p>A new post</p>", *, media: list[tuple[str, str | None]] = (),
+    def add_status(self, content: str = "<p>A new post</p>", *, media: Sequence[tuple[str, str | None]] = (),
                    visibility: str = "public", in_reply_to_id: str | None = None) -> dict:
         """The owner posts now; ``media`` is a list of (type, alt text)."""
         with self._lock:
@@ -320,7 +320,9 @@ class FakeMastodon(FakeClock):
         """The person uploads a new avatar (or header); returns its new path."""
         with self._lock:
             self.accounts[account_id][kind] = self.accounts[account_id].get(kind, 0) + 1
-            return self.picture_path(account_id, kind)
+            path = self.picture_path(account_id, kind)
+            assert path is not None   # a picture of version 1 or later has a path
+            return path
 
     def _picture_known(self, path: str) -> bool:
         """A current or earlier picture of a known account (unknown names answer 404)."""
@@ -552,6 +554,7 @@ class FakeMastodon(FakeClock):
         if not over:
             for name, _limit, window in buckets:
                 self._rate[(key, name, int(now // window))] += 1
+        assert closest is not None   # there is always the "all" bucket
         limit, remaining, reset = closest
         headers = {"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": "0" if over else str(remaining),
                    "X-RateLimit-Reset": _dt.datetime.fromtimestamp(reset, _dt.timezone.utc)
@@ -606,7 +609,7 @@ class FakeMastodon(FakeClock):
         """Apply max_id / since_id / min_id to ``items`` (newest first, ``key`` gives the
         paging id as int); return the page and its Link header."""
         params = request.url.params
-        ids = {}
+        ids: dict[str, int | None] = {}
         for name in ("max_id", "since_id", "min_id"):
             if params.get(name):
                 try:
@@ -687,7 +690,8 @@ class FakeMastodon(FakeClock):
             return self._json(404, NOT_FOUND)
         if record is not None and not self._has_scope(record, "read:statuses"):
             return self._json(403, OUT_OF_SCOPE)
-        ancestors, parent = [], status["in_reply_to_id"]
+        ancestors: list[dict] = []
+        parent = status["in_reply_to_id"]
         while parent and parent in self.statuses:
             ancestors.insert(0, self.statuses[parent])
             parent = self.statuses[parent]["in_reply_to_id"]

@@ -54,6 +54,7 @@ import uuid
 import zipfile
 import zlib
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
@@ -277,7 +278,7 @@ class FakeTikTok(FakeClock):
         words = " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 5)))
         title = "" if rng.random() < 0.1 else words.capitalize()
         username = self.user["username"]
-        video = {
+        video: dict[str, Any] = {
             "id": video_id,
             "create_time": create_time,
             "title": title,
@@ -900,6 +901,7 @@ class FakeTikTok(FakeClock):
             return httpx.Response(403, content=b"Access Denied: link expired")
         if image:
             return self._ranged(request, fake_png(image.group(1)), "image/png")
+        assert video is not None   # one of the two matched (checked above)
         return self._ranged(request, fake_mp4(video.group(1)), "video/mp4")
 
     def _ranged(self, request: httpx.Request, body: bytes, content_type: str) -> httpx.Response:
@@ -1074,7 +1076,8 @@ def serve(fake: FakeTikTok, host: str = "127.0.0.1", port: int = 0):
     from archiver.sim.server import serve_fake
 
     return serve_fake(fake, host, port, name="fake-tiktok",
-                      crash_response=lambda error: httpx.Response(500, json={"data": {}, "error": {"code": "internal_error", "message": f"fake crashed: {type(error).__name__}", "log_id": ""}}))
+                      crash_response=lambda error: httpx.Response(500, json={"data": {}, "error": {
+                          "code": "internal_error", "message": f"fake crashed: {type(error).__name__}", "log_id": ""}}))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -82,6 +82,7 @@ import uuid
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -192,7 +193,8 @@ def pacific_day(epoch: float) -> str:
 def iso_duration(seconds: int) -> str:
     minutes, sec = divmod(seconds, 60)
     hours, minutes = divmod(minutes, 60)
-    return "PT" + (f"{hours}H" if hours else "") + (f"{minutes}M" if minutes else "") + (f"{sec}S" if sec or not (hours or minutes) else "")
+    return ("PT" + (f"{hours}H" if hours else "") + (f"{minutes}M" if minutes else "")
+            + (f"{sec}S" if sec or not (hours or minutes) else ""))
 
 
 # --------------------------------------------------------------------------- fields=
@@ -220,12 +222,13 @@ def parse_fields(spec: str) -> dict:
                 position += 1
                 sub = parse_list(")")
             node = tree
+            selected_whole = False
             for name in path[:-1]:
                 if name in node and node[name] is None:
-                    node = None   # the whole member is already selected
+                    selected_whole = True   # the whole member is already selected
                     break
                 node = node.setdefault(name, {})
-            if node is not None:
+            if not selected_whole:
                 node[path[-1]] = sub
             if position >= len(spec):
                 if closing:
@@ -354,7 +357,7 @@ class FakeYouTube(FakeClock):
     def _new_subscriber(self, prefix: str, subscribed_at: float, public: bool | None = None) -> dict:
         if public is None:
             public = self._rng.random() >= self.config.private_subscriber_rate
-        person = {"channel_id": "UC" + self._id(22), "title": f"{prefix} {self._rng.choice(WORDS)}".title(),
+        person: dict[str, Any] = {"channel_id": "UC" + self._id(22), "title": f"{prefix} {self._rng.choice(WORDS)}".title(),
                   "subscribed_at": subscribed_at, "public": public}
         self.picture_versions.setdefault(person["channel_id"], 0)
         return person
@@ -689,7 +692,7 @@ class FakeYouTube(FakeClock):
 
     # -- signed thumbnails ---------------------------------------------------------------
 
-    def _sign(self, path: str, expires: int) -> str:
+    def _sign(self, path: str, expires: int | str) -> str:
         return hmac.new(self._sign_key, f"{path}:{expires}".encode(), hashlib.sha256).hexdigest()[:24]
 
     def _thumbnail_url(self, video_id: str, name: str) -> str:
@@ -838,7 +841,8 @@ class FakeYouTube(FakeClock):
     def _api_commentThreads(self, params, parts, size):
         which = self._exactly_one(params, ("allThreadsRelatedToChannelId", "videoId", "id", "channelId"))
         if which is None:
-            return self._error(400, "missingRequiredParameter", "Expected exactly one of: allThreadsRelatedToChannelId, videoId, id")
+            return self._error(400, "missingRequiredParameter",
+                               "Expected exactly one of: allThreadsRelatedToChannelId, videoId, id")
         if which == "allThreadsRelatedToChannelId":
             if params[which] != self.channel["id"]:
                 return self._error(404, "channelNotFound", "Channel not found.", domain="youtube.commentThread")
@@ -865,7 +869,8 @@ class FakeYouTube(FakeClock):
             if "snippet" in parts:
                 item["snippet"] = {"channelId": self.channel["id"], "videoId": thread["video_id"], "canReply": True,
                                    "totalReplyCount": len(thread["replies"]), "isPublic": True,
-                                   "topLevelComment": self._plain(self._render_comment(thread["top"], thread["video_id"]), params)}
+                                   "topLevelComment": self._plain(self._render_comment(thread["top"], thread["video_id"]),
+                                                                  params)}
             if "replies" in parts and thread["replies"]:
                 embedded = thread["replies"][: self.config.embedded_replies_max]
                 item["replies"] = {"comments": [self._plain(self._render_comment(r, thread["video_id"]), params)
@@ -1012,7 +1017,7 @@ class FakeYouTube(FakeClock):
         world = make_world(api_videos=[(v["id"], v["title"], rfc3339(v["publishedAt"])) for v in self.videos],
                            comments=0, subscriptions=self.config.following, seed=self.config.seed,
                            channel_id=owner, channel_title=self.channel["title"])
-        for exported, video in zip(world.videos, self.videos):
+        for exported, video in zip(world.videos, self.videos, strict=True):   # one exported video per API video
             exported.privacy = video["privacyStatus"].capitalize()
             exported.description = video["description"]
         for thread in self.threads:
@@ -1181,7 +1186,8 @@ def serve(fake: FakeYouTube, host: str = "127.0.0.1", port: int = 0):
     from archiver.sim.server import serve_fake
 
     return serve_fake(fake, host, port, name="fake-youtube",
-                      crash_response=lambda error: fake._error(500, "backendError", f"fake crashed: {type(error).__name__}", domain="global"))
+                      crash_response=lambda error: fake._error(500, "backendError", f"fake crashed: {type(error).__name__}",
+                                                               domain="global"))
 
 
 def main(argv: list[str] | None = None) -> None:

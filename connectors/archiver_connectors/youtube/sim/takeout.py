@@ -37,7 +37,7 @@ import string
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import IO, Iterable
 
 # Per locale: the YouTube folder and the relative paths of each file. German folder and
 # subscription names are those other parsers saw in real exports; the rest is [U].
@@ -149,9 +149,9 @@ def make_world(*, videos: int = 3, comments: int = 5, subscriptions: int = 4, se
     else:
         triples = []
         for i in range(videos):
-            published = _EPOCH + dt.timedelta(days=3 * i, minutes=rng.randrange(600))
+            moment = _EPOCH + dt.timedelta(days=3 * i, minutes=rng.randrange(600))
             title = _TITLES[i % len(_TITLES)] + (f" {i // len(_TITLES) + 1}" if i >= len(_TITLES) else "")
-            triples.append((_token(rng, 11), title, _iso(published)))
+            triples.append((_token(rng, 11), title, _iso(moment)))
         if duplicate_titles and len(triples) >= 2:
             triples[1] = (triples[1][0], triples[0][1], triples[1][2])
     for video_id, title, published in triples:
@@ -238,7 +238,7 @@ def takeout_files(world: TakeoutWorld, *, locale: str = "en", csv_order: str = "
         video_rows.append([v.video_id, str(v.duration_ms), "en", "People & Blogs", v.description,
                            world.channel.channel_id, "timelapse", "", v.title, v.privacy, "Processed",
                            v.created_at, v.published_at if v.privacy != "Private" else ""])
-    bad_video_lines = []
+    bad_video_lines: list[str] = []
     if bad_rows:
         video_rows.append(["", "1000", "en", "People & Blogs", "no id", world.channel.channel_id, "", "",
                            "A row without id", "Public", "Processed", "2024-01-01T00:00:00+00:00", ""])
@@ -290,7 +290,7 @@ def takeout_files(world: TakeoutWorld, *, locale: str = "en", csv_order: str = "
     return data, videos
 
 
-def _write_zip(path: Path, files: dict[str, bytes]) -> None:
+def _write_zip(path: Path | IO[bytes], files: dict[str, bytes]) -> None:
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, payload in files.items():
             info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
