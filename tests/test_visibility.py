@@ -44,6 +44,7 @@ def test_the_migration_rewrites_existing_rows_in_the_vocabulary(tmp_path):
 
     from archiver.archive import Archive
     from archiver.archive.schema import migrations
+    from archiver.connector import installed_connectors
 
     path = tmp_path / "old" / "archive.db"
     path.parent.mkdir()
@@ -57,8 +58,70 @@ def test_the_migration_rewrites_existing_rows_in_the_vocabulary(tmp_path):
     db.execute("INSERT INTO post_versions (platform, post_id, replaced_at, visibility) VALUES ('mastodon','3','t','private')")
     db.conn.commit()
     db.close()
-    upgraded = Archive(path.parent)
+    upgraded = Archive(path.parent, connectors=installed_connectors)
     assert rows(upgraded.db, "SELECT post_id, visibility FROM posts ORDER BY post_id") == [
         ("1", "private"), ("2", "public"), ("3", "followers"), ("4", "private"), ("5", "unlisted")]
     assert rows(upgraded.db, "SELECT visibility FROM post_versions") == [("followers",)]
     upgraded.close()
+
+
+def _archive_before_the_visibility_migration(folder):
+    from sqlite_utils import Database
+
+    from archiver.archive.schema import migrations
+
+    folder.mkdir()
+    db = Database(folder / "archive.db")
+    migrations.apply(db, stop_before="m008_small_promises_visibility")
+    db.execute("INSERT INTO posts (platform, post_id, account_id, visibility, first_seen_at, last_seen_at) "
+               "VALUES ('mastodon', '3', 'mastodon:main', 'private', 'x', 'x')")
+    db.conn.commit()
+    db.close()
+
+
+def test_an_older_archive_is_upgraded_by_the_command_line_with_the_installed_connectors(tmp_path):
+    """The archive layer imports no connector: every command opens the archive with
+    connector.installed_connectors, so the platforms' own upgrades still run."""
+    from cli_world import run_cli
+
+    folder = tmp_path / "old"
+    _archive_before_the_visibility_migration(folder)
+    result = run_cli(["status", "--archive", str(folder)])
+    assert result.returncode == 0, result.describe()
+    from archiver.archive import Archive
+
+    upgraded = Archive(folder)
+    assert rows(upgraded.db, "SELECT post_id, visibility FROM posts") == [("3", "followers")]
+    upgraded.close()
+
+
+def test_an_upgrade_that_needs_the_platforms_refuses_to_run_without_them(tmp_path):
+    """Opened without a way to find the connectors, an archive whose rows a platform must
+    rewrite stops with an error that says how to open it, and the upgrade stays pending
+    (never recorded as done with the rows left in the old words). A new, empty archive
+    needs no connectors."""
+    import pytest
+
+    from archiver.archive import Archive
+    from archiver.archive.schema import UpgradeNeedsConnectors, migrations
+    from archiver.connector import installed_connectors
+
+    folder = tmp_path / "old"
+    _archive_before_the_visibility_migration(folder)
+    bare = Archive(folder)
+    with pytest.raises(UpgradeNeedsConnectors, match="connectors=archiver.connector.installed_connectors"):
+        _ = bare.db
+    from sqlite_utils import Database
+
+    db = Database(folder / "archive.db")
+    assert "m008_small_promises_visibility" in {m.name for m in migrations.pending(db)}
+    assert rows(db, "SELECT visibility FROM posts") == [("private",)]
+    db.close()
+
+    upgraded = Archive(folder, connectors=installed_connectors)
+    assert rows(upgraded.db, "SELECT visibility FROM posts") == [("followers",)]
+    upgraded.close()
+
+    fresh = Archive(tmp_path / "new")
+    assert not migrations.pending(fresh.db)
+    fresh.close()

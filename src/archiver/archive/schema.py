@@ -7,10 +7,49 @@ Every timestamp is UTC ISO-8601 text. A new migration is appended, never edited.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from typing import Any
+
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
 migrations = Migrations("archiver")
+
+# A function giving the installed connectors (name -> class): connector.installed_connectors.
+FindConnectors = Callable[[], Mapping[str, Any]]
+
+# Some migrations let each platform rewrite its own rows (its words for visibility, ids
+# keyed anew). The archive layer imports no connector: whoever opens the archive passes
+# the function that finds them (Archive(folder, connectors=...)), and apply_migrations
+# hands it to those migrations, which call it only when the archive holds rows to rewrite.
+_find_connectors: ContextVar[FindConnectors | None] = ContextVar("find_connectors", default=None)
+
+
+class UpgradeNeedsConnectors(Exception):
+    """An archive with rows to upgrade was opened without a way to find the connectors."""
+
+
+def apply_migrations(db: Database, connectors: FindConnectors | None = None) -> None:
+    """Bring the schema up to date; ``connectors`` for the migrations that need the platforms."""
+    token = _find_connectors.set(connectors)
+    try:
+        migrations.apply(db)
+    finally:
+        _find_connectors.reset(token)
+
+
+def _installed_connectors(db: Database, migration: str) -> Mapping[str, Any]:
+    """The connectors, for a migration in which platforms rewrite their rows; none are
+    needed (and none asked for) while the archive holds no rows of any platform."""
+    if not any(db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() for table in _PROVENANCE_TABLES):
+        return {}
+    find = _find_connectors.get()
+    if find is None:
+        raise UpgradeNeedsConnectors(
+            f"the archive's upgrade {migration} lets each platform rewrite its rows and needs the installed "
+            "connectors: open it with Archive(folder, connectors=archiver.connector.installed_connectors)")
+    return find()
 
 # Provenance columns every main table carries.
 _PROVENANCE = """
@@ -419,10 +458,9 @@ def m008_small_promises_visibility(db: Database) -> None:
     # Visibility in one vocabulary (records.VISIBILITIES): each platform's words through
     # its connector's table (Mastodon's "private" is followers only), the others as they
     # are when already one of ours. The platform's word stays in raw.
-    from archiver.connector import installed_connectors
     from archiver.records import visibility
 
-    connectors = installed_connectors()
+    connectors = _installed_connectors(db, "m008_small_promises_visibility")
     for table in ("posts", "post_versions"):
         found = db.execute(f"SELECT DISTINCT platform, visibility FROM {table} WHERE visibility IS NOT NULL")
         for platform, word in found.fetchall():
@@ -510,9 +548,7 @@ def m008_small_promises_instance_keys(db: Database) -> None:
     # Some platforms' ids are local to a server (a Mastodon status id is its instance's
     # number): their connectors now key them with the server, and rewrite the rows
     # already archived here (Connector.upgrade_archive).
-    from archiver.connector import installed_connectors
-
-    for connector in installed_connectors().values():
+    for connector in _installed_connectors(db, "m008_small_promises_instance_keys").values():
         connector.upgrade_archive(db, "m008_small_promises_instance_keys")
 
 

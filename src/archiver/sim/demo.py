@@ -16,6 +16,7 @@ DEMO_ACCOUNT = "demo"
 def run_demo(folder: Path, *, videos: int = 24, followers: int = 120, echo: Callable[[str], None] = print) -> int:
     from archiver.archive import Archive
     from archiver.config import AccountConfig, Config
+    from archiver.connector import installed_connectors
     from archiver.sync.jobs import Workspace, run_export, run_import
     from archiver.secrets import open_secret_store
     from archiver_connectors.tiktok.sim.fake import FakeTikTok, FakeTikTokConfig, serve
@@ -26,7 +27,7 @@ def run_demo(folder: Path, *, videos: int = 24, followers: int = 120, echo: Call
     server, _thread = serve(fake)
     try:
         folder = folder.expanduser().resolve()
-        archive = Archive(folder).create()
+        archive = Archive(folder, connectors=installed_connectors).create()
         account = AccountConfig(name=DEMO_ACCOUNT, platform="tiktok", base_url=fake.base_url)
         _write_demo_config(folder)
         # Simulated credentials live in memory only: nothing to keep, nothing to leak.
