@@ -228,9 +228,9 @@ def open_folder_warning(folder) -> str | None:
 
 
 def _process_alive(pid) -> bool:
-    from archiver.sync.runner import _alive
+    from archiver.sync.runner import process_alive
 
-    return bool(pid) and _alive(pid)
+    return bool(pid) and process_alive(pid)
 
 
 def render_status(rows: list[dict], *, errors: dict[str, list[dict]] | None = None) -> str:

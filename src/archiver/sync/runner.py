@@ -294,7 +294,7 @@ def _write_state(db, account_id: str, stream: str, state: dict | None) -> None:
 def mark_dead_runs(db) -> None:
     """Runs left 'running' by a process that no longer exists were interrupted."""
     for run_id, pid in db.execute("SELECT run_id, pid FROM runs WHERE status='running'").fetchall():
-        if pid and _alive(pid):
+        if pid and process_alive(pid):
             continue
         db.execute(
             "UPDATE runs SET status='interrupted', message=coalesce(message, 'the process ended before the run finished; "
@@ -303,7 +303,9 @@ def mark_dead_runs(db) -> None:
         )
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether the process ``pid`` still runs (a zombie does not): a run whose process is
+    gone was interrupted."""
     if pid == os.getpid():
         return True
     try:
