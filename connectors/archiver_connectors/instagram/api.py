@@ -25,8 +25,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 
 from archiver.net.client import ApiClient, NetError, Pacer, RetryPolicy, scrubber
-from archiver.records import Comment, MediaRef, Person, Post, Profile, iso_utc, visibility
 from archiver.net.tokens import StoredTokens
+from archiver.records import Comment, MediaRef, Person, Post, Profile, iso_utc, visibility
 
 log = logging.getLogger("archiver.instagram")
 
@@ -198,19 +198,18 @@ class InstagramTokens(StoredTokens):
         return self.save(tokens)
 
     def refresh_due(self) -> bool:
+        """Less than REFRESH_WHEN_LEFT left, the token old enough to be refreshed, and no
+        refresh failed in this run already."""
         tokens, now = self.load(), self.clock()
         return (tokens["expires_at"] - now < REFRESH_WHEN_LEFT
-                and now - tokens["issued_at"] >= MIN_REFRESH_AGE)
+                and now - tokens["issued_at"] >= MIN_REFRESH_AGE
+                and not self._refresh_failed)
 
     def access_token(self) -> str:
         """The token to send, refreshed first when due. Raises NetError(auth) once expired."""
         if self.load()["expires_at"] <= self.clock():
             raise NetError(reauth_message(self.account, "the 60-day token has expired"), kind="auth")
-        if self.refresh_due() and not self._refresh_failed:
-            with self._refreshing():   # other threads and processes: one refresh
-                self._reread()
-                if self.refresh_due() and not self._refresh_failed:
-                    self._refresh_locked()
+        self.refresh_when_due()   # other threads and processes: one refresh
         return self.load()["access_token"]
 
     def _refresh_locked(self) -> None:

@@ -64,9 +64,8 @@ class TikTokConnector(Connector):
     # -- authorization -----------------------------------------------------------------
     def authorize(self, *, echo, open_browser=None, client_key=None, client_secret=None, prompt=None,
                   port: int = 0, timeout: float = 300, **_):
-        from archiver.net.oauth import OAuthError, app_credentials, pkce_pair, run_loopback_flow
-        from archiver_connectors.tiktok.api import (
-            DEFAULT_SCOPES, TikTokTokens, authorize_url, token_request)
+        from archiver.net.oauth import OAuthError, app_credentials
+        from archiver_connectors.tiktok.api import DEFAULT_SCOPES, TikTokTokens, authorize_url
 
         account = self.account.name
         client_key, client_secret = app_credentials(
@@ -78,34 +77,23 @@ class TikTokConnector(Connector):
         if self.account.portability and "portability." not in scopes:
             scopes += ",portability.postsandprofile.ongoing"
         encoding = self.account.options.get("pkce_encoding", "hex")
-        verifier, challenge = pkce_pair(encoding)
-
-        result = run_loopback_flow(
-            lambda redirect_uri, state: authorize_url(
-                self._auth_base(), client_key=client_key, scopes=scopes,
-                redirect_uri=redirect_uri, state=state, challenge=challenge),
-            open_browser=open_browser, echo=echo, port=port, timeout=timeout,
-        )
         with self._http() as http:
-            body = token_request(http, self._token_url(), {
-                "client_key": client_key,
-                "client_secret": client_secret,
-                "code": result.code,
-                "grant_type": "authorization_code",
-                "redirect_uri": result.redirect_uri,
-                "code_verifier": verifier,
-            })
-        if "error" in body:
-            hint = ""
-            if body["error"] == "invalid_request" and "code" in body.get("error_description", "").lower():
-                other = "base64url" if encoding == "hex" else "hex"
-                hint = (f" TikTok did not accept the PKCE challenge; set pkce_encoding = \"{other}\" "
-                        f"in [accounts.{account}] and run `archiver auth tiktok --account {account}` again.")
-            raise OAuthError(f"TikTok refused the authorization: {body['error']}: "
-                             f"{body.get('error_description', '')}.{hint}")
-        with self._http() as http:
-            tokens = TikTokTokens(self.secrets, account, self._token_url(), http).store(body)
-        granted = tokens["scope"]
+            tokens = TikTokTokens(self.secrets, account, self._token_url(), http)
+            body = tokens.authorize(
+                lambda redirect_uri, state, challenge: authorize_url(
+                    self._auth_base(), client_key=client_key, scopes=scopes,
+                    redirect_uri=redirect_uri, state=state, challenge=challenge),
+                client_id=client_key, client_secret=client_secret, pkce_encoding=encoding,
+                open_browser=open_browser, echo=echo, port=port, timeout=timeout)
+            if "error" in body:
+                hint = ""
+                if body["error"] == "invalid_request" and "code" in body.get("error_description", "").lower():
+                    other = "base64url" if encoding == "hex" else "hex"
+                    hint = (f" TikTok did not accept the PKCE challenge; set pkce_encoding = \"{other}\" "
+                            f"in [accounts.{account}] and run `archiver auth tiktok --account {account}` again.")
+                raise OAuthError(f"TikTok refused the authorization: {body['error']}: "
+                                 f"{body.get('error_description', '')}.{hint}")
+            granted = tokens.store(body)["scope"]
         missing = sorted(set(scopes.split(",")) - set(granted.split(",")))
         note = f" (not granted: {', '.join(missing)})" if missing else ""
         return f"TikTok account {account!r} authorized with scopes {granted}{note}."

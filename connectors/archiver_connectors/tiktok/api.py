@@ -14,8 +14,8 @@ from urllib.parse import urlencode
 import httpx
 
 from archiver.net.client import ApiClient, NetError, RetryPolicy, scrubber
+from archiver.net.tokens import OAuth2Tokens
 from archiver.records import MediaRef, Post, Profile, iso_utc, visibility
-from archiver.net.tokens import StoredTokens
 
 log = logging.getLogger("archiver.tiktok")
 
@@ -56,34 +56,32 @@ class TikTokError(NetError):
         self.code = code
 
 
-class TikTokTokens(StoredTokens):
+class TikTokTokens(OAuth2Tokens):
     """Access and refresh tokens through the SecretStore (implements net.TokenProvider).
 
-    Refresh is serialized, and the rotated refresh token is stored before the new access
-    token is used: TikTok kills the old refresh token once a new one is issued.
+    TikTok rotates refresh tokens (the old one dies once a new one is issued: stored
+    before use by the core), calls the client id ``client_key``, and says how long the
+    refresh token lives (``refresh_expires_in``, kept as ``refresh_expires_at``). Its OAuth
+    errors come with a 200 or a 4xx (unconfirmed): the core lets the body decide.
     """
 
     platform, title = "tiktok", "TikTok"
+    server = "TikTok"
+    client_id_key = "client_key"
+    grant_gone_errors = OAuth2Tokens.grant_gone_errors | {"access_denied"}
 
     def __init__(self, secrets, account: str, token_url: str, client: httpx.Client, clock=time.time):
-        super().__init__(secrets, account)
-        self.token_url = token_url
-        self.client = client
+        super().__init__(secrets, account, token_url, client)
         self.clock = clock
 
-    # -- storage -------------------------------------------------------------------
-    def store(self, response: dict[str, Any]) -> dict[str, Any]:
-        """Token endpoint JSON -> stored record with absolute expiry times."""
-        now = self.clock()
-        tokens = {
-            "access_token": response["access_token"],
-            "refresh_token": response.get("refresh_token") or (self._tokens or {}).get("refresh_token"),
-            "access_expires_at": now + int(response.get("expires_in", 0)),
-            "refresh_expires_at": now + int(response.get("refresh_expires_in", 0)) if response.get("refresh_expires_in") else (self._tokens or {}).get("refresh_expires_at"),
-            "open_id": response.get("open_id"),
-            "scope": response.get("scope", ""),
+    def record(self, answer: dict[str, Any], previous: dict[str, Any], now: float) -> dict[str, Any]:
+        refresh_expires_in = answer.get("refresh_expires_in")
+        return {
+            **super().record(answer, previous, now),
+            "refresh_expires_at": now + int(refresh_expires_in) if refresh_expires_in
+            else previous.get("refresh_expires_at"),
+            "open_id": answer.get("open_id"),
         }
-        return self.save(tokens)
 
     @property
     def scopes(self) -> set[str]:
@@ -92,52 +90,8 @@ class TikTokTokens(StoredTokens):
     def now(self) -> float:
         return self.clock()
 
-    def _refresh_locked(self) -> None:
-        tokens = self.load()
-        if tokens.get("refresh_expires_at") and tokens["refresh_expires_at"] <= self.clock():
-            raise NetError(reauth_message(self.account), kind="auth")
-        client_key, client_secret = client_credentials(self.secrets, self.account)
-        body = token_request(self.client, self.token_url, {
-            "client_key": client_key,
-            "client_secret": client_secret,
-            "grant_type": "refresh_token",
-            "refresh_token": tokens["refresh_token"],
-        })
-        if "error" in body:
-            if body["error"] in ("invalid_grant", "invalid_client", "access_denied", "unauthorized_client"):
-                raise NetError(reauth_message(self.account), kind="auth")
-            raise NetError(f"TikTok token refresh failed: {body['error']}: {body.get('error_description', '')}",
-                           kind="server")
-        self.store(body)
-        log.info("refreshed the TikTok access token for %s", self.account)
-
-
-def client_credentials(secrets, account: str) -> tuple[str, str]:
-    key = secrets.require("tiktok", account, "client_key",
-                          hint=f"run `archiver auth tiktok --account {account}` to enter your app's client key")
-    secret = secrets.require("tiktok", account, "client_secret",
-                             hint=f"run `archiver auth tiktok --account {account}` to enter your app's client secret")
-    scrubber.add(secret)
-    return key, secret
-
-
-def token_request(client: httpx.Client, url: str, form: dict[str, str]) -> dict[str, Any]:
-    """POST the token endpoint (form-encoded). TikTok's OAuth errors come as
-    ``{"error": ..., "error_description": ...}`` with a 200 or a 4xx (unconfirmed), so the
-    body decides, not the status. Not retried: a refresh token dies at first use."""
-    try:
-        response = client.post(url, data=form, headers={"Accept": "application/json"})
-    except httpx.TransportError as error:
-        raise NetError(f"TikTok token endpoint unreachable: {type(error).__name__}", kind="transport") from None
-    try:
-        body = response.json()
-    except ValueError:
-        raise NetError(f"TikTok token endpoint: HTTP {response.status_code} without JSON", kind="server") from None
-    if response.status_code >= 500 and "error" not in body:
-        raise NetError(f"TikTok token endpoint: HTTP {response.status_code}", kind="server")
-    if "error" in body and not body["error"]:
-        body.pop("error")  # some answers carry an empty error member
-    return body
+    def reauth_message(self, detail: str = "") -> str:
+        return reauth_message(self.account)
 
 
 class TikTokApi:
@@ -226,8 +180,8 @@ class TikTokApi:
         a zip yet (still being prepared: keep polling). Bounded like any download
         (``limits``: [downloads] of the config; see media.copy_bounded): an endless or
         trickling answer raises media.DownloadCut; removing ``dest`` is the caller's."""
-        from archiver.config import DownloadLimits
         from archiver.archive.media import copy_bounded
+        from archiver.config import DownloadLimits
 
         path = "/v2/user/data/download/"
         with self.client.stream("POST", path, authenticated=True, idempotent=True,

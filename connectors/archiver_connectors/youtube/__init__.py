@@ -70,9 +70,8 @@ class YouTubeConnector(Connector):
     # -- authorization -----------------------------------------------------------------
     def authorize(self, *, echo, open_browser=None, client_id=None, client_secret=None, prompt=None,
                   port: int = 0, timeout: float = 300, **_):
-        from archiver.net.oauth import OAuthError, app_credentials, pkce_pair, run_loopback_flow
-        from archiver_connectors.youtube.api import (
-            PORTABILITY_SCOPES, SCOPE, YouTubeTokens, authorize_url, token_request)
+        from archiver.net.oauth import OAuthError, app_credentials
+        from archiver_connectors.youtube.api import PORTABILITY_SCOPES, SCOPE, YouTubeTokens, authorize_url
 
         account = self.account.name
         client_id, client_secret = app_credentials(
@@ -82,30 +81,28 @@ class YouTubeConnector(Connector):
                                                f"API v3 enabled) and pass --{key.replace('_', '-')}, or run this "
                                                "command on a terminal to be asked")
         _api_base, auth_base, token_base = self._hosts()
-        verifier, challenge = pkce_pair("base64url")
         scope = self.account.scopes or SCOPE
         if self.account.portability and "dataportability." not in scope:
             # EEA accounts: also the Data Portability groups archiver imports (notes §5).
             scope = " ".join([scope, *PORTABILITY_SCOPES])
         if self.account.portability:
             self._reset_portability_grant(echo, token_base)
-        result = run_loopback_flow(
-            lambda redirect_uri, state: authorize_url(auth_base, client_id=client_id, redirect_uri=redirect_uri,
-                                                      state=state, challenge=challenge, scope=scope),
-            path="/", open_browser=open_browser, echo=echo, port=port, timeout=timeout)
         with self._http() as http:
-            body = token_request(http, f"{token_base}/token", {
-                "code": result.code, "client_id": client_id, "client_secret": client_secret,
-                "redirect_uri": result.redirect_uri, "grant_type": "authorization_code",
-                "code_verifier": verifier})
-        if "error" in body:
-            raise OAuthError(f"Google refused the authorization: {body['error']}: {body.get('error_description', '')}")
-        if not body.get("refresh_token"):
-            raise OAuthError("Google returned no refresh token; revoke archiver's access at "
-                             "https://myaccount.google.com/permissions and run `archiver auth youtube` again")
-        with self._http() as http:
-            tokens = YouTubeTokens(self.secrets, account, f"{token_base}/token", http).store(body)
-        return (f"YouTube account {account!r} authorized ({tokens['scope']}). If your Google Cloud app is in "
+            tokens = YouTubeTokens(self.secrets, account, f"{token_base}/token", http)
+            body = tokens.authorize(
+                lambda redirect_uri, state, challenge: authorize_url(
+                    auth_base, client_id=client_id, redirect_uri=redirect_uri, state=state,
+                    challenge=challenge, scope=scope),
+                client_id=client_id, client_secret=client_secret,
+                path="/", open_browser=open_browser, echo=echo, port=port, timeout=timeout)
+            if "error" in body:
+                raise OAuthError(f"Google refused the authorization: {body['error']}: "
+                                 f"{body.get('error_description', '')}")
+            if not body.get("refresh_token"):
+                raise OAuthError("Google returned no refresh token; revoke archiver's access at "
+                                 "https://myaccount.google.com/permissions and run `archiver auth youtube` again")
+            granted = tokens.store(body)["scope"]
+        return (f"YouTube account {account!r} authorized ({granted}). If your Google Cloud app is in "
                 "\"Testing\" publishing status, Google ends this authorization after 7 days: publish the app.")
 
     def _reset_portability_grant(self, echo, token_base: str) -> None:

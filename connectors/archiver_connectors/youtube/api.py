@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from archiver.net.client import ApiClient, NetError, scrubber
+from archiver.net.tokens import OAuth2Tokens
 from archiver.records import Comment, MediaRef, Membership, Person, Post, Profile, iso_utc, visibility
-from archiver.net.tokens import StoredTokens
 
 log = logging.getLogger("archiver.youtube")
 
@@ -142,7 +142,7 @@ class YouTubeError(NetError):
         self.reason = reason
 
 
-class YouTubeTokens(StoredTokens):
+class YouTubeTokens(OAuth2Tokens):
     """Google access and refresh tokens through the SecretStore (a net.TokenProvider).
 
     Google does not rotate refresh tokens: a refresh answer without one keeps the old.
@@ -150,72 +150,23 @@ class YouTubeTokens(StoredTokens):
     """
 
     platform, title = "youtube", "YouTube"
+    server = "Google"
+    default_expires_in = 3599
+    refusal_without_json = "auth"   # an error page instead of an OAuth error
 
-    def __init__(self, secrets, account: str, token_url: str, client: httpx.Client):
-        super().__init__(secrets, account)
-        self.token_url = token_url
-        self.client = client
-
-    def store(self, response: dict[str, Any]) -> dict[str, Any]:
-        now = wall_clock()
-        previous = self._tokens or {}
-        new_refresh = response.get("refresh_token")
-        tokens = {
-            "access_token": response["access_token"],
-            "access_expires_at": now + int(response.get("expires_in", 3599)),
-            "refresh_token": new_refresh or previous.get("refresh_token"),
-            "refresh_issued_at": now if new_refresh else previous.get("refresh_issued_at"),
-            "scope": response.get("scope", previous.get("scope", "")),
-        }
-        return self.save(tokens)
+    def record(self, answer: dict[str, Any], previous: dict[str, Any], now: float) -> dict[str, Any]:
+        return {**super().record(answer, previous, now),
+                "refresh_issued_at": now if answer.get("refresh_token") else previous.get("refresh_issued_at")}
 
     def now(self) -> float:
         return wall_clock()
 
-    def _refresh_locked(self) -> None:
-        tokens = self.load()
-        if not tokens.get("refresh_token"):
-            raise NetError(reauth_message(self.account, "no refresh token stored"), kind="auth")
-        client_id, client_secret = client_credentials(self.secrets, self.account)
-        body = token_request(self.client, self.token_url, {
-            "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
-            "client_id": client_id, "client_secret": client_secret})
-        if "error" in body:
-            if body["error"] in ("invalid_grant", "invalid_client", "unauthorized_client"):
-                issued = tokens.get("refresh_issued_at")
-                age = (wall_clock() - issued) / 86400 if issued else None
-                raise NetError(reauth_message(self.account, f"{body['error']}: {body.get('error_description', '')}",
-                                              age), kind="auth")
-            raise NetError(f"Google token refresh failed: {body['error']}", kind="server")
-        self.store(body)
-        log.info("refreshed the YouTube access token for %s", self.account)
+    def reauth_message(self, detail: str = "") -> str:
+        issued = self.load().get("refresh_issued_at")
+        return reauth_message(self.account, detail, (wall_clock() - issued) / 86400 if issued else None)
 
-
-def client_credentials(secrets, account: str) -> tuple[str, str]:
-    hint = f"run `archiver auth youtube --account {account}` to enter your Google OAuth client"
-    client_id = secrets.require("youtube", account, "client_id", hint=hint)
-    client_secret = secrets.require("youtube", account, "client_secret", hint=hint)
-    scrubber.add(client_secret)
-    return client_id, client_secret
-
-
-def token_request(client: httpx.Client, url: str, form: dict[str, str]) -> dict[str, Any]:
-    """POST Google's token endpoint. Errors come as ``{"error", "error_description"}``
-    with a 400/401. Not retried: one answer decides."""
-    try:
-        response = client.post(url, data=form, headers={"Accept": "application/json"})
-    except httpx.TransportError as error:
-        raise NetError(f"Google token endpoint unreachable: {type(error).__name__}", kind="transport") from None
-    try:
-        body = response.json()
-    except ValueError:
-        raise NetError(f"Google token endpoint: HTTP {response.status_code} without JSON",
-                       kind="server" if response.status_code >= 500 else "auth") from None
-    if not isinstance(body, dict):
-        raise NetError("Google token endpoint: unexpected answer", kind="bad_response")
-    if response.status_code >= 500 and "error" not in body:
-        raise NetError(f"Google token endpoint: HTTP {response.status_code}", kind="server")
-    return body
+    def credentials_hint(self, key: str) -> str:
+        return f"run `archiver auth youtube --account {self.account}` to enter your Google OAuth client"
 
 
 def authorize_url(base: str, *, client_id: str, redirect_uri: str, state: str, challenge: str,
@@ -549,8 +500,8 @@ class PortabilityApi:
         """Stream one signed archive part into ``dest`` (binary file); returns its size.
         Bounded like any download (``limits``: [downloads] of the config; see
         media.copy_bounded); removing ``dest`` after a failure is the caller's."""
-        from archiver.config import DownloadLimits
         from archiver.archive.media import copy_bounded
+        from archiver.config import DownloadLimits
 
         with self.client.stream("GET", url, authenticated=False) as response:
             if response.status_code >= 400:

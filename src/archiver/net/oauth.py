@@ -1,14 +1,16 @@
-"""OAuth 2.0 authorization code + PKCE through a loopback redirect (RFC 8252 §7.3).
+"""OAuth 2.0 authorization code + PKCE through a loopback redirect (RFC 8252 §7.3), and
+the requests to a token endpoint.
 
-Shared by every platform connector. This module gets the authorization *code*;
-exchanging it for tokens is the connector's job (each platform names its fields
-differently), and storing the tokens is `archiver.secrets`'.
+Shared by every platform connector. This module gets the authorization *code* and posts
+token requests (``token_request``); the grants themselves (code exchange, refresh) and
+the stored record are ``archiver.net.tokens.OAuth2Tokens``', what a platform names
+differently is its subclass's.
 
     verifier, challenge = pkce_pair()
     result = run_loopback_flow(
         lambda redirect_uri, state: authorize_url(redirect_uri, state, challenge)
     )
-    tokens = connector.exchange_code(result.code, result.redirect_uri, verifier)
+    answer = tokens.exchange_code(result.code, result.redirect_uri, verifier, client_id, client_secret)
 """
 
 from __future__ import annotations
@@ -27,13 +29,46 @@ import threading
 import webbrowser
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-__all__ = ["LoopbackResult", "OAuthError", "pkce_challenge", "pkce_pair", "run_loopback_flow"]
+__all__ = ["LoopbackResult", "OAuthError", "pkce_challenge", "pkce_pair", "run_loopback_flow", "token_request"]
 
 
 class OAuthError(Exception):
     """The authorization did not complete; the message says why and what to do."""
+
+
+def token_request(client, url: str, form: dict[str, str], *, server: str,
+                  refusal_without_json: str = "server") -> dict[str, Any]:
+    """POST a token endpoint, form-encoded (RFC 6749 §4.1.3 and §6), and return its JSON
+    object. An OAuth error (§5.2, ``{"error", "error_description"}``) is returned like any
+    answer, for the caller to judge: some servers send it with a 200, so the body decides,
+    not the status. Never retried: a code, and a rotating refresh token, dies at first use.
+
+    ``server`` names the endpoint in messages ("Google"). Raises NetError: "transport"
+    when unreachable; "server" for a 5xx without an OAuth error; for an answer that is no
+    JSON, "server" with a 5xx and ``refusal_without_json`` with any other status."""
+    import httpx
+
+    from archiver.net.client import NetError
+
+    try:
+        response = client.post(url, data=form, headers={"Accept": "application/json"})
+    except httpx.TransportError as error:
+        raise NetError(f"{server} token endpoint unreachable: {type(error).__name__}", kind="transport") from None
+    try:
+        body = response.json()
+    except ValueError:
+        raise NetError(f"{server} token endpoint: HTTP {response.status_code} without JSON",
+                       kind="server" if response.status_code >= 500 else refusal_without_json) from None
+    if not isinstance(body, dict):
+        raise NetError(f"{server} token endpoint: unexpected answer", kind="bad_response")
+    if response.status_code >= 500 and "error" not in body:
+        raise NetError(f"{server} token endpoint: HTTP {response.status_code}", kind="server")
+    if "error" in body and not body["error"]:
+        body.pop("error")  # some answers carry an empty error member
+    return body
 
 
 def app_credentials(secrets, platform: str, account: str, given: dict[str, str | None], *,
