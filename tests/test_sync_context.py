@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
+
 from archiver.archive.writer import ArchiveWriter, StoredFile
 from archiver.config import AccountConfig
 from archiver.records import Comment, MediaRef, Post, Profile
@@ -130,3 +132,33 @@ def test_owner_native_id_is_the_archived_profiles_id_of_this_account(archive):
 
     write(archive, "youtube", "main", Profile(native_id="UC-me", username="me"))
     assert ctx.owner_native_id() == "UC-me"
+
+
+def test_archived_posts_gives_columns_and_raw_payload_paths_of_the_asked_posts_of_this_account(archive):
+    # The writer keeps a payload under its source: {"api": {...}}.
+    write(archive, "mastodon", "main",
+          Post(native_id="s1", created_at=NOW, comment_count=3, raw={"edited_at": "2024-01-04T00:00:00Z"}),
+          Post(native_id="s2", created_at=NOW, comment_count=0, raw={}))
+    write(archive, "mastodon", "other", Post(native_id="s3", created_at=NOW, comment_count=9, raw={}))
+
+    ctx = context(archive, "mastodon")
+    fields = {"replies": "comment_count", "edited_at": "$.api.edited_at"}
+    assert ctx.archived_posts(["s1", "s2", "s3", "unknown"], fields) == {
+        "s1": {"replies": 3, "edited_at": "2024-01-04T00:00:00Z"},
+        "s2": {"replies": 0, "edited_at": None},
+    }
+    ids = [f"x{i}" for i in range(1200)] + ["s2"]
+    assert ctx.archived_posts(ids, {"replies": "comment_count"}) == {"s2": {"replies": 0}}
+    assert ctx.every_archived_post({"edited_at": "$.api.edited_at"}) == {
+        "s1": {"edited_at": "2024-01-04T00:00:00Z"}, "s2": {"edited_at": None}}
+
+
+@pytest.mark.parametrize("wanted", ["json_extract(raw, '$.api.edited_at')", "comment_count + 1",
+                                    "(SELECT count(*) FROM comments)", "no_such_column"])
+def test_a_connector_asks_for_columns_and_raw_paths_never_sql(archive, wanted):
+    write(archive, "mastodon", "main", Post(native_id="s1", created_at=NOW, raw={}))
+    ctx = context(archive, "mastodon")
+    with pytest.raises(ValueError, match="neither a column of posts nor a JSON path"):
+        ctx.archived_posts(["s1"], {"value": wanted})
+    with pytest.raises(ValueError, match="neither a column of posts nor a JSON path"):
+        ctx.every_archived_post({"value": wanted})

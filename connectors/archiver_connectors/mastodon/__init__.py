@@ -226,7 +226,7 @@ class MastodonConnector(Connector):
             archived.clear()
             archived.update(ctx.archived_posts(
                 [status_key(domain, s["id"]) for s in items],
-                {"replies": "comment_count", "edited_at": "json_extract(raw, '$.api.edited_at')"}))
+                {"replies": "comment_count", "edited_at": "$.api.edited_at"}))
             newest = max([walk.carry.get("newest_id"), *(str(s["id"]) for s in items)], key=_status_order)
             walk.carry["newest_id"] = newest
 

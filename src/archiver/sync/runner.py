@@ -19,6 +19,7 @@ import threading
 import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -172,21 +173,40 @@ class SyncContext:
 
     def archived_posts(self, ids, fields: dict[str, str]) -> dict[str, dict[str, Any]]:
         """What the archive holds of these posts of the account: post_id ->
-        {name: value} for ``fields`` (name -> a column or SQL expression over posts, e.g.
-        ``{"replies": "comment_count"}``). Posts not archived are absent. Connectors use it
-        to ask the platform again only for what changed."""
+        {name: value} for ``fields`` (name -> a column of posts, e.g.
+        ``{"replies": "comment_count"}``, or a JSON path into the post's raw payload, e.g.
+        ``{"edited_at": "$.api.edited_at"}``). Posts not archived are absent. Connectors use
+        it to ask the platform again only for what changed."""
         ids = list(ids)
         found: dict[str, dict[str, Any]] = {}
-        selected = ", ".join(f"{expression} AS {name}" for name, expression in fields.items())
+        selected, paths = self._post_fields(fields)
         for start in range(0, len(ids), 500):  # SQLite's bound-parameter limit, with room
             chunk = ids[start:start + 500]
-            cursor = self.db.execute(
+            rows = self.db.execute(
                 f"SELECT post_id, {selected} FROM posts WHERE platform=? AND account_id=? "
                 f"AND post_id IN ({','.join('?' * len(chunk))})",
-                [self.account.platform, self.account.account_id, *chunk])
-            names = [column[0] for column in cursor.description][1:]
-            found.update({row[0]: dict(zip(names, row[1:])) for row in cursor.fetchall()})
+                [*paths, self.account.platform, self.account.account_id, *chunk]).fetchall()
+            found.update({row[0]: dict(zip(fields, row[1:])) for row in rows})
         return found
+
+    @cached_property
+    def _post_columns(self) -> set[str]:
+        return {row[1] for row in self.db.execute("PRAGMA table_info(posts)")}
+
+    def _post_fields(self, fields: dict[str, str]) -> tuple[str, list[str]]:
+        """The SELECT list for ``fields`` (see archived_posts) and the JSON paths it binds.
+        Only columns and paths: no SQL comes from a connector."""
+        selected, paths = [], []
+        for wanted in fields.values():
+            if wanted in self._post_columns:
+                selected.append(f'"{wanted}"')
+            elif wanted.startswith("$"):
+                selected.append("json_extract(raw, ?)")
+                paths.append(wanted)
+            else:
+                raise ValueError(f"{wanted!r} is neither a column of posts nor a JSON path into a post's raw "
+                                 "payload ('$.…')")
+        return ", ".join(selected), paths
 
     def recent_post_ids(self, since_iso: str) -> list[str]:
         """API-known posts created since ``since_iso`` (for refreshing their counts)."""
@@ -201,12 +221,11 @@ class SyncContext:
         """Every post of the account the archive holds under the platform's id (deleted
         ones too; not the provisional ones an export could not name): post_id ->
         {name: value} for ``fields``, as in ``archived_posts``."""
-        selected = ", ".join(f"{expression} AS {name}" for name, expression in fields.items())
-        cursor = self.db.execute(
+        selected, paths = self._post_fields(fields)
+        rows = self.db.execute(
             f"SELECT post_id, {selected} FROM posts WHERE account_id=? AND post_id NOT LIKE 'provisional:%'",
-            [self.account.account_id])
-        names = [column[0] for column in cursor.description][1:]
-        return {row[0]: dict(zip(names, row[1:])) for row in cursor.fetchall()}
+            [*paths, self.account.account_id]).fetchall()
+        return {row[0]: dict(zip(fields, row[1:])) for row in rows}
 
     def stored_file_counts(self, post_ids) -> dict[str, int]:
         """post_id -> how many of the post's media slots hold a stored file, for these
