@@ -370,8 +370,9 @@ class _BlockStore:
         self.db.execute("UPDATE damaged SET used=1 WHERE cid=?", [cid])
         return row[0]
 
-    def count(self, table: str) -> int:
-        return self.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    def blocks_read(self) -> int:
+        """The blocks stored, the damaged ones included."""
+        return self.db.execute("SELECT (SELECT count(*) FROM blocks) + (SELECT count(*) FROM damaged)").fetchone()[0]
 
     def close(self) -> None:
         self.db.close()
@@ -456,7 +457,7 @@ class _CarReader:
     def read(self) -> Repo:
         roots = self.read_header()
         self.read_blocks()
-        if not self.store.count("blocks") and not self.store.count("damaged"):
+        if not self.store.blocks_read():
             raise self.fail("it holds no blocks")
         return self.walk_repo(roots)
 
@@ -546,7 +547,7 @@ class _CarReader:
         commit_cid = roots[0]
         commit = self.decode(commit_cid, "commit")
         repo = Repo(did=None, rev=None, commit_cid=cid_to_str(commit_cid), problems=self.problems,
-                    block_count=self.store.count("blocks") + self.store.count("damaged"), store=self.store)
+                    block_count=self.store.blocks_read(), store=self.store)
         tree_roots: list[bytes] = []
         if isinstance(commit, dict) and isinstance(commit.get("data"), bytes):
             repo.did = commit.get("did") if isinstance(commit.get("did"), str) else None
