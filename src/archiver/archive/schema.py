@@ -238,9 +238,9 @@ def m001_initial(db: Database) -> None:
     for statement in _statements(INITIAL):
         db.execute(statement)
     # Full-text search, kept in step by triggers that sqlite-utils writes.
-    db["posts"].enable_fts(["title", "text"], create_triggers=True, tokenize="unicode61")
-    db["comments"].enable_fts(["text"], create_triggers=True, tokenize="unicode61")
-    db["people"].enable_fts(["handle", "display_name"], create_triggers=True, tokenize="unicode61")
+    db.table("posts").enable_fts(["title", "text"], create_triggers=True, tokenize="unicode61")
+    db.table("comments").enable_fts(["text"], create_triggers=True, tokenize="unicode61")
+    db.table("people").enable_fts(["handle", "display_name"], create_triggers=True, tokenize="unicode61")
     # A follower snapshot touches last_seen_at of up to a million people; sqlite-utils'
     # update trigger would re-index every one of them. Re-index only when a name changes.
     _reindex_only_on_change(db, "people", ["handle", "display_name"])

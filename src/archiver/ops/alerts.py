@@ -120,7 +120,7 @@ def _run_facts(db, account_id: str) -> dict:
 
     def rows(sql, *params):
         cursor = db.execute(sql, [account_id, *params])
-        return [dict(zip([c[0] for c in cursor.description], row)) for row in cursor.fetchall()]
+        return [dict(zip([c[0] for c in cursor.description], row, strict=True)) for row in cursor.fetchall()]
 
     latest = rows(f"SELECT {columns} FROM runs WHERE {finished} ORDER BY run_id DESC LIMIT 1")
     last_ok = rows(f"SELECT {columns} FROM runs WHERE {finished} AND status='ok' ORDER BY run_id DESC LIMIT 1")
@@ -213,7 +213,7 @@ def notify_due(ws, *, now: dt.datetime, account_id: str | None = None) -> list[d
         sql += " AND account_id=?"
         params.append(account_id)
     cursor = db.execute(sql + " ORDER BY alert_id", params)
-    alerts = [dict(zip([c[0] for c in cursor.description], row)) for row in cursor.fetchall()]
+    alerts = [dict(zip([c[0] for c in cursor.description], row, strict=True)) for row in cursor.fetchall()]
     accounts = {a.account_id: a for a in ws.config.accounts}
     sent = []
     for alert in alerts:

@@ -46,7 +46,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from archiver.config import AccountConfig, Config, ConfigError
 from archiver.ops.schedule import (
@@ -59,6 +59,11 @@ from archiver.ops.schedule import (
     next_run_time,
     show_moment,
 )
+
+if TYPE_CHECKING:   # imported when the daemon starts: `archiver --help` stays fast
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from archiver.ops.inbox import InboxState
 
 log = logging.getLogger("archiver.ops.daemon")
 
@@ -140,8 +145,9 @@ def setup_daemon_logging(folder: Path, log_file: str, *, stream=None) -> None:
     file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     stdout_handler = logging.StreamHandler(stream or sys.stdout)
     stdout_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
-    for handler in (file_handler, stdout_handler):
-        handler._archiver_daemon = True  # type: ignore[attr-defined]
+    handlers: tuple[logging.Handler, ...] = (file_handler, stdout_handler)
+    for handler in handlers:
+        handler._archiver_daemon = True  # type: ignore[attr-defined]  # our mark, to find our handlers again
         root.addHandler(handler)
     root.setLevel(logging.INFO)
     root.propagate = False
@@ -168,8 +174,8 @@ class Daemon:
         self.folder: Path = ws.archive.folder
         self.config_path = config_path or ws.config.path or self.folder / CONFIG_NAME
         self.cancel = CancelFlag()
-        self.scheduler = None
-        self.inbox_state = None
+        self.scheduler: BackgroundScheduler | None = None   # made when the daemon starts (run)
+        self.inbox_state: InboxState | None = None
         self._guard = threading.Lock()                        # protects the dicts below
         self._running: dict[str, threading.Lock] = {}         # account id -> held while it runs
         self._platforms: dict[str, threading.Lock] = {}       # platform -> one run at a time
@@ -189,7 +195,7 @@ class Daemon:
         return self.ws.config
 
     # -- the scheduler -------------------------------------------------------------------
-    def _make_scheduler(self):
+    def _make_scheduler(self) -> BackgroundScheduler:
         from apscheduler.executors.pool import ThreadPoolExecutor
         from apscheduler.jobstores.memory import MemoryJobStore
         from apscheduler.schedulers.background import BackgroundScheduler
@@ -204,6 +210,11 @@ class Daemon:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
 
+    def _scheduler(self) -> BackgroundScheduler:
+        """The scheduler, which run() makes before it schedules anything."""
+        assert self.scheduler is not None, "the daemon schedules only once it runs"
+        return self.scheduler
+
     def _schedule_accounts(self, *, catch_up_for: set[str]) -> None:
         """(Re)create every account's job; the accounts in ``catch_up_for`` are checked
         against the runs table and run once, soon, if they missed a run."""
@@ -216,7 +227,7 @@ class Daemon:
                 continue
             job_id = f"export:{account.account_id}"
             wanted.add(job_id)
-            self.scheduler.add_job("archiver.ops.daemon:run_account_job", account_trigger(account),
+            self._scheduler().add_job("archiver.ops.daemon:run_account_job", account_trigger(account),
                                    args=[account.account_id], id=job_id, name=job_id, replace_existing=True)
             log.info("%s: schedule %s; next run %s", account.account_id,
                      account.schedule or f"nightly ({default_schedule(account)} + up to "
@@ -228,12 +239,12 @@ class Daemon:
             if due:
                 log.info("%s: catching up now: %s", account.account_id, why)
                 soon = local_now() + dt.timedelta(seconds=CATCH_UP_DELAY_SECONDS)
-                self.scheduler.add_job("archiver.ops.daemon:run_account_job", DateTrigger(soon),
+                self._scheduler().add_job("archiver.ops.daemon:run_account_job", DateTrigger(soon),
                                        args=[account.account_id], id=f"catch-up:{account.account_id}",
                                        name=f"catch-up:{account.account_id}", replace_existing=True)
             else:
                 log.info("%s: no catch-up needed: %s", account.account_id, why)
-        for job in self.scheduler.get_jobs():  # accounts removed from the config
+        for job in self._scheduler().get_jobs():  # accounts removed from the config
             if job.id.startswith("export:") and job.id not in wanted:
                 log.info("%s: no longer in the config; unscheduled", job.id.split(":", 1)[1])
                 job.remove()
@@ -241,18 +252,18 @@ class Daemon:
     def _schedule_side_jobs(self) -> None:
         from apscheduler.triggers.interval import IntervalTrigger
 
-        self.scheduler.add_job("archiver.ops.daemon:run_alerts_job", IntervalTrigger(seconds=ALERTS_EVERY_SECONDS),
+        self._scheduler().add_job("archiver.ops.daemon:run_alerts_job", IntervalTrigger(seconds=ALERTS_EVERY_SECONDS),
                                id="alerts", name="alerts", replace_existing=True)
         inbox = self.config.inbox
         if inbox is None:
-            if self.scheduler.get_job("inbox"):
-                self.scheduler.remove_job("inbox")
+            if self._scheduler().get_job("inbox"):
+                self._scheduler().remove_job("inbox")
             return
         if self.inbox_state is None:
             from archiver.ops.inbox import InboxState
 
             self.inbox_state = InboxState()
-        self.scheduler.add_job("archiver.ops.daemon:run_inbox_job", IntervalTrigger(seconds=inbox.interval),
+        self._scheduler().add_job("archiver.ops.daemon:run_inbox_job", IntervalTrigger(seconds=inbox.interval),
                                id="inbox", name="inbox", replace_existing=True,
                                next_run_time=local_now() + dt.timedelta(seconds=1))
         log.info("watching the inbox %s every %d s", inbox.path, inbox.interval)
@@ -484,7 +495,7 @@ class Daemon:
         """Stop scheduling, give running accounts up to stop_timeout to reach a page
         boundary (they are cancelled already), then exit 0 either way: a run cut short is
         recorded as interrupted by the next start (its pid is gone)."""
-        self.scheduler.shutdown(wait=False)
+        self._scheduler().shutdown(wait=False)
         self._stop_deadline = time.monotonic() + self.config.daemon.stop_timeout
         while True:
             with self._guard:

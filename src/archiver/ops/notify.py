@@ -80,6 +80,7 @@ def _run_command(notify: NotifyConfig, notice: dict, secrets) -> None:
     # Never hand secrets from our environment to a user's script by accident.
     for name in [n for n in env if n.startswith("ARCHIVER_SECRET_")]:
         del env[name]
+    assert notify.command, "configured_channels lists the command only when one is set"
     completed = subprocess.run(notify.command, input=json.dumps(notice, indent=2).encode(), env=env,
                                capture_output=True, timeout=COMMAND_TIMEOUT, check=False)
     if completed.returncode != 0:
@@ -94,6 +95,7 @@ def _run_command(notify: NotifyConfig, notice: dict, secrets) -> None:
 def _post_webhook(notify: NotifyConfig, notice: dict, secrets) -> None:
     import httpx
 
+    assert notify.webhook_url, "configured_channels lists the webhook only when one is set"
     response = httpx.post(notify.webhook_url, json=notice, timeout=WEBHOOK_TIMEOUT,
                           headers={"User-Agent": "archiver/0.1 (alerts)"})
     if response.status_code >= 300:
@@ -109,7 +111,7 @@ def email_message(notify: NotifyConfig, notice: dict) -> EmailMessage:
     message = EmailMessage()
     message["From"] = settings["from"]
     message["To"] = ", ".join(settings["to"])
-    what = {"opened": "", "reminder": " (still)", "recovered": " — recovered"}.get(notice.get("notice"), "")
+    what = {"opened": "", "reminder": " (still)", "recovered": " — recovered"}.get(notice.get("notice") or "", "")
     message["Subject"] = f"[archiver] {notice.get('account')}: {notice.get('kind')}{what}"
     lines = [notice.get("message") or "", ""]
     archive = notice.get("archive") or {}
@@ -136,6 +138,7 @@ def _send_email(notify: NotifyConfig, notice: dict, secrets) -> None:
     host, port = settings["host"], int(settings.get("port", 587))
     # Certificates are checked against the system's CAs (SSL_CERT_FILE is honoured).
     context = ssl.create_default_context()
+    client: smtplib.SMTP
     if port == SMTP_IMPLICIT_TLS_PORT:
         client = smtplib.SMTP_SSL(host, port, timeout=SMTP_TIMEOUT, context=context)
     else:

@@ -29,12 +29,9 @@ def _account_status(db, config: Config, *, now=None) -> list[dict]:
     for account_id in ids:
         platform = account_id.split(":", 1)[0]
 
-        def one(sql, *params):
-            return db.execute(sql, [account_id, *params]).fetchone()
-
         last = _run(db, "SELECT * FROM runs WHERE account_id=? ORDER BY run_id DESC LIMIT 1", account_id)
-        last_ok = one("SELECT max(ended_at) FROM runs WHERE account_id=? AND status='ok'")[0]
-        newest_export = one("SELECT max(imported_at) FROM imports WHERE account_id=?")[0]
+        last_ok = db.execute("SELECT max(ended_at) FROM runs WHERE account_id=? AND status='ok'", [account_id]).fetchone()[0]
+        newest_export = db.execute("SELECT max(imported_at) FROM imports WHERE account_id=?", [account_id]).fetchone()[0]
         configured = by_id.get(account_id)
         last_full = last_full_listing(db, account_id)
         rows.append({
@@ -95,7 +92,7 @@ def media_hole_list(db, account_id: str) -> list[dict]:
         "FROM post_media pm JOIN posts p USING (platform, post_id) WHERE p.account_id=? AND pm.sha256 IS NULL "
         "ORDER BY pm.updated_at, pm.post_id, pm.role, pm.position", [account_id])
     names = [c[0] for c in cursor.description]
-    return [dict(zip(names, row)) for row in cursor.fetchall()]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def archive_holds(db, account_id: str) -> dict[str, int]:
@@ -153,7 +150,7 @@ def open_alerts(db, account_id: str) -> list[dict]:
     cursor = db.execute("SELECT alert_id, kind, state, message, opened_at, updated_at, last_notified_at "
                         "FROM alerts WHERE account_id=? AND state='open' ORDER BY alert_id", [account_id])
     names = [c[0] for c in cursor.description]
-    return [dict(zip(names, row)) for row in cursor.fetchall()]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def parse_utc(text: str):
@@ -197,7 +194,7 @@ def _run(db, sql, *params) -> dict | None:
     row = cursor.fetchone()
     if row is None:
         return None
-    run = dict(zip([c[0] for c in cursor.description], row))
+    run = dict(zip([c[0] for c in cursor.description], row, strict=True))
     run["counts"] = json.loads(run["counts"])
     run["errors"] = json.loads(run["errors"])
     if run["status"] == "running" and not _process_alive(run["pid"]):

@@ -88,8 +88,8 @@ class MediaDownloader:
         come fresh from the connector (``refresh_media``) where it can give them; else the
         slot's own link is tried again, unless it is a signed link that has expired (its
         query, the signature, is never stored). Each slot commits on its own."""
-        from archiver.archive.writer import PROVISIONAL, ArchiveWriter
         from archiver.archive.media import DiskFull
+        from archiver.archive.writer import PROVISIONAL, ArchiveWriter
         from archiver.net.client import Cancelled, scrubber
 
         limit = self.account.repairs_per_run if limit is None else limit
@@ -116,7 +116,7 @@ class MediaDownloader:
                 ctx.report("repair of failed media", f"asking the platform for fresh links failed: "
                                                      f"{type(error).__name__}: {error}")
         self.progress_note(f"repairing {len(slots)} file(s) that failed earlier")
-        for post_id, role, position, source_url, cause, description, meta in slots:
+        for post_id, role, position, source_url, cause, _description, _meta in slots:
             if ctx.cancel():
                 raise Cancelled("stopped by request")
             ref = next((r for r in fresh.get(post_id, []) if r.role == role and r.position == position), None)
@@ -178,9 +178,8 @@ class MediaDownloader:
         reported on its item; then other people's avatars (see _download_avatars).
         ``source`` is the page's provenance: for an export ("export:<sha256>"), a file
         this export already gave is not copied again (see _held_export_file)."""
-        from archiver.net.client import Cancelled, scrubber
-
         from archiver.archive.media import DiskFull
+        from archiver.net.client import Cancelled, scrubber
 
         export_sha256 = source.split(":", 1)[1] if source.startswith("export:") else None
         copied: list[tuple[str, str, int, str]] = []
@@ -309,8 +308,8 @@ class MediaDownloader:
             result = self._download_url(ref, key, ctx)
         if ref.sha256 and result.sha256 != ref.sha256:
             # The platform named the content (a blob CID); these bytes are not it.
-            raise MediaError(ref.url if ref.opener is None else None, f"content does not match the platform's hash: expected sha256 "
-                             f"{ref.sha256}, got {result.sha256}")
+            raise MediaError(ref.url if ref.opener is None else None,
+                             f"content does not match the platform's hash: expected sha256 {ref.sha256}, got {result.sha256}")
         return StoredFile(result.sha256, str(result.path), result.mime, result.size)
 
     @property
@@ -332,17 +331,16 @@ class MediaDownloader:
         from archiver.archive.media import DiskFull
         from archiver.net.client import Cancelled
 
-        wanted: list[Person] = []
+        wanted: list[tuple[Person, MediaRef]] = []   # each person with their picture
         for record in page.records:
             person = record if isinstance(record, Person) else record.author if isinstance(record, Comment) else None
             if person is not None and person.avatar is not None and person.native_id:
-                wanted.append(person)
+                wanted.append((person, person.avatar))
         if not wanted:
             return
-        held = self._held_avatars({person.native_id for person in wanted})
+        held = self._held_avatars({person.native_id for person, _ in wanted})
         by_source: dict[str, StoredFile | None] = {}
-        for person in wanted:
-            ref = person.avatar
+        for person, ref in wanted:
             source = avatar_source(ref)
             if held.get(person.native_id) == source:
                 continue   # this very picture is archived: no request
@@ -358,8 +356,9 @@ class MediaDownloader:
                     except Exception as error:  # noqa: BLE001 - counted, summarized once per run
                         self._avatar_problems.failed(source, error)
                 by_source[source] = file
-            if by_source[source] is not None:
-                stored[id(ref)] = by_source[source]
+            found = by_source[source]
+            if found is not None:
+                stored[id(ref)] = found
 
     def _held_avatars(self, person_ids: set[str]) -> dict[str, str]:
         """person_id -> the link of the picture the archive holds for them."""
@@ -379,7 +378,7 @@ class MediaDownloader:
         (``ref.refresh``), ask once and try that link once. Any other failure, or a second
         refusal, is raised as before and recorded by the caller."""
         from archiver.archive.media import MediaError
-        from archiver.net.client import Cancelled, scrubber
+        from archiver.net.client import scrubber
 
         url = ref.url
         expired_on = self._expired_on(url)
@@ -559,9 +558,9 @@ def failure_cause(error: BaseException) -> tuple[str, str]:
     """(cause, detail) of a failed file, for the slot and the summary:
     expired (date), refused (HTTP status), unreachable, hash, missing (from an export), or
     other (the kind of error)."""
-    from archiver.sync.imports import NotInExport
-    from archiver.net.links import BlockedLink
     from archiver.net.client import NetError
+    from archiver.net.links import BlockedLink
+    from archiver.sync.imports import NotInExport
 
     if isinstance(error, LinkExpired):
         return "expired", f"{error.expired_on:%Y-%m-%d}"

@@ -170,7 +170,9 @@ class _GuardedStream(io.RawIOBase):
 
     def readinto(self, buffer) -> int:  # type: ignore[override]
         try:
-            count = self._inner.readinto(buffer)
+            # typing.BinaryIO declares no readinto; every stream handed here (a zip or tar
+            # entry, a gzip or plain file) is an io.BufferedIOBase, which has it.
+            count = self._inner.readinto(buffer)  # type: ignore[attr-defined]
         except _READ_ERRORS as exc:
             raise _export_error(
                 self._source.path,
@@ -267,7 +269,7 @@ class TextReader(io.RawIOBase):
     first NUL byte or invalid UTF-8 noted in ``problem`` (file, entry and byte) for the
     importer to report: one bad byte of a CSV is one bad row, not a failed file."""
 
-    def __init__(self, stream: BinaryIO, source: "ExportSource", name: str):
+    def __init__(self, stream: io.BufferedReader, source: "ExportSource", name: str):
         super().__init__()
         self._stream = stream
         self._where = f"{source.path}, entry {name!r}"
@@ -322,7 +324,9 @@ class JsonReader:
         self._at_end = False             # the stream has given all its bytes
 
     def read(self, size: int | None = -1) -> bytes:
-        whole = size is None or size < 0
+        if size is None:
+            size = -1
+        whole = size < 0
         while not self._at_end and (whole or not self._ready) and size != 0:
             # What is held back counts in ``size``: a parser's chunk stays one read, one copy.
             self._ready += self._mend_surrogates(self._stream.read(-1 if whole else max(size - len(self._held), 1)))
@@ -406,7 +410,7 @@ class JsonReader:
         """Find the byte that crossed the limit (one pass over this chunk, only on failure)."""
         depth = self._depth
         position = 0
-        for position, byte in enumerate(data):
+        for position, byte in enumerate(data):  # noqa: B007 - position: where it stopped, named below
             if escaped:
                 escaped = False
             elif in_string:
@@ -590,7 +594,7 @@ class ExportSource:
             if any(fnmatch.fnmatchcase(name.rsplit("/", 1)[-1].lower(), pattern) for pattern in lowered)
         ]
 
-    def open(self, name: str) -> BinaryIO:
+    def open(self, name: str) -> io.BufferedReader:
         """A streaming reader of one entry; limits are enforced while reading."""
         entry = self._entries.get(name)
         if entry is None:
@@ -608,7 +612,7 @@ class ExportSource:
             raise _export_error(self.path, problem[0], problem[1], name)
         self._used.add(name)
         raw = self._open_entry(entry)
-        return io.BufferedReader(_GuardedStream(raw, self, entry), buffer_size=64 * 1024)  # type: ignore[return-value]
+        return io.BufferedReader(_GuardedStream(raw, self, entry), buffer_size=64 * 1024)
 
     def opener(self, name: str | None, *, named: str, named_in: str, hint: str = "") -> Callable[[], BinaryIO]:
         """How a media file the export names is opened (a MediaRef's ``opener``).
@@ -1257,7 +1261,8 @@ def extract_member(source: ExportSource, name: str, dest_dir: Path) -> Path:
     try:
         parent.mkdir(parents=True, exist_ok=True)
         if not parent.resolve().is_relative_to(root):  # re-check: the folder changed meanwhile
-            raise _export_error(source.path, f"it would be written outside {root}", "remove links from the destination folder", name)
+            raise _export_error(source.path, f"it would be written outside {root}", "remove links from the destination folder",
+                                name)
         _copy_through_temp_file(source, name, target)
     except OSError as exc:  # e.g. "a" is a file here and another entry wants "a/b"
         raise _export_error(

@@ -8,11 +8,14 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, cast
 
 from archiver.archive import Archive
 from archiver.config import AccountConfig, Config, ConfigError
 from archiver.connector import get_connector, installed_connectors
+
+if TYPE_CHECKING:
+    from archiver.secrets import SecretStore
 
 log = logging.getLogger("archiver")
 
@@ -200,7 +203,8 @@ def _import_locked(ws: Workspace, path: Path, source, account: AccountConfig, pl
                 "counts": {}, "errors": []}
     # An import reads no secret: the store opens only if a connector asks for one, so a
     # headless machine without a keyring (or the daemon's inbox) can still import.
-    connector = get_connector(platform)(account, _SecretsOnDemand(ws), transport=transport, cancel=cancel)
+    secrets = cast("SecretStore", _SecretsOnDemand(ws))   # it stands for one: every attribute is the store's
+    connector = get_connector(platform)(account, secrets, transport=transport, cancel=cancel)
     try:
         runner = Runner(ws.archive, connector, progress=progress, limits=ws.config.downloads)
         if seen:   # imported before with holes: only the files still missing are tried again
@@ -258,7 +262,8 @@ def imports_with_holes(ws: Workspace) -> list[dict]:
     rows = ws.archive.db.execute(
         "SELECT sha256, account_id, file_name, path, holes, imported_at FROM imports WHERE holes > 0 "
         "ORDER BY imported_at").fetchall()
-    return [dict(zip(("sha256", "account_id", "file_name", "path", "holes", "imported_at"), row)) for row in rows]
+    return [dict(zip(("sha256", "account_id", "file_name", "path", "holes", "imported_at"), row, strict=True))
+            for row in rows]
 
 
 # --------------------------------------------------------------------------- the library's entry points

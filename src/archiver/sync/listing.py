@@ -145,7 +145,7 @@ class Listing:
             records, ids, unmapped = self._map(batch.items)
             unmapped += self._unreadable(batch)
             if not batch.more:
-                done = {"mode": "incremental", "cursor": None, "pending": [], "last_full_at": now_utc()}
+                done: dict[str, Any] = {"mode": "incremental", "cursor": None, "pending": [], "last_full_at": now_utc()}
                 yield self._page(records, done, ids, unmapped, listing=listing, complete=True, covered=batch.covered)
                 return
             next_state = {"mode": "full", "listing": listing, "cursor": batch.next_cursor, **last_full}
@@ -240,8 +240,8 @@ def map_items(ctx, stream: str, items: list, *, item_id: Callable[[Any], str], m
     why) and returned as Unmapped, to be kept raw; it never blocks the others. Returns the
     records, the ids of the items (the id each row is keyed by) and the unmapped ones.
     Used by ``Listing`` and by connectors for pages outside a listing (refreshes)."""
-    from archiver.sync.imports import json_nesting_problem
     from archiver.net.client import Cancelled, NetError
+    from archiver.sync.imports import json_nesting_problem
 
     records: list = []
     ids: list[str] = []
