@@ -98,8 +98,8 @@ def world(tmp_path):
 
 
 def test_account_settings_and_http_refused_for_non_loopback(tmp_path):
-    assert BlueskyConnector.account_settings_from_auth(handle="@alice.test") == {"handle": "alice.test"}
-    assert BlueskyConnector.account_settings_from_auth(handle=None) is None
+    assert BlueskyConnector.account_settings_from_auth({"handle": "@alice.test"}) == {"handle": "alice.test"}
+    assert BlueskyConnector.account_settings_from_auth({"handle": None}) is None
     secrets = open_secret_store("memory")
     bad = AccountConfig(name="main", platform="bluesky", options={"pds_url": "http://pds.example.com"})
     with pytest.raises(ValueError, match=r"\[accounts.main\] pds_url.*loopback"):

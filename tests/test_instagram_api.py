@@ -518,7 +518,7 @@ def test_authorize_exchanges_code_for_a_long_lived_token(tmp_path, shape):
     connector = InstagramConnector(AccountConfig(name=ACCOUNT, platform="instagram", base_url=BASE_URL), secrets,
                                    transport=httpx.MockTransport(fake.handle))
     message = connector.authorize(echo=lambda text: None, open_browser=play_browser(fake),
-                                  client_key=fake.config.client_id, client_secret=fake.config.client_secret,
+                                  client_id=fake.config.client_id, client_secret=fake.config.client_secret,
                                   timeout=10)
     stored = json.loads(secrets.get("instagram", ACCOUNT, "tokens"))
     assert fake.token_info(stored["access_token"])["kind"] == "long"
@@ -541,7 +541,7 @@ def test_authorize_tells_a_personal_account_its_path_is_the_export(tmp_path, ref
     connector = InstagramConnector(AccountConfig(name=ACCOUNT, platform="instagram", base_url=BASE_URL),
                                    open_secret_store("memory"), transport=httpx.MockTransport(fake.handle))
     with pytest.raises(OAuthError) as raised:
-        connector.authorize(echo=lambda text: None, open_browser=browser, client_key=fake.config.client_id,
+        connector.authorize(echo=lambda text: None, open_browser=browser, client_id=fake.config.client_id,
                             client_secret=fake.config.client_secret, timeout=10)
     assert "personal account" in str(raised.value) and "Download your information" in str(raised.value)
 

@@ -586,11 +586,11 @@ def test_instance_addresses_are_normalized_and_plain_http_only_on_loopback():
     assert normalize_instance("http://127.0.0.1:8765") == "http://127.0.0.1:8765"
     with pytest.raises(ValueError, match="loopback"):
         normalize_instance("http://mastodon.social")
-    assert MastodonConnector.account_settings_from_auth(instance="mastodon.social") == {
+    assert MastodonConnector.account_settings_from_auth({"instance": "mastodon.social"}) == {
         "base_url": "https://mastodon.social"}
-    assert MastodonConnector.account_settings_from_auth() is None
+    assert MastodonConnector.account_settings_from_auth({}) is None
     with pytest.raises(OAuthError):
-        MastodonConnector.account_settings_from_auth(instance="http://example.com")
+        MastodonConnector.account_settings_from_auth({"instance": "http://example.com"})
 
 
 def test_authorize_refuses_an_instance_other_than_the_configured_one(tmp_path):

@@ -14,7 +14,7 @@ from archiver.net.limits import DownloadLimits
 
 CONFIG_NAME = "config.toml"
 SECRET_BACKENDS = ("keyring", "env", "systemd", "memory")
-# Keys an account table understands besides the connector's own options.
+# Keys an account table understands besides its connector's own (Connector.config_options).
 ACCOUNT_KEYS = {
     "platform": str,
     "base_url": str,
@@ -29,7 +29,7 @@ ACCOUNT_KEYS = {
 _SECRET_LOOKING = re.compile(r"(secret|token|password|client_key)", re.I)
 # How a type error says what is expected, in TOML's words rather than Python's.
 _EXPECTED_TYPE = {
-    str: 'a string in double quotes, e.g. "tiktok"',
+    str: 'a string in double quotes, e.g. "text"',
     bool: "true or false (without quotes)",
     int: "a whole number, e.g. 7",
     (int, float): "a number, e.g. 20",
@@ -225,8 +225,10 @@ def load_config(path: Path, known_platforms: dict[str, Any] | None = None) -> Co
     config.secrets_backend = backend
 
     accounts = data.get("accounts", {})
+    # An installed platform for the examples in messages (the first by name).
+    example = min(known_platforms) if known_platforms else "NAME"
     if not isinstance(accounts, dict):
-        raise fail(None, "accounts", accounts, "tables like [accounts.main] with platform = \"tiktok\"")
+        raise fail(None, "accounts", accounts, f"tables like [accounts.main] with platform = \"{example}\"")
     for name, table in accounts.items():
         where = f"accounts.{name}"
         if not isinstance(table, dict):
@@ -234,7 +236,7 @@ def load_config(path: Path, known_platforms: dict[str, Any] | None = None) -> Co
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
             raise fail(where, None, name, "an account name of letters, digits, '-', '_' or '.'")
         if "platform" not in table:
-            raise fail(where, None, None, "a platform key, e.g. platform = \"tiktok\"")
+            raise fail(where, None, None, f"a platform key, e.g. platform = \"{example}\"")
         options = {}
         for key, value in table.items():
             expected = ACCOUNT_KEYS.get(key)
@@ -261,6 +263,8 @@ def load_config(path: Path, known_platforms: dict[str, Any] | None = None) -> Co
         if known_platforms is not None and platform not in known_platforms:
             installed = ", ".join(sorted(known_platforms)) or "none"
             raise fail(where, "platform", platform, f"an installed connector: {installed}")
+        if known_platforms is not None:
+            _check_connector_options(where, platform, options, known_platforms[platform], fail)
         base_url = table.get("base_url")
         if base_url is not None and not re.match(r"^https?://[^/\s]+", base_url):
             raise fail(where, "base_url", base_url, "an http(s) URL such as http://127.0.0.1:8765")
@@ -298,6 +302,21 @@ def load_config(path: Path, known_platforms: dict[str, Any] | None = None) -> Co
         )
     _load_service_tables(data, config, fail)
     return config
+
+
+def _check_connector_options(where: str, platform: str, options: dict[str, Any], connector: Any, fail) -> None:
+    """The keys of an account table that are not the core's: each must be one of its
+    connector's ``config_options``, with a value of the declared type."""
+    declared = {option.name: option for option in getattr(connector, "config_options", ())}
+    for key, value in options.items():
+        option = declared.get(key)
+        if option is None:
+            allowed = ", ".join(sorted([*ACCOUNT_KEYS, *declared]))
+            raise fail(where, key, value, f"one of the keys a {platform} account understands: {allowed}")
+        expected = (int, float) if option.type is float else option.type
+        # TOML's true/false are ints to Python: only a bool key takes them.
+        if not isinstance(value, expected) or (isinstance(value, bool) and option.type is not bool):
+            raise fail(where, key, value, _EXPECTED_TYPE[expected])
 
 
 def _check_table(data: dict, name: str, keys: dict[str, type | tuple], fail) -> dict:

@@ -8,6 +8,7 @@ so a third party can ship one as its own package.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator
 
 if TYPE_CHECKING:
@@ -18,6 +19,24 @@ if TYPE_CHECKING:
     from archiver.sync.runner import SyncContext
 
 ENTRY_POINT_GROUP = "archiver.connectors"
+
+
+@dataclass(frozen=True)
+class Option:
+    """A setting a connector declares as data: an option of `archiver auth NAME`
+    (``Connector.auth_options``) or a key of its accounts' config tables
+    (``Connector.config_options``)."""
+
+    name: str                   # "instance" -> `--instance` on the command line, key `instance` in the config
+    help: str                   # one line for --help (and for the error naming a mistyped key)
+    type: type = str            # str | int | float | bool (float accepts whole numbers too)
+    required: bool = False
+    secret: bool = False        # auth only: typed at a hidden prompt when asked for, never echoed
+    flag: bool = False          # auth only: `--NAME` without a value: True when given
+    stdin: bool = False         # auth only: no `--NAME VALUE` (it would show in the process list), but
+                                # `--NAME-stdin`: the value is read from standard input before anything runs
+    aliases: tuple[str, ...] = ()   # auth only: other option names, e.g. ("client_key",) -> also `--client-key`
+    metavar: str | None = None      # auth only: how --help shows the value, e.g. "URL"
 
 
 class Connector:
@@ -38,6 +57,13 @@ class Connector:
     # The platform's words for who can see a post -> the archive's (records.VISIBILITIES),
     # where they differ: records.visibility(word, visibility_words).
     visibility_words: ClassVar[dict[str, str]] = {}
+    # What `archiver auth NAME` asks for besides the core's --account, --no-browser and --port
+    # (an instance URL, a handle, a token on standard input, the app's client id and secret);
+    # ``authorize`` receives each by its name.
+    auth_options: ClassVar[tuple[Option, ...]] = ()
+    # The keys an [accounts.X] table of this platform may hold besides the core's
+    # (config.ACCOUNT_KEYS); load_config refuses any other key, and a value of another type.
+    config_options: ClassVar[tuple[Option, ...]] = ()
 
     def __init__(
         self,
@@ -56,15 +82,23 @@ class Connector:
         self.base_url = (account.base_url or self.default_base_url).rstrip("/")
 
     # -- authorization ---------------------------------------------------------------
-    def authorize(self, *, echo: Callable[[str], None], open_browser: bool | None = None, **options) -> str:
+    def authorize(self, *, echo: Callable[[str], None], open_browser: bool | None = None, port: int = 0,
+                  prompt: Callable[[str], str] | None = None, **options) -> str:
         """Interactive authorization; stores credentials through the SecretStore and
-        returns a one-line summary for the user."""
+        returns a one-line summary for the user.
+
+        ``options``: the declared ``auth_options`` by name (a value, or None when not given;
+        a ``stdin`` option's value is what was read). ``open_browser``: None opens one, False
+        prints the URL instead, a callable is called with it (tests play the browser).
+        ``port``: the loopback redirect's port (0: any free one). ``prompt(key)`` asks the
+        user for a value (hidden for a secret one); None when nobody is at a terminal."""
         raise NotImplementedError
 
     @classmethod
-    def account_settings_from_auth(cls, *, instance: str | None = None, handle: str | None = None) -> dict | None:
-        """Config settings for a new account built from `archiver auth` options (Mastodon:
-        --instance; Bluesky: --handle), or None when this platform needs a config entry first."""
+    def account_settings_from_auth(cls, options: dict[str, Any]) -> dict | None:
+        """Config settings for a new account built from the `archiver auth` options
+        (``options``: the declared auth options by name, e.g. an instance URL or a handle),
+        or None when this platform needs a config entry first."""
         return None
 
     # -- API sync --------------------------------------------------------------------

@@ -219,8 +219,8 @@ def _usable_keyring(chosen):
             "no keyring backend is available on this machine (usual on a headless "
             "server). Either set ARCHIVER_SECRETS=env and provide the secrets as "
             "environment variables such as ARCHIVER_SECRET_TIKTOK_MAIN_CLIENT_SECRET, "
-            "or run under systemd with LoadCredential=tiktok_main_client_secret:/path "
-            "and ARCHIVER_SECRETS=systemd (CREDENTIALS_DIRECTORY)"
+            "or run under systemd with ARCHIVER_SECRETS=systemd (CREDENTIALS_DIRECTORY) "
+            "and LoadCredential= lines such as LoadCredential=tiktok_main_client_secret:/path"
         )
     module = type(chosen).__module__
     if module == "keyrings.alt" or module.startswith("keyrings.alt."):

@@ -25,7 +25,7 @@ import tempfile
 import uuid
 from typing import Any, Callable, Iterator
 
-from archiver.connector import Connector
+from archiver.connector import Connector, Option
 from archiver.records import Page, Profile, iso_utc, now_utc
 
 log = logging.getLogger("archiver.bluesky")
@@ -41,6 +41,19 @@ class BlueskyConnector(Connector):
     title = "Bluesky"
     post_noun = "posts"
     secret_keys = ("tokens",)
+    auth_options = (
+        Option("handle", "Your handle, e.g. alice.bsky.social (a new account needs no config entry first: "
+               "it is added).", metavar="HANDLE"),
+        Option("token", "The app password (bsky.app → Settings → Privacy and security → App passwords), "
+               "instead of typing it when asked.", secret=True, stdin=True),
+    )
+    config_options = (
+        Option("handle", 'Your handle, e.g. "alice.bsky.social".'),
+        Option("did", 'Your DID, e.g. "did:plc:…" (checked against the repository an import reads).'),
+        Option("plc_url", "The PLC directory (self-hosted set-ups; default https://plc.directory)."),
+        Option("pds_url", "Your PDS (default: the one your DID document names)."),
+        Option("appview_url", "The AppView (default https://public.api.bsky.app)."),
+    )
     default_base_url = "https://bsky.social"   # the entryway: resolves handles for Bluesky-hosted accounts
     manual_export_steps = (
         "On bsky.app: Settings → Account → Export my data → Download CAR file; then run "
@@ -50,7 +63,8 @@ class BlueskyConnector(Connector):
 
     # -- settings --------------------------------------------------------------------
     @classmethod
-    def account_settings_from_auth(cls, *, instance: str | None = None, handle: str | None = None) -> dict | None:
+    def account_settings_from_auth(cls, options: dict) -> dict | None:
+        handle = options.get("handle")
         if not handle:
             return None
         return {"handle": handle.strip().lstrip("@")}
@@ -110,7 +124,7 @@ class BlueskyConnector(Connector):
                          timeout=120, retry_log_level=logging.DEBUG, links=self.link_policy(), **kwargs)
 
     # -- authorization -----------------------------------------------------------------
-    def authorize(self, *, echo, open_browser=None, prompt=None, token=None, handle=None, **_) -> str:
+    def authorize(self, *, echo, open_browser=None, port: int = 0, prompt=None, handle=None, token=None) -> str:
         """App-password login: handle → DID → PDS, createSession there, keep the session.
         The app password is sent once and never stored."""
         from archiver.net.client import NetError, scrubber

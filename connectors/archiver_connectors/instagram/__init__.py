@@ -8,7 +8,7 @@ import datetime as dt
 import logging
 from typing import Iterator
 
-from archiver.connector import Connector
+from archiver.connector import Connector, Option
 from archiver.records import Page, iso_utc
 
 log = logging.getLogger("archiver.instagram")
@@ -23,6 +23,11 @@ class InstagramConnector(Connector):
     post_noun = "posts"
     secret_keys = ("client_id", "client_secret", "tokens")
     default_base_url = "https://graph.instagram.com"
+    auth_options = (
+        Option("client_id", "Your Meta app's Instagram app ID (asked for when missing).", aliases=("client_key",)),
+        Option("client_secret", "Your app's client secret (asked for when missing; prefer the prompt).",
+               secret=True),
+    )
     oauth_base_url = "https://api.instagram.com"        # the code exchange lives here
     authorize_base_url = "https://www.instagram.com"    # the login window
     export_only_holds = "followers and following lists"
@@ -60,15 +65,14 @@ class InstagramConnector(Connector):
                             cancel=cancel)
 
     # -- authorization ---------------------------------------------------------------
-    def authorize(self, *, echo, open_browser=None, client_id=None, client_secret=None, prompt=None,
-                  port: int = 0, timeout: float = 300, client_key=None, **_):
+    def authorize(self, *, echo, open_browser=None, port: int = 0, prompt=None, client_id=None, client_secret=None,
+                  timeout: float = 300):
         from archiver.net.client import NetError
         from archiver.net.oauth import OAuthError, app_credentials, run_loopback_flow
         from archiver_connectors.instagram.api import (
             DEFAULT_SCOPES, PERSONAL_ACCOUNT_MESSAGE, authorize_url, exchange_code, long_lived)
 
         account = self.account.name
-        client_id = client_id or client_key   # the CLI may call it a client key
         client_id, client_secret = app_credentials(
             self.secrets, "instagram", account, {"client_id": client_id, "client_secret": client_secret},
             prompt=prompt, missing=lambda key: f"no Instagram {key} for account {account!r} (the Instagram app "

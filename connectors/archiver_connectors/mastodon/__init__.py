@@ -24,7 +24,7 @@ import logging
 from typing import Iterator
 from urllib.parse import urlencode
 
-from archiver.connector import Connector
+from archiver.connector import Connector, Option
 from archiver.records import Membership, Page, now_utc
 from archiver_connectors.mastodon.visibility import VISIBILITY_WORDS
 
@@ -42,6 +42,18 @@ class MastodonConnector(Connector):
     visibility_words = VISIBILITY_WORDS
     default_base_url = ""       # every account names its own instance (base_url)
     secret_keys = ("client_id", "client_secret", "tokens")
+    auth_options = (
+        Option("instance", "Your instance, e.g. https://mastodon.social (a new account needs no config entry "
+               "first: it is added).", metavar="URL"),
+        Option("token", "An access token you created on the instance (Preferences → Development), instead of "
+               "the authorization in the browser.", secret=True, stdin=True),
+    )
+    config_options = (
+        Option("paged_requests_per_15min", "Paging requests a run may make per 15 minutes (default 300).",
+               type=float),
+        Option("follows_every_hours", "Hours between two listings of followers and following (default 20).",
+               type=float),
+    )
     manual_export_steps = (
         "On your Mastodon instance's website: Preferences → Import and export → Request your archive "
         "(once every 7 days). When the e-mail says it is ready, download archive-….tar.gz from the same "
@@ -57,9 +69,10 @@ class MastodonConnector(Connector):
 
     # -- settings ----------------------------------------------------------------------
     @classmethod
-    def account_settings_from_auth(cls, *, instance: str | None = None, handle: str | None = None) -> dict | None:
+    def account_settings_from_auth(cls, options: dict) -> dict | None:
         from archiver_connectors.mastodon.api import normalize_instance
 
+        instance = options.get("instance")
         if not instance:
             return None
         try:
@@ -104,8 +117,8 @@ class MastodonConnector(Connector):
                             headers={"User-Agent": "archiver/0.1 (+personal archive)"})
 
     # -- authorization -----------------------------------------------------------------
-    def authorize(self, *, echo, open_browser=None, port: int = 0, instance: str | None = None,
-                  token: str | None = None, timeout: float = 300, **_) -> str:
+    def authorize(self, *, echo, open_browser=None, port: int = 0, prompt=None, instance: str | None = None,
+                  token: str | None = None, timeout: float = 300) -> str:
         from archiver.net.client import scrubber
         from archiver.net.oauth import OAuthError, pkce_pair, run_loopback_flow
         from archiver_connectors.mastodon.api import SCOPES, MastodonTokens, instance_host, verify_token

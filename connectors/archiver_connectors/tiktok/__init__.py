@@ -8,7 +8,7 @@ import logging
 import os
 from typing import Iterator
 
-from archiver.connector import Connector
+from archiver.connector import Connector, Option
 from archiver.records import Page, iso_utc
 from archiver_connectors.tiktok.visibility import VISIBILITY_WORDS
 
@@ -35,6 +35,15 @@ class TikTokConnector(Connector):
     visibility_words = VISIBILITY_WORDS
     secret_keys = ("client_key", "client_secret", "tokens")
     default_base_url = "https://open.tiktokapis.com"
+    auth_options = (
+        Option("client_key", "Your TikTok app's client key (asked for when missing).", aliases=("client_id",)),
+        Option("client_secret", "Your app's client secret (asked for when missing; prefer the prompt).",
+               secret=True),
+    )
+    config_options = (
+        Option("pkce_encoding", 'How the PKCE challenge is written: "hex" (the default, what TikTok\'s desktop '
+               'flow expects) or "base64url".'),
+    )
     authorize_base_url = "https://www.tiktok.com"
     export_only_holds = "followers and following lists"
     manual_export_steps = (
@@ -62,8 +71,8 @@ class TikTokConnector(Connector):
         return TikTokApi(self.base_url, tokens, transport=self.transport, sleep=self.sleep, cancel=cancel)
 
     # -- authorization -----------------------------------------------------------------
-    def authorize(self, *, echo, open_browser=None, client_key=None, client_secret=None, prompt=None,
-                  port: int = 0, timeout: float = 300, **_):
+    def authorize(self, *, echo, open_browser=None, port: int = 0, prompt=None, client_key=None, client_secret=None,
+                  timeout: float = 300):
         from archiver.net.oauth import OAuthError, app_credentials
         from archiver_connectors.tiktok.api import DEFAULT_SCOPES, TikTokTokens, authorize_url
 

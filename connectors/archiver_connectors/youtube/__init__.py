@@ -11,7 +11,7 @@ import datetime as dt
 import logging
 from typing import Iterator
 
-from archiver.connector import Connector
+from archiver.connector import Connector, Option
 from archiver.records import Page, iso_utc
 
 log = logging.getLogger("archiver.youtube")
@@ -29,6 +29,17 @@ class YouTubeConnector(Connector):
     post_noun = "videos"
     secret_keys = ("client_id", "client_secret", "tokens")
     default_base_url = "https://www.googleapis.com"
+    auth_options = (
+        Option("client_id", "Your Google OAuth client ID (a \"Desktop app\" client; asked for when missing).",
+               aliases=("client_key",)),
+        Option("client_secret", "Your app's client secret (asked for when missing; prefer the prompt).",
+               secret=True),
+    )
+    config_options = (
+        Option("quota_units", "The daily YouTube Data API quota a run may spend (default 10000).", type=int),
+        Option("portability_repeat_days", "Days before a time-based Data Portability grant exports again.",
+               type=float),
+    )
     export_only_holds = "your video files, your own comments and your subscriptions"
     manual_export_steps = (
         "Go to https://takeout.google.com, press \"Deselect all\", tick \"YouTube and YouTube Music\" "
@@ -68,8 +79,8 @@ class YouTubeConnector(Connector):
             return DEFAULT_DAILY_QUOTA
 
     # -- authorization -----------------------------------------------------------------
-    def authorize(self, *, echo, open_browser=None, client_id=None, client_secret=None, prompt=None,
-                  port: int = 0, timeout: float = 300, **_):
+    def authorize(self, *, echo, open_browser=None, port: int = 0, prompt=None, client_id=None, client_secret=None,
+                  timeout: float = 300):
         from archiver.net.oauth import OAuthError, app_credentials
         from archiver_connectors.youtube.api import PORTABILITY_SCOPES, SCOPE, YouTubeTokens, authorize_url
 

@@ -303,7 +303,7 @@ CREATE TABLE interactions (
     kind TEXT NOT NULL,                      -- like | bookmark: the owner's own, on others' posts
     target TEXT NOT NULL,                    -- the post's URI or URL (what the platform names it by)
     target_url TEXT,                         -- a web link to it, where known
-    native_id TEXT,                          -- the interaction's own id (a Bluesky like record), if any
+    native_id TEXT,                          -- the interaction's own id (e.g. a Bluesky like record), if any
     created_at TEXT,
     deleted_at TEXT,
     {provenance},

@@ -34,7 +34,8 @@ def init(archive, config_path, force):
             config_file.write(example_config_text())
         echo(f"wrote {target}")
     echo(f"archive folder: {folder} (archive.db, media/)")
-    echo("next: edit the config, then `archiver auth tiktok` and `archiver export --platform tiktok`.")
+    echo("next: edit the config, then `archiver auth PLATFORM` and `archiver export --platform PLATFORM` "
+         "(`archiver connectors` lists the platforms).")
 
 
 @click.command()
@@ -46,41 +47,97 @@ def connectors():
         echo(f"{name}\t{cls.title}\t{cls.__module__}")
 
 
-@click.command()
-@common_options
-@click.argument("platform")
-@click.option("--account", "account_name", metavar="NAME", help="Account from the config (default: the only one).")
-@click.option("--client-key", "--client-id", "client_key",
-              help="Your app's client key / client id (asked for when missing).")
-@click.option("--client-secret", help="Your app's client secret (asked for when missing; prefer the prompt).")
-@click.option("--no-browser", is_flag=True, help="Print the authorization URL instead of opening a browser.")
-@click.option("--port", type=int, default=0, help="Loopback port for the redirect (0 = any free port).")
-@click.option("--instance", metavar="URL", help="Mastodon: your instance, e.g. https://mastodon.social.")
-@click.option("--handle", metavar="HANDLE", help="Bluesky: your handle, e.g. alice.bsky.social.")
-@click.option("--token-stdin", is_flag=True,
-              help="Read the token (Mastodon access token, Bluesky app password) from standard input.")
-@guard
-def auth(archive, config_path, platform, account_name, client_key, client_secret, no_browser, port,
-         instance, handle, token_stdin):
+class AuthCommand(click.Group):
+    """`archiver auth PLATFORM [OPTIONS]`: one subcommand per installed connector, whose options
+    are the connector's declared ``auth_options`` besides the core's. Each is built when it is
+    asked for, so `archiver --help` imports no connector."""
+
+    def list_commands(self, ctx):
+        from archiver.connector import connector_names
+
+        return connector_names()
+
+    def get_command(self, ctx, name):
+        from archiver.connector import UnknownPlatform, get_connector
+
+        try:
+            return platform_auth_command(get_connector(name))
+        except UnknownPlatform as error:
+            fail(str(error))
+
+
+@click.group(cls=AuthCommand, subcommand_metavar="PLATFORM [OPTIONS]")
+def auth():
     """Authorize archiver to read an account (OAuth through a loopback redirect).
 
+    Each platform has its own options: `archiver auth PLATFORM --help` lists them.
     Mastodon and Bluesky accounts need no config entry first: `archiver auth mastodon
     --instance https://mastodon.social` or `archiver auth bluesky --handle alice.bsky.social`
     adds [accounts.<--account, default "main">] to the config.
     """
-    setup_logging()
-    from archiver.connector import get_connector
 
+
+# The options every platform's `archiver auth` has; a connector's own may not reuse these names.
+CORE_AUTH_OPTIONS = ("archive", "config", "account", "no_browser", "port")
+
+
+def platform_auth_command(cls) -> click.Command:
+    """The `archiver auth NAME` command of the connector class ``cls``."""
+
+    def authorize_platform(archive, config_path, account_name, no_browser, port, **options):
+        authorize_account(cls, archive, config_path, account_name, no_browser, port, options)
+
+    command = guard(authorize_platform)
+    for option in reversed(cls.auth_options):
+        command = click_option(option, cls.name)(command)
+    command = click.option("--port", type=int, default=0, help="Loopback port for the redirect (0 = any free port).")(command)
+    command = click.option("--no-browser", is_flag=True,
+                           help="Print the authorization URL instead of opening a browser.")(command)
+    command = click.option("--account", "account_name", metavar="NAME",
+                           help="Account from the config (default: the only one).")(command)
+    return click.command(cls.name, help=f"Authorize archiver to read your {cls.title} account.")(common_options(command))
+
+
+def click_option(option, platform: str):
+    """A connector's declared auth ``Option`` as a click option."""
+    if option.name in CORE_AUTH_OPTIONS:
+        raise ValueError(f"the {platform} connector declares the auth option {option.name!r}, which the core "
+                         f"has already ({', '.join(CORE_AUTH_OPTIONS)})")
+    dashed = "--" + option.name.replace("_", "-")
+    if option.stdin:   # the value itself is read at the start of the command (see read_stdin_options)
+        return click.option(f"{dashed}-stdin", f"{option.name}_stdin", is_flag=True,
+                            help=f"{option.help} Read from standard input.")
+    if option.flag:
+        return click.option(dashed, option.name, is_flag=True, help=option.help)
+    names = [dashed, *("--" + alias.replace("_", "-") for alias in option.aliases), option.name]
+    value_type = click.BOOL if option.type is bool else option.type
+    return click.option(*names, type=value_type, required=option.required, metavar=option.metavar,
+                        help=option.help)
+
+
+def read_stdin_options(cls, options: dict) -> None:
+    """Replace each given `--NAME-stdin` flag by NAME = what standard input holds."""
+    for option in cls.auth_options:
+        if not option.stdin:
+            continue
+        value = None
+        if options.pop(f"{option.name}_stdin"):
+            value = sys.stdin.read().strip()
+            if not value:
+                flag = "--" + option.name.replace("_", "-") + "-stdin"
+                fail(f"{flag}: standard input was empty; pipe the {option.name.replace('_', ' ')} in, e.g. "
+                     f"`printf %s \"${option.name.upper()}\" | archiver auth {cls.name} ... {flag}`")
+        options[option.name] = value
+
+
+def authorize_account(cls, archive, config_path, account_name, no_browser, port, options: dict) -> None:
+    """`archiver auth NAME`: find (or add) the account, then let the connector authorize it."""
+    setup_logging()
+    platform = cls.name
     # Read first: a failed command must not have changed the config.
-    token = None
-    if token_stdin:
-        token = sys.stdin.read().strip()
-        if not token:
-            fail("--token-stdin: standard input was empty; pipe the token in, e.g. "
-                 "`printf %s \"$TOKEN\" | archiver auth ... --token-stdin`")
+    read_stdin_options(cls, options)
     ws = open_workspace(archive, config_path)
-    cls = get_connector(platform)
-    settings = cls.account_settings_from_auth(instance=instance, handle=handle)
+    settings = cls.account_settings_from_auth(options)
     if settings and not [a for a in ws.config.accounts if a.platform == platform
                          and (account_name is None or a.name == account_name)]:
         name = account_name or ("main" if "main" not in {a.name for a in ws.config.accounts} else platform)
@@ -95,16 +152,16 @@ def auth(archive, config_path, platform, account_name, client_key, client_secret
     if not accounts:
         fail(f"no {platform} account in {ws.config.path or 'the config'}: add [accounts.main] with "
              f"platform = \"{platform}\" (`archiver init` writes an example)")
-    account = accounts[0]
     prompt = None
     if sys.stdin.isatty():
-        prompt = lambda key: click.prompt(f"{cls.title} {key.replace('_', ' ')}", hide_input=key.endswith(("secret", "password")))
-    connector = cls(account, ws.secrets)
-    # Platforms name the app's id differently (TikTok: client key; Google, Meta: client id).
-    message = connector.authorize(echo=echo, open_browser=False if no_browser else None,
-                                  client_key=client_key, client_id=client_key, client_secret=client_secret,
-                                  prompt=prompt, port=port, instance=instance, handle=handle, token=token)
-    echo(message)
+        # Hidden: what the connector declares secret, and any key it asks for that names a
+        # secret or a password (e.g. an app password).
+        hidden = {option.name for option in cls.auth_options if option.secret}
+        prompt = lambda key: click.prompt(f"{cls.title} {key.replace('_', ' ')}",
+                                          hide_input=key in hidden or key.endswith(("secret", "password")))
+    connector = cls(accounts[0], ws.secrets)
+    echo(connector.authorize(echo=echo, open_browser=False if no_browser else None, port=port, prompt=prompt,
+                             **options))
 
 
 def add_account_to_config(ws, name: str, platform: str, settings: dict, config_path) -> Path:

@@ -1,5 +1,6 @@
 """Trying archiver without an account: `archiver simulate` (a fake platform API),
-`demo` (a simulated account archived end to end)."""
+`demo` (a simulated account archived end to end). Both find the simulators through the
+entry-point group ``archiver.simulators`` (archiver.sim)."""
 
 from __future__ import annotations
 
@@ -12,46 +13,56 @@ from archiver.cli._common import fail, setup_logging
 from archiver.inert import echo
 
 
-@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+# Everything after PLATFORM is the simulator's own (its --help included).
+@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.argument("platform")
-@click.option("--port", type=int, default=8765, show_default=True, help="Port on 127.0.0.1 (0 = any free port).")
-@click.option("--videos", type=int, default=30, show_default=True)
-@click.option("--followers", type=int, default=50, show_default=True)
-@click.option("--latency-ms", type=int, default=0, show_default=True)
-@click.option("--fail-rate", type=float, default=0.0, show_default=True, help="Share of requests answered with a 500.")
-@click.option("--seed", type=int, default=1, show_default=True)
-@click.pass_context
-def simulate(ctx, platform, port, videos, followers, latency_ms, fail_rate, seed):
+@click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="[SIMULATOR OPTIONS]")
+def simulate(platform, args):
     """Serve a simulated platform API on 127.0.0.1 (point an account's base_url at it).
 
-    Other options go to the platform's simulator as they are (for TikTok e.g.
-    --client-secret, --access-ttl, --rate-limit, --retry-after).
+    The options after PLATFORM are the simulator's own (`archiver simulate PLATFORM --help`
+    lists them), e.g. --port (default 8765; 0 = any free port), the sizes (--videos,
+    --followers), faults (--latency-ms, --fail-rate) and, for TikTok, --client-secret,
+    --access-ttl, --rate-limit, --retry-after.
     """
-    from archiver.connector import get_connector
+    simulator = _simulator(platform)
+    simulator.main(list(args))
 
-    try:
-        cls = get_connector(platform)
-    except Exception as error:
-        fail(str(error))
-    import importlib
 
-    try:
-        fake = importlib.import_module(cls.__module__ + ".sim.fake")
-    except ImportError:
+def _simulator(platform: str):
+    from archiver.connector import UnknownPlatform, get_connector
+    from archiver.sim import installed_simulators
+
+    simulators = installed_simulators()
+    if platform not in simulators:
+        try:
+            get_connector(platform)
+        except UnknownPlatform as error:
+            fail(str(error))
         fail(f"the {platform} connector has no simulator")
-    fake.main(["--port", str(port), "--videos", str(videos), "--followers", str(followers),
-               "--latency-ms", str(latency_ms), "--fail-rate", str(fail_rate), "--seed", str(seed),
-               *ctx.args])
+    return simulators[platform]
 
 
 @click.command()
 @click.option("--dir", "folder", default="demo-archive", show_default=True, type=click.Path(file_okay=False),
               help="Archive folder to create; every other command can use it with --archive.")
-@click.option("--videos", type=int, default=24, show_default=True)
+@click.option("--platform", metavar="NAME", help="The simulated platform (default: TikTok's simulator).")
+@click.option("--posts", "--videos", "posts", type=int, default=24, show_default=True)
 @click.option("--followers", type=int, default=120, show_default=True)
-def demo(folder, videos, followers):
-    """Archive a SIMULATED TikTok account end to end, with no account needed."""
+def demo(folder, platform, posts, followers):
+    """Archive a SIMULATED account (TikTok's, by default) end to end, with no account needed."""
     setup_logging()
     from archiver.sim.demo import run_demo
 
-    sys.exit(run_demo(Path(folder), videos=videos, followers=followers, echo=echo))
+    if platform is not None:
+        _simulator(platform)   # a mistyped or simulator-less platform is one clear line
+    from archiver.sim import demo_simulator
+
+    try:
+        simulator = demo_simulator(platform)
+    except LookupError as error:
+        fail(str(error))
+    try:
+        sys.exit(run_demo(Path(folder), posts=posts, followers=followers, echo=echo, simulator=simulator))
+    except NotImplementedError as error:
+        fail(str(error))

@@ -1,8 +1,10 @@
-"""`archiver demo`: the real connector, importer and writer against a SIMULATED TikTok.
+"""`archiver demo`: the real connector, importer and writer against a SIMULATED platform.
 
-Nothing here is a shortcut: the fake TikTok is served over loopback HTTP, the connector
-authorizes with real tokens from it, pages through its API and downloads the covers;
-then a generated "Download your data" zip goes through the real importer.
+Nothing here is a shortcut: the simulator's fake platform is served over loopback HTTP, the
+connector pages through its API with credentials the fake issued, and downloads the media;
+then the simulated "download your data" export (when the platform has one) goes through the
+real importer. Which platform: the simulator `archiver demo --platform` names, else the
+default one (see archiver.sim.demo_simulator).
 """
 
 from __future__ import annotations
@@ -10,48 +12,45 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from archiver.sim import Simulator
+
 DEMO_ACCOUNT = "demo"
 
 
-def run_demo(folder: Path, *, videos: int = 24, followers: int = 120, echo: Callable[[str], None] = print) -> int:
+def run_demo(folder: Path, *, posts: int = 24, followers: int = 120, echo: Callable[[str], None] = print,
+             simulator: Simulator | None = None) -> int:
     from archiver.archive import Archive
     from archiver.config import AccountConfig, Config
-    from archiver.connector import installed_connectors
-    from archiver.sync.jobs import Workspace, run_export, run_import
+    from archiver.connector import get_connector, installed_connectors
     from archiver.secrets import open_secret_store
-    from archiver_connectors.tiktok.sim.fake import FakeTikTok, FakeTikTokConfig, serve
+    from archiver.sim import demo_simulator
+    from archiver.sync.jobs import Workspace, run_export, run_import
 
-    echo("archiver demo — everything below is SIMULATED data from a fake TikTok on 127.0.0.1;")
+    simulator = simulator or demo_simulator()
+    connector = get_connector(simulator.name)
+    echo(f"archiver demo — everything below is SIMULATED data from a fake {connector.title} on 127.0.0.1;")
     echo("no real account is contacted. The archive it writes is a real one you can browse.\n")
-    fake = FakeTikTok(FakeTikTokConfig(videos=videos, followers=followers, seed=7))
-    server, _thread = serve(fake)
-    try:
+    with simulator.start_demo(posts=posts, followers=followers) as world:
         folder = folder.expanduser().resolve()
         archive = Archive(folder, connectors=installed_connectors).create()
-        account = AccountConfig(name=DEMO_ACCOUNT, platform="tiktok", base_url=fake.base_url)
-        _write_demo_config(folder)
+        account = AccountConfig(name=DEMO_ACCOUNT, platform=simulator.name, base_url=world.base_url,
+                                options=dict(world.settings))
+        _write_demo_config(folder, simulator.name, world)
         # Simulated credentials live in memory only: nothing to keep, nothing to leak.
         secrets = open_secret_store("memory")
-        cfg = fake.config
-        secrets.set("tiktok", DEMO_ACCOUNT, "client_key", cfg.client_key)
-        secrets.set("tiktok", DEMO_ACCOUNT, "client_secret", cfg.client_secret)
-        tokens = fake.issue_tokens()
-        from archiver_connectors.tiktok.api import TikTokTokens
-
-        import httpx
-
-        TikTokTokens(secrets, DEMO_ACCOUNT, f"{fake.base_url}/v2/oauth/token/", httpx.Client()).store(tokens)
+        world.store_credentials(secrets, DEMO_ACCOUNT)
         ws = Workspace(archive, Config(path=None, accounts=[account]), secrets)
 
-        echo(f"1/2  exporting @{fake.user.get('username', 'demo')} through the (simulated) Display API …")
-        api_result = run_export(ws, account, full=True, progress=lambda line: None)
-        echo(f"     {api_result['status']}: " + _counts(api_result["counts"]))
+        export_path = world.export_file(folder)
+        steps = 2 if export_path else 1
+        echo(f"1/{steps}  exporting @{world.username} through the (simulated) API …")
+        results = [run_export(ws, account, full=True, progress=lambda line: None)]
+        echo(f"     {results[-1]['status']}: " + _counts(results[-1]["counts"]))
 
-        export_path = folder / "TikTok_Data_simulated.zip"
-        export_path.write_bytes(fake.export_zip(layout="new"))
-        echo(f"2/2  importing the (simulated) 'Download your data' export {export_path.name} …")
-        import_result = run_import(ws, export_path, account_name=DEMO_ACCOUNT, progress=lambda line: None)
-        echo(f"     {import_result['status']}: " + _counts(import_result["counts"]))
+        if export_path:
+            echo(f"2/2  importing the (simulated) 'Download your data' export {export_path.name} …")
+            results.append(run_import(ws, export_path, account_name=DEMO_ACCOUNT, progress=lambda line: None))
+            echo(f"     {results[-1]['status']}: " + _counts(results[-1]["counts"]))
 
         db = archive.db
         one = lambda sql: db.execute(sql).fetchone()[0]
@@ -66,11 +65,8 @@ def run_demo(folder: Path, *, videos: int = 24, followers: int = 120, echo: Call
         command = _command_name()
         echo(f"\nBrowse it:   {command} serve --archive {folder}")
         echo(f"Its status:  {command} status --archive {folder}")
-        failed = [r for r in (api_result, import_result) if r["status"] not in ("ok", "skipped")]
+        failed = [r for r in results if r["status"] not in ("ok", "skipped")]
         return 1 if failed else 0
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _command_name() -> str:
@@ -88,16 +84,19 @@ def _command_name() -> str:
     return started if relative.startswith("..") else relative
 
 
-def _write_demo_config(folder: Path) -> None:
+def _write_demo_config(folder: Path, platform: str, world) -> None:
+    import json
+
     path = folder / "config.toml"
     if path.exists():
         return
+    extra = "".join(f"{key} = {json.dumps(value)}\n" for key, value in world.settings.items())  # JSON strings are TOML's
     path.write_text(
         "# Written by `archiver demo`. The account below is SIMULATED: to export it again, start\n"
-        "# `archiver simulate tiktok --port 8765` and run `archiver auth tiktok --archive .` first\n"
-        "# (client key fake-client-key, secret fake-client-secret).\n\n"
-        "[secrets]\nbackend = \"keyring\"\n\n"
-        f"[accounts.{DEMO_ACCOUNT}]\nplatform = \"tiktok\"\nbase_url = \"http://127.0.0.1:8765\"\n",
+        f"# `archiver simulate {platform} --port 8765` and run `archiver auth {platform} --archive .` first.\n"
+        + (f"# {world.auth_hint}\n" if world.auth_hint else "") + "\n"
+        + "[secrets]\nbackend = \"keyring\"\n\n"
+        f"[accounts.{DEMO_ACCOUNT}]\nplatform = \"{platform}\"\nbase_url = \"http://127.0.0.1:8765\"\n{extra}",
         encoding="utf-8",
     )
 

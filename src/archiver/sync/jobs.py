@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Callable, cast
 
 from archiver.archive import Archive
 from archiver.config import AccountConfig, Config, ConfigError
-from archiver.connector import get_connector, installed_connectors
+from archiver.connector import connector_names, get_connector, installed_connectors
 
 if TYPE_CHECKING:
     from archiver.secrets import SecretStore
@@ -59,7 +59,8 @@ class Workspace:
             where = self.config.path or (self.archive.folder / "config.toml")
             raise ConfigError(
                 f"{where}: no {platform or ''} account configured. Add one, e.g.\n\n"
-                f"[accounts.main]\nplatform = \"{platform or 'tiktok'}\"\n\n(`archiver init` writes a commented example.)")
+                f"[accounts.main]\nplatform = \"{platform or min(connector_names(), default='NAME')}\"\n\n"
+                "(`archiver init` writes a commented example.)")
         return [a for a in found if a.enabled]
 
 
