@@ -6,10 +6,10 @@ core's keys), its auth options (the options of `archiver auth NAME`), and its si
 from __future__ import annotations
 
 import pytest
+from cli_world import run_cli
 
 from archiver.config import ConfigError, load_config
 from archiver.connector import Option, installed_connectors
-from cli_world import run_cli
 
 
 def config_with(tmp_path, table: str):

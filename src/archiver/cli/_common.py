@@ -156,5 +156,5 @@ class TerminalProgress:
             return
         size = f"{done / 1e6:.1f}/{total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
         finished = total is not None and done >= total
-        self._bars.update(self._file, description=terminal_text(f"  {name}", one_line=True), completed=done, total=total, size=size,
-                          visible=not finished)
+        self._bars.update(self._file, description=terminal_text(f"  {name}", one_line=True), completed=done, total=total,
+                          size=size, visible=not finished)

@@ -42,7 +42,7 @@ def _table(rows: list[list], headers: list[str]) -> str:
     # Cells hold names strangers chose: each is one inert line (see inert.terminal_text).
     cells = [headers] + [["" if v is None else terminal_text(v, one_line=True) for v in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -114,7 +114,7 @@ def links(archive, config_path, show_all):
     if not shown:
         echo("no suggested links" if not show_all else "no links")
         return
-    echo(_table([[f"{l['confidence']:.2f}", l["status"], l["a"], l["b"], l["reason"]] for l in shown],
+    echo(_table([[f"{link['confidence']:.2f}", link["status"], link["a"], link["b"], link["reason"]] for link in shown],
                       ["confidence", "status", "A", "B", "reason"]))
     echo(f"\n{open_count} open suggestion(s)")
 

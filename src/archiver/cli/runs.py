@@ -8,8 +8,7 @@ from pathlib import Path
 
 import click
 
-from archiver.cli._common import (EXIT_FAILED, EXIT_INTERRUPTED, common_options, guard, open_workspace, progress,
-                                  setup_logging)
+from archiver.cli._common import EXIT_FAILED, EXIT_INTERRUPTED, common_options, guard, open_workspace, progress, setup_logging
 from archiver.inert import echo
 
 

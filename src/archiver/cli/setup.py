@@ -23,7 +23,7 @@ def init(archive, config_path, force):
 
     folder = archive_dir(archive)
     store = Archive(folder, connectors=installed_connectors).create()
-    store.db  # creates archive.db with its schema
+    store.db  # noqa: B018 (opening it creates archive.db with its schema)
     target = Path(config_path) if config_path else folder / CONFIG_NAME
     if target.exists() and not force:
         echo(f"{target} exists already; left as it is (use --force to overwrite).")
@@ -152,13 +152,15 @@ def authorize_account(cls, archive, config_path, account_name, no_browser, port,
     if not accounts:
         fail(f"no {platform} account in {ws.config.path or 'the config'}: add [accounts.main] with "
              f"platform = \"{platform}\" (`archiver init` writes an example)")
-    prompt = None
-    if sys.stdin.isatty():
-        # Hidden: what the connector declares secret, and any key it asks for that names a
-        # secret or a password (e.g. an app password).
-        hidden = {option.name for option in cls.auth_options if option.secret}
-        prompt = lambda key: click.prompt(f"{cls.title} {key.replace('_', ' ')}",
-                                          hide_input=key in hidden or key.endswith(("secret", "password")))
+    # Hidden: what the connector declares secret, and any key it asks for that names a
+    # secret or a password (e.g. an app password).
+    hidden = {option.name for option in cls.auth_options if option.secret}
+
+    def ask(key: str) -> str:
+        return click.prompt(f"{cls.title} {key.replace('_', ' ')}",
+                            hide_input=key in hidden or key.endswith(("secret", "password")))
+
+    prompt = ask if sys.stdin.isatty() else None
     connector = cls(accounts[0], ws.secrets)
     echo(connector.authorize(echo=echo, open_browser=False if no_browser else None, port=port, prompt=prompt,
                              **options))

@@ -53,7 +53,10 @@ def run_demo(folder: Path, *, posts: int = 24, followers: int = 120, echo: Calla
             echo(f"     {results[-1]['status']}: " + _counts(results[-1]["counts"]))
 
         db = archive.db
-        one = lambda sql: db.execute(sql).fetchone()[0]
+
+        def one(sql: str):
+            return db.execute(sql).fetchone()[0]
+
         echo("\nThe archive now holds:")
         echo(f"  posts:          {one('SELECT count(*) FROM posts')}")
         echo(f"  media files:    {one('SELECT count(*) FROM media')} in {archive.media_root}")
