@@ -37,6 +37,7 @@ from archiver.connector import Connector
 from archiver.records import MediaRef, Page, Post, Profile, iso_utc
 
 
+# -- step 3: credentials. A plain access token, stored by the user, needs no authorize().
 class BearerToken:
     """The access token stored for the account (`archiver secret set example NAME token`).
     Example's tokens do not expire, so there is nothing to refresh."""
@@ -158,6 +159,7 @@ class FakeExample:
         return httpx.Response(404, json={"error": "no such endpoint"})
 
 
+# -- step 8: the simulator's entry: serve the fake until Ctrl-C / SIGTERM.
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="archiver simulate example")
     parser.add_argument("--port", type=int, default=0)
@@ -227,7 +229,7 @@ def test_a_platform_added_as_a_plugin_is_archived_by_the_real_cli(tmp_path):
     archive = tmp_path / "archive"
     env = cli_env(tmp_path / "state", platform="example", PYTHONPATH=str(site))
 
-    write_plugin_package(site)                                      # steps 1-7
+    write_plugin_package(site)                                      # steps 1-8
     # The package alone is not a connector: archiver finds connectors by entry point only.
     listed = run_cli(["connectors"], env)
     assert listed.returncode == 0, listed.describe()
