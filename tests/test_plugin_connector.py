@@ -4,11 +4,12 @@
 The test writes a tiny connector for an imaginary platform, "example", as its own package
 in a folder outside this repository (``archiver_example/`` plus the ``*.dist-info`` folder
 pip would write for it), puts that folder on PYTHONPATH and drives the real `archiver`
-command in subprocesses: the connector is found through its entry point, its simulator
-serves the fake platform on 127.0.0.1, its token is stored through the real secret store,
-and `archiver export` archives the fake's posts (and its one picture) in SQLite. A post
-deleted on the platform is marked deleted only by a `--full` run, and `archiver import`
-recognizes the platform's export file by asking the connector.
+command in subprocesses: the connector and its simulator are found through their entry
+points, `archiver simulate example` serves the fake platform on 127.0.0.1, the connector's
+declared options reach `archiver auth` and the config check, the token goes through the
+real secret store, and `archiver export` archives the fake's posts (and their one picture)
+in SQLite. A post deleted on the platform is marked deleted only by a `--full` run, and
+`archiver import` recognizes the platform's export file by asking the connector.
 
 Comments "step N" refer to the numbered steps of docs/architecture.md.
 """
@@ -17,13 +18,11 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import httpx
-
-from cli_world import _read_line_with_timeout, cli_env, query, run_cli
+from cli_world import _read_line_with_timeout, archiver_command, cli_env, query, run_cli
 
 # -- step 1: a package of its own (any import name; the platform's name comes from step 2).
 CONNECTOR = '''
@@ -33,14 +32,13 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from archiver.connector import Connector
+from archiver.connector import Connector, Option
 from archiver.records import MediaRef, Page, Post, Profile, iso_utc
 
 
-# -- step 3: credentials. A plain access token, stored by the user, needs no authorize().
+# -- step 4: how the API client sends the token (a net.client.TokenProvider).
 class BearerToken:
-    """The access token stored for the account (`archiver secret set example NAME token`).
-    Example's tokens do not expire, so there is nothing to refresh."""
+    """Example's access tokens do not expire: there is nothing to refresh."""
 
     def __init__(self, token: str):
         from archiver.net.client import scrubber
@@ -54,10 +52,10 @@ class BearerToken:
     def refresh(self) -> None:
         from archiver.net.client import NetError
 
-        raise NetError("Example refused the stored token: store a new one", kind="auth")
+        raise NetError("Example refused the token: run `archiver auth example --token-stdin` again", kind="auth")
 
 
-# -- step 4: one platform item -> records.
+# -- step 5: one platform item -> records.
 def post_from_item(item: dict) -> Post:
     media = [MediaRef(url=item["image"], role="image")] if item.get("image") else []
     return Post(native_id=item["id"], created_at=iso_utc(item["created"]), kind="text",
@@ -72,30 +70,54 @@ class ExampleConnector(Connector):
     secret_keys = ("token",)
     post_noun = "notes"
 
-    # -- step 5: pages(ctx): the profile, then the posts through the core's listing walker.
-    def pages(self, ctx) -> Iterator[Page]:
+    # -- step 3: options, as data. `archiver auth example --token-stdin` reads the token
+    # from standard input; an [accounts.X] table of this platform may hold `page_size = 2`.
+    auth_options = (Option("token", "An access token from Example's settings page.", secret=True, stdin=True),)
+    config_options = (Option("page_size", "Posts asked for per request (default 20).", type=int),)
+
+    def _api(self, token: str, cancel=None):
         from archiver.net.client import ApiClient
+
+        return ApiClient(self.base_url, tokens=BearerToken(token), transport=self.transport, cancel=cancel)
+
+    # -- step 4: check the credentials, then keep them in the SecretStore.
+    def authorize(self, *, echo, prompt=None, token=None, **_) -> str:
+        from archiver.net.client import NetError
+        from archiver.net.oauth import OAuthError
+
+        token = token or (prompt("token") if prompt else None)
+        if not token:
+            raise OAuthError("no token: pipe one to `archiver auth example --token-stdin`")
+        try:
+            with self._api(token) as api:
+                me = api.get_json("/api/me")
+        except NetError as error:
+            raise OAuthError(f"Example refused the token ({error}); nothing was stored") from None
+        self.secrets.set("example", self.account.name, "token", token)
+        return f"Example account @{me['handle']} ({self.account.name!r}) authorized."
+
+    # -- step 6: pages(ctx): the profile, then the posts through the core's listing walker.
+    def pages(self, ctx) -> Iterator[Page]:
         from archiver.sync.listing import Batch, Listing
 
         token = self.secrets.require("example", self.account.name, "token",
-                                     hint=f"run `archiver secret set example {self.account.name} token`")
-        api = ApiClient(self.base_url, tokens=BearerToken(token), transport=self.transport, cancel=ctx.cancel)
-        try:
+                                     hint="run `archiver auth example --token-stdin`")
+        page_size = self.account.options.get("page_size", 20)
+        with self._api(token, cancel=ctx.cancel) as api:
             me = api.get_json("/api/me")
             yield Page("profile", [Profile(native_id=me["id"], username=me["handle"],
                                            display_name=me["name"], raw=me)])
 
             def fetch(cursor) -> Batch:     # one page of the list, newest first
-                body = api.get_json("/api/posts", params={"before": cursor} if cursor else None)
+                params = {"limit": page_size, **({"before": cursor} if cursor else {})}
+                body = api.get_json("/api/posts", params=params)
                 return Batch(body["posts"], body["next"])
 
             walk = Listing(ctx, "posts", fetch=fetch, item_id=lambda item: item["id"],
                            map_item=lambda item: [post_from_item(item)])
             yield from walk.pages()
-        finally:
-            api.close()
 
-    # -- step 6: the platform's "download your data" file.
+    # -- step 7: the platform's "download your data" file.
     @classmethod
     def detect_export(cls, source) -> bool:
         return bool(source.find("example-posts.json"))
@@ -105,8 +127,9 @@ class ExampleConnector(Connector):
         yield Page("export", [post_from_item(item) for item in source.iter_json(name, "posts.item")])
 '''
 
-# -- step 7: the simulator: a fake of the platform's API, served on 127.0.0.1.
-SIMULATOR = '''
+# -- step 8: the simulator: a fake of the platform's API served on 127.0.0.1, and the
+# Simulator `archiver simulate example` runs.
+SIMULATOR = r'''
 """The simulated Example platform: GET /api/me, GET /api/posts (newest first, paged with
 a ``before`` cursor), DELETE /api/posts/ID, and the pictures under /media/. Every API
 call needs the bearer token TOKEN; media links, like a CDN's, need none."""
@@ -118,11 +141,11 @@ import threading
 
 import httpx
 
+from archiver.sim import Simulator
 from archiver.sim.server import serve_fake, serve_until_signalled
 
 TOKEN = "example-token-0123"
-PAGE_SIZE = 2
-PICTURE = b"\\x89PNG\\r\\n\\x1a\\n" + b"example picture"
+PICTURE = b"\x89PNG\r\n\x1a\n" + b"example picture"
 
 
 class FakeExample:
@@ -145,13 +168,12 @@ class FakeExample:
         if request.method == "GET" and path == "/api/me":
             return httpx.Response(200, json={"id": "u1", "handle": "ada", "name": "Ada Example"})
         if request.method == "GET" and path == "/api/posts":
-            before = request.url.params.get("before")
+            before, limit = request.url.params.get("before"), int(request.url.params.get("limit", 20))
             with self._lock:
                 older = [i for i in self.post_ids if before is None or int(i) < int(before)]
-            page = older[:PAGE_SIZE]
-            more = len(older) > PAGE_SIZE
+            page = older[:limit]
             return httpx.Response(200, json={"posts": [self.item(i) for i in page],
-                                             "next": page[-1] if more else None})
+                                             "next": page[-1] if len(older) > limit else None})
         if request.method == "DELETE" and path.startswith("/api/posts/"):
             with self._lock:
                 self.post_ids.remove(path.rsplit("/", 1)[1])
@@ -159,20 +181,21 @@ class FakeExample:
         return httpx.Response(404, json={"error": "no such endpoint"})
 
 
-# -- step 8: the simulator's entry: serve the fake until Ctrl-C / SIGTERM.
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="archiver simulate example")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--posts", type=int, default=5)
-    args, _ = parser.parse_known_args(argv)
-    fake = FakeExample(args.posts)
-    server, _thread = serve_fake(fake, port=args.port, name="example",
-                                 crash_response=lambda error: httpx.Response(500, json={"error": "internal"}))
-    serve_until_signalled(server, fake)
+class ExampleSimulator(Simulator):
+    name = "example"
+
+    def main(self, argv: list[str]) -> None:
+        parser = argparse.ArgumentParser(prog="archiver simulate example")
+        parser.add_argument("--port", type=int, default=8765, help="0: any free port")
+        parser.add_argument("--posts", type=int, default=5)
+        args = parser.parse_args(argv)
+        fake = FakeExample(args.posts)
+        server, _thread = serve_fake(fake, port=args.port, name="example",
+                                     crash_response=lambda error: httpx.Response(500, json={"error": "internal"}))
+        serve_until_signalled(server, fake)      # prints "listening on URL", serves until Ctrl-C
 
 
-if __name__ == "__main__":
-    main()
+SIMULATOR = ExampleSimulator()
 '''
 
 # -- step 9: what `pip install` writes for the package: its metadata and entry points.
@@ -180,7 +203,11 @@ METADATA = "Metadata-Version: 2.1\nName: archiver-example\nVersion: 0.1\n"
 ENTRY_POINTS = """\
 [archiver.connectors]
 example = archiver_example:ExampleConnector
+
+[archiver.simulators]
+example = archiver_example.sim:SIMULATOR
 """
+TOKEN = "example-token-0123"   # the one the fake accepts
 
 
 def write_plugin_package(site: Path) -> None:
@@ -198,17 +225,16 @@ def register_plugin(site: Path) -> None:
 
 
 def start_simulator(env: dict[str, str], folder: Path) -> tuple[subprocess.Popen, str]:
-    """The plugin's simulator in its own process; returns it and its base URL."""
-    stderr = open(folder / "simulate.stderr", "wb")
-    process = subprocess.Popen([sys.executable, "-m", "archiver_example.sim", "--port", "0"],
-                               stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
-    stderr.close()
+    """`archiver simulate example --port 0` in its own process; returns it and its base URL."""
+    with open(folder / "simulate.stderr", "wb") as stderr:
+        process = subprocess.Popen([*archiver_command(), "simulate", "example", "--port", "0"],
+                                   stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
     line = _read_line_with_timeout(process, timeout=20) or ""
     found = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
     if not found:
         process.kill()
         process.wait()
-        raise AssertionError(f"the example simulator did not start: {line!r}\n"
+        raise AssertionError(f"`archiver simulate example` did not start: {line!r}\n"
                              f"{(folder / 'simulate.stderr').read_text()}")
     return process, found[1]
 
@@ -219,6 +245,12 @@ def stop(process: subprocess.Popen) -> None:
     process.stdout.close()
 
 
+def write_config(archive: Path, base_url: str, page_size: str) -> None:
+    (archive / "config.toml").write_text(
+        f'[accounts.main]\nplatform = "example"\nbase_url = "{base_url}"\npage_size = {page_size}\n',
+        encoding="utf-8")
+
+
 def posts(archive: Path) -> dict[str, tuple]:
     return {post_id: (text, deleted_at) for post_id, text, deleted_at in query(
         archive, "SELECT post_id, text, deleted_at FROM posts WHERE platform='example'")}
@@ -227,6 +259,7 @@ def posts(archive: Path) -> dict[str, tuple]:
 def test_a_platform_added_as_a_plugin_is_archived_by_the_real_cli(tmp_path):
     site = tmp_path / "site-packages"       # outside the repository: nothing of it is in connectors/
     archive = tmp_path / "archive"
+    archive.mkdir()
     env = cli_env(tmp_path / "state", platform="example", PYTHONPATH=str(site))
 
     write_plugin_package(site)                                      # steps 1-8
@@ -236,9 +269,12 @@ def test_a_platform_added_as_a_plugin_is_archived_by_the_real_cli(tmp_path):
     assert "example" not in listed.stdout
 
     register_plugin(site)                                           # step 9
-    listed = run_cli(["connectors"], env)                           # step 10
+    # step 10: try it.
+    listed = run_cli(["connectors"], env)
     assert listed.returncode == 0, listed.describe()
     assert "example\tExample\tarchiver_example" in listed.stdout.splitlines()
+    help_text = run_cli(["auth", "example", "--help"], env)         # the declared auth option
+    assert help_text.returncode == 0 and "--token-stdin" in help_text.stdout, help_text.describe()
 
     simulator, base_url = start_simulator(env, tmp_path)
     try:
@@ -246,13 +282,20 @@ def test_a_platform_added_as_a_plugin_is_archived_by_the_real_cli(tmp_path):
         assert httpx.get(f"{base_url}/api/me").status_code == 401
         assert httpx.get(f"{base_url}/api/me", headers={"Authorization": "Bearer wrong"}).status_code == 401
 
-        # step 10: an account in config.toml, its token in the secret store, an export.
-        archive.mkdir()
-        (archive / "config.toml").write_text(
-            f'[accounts.main]\nplatform = "example"\nbase_url = "{base_url}"\n', encoding="utf-8")
-        stored = run_cli(["secret", "set", "example", "main", "token", "--archive", str(archive)], env,
-                         stdin="example-token-0123\n")
-        assert stored.returncode == 0, stored.describe()
+        # The declared config option is checked like the core's keys: a value of the wrong
+        # type is an error naming the key.
+        write_config(archive, base_url, page_size='"two"')
+        refused = run_cli(["export", "--platform", "example", "--archive", str(archive)], env)
+        assert refused.returncode != 0 and "page_size" in refused.stderr, refused.describe()
+        write_config(archive, base_url, page_size="2")   # 5 posts: three requests, two cursors
+
+        # The token goes through the connector's authorize() into the secret store; a
+        # token the platform refuses is not stored.
+        wrong = run_cli(["auth", "example", "--token-stdin", "--archive", str(archive)], env, stdin="wrong\n")
+        assert wrong.returncode != 0 and "Example refused the token" in wrong.stderr, wrong.describe()
+        authorized = run_cli(["auth", "example", "--token-stdin", "--archive", str(archive)], env, stdin=TOKEN)
+        assert authorized.returncode == 0, authorized.describe()
+        assert "Example account @ada ('main') authorized." in authorized.stdout
 
         exported = run_cli(["export", "--platform", "example", "--archive", str(archive)], env)
         assert exported.returncode == 0, exported.describe()
@@ -265,7 +308,7 @@ def test_a_platform_added_as_a_plugin_is_archived_by_the_real_cli(tmp_path):
 
         # Post 3 is deleted on the platform: an incremental run keeps it as it was, only a
         # complete full listing marks it deleted (and keeps the row).
-        deleted = httpx.delete(f"{base_url}/api/posts/3", headers={"Authorization": "Bearer example-token-0123"})
+        deleted = httpx.delete(f"{base_url}/api/posts/3", headers={"Authorization": f"Bearer {TOKEN}"})
         assert deleted.status_code == 204
         again = run_cli(["export", "--platform", "example", "--archive", str(archive)], env)
         assert again.returncode == 0, again.describe()
@@ -278,7 +321,7 @@ def test_a_platform_added_as_a_plugin_is_archived_by_the_real_cli(tmp_path):
     finally:
         stop(simulator)
 
-    # step 6: the platform's export file is recognized by the connector (no platform named).
+    # The platform's export file is recognized by the connector (step 7): no platform named.
     export_file = tmp_path / "example-posts.json"
     export_file.write_text('{"posts": [{"id": "0", "text": "An old post", "created": "2023-12-31T12:00:00Z", '
                            '"url": "https://example.invalid/posts/0", "likes": 1}]}', encoding="utf-8")
