@@ -109,7 +109,7 @@ def serve_fake(fake, host: str = "127.0.0.1", port: int = 0, *,
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True
     bound_host, bound_port = server.server_address[:2]
-    fake.base_url = f"http://{bound_host}:{bound_port}"
+    fake.base_url = f"http://{bound_host!s}:{bound_port}"
     thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
     thread.start()
     return server, thread
