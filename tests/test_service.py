@@ -326,3 +326,16 @@ def test_the_cli_installs_into_the_users_config_folder(tmp_path, private_home):
     unit = private_home / ".config" / "systemd" / "user" / service.unit_name(ws)
     assert unit.read_text() == service.systemd_unit(ws, executable=exec_start_argv(unit.read_text())[0])
     assert f"systemctl --user enable --now {unit.name}" in result.stdout
+
+
+def test_the_printed_auth_command_reads_the_platforms_own_secrets(tmp_path, private_home):
+    """The client id of a YouTube account is its `client_id` (the connector's secret_keys),
+    not TikTok's `client_key`: the printed `archiver auth` reads the files the unit loads."""
+    archive = tmp_path / "archive"
+    ws = make_workspace(archive, '[secrets]\nbackend = "systemd"\n\n[accounts.main]\nplatform = "youtube"\n')
+    printed: list[str] = []
+    service.install_systemd(ws, printed.append, unit_dir=tmp_path / "units")
+    command = next(line for line in printed if "ARCHIVER_SECRETS=env" in line)
+    assert "ARCHIVER_SECRET_YOUTUBE_MAIN_CLIENT_ID=" in command and "youtube_main_client_id" in command, command
+    assert "ARCHIVER_SECRET_YOUTUBE_MAIN_CLIENT_SECRET=" in command, command
+    assert "CLIENT_KEY" not in command and "TOKENS" not in command, command

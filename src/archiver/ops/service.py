@@ -221,9 +221,11 @@ def _explain_credentials(ws, credentials_dir: Path, echo) -> None:
     for platform, account in accounts:
         # `archiver auth` outside the unit has no $CREDENTIALS_DIRECTORY: it reads the same
         # files through environment variables and stores the tokens in the state folder.
+        # The account's own secrets besides its tokens: what its connector declares (secret_keys).
         variables = " ".join(
             f'{env_variable_name(platform, account, key)}="$(cat {shlex.quote(str(credentials_dir / name))})"'
-            for key in ("client_key", "client_secret")
+            for needed_platform, needed_account, key in needed if (needed_platform, needed_account) == (platform, account)
+            and key != "tokens"
             for name in [systemd_credential_name(platform, account, key)])
         echo(f"  ARCHIVER_SECRETS=env {variables} \\\n    archiver auth {platform} --account {account} "
              f"--no-browser --port 8400 {_workspace_options(ws)}")
