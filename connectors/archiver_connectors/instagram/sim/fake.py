@@ -840,7 +840,7 @@ def write_matching_export(fake: FakeInstagram, path: str) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     """``archiver simulate instagram --port N ...``: serve until SIGTERM/SIGINT."""
-    parser = argparse.ArgumentParser(prog="archiver_connectors.instagram.sim.fake",
+    parser = argparse.ArgumentParser(prog="archiver simulate instagram",
                                      description="Serve a fake of the Instagram API with Instagram Login.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)

@@ -1082,7 +1082,7 @@ def serve(fake: FakeTikTok, host: str = "127.0.0.1", port: int = 0):
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m archiver_connectors.tiktok.sim.fake --port N ...``: serve until SIGTERM/SIGINT."""
-    parser = argparse.ArgumentParser(prog="archiver_connectors.tiktok.sim.fake",
+    parser = argparse.ArgumentParser(prog="archiver simulate tiktok",
                                      description="Serve a fake of TikTok's official APIs.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)

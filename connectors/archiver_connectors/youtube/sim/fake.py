@@ -1192,7 +1192,7 @@ def serve(fake: FakeYouTube, host: str = "127.0.0.1", port: int = 0):
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m archiver_connectors.youtube.sim.fake --port N ...``: serve until SIGTERM/SIGINT."""
-    parser = argparse.ArgumentParser(prog="archiver_connectors.youtube.sim.fake",
+    parser = argparse.ArgumentParser(prog="archiver simulate youtube",
                                      description="Serve a fake of YouTube Data API v3 and Google OAuth.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
