@@ -15,7 +15,7 @@ from archiver.net.limits import DownloadLimits
 CONFIG_NAME = "config.toml"
 SECRET_BACKENDS = ("keyring", "env", "systemd", "memory")
 # Keys an account table understands besides its connector's own (Connector.config_options).
-ACCOUNT_KEYS = {
+ACCOUNT_KEYS: dict[str, type | tuple[type, ...]] = {
     "platform": str,
     "base_url": str,
     "schedule": str,
@@ -275,16 +275,16 @@ def load_config(path: Path, known_platforms: dict[str, Any] | None = None) -> Co
             # Five cron fields, or six with seconds first (for runs seconds apart, e.g. tests).
             # APScheduler (imported only here) checks each field, so "99 3 * * *" fails now,
             # with its line, not at 3 a.m.
-            expected = ("a cron line with five fields (minute hour day month weekday), e.g. \"17 3 * * *\", "
+            cron_expected = ("a cron line with five fields (minute hour day month weekday), e.g. \"17 3 * * *\", "
                         "or six with seconds first, e.g. \"*/30 * * * * *\"")
             if len(schedule.split()) not in (5, 6):
-                raise fail(where, "schedule", schedule, expected)
+                raise fail(where, "schedule", schedule, cron_expected)
             from archiver.ops.schedule import schedule_trigger
 
             try:
                 schedule_trigger(schedule)
             except ValueError as error:
-                raise fail(where, "schedule", schedule, f"{expected} ({error})") from None
+                raise fail(where, "schedule", schedule, f"{cron_expected} ({error})") from None
         config.accounts.append(
             AccountConfig(
                 name=name,
@@ -327,7 +327,8 @@ def _check_table(data: dict, name: str, keys: dict[str, type | tuple], fail) -> 
     for key, value in table.items():
         if key not in keys:
             raise fail(name, key, value, "one of " + ", ".join(sorted(keys)))
-        allowed = keys[key] if isinstance(keys[key], tuple) else (keys[key],)
+        spec = keys[key]
+        allowed = spec if isinstance(spec, tuple) else (spec,)
         # TOML's true/false are ints to Python: only a bool key takes them.
         if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
             raise fail(name, key, value, " or ".join(_EXPECTED_TYPE.get(t, _TYPE_WORDS.get(t, t.__name__))

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator
 
 if TYPE_CHECKING:
     from archiver.config import AccountConfig
-    from archiver.sync.imports import ExportSource
     from archiver.records import MediaRef, Page
     from archiver.secrets import SecretStore
+    from archiver.sync.imports import ExportSource
     from archiver.sync.runner import SyncContext
 
 ENTRY_POINT_GROUP = "archiver.connectors"
