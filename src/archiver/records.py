@@ -11,7 +11,13 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Literal
+from typing import Any, Callable, Iterable, Literal, overload
+
+
+@overload
+def iso_utc(value: int | float | _dt.datetime) -> str: ...
+@overload
+def iso_utc(value: int | float | str | _dt.datetime | None) -> str | None: ...
 
 
 def iso_utc(value: int | float | str | _dt.datetime | None) -> str | None:
@@ -65,7 +71,7 @@ def visibility(value: Any, words: dict[str, str] | None = None) -> str | None:
 
 
 def now_utc() -> str:
-    return iso_utc(_dt.datetime.now(_dt.timezone.utc))  # type: ignore[return-value]
+    return iso_utc(_dt.datetime.now(_dt.timezone.utc))
 
 
 @dataclass
@@ -214,6 +220,7 @@ class Membership:
 
 
 Record = Profile | Post | Comment | Person | Interaction
+ListKind = Literal["followers", "following"]   # the two lists of a person's audience
 
 
 @dataclass
@@ -279,7 +286,7 @@ class Snapshot:
     ``members`` is an iterable so a million people stream through in bounded memory.
     """
 
-    kind: Literal["followers", "following"]
+    kind: ListKind
     taken_at: str
     members: Iterable[Membership]
     complete: bool = True
@@ -295,7 +302,7 @@ class ListPage:
     (``complete`` as for a Snapshot) and clears the staging.
     """
 
-    kind: Literal["followers", "following"]
+    kind: ListKind
     taken_at: str
     members: list[Membership] = field(default_factory=list)
     cursor: Any = None

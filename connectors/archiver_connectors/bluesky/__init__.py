@@ -71,8 +71,7 @@ class BlueskyConnector(Connector):
 
     def settings(self) -> dict[str, str | None]:
         """The account's Bluesky options, validated; errors name the config key."""
-        from archiver_connectors.bluesky.api import (
-            DEFAULT_APPVIEW_URL, DEFAULT_PLC_URL, check_service_url)
+        from archiver_connectors.bluesky.api import DEFAULT_APPVIEW_URL, DEFAULT_PLC_URL, check_service_url
 
         name = self.account.name
         options = self.account.options
@@ -100,8 +99,7 @@ class BlueskyConnector(Connector):
 
     def _api(self, cancel=None, *, with_session: bool = True, interactive: bool = False):
         from archiver.net.client import Pacer
-        from archiver_connectors.bluesky.api import (INTERACTIVE_RETRY_POLICY, RETRY_POLICY, BlueskyApi,
-                                                     BlueskyTokens)
+        from archiver_connectors.bluesky.api import INTERACTIVE_RETRY_POLICY, RETRY_POLICY, BlueskyApi, BlueskyTokens
 
         settings = self.settings()
         tokens = BlueskyTokens(self.secrets, self.account.name, self._session_client()) if with_session else None
@@ -129,8 +127,7 @@ class BlueskyConnector(Connector):
         The app password is sent once and never stored."""
         from archiver.net.client import NetError, scrubber
         from archiver.net.oauth import OAuthError
-        from archiver_connectors.bluesky.api import (
-            BlueskyTokens, create_session, pds_from_document, resolve_identity)
+        from archiver_connectors.bluesky.api import BlueskyTokens, create_session, pds_from_document, resolve_identity
 
         try:
             settings = self.settings()
@@ -283,8 +280,17 @@ class _ExportRun:
         read). The CAR is read into an on-disk store (repo.py) and every part below reads
         it a record or a page at a time."""
         from archiver_connectors.bluesky.repo import (
-            LIKE_COLLECTION, POST_COLLECTION, PROFILE_COLLECTION, REPOST_COLLECTION, following_of, like_from_record,
-            post_from_record, profile_from_record, read_repo, repost_from_record)
+            LIKE_COLLECTION,
+            POST_COLLECTION,
+            PROFILE_COLLECTION,
+            REPOST_COLLECTION,
+            following_of,
+            like_from_record,
+            post_from_record,
+            profile_from_record,
+            read_repo,
+            repost_from_record,
+        )
 
         with tempfile.TemporaryFile(dir=self._tmp_dir()) as car:
             self.api.get_repo(self.did, car, limits=self.ctx.download_limits, clock=self.ctx.download_clock,

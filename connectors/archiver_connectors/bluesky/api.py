@@ -20,14 +20,14 @@ import ipaddress
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 from urllib.parse import urlencode, urlsplit
 
 import httpx
 
 from archiver.net.client import ApiClient, NetError, Pacer, RetryPolicy, scrubber
-from archiver.records import Comment, MediaRef, Membership, Person, iso_utc
 from archiver.net.tokens import StoredTokens
+from archiver.records import Comment, MediaRef, Membership, Person, iso_utc
 
 log = logging.getLogger("archiver.bluesky")
 
@@ -365,8 +365,8 @@ class BlueskyApi:
         """Stream the repository CAR into the binary file ``into`` (repos can be large),
         bounded like any download (``limits``: [downloads] of the config; see
         media.copy_bounded)."""
-        from archiver.config import DownloadLimits
         from archiver.archive.media import copy_bounded
+        from archiver.config import DownloadLimits
 
         nsid = "com.atproto.sync.getRepo"
         url = xrpc_url(self.pds_url, nsid, {"did": did})
@@ -533,7 +533,8 @@ def replies_in_thread(thread: dict) -> tuple[list[dict], bool]:
 
 
 def comment_from_post_view(post: dict, *, owner_did: str, root_uri: str, tree_parent: str) -> Comment:
-    record = post.get("record") if isinstance(post.get("record"), dict) else {}
+    found = post.get("record")
+    record = found if isinstance(found, dict) else {}
     author = post["author"]
     parent = ((record.get("reply") or {}).get("parent") or {}).get("uri") or tree_parent
     person = person_from_view(author)

@@ -33,10 +33,21 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from archiver.records import Page, Snapshot, now_utc
 from archiver.sync.runner import RunFailed
-
 from archiver_connectors.bluesky.repo import (
-    FOLLOW_COLLECTION, LIKE_COLLECTION, POST_COLLECTION, PROFILE_COLLECTION, REPOST_COLLECTION, Repo, RepoError,
-    following_of, like_from_record, post_from_record, profile_from_record, read_repo, repost_from_record)
+    FOLLOW_COLLECTION,
+    LIKE_COLLECTION,
+    POST_COLLECTION,
+    PROFILE_COLLECTION,
+    REPOST_COLLECTION,
+    Repo,
+    RepoError,
+    following_of,
+    like_from_record,
+    post_from_record,
+    profile_from_record,
+    read_repo,
+    repost_from_record,
+)
 
 if TYPE_CHECKING:
     from archiver.sync.imports import ExportSource

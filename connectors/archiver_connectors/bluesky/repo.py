@@ -44,8 +44,8 @@ from typing import Any, BinaryIO, Callable, Iterator
 
 import libipld
 
-from archiver.sync.imports import ExportLimits
 from archiver.records import Interaction, MediaRef, Membership, Person, Post, Profile, iso_utc, visibility
+from archiver.sync.imports import ExportLimits
 
 log = logging.getLogger("archiver.bluesky")
 
@@ -80,7 +80,7 @@ class RepoError(ValueError):
 # --------------------------------------------------------------------------- CIDs
 
 
-def cid_to_str(cid: bytes) -> str:
+def cid_to_str(cid: bytes | bytearray) -> str:
     """Raw CID bytes (as libipld gives links) -> "bafy…" text. Bytes that are no CID (a
     damaged CAR's framing) give "unreadable-cid:<hex>": naming a damaged block must not
     fail in turn."""
@@ -174,7 +174,7 @@ def _hash_problem(hash_code: int, digest: bytes, data: memoryview) -> str | None
 # --------------------------------------------------------------------------- JSON form
 
 
-def _looks_like_cid(value: bytes) -> bool:
+def _looks_like_cid(value: bytes | bytearray) -> bool:
     """libipld decodes a CID link (CBOR tag 42) to plain bytes, like a byte string. A link
     in a repository is a CIDv1 with a sha256 multihash, exactly 36 bytes: nothing else in
     a record has that shape."""
@@ -790,7 +790,8 @@ def embed_media(embed: Any, blob_url: BlobUrl | None) -> list[MediaRef]:
                 refs.append(blob_media(caption.get("file"), role="captions", position=position, blob_url=blob_url,
                                        extra={"lang": caption.get("lang")}))
     elif kind == "app.bsky.embed.external":
-        external = embed.get("external") if isinstance(embed.get("external"), dict) else {}
+        found = embed.get("external")
+        external = found if isinstance(found, dict) else {}
         refs.append(blob_media(external.get("thumb"), role="thumb", position=0, blob_url=blob_url))
     return [ref for ref in refs if ref is not None]
 
@@ -818,14 +819,16 @@ def post_from_record(did: str, handle: str, rkey: str, value: dict, *, cid: str 
 def repost_from_record(did: str, rkey: str, value: dict, *, cid: str | None = None) -> Post:
     """An app.bsky.feed.repost -> a Post of kind "boost" pointing at the reposted post."""
     uri = at_uri(did, REPOST_COLLECTION, rkey)
-    subject = value.get("subject") if isinstance(value.get("subject"), dict) else {}
+    found = value.get("subject")
+    subject = found if isinstance(found, dict) else {}
     target = subject.get("uri") if isinstance(subject.get("uri"), str) else None
     return Post(native_id=uri, created_at=record_time(value, rkey), kind="boost", text=target,
                 url=post_web_url(target), visibility=visibility("public"), raw={"uri": uri, "cid": cid, "value": value})
 
 
 def like_from_record(did: str, rkey: str, value: dict, *, cid: str | None = None) -> Interaction | None:
-    subject = value.get("subject") if isinstance(value.get("subject"), dict) else {}
+    found = value.get("subject")
+    subject = found if isinstance(found, dict) else {}
     target = subject.get("uri")
     if not isinstance(target, str) or not target:
         return None

@@ -70,7 +70,12 @@ class InstagramConnector(Connector):
         from archiver.net.client import NetError
         from archiver.net.oauth import OAuthError, app_credentials, run_loopback_flow
         from archiver_connectors.instagram.api import (
-            DEFAULT_SCOPES, PERSONAL_ACCOUNT_MESSAGE, authorize_url, exchange_code, long_lived)
+            DEFAULT_SCOPES,
+            PERSONAL_ACCOUNT_MESSAGE,
+            authorize_url,
+            exchange_code,
+            long_lived,
+        )
 
         account = self.account.name
         client_id, client_secret = app_credentials(
@@ -127,8 +132,8 @@ class InstagramConnector(Connector):
 
     # -- API sync ----------------------------------------------------------------------
     def pages(self, ctx) -> Iterator[Page]:
-        from archiver_connectors.instagram.api import PERSONAL_ACCOUNT_MESSAGE, profile_from_me
         from archiver.sync.runner import RunFailed
+        from archiver_connectors.instagram.api import PERSONAL_ACCOUNT_MESSAGE, profile_from_me
 
         api = self._api(cancel=ctx.cancel)
         try:
@@ -151,8 +156,8 @@ class InstagramConnector(Connector):
         (``/{media-id}?fields=…``, one call a post; a carousel's children with it). A media
         item Instagram no longer gives (deleted, 404) is absent; any other failure stops
         the asking and raises, the repair pass then tries the slots' own links."""
-        from archiver_connectors.instagram.api import post_from_media
         from archiver.net.client import NetError
+        from archiver_connectors.instagram.api import post_from_media
 
         api = self._api(cancel=self.cancel)
         fresh: dict[str, list] = {}

@@ -223,9 +223,9 @@ class InstagramTokens(StoredTokens):
                         type(error).__name__, iso_utc(self.load()["expires_at"]))
             self._refresh_failed = True
             return
-        error = graph_error_of(body)
-        if error is not None or "access_token" not in body:
-            code, subcode, message = error or (None, None, "no access_token in the answer")
+        refused = graph_error_of(body)
+        if refused is not None or "access_token" not in body:
+            code, subcode, message = refused or (None, None, "no access_token in the answer")
             if code == 190 and subcode in (460, 463, 467, 458, 459, 464, 492):
                 raise NetError(reauth_message(self.account, scrubber.text(message)), kind="auth")
             log.warning("Instagram refused to refresh the token (error %s: %s); it stays valid until %s",
@@ -490,7 +490,8 @@ def comments_from(comment: dict, media_id: str, owner_id: str | None, owner_user
     records = []
     for item, parent in [(comment, None)] + [(r, comment["id"]) for r in (comment.get("replies") or {}).get("data") or []]:
         author = person_from(item)
-        by_owner = bool(author) and (author.native_id == owner_id or (author.handle and author.handle == owner_username))
+        by_owner = author is not None and (author.native_id == owner_id
+                                           or (author.handle and author.handle == owner_username))
         records.append(Comment(
             native_id=str(item["id"]),
             text=item.get("text") or "",
@@ -524,9 +525,9 @@ def exchange_code(client: httpx.Client, url: str, form: dict[str, str]) -> tuple
         raise NetError(f"Instagram token endpoint unreachable: {type(error).__name__}", kind="transport") from None
     except ValueError:
         raise NetError(f"Instagram token endpoint: HTTP {response.status_code} without JSON", kind="server") from None
-    error = graph_error_of(body)
-    if error is not None:
-        raise NetError(f"Instagram refused the authorization code: {error[2]}", kind="auth",
+    refused = graph_error_of(body)
+    if refused is not None:
+        raise NetError(f"Instagram refused the authorization code: {refused[2]}", kind="auth",
                        status=response.status_code)
     entry = body["data"][0] if isinstance(body.get("data"), list) and body["data"] else body
     if "access_token" not in entry:

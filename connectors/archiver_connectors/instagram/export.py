@@ -33,7 +33,7 @@ import re
 from pathlib import PurePosixPath
 from typing import Any, Callable, Iterator
 
-from archiver.records import Comment, Membership, MediaRef, Page, Person, Post, Profile, Snapshot, iso_utc
+from archiver.records import Comment, ListKind, MediaRef, Membership, Page, Person, Post, Profile, Snapshot, iso_utc
 from archiver.sync.runner import RunFailed
 
 PAGE_SIZE = 50
@@ -417,8 +417,9 @@ def export_pages(source, ctx) -> Iterator[Page]:
         yield Page("export:comments", batch)
 
     # -- followers and following: one dated snapshot each, streamed
-    for kind, pattern, bare in (("followers", FOLLOWERS_FILE, r"followers_\d+\.json"),
-                                ("following", FOLLOWING_FILE, r"following\.json")):
+    sections: tuple[tuple[ListKind, re.Pattern[str], str], ...] = (("followers", FOLLOWERS_FILE, r"followers_\d+\.json"),
+                                                                  ("following", FOLLOWING_FILE, r"following\.json"))
+    for kind, pattern, bare in sections:
         names = _matching(source, pattern, bare)
         if not names:
             continue  # a section missing from this export says nothing about who left
@@ -484,10 +485,11 @@ def _entry_time(source, name: str) -> dt.datetime | None:
     # The core's ExportSource does not expose entry times yet (see the report); read what
     # the container keeps, defensively: a zip's ZipInfo, a tar's TarInfo or a folder's Path.
     entry = getattr(source, "_entries", {}).get(name)
-    handle = getattr(entry, "handle", None)
+    handle: Any = getattr(entry, "handle", None)
     try:
         if hasattr(handle, "date_time"):  # zipfile.ZipInfo: local time, no zone; read as UTC
-            return dt.datetime(*handle.date_time, tzinfo=dt.timezone.utc)
+            year, month, day, hour, minute, second = handle.date_time
+            return dt.datetime(year, month, day, hour, minute, second, tzinfo=dt.timezone.utc)
         if hasattr(handle, "mtime"):  # tarfile.TarInfo
             return dt.datetime.fromtimestamp(handle.mtime, dt.timezone.utc)
         if isinstance(handle, os.PathLike):

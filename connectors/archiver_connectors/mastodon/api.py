@@ -32,9 +32,9 @@ from urllib.parse import urlsplit
 import httpx
 
 from archiver.net.client import ApiClient, NetError, Pacer, RetryPolicy, scrubber
+from archiver.net.tokens import StoredTokens
 from archiver.records import Comment, MediaRef, Person, Post, PostVersion, Profile, iso_utc, visibility
 from archiver_connectors.mastodon.visibility import VISIBILITY_WORDS
-from archiver.net.tokens import StoredTokens
 
 log = logging.getLogger("archiver.mastodon")
 
@@ -277,7 +277,7 @@ def history_versions(edits: list[dict[str, Any]]) -> list[PostVersion]:
     versions, each replaced at the next one's time."""
     ordered = sorted(edits, key=lambda e: e.get("created_at") or "")
     versions = []
-    for earlier, later in zip(ordered, ordered[1:]):
+    for earlier, later in zip(ordered, ordered[1:], strict=False):   # each with the next
         replaced_at = iso_utc(later.get("created_at"))
         if replaced_at:
             versions.append(PostVersion(replaced_at=replaced_at, text=html_to_text(earlier.get("content")),
@@ -494,7 +494,7 @@ class MastodonApi:
         return MastodonError(f"Mastodon GET {path}: HTTP {status}: {message or 'no error message'}",
                              kind=kind, status=status)
 
-    def pages(self, url: str, params: dict | None = None, rel: str = "next"
+    def pages(self, url: str | None, params: dict | None = None, rel: str = "next"
               ) -> Iterator[tuple[list[dict], str | None]]:
         """Each page of a list endpoint and the Link URL of the page after it (``rel``
         "next" walks older, "prev" newer), following the Link header only."""

@@ -42,15 +42,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
+
+from archiver.records import Interaction, MediaRef, Page, Person, Post, Profile, iso_utc
+from archiver.sync.runner import RunFailed
 
 # One mapping for both paths, or a post seen through the API and in an archive would look
 # edited (a different text) or get two media rows (a different role): api.py owns them.
 from archiver_connectors.mastodon.api import html_to_text, media_role, post_visibility, status_key
-
-from archiver.records import Interaction, MediaRef, Page, Person, Post, Profile, iso_utc
-from archiver.sync.runner import RunFailed
 
 PAGE_SIZE = 50              # posts per page (one transaction each, media stored first)
 INTERACTIONS_PAGE_SIZE = 500
@@ -276,7 +276,8 @@ def people_of_note(note: dict) -> list[Person]:
         if not isinstance(tag, dict) or tag.get("type") != "Mention":
             continue
         href = tag.get("href")
-        name = tag.get("name") if isinstance(tag.get("name"), str) else ""
+        given = tag.get("name")
+        name = given if isinstance(given, str) else ""
         acct = None
         match = re.fullmatch(r"@?([^@\s]+)@([^@\s]+)", name.strip())
         if match:
@@ -525,7 +526,8 @@ def import_pages(source, ctx) -> Iterator[Page]:
             yield Page("export:outbox", [*people.values(), *batch])
 
     # -- likes and bookmarks
-    for file, kind in ((LIKES, "like"), (BOOKMARKS, "bookmark")):
+    sections: tuple[tuple[str, Literal["like", "bookmark"]], ...] = ((LIKES, "like"), (BOOKMARKS, "bookmark"))
+    for file, kind in sections:
         name = present(file)
         if name is None:
             continue   # a missing list says nothing: nothing is removed

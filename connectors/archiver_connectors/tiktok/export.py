@@ -17,7 +17,19 @@ import os
 import re
 from typing import Any, Iterator
 
-from archiver.records import Comment, Membership, MediaRef, Page, Person, Post, Profile, Snapshot, iso_utc, visibility
+from archiver.records import (
+    Comment,
+    ListKind,
+    MediaRef,
+    Membership,
+    Page,
+    Person,
+    Post,
+    Profile,
+    Snapshot,
+    iso_utc,
+    visibility,
+)
 from archiver.sync.runner import RunFailed
 from archiver_connectors.tiktok.visibility import VISIBILITY_WORDS
 
@@ -222,17 +234,18 @@ def _strip_query(url: str) -> str:
 
 
 def post_from_item(item: dict) -> Post:
-    links = [l.strip() for l in (_text(_get(item, "Link", "link", "VideoLink")) or "").splitlines() if l.strip()]
+    link_text = _text(_get(item, "Link", "link", "VideoLink")) or ""
+    links = [line.strip() for line in link_text.splitlines() if line.strip()]
     native_id = None
-    media: list[MediaRef] = []
+    file_links: list[str] = []
     for link in links:
         match = _VIDEO_ID.search(_strip_query(link))
         if match:
             native_id = match.group(1)  # an older export's share link names the video
         else:
-            media.append(link)  # a direct, signed link to the file itself
-    photo = len(media) > 1 or any(_IMAGE_EXT.search(_strip_query(u)) for u in media)
-    refs = [MediaRef(u, "image" if photo else "video", i) for i, u in enumerate(media)]
+            file_links.append(link)  # a direct, signed link to the file itself
+    photo = len(file_links) > 1 or any(_IMAGE_EXT.search(_strip_query(u)) for u in file_links)
+    refs = [MediaRef(u, "image" if photo else "video", i) for i, u in enumerate(file_links)]
     cover = _text(item.get("CoverImage"))
     if cover:
         refs.append(MediaRef(cover, "cover"))
@@ -279,8 +292,9 @@ def profile_from_map(profile: dict) -> Profile:
     username = _text(profile.get("userName"))
     photo = _text(profile.get("profilePhoto"))
     kept = {k: profile.get(k) for k in ("userName", "bioDescription", "likesReceived", "profilePhoto") if k in profile}
-    if isinstance(kept.get("profilePhoto"), str):  # a signed, expiring link: never stored whole
-        kept["profilePhoto"] = _strip_query(kept["profilePhoto"])
+    kept_photo = kept.get("profilePhoto")
+    if isinstance(kept_photo, str):  # a signed, expiring link: never stored whole
+        kept["profilePhoto"] = _strip_query(kept_photo)
     return Profile(
         native_id=None,
         username=username,
@@ -355,7 +369,8 @@ def export_pages(source, ctx) -> Iterator[Page]:
     # Both lists in one more pass, in the file's order, read while they are staged (a
     # list may be millions long).
     taken_at = iso_utc(dt.datetime.fromtimestamp(os.stat(source.path).st_mtime, dt.timezone.utc))
-    lists = [(kind, survey.prefix(prefixes)) for kind, prefixes in (("followers", FOLLOWERS), ("following", FOLLOWING))
+    list_sections: tuple[tuple[ListKind, tuple[str, ...]], ...] = (("followers", FOLLOWERS), ("following", FOLLOWING))
+    lists = [(kind, survey.prefix(prefixes)) for kind, prefixes in list_sections
              if survey.has_list(prefixes)]  # a section missing says nothing about who left
     order = list(survey.with_items)
     lists.sort(key=lambda kind_prefix: order.index(kind_prefix[1]) if kind_prefix[1] else -1)

@@ -8,7 +8,7 @@ import logging
 import random
 import re
 import time
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -355,7 +355,7 @@ def post_from_video(video: dict) -> Post:
     )
 
 
-def _is_web_link(value) -> bool:
+def _is_web_link(value: object) -> TypeGuard[str]:
     """An http(s) link the media client can fetch (not empty, not some other scheme)."""
     if not isinstance(value, str):
         return False

@@ -50,11 +50,14 @@ import unicodedata
 import urllib.parse
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from typing import Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
+from archiver.records import Comment, MediaRef, Membership, Page, Person, Post, Profile, Snapshot, iso_utc, visibility
 from archiver.sync.imports import json_nesting_problem
-from archiver.records import Comment, Membership, MediaRef, Page, Person, Post, Profile, Snapshot, iso_utc, visibility
 from archiver.sync.runner import RunFailed
+
+if TYPE_CHECKING:
+    from _csv import Reader as CsvReader  # what csv.reader returns
 
 PAGE_SIZE = 20            # posts per page: each carries a video file, stored before the commit
 COMMENT_PAGE_SIZE = 500
@@ -200,7 +203,8 @@ def _text_stream(source, name: str) -> io.TextIOWrapper:
 
 def text_problem(text: io.TextIOWrapper) -> str | None:
     """The first NUL byte or invalid UTF-8 of an entry read through ``_text_stream``."""
-    return getattr(text.buffer.raw, "problem", None)
+    buffer: Any = text.buffer   # the BufferedReader over our TextReader
+    return getattr(buffer.raw, "problem", None)
 
 
 @dataclass
@@ -247,7 +251,7 @@ _SUBSCRIPTION_FILE_STEMS = {"subscriptions", "abos", "abonnementen", "abonnement
                             "iscrizioni", "inscricoes", "inscrições", "subskrypcje", "prenumerationer", "abonelikler"}
 
 
-def _open_csv(source, name: str) -> tuple[io.TextIOWrapper, Iterator[list[str]]]:
+def _open_csv(source, name: str) -> tuple[io.TextIOWrapper, CsvReader]:
     text = _text_stream(source, name)
     return text, csv.reader(text)
 
@@ -604,6 +608,12 @@ def comments_from_page(stream, owner_channel: str | None) -> Iterator[tuple[int,
 # --------------------------------------------------------------------------- video files
 
 
+def _upload_id(post: Post) -> str:
+    """The video id of an upload read from videos.csv (post_from_row refuses a row without one)."""
+    assert post.native_id is not None
+    return post.native_id
+
+
 @dataclass
 class _Upload:
     video_id: str
@@ -641,7 +651,7 @@ def match_video_files(files: list[str], uploads: list[_Upload]) -> tuple[dict[st
             unmatched.append(name)
     for key, candidates in numbered.items():
         free = [u for u in by_title[key] if u.video_id not in matched]
-        for (_, name), upload in zip(sorted(candidates), free):
+        for (_, name), upload in zip(sorted(candidates), free, strict=False):   # the rest stay unmatched
             matched[upload.video_id] = name
         unmatched.extend(name for _, name in sorted(candidates)[len(free):])
     return matched, unmatched
@@ -675,7 +685,7 @@ def _missing_video_ref(source, post: Post, csv_name: str) -> MediaRef:
 # --------------------------------------------------------------------------- the pages
 
 
-def takeout_pages(source, ctx, videos_elsewhere: list[str] = ()) -> Iterator[Page]:
+def takeout_pages(source, ctx, videos_elsewhere: Sequence[str] = ()) -> Iterator[Page]:
     """Pages of records from one Takeout export (or one of its zip parts).
 
     An upload whose video file the export lacks gets a failed slot that says so, unless
@@ -723,10 +733,10 @@ def takeout_pages(source, ctx, videos_elsewhere: list[str] = ()) -> Iterator[Pag
         for line, values, raw in _rows(source, csv_file, report):
             try:
                 posts.append(post_from_row(values, raw))
-                listed_in[posts[-1].native_id] = csv_file.name
+                listed_in[_upload_id(posts[-1])] = csv_file.name
             except ValueError as error:
                 report(f"video {values.get('video_id') or '?'} (line {line} of {csv_file.name})", str(error))
-    uploads = [_Upload(p.native_id, p.title, p.created_at) for p in posts]
+    uploads = [_Upload(_upload_id(p), p.title, p.created_at) for p in posts]
     files_by_id, unmatched = match_video_files(layout.video_files, uploads)
     elsewhere, _ = match_video_files(list(videos_elsewhere), [u for u in uploads if u.video_id not in files_by_id])
     file_only: dict[str, str] = {}
@@ -739,7 +749,7 @@ def takeout_pages(source, ctx, videos_elsewhere: list[str] = ()) -> Iterator[Pag
         if post.native_id in files_by_id:
             post.media.append(_video_ref(source, files_by_id[post.native_id]))
         elif post.native_id not in elsewhere:
-            post.media.append(_missing_video_ref(source, post, listed_in[post.native_id]))
+            post.media.append(_missing_video_ref(source, post, listed_in[_upload_id(post)]))
         batch.append(post)
         if len(batch) >= PAGE_SIZE:
             yield Page("export:posts", batch)
@@ -792,7 +802,7 @@ def takeout_pages(source, ctx, videos_elsewhere: list[str] = ()) -> Iterator[Pag
     taken_at = iso_utc(dt.datetime.fromtimestamp(os.stat(source.path).st_mtime, dt.timezone.utc))
     for csv_file in layout.csv_files.get("subscriptions", [])[:1]:
         def members(csv_file=csv_file) -> Iterator[Membership]:
-            for line, values, raw in _rows(source, csv_file, report):
+            for line, values, _raw in _rows(source, csv_file, report):
                 try:
                     yield Membership(person_from_subscription(values))
                 except ValueError as error:

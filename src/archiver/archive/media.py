@@ -30,7 +30,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterable, Iterator, cast
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, TypeGuard, cast
 
 import httpx
 
@@ -90,7 +90,7 @@ class DiskFull(Exception):
                          "free some space and run again")
 
 
-def no_space(error: BaseException) -> bool:
+def no_space(error: BaseException) -> TypeGuard[OSError]:
     """A write refused for want of space: on the disk, or in the user's quota on it."""
     return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
 

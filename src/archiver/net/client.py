@@ -229,6 +229,8 @@ class AuthExpired(NetError):
 class Cancelled(Exception):
     """The run was asked to stop (SIGTERM, user): raised before an attempt or during a wait."""
 
+    counts: dict[str, int]   # set by the runner when the page it stopped after was kept
+
 
 class TokenProvider(Protocol):
     def header(self) -> dict[str, str]:

@@ -30,7 +30,9 @@ class RunContext(Protocol):
     imports this module, so it is named here by what is used, not imported)."""
 
     errors: list[dict[str, str]]
-    cancel: Callable[[], bool]
+
+    @property
+    def cancel(self) -> Callable[[], bool]: ...   # read only: downloads ask it, never set it
 
     def report(self, item: str, error: str) -> None: ...
 

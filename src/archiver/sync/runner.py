@@ -23,12 +23,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from archiver.archive import lists
-from archiver.archive import Archive
+from archiver.archive import Archive, lists
 from archiver.archive.writer import ArchiveWriter
 from archiver.config import AccountConfig, DownloadLimits
-from archiver.sync.downloads import MediaDownloader, avatar_source
 from archiver.records import Comment, CommentsListed, Interaction, ListPage, Page, Person, Post, Profile, Snapshot, now_utc
+from archiver.sync.downloads import MediaDownloader, avatar_source
 
 log = logging.getLogger("archiver.sync.runner")
 
@@ -186,7 +185,7 @@ class SyncContext:
                 f"SELECT post_id, {selected} FROM posts WHERE platform=? AND account_id=? "
                 f"AND post_id IN ({','.join('?' * len(chunk))})",
                 [*paths, self.account.platform, self.account.account_id, *chunk]).fetchall()
-            found.update({row[0]: dict(zip(fields, row[1:])) for row in rows})
+            found.update({row[0]: dict(zip(fields, row[1:], strict=True)) for row in rows})
         return found
 
     @cached_property
@@ -225,7 +224,7 @@ class SyncContext:
         rows = self.db.execute(
             f"SELECT post_id, {selected} FROM posts WHERE account_id=? AND post_id NOT LIKE 'provisional:%'",
             [*paths, self.account.account_id]).fetchall()
-        return {row[0]: dict(zip(fields, row[1:])) for row in rows}
+        return {row[0]: dict(zip(fields, row[1:], strict=True)) for row in rows}
 
     def stored_file_counts(self, post_ids) -> dict[str, int]:
         """post_id -> how many of the post's media slots hold a stored file, for these
@@ -423,9 +422,9 @@ class Runner:
         return result
 
     def _run_pages(self, pages, ctx: SyncContext, run_id: int, *, cancel, source: str) -> dict[str, Any]:
-        from archiver.sync.imports import ExportFileError
         from archiver.archive.media import DiskFull, DownloadCut, no_space
         from archiver.net.client import Cancelled, NetError, scrubber
+        from archiver.sync.imports import ExportFileError
 
         self._page_numbers = {}
         counts: dict[str, int] = {}
@@ -565,8 +564,8 @@ class Runner:
                         refused: list[tuple[str, str, Any]]) -> None:
         """The page's part of its listing (archiver.sync.listing): what was listed, what could
         not be archived, and on the last page of a complete full listing, the tombstones."""
-        from archiver.sync import listing
         from archiver.net.client import scrubber
+        from archiver.sync import listing
 
         if page.listing is not None and page.listed is None:
             # A connector that does not walk with archiver.sync.listing: the posts it wrote
@@ -607,16 +606,18 @@ class Runner:
                 writer.tombstone_comments(record.post_id, record.comment_ids, top_level_only=record.top_level_only)
             elif isinstance(record, Comment):
                 author = record.author
-                avatar = stored.get(id(author.avatar)) if author is not None and author.avatar else None
-                if avatar is not None and avatar.sha256:
-                    # The author with their new picture first; write_comment then writes the
-                    # same person again without one, which keeps the picture just stored.
-                    writer.write_person(author, avatar, avatar_source(author.avatar))
+                if author is not None and author.avatar is not None:
+                    avatar = stored.get(id(author.avatar))
+                    if avatar is not None and avatar.sha256:
+                        # The author with their new picture first; write_comment then writes the
+                        # same person again without one, which keeps the picture just stored.
+                        writer.write_person(author, avatar, avatar_source(author.avatar))
                 writer.write_comment(record)
             elif isinstance(record, Person):
-                avatar = stored.get(id(record.avatar)) if record.avatar else None
-                if avatar is not None and avatar.sha256:
-                    writer.write_person(record, avatar, avatar_source(record.avatar))
+                picture = record.avatar
+                avatar = stored.get(id(picture)) if picture is not None else None
+                if picture is not None and avatar is not None and avatar.sha256:
+                    writer.write_person(record, avatar, avatar_source(picture))
                 else:
                     writer.write_person(record)
             elif isinstance(record, Snapshot):
