@@ -28,7 +28,7 @@ PUBLIC = [
     "export_account", "import_file", "AccountBusy", "ExportFileError",
     "load_config", "Config", "AccountConfig", "ConfigError",
     "SecretStore", "open_secret_store", "SecretStoreError",
-    "Connector", "installed_connectors", "get_connector", "UnknownPlatform", "SyncContext", "ExportSource",
+    "Connector", "Option", "installed_connectors", "get_connector", "UnknownPlatform", "SyncContext", "ExportSource",
     "Page", "Profile", "Post", "PostVersion", "Comment", "CommentsListed", "Person", "Interaction",
     "Membership", "Snapshot", "ListPage", "MediaRef", "Unmapped",
     "ApiClient", "NetError", "AuthExpired",

@@ -30,7 +30,7 @@ __all__ = [
     # secrets (tokens, client secrets): never in the archive or the config
     "SecretStore", "open_secret_store", "SecretStoreError",
     # the connector contract: what a platform implements, and what it is given
-    "Connector", "installed_connectors", "get_connector", "UnknownPlatform", "SyncContext", "ExportSource",
+    "Connector", "Option", "installed_connectors", "get_connector", "UnknownPlatform", "SyncContext", "ExportSource",
     # the records a connector yields, in Pages
     "Page", "Profile", "Post", "PostVersion", "Comment", "CommentsListed", "Person", "Interaction",
     "Membership", "Snapshot", "ListPage", "MediaRef", "Unmapped",
@@ -48,7 +48,7 @@ _DEFINED_IN = {
     "archiver.sync.imports": ("ExportFileError", "ExportSource"),
     "archiver.config": ("load_config", "Config", "AccountConfig", "ConfigError"),
     "archiver.secrets": ("SecretStore", "open_secret_store", "SecretStoreError"),
-    "archiver.connector": ("Connector", "installed_connectors", "get_connector", "UnknownPlatform"),
+    "archiver.connector": ("Connector", "Option", "installed_connectors", "get_connector", "UnknownPlatform"),
     "archiver.sync.runner": ("SyncContext",),
     "archiver.records": ("Page", "Profile", "Post", "PostVersion", "Comment", "CommentsListed", "Person",
                          "Interaction", "Membership", "Snapshot", "ListPage", "MediaRef", "Unmapped"),
@@ -60,7 +60,7 @@ if TYPE_CHECKING:   # what type checkers and editors see; at run time __getattr_
     from archiver.archive import Archive
     from archiver.archive.media import MediaStore
     from archiver.config import AccountConfig, Config, ConfigError, load_config
-    from archiver.connector import Connector, UnknownPlatform, get_connector, installed_connectors
+    from archiver.connector import Connector, Option, UnknownPlatform, get_connector, installed_connectors
     from archiver.net.client import ApiClient, AuthExpired, NetError
     from archiver.records import (
         Comment,
