@@ -53,9 +53,9 @@ class AuthCommand(click.Group):
     asked for, so `archiver --help` imports no connector."""
 
     def list_commands(self, ctx):
-        from archiver.connector import connector_names
+        from archiver.connector import installed_connectors
 
-        return connector_names()
+        return sorted(installed_connectors())   # those that load (a broken plug-in is skipped, with a warning)
 
     def get_command(self, ctx, name):
         from archiver.connector import UnknownPlatform, get_connector
