@@ -179,7 +179,7 @@ class InProcessWorld:
 
         from cli_world import BLUESKY_APP_PASSWORD, BLUESKY_HANDLE
 
-        module = import_module(f"archiver_connectors.{platform}.fake")
+        module = import_module(f"archiver_connectors.{platform}.sim.fake")
         config = {
             "tiktok": lambda: module.FakeTikTokConfig(videos=posts, followers=followers, seed=seed),
             "instagram": lambda: module.FakeInstagramConfig(media=posts, followers=followers, seed=seed,
