@@ -792,7 +792,6 @@ def test_the_migration_keys_an_older_archives_statuses_by_instance(tmp_path):
     from sqlite_utils import Database
 
     from archiver.archive.schema import migrations
-    from archiver.connector import installed_connectors
 
     path = tmp_path / "old" / "archive.db"
     path.parent.mkdir()
@@ -813,7 +812,7 @@ def test_the_migration_keys_an_older_archives_statuses_by_instance(tmp_path):
                "VALUES ('tiktok', '11', 'tiktok:main', 'x', 'x')")
     db.conn.commit()
     db.close()
-    upgraded = Archive(path.parent, connectors=installed_connectors)
+    upgraded = Archive(path.parent)
     got = lambda sql: [tuple(r) for r in upgraded.db.execute(sql).fetchall()]  # noqa: E731
     assert got("SELECT platform, post_id FROM posts ORDER BY 1, 2") == [
         ("mastodon", "social.example:11"), ("mastodon", "social.example:12"), ("tiktok", "11")]

@@ -4,9 +4,9 @@ and an archive written before keeps its rows, in the new words."""
 
 from __future__ import annotations
 
-from archiver.records import VISIBILITIES, visibility
-
 from archive_rows import rows
+
+from archiver.records import VISIBILITIES, visibility
 
 
 def test_the_core_helper_maps_words_and_refuses_unknown_ones():
@@ -44,7 +44,6 @@ def test_the_migration_rewrites_existing_rows_in_the_vocabulary(tmp_path):
 
     from archiver.archive import Archive
     from archiver.archive.schema import migrations
-    from archiver.connector import installed_connectors
 
     path = tmp_path / "old" / "archive.db"
     path.parent.mkdir()
@@ -58,7 +57,7 @@ def test_the_migration_rewrites_existing_rows_in_the_vocabulary(tmp_path):
     db.execute("INSERT INTO post_versions (platform, post_id, replaced_at, visibility) VALUES ('mastodon','3','t','private')")
     db.conn.commit()
     db.close()
-    upgraded = Archive(path.parent, connectors=installed_connectors)
+    upgraded = Archive(path.parent)
     assert rows(upgraded.db, "SELECT post_id, visibility FROM posts ORDER BY post_id") == [
         ("1", "private"), ("2", "public"), ("3", "followers"), ("4", "private"), ("5", "unlisted")]
     assert rows(upgraded.db, "SELECT visibility FROM post_versions") == [("followers",)]
@@ -80,8 +79,8 @@ def _archive_before_the_visibility_migration(folder):
 
 
 def test_an_older_archive_is_upgraded_by_the_command_line_with_the_installed_connectors(tmp_path):
-    """The archive layer imports no connector: every command opens the archive with
-    connector.installed_connectors, so the platforms' own upgrades still run."""
+    """The archive layer imports no connector module; the platforms' own upgrades still run
+    when a command opens an older archive (the connectors are found by entry point)."""
     from cli_world import run_cli
 
     folder = tmp_path / "old"
@@ -95,33 +94,23 @@ def test_an_older_archive_is_upgraded_by_the_command_line_with_the_installed_con
     upgraded.close()
 
 
-def test_an_upgrade_that_needs_the_platforms_refuses_to_run_without_them(tmp_path):
-    """Opened without a way to find the connectors, an archive whose rows a platform must
-    rewrite stops with an error that says how to open it, and the upgrade stays pending
-    (never recorded as done with the rows left in the old words). A new, empty archive
-    needs no connectors."""
-    import pytest
-
+def test_an_upgrade_loads_the_connectors_only_when_the_archive_holds_rows(tmp_path, monkeypatch):
+    """A library user's plain Archive(folder) upgrades an older archive with the installed
+    connectors (found by entry point, archiver.plugins); a new, empty archive loads none."""
+    import archiver.plugins as plugins
     from archiver.archive import Archive
-    from archiver.archive.schema import UpgradeNeedsConnectors, migrations
-    from archiver.connector import installed_connectors
+    from archiver.archive.schema import migrations
 
     folder = tmp_path / "old"
     _archive_before_the_visibility_migration(folder)
-    bare = Archive(folder)
-    with pytest.raises(UpgradeNeedsConnectors, match="connectors=archiver.connector.installed_connectors"):
-        _ = bare.db
-    from sqlite_utils import Database
-
-    db = Database(folder / "archive.db")
-    assert "m008_small_promises_visibility" in {m.name for m in migrations.pending(db)}
-    assert rows(db, "SELECT visibility FROM posts") == [("private",)]
-    db.close()
-
-    upgraded = Archive(folder, connectors=installed_connectors)
+    upgraded = Archive(folder)
     assert rows(upgraded.db, "SELECT visibility FROM posts") == [("followers",)]
     upgraded.close()
 
+    def no_plugins(*args, **kwargs):
+        raise AssertionError("a new archive must not load any connector")
+
+    monkeypatch.setattr(plugins, "load", no_plugins)
     fresh = Archive(tmp_path / "new")
     assert not migrations.pending(fresh.db)
     fresh.close()

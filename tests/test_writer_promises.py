@@ -75,7 +75,6 @@ def test_the_migration_moves_an_old_export_payload_under_its_source(tmp_path):
 
     from archiver.archive import Archive
     from archiver.archive.schema import migrations
-    from archiver.connector import installed_connectors
 
     path = tmp_path / "old" / "archive.db"
     path.parent.mkdir()
@@ -87,7 +86,7 @@ def test_the_migration_moves_an_old_export_payload_under_its_source(tmp_path):
                [json.dumps(["api", source]), json.dumps({"api": {"a": 1}, "export": {"e": 2}})])
     db.conn.commit()
     db.close()
-    upgraded = Archive(path.parent, connectors=installed_connectors)
+    upgraded = Archive(path.parent)
     assert json.loads(rows(upgraded.db, "SELECT raw FROM posts")[0][0]) == {"api": {"a": 1}, source: {"e": 2}}
     upgraded.close()
 

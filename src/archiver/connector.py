@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator
 
+import archiver.plugins as plugins
+from archiver.plugins import ConnectorLoadError  # noqa: F401  (raised by installed_connectors)
+
 if TYPE_CHECKING:
     from archiver.config import AccountConfig
     from archiver.records import MediaRef, Page
@@ -18,7 +21,7 @@ if TYPE_CHECKING:
     from archiver.sync.imports import ExportSource
     from archiver.sync.runner import SyncContext
 
-ENTRY_POINT_GROUP = "archiver.connectors"
+ENTRY_POINT_GROUP = plugins.CONNECTORS
 
 
 @dataclass(frozen=True)
@@ -152,46 +155,15 @@ class Connector:
         transaction, once per archive; most connectors have nothing to do."""
 
 
-# The package the built-in connectors install as (pyproject.toml); a connector of another
-# package is a third party's.
-BUILT_IN_PACKAGE = "archiver_connectors"
-
-
-class ConnectorLoadError(Exception):
-    """A built-in connector that cannot be loaded: a broken installation or a bug."""
-
-
 def installed_connectors() -> dict[str, type[Connector]]:
-    """name -> connector class, from the entry-point group (built-in ones included).
-
-    A built-in connector that fails to load is an error (hiding it would turn a broken
-    install into a platform that silently stops being archived); a third party's is
-    skipped with a warning, so one broken plug-in cannot stop the others."""
-    from importlib.metadata import entry_points
-
-    found: dict[str, type[Connector]] = {}
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            found[entry.name] = entry.load()
-        except Exception as error:
-            if entry.value.split(":")[0].split(".")[0] == BUILT_IN_PACKAGE:
-                raise ConnectorLoadError(
-                    f"the built-in {entry.name} connector ({entry.value}) could not be loaded: "
-                    f"{type(error).__name__}: {error}. The installation of archiver is broken: reinstall it "
-                    "(e.g. `pip install --force-reinstall archiver`), and report this if it persists.") from error
-            import logging
-
-            logging.getLogger("archiver").warning(
-                "connector %r (%s) could not be loaded and is skipped: %s: %s",
-                entry.name, entry.value, type(error).__name__, error)
-    return found
+    """name -> connector class, from the entry-point group (built-in ones included); a
+    built-in one that fails to load is an error, a third party's is skipped (plugins.py)."""
+    return plugins.load(ENTRY_POINT_GROUP, built_in_must_load=True)
 
 
 def connector_names() -> list[str]:
     """Names only, without importing any connector module (for fast --help and errors)."""
-    from importlib.metadata import entry_points
-
-    return sorted(e.name for e in entry_points(group=ENTRY_POINT_GROUP))
+    return plugins.names(ENTRY_POINT_GROUP)
 
 
 class UnknownPlatform(Exception):

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlite_utils import Database
 
 import archiver.crashpoints as crashpoints
-from archiver.archive.schema import FindConnectors, apply_migrations, migrations
+from archiver.archive.schema import migrations
 
 DB_NAME = "archive.db"
 MEDIA_DIR = "media"
@@ -18,12 +18,8 @@ MEDIA_DIR = "media"
 class Archive:
     """An archive folder, created private to the user, with its schema up to date."""
 
-    def __init__(self, folder: str | Path, *, connectors: FindConnectors | None = None):
-        """``connectors``: the function that finds the installed connectors
-        (connector.installed_connectors), for upgrading an archive written by an older
-        version, where platforms rewrite their own rows; asked only then."""
+    def __init__(self, folder: str | Path):
         self.folder = Path(folder).expanduser()
-        self.connectors = connectors
         self.db_path = self.folder / DB_NAME
         self.media_root = self.folder / MEDIA_DIR
         self._db: Database | None = None
@@ -55,11 +51,7 @@ class Archive:
             # WAL + NORMAL is durable against process death (our crash model); a power
             # loss may lose the last transaction, which the next run fetches again.
             db.execute("PRAGMA synchronous=NORMAL")
-            try:
-                apply_migrations(db, self.connectors)
-            except BaseException:
-                db.close()   # an upgrade that cannot run leaves no connection behind
-                raise
+            migrations.apply(db)
             self._db = db
         return self._db
 

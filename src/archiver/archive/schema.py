@@ -7,49 +7,23 @@ Every timestamp is UTC ISO-8601 text. A new migration is appended, never edited.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from contextvars import ContextVar
+from collections.abc import Mapping
 from typing import Any
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+import archiver.plugins as plugins
+
 migrations = Migrations("archiver")
 
-# A function giving the installed connectors (name -> class): connector.installed_connectors.
-FindConnectors = Callable[[], Mapping[str, Any]]
 
-# Some migrations let each platform rewrite its own rows (its words for visibility, ids
-# keyed anew). The archive layer imports no connector: whoever opens the archive passes
-# the function that finds them (Archive(folder, connectors=...)), and apply_migrations
-# hands it to those migrations, which call it only when the archive holds rows to rewrite.
-_find_connectors: ContextVar[FindConnectors | None] = ContextVar("find_connectors", default=None)
-
-
-class UpgradeNeedsConnectors(Exception):
-    """An archive with rows to upgrade was opened without a way to find the connectors."""
-
-
-def apply_migrations(db: Database, connectors: FindConnectors | None = None) -> None:
-    """Bring the schema up to date; ``connectors`` for the migrations that need the platforms."""
-    token = _find_connectors.set(connectors)
-    try:
-        migrations.apply(db)
-    finally:
-        _find_connectors.reset(token)
-
-
-def _installed_connectors(db: Database, migration: str) -> Mapping[str, Any]:
-    """The connectors, for a migration in which platforms rewrite their rows; none are
-    needed (and none asked for) while the archive holds no rows of any platform."""
+def _installed_connectors(db: Database) -> Mapping[str, Any]:
+    """The connectors, for a migration in which platforms rewrite their own rows (their
+    words for visibility, ids keyed anew); none are loaded while the archive holds no rows."""
     if not any(db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() for table in _PROVENANCE_TABLES):
         return {}
-    find = _find_connectors.get()
-    if find is None:
-        raise UpgradeNeedsConnectors(
-            f"the archive's upgrade {migration} lets each platform rewrite its rows and needs the installed "
-            "connectors: open it with Archive(folder, connectors=archiver.connector.installed_connectors)")
-    return find()
+    return plugins.load(plugins.CONNECTORS, built_in_must_load=True)
 
 # Provenance columns every main table carries.
 _PROVENANCE = """
@@ -460,7 +434,7 @@ def m008_small_promises_visibility(db: Database) -> None:
     # are when already one of ours. The platform's word stays in raw.
     from archiver.records import visibility
 
-    connectors = _installed_connectors(db, "m008_small_promises_visibility")
+    connectors = _installed_connectors(db)
     for table in ("posts", "post_versions"):
         found = db.execute(f"SELECT DISTINCT platform, visibility FROM {table} WHERE visibility IS NOT NULL")
         for platform, word in found.fetchall():
@@ -548,7 +522,7 @@ def m008_small_promises_instance_keys(db: Database) -> None:
     # Some platforms' ids are local to a server (a Mastodon status id is its instance's
     # number): their connectors now key them with the server, and rewrite the rows
     # already archived here (Connector.upgrade_archive).
-    for connector in _installed_connectors(db, "m008_small_promises_instance_keys").values():
+    for connector in _installed_connectors(db).values():
         connector.upgrade_archive(db, "m008_small_promises_instance_keys")
 
 

@@ -102,7 +102,7 @@ def open_workspace(archive, config_path, *, require_config=False, secrets=None):
     ws = Workspace.open(folder, Path(config_path) if config_path else None,
                         require_config=require_config, secrets=secrets)
     if not archive and not os.environ.get("ARCHIVER_HOME") and ws.config.archive_path:
-        ws = dataclasses.replace(ws, archive=type(ws.archive)(ws.config.archive_path, connectors=ws.archive.connectors))
+        ws = dataclasses.replace(ws, archive=type(ws.archive)(ws.config.archive_path))
     return ws
 
 

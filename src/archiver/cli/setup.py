@@ -19,10 +19,9 @@ def init(archive, config_path, force):
     """Write a commented config and create the archive folder."""
     from archiver.archive import Archive
     from archiver.config import CONFIG_NAME, example_config_text
-    from archiver.connector import installed_connectors
 
     folder = archive_dir(archive)
-    store = Archive(folder, connectors=installed_connectors).create()
+    store = Archive(folder).create()
     store.db  # noqa: B018 (opening it creates archive.db with its schema)
     target = Path(config_path) if config_path else folder / CONFIG_NAME
     if target.exists() and not force:

@@ -274,12 +274,11 @@ class Daemon:
         cross threads), the daemon's config and its one secret store (opened by the first
         run that needs it, so a daemon that only watches the inbox needs no keyring)."""
         from archiver.archive import Archive
-        from archiver.connector import installed_connectors
         from archiver.sync.jobs import Workspace
 
         with self._guard:
             secrets = self.ws.secrets if with_secrets else self.ws._secrets
-            return Workspace(Archive(self.folder, connectors=installed_connectors), self.config, secrets)
+            return Workspace(Archive(self.folder), self.config, secrets)
 
     def run_account(self, account_id: str) -> dict | None:
         """Run one account's export now, unless it is running already; waits for its

@@ -12,10 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import archiver.plugins as plugins
+
 if TYPE_CHECKING:
     from archiver.secrets import SecretStore
 
-ENTRY_POINT_GROUP = "archiver.simulators"
+ENTRY_POINT_GROUP = plugins.SIMULATORS
 
 
 class DemoWorld:
@@ -69,17 +71,7 @@ class Simulator:
 def installed_simulators() -> dict[str, Simulator]:
     """name -> simulator, from the entry-point group (third parties' included). One that
     fails to load is skipped with a warning (only `simulate` and `demo` need them)."""
-    import logging
-    from importlib.metadata import entry_points
-
-    found: dict[str, Simulator] = {}
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            found[entry.name] = entry.load()
-        except Exception as error:
-            logging.getLogger("archiver").warning("simulator %r (%s) could not be loaded and is skipped: %s: %s",
-                                                  entry.name, entry.value, type(error).__name__, error)
-    return found
+    return plugins.load(ENTRY_POINT_GROUP, built_in_must_load=False)
 
 
 def demo_simulator(name: str | None = None) -> Simulator:

@@ -21,7 +21,7 @@ def run_demo(folder: Path, *, posts: int = 24, followers: int = 120, echo: Calla
              simulator: Simulator | None = None) -> int:
     from archiver.archive import Archive
     from archiver.config import AccountConfig, Config
-    from archiver.connector import get_connector, installed_connectors
+    from archiver.connector import get_connector
     from archiver.secrets import open_secret_store
     from archiver.sim import demo_simulator
     from archiver.sync.jobs import Workspace, run_export, run_import
@@ -32,7 +32,7 @@ def run_demo(folder: Path, *, posts: int = 24, followers: int = 120, echo: Calla
     echo("no real account is contacted. The archive it writes is a real one you can browse.\n")
     with simulator.start_demo(posts=posts, followers=followers) as world:
         folder = folder.expanduser().resolve()
-        archive = Archive(folder, connectors=installed_connectors).create()
+        archive = Archive(folder).create()
         account = AccountConfig(name=DEMO_ACCOUNT, platform=simulator.name, base_url=world.base_url,
                                 options=dict(world.settings))
         _write_demo_config(folder, simulator.name, world)

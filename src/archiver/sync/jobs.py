@@ -49,7 +49,7 @@ class Workspace:
             config = load_config(path, installed_connectors())
         else:
             config = Config(path=None)
-        return cls(Archive(archive_dir, connectors=installed_connectors), config, secrets)
+        return cls(Archive(archive_dir), config, secrets)
 
     def accounts(self, platform: str | None, name: str | None) -> list[AccountConfig]:
         if platform is not None:
