@@ -162,3 +162,16 @@ def test_a_connector_asks_for_columns_and_raw_paths_never_sql(archive, wanted):
         ctx.archived_posts(["s1"], {"value": wanted})
     with pytest.raises(ValueError, match="neither a column of posts nor a JSON path"):
         ctx.every_archived_post({"value": wanted})
+
+
+def test_pages_of_gathers_records_into_full_pages_and_a_last_partial_one():
+    from archiver.records import PageBuffer, pages_of
+
+    pages = list(pages_of("export:posts", range(7), 3))
+    assert [(p.stream, p.records) for p in pages] == [
+        ("export:posts", [0, 1, 2]), ("export:posts", [3, 4, 5]), ("export:posts", [6])]
+    assert list(pages_of("export:posts", [], 3)) == []
+    buffer = PageBuffer("export:comments", 2)
+    assert buffer.add("a") is None
+    assert buffer.add("b").records == ["a", "b"]
+    assert list(buffer.rest()) == []   # nothing left after a full page

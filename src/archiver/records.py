@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Literal, overload
+from typing import Any, Callable, Iterable, Iterator, Literal, overload
 
 
 @overload
@@ -253,6 +253,37 @@ class Page:
     # Provenance when it differs from the run's: an export zip fetched during an API run
     # (TikTok's Data Portability) is written as "export:<sha256>", like an imported file.
     source: str | None = None
+
+
+class PageBuffer:
+    """Records of one stream gathered into pages of ``size`` as an importer streams a file
+    (far bigger than memory): ``add`` returns a page to yield once one is full, ``rest`` the
+    last, partly filled one."""
+
+    def __init__(self, stream: str, size: int):
+        self.stream, self.size = stream, size
+        self.records: list[Any] = []
+
+    def add(self, record: Any) -> Page | None:
+        self.records.append(record)
+        if len(self.records) < self.size:
+            return None
+        page, self.records = Page(self.stream, self.records), []
+        return page
+
+    def rest(self) -> Iterator[Page]:
+        if self.records:
+            page, self.records = Page(self.stream, self.records), []
+            yield page
+
+
+def pages_of(stream: str, records: Iterable[Any], size: int) -> Iterator[Page]:
+    """``records`` as pages of ``size`` of ``stream``."""
+    buffer = PageBuffer(stream, size)
+    for record in records:
+        if page := buffer.add(record):
+            yield page
+    yield from buffer.rest()
 
 
 @dataclass

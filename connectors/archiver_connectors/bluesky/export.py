@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import itertools
 import logging
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
-from archiver.records import Page, Snapshot, now_utc
+from archiver.records import Page, Snapshot, now_utc, pages_of
 from archiver.sync.runner import RunFailed
 from archiver_connectors.bluesky.repo import (
     FOLLOW_COLLECTION,
@@ -151,26 +151,17 @@ def repo_pages(repo: Repo, ctx: "SyncContext", *, label: str = "the repository")
             yield Page("profile", [profile_from_record(did, handle, record.value)])
         except Exception as error:  # noqa: BLE001 - one odd record never stops the others
             ctx.report(record.uri(did), f"cannot be mapped ({type(error).__name__}: {error}); skipped")
-    yield from _batches("posts", itertools.chain(
+    yield from pages_of("posts", itertools.chain(
         mapped(POST_COLLECTION, lambda r: post_from_record(did, name, r.rkey, r.value, cid=r.cid), ""),
-        mapped(REPOST_COLLECTION, lambda r: repost_from_record(did, r.rkey, r.value, cid=r.cid), "")))
-    yield from _batches("likes", mapped(LIKE_COLLECTION, lambda r: like_from_record(did, r.rkey, r.value, cid=r.cid),
-                                        "a like without a subject URI"))
+        mapped(REPOST_COLLECTION, lambda r: repost_from_record(did, r.rkey, r.value, cid=r.cid), "")), PAGE_SIZE)
+    yield from pages_of("likes", mapped(LIKE_COLLECTION, lambda r: like_from_record(did, r.rkey, r.value, cid=r.cid),
+                                        "a like without a subject URI"), PAGE_SIZE)
     # A repository is whole, so its following list is too — unless blocks were lost.
     snapshot = Snapshot(kind="following", taken_at=repo.rev_time or now_utc(),
                         members=following_of(repo, ctx.report, did=did), complete=not repo.problems)
     yield Page("following", [snapshot])
 
 
-def _batches(stream: str, records: Iterable[Any]) -> Iterator[Page]:
-    batch: list[Any] = []
-    for record in records:
-        batch.append(record)
-        if len(batch) >= PAGE_SIZE:
-            yield Page(stream, batch)
-            batch = []
-    if batch:
-        yield Page(stream, batch)
 
 
 __all__ = ["car_entries", "import_pages", "looks_like_repo", "repo_pages"]

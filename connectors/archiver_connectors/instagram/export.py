@@ -33,7 +33,19 @@ import re
 from pathlib import PurePosixPath
 from typing import Any, Callable, Iterator
 
-from archiver.records import Comment, ListKind, MediaRef, Membership, Page, Person, Post, Profile, Snapshot, iso_utc
+from archiver.records import (
+    Comment,
+    ListKind,
+    MediaRef,
+    Membership,
+    Page,
+    PageBuffer,
+    Person,
+    Post,
+    Profile,
+    Snapshot,
+    iso_utc,
+)
 from archiver.sync.runner import RunFailed
 
 PAGE_SIZE = 50
@@ -386,22 +398,21 @@ def export_pages(source, ctx) -> Iterator[Page]:
     # -- posts, reels, stories
     for section, pattern, bare in (("posts", POSTS_FILE, r"posts_\d+\.json"), ("reels", REELS_FILE, r"reels\.json"),
                                    ("stories", STORIES_FILE, r"stories\.json")):
-        batch: list = []
+        posts = PageBuffer(f"export:{section}", PAGE_SIZE)
         for name in _matching(source, pattern, bare):
             for item in read(name, section):
                 try:
-                    batch.append(post_from_item(item, media_index, section))
+                    post = post_from_item(item, media_index, section)
                 except Exception as error:  # one bad item is reported and skipped
                     ctx.report(f"{section} item {item.get('creation_timestamp', '?')} in {name}",
                                f"{type(error).__name__}: {error}")
-                if len(batch) >= PAGE_SIZE:
-                    yield Page(f"export:{section}", batch)
-                    batch = []
-        if batch:
-            yield Page(f"export:{section}", batch)
+                    continue
+                if page := posts.add(post):
+                    yield page
+        yield from posts.rest()
 
     # -- comments the owner wrote
-    batch = []
+    comments = PageBuffer("export:comments", PAGE_SIZE * 10)
     for name in _matching(source, COMMENTS_FILE, r"(?:post|reels)_comments(?:_\d+)?\.json"):
         section = "reels" if "reels" in PurePosixPath(name).name.lower() else "posts"
         for item in read(name, "comments"):
@@ -409,12 +420,9 @@ def export_pages(source, ctx) -> Iterator[Page]:
             if comment is None:
                 ctx.report(f"comment in {name}", "no comment text")
                 continue
-            batch.append(comment)
-            if len(batch) >= PAGE_SIZE * 10:
-                yield Page("export:comments", batch)
-                batch = []
-    if batch:
-        yield Page("export:comments", batch)
+            if page := comments.add(comment):
+                yield page
+    yield from comments.rest()
 
     # -- followers and following: one dated snapshot each, streamed
     sections: tuple[tuple[ListKind, re.Pattern[str], str], ...] = (("followers", FOLLOWERS_FILE, r"followers_\d+\.json"),

@@ -45,7 +45,7 @@ from pathlib import PurePosixPath
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from archiver.records import Interaction, MediaRef, Page, Person, Post, Profile, iso_utc
+from archiver.records import Interaction, MediaRef, Page, PageBuffer, Person, Post, Profile, iso_utc
 from archiver.sync.runner import RunFailed
 
 # One mapping for both paths, or a post seen through the API and in an archive would look
@@ -531,7 +531,7 @@ def import_pages(source, ctx) -> Iterator[Page]:
         name = present(file)
         if name is None:
             continue   # a missing list says nothing: nothing is removed
-        batch = []
+        interactions = PageBuffer(f"export:{kind}s", INTERACTIONS_PAGE_SIZE)
         try:
             for position, target in enumerate(source.iter_json(name, "orderedItems.item")):
                 if isinstance(target, dict):
@@ -540,17 +540,14 @@ def import_pages(source, ctx) -> Iterator[Page]:
                     ctx.report(f"{kind} {position} in {name}", f"expected a post URI, found {str(target)[:60]!r}")
                     continue
                 target = target.strip()
-                batch.append(Interaction(kind=kind, target=target,
-                                         target_url=target if target.startswith(("https://", "http://")) else None,
-                                         raw={"object": target}))
-                if len(batch) >= INTERACTIONS_PAGE_SIZE:
-                    yield Page(f"export:{kind}s", batch)
-                    batch = []
+                if page := interactions.add(Interaction(
+                        kind=kind, target=target, target_url=target if target.startswith(("https://", "http://")) else None,
+                        raw={"object": target})):
+                    yield page
             readable += 1
         except ExportFileError as error:
             ctx.report(f"{kind}s in {name}", str(error))
-        if batch:
-            yield Page(f"export:{kind}s", batch)
+        yield from interactions.rest()
 
     if readable == 0:
         raise UnknownLayout(

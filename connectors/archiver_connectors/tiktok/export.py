@@ -23,6 +23,7 @@ from archiver.records import (
     MediaRef,
     Membership,
     Page,
+    PageBuffer,
     Person,
     Post,
     Profile,
@@ -334,8 +335,8 @@ def export_pages(source, ctx) -> Iterator[Page]:
 
     # Posts and comments in one more pass, each in the order the file holds them.
     posts_at, comments_at = survey.prefix(POSTS), survey.prefix(COMMENTS)
-    posts: list = []
-    comments: list = []
+    posts = PageBuffer("export:posts", PAGE_SIZE)
+    comments = PageBuffer("export:comments", PAGE_SIZE * 10)
     positions = {posts_at: 0, comments_at: 0}
     sections = source.iter_json_sections(name, [p for p in (posts_at, comments_at) if p]) \
         if posts_at or comments_at else iter(())
@@ -346,25 +347,21 @@ def export_pages(source, ctx) -> Iterator[Page]:
             _report_not_object(ctx.report, name, prefix, position, item)
         elif prefix == posts_at:
             try:
-                posts.append(post_from_item(item))
+                post = post_from_item(item)
             except Exception as error:  # one bad item is reported and skipped
                 ctx.report(f"post {item.get('Date', '?')} in {name}", f"{type(error).__name__}: {error}")
-            if len(posts) >= PAGE_SIZE:
-                yield Page("export:posts", posts)
-                posts = []
+                continue
+            if page := posts.add(post):
+                yield page
         else:
             comment = comment_from_item(item)
             if comment is None:
                 ctx.report(f"comment {item.get('Date') or item.get('date') or '?'} in {name}", "no comment text")
                 continue
-            comments.append(comment)
-            if len(comments) >= PAGE_SIZE * 10:
-                yield Page("export:comments", comments)
-                comments = []
-    if posts:
-        yield Page("export:posts", posts)
-    if comments:
-        yield Page("export:comments", comments)
+            if page := comments.add(comment):
+                yield page
+    yield from posts.rest()
+    yield from comments.rest()
 
     # Both lists in one more pass, in the file's order, read while they are staged (a
     # list may be millions long).

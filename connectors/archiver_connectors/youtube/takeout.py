@@ -43,6 +43,7 @@ import codecs
 import csv
 import datetime as dt
 import io
+import itertools
 import json
 import os
 import re
@@ -52,7 +53,19 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
-from archiver.records import Comment, MediaRef, Membership, Page, Person, Post, Profile, Snapshot, iso_utc, visibility
+from archiver.records import (
+    Comment,
+    MediaRef,
+    Membership,
+    Page,
+    Person,
+    Post,
+    Profile,
+    Snapshot,
+    iso_utc,
+    pages_of,
+    visibility,
+)
 from archiver.sync.imports import json_nesting_problem
 from archiver.sync.runner import RunFailed
 
@@ -744,26 +757,16 @@ def takeout_pages(source, ctx, videos_elsewhere: Sequence[str] = ()) -> Iterator
         # This part's files whose videos.csv is elsewhere: the archive may know them.
         known = [u for u in _archived_uploads(ctx) if u.video_id not in files_by_id]
         file_only, unmatched = match_video_files(unmatched, known)
-    batch: list[Post] = []
     for post in posts:
         if post.native_id in files_by_id:
             post.media.append(_video_ref(source, files_by_id[post.native_id]))
         elif post.native_id not in elsewhere:
             post.media.append(_missing_video_ref(source, post, listed_in[_upload_id(post)]))
-        batch.append(post)
-        if len(batch) >= PAGE_SIZE:
-            yield Page("export:posts", batch)
-            batch = []
-    for video_id, name in sorted(file_only.items()):
-        # Only the id and the file: the writer fills nothing else, so the row's title and
-        # the like stay as the API or the earlier part wrote them.
-        batch.append(Post(native_id=video_id, created_at=None, media=[_video_ref(source, name)],
-                          raw={"Takeout video file": name}))
-        if len(batch) >= PAGE_SIZE:
-            yield Page("export:posts", batch)
-            batch = []
-    if batch:
-        yield Page("export:posts", batch)
+    # Only the id and the file for a file whose video row is elsewhere: the writer fills
+    # nothing else, so the row's title and the like stay as the API or the earlier part wrote them.
+    file_posts = [Post(native_id=video_id, created_at=None, media=[_video_ref(source, name)],
+                       raw={"Takeout video file": name}) for video_id, name in sorted(file_only.items())]
+    yield from pages_of("export:posts", itertools.chain(posts, file_posts), PAGE_SIZE)
 
     comments: list[Comment] = []
     for csv_file in layout.csv_files.get("comments", []):
