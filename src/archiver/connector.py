@@ -86,12 +86,13 @@ class Connector:
 
     # -- authorization ---------------------------------------------------------------
     def authorize(self, *, echo: Callable[[str], None], open_browser: bool | None = None, port: int = 0,
-                  prompt: Callable[[str], str] | None = None, **options) -> str:
+                  prompt: Callable[[str], str] | None = None) -> str:
         """Interactive authorization; stores credentials through the SecretStore and
         returns a one-line summary for the user.
 
-        ``options``: the declared ``auth_options`` by name (a value, or None when not given;
-        a ``stdin`` option's value is what was read). ``open_browser``: None opens one, False
+        A connector adds its declared ``auth_options`` as keyword arguments of their names,
+        each defaulting to None (they are given a value, or None when not given; a ``stdin``
+        option's value is what was read). ``open_browser``: None opens one, False
         prints the URL instead, a callable is called with it (tests play the browser).
         ``port``: the loopback redirect's port (0: any free one). ``prompt(key)`` asks the
         user for a value (hidden for a secret one); None when nobody is at a terminal."""

@@ -23,10 +23,10 @@ import datetime as dt
 import logging
 import tempfile
 import uuid
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, TypedDict
 
 from archiver.connector import Connector, Option
-from archiver.records import Page, Profile, iso_utc, now_utc
+from archiver.records import ListKind, Page, Profile, iso_utc, now_utc
 
 log = logging.getLogger("archiver.bluesky")
 
@@ -34,6 +34,16 @@ RECENT_DAYS = 30        # counts (and so new replies) of posts this young are ch
 POSTS_PER_PAGE = 50
 THREADS_PER_PAGE = 20
 OPTION_KEYS = ("handle", "plc_url", "pds_url", "appview_url")
+
+
+class Settings(TypedDict):
+    """An account's Bluesky options, checked (BlueskyConnector.settings)."""
+
+    handle: str | None
+    entryway: str           # base_url: where a handle is resolved and a session begins
+    plc_url: str
+    pds_url: str | None     # None: the one the account's DID document names
+    appview_url: str
 
 
 class BlueskyConnector(Connector):
@@ -69,7 +79,7 @@ class BlueskyConnector(Connector):
             return None
         return {"handle": handle.strip().lstrip("@")}
 
-    def settings(self) -> dict[str, str | None]:
+    def settings(self) -> Settings:
         """The account's Bluesky options, validated; errors name the config key."""
         from archiver_connectors.bluesky.api import DEFAULT_APPVIEW_URL, DEFAULT_PLC_URL, check_service_url
 
@@ -241,11 +251,11 @@ class _ExportRun:
             yield Page("repo", [], {**repo_read, "read_at": now_utc()})
 
     # -- counts ------------------------------------------------------------------------
-    def _recent_counts(self) -> dict[str, dict[str, int]]:
+    def _recent_counts(self) -> dict[str, dict[str, Any]]:
         """at:// URI -> the AppView's counts, for the owner's posts of the last RECENT_DAYS
         days (every post the AppView lists on --full). Reposts of others are skipped."""
         since = iso_utc(dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=RECENT_DAYS))
-        counts: dict[str, dict[str, int]] = {}
+        counts: dict[str, dict[str, Any]] = {}
         for items in self.api.author_feed(self.did):
             old = False
             for item in items:
@@ -502,8 +512,10 @@ class _ExportRun:
         from archiver_connectors.bluesky.api import membership_from_view
 
         state = self.ctx.state("audience") or {}
-        for kind, count_key, fetch in (("followers", "followersCount", self.api.followers_page),
-                                       ("following", "followsCount", self.api.follows_page)):
+        audience_lists: tuple[tuple[ListKind, str, Callable], ...] = (
+            ("followers", "followersCount", self.api.followers_page),
+            ("following", "followsCount", self.api.follows_page))
+        for kind, count_key, fetch in audience_lists:
             count = view.get(count_key)
             due = self.full or count is None or state.get(kind) != count
 

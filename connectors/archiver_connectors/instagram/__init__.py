@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Iterator
+from typing import Iterator, cast
 
 from archiver.connector import Connector, Option
 from archiver.records import Page, iso_utc
@@ -325,4 +325,5 @@ class _MediaWalk:
             return found
         # A complete listing of the media's comments, every reply included (api.comments
         # follows the reply pages): those no longer listed were deleted.
-        return [*found, CommentsListed(media_id, [c.native_id for c in found])]
+        ids = cast(list[str], [c.native_id for c in found])   # comments_from names each by its id
+        return [*found, CommentsListed(media_id, ids)]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Iterator
+from typing import Iterator, cast
 from urllib.parse import urlencode
 
 from archiver.connector import Connector, Option
@@ -104,11 +104,12 @@ class MastodonConnector(Connector):
             raise OAuthError(f"--instance {asked} is not the instance of [accounts.{self.account.name}] "
                              f"(base_url = {configured}). Use another --account name for a second account, "
                              "or change base_url in the config.")
-        if not (configured or asked):
+        instance = configured or asked
+        if not instance:
             raise OAuthError(f"no instance for Mastodon account {self.account.name!r}: pass --instance "
                              "https://your.instance, or set base_url in [accounts."
                              f"{self.account.name}]")
-        return configured or asked
+        return instance
 
     def _http(self):
         import httpx
@@ -292,7 +293,8 @@ class MastodonConnector(Connector):
             if own and (ctx.full or (before is None and replies) or
                         (before is not None and before["replies"] != replies)):
                 comments = comments_from_context(status_id, api.context(status_id), owner_id, domain)
-                records += [*comments, CommentsListed(status_key(domain, status_id), [c.native_id for c in comments])]
+                ids = cast(list[str], [c.native_id for c in comments])   # a status's comment always has its id
+                records += [*comments, CommentsListed(status_key(domain, status_id), ids)]
             return records
         except NetError as error:
             if error.kind != "gone":

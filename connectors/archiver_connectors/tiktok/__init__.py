@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-from typing import Iterator
+from typing import Generator, Iterator
 
 from archiver.connector import Connector, Option
 from archiver.records import Page, iso_utc
@@ -139,12 +139,12 @@ class TikTokConnector(Connector):
                         post = post_from_video(video)
                     except Exception:  # noqa: BLE001 - one payload that cannot be mapped keeps its hole
                         continue
-                    fresh[post.native_id] = post.media
+                    fresh[str(video["id"])] = post.media   # the post's native_id
         finally:
             api.close()
         return fresh
 
-    def _video_pages(self, api, ctx) -> Iterator[Page]:
+    def _video_pages(self, api, ctx) -> Generator[Page, None, set[str]]:
         """The videos, newest first, walked by archiver.sync.listing (full or incremental, its
         checkpoints, tombstones). TikTok's cursor is a time in milliseconds, so it also
         says how far back a page reached. Returns the ids listed."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Iterator
+from typing import Callable, Generator, Iterator
 
 from archiver.connector import Connector, Option
 from archiver.records import Page, iso_utc
@@ -188,9 +188,15 @@ class YouTubeConnector(Connector):
             passing = {}
         finished = set(passing.get("done") or [])
         full = bool(passing.get("full") or ctx.full)
-        listed: set[str] = set()
-        streams = (
-            ("uploads", lambda: self._uploads(api, ctx, uploads) if uploads else iter(())),
+        listed: set[str] = set()   # the ids the uploads listing gave: the recent counts skip them
+
+        def uploads_listing() -> Iterator[Page]:
+            nonlocal listed
+            if uploads:
+                listed = yield from self._uploads(api, ctx, uploads)
+
+        streams: tuple[tuple[str, Callable[[], Iterator[Page]]], ...] = (
+            ("uploads", uploads_listing),
             ("recent", lambda: self._recent_counts(api, ctx, skip=listed)),
             ("comments", lambda: self._comments(api, ctx, channel["id"])),
             ("subscribers", lambda: self._subscribers(api, ctx)),
@@ -198,15 +204,13 @@ class YouTubeConnector(Connector):
         for name, stream in streams:
             if name in finished:
                 continue
-            result = yield from stream()
-            if name == "uploads" and result:
-                listed = result
+            yield from stream()
             finished.add(name)
             ctx.save_state("pass", {"done": sorted(finished), "full": full})
         ctx.save_state("pass", None)   # a whole pass: the next run starts a new one
 
     # -- uploads -----------------------------------------------------------------------
-    def _uploads(self, api, ctx, playlist_id: str) -> Iterator[Page]:
+    def _uploads(self, api, ctx, playlist_id: str) -> Generator[Page, None, set[str]]:
         """The uploads playlist, newest first, 50 a page + one videos.list for their details,
         walked by archiver.sync.listing. Incremental: stop at the first page that is wholly known;
         a walk cut off (quota, crash, stop) resumes at its page token next run, before
@@ -467,7 +471,7 @@ class YouTubeConnector(Connector):
             log.info("started a Data Portability export of %s (job %s)", group, answer["archiveJobId"])
         return state
 
-    def _poll_job(self, portability, ctx, state: dict, group: str) -> Iterator[Page]:
+    def _poll_job(self, portability, ctx, state: dict, group: str) -> Generator[Page, None, dict]:
         """Ask for one job's state; import it when COMPLETE. Returns the new state."""
         from archiver.net.client import NetError
         from archiver_connectors.youtube.api import PortabilityError
