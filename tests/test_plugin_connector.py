@@ -32,8 +32,10 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from archiver.connector import Connector, Option
-from archiver.records import MediaRef, Page, Post, Profile, iso_utc
+# The library API (`import archiver`, its __all__) where it has the name; the rest from its module.
+from archiver import ApiClient, Connector, MediaRef, NetError, Option, Page, Post, Profile
+from archiver.net.client import scrubber
+from archiver.records import iso_utc, pages_of
 
 
 # -- step 4: how the API client sends the token (a net.client.TokenProvider).
@@ -41,8 +43,6 @@ class BearerToken:
     """Example's access tokens do not expire: there is nothing to refresh."""
 
     def __init__(self, token: str):
-        from archiver.net.client import scrubber
-
         scrubber.add(token)                  # never in a log line, an error or the archive
         self.token = token
 
@@ -50,8 +50,6 @@ class BearerToken:
         return {"Authorization": f"Bearer {self.token}"}
 
     def refresh(self) -> None:
-        from archiver.net.client import NetError
-
         raise NetError("Example refused the token: run `archiver auth example --token-stdin` again", kind="auth")
 
 
@@ -75,14 +73,11 @@ class ExampleConnector(Connector):
     auth_options = (Option("token", "An access token from Example's settings page.", secret=True, stdin=True),)
     config_options = (Option("page_size", "Posts asked for per request (default 20).", type=int),)
 
-    def _api(self, token: str, cancel=None):
-        from archiver.net.client import ApiClient
-
+    def _api(self, token: str, cancel=None) -> ApiClient:
         return ApiClient(self.base_url, tokens=BearerToken(token), transport=self.transport, cancel=cancel)
 
     # -- step 4: check the credentials, then keep them in the SecretStore.
     def authorize(self, *, echo, prompt=None, token=None, **_) -> str:
-        from archiver.net.client import NetError
         from archiver.net.oauth import OAuthError
 
         token = token or (prompt("token") if prompt else None)
@@ -123,8 +118,8 @@ class ExampleConnector(Connector):
         return bool(source.find("example-posts.json"))
 
     def import_pages(self, source, ctx) -> Iterator[Page]:
-        name = source.find("example-posts.json")[0]
-        yield Page("export", [post_from_item(item) for item in source.iter_json(name, "posts.item")])
+        name = source.find("example-posts.json")[0]      # streamed: an export may be bigger than memory
+        yield from pages_of("export", (post_from_item(item) for item in source.iter_json(name, "posts.item")), 500)
 '''
 
 # -- step 8: the simulator: a fake of the platform's API served on 127.0.0.1, and the
