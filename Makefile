@@ -14,8 +14,9 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed
 	$(BIN)/archiver demo
 
-# Tests never touch a real keyring: the fail backend makes any stray use an error.
-test: $(VENV)/.installed
+# The checks first (a few seconds), then the suite. Tests never touch a real keyring: the
+# fail backend makes any stray use an error.
+test: lint
 	PYTHON_KEYRING_BACKEND=keyring.backends.fail.Keyring $(BIN)/python -m pytest
 
 # ruff (pycodestyle, pyflakes, bugbear, import order) and mypy; both configured in pyproject.toml.

@@ -244,7 +244,7 @@ class MemorySecretStore(SecretStore):
 
     backend_name = "memory"
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.values: dict[tuple[str, str, str], str] = {}
 
     def where(self, platform: str, account: str, key: str) -> str:

@@ -196,7 +196,7 @@ class _MediaWalk:
     how far back a page reached is the time of its oldest item.
     """
 
-    def __init__(self, api, ctx, *, owner_id, owner_username):
+    def __init__(self, api, ctx, *, owner_id, owner_username) -> None:
         self.api, self.ctx = api, ctx
         self.owner_id, self.owner_username = owner_id, owner_username
         self.comments_refused = False

@@ -202,7 +202,7 @@ class _MediaIndex:
     sit below a top folder in the zip; only entries the safe opener listed are ever
     matched, so a ``uri`` with ``..`` or an absolute path finds nothing."""
 
-    def __init__(self, source):
+    def __init__(self, source) -> None:
         self.source = source
         self._names = set(source.names())
         self._by_tail: dict[str, str] | None = None

@@ -545,7 +545,7 @@ _PAGE_TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:\s+|T)(\d{2}):(\d{2}):(\d{2}
 class _CommentsPage(HTMLParser):
     """The <li> items of my-comments.html: their text split at <br>, and their links."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.items: list[dict] = []
         self._item: dict | None = None

@@ -184,7 +184,8 @@ class _CheckedBackend(httpcore.NetworkBackend):
         self.policy = policy
         self.plain = httpcore.SyncBackend()
 
-    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options=None) -> httpcore.NetworkStream:
         last_error: Exception | None = None
         for address in self.policy.addresses(host, port):
             try:

@@ -84,7 +84,7 @@ class Series:
 def _rows(db, sql: str, params: Iterable[Any] = ()) -> list[dict]:
     cursor = db.execute(sql, list(params))
     names = [c[0] for c in cursor.description]
-    return [dict(zip(names, row)) for row in cursor.fetchall()]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def follower_series(db) -> list[Series]:
@@ -303,9 +303,9 @@ def line_chart(chart: str, title: str, series: list[Series]) -> str:
 
     parts = _svg_open(chart, title)
     _y_axis(parts, top)
-    for label, anchor, x in ((min(x for s in series for x, _ in s.points), "start", MARGIN_LEFT),
-                             (max(x for s in series for x, _ in s.points), "end", CHART_WIDTH - MARGIN_RIGHT)):
-        parts.append(f'<text class="tick" x="{x}" y="{CHART_HEIGHT - MARGIN_BOTTOM + 18}" '
+    for label, anchor, at in ((min(x for s in series for x, _ in s.points), "start", MARGIN_LEFT),
+                              (max(x for s in series for x, _ in s.points), "end", CHART_WIDTH - MARGIN_RIGHT)):
+        parts.append(f'<text class="tick" x="{at}" y="{CHART_HEIGHT - MARGIN_BOTTOM + 18}" '
                      f'text-anchor="{anchor}">{_e(label[:10])}</text>')
     for s in series:
         coordinates = " ".join(f"{x_of(x):.1f},{y_of(v):.1f}" for x, v in s.points)
@@ -543,7 +543,7 @@ def render_report(archive, *, now: str | None = None) -> str:
     from archiver.records import iso_utc, now_utc
 
     db = archive.db
-    generated = iso_utc(now) if now else now_utc()
+    generated = (iso_utc(now) if now else None) or now_utc()   # iso_utc of a non-empty text is never None
     media_root = archive.media_root
     sections = [
         _followers_section(db),
