@@ -276,7 +276,7 @@ def imports_with_holes(ws: Workspace) -> list[dict]:
 def export_account(archive_dir: str | Path, account: str, *, platform: str | None = None,
                    config_path: str | Path | None = None, full: bool = False,
                    progress: Callable[[str], None] | None = None, cancel: Callable[[], bool] | None = None,
-                   wait: float = 0, secrets=None, transport=None) -> dict:
+                   wait: float = 0, secrets: SecretStore | None = None, transport=None) -> dict:
     """Export the account named ``account`` (its ``[accounts.NAME]`` table in the config)
     through its platform's API into the archive at ``archive_dir``, as `archiver export`
     does; returns the run's summary: ``status`` ("ok", "failed", "interrupted"),
