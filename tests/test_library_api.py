@@ -31,7 +31,9 @@ PUBLIC = [
     "Connector", "Option", "installed_connectors", "get_connector", "UnknownPlatform", "SyncContext", "ExportSource",
     "Page", "Profile", "Post", "PostVersion", "Comment", "CommentsListed", "Person", "Interaction",
     "Membership", "Snapshot", "ListPage", "MediaRef", "Unmapped",
-    "ApiClient", "NetError", "AuthExpired",
+    "iso_utc", "pages_of", "PageBuffer", "Listing", "Batch",
+    "ApiClient", "NetError", "AuthExpired", "OAuthError",
+    "Simulator", "DemoWorld",
 ]
 
 

@@ -33,9 +33,8 @@ from __future__ import annotations
 from typing import Iterator
 
 # The library API (`import archiver`, its __all__) where it has the name; the rest from its module.
-from archiver import ApiClient, Connector, MediaRef, NetError, Option, Page, Post, Profile
+from archiver import ApiClient, Connector, MediaRef, NetError, Option, Page, Post, Profile, iso_utc, pages_of
 from archiver.net.client import scrubber
-from archiver.records import iso_utc, pages_of
 
 
 # -- step 4: how the API client sends the token (a net.client.TokenProvider).
@@ -78,7 +77,7 @@ class ExampleConnector(Connector):
 
     # -- step 4: check the credentials, then keep them in the SecretStore.
     def authorize(self, *, echo, prompt=None, token=None, **_) -> str:
-        from archiver.net.oauth import OAuthError
+        from archiver import OAuthError
 
         token = token or (prompt("token") if prompt else None)
         if not token:
@@ -93,7 +92,7 @@ class ExampleConnector(Connector):
 
     # -- step 6: pages(ctx): the profile, then the posts through the core's listing walker.
     def pages(self, ctx) -> Iterator[Page]:
-        from archiver.sync.listing import Batch, Listing
+        from archiver import Batch, Listing
 
         token = self.secrets.require("example", self.account.name, "token",
                                      hint="run `archiver auth example --token-stdin`")
@@ -136,7 +135,7 @@ import threading
 
 import httpx
 
-from archiver.sim import Simulator
+from archiver import Simulator
 from archiver.sim.server import serve_fake, serve_until_signalled
 
 TOKEN = "example-token-0123"

@@ -37,8 +37,12 @@ __all__ = [
     # the records a connector yields, in Pages
     "Page", "Profile", "Post", "PostVersion", "Comment", "CommentsListed", "Person", "Interaction",
     "Membership", "Snapshot", "ListPage", "MediaRef", "Unmapped",
+    # what a connector builds its pages with: timestamps, pages of a stream, resumable listings
+    "iso_utc", "pages_of", "PageBuffer", "Listing", "Batch",
     # the HTTP client connectors use (retries, pacing, scrubbed logs) and its errors
-    "ApiClient", "NetError", "AuthExpired",
+    "ApiClient", "NetError", "AuthExpired", "OAuthError",
+    # a connector's simulator (its fake platform), for `archiver simulate` and `archiver demo`
+    "Simulator", "DemoWorld",
 ]
 
 # Where each name is defined. They are imported from there, never through this package
@@ -54,8 +58,12 @@ _DEFINED_IN = {
     "archiver.connector": ("Connector", "Option", "installed_connectors", "get_connector", "UnknownPlatform"),
     "archiver.sync.runner": ("SyncContext",),
     "archiver.records": ("Page", "Profile", "Post", "PostVersion", "Comment", "CommentsListed", "Person",
-                         "Interaction", "Membership", "Snapshot", "ListPage", "MediaRef", "Unmapped"),
+                         "Interaction", "Membership", "Snapshot", "ListPage", "MediaRef", "Unmapped",
+                         "iso_utc", "pages_of", "PageBuffer"),
+    "archiver.sync.listing": ("Listing", "Batch"),
     "archiver.net.client": ("ApiClient", "NetError", "AuthExpired"),
+    "archiver.net.oauth": ("OAuthError",),
+    "archiver.sim": ("Simulator", "DemoWorld"),
 }
 _MODULE_OF = {name: module for module, names in _DEFINED_IN.items() for name in names}
 
@@ -65,6 +73,7 @@ if TYPE_CHECKING:   # what type checkers and editors see; at run time __getattr_
     from archiver.config import AccountConfig, Config, ConfigError, load_config
     from archiver.connector import Connector, Option, UnknownPlatform, get_connector, installed_connectors
     from archiver.net.client import ApiClient, AuthExpired, NetError
+    from archiver.net.oauth import OAuthError
     from archiver.records import (
         Comment,
         CommentsListed,
@@ -73,16 +82,21 @@ if TYPE_CHECKING:   # what type checkers and editors see; at run time __getattr_
         MediaRef,
         Membership,
         Page,
+        PageBuffer,
         Person,
         Post,
         PostVersion,
         Profile,
         Snapshot,
         Unmapped,
+        iso_utc,
+        pages_of,
     )
     from archiver.secrets import SecretStore, SecretStoreError, open_secret_store
+    from archiver.sim import DemoWorld, Simulator
     from archiver.sync.imports import ExportFileError, ExportSource
     from archiver.sync.jobs import export_account, import_file
+    from archiver.sync.listing import Batch, Listing
     from archiver.sync.locks import AccountBusy
     from archiver.sync.runner import SyncContext
 
