@@ -40,7 +40,7 @@ def serving(archive, output: ServerOutput | None = None):
     env.pop("ARCHIVER_CONFIG", None)
     with tempfile.TemporaryFile() as printed:
         process = subprocess.Popen(
-            [sys.executable, "-m", "archiver.cli.main", "serve", "--archive", str(archive.folder), "--port", str(port)],
+            [sys.executable, "-m", "archiver.cli", "serve", "--archive", str(archive.folder), "--port", str(port)],
             env=env, stdout=printed, stderr=subprocess.STDOUT,
         )
 

@@ -318,7 +318,7 @@ def test_cli_import_of_a_car_file(tmp_path):
     (tmp_path / "inputs").mkdir()
     path = write_car(tmp_path / "inputs" / "repo.car", repo_records())
     script = Path(sys.executable).parent / "archiver"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "archiver.cli.main"]
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "archiver.cli"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVER_")}
     env.update(ARCHIVER_SECRETS="env", ARCHIVER_STATE_DIR=str(tmp_path / "state"),
                PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring")

@@ -441,7 +441,7 @@ def test_cli_import_of_an_extracted_export(tmp_path):
     account = make_account(seed=10)
     path = write_export(account, tmp_path / "inputs" / "instagram-roofcam.studio-2024-06-01", layout="old")
     script = Path(sys.executable).parent / "archiver"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "archiver.cli.main"]
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "archiver.cli"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVER_")}
     env.update(ARCHIVER_SECRETS="env", ARCHIVER_STATE_DIR=str(tmp_path / "state"),
                PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring")

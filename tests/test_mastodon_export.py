@@ -624,7 +624,7 @@ def test_cli_import_detects_a_mastodon_archive_from_its_content(tmp_path):
     account = make_account(seed=17)
     path = write_archive(account, tmp_path / "inputs" / "downloaded-file.bin.tar.gz", duplicate_ordered_items="empty")
     script = Path(sys.executable).parent / "archiver"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "archiver.cli.main"]
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "archiver.cli"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVER_")}
     env.update(ARCHIVER_SECRETS="env", ARCHIVER_STATE_DIR=str(tmp_path / "state"),
                PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring")

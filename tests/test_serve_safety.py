@@ -189,7 +189,7 @@ def test_links_from_archived_data_are_only_http_on_every_page(server):
 
 def test_the_report_links_only_http_and_shows_no_absolute_path(hostile_archive, tmp_path):
     out = tmp_path / "report.html"
-    subprocess.run([sys.executable, "-m", "archiver.cli.main", "report", "--archive", str(hostile_archive.folder),
+    subprocess.run([sys.executable, "-m", "archiver.cli", "report", "--archive", str(hostile_archive.folder),
                     "--out", str(out)], check=True, capture_output=True, timeout=120,
                    env={"ARCHIVER_SECRETS": "memory", "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
                         "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})

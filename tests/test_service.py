@@ -100,7 +100,7 @@ def test_exec_start_runs_this_python_on_the_archive(tmp_path):
     unit = service.systemd_unit(ws)
 
     argv = exec_start_argv(unit)
-    assert argv == [os.path.abspath(sys.executable), "-m", "archiver.cli.main", "daemon", "--archive", str(archive)]
+    assert argv == [os.path.abspath(sys.executable), "-m", "archiver.cli", "daemon", "--archive", str(archive)]
     assert os.access(argv[0], os.X_OK)
     assert Path(argv[5]).is_dir()
     assert unit_values(unit, "Restart") == ["on-failure"]
@@ -189,7 +189,7 @@ def test_install_systemd_writes_the_unit_and_prints_how_to_enable_it(tmp_path, p
 
 def test_unit_names_tell_archives_apart(tmp_path):
     default = make_workspace(Path(service.default_archive_dir()), "")  # inside the tmp HOME
-    assert service.unit_name(default) == "archiver.ops.service"
+    assert service.unit_name(default) == "archiver.service"
     first = service.unit_name(make_workspace(tmp_path / "one", ""))
     second = service.unit_name(make_workspace(tmp_path / "two", ""))
     assert first != second and first.startswith("archiver-") and second.startswith("archiver-")
@@ -205,7 +205,7 @@ def test_launchd_plist(tmp_path):
     assert path == tmp_path / "LaunchAgents" / "org.archiver.daemon.plist"
     agent = plistlib.loads(path.read_bytes())
     assert agent["Label"] == "org.archiver.daemon"
-    assert agent["ProgramArguments"] == [os.path.abspath(sys.executable), "-m", "archiver.cli.main", "daemon",
+    assert agent["ProgramArguments"] == [os.path.abspath(sys.executable), "-m", "archiver.cli", "daemon",
                                          "--archive", str(archive)]
     assert agent["RunAtLoad"] is True
     assert agent["KeepAlive"] == {"SuccessfulExit": False}

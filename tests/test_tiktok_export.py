@@ -476,7 +476,7 @@ def test_one_bad_item_is_reported_and_skipped(tmp_path, fake, ws, loopback):
 
 def archiver_command() -> list[str]:
     script = Path(sys.executable).parent / "archiver"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "archiver.cli.main"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "archiver.cli"]
 
 
 def run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:

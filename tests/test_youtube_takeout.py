@@ -490,7 +490,7 @@ def test_run_import_detects_the_takeout_and_a_second_import_is_skipped(tmp_path)
 
 def archiver_command() -> list[str]:
     script = Path(sys.executable).parent / "archiver"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "archiver.cli.main"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "archiver.cli"]
 
 
 def test_cli_imports_a_takeout_zip(tmp_path):

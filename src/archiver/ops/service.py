@@ -38,7 +38,7 @@ from pathlib import Path
 from archiver.config import CONFIG_NAME, Config, default_archive_dir
 from archiver.secrets import env_variable_name, systemd_credential_name
 
-DEFAULT_UNIT_NAME = "archiver.ops.service"
+DEFAULT_UNIT_NAME = "archiver.service"
 LAUNCHD_LABEL = "org.archiver.daemon"
 LAUNCHD_LOG_NAME = "daemon.launchd.log"
 ENV_FILE_NAME = "secrets.env"
@@ -54,7 +54,7 @@ def daemon_command(ws, *, executable: str | None = None) -> list[str]:
     """The argv of the daemon: this interpreter, the archive folder, and the config file
     when it is not the one inside the archive folder."""
     archive_dir = _absolute(ws.archive.folder)
-    argv = [_absolute(executable or sys.executable), "-m", "archiver.cli.main", "daemon", "--archive", archive_dir]
+    argv = [_absolute(executable or sys.executable), "-m", "archiver.cli", "daemon", "--archive", archive_dir]
     config_path = ws.config.path
     if config_path is not None and _absolute(config_path) != _absolute(Path(archive_dir) / CONFIG_NAME):
         argv += ["--config", _absolute(config_path)]
@@ -102,7 +102,7 @@ def _archive_hash(ws) -> str:
 
 
 def unit_name(ws) -> str:
-    """archiver.ops.service for the default archive folder; archiver-<hash>.service for any
+    """archiver.service for the default archive folder; archiver-<hash>.service for any
     other, so that one user can run a daemon per archive."""
     if _absolute(ws.archive.folder) == _absolute(default_archive_dir()):
         return DEFAULT_UNIT_NAME
