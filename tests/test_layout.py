@@ -1,4 +1,5 @@
-"""The layout holds: no import cycles in src/ and connectors/.
+"""The layout holds: no import cycles in src/ and connectors/, and the core's imports go
+down its layers (LAYERS below) but for the few that go up on purpose.
 
 A cycle means no module in it can be understood (or imported, or tested) without the
 others, and the layering (utilities < net < archive < connector contract < sync < ops <
@@ -151,3 +152,45 @@ def test_the_checker_finds_a_cycle(tmp_path):
 
     (package / "c.py").write_text("def later():\n    pass\n")   # the cycle broken
     assert find_cycles([tmp_path / "src"])[2] == []
+
+
+# The core's layers, lowest first: a module imports only from its own layer or lower ones.
+# A module's layer is its folder under archiver/ (a top-level module is a utility, except
+# the connector contract); the package itself (the library API) sits on top.
+LAYERS = ("utilities", "net", "archive", "connector", "sync", "ops", "views", "sim", "cli", "api")
+UTILITIES = {"records", "inert", "crashpoints", "private_files", "secrets", "plugins", "config"}
+# The imports that go up, each on purpose. A new one is a design decision: add it here with
+# its reason, or move the code to the layer both sides can use.
+UPWARD_ON_PURPOSE = {
+    ("archiver.config", "archiver.net.limits"): "the [downloads] table is read into the client's limits",
+    ("archiver.config", "archiver.ops.schedule"): "a cron line is checked when the config is read, by the daemon's parser",
+    ("archiver.connector", "archiver.sync.imports"): "the contract's signatures name ExportSource (type checking only)",
+    ("archiver.connector", "archiver.sync.runner"): "the contract's signatures name SyncContext (type checking only)",
+    ("archiver.net.client", "archiver.sync.imports"): "an API answer's nesting is checked by the export reader's rule",
+    ("archiver.net.tokens", "archiver.sync.locks"): "a token refresh takes the same file lock as runs do",
+}
+
+
+def layer_of(module: str) -> str:
+    parts = module.split(".")
+    if len(parts) == 1:
+        return "api"
+    if parts[1] == "connector":
+        return "connector"
+    return "utilities" if parts[1] in UTILITIES else parts[1]
+
+
+def test_the_core_imports_go_down_its_layers():
+    modules = find_modules([REPO / "src"])
+    graph = import_graph(modules)
+    upward = {}
+    for module, targets in graph.items():
+        for target, line in targets.items():
+            if LAYERS.index(layer_of(target)) > LAYERS.index(layer_of(module)):
+                upward[(module, target)] = f"{modules[module].relative_to(REPO)}:{line}"
+    assert set(LAYERS) >= {layer_of(m) for m in modules}, "a new folder needs its place in LAYERS"
+    unexpected = {edge: where for edge, where in upward.items() if edge not in UPWARD_ON_PURPOSE}
+    assert not unexpected, "imports that go up a layer:\n" + "\n".join(
+        f"  {a} -> {b} ({where})" for (a, b), where in sorted(unexpected.items()))
+    gone = set(UPWARD_ON_PURPOSE) - set(upward)
+    assert not gone, f"no longer imported, take them out of UPWARD_ON_PURPOSE: {sorted(gone)}"
