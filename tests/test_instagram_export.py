@@ -33,9 +33,10 @@ from archiver.records import iso_utc
 from archiver.secrets import open_secret_store
 from archiver.sync.runner import Runner
 from archiver_connectors.instagram import InstagramConnector
-from archiver_connectors.instagram.export import find_export, fix_text
+from archiver_connectors.instagram.export import find_export
 from archiver_connectors.instagram.sim.export import (
     export_files, make_account, png_bytes, write_export)
+from archiver_connectors.meta.export import fix_text
 
 ACCOUNT = "instagram:main"
 EXPORTED_AT = 1_717_200_000          # 2024-06-01T00:00:00Z
