@@ -569,3 +569,26 @@ def test_items_under_several_prefixes_come_in_one_pass_in_file_order(tmp_path):
     deep.write_text('{"a": {"list": [' + "[" * 5000 + "]" * 5000 + "]}}")
     with open_export(deep) as source, pytest.raises(ExportFileError, match="deep"):
         list(source.iter_json_sections("deep.json", ["a.list.item"]))
+
+
+def test_entry_times_as_each_container_keeps_them(tmp_path):
+    """modified_at: a zip's stamp (no zone: read as UTC), a tar member's and a file's
+    modification time, and the lone file of a bare JSON export; None for no such entry."""
+    import datetime as dt
+
+    moment = 1_717_200_000                                    # 2024-06-01T00:00:00Z
+    when = dt.datetime(2024, 6, 1, tzinfo=dt.timezone.utc)
+    zipped = make_zip(tmp_path / "e.zip", [(zipfile.ZipInfo("a/b.json", date_time=(2024, 6, 1, 0, 0, 0)), b"[]")])
+    info, data = tar_file_member("a/b.json", b"[]")
+    info.mtime = moment
+    tarred = make_tar(tmp_path / "e.tar.gz", [(info, data)])
+    folder = tmp_path / "folder"
+    (folder / "a").mkdir(parents=True)
+    (folder / "a" / "b.json").write_bytes(b"[]")
+    os.utime(folder / "a" / "b.json", (moment, moment))
+    for path in (zipped, tarred, folder):
+        with open_export(path) as source:
+            assert source.modified_at("a/b.json") == when, path
+            assert source.modified_at("a/none.json") is None
+    with open_export(folder / "a" / "b.json") as bare:
+        assert bare.modified_at("b.json") == when

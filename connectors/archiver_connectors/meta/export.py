@@ -300,27 +300,9 @@ def taken_at(source: ExportSource, names: list[str]) -> str:
     those times), else the export file's own modification time."""
     newest = None
     for name in names:
-        moment = _entry_time(source, name)
+        moment = source.modified_at(name)
         if moment is not None and (newest is None or moment > newest):
             newest = moment
     if newest is None:
         newest = dt.datetime.fromtimestamp(os.stat(source.path).st_mtime, dt.timezone.utc)
     return iso_utc(newest)
-
-
-def _entry_time(source: ExportSource, name: str) -> dt.datetime | None:
-    # The core's ExportSource does not expose entry times (yet); read what the container
-    # keeps, defensively: a zip's ZipInfo, a tar's TarInfo or a folder's Path.
-    entry = getattr(source, "_entries", {}).get(name)
-    handle: Any = getattr(entry, "handle", None)
-    try:
-        if hasattr(handle, "date_time"):  # zipfile.ZipInfo: local time, no zone; read as UTC
-            year, month, day, hour, minute, second = handle.date_time
-            return dt.datetime(year, month, day, hour, minute, second, tzinfo=dt.timezone.utc)
-        if hasattr(handle, "mtime"):  # tarfile.TarInfo
-            return dt.datetime.fromtimestamp(handle.mtime, dt.timezone.utc)
-        if isinstance(handle, os.PathLike):
-            return dt.datetime.fromtimestamp(os.stat(handle).st_mtime, dt.timezone.utc)
-    except (OSError, ValueError, OverflowError, TypeError):
-        return None
-    return None

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import datetime as dt
 import fnmatch
 import functools
 import hashlib
@@ -593,6 +594,23 @@ class ExportSource:
             for name in self._entries
             if any(fnmatch.fnmatchcase(name.rsplit("/", 1)[-1].lower(), pattern) for pattern in lowered)
         ]
+
+    def modified_at(self, name: str) -> dt.datetime | None:
+        """When one entry was last written, as its container keeps it (a zip's time, which
+        has no zone, read as UTC; a tar member's or a file's modification time); None for
+        an entry not listed or a time that cannot be read. Exports are stamped when the
+        platform builds them: a snapshot's date, when the export names none."""
+        handle = getattr(self._entries.get(name), "handle", None)
+        try:
+            if isinstance(handle, zipfile.ZipInfo):
+                return dt.datetime(*handle.date_time, tzinfo=dt.timezone.utc)
+            if isinstance(handle, tarfile.TarInfo):
+                return dt.datetime.fromtimestamp(handle.mtime, dt.timezone.utc)
+            if isinstance(handle, Path):
+                return dt.datetime.fromtimestamp(handle.stat().st_mtime, dt.timezone.utc)
+        except (OSError, ValueError, OverflowError, TypeError):
+            return None
+        return None
 
     def open(self, name: str) -> io.BufferedReader:
         """A streaming reader of one entry; limits are enforced while reading."""
