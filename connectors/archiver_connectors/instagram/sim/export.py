@@ -282,14 +282,29 @@ def export_files(account: FakeInstagramAccount, layout: str = "new", *, content_
 def write_export(account: FakeInstagramAccount, path: str | Path, *, layout: str = "new",
                  mis_encoded: bool = True, exported_at: int | None = None, top_folder: str | None = None,
                  content_folder: str = "content", followers_per_file: int = 0,
-                 extra_files: dict[str, bytes] | None = None) -> Path:
+                 extra_files: dict[str, bytes] | None = None, threads_files: dict[str, bytes] | None = None) -> Path:
     """Write the export to ``path``: a zip when it ends in ``.zip``, else a folder.
     ``exported_at`` (Unix seconds) stamps every entry, as Meta's build time would be;
-    ``top_folder`` puts everything below one folder (a re-zipped extraction)."""
-    path = Path(path)
+    ``top_folder`` puts everything below one folder (a re-zipped extraction).
+    ``threads_files``: the Threads part an Instagram download carries (threads.md §6: its
+    JSON files in ``your_instagram_activity/threads/``, its media under the root's
+    ``media/``), entry name -> bytes, as threads/sim/export.py's ``threads_files`` gives it."""
     files = export_files(account, layout, content_folder=content_folder,
                          followers_per_file=followers_per_file, mis_encoded=mis_encoded)
+    for name in threads_files or {}:
+        if not name.startswith(("your_instagram_activity/threads/", "media/")):
+            raise ValueError(f"{name}: the Threads part of an Instagram download lives in "
+                             "your_instagram_activity/threads/ and media/")
+    files.update(threads_files or {})
     files.update(extra_files or {})
+    return write_files(files, path, exported_at=exported_at, top_folder=top_folder)
+
+
+def write_files(files: dict[str, bytes], path: str | Path, *, exported_at: int | None = None,
+                top_folder: str | None = None) -> Path:
+    """Write entry name -> bytes as an export at ``path`` (a zip when it ends in ``.zip``,
+    else a folder), every entry stamped ``exported_at``; returns ``path``."""
+    path = Path(path)
     moment = exported_at or (BASE_TIME + 86_400 * 30)
     prefix = f"{top_folder.strip('/')}/" if top_folder else ""
     if path.suffix.lower() == ".zip":
@@ -323,4 +338,4 @@ def build_instagram_export(folder_or_zip_path: str | Path, *, layout: str = "new
 
 
 __all__ = ["FakeInstagramAccount", "build_instagram_export", "export_files", "make_account", "mp4_bytes",
-           "png_bytes", "write_export"]
+           "png_bytes", "write_export", "write_files"]
