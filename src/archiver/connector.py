@@ -68,6 +68,14 @@ class Connector:
     # (config.ACCOUNT_KEYS); load_config refuses any other key, and a value of another type.
     config_options: ClassVar[tuple[Option, ...]] = ()
 
+    @classmethod
+    def export_only_holds_for(cls, options: dict[str, Any]) -> str:
+        """What only the export holds for one account, given its table's connector keys
+        (``options``): ``export_only_holds`` unless a platform's accounts differ (one whose
+        API gives everything its export holds, such as an organisation's page, needs no
+        reminder: return "")."""
+        return cls.export_only_holds
+
     def __init__(
         self,
         account: "AccountConfig",

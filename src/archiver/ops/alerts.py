@@ -166,7 +166,7 @@ def _evaluate_export(db, settings, account: AccountConfig, now: dt.datetime) -> 
 
     newest = db.execute("SELECT max(imported_at) FROM imports WHERE account_id=?",
                         [account.account_id]).fetchone()[0]
-    export = export_age(account.platform, newest, settings.export_max_age_days, now=now)
+    export = export_age(account.platform, newest, settings.export_max_age_days, now=now, options=account.options)
     if not export["manual"]:
         return
     label, title = _label(db, account), _title(account.platform)

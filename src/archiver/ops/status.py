@@ -46,7 +46,8 @@ def _account_status(db, config: Config, *, now=None) -> list[dict]:
             "full_listing_due_at": _full_listing_due_at(last_full, configured),
             "archive_holds": archive_holds(db, account_id),
             "newest_export_imported_at": newest_export,
-            "export": export_age(platform, newest_export, config.alerts.export_max_age_days, now=now),
+            "export": export_age(platform, newest_export, config.alerts.export_max_age_days, now=now,
+                                 options=configured.options if configured else None),
             "open_alerts": open_alerts(db, account_id),
             "unmatched_export_posts": unmatched_export_posts(db, account_id),
             "imports_with_holes": [
@@ -118,16 +119,18 @@ def archive_holds(db, account_id: str) -> dict[str, int]:
     }
 
 
-def export_age(platform: str, newest_imported_at: str | None, max_age_days: int, *, now=None) -> dict:
+def export_age(platform: str, newest_imported_at: str | None, max_age_days: int, *, now=None,
+               options: dict | None = None) -> dict:
     """For a platform whose followers come only from a manual export: how old the newest
-    imported one is, and the steps to request a new one when it is too old (or missing)."""
+    imported one is, and the steps to request a new one when it is too old (or missing).
+    ``options``: the account's connector keys, when the answer depends on the account."""
     import datetime as dt
 
     from archiver.connector import installed_connectors
 
     cls = installed_connectors().get(platform)
     steps = getattr(cls, "manual_export_steps", "") if cls else ""
-    holds = getattr(cls, "export_only_holds", "") if cls else ""
+    holds = cls.export_only_holds_for(options or {}) if cls else ""
     if not steps or not holds:
         return {"manual": False}
     now = now or dt.datetime.now(dt.timezone.utc)
