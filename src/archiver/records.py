@@ -220,7 +220,9 @@ class Membership:
 
 
 Record = Profile | Post | Comment | Person | Interaction
-ListKind = Literal["followers", "following"]   # the two lists of a person's audience
+# The lists of a person's audience: who follows them, whom they follow, and, where a
+# platform has a mutual connection beside following, their friends.
+ListKind = Literal["followers", "following", "friends"]
 
 
 @dataclass

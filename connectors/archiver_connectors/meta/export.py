@@ -18,8 +18,9 @@ Threads: shared/platforms/instagram.md §6, facebook.md §6, threads.md §6).
   fails when opened, naming it (the post is kept, the run reports the file).
 - **Times.** Unix seconds (``creation_timestamp``, ``timestamp``) -> ISO-8601 UTC
   (``epoch_iso``); ``string_map_data`` labels (``{"Comment": {"value"}, "Time":
-  {"timestamp"}}``) by their lower-cased name (``string_map``); follower entries'
-  ``string_list_data`` (``username_of``).
+  {"timestamp"}}``) by their lower-cased name (``string_map``), or whatever language the
+  labels are in (``LabelledValues``: by English label, else by shape and order); follower
+  entries' ``string_list_data`` (``username_of``).
 """
 
 from __future__ import annotations
@@ -270,6 +271,62 @@ def string_map(item: dict) -> dict[str, dict] | None:
     if not isinstance(data, dict):
         return None
     return {str(k).lower(): v for k, v in data.items() if isinstance(v, dict)}
+
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PHONE = re.compile(r"^\+?[\d\s().-]{7,}$")
+_DATE = re.compile(r"^\d{1,4}[-./]\d{1,2}[-./]\d{1,4}$")
+_NOT_TEXT = {"true", "false", "yes", "no"}
+
+
+class LabelledValues:
+    """``string_map_data`` read without trusting the language of its labels.
+
+    Meta writes the labels in the account's language ("Name", "Navn", "Nom" …; threads.md
+    §6.1), always in the same order. A value is found under its English label when the
+    export has it, else by its shape and place: ``text(label, position)`` is the
+    ``position``-th plain text value (e-mail addresses, phone numbers, dates, yes/no and
+    links are not plain text: private data is never taken for a name), ``link(label)``
+    the first link (``href`` or a value that is one), ``time(label)`` the first
+    ``timestamp``."""
+
+    def __init__(self, item: dict):
+        data = item.get("string_map_data")
+        entries = [(str(k), v) for k, v in data.items() if isinstance(v, dict)] if isinstance(data, dict) else []
+        self.present = isinstance(data, dict)
+        self.by_label = {label.lower(): value for label, value in entries}
+        self.texts: list[str] = []
+        self.links: list[str] = []
+        self.times: list[int] = []
+        for _label, entry in entries:
+            value = clean_text(entry.get("value"))
+            href = clean_text(entry.get("href"))
+            if href or (value and value.startswith(("https://", "http://"))):
+                self.links.append(href or value or "")
+            elif value and not (_EMAIL.match(value) or _PHONE.match(value) or _DATE.match(value)
+                                or value.lower() in _NOT_TEXT):
+                self.texts.append(value)
+            stamp = entry.get("timestamp")
+            if isinstance(stamp, (int, float)) and not isinstance(stamp, bool) and stamp > 0 and not value:
+                self.times.append(int(stamp))
+
+    def text(self, label: str, position: int | None = None) -> str | None:
+        if label in self.by_label:
+            return clean_text(self.by_label[label].get("value"))
+        if position is None or position >= len(self.texts):
+            return None
+        return self.texts[position]
+
+    def link(self, label: str) -> str | None:
+        if label in self.by_label:
+            entry = self.by_label[label]
+            return clean_text(entry.get("href")) or clean_text(entry.get("value"))
+        return self.links[0] if self.links else None
+
+    def time(self, label: str) -> str | None:
+        if label in self.by_label:
+            return epoch_iso(self.by_label[label].get("timestamp"))
+        return epoch_iso(self.times[0]) if self.times else None
 
 
 def string_list_entry(item: dict) -> dict:

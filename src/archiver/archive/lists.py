@@ -33,10 +33,10 @@ import json
 import os
 import sqlite3
 from types import MappingProxyType
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Callable, Iterator
 
 import archiver.crashpoints as crashpoints
-from archiver.records import ListPage, Membership, Page, Person, Snapshot, now_utc
+from archiver.records import ListKind, ListPage, Membership, Page, Person, Snapshot, now_utc
 
 STALE_AFTER_DAYS = 3
 # People a chunk. A chunk's transaction touches up to a couple of pages a person (a
@@ -63,7 +63,7 @@ def staged_list(ctx, kind: str, source: str = "api") -> dict[str, Any] | None:
     return staged
 
 
-def list_pages(ctx, kind: Literal["followers", "following"], fetch_page: FetchPage, *, stream: str, due: bool = True,
+def list_pages(ctx, kind: ListKind, fetch_page: FetchPage, *, stream: str, due: bool = True,
                finish: Callable[[int], tuple[bool, dict[str, Any] | None]] | None = None) -> Iterator[Page]:
     """Pages that read the ``kind`` list through the staging (see the module docstring).
 

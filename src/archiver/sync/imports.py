@@ -2,8 +2,9 @@
 
 An export file comes from the internet and is treated as hostile until proven otherwise
 (DESIGN.md §4). ``open_export`` accepts a zip, a tar (plain or gzip / bz2 / xz
-compressed), a bare JSON file or an already extracted folder, and gives one small API
-over all of them:
+compressed), a bare JSON file, an already extracted folder, or a folder holding the
+parts of one download (zips or tars: read as one export), and gives one small API over
+all of them:
 
     with open_export("~/Downloads/TikTok_Data.zip") as export:
         for name in export.find("user_data*.json"):
@@ -1139,6 +1140,82 @@ class _FolderSource(ExportSource):
         return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
 
 
+class _PartsSource(ExportSource):
+    """One export downloaded in several parts: a folder that holds only zip or tar files
+    (platforms split a big download so, and a post's file may sit in another part than the
+    file that names it). Read as one export: the union of the parts' entries, each opened
+    from its own part; a name two parts both hold is taken from the first part (in name
+    order) and the other one is noted in ``warnings`` when their sizes differ."""
+
+    kind = "parts"
+
+    def __init__(self, path: Path, parts: list[Path], limits: ExportLimits, spill_dir: Path | None = None):
+        super().__init__(path, limits)
+        self._parts: list[ExportSource] = []
+        self._part_of: dict[str, tuple[ExportSource, _Entry]] = {}
+        try:
+            total = 0
+            for part in parts:
+                reader = _sniff(part)
+                opened = _TarSource(part, limits, spill_dir) if reader is _TarSource else reader(part, limits)
+                self._parts.append(opened)
+                self.warnings.extend(opened.warnings)
+                self._refused.update(opened._refused)
+                for name, entry in opened._entries.items():
+                    held = self._part_of.get(name)
+                    if held is not None:
+                        if held[1].size != entry.size:
+                            self._warn(f"{part.name}/{name}", f"{held[0].path.name} holds a file of that name "
+                                       "too (with another size); the first part's is used")
+                        continue
+                    self._count_entry()
+                    total += entry.size
+                    self._part_of[name] = (opened, entry)
+                    self._entries[name] = _Entry(name, entry.size, entry.compressed_size, entry.handle)
+            self._check_total_declared(total)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open_entry(self, entry: _Entry) -> BinaryIO:
+        part, own = self._part_of[entry.name]
+        return part._open_entry(own)
+
+    def _entry_crc32(self, entry: _Entry) -> int:
+        part, own = self._part_of[entry.name]
+        return part._entry_crc32(own)
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        """sha256 over the sorted (name, sha256) of the part files."""
+        listing = sorted([part.path.name, part.sha256] for part in self._parts)
+        encoded = json.dumps(listing, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+
+    def close(self) -> None:
+        for part in self._parts:
+            part.close()
+
+
+def _archive_parts(folder: Path) -> list[Path] | None:
+    """The parts of a download kept together in ``folder``: its files, in name order, when
+    it holds no subfolder and every file (hidden ones and __MACOSX/ aside) is a zip or a
+    tar; None for any other folder (an extracted export)."""
+    parts = []
+    for child in sorted(folder.iterdir()):
+        if _added_by_the_system(child.name):
+            continue
+        if child.is_symlink() or not child.is_file():
+            return None
+        try:
+            if _sniff(child) not in (_ZipSource, _TarSource):
+                return None
+        except (ExportFileError, OSError):
+            return None
+        parts.append(child)
+    return parts or None
+
+
 def not_read_note(unread: list[str], shown: int = 5, *, kept: str | None = "they stay in your export file") -> str:
     """One line naming the parts of an export an import did not read (``not_read``), and
     where they are still to be found (``kept``)."""
@@ -1243,6 +1320,9 @@ def open_export(path: str | Path, limits: ExportLimits | None = None, *,
             "check the path; give the file you downloaded (e.g. a .zip) or the folder you extracted it to",
         )
     if path.is_dir():
+        parts = _archive_parts(path)
+        if parts:   # the parts of one download, kept together in a folder
+            return _PartsSource(path, parts, limits, Path(spill_dir) if spill_dir is not None else None)
         return _FolderSource(path, limits)
     if not path.is_file():
         raise _export_error(path, "it is not a regular file or folder", "give the downloaded export file")
