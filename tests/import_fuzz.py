@@ -101,6 +101,23 @@ def _instagram(layout: str = "new") -> Seed:
                 ascii_json=set(documents), item_lists=lists)
 
 
+def _facebook() -> Seed:
+    from archiver_connectors.facebook.sim.export import export_files, sample_world
+
+    files, _media = export_files(sample_world(posts=3, friends=2))
+    documents = {name: json.loads(data) for name, data in files.items() if name.endswith(".json")}
+    activity, connections = "your_facebook_activity", "connections"
+    lists = {f"{activity}/posts/your_posts__check_ins__photos_and_videos_1.json": [()],
+             f"{activity}/comments_and_reactions/comments.json": [("comments_v2",)],
+             f"{activity}/groups/your_comments_in_groups.json": [("group_comments_v2",)],
+             f"{activity}/comments_and_reactions/likes_and_reactions_1.json": [()],
+             f"{connections}/friends/your_friends.json": [("friends_v2",)],
+             f"{connections}/followers/people_who_followed_you.json": [("followers_v3",)],
+             f"{connections}/followers/who_you've_followed.json": [("following_v3",)]}
+    return Seed("facebook", "zip", "facebook-jane.example-2024-06-01-AbCd.zip", files, documents,
+                ascii_json=set(documents), item_lists=lists)
+
+
 def _mastodon() -> Seed:
     from archiver_connectors.mastodon.sim.export import archive_files, archive_name, make_account
 
@@ -174,7 +191,8 @@ def _bluesky() -> Seed:
 BLUESKY_DID = "did:plc:abcdefghijklmnopqrstuvwx"
 SEEDS = {"tiktok": _tiktok, "tiktok-old": _tiktok_old, "instagram": _instagram,
          "instagram-old": lambda: _instagram("old"), "youtube-fr": lambda: _youtube("fr"), "mastodon": _mastodon,
-         "youtube": _youtube, "youtube-portability": _youtube_portability, "bluesky": _bluesky}
+         "youtube": _youtube, "youtube-portability": _youtube_portability, "bluesky": _bluesky,
+         "facebook": _facebook}
 
 
 @functools.cache

@@ -335,6 +335,9 @@ def export_pages(source, ctx) -> Iterator[Page]:
         except ExportFileError as error:
             ctx.report(f"profile in {name}", str(error))
             continue
+        except Exception as error:  # a profile of a shape this reader does not know
+            ctx.report(f"profile in {name}", f"{type(error).__name__}: {error}")
+            continue
         if profile is None:
             ctx.report(f"profile in {name}", "no name or user name in it (the layout may have changed)")
             continue
@@ -360,8 +363,12 @@ def export_pages(source, ctx) -> Iterator[Page]:
     comments = PageBuffer("export:comments", PAGE_SIZE * 10)
     for section, pattern in (("comments", COMMENTS_FILE), ("group_comments", GROUP_COMMENTS_FILE)):
         for name in matching(source, pattern):
-            for item in read(name, "comments"):
-                comment = comment_from_item(item, section)
+            for position, item in enumerate(read(name, "comments")):
+                try:
+                    comment = comment_from_item(item, section)
+                except Exception as error:  # one bad item is reported and skipped
+                    ctx.report(f"comment {position} in {name}", f"{type(error).__name__}: {error}")
+                    continue
                 if comment is not None and (page := comments.add(comment)):
                     yield page
     yield from comments.rest()

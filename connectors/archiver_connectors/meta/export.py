@@ -307,7 +307,7 @@ class LabelledValues:
                                 or value.lower() in _NOT_TEXT):
                 self.texts.append(value)
             stamp = entry.get("timestamp")
-            if isinstance(stamp, (int, float)) and not isinstance(stamp, bool) and stamp > 0 and not value:
+            if isinstance(stamp, (int, float)) and not isinstance(stamp, bool) and 0 < stamp < 2**42 and not value:
                 self.times.append(int(stamp))
 
     def text(self, label: str, position: int | None = None) -> str | None:
