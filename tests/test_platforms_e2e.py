@@ -52,6 +52,8 @@ from crash_world import count, finish, media_files, part_files, run_and_maybe_ki
 
 PLATFORMS = ("instagram", "youtube", "bluesky", "mastodon")
 ZIP_PLATFORMS = ("instagram", "youtube")      # their official exports are zips
+# Platforms whose official export is a zip the hostile-file tests rebuild entry by entry.
+HOSTILE_ZIP_PLATFORMS = ("instagram", "youtube", "facebook")
 # Knobs of each simulator that must not get in the way of many runs against one world:
 # Instagram's hourly call allowance (its usage headers slow the client from 75 %),
 # YouTube's daily quota, Bluesky's requests per 5 minutes, Mastodon's requests per token
@@ -510,13 +512,17 @@ def symlink_entry(name: str, target: str) -> tuple[zipfile.ZipInfo, bytes]:
 
 
 def official_export(platform: str, folder: Path) -> Path:
-    """A small, valid official export: Instagram's "Download your information" zip or one
-    Google Takeout part."""
+    """A small, valid official export: Instagram's or Facebook's "Download your
+    information" zip, or one Google Takeout part."""
     folder.mkdir(parents=True, exist_ok=True)
     if platform == "instagram":
         from archiver_connectors.instagram.sim.export import build_instagram_export
 
         return build_instagram_export(folder / "instagram-export.zip", posts=6, followers=8)
+    if platform == "facebook":
+        from archiver_connectors.facebook.sim.export import sample_world, write_export
+
+        return write_export(folder / "facebook-jane.example-2026-12-01-a1B2c3.zip", sample_world(posts=4, friends=4))
     from archiver_connectors.youtube.sim.takeout import build_takeout
 
     return build_takeout(folder / "takeout", videos=3, comments=5, subscriptions=4)[0]
@@ -527,6 +533,8 @@ def a_referenced_media_entry(platform: str, export: Path) -> str:
     names = zipfile.ZipFile(export).namelist()
     if platform == "instagram":
         return next(n for n in names if n.startswith("media/posts/") and n.endswith(".png"))
+    if platform in ("facebook", "threads"):
+        return next(n for n in names if "/media/" in "/" + n and not n.endswith(".json"))
     return next(n for n in names if n.endswith(".mp4"))
 
 
@@ -546,7 +554,7 @@ def import_(platform: str, path: Path, archive: Path) -> CliResult:
     return run_cli(["import", platform, str(path), "--archive", str(archive)], timeout=60)
 
 
-@pytest.mark.parametrize("platform", ZIP_PLATFORMS)
+@pytest.mark.parametrize("platform", HOSTILE_ZIP_PLATFORMS)
 def test_escaping_entries_and_a_symlink_are_skipped_and_nothing_lands_outside(hostile, platform):
     root, inputs, archive, secret_file = hostile
     valid = official_export(platform, inputs / "valid")
@@ -580,10 +588,12 @@ def test_escaping_entries_and_a_symlink_are_skipped_and_nothing_lands_outside(ho
     assert status.returncode == 0, status.describe()
 
 
-@pytest.mark.parametrize("platform", ZIP_PLATFORMS)
+@pytest.mark.parametrize("platform", HOSTILE_ZIP_PLATFORMS)
 def test_a_zero_byte_export_is_refused_with_a_message_naming_it(hostile, platform):
     root, inputs, archive, _ = hostile
-    empty = inputs / ("instagram-export.zip" if platform == "instagram" else "takeout-001.zip")
+    empty = inputs / {"instagram": "instagram-export.zip", "youtube": "takeout-001.zip",
+                      "facebook": "facebook-jane.example-2026-12-01-a1B2c3.zip",
+                      "threads": "threads-export.zip"}[platform]
     empty.touch()
     before = snapshot_tree(root, leave_out=archive)
 
@@ -606,6 +616,8 @@ MALFORMED = {
     "youtube-garbage-comments-csv": ("youtube", "comments.csv", lambda n, d: b"\xff\xfe\x00garbage,\"unclosed\n\x00",
                                      True),
     "youtube-malformed-videos-csv": ("youtube", "videos.csv", lambda n, d: b'Video ID,"Video title\nabc,"x', False),
+    "facebook-truncated-posts": ("facebook", "your_posts__check_ins__photos_and_videos_1.json", cut_in_half, False),
+    "facebook-garbage-friends": ("facebook", "your_friends.json", lambda n, d: b"{{{ not json", True),
 }
 
 
@@ -614,6 +626,7 @@ MALFORMED = {
     "instagram-garbage-followers",
     pytest.param("youtube-garbage-comments-csv"),
     pytest.param("youtube-malformed-videos-csv"),
+    "facebook-truncated-posts", "facebook-garbage-friends",
 ])
 def test_malformed_json_or_csv_gives_a_clear_error_naming_the_file(hostile, case):
     platform, suffix, breaking, posts_expected = MALFORMED[case]
