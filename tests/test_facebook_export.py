@@ -142,10 +142,14 @@ def test_labelled_values_by_english_label_or_by_shape():
                                    "Time": {"timestamp": 1710000000}}}
     portuguese = {"string_map_data": {"Comentário": {"value": "muito bom"}, "Dono da mídia": {"value": "ana"},
                                       "Hora": {"timestamp": 1710000000}}}
+    labels = ("comment", "media owner", "time")
     for item, text in ((english, "so good"), (portuguese, "muito bom")):
-        values = LabelledValues(item)
+        values = LabelledValues(item, labels)
         assert (values.text("comment", 0), values.text("media owner", 1), values.time("time")) == (
             text, "ana", "2024-03-09T16:00:00Z")
+    # English labels, one missing: that one is missing, never guessed from the others.
+    partial = LabelledValues({"string_map_data": {"Media Owner": {"value": "ana"}}}, labels)
+    assert partial.text("comment", 0) is None and partial.time("time") is None
     private = LabelledValues({"string_map_data": {"E-mail": {"value": "a@b.example"}, "Tlf": {"value": "+45 12 34 56 78"},
                                                   "Født": {"value": "1990-01-01"}, "Navn": {"value": "Jane"}}})
     assert private.texts == ["Jane"]
@@ -358,3 +362,38 @@ def test_the_builder_writes_meta_mojibake_with_real_utf8_entry_names(tmp_path):
     assert any("časové" in n for n in names)
     assert "\\u00c4\\u008dasov" in posts                       # the uri as Meta writes it
     assert json.loads(posts)[0]["data"][0]["post"] == mis_encode("Sne sne! ❄️")
+
+
+def test_instagram_comments_and_profile_with_localized_labels(tmp_path, archive):
+    # The same reader on Instagram's string_map_data (point 5): Portuguese labels, nothing
+    # English to lean on; contact data still never copied.
+    from archiver_connectors.instagram import InstagramConnector
+    from archiver_connectors.instagram.sim.export import make_account
+    from archiver_connectors.instagram.sim.export import write_export as write_instagram
+
+    account = make_account(posts=1, reels=0, stories=0, followers=1, following=1, comments=0, seed=3)
+    profile = {"profile_user": [{"string_map_data": {
+        "E-mail": {"href": "", "value": account.email, "timestamp": 0},
+        "Nome de usuário": {"href": "", "value": account.username, "timestamp": 0},
+        "Nome": {"href": "", "value": account.name, "timestamp": 0},
+        "Biografia": {"href": "", "value": account.bio, "timestamp": 0},
+        "Data de nascimento": {"href": "", "value": "1990-01-01", "timestamp": 0},
+        "Conta privada": {"href": "", "value": "False", "timestamp": 0}}}]}
+    comments = [{"string_map_data": {"Comentário": {"value": "Muito bom! 😍"}, "Dono da mídia": {"value": "ana.sp"},
+                                     "Hora": {"timestamp": 1_710_000_000}}}]
+    path = write_instagram(account, tmp_path / "instagram-pt.zip", extra_files={
+        "personal_information/personal_information/personal_information.json":
+            json.dumps(mis_encode(profile)).encode("ascii"),
+        "your_instagram_activity/comments/post_comments_1.json": json.dumps(mis_encode(comments)).encode("ascii")})
+    instagram = InstagramConnector(AccountConfig(name="main", platform="instagram"), open_secret_store("memory"),
+                                   transport=httpx.MockTransport(refuse_every_request))
+    with open_export(path) as source:
+        result = Runner(archive, instagram).run(lambda ctx: instagram.import_pages(source, ctx), kind="import",
+                                                mode=path.name, source=f"export:{source.sha256}")
+    assert result["status"] == "ok" and result["errors"] == [], result
+    db = archive.db
+    assert rows(db, "SELECT username, display_name, bio FROM accounts") == [(account.username, account.name, account.bio)]
+    raw = one(db, "SELECT raw FROM accounts")
+    assert account.email not in raw and "1990-01-01" not in raw
+    assert rows(db, "SELECT text, created_at, by_owner FROM comments") == [("Muito bom! 😍", "2024-03-09T16:00:00Z", 1)]
+    assert "ana.sp" in one(db, "SELECT raw FROM comments")

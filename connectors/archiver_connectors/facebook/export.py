@@ -266,7 +266,7 @@ def profile_from_document(document) -> Profile | None:
     if not isinstance(inner, dict):
         return None
     if "string_map_data" in inner:
-        values = LabelledValues(inner)
+        values = LabelledValues(inner, ("name", "full name", "username", "profile", "profile url", "bio"))
         name = values.text("name", 0) or values.text("full name")
         url = values.link("profile") or values.link("profile url")
         bio = values.text("bio", 1)

@@ -44,9 +44,9 @@ from archiver.records import (
 )
 from archiver.sync.runner import RunFailed
 from archiver_connectors.meta.export import (
+    LabelledValues,
     MediaIndex,
     both_layouts,
-    clean_text,
     entry_pattern,
     epoch_iso,
     iter_items,
@@ -56,7 +56,6 @@ from archiver_connectors.meta.export import (
     media_role,
     post_text,
     string_list_entry,
-    string_map,
     taken_at,
     username_of,
 )
@@ -164,18 +163,19 @@ def membership_from_item(item: dict) -> Membership | None:
 
 def comment_from_item(item: dict, section: str) -> Comment | None:
     """A comment the owner wrote: ``{"string_map_data": {"Comment": {"value"},
-    "Media Owner": {"value"}, "Time": {"timestamp"}}}``."""
-    fields = string_map(item)
-    if fields is None:
+    "Media Owner": {"value"}, "Time": {"timestamp"}}}``, the labels in English or in the
+    account's language (then read in that order: ``LabelledValues``)."""
+    values = LabelledValues(item, ("comment", "media owner", "time"))
+    if not values.present:
         return None
-    text = clean_text((fields.get("comment") or {}).get("value"))
+    text = values.text("comment", 0)
     if text is None:
         return None
-    owner = clean_text((fields.get("media owner") or {}).get("value"))
+    owner = values.text("media owner", 1)
     return Comment(
         native_id=None,
         text=text,
-        created_at=epoch_iso((fields.get("time") or {}).get("timestamp")),
+        created_at=values.time("time"),
         by_owner=True,
         raw={"section": section, "media_owner": owner, **item},
     )
@@ -183,25 +183,32 @@ def comment_from_item(item: dict, section: str) -> Comment | None:
 
 def profile_from_item(item: dict, media_index: MediaIndex) -> Profile | None:
     """``{"string_map_data": {"Username": {"value"}, "Name": …, "Bio": …}, "media_map_data":
-    {"Profile Photo": {"uri"}}}``. Contact data (e-mail, phone, birth date) is left out."""
-    labels = string_map(item)
-    if labels is None:
+    {"Profile Photo": {"uri"}}}``. Contact data (e-mail, phone, birth date) is left out.
+    Labels in the account's language are read by shape and order (``LabelledValues``:
+    user name, name, bio are its first plain texts); only those three are then kept."""
+    values = LabelledValues(item, ("username", "name", "bio"))
+    if not values.present:
         return None
-    fields = {label: value.get("value") for label, value in labels.items()}
-    username = clean_text(fields.get("username"))
+    username = values.text("username", 0)
     if not username:
         return None
     avatar = None
     photos = item.get("media_map_data")
     photo = photos.get("Profile Photo") if isinstance(photos, dict) else None
+    if not isinstance(photo, dict) and isinstance(photos, dict) and len(photos) == 1:
+        photo = next(iter(photos.values()))   # the one picture, whatever its label's language
     if isinstance(photo, dict) and isinstance(photo.get("uri"), str) and photo["uri"].strip():
         avatar = media_index.ref(photo["uri"], "avatar", 0)
-    kept = {k: v for k, v in item["string_map_data"].items() if str(k).lower() not in _PRIVATE_FIELDS}
+    display_name, bio = values.text("name", 1), values.text("bio", 2)
+    if values.localized:
+        kept: dict = {"username": username, "name": display_name, "bio": bio}
+    else:
+        kept = {k: v for k, v in item["string_map_data"].items() if str(k).lower() not in _PRIVATE_FIELDS}
     return Profile(
         native_id=None,
         username=username,
-        display_name=clean_text(fields.get("name")),
-        bio=clean_text(fields.get("bio")),
+        display_name=display_name,
+        bio=bio,
         url=PROFILE_URL.format(username),
         avatar=avatar,
         raw={"string_map_data": kept},

@@ -283,18 +283,20 @@ class LabelledValues:
     """``string_map_data`` read without trusting the language of its labels.
 
     Meta writes the labels in the account's language ("Name", "Navn", "Nom" …; threads.md
-    §6.1), always in the same order. A value is found under its English label when the
-    export has it, else by its shape and place: ``text(label, position)`` is the
+    §6.1), always in the same order. ``labels`` are the English ones the caller knows:
+    when the item has any of them, values are found by label only (as before); when it
+    has none (``localized``), by their shape and place: ``text(label, position)`` is the
     ``position``-th plain text value (e-mail addresses, phone numbers, dates, yes/no and
     links are not plain text: private data is never taken for a name), ``link(label)``
     the first link (``href`` or a value that is one), ``time(label)`` the first
     ``timestamp``."""
 
-    def __init__(self, item: dict):
+    def __init__(self, item: dict, labels: Iterable[str] = ()):
         data = item.get("string_map_data")
         entries = [(str(k), v) for k, v in data.items() if isinstance(v, dict)] if isinstance(data, dict) else []
         self.present = isinstance(data, dict)
         self.by_label = {label.lower(): value for label, value in entries}
+        self.localized = not any(label in self.by_label for label in labels)
         self.texts: list[str] = []
         self.links: list[str] = []
         self.times: list[int] = []
@@ -313,7 +315,7 @@ class LabelledValues:
     def text(self, label: str, position: int | None = None) -> str | None:
         if label in self.by_label:
             return clean_text(self.by_label[label].get("value"))
-        if position is None or position >= len(self.texts):
+        if not self.localized or position is None or position >= len(self.texts):
             return None
         return self.texts[position]
 
@@ -321,12 +323,12 @@ class LabelledValues:
         if label in self.by_label:
             entry = self.by_label[label]
             return clean_text(entry.get("href")) or clean_text(entry.get("value"))
-        return self.links[0] if self.links else None
+        return self.links[0] if self.localized and self.links else None
 
     def time(self, label: str) -> str | None:
         if label in self.by_label:
             return epoch_iso(self.by_label[label].get("timestamp"))
-        return epoch_iso(self.times[0]) if self.times else None
+        return epoch_iso(self.times[0]) if self.localized and self.times else None
 
 
 def string_list_entry(item: dict) -> dict:

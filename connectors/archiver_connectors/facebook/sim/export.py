@@ -387,5 +387,17 @@ def write_export(path: Path, world: FacebookExportWorld, *, layout: str = "2024"
     return path
 
 
+def build_facebook_export(path: str | Path, *, posts: int = 6, friends: int = 8, layout: str = "2024",
+                          zipped: bool = True, parts: int = 1) -> Path:
+    """A small valid export in one call: ``sample_world(posts, friends)`` written at
+    ``path`` (2024 layout, zipped: posts with media files their uris name, comments,
+    reactions, friends, followers, following, profile). Its posts file is
+    ``your_facebook_activity/posts/your_posts__check_ins__photos_and_videos_1.json``, its
+    friends ``connections/friends/your_friends.json``, its media below
+    ``your_facebook_activity/posts/media/``."""
+    return write_export(Path(path), sample_world(posts=posts, friends=friends), layout=layout, zipped=zipped,
+                        parts=parts)
+
+
 __all__ = ["ExportComment", "ExportMedia", "ExportPerson", "ExportPost", "ExportReaction", "FacebookExportWorld",
-           "LAYOUTS", "export_files", "jpeg_bytes", "mis_encode", "sample_world", "write_export"]
+           "LAYOUTS", "build_facebook_export", "export_files", "jpeg_bytes", "mis_encode", "sample_world", "write_export"]
