@@ -280,6 +280,7 @@ def test_a_download_in_parts_is_imported_as_one_from_its_folder(tmp_path):
         # One part alone: its posts, and the files it lacks reported, not held open.
         alone = run_import(ws, parts[0])
         assert alone["status"] == "ok" and alone["counts"]["media_not_in_export"] >= 2
+        assert all("put them all in one folder" in e["error"] for e in alone["errors"]), alone["errors"]
         # A part holding media only, imported alone, says what to do.
         lonely = run_import(ws, parts[1])
         assert lonely["status"] == "failed" and "one folder" in lonely["message"]

@@ -213,7 +213,10 @@ class MediaIndex:
         fails when opened, with a message that names it (recorded on the post)."""
         name = self.resolve(uri)
         named = fix_text(uri)
-        opener = self.source.opener(name, named=named, named_in="the export")
+        # Meta splits a big download in several zips, and a file may be in another one.
+        hint = "" if self.source.kind == "parts" else (
+            "if the download came in several parts (zips), put them all in one folder and import that folder")
+        opener = self.source.opener(name, named=named, named_in="the export", hint=hint)
         # The entry name is the file's address: unique per file, and never a secret.
         return MediaRef(url=name or named, role=role, position=position, mime_hint=mime_hint(named), opener=opener)
 

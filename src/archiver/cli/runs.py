@@ -73,6 +73,8 @@ def print_result(label: str, result: dict) -> int:
 def import_(archive, config_path, args, account_name, wait, retry_failed):
     """Import an official "download your data" export (zip, tar.gz, json or folder).
 
+    A download split in several zips is imported from the folder holding them all (and
+    nothing else): its parts are read as one export.
     The platform is detected from the file's content; `archiver import tiktok PATH` forces it.
     Importing a file again does nothing, unless some of its files could not be stored the
     first time: then only those are tried again (`--retry-failed` does it for every such import).
