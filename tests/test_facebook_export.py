@@ -297,6 +297,19 @@ def test_a_download_in_parts_is_imported_as_one_from_its_folder(tmp_path):
         ws.archive.close()
 
 
+def test_parts_unzipped_each_into_its_own_folder_import_as_one(tmp_path, archive):
+    world = sample_world(posts=5)
+    folder = write_export(tmp_path / "zips", world, parts=2)
+    unzipped = tmp_path / "unzipped"
+    for part in sorted(folder.iterdir()):
+        with zipfile.ZipFile(part) as z:
+            z.extractall(unzipped / part.stem)
+    result = import_export(archive, unzipped)
+    assert result["status"] == "ok" and result["errors"] == [], result
+    assert {r[0] for r in rows(archive.db, "SELECT status FROM post_media")} == {"ok"}
+    assert one(archive.db, "SELECT count(*) FROM post_media") == len(media_of(world))
+
+
 def test_a_folder_with_other_files_is_an_extracted_export_not_parts(tmp_path):
     folder = write_export(tmp_path / "parts", sample_world(), parts=2)
     with open_export(folder) as source:
