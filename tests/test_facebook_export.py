@@ -411,3 +411,22 @@ def test_instagram_comments_and_profile_with_localized_labels(tmp_path, archive)
     assert account.email not in raw and "1990-01-01" not in raw
     assert rows(db, "SELECT text, created_at, by_owner FROM comments") == [("Muito bom! 😍", "2024-03-09T16:00:00Z", 1)]
     assert "ana.sp" in one(db, "SELECT raw FROM comments")
+
+
+def test_parts_with_one_name_twice_or_a_damaged_part(tmp_path):
+    from archiver.sync.imports import ExportFileError
+
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for number, body in ((1, b"[1]"), (2, b"[1, 2, 3]")):
+        with zipfile.ZipFile(folder / f"export-{number}.zip", "w") as z:
+            z.writestr("posts/your_posts_1.json", body)
+            z.writestr(f"only-in-{number}.txt", b"x")
+    with open_export(folder) as source:
+        assert sorted(source.names()) == ["only-in-1.txt", "only-in-2.txt", "posts/your_posts_1.json"]
+        assert source.load_json("posts/your_posts_1.json") == [1]          # the first part's
+        assert any("export-1.zip holds a file of that name too" in w for w in source.warnings), source.warnings
+    (folder / "export-3.zip").write_bytes(b"PK\x03\x04 cut short")
+    with pytest.raises(ExportFileError) as refused:
+        open_export(folder)
+    assert "export-3.zip" in str(refused.value)
