@@ -43,23 +43,32 @@ from __future__ import annotations
 import argparse
 import base64
 import collections
-import datetime as _dt
-import hashlib
 import hmac
-import json
-import math
 import random
 import re
-import secrets
 import threading
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
 from archiver.sim.server import FakeClock
+from archiver_connectors.meta.sim.graph import (
+    CodeRefused,
+    CursorPaging,
+    GraphError,
+    SignedCdn,
+    TokenStore,
+    UsageWindow,
+    caller_token,
+    error_response,
+    graph_time,
+    json_response,
+)
+from archiver_connectors.meta.sim.graph import parse_fields as _parse_graph_fields
 from archiver_connectors.tiktok.sim.fake import fake_mp4, fake_png
 
 # --------------------------------------------------------------------------- constants
@@ -121,58 +130,18 @@ class FakeInstagramConfig:
     granted_scopes: str = "instagram_business_basic,instagram_business_manage_comments"
 
 
-def _iso(epoch: float) -> str:
-    return _dt.datetime.fromtimestamp(epoch, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+0000")
+_iso = graph_time
 
 
 def parse_fields(spec: str) -> dict[str, dict | None]:
     """``"id,caption,children{id,media_url}"`` -> ``{"id": None, "caption": None,
-    "children": {"id": None, "media_url": None}}``. Raises ValueError on bad braces."""
-    result: dict[str, dict | None] = {}
-    pos = 0
-
-    def parse(level: int) -> dict[str, dict | None]:
-        nonlocal pos
-        found: dict[str, dict | None] = {}
-        name = ""
-        while pos < len(spec):
-            char = spec[pos]
-            pos += 1
-            if char == ",":
-                if name.strip():
-                    found[name.strip()] = None
-                name = ""
-            elif char == "{":
-                found[name.strip()] = parse(level + 1)
-                name = ""
-                if pos < len(spec) and spec[pos] == ",":
-                    pos += 1
-            elif char == "}":
-                if level == 0:
-                    raise ValueError("unbalanced }")
-                if name.strip():
-                    found[name.strip()] = None
-                return found
-            else:
-                name += char
-        if level:
-            raise ValueError("unbalanced {")
-        if name.strip():
-            found[name.strip()] = None
-        return found
-
-    result = parse(0)
-    if any(not re.fullmatch(r"[a-z_]+", key) for key in result):
-        raise ValueError("bad field name")
-    return result
+    "children": {"id": None, "media_url": None}}``. Raises ValueError on bad braces (and
+    on field modifiers, which this fake does not take)."""
+    return _parse_graph_fields(spec, allow_modifiers=False)
 
 
-class GraphError(Exception):
-    def __init__(self, code: int, message: str, subcode: int | None = None, status: int = 400,
-                 headers: dict | None = None):
-        super().__init__(message)
-        self.code, self.message, self.subcode, self.status = code, message, subcode, status
-        self.headers = headers or {}
+def _cdn_file(kind: str, key: str) -> tuple[bytes, str]:
+    return (fake_mp4(key), "video/mp4") if kind == "video" else (fake_png(key), "image/png")
 
 
 class FakeInstagram(FakeClock):
@@ -185,10 +154,11 @@ class FakeInstagram(FakeClock):
         self._lock = threading.RLock()
         self._rng = random.Random(f"world:{self.config.seed}")
         self._fault_rng = random.Random(f"faults:{self.config.seed}")
-        self._cdn_secret = f"ig-cdn-{self.config.seed}".encode()
-        self._codes: dict[str, dict] = {}
-        self._tokens: dict[str, dict] = {}   # token -> {"kind": short|long, "issued_at", "expires_at", "scopes", "revoked"}
-        self._hits: collections.deque = collections.deque()
+        self._cdn = SignedCdn(f"ig-cdn-{self.config.seed}".encode(), self.now, self.config.media_url_ttl, _cdn_file)
+        self._store = TokenStore(self.now, prefix="IGAA", short_ttl=SHORT_TTL, long_ttl=LONG_TTL, code_ttl=CODE_TTL)
+        self._tokens = self._store.tokens   # token -> {"kind": short|long, "issued_at", "expires_at", "scopes", "revoked"}
+        self._usage = UsageWindow(self.now, self.config.rate_limit, RATE_WINDOW)
+        self._paging = CursorPaging(default_limit=DEFAULT_LIMIT, max_limit=MAX_LIMIT)
         self._ids = 0
         self.log: collections.deque = collections.deque(maxlen=10_000)   # (method, path, status)
         self.user: dict = {}
@@ -332,63 +302,24 @@ class FakeInstagram(FakeClock):
                     "user_id": self.user["user_id"], "permissions": self._tokens[token]["scopes"]}
 
     def _mint(self, kind: str, scopes: str, issued_at: float | None = None) -> str:
-        token = "IGAA" + secrets.token_urlsafe(40).replace("-", "Z").replace("_", "Y")
-        issued = self.now() if issued_at is None else issued_at
-        self._tokens[token] = {"kind": kind, "issued_at": issued, "scopes": scopes, "revoked": False,
-                               "expires_at": issued + (SHORT_TTL if kind == "short" else LONG_TTL)}
-        return token
+        return self._store.mint(kind, scopes, issued_at)
 
     def expire_tokens(self) -> None:
         with self._lock:
-            for record in self._tokens.values():
-                record["expires_at"] = min(record["expires_at"], self.now() - 1)
+            self._store.expire_all()
 
     def revoke_all(self) -> None:
         with self._lock:
-            for record in self._tokens.values():
-                record["revoked"] = True
+            self._store.revoke_all()
 
     def token_info(self, token: str) -> dict | None:
-        return self._tokens.get(token)
+        return self._store.info(token)
 
     # ------------------------------------------------------------------ CDN links
 
-    def _sign(self, path: str, expires: int) -> str:
-        return "00_" + hmac.new(self._cdn_secret, f"{path}:{expires}".encode(), hashlib.sha256).hexdigest()[:32]
-
     def _cdn_url(self, kind: str, ident: str) -> str:
-        key = hmac.new(self._cdn_secret, f"{kind}:{ident}".encode(), hashlib.sha256).hexdigest()[:24]
-        path = f"/cdn/o1/{key}.mp4" if kind == "video" else f"/cdn/v/{key}_n.jpg"
-        expires = int(self.now()) + self.config.media_url_ttl
-        return f"{self.base_url}{path}?{urlencode({'_nc_cat': 1, 'oh': self._sign(path, expires), 'oe': format(expires, 'X')})}"
-
-    def _cdn(self, request: httpx.Request) -> httpx.Response:
-        path = request.url.path
-        image = re.fullmatch(r"/cdn/v/([0-9a-f]{24})_n\.jpg", path)
-        video = re.fullmatch(r"/cdn/o1/([0-9a-f]{24})\.mp4", path)
-        if request.method not in ("GET", "HEAD") or not (image or video):
-            return httpx.Response(404, content=b"Not Found")
-        expires_hex, signature = request.url.params.get("oe", ""), request.url.params.get("oh", "")
-        try:
-            expires = int(expires_hex, 16)
-        except ValueError:
-            return httpx.Response(403, content=b"Bad URL hash")
-        if not hmac.compare_digest(signature, self._sign(path, expires)):
-            return httpx.Response(403, content=b"Bad URL hash")
-        if expires < self.now():
-            return httpx.Response(403, content=b"URL signature expired")
-        if image:
-            body, mime = fake_png(image.group(1)), "image/png"
-        else:
-            assert video is not None   # one of the two matched (checked above)
-            body, mime = fake_mp4(video.group(1)), "video/mp4"
-        # Resume support: a plain "bytes=N-" range.
-        match = re.fullmatch(r"bytes=(\d+)-", request.headers.get("range", "").strip())
-        if match and int(match.group(1)) < len(body):
-            start = int(match.group(1))
-            return httpx.Response(206, content=body[start:], headers={
-                "Content-Type": mime, "Content-Range": f"bytes {start}-{len(body) - 1}/{len(body)}"})
-        return httpx.Response(200, content=body, headers={"Content-Type": mime, "Accept-Ranges": "bytes"})
+        self._cdn.ttl = self.config.media_url_ttl   # a knob tests may turn after construction
+        return self._cdn.url(self.base_url, kind, ident)
 
     # ------------------------------------------------------------------ rendering
 
@@ -453,87 +384,30 @@ class FakeInstagram(FakeClock):
                 if comment.get("parent_id"):
                     out[name] = comment["parent_id"]
             elif name == "replies":
-                replies = sorted(comment.get("replies", []), key=lambda r: (r["timestamp"], r["id"]))
+                replies = comment.get("replies", [])
                 if replies:
-                    limit = self.config.replies_expansion_limit
                     sub_fields = sub or {"id": None, "text": None, "timestamp": None}
-                    page: dict = {"data": [self._render_comment(r, sub_fields, token) for r in replies[:limit]]}
-                    if len(replies) > limit:
-                        after = self._cursor(replies[limit - 1])
-                        page["paging"] = {"cursors": {"before": self._cursor(replies[0]), "after": after},
-                                          "next": self._next_url(f"/{comment['id']}/replies", token,
-                                                                 ",".join(sub_fields), limit, after)}
-                    out[name] = page
+                    out[name] = self._paging.expansion(
+                        replies, partial(self._render_comment, fields=sub_fields, token=token),
+                        limit=self.config.replies_expansion_limit, base_url=self.base_url,
+                        edge=f"/{comment['id']}/replies", token=token, fields=",".join(sub_fields))
             elif name in comment:
                 out[name] = comment[name]
         return out
 
-    @staticmethod
-    def _cursor(item: dict) -> str:
-        return base64.b64encode(f"QVFI:{item['timestamp']}:{item['id']}".encode()).decode().rstrip("=")
-
-    @staticmethod
-    def _uncursor(cursor: str) -> tuple[int, str]:
-        try:
-            text = base64.b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-            tag, stamp, ident = text.split(":")
-            if tag != "QVFI":
-                raise ValueError
-            return int(stamp), ident
-        except Exception:
-            raise GraphError(100, "Invalid parameter: the after/before cursor is not valid") from None
-
-    def _next_url(self, edge: str, token: str, fields: str, limit: int, after: str) -> str:
-        query = urlencode({"access_token": token, "fields": fields, "limit": limit, "after": after})
-        return f"{self.base_url}/v23.0{edge}?{query}"
-
     def _page(self, request: httpx.Request, items: list[dict], render, edge: str, token: str,
               newest_first: bool = True) -> dict:
         """Keyset paging over ``items`` by (timestamp, id) with opaque cursors."""
-        q = request.url.params
-        try:
-            limit = int(q.get("limit") or DEFAULT_LIMIT)
-        except ValueError:
-            raise GraphError(100, "Invalid parameter: limit must be an integer") from None
-        if not 1 <= limit <= MAX_LIMIT:
-            raise GraphError(100, f"Invalid parameter: limit must be between 1 and {MAX_LIMIT}")
-        ordered = sorted(items, key=lambda i: (i["timestamp"], i["id"]), reverse=newest_first)
-        keys = [(i["timestamp"], i["id"]) for i in ordered]
-        start, end = 0, None
-        if q.get("after"):
-            key = self._uncursor(q["after"])
-            start = sum(1 for k in keys if (k > key if newest_first else k < key) or k == key)
-        elif q.get("before"):
-            key = self._uncursor(q["before"])
-            end = sum(1 for k in keys if (k > key if newest_first else k < key))
-            start = max(0, end - limit)
-        chunk = ordered[start:start + limit] if end is None else ordered[start:end]
-        body: dict = {"data": [render(i) for i in chunk]}
-        if chunk:
-            paging: dict = {"cursors": {"before": self._cursor(chunk[0]), "after": self._cursor(chunk[-1])}}
-            if start + len(chunk) < len(ordered):
-                paging["next"] = self._next_url(edge, token, q.get("fields", ""), limit, self._cursor(chunk[-1]))
-            if start > 0:
-                paging["previous"] = (f"{self.base_url}/v23.0{edge}?" + urlencode(
-                    {"access_token": token, "fields": q.get("fields", ""), "limit": limit,
-                     "before": self._cursor(chunk[0])}))
-            body["paging"] = paging
-        return body
+        return self._paging.page(request.url.params, items, render, base_url=self.base_url, edge=edge,
+                                 token=token, newest_first=newest_first)
 
     # ------------------------------------------------------------------ responses
 
     def _json(self, status: int, body: dict, headers: dict | None = None) -> httpx.Response:
-        return httpx.Response(status, headers={"Content-Type": "application/json", **(headers or {})},
-                              content=json.dumps(body).encode())
+        return json_response(status, body, headers)
 
     def _error(self, error: GraphError, headers: dict | None = None) -> httpx.Response:
-        envelope = {"message": error.message, "type": self.config.error_type, "code": error.code,
-                    "fbtrace_id": secrets.token_urlsafe(12)}
-        if error.subcode is not None:
-            envelope["error_subcode"] = error.subcode
-        if error.code in (1, 2):
-            envelope["is_transient"] = True
-        return self._json(error.status, {"error": envelope}, {**(headers or {}), **error.headers})
+        return error_response(error, error_type=self.config.error_type, headers=headers)
 
     @staticmethod
     def _html(status: int, text: str) -> httpx.Response:
@@ -541,18 +415,8 @@ class FakeInstagram(FakeClock):
                               content=f"<html><body><p>{text}</p></body></html>".encode())
 
     def _usage_headers(self) -> dict[str, str]:
-        now = self.now()
-        while self._hits and self._hits[0] <= now - RATE_WINDOW:
-            self._hits.popleft()
-        percent = int(100 * len(self._hits) / max(1, self.config.rate_limit))
-        regain = 0
-        if len(self._hits) >= self.config.rate_limit and self._hits:
-            regain = max(1, math.ceil((self._hits[0] + RATE_WINDOW - now) / 60))
-        business = {self.user["user_id"]: [{"type": "instagram", "call_count": percent, "total_cputime": percent // 2,
-                                            "total_time": percent // 2, "estimated_time_to_regain_access": regain}]}
-        return {"X-App-Usage": json.dumps({"call_count": percent, "total_time": percent // 2,
-                                           "total_cputime": percent // 2}),
-                "X-Business-Use-Case-Usage": json.dumps(business)}
+        self._usage.limit = self.config.rate_limit   # a knob tests may turn after construction
+        return self._usage.headers(business_id=self.user["user_id"], business_type="instagram")
 
     # ------------------------------------------------------------------ dispatch
 
@@ -571,7 +435,7 @@ class FakeInstagram(FakeClock):
     def _dispatch(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
         if path.startswith("/cdn/"):
-            return self._cdn(request)
+            return self._cdn.handle(request)
         if path == "/oauth/authorize":
             return self._authorize(request)
         if path == "/oauth/access_token":
@@ -607,9 +471,7 @@ class FakeInstagram(FakeClock):
             return httpx.Response(302, headers={"Location": f"{redirect_uri}?{urlencode(query)}"})
         allowed = set(self.config.granted_scopes.split(","))
         granted = [s for s in requested if s in allowed]
-        code = "AQB" + secrets.token_urlsafe(60)
-        self._codes[code] = {"redirect_uri": redirect_uri, "scopes": ",".join(granted), "used": False,
-                             "expires_at": self.now() + CODE_TTL}
+        code = self._store.new_code(redirect_uri, ",".join(granted))
         # Meta appends "#_" to the redirect: not part of the code.
         return httpx.Response(302, headers={"Location": f"{redirect_uri}?{urlencode({'code': code, **state})}#_"})
 
@@ -628,13 +490,10 @@ class FakeInstagram(FakeClock):
             return self._oauth_error("Invalid Client Secret")
         if form.get("grant_type") != "authorization_code":
             return self._oauth_error("Invalid grant_type")
-        code = self._codes.get(form.get("code", ""))
-        if code is None or code["used"] or code["expires_at"] <= self.now():
-            return self._oauth_error("This authorization code has been used or has expired")
-        if form.get("redirect_uri") != code["redirect_uri"]:
-            return self._oauth_error("Error validating verification code. Please make sure your redirect_uri is "
-                                     "identical to the one you used in the OAuth dialog request")
-        code["used"] = True
+        try:
+            code = self._store.take_code(form.get("code", ""), form.get("redirect_uri"))
+        except CodeRefused as refused:
+            return self._oauth_error(str(refused))
         token = self._mint("short", code["scopes"])
         if self.config.code_response == "flat":
             return self._json(200, {"access_token": token, "user_id": int(self.user["user_id"])})
@@ -642,15 +501,7 @@ class FakeInstagram(FakeClock):
                                           "permissions": code["scopes"]}]})
 
     def _token_record(self, token: str) -> dict:
-        record = self._tokens.get(token)
-        if record is None:
-            raise GraphError(190, "Invalid OAuth access token - Cannot parse access token", 467)
-        if record["revoked"]:
-            raise GraphError(190, "Error validating access token: The user has not authorized application.", 460)
-        if record["expires_at"] <= self.now():
-            stamp = _dt.datetime.fromtimestamp(record["expires_at"], _dt.timezone.utc).strftime("%A, %d-%b-%y %H:%M:%S UTC")
-            raise GraphError(190, f"Error validating access token: Session has expired on {stamp}.", 463)
-        return record
+        return self._store.record(token)
 
     def _long_lived(self, request: httpx.Request) -> httpx.Response:
         q = request.url.params
@@ -685,23 +536,17 @@ class FakeInstagram(FakeClock):
     # ------------------------------------------------------------------ data
 
     def _caller_token(self, request: httpx.Request) -> str:
-        token = request.url.params.get("access_token")
-        header = request.headers.get("authorization", "")
-        if not token and self.config.bearer_supported and header.startswith("Bearer "):
-            token = header[len("Bearer "):].strip()
-        if not token:
-            raise GraphError(190, "An active access token must be used to query information about the current user.")
-        return token
+        return caller_token(request, bearer_supported=self.config.bearer_supported)
 
     def _data(self, request: httpx.Request, path: str) -> httpx.Response:
         token = self._caller_token(request)
         record = self._token_record(token)
         headers = self._usage_headers()
-        if len(self._hits) >= self.config.rate_limit:
+        if self._usage.full():
             code = self.config.throttle_code
             raise GraphError(code, THROTTLE_MESSAGES.get(code, "Rate limit reached"),
                              status=self.config.throttle_status, headers=headers)
-        self._hits.append(self.now())
+        self._usage.hit()
         headers = self._usage_headers()
         if self.config.fail_rate and self._fault_rng.random() < self.config.fail_rate:
             raise GraphError(2, "An unexpected error has occurred. Please retry your request later.", status=500,
