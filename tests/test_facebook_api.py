@@ -13,6 +13,7 @@ from typing import Callable
 
 import httpx
 import pytest
+from tiktok_sync_harness import ticking_clock
 
 from archiver.archive import Archive
 from archiver.config import AccountConfig, Config
@@ -23,7 +24,6 @@ from archiver.sync.jobs import Workspace, run_export
 from archiver_connectors.facebook import FacebookConnector
 from archiver_connectors.facebook.api import DAY, FacebookApi, FacebookTokens, comment_from, post_from
 from archiver_connectors.facebook.sim.fake import FakeFacebook, FakeFacebookConfig
-from tiktok_sync_harness import ticking_clock
 
 BASE_URL = "http://127.0.0.1:8797"   # never contacted: MockTransport answers in-process
 ACCOUNT = "main"
@@ -104,7 +104,7 @@ class FacebookHarness:
     def rows(self, sql: str, *params) -> list[dict]:
         cursor = self.archive.db.execute(sql, list(params))
         names = [c[0] for c in cursor.description]
-        return [dict(zip(names, row)) for row in cursor.fetchall()]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def value(self, sql: str, *params):
         return self.archive.db.execute(sql, list(params)).fetchone()[0]
@@ -463,7 +463,9 @@ def test_profile_account_archives_own_posts_as_the_export_will_name_them(tmp_pat
     # Ten days left of the 60: the run says when it runs out, and what to do.
     notes = [line for line in result["summary"] if "runs out" in line]
     assert len(notes) == 1 and "archiver auth facebook --account main" in notes[0]
-    assert "export" in FacebookConnector.export_only_holds or "friends" in FacebookConnector.export_only_holds
+    # Reminders to request the export: for a profile, never for a Page.
+    assert "friends" in FacebookConnector.export_only_holds_for({})
+    assert FacebookConnector.export_only_holds_for({"page": "Roof Cam Studio"}) == ""
 
 
 def test_profile_and_page_accounts_refuse_a_record_stored_for_the_other_kind(tmp_path):

@@ -36,14 +36,22 @@ class FacebookConnector(Connector):
     config_options = (
         Option("page", "The Facebook Page this account archives, by id or name (leave it out for your own profile)."),
     )
-    export_only_holds = ("a profile's comments by others, friends, followers and following (the API gives "
-                         "a profile's own posts only; a Page's archive needs no export)")
+    # A profile's export (a Page's archive needs none: export_only_holds_for).
+    export_only_holds = ("friends, followers and following lists, and the comments and reactions you gave "
+                         "(the API gives a profile's own posts only)")
     manual_export_steps = (
         "In Facebook (app or web): Accounts Center → Your information and permissions → Download your "
         "information → Download or transfer information → your Facebook profile → All available information → "
         "Download to device → Date range: All time, Format: JSON → Create files. When the zip (or its parts) "
-        "is ready, download it and run `archiver import <file>` (or drop it in the inbox folder). It is the "
-        "only source of your friends, followers, following and of comments others wrote on your posts.")
+        "is ready, download it and run `archiver import <file>` (or drop it in the inbox folder; keep the "
+        "parts of one download together in one folder). It is the only source of your friends, followers, "
+        "following and of the comments you wrote. Comments others wrote on your profile's posts are in "
+        "neither the API nor the export.")
+
+    @classmethod
+    def export_only_holds_for(cls, options) -> str:
+        """A Page's API gives all there is to archive of it: no export reminder for a Page."""
+        return "" if (options or {}).get("page") else cls.export_only_holds
 
     # -- plumbing --------------------------------------------------------------------
     @property
@@ -303,19 +311,20 @@ class _PostWalk:
         from archiver_connectors.facebook.api import post_from
 
         post = post_from(item, self.api.refresher, self.api.video_source, public=self.page)
+        post_id = str(post.native_id)
         note = post.raw.get("archiver_note")
-        if note and post.native_id not in self._stored_counts:
-            self.ctx.report(f"post {post.native_id}", note)
+        if note and post_id not in self._stored_counts:   # said once, when the post first arrives
+            self.ctx.report(f"post {post_id}", note)
         if not self.page:
-            return [post]   # a profile's API gives no comments by others (notes §0): the export has them
-        count, known = post.comment_count, post.native_id in self._stored_counts
-        stored = self._stored_counts.get(post.native_id)
+            return [post]   # a profile's API gives no comments by others (notes §0)
+        count, known = post.comment_count, post_id in self._stored_counts
+        stored = self._stored_counts.get(post_id)
         if count == 0 and not stored:
             return [post]   # none now and none archived: nothing to ask for
         every = self.ctx.full if every_comment is None else every_comment
         # Comments are read for new posts, changed counts, or every post in --full.
         if every or not known or stored != count:
-            return [post, *self._comments(str(post.native_id))]
+            return [post, *self._comments(post_id)]
         return [post]
 
     def _say_once(self, key: str, message: str) -> None:

@@ -265,12 +265,12 @@ class FakeFacebook(FakeClock):
         self.person = {"id": self._new_id(16), "name": f"{rng.choice(FIRST)} {rng.choice(LAST)}"}
         self.people = [{"id": self._new_id(16), "name": f"{rng.choice(FIRST)} {rng.choice(LAST)} {i}"}
                        for i in range(12)]
-        main = {"id": self._new_id(15), "name": "Roof Cam Studio", "username": "roofcamstudio",
+        main: dict[str, Any] = {"id": self._new_id(15), "name": "Roof Cam Studio", "username": "roofcamstudio",
                 "about": "Sunsets from the roof, every week.", "category": "Photographer",
                 "followers_count": self.config.followers, "fan_count": self.config.fans,
                 "tasks": list(TASKS) if self.config.moderate else ["ANALYZE", "ADVERTISE", "CREATE_CONTENT"],
                 "cover_version": 1, "picture_version": 1, "posts": [], "role": True}
-        side = {"id": self._new_id(15), "name": "Harbour Market Stall", "username": None,
+        side: dict[str, Any] = {"id": self._new_id(15), "name": "Harbour Market Stall", "username": None,
                 "about": "Fresh fish on Saturdays.", "category": "Local business", "followers_count": 7,
                 "fan_count": 6, "tasks": list(TASKS), "cover_version": 1, "picture_version": 1, "posts": [],
                 "role": True}
@@ -506,8 +506,16 @@ class FakeFacebook(FakeClock):
     def _sign(self, path: str, expires: int) -> str:
         return "00_" + hmac.new(self._cdn_secret, f"{path}:{expires}".encode(), hashlib.sha256).hexdigest()[:32]
 
+    def _cdn_key(self, kind: str, ident: str) -> str:
+        return hmac.new(self._cdn_secret, f"{kind}:{ident}".encode(), hashlib.sha256).hexdigest()[:24]
+
+    def file_bytes(self, kind: str, ident: str) -> bytes:
+        """The bytes the CDN serves for ``cdn_url(kind, ident)``."""
+        key = self._cdn_key(kind, ident)
+        return fake_mp4(key) if kind == "video" else fake_png(key)
+
     def cdn_url(self, kind: str, ident: str) -> str:
-        key = hmac.new(self._cdn_secret, f"{kind}:{ident}".encode(), hashlib.sha256).hexdigest()[:24]
+        key = self._cdn_key(kind, ident)
         path = f"/cdn/o1/{key}.mp4" if kind == "video" else f"/cdn/v/{key}_n.jpg"
         expires = int(self.now()) + self.config.media_url_ttl
         return (f"{self.base_url}{path}?"
@@ -832,6 +840,7 @@ class FakeFacebook(FakeClock):
                 self._check_attachment_fields(field.sub)
 
     def _render_user(self, fields: dict[str, Field]) -> dict:
+        fields = {"id": Field(), **fields}   # a node always comes with its id
         full = {"id": self.person["id"], "name": self.person["name"],
                 "first_name": self.person["name"].split()[0], "last_name": self.person["name"].split()[-1],
                 "link": f"https://www.facebook.com/app_scoped_user_id/{self.person['id']}/",
@@ -840,6 +849,7 @@ class FakeFacebook(FakeClock):
         return {name: full[name] for name in fields if name in full}
 
     def _render_page(self, page: dict, fields: dict[str, Field]) -> dict:
+        fields = {"id": Field(), **fields}   # a node always comes with its id
         out: dict[str, Any] = {}
         for name in fields:
             if name == "picture":
@@ -867,6 +877,7 @@ class FakeFacebook(FakeClock):
         return out
 
     def _render_video(self, post: dict, part: dict, fields: dict[str, Field]) -> dict:
+        fields = {"id": Field(), **fields}   # a node always comes with its id
         full = {"id": part["id"], "source": self.cdn_url("video", part["id"]),
                 "picture": self.cdn_url("image", f"thumb:{part['id']}"), "length": 12.5,
                 "created_time": _iso(post["created_time"]),
@@ -926,6 +937,7 @@ class FakeFacebook(FakeClock):
         return out
 
     def _render_post(self, post: dict, fields: dict[str, Field], token: str) -> dict:
+        fields = {"id": Field(), **fields}   # a node always comes with its id
         out: dict[str, Any] = {}
         owner = self._owner_of(post)
         for name, field in fields.items():
@@ -992,6 +1004,7 @@ class FakeFacebook(FakeClock):
         return body
 
     def _render_comment(self, comment: dict, fields: dict[str, Field], post: dict) -> dict:
+        fields = {"id": Field(), **fields}   # a node always comes with its id
         moderator = self.config.moderate or post["profile"]
         out: dict[str, Any] = {}
         for name, field in fields.items():
@@ -1111,13 +1124,44 @@ def serve(fake: FakeFacebook, host: str = "127.0.0.1", port: int = 0):
         500, json={"error": {"message": f"fake crashed: {type(error).__name__}", "type": "OAuthException", "code": 1}}))
 
 
-def write_matching_export(fake: FakeFacebook, path: str) -> Path:
-    """The person's "Download your information" export as Meta would build it now: the
-    profile's posts (same seconds and texts, so each merges with its API row), friends'
-    comments the API withholds, friends, followers and following names."""
-    from archiver_connectors.facebook.sim.export import export_world_of, write_export
+def export_world_of(fake: FakeFacebook):
+    """The person's "Download your information" export world as Meta would build it from
+    the fake's world now (facebook/sim/export.py's FacebookExportWorld): the profile's
+    posts at the same seconds with the same texts (so each merges with its API row) and
+    the same photo bytes the CDN serves, the comments the person wrote, friends (the fake's
+    people), followers and following — names only, as the export gives them."""
+    from archiver_connectors.facebook.sim.export import (
+        ExportComment,
+        ExportMedia,
+        ExportPerson,
+        ExportPost,
+        FacebookExportWorld,
+    )
 
-    return write_export(Path(path).expanduser(), export_world_of(fake))
+    with fake._lock:
+        owner = fake.person["name"]
+        world = FacebookExportWorld(owner_name=owner, username=owner.lower().replace(" ", "."),
+                                    exported_at=int(fake.now()))
+        for post in sorted(fake.profile_posts, key=lambda p: p["created_time"]):
+            media = [ExportMedia(f"{part['id']}_n_{part['id']}.jpg", fake.file_bytes("image", f"photo:{part['id']}"))
+                     for part in post["parts"] if part["kind"] == "photo"]
+            world.posts.append(ExportPost(post["created_time"], post["message"], media=media,
+                                          link=(post["link"] or {}).get("url")))
+            world.comments += [ExportComment(c["created_time"], c["message"], on=owner)
+                               for c in post["comments"] if c["from"]["id"] == fake.person["id"]]
+        since = 1_600_000_000
+        world.friends = [ExportPerson(p["name"], since + 86_400 * n) for n, p in enumerate(fake.people)]
+        world.followers = [ExportPerson(p["name"], since + 3 * 86_400 * n) for n, p in enumerate(fake.people[:4])]
+        world.following = [ExportPerson(page["name"], since + 86_400 * n) for n, page in enumerate(fake.pages)]
+    return world
+
+
+def write_matching_export(fake: FakeFacebook, path: str) -> Path:
+    """Write ``export_world_of(fake)`` at ``path`` (a .zip, or a folder for any other name)."""
+    from archiver_connectors.facebook.sim.export import write_export
+
+    target = Path(path).expanduser()
+    return write_export(target, export_world_of(fake), zipped=target.suffix == ".zip")
 
 
 def main(argv: list[str] | None = None) -> None:
