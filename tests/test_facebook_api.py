@@ -217,6 +217,27 @@ def test_incremental_run_fetches_new_posts_and_changed_comments_only(tmp_path):
     assert talked_about["id"] in asked and asked <= {talked_about["id"], new["id"]}
 
 
+@pytest.mark.parametrize("since_supported", [True, False])
+def test_recent_posts_below_the_first_page_get_fresh_counts_and_new_comments(tmp_path, since_supported):
+    h = FacebookHarness(tmp_path, FakeFacebookConfig(posts=6, comments_max=1, replies_max=0, seed=22,
+                                                     since_supported=since_supported))
+    now = int(time.time())
+    young = [h.fake.add_post("status", created_time=now - 3600 * (9 - n)) for n in range(9)]   # 9 this week
+    assert h.run()["status"] == "ok"
+    counted, talked_about = young[1], young[2]             # below the first page (5 a page)
+    counted["reactions"] += 7
+    fresh = h.fake.add_comment(talked_about["id"], "late to the party", author=h.fake.people[1])
+    mark = len(h.requests)
+    result = h.run()
+    assert result["status"] == "ok", result
+    samples = h.rows("SELECT like_count FROM post_metrics WHERE post_id=? ORDER BY observed_at", counted["id"])
+    assert [s["like_count"] for s in samples][-1] == counted["reactions"] and len(samples) == 2
+    assert h.value("SELECT count(*) FROM comments WHERE comment_id=?", fresh["id"]) == 1
+    listing = h.sent(h.listing_path, mark)
+    # The listing's one known page, then the young posts again down to 30 days back: no more.
+    assert len(listing) <= 4 and any("since" in r.url.params for r in listing)
+
+
 def test_a_run_cut_off_mid_listing_resumes_from_its_cursor(tmp_path):
     h = FacebookHarness(tmp_path, FakeFacebookConfig(posts=17, comments_max=1, replies_max=0, seed=5))
     listed = []
@@ -372,6 +393,16 @@ def test_a_page_token_that_died_mid_run_keeps_what_was_written_and_says_reauth(t
     assert len(h.post_ids()) == 5
     if how == "password":
         assert "190/460" in result["message"]
+
+
+def test_a_page_that_vanished_loses_nothing(tmp_path):
+    h = FacebookHarness(tmp_path, FakeFacebookConfig(posts=6, comments_max=1, seed=21))
+    assert h.run(full=True)["status"] == "ok"
+    before = h.value("SELECT count(*) FROM posts")
+    h.fake.delete_page()
+    result = h.run(full=True)
+    assert result["status"] == "failed" and result["failure_kind"] == "gone", result
+    assert h.value("SELECT count(*) FROM posts WHERE deleted_at IS NULL") == before == 6
 
 
 def test_an_expired_profile_token_asks_for_auth_without_calling_facebook(tmp_path):

@@ -135,10 +135,15 @@ class FacebookConnector(Connector):
         tokens.save(record)
         permissions = record.get("permissions") or "(not reported)"
         if kind == "page":
+            comments = "" if not granted or "pages_read_user_content" in granted else (
+                " Without pages_read_user_content the comments on the Page's posts are not archived: run this "
+                "command again and allow it to have them.")
+            moderate = "" if "MODERATE" in (record.get("tasks") or ["MODERATE"]) else (
+                " You lack the MODERATE task on the Page: Facebook gives its comments without their ids.")
             return (f"Facebook Page {record['page_name']!r} ({record['page_id']}) authorized for account "
                     f"{account!r} as {record.get('user_name')} with permissions {permissions}. Its Page token has "
                     "no expiry date, but dies when you change your Facebook password, lose your role on the Page "
-                    "or remove the app: then run `archiver auth facebook` again.")
+                    f"or remove the app: then run `archiver auth facebook` again.{comments}{moderate}")
         return (f"Facebook profile {record.get('user_name')!r} authorized for account {account!r} with permissions "
                 f"{permissions}; the token is valid until {iso_utc(record['expires_at'])}. Facebook cannot renew "
                 f"it: run `archiver auth facebook --account {account}` again before then (runs remind you from "

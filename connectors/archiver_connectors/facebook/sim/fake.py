@@ -56,16 +56,11 @@ person's MODERATE task on the Page; without it comments come without ``id``),
 from __future__ import annotations
 
 import argparse
-import base64
 import collections
-import datetime as _dt
-import hashlib
 import hmac
-import json
 import math
 import random
 import re
-import secrets
 import threading
 import time
 from dataclasses import dataclass
@@ -76,6 +71,20 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 
 from archiver.sim.server import FakeClock
+from archiver_connectors.meta.sim.graph import (
+    CodeRefused,
+    CursorPaging,
+    Fields,
+    GraphError,
+    SignedCdn,
+    TokenStore,
+    UsageWindow,
+    caller_token,
+    error_response,
+    graph_time,
+    json_response,
+    parse_fields,
+)
 from archiver_connectors.tiktok.sim.fake import fake_mp4, fake_png
 
 GRAPH_VERSION = "v25.0"
@@ -83,7 +92,8 @@ SHORT_TTL = 3600
 LONG_TTL = 60 * 86400
 CODE_TTL = 600
 RATE_WINDOW = 3600.0
-DEFAULT_LIMIT, MAX_LIMIT = 25, 100
+DEFAULT_LIMIT = 25
+NEVER = math.inf   # the expiry of a Page token made from a long-lived user token
 PERMISSIONS = ("public_profile", "email", "pages_show_list", "pages_read_engagement", "pages_read_user_content",
                "read_insights", "user_posts", "user_photos", "user_videos", "user_friends")
 TASKS = ("ANALYZE", "ADVERTISE", "MODERATE", "CREATE_CONTENT", "MANAGE")
@@ -149,69 +159,12 @@ class FakeFacebookConfig:
                            "user_posts,user_photos,user_videos")
 
 
-def _iso(epoch: float) -> str:
-    return _dt.datetime.fromtimestamp(epoch, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+0000")
-
-
-# --------------------------------------------------------------------------- fields
-
-
-@dataclass
-class Field:
-    """One requested field: ``sub`` its ``{...}`` sub-fields (None: none given), ``mods``
-    its ``.name(arg)`` modifiers (``summary``, ``limit``, ``type``)."""
-
-    sub: dict[str, "Field"] | None = None
-    mods: dict[str, str] | None = None
-
-
-def parse_fields(spec: str) -> dict[str, Field]:
-    """``"id,reactions.summary(total_count).limit(0),attachments{media,subattachments{media}}"``
-    -> ``{name: Field}``. Raises ValueError on bad syntax."""
-    pos = 0
-
-    def parse(level: int) -> dict[str, Field]:
-        nonlocal pos
-        found: dict[str, Field] = {}
-        while pos < len(spec):
-            match = re.compile(r"\s*([a-z_]+)\s*").match(spec, pos)
-            if not match:
-                raise ValueError(f"bad field at {pos}")
-            name, pos = match.group(1), match.end()
-            field = Field()
-            while pos < len(spec) and spec[pos] == ".":
-                mod = re.compile(r"\.([a-z_]+)\(([^()]*)\)").match(spec, pos)
-                if not mod:
-                    raise ValueError(f"bad modifier at {pos}")
-                field.mods = {**(field.mods or {}), mod.group(1): mod.group(2)}
-                pos = mod.end()
-            if pos < len(spec) and spec[pos] == "{":
-                pos += 1
-                field.sub = parse(level + 1)
-                if pos >= len(spec) or spec[pos] != "}":
-                    raise ValueError("unbalanced {")
-                pos += 1
-            found[name] = field
-            if pos < len(spec) and spec[pos] == ",":
-                pos += 1
-                continue
-            if pos < len(spec) and spec[pos] == "}":
-                if level == 0:
-                    raise ValueError("unbalanced }")
-                return found
-        if level:
-            raise ValueError("unbalanced {")
-        return found
-
-    return parse(0) if spec.strip() else {}
-
-
-class GraphError(Exception):
-    def __init__(self, code: int, message: str, subcode: int | None = None, status: int = 400,
-                 headers: dict | None = None):
-        super().__init__(message)
-        self.code, self.message, self.subcode, self.status = code, message, subcode, status
-        self.headers = headers or {}
+def with_id(fields: Fields) -> Fields:
+    """``fields`` with ``id`` first: a node always comes with its id (notes §7)."""
+    out = Fields(id=None)
+    out.update(fields)
+    out.modifiers = dict(fields.modifiers)
+    return out
 
 
 def _nonexisting(name: str, node: str) -> GraphError:
@@ -236,14 +189,18 @@ class FakeFacebook(FakeClock):
         self._lock = threading.RLock()
         self._rng = random.Random(f"world:{self.config.seed}")
         self._fault_rng = random.Random(f"faults:{self.config.seed}")
-        self._cdn_secret = f"fb-cdn-{self.config.seed}".encode()
-        self._codes: dict[str, dict] = {}
-        # token -> {"kind": short|long|page, "page_id", "user_token" (a Page token's origin),
-        #           "issued_at", "expires_at" (None: never), "scopes", "password_epoch", "dead"}
-        self._tokens: dict[str, dict] = {}
+        self.cdn = SignedCdn(f"fb-cdn-{self.config.seed}".encode(), self.now, self.config.media_url_ttl,
+                             lambda kind, key: (fake_mp4(key), "video/mp4") if kind == "video"
+                             else (fake_png(key), "image/png"))
+        # Codes, and tokens: {"kind": short|long|page, "scopes", "issued_at", "expires_at"
+        # (NEVER for a Page token of a long-lived user token), "page_id", "user_token" (a
+        # Page token's origin), "password_epoch", "dead" (why it died: (subcode, message))}.
+        self.tokens = TokenStore(self.now, prefix="EAAB", short_ttl=self.config.short_ttl,
+                                 long_ttl=self.config.long_ttl, code_ttl=CODE_TTL, code_prefix="AQD")
         self._page_tokens: dict[tuple[str, str], str] = {}   # (user token, page id) -> Page token
         self._password_epoch = 0
-        self._hits: collections.deque = collections.deque()
+        self.usage = UsageWindow(self.now, self.config.rate_limit, self.config.rate_window)
+        self.paging = CursorPaging(default_limit=DEFAULT_LIMIT, version=GRAPH_VERSION)
         self._blocked = 0
         self._ids = 0
         self.log: collections.deque = collections.deque(maxlen=10_000)   # (method, path, status)
@@ -411,24 +368,16 @@ class FakeFacebook(FakeClock):
 
     # ------------------------------------------------------------------ tokens
 
-    def _mint(self, kind: str, scopes: str, *, page_id: str | None = None, user_token: str | None = None,
-              issued_at: float | None = None, expires_at: float | None | str = "default") -> str:
-        token = ("EAAG" if kind == "page" else "EAAB") + secrets.token_urlsafe(48).replace("-", "Z").replace("_", "Y")
-        issued = self.now() if issued_at is None else issued_at
-        if expires_at == "default":
-            expires_at = issued + (self.config.short_ttl if kind == "short" else self.config.long_ttl)
-        self._tokens[token] = {"kind": kind, "page_id": page_id, "user_token": user_token, "issued_at": issued,
-                               "expires_at": expires_at, "scopes": scopes, "dead": None,
-                               "password_epoch": self._password_epoch}
-        return token
+    def _mint(self, kind: str, scopes: str, *, issued_at: float | None = None, **extra) -> str:
+        return self.tokens.mint(kind, scopes, issued_at=issued_at, page_id=None, user_token=None, dead=None,
+                                password_epoch=self._password_epoch, **extra)
 
     def issue_user_token(self, scopes: str | None = None, *, age: float = 0.0, kind: str = "long") -> dict:
         """A user token as a finished Facebook Login leaves it (``kind`` long or short),
         ``age`` seconds old: the fb_exchange_token answer."""
         with self._lock:
             token = self._mint(kind, scopes or self.config.granted_scopes, issued_at=self.now() - age)
-            return {"access_token": token, "token_type": "bearer",
-                    "expires_in": int(self._tokens[token]["expires_at"] - self.now())}
+            return {"access_token": token, "token_type": "bearer", "expires_in": self.tokens.expires_in(token)}
 
     def page_token_for(self, user_token: str, page_id: str | None = None) -> str:
         """The Page token /me/accounts gives this user token for a Page (one per pair)."""
@@ -436,17 +385,19 @@ class FakeFacebook(FakeClock):
             page = self.page(page_id)
             key = (user_token, page["id"])
             if key not in self._page_tokens:
-                user = self._tokens[user_token]
-                expires = None if user["kind"] == "long" else user["expires_at"]
-                self._page_tokens[key] = self._mint("page", user["scopes"], page_id=page["id"],
-                                                    user_token=user_token, expires_at=expires)
+                user = self.tokens.tokens[user_token]
+                token = self._mint("page", user["scopes"])
+                self.tokens.tokens[token].update(
+                    page_id=page["id"], user_token=user_token,
+                    expires_at=NEVER if user["kind"] == "long" else user["expires_at"])
+                self._page_tokens[key] = token
             return self._page_tokens[key]
 
     def expire_tokens(self) -> None:
         """Every token has expired (Page tokens of long-lived users have no expiry: 460 kills them)."""
         with self._lock:
-            for record in self._tokens.values():
-                if record["expires_at"] is not None:
+            for record in self.tokens.tokens.values():
+                if record["expires_at"] != NEVER:
                     record["expires_at"] = min(record["expires_at"], self.now() - 1)
 
     def change_password(self) -> None:
@@ -455,17 +406,25 @@ class FakeFacebook(FakeClock):
             self._password_epoch += 1
 
     def remove_app(self) -> None:
+        """The person removed the app: every token dies (190/458)."""
         with self._lock:
-            for record in self._tokens.values():
+            for record in self.tokens.tokens.values():
                 record["dead"] = record["dead"] or (458, "Error validating access token: The user has not "
                                                          "authorized application.")
+
+    revoke_all = remove_app   # as the other fakes name it
+
+    def delete_page(self, page_id: str | None = None) -> None:
+        """The Page is gone: every read of it or its posts is 100/33 (its tokens still parse)."""
+        with self._lock:
+            self.pages.remove(self.page(page_id))
 
     def remove_page_role(self, page_id: str | None = None) -> None:
         """The person lost their role on the Page: its Page tokens die, /me/accounts drops it."""
         with self._lock:
             page = self.page(page_id)
             page["role"] = False
-            for record in self._tokens.values():
+            for record in self.tokens.tokens.values():
                 if record["kind"] == "page" and record["page_id"] == page["id"]:
                     record["dead"] = (None, "Error validating access token: The user is not an administrator, "
                                             "editor, or moderator of this Page.")
@@ -473,7 +432,7 @@ class FakeFacebook(FakeClock):
     def reset_usage(self) -> None:
         """Forget the calls made so far (the rate window starts empty)."""
         with self._lock:
-            self._hits.clear()
+            self.usage.hits.clear()
 
     def block_next(self, calls: int) -> None:
         """The next ``calls`` data calls are refused with 368 (temporarily blocked)."""
@@ -481,13 +440,13 @@ class FakeFacebook(FakeClock):
             self._blocked = calls
 
     def token_info(self, token: str) -> dict | None:
-        return self._tokens.get(token)
+        return self.tokens.info(token)
 
     def _token_record(self, token: str) -> dict:
-        record = self._tokens.get(token)
+        record = self.tokens.info(token)
         if record is None:
-            raise GraphError(190, "Invalid OAuth access token - Cannot parse access token", 467)
-        origin = self._tokens.get(record["user_token"]) if record["user_token"] else record
+            return self.tokens.record(token)   # unknown: 190/467
+        origin = self.tokens.info(record["user_token"]) if record["user_token"] else record
         if record["password_epoch"] < self._password_epoch:
             raise GraphError(190, "Error validating access token: The session has been invalidated because the "
                                   "user changed their password or Facebook has changed the session for security "
@@ -495,53 +454,19 @@ class FakeFacebook(FakeClock):
         for dead in (record["dead"], (origin or {}).get("dead") if record["kind"] == "page" else None):
             if dead:
                 raise GraphError(190, dead[1], dead[0])
-        if record["expires_at"] is not None and record["expires_at"] <= self.now():
-            stamp = _dt.datetime.fromtimestamp(record["expires_at"], _dt.timezone.utc).strftime("%A, %d-%b-%y %H:%M:%S UTC")
-            raise GraphError(190, f"Error validating access token: Session has expired on {stamp}. The current "
-                                  "time is later.", 463)
-        return record
+        return self.tokens.record(token)   # expired: 190/463
 
     # ------------------------------------------------------------------ CDN links
 
-    def _sign(self, path: str, expires: int) -> str:
-        return "00_" + hmac.new(self._cdn_secret, f"{path}:{expires}".encode(), hashlib.sha256).hexdigest()[:32]
-
-    def _cdn_key(self, kind: str, ident: str) -> str:
-        return hmac.new(self._cdn_secret, f"{kind}:{ident}".encode(), hashlib.sha256).hexdigest()[:24]
+    def cdn_url(self, kind: str, ident: str) -> str:
+        """A fresh signed link to the file of ``kind`` ("image" or "video") of ``ident``."""
+        return self.cdn.url(self.base_url, kind, ident)
 
     def file_bytes(self, kind: str, ident: str) -> bytes:
         """The bytes the CDN serves for ``cdn_url(kind, ident)``."""
-        key = self._cdn_key(kind, ident)
-        return fake_mp4(key) if kind == "video" else fake_png(key)
-
-    def cdn_url(self, kind: str, ident: str) -> str:
-        key = self._cdn_key(kind, ident)
-        path = f"/cdn/o1/{key}.mp4" if kind == "video" else f"/cdn/v/{key}_n.jpg"
-        expires = int(self.now()) + self.config.media_url_ttl
-        return (f"{self.base_url}{path}?"
-                + urlencode({"stp": "dst-jpg", "_nc_cat": 1, "oh": self._sign(path, expires), "oe": format(expires, "X")}))
-
-    def _cdn(self, request: httpx.Request) -> httpx.Response:
-        path = request.url.path
-        image = re.fullmatch(r"/cdn/v/([0-9a-f]{24})_n\.jpg", path)
-        video = re.fullmatch(r"/cdn/o1/([0-9a-f]{24})\.mp4", path)
-        if request.method not in ("GET", "HEAD") or not (image or video):
-            return httpx.Response(404, content=b"Not Found")
-        try:
-            expires = int(request.url.params.get("oe", ""), 16)
-        except ValueError:
-            return httpx.Response(403, content=b"Bad URL hash")
-        if not hmac.compare_digest(request.url.params.get("oh", ""), self._sign(path, expires)):
-            return httpx.Response(403, content=b"Bad URL hash")
-        if expires < self.now():
-            return httpx.Response(403, content=b"URL signature expired")
-        body, mime = (fake_png(image.group(1)), "image/png") if image else (fake_mp4(video.group(1)), "video/mp4")  # type: ignore[union-attr]
-        match = re.fullmatch(r"bytes=(\d+)-", request.headers.get("range", "").strip())
-        if match and int(match.group(1)) < len(body):
-            start = int(match.group(1))
-            return httpx.Response(206, content=body[start:], headers={
-                "Content-Type": mime, "Content-Range": f"bytes {start}-{len(body) - 1}/{len(body)}"})
-        return httpx.Response(200, content=body, headers={"Content-Type": mime, "Accept-Ranges": "bytes"})
+        match = re.search(r"/cdn/(?:v|o1)/([0-9a-f]{24})", self.cdn_url(kind, ident))
+        assert match is not None
+        return self.cdn.body(kind, match.group(1))[0]
 
     # ------------------------------------------------------------------ dispatch
 
@@ -560,7 +485,7 @@ class FakeFacebook(FakeClock):
     def _dispatch(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
         if path.startswith("/cdn/"):
-            return self._cdn(request)
+            return self.cdn.handle(request)
         path = re.sub(r"^/v\d+\.\d+(?=/)", "", path)   # unversioned paths use the default version
         if path == "/dialog/oauth":
             return self._login(request)
@@ -589,9 +514,7 @@ class FakeFacebook(FakeClock):
         state = {"state": q["state"]} if q.get("state") else {}
         allowed = set(self.config.granted_scopes.split(","))
         granted = sorted({"public_profile", *(s for s in requested if s in allowed)})
-        code = "AQD" + secrets.token_urlsafe(60)
-        self._codes[code] = {"redirect_uri": redirect_uri, "scopes": ",".join(granted), "used": False,
-                             "expires_at": self.now() + CODE_TTL}
+        code = self.tokens.new_code(redirect_uri, ",".join(granted))
         # Facebook appends "#_=_" to the redirect: not part of the code.
         return httpx.Response(302, headers={"Location": f"{redirect_uri}?{urlencode({'code': code, **state})}#_=_"})
 
@@ -606,38 +529,28 @@ class FakeFacebook(FakeClock):
             if record["kind"] == "page":
                 raise GraphError(190, "Invalid OAuth access token: a Page token cannot be exchanged here")
             token = self._mint("long", record["scopes"])
-            return self._json(200, {"access_token": token, "token_type": "bearer",
-                                    "expires_in": int(self._tokens[token]["expires_at"] - self.now())})
+            return json_response(200, {"access_token": token, "token_type": "bearer",
+                                       "expires_in": self.tokens.expires_in(token)})
         if q.get("grant_type") not in (None, "authorization_code"):
             raise GraphError(100, "Invalid parameter: unsupported grant_type")
-        code = self._codes.get(q.get("code", ""))
-        if code is None or code["used"] or code["expires_at"] <= self.now():
-            raise GraphError(100, "This authorization code has been used.", 36009)
-        if q.get("redirect_uri") != code["redirect_uri"]:
-            raise GraphError(100, "Error validating verification code. Please make sure your redirect_uri is "
-                                  "identical to the one you used in the OAuth dialog request", 36008)
-        code["used"] = True
+        try:
+            code = self.tokens.take_code(q.get("code", ""), q.get("redirect_uri"))
+        except CodeRefused as refused:
+            raise GraphError(100, str(refused), 36009) from None
         token = self._mint("short", code["scopes"])
-        return self._json(200, {"access_token": token, "token_type": "bearer",
-                                "expires_in": int(self._tokens[token]["expires_at"] - self.now())})
+        return json_response(200, {"access_token": token, "token_type": "bearer",
+                                   "expires_in": self.tokens.expires_in(token)})
 
     # ------------------------------------------------------------------ data
 
     def _data(self, request: httpx.Request, path: str) -> httpx.Response:
-        token = request.url.params.get("access_token") or ""
-        header = request.headers.get("authorization", "")
-        if not token and header.startswith("Bearer "):
-            token = header[len("Bearer "):].strip()
-        if not token:
-            raise GraphError(2500, "An active access token must be used to query information about the current user.")
+        token = caller_token(request)
         record = self._token_record(token)
-        if len(self._hits) >= self.config.rate_limit:
-            self._usage_headers(record)   # drops calls that left the window
-        if len(self._hits) >= self.config.rate_limit:
+        if self.usage.full():
             code = self.config.page_throttle_code if record["kind"] == "page" else self.config.user_throttle_code
             raise GraphError(code, THROTTLE_MESSAGES.get(code, "Rate limit reached"), status=self.config.throttle_status,
                              headers=self._usage_headers(record))
-        self._hits.append(self.now())
+        self.usage.hit()
         headers = self._usage_headers(record)
         if self._blocked:
             self._blocked -= 1
@@ -655,7 +568,7 @@ class FakeFacebook(FakeClock):
         except GraphError as error:
             error.headers = {**headers, **error.headers}
             raise
-        return self._json(200, body, headers)
+        return json_response(200, body, headers)
 
     def _scopes(self, record: dict) -> set[str]:
         return set(record["scopes"].split(","))
@@ -665,7 +578,7 @@ class FakeFacebook(FakeClock):
             raise GraphError(200, f"(#200) The user hasn't authorized the application to perform this action "
                                   f"(requires {permission})")
 
-    def _route(self, request, path: str, fields: dict[str, Field], token: str, record: dict) -> dict:
+    def _route(self, request, path: str, fields: Fields, token: str, record: dict) -> dict:
         parts = [p for p in path.split("/") if p]
         if not parts or len(parts) > 2:
             raise GraphError(100, "Unknown path components")
@@ -689,7 +602,7 @@ class FakeFacebook(FakeClock):
                 if part["id"] == head and part["kind"] == "video" and len(parts) == 1:
                     self._visible(post, record)
                     self._check(fields, VIDEO_FIELDS, "Video")
-                    return self._render_video(post, part, fields or {"id": Field()})
+                    return self._render_video(post, part, fields or Fields(id=None))
         raise _no_object(parts[0])
 
     def _visible(self, post: dict, record: dict) -> None:
@@ -716,7 +629,7 @@ class FakeFacebook(FakeClock):
     def _user_route(self, request, rest: list[str], fields, token: str, record: dict) -> dict:
         if not rest:
             self._check(fields, USER_FIELDS, "User")
-            return self._render_user(fields or {"id": Field(), "name": Field()})
+            return self._render_user(fields or Fields(id=None, name=None))
         edge = rest[0]
         if edge == "permissions":
             granted = self._scopes(record)
@@ -724,8 +637,7 @@ class FakeFacebook(FakeClock):
         if edge == "accounts":
             self._need(record, "pages_show_list")
             self._check(fields, ACCOUNT_FIELDS, "Page")
-            wanted = fields or {"id": Field(), "name": Field(), "access_token": Field(), "category": Field(),
-                                "tasks": Field()}
+            wanted = fields or Fields(id=None, name=None, access_token=None, category=None, tasks=None)
             managed = [p for p in self.pages if p["role"]]
             return self._page(request, [{"timestamp": n, "id": p["id"], "page": p} for n, p in enumerate(managed)],
                               lambda item: self._render_account(item["page"], wanted, token),
@@ -741,7 +653,7 @@ class FakeFacebook(FakeClock):
             raise _no_object(page["id"])
         if not rest:
             self._check(fields, PAGE_FIELDS, "Page")
-            return self._render_page(page, fields or {"id": Field(), "name": Field()})
+            return self._render_page(page, fields or Fields(id=None, name=None))
         if record["kind"] != "page":
             self._user_token_on_page()
         edge = rest[0]
@@ -752,7 +664,7 @@ class FakeFacebook(FakeClock):
 
     def _posts_edge(self, request, posts: list[dict], fields, token: str, edge: str) -> dict:
         self._check_post_fields(fields)
-        wanted = fields or {"id": Field(), "message": Field(), "created_time": Field()}
+        wanted = fields or Fields(id=None, message=None, created_time=None)
         items = [{**p, "timestamp": p["created_time"]} for p in posts]
         since = request.url.params.get("since")
         if since and self.config.since_supported:
@@ -768,7 +680,7 @@ class FakeFacebook(FakeClock):
         if not rest:
             self._check_post_fields(fields)
             return self._render_post({**post, "timestamp": post["created_time"]},
-                                     fields or {"id": Field(), "message": Field(), "created_time": Field()}, token)
+                                     fields or Fields(id=None, message=None, created_time=None), token)
         if rest == ["comments"]:
             return self._comments_edge(request, post, None, fields, token, record)
         raise GraphError(100, f"(#100) Tried accessing nonexisting field ({rest[0]}) on node type (Post)")
@@ -777,8 +689,7 @@ class FakeFacebook(FakeClock):
                        record: dict) -> dict:
         if not rest:
             self._check(fields, COMMENT_FIELDS, "Comment")
-            return self._render_comment(comment, fields or {"id": Field(), "message": Field(),
-                                                            "created_time": Field()}, post)
+            return self._render_comment(comment, fields or Fields(id=None, message=None, created_time=None), post)
         if rest == ["comments"]:
             return self._comments_edge(request, post, comment, fields, token, record)
         raise GraphError(100, f"(#100) Tried accessing nonexisting field ({rest[0]}) on node type (Comment)")
@@ -802,7 +713,7 @@ class FakeFacebook(FakeClock):
             chosen = visible
         else:
             chosen = [c for c in visible if c["parent"] is None]
-        wanted = fields or {"id": Field(), "message": Field(), "created_time": Field()}
+        wanted = fields or Fields(id=None, message=None, created_time=None)
         items = [{**c, "timestamp": c["created_time"]} for c in chosen]
         edge = f"/{(parent or post)['id']}/comments"
         body = self._page(request, items, lambda c: self._render_comment(c, wanted, post), edge, token,
@@ -814,33 +725,33 @@ class FakeFacebook(FakeClock):
     # ------------------------------------------------------------------ rendering
 
     @staticmethod
-    def _check(fields: dict[str, Field], allowed: tuple[str, ...], node: str) -> None:
+    def _check(fields: Fields, allowed: tuple[str, ...], node: str) -> None:
         for name in fields:
             if name not in allowed:
                 raise _nonexisting(name, node)
 
-    def _check_post_fields(self, fields: dict[str, Field]) -> None:
+    def _check_post_fields(self, fields: Fields) -> None:
         for name, field in fields.items():
             if name in DEPRECATED_POST_FIELDS:
                 raise GraphError(100, f"(#12) {name} field is deprecated for versions v3.3 and higher")
             if name not in POST_FIELDS:
                 raise _nonexisting(name, "Post")
-            if name == "attachments" and field.sub:
-                self._check_attachment_fields(field.sub)
-            if name == "comments" and field.sub:
-                self._check(field.sub, COMMENT_FIELDS, "Comment")
-            if name == "reactions" and field.sub:
-                self._check(field.sub, REACTION_FIELDS, "Reaction")
+            if name == "attachments" and field:
+                self._check_attachment_fields(field)
+            if name == "comments" and field:
+                self._check(field, COMMENT_FIELDS, "Comment")
+            if name == "reactions" and field:
+                self._check(field, REACTION_FIELDS, "Reaction")
 
-    def _check_attachment_fields(self, fields: dict[str, Field]) -> None:
+    def _check_attachment_fields(self, fields: Fields) -> None:
         for name, field in fields.items():
             if name not in ATTACHMENT_FIELDS:
                 raise _nonexisting(name, "StoryAttachment")
-            if name == "subattachments" and field.sub:
-                self._check_attachment_fields(field.sub)
+            if name == "subattachments" and field:
+                self._check_attachment_fields(field)
 
-    def _render_user(self, fields: dict[str, Field]) -> dict:
-        fields = {"id": Field(), **fields}   # a node always comes with its id
+    def _render_user(self, fields: Fields) -> dict:
+        fields = with_id(fields)
         full = {"id": self.person["id"], "name": self.person["name"],
                 "first_name": self.person["name"].split()[0], "last_name": self.person["name"].split()[-1],
                 "link": f"https://www.facebook.com/app_scoped_user_id/{self.person['id']}/",
@@ -848,8 +759,8 @@ class FakeFacebook(FakeClock):
                                      "is_silhouette": False, "height": 50, "width": 50}}}
         return {name: full[name] for name in fields if name in full}
 
-    def _render_page(self, page: dict, fields: dict[str, Field]) -> dict:
-        fields = {"id": Field(), **fields}   # a node always comes with its id
+    def _render_page(self, page: dict, fields: Fields) -> dict:
+        fields = with_id(fields)
         out: dict[str, Any] = {}
         for name in fields:
             if name == "picture":
@@ -865,7 +776,7 @@ class FakeFacebook(FakeClock):
                 out[name] = page[name]
         return out
 
-    def _render_account(self, page: dict, fields: dict[str, Field], user_token: str) -> dict:
+    def _render_account(self, page: dict, fields: Fields, user_token: str) -> dict:
         out: dict[str, Any] = {}
         for name in fields:
             if name == "access_token":
@@ -876,11 +787,11 @@ class FakeFacebook(FakeClock):
                 out[name] = page[name]
         return out
 
-    def _render_video(self, post: dict, part: dict, fields: dict[str, Field]) -> dict:
-        fields = {"id": Field(), **fields}   # a node always comes with its id
+    def _render_video(self, post: dict, part: dict, fields: Fields) -> dict:
+        fields = with_id(fields)
         full = {"id": part["id"], "source": self.cdn_url("video", part["id"]),
                 "picture": self.cdn_url("image", f"thumb:{part['id']}"), "length": 12.5,
-                "created_time": _iso(post["created_time"]),
+                "created_time": graph_time(post["created_time"]),
                 "permalink_url": f"/{post['owner']}/videos/{part['id']}/"}
         return {name: full[name] for name in fields if name in full}
 
@@ -918,7 +829,7 @@ class FakeFacebook(FakeClock):
                                          "src": self.cdn_url("image", f"link:{post['id']}")}}}]
         return []
 
-    def _project(self, node: dict, fields: dict[str, Field] | None) -> dict:
+    def _project(self, node: dict, fields: Fields | None) -> dict:
         """``node`` cut down to ``fields`` (recursively; lists of nodes too)."""
         if not fields:
             return node
@@ -927,24 +838,24 @@ class FakeFacebook(FakeClock):
             if name not in node:
                 continue
             value = node[name]
-            if isinstance(value, dict) and field.sub:
+            if isinstance(value, dict) and field:
                 if isinstance(value.get("data"), list):
-                    out[name] = {"data": [self._project(v, field.sub) for v in value["data"]]}
+                    out[name] = {"data": [self._project(v, field) for v in value["data"]]}
                 else:
-                    out[name] = self._project(value, field.sub)
+                    out[name] = self._project(value, field)
             else:
                 out[name] = value
         return out
 
-    def _render_post(self, post: dict, fields: dict[str, Field], token: str) -> dict:
-        fields = {"id": Field(), **fields}   # a node always comes with its id
+    def _render_post(self, post: dict, fields: Fields, token: str) -> dict:
+        fields = with_id(fields)
         out: dict[str, Any] = {}
         owner = self._owner_of(post)
         for name, field in fields.items():
             if name == "id":
                 out["id"] = post["id"]
             elif name in ("created_time", "updated_time"):
-                out[name] = _iso(post[name])
+                out[name] = graph_time(post[name])
             elif name == "message":
                 if post.get("message"):
                     out[name] = post["message"]
@@ -965,35 +876,34 @@ class FakeFacebook(FakeClock):
             elif name == "is_hidden":
                 out[name] = False
             elif name == "from":
-                out[name] = self._project(owner, field.sub)
+                out[name] = self._project(owner, field)
             elif name == "attachments":
                 attachments = self._attachments(post)
                 if attachments:
-                    out[name] = {"data": [self._project(a, field.sub) for a in attachments]}
+                    out[name] = {"data": [self._project(a, field) for a in attachments]}
             elif name == "shares":
                 if post["shares"] or self.config.shares_when_zero == "zero":
                     out[name] = {"count": post["shares"]}
             elif name == "reactions":
                 total = post["reactions"]
                 people = [{"id": p["id"], "name": p["name"], "type": "LIKE"} for p in self.people[:min(total, 3)]]
-                out[name] = self._edge_summary(people, total, field, {"viewer_reaction": "NONE"})
+                out[name] = self._edge_summary(people, total, fields.modifiers.get(name, {}),
+                                               {"viewer_reaction": "NONE"})
             elif name == "comments":
                 visible = self.visible_comments(post)
                 top = [c for c in visible if c["parent"] is None]
-                rendered = [self._render_comment(c, field.sub or {"id": Field(), "message": Field(),
-                                                                  "created_time": Field()}, post) for c in top]
+                rendered = [self._render_comment(c, field or Fields(id=None, message=None, created_time=None), post) for c in top]
                 out[name] = self._edge_summary(rendered, len(visible) if not post["profile"] else len(post["comments"]),
-                                               field, {"order": "ranked", "can_comment": True})
+                                               fields.modifiers.get(name, {}), {"order": "ranked", "can_comment": True})
             elif name == "privacy":
                 out[name] = {"value": "ALL_FRIENDS" if post["profile"] else "EVERYONE", "description": "",
                              "friends": "", "allow": "", "deny": ""}
         return out
 
     @staticmethod
-    def _edge_summary(items: list[dict], total: int, field: Field, extra: dict) -> dict:
+    def _edge_summary(items: list[dict], total: int, mods: dict[str, str], extra: dict) -> dict:
         """A ``reactions`` / ``comments`` expansion: ``.limit(n)`` items, and a ``summary``
         only when asked with ``.summary(true)`` or ``.summary(total_count)``."""
-        mods = field.mods or {}
         try:
             limit = int(mods.get("limit", DEFAULT_LIMIT))
         except ValueError:
@@ -1003,8 +913,8 @@ class FakeFacebook(FakeClock):
             body["summary"] = {"total_count": total, **extra}
         return body
 
-    def _render_comment(self, comment: dict, fields: dict[str, Field], post: dict) -> dict:
-        fields = {"id": Field(), **fields}   # a node always comes with its id
+    def _render_comment(self, comment: dict, fields: Fields, post: dict) -> dict:
+        fields = with_id(fields)
         moderator = self.config.moderate or post["profile"]
         out: dict[str, Any] = {}
         for name, field in fields.items():
@@ -1012,10 +922,10 @@ class FakeFacebook(FakeClock):
                 if moderator:   # without the MODERATE task the id is withheld (notes §7)
                     out["id"] = comment["id"]
             elif name == "created_time":
-                out[name] = _iso(comment["created_time"])
+                out[name] = graph_time(comment["created_time"])
             elif name == "from":
                 if not comment.get("authorless"):
-                    out[name] = self._project(comment["from"], field.sub)
+                    out[name] = self._project(comment["from"], field)
             elif name == "parent":
                 if comment["parent"] and moderator:
                     out[name] = {"id": comment["parent"]}
@@ -1032,64 +942,16 @@ class FakeFacebook(FakeClock):
                 out[name] = comment[name]
         return out
 
-    # ------------------------------------------------------------------ paging
-
-    @staticmethod
-    def _cursor(item: dict) -> str:
-        return base64.b64encode(f"QVFI:{item['timestamp']}:{item['id']}".encode()).decode().rstrip("=")
-
-    @staticmethod
-    def _uncursor(cursor: str) -> tuple[int, str]:
-        try:
-            text = base64.b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-            tag, stamp, ident = text.split(":")
-            if tag != "QVFI":
-                raise ValueError
-            return int(stamp), ident
-        except Exception:
-            raise GraphError(100, "(#100) Invalid cursor") from None
+    # ------------------------------------------------------------------ paging and responses
 
     def _page(self, request: httpx.Request, items: list[dict], render: Callable[[dict], dict], edge: str, token: str,
               newest_first: bool = True) -> dict:
         """Keyset paging over ``items`` by (timestamp, id) with opaque cursors."""
-        q = request.url.params
-        try:
-            limit = int(q.get("limit") or DEFAULT_LIMIT)
-        except ValueError:
-            raise GraphError(100, "(#100) limit must be an integer") from None
-        if not 1 <= limit <= MAX_LIMIT:
-            raise GraphError(100, f"(#100) limit must be between 1 and {MAX_LIMIT}")
-        ordered = sorted(items, key=lambda i: (i["timestamp"], i["id"]), reverse=newest_first)
-        keys = [(i["timestamp"], i["id"]) for i in ordered]
-        start = 0
-        if q.get("after"):
-            key = self._uncursor(q["after"])
-            start = sum(1 for k in keys if (k > key if newest_first else k < key) or k == key)
-        chunk = ordered[start:start + limit]
-        body: dict = {"data": [render(i) for i in chunk]}
-        if chunk:
-            paging: dict = {"cursors": {"before": self._cursor(chunk[0]), "after": self._cursor(chunk[-1])}}
-            if start + len(chunk) < len(ordered):
-                query = {k: v for k, v in q.items() if k not in ("after", "before", "access_token")}
-                paging["next"] = (f"{self.base_url}/{GRAPH_VERSION}{edge}?"
-                                  + urlencode({"access_token": token, **query, "after": self._cursor(chunk[-1])}))
-            body["paging"] = paging
-        return body
-
-    # ------------------------------------------------------------------ responses
-
-    def _json(self, status: int, body: dict, headers: dict | None = None) -> httpx.Response:
-        return httpx.Response(status, headers={"Content-Type": "application/json", **(headers or {})},
-                              content=json.dumps(body).encode())
+        return self.paging.page(request.url.params, items, render, base_url=self.base_url, edge=edge, token=token,
+                                newest_first=newest_first)
 
     def _error(self, error: GraphError) -> httpx.Response:
-        envelope: dict[str, Any] = {"message": error.message, "type": self.config.error_type, "code": error.code,
-                                    "fbtrace_id": secrets.token_urlsafe(12)}
-        if error.subcode is not None:
-            envelope["error_subcode"] = error.subcode
-        if error.code in (1, 2):
-            envelope["is_transient"] = True
-        return self._json(error.status, {"error": envelope}, error.headers)
+        return error_response(error, error_type=self.config.error_type)
 
     @staticmethod
     def _html(status: int, text: str) -> httpx.Response:
@@ -1099,18 +961,9 @@ class FakeFacebook(FakeClock):
     def _usage_headers(self, record: dict) -> dict[str, str]:
         """X-App-Usage for a user token; X-Business-Use-Case-Usage (keyed by the Page, type
         "pages") and X-Page-Usage for a Page token (notes §4)."""
-        now = self.now()
-        while self._hits and self._hits[0] <= now - self.config.rate_window:
-            self._hits.popleft()
-        percent = int(100 * len(self._hits) / max(1, self.config.rate_limit))
-        regain = 0
-        if len(self._hits) >= self.config.rate_limit and self._hits:
-            regain = max(1, math.ceil((self._hits[0] + self.config.rate_window - now) / 60))
-        usage = {"call_count": percent, "total_cputime": percent // 2, "total_time": percent // 2}
         if record["kind"] != "page":
-            return {"X-App-Usage": json.dumps(usage)}
-        business = {record["page_id"]: [{"type": "pages", **usage, "estimated_time_to_regain_access": regain}]}
-        return {"X-Business-Use-Case-Usage": json.dumps(business), "X-Page-Usage": json.dumps(usage)}
+            return self.usage.headers()
+        return self.usage.headers(app=False, business_id=record["page_id"], business_type="pages", page=True)
 
 
 # --------------------------------------------------------------------------- real HTTP
