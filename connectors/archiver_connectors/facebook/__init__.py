@@ -153,12 +153,13 @@ class FacebookConnector(Connector):
     # -- API sync ----------------------------------------------------------------------
     def pages(self, ctx) -> Iterator[Page]:
         from archiver.sync.runner import RunFailed
-        from archiver_connectors.facebook.api import expiry_note, profile_from_me, profile_from_page
+        from archiver_connectors.facebook.api import expiry_note, page_named, profile_from_me, profile_from_page
 
         tokens = self._tokens()
         record = tokens.load()
         wanted = self.page_wanted
-        if wanted and (record.get("kind") != "page" or wanted not in (record.get("page_id"), record.get("page_name"))):
+        stored_page = {"id": record.get("page_id"), "name": record.get("page_name")}
+        if wanted and (record.get("kind") != "page" or page_named([stored_page], wanted) is None):
             raise RunFailed(f"account {self.account.name!r} archives the Facebook Page {wanted!r}, but the stored "
                             f"authorization is for {record.get('page_name') or 'a profile'!r}: run "
                             f"`archiver auth facebook --account {self.account.name}` again.")
@@ -221,6 +222,14 @@ class FacebookConnector(Connector):
         yield from export_pages(source, ctx)
 
 
+def _time_of(item: dict) -> str:
+    """A listed post's time as UTC ISO text, "" when unreadable (its mapping reports it)."""
+    try:
+        return iso_utc(item.get("created_time")) or ""
+    except (TypeError, ValueError):
+        return ""
+
+
 class _PostWalk:
     """The posts listing (``/{page-id}/published_posts`` or ``/me/posts``, newest first),
     walked by archiver.sync.listing (full or incremental, checkpoints, tombstones), with a
@@ -245,10 +254,7 @@ class _PostWalk:
             return Batch(items, next_after)
 
         def reached(batch):
-            found = min((iso_utc(i.get("created_time")) or "" for i in batch.items), default="")
-            if found and (self.reached_back is None or found < self.reached_back):
-                self.reached_back = found
-            return found
+            return min((_time_of(i) for i in batch.items), default="")
 
         walk = Listing(self.ctx, "posts", fetch=fetch, item_id=lambda item: str(item["id"]),
                        map_item=self._item_records, reached=reached, before_page=self._prepare)
@@ -282,7 +288,7 @@ class _PostWalk:
         after = None
         while True:
             items, after = self.api.posts_page(self.edge, after, since=int(since.timestamp()))
-            young = [i for i in items if (iso_utc(i.get("created_time")) or "") >= cutoff]
+            young = [i for i in items if _time_of(i) >= cutoff]
             batch.extend(i for i in young if str(i.get("id")) not in self.listed)
             done = after is None or len(young) < len(items)
             if batch and (done or len(batch) >= RECENT_BATCH):
