@@ -78,7 +78,9 @@ FOLLOWERS_FILE = both_layouts("connections", r"followers_and_following/followers
 FOLLOWING_FILE = both_layouts("connections", r"followers_and_following/following(?:_\d+)?\.json")
 COMMENTS_FILE = entry_pattern(r"comments/(?:post_comments(?:_\d+)?|reels_comments)\.json")
 PROFILE_FILE = both_layouts("personal_information", r"personal_information/personal_information\.json")
-_ANY_ACTIVITY = entry_pattern(r"your_instagram_activity/.+\.json")
+# Not the threads/ folder: a Threads-only download may put its files there too (threads.md
+# §6; an Instagram download's threads/ folder is the Threads connector's to read).
+_ANY_ACTIVITY = entry_pattern(r"your_instagram_activity/(?!threads/).+\.json")
 IDENTIFYING = (POSTS_FILE, REELS_FILE, STORIES_FILE, FOLLOWERS_FILE, FOLLOWING_FILE, PROFILE_FILE, _ANY_ACTIVITY)
 # A bare JSON file (one list saved on its own) is recognized by these names only. Not a
 # lone personal_information.json: a profile alone is little to import, and the name is
