@@ -118,6 +118,37 @@ def _facebook() -> Seed:
                 ascii_json=set(documents), item_lists=lists)
 
 
+def _threads_in_instagram() -> Seed:
+    """An Instagram download carrying a threads/ folder: one import, both accounts."""
+    from archiver_connectors.instagram.sim.export import export_files, make_account, mp4_bytes, png_bytes
+    from archiver_connectors.threads.sim.export import (
+        INSIDE_INSTAGRAM_DIR,
+        ThreadsExportLike,
+        ThreadsExportPerson,
+        ThreadsExportPost,
+        ThreadsExportWorld,
+        threads_files,
+    )
+
+    world = ThreadsExportWorld(
+        posts=[ThreadsExportPost(1_709_116_601, "café 🙏"), ThreadsExportPost(1_709_064_890, None, [png_bytes(1)]),
+               ThreadsExportPost(1_708_714_341, "carousel ✨", [png_bytes(2), mp4_bytes(3)]),
+               ThreadsExportPost(1_709_200_000, "a reply", is_reply=True)],
+        followers=[ThreadsExportPerson("pine.marten", 1_730_000_000, "Pine Marten école"),
+                   ThreadsExportPerson("old.style", 1_710_000_000, href="https://www.threads.net/@old.style/")],
+        following=[ThreadsExportPerson("idol_two", 1_700_000_000)],
+        likes=[ThreadsExportLike("idol_two", "DAbC", 1_760_912_834)])
+    files = export_files(make_account(posts=1, reels=0, stories=0, followers=1, following=1, comments=0, seed=6))
+    files.update(threads_files(world, folder=INSIDE_INSTAGRAM_DIR))
+    documents = {name: json.loads(data) for name, data in files.items() if name.endswith(".json")}
+    lists = {f"{INSIDE_INSTAGRAM_DIR}/threads_and_replies.json": [("text_post_app_text_posts",)],
+             f"{INSIDE_INSTAGRAM_DIR}/followers_1.json": [("text_post_app_text_post_app_followers",)],
+             f"{INSIDE_INSTAGRAM_DIR}/following.json": [("text_post_app_text_post_app_following",)],
+             f"{INSIDE_INSTAGRAM_DIR}/liked_threads.json": [("text_post_app_media_likes",)]}
+    return Seed("threads-in-instagram", "zip", "instagram-roofcam-2026-03-01.zip", files, documents,
+                ascii_json=set(documents), item_lists=lists)
+
+
 def _mastodon() -> Seed:
     from archiver_connectors.mastodon.sim.export import archive_files, archive_name, make_account
 
@@ -190,7 +221,8 @@ def _bluesky() -> Seed:
 
 BLUESKY_DID = "did:plc:abcdefghijklmnopqrstuvwx"
 SEEDS = {"tiktok": _tiktok, "tiktok-old": _tiktok_old, "instagram": _instagram,
-         "instagram-old": lambda: _instagram("old"), "youtube-fr": lambda: _youtube("fr"), "mastodon": _mastodon,
+         "instagram-old": lambda: _instagram("old"),
+         "threads-in-instagram": _threads_in_instagram, "youtube-fr": lambda: _youtube("fr"), "mastodon": _mastodon,
          "youtube": _youtube, "youtube-portability": _youtube_portability, "bluesky": _bluesky,
          "facebook": _facebook}
 

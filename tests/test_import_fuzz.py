@@ -38,8 +38,8 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example,
                            HealthCheck.function_scoped_fixture],
 )
-IMPORTERS = ["tiktok", "tiktok-old", "instagram", "instagram-old", "facebook", "mastodon", "youtube", "youtube-fr",
-             "youtube-portability", "bluesky"]
+IMPORTERS = ["tiktok", "tiktok-old", "instagram", "instagram-old", "facebook", "threads-in-instagram", "mastodon", "youtube",
+             "youtube-fr", "youtube-portability", "bluesky"]
 
 
 @pytest.fixture(scope="module")

@@ -55,6 +55,10 @@ class Connector:
     export_only_holds: ClassVar[str] = ""
     # The SecretStore keys an account of this platform reads (for service installers).
     secret_keys: ClassVar[tuple[str, ...]] = ()
+    # The folder this platform's export files sit in when they arrive inside another
+    # platform's export ("threads" for a download that carries them in a threads/ folder):
+    # importing that export without naming a platform fills both accounts, each its own run.
+    nested_export_folder: ClassVar[str] = ""
     # What the platform calls a post, in messages to the user ("142 videos").
     post_noun: ClassVar[str] = "posts"
     # The platform's words for who can see a post -> the archive's (records.VISIBILITIES),

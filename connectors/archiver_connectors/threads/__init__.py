@@ -16,6 +16,7 @@ class ThreadsConnector(Connector):
     title = "Threads"
     post_noun = "posts"
     default_base_url = "https://graph.threads.net"
+    nested_export_folder = "threads"   # an Instagram download carries the Threads export in threads/
 
     # -- official export -----------------------------------------------------------------
     @classmethod

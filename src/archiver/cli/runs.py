@@ -100,7 +100,10 @@ def import_(archive, config_path, args, account_name, wait, retry_failed):
         with progress(Path(path).name) as shown:
             result = run_import(ws, Path(path).expanduser(), platform=platform, account_name=account_name,
                                 cancel=cancel, progress=shown, wait=wait)
-    sys.exit(print_result(f"{result['account']} ← {Path(path).name}", result))
+    # An export carrying another platform's (Threads' in an Instagram download) filled
+    # several accounts: one report each.
+    parts = result.get("parts") or [result]
+    sys.exit(max(print_result(f"{part['account']} ← {Path(path).name}", part) for part in parts))
 
 
 def retry_failed_imports(archive, config_path, wait: float) -> int:

@@ -287,6 +287,8 @@ def _why(error: BaseException) -> tuple[str, list[str]]:
 
 
 def _summary(result: dict) -> str:
+    if result.get("parts"):   # an export that filled several accounts: each one's summary
+        return "; ".join(_summary(part) for part in result["parts"])
     account = result.get("account", "?")
     if result["status"] == "skipped":
         return f"{account}: {result.get('message') or 'already imported'}"

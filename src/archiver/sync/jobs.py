@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, cast
@@ -93,8 +94,10 @@ def run_export(ws: Workspace, account: AccountConfig, *, full: bool = False, can
         connector.close()
 
 
-def detect_platform(source) -> str:
-    """Which installed connector recognizes this export file's content.
+def detect_platforms(source) -> list[str]:
+    """Which installed connectors recognize this export file's content: one platform's,
+    or one platform's carrying another's inside (a connector whose ``nested_export_folder``
+    says its export can arrive in another's), the carrier first.
 
     When none does, the real reason comes first: a file inside that could not be read
     (not UTF-8, a NUL byte, nested too deep, malformed: the connectors looked and could not
@@ -102,7 +105,7 @@ def detect_platform(source) -> str:
     "not an export file archiver knows"."""
     from archiver.sync.imports import ExportFileError
 
-    matches = [name for name, cls in installed_connectors().items() if cls.detect_export(source)]
+    matches = recognizing(source)
     if not matches:
         _raise_read_problem(source, "archiver could not tell which platform's export it is")
         refused = getattr(source, "warnings", [])
@@ -118,11 +121,47 @@ def detect_platform(source) -> str:
             f"{source.path}: not an export file archiver knows (installed connectors: "
             f"{', '.join(sorted(installed_connectors()))}). If you know which platform it is from, "
             f"run `archiver import PLATFORM PATH`.")
-    if len(matches) > 1:
+    ordered = _carrier_first(matches)
+    if ordered is None:
         raise ExportFileError(
             f"{source.path}: looks like an export of several platforms ({', '.join(matches)}); "
             "name the one with `archiver import PLATFORM PATH`.")
-    return matches[0]
+    return ordered
+
+
+def detect_platform(source) -> str:
+    """The platform whose export ``source`` is (the carrier, when it holds others' too)."""
+    return detect_platforms(source)[0]
+
+
+def recognizing(source) -> list[str]:
+    """The installed connectors that recognize ``source`` as (holding) their export."""
+    return [name for name, cls in installed_connectors().items() if cls.detect_export(source)]
+
+
+def _carrier_first(platforms: list[str]) -> list[str] | None:
+    """``platforms`` (recognized in one export) with the one carrying the others first, or
+    None when no single one can carry the rest (two platforms' exports side by side)."""
+    if len(platforms) <= 1:
+        return platforms
+    connectors = installed_connectors()
+    carriers = [name for name in platforms if not connectors[name].nested_export_folder]
+    if len(carriers) != 1:
+        return None
+    return carriers + [name for name in platforms if name not in carriers]
+
+
+def _owner_of(name: str, platforms: list[str]) -> str:
+    """Which of ``platforms`` (the ones an export holds, the carrier first) an entry of it
+    belongs to: a nested platform's when it lies in that platform's folder, else the
+    carrier's (its own files, and the media folder they share)."""
+    connectors = installed_connectors()
+    path = "/" + name.lower()
+    for platform in platforms[1:]:
+        folder = connectors[platform].nested_export_folder.lower()
+        if folder and f"/{folder}/" in path:
+            return platform
+    return platforms[0]
 
 
 def _raise_read_problem(source, consequence: str) -> None:
@@ -156,9 +195,14 @@ def run_import(ws: Workspace, path: Path, *, platform: str | None = None, accoun
     folder or JSON file it was unzipped to). When media of it could not be stored
     (``holes`` in ``imports``), importing it again retries only those files. ``wait``: as
     run_export. ``account``: the account it belongs to, when known (a retry).
-    ``expect_sha256``: the file must still be that one (a retry from where it was)."""
+    ``expect_sha256``: the file must still be that one (a retry from where it was).
+
+    An export carrying another platform's export inside (Connector.nested_export_folder)
+    fills each platform's account, each its own run, lock and ``imports`` row: the result
+    then holds each one's in ``parts`` (its status the worst of theirs, its counts and
+    errors theirs together). Naming a ``platform`` imports that one only, and the message
+    says what else the file holds and how to import it."""
     from archiver.sync.imports import open_export
-    from archiver.sync.locks import account_lock
 
     # A compressed tar is unpacked once into the archive's folder (not /tmp, often in RAM).
     with open_export(path, spill_dir=ws.archive.create().folder) as source:
@@ -168,7 +212,7 @@ def run_import(ws: Workspace, path: Path, *, platform: str | None = None, accoun
             raise ExportFileError(f"{path}: this is no longer the file imported from there (its content changed); "
                                   "import the original export file again by its path to retry its missing files")
         if platform is None:
-            platform = detect_platform(source)
+            platforms = held = detect_platforms(source)
         else:
             cls = get_connector(platform)
             if not cls.detect_export(source):
@@ -178,15 +222,78 @@ def run_import(ws: Workspace, path: Path, *, platform: str | None = None, accoun
 
                 raise ExportFileError(f"{path}: this does not look like a {cls.title} export "
                                       "(no file of its known layouts inside).")
-        account = account or import_account(ws, platform, account_name)
-        # Held from the "already imported?" check to the record of this import, so two
-        # imports of one file (the inbox and a hand-typed command) cannot both run it.
-        with account_lock(ws.archive.folder, account.account_id, wait=wait, cancel=cancel,
-                          doing=f"import of {Path(path).name}"):
-            result = _import_locked(ws, Path(path), source, account, platform, cancel=cancel, progress=progress,
-                                    transport=transport)
-        result.update(account=account.account_id, platform=platform)
-        return result
+            platforms = held = [platform]
+            if not expect_sha256:   # what else it holds, to say so (a retry knows what it retries)
+                held = _carrier_first(recognizing(source)) or platforms
+                held = held if platform in held else platforms
+        results = []
+        for part in platforms:
+            results.append(_import_part(ws, Path(path), source, part, account_name=account_name,
+                                        account=account if len(platforms) == 1 else None, wait=wait,
+                                        cancel=cancel, progress=progress, transport=transport))
+            if cancel() or results[-1]["status"] == "interrupted":
+                break
+        _report_unread(ws, source, results, held)
+    if len(results) == 1:
+        return results[0]
+    rank = {"skipped": 0, "ok": 1, "interrupted": 2}   # any other status (failed) is the worst
+    counts: dict[str, int] = {}
+    for result in results:
+        for key, value in result["counts"].items():
+            counts[key] = counts.get(key, 0) + value
+    return {"status": max((r["status"] for r in results), key=lambda status: rank.get(status, 3)),
+            "parts": results, "account": ", ".join(r["account"] for r in results),
+            "platform": ", ".join(r["platform"] for r in results), "counts": counts,
+            "errors": [e for r in results for e in r["errors"]], "run_id": results[0].get("run_id"),
+            "message": "; ".join(f"{r['account']}: {r['message']}" for r in results if r.get("message"))}
+
+
+def _import_part(ws: Workspace, path: Path, source, platform: str, *, account_name, account, wait, cancel,
+                 progress, transport) -> dict:
+    """One platform's part of an export, into its account, under that account's lock."""
+    from archiver.sync.locks import account_lock
+
+    account = account or import_account(ws, platform, account_name)
+    # Held from the "already imported?" check to the record of this import, so two
+    # imports of one file (the inbox and a hand-typed command) cannot both run it.
+    with account_lock(ws.archive.folder, account.account_id, wait=wait, cancel=cancel,
+                      doing=f"import of {path.name}"):
+        result = _import_locked(ws, path, source, account, platform, cancel=cancel, progress=progress,
+                                transport=transport)
+    result.update(account=account.account_id, platform=platform)
+    return result
+
+
+def _report_unread(ws: Workspace, source, results: list[dict], held: list[str]) -> None:
+    """Nothing of an export is dropped without a word: each run that read the export names
+    what of its part this version did not read (known once every part has run: the parts
+    share the media folder), and a part no run imported (the command named another
+    platform) is named with the command that imports it."""
+    from archiver.sync.imports import not_read_note
+
+    unread = source.not_read()
+    imported = {r["platform"] for r in results}
+    for result in results:
+        if result["status"] not in ("ok", "failed"):
+            continue
+        mine = [name for name in unread if _owner_of(name, held) == result["platform"]]
+        notes = [not_read_note(mine)] if mine else []
+        for other in held:
+            theirs = sum(1 for name in unread if _owner_of(name, held) == other)
+            if other not in imported and theirs:
+                cls = get_connector(other)
+                where = (f"in its {cls.nested_export_folder}/ folder" if cls.nested_export_folder
+                         else f"{theirs} file(s)")
+                notes.append(f"this file also holds {cls.title} data ({where}), not imported now: "
+                             f"`archiver import {other} {shlex.quote(str(source.path))}` imports it into your "
+                             f"{cls.title} account")
+        if not notes:
+            continue
+        if mine:
+            result["not_read"] = mine
+        result["message"] = "; ".join(filter(None, [result.get("message"), *notes]))
+        with ws.archive.writing():
+            ws.archive.db.execute("UPDATE runs SET message=? WHERE run_id=?", [result["message"], result["run_id"]])
 
 
 def _import_locked(ws: Workspace, path: Path, source, account: AccountConfig, platform: str, *, cancel,
@@ -246,15 +353,6 @@ def _import_locked(ws: Workspace, path: Path, source, account: AccountConfig, pl
         if holes:
             result["message"] = (f"{holes} file(s) could not be stored; `archiver import --retry-failed` "
                                  "(or importing this file again) tries only those again")
-    from archiver.sync.imports import not_read_note
-
-    unread = source.not_read()
-    if unread and result["status"] in ("ok", "failed"):
-        # Nothing of an export is dropped without a word: what this version did not read.
-        result["not_read"] = unread
-        result["message"] = "; ".join(filter(None, [result.get("message"), not_read_note(unread)]))
-        with ws.archive.writing():
-            db.execute("UPDATE runs SET message=? WHERE run_id=?", [result["message"], result["run_id"]])
     return result
 
 
