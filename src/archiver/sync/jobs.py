@@ -414,7 +414,9 @@ def import_file(archive_dir: str | Path, path: str | Path, *, platform: str | No
     the same export again returns status "skipped" (unless files of it could not be stored
     the first time: then only those are tried again).
 
-    The platform is recognised from the file's content unless ``platform`` names it.
+    The platform is recognised from the file's content unless ``platform`` names it. An
+    export carrying another platform's (an Instagram download with Threads' files) fills
+    both accounts: the summary then lists each one's in ``parts``.
     ``account``: the name of the account it belongs to (needed only when the config has
     several of that platform; with none configured it is "main"). An import reads no
     secret and needs no config. ``progress``, ``cancel``, ``wait``: as export_account.
