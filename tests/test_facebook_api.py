@@ -402,6 +402,7 @@ def test_a_page_that_vanished_loses_nothing(tmp_path):
     h.fake.delete_page()
     result = h.run(full=True)
     assert result["status"] == "failed" and result["failure_kind"] == "gone", result
+    assert "no longer gives the Page 'Roof Cam Studio'" in result["message"]
     assert h.value("SELECT count(*) FROM posts WHERE deleted_at IS NULL") == before == 6
 
 

@@ -175,7 +175,7 @@ class FacebookConnector(Connector):
         try:
             if wanted:
                 page_id = str(record["page_id"])
-                profile = profile_from_page(api.page(page_id), api.refresher)
+                profile = profile_from_page(self._the_page(api, page_id, record.get("page_name")), api.refresher)
                 yield Page("profile", [profile])
                 walker = _PostWalk(api, ctx, edge=f"/{page_id}/published_posts", owner_id=page_id, page=True)
             else:
@@ -186,6 +186,20 @@ class FacebookConnector(Connector):
             yield from walker.recent()
         finally:
             api.close()
+
+    def _the_page(self, api, page_id: str, name: str | None) -> dict:
+        """The Page's profile; a Page Facebook no longer gives says so (nothing archived changes)."""
+        from archiver.net.client import NetError
+
+        try:
+            return api.page(page_id)
+        except NetError as error:
+            if error.kind != "gone":
+                raise
+            raise NetError(f"Facebook no longer gives the Page {name!r} ({page_id}): deleted, unpublished or hidden "
+                           f"from you ({error}). Nothing archived was changed; if the Page is back under another "
+                           f"id, run `archiver auth facebook --account {self.account.name}` again.",
+                           kind="gone", status=error.status) from None
 
     def refresh_media(self, post_ids: list[str]) -> dict[str, list]:
         """Fresh signed links for archived posts (``/{post-id}``, one call a post). A post
