@@ -433,6 +433,28 @@ def test_throttle_codes_are_waited_out_then_the_run_goes_on(tmp_path, monkeypatc
     assert sum(h.sleeps) >= 60
 
 
+def test_a_throttle_longer_than_the_cap_stops_the_run_and_the_next_resumes(tmp_path):
+    h = FacebookHarness(tmp_path, FakeFacebookConfig(posts=12, comments_max=0, seed=23))
+    page_id = h.fake.page()["id"]
+
+    def two_hours(request):   # the Pages BUC allowance is spent for the next two hours
+        if request.url.path == h.listing_path and "after" in request.url.params:
+            usage = {page_id: [{"type": "pages", "call_count": 100, "total_cputime": 40, "total_time": 40,
+                                "estimated_time_to_regain_access": 120}]}
+            return httpx.Response(400, headers={"X-Business-Use-Case-Usage": json.dumps(usage)},
+                                  json={"error": {"message": "(#80001) There have been too many calls to this "
+                                                             "Page account.", "code": 80001, "type": "OAuthException"}})
+        return None
+
+    h.faults.append(two_hours)
+    result = h.run()
+    assert result["status"] == "failed" and result["failure_kind"] == "rate_limited", result
+    assert "resumes from its checkpoint" in result["message"] and len(h.post_ids()) == 5
+    assert sum(h.sleeps) < 15 * 60                          # it did not sit out two hours
+    h.faults.clear()
+    assert h.run()["status"] == "ok" and h.post_ids() == h.fake_ids()
+
+
 def test_temporarily_blocked_and_transient_errors_are_retried(tmp_path):
     h = FacebookHarness(tmp_path, FakeFacebookConfig(posts=4, comments_max=1, seed=17))
     h.fake.block_next(1)

@@ -366,11 +366,6 @@ def not_managed_message(wanted: str, pages: list[dict], account: str) -> str:
             "or log in as a person with a role on that Page.")
 
 
-def json_of(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
 
 
 # --------------------------------------------------------------------------- the API
@@ -426,9 +421,10 @@ class FacebookApi(GraphApi):
         except GraphError as error:
             if error_class(error.code, error.subcode) != "permission":
                 raise
+            # Another path (a post, a video) needs what the account's listing needs.
+            page = path.startswith("/me/") is False and self.token is None and self.tokens.load().get("kind") == "page"
             permission, what = next(((p, w) for edge, p, w in EDGE_PERMISSIONS if path.endswith(edge)),
-                                    ("pages_read_engagement" if self.tokens.load().get("kind") == "page"
-                                     else "user_posts", f"read {path.split('?')[0]}"))
+                                    ("pages_read_engagement" if page else "user_posts", f"read {path}"))
             raised = GraphError(error.code, error.subcode, permission_message(self.tokens.account, permission, what),
                                 kind="auth", status=error.status, path=path.split("/")[-1] or path,
                                 title=self.title)
