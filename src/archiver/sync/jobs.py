@@ -222,10 +222,9 @@ def run_import(ws: Workspace, path: Path, *, platform: str | None = None, accoun
 
                 raise ExportFileError(f"{path}: this does not look like a {cls.title} export "
                                       "(no file of its known layouts inside).")
-            platforms = held = [platform]
-            if not expect_sha256:   # what else it holds, to say so (a retry knows what it retries)
-                held = _carrier_first(recognizing(source)) or platforms
-                held = held if platform in held else platforms
+            # What else it holds: each part's files are its own, never another's "not read".
+            platforms, held = [platform], _carrier_first(recognizing(source)) or [platform]
+            held = held if platform in held else platforms
         results = []
         for part in platforms:
             results.append(_import_part(ws, Path(path), source, part, account_name=account_name,
@@ -233,7 +232,7 @@ def run_import(ws: Workspace, path: Path, *, platform: str | None = None, accoun
                                         cancel=cancel, progress=progress, transport=transport))
             if cancel() or results[-1]["status"] == "interrupted":
                 break
-        _report_unread(ws, source, results, held)
+        _report_unread(ws, source, results, held, name_others=not expect_sha256)   # a retry knows what it retries
     if len(results) == 1:
         return results[0]
     rank = {"skipped": 0, "ok": 1, "interrupted": 2}   # any other status (failed) is the worst
@@ -264,7 +263,7 @@ def _import_part(ws: Workspace, path: Path, source, platform: str, *, account_na
     return result
 
 
-def _report_unread(ws: Workspace, source, results: list[dict], held: list[str]) -> None:
+def _report_unread(ws: Workspace, source, results: list[dict], held: list[str], *, name_others: bool) -> None:
     """Nothing of an export is dropped without a word: each run that read the export names
     what of its part this version did not read (known once every part has run: the parts
     share the media folder), and a part no run imported (the command named another
@@ -280,7 +279,7 @@ def _report_unread(ws: Workspace, source, results: list[dict], held: list[str]) 
         notes = [not_read_note(mine)] if mine else []
         for other in held:
             theirs = sum(1 for name in unread if _owner_of(name, held) == other)
-            if other not in imported and theirs:
+            if name_others and other not in imported and theirs:
                 cls = get_connector(other)
                 where = (f"in its {cls.nested_export_folder}/ folder" if cls.nested_export_folder
                          else f"{theirs} file(s)")
