@@ -12,8 +12,10 @@ class ThreadsSimulator(Simulator):
     name = "threads"
 
     def main(self, argv: list[str]) -> None:
-        # Scaffolding while issue 13 is under way: the fake lands with the API connector.
-        raise SystemExit("the threads simulator is not written yet")
+        from archiver_connectors.threads.sim.fake import main
+
+        # What `archiver simulate threads` serves unless told otherwise (later options win).
+        main(["--port", "8765", "--posts", "30", "--followers", "50", *argv])
 
 
 SIMULATOR = ThreadsSimulator()
