@@ -159,7 +159,7 @@ class ThreadsConnector(Connector):
         carousel children with it). A post Threads no longer gives is absent; any other
         failure stops the asking and raises, the repair pass then tries the slots' own links."""
         from archiver.net.client import NetError
-        from archiver_connectors.threads.api import post_from_thread
+        from archiver_connectors.threads.api import post_from_thread, time_of
 
         api = self._api(cancel=self.cancel)
         fresh: dict[str, list] = {}
@@ -222,6 +222,7 @@ class _ThreadsWalk:
         self.listed: set[str] = set()
         self._stored: dict[str, dict] = {}
         self._archived_files: dict[str, int] = {}
+        self._young = iso_utc(dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=RECENT_DAYS))
 
     # -- the listing -------------------------------------------------------------------
     def run(self) -> Iterator[Page]:
@@ -283,13 +284,15 @@ class _ThreadsWalk:
         """One post's records: the post (with its counts when asked), and the replies by
         others under it with their complete listing when they may have changed."""
         from archiver.records import CommentsListed
-        from archiver_connectors.threads.api import post_from_thread
+        from archiver_connectors.threads.api import post_from_thread, time_of
 
         media_id = str(item["id"])
         stored = self._stored.get(media_id)
         boost = item.get("media_type") == "REPOST_FACADE"
         metrics = None
-        if not boost and (self.ctx.full or stored is None or files_if_missing):
+        # Counts come only from insights (one call a post): asked for new posts, on --full,
+        # and for the young ones, whose counts still move.
+        if not boost and (self.ctx.full or stored is None or files_if_missing or time_of(item) >= self._young):
             metrics = self._insights(media_id)
         post = post_from_thread(item, self.api.refresher, reply=reply, metrics=metrics)
         if files_if_missing and self._archived_files.get(media_id, 0) >= len(post.media):
@@ -358,8 +361,7 @@ class _ThreadsWalk:
         has no batch read), with the replies under it when their count moved."""
         from archiver.net.client import NetError
 
-        since = iso_utc(dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=RECENT_DAYS))
-        ids = [i for i in self.ctx.recent_post_ids(since) if i not in self.listed]
+        ids = [i for i in self.ctx.recent_post_ids(self._young) if i not in self.listed]
         if not ids:
             return
         kinds = self.ctx.archived_posts(ids, {"kind": "kind"})
