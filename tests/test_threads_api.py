@@ -13,6 +13,7 @@ from typing import Callable
 
 import httpx
 import pytest
+from tiktok_sync_harness import ticking_clock
 
 from archiver.archive import Archive
 from archiver.config import AccountConfig, Config
@@ -23,7 +24,6 @@ from archiver.sync.jobs import Workspace, run_export
 from archiver_connectors.threads import ThreadsConnector
 from archiver_connectors.threads.api import ThreadsTokens, comments_below, post_from_thread, user_metric
 from archiver_connectors.threads.sim.fake import READ_SCOPES, FakeThreads, FakeThreadsConfig
-from tiktok_sync_harness import ticking_clock
 
 BASE_URL = "http://127.0.0.1:8797"   # never contacted: MockTransport answers in-process
 ACCOUNT = "main"
@@ -94,7 +94,7 @@ class ThreadsHarness:
     def rows(self, sql: str, *params) -> list[dict]:
         cursor = self.archive.db.execute(sql, list(params))
         names = [c[0] for c in cursor.description]
-        return [dict(zip(names, row)) for row in cursor.fetchall()]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def value(self, sql: str, *params):
         return self.archive.db.execute(sql, list(params)).fetchone()[0]

@@ -159,7 +159,7 @@ class ThreadsConnector(Connector):
         carousel children with it). A post Threads no longer gives is absent; any other
         failure stops the asking and raises, the repair pass then tries the slots' own links."""
         from archiver.net.client import NetError
-        from archiver_connectors.threads.api import post_from_thread, time_of
+        from archiver_connectors.threads.api import post_from_thread
 
         api = self._api(cancel=self.cancel)
         fresh: dict[str, list] = {}
@@ -234,7 +234,7 @@ class _ThreadsWalk:
         yield from walk.pages()
         self.listed = walk.listed
 
-    def _fetch(self, cursor):
+    def _fetch(self, cursor: dict | None):
         from archiver.net.client import NetError
         from archiver.sync.listing import Batch
         from archiver_connectors.meta.graph import next_cursor

@@ -170,7 +170,7 @@ def user_metric(body: dict, name: str) -> int | None:
         if isinstance((entry.get("total_value") or {}).get("value"), int):
             return entry["total_value"]["value"]
         parts = entry.get("link_total_values") or entry.get("values") or []
-        numbers = [p.get("value") for p in parts if isinstance(p, dict) and isinstance(p.get("value"), int)]
+        numbers: list[int] = [p["value"] for p in parts if isinstance(p, dict) and isinstance(p.get("value"), int)]
         return sum(numbers) if numbers else None
     return None
 

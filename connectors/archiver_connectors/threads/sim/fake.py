@@ -409,8 +409,17 @@ class FakeThreads(FakeClock):
     def _sign(self, path: str, expires: int) -> str:
         return "00_" + hmac.new(self._cdn_secret, f"{path}:{expires}".encode(), hashlib.sha256).hexdigest()[:32]
 
+    def _cdn_key(self, kind: str, ident: str) -> str:
+        return hmac.new(self._cdn_secret, f"{kind}:{ident}".encode(), hashlib.sha256).hexdigest()[:24]
+
+    def file_bytes(self, media_type: str, ident: str) -> bytes:
+        """The bytes the CDN serves for an IMAGE or VIDEO item (the export holds the same)."""
+        if media_type == "VIDEO":
+            return fake_mp4(self._cdn_key("video", ident))
+        return fake_png(self._cdn_key("image", ident))
+
     def _cdn_url(self, kind: str, ident: str) -> str:
-        key = hmac.new(self._cdn_secret, f"{kind}:{ident}".encode(), hashlib.sha256).hexdigest()[:24]
+        key = self._cdn_key(kind, ident)
         path = f"/cdn/o1/{key}.mp4" if kind == "video" else f"/cdn/v/{key}_n.jpg"
         expires = int(self.now()) + self.config.media_url_ttl
         query = urlencode({"_nc_ht": "scontent.cdninstagram.com", "oh": self._sign(path, expires),
@@ -578,8 +587,8 @@ class FakeThreads(FakeClock):
         if not token:
             raise GraphError(190, "An active access token must be used to query information about the current user.")
         record = self._token_record(token)
+        headers = self._usage_headers()   # (drops the calls that left the rolling window)
         if len(self._hits) >= self.config.rate_limit:
-            headers = self._usage_headers()
             if self.config.retry_after and self._hits:
                 headers["Retry-After"] = str(max(1, math.ceil(self._hits[0] + RATE_WINDOW - self.now())))
             code = self.config.throttle_code
@@ -979,11 +988,40 @@ def serve(fake: FakeThreads, host: str = "127.0.0.1", port: int = 0):
         500, json={"error": {"message": f"fake crashed: {type(error).__name__}", "type": "OAuthException", "code": 1}}))
 
 
+def export_world_of(fake: FakeThreads, following: int = 20):
+    """What the account's Threads export holds, from the fake's world: the owner's posts
+    (reposts are not in it) and replies with the same seconds, texts and file bytes as the
+    API gives (so each merges with its API row), and follower / following lists, which only
+    the export holds (``config.followers`` followers; some of them repliers)."""
+    from archiver_connectors.threads.sim.export import ThreadsExportPerson, ThreadsExportPost, ThreadsExportWorld
+
+    rng = random.Random(f"threads-export:{fake.config.seed}")
+    posts = []
+    for post in fake.posts:
+        if post["media_type"] == "REPOST_FACADE":
+            continue
+        parts = post["children"] or ([post] if post["media_type"] in ("IMAGE", "VIDEO") else [])
+        posts.append(ThreadsExportPost(post["timestamp"], post["text"] or None,
+                                       media=[fake.file_bytes(p["media_type"], p["id"]) for p in parts]))
+    for reply in fake.owner_replies():
+        media = [fake.file_bytes("IMAGE", reply["id"])] if reply["media_type"] == "IMAGE" else []
+        posts.append(ThreadsExportPost(reply["timestamp"], reply["text"] or None, media=media, is_reply=True))
+    names = list(fake.fans) + [f"reader_{n:04d}.{rng.choice(WORDS)}" for n in range(fake.config.followers)]
+    start = 1_700_000_000
+    followers = [ThreadsExportPerson(name, start + n * 3_600, name.split(".")[0].replace("_", " ").title())
+                 for n, name in enumerate(names[:fake.config.followers])]
+    followed = [ThreadsExportPerson(f"maker_{n:03d}.{rng.choice(WORDS)}", start + n * 7_200)
+                for n in range(following)]
+    return ThreadsExportWorld(username=fake.user["username"], display_name=fake.user["name"],
+                              bio=fake.user["biography"], posts=sorted(posts, key=lambda p: -p.timestamp),
+                              followers=followers, following=followed,
+                              exported_at=max((p.timestamp for p in posts), default=start) + 86_400)
+
+
 def write_matching_export(fake: FakeThreads, path: str | Path, *, inside_instagram: bool = False) -> Path:
-    """The account's Threads "Download your information" export as Meta would build it now:
-    the fake's posts and the owner's replies with the same seconds and texts (each merges
-    with its API row), and follower / following lists (which only the export holds)."""
-    from archiver_connectors.threads.sim.export import export_world_of, write_export
+    """The account's Threads "Download your information" export as Meta would build it now
+    (``export_world_of``), written by threads/sim/export.py's builder."""
+    from archiver_connectors.threads.sim.export import write_export
 
     return write_export(Path(path).expanduser(), export_world_of(fake), inside_instagram=inside_instagram)
 
