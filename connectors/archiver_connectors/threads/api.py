@@ -37,7 +37,8 @@ PAGE_LIMIT = 50
 USER_FIELDS = "id,username,name,threads_profile_picture_url,threads_biography,is_verified"
 CHILD_FIELDS = "id,media_type,media_url,thumbnail_url"
 _COMMON = ("id,media_product_type,media_type,media_url,thumbnail_url,permalink,username,text,timestamp,shortcode,"
-           "is_quote_post,quoted_post,alt_text,link_attachment_url,has_replies,reply_audience")
+           "is_quote_post,quoted_post,alt_text,link_attachment_url,gif_url,poll_attachment,topic_tag,text_attachment,"
+           "has_replies,reply_audience")
 POST_FIELDS = f"{_COMMON},reposted_post,children{{{CHILD_FIELDS}}}"
 REPLY_FIELDS = f"{_COMMON},is_reply,root_post,replied_to,hide_status,children{{{CHILD_FIELDS}}}"
 COMMENT_FIELDS = ("id,text,timestamp,username,permalink,media_type,has_replies,is_reply,is_reply_owned_by_me,"
@@ -132,7 +133,7 @@ class ThreadsApi(GraphApi):
         """A new signed CDN link for a post, a carousel child or ``me`` (``field``: media_url,
         thumbnail_url or threads_profile_picture_url), asked again because the old one was
         refused; one call per object and run."""
-        fields = "threads_profile_picture_url" if object_id == "me" else "media_url,thumbnail_url"
+        fields = "threads_profile_picture_url" if object_id == "me" else "media_url,thumbnail_url,gif_url"
         with self._lock:
             body = self._fresh.get(object_id)
         if body is None:
@@ -221,9 +222,10 @@ def media_refs(item: dict, refresher: Refresher | None = None) -> list[MediaRef]
     children = (item.get("children") or {}).get("data") or []
     parts = children if item.get("media_type") == "CAROUSEL_ALBUM" and children else [item]
     for position, part in enumerate(parts):
-        role = "video" if part.get("media_type") == "VIDEO" else "image"
+        role = {"VIDEO": "video", "AUDIO": "audio"}.get(str(part.get("media_type")), "image")
         object_id = str(part.get("id") or item["id"])
-        for field, file_role in (("media_url", role), ("thumbnail_url", "thumbnail")):
+        # A GIF post is a TEXT_POST with a gif_url (threads.md §2.1).
+        for field, file_role in (("media_url", role), ("thumbnail_url", "thumbnail"), ("gif_url", "image")):
             if isinstance(part.get(field), str) and part[field]:
                 hook = refresher(object_id, field) if refresher else None
                 refs.append(MediaRef(part[field], file_role, position, refresh=hook,

@@ -314,8 +314,11 @@ class FakeThreads(FakeClock):
         return found
 
     def reply_count(self, media_id: str) -> int:
-        """Threads' ``replies`` metric: every reply below, at any depth."""
-        return len(self.descendants_of(media_id))
+        """Threads' ``replies`` metric: every reply below, at any depth (unless set_counts
+        set it)."""
+        item = self.replies.get(media_id) or next((p for p in self.posts if p["id"] == media_id), {})
+        override = (item.get("counts") or {}).get("replies")
+        return override if override is not None else len(self.descendants_of(media_id))
 
     def add_post(self, text: str | None = None, media_type: str = "TEXT_POST", **overrides) -> dict:
         """Publish a new top-level post now (newer than every other); media_type as the API's,
@@ -353,10 +356,10 @@ class FakeThreads(FakeClock):
                 self.replies.pop(reply["id"], None)
 
     def set_counts(self, media_id: str, **counts: int) -> None:
-        """views, likes, reposts, quotes, shares (replies are counted from the replies)."""
+        """views, likes, reposts, quotes, shares; replies (counted from the replies unless set here)."""
         with self._lock:
             item = self.replies.get(media_id) or self.find_post(media_id)
-            unknown = set(counts) - set(item["counts"])
+            unknown = set(counts) - set(item["counts"]) - {"replies"}
             if unknown:
                 raise KeyError(f"unknown counts {sorted(unknown)}")
             item["counts"].update(counts)
