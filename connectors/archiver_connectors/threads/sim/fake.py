@@ -47,14 +47,10 @@ from __future__ import annotations
 import argparse
 import base64
 import collections
-import datetime as _dt
 import hashlib
 import hmac
-import json
-import math
 import random
 import re
-import secrets
 import threading
 import time
 from dataclasses import dataclass
@@ -64,6 +60,19 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 
 from archiver.sim.server import FakeClock
+from archiver_connectors.meta.sim.graph import (
+    CodeRefused,
+    CursorPaging,
+    GraphError,
+    SignedCdn,
+    TokenStore,
+    UsageWindow,
+    caller_token,
+    error_response,
+    graph_time,
+    json_response,
+    parse_fields,
+)
 from archiver_connectors.tiktok.sim.fake import fake_mp4, fake_png
 
 # --------------------------------------------------------------------------- constants
@@ -129,55 +138,6 @@ class FakeThreadsConfig:
     granted_scopes: str = READ_SCOPES    # what the person ticks in the login window
 
 
-class GraphError(Exception):
-    def __init__(self, code: int, message: str, subcode: int | None = None, status: int = 400,
-                 headers: dict | None = None):
-        super().__init__(message)
-        self.code, self.message, self.subcode, self.status = code, message, subcode, status
-        self.headers = headers or {}
-
-
-def parse_fields(spec: str) -> dict[str, dict | None]:
-    """``"id,text,children{id,media_url}"`` -> ``{"id": None, "text": None, "children":
-    {"id": None, "media_url": None}}``. Raises ValueError on bad braces or names."""
-    pos = 0
-
-    def parse(level: int) -> dict[str, dict | None]:
-        nonlocal pos
-        found: dict[str, dict | None] = {}
-        name = ""
-        while pos < len(spec):
-            char = spec[pos]
-            pos += 1
-            if char == ",":
-                if name.strip():
-                    found[name.strip()] = None
-                name = ""
-            elif char == "{":
-                found[name.strip()] = parse(level + 1)
-                name = ""
-                if pos < len(spec) and spec[pos] == ",":
-                    pos += 1
-            elif char == "}":
-                if level == 0:
-                    raise ValueError("unbalanced }")
-                if name.strip():
-                    found[name.strip()] = None
-                return found
-            else:
-                name += char
-        if level:
-            raise ValueError("unbalanced {")
-        if name.strip():
-            found[name.strip()] = None
-        return found
-
-    result = parse(0)
-    if any(not re.fullmatch(r"[a-z_]+", key) for key in result):
-        raise ValueError("bad field name")
-    return result
-
-
 class FakeThreads(FakeClock):
     """Threads' API as one in-memory world. Thread-safe (one lock)."""
 
@@ -188,10 +148,12 @@ class FakeThreads(FakeClock):
         self._lock = threading.RLock()
         self._rng = random.Random(f"threads-world:{self.config.seed}")
         self._fault_rng = random.Random(f"threads-faults:{self.config.seed}")
-        self._cdn_secret = f"th-cdn-{self.config.seed}".encode()
-        self._codes: dict[str, dict] = {}
-        self._tokens: dict[str, dict] = {}   # token -> {"kind", "issued_at", "expires_at", "scopes", "revoked"}
-        self._hits: collections.deque = collections.deque()
+        self.tokens = TokenStore(self.now, prefix="THQWJ", short_ttl=SHORT_TTL, long_ttl=LONG_TTL,
+                                 code_ttl=CODE_TTL, code_prefix="AQD")
+        self.usage = UsageWindow(self.now, self.config.rate_limit, RATE_WINDOW)
+        self.cdn = SignedCdn(f"th-cdn-{self.config.seed}".encode(), self.now, self.config.media_url_ttl,
+                             lambda kind, key: (fake_mp4(key), "video/mp4") if kind == "video"
+                             else (fake_png(key), "image/png"))
         self._ids = 0
         self.log: collections.deque = collections.deque(maxlen=10_000)   # (method, path, status)
         self.user: dict = {}
@@ -370,88 +332,32 @@ class FakeThreads(FakeClock):
         """Mint a long-lived token directly (what a finished `archiver auth` leaves);
         ``age`` seconds old. Returns the th_exchange_token JSON plus ``user_id``."""
         with self._lock:
-            token = self._mint("long", scopes or self.config.granted_scopes, issued_at=self.now() - age)
-            return {"access_token": token, "token_type": "bearer",
-                    "expires_in": int(self._tokens[token]["expires_at"] - self.now()),
-                    "user_id": self.user["id"], "permissions": self._tokens[token]["scopes"]}
-
-    def _mint(self, kind: str, scopes: str, issued_at: float | None = None) -> str:
-        token = "THQWJ" + secrets.token_urlsafe(40).replace("-", "Z").replace("_", "Y")
-        issued = self.now() if issued_at is None else issued_at
-        self._tokens[token] = {"kind": kind, "issued_at": issued, "scopes": scopes, "revoked": False,
-                               "expires_at": issued + (SHORT_TTL if kind == "short" else LONG_TTL)}
-        return token
+            token = self.tokens.mint("long", scopes or self.config.granted_scopes, issued_at=self.now() - age)
+            return {"access_token": token, "token_type": "bearer", "expires_in": self.tokens.expires_in(token),
+                    "user_id": self.user["id"], "permissions": self.tokens.info(token)["scopes"]}
 
     def expire_tokens(self) -> None:
         with self._lock:
-            for record in self._tokens.values():
-                record["expires_at"] = min(record["expires_at"], self.now() - 1)
+            self.tokens.expire_all()
 
     def revoke_all(self) -> None:
         with self._lock:
-            for record in self._tokens.values():
-                record["revoked"] = True
+            self.tokens.revoke_all()
 
     def token_info(self, token: str) -> dict | None:
-        return self._tokens.get(token)
-
-    def _token_record(self, token: str) -> dict:
-        record = self._tokens.get(token)
-        if record is None:
-            raise GraphError(190, "Invalid OAuth access token - Cannot parse access token", 467)
-        if record["revoked"]:
-            raise GraphError(190, "Error validating access token: The user has not authorized application.", 460)
-        if record["expires_at"] <= self.now():
-            stamp = _dt.datetime.fromtimestamp(record["expires_at"], _dt.timezone.utc).strftime(
-                "%A, %d-%b-%y %H:%M:%S UTC")
-            raise GraphError(190, f"Error validating access token: Session has expired on {stamp}.", 463)
-        return record
+        return self.tokens.info(token)
 
     # ------------------------------------------------------------------ CDN links
 
-    def _sign(self, path: str, expires: int) -> str:
-        return "00_" + hmac.new(self._cdn_secret, f"{path}:{expires}".encode(), hashlib.sha256).hexdigest()[:32]
-
-    def _cdn_key(self, kind: str, ident: str) -> str:
-        return hmac.new(self._cdn_secret, f"{kind}:{ident}".encode(), hashlib.sha256).hexdigest()[:24]
-
     def file_bytes(self, media_type: str, ident: str) -> bytes:
         """The bytes the CDN serves for an IMAGE or VIDEO item (the export holds the same)."""
-        if media_type == "VIDEO":
-            return fake_mp4(self._cdn_key("video", ident))
-        return fake_png(self._cdn_key("image", ident))
+        kind = "video" if media_type == "VIDEO" else "image"
+        key = hmac.new(self.cdn.secret, f"{kind}:{ident}".encode(), hashlib.sha256).hexdigest()[:24]
+        return fake_mp4(key) if kind == "video" else fake_png(key)
 
     def _cdn_url(self, kind: str, ident: str) -> str:
-        key = self._cdn_key(kind, ident)
-        path = f"/cdn/o1/{key}.mp4" if kind == "video" else f"/cdn/v/{key}_n.jpg"
-        expires = int(self.now()) + self.config.media_url_ttl
-        query = urlencode({"_nc_ht": "scontent.cdninstagram.com", "oh": self._sign(path, expires),
-                           "oe": format(expires, "X")})
-        return f"{self.base_url}{path}?{query}"
-
-    def _cdn(self, request: httpx.Request) -> httpx.Response:
-        path = request.url.path
-        image = re.fullmatch(r"/cdn/v/([0-9a-f]{24})_n\.jpg", path)
-        video = re.fullmatch(r"/cdn/o1/([0-9a-f]{24})\.mp4", path)
-        if request.method not in ("GET", "HEAD") or not (image or video):
-            return httpx.Response(404, content=b"Not Found")
-        try:
-            expires = int(request.url.params.get("oe", ""), 16)
-        except ValueError:
-            return httpx.Response(403, content=b"Bad URL hash")
-        if not hmac.compare_digest(request.url.params.get("oh", ""), self._sign(path, expires)):
-            return httpx.Response(403, content=b"Bad URL hash")
-        if expires < self.now():
-            return httpx.Response(403, content=b"URL signature expired")
-        match = image or video
-        assert match is not None
-        body, mime = (fake_png(match.group(1)), "image/png") if image else (fake_mp4(match.group(1)), "video/mp4")
-        ranged = re.fullmatch(r"bytes=(\d+)-", request.headers.get("range", "").strip())
-        if ranged and int(ranged.group(1)) < len(body):
-            start = int(ranged.group(1))
-            return httpx.Response(206, content=body[start:], headers={
-                "Content-Type": mime, "Content-Range": f"bytes {start}-{len(body) - 1}/{len(body)}"})
-        return httpx.Response(200, content=body, headers={"Content-Type": mime, "Accept-Ranges": "bytes"})
+        self.cdn.ttl = self.config.media_url_ttl
+        return self.cdn.url(self.base_url, kind, ident)
 
     # ------------------------------------------------------------------ dispatch
 
@@ -463,7 +369,7 @@ class FakeThreads(FakeClock):
             try:
                 response = self._dispatch(request)
             except GraphError as error:
-                response = self._error(error)
+                response = error_response(error)
             self.log.append((request.method, request.url.path, response.status_code))
             return response
 
@@ -473,7 +379,7 @@ class FakeThreads(FakeClock):
             return httpx.Response(404, content=b"Not Found")
         path = request.url.path
         if path.startswith("/cdn/"):
-            return self._cdn(request)
+            return self.cdn.handle(request)
         if path == "/oauth/authorize":
             return self._authorize(request)
         path = re.sub(r"^/v1\.0(?=/)", "", path)   # unversioned paths are the same API
@@ -507,9 +413,7 @@ class FakeThreads(FakeClock):
         state = {"state": q["state"]} if q.get("state") else {}
         allowed = set(self.config.granted_scopes.split(","))
         granted = [s for s in requested if s in allowed]
-        code = "AQD" + secrets.token_urlsafe(60)
-        self._codes[code] = {"redirect_uri": redirect_uri, "scopes": ",".join(granted), "used": False,
-                             "expires_at": self.now() + CODE_TTL}
+        code = self.tokens.new_code(redirect_uri, ",".join(granted))
         # Meta appends "#_" to the redirect: not part of the code.
         return httpx.Response(302, headers={"Location": f"{redirect_uri}?{urlencode({'code': code, **state})}#_"})
 
@@ -526,19 +430,16 @@ class FakeThreads(FakeClock):
             raise GraphError(101, "Error validating client secret.")
         if form.get("grant_type") != "authorization_code":
             raise GraphError(code_error, "Invalid grant_type")
-        code = self._codes.get(form.get("code", ""))
-        if code is None or code["used"] or code["expires_at"] <= self.now():
-            raise GraphError(code_error, "This authorization code has been used or has expired", 36009)
-        if form.get("redirect_uri") != code["redirect_uri"]:
-            raise GraphError(code_error, "Error validating verification code. Please make sure your redirect_uri "
-                                         "is identical to the one you used in the OAuth dialog request", 36008)
-        code["used"] = True
-        token = self._mint("short", code["scopes"])
+        try:
+            code = self.tokens.take_code(form.get("code", ""), form.get("redirect_uri"))
+        except CodeRefused as refused:
+            raise GraphError(code_error, str(refused)) from None
+        token = self.tokens.mint("short", code["scopes"])
         user_id = int(self.user["id"]) if self.config.code_user_id == "number" else self.user["id"]
         body: dict = {"access_token": token, "user_id": user_id}
         if self.config.code_expiry:
             body |= {"token_type": "bearer", "expires_in": SHORT_TTL}
-        return self._json(200, body)
+        return json_response(200, body)
 
     def _long_lived(self, request: httpx.Request) -> httpx.Response:
         q = request.url.params
@@ -548,12 +449,12 @@ class FakeThreads(FakeClock):
             raise GraphError(100, "Invalid parameter: grant_type must be th_exchange_token")
         if not hmac.compare_digest(q.get("client_secret", ""), self.config.client_secret):
             raise GraphError(101, "Error validating client secret.")
-        record = self._token_record(q.get("access_token", ""))
+        record = self.tokens.record(q.get("access_token", ""))
         if record["kind"] != "short":
             raise GraphError(100, "Invalid parameter: access_token must be a short-lived token")
-        token = self._mint("long", record["scopes"])
-        return self._json(200, {"access_token": token, "token_type": "bearer",
-                                "expires_in": int(self._tokens[token]["expires_at"] - self.now())})
+        token = self.tokens.mint("long", record["scopes"])
+        return json_response(200, {"access_token": token, "token_type": "bearer",
+                                   "expires_in": self.tokens.expires_in(token)})
 
     def _refresh(self, request: httpx.Request) -> httpx.Response:
         q = request.url.params
@@ -561,21 +462,21 @@ class FakeThreads(FakeClock):
             raise GraphError(100, "Unsupported post request.")
         if q.get("grant_type") != "th_refresh_token":
             raise GraphError(100, "Invalid parameter: grant_type must be th_refresh_token")
-        record = self._token_record(q.get("access_token", ""))
+        record = self.tokens.record(q.get("access_token", ""))
         if record["kind"] != "long":
             raise GraphError(190, "Only a long-lived token can be refreshed")
         if self.now() - record["issued_at"] < MIN_REFRESH_AGE:
             raise GraphError(self.config.young_refresh_code,
                              "The access token must be at least 24 hours old to be refreshed")
-        token = self._mint("long", record["scopes"])
-        return self._json(200, {"access_token": token, "token_type": "bearer",
-                                "expires_in": int(self._tokens[token]["expires_at"] - self.now())})
+        token = self.tokens.mint("long", record["scopes"])
+        return json_response(200, {"access_token": token, "token_type": "bearer",
+                                   "expires_in": self.tokens.expires_in(token)})
 
     def _debug_token(self, request: httpx.Request) -> httpx.Response:
         q = request.url.params
-        self._token_record(q.get("access_token", ""))
-        record = self._token_record(q.get("input_token", ""))
-        return self._json(200, {"data": {
+        self.tokens.record(q.get("access_token", ""))
+        record = self.tokens.record(q.get("input_token", ""))
+        return json_response(200, {"data": {
             "application": "archiver-fake", "app_id": self.config.client_id, "is_valid": True,
             "issued_at": int(record["issued_at"]), "expires_at": int(record["expires_at"]),
             "scopes": record["scopes"].split(","), "user_id": self.user["id"]}})
@@ -583,34 +484,30 @@ class FakeThreads(FakeClock):
     # ------------------------------------------------------------------ data
 
     def _data(self, request: httpx.Request, path: str) -> httpx.Response:
-        token = request.url.params.get("access_token") or ""
-        if not token:
-            header = request.headers.get("authorization", "")
-            token = header[len("Bearer "):].strip() if header.startswith("Bearer ") else ""
-        if not token:
-            raise GraphError(190, "An active access token must be used to query information about the current user.")
-        record = self._token_record(token)
-        headers = self._usage_headers()   # (drops the calls that left the rolling window)
-        if len(self._hits) >= self.config.rate_limit:
-            if self.config.retry_after and self._hits:
-                headers["Retry-After"] = str(max(1, math.ceil(self._hits[0] + RATE_WINDOW - self.now())))
+        token = caller_token(request)
+        record = self.tokens.record(token)
+        self.usage.limit = self.config.rate_limit
+        if self.usage.full():
+            headers = self._usage_headers()
+            if self.config.retry_after:
+                headers["Retry-After"] = str(max(60, 60 * self.usage.regain_minutes()))
             code = self.config.throttle_code
             raise GraphError(code, THROTTLE_MESSAGES.get(code, "Rate limit reached"),
                              status=self.config.throttle_status, headers=headers)
-        self._hits.append(self.now())
+        self.usage.hit()
         headers = self._usage_headers()
         if self.config.fail_rate and self._fault_rng.random() < self.config.fail_rate:
             raise GraphError(2, "An unexpected error has occurred. Please retry your request later.", status=500,
                              headers=headers)
         try:
-            fields = parse_fields(request.url.params.get("fields", ""))
+            fields = parse_fields(request.url.params.get("fields", ""), allow_modifiers=False)
         except ValueError:
             raise GraphError(100, "Syntax error: the fields parameter is malformed") from None
         scopes = set(record["scopes"].split(","))
         if "threads_basic" not in scopes:
             self._refuse("threads_basic")
         body = self._route(request, [p for p in path.split("/") if p], fields, scopes, token)
-        return self._json(200, body, headers)
+        return json_response(200, body, headers)
 
     def _refuse(self, scope: str):
         raise GraphError(self.config.permission_code,
@@ -773,8 +670,8 @@ class FakeThreads(FakeClock):
     # ------------------------------------------------------------------ rendering
 
     def _time(self, epoch: float) -> str:
-        moment = _dt.datetime.fromtimestamp(epoch, _dt.timezone.utc)
-        return moment.strftime("%Y-%m-%dT%H:%M:%S") + ("Z" if self.config.timestamp_style == "Z" else "+0000")
+        stamp = graph_time(epoch)
+        return stamp.replace("+0000", "Z") if self.config.timestamp_style == "Z" else stamp
 
     def _permalink(self, username: str, shortcode: str) -> str:
         return f"https://www.threads.com/@{username}/post/{shortcode}"
@@ -888,76 +785,22 @@ class FakeThreads(FakeClock):
             # ``owner`` is never on a reply: only on the owner's top-level posts [C].
         return out
 
-    # ------------------------------------------------------------------ paging
-
-    @staticmethod
-    def _cursor(item: dict) -> str:
-        return base64.b64encode(f"QVFI:{item['timestamp']}:{item['id']}".encode()).decode().rstrip("=")
-
-    @staticmethod
-    def _uncursor(cursor: str) -> tuple[int, str]:
-        try:
-            tag, stamp, ident = base64.b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split(":")
-            if tag != "QVFI":
-                raise ValueError
-            return int(stamp), ident
-        except Exception:
-            raise GraphError(100, "Invalid parameter: the after/before cursor is not valid") from None
+    # ------------------------------------------------------------------ paging and responses
 
     def _page(self, request: httpx.Request, items: list[dict], render, edge: str, token: str,
               newest_first: bool = True) -> dict:
-        """Keyset paging over ``items`` by (timestamp, id) with opaque cursors."""
-        q = request.url.params
+        """Keyset paging with opaque cursors; ``limit`` above ``max_limit`` is clamped or
+        refused (``over_limit``)."""
+        params = dict(request.url.params)
+        paging = CursorPaging(default_limit=DEFAULT_LIMIT, max_limit=self.config.max_limit, version="v1.0")
         try:
-            limit = int(q.get("limit") or DEFAULT_LIMIT)
+            limit = int(params.get("limit") or DEFAULT_LIMIT)
         except ValueError:
             raise GraphError(100, "Invalid parameter: limit must be an integer") from None
-        if limit < 1:
-            raise GraphError(100, "Invalid parameter: limit must be positive")
-        if limit > self.config.max_limit:
-            if self.config.over_limit == "error":
-                raise GraphError(100, f"Invalid parameter: limit may be at most {self.config.max_limit}")
-            limit = self.config.max_limit
-        ordered = sorted(items, key=lambda i: (i["timestamp"], i["id"]), reverse=newest_first)
-        keys = [(i["timestamp"], i["id"]) for i in ordered]
-        start, end = 0, None
-        if q.get("after"):
-            key = self._uncursor(q["after"])
-            start = sum(1 for k in keys if (k > key if newest_first else k < key) or k == key)
-        elif q.get("before"):
-            key = self._uncursor(q["before"])
-            end = sum(1 for k in keys if (k > key if newest_first else k < key))
-            start = max(0, end - limit)
-        chunk = ordered[start:start + limit] if end is None else ordered[start:end]
-        body: dict = {"data": [render(i) for i in chunk]}
-        if chunk:
-            cursors = {"before": self._cursor(chunk[0]), "after": self._cursor(chunk[-1])}
-            paging: dict = {"cursors": cursors}
-            base = {k: v for k, v in q.items() if k not in ("after", "before", "access_token", "limit")}
-            if start + len(chunk) < len(ordered):
-                paging["next"] = self._link(edge, token, base, limit, after=cursors["after"])
-            if start > 0:
-                paging["previous"] = self._link(edge, token, base, limit, before=cursors["before"])
-            body["paging"] = paging
-        return body
-
-    def _link(self, edge: str, token: str, params: dict, limit: int, **cursor: str) -> str:
-        return f"{self.base_url}/v1.0{edge}?" + urlencode({"access_token": token, **params, "limit": limit, **cursor})
-
-    # ------------------------------------------------------------------ responses
-
-    def _json(self, status: int, body: dict, headers: dict | None = None) -> httpx.Response:
-        return httpx.Response(status, headers={"Content-Type": "application/json", **(headers or {})},
-                              content=json.dumps(body).encode())
-
-    def _error(self, error: GraphError) -> httpx.Response:
-        envelope = {"message": error.message, "type": "OAuthException", "code": error.code,
-                    "fbtrace_id": secrets.token_urlsafe(12)}
-        if error.subcode is not None:
-            envelope["error_subcode"] = error.subcode
-        if error.code in (1, 2):
-            envelope["is_transient"] = True
-        return self._json(error.status, {"error": envelope}, error.headers)
+        if limit > self.config.max_limit and self.config.over_limit == "clamp":
+            params["limit"] = str(self.config.max_limit)
+        return paging.page(params, items, render, base_url=self.base_url, edge=edge, token=token,
+                           newest_first=newest_first)
 
     @staticmethod
     def _html(status: int, text: str) -> httpx.Response:
@@ -965,18 +808,7 @@ class FakeThreads(FakeClock):
                               content=f"<html><body><p>{text}</p></body></html>".encode())
 
     def _usage_headers(self) -> dict[str, str]:
-        now = self.now()
-        while self._hits and self._hits[0] <= now - RATE_WINDOW:
-            self._hits.popleft()
-        percent = int(100 * len(self._hits) / max(1, self.config.rate_limit))
-        regain = 0
-        if len(self._hits) >= self.config.rate_limit and self._hits:
-            regain = max(1, math.ceil((self._hits[0] + RATE_WINDOW - now) / 60))
-        business = {self.user["id"]: [{"type": "threads", "call_count": percent, "total_cputime": percent // 2,
-                                       "total_time": percent // 2, "estimated_time_to_regain_access": regain}]}
-        return {"X-App-Usage": json.dumps({"call_count": percent, "total_time": percent // 2,
-                                           "total_cputime": percent // 2}),
-                "X-Business-Use-Case-Usage": json.dumps(business)}
+        return self.usage.headers(business_id=self.user["id"], business_type="threads")
 
 
 # --------------------------------------------------------------------------- real HTTP
