@@ -334,7 +334,7 @@ class FakeThreads(FakeClock):
         with self._lock:
             token = self.tokens.mint("long", scopes or self.config.granted_scopes, issued_at=self.now() - age)
             return {"access_token": token, "token_type": "bearer", "expires_in": self.tokens.expires_in(token),
-                    "user_id": self.user["id"], "permissions": self.tokens.info(token)["scopes"]}
+                    "user_id": self.user["id"], "permissions": self.tokens.tokens[token]["scopes"]}
 
     def expire_tokens(self) -> None:
         with self._lock:
