@@ -225,7 +225,8 @@ def test_new_post_and_new_replies_on_a_recent_post_arrive_incrementally(tmp_path
     assert asked <= {recent["id"], new["id"]} and recent["id"] in asked
 
 
-def test_interrupted_run_resumes_from_its_cut_off_point(tmp_path):
+@pytest.mark.parametrize("how", ["cancel", "auth failure"])
+def test_interrupted_run_resumes_from_its_cut_off_point(tmp_path, how):
     h = ThreadsHarness(tmp_path, FakeThreadsConfig(posts=14, seed=6, max_limit=3))
     from archiver.sync.runner import CancelFlag
 
@@ -234,12 +235,21 @@ def test_interrupted_run_resumes_from_its_cut_off_point(tmp_path):
     def progress(line):
         if line.startswith("posts:"):
             written.append(line)
-            if len(written) == 2:
+            if len(written) == 2 and how == "cancel":
                 flag.set()
 
-    assert h.run(cancel=flag, progress=progress)["status"] == "interrupted"
+    def refuse_the_third_page(request):
+        if request.url.path == THREADS_PATH and len(written) == 2 and how != "cancel":
+            return httpx.Response(400, json={"error": {"message": "Error validating access token", "code": 190,
+                                                       "error_subcode": 460, "type": "OAuthException"}})
+        return None
+
+    h.faults.append(refuse_the_third_page)
+    result = h.run(cancel=flag, progress=progress)
+    assert result["status"] == ("interrupted" if how == "cancel" else "failed"), result
     cut = h.state("posts")
     assert cut["cursor"] and 0 < len(h.post_ids()) < len(h.fake_ids())
+    h.faults.clear()
     mark = len(h.requests)
     assert h.run()["status"] == "ok"
     first = h.sent(THREADS_PATH, mark)[0]
