@@ -249,8 +249,7 @@ class _ThreadsWalk:
                 following[edge] = DONE
                 continue
             if edge == "replies" and "threads_read_replies" in self.refused:
-                following[edge] = DONE
-                unreadable.append(("the owner's replies", "the authorization lacks threads_read_replies"))
+                following[edge] = DONE   # (said as unreadable once, when refused)
                 continue
             try:
                 body = self.api.edge_page(edge, place)
