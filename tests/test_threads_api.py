@@ -526,3 +526,25 @@ def test_mapping_of_the_notes_examples():
 def test_declarations_say_there_is_no_follower_list_in_the_api():
     assert "follower" in ThreadsConnector.export_only_holds
     assert "JSON" in ThreadsConnector.manual_export_steps and "threads/" in ThreadsConnector.manual_export_steps
+
+
+# --------------------------------------------------------------------------- API and export meet
+
+
+def test_the_export_of_the_same_account_merges_into_the_api_rows(tmp_path):
+    """The export names no post by id: its posts land on the API's rows by creation time and
+    text (what post_from_thread sets), and it adds what only it holds: the follower list."""
+    from archiver.sync.jobs import run_import
+    from archiver_connectors.threads.sim.fake import write_matching_export
+
+    h = ThreadsHarness(tmp_path, FakeThreadsConfig(posts=6, seed=18, followers=7))
+    assert h.run()["status"] == "ok"
+    posts_before = h.rows("SELECT post_id, kind, text, created_at FROM posts ORDER BY post_id")
+    export = write_matching_export(h.fake, tmp_path / "threads-export.zip")
+    result = run_import(h.ws, export, platform="threads")
+    assert result["status"] == "ok", result
+    assert h.rows("SELECT post_id, kind, text, created_at FROM posts ORDER BY post_id") == posts_before
+    assert not h.rows("SELECT post_id FROM posts WHERE post_id LIKE 'provisional:%'")
+    assert h.value("SELECT count(*) FROM posts WHERE sources LIKE '%export%'") == len(
+        [p for p in posts_before if p["kind"] != "boost"])
+    assert h.value("SELECT member_count FROM snapshots WHERE kind='followers'") == 7
