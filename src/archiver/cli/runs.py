@@ -76,6 +76,8 @@ def import_(archive, config_path, args, account_name, wait, retry_failed):
     A download split in several zips is imported from the folder holding them all (and
     nothing else): its parts are read as one export.
     The platform is detected from the file's content; `archiver import tiktok PATH` forces it.
+    An export carrying another platform's inside (e.g. Threads' in an Instagram download)
+    fills both accounts, each reported on its own; naming a platform imports only its part.
     Importing a file again does nothing, unless some of its files could not be stored the
     first time: then only those are tried again (`--retry-failed` does it for every such import).
     """
