@@ -507,7 +507,7 @@ def test_profile_account_archives_own_posts_as_the_export_will_name_them(tmp_pat
     for source in h.fake.profile_posts:
         post = posts[source["id"]]
         assert post["created_at"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(source["created_time"]))
-        assert post["text"] == source["message"] and post["visibility"] is None
+        assert post["text"] == source["message"] and post["visibility"] == "friends"   # ALL_FRIENDS
         assert post["like_count"] == source["reactions"]
     # Comments by others are not in the API: none asked for, none stored.
     assert not [r for r in h.requests if r.url.path.endswith("/comments")]

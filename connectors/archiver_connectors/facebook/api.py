@@ -52,6 +52,11 @@ ATTACHMENT_FIELDS = (f"media_type,type,media,url,unshimmed_url,title,description
 POST_FIELDS = ("id,message,story,created_time,updated_time,permalink_url,status_type,"
                f"attachments{{{ATTACHMENT_FIELDS}}},shares,"
                "reactions.summary(total_count).limit(0),comments.summary(total_count).limit(0)")
+# A profile's posts say who may see them (a Page's published posts are public).
+PROFILE_POST_FIELDS = POST_FIELDS + ",privacy{value}"
+# (records.visibility compares them without case, "_" read as a space.)
+PRIVACY_WORDS = {"everyone": "public", "all friends": "friends", "friends of friends": "friends",
+                 "self": "private"}   # CUSTOM (a list of people) has no word of the archive's
 COMMENT_FIELDS = "id,message,created_time,from{id,name},parent{id},like_count,comment_count,attachment,permalink_url"
 
 # Signed CDN links inside payloads: kept without their query (the signature expires).
@@ -286,7 +291,8 @@ def post_from(item: dict, refresher: Refresher | None = None,
     are exactly what the export importer gives for the same post (its time in UTC and
     ``message``), so the core makes one row of the two. ``shares`` is asked for on every
     read, and absent means never shared: 0 (Facebook omits it then, notes §2.1).
-    ``public``: a Page's published post (public); a profile's posts have no visibility."""
+    ``public``: a Page's published post (public); a profile's post says who may see it in
+    ``privacy.value``."""
     refs, notes = media_refs(item, refresher, video_source)
     raw = scrubbed(item)
     link = shared_link(item)
@@ -303,8 +309,8 @@ def post_from(item: dict, refresher: Refresher | None = None,
         text=item.get("message") or None,
         url=item.get("permalink_url"),
         title=(link or {}).get("title"),
-        # A Page's published posts are public; a profile post's audience is not asked for.
-        visibility=visibility("public") if public else None,
+        visibility=visibility("public") if public else visibility(
+            (item.get("privacy") or {}).get("value"), PRIVACY_WORDS),
         like_count=_count(item.get("reactions")),
         comment_count=_count(item.get("comments")),
         share_count=share_count if isinstance(share_count, int) else None,
@@ -366,8 +372,6 @@ def not_managed_message(wanted: str, pages: list[dict], account: str) -> str:
             "or log in as a person with a role on that Page.")
 
 
-
-
 # --------------------------------------------------------------------------- the API
 
 
@@ -422,7 +426,7 @@ class FacebookApi(GraphApi):
             if error_class(error.code, error.subcode) != "permission":
                 raise
             # Another path (a post, a video) needs what the account's listing needs.
-            page = path.startswith("/me/") is False and self.token is None and self.tokens.load().get("kind") == "page"
+            page = not path.startswith("/me/") and self.token is None and self.tokens.load().get("kind") == "page"
             permission, what = next(((p, w) for edge, p, w in EDGE_PERMISSIONS if path.endswith(edge)),
                                     ("pages_read_engagement" if page else "user_posts", f"read {path}"))
             raised = GraphError(error.code, error.subcode, permission_message(self.tokens.account, permission, what),
@@ -477,7 +481,8 @@ class FacebookApi(GraphApi):
 
     # -- posts and comments ------------------------------------------------------------
     def posts_page(self, edge: str, after: str | None, *, since: int | None = None) -> tuple[list[dict], str | None]:
-        body = self.get(edge, {"fields": POST_FIELDS, "limit": PAGE_LIMIT, **({"after": after} if after else {}),
+        fields = PROFILE_POST_FIELDS if edge.startswith("/me/") else POST_FIELDS
+        body = self.get(edge, {"fields": fields, "limit": PAGE_LIMIT, **({"after": after} if after else {}),
                                **({"since": since} if since else {})})
         return body.get("data") or [], next_cursor(body)
 

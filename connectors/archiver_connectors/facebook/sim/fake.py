@@ -892,12 +892,14 @@ class FakeFacebook(FakeClock):
             elif name == "comments":
                 visible = self.visible_comments(post)
                 top = [c for c in visible if c["parent"] is None]
-                rendered = [self._render_comment(c, field or Fields(id=None, message=None, created_time=None), post) for c in top]
+                wanted = field or Fields(id=None, message=None, created_time=None)
+                rendered = [self._render_comment(c, wanted, post) for c in top]
                 out[name] = self._edge_summary(rendered, len(visible) if not post["profile"] else len(post["comments"]),
                                                fields.modifiers.get(name, {}), {"order": "ranked", "can_comment": True})
             elif name == "privacy":
-                out[name] = {"value": "ALL_FRIENDS" if post["profile"] else "EVERYONE", "description": "",
-                             "friends": "", "allow": "", "deny": ""}
+                out[name] = self._project({"value": "ALL_FRIENDS" if post["profile"] else "EVERYONE",
+                                           "description": "Your friends" if post["profile"] else "Public",
+                                           "friends": "", "allow": "", "deny": ""}, field)
         return out
 
     @staticmethod
