@@ -154,7 +154,7 @@ class FakeFacebookConfig:
     since_supported: bool = True        # posts edges honour `since` [U]
     user_token_on_page_code: int = 200  # 200 | 190 [U]
     client_id: str = "2000000000000002"
-    client_secret: str = "fake-facebook-app-secret"
+    client_secret: str = "fake-client-secret"   # what every fake of a Meta or Google app accepts
     granted_scopes: str = ("public_profile,pages_show_list,pages_read_engagement,pages_read_user_content,"
                            "user_posts,user_photos,user_videos")
 
