@@ -323,10 +323,15 @@ class SignedCdn:
     def sign(self, path: str, expires: int) -> str:
         return "00_" + hmac.new(self.secret, f"{path}:{expires}".encode(), hashlib.sha256).hexdigest()[:32]
 
+    def key(self, kind: str, ident: str) -> str:
+        """The file's key in its path (what ``body`` is given): the same object, the same
+        key, so a fake can hand out the same bytes elsewhere (its export files)."""
+        return hmac.new(self.secret, f"{kind}:{ident}".encode(), hashlib.sha256).hexdigest()[:24]
+
     def url(self, base_url: str, kind: str, ident: str) -> str:
         """A fresh link to the file of ``kind`` ("video" is an .mp4, anything else an image)
         for the object ``ident``; the same object always has the same path."""
-        key = hmac.new(self.secret, f"{kind}:{ident}".encode(), hashlib.sha256).hexdigest()[:24]
+        key = self.key(kind, ident)
         path = f"/cdn/o1/{key}.mp4" if kind == "video" else f"/cdn/v/{key}_n.jpg"
         expires = int(self.now()) + self.ttl
         return f"{base_url}{path}?{urlencode({'_nc_cat': 1, 'oh': self.sign(path, expires), 'oe': format(expires, 'X')})}"
