@@ -39,7 +39,9 @@ Choices where the notes say [U], each a knob of ``FakeThreadsConfig``:
 
 Every data response carries ``X-App-Usage`` and ``X-Business-Use-Case-Usage``;
 ``paging.next`` is a full URL that holds the caller's ``access_token``, as Graph's does.
-``advance(seconds)`` moves the fake's clock (tokens, CDN links, the rate window).
+``advance(seconds)`` moves the fake's clock (tokens, CDN links, the rate window). The
+Graph mechanics (fields, error envelope, paging, usage window, signed CDN, tokens and
+codes) are archiver_connectors.meta.sim.graph's, shared with the Instagram and Facebook fakes.
 """
 
 from __future__ import annotations
@@ -47,7 +49,6 @@ from __future__ import annotations
 import argparse
 import base64
 import collections
-import hashlib
 import hmac
 import random
 import re
@@ -352,7 +353,7 @@ class FakeThreads(FakeClock):
     def file_bytes(self, media_type: str, ident: str) -> bytes:
         """The bytes the CDN serves for an IMAGE or VIDEO item (the export holds the same)."""
         kind = "video" if media_type == "VIDEO" else "image"
-        key = hmac.new(self.cdn.secret, f"{kind}:{ident}".encode(), hashlib.sha256).hexdigest()[:24]
+        key = self.cdn.key(kind, ident)
         return fake_mp4(key) if kind == "video" else fake_png(key)
 
     def _cdn_url(self, kind: str, ident: str) -> str:
