@@ -415,6 +415,38 @@ def test_an_expired_profile_token_asks_for_auth_without_calling_facebook(tmp_pat
     assert h.requests == []
 
 
+def test_a_profile_token_near_its_end_raises_an_alert_that_a_renewed_one_resolves(tmp_path):
+    import datetime as dt
+
+    from archiver.ops import alerts
+    from archiver.ops.status import account_status
+
+    h = FacebookHarness(tmp_path, FakeFacebookConfig(posts=2, profile_posts=2, seed=16), profile=True)
+    assert h.run()["status"] == "ok"
+    ends = dt.datetime.fromtimestamp(h.stored()["expires_at"], dt.timezone.utc)
+    assert account_status(h.archive, h.ws.config)[0]["authorization_expires_at"] == ends.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def open_ones(now):
+        alerts.evaluate_account(h.ws, h.account, now=now)
+        return [a for a in account_status(h.archive, h.ws.config, now=now)[0]["open_alerts"]
+                if a["kind"] == "auth_expiring"]
+
+    assert open_ones(ends - dt.timedelta(days=20)) == []          # [alerts] auth_expiry_days = 14
+    [alert] = open_ones(ends - dt.timedelta(days=10))
+    assert "runs out in 10 days" in alert["message"], alert["message"]
+    assert "archiver auth facebook --account main" in alert["message"]
+    # Authorized again (a new 60-day token): the next run knows the later end, the alert resolves.
+    h.secrets.set("facebook", ACCOUNT, "tokens", json.dumps({**h.stored(), "expires_at": time.time() + 60 * DAY}))
+    assert h.run()["status"] == "ok"
+    assert open_ones(ends - dt.timedelta(days=10)) == []
+
+
+def test_a_page_token_has_no_end_and_raises_no_expiry_alert(tmp_path):
+    h = FacebookHarness(tmp_path, FakeFacebookConfig(posts=2, seed=17))
+    assert h.run()["status"] == "ok"
+    assert h.state("authorization") is None
+
+
 @pytest.mark.parametrize("code,status", [(32, 400), (80001, 403), (4, 400)])
 def test_throttle_codes_are_waited_out_then_the_run_goes_on(tmp_path, monkeypatch, code, status):
     monkeypatch.setattr(FacebookApi, "max_throttle_wait", 2 * 3600)

@@ -79,6 +79,7 @@ class AlertsConfig:
     failed_runs: int = 3            # consecutive failed runs of an account before an alert
     unreachable_hours: float = 24   # a platform unreachable this long raises an alert
     export_max_age_days: int = 30   # remind when the newest manual export is older
+    auth_expiry_days: int = 14      # warn this long before an authorization archiver cannot renew runs out
 
 
 @dataclass
@@ -347,7 +348,7 @@ def _load_service_tables(data: dict, config: Config, fail) -> None:
             if getattr(config.inbox, key) < 1:
                 raise fail("inbox", key, inbox[key], "a whole number of seconds, 1 or more")
     alerts = _check_table(data, "alerts", {"failed_runs": int, "unreachable_hours": (int, float),
-                                            "export_max_age_days": int}, fail)
+                                            "export_max_age_days": int, "auth_expiry_days": int}, fail)
     config.alerts = AlertsConfig(**alerts)
     for key, value in alerts.items():
         if value <= 0:

@@ -171,6 +171,11 @@ class FacebookConnector(Connector):
         note = expiry_note(self.account.name, tokens)
         if note:
             ctx.note(note)
+        # A profile's token cannot be renewed by archiver: the alerts warn ahead of its end.
+        expires_at = record.get("expires_at") if record.get("kind") != "page" else None
+        ctx.authorization_expires(iso_utc(expires_at) if expires_at else None,
+                                  f"run `archiver auth facebook --account {self.account.name}` again (Facebook "
+                                  "user tokens last about 60 days and cannot be renewed)")
         api = self._api(cancel=ctx.cancel, tokens=tokens)
         try:
             if wanted:

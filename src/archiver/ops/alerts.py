@@ -23,6 +23,11 @@ The rules, per configured account (thresholds from ``[alerts]`` in the config):
                   ``export_only_holds``, with ``manual_export_steps``) and the newest
                   imported one is older than ``export_max_age_days``, or there is none.
 
+* ``auth_expiring`` the account's authorization runs out for good within ``auth_expiry_days``
+                  (a token archiver cannot renew, as its connector told the last run:
+                  SyncContext.authorization_expires); resolved once a later run knows a
+                  later end, or none.
+
 * ``deletions_held`` a complete full listing no longer listed more than ``max_deleted_percent``
                   of the account's posts: nothing was marked deleted (archiver.sync.listing opens it;
                   a later full listing within the limit resolves it).
@@ -53,6 +58,7 @@ GONE_KINDS = {"auth", "gone"}
 UNREACHABLE_KINDS = {"transport", "timeout", "server"}
 ACCOUNT_ALERT_KINDS = ("failing", "gone", "unreachable")   # resolved by a successful run
 EXPORT_ALERT = "export_old"
+AUTH_EXPIRY_ALERT = "auth_expiring"
 # Platforms word a suspension differently; any of these in a failed run's message counts.
 SUSPENDED = re.compile(r"\b(suspended|banned|deactivated|disabled account|account (?:is )?disabled)\b", re.I)
 # A resolved alert whose notice could not be delivered is retried this long, then dropped.
@@ -109,6 +115,7 @@ def evaluate_account(ws, account: AccountConfig, *, now: dt.datetime) -> None:
         elif latest is not None:
             _evaluate_failure(db, ws.config.alerts, account, facts, now)
         _evaluate_export(db, ws.config.alerts, account, now)
+        _evaluate_authorization(db, ws.config.alerts, account, now)
 
 
 def _run_facts(db, account_id: str) -> dict:
@@ -183,6 +190,27 @@ def _evaluate_export(db, settings, account: AccountConfig, now: dt.datetime) -> 
         resolve_alert(db, account.account_id, EXPORT_ALERT, now,
                       f"{label}: a new export was imported on {_show_time(newest)}; the reminder is cleared.",
                       {"newest_imported_at": newest})
+
+
+def _evaluate_authorization(db, settings, account: AccountConfig, now: dt.datetime) -> None:
+    from archiver.ops.status import authorization_expiry
+
+    expiry = authorization_expiry(db, account.account_id) or {}
+    label = _label(db, account)
+    ends = _parse(expiry["expires_at"]) if expiry.get("expires_at") else None
+    if ends is not None and ends - now <= dt.timedelta(days=settings.auth_expiry_days):
+        days = max(0, int((ends - now).total_seconds() // 86400))
+        when = "has run out" if ends <= now else f"runs out in {days} day{'s' if days != 1 else ''}"
+        renew = expiry.get("renew") or (f"run `archiver auth {account.platform} --account {account.name}` again")
+        open_alert(db, account.account_id, AUTH_EXPIRY_ALERT, now,
+                   f"{label}: its authorization {when} ({_show_time(expiry['expires_at'])}) and archiver cannot "
+                   f"renew it: {renew}. Until then every run works as usual.",
+                   {"expires_at": expiry["expires_at"], "days_left": days})
+    else:
+        resolve_alert(db, account.account_id, AUTH_EXPIRY_ALERT, now,
+                      f"{label}: its authorization was renewed"
+                      + (f"; it now runs until {_show_time(expiry['expires_at'])}." if ends else "."),
+                      {"expires_at": expiry.get("expires_at")})
 
 
 # -- sending ------------------------------------------------------------------------------

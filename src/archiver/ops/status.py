@@ -49,6 +49,7 @@ def _account_status(db, config: Config, *, now=None) -> list[dict]:
             "export": export_age(platform, newest_export, config.alerts.export_max_age_days, now=now,
                                  options=configured.options if configured else None),
             "open_alerts": open_alerts(db, account_id),
+            "authorization_expires_at": (authorization_expiry(db, account_id) or {}).get("expires_at"),
             "unmatched_export_posts": unmatched_export_posts(db, account_id),
             "imports_with_holes": [
                 {"file_name": name, "holes": holes, "imported_at": at} for name, holes, at in db.execute(
@@ -147,6 +148,17 @@ def export_age(platform: str, newest_imported_at: str | None, max_age_days: int,
         "steps": steps if too_old else None,
         "holds": holds,
     }
+
+
+def authorization_expiry(db, account_id: str) -> dict | None:
+    """When the account's authorization runs out for good and what renews it, as its last
+    run was told by its connector (SyncContext.authorization_expires), or None."""
+    from archiver.sync.runner import AUTHORIZATION_STATE
+
+    row = db.execute("SELECT state FROM sync_state WHERE account_id=? AND stream=?",
+                     [account_id, AUTHORIZATION_STATE]).fetchone()
+    state = json.loads(row[0]) if row and row[0] else None
+    return state if isinstance(state, dict) and state.get("expires_at") else None
 
 
 def open_alerts(db, account_id: str) -> list[dict]:

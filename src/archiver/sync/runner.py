@@ -106,6 +106,11 @@ def _page_failure(error: Exception, number: int, stream: str) -> str:
     return (f"{what} while writing page {number} of {stream}; nothing of that page was kept; {advice}")
 
 
+# The sync_state stream where SyncContext.authorization_expires keeps when an account's
+# authorization runs out (read by the alerts and `archiver status`).
+AUTHORIZATION_STATE = "authorization"
+
+
 @dataclass
 class SyncContext:
     """What a connector may ask of the archive while it produces pages."""
@@ -149,6 +154,13 @@ class SyncContext:
         """Outside a page (e.g. a portability request id): commits at once."""
         with self.archive.writing():
             _write_state(self.db, self.account.account_id, stream, state)
+
+    def authorization_expires(self, at: str | None, renew: str = "") -> None:
+        """Say when the account's authorization runs out for good (an ISO time: a token
+        archiver cannot renew itself), or None when it does not (renewed by archiver, or
+        without an end). ``renew``: what the person must do before then. Kept in the
+        archive's ``sync_state`` (stream ``authorization``); the alerts warn ahead of it."""
+        self.save_state(AUTHORIZATION_STATE, {"expires_at": at, "renew": renew} if at else None)
 
     def known_post_ids(self, ids) -> set[str]:
         ids = list(ids)
