@@ -109,9 +109,12 @@ class ThreadsConnector(Connector):
         except NetError as error:
             raise OAuthError(str(error)) from None
         missing = [s for s in scopes.split(",") if granted is not None and s not in granted.split(",")]
-        warning = (f" Not granted: {', '.join(missing)} — without it archiver cannot read "
-                   f"{'replies' if 'threads_read_replies' in missing else 'counts'}; run this command again "
-                   "and allow it." if missing else "")
+        lost = {"threads_read_replies": "your replies and the replies to your posts",
+                "threads_manage_insights": "counts (views, likes, replies, reposts) and the follower count"}
+        warning = "".join(f" Not granted: {scope} — without it archiver cannot read {lost.get(scope, 'all it needs')}."
+                          for scope in missing)
+        if warning:
+            warning += " Run this command again and allow it."
         return (f"Threads account {account!r} (@{me.get('username')}) authorized with permissions "
                 f"{granted or '(not reported)'}; the token is valid until {iso_utc(stored['expires_at'])} and is "
                 f"renewed by the exports before then.{warning}")
