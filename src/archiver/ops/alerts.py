@@ -199,7 +199,7 @@ def _evaluate_authorization(db, settings, account: AccountConfig, now: dt.dateti
     label = _label(db, account)
     ends = _parse(expiry["expires_at"]) if expiry.get("expires_at") else None
     if ends is not None and ends - now <= dt.timedelta(days=settings.auth_expiry_days):
-        days = max(0, int((ends - now).total_seconds() // 86400))
+        days = max(1, round((ends - now).total_seconds() / 86400))
         when = "has run out" if ends <= now else f"runs out in {days} day{'s' if days != 1 else ''}"
         renew = expiry.get("renew") or (f"run `archiver auth {account.platform} --account {account.name}` again")
         open_alert(db, account.account_id, AUTH_EXPIRY_ALERT, now,
