@@ -354,6 +354,21 @@ def test_token_refresh_timing(tmp_path, age, left, refreshed):
     assert not any(r.status_code >= 400 for r in h.responses)
 
 
+def test_a_token_whose_renewal_keeps_failing_is_announced_before_it_ends(tmp_path):
+    from archiver.ops.status import account_status
+
+    h = ThreadsHarness(tmp_path, FakeThreadsConfig(posts=2, seed=19), token_age=20 * DAY)
+    h.faults.append(lambda r: httpx.Response(500, text="oops") if r.url.path == "/refresh_access_token" else None)
+    result = h.run()
+    assert result["status"] == "ok", result
+    ends = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(h.stored()["expires_at"]))
+    assert account_status(h.archive, h.ws.config)[0]["authorization_expires_at"] == ends
+    h.faults.clear()
+    assert h.run()["status"] == "ok"
+    assert h.stored()["access_token"] != h.initial["access_token"]          # renewed now: no end to warn of
+    assert account_status(h.archive, h.ws.config)[0]["authorization_expires_at"] is None
+
+
 def play_browser(fake: FakeThreads, seen: list):
     """Open the authorize URL on the fake and follow its redirect to the loopback callback."""
     def browser(url: str) -> None:

@@ -138,6 +138,7 @@ class ThreadsConnector(Connector):
                     raise NetError(scope_message(SCOPE_FOR["basic"], "anything", self.account.name),
                                    kind="auth") from None
                 raise
+            self._say_when_authorization_ends(api.tokens, ctx)
             followers = None
             try:
                 followers = api.followers_count()
@@ -156,6 +157,16 @@ class ThreadsConnector(Connector):
             yield from walk.recent()
         finally:
             api.close()
+
+    def _say_when_authorization_ends(self, tokens, ctx) -> None:
+        """The token is renewed by the runs (refresh_when_left before its end), so it has no
+        end to warn of; unless its renewal was due and did not happen (refused, failed):
+        then the alerts warn ahead of the day it runs out."""
+        record = tokens.load()
+        stuck = record["expires_at"] - tokens.clock() < tokens.refresh_when_left
+        ctx.authorization_expires(iso_utc(record["expires_at"]) if stuck else None,
+                                  f"run `archiver auth threads --account {self.account.name}` again (Threads "
+                                  "did not renew the token)")
 
     def refresh_media(self, post_ids: list[str]) -> dict[str, list]:
         """Fresh signed links for archived posts (``/{media-id}``, one call a post, its
