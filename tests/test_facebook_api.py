@@ -390,6 +390,7 @@ def test_a_page_token_that_died_mid_run_keeps_what_was_written_and_says_reauth(t
     result = h.run()
     assert result["status"] == "failed" and result["failure_kind"] == "auth", result
     assert "archiver auth facebook --account main" in result["message"]
+    assert "the Facebook Page 'Roof Cam Studio'" in result["message"]     # which Page, in status too
     assert len(h.post_ids()) == 5
     if how == "password":
         assert "190/460" in result["message"]

@@ -223,6 +223,11 @@ def test_paging_with_opaque_cursors_limit_and_no_next_on_the_last_page():
         assert fake.page()["id"] not in after and not after.isdigit()
     assert pages == 3 and seen == [p["id"] for p in fake.newest_first()]
     assert error_of(http.get(edge, params={"access_token": page, "limit": 101}))[0] == 100
+    # An edge whose own maximum is lower clamps to it (the end-to-end tests page a small world so).
+    fake, http = world(posts=7, max_limit=2)
+    _, page = user_and_page(fake)
+    body = http.get(f"/v25.0/{fake.page()['id']}/published_posts", params={"access_token": page, "limit": 50}).json()
+    assert len(body["data"]) == 2 and page in body["paging"]["next"]
     assert error_of(http.get(edge, params={"access_token": page, "after": "garbage"}))[0] == 100
 
 

@@ -63,8 +63,9 @@ COMMENT_FIELDS = "id,message,created_time,from{id,name},parent{id},like_count,co
 CDN_KEYS = ("src", "source", "full_picture", "url")
 
 
-def reauth_message(account: str, detail: str = "") -> str:
-    return (f"Facebook no longer accepts the stored authorization for account {account!r}"
+def reauth_message(account: str, detail: str = "", page: str | None = None) -> str:
+    whose = f"account {account!r}" + (f" (the Facebook Page {page!r})" if page else "")
+    return (f"Facebook no longer accepts the stored authorization for {whose}"
             f"{' (' + detail + ')' if detail else ''}. Facebook tokens cannot be renewed once expired, "
             "or after a password change or a lost Page role: run "
             f"`archiver auth facebook --account {account}` again.")
@@ -416,7 +417,12 @@ class FacebookApi(GraphApi):
         return self.token or self.tokens.access_token()
 
     def reauth_message(self, detail: str) -> str:
-        return reauth_message(self.tokens.account, scrubber.text(detail))
+        try:
+            record = self.tokens.load()
+        except Exception:   # the message must come out whatever the store says
+            record = {}
+        page = record.get("page_name") or record.get("page_id") if record.get("kind") == "page" else None
+        return reauth_message(self.tokens.account, scrubber.text(detail), page)
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> dict:
         """As GraphApi.get; a missing permission (10, 200–299) names the permission."""

@@ -137,6 +137,7 @@ class FakeFacebookConfig:
     latency_ms: int = 0
     fail_rate: float = 0.0              # share of data calls answered 500 with transient code 2
     rate_limit: int = 4800              # calls per rolling window before throttling
+    max_limit: int = 100                # the largest `limit=` an edge honours: up to 100 clamped to it, above an error
     rate_window: float = RATE_WINDOW    # seconds (an hour)
     page_throttle_code: int = 32        # 32 (Page-level) or 80001 (Pages BUC) for Page tokens [U]
     user_throttle_code: int = 4         # 4 (app) or 17 (user) for user tokens
@@ -948,8 +949,12 @@ class FakeFacebook(FakeClock):
 
     def _page(self, request: httpx.Request, items: list[dict], render: Callable[[dict], dict], edge: str, token: str,
               newest_first: bool = True) -> dict:
-        """Keyset paging over ``items`` by (timestamp, id) with opaque cursors."""
-        return self.paging.page(request.url.params, items, render, base_url=self.base_url, edge=edge, token=token,
+        """Keyset paging over ``items`` by (timestamp, id) with opaque cursors. A ``limit``
+        above 100 is an error; one above the edge's own ``max_limit`` is clamped to it [U]."""
+        params = dict(request.url.params)
+        if params.get("limit", "").isdigit() and self.config.max_limit < int(params["limit"]) <= 100:
+            params["limit"] = str(self.config.max_limit)
+        return self.paging.page(params, items, render, base_url=self.base_url, edge=edge, token=token,
                                 newest_first=newest_first)
 
     def _error(self, error: GraphError) -> httpx.Response:
@@ -1036,6 +1041,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--throttle-code", type=int, default=32, help="for Page tokens: 32 or 80001")
     parser.add_argument("--no-moderate", action="store_true", help="the person lacks the MODERATE task")
     parser.add_argument("--video-source", default="attachment", choices=("attachment", "node"))
+    parser.add_argument("--max-limit", type=int, default=100, help="the largest page size honoured")
+    parser.add_argument("--request-log", metavar="PATH", help="append \"METHOD PATH STATUS\" per request")
     parser.add_argument("--client-id", default=FakeFacebookConfig.client_id)
     parser.add_argument("--client-secret", default=FakeFacebookConfig.client_secret)
     parser.add_argument("--write-export", metavar="PATH",
@@ -1046,10 +1053,14 @@ def main(argv: list[str] | None = None) -> None:
         posts=args.posts, profile_posts=args.profile_posts, followers=args.followers, fans=args.fans, seed=args.seed,
         latency_ms=args.latency_ms, fail_rate=args.fail_rate, rate_limit=args.rate_limit,
         page_throttle_code=args.throttle_code, moderate=not args.no_moderate, video_source=args.video_source,
-        client_id=args.client_id, client_secret=args.client_secret)
+        max_limit=args.max_limit, client_id=args.client_id, client_secret=args.client_secret)
     fake = FakeFacebook(config)
     if args.write_export:
         print(f"wrote the profile's export to {write_matching_export(fake, args.write_export)}", flush=True)
+    if args.request_log:
+        from archiver.sim.server import log_requests
+
+        log_requests(fake, args.request_log)
     server, _thread = serve(fake, args.host, args.port)
     print(f"fake Facebook at {fake.base_url}: Page {fake.page()['name']!r} ({fake.page()['id']}), "
           f"profile {fake.person['name']!r}", flush=True)
