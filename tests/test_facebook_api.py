@@ -420,12 +420,14 @@ def test_a_profile_token_near_its_end_raises_an_alert_that_a_renewed_one_resolve
     import datetime as dt
 
     from archiver.ops import alerts
-    from archiver.ops.status import account_status
+    from archiver.ops.status import account_status, render_status
 
     h = FacebookHarness(tmp_path, FakeFacebookConfig(posts=2, profile_posts=2, seed=16), profile=True)
     assert h.run()["status"] == "ok"
     ends = dt.datetime.fromtimestamp(h.stored()["expires_at"], dt.timezone.utc)
-    assert account_status(h.archive, h.ws.config)[0]["authorization_expires_at"] == ends.strftime("%Y-%m-%dT%H:%M:%SZ")
+    [row] = account_status(h.archive, h.ws.config)
+    assert row["authorization_expires_at"] == ends.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert f"authorization runs out: {row['authorization_expires_at']}" in render_status([row])
 
     def open_ones(now):
         alerts.evaluate_account(h.ws, h.account, now=now)

@@ -261,8 +261,8 @@ def render_status(rows: list[dict], *, errors: dict[str, list[dict]] | None = No
             lines.append(f"  it added:   {added}")
             if run["message"]:
                 lines.append(f"  note:       {run['message']}")
-            for line in run.get("summary") or []:
-                lines.append(f"  media:      {line}")
+            for line in run.get("summary") or []:   # what the run said beside its counts
+                lines.append(f"  summary:    {line}")
             # Files are summarized by cause above; listed one by one only with --errors.
             shown = run["errors"] if errors is not None else [e for e in run["errors"] if not e.get("cause")]
             limit = None if errors is not None else 5
@@ -302,6 +302,9 @@ def render_status(rows: list[dict], *, errors: dict[str, list[dict]] | None = No
             where = f" ({hole['source_url']})" if hole["source_url"] else ""
             lines.append(f"  hole:       {hole['role']} {hole['position']} of {hole['post_id']}{where}: "
                          f"{hole['error'] or hole['cause'] or 'not downloaded'}")
+        if row.get("authorization_expires_at"):
+            lines.append(f"  authorization runs out: {row['authorization_expires_at']} (archiver cannot renew it; "
+                         "authorize again before then)")
         lines.append(f"  newest export imported: {row['newest_export_imported_at'] or 'none'}")
         for entry in row.get("imports_with_holes") or []:
             lines.append(f"  incomplete: {entry['holes']} file(s) of {entry['file_name']} (imported "
