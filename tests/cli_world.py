@@ -1,10 +1,10 @@
 """End-to-end helpers: the REAL `archiver` command run as subprocesses, against
-`archiver simulate tiktok|instagram|youtube|bluesky|mastodon` served in another process over
-real loopback HTTP.
+`archiver simulate tiktok|instagram|facebook|threads|youtube|bluesky|mastodon` served in
+another process over real loopback HTTP.
 
 Used by test_e2e_crash.py, test_secret_leak.py, test_cli.py and test_platforms_e2e.py
-(every helper takes ``platform=``, TikTok by default; Instagram, YouTube, Bluesky and
-Mastodon work the same way):
+(every helper takes ``platform=``, TikTok by default; Instagram, Facebook, Threads, YouTube,
+Bluesky and Mastodon work the same way):
 
     sim = start_simulator(tmp_path, videos=60, followers=200)   # a fake TikTok process
     write_account_config(archive_dir, sim.base_url)              # [accounts.main] -> sim
@@ -43,11 +43,16 @@ FAKE_CLIENT_IDS = {
     "tiktok": FAKE_CLIENT_KEY,
     "instagram": "1000000000000001",                              # FakeInstagramConfig.client_id
     "youtube": "fake-client-id.apps.googleusercontent.com",       # FakeYouTubeConfig.client_id
+    "facebook": "2000000000000002",                               # FakeFacebookConfig.client_id
+    "threads": "2000000000000002",                                # FakeThreadsConfig.client_id
 }
-CLIENT_ID_KEYS = {"tiktok": "client_key", "instagram": "client_id", "youtube": "client_id"}
+CLIENT_ID_KEYS = {"tiktok": "client_key", "instagram": "client_id", "youtube": "client_id",
+                  "facebook": "client_id", "threads": "client_id"}
 AUTHORIZE_URLS = {
     "tiktok": AUTHORIZE_URL,
     "instagram": re.compile(r"http://127\.0\.0\.1:\d+/oauth/authorize\?\S+"),
+    "facebook": re.compile(r"http://127\.0\.0\.1:\d+/(?:v\d+\.\d+/)?dialog/oauth\?\S+"),
+    "threads": re.compile(r"http://127\.0\.0\.1:\d+/oauth/authorize\?\S+"),
     "youtube": re.compile(r"http://127\.0\.0\.1:\d+/o/oauth2/v2/auth\?\S+"),
     "mastodon": re.compile(r"http://127\.0\.0\.1:\d+/oauth/authorize\?\S+"),
 }
@@ -56,6 +61,11 @@ AUTHORIZE_URLS = {
 # the user's handle and an app password (connectors/archiver_connectors/bluesky/sim/fake.py FakeBlueskyConfig).
 BLUESKY_HANDLE = "alice.test"
 BLUESKY_APP_PASSWORD = "abcd-efgh-ijkl-mnop"
+# The Facebook Page a simulated Facebook account archives (the fake's first Page, by name;
+# its id works too). A Facebook account without `page` is the person's own profile.
+FACEBOOK_PAGE = "Roof Cam Studio"
+# How each simulator is told its number of posts (the others take --videos).
+POSTS_OPTION = {"facebook": "--posts", "threads": "--posts"}
 
 
 def archiver_command() -> list[str]:
@@ -151,20 +161,28 @@ def start_simulator(folder: Path, *, videos: int = 60, followers: int = 200, lat
                     seed: int = 1, fail_rate: float = 0.0, extra: list[str] = (), env=None,
                     platform: str = "tiktok") -> Simulator:
     """Start `archiver simulate PLATFORM --port 0 …` and wait for its "listening on" line.
-    (``videos`` is the number of posts: Instagram's simulator takes it as its media count.)"""
+    (``videos`` is the number of posts: Instagram's simulator takes it as its media count,
+    Facebook's as its Page's posts.)"""
     folder.mkdir(parents=True, exist_ok=True)
     stderr_path = folder / "simulate.stderr"
-    args = ["simulate", platform, "--port", "0", "--videos", str(videos), "--followers", str(followers),
-            "--latency-ms", str(latency_ms), "--seed", str(seed), "--fail-rate", str(fail_rate), *extra]
+    args = ["simulate", platform, "--port", "0", POSTS_OPTION.get(platform, "--videos"), str(videos),
+            "--followers", str(followers), "--latency-ms", str(latency_ms), "--seed", str(seed),
+            "--fail-rate", str(fail_rate), *extra]
     with open(stderr_path, "wb") as stderr:
         process = subprocess.Popen([*archiver_command(), *args], stdout=subprocess.PIPE, stderr=stderr,
                                    text=True, env=env or cli_env(folder / "sim-state"))
-    line = _read_line_with_timeout(process, timeout=20)
-    match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line or "")
+    printed: list[str] = []
+    match = None
+    while match is None and len(printed) < 5:   # a simulator may say a line or two first
+        line = _read_line_with_timeout(process, timeout=20)
+        if not line:
+            break
+        printed.append(line)
+        match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
     if not match:
         process.kill()
         process.wait()
-        raise AssertionError(f"`archiver simulate` did not start: {line!r}\n{stderr_path.read_text()}")
+        raise AssertionError(f"`archiver simulate` did not start: {''.join(printed)!r}\n{stderr_path.read_text()}")
     return Simulator(process, match[1], stderr_path,
                      dict(videos=videos, followers=followers, seed=seed, latency_ms=latency_ms, platform=platform))
 
@@ -188,6 +206,8 @@ def simulated_account_options(platform: str, base_url: str) -> str:
     if platform == "bluesky":
         return (f'handle = "{BLUESKY_HANDLE}"\nplc_url = "{base_url}"\npds_url = "{base_url}"\n'
                 f'appview_url = "{base_url}"\n')
+    if platform == "facebook":
+        return f'page = "{FACEBOOK_PAGE}"\n'
     return ""
 
 
@@ -219,7 +239,7 @@ def authorize(archive_dir: Path, env: dict[str, str], *, timeout: float = 30, pl
               app_password: str = BLUESKY_APP_PASSWORD) -> CliResult:
     """`archiver auth PLATFORM` the way a user of that platform runs it.
 
-    OAuth platforms (TikTok, Instagram, YouTube, Mastodon): `--no-browser`, with this test
+    OAuth platforms (TikTok, Instagram, Facebook, Threads, YouTube, Mastodon): `--no-browser`, with this test
     playing the browser. The command prints the authorize URL and waits on its loopback
     callback. We GET the URL from the fake (which approves at once and answers 302 to the
     callback), then GET the callback; the command exchanges the code and stores the
@@ -253,7 +273,7 @@ def authorize(archive_dir: Path, env: dict[str, str], *, timeout: float = 30, pl
         with httpx.Client(timeout=10, follow_redirects=False) as browser:
             approval = browser.get(url)
             assert approval.status_code == 302, approval.text
-            callback = approval.headers["location"].split("#", 1)[0]   # Meta appends "#_"
+            callback = approval.headers["location"].split("#", 1)[0]   # Meta appends "#_" or "#_=_"
             assert callback.startswith("http://127.0.0.1:"), callback
             landing = browser.get(callback)
             assert landing.status_code == 200, landing.text

@@ -446,3 +446,10 @@ def test_export_reminders_only_for_platforms_whose_export_holds_what_the_api_lac
     # Mastodon and Bluesky APIs give every list: an export is welcome, never nagged for.
     for platform in ("mastodon", "bluesky"):
         assert export_age(platform, None, 30) == {"manual": False}
+    # Threads' follower lists, a Facebook profile's friends and followers: only in their exports.
+    threads = export_age("threads", None, 30)
+    assert threads["manual"] and "follower" in threads["holds"] and threads["steps"]
+    profile = export_age("facebook", None, 30, options={})
+    assert profile["manual"] and "friends" in profile["holds"] and profile["steps"]
+    # A Facebook Page's API gives what there is to archive: no reminder for a Page account.
+    assert export_age("facebook", None, 30, options={"page": "Roof Cam Studio"}) == {"manual": False}

@@ -3,12 +3,14 @@ are killed at each point they pass, one point at a time, and each time the next 
 same command: it resumes from the checkpoints the killed one left) must build exactly the
 archive an uninterrupted run builds (same rows, same files). The runs:
 
-* the first `archiver export` of a small account, as the daemon runs it (every point);
+* the first `archiver export` of a small account, as the daemon runs it (every point;
+  Facebook and Threads: the first and last pass of each kind, every point in the soak);
 * a later API export over the filled archive, after posts were published, edited and
   deleted and comments came and went on the platform: an incremental run (TikTok,
-  Instagram, Mastodon) or a full listing that marks deleted what is gone (YouTube,
-  Bluesky), and with ARCHIVER_SOAK=1 both kinds for every platform;
-* the import of each platform's official export file over an archive the API filled.
+  Instagram, Facebook, Threads, Mastodon) or a full listing that marks deleted what is gone
+  (YouTube, Bluesky), and with ARCHIVER_SOAK=1 both kinds for every platform;
+* the import of each platform's official export file over an archive the API filled
+  (not Facebook's: the simulated account is a Page, the export a profile's).
 
 The later runs walk a few of their points (``sample_points``: always the same ones) to
 keep the suite's time modest; the opt-in soak (ARCHIVER_SOAK=1, `make soak`) walks every
@@ -50,7 +52,9 @@ WALK_TIMEOUT_S = 1200
 SIMULATOR_EXTRA = {"tiktok": [], "instagram": ["--rate-limit", "1000000"],
                    "youtube": ["--daily-quota", "1000000", "--comment-threads", "1"],
                    "bluesky": ["--rate-limit", "1000000"],
-                   "mastodon": ["--rate-limit", "1000000", "--paged-limit", "1000000"]}
+                   "mastodon": ["--rate-limit", "1000000", "--paged-limit", "1000000"],
+                   "facebook": ["--rate-limit", "1000000", "--client-secret", "fake-client-secret"],
+                   "threads": ["--rate-limit", "1000000"]}
 
 
 def assert_converged(folder: Path, expected: dict, expected_files: dict, point: str) -> None:
@@ -81,19 +85,33 @@ def sample_points(points: list[str]) -> list[str]:
     return sampled
 
 
+def ends_of_each_kind(points: list[str]) -> list[str]:
+    """The first and the last pass of every kind of point: where a run's first page is
+    begun and its last one finished, its first and last download and rename. For the
+    platforms added last (Facebook, Threads), whose first export passes ~20 points: half
+    the time of every point, every kind still met twice (the soak walks them all)."""
+    kinds = dict.fromkeys(point.split(":")[0] for point in points)
+    picked = []
+    for kind in kinds:
+        passes = [point for point in points if point.split(":")[0] == kind]
+        picked += dict.fromkeys([passes[0], passes[-1]])
+    return picked
+
+
 def walk_every_crash_point(args_for, env: dict, reference: Path, scratch: Path, logs: Path,
-                           prepare=lambda folder: None, sample: bool = False,
+                           prepare=lambda folder: None, sample=False,
                            kinds: set[str] = frozenset({"before-commit", "commit", "download", "before-rename",
                                                         "rename"})) -> list[str]:
     """Build ``reference`` with one uninterrupted run of ``args_for(reference)``, counting
-    the crash points it passes; then, for every one of them (or a ``sample``), run the
+    the crash points it passes; then, for every one of them (or a ``sample``: True for
+    sample_points, or a function choosing the points), run the
     same in a fresh ``scratch`` archive (``prepare``d as the reference was), killed at
     that point, run it again to the end, and check it converged. Returns the points walked."""
     prepare(reference)
     passed = crash_points_passed(args_for(reference), env, reference, logs)
     points = every_crash_point(passed)
     if sample:
-        points = sample_points(points)
+        points = (sample if callable(sample) else sample_points)(points)
     expected, expected_files = archive_contents(reference), media_files(reference)
     # A walk that never met a download or a rename would prove little.
     assert {point.split(":")[0] for point in points} >= kinds, passed
@@ -107,9 +125,17 @@ def walk_every_crash_point(args_for, env: dict, reference: Path, scratch: Path, 
     return points
 
 
+# The platforms added last walk ends_of_each_kind of their first export in the suite, every
+# point in the soak.
+FIRST_EXPORTS = [(platform, False) for platform in ("tiktok", "instagram", "youtube", "bluesky", "mastodon")] + [
+    *[(platform, True) for platform in ("facebook", "threads")],
+    *[pytest.param(platform, False, marks=pytest.mark.soak, id=f"{platform}-every-point")
+      for platform in ("facebook", "threads")]]
+
+
 @pytest.mark.timeout(WALK_TIMEOUT_S)
-@pytest.mark.parametrize("platform", ["tiktok", "instagram", "youtube", "bluesky", "mastodon"])
-def test_a_first_export_killed_at_every_crash_point_converges(tmp_path, platform):
+@pytest.mark.parametrize("platform,sampled", FIRST_EXPORTS)
+def test_a_first_export_killed_at_every_crash_point_converges(tmp_path, platform, sampled):
     world = start_simulator(tmp_path / "sim", videos=POSTS, followers=FOLLOWERS, platform=platform,
                             extra=SIMULATOR_EXTRA[platform])
     try:
@@ -123,7 +149,8 @@ def test_a_first_export_killed_at_every_crash_point_converges(tmp_path, platform
 
         points = walk_every_crash_point(
             export, env, reference, scratch, logs,
-            prepare=lambda folder: write_account_config(folder, world.base_url, platform=platform))
+            prepare=lambda folder: write_account_config(folder, world.base_url, platform=platform),
+            sample=ends_of_each_kind if sampled else False)
     finally:
         world.stop()
     print(f"{platform}: walked {len(points)} crash points")
@@ -166,7 +193,7 @@ def test_a_tiktok_export_file_import_killed_at_every_crash_point_converges(tmp_p
 
 
 LATER_POSTS = 4
-PLATFORMS = ("tiktok", "instagram", "youtube", "bluesky", "mastodon")
+PLATFORMS = ("tiktok", "instagram", "youtube", "bluesky", "mastodon", "facebook", "threads")
 
 
 class InProcessWorld:
@@ -191,9 +218,14 @@ class InProcessWorld:
                                                         app_password=BLUESKY_APP_PASSWORD),
             "mastodon": lambda: module.FakeMastodonConfig(statuses=posts, followers=followers, seed=seed,
                                                           rate_limit=1_000_000, paged_limit=1_000_000),
+            "facebook": lambda: module.FakeFacebookConfig(posts=posts, followers=followers, seed=seed,
+                                                          rate_limit=1_000_000, client_secret="fake-client-secret"),
+            "threads": lambda: module.FakeThreadsConfig(posts=posts, followers=followers, seed=seed,
+                                                        rate_limit=1_000_000),
         }[platform]()
         fake_class = {"tiktok": "FakeTikTok", "instagram": "FakeInstagram", "youtube": "FakeYouTube",
-                      "bluesky": "FakeBluesky", "mastodon": "FakeMastodon"}[platform]
+                      "bluesky": "FakeBluesky", "mastodon": "FakeMastodon", "facebook": "FakeFacebook",
+                      "threads": "FakeThreads"}[platform]
         self.fake = getattr(module, fake_class)(config)
         self.server, _thread = module.serve(self.fake)
         self.base_url = self.fake.base_url
@@ -241,6 +273,24 @@ def change_the_world(platform: str, fake) -> None:
         fake.edit_status(statuses[-1]["id"], "<p>An edited post</p>")
         fake.add_reply(statuses[-1]["id"], "<p>A new reply</p>")
         fake.delete_status(statuses[0]["id"])
+    elif platform == "facebook":    # the Page's posts
+        newest = fake.newest_first()
+        fake.add_post("photo")
+        fake.edit_message(newest[0]["id"], "An edited message")
+        fake.add_comment(newest[0]["id"], "A new comment")
+        gone = next((comment["id"] for post in newest for comment in post["comments"]), None)
+        if gone:
+            fake.delete_comment(gone)
+        fake.delete_post(newest[-1]["id"])
+    elif platform == "threads":
+        newest = fake.newest_first()
+        fake.add_post("A new post", media_type="IMAGE")
+        fake.add_reply(newest[0]["id"], "A new reply")
+        others = fake.others_replies()
+        if others:
+            fake.delete_reply(others[0]["id"])
+        fake.set_counts(newest[0]["id"], likes=4242)
+        fake.delete_post(newest[-1]["id"])
 
 
 FULL_LATER = {"youtube", "bluesky"}     # their later run is a full listing (the others': incremental)
@@ -262,6 +312,10 @@ def export_file_of(platform: str, world: InProcessWorld, folder: Path) -> Path:
 
         [part] = build_takeout(folder, world=world.fake.portability_world())
         return part
+    if platform == "threads":
+        from archiver_connectors.threads.sim.fake import write_matching_export
+
+        return write_matching_export(world.fake, folder / "threads-export.zip")
     if platform == "bluesky":
         from cli_world import BLUESKY_HANDLE
 
@@ -277,8 +331,8 @@ def export_file_of(platform: str, world: InProcessWorld, folder: Path) -> Path:
 @pytest.mark.parametrize("platform,mode,sample", LATER_RUNS)
 def test_later_runs_over_a_filled_archive_killed_at_crash_points_converge(tmp_path, platform, mode, sample):
     """Over an archive a first full export filled (anything may be deleted: nothing is
-    held back): an API export after the world changed, then (Instagram, YouTube, Bluesky,
-    Mastodon: TikTok's is walked above) the import of the platform's official export file
+    held back): an API export after the world changed, then (Instagram, Threads, YouTube,
+    Bluesky, Mastodon: TikTok's is walked above) the import of the platform's official export file
     of the changed world, its own files copied in and its posts matched to the API's."""
     world = InProcessWorld(platform, LATER_POSTS, FOLLOWERS)
     try:
@@ -307,7 +361,7 @@ def test_later_runs_over_a_filled_archive_killed_at_crash_points_converge(tmp_pa
         if mode == "full":
             assert query(scratch, "SELECT count(*) FROM posts WHERE deleted_at IS NOT NULL")[0][0] >= 1
         assert query(scratch, "PRAGMA integrity_check") == [("ok",)]
-        if platform == "tiktok":
+        if platform in ("tiktok", "facebook"):
             return
 
         export_file = export_file_of(platform, world, tmp_path / "downloads")

@@ -1,11 +1,12 @@
-"""The spine's end-to-end tests, run for Instagram, YouTube, Bluesky and Mastodon through
-the real `archiver` command: crashes (SIGKILL at random moments), secret leaks, hostile
-export files and a platform that vanishes; for the open platforms (Bluesky, Mastodon) also
-that a second run with nothing new is cheap and that their export file imported after the
-API adds nothing twice.
+"""The spine's end-to-end tests, run for Instagram, Facebook (a Page; its profile where only
+a profile will do), Threads, YouTube, Bluesky and Mastodon through the real `archiver`
+command: crashes (SIGKILL at random moments), secret leaks, hostile export files and a
+platform that vanishes; for Facebook, Threads, Bluesky and Mastodon also that a second run
+with nothing new is cheap and that their export file imported after the API adds nothing
+twice.
 
 Everything that can be is real: the console script in subprocesses, `archiver simulate
-instagram|youtube|bluesky|mastodon` in another process over loopback HTTP, `archiver auth`
+instagram|facebook|threads|youtube|bluesky|mastodon` in another process over loopback HTTP, `archiver auth`
 the way a user runs it (OAuth, Mastodon's included: the test plays the browser, GETs the
 printed authorize URL from the fake and follows its redirect to the loopback callback;
 Bluesky: the handle and an app password piped to --token-stdin), SQLite files on disk.
@@ -46,21 +47,24 @@ from urllib.parse import quote, quote_plus, urlsplit
 import httpx
 import pytest
 
-from cli_world import (BLUESKY_HANDLE, CliResult, authorize, cli_env, query, run_cli,
-                       start_simulator, stored_tokens, write_account_config)
+from cli_world import (BLUESKY_HANDLE, FACEBOOK_PAGE, FAKE_CLIENT_SECRET, CliResult, authorize, cli_env, query,
+                       run_cli, start_simulator, stored_tokens, write_account_config)
 from crash_world import count, finish, media_files, part_files, run_and_maybe_kill, summary
 
-PLATFORMS = ("instagram", "youtube", "bluesky", "mastodon")
+PLATFORMS = ("instagram", "youtube", "bluesky", "mastodon", "facebook", "threads")
+META_GRAPH = ("facebook", "threads")         # Graph APIs besides Instagram's: tokens in paging URLs
 ZIP_PLATFORMS = ("instagram", "youtube")      # their official exports are zips
 # Platforms whose official export is a zip the hostile-file tests rebuild entry by entry.
-HOSTILE_ZIP_PLATFORMS = ("instagram", "youtube", "facebook")
+HOSTILE_ZIP_PLATFORMS = ("instagram", "youtube", "facebook", "threads")
 # Knobs of each simulator that must not get in the way of many runs against one world:
 # Instagram's hourly call allowance (its usage headers slow the client from 75 %),
 # YouTube's daily quota, Bluesky's requests per 5 minutes, Mastodon's requests per token
 # per 5 minutes and paged requests per 15 minutes.
 SIMULATOR_EXTRA = {"instagram": ["--rate-limit", "1000000"], "youtube": ["--daily-quota", "1000000"],
                    "bluesky": ["--rate-limit", "1000000"],
-                   "mastodon": ["--rate-limit", "1000000", "--paged-limit", "1000000"]}
+                   "mastodon": ["--rate-limit", "1000000", "--paged-limit", "1000000"],
+                   "facebook": ["--rate-limit", "1000000", "--client-secret", FAKE_CLIENT_SECRET],
+                   "threads": ["--rate-limit", "1000000"]}
 # Instagram lists media 50 a page, YouTube uploads 50 a page, Bluesky's writer pages hold
 # 50 posts, Mastodon lists statuses 40 a page: 60 posts make two pages.
 POSTS = 60
@@ -92,7 +96,26 @@ SHAPES = {
     # about one status in ten is a boost, a third get replies (some nested), a third media.
     "mastodon": WorldShape(extra_post_rows=1, min_comments=lambda n: n // 3, min_post_files=lambda n: n // 3,
                            lists_followers=True),
+    # The fake Page's posts cycle through status, photo, album, video and link; 0-5
+    # comments each, some with replies, by fans.
+    "facebook": WorldShape(min_comments=lambda n: n // 2, min_post_files=lambda n: n // 2),
+    # The fake's world: text, image, video, carousel, quote and repost posts (a repost is a
+    # posts row pointing at someone else's post), and the owner's replies in other people's
+    # threads (posts of kind reply: one per four posts); replies by others under a third.
+    "threads": WorldShape(extra_post_rows=0, min_comments=lambda n: n // 3, min_post_files=lambda n: n // 3),
 }
+
+
+def post_rows(platform: str, posts: int, seed: int = 1) -> int:
+    """posts rows of a simulated world of ``posts`` posts: what the shape says; for Threads
+    also the owner's own replies (posts of kind reply), in their threads and in others',
+    as many as a fake built alike (same seed, same world) holds."""
+    if platform == "threads":
+        from archiver_connectors.threads.sim.fake import FakeThreads, FakeThreadsConfig
+
+        twin = FakeThreads(FakeThreadsConfig(posts=posts, followers=FOLLOWERS, seed=seed))
+        return len(twin.posts) + len(twin.owner_replies())
+    return SHAPES[platform].post_rows(posts)
 
 
 def platform_env(tmp_path: Path, platform: str, **extra) -> dict:
@@ -152,7 +175,7 @@ def test_random_sigkills_converge_to_the_archive_of_an_uninterrupted_run(tmp_pat
     seed = int(os.environ.get("ARCHIVER_TEST_SEED") or random.randrange(10**6))
     rng = random.Random(seed)
     shape = SHAPES[platform]
-    rows = shape.post_rows(POSTS)     # posts rows of the whole world
+    rows = post_rows(platform, POSTS)     # posts rows of the whole world
     world = start_world(tmp_path / "sim", platform, latency_ms=LATENCY_MS)
     try:
         env = platform_env(tmp_path, platform)
@@ -301,10 +324,13 @@ class LeakScenario:
     planted_token: str = ""
     outputs: dict[str, CliResult] = field(default_factory=dict)
     seen_tokens: list[dict] = field(default_factory=list)
+    # Every token the state folder held at any point, whatever its record calls it
+    # (Facebook keeps a user token and the Page's token).
+    stored_values: set[str] = field(default_factory=set)
 
     @property
     def secrets(self) -> set[str]:
-        found = {self.client_secret}
+        found = {self.client_secret} | self.stored_values
         if self.planted_token:
             found.add(self.planted_token)
         for tokens in self.seen_tokens:
@@ -327,6 +353,10 @@ def leak(request, tmp_path_factory) -> LeakScenario:
     else:
         client_secret = f"SECRET-client-{secrets.token_hex(12)}"
         secret_option = ["--client-secret", client_secret]
+    if platform in META_GRAPH:
+        # Pages of 5: the 12 posts take three pages, so the connector is handed paging.next
+        # URLs that hold its token (Graph's way), and must never keep or print one.
+        secret_option += ["--max-limit", "5"]
     simulator = start_world(root / "sim", platform, posts=LEAK_POSTS, fail_rate=LEAK_FAIL_RATE,
                             extra=secret_option)
     try:
@@ -340,6 +370,7 @@ def leak(request, tmp_path_factory) -> LeakScenario:
             scene.outputs[label] = result
             assert result.returncode == expect, result.describe()
             scene.seen_tokens.append(stored_tokens(state, platform=platform))
+            scene.stored_values |= stored_token_values(state, platform)
             return result
 
         if platform in ("bluesky", "mastodon"):
@@ -359,6 +390,7 @@ def leak(request, tmp_path_factory) -> LeakScenario:
         else:
             scene.outputs["auth"] = authorize(archive, env, platform=platform)
         scene.seen_tokens.append(stored_tokens(state, platform=platform))
+        scene.stored_values |= stored_token_values(state, platform)
         if platform == "mastodon":
             scene.client_secret = stored_secret(state, "mastodon", "client_secret")
             assert scene.client_secret
@@ -374,6 +406,10 @@ def leak(request, tmp_path_factory) -> LeakScenario:
             record = json.loads(entries["instagram:main:tokens"]["value"])
             entries["instagram:main:tokens"]["value"] = json.dumps(record | {"access_token": scene.planted_token})
             tokens_file.write_text(json.dumps(entries))
+        elif platform in META_GRAPH:
+            # Every token the state folder holds is replaced by one the platform never
+            # issued (as if the person removed the app): the next run is refused with 190.
+            scene.planted_token = plant_tokens(state, platform)
         elif platform == "bluesky":
             # The app password is revoked, and with it every session: the simulator starts
             # again on the same address, the same world, knowing no session (and failing
@@ -403,6 +439,64 @@ def leak(request, tmp_path_factory) -> LeakScenario:
         simulator.stop()
 
 
+def stored_token_values(state_dir: Path, platform: str) -> set[str]:
+    """Every token in the state folder's SecretStore entries of ``platform``: the strings
+    stored under a name holding "token", however deep in the JSON records they sit."""
+    entries = json.loads((state_dir / "tokens.json").read_text(encoding="utf-8"))
+    found: set[str] = set()
+
+    def walk(name: str, value) -> None:
+        if isinstance(value, str):
+            try:
+                parsed = json.loads(value)
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, (dict, list)):
+                walk(name, parsed)
+            elif "token" in name and len(value) >= 16:
+                found.add(value)
+        elif isinstance(value, dict):
+            for key, inner in value.items():
+                walk(key, inner)
+        elif isinstance(value, list):
+            for inner in value:
+                walk(name, inner)
+
+    for name, entry in entries.items():
+        if name.startswith(f"{platform}:"):
+            walk(name, entry.get("value"))
+    return found
+
+
+def plant_tokens(state_dir: Path, platform: str) -> str:
+    """Replace every token of ``platform`` in the state folder by one the platform never
+    issued (the same one everywhere, shaped like the platform's); returns it."""
+    planted = {"facebook": "EAAB", "threads": "THQWJ"}.get(platform, "TOKEN") + secrets.token_urlsafe(40)
+    tokens_file = state_dir / "tokens.json"
+    entries = json.loads(tokens_file.read_text(encoding="utf-8"))
+
+    def swap(name: str, value):
+        if isinstance(value, str):
+            try:
+                parsed = json.loads(value)
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, (dict, list)):
+                return json.dumps(swap(name, parsed))
+            return planted if "token" in name and "type" not in name and len(value) >= 16 else value
+        if isinstance(value, dict):
+            return {key: swap(key, inner) for key, inner in value.items()}
+        if isinstance(value, list):
+            return [swap(name, inner) for inner in value]
+        return value
+
+    for name, entry in entries.items():
+        if name.startswith(f"{platform}:"):
+            entry["value"] = swap(name, entry["value"])
+    tokens_file.write_text(json.dumps(entries), encoding="utf-8")
+    return planted
+
+
 def stored_secret(state_dir: Path, platform: str, key: str, account: str = "main") -> str:
     """A plain secret (not a token record) the CLI put in the state folder's SecretStore."""
     entries = json.loads((state_dir / "tokens.json").read_text(encoding="utf-8"))
@@ -428,6 +522,7 @@ def test_leak_scenario_went_where_leaks_happen(leak):
     assert last["status"] == "failed" and f"archiver auth {leak.platform}" in last["message"]
     tokens_file = (leak.state / "tokens.json").read_text()
     assert leak.seen_tokens[0]["access_token"] in tokens_file or leak.planted_token in tokens_file
+    assert leak.stored_values       # the searches below look for real tokens
     # A client secret given through the environment stays there: it is not copied. Nor is
     # a Bluesky app password kept: it is used once, to open the session. (The secret a
     # Mastodon instance issued to the app is kept, in the SecretStore: that is its place.)
@@ -447,9 +542,35 @@ def test_leak_scenario_went_where_leaks_happen(leak):
         page = twin.handle(httpx.Request("GET", f"{twin.base_url}/v23.0/{overflowing[0]['id']}/replies", params={
             "fields": "id", "limit": 1, "access_token": twin.issue_tokens()["access_token"]})).json()
         assert "access_token=IGAA" in page["paging"]["next"]
+    if leak.platform in META_GRAPH:
+        # The simulator's pages held 5 posts (--max-limit 5) and their paging.next URLs the
+        # caller's token, as a twin fake (same seed, same knob) shows; every post was
+        # archived, so the connector followed them.
+        next_url = graph_twin_paging_next(leak.platform, LEAK_POSTS)
+        assert "access_token=" in next_url, next_url
     shape = SHAPES[leak.platform]
-    assert query(leak.archive, "SELECT count(*) FROM posts") == [(shape.post_rows(LEAK_POSTS),)]
+    assert query(leak.archive, "SELECT count(*) FROM posts") == [(post_rows(leak.platform, LEAK_POSTS),)]
     assert query(leak.archive, "SELECT count(*) FROM comments")[0][0] >= shape.min_comments(LEAK_POSTS)
+
+
+def graph_twin_paging_next(platform: str, posts: int) -> str:
+    """paging.next of the first page of posts a fake like the leak scenario's (pages of 5)
+    serves: a full URL, token included."""
+    if platform == "threads":
+        from archiver_connectors.threads.sim.fake import FakeThreads, FakeThreadsConfig
+
+        twin = FakeThreads(FakeThreadsConfig(posts=posts, followers=FOLLOWERS, max_limit=5))
+        token, path = twin.issue_tokens()["access_token"], "/v1.0/me/threads"
+    else:
+        from archiver_connectors.facebook.sim.fake import FakeFacebook, FakeFacebookConfig
+
+        twin = FakeFacebook(FakeFacebookConfig(posts=posts, followers=FOLLOWERS, max_limit=5))
+        token = twin.page_token_for(twin.issue_user_token()["access_token"])
+        path = f"/v23.0/{twin.page()['id']}/published_posts"
+    page = twin.handle(httpx.Request("GET", twin.base_url + path,
+                                     params={"fields": "id", "limit": 100, "access_token": token})).json()
+    assert len(page["data"]) == 5, page
+    return page["paging"]["next"]
 
 
 def test_no_secret_in_the_archive_the_media_the_config_the_logs_or_the_output(leak):
@@ -512,7 +633,7 @@ def symlink_entry(name: str, target: str) -> tuple[zipfile.ZipInfo, bytes]:
 
 
 def official_export(platform: str, folder: Path) -> Path:
-    """A small, valid official export: Instagram's or Facebook's "Download your
+    """A small, valid official export: Instagram's, Facebook's or Threads' "Download your
     information" zip, or one Google Takeout part."""
     folder.mkdir(parents=True, exist_ok=True)
     if platform == "instagram":
@@ -523,6 +644,17 @@ def official_export(platform: str, folder: Path) -> Path:
         from archiver_connectors.facebook.sim.export import sample_world, write_export
 
         return write_export(folder / "facebook-jane.example-2026-12-01-a1B2c3.zip", sample_world(posts=4, friends=4))
+    if platform == "threads":
+        from archiver_connectors.threads.sim.export import (ThreadsExportPerson, ThreadsExportPost,
+                                                            ThreadsExportWorld, write_export)
+        from archiver_connectors.tiktok.sim.fake import fake_png
+
+        world = ThreadsExportWorld(
+            posts=[ThreadsExportPost(timestamp=1_709_116_601 - 86_400 * i, text=f"post {i} ☀️",
+                                     media=[fake_png(f"threads-{i}")] if i % 2 else []) for i in range(4)],
+            followers=[ThreadsExportPerson(username=f"fan_{i}", followed_at=1_730_000_000 + i) for i in range(4)],
+            following=[ThreadsExportPerson(username="idol_two", followed_at=1_720_000_000)])
+        return write_export(folder / "threads-export.zip", world)
     from archiver_connectors.youtube.sim.takeout import build_takeout
 
     return build_takeout(folder / "takeout", videos=3, comments=5, subscriptions=4)[0]
@@ -618,6 +750,8 @@ MALFORMED = {
     "youtube-malformed-videos-csv": ("youtube", "videos.csv", lambda n, d: b'Video ID,"Video title\nabc,"x', False),
     "facebook-truncated-posts": ("facebook", "your_posts__check_ins__photos_and_videos_1.json", cut_in_half, False),
     "facebook-garbage-friends": ("facebook", "your_friends.json", lambda n, d: b"{{{ not json", True),
+    "threads-truncated-posts": ("threads", "threads_and_replies.json", cut_in_half, False),
+    "threads-garbage-followers": ("threads", "followers_1.json", lambda n, d: b"{{{ not json", True),
 }
 
 
@@ -626,7 +760,7 @@ MALFORMED = {
     "instagram-garbage-followers",
     pytest.param("youtube-garbage-comments-csv"),
     pytest.param("youtube-malformed-videos-csv"),
-    "facebook-truncated-posts", "facebook-garbage-friends",
+    "facebook-truncated-posts", "facebook-garbage-friends", "threads-truncated-posts", "threads-garbage-followers",
 ])
 def test_malformed_json_or_csv_gives_a_clear_error_naming_the_file(hostile, case):
     platform, suffix, breaking, posts_expected = MALFORMED[case]
@@ -878,15 +1012,28 @@ def account_gone(method, path):
     return as_json(400, {"error": "InvalidRequest", "message": "Profile not found"})
 
 
+def page_gone(method, path):
+    """Facebook after the person lost their role on the Page."""
+    if path.endswith("/me/accounts"):
+        return as_json(200, {"data": []})
+    return as_json(400, {"error": {"message": "Unsupported get request. Object with ID 'x' does not exist, cannot be "
+                                   "loaded due to missing permissions, or does not support this operation",
+                                   "type": "GraphMethodException", "code": 100, "error_subcode": 33}})
+
+
 VANISHED = {
     # case: (server answers, expected run status per platform, what `status` must say per platform)
-    "404": (everything_404, {"instagram": "failed", "youtube": "failed", "bluesky": "failed", "mastodon": "failed"},
-            {"instagram": "404", "youtube": "404", "bluesky": "404", "mastodon": "404"}),
-    "401": (everything_401, {"instagram": "failed", "youtube": "failed", "bluesky": "failed", "mastodon": "failed"},
+    "404": (everything_404, {platform: "failed" for platform in PLATFORMS},
+            {platform: "404" for platform in PLATFORMS}),
+    "401": (everything_401, {platform: "failed" for platform in PLATFORMS},
             # Bluesky's first call is to the public AppView, which gets no token: its 401 is
             # not about the session (a dead session: the leak scenario's last export).
             {"instagram": "archiver auth instagram", "youtube": "archiver auth youtube",
-             "bluesky": "HTTP 401 AuthenticationRequired", "mastodon": "archiver auth mastodon"}),
+             "bluesky": "HTTP 401 AuthenticationRequired", "mastodon": "archiver auth mastodon",
+             "facebook": "archiver auth facebook", "threads": "archiver auth threads"}),
+    # The person no longer manages the Page: /me/accounts lists none, the Page answers
+    # "does not exist" to the tokens there are.
+    "page-gone": (page_gone, {"facebook": "failed"}, {"facebook": FACEBOOK_PAGE}),
     "empty": (everything_empty, {"instagram": "ok", "youtube": "failed"},
               {"instagram": "listed no posts", "youtube": "no channel"}),
     "gone": (account_gone, {"bluesky": "failed", "mastodon": "failed"},
@@ -898,6 +1045,8 @@ VANISHED_RUNS = [
       for case, full in (("404", True), ("401", False), ("empty", True), ("empty", False))],
     *[(platform, case, full) for platform in ("bluesky", "mastodon")
       for case, full in (("404", True), ("401", False), ("gone", True))],
+    *[(platform, case, full) for platform in META_GRAPH for case, full in (("404", True), ("401", False))],
+    ("facebook", "page-gone", False),
 ]
 
 
@@ -916,7 +1065,7 @@ def test_vanished_platform_leaves_every_row_and_file_and_status_says_why(archive
     archived = archived_account(platform)
     archive, env = copy_of(archived, tmp_path)
     before, files_before = archive_contents(archive), media_files(archive)
-    rows = SHAPES[platform].post_rows(VANISHED_POSTS)
+    rows = post_rows(platform, VANISHED_POSTS)
     assert len(before["posts"]) == rows and files_before
     # The open platforms' sessions name their server (Mastodon's token its instance,
     # Bluesky's session its PDS): the server that answers now is at the same address.
@@ -975,7 +1124,58 @@ def test_connection_refused_fails_with_its_reason_and_changes_nothing(archived_a
     status = run_cli(["status", "--archive", str(archive)], env)
     assert status.returncode == 0, status.describe()
     assert "FAILED" in status.stdout and "ConnectError" in status.stdout, status.describe()
-    assert f"{SHAPES[platform].post_rows(VANISHED_POSTS)} posts" in status.stdout, status.describe()
+    assert f"{post_rows(platform, VANISHED_POSTS)} posts" in status.stdout, status.describe()
+
+
+# What happens on the real fake when the person takes the archiver's access away, or loses
+# the Facebook Page: (platform, what the fake is told, what `archiver export` and `status` say).
+WITHDRAWN = [
+    ("facebook", "remove_app", "archiver auth facebook"),           # the app removed in Facebook's settings
+    ("facebook", "remove_page_role", FACEBOOK_PAGE),                # no longer an admin of the Page
+    ("threads", "revoke_all", "archiver auth threads"),             # the grant revoked
+]
+
+
+@pytest.mark.parametrize("platform,change,said", WITHDRAWN, ids=[f"{p}-{c}" for p, c, _ in WITHDRAWN])
+def test_withdrawn_access_loses_nothing_and_opens_a_gone_alert(tmp_path, platform, change, said):
+    """Through the CLI against the platform's fake served by this process (so it can be
+    told the access is gone): the export fails saying why and what to do, every row and
+    file stays, the alert rules open a "gone" alert and `archiver status` shows it."""
+    from test_crash_points_e2e import InProcessWorld
+
+    from archiver.ops import alerts
+    from archiver.secrets import open_secret_store
+    from archiver.sync.jobs import Workspace
+
+    world = InProcessWorld(platform, VANISHED_POSTS // 3, FOLLOWERS)
+    try:
+        archive, env = tmp_path / "archive", platform_env(tmp_path, platform)
+        write_account_config(archive, world.base_url, platform=platform)
+        authorize(archive, env, platform=platform)
+        done = run_cli(["export", "--platform", platform, "--archive", str(archive)], env)
+        assert done.returncode == 0, done.describe()
+        before, files_before = archive_contents(archive), media_files(archive)
+        assert before["posts"] and files_before
+
+        getattr(world.fake, change)()
+        failed = run_cli(["export", "--platform", platform, "--archive", str(archive)], env)
+    finally:
+        world.stop()
+    assert failed.returncode == 1, failed.describe()
+    assert said in failed.output and "Traceback" not in failed.output, failed.describe()
+    assert_archive_whole(archive, before, files_before)
+
+    # What the daemon does every few minutes: decide alerts from the runs recorded.
+    ws = Workspace.open(archive, secrets=open_secret_store("env", state_dir=env["ARCHIVER_STATE_DIR"]))
+    try:
+        alerts.periodic(ws)
+    finally:
+        ws.archive.close()
+    assert ("gone", "open") in query(archive, "SELECT kind, state FROM alerts")
+    status = run_cli(["status", "--archive", str(archive)], env)
+    assert status.returncode == 0, status.describe()
+    assert "FAILED" in status.stdout and said in status.stdout, status.describe()
+    assert "ALERT:      gone since" in status.stdout, status.describe()
 
 
 # --------------------------------------------------------------------------- the open platforms: cheap reruns, one row per item
@@ -988,13 +1188,22 @@ OPEN_PLATFORMS = ("bluesky", "mastodon")
 # Mastodon: the profile (verify_credentials), the statuses newer than the newest known
 # (none), the newest page again for counts and edits; and (today) the owner's avatar and
 # header pictures, fetched again on every run.
-FEW_REQUESTS = {"bluesky": 6, "mastodon": 5}
+# Facebook (a Page): the Page, its picture and cover, the first page of its posts (the recent
+# posts' counts; none is recent in the fake's world). Threads: the profile, its insights
+# (the follower count), the avatar, the first pages of /me/threads and /me/replies.
+FEW_REQUESTS = {"bluesky": 6, "mastodon": 5, "facebook": 5, "threads": 6}
 # Requests a run with nothing new must never make: the whole repository, its files, the
 # threads under posts and the audience lists; Mastodon: threads, edit histories, the
 # posts' media files, the audience lists (a walk back through older statuses would show
 # as more requests than FEW_REQUESTS allows).
 HEAVY_REQUESTS = {"bluesky": ("getRepo", "getBlob", "listBlobs", "getPostThread", "getFollowers", "getFollows"),
-                  "mastodon": ("/context", "/history", "/system/media_attachments/", "/followers", "/following")}
+                  "mastodon": ("/context", "/history", "/system/media_attachments/", "/followers", "/following"),
+                  # Facebook and Threads: no walk through older pages or their replies.
+                  "facebook": ("/comments",), "threads": ("/conversation",)}
+# Files a run with nothing new may fetch again: Graph's picture links are signed and change,
+# so the profile picture (and a Page's cover) is downloaded to see whether it changed.
+FILES_AGAIN = {"bluesky": 0, "mastodon": 2, "facebook": 2, "threads": 1}
+CHEAP_RERUN_PLATFORMS = (*OPEN_PLATFORMS, *META_GRAPH)
 
 
 def requests_logged(log: Path) -> list[str]:
@@ -1002,7 +1211,7 @@ def requests_logged(log: Path) -> list[str]:
     return log.read_text(encoding="utf-8").splitlines() if log.exists() else []
 
 
-@pytest.mark.parametrize("platform", ["bluesky", "mastodon"])
+@pytest.mark.parametrize("platform", CHEAP_RERUN_PLATFORMS)
 def test_a_second_run_with_nothing_new_finishes_in_a_few_requests_and_changes_nothing(tmp_path, platform):
     log = tmp_path / "requests.log"
     world = start_world(tmp_path / "sim", platform, extra=["--request-log", str(log)])
@@ -1024,10 +1233,11 @@ def test_a_second_run_with_nothing_new_finishes_in_a_few_requests_and_changes_no
     made = requests_logged(log)[len(first_requests):]
     assert 0 < len(made) <= FEW_REQUESTS[platform], "\n".join(made)
     assert not [line for line in made if any(heavy in line for heavy in HEAVY_REQUESTS[platform])], made
+    assert sum("/cdn/" in line or "/system/" in line for line in made) <= FILES_AGAIN[platform], made
     assert all(line.endswith(" 200") for line in made), made
     # The first run did fetch everything (so the second one had something to skip) …
     assert len(first_requests) > 5 * len(made)
-    assert len(before["posts"]) == SHAPES[platform].post_rows(POSTS) and files_before
+    assert len(before["posts"]) == post_rows(platform, POSTS) and files_before
     # … and the second one changed nothing in the archive.
     assert archive_contents(archive) == before
     assert media_files(archive) == files_before
@@ -1113,7 +1323,7 @@ def test_an_export_file_imported_after_the_api_adds_nothing_twice(tmp_path, plat
     finally:
         world.stop()
     before, files_before = archive_contents(archive), media_files(archive)
-    assert len(before["posts"]) == SHAPES[platform].post_rows(24)
+    assert len(before["posts"]) == post_rows(platform, 24)
     if platform == "bluesky":
         assert before["interactions"]          # the likes its repository holds: met again in the file
     events_before = query(archive, "SELECT kind, person_id, event, at FROM audience_events ORDER BY 1, 2, 3, 4")
@@ -1151,3 +1361,150 @@ def test_an_export_file_imported_after_the_api_adds_nothing_twice(tmp_path, plat
     assert (kind, status) == ("import", "ok"), counts
     counts = json.loads(counts)
     assert not any(counts.get(key) for key in ("posts_new", "likes_new", "comments_new", "media_saved")), counts
+
+
+# ----------------------------------------------------------------- Facebook and Threads: the export after the API
+
+
+FACEBOOK_PROFILE_POSTS = 12
+
+
+def graph_twin(platform: str, world, **config):
+    """A fake built like the simulator ``world`` (same seed and sizes: the same world, ids,
+    texts, media bytes), at its address."""
+    options = world.options
+    if platform == "threads":
+        from archiver_connectors.threads.sim.fake import FakeThreads, FakeThreadsConfig
+
+        return FakeThreads(FakeThreadsConfig(posts=options["videos"], followers=options["followers"],
+                                             seed=options["seed"], **config), base_url=world.base_url)
+    from archiver_connectors.facebook.sim.fake import FakeFacebook, FakeFacebookConfig
+
+    return FakeFacebook(FakeFacebookConfig(posts=options["videos"], followers=options["followers"],
+                                           seed=options["seed"], **config), base_url=world.base_url)
+
+
+@pytest.mark.parametrize("platform", META_GRAPH)
+def test_a_meta_export_imported_after_the_api_adds_no_post_or_file_twice(tmp_path, platform):
+    """Facebook (the person's profile: /me/posts, then the "Download your information" of
+    the same profile) and Threads: the export has no ids, so its posts must meet the API's
+    by their time and text. What only the export holds (lists, comments written, reactions
+    given) is added; no post, file or person twice."""
+    if platform == "facebook":
+        world = start_world(tmp_path / "sim", platform, posts=2,
+                            extra=["--profile-posts", str(FACEBOOK_PROFILE_POSTS)])
+        twin, rows = graph_twin(platform, world, profile_posts=FACEBOOK_PROFILE_POSTS), FACEBOOK_PROFILE_POSTS
+    else:
+        world = start_world(tmp_path / "sim", platform, posts=24)
+        twin, rows = graph_twin(platform, world), post_rows(platform, 24)
+    try:
+        archive = tmp_path / "archive"
+        # Facebook: an account without `page` is the person's own profile.
+        write_account_config(archive, world.base_url, platform=platform, options="" if platform == "facebook" else None)
+        env = platform_env(tmp_path, platform)
+        authorize(archive, env, platform=platform)
+        exported = run_cli(["export", "--platform", platform, "--full", "--archive", str(archive)], env)
+        assert exported.returncode == 0, exported.describe()
+    finally:
+        world.stop()
+    from importlib import import_module
+
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    export_file = import_module(f"archiver_connectors.{platform}.sim.fake").write_matching_export(
+        twin, downloads / f"{platform}-export.zip")
+    before, files_before = archive_contents(archive), media_files(archive)
+    assert len(before["posts"]) == rows and files_before
+
+    imported = run_cli(["import", str(export_file), "--archive", str(archive)], env)
+
+    assert imported.returncode == 0, imported.describe()
+    assert "Traceback" not in imported.output and "skipped" not in imported.stdout, imported.describe()
+    after = archive_contents(archive)
+
+    def without_sources(rows: list[tuple]) -> list[tuple]:
+        return [row[:-1] for row in rows]   # sources is the last column
+
+    # Every post once, as the API had it; the export is now among its sources.
+    assert without_sources(after["posts"]) == without_sources(before["posts"]), imported.describe()
+    # … and met: most posts now name the export among their sources (a repost or a quote
+    # may be in the API only).
+    met = sum('"export:' in row[-1] for row in after["posts"])
+    assert met >= rows // 2, (met, rows, imported.describe())
+    assert media_files(archive) == files_before
+    assert after["post_media"] == before["post_media"]
+    # What the API had is all still there (a person's name the export knows may fill in);
+    # what the export adds is new, once.
+    for table in ("comments", "follows", "interactions"):
+        assert set(before[table]) <= set(after[table]), table
+    assert {row[:2] for row in before["people"]} <= {row[:2] for row in after["people"]}
+    assert query(archive, "SELECT count(*) - count(DISTINCT comment_id) FROM comments") == [(0,)]
+    handles = query(archive, "SELECT lower(coalesce(handle, display_name)) FROM people WHERE platform = ?", (platform,))
+    assert len(handles) == len(set(handles)), handles
+    assert query(archive, "SELECT count(*) FROM follows WHERE ended_at IS NULL")[0][0] > 0   # the export's lists
+    kind, status, counts = query(archive, "SELECT kind, status, counts FROM runs ORDER BY run_id DESC LIMIT 1")[0]
+    assert (kind, status) == ("import", "ok"), counts
+    counts = json.loads(counts)
+    assert not any(counts.get(key) for key in ("posts_new", "media_saved")), counts
+
+
+# -------------------------------------------- Facebook and Threads elsewhere: status, audience, report, serve
+
+
+def test_facebook_and_threads_reach_status_reminders_the_audience_the_report_and_serve(archived_account, tmp_path):
+    """One archive with a Facebook Page (archived through the API: comments by fans, with
+    their authors), the person's Facebook profile and a Threads account (their exports
+    imported: friends, followers): `archiver status` reminds to request an export where
+    only an export holds something (the profile, Threads; not the Page), `archiver audience
+    export` lists the Page's commenters, the profile's friends and the Threads followers,
+    `archiver report` and `archiver serve` show the new platforms."""
+    from types import SimpleNamespace
+
+    from serve_process import serving
+
+    from archiver.views.serve import DATABASE
+
+    archive, env = copy_of(archived_account("facebook"), tmp_path)
+    config = archive / "config.toml"
+    config.write_text(config.read_text(encoding="utf-8") + '\n[accounts.me]\nplatform = "facebook"\n'
+                      '\n[accounts.notes]\nplatform = "threads"\n', encoding="utf-8")
+    reminders = run_cli(["status", "--json", "--archive", str(archive)], env)
+    assert reminders.returncode == 0, reminders.describe()
+    export_state = {row["account"]: row["export"] for row in json.loads(reminders.stdout)}
+    assert export_state["facebook:main"] == {"manual": False}                  # a Page: the API gives it all
+    for account, holds in (("facebook:me", "friends"), ("threads:notes", "follower")):
+        assert export_state[account]["too_old"] and holds in export_state[account]["holds"], export_state
+        assert export_state[account]["steps"], export_state
+    assert "reminder:" in run_cli(["status", "--archive", str(archive)], env).stdout
+
+    for platform, account in (("facebook", "me"), ("threads", "notes")):
+        imported = run_cli(["import", str(official_export(platform, tmp_path / f"downloads-{platform}")),
+                            "--account", account, "--archive", str(archive)], env)
+        assert imported.returncode == 0, imported.describe()
+
+    people = run_cli(["audience", "export", "--format", "json", "--archive", str(archive)], env)
+    assert people.returncode == 0, people.describe()
+    listed = json.loads(people.stdout)
+    names = {row["display_name"] for row in listed if row["display_name"]}
+    names |= {handle.split(":@", 1)[1] for row in listed for handle in row["handles"] if ":@" in handle}
+    commenters = {name for (name,) in query(archive, "SELECT p.display_name FROM comments c JOIN people p ON "
+                                                     "p.platform = c.platform AND p.person_id = c.author_id "
+                                                     "WHERE c.account_id = 'facebook:main' AND c.by_owner = 0")}
+    assert commenters and commenters <= names, (commenters, names)
+    from archiver_connectors.facebook.sim.export import sample_world
+
+    assert {friend.name for friend in sample_world(posts=4, friends=4).friends} <= names
+    assert {f"fan_{i}" for i in range(4)} <= names                                # the Threads followers
+    assert any(row["follower_since"] for row in listed if "threads:@fan_0" in row["handles"])
+
+    # The report draws the new accounts; serve lists their rows.
+    report = tmp_path / "report.html"
+    drawn = run_cli(["report", "--out", str(report), "--archive", str(archive)], env)
+    assert drawn.returncode == 0, drawn.describe()
+    page = report.read_text(encoding="utf-8")
+    assert "facebook:main" in page and "threads:notes" in page
+    with serving(SimpleNamespace(folder=archive)) as base:
+        accounts = httpx.get(f"{base}/{DATABASE}/accounts.json?_shape=array&_col=platform", timeout=30).json()
+        posts = httpx.get(f"{base}/{DATABASE}/posts.json?_shape=array&_size=max&_col=platform", timeout=30).json()
+    assert {"facebook", "threads"} <= {row["platform"] for row in accounts}
+    assert {"facebook", "threads"} <= {row["platform"] for row in posts}
