@@ -228,6 +228,10 @@ def test_a_later_export_ends_the_friendship_of_who_is_gone_and_matches_the_same_
     assert one(db, "SELECT count(*) FROM follows WHERE kind='friends' AND ended_at IS NULL") == 2
     assert rows(db, "SELECT event, person_id FROM audience_events WHERE kind='friends' AND event='lost'") == [
         ("lost", person_key(gone.name))]
+    # `archiver status` counts the friends (an account without any shows no friends at all).
+    from archiver.ops.status import archive_holds
+
+    assert archive_holds(db, ACCOUNT)["friends"] == 2
 
 
 # --------------------------------------------------------------------------- what is refused

@@ -115,6 +115,7 @@ def archive_holds(db, account_id: str) -> dict[str, int]:
         "comments": one("SELECT count(*) FROM comments WHERE account_id=?"),
         "followers": one("SELECT count(*) FROM follows WHERE account_id=? AND kind='followers' AND ended_at IS NULL"),
         "following": one("SELECT count(*) FROM follows WHERE account_id=? AND kind='following' AND ended_at IS NULL"),
+        "friends": one("SELECT count(*) FROM follows WHERE account_id=? AND kind='friends' AND ended_at IS NULL"),
         # Items a platform listed that could not be archived (kept raw; see the run's errors).
         "items_not_archived": one("SELECT count(*) FROM unmapped_items WHERE account_id=?"),
     }
@@ -281,7 +282,8 @@ def render_status(rows: list[dict], *, errors: dict[str, list[dict]] | None = No
                      + (f" (next one due {due})" if due else " (the daemon's next run lists everything)"
                         if row["configured"] else ""))
         holds = row["archive_holds"]
-        lines.append("  archive:    " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in holds.items()))
+        lines.append("  archive:    " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in holds.items()
+                                                  if v or k != "friends"))   # friends: where a platform has them
         unmatched = row.get("unmatched_export_posts") or {"count": 0}
         if unmatched["count"]:
             lines.append(f"  unmatched:  {unmatched['count']} export post(s) without id that no API post matched "
