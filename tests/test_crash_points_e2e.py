@@ -10,7 +10,7 @@ archive an uninterrupted run builds (same rows, same files). The runs:
   Instagram, Facebook, Threads, Mastodon) or a full listing that marks deleted what is gone
   (YouTube, Bluesky), and with ARCHIVER_SOAK=1 both kinds for every platform;
 * the import of each platform's official export file over an archive the API filled
-  (not Facebook's: the simulated account is a Page, the export a profile's).
+  (Facebook's: over the person's profile, its export being a profile's).
 
 The later runs walk a few of their points (``sample_points``: always the same ones) to
 keep the suite's time modest; the opt-in soak (ARCHIVER_SOAK=1, `make soak`) walks every
@@ -201,7 +201,7 @@ class InProcessWorld:
     are still subprocesses), so that the test can change the world between two runs: what
     `archiver simulate` serves, with the same knobs as SIMULATOR_EXTRA."""
 
-    def __init__(self, platform: str, posts: int, followers: int, seed: int = 1):
+    def __init__(self, platform: str, posts: int, followers: int, seed: int = 1, **knobs):
         from importlib import import_module
 
         from cli_world import BLUESKY_APP_PASSWORD, BLUESKY_HANDLE
@@ -223,6 +223,8 @@ class InProcessWorld:
             "threads": lambda: module.FakeThreadsConfig(posts=posts, followers=followers, seed=seed,
                                                         rate_limit=1_000_000),
         }[platform]()
+        for knob, value in knobs.items():   # more of the fake's config (Facebook: profile_posts)
+            setattr(config, knob, value)
         fake_class = {"tiktok": "FakeTikTok", "instagram": "FakeInstagram", "youtube": "FakeYouTube",
                       "bluesky": "FakeBluesky", "mastodon": "FakeMastodon", "facebook": "FakeFacebook",
                       "threads": "FakeThreads"}[platform]
@@ -377,3 +379,34 @@ def test_later_runs_over_a_filled_archive_killed_at_crash_points_converge(tmp_pa
         assert query(tmp_path / "import-crashed", "SELECT count(*) FROM imports") == [(1,)]
     finally:
         world.stop()
+
+
+@pytest.mark.timeout(WALK_TIMEOUT_S)
+@pytest.mark.parametrize("sample", [True, pytest.param(False, marks=pytest.mark.soak, id="every-point")])
+def test_a_facebook_profile_export_import_killed_at_crash_points_converges(tmp_path, sample):
+    """The person's "Download your information" imported over their profile's archive the
+    API filled (/me/posts): its posts land on the API's rows (same second, same text), its
+    friends, the comments written and the reactions given are added."""
+    from archiver_connectors.facebook.sim.fake import write_matching_export
+
+    world = InProcessWorld("facebook", POSTS, FOLLOWERS, profile_posts=LATER_POSTS)
+    try:
+        env = cli_env(tmp_path / "state", platform="facebook")
+        filled, logs = tmp_path / "filled", tmp_path / "logs"
+        write_account_config(filled, world.base_url, platform="facebook", options="")   # no page: the profile
+        authorize(filled, env, platform="facebook")
+        finish(["export", "--platform", "facebook", "--full", "--archive", str(filled)], env, filled, logs)
+        export_file = write_matching_export(world.fake, str(tmp_path / "facebook-export.zip"))
+
+        points = walk_every_crash_point(
+            lambda folder: ["import", str(export_file), "--archive", str(folder)], env, tmp_path / "imported",
+            tmp_path / "crashed", logs, prepare=lambda folder: shutil.copytree(filled, folder), sample=sample,
+            kinds={"before-commit", "commit"})
+    finally:
+        world.stop()
+    print(f"facebook profile import: walked {len(points)} crash points")
+    crashed = tmp_path / "crashed"
+    assert query(crashed, "SELECT count(*) FROM imports") == [(1,)]
+    # The export's posts met the API's: no post twice.
+    assert query(crashed, "SELECT count(*) FROM posts") == query(filled, "SELECT count(*) FROM posts")
+    assert query(crashed, "SELECT count(*) FROM follows WHERE kind = 'friends'")[0][0] > 0
