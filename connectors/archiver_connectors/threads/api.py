@@ -32,7 +32,6 @@ log = logging.getLogger("archiver.threads")
 
 GRAPH_VERSION = "v1.0"
 DEFAULT_SCOPES = "threads_basic,threads_read_replies,threads_manage_insights"
-API_EPOCH = 1688540400        # Threads refuses a `since` older than this (reference/user)
 PAGE_LIMIT = 50
 USER_FIELDS = "id,username,name,threads_profile_picture_url,threads_biography,is_verified"
 CHILD_FIELDS = "id,media_type,media_url,thumbnail_url"
