@@ -127,8 +127,9 @@ def walk_every_crash_point(args_for, env: dict, reference: Path, scratch: Path, 
 
 # The platforms added last walk ends_of_each_kind of their first export in the suite, every
 # point in the soak.
-FIRST_EXPORTS = [(platform, False) for platform in ("tiktok", "instagram", "youtube", "bluesky", "mastodon")] + [
-    *[(platform, True) for platform in ("facebook", "threads")],
+FIRST_EXPORTS = [pytest.param(platform, False, id=platform)
+                 for platform in ("tiktok", "instagram", "youtube", "bluesky", "mastodon")] + [
+    *[pytest.param(platform, True, id=f"{platform}-ends-of-each-kind") for platform in ("facebook", "threads")],
     *[pytest.param(platform, False, marks=pytest.mark.soak, id=f"{platform}-every-point")
       for platform in ("facebook", "threads")]]
 
