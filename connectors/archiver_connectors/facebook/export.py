@@ -50,21 +50,18 @@ from archiver.records import (
     Person,
     Post,
     Profile,
-    Snapshot,
 )
 from archiver.sync.runner import RunFailed
 from archiver_connectors.meta.export import (
+    ExportReading,
     LabelledValues,
     MediaIndex,
     clean_text,
     entry_pattern,
     epoch_iso,
     fix_strings,
-    iter_items,
-    list_prefixes,
     matching,
     media_role,
-    taken_at,
 )
 
 PAGE_SIZE = 50
@@ -316,17 +313,8 @@ def export_pages(source, ctx) -> Iterator[Page]:
             "import that folder (`archiver import FOLDER`): they are read as one export.")
 
     media_index = MediaIndex(source)
-    readable = 0
-
-    def read(name: str, what: str) -> Iterator[dict]:
-        """The items of one entry; a damaged entry is reported and the import goes on."""
-        nonlocal readable
-        try:
-            for item in iter_items(source, name, ctx.report, what, _WRAPPERS):
-                readable += 1
-                yield item
-        except ExportFileError as error:
-            ctx.report(f"{what} in {name}", str(error))
+    reading = ExportReading(source, ctx, _WRAPPERS)
+    read = reading.items
 
     # -- profile (a small file: read whole)
     for name in matching(source, PROFILE_FILE):
@@ -341,7 +329,7 @@ def export_pages(source, ctx) -> Iterator[Page]:
         if profile is None:
             ctx.report(f"profile in {name}", "no name or user name in it (the layout may have changed)")
             continue
-        readable += 1
+        reading.readable += 1
         yield Page("export:profile", [profile])
         break
 
@@ -388,45 +376,10 @@ def export_pages(source, ctx) -> Iterator[Page]:
 
     # -- friends, followers, following: one dated snapshot each, streamed
     for kind, pattern in _LISTS:
-        files = matching(source, pattern)
-        unreadable = [n for n in files if _safe_list_prefixes(source, n) is None]
-        for name in unreadable:
-            ctx.report(f"{kind} in {name}", f"{source.path}: {name} is not a {kind} list this importer knows "
-                       "(the export layout may have changed: please report it)")
-        files = [n for n in files if n not in unreadable]
-        if not files:
-            continue  # a list missing from this export says nothing about who left
-        readable += 1
-        snapshot = Snapshot(kind, taken_at(source, files), [])
+        if page := reading.snapshot_page(kind, matching(source, pattern), membership_from_item, "no name"):
+            yield page
 
-        def members(files=files, kind=kind, snapshot=snapshot):
-            """Streams the members. A skipped entry or a damaged file makes the list
-            partial: the snapshot is then marked incomplete before the writer diffs it,
-            so nobody is taken for lost on its word."""
-            errors_before = len(ctx.errors)
-            for name in files:
-                for position, item in enumerate(read(name, kind)):
-                    membership = membership_from_item(item)
-                    if membership is None:
-                        ctx.report(f"{kind} entry {position} in {name}", "no name")
-                        continue
-                    yield membership
-            if len(ctx.errors) > errors_before:
-                snapshot.complete = False
-
-        snapshot.members = members()
-        yield Page(f"export:{kind}", [snapshot])
-
-    if readable == 0:
+    if reading.readable == 0:
         raise UnknownLayout(
             f"{source.path}: {marker} marks this as a Facebook export, but none of its files could be read "
             "as a layout this importer knows. The export layout may have changed: please report it.")
-
-
-def _safe_list_prefixes(source, name: str) -> list[str] | None:
-    from archiver.sync.imports import ExportFileError
-
-    try:
-        return list_prefixes(source, name, _WRAPPERS)
-    except ExportFileError:
-        return None

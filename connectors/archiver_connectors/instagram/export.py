@@ -40,23 +40,20 @@ from archiver.records import (
     Person,
     Post,
     Profile,
-    Snapshot,
 )
 from archiver.sync.runner import RunFailed
 from archiver_connectors.meta.export import (
+    ExportReading,
     LabelledValues,
     MediaIndex,
     both_layouts,
     entry_pattern,
     epoch_iso,
-    iter_items,
-    list_prefixes,
     matching,
     media_items,
     media_role,
     post_text,
     string_list_entry,
-    taken_at,
     username_of,
 )
 
@@ -229,20 +226,9 @@ def export_pages(source, ctx) -> Iterator[Page]:
             f"{source.path}: no Instagram export files found (looked for posts_1.json, followers_1.json, "
             "following.json, personal_information.json … anywhere inside). Is this Instagram's "
             "\"Download your information\" export in JSON format (not HTML)?")
-    from archiver.sync.imports import ExportFileError
-
     media_index = MediaIndex(source)
-    readable = 0
-
-    def read(name: str, what: str) -> Iterator[dict]:
-        """The items of one entry; a damaged entry is reported and the import goes on."""
-        nonlocal readable
-        try:
-            for item in iter_items(source, name, ctx.report, what, _WRAPPERS):
-                readable += 1
-                yield item
-        except ExportFileError as error:
-            ctx.report(f"{what} in {name}", str(error))
+    reading = ExportReading(source, ctx, _WRAPPERS)
+    read = reading.items
 
     # -- profile
     for name in matching(source, PROFILE_FILE):
@@ -285,48 +271,11 @@ def export_pages(source, ctx) -> Iterator[Page]:
     sections: tuple[tuple[ListKind, re.Pattern[str], str], ...] = (("followers", FOLLOWERS_FILE, r"followers_\d+\.json"),
                                                                   ("following", FOLLOWING_FILE, r"following\.json"))
     for kind, pattern, bare in sections:
-        names = matching(source, pattern, bare)
-        if not names:
-            continue  # a section missing from this export says nothing about who left
-        unreadable = [n for n in names if _safe_list_prefixes(source, n) is None]
-        for name in unreadable:
-            ctx.report(f"{kind} in {name}", f"{source.path}: {name} is not a {kind} list this importer knows "
-                       "(the export layout may have changed: please report it)")
-        names = [n for n in names if n not in unreadable]
-        if not names:
-            continue
-        readable += 1
+        if page := reading.snapshot_page(kind, matching(source, pattern, bare), membership_from_item,
+                                         "no user name (value, title or href)"):
+            yield page
 
-        snapshot = Snapshot(kind, taken_at(source, names), [])
-
-        def members(names=names, kind=kind, snapshot=snapshot):
-            """Streams the members. A skipped entry or a damaged file makes the list
-            partial: the snapshot is then marked incomplete before the writer diffs it
-            (it stages every member first), so nobody is taken for lost on its word."""
-            errors_before = len(ctx.errors)
-            for name in names:
-                for position, item in enumerate(read(name, kind)):
-                    membership = membership_from_item(item)
-                    if membership is None:
-                        ctx.report(f"{kind} entry {position} in {name}", "no user name (value, title or href)")
-                        continue
-                    yield membership
-            if len(ctx.errors) > errors_before:
-                snapshot.complete = False
-
-        snapshot.members = members()
-        yield Page(f"export:{kind}", [snapshot])
-
-    if readable == 0:
+    if reading.readable == 0:
         raise UnknownLayout(
             f"{source.path}: {marker} marks this as an Instagram export, but none of its files could be read "
             "as a layout this importer knows. The export layout may have changed: please report it.")
-
-
-def _safe_list_prefixes(source, name: str) -> list[str] | None:
-    from archiver.sync.imports import ExportFileError
-
-    try:
-        return list_prefixes(source, name, _WRAPPERS)
-    except ExportFileError:
-        return None

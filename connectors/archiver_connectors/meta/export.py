@@ -31,7 +31,7 @@ import re
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
-from archiver.records import MediaRef, iso_utc
+from archiver.records import ListKind, MediaRef, Membership, Page, Snapshot, iso_utc
 
 if TYPE_CHECKING:
     from archiver.sync.imports import ExportSource
@@ -154,6 +154,72 @@ def iter_items(source: ExportSource, name: str, report: Callable[[str, str], Non
             else:
                 report(f"{what} item {position} in {name}",
                        f"expected an object, found {type(item).__name__} {str(item)[:60]!r}")
+
+
+class ExportReading:
+    """One import's reading of the files of an export: the entries' items through
+    ``iter_items`` (a damaged entry is reported and the import goes on), how many could be
+    read (``readable``: none means the layout is one this importer does not know), and the
+    follower-like lists as dated snapshots streamed to the writer."""
+
+    def __init__(self, source: ExportSource, ctx: Any, wrappers: Iterable[str] = ()) -> None:
+        self.source, self.ctx, self.wrappers = source, ctx, tuple(wrappers)
+        self.readable = 0
+
+    def items(self, name: str, what: str) -> Iterator[dict]:
+        """The items of one entry; a damaged entry is reported and the import goes on."""
+        from archiver.sync.imports import ExportFileError
+
+        try:
+            for item in iter_items(self.source, name, self.ctx.report, what, self.wrappers):
+                self.readable += 1
+                yield item
+        except ExportFileError as error:
+            self.ctx.report(f"{what} in {name}", str(error))
+
+    def snapshot_page(self, kind: ListKind, names: list[str], membership_of: Callable[[dict], Membership | None],
+                      no_member: str) -> Page | None:
+        """The page of one list (followers, following, friends …) read from ``names`` as a
+        dated snapshot, None when none of them is a list this importer knows (a list
+        missing from this export says nothing about who left). ``membership_of`` turns an
+        item into a member; an item it cannot (None) is reported as ``no_member``."""
+        ctx, source = self.ctx, self.source
+        unreadable = [n for n in names if self._list_prefixes(n) is None]
+        for name in unreadable:
+            ctx.report(f"{kind} in {name}", f"{source.path}: {name} is not a {kind} list this importer knows "
+                       "(the export layout may have changed: please report it)")
+        names = [n for n in names if n not in unreadable]
+        if not names:
+            return None
+        self.readable += 1
+        snapshot = Snapshot(kind, taken_at(source, names), [])
+
+        def members() -> Iterator[Membership]:
+            """Streams the members. A skipped entry or a damaged file makes the list
+            partial: the snapshot is then marked incomplete before the writer diffs it
+            (it stages every member first), so nobody is taken for lost on its word."""
+            errors_before = len(ctx.errors)
+            for name in names:
+                for position, item in enumerate(self.items(name, kind)):
+                    membership = membership_of(item)
+                    if membership is None:
+                        ctx.report(f"{kind} entry {position} in {name}", no_member)
+                        continue
+                    yield membership
+            if len(ctx.errors) > errors_before:
+                snapshot.complete = False
+
+        snapshot.members = members()
+        return Page(f"export:{kind}", [snapshot])
+
+    def _list_prefixes(self, name: str) -> list[str] | None:
+        """``list_prefixes``, None for a damaged entry as for an unknown one."""
+        from archiver.sync.imports import ExportFileError
+
+        try:
+            return list_prefixes(self.source, name, self.wrappers)
+        except ExportFileError:
+            return None
 
 
 # --------------------------------------------------------------------------- media files
