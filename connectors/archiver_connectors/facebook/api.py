@@ -410,7 +410,6 @@ class FacebookApi(GraphApi):
     def __init__(self, graph_base: str, tokens: FacebookTokens, **kwargs):
         super().__init__(graph_base, tokens, version=GRAPH_VERSION, **kwargs)
         self.token: str | None = None         # set during `archiver auth`, before anything is stored
-        self._fresh: dict[str, dict] = {}     # object id -> its answer with fresh links, for the run
         self._videos: dict[str, str | None] = {}
 
     def access_token(self) -> str:
@@ -515,13 +514,8 @@ class FacebookApi(GraphApi):
         """A new signed link for one file whose link was refused (notes §2.1: links expire;
         on a 403 read the post again): the post, or the Page for its picture and cover,
         asked once per run."""
-        with self._lock:
-            body = self._fresh.get(object_id)
-        if body is None:
-            fields = "picture.type(large){url},cover{source}" if role in ("avatar", "banner") else POST_FIELDS
-            body = self.get(f"/{object_id}", {"fields": fields})
-            with self._lock:
-                self._fresh[object_id] = body
+        fields = "picture.type(large){url},cover{source}" if role in ("avatar", "banner") else POST_FIELDS
+        body = self.fresh_object(object_id, fields)
         if role == "avatar":
             return ((body.get("picture") or {}).get("data") or {}).get("url")
         if role == "banner":

@@ -97,7 +97,6 @@ class InstagramApi(GraphApi):
     def __init__(self, graph_base: str, tokens: InstagramTokens, *, transport=None, sleep=None, cancel=None,
                  pacer: UsagePacer | None = None):
         super().__init__(graph_base, tokens, transport=transport, sleep=sleep, cancel=cancel, pacer=pacer)
-        self._fresh: dict[str, dict] = {}   # object id -> the answer with its fresh links
 
     @property
     def max_throttle_wait(self) -> float:   # type: ignore[override]
@@ -146,13 +145,7 @@ class InstagramApi(GraphApi):
         refused (notes §2.2: links expire; on a 403 ask ``/{media-id}?fields=media_url``).
         A video's file and thumbnail come from one call: the answer is kept for the run."""
         fields = "profile_picture_url" if object_id == "me" else "media_url,thumbnail_url"
-        with self._lock:
-            body = self._fresh.get(object_id)
-        if body is None:
-            body = self.get(f"/{object_id}", {"fields": fields})
-            with self._lock:
-                self._fresh[object_id] = body
-        value = body.get(field)
+        value = self.fresh_object(object_id, fields).get(field)
         return value if isinstance(value, str) and value else None
 
     def refresher(self, object_id: str, field: str) -> Callable[[], str | None]:

@@ -253,6 +253,7 @@ class GraphApi:
         self.client = ApiClient(base, transport=transport, cancel=cancel,
                                 pacer=self.pacer, retry=RetryPolicy(attempts=6), **kwargs)
         self._lock = threading.Lock()
+        self._fresh: dict[str, dict] = {}   # object id -> its answer with fresh links, for the run
 
     # -- hooks ---------------------------------------------------------------------------
     max_throttle_wait: float = MAX_THROTTLE_WAIT
@@ -267,6 +268,18 @@ class GraphApi:
                 f"run `archiver auth {platform} --account {account}` again.")
 
     # -- calls ---------------------------------------------------------------------------
+    def fresh_object(self, object_id: str, fields: str) -> dict:
+        """``/{object_id}?fields=…`` asked once per run and kept: the answer that carries new
+        signed links for the files of an object whose old link was refused (links expire;
+        several files of one object, a video and its thumbnail, come from one call)."""
+        with self._lock:
+            body = self._fresh.get(object_id)
+        if body is None:
+            body = self.get(f"/{object_id}", {"fields": fields})
+            with self._lock:
+                self._fresh[object_id] = body
+        return body
+
     def get(self, path: str, params: dict[str, Any] | None = None) -> dict:
         """GET a Graph path; maps error codes to what the run must do."""
         label = re.sub(r"/\d+(?:_\d+)?", "/{id}", path)   # messages name the edge, not the ids

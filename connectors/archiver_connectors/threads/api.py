@@ -78,7 +78,6 @@ class ThreadsApi(GraphApi):
 
     def __init__(self, graph_base: str, tokens: ThreadsTokens, **kwargs):
         super().__init__(graph_base, tokens, version=GRAPH_VERSION, **kwargs)
-        self._fresh: dict[str, dict] = {}   # object id -> the answer with its fresh links
         # Threads serves all of a post's replies at once (/conversation) or a level at a
         # time (/replies) [U which]: the first refusal of /conversation switches to /replies.
         self.conversation = True
@@ -133,13 +132,7 @@ class ThreadsApi(GraphApi):
         thumbnail_url or threads_profile_picture_url), asked again because the old one was
         refused; one call per object and run."""
         fields = "threads_profile_picture_url" if object_id == "me" else "media_url,thumbnail_url,gif_url"
-        with self._lock:
-            body = self._fresh.get(object_id)
-        if body is None:
-            body = self.get(f"/{object_id}", {"fields": fields})
-            with self._lock:
-                self._fresh[object_id] = body
-        value = body.get(field)
+        value = self.fresh_object(object_id, fields).get(field)
         return value if isinstance(value, str) and value else None
 
     def refresher(self, object_id: str, field: str) -> Callable[[], str | None]:
