@@ -231,7 +231,7 @@ def test_status_says_what_failed(tmp_path):
         assert "import (TikTok_Data_old_links.zip)" in text and "— OK" in text, text
         assert "followers new 5" in text, text  # what the run added despite the failures
         # The export's links had expired: not requested, and said once with what to do.
-        media_lines = [line for line in text.splitlines() if line.strip().startswith("media:")]
+        media_lines = [line for line in text.splitlines() if line.strip().startswith("summary:")]
         assert len(media_lines) == 1 and "links expired on" in media_lines[0], text
         assert "request a new export" in media_lines[0], text
         holes = query(folder, "SELECT count(*) FROM post_media WHERE status='failed' AND cause='expired'")[0][0]
