@@ -62,7 +62,6 @@ import math
 import random
 import re
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -70,22 +69,22 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 
-from archiver.sim.server import FakeClock
 from archiver_connectors.meta.sim.graph import (
     CodeRefused,
     CursorPaging,
     Fields,
     GraphError,
+    GraphFake,
     SignedCdn,
     TokenStore,
     UsageWindow,
     caller_token,
+    cdn_file,
     error_response,
     graph_time,
     json_response,
     parse_fields,
 )
-from archiver_connectors.tiktok.sim.fake import fake_mp4, fake_png
 
 GRAPH_VERSION = "v25.0"
 SHORT_TTL = 3600
@@ -180,8 +179,10 @@ def _no_object(ident: str) -> GraphError:
 # --------------------------------------------------------------------------- the fake
 
 
-class FakeFacebook(FakeClock):
+class FakeFacebook(GraphFake):
     """Facebook's Graph API as one in-memory world. Thread-safe (one lock)."""
+
+    config: FakeFacebookConfig
 
     def __init__(self, config: FakeFacebookConfig | None = None, base_url: str = "http://127.0.0.1:0"):
         self.config = config or FakeFacebookConfig()
@@ -190,9 +191,7 @@ class FakeFacebook(FakeClock):
         self._lock = threading.RLock()
         self._rng = random.Random(f"world:{self.config.seed}")
         self._fault_rng = random.Random(f"faults:{self.config.seed}")
-        self.cdn = SignedCdn(f"fb-cdn-{self.config.seed}".encode(), self.now, self.config.media_url_ttl,
-                             lambda kind, key: (fake_mp4(key), "video/mp4") if kind == "video"
-                             else (fake_png(key), "image/png"))
+        self.cdn = SignedCdn(f"fb-cdn-{self.config.seed}".encode(), self.now, self.config.media_url_ttl, cdn_file)
         # Codes, and tokens: {"kind": short|long|page, "scopes", "issued_at", "expires_at"
         # (NEVER for a Page token of a long-lived user token), "page_id", "user_token" (a
         # Page token's origin), "password_epoch", "dead" (why it died: (subcode, message))}.
@@ -470,18 +469,6 @@ class FakeFacebook(FakeClock):
         return self.cdn.body(kind, match.group(1))[0]
 
     # ------------------------------------------------------------------ dispatch
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        """Answer one request; usable as ``httpx.MockTransport(fake.handle)``."""
-        if self.config.latency_ms:
-            time.sleep(self.config.latency_ms / 1000)
-        with self._lock:
-            try:
-                response = self._dispatch(request)
-            except GraphError as error:
-                response = self._error(error)
-            self.log.append((request.method, request.url.path, response.status_code))
-            return response
 
     def _dispatch(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
@@ -959,11 +946,6 @@ class FakeFacebook(FakeClock):
 
     def _error(self, error: GraphError) -> httpx.Response:
         return error_response(error, error_type=self.config.error_type)
-
-    @staticmethod
-    def _html(status: int, text: str) -> httpx.Response:
-        return httpx.Response(status, headers={"Content-Type": "text/html; charset=utf-8"},
-                              content=f"<html><body><p>{text}</p></body></html>".encode())
 
     def _usage_headers(self, record: dict) -> dict[str, str]:
         """X-App-Usage for a user token; X-Business-Use-Case-Usage (keyed by the Page, type

@@ -47,7 +47,6 @@ import hmac
 import random
 import re
 import threading
-import time
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -55,21 +54,22 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
-from archiver.sim.server import FakeClock
 from archiver_connectors.meta.sim.graph import (
     CodeRefused,
     CursorPaging,
     GraphError,
+    GraphFake,
     SignedCdn,
     TokenStore,
     UsageWindow,
     caller_token,
+    cdn_file,
     error_response,
     graph_time,
     json_response,
+    long_lived_exchange,
 )
 from archiver_connectors.meta.sim.graph import parse_fields as _parse_graph_fields
-from archiver_connectors.tiktok.sim.fake import fake_mp4, fake_png
 
 # --------------------------------------------------------------------------- constants
 
@@ -140,12 +140,10 @@ def parse_fields(spec: str) -> dict[str, dict | None]:
     return _parse_graph_fields(spec, allow_modifiers=False)
 
 
-def _cdn_file(kind: str, key: str) -> tuple[bytes, str]:
-    return (fake_mp4(key), "video/mp4") if kind == "video" else (fake_png(key), "image/png")
-
-
-class FakeInstagram(FakeClock):
+class FakeInstagram(GraphFake):
     """Instagram's API as one in-memory world. Thread-safe (one lock)."""
+
+    config: FakeInstagramConfig
 
     def __init__(self, config: FakeInstagramConfig | None = None, base_url: str = "http://127.0.0.1:0"):
         self.config = config or FakeInstagramConfig()
@@ -154,7 +152,7 @@ class FakeInstagram(FakeClock):
         self._lock = threading.RLock()
         self._rng = random.Random(f"world:{self.config.seed}")
         self._fault_rng = random.Random(f"faults:{self.config.seed}")
-        self._cdn = SignedCdn(f"ig-cdn-{self.config.seed}".encode(), self.now, self.config.media_url_ttl, _cdn_file)
+        self._cdn = SignedCdn(f"ig-cdn-{self.config.seed}".encode(), self.now, self.config.media_url_ttl, cdn_file)
         self._store = TokenStore(self.now, prefix="IGAA", short_ttl=SHORT_TTL, long_ttl=LONG_TTL, code_ttl=CODE_TTL)
         self._tokens = self._store.tokens   # token -> {"kind": short|long, "issued_at", "expires_at", "scopes", "revoked"}
         self._usage = UsageWindow(self.now, self.config.rate_limit, RATE_WINDOW)
@@ -409,28 +407,11 @@ class FakeInstagram(FakeClock):
     def _error(self, error: GraphError, headers: dict | None = None) -> httpx.Response:
         return error_response(error, error_type=self.config.error_type, headers=headers)
 
-    @staticmethod
-    def _html(status: int, text: str) -> httpx.Response:
-        return httpx.Response(status, headers={"Content-Type": "text/html; charset=utf-8"},
-                              content=f"<html><body><p>{text}</p></body></html>".encode())
-
     def _usage_headers(self) -> dict[str, str]:
         self._usage.limit = self.config.rate_limit   # a knob tests may turn after construction
         return self._usage.headers(business_id=self.user["user_id"], business_type="instagram")
 
     # ------------------------------------------------------------------ dispatch
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        """Answer one request; usable as ``httpx.MockTransport(fake.handle)``."""
-        if self.config.latency_ms:
-            time.sleep(self.config.latency_ms / 1000)
-        with self._lock:
-            try:
-                response = self._dispatch(request)
-            except GraphError as error:
-                response = self._error(error)
-            self.log.append((request.method, request.url.path, response.status_code))
-            return response
 
     def _dispatch(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
@@ -504,19 +485,8 @@ class FakeInstagram(FakeClock):
         return self._store.record(token)
 
     def _long_lived(self, request: httpx.Request) -> httpx.Response:
-        q = request.url.params
-        if request.method != "GET":
-            raise GraphError(100, "Unsupported post request.")
-        if q.get("grant_type") != "ig_exchange_token":
-            raise GraphError(100, "Invalid parameter: grant_type must be ig_exchange_token")
-        if not hmac.compare_digest(q.get("client_secret", ""), self.config.client_secret):
-            raise GraphError(101, "Error validating client secret.")
-        record = self._token_record(q.get("access_token", ""))
-        if record["kind"] != "short":
-            raise GraphError(100, "Invalid parameter: access_token must be a short-lived token")
-        token = self._mint("long", record["scopes"])
-        return self._json(200, {"access_token": token, "token_type": "bearer",
-                                "expires_in": int(self._tokens[token]["expires_at"] - self.now())})
+        return long_lived_exchange(request, self._store, grant_type="ig_exchange_token",
+                                   client_secret=self.config.client_secret)
 
     def _refresh(self, request: httpx.Request) -> httpx.Response:
         q = request.url.params

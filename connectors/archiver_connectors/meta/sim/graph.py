@@ -30,11 +30,14 @@ import json
 import math
 import re
 import secrets
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import urlencode
 
 import httpx
+
+from archiver.sim.server import FakeClock
 
 Clock = Callable[[], float]
 
@@ -455,3 +458,68 @@ def caller_token(request: httpx.Request, *, bearer_supported: bool = True) -> st
     if not token:
         raise GraphError(190, "An active access token must be used to query information about the current user.")
     return token
+
+
+# --------------------------------------------------------------------------- the fakes' request loop
+
+
+def cdn_file(kind: str, key: str) -> tuple[bytes, str]:
+    """The body and type a fake's SignedCdn serves for a file: a small valid MP4 for a
+    "video", a PNG for anything else, both made from ``key`` (the same key, the same bytes)."""
+    from archiver_connectors.tiktok.sim.fake import fake_mp4, fake_png
+
+    return (fake_mp4(key), "video/mp4") if kind == "video" else (fake_png(key), "image/png")
+
+
+def long_lived_exchange(request: httpx.Request, tokens: TokenStore, *, grant_type: str,
+                        client_secret: str) -> httpx.Response:
+    """``GET /access_token?grant_type=<ig|th>_exchange_token&client_secret=…&access_token=…``:
+    a short-lived token traded for a long-lived one with the same scopes (Instagram's and
+    Threads' Login; Facebook's is a grant of /oauth/access_token)."""
+    q = request.url.params
+    if request.method != "GET":
+        raise GraphError(100, "Unsupported post request.")
+    if q.get("grant_type") != grant_type:
+        raise GraphError(100, f"Invalid parameter: grant_type must be {grant_type}")
+    if not hmac.compare_digest(q.get("client_secret", ""), client_secret):
+        raise GraphError(101, "Error validating client secret.")
+    record = tokens.record(q.get("access_token", ""))
+    if record["kind"] != "short":
+        raise GraphError(100, "Invalid parameter: access_token must be a short-lived token")
+    token = tokens.mint("long", record["scopes"])
+    return json_response(200, {"access_token": token, "token_type": "bearer", "expires_in": tokens.expires_in(token)})
+
+
+class GraphFake(FakeClock):
+    """What every Meta fake does with a request: ``handle`` (usable as
+    ``httpx.MockTransport(fake.handle)``) waits the configured latency, answers under the
+    fake's one lock through the subclass's ``_dispatch``, turns a raised GraphError into
+    Graph's error envelope (``_error``) and logs (method, path, status). The subclass sets
+    ``config`` (with ``latency_ms``), ``log`` and ``_lock``."""
+
+    config: Any
+    log: collections.deque
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        """Answer one request; usable as ``httpx.MockTransport(fake.handle)``."""
+        if self.config.latency_ms:
+            time.sleep(self.config.latency_ms / 1000)
+        with self._lock:
+            try:
+                response = self._dispatch(request)
+            except GraphError as error:
+                response = self._error(error)
+            self.log.append((request.method, request.url.path, response.status_code))
+            return response
+
+    def _dispatch(self, request: httpx.Request) -> httpx.Response:
+        raise NotImplementedError
+
+    def _error(self, error: GraphError) -> httpx.Response:
+        return error_response(error)
+
+    @staticmethod
+    def _html(status: int, text: str) -> httpx.Response:
+        """A page of the login window (it answers a bad request in HTML, not JSON)."""
+        return httpx.Response(status, headers={"Content-Type": "text/html; charset=utf-8"},
+                              content=f"<html><body><p>{text}</p></body></html>".encode())

@@ -53,25 +53,25 @@ import hmac
 import random
 import re
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
-from archiver.sim.server import FakeClock
 from archiver_connectors.meta.sim.graph import (
     CodeRefused,
     CursorPaging,
     GraphError,
+    GraphFake,
     SignedCdn,
     TokenStore,
     UsageWindow,
     caller_token,
-    error_response,
+    cdn_file,
     graph_time,
     json_response,
+    long_lived_exchange,
     parse_fields,
 )
 from archiver_connectors.tiktok.sim.fake import fake_mp4, fake_png
@@ -139,8 +139,10 @@ class FakeThreadsConfig:
     granted_scopes: str = READ_SCOPES    # what the person ticks in the login window
 
 
-class FakeThreads(FakeClock):
+class FakeThreads(GraphFake):
     """Threads' API as one in-memory world. Thread-safe (one lock)."""
+
+    config: FakeThreadsConfig
 
     def __init__(self, config: FakeThreadsConfig | None = None, base_url: str = "http://127.0.0.1:0"):
         self.config = config or FakeThreadsConfig()
@@ -152,9 +154,7 @@ class FakeThreads(FakeClock):
         self.tokens = TokenStore(self.now, prefix="THQWJ", short_ttl=SHORT_TTL, long_ttl=LONG_TTL,
                                  code_ttl=CODE_TTL, code_prefix="AQD")
         self.usage = UsageWindow(self.now, self.config.rate_limit, RATE_WINDOW)
-        self.cdn = SignedCdn(f"th-cdn-{self.config.seed}".encode(), self.now, self.config.media_url_ttl,
-                             lambda kind, key: (fake_mp4(key), "video/mp4") if kind == "video"
-                             else (fake_png(key), "image/png"))
+        self.cdn = SignedCdn(f"th-cdn-{self.config.seed}".encode(), self.now, self.config.media_url_ttl, cdn_file)
         self._ids = 0
         self.log: collections.deque = collections.deque(maxlen=10_000)   # (method, path, status)
         self.user: dict = {}
@@ -362,18 +362,6 @@ class FakeThreads(FakeClock):
 
     # ------------------------------------------------------------------ dispatch
 
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        """Answer one request; usable as ``httpx.MockTransport(fake.handle)``."""
-        if self.config.latency_ms:
-            time.sleep(self.config.latency_ms / 1000)
-        with self._lock:
-            try:
-                response = self._dispatch(request)
-            except GraphError as error:
-                response = error_response(error)
-            self.log.append((request.method, request.url.path, response.status_code))
-            return response
-
     def _dispatch(self, request: httpx.Request) -> httpx.Response:
         host = request.url.host
         if host not in HOSTS and host != urlsplit(self.base_url).hostname:
@@ -443,19 +431,8 @@ class FakeThreads(FakeClock):
         return json_response(200, body)
 
     def _long_lived(self, request: httpx.Request) -> httpx.Response:
-        q = request.url.params
-        if request.method != "GET":
-            raise GraphError(100, "Unsupported post request.")
-        if q.get("grant_type") != "th_exchange_token":
-            raise GraphError(100, "Invalid parameter: grant_type must be th_exchange_token")
-        if not hmac.compare_digest(q.get("client_secret", ""), self.config.client_secret):
-            raise GraphError(101, "Error validating client secret.")
-        record = self.tokens.record(q.get("access_token", ""))
-        if record["kind"] != "short":
-            raise GraphError(100, "Invalid parameter: access_token must be a short-lived token")
-        token = self.tokens.mint("long", record["scopes"])
-        return json_response(200, {"access_token": token, "token_type": "bearer",
-                                   "expires_in": self.tokens.expires_in(token)})
+        return long_lived_exchange(request, self.tokens, grant_type="th_exchange_token",
+                                   client_secret=self.config.client_secret)
 
     def _refresh(self, request: httpx.Request) -> httpx.Response:
         q = request.url.params
@@ -802,11 +779,6 @@ class FakeThreads(FakeClock):
             params["limit"] = str(self.config.max_limit)
         return paging.page(params, items, render, base_url=self.base_url, edge=edge, token=token,
                            newest_first=newest_first)
-
-    @staticmethod
-    def _html(status: int, text: str) -> httpx.Response:
-        return httpx.Response(status, headers={"Content-Type": "text/html; charset=utf-8"},
-                              content=f"<html><body><p>{text}</p></body></html>".encode())
 
     def _usage_headers(self) -> dict[str, str]:
         return self.usage.headers(business_id=self.user["id"], business_type="threads")
