@@ -65,7 +65,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import httpx
 
@@ -75,6 +75,7 @@ from archiver_connectors.meta.sim.graph import (
     Fields,
     GraphError,
     GraphFake,
+    LoginRefused,
     SignedCdn,
     TokenStore,
     UsageWindow,
@@ -83,6 +84,7 @@ from archiver_connectors.meta.sim.graph import (
     error_response,
     graph_time,
     json_response,
+    login_request,
     parse_fields,
 )
 
@@ -486,20 +488,16 @@ class FakeFacebook(GraphFake):
     # ------------------------------------------------------------------ OAuth
 
     def _login(self, request: httpx.Request) -> httpx.Response:
-        q = request.url.params
-        if q.get("client_id") != self.config.client_id:
-            return self._html(400, "Invalid App ID: the provided app ID does not look like a valid app ID.")
-        if q.get("response_type", "code") != "code":
-            return self._html(400, "response_type must be code")
-        redirect_uri = q.get("redirect_uri") or ""
-        parts = urlsplit(redirect_uri)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            return self._html(400, "URL Blocked: This redirect failed because the redirect URI is not whitelisted")
-        requested = [s for s in re.split(r"[,\s]+", q.get("scope") or "") if s]
+        try:
+            redirect_uri, requested, state = login_request(
+                request.url.params, client_id=self.config.client_id, response_type_optional=True,
+                app_refused="Invalid App ID: the provided app ID does not look like a valid app ID.",
+                redirect_refused="URL Blocked: This redirect failed because the redirect URI is not whitelisted")
+        except LoginRefused as refused:
+            return self._html(400, str(refused))
         unknown = [s for s in requested if s not in PERMISSIONS]
         if unknown:
             return self._html(400, f"Invalid Scopes: {', '.join(unknown)}")
-        state = {"state": q["state"]} if q.get("state") else {}
         allowed = set(self.config.granted_scopes.split(","))
         granted = sorted({"public_profile", *(s for s in requested if s in allowed)})
         code = self.tokens.new_code(redirect_uri, ",".join(granted))

@@ -50,7 +50,7 @@ import threading
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode
 
 import httpx
 
@@ -59,14 +59,17 @@ from archiver_connectors.meta.sim.graph import (
     CursorPaging,
     GraphError,
     GraphFake,
+    LoginRefused,
     SignedCdn,
     TokenStore,
     UsageWindow,
     caller_token,
     cdn_file,
     error_response,
+    form_body,
     graph_time,
     json_response,
+    login_request,
     long_lived_exchange,
 )
 from archiver_connectors.meta.sim.graph import parse_fields as _parse_graph_fields
@@ -433,19 +436,12 @@ class FakeInstagram(GraphFake):
     # ------------------------------------------------------------------ OAuth
 
     def _authorize(self, request: httpx.Request) -> httpx.Response:
-        q = request.url.params
-        if q.get("client_id") != self.config.client_id:
-            return self._html(400, "Invalid app ID")
-        if q.get("response_type") != "code":
-            return self._html(400, "response_type must be code")
-        redirect_uri = q.get("redirect_uri") or ""
-        parts = urlsplit(redirect_uri)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            return self._html(400, "Invalid redirect_uri")
-        requested = [s for s in re.split(r"[,\s]+", q.get("scope") or "") if s]
+        try:
+            redirect_uri, requested, state = login_request(request.url.params, client_id=self.config.client_id)
+        except LoginRefused as refused:
+            return self._html(400, str(refused))
         if not requested or any(s not in SCOPES for s in requested):
             return self._html(400, "Invalid scope")
-        state = {"state": q["state"]} if q.get("state") else {}
         if self.config.account_type == "PERSONAL" and self.config.personal_refusal == "authorize":
             query = {"error": "access_denied", "error_reason": "user_denied",
                      "error_description": "This Instagram account is not a professional account.", **state}
@@ -462,10 +458,9 @@ class FakeInstagram(GraphFake):
     def _exchange_code(self, request: httpx.Request) -> httpx.Response:
         if request.method != "POST":
             return self._oauth_error("Unsupported method; use POST")
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type != "application/x-www-form-urlencoded":
+        form = form_body(request)
+        if form is None:
             return self._oauth_error("Missing required parameter: client_id")
-        form = {k: v[0] for k, v in parse_qs(request.content.decode("utf-8", "replace"), keep_blank_values=True).items()}
         if (form.get("client_id") != self.config.client_id
                 or not hmac.compare_digest(form.get("client_secret", ""), self.config.client_secret)):
             return self._oauth_error("Invalid Client Secret")

@@ -33,7 +33,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
@@ -488,6 +488,41 @@ def long_lived_exchange(request: httpx.Request, tokens: TokenStore, *, grant_typ
         raise GraphError(100, "Invalid parameter: access_token must be a short-lived token")
     token = tokens.mint("long", record["scopes"])
     return json_response(200, {"access_token": token, "token_type": "bearer", "expires_in": tokens.expires_in(token)})
+
+
+
+class LoginRefused(Exception):
+    """The login window refuses the request: it answers a 400 HTML page with this text."""
+
+
+def login_request(params, *, client_id: str, app_refused: str = "Invalid app ID",
+                  redirect_refused: str = "Invalid redirect_uri",
+                  response_type_optional: bool = False) -> tuple[str, list[str], dict[str, str]]:
+    """The checks Meta's login window makes of its query (``/oauth/authorize``, Facebook's
+    ``/dialog/oauth``): the app's id, ``response_type=code`` (Facebook's may leave it out:
+    ``response_type_optional``), an http(s) ``redirect_uri``. Returns the redirect_uri, the
+    requested scopes (comma- or space-separated) and ``{"state": …}`` (empty without one);
+    LoginRefused with the page's text otherwise. Which scopes are valid is the caller's."""
+    if params.get("client_id") != client_id:
+        raise LoginRefused(app_refused)
+    if params.get("response_type", "code" if response_type_optional else None) != "code":
+        raise LoginRefused("response_type must be code")
+    redirect_uri = params.get("redirect_uri") or ""
+    parts = urlsplit(redirect_uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise LoginRefused(redirect_refused)
+    requested = [s for s in re.split(r"[,\s]+", params.get("scope") or "") if s]
+    state = {"state": params["state"]} if params.get("state") else {}
+    return redirect_uri, requested, state
+
+
+def form_body(request: httpx.Request) -> dict[str, str] | None:
+    """A POST's ``application/x-www-form-urlencoded`` body as a dict (first value of each
+    key); None when the body is of another type (Meta then misses the client_id)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        return None
+    return {k: v[0] for k, v in parse_qs(request.content.decode("utf-8", "replace"), keep_blank_values=True).items()}
 
 
 class GraphFake(FakeClock):

@@ -55,7 +55,7 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 
@@ -64,13 +64,16 @@ from archiver_connectors.meta.sim.graph import (
     CursorPaging,
     GraphError,
     GraphFake,
+    LoginRefused,
     SignedCdn,
     TokenStore,
     UsageWindow,
     caller_token,
     cdn_file,
+    form_body,
     graph_time,
     json_response,
+    login_request,
     long_lived_exchange,
     parse_fields,
 )
@@ -387,19 +390,12 @@ class FakeThreads(GraphFake):
     # ------------------------------------------------------------------ OAuth
 
     def _authorize(self, request: httpx.Request) -> httpx.Response:
-        q = request.url.params
-        if q.get("client_id") != self.config.client_id:
-            return self._html(400, "Invalid app ID")
-        if q.get("response_type") != "code":
-            return self._html(400, "response_type must be code")
-        redirect_uri = q.get("redirect_uri") or ""
-        parts = urlsplit(redirect_uri)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            return self._html(400, "Invalid redirect_uri")
-        requested = [s for s in re.split(r"[,\s]+", q.get("scope") or "") if s]
+        try:
+            redirect_uri, requested, state = login_request(request.url.params, client_id=self.config.client_id)
+        except LoginRefused as refused:
+            return self._html(400, str(refused))
         if not requested or any(s not in SCOPES for s in requested) or "threads_basic" not in requested:
             return self._html(400, "Invalid scope: threads_basic is required")
-        state = {"state": q["state"]} if q.get("state") else {}
         allowed = set(self.config.granted_scopes.split(","))
         granted = [s for s in requested if s in allowed]
         code = self.tokens.new_code(redirect_uri, ",".join(granted))
@@ -410,10 +406,9 @@ class FakeThreads(GraphFake):
         code_error = self.config.oauth_error_code
         if request.method != "POST":
             raise GraphError(code_error, "Unsupported get request. Use POST with a form body.")
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type != "application/x-www-form-urlencoded":
+        form = form_body(request)
+        if form is None:
             raise GraphError(code_error, "Missing required parameter: client_id")
-        form = {k: v[0] for k, v in parse_qs(request.content.decode("utf-8", "replace"), keep_blank_values=True).items()}
         if form.get("client_id") != self.config.client_id or not hmac.compare_digest(
                 form.get("client_secret", ""), self.config.client_secret):
             raise GraphError(101, "Error validating client secret.")
