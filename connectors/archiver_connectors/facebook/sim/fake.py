@@ -441,9 +441,6 @@ class FakeFacebook(GraphFake):
         with self._lock:
             self._blocked = calls
 
-    def token_info(self, token: str) -> dict | None:
-        return self.tokens.info(token)
-
     def _token_record(self, token: str) -> dict:
         record = self.tokens.info(token)
         if record is None:

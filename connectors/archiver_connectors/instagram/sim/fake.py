@@ -156,8 +156,8 @@ class FakeInstagram(GraphFake):
         self._rng = random.Random(f"world:{self.config.seed}")
         self._fault_rng = random.Random(f"faults:{self.config.seed}")
         self._cdn = SignedCdn(f"ig-cdn-{self.config.seed}".encode(), self.now, self.config.media_url_ttl, cdn_file)
-        self._store = TokenStore(self.now, prefix="IGAA", short_ttl=SHORT_TTL, long_ttl=LONG_TTL, code_ttl=CODE_TTL)
-        self._tokens = self._store.tokens   # token -> {"kind": short|long, "issued_at", "expires_at", "scopes", "revoked"}
+        self.tokens = TokenStore(self.now, prefix="IGAA", short_ttl=SHORT_TTL, long_ttl=LONG_TTL, code_ttl=CODE_TTL)
+        self._tokens = self.tokens.tokens   # token -> {"kind": short|long, "issued_at", "expires_at", "scopes", "revoked"}
         self._usage = UsageWindow(self.now, self.config.rate_limit, RATE_WINDOW)
         self._paging = CursorPaging(default_limit=DEFAULT_LIMIT, max_limit=MAX_LIMIT)
         self._ids = 0
@@ -303,18 +303,7 @@ class FakeInstagram(GraphFake):
                     "user_id": self.user["user_id"], "permissions": self._tokens[token]["scopes"]}
 
     def _mint(self, kind: str, scopes: str, issued_at: float | None = None) -> str:
-        return self._store.mint(kind, scopes, issued_at)
-
-    def expire_tokens(self) -> None:
-        with self._lock:
-            self._store.expire_all()
-
-    def revoke_all(self) -> None:
-        with self._lock:
-            self._store.revoke_all()
-
-    def token_info(self, token: str) -> dict | None:
-        return self._store.info(token)
+        return self.tokens.mint(kind, scopes, issued_at)
 
     # ------------------------------------------------------------------ CDN links
 
@@ -448,7 +437,7 @@ class FakeInstagram(GraphFake):
             return httpx.Response(302, headers={"Location": f"{redirect_uri}?{urlencode(query)}"})
         allowed = set(self.config.granted_scopes.split(","))
         granted = [s for s in requested if s in allowed]
-        code = self._store.new_code(redirect_uri, ",".join(granted))
+        code = self.tokens.new_code(redirect_uri, ",".join(granted))
         # Meta appends "#_" to the redirect: not part of the code.
         return httpx.Response(302, headers={"Location": f"{redirect_uri}?{urlencode({'code': code, **state})}#_"})
 
@@ -467,7 +456,7 @@ class FakeInstagram(GraphFake):
         if form.get("grant_type") != "authorization_code":
             return self._oauth_error("Invalid grant_type")
         try:
-            code = self._store.take_code(form.get("code", ""), form.get("redirect_uri"))
+            code = self.tokens.take_code(form.get("code", ""), form.get("redirect_uri"))
         except CodeRefused as refused:
             return self._oauth_error(str(refused))
         token = self._mint("short", code["scopes"])
@@ -477,10 +466,10 @@ class FakeInstagram(GraphFake):
                                           "permissions": code["scopes"]}]})
 
     def _token_record(self, token: str) -> dict:
-        return self._store.record(token)
+        return self.tokens.record(token)
 
     def _long_lived(self, request: httpx.Request) -> httpx.Response:
-        return long_lived_exchange(request, self._store, grant_type="ig_exchange_token",
+        return long_lived_exchange(request, self.tokens, grant_type="ig_exchange_token",
                                    client_secret=self.config.client_secret)
 
     def _refresh(self, request: httpx.Request) -> httpx.Response:

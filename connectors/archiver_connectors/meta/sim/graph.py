@@ -529,11 +529,30 @@ class GraphFake(FakeClock):
     """What every Meta fake does with a request: ``handle`` (usable as
     ``httpx.MockTransport(fake.handle)``) waits the configured latency, answers under the
     fake's one lock through the subclass's ``_dispatch``, turns a raised GraphError into
-    Graph's error envelope (``_error``) and logs (method, path, status). The subclass sets
-    ``config`` (with ``latency_ms``), ``log`` and ``_lock``."""
+    Graph's error envelope (``_error``) and logs (method, path, status); and what tests do
+    to its tokens. The subclass sets ``config`` (with ``latency_ms``), ``log``, ``tokens``
+    (a TokenStore) and ``_lock``."""
 
     config: Any
     log: collections.deque
+    tokens: TokenStore
+
+    # -- what tests do to the fake's tokens
+    def expire_tokens(self) -> None:
+        """Every token has expired (by the fake's clock)."""
+        with self._lock:
+            self.tokens.expire_all()
+
+    def revoke_all(self) -> None:
+        """Every token is revoked (the person removed the app)."""
+        with self._lock:
+            self.tokens.revoke_all()
+
+    def token_info(self, token: str) -> dict | None:
+        """The fake's record of a token (kind, scopes, times), None for one it never issued."""
+        return self.tokens.info(token)
+
+    # -- requests
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         """Answer one request; usable as ``httpx.MockTransport(fake.handle)``."""

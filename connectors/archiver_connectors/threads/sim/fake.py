@@ -340,17 +340,6 @@ class FakeThreads(GraphFake):
             return {"access_token": token, "token_type": "bearer", "expires_in": self.tokens.expires_in(token),
                     "user_id": self.user["id"], "permissions": self.tokens.tokens[token]["scopes"]}
 
-    def expire_tokens(self) -> None:
-        with self._lock:
-            self.tokens.expire_all()
-
-    def revoke_all(self) -> None:
-        with self._lock:
-            self.tokens.revoke_all()
-
-    def token_info(self, token: str) -> dict | None:
-        return self.tokens.info(token)
-
     # ------------------------------------------------------------------ CDN links
 
     def file_bytes(self, media_type: str, ident: str) -> bytes:
