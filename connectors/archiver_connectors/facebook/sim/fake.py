@@ -56,12 +56,9 @@ person's MODERATE task on the Page; without it comments come without ``id``),
 from __future__ import annotations
 
 import argparse
-import collections
 import hmac
 import math
-import random
 import re
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -187,12 +184,7 @@ class FakeFacebook(GraphFake):
     config: FakeFacebookConfig
 
     def __init__(self, config: FakeFacebookConfig | None = None, base_url: str = "http://127.0.0.1:0"):
-        self.config = config or FakeFacebookConfig()
-        self.base_url = base_url.rstrip("/")
-        self.clock_offset = 0.0
-        self._lock = threading.RLock()
-        self._rng = random.Random(f"world:{self.config.seed}")
-        self._fault_rng = random.Random(f"faults:{self.config.seed}")
+        super().__init__(config or FakeFacebookConfig(), base_url)
         self.cdn = SignedCdn(f"fb-cdn-{self.config.seed}".encode(), self.now, self.config.media_url_ttl, cdn_file)
         # Codes, and tokens: {"kind": short|long|page, "scopes", "issued_at", "expires_at"
         # (NEVER for a Page token of a long-lived user token), "page_id", "user_token" (a
@@ -205,7 +197,6 @@ class FakeFacebook(GraphFake):
         self.paging = CursorPaging(default_limit=DEFAULT_LIMIT, version=GRAPH_VERSION)
         self._blocked = 0
         self._ids = 0
-        self.log: collections.deque = collections.deque(maxlen=10_000)   # (method, path, status)
         self.person: dict = {}
         self.pages: list[dict] = []
         self.people: list[dict] = []          # fans and friends: {"id", "name"}

@@ -42,11 +42,8 @@ from __future__ import annotations
 
 import argparse
 import base64
-import collections
 import hmac
-import random
 import re
-import threading
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -149,19 +146,13 @@ class FakeInstagram(GraphFake):
     config: FakeInstagramConfig
 
     def __init__(self, config: FakeInstagramConfig | None = None, base_url: str = "http://127.0.0.1:0"):
-        self.config = config or FakeInstagramConfig()
-        self.base_url = base_url.rstrip("/")
-        self.clock_offset = 0.0
-        self._lock = threading.RLock()
-        self._rng = random.Random(f"world:{self.config.seed}")
-        self._fault_rng = random.Random(f"faults:{self.config.seed}")
+        super().__init__(config or FakeInstagramConfig(), base_url)
         self._cdn = SignedCdn(f"ig-cdn-{self.config.seed}".encode(), self.now, self.config.media_url_ttl, cdn_file)
         self.tokens = TokenStore(self.now, prefix="IGAA", short_ttl=SHORT_TTL, long_ttl=LONG_TTL, code_ttl=CODE_TTL)
         self._tokens = self.tokens.tokens   # token -> {"kind": short|long, "issued_at", "expires_at", "scopes", "revoked"}
         self._usage = UsageWindow(self.now, self.config.rate_limit, RATE_WINDOW)
         self._paging = CursorPaging(default_limit=DEFAULT_LIMIT, max_limit=MAX_LIMIT)
         self._ids = 0
-        self.log: collections.deque = collections.deque(maxlen=10_000)   # (method, path, status)
         self.user: dict = {}
         self.media: list[dict] = []           # newest first is how it is served; stored any order
         self.deleted_media: list[dict] = []

@@ -28,8 +28,10 @@ import hashlib
 import hmac
 import json
 import math
+import random
 import re
 import secrets
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -530,12 +532,23 @@ class GraphFake(FakeClock):
     ``httpx.MockTransport(fake.handle)``) waits the configured latency, answers under the
     fake's one lock through the subclass's ``_dispatch``, turns a raised GraphError into
     Graph's error envelope (``_error``) and logs (method, path, status); and what tests do
-    to its tokens. The subclass sets ``config`` (with ``latency_ms``), ``log``, ``tokens``
-    (a TokenStore) and ``_lock``."""
+    to its tokens. The subclass passes its config (with ``seed`` and ``latency_ms``) and
+    sets ``tokens`` (a TokenStore)."""
 
     config: Any
-    log: collections.deque
     tokens: TokenStore
+
+    def __init__(self, config: Any, base_url: str, *, world: str = "world", faults: str = "faults") -> None:
+        """The parts every Meta fake has: its config, base URL, clock, lock, request log and
+        two random streams seeded from ``config.seed`` (``world`` builds the world,
+        ``faults`` draws the injected failures, so a fail rate does not change the world)."""
+        self.config = config
+        self.base_url = base_url.rstrip("/")
+        self.clock_offset = 0.0
+        self._lock = threading.RLock()
+        self._rng = random.Random(f"{world}:{config.seed}")
+        self._fault_rng = random.Random(f"{faults}:{config.seed}")
+        self.log: collections.deque = collections.deque(maxlen=10_000)   # (method, path, status)
 
     # -- what tests do to the fake's tokens
     def expire_tokens(self) -> None:

@@ -48,11 +48,9 @@ from __future__ import annotations
 
 import argparse
 import base64
-import collections
 import hmac
 import random
 import re
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
@@ -148,18 +146,12 @@ class FakeThreads(GraphFake):
     config: FakeThreadsConfig
 
     def __init__(self, config: FakeThreadsConfig | None = None, base_url: str = "http://127.0.0.1:0"):
-        self.config = config or FakeThreadsConfig()
-        self.base_url = base_url.rstrip("/")
-        self.clock_offset = 0.0
-        self._lock = threading.RLock()
-        self._rng = random.Random(f"threads-world:{self.config.seed}")
-        self._fault_rng = random.Random(f"threads-faults:{self.config.seed}")
+        super().__init__(config or FakeThreadsConfig(), base_url, world="threads-world", faults="threads-faults")
         self.tokens = TokenStore(self.now, prefix="THQWJ", short_ttl=SHORT_TTL, long_ttl=LONG_TTL,
                                  code_ttl=CODE_TTL, code_prefix="AQD")
         self.usage = UsageWindow(self.now, self.config.rate_limit, RATE_WINDOW)
         self.cdn = SignedCdn(f"th-cdn-{self.config.seed}".encode(), self.now, self.config.media_url_ttl, cdn_file)
         self._ids = 0
-        self.log: collections.deque = collections.deque(maxlen=10_000)   # (method, path, status)
         self.user: dict = {}
         self.posts: list[dict] = []          # the owner's top-level posts (reposts included)
         self.replies: dict[str, dict] = {}   # every reply, the owner's and others', by id
