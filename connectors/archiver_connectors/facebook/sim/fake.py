@@ -530,9 +530,7 @@ class FakeFacebook(GraphFake):
             self._blocked -= 1
             raise GraphError(368, "It looks like you were misusing this feature by going too fast. You've been "
                                   "temporarily blocked from using it.", headers=headers)
-        if self.config.fail_rate and self._fault_rng.random() < self.config.fail_rate:
-            raise GraphError(2, "An unexpected error has occurred. Please retry your request later.", status=500,
-                             headers=headers)
+        self._fail_at_random(headers)
         try:
             fields = parse_fields(request.url.params.get("fields", ""))
         except ValueError as error:

@@ -493,9 +493,7 @@ class FakeInstagram(GraphFake):
                              status=self.config.throttle_status, headers=headers)
         self._usage.hit()
         headers = self._usage_headers()
-        if self.config.fail_rate and self._fault_rng.random() < self.config.fail_rate:
-            raise GraphError(2, "An unexpected error has occurred. Please retry your request later.", status=500,
-                             headers=headers)
+        self._fail_at_random(headers)
         scopes = set(record["scopes"].split(","))
         try:
             fields = parse_fields(request.url.params.get("fields", ""))

@@ -582,6 +582,13 @@ class GraphFake(FakeClock):
     def _dispatch(self, request: httpx.Request) -> httpx.Response:
         raise NotImplementedError
 
+    def _fail_at_random(self, headers: dict[str, str]) -> None:
+        """Graph's transient error 2 (HTTP 500) for a share ``config.fail_rate`` of the data
+        calls, drawn from the faults' own random stream."""
+        if self.config.fail_rate and self._fault_rng.random() < self.config.fail_rate:
+            raise GraphError(2, "An unexpected error has occurred. Please retry your request later.", status=500,
+                             headers=headers)
+
     def _error(self, error: GraphError) -> httpx.Response:
         return error_response(error)
 

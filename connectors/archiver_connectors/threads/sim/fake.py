@@ -450,9 +450,7 @@ class FakeThreads(GraphFake):
                              status=self.config.throttle_status, headers=headers)
         self.usage.hit()
         headers = self._usage_headers()
-        if self.config.fail_rate and self._fault_rng.random() < self.config.fail_rate:
-            raise GraphError(2, "An unexpected error has occurred. Please retry your request later.", status=500,
-                             headers=headers)
+        self._fail_at_random(headers)
         try:
             fields = parse_fields(request.url.params.get("fields", ""), allow_modifiers=False)
         except ValueError:
