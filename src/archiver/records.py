@@ -142,6 +142,10 @@ class Post:
     comment_count: int | None = None
     share_count: int | None = None
     view_count: int | None = None
+    # The page outside the platform the post points to (a Pin's or a shared post's link).
+    link: str | None = None
+    # Native ids of the collections (boards, board sections) the post is in.
+    collections: list[str] = field(default_factory=list)
     media: list[MediaRef] = field(default_factory=list)
     # Earlier versions the platform itself keeps (Mastodon's edit history), oldest first.
     history: list["PostVersion"] = field(default_factory=list)
@@ -219,10 +223,30 @@ class Membership:
     since: str | None = None
 
 
-Record = Profile | Post | Comment | Person | Interaction
+@dataclass
+class Collection:
+    """A named group of the owner's posts: a Pinterest board, or a section inside one
+    (``parent_native_id`` is its board). Posts name the collections they are in."""
+
+    native_id: str
+    title: str | None
+    kind: str = "board"  # board | section
+    parent_native_id: str | None = None
+    description: str | None = None
+    url: str | None = None
+    visibility: str | None = None
+    created_at: str | None = None
+    post_count: int | None = None
+    follower_count: int | None = None
+    cover: MediaRef | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+Record = Profile | Post | Comment | Person | Interaction | Collection
 # The lists of a person's audience: who follows them, whom they follow, and, where a
-# platform has a mutual connection beside following, their friends.
-ListKind = Literal["followers", "following", "friends"]
+# platform has a mutual connection beside following, their friends (LinkedIn's
+# connections); the invitations to connect still open, each way.
+ListKind = Literal["followers", "following", "friends", "invitations_received", "invitations_sent"]
 
 
 @dataclass
