@@ -10,6 +10,7 @@ Timestamps are UTC ISO-8601 strings ("2024-01-02T03:04:05Z"); use ``iso_utc`` to
 from __future__ import annotations
 
 import datetime as _dt
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Literal, overload
 
@@ -200,6 +201,13 @@ class Person:
     bio: str | None = None
     links: list[str] | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+
+
+def name_key(name: str, prefix: str = "name:") -> str:
+    """The id of someone an export names only by display name (Facebook's friends, LinkedIn's
+    members followed): ``prefix`` and the name in Unicode NFKC, case folded, its white space
+    collapsed. Two people with the same name are therefore one; someone who renames is new."""
+    return prefix + " ".join(unicodedata.normalize("NFKC", name).casefold().split())
 
 
 @dataclass

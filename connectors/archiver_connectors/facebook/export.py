@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import unicodedata
 from typing import Iterator
 
 from archiver.records import (
@@ -50,6 +49,7 @@ from archiver.records import (
     Person,
     Post,
     Profile,
+    name_key,
 )
 from archiver.sync.runner import RunFailed
 from archiver_connectors.meta.export import (
@@ -132,9 +132,8 @@ def find_export(source) -> str | None:
 
 def person_key(name: str) -> str:
     """The id of a person the export names only by display name: ``PERSON_PREFIX`` and the
-    name in Unicode NFKC, case folded, its white space collapsed. Two friends with the
-    same name are therefore one person; a friend who renames is a new one."""
-    return PERSON_PREFIX + " ".join(unicodedata.normalize("NFKC", name).casefold().split())
+    name folded as ``archiver.records.name_key`` does (docs/schema.md)."""
+    return name_key(name, PERSON_PREFIX)
 
 
 def membership_from_item(item: dict) -> Membership | None:
