@@ -4,6 +4,7 @@ archive's rows and what the fake saw (its request log and its per-day quota coun
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from archiver.archive import Archive
 from archiver.config import AccountConfig, Config
+from archiver.ops.status import account_status, render_status
 from archiver.sync.jobs import Workspace, run_export
 from archiver.secrets import open_secret_store
 from archiver_connectors.youtube import api as yt_api
@@ -329,8 +331,11 @@ def test_a_run_that_hits_the_budget_stops_cleanly_and_resumes_next_day_without_p
     assert result["status"] == "ok", result          # a clean end, not a failure
     assert any(e["item"] == "quota" and "midnight Pacific" in e["error"] for e in result["errors"])
     assert h.fake.units_by_day[day1] == 9            # stopped before the quota ran out
-    assert h.state("quota") == {"day": day1, "spent": 9, "budget": 9}
+    assert h.state("quota") == {"day": day1, "spent": 9, "budget": 9, "unit": "units", "zone": "America/Los_Angeles"}
     assert h.state("uploads")["cursor"]              # where it stopped
+    status = account_status(h.archive, h.ws.config, now=dt.datetime.fromtimestamp(h.fake.now(), dt.timezone.utc))
+    assert status[0]["api_budget"] == "0 of 9 units left today (a new day starts at midnight America/Los_Angeles)"
+    assert f"API budget: {status[0]['api_budget']}" in render_status(status)
     posts_day1 = h.post_ids()
     assert 0 < len(posts_day1) < 260
 

@@ -141,11 +141,12 @@ class YouTubeConnector(Connector):
 
     # -- API sync ----------------------------------------------------------------------
     def pages(self, ctx) -> Iterator[Page]:
+        from archiver.net.budget import BudgetSpent
         from archiver.net.client import NetError
-        from archiver_connectors.youtube.api import QuotaBudgetSpent, QuotaMeter, YouTubeApi, YouTubeTokens
+        from archiver_connectors.youtube.api import YouTubeApi, YouTubeTokens, quota_meter
 
         api_base, _auth, token_base = self._hosts()
-        meter = QuotaMeter(self._budget(), ctx.state("quota"))
+        meter = quota_meter(self._budget(), ctx.state("quota"))
         tokens = YouTubeTokens(self.secrets, self.account.name, f"{token_base}/token", self._http())
         api = YouTubeApi(api_base, tokens, meter, transport=self.transport, sleep=self.sleep, cancel=ctx.cancel)
         try:
@@ -155,7 +156,7 @@ class YouTubeConnector(Connector):
                 ctx.save_state("quota", meter.state())
                 yield page
             ctx.save_state("quota", meter.state())
-        except QuotaBudgetSpent as stop:
+        except BudgetSpent as stop:
             ctx.save_state("quota", meter.state())
             ctx.report("quota", f"{stop}. The daily quota budget is used up until midnight Pacific time; "
                        "the next run continues from where this one stopped.")

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from archiver.net.budget import BudgetedTransport, BudgetSpent, DailyBudget
 from archiver.net.client import ApiClient, NetError, scrubber
 from archiver.net.tokens import OAuth2Tokens
 from archiver.records import Comment, MediaRef, Membership, Person, Post, Profile, iso_utc, visibility
@@ -61,72 +62,25 @@ def reauth_message(account: str, detail: str = "", age_days: float | None = None
 # --------------------------------------------------------------------------- quota
 
 
-class QuotaBudgetSpent(Exception):
-    """The day's quota budget cannot pay for the next call: end the run cleanly."""
-
-    def __init__(self, message: str, *, by_platform: bool = False):
-        super().__init__(message)
-        self.by_platform = by_platform
-
-
-class QuotaMeter:
+def quota_meter(budget: int, state: dict | None = None) -> DailyBudget:
     """Units spent today (Pacific day) against the budget, persisted in sync_state "quota".
 
     Every Data API request is charged *before* it is sent, retries included (Google
     charges invalid requests too), so the archive's count never lags the platform's.
     """
-
-    def __init__(self, budget: int, state: dict | None = None):
-        self.budget = int(budget)
-        self.day = pacific_day()
-        self.spent = 0
-        if state and state.get("day") == self.day:
-            self.spent = int(state.get("spent", 0))
-
-    def _roll(self) -> None:
-        today = pacific_day()
-        if today != self.day:   # midnight Pacific passed during the run: a fresh budget
-            self.day, self.spent = today, 0
-
-    def left(self) -> int:
-        self._roll()
-        return self.budget - self.spent
-
-    def require(self, units: int) -> None:
-        """Raise QuotaBudgetSpent unless ``units`` more still fit in today's budget."""
-        if self.left() < units:
-            raise QuotaBudgetSpent(f"the daily YouTube quota budget ({self.budget} units) is used up "
-                                   f"({self.spent} spent today, {units} needed for the next step)")
-
-    def charge(self, units: int) -> None:
-        self.require(units)
-        self.spent += units
-
-    def exhaust(self) -> None:
-        """The platform said quotaExceeded: nothing more today, whatever our count says."""
-        self._roll()
-        self.spent = max(self.spent, self.budget)
-
-    def state(self) -> dict:
-        return {"day": self.day, "spent": self.spent, "budget": self.budget}
+    return DailyBudget(budget, state, what="the daily YouTube quota budget", unit="units", zone=PACIFIC,
+                       clock=lambda: wall_clock())
 
 
-class MeteredTransport(httpx.BaseTransport):
-    """Charges the meter for every Data API request before it leaves (so the ApiClient's
-    own retries are counted too), and refuses to send one the budget cannot pay for."""
+def metered(inner: httpx.BaseTransport, meter: DailyBudget) -> BudgetedTransport:
+    """``inner`` charging the meter for every Data API request before it leaves (so the
+    ApiClient's own retries are counted too)."""
 
-    def __init__(self, inner: httpx.BaseTransport, meter: QuotaMeter):
-        self.inner = inner
-        self.meter = meter
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
+    def cost(request: httpx.Request) -> int:
         path = request.url.path
-        if path.startswith(API_PREFIX):
-            self.meter.charge(CALL_COSTS.get(path[len(API_PREFIX):], 1))
-        return self.inner.handle_request(request)
+        return CALL_COSTS.get(path[len(API_PREFIX):], 1) if path.startswith(API_PREFIX) else 0
 
-    def close(self) -> None:
-        self.inner.close()
+    return BudgetedTransport(inner, meter, cost)
 
 
 # --------------------------------------------------------------------------- tokens
@@ -185,14 +139,14 @@ def authorize_url(base: str, *, client_id: str, redirect_uri: str, state: str, c
 class YouTubeApi:
     """The Data API calls the archiver makes, each 1 quota unit (charged by the meter)."""
 
-    def __init__(self, base_url: str, tokens: YouTubeTokens, meter: QuotaMeter, *, transport=None,
+    def __init__(self, base_url: str, tokens: YouTubeTokens, meter: DailyBudget, *, transport=None,
                  sleep=None, cancel=None):
         self.tokens = tokens
         self.meter = meter
         self.sleep = sleep or time.sleep
         inner = transport if transport is not None else httpx.HTTPTransport()
         kwargs = {"sleep": sleep} if sleep else {}
-        self.client = ApiClient(base_url, tokens=tokens, transport=MeteredTransport(inner, meter),
+        self.client = ApiClient(base_url, tokens=tokens, transport=metered(inner, meter),
                                 cancel=cancel, **kwargs)
 
     def get(self, resource: str, params: dict[str, Any]) -> dict:
@@ -216,7 +170,7 @@ class YouTubeApi:
             if reason == "quotaExceeded" or (response.status_code == 403 and "quota" in str(error.get("message", "")).lower()
                                              and reason not in RATE_LIMIT_REASONS):
                 self.meter.exhaust()
-                raise QuotaBudgetSpent("YouTube answered quotaExceeded: the project's daily quota is used up",
+                raise BudgetSpent("YouTube answered quotaExceeded: the project's daily quota is used up",
                                        by_platform=True)
             if reason in RATE_LIMIT_REASONS and attempt + 1 < RATE_LIMIT_ATTEMPTS:
                 wait = 2 ** attempt + random.uniform(0, 1)

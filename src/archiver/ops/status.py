@@ -50,6 +50,7 @@ def _account_status(db, config: Config, *, now=None) -> list[dict]:
                                  options=configured.options if configured else None),
             "open_alerts": open_alerts(db, account_id),
             "authorization_expires_at": (authorization_expiry(db, account_id) or {}).get("expires_at"),
+            "api_budget": api_budget(db, account_id, now=now),
             "unmatched_export_posts": unmatched_export_posts(db, account_id),
             "imports_with_holes": [
                 {"file_name": name, "holes": holes, "imported_at": at} for name, holes, at in db.execute(
@@ -160,6 +161,18 @@ def authorization_expiry(db, account_id: str) -> dict | None:
                      [account_id, AUTHORIZATION_STATE]).fetchone()
     state = json.loads(row[0]) if row and row[0] else None
     return state if isinstance(state, dict) and state.get("expires_at") else None
+
+
+def api_budget(db, account_id: str, *, now=None) -> str | None:
+    """What is left of a platform's daily request budget (archiver.net.budget), in words,
+    for a connector that keeps one; None otherwise."""
+    from archiver.net.budget import STATE_STREAM, left_today
+
+    row = db.execute("SELECT state FROM sync_state WHERE account_id=? AND stream=?",
+                     [account_id, STATE_STREAM]).fetchone()
+    state = json.loads(row[0]) if row and row[0] else None
+    epoch = now.timestamp() if hasattr(now, "timestamp") else None
+    return left_today(state, now=epoch) if isinstance(state, dict) else None
 
 
 def open_alerts(db, account_id: str) -> list[dict]:
@@ -307,6 +320,8 @@ def render_status(rows: list[dict], *, errors: dict[str, list[dict]] | None = No
         if row.get("authorization_expires_at"):
             lines.append(f"  authorization runs out: {row['authorization_expires_at']} (archiver cannot renew it; "
                          "authorize again before then)")
+        if row.get("api_budget"):
+            lines.append(f"  API budget: {row['api_budget']}")
         lines.append(f"  newest export imported: {row['newest_export_imported_at'] or 'none'}")
         for entry in row.get("imports_with_holes") or []:
             lines.append(f"  incomplete: {entry['holes']} file(s) of {entry['file_name']} (imported "
