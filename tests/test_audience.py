@@ -265,6 +265,27 @@ def test_segments(audience_archive, segment, keys):
     assert {r["person_key"] for r in _csv(audience_archive, segment=segment)[2]} == keys
 
 
+def test_connections_are_audience_and_a_lost_connection_is_lost(archive):
+    """Mutual connections (list kind "friends": LinkedIn's connections, Facebook's friends)
+    have their own segment and column; one who is gone is lost like a follower; an open
+    invitation is neither."""
+    li = "https://www.linkedin.com/in/"
+    snap(archive, "linkedin", "2024-05-01T00:00:00Z",
+         [person("ada", name="Ada", url=li + "ada"), person("bo", name="Bo", url=li + "bo")], kind="friends")
+    snap(archive, "linkedin", "2024-06-01T00:00:00Z", [person("ada", name="Ada", url=li + "ada")], kind="friends")
+    snap(archive, "linkedin", "2024-06-01T00:00:00Z", [person("cy", name="Cy", url=li + "cy")],
+         kind="invitations_received")
+    rows = {r["person_key"]: r for r in _csv(archive)[2]}
+    assert rows["linkedin:ada"]["connected_since"] == "2024-05-01T00:00:00Z" and not rows["linkedin:ada"]["lost_at"]
+    assert rows["linkedin:bo"]["lost_at"] == "2024-06-01T00:00:00Z" and not rows["linkedin:bo"]["connected_since"]
+    assert (rows["linkedin:cy"]["connected_since"], rows["linkedin:cy"]["lost_at"]) == ("", "")
+    assert [r["person_key"] for r in _csv(archive, segment="connections")[2]] == ["linkedin:ada"]
+    assert [r["profile_urls"] for r in _csv(archive, segment="connections")[2]] == [li + "ada"]
+    assert [r["person_key"] for r in _csv(archive, segment="lost")[2]] == ["linkedin:bo"]
+    assert _csv(archive, segment="followers")[0] == 0
+    assert _csv(archive, segment="connections", since="2024-05-02")[0] == 0
+
+
 def test_platform_and_since_filters(audience_archive):
     assert {r["person_key"] for r in _csv(audience_archive, platform="instagram")[2]} == {
         "instagram:178", "instagram:555"}

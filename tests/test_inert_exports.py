@@ -155,7 +155,8 @@ def unescape(value: str) -> str:
 def person_dict(name, handles, urls):
     return {"person_key": "tiktok:1", "display_name": name, "handles": "; ".join(f"tiktok:@{h}" for h in handles),
             "_handles": [("tiktok", h) for h in handles], "_urls": [("tiktok", u) for u in urls],
-            "follower_since": None, "lost_at": None, "last_interaction": None, "comment_count": 0,
+            "follower_since": None, "connected_since": None, "lost_at": None, "last_interaction": None,
+            "comment_count": 0,
             "engagement_score": 0.0}
 
 

@@ -61,6 +61,9 @@ class Connector:
     nested_export_folder: ClassVar[str] = ""
     # What the platform calls a post, in messages to the user ("142 videos").
     post_noun: ClassVar[str] = "posts"
+    # What the platform calls a list kind where the archive's word is not its own
+    # ({"friends": "connections"}), in `archiver status`.
+    list_nouns: ClassVar[dict[str, str]] = {}
     # The platform's words for who can see a post -> the archive's (records.VISIBILITIES),
     # where they differ: records.visibility(word, visibility_words).
     visibility_words: ClassVar[dict[str, str]] = {}

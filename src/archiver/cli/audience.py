@@ -10,7 +10,7 @@ import click
 from archiver.cli._common import common_options, fail, guard, open_existing_workspace
 from archiver.inert import echo, terminal_text
 
-SEGMENTS = ("followers", "following", "commenters", "top", "lost", "all")
+SEGMENTS = ("followers", "following", "connections", "commenters", "top", "lost", "all")
 
 
 @click.group()
@@ -151,8 +151,8 @@ def unlink_cmd(archive, config_path, a, b):
 @common_options
 @click.option("--segment", type=click.Choice(SEGMENTS), default="all", show_default=True)
 @click.option("--platform", metavar="P", help="Only this platform's identities.")
-@click.option("--since", metavar="DATE", help="Only people whose segment date (follower since, last "
-              "interaction, lost at; first seen for all) is on or after DATE (YYYY-MM-DD).")
+@click.option("--since", metavar="DATE", help="Only people whose segment date (follower since, connected "
+              "since, last interaction, lost at; first seen for all) is on or after DATE (YYYY-MM-DD).")
 @click.option("--format", "fmt", type=click.Choice(("csv", "json", "vcf")), default="csv", show_default=True)
 @click.option("--bom", is_flag=True, help="Start the file with a UTF-8 byte-order mark (for Excel).")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, writable=True), metavar="FILE",

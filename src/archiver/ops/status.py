@@ -117,6 +117,10 @@ def archive_holds(db, account_id: str) -> dict[str, int]:
         "followers": one("SELECT count(*) FROM follows WHERE account_id=? AND kind='followers' AND ended_at IS NULL"),
         "following": one("SELECT count(*) FROM follows WHERE account_id=? AND kind='following' AND ended_at IS NULL"),
         "friends": one("SELECT count(*) FROM follows WHERE account_id=? AND kind='friends' AND ended_at IS NULL"),
+        "invitations_received": one("SELECT count(*) FROM follows WHERE account_id=? "
+                                    "AND kind='invitations_received' AND ended_at IS NULL"),
+        "invitations_sent": one("SELECT count(*) FROM follows WHERE account_id=? "
+                                "AND kind='invitations_sent' AND ended_at IS NULL"),
         # Items a platform listed that could not be archived (kept raw; see the run's errors).
         "items_not_archived": one("SELECT count(*) FROM unmapped_items WHERE account_id=?"),
     }
@@ -259,6 +263,16 @@ def _process_alive(pid) -> bool:
     return bool(pid) and process_alive(pid)
 
 
+# What the status shows only when the archive holds some: lists only some platforms have.
+WHERE_A_PLATFORM_HAS_THEM = ("friends", "invitations_received", "invitations_sent")
+
+
+def _list_nouns(platform: str) -> dict[str, str]:
+    from archiver.connector import installed_connectors
+
+    return getattr(installed_connectors().get(platform), "list_nouns", {})
+
+
 def render_status(rows: list[dict], *, errors: dict[str, list[dict]] | None = None) -> str:
     """The status as text. ``errors``: account -> its holes (media_hole_list), to list
     every error of the last run and every missing file (`archiver status --errors`)."""
@@ -295,8 +309,9 @@ def render_status(rows: list[dict], *, errors: dict[str, list[dict]] | None = No
                      + (f" (next one due {due})" if due else " (the daemon's next run lists everything)"
                         if row["configured"] else ""))
         holds = row["archive_holds"]
-        lines.append("  archive:    " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in holds.items()
-                                                  if v or k != "friends"))   # friends: where a platform has them
+        nouns = _list_nouns(row["platform"])
+        lines.append("  archive:    " + ", ".join(f"{v} {nouns.get(k, k).replace('_', ' ')}" for k, v in holds.items()
+                                                  if v or k not in WHERE_A_PLATFORM_HAS_THEM))
         unmatched = row.get("unmatched_export_posts") or {"count": 0}
         if unmatched["count"]:
             lines.append(f"  unmatched:  {unmatched['count']} export post(s) without id that no API post matched "

@@ -32,10 +32,10 @@ from archiver.records import iso_utc, now_utc
 from archiver.views.web import web_link
 
 HALF_LIFE_DAYS = 90
-SEGMENTS = ("followers", "following", "commenters", "top", "lost", "all")
+SEGMENTS = ("followers", "following", "connections", "commenters", "top", "lost", "all")
 FORMATS = ("csv", "json", "vcf")
 EXPORT_COLUMNS = ("person_key", "display_name", "handles", "profile_urls", "follower_since",
-                  "last_interaction", "comment_count", "engagement_score", "lost_at")
+                  "last_interaction", "comment_count", "engagement_score", "lost_at", "connected_since")
 IDENTITY_EXAMPLE = "platform:person_id, e.g. instagram:17841400000"
 
 # Confidence of each reason a suggestion can have; several reasons for one pair combine
@@ -506,8 +506,9 @@ def _identity_rows(db, *, platform: str | None, now: str) -> Iterator[dict]:
         sql = (
             "SELECT p.person_id, p.handle, p.display_name, p.url, p.avatar_url, p.first_seen_at, "
             f"(SELECT min(f.started_at) {follows} AND f.kind = 'followers' AND f.ended_at IS NULL) AS follower_since, "
-            f"(SELECT max(f.ended_at) {follows} AND f.kind = 'followers') AS ended_at, "
+            f"(SELECT max(f.ended_at) {follows} AND f.kind IN ('followers', 'friends')) AS ended_at, "
             f"(SELECT min(f.started_at) {follows} AND f.kind = 'following' AND f.ended_at IS NULL) AS following_since, "
+            f"(SELECT min(f.started_at) {follows} AND f.kind = 'friends' AND f.ended_at IS NULL) AS connected_since, "
             "(SELECT count(*) FROM comments c WHERE c.platform = p.platform AND c.author_id = p.person_id "
             " AND c.by_owner = 0) AS comment_count, "
             "(SELECT max(c.created_at) FROM comments c WHERE c.platform = p.platform AND c.author_id = p.person_id "
@@ -519,13 +520,16 @@ def _identity_rows(db, *, platform: str | None, now: str) -> Iterator[dict]:
         # Named ":now" and positional "?" cannot mix: substitute the literal (a checked
         # ISO timestamp) for the score's ":now".
         sql = sql.replace(":now", "'" + now.replace("'", "") + "'")
-        params = list(account_ids) * 3 + [plat]
+        params = list(account_ids) * 4 + [plat]
         cursor = db.conn.execute(sql, params)
         names = [c[0] for c in cursor.description]
         for row in cursor:
             item = dict(zip(names, row, strict=True))
             item["platform"] = plat
-            item["lost_at"] = item["ended_at"] if item["follower_since"] is None else None
+            # Lost: followed or connected once, neither now (a connection is mutual: the
+            # person sees the owner's posts like a follower does).
+            audience_now = item["follower_since"] or item["connected_since"]
+            item["lost_at"] = item["ended_at"] if audience_now is None else None
             yield item
 
 
@@ -537,8 +541,9 @@ def _merge_person(key: str, items: list[dict]) -> dict:
         return next((i[name] for i in items if i[name] not in (None, "")), None)
 
     follower_since = min((i["follower_since"] for i in items if i["follower_since"]), default=None)
+    connected_since = min((i["connected_since"] for i in items if i["connected_since"]), default=None)
     lost_at = None
-    if follower_since is None:
+    if follower_since is None and connected_since is None:
         lost_at = max((i["lost_at"] for i in items if i["lost_at"]), default=None)
     return {
         "person_key": key,
@@ -547,6 +552,7 @@ def _merge_person(key: str, items: list[dict]) -> dict:
         "profile_urls": "; ".join(i["url"] for i in items if i["url"]),
         "follower_since": follower_since,
         "following_since": min((i["following_since"] for i in items if i["following_since"]), default=None),
+        "connected_since": connected_since,
         "last_interaction": max((i["last_interaction"] for i in items if i["last_interaction"]), default=None),
         "comment_count": sum(i["comment_count"] or 0 for i in items),
         "engagement_score": round(sum(i["score"] or 0.0 for i in items), 6),
@@ -584,7 +590,8 @@ def iter_people(db, *, segment: str = "all", platform: str | None = None, since:
             yield _merge_person(key, items)
 
     date_of = {
-        "followers": "follower_since", "following": "following_since", "commenters": "last_interaction",
+        "followers": "follower_since", "following": "following_since", "connections": "connected_since",
+        "commenters": "last_interaction",
         "top": "last_interaction", "lost": "lost_at", "all": "first_seen_at",
     }[segment]
 
@@ -592,6 +599,8 @@ def iter_people(db, *, segment: str = "all", platform: str | None = None, since:
         if segment == "followers" and not person["follower_since"]:
             return False
         if segment == "following" and not person["following_since"]:
+            return False
+        if segment == "connections" and not person["connected_since"]:
             return False
         if segment in ("commenters", "top") and not person["comment_count"]:
             return False
@@ -634,7 +643,8 @@ def _vcard(person: dict) -> str:
         if web_link(url):  # contacts apps make it a link: only http(s), like the archive's pages
             lines.append(f"URL;TYPE={vcard_text(plat)}:{vcard_text(url)}")
     note = [f"handles: {person['handles']}"] if person["handles"] else []
-    for label, name_ in (("follower since", "follower_since"), ("lost at", "lost_at"),
+    for label, name_ in (("follower since", "follower_since"), ("connected since", "connected_since"),
+                         ("lost at", "lost_at"),
                          ("last interaction", "last_interaction")):
         if person[name_]:
             note.append(f"{label}: {person[name_]}")
