@@ -601,3 +601,56 @@ def m015_issue10_rest(db: Database) -> None:
     depth INTEGER,                           -- how many levels of replies it read (NULL: every level)
     PRIMARY KEY (account_id, listing, post_id)
 ) WITHOUT ROWID""")
+
+
+COLLECTIONS = """
+CREATE TABLE collections (
+    platform TEXT NOT NULL,
+    collection_id TEXT NOT NULL,             -- the platform's id of the board or section
+    account_id TEXT NOT NULL,
+    kind TEXT NOT NULL,                      -- board | section
+    parent_id TEXT,                          -- a section's board (collections.collection_id)
+    title TEXT,
+    description TEXT,
+    url TEXT,
+    visibility TEXT,                         -- public | private … (records.VISIBILITIES); the platform's word in raw
+    created_at TEXT,
+    post_count INTEGER,
+    follower_count INTEGER,
+    cover_sha256 TEXT,                       -- the cover picture, in media (optional)
+    cover_source TEXT,                       -- the link it was downloaded from, without its query string
+    {provenance},
+    PRIMARY KEY (platform, collection_id)
+);
+CREATE INDEX collections_by_account ON collections (account_id, kind);
+CREATE TABLE collection_versions (
+    platform TEXT NOT NULL,
+    collection_id TEXT NOT NULL,
+    replaced_at TEXT NOT NULL,               -- when this version stopped being current
+    title TEXT, description TEXT, url TEXT, visibility TEXT, cover_sha256 TEXT,
+    PRIMARY KEY (platform, collection_id, replaced_at)
+);
+CREATE TABLE collection_posts (
+    platform TEXT NOT NULL,
+    collection_id TEXT NOT NULL,
+    post_id TEXT NOT NULL,                   -- posts.post_id
+    sources TEXT NOT NULL DEFAULT '[]',      -- JSON list: which sources said the post is in it
+    first_seen_at TEXT NOT NULL,
+    last_seen_at TEXT NOT NULL,              -- a post moved elsewhere keeps its old row, last seen then
+    PRIMARY KEY (platform, collection_id, post_id)
+) WITHOUT ROWID;
+CREATE INDEX collection_posts_by_post ON collection_posts (platform, post_id, last_seen_at)
+""".format(provenance=_PROVENANCE)
+
+
+@migrations(name="m016_links_collections")
+def m016_links_collections(db: Database) -> None:
+    # The page outside the platform a post points to (a Pin's link, a shared article); a
+    # replaced link is kept with the post's earlier version.
+    db.execute("ALTER TABLE posts ADD COLUMN link TEXT")
+    db.execute("ALTER TABLE post_versions ADD COLUMN link TEXT")
+    # Named groups of the owner's posts (Pinterest boards and their sections), their
+    # earlier names, and which posts were in which, each membership with when it was seen:
+    # rows are never deleted, so a post moved to another board keeps its old one.
+    for statement in _statements(COLLECTIONS):
+        db.execute(statement)

@@ -29,13 +29,25 @@ from typing import Any, Iterable
 from sqlite_utils import Database
 
 from archiver.archive.text import NUL, without_nul
-from archiver.records import Comment, Interaction, ListPage, MediaRef, Person, Post, Profile, Snapshot, now_utc
+from archiver.records import (
+    Collection,
+    Comment,
+    Interaction,
+    ListPage,
+    MediaRef,
+    Person,
+    Post,
+    Profile,
+    Snapshot,
+    now_utc,
+)
 
 PROVISIONAL = "provisional:"
 # How far apart an export's time and the API's may be for one post (with its caption
 # agreeing): exports round to the minute or shift by a time zone's seconds.
 MATCH_TOLERANCE = dt.timedelta(minutes=2)
-_POST_CONTENT = ("title", "text", "visibility")
+# A replaced value of these is an edit: the post's earlier version goes to post_versions.
+_POST_CONTENT = ("title", "text", "visibility", "link")
 _POST_FIELDS = ("kind", "created_at", "url", "duration", "width", "height")
 _COUNTS = ("like_count", "comment_count", "share_count", "view_count")
 _PROFILE_FIELDS = ("username", "display_name", "bio", "url", "avatar_sha256", "banner_sha256")
@@ -348,6 +360,7 @@ class ArchiveWriter:
                 f"UPDATE {table} SET post_id=? WHERE platform=? AND post_id=?", [new, self.platform, old]
             )
         self.db.execute("UPDATE comments SET post_id=? WHERE platform=? AND post_id=?", [new, self.platform, old])
+        self._rekey_memberships(old, new)
         self._count("posts_matched")
 
     def write_post(self, post: Post, listing: str | None = None) -> str:
@@ -367,11 +380,11 @@ class ArchiveWriter:
             # replaced with its exact time: stored from there, not a second time here.
             newest = post.history[-1] if post.history else None
             in_history = (newest is not None and (newest.title, newest.text) == (existing["title"], existing["text"])
-                          and merged["visibility"] == existing["visibility"])
+                          and merged["visibility"] == existing["visibility"] and merged["link"] == existing["link"])
             if not in_history:
                 self.db.execute(
-                    "INSERT OR IGNORE INTO post_versions (platform, post_id, replaced_at, title, text, visibility) "
-                    "VALUES (?,?,?,?,?,?)",
+                    "INSERT OR IGNORE INTO post_versions (platform, post_id, replaced_at, title, text, visibility, link) "
+                    "VALUES (?,?,?,?,?,?,?)",
                     [self.platform, post_id, self.now, *(existing[k] for k in _POST_CONTENT)],
                 )
             self._count("posts_edited")
@@ -429,7 +442,101 @@ class ArchiveWriter:
                     [self.platform, post_id, self.now, *sample],
                 )
                 self._count("metrics_samples")
+        self._write_memberships(post_id, post.collections)
         return post_id
+
+    def _write_memberships(self, post_id: str, collections: list[str]) -> None:
+        """The collections (boards, sections) the post is in, as this source says now. A
+        membership row is never deleted: a post moved to another board gains a row and the
+        old one keeps its ``last_seen_at``. The API is the authority: an export adds
+        memberships only to a post the archive knows none of (an old export imported late
+        must not make an old board look current), and otherwise only adds itself to the
+        sources of those it confirms; its payload keeps what it said either way."""
+        named = list(dict.fromkeys(c for c in collections if c))
+        if not named:
+            return
+        held = {row[0]: json.loads(row[1]) for row in self.db.execute(
+            "SELECT collection_id, sources FROM collection_posts WHERE platform=? AND post_id=?",
+            [self.platform, post_id]).fetchall()}
+        for collection_id in named:
+            sources = held.get(collection_id)
+            if sources is None and held and not self.authoritative:
+                continue
+            if sources is None:
+                self._count("collection_posts_new")
+            sources = [*(sources or []), *([] if self.source in (sources or []) else [self.source])]
+            touch = "last_seen_at=excluded.last_seen_at, " if self.authoritative or not held else ""
+            self.db.execute(
+                "INSERT INTO collection_posts (platform, collection_id, post_id, sources, first_seen_at, last_seen_at) "
+                "VALUES (?,?,?,?,?,?) ON CONFLICT(platform, collection_id, post_id) DO UPDATE SET "
+                f"{touch}sources=excluded.sources",
+                [self.platform, collection_id, post_id, _json(sources), self.now, self.now],
+            )
+
+    def _rekey_memberships(self, old: str, new: str) -> None:
+        """A provisional post's memberships move to its native id, merged with any the
+        native id has (earliest first seen, latest last seen, both sources)."""
+        for collection_id, sources, first, last in self.db.execute(
+                "SELECT collection_id, sources, first_seen_at, last_seen_at FROM collection_posts "
+                "WHERE platform=? AND post_id=?", [self.platform, old]).fetchall():
+            there = self._one("SELECT sources, first_seen_at, last_seen_at FROM collection_posts "
+                              "WHERE platform=? AND collection_id=? AND post_id=?", [self.platform, collection_id, new])
+            if there is not None:
+                merged = list(dict.fromkeys([*json.loads(there["sources"]), *json.loads(sources)]))
+                sources, first, last = (_json(merged), min(first, there["first_seen_at"]),
+                                        max(last, there["last_seen_at"]))
+            self.db.execute(
+                "INSERT OR REPLACE INTO collection_posts (platform, collection_id, post_id, sources, first_seen_at, "
+                "last_seen_at) VALUES (?,?,?,?,?,?)", [self.platform, collection_id, new, sources, first, last])
+        # The rows now live under the native id (a re-keying, as for the post itself).
+        self.db.execute("DELETE FROM collection_posts WHERE platform=? AND post_id=?", [self.platform, old])
+
+    # -- collections (boards, sections) -----------------------------------------------------
+
+    def write_collection(self, collection: Collection, cover: StoredFile | None = None,
+                         cover_source: str | None = None) -> str:
+        """Upsert one board or section. ``cover`` is the stored file of ``collection.cover``
+        and ``cover_source`` the link it came from, without its query string (None when
+        absent or not downloaded: the archive keeps the cover it had). A replaced title,
+        description, url, visibility or cover moves to collection_versions."""
+        collection, cover, cover_source = without_nul((collection, cover, cover_source))
+        existing = self._one("SELECT * FROM collections WHERE platform=? AND collection_id=?",
+                             [self.platform, collection.native_id])
+        incoming: dict[str, Any] = {f.name: getattr(collection, f.name) for f in dataclass_fields(collection)}
+        incoming["parent_id"] = collection.parent_native_id
+        fields = ("kind", "parent_id", "title", "description", "url", "visibility", "created_at",
+                  "post_count", "follower_count")
+        merged = self._merge(existing, incoming, fields)
+        # The cover and its link move together, like a person's picture: the API's replaces
+        # the one held, an export's only fills a blank.
+        held = (existing or {}).get("cover_sha256"), (existing or {}).get("cover_source")
+        picture = held
+        if cover is not None and cover.sha256 is not None and (self.authoritative or held[0] is None):
+            self.record_media(cover)
+            picture = cover.sha256, cover_source
+        versioned = ("title", "description", "url", "visibility")
+        now = {**{k: merged[k] for k in versioned}, "cover_sha256": picture[0]}
+        if existing and any(existing[k] is not None and existing[k] != now[k] for k in now):
+            self.db.execute(
+                "INSERT OR IGNORE INTO collection_versions (platform, collection_id, replaced_at, title, description, "
+                "url, visibility, cover_sha256) VALUES (?,?,?,?,?,?,?,?)",
+                [self.platform, collection.native_id, self.now, *(existing[k] for k in now)],
+            )
+            self._count("collections_changed")
+        if existing is None:
+            self._count("collections_new")
+        sources, raw = self._merged_provenance(existing, collection.raw)
+        columns = ["platform", "collection_id", "account_id", *fields, "cover_sha256", "cover_source",
+                   "sources", "raw", "first_seen_at", "last_seen_at"]
+        updates = ", ".join(f"{c}=excluded.{c}" for c in columns
+                            if c not in ("platform", "collection_id", "first_seen_at"))
+        self.db.execute(
+            f"INSERT INTO collections ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+            f"ON CONFLICT(platform, collection_id) DO UPDATE SET {updates}",
+            [self.platform, collection.native_id, self.account_id, *(merged[k] for k in fields), *picture,
+             sources, raw, self.now, self.now],
+        )
+        return collection.native_id
 
     def known_post_ids(self, ids: Iterable[str]) -> set[str]:
         """Which of ``ids`` (the platform's, as a connector holds them) the archive has."""

@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, urlsplit
 from archiver.archive import Archive
 from archiver.archive.writer import StoredFile
 from archiver.net.limits import DownloadLimits
-from archiver.records import Comment, MediaRef, Page, Person, Post, Profile
+from archiver.records import Collection, Comment, MediaRef, Page, Person, Post, Profile
 
 
 class RunContext(Protocol):
@@ -194,17 +194,18 @@ class MediaDownloader:
                 refs, owner = record.media, record.native_id or record.created_at or "post"
             elif isinstance(record, Profile):
                 refs, owner = [ref for ref in (record.avatar, record.banner) if ref is not None], "profile"
+            elif isinstance(record, Collection) and record.cover is not None:
+                refs, owner = [record.cover], f"collection {record.native_id}"
             for ref in refs:
                 if ref.url in by_url:
                     stored[id(ref)] = by_url[ref.url]
                     continue
                 key = f"{self.account.account_id}:{owner}:{ref.role}:{ref.position}"
-                if ref.opener is None:
+                held = self._held_cover(record.native_id, ref) if isinstance(record, Collection) else None
+                if held is None and ref.opener is None:
                     held = self._held_file(record.native_id if isinstance(record, Post) else None, ref)
-                elif export_sha256 is not None:
+                elif held is None and export_sha256 is not None:
                     held = self._held_export_file(export_sha256, ref.url)
-                else:
-                    held = None
                 if held is not None:  # the archive holds this file already: no request, no copy
                     stored[id(ref)] = by_url[ref.url] = held
                     continue
@@ -243,6 +244,17 @@ class MediaDownloader:
             return None
         return StoredFile(row[0], path.relative_to(self.media.root).as_posix(),
                           MIME_FOR_EXTENSION.get(path.suffix.lstrip(".")), row[1])
+
+    def _held_cover(self, collection_id: str, ref: MediaRef) -> StoredFile | None:
+        """The cover the archive holds for this collection when it came from the same link
+        (or export entry) and is still on disk: a board's cover is not fetched every run."""
+        row = self.archive.db.execute(
+            "SELECT m.sha256, m.path, m.mime, m.size FROM collections c JOIN media m ON m.sha256 = c.cover_sha256 "
+            "WHERE c.platform=? AND c.collection_id=? AND c.cover_source=?",
+            [self.account.platform, collection_id, avatar_source(ref)]).fetchone()
+        if row is None or not (self.media.root / row[1]).is_file():
+            return None
+        return StoredFile(row[0], row[1], row[2], row[3])
 
     def _held_file(self, post_id: str | None, ref: MediaRef) -> StoredFile | None:
         """The archive's own copy of the file ``ref`` names, when it is still on disk: the

@@ -26,7 +26,19 @@ from typing import Any, Callable, Iterator
 from archiver.archive import Archive, lists
 from archiver.archive.writer import ArchiveWriter
 from archiver.config import AccountConfig, DownloadLimits
-from archiver.records import Comment, CommentsListed, Interaction, ListPage, Page, Person, Post, Profile, Snapshot, now_utc
+from archiver.records import (
+    Collection,
+    Comment,
+    CommentsListed,
+    Interaction,
+    ListPage,
+    Page,
+    Person,
+    Post,
+    Profile,
+    Snapshot,
+    now_utc,
+)
 from archiver.sync.downloads import MediaDownloader, avatar_source
 
 log = logging.getLogger("archiver.sync.runner")
@@ -645,6 +657,12 @@ class Runner:
                 writer.stage_list_page(record, apply_up_to=self.list_chunk)
             elif isinstance(record, Interaction):
                 writer.write_interaction(record)
+            elif isinstance(record, Collection):
+                cover = stored.get(id(record.cover)) if record.cover is not None else None
+                if record.cover is not None and cover is not None and cover.sha256:
+                    writer.write_collection(record, cover, avatar_source(record.cover))
+                else:
+                    writer.write_collection(record)
             else:
                 raise TypeError(f"connector yielded an unknown record type {type(record).__name__}")
         return None

@@ -97,12 +97,13 @@ _TABLES = {
             "view_count": "Latest count; the history is in post_metrics",
             "deleted_at": "When it went missing from a complete listing: deleted or hidden",
             "listed_in": "The last full listing that returned it",
+            "link": "The page outside the platform it points to (a pinned or shared link)",
             **_PROVENANCE_COLUMNS,
         },
     },
     "post_versions": {
         "title": "Post versions",
-        "description": "Earlier titles, texts and visibilities of posts, kept when they changed.",
+        "description": "Earlier titles, texts, visibilities and links of posts, kept when they changed.",
         "sort_desc": "replaced_at",
     },
     "post_metrics": {
@@ -141,6 +142,40 @@ _TABLES = {
             "kind": "like | bookmark",
             "target": "The post, as the platform names it (a URI or URL)",
             **_PROVENANCE_COLUMNS,
+        },
+    },
+    "collections": {
+        "title": "Boards and sections",
+        "description": "Named groups of your posts (boards and their sections), with their current "
+                       "title, counts and cover.",
+        "label_column": "title",
+        "sort": "title",
+        "facets": ["account_id", "kind", "visibility"],
+        "columns": {
+            "collection_id": "The platform's id of the board or section",
+            "kind": "board | section",
+            "parent_id": "A section's board (collections.collection_id)",
+            "cover_sha256": "The cover picture, in the media table",
+            "cover_source": "Where the cover was downloaded from, without the signed query string",
+            **_PROVENANCE_COLUMNS,
+        },
+    },
+    "collection_versions": {
+        "title": "Board versions",
+        "description": "Earlier titles, descriptions, visibilities and covers of boards and sections, kept "
+                       "when they changed.",
+        "sort_desc": "replaced_at",
+    },
+    "collection_posts": {
+        "title": "Posts in boards",
+        "description": "Which post was in which board or section, and when it was seen there; a post moved "
+                       "to another board keeps its old row (last seen then).",
+        "sort_desc": "last_seen_at",
+        "facets": ["collection_id"],
+        "columns": {
+            "post_id": "The post (posts.post_id)",
+            "sources": 'JSON list of the sources that said so: "api", "export:<sha256>"',
+            "last_seen_at": "When the archive last saw the post in it (UTC)",
         },
     },
     "comments": {
@@ -560,6 +595,8 @@ _SHA256_CELLS = {
     ("profile_versions", "avatar_sha256"),
     ("profile_versions", "banner_sha256"),
     ("people", "avatar_sha256"),
+    ("collections", "cover_sha256"),
+    ("collection_versions", "cover_sha256"),
 }
 # Columns of canned queries (table is None there) holding a path under media/.
 _PATH_QUERY_COLUMNS = {"cover", "path"}
