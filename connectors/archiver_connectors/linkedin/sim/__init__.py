@@ -1,4 +1,6 @@
-"""The simulated linkedin platform: a fake server faithful to ../shared/platforms, for tests and demos.
+"""The simulated LinkedIn platform: a fake of the Member Data Portability API and its OAuth
+pages (fake.py), faithful to ../shared/platforms/linkedin.md, and the matching "Get a copy of
+your data" export of the same member (export.py), for tests and demos.
 
 ``SIMULATOR`` is what the entry point ``archiver.simulators: linkedin`` names (`archiver simulate linkedin`).
 """
@@ -12,8 +14,10 @@ class LinkedInSimulator(Simulator):
     name = "linkedin"
 
     def main(self, argv: list[str]) -> None:
-        # Scaffolding while issue 14 is under way: the fake lands with the API connector.
-        raise SystemExit("the linkedin simulator is not written yet")
+        from archiver_connectors.linkedin.sim.fake import main
+
+        # What `archiver simulate linkedin` serves unless told otherwise (later options win).
+        main(["--port", "8765", "--posts", "12", "--followers", "30", *argv])
 
 
 SIMULATOR = LinkedInSimulator()
