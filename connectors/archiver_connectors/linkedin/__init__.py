@@ -34,6 +34,7 @@ from typing import Any, Iterator
 
 from archiver.connector import Connector, Option
 from archiver.records import ListKind, ListPage, Page, iso_utc
+from archiver_connectors.linkedin.rows import VISIBILITY_WORDS
 
 log = logging.getLogger("archiver.linkedin")
 
@@ -69,7 +70,8 @@ class LinkedInConnector(Connector):
     post_noun = "posts"
     default_base_url = "https://api.linkedin.com"
     secret_keys = ("client_id", "client_secret", "tokens")
-    visibility_words = {"MEMBER_NETWORK": "friends", "CONNECTIONS": "friends", "ANYONE": "public"}
+    visibility_words = VISIBILITY_WORDS
+    list_nouns = {"friends": "connections"}
     auth_options = (
         Option("client_id", "Your LinkedIn app's Client ID (Developer Portal → your app → Auth; asked for when "
                             "missing).", aliases=("client_key",)),
