@@ -86,8 +86,9 @@ class LinkedInConnector(Connector):
         Option("snapshot_days", "Days between two reads of the whole member snapshot (default 7; the changelog "
                                 "fills the days between).", type=float),
     )
-    export_only_holds = ("your data if you live outside the EEA and Switzerland (LinkedIn's API serves only "
-                         "members there), and your messages")
+    # The API (EEA and Switzerland only) gives what the export does; elsewhere the export is all there is.
+    export_only_holds = ("your posts, comments, reactions and connections if you live outside the EEA and "
+                         "Switzerland (LinkedIn's API serves only members there)")
     manual_export_steps = (
         "On linkedin.com: Me → Settings & Privacy → Data privacy → Get a copy of your data → \"Want something in "
         "particular?\" and tick Connections, Posts (Shares), Comments, Reactions, Invitations, Follows and "
@@ -157,10 +158,13 @@ class LinkedInConnector(Connector):
         if port:
             echo(f"LinkedIn accepts only registered redirect URLs: your app's Auth tab must list "
                  f"http://127.0.0.1:{port}{REDIRECT_PATH} under \"Authorized redirect URLs for your app\".")
-        result = run_loopback_flow(
-            lambda redirect_uri, state: authorize_url(auth_base, client_id=client_id, redirect_uri=redirect_uri,
-                                                      state=state, scope=scope),
-            path=REDIRECT_PATH, open_browser=open_browser, echo=echo, port=port, timeout=timeout)
+        try:
+            result = run_loopback_flow(
+                lambda redirect_uri, state: authorize_url(auth_base, client_id=client_id, redirect_uri=redirect_uri,
+                                                          state=state, scope=scope),
+                path=REDIRECT_PATH, open_browser=open_browser, echo=echo, port=port, timeout=timeout)
+        except OAuthError as refused:
+            raise OAuthError(f"{refused} {_consent_hint(str(refused), scope)}".strip()) from None
         with self._http() as http:
             tokens = self._tokens(http)
             try:
@@ -440,6 +444,18 @@ class LinkedInConnector(Connector):
         if skipped:
             log.info("changelog events not archived (only posts, comments and reactions are): %s",
                      ", ".join(f"{n} × {name}" for name, n in sorted(skipped.items())))
+
+
+def _consent_hint(refusal: str, scope: str) -> str:
+    """What a refused consent most likely means (notes §1.1, §1.2)."""
+    if "scope" in refusal:
+        return (f"The app does not have the scope {scope!r}: request the \"Member Data Portability API (Member)\" "
+                "product for it, and if its Auth tab lists the scope under another name (e.g. "
+                "r_dma_portability_self_serve), set `scope = \"…\"` in the account's table.")
+    if "access_denied" in refusal:
+        return ("LinkedIn lets only members located in the EEA and Switzerland consent to this API; elsewhere, "
+                "import the \"Get a copy of your data\" export instead (`archiver import <zip>`).")
+    return ""
 
 
 # --------------------------------------------------------------------------- changelog events

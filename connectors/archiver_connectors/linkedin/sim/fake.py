@@ -558,7 +558,8 @@ def write_matching_export(fake: FakeLinkedIn, path: str) -> Path:
     """The "Get a copy of your data" export of the fake's world at ``path`` (a .zip, or a folder)."""
     from archiver_connectors.linkedin.sim.export import write_export
 
-    return write_export(Path(path).expanduser(), fake.world)
+    target = Path(path).expanduser()
+    return write_export(target, fake.world, zipped=target.suffix == ".zip")
 
 
 # --------------------------------------------------------------------------- real HTTP
