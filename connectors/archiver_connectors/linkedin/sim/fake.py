@@ -549,9 +549,9 @@ def _html(status: int, text: str) -> httpx.Response:
 
 def make_world(config: FakeLinkedInConfig):
     """The member's world for ``config`` (posts, connections, seed), from linkedin/sim/export.py."""
-    from archiver_connectors.linkedin.sim import export
+    from archiver_connectors.linkedin.sim.export import make_world as member_world
 
-    return export.make_world(posts=config.posts, connections=config.followers, seed=config.seed)
+    return member_world(posts=config.posts, connections=config.followers, seed=config.seed)
 
 
 def write_matching_export(fake: FakeLinkedIn, path: str) -> Path:
