@@ -233,7 +233,7 @@ def test_while_linkedin_processes_after_consent_the_run_says_so_and_changes_noth
     h = Harness(tmp_path, monkeypatch, FakeLinkedInConfig(posts=4, followers=3, processing_seconds=3600))
     result = h.run()
     assert result["status"] == "ok", result
-    assert any("still preparing your data" in line for line in result["summary"])
+    assert any("while it prepares your data" in line for line in result["summary"])
     assert h.value("SELECT count(*) FROM posts") == 0 and h.value("SELECT count(*) FROM snapshots") == 0
     assert not (h.state("snapshot") or {}).get("completed_at")
     h.fake.advance(3601)
@@ -306,6 +306,33 @@ def test_the_expiry_is_told_to_the_alerts_a_week_ahead(tmp_path, monkeypatch):
     assert abs(dt.datetime.fromisoformat(end.replace("Z", "+00:00")).timestamp() - (h.fake.now() + 5 * DAY)) < 5
     evaluate_account(h.ws, h.account, now=dt.datetime.now(dt.timezone.utc))
     assert h.value("SELECT count(*) FROM alerts WHERE kind='auth_expiring' AND resolved_at IS NULL") == 1
+
+
+def test_a_404_that_is_not_linkedins_own_answer_fails_the_run_and_keeps_the_archive(tmp_path, monkeypatch):
+    h = Harness(tmp_path, monkeypatch)
+    h.run()
+    before = h.contents()
+    h.faults.append(lambda request: httpx.Response(404, text="<html><h1>Not Found</h1></html>"))
+    result = h.run(full=True)
+    assert result["status"] == "failed" and result["failure_kind"] == "gone" and "404" in result["message"]
+    assert h.contents() == before
+
+
+def test_every_domain_answering_no_data_changes_nothing(tmp_path, monkeypatch):
+    h = Harness(tmp_path, monkeypatch)
+    h.run()
+    before = h.contents()
+
+    def no_data(request):
+        if request.url.path == "/rest/memberSnapshotData":
+            return httpx.Response(404, json={"status": 404, "serviceErrorCode": 404,
+                                             "message": "No data found for this memberId"})
+        return None
+
+    h.faults.append(no_data)
+    result = h.run(full=True)
+    assert result["status"] == "ok" and any("no data" in line for line in result["summary"])
+    assert h.contents() == before
 
 
 # --------------------------------------------------------------------------- a killed run

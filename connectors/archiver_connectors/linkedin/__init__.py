@@ -249,9 +249,10 @@ class LinkedInConnector(Connector):
                 first, following = api.snapshot_page(domains[0], 0)
                 if not first:
                     if self._processing(api):
-                        ctx.note("LinkedIn is still preparing your data (it does so for a while after you consent): "
-                                 "nothing was read from the snapshot this run, nothing changed; the next run tries "
-                                 "again.")
+                        ctx.note("LinkedIn answered every domain of the snapshot with \"no data\": it does so for a "
+                                 "while after you consent, while it prepares your data (if it goes on for days, check "
+                                 "that the app still has your consent). Nothing in the archive was changed; the next "
+                                 "run tries again.")
                         return
                     # No posts at all: nothing to walk, and nothing to conclude (an empty
                     # answer never marks archived posts deleted).

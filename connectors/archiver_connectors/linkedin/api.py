@@ -93,6 +93,13 @@ def error_of(response: httpx.Response) -> tuple[int | None, str, str]:
             str(body.get("code") or ""), str(body.get("message") or ""))
 
 
+def _json_object(response: httpx.Response) -> bool:
+    try:
+        return isinstance(response.json(), dict)
+    except ValueError:
+        return False
+
+
 # --------------------------------------------------------------------------- tokens
 
 
@@ -228,7 +235,14 @@ class LinkedInApi:
         status = response.status_code
         service_code, word, message = error_of(response)
         if status == 404 or (NO_DATA in message.lower() and status >= 400):
-            return None
+            # LinkedIn's own "no data" (a JSON answer) is an empty domain; a 404 page from
+            # anything else (a proxy, a host that is gone) is no answer about the data.
+            if _json_object(response) and (path == SNAPSHOT_PATH or NO_DATA in message.lower()):
+                return None
+            raise LinkedInError(f"LinkedIn answered GET {path} with HTTP {status}"
+                                f"{': ' + message if message else ', not with its own error'}; nothing in the "
+                                "archive was changed", kind="gone", status=status, service_code=service_code,
+                                code=word)
         if status == 401:
             raise self._auth_error(response)
         if status == 403:

@@ -141,8 +141,9 @@ class FakeLinkedIn(FakeClock):
 
     def __init__(self, config: FakeLinkedInConfig | None = None, *, world: Any = None,
                  rows: Callable[[Any, str], list[dict[str, str]]] | None = None,
-                 base_url: str = "http://127.0.0.1:0"):
+                 base_url: str = "http://127.0.0.1:0", clock: Callable[[], float] | None = None):
         self.config = config or FakeLinkedInConfig()
+        self._clock = clock
         self.base_url = base_url
         self.clock_offset = 0.0
         self._lock = threading.RLock()
@@ -164,6 +165,10 @@ class FakeLinkedIn(FakeClock):
         self.log: list[tuple[str, str, int, dict[str, str]]] = []
         self.fail_next: list[httpx.Response] = []            # answers given before anything else, in order
         self._next_id = 7_300_000_000_000_000_000
+
+    def now(self) -> float:
+        """The fake's clock: ``clock`` when one was given, else real time; ``advance`` adds to either."""
+        return (self._clock() if self._clock else time.time()) + self.clock_offset
 
     # ------------------------------------------------------------------ the world
 
