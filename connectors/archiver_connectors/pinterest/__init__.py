@@ -23,7 +23,7 @@ leaves (CDN downloads are free):
 
 A quiet incremental run (nothing new) makes three requests: /user_account, the first page
 of /boards and the first page of /pins; no sections, no lists (read earlier that day), no
-file downloads. When the budget cannot pay for the next request the run stops cleanly,
+file downloads (the profile picture is fetched when its link changes, else once a day). When the budget cannot pay for the next request the run stops cleanly,
 saying so; every walk goes on from its checkpoint next day (a stream "quota" keeps what
 was spent, which `archiver status` shows). A 429 from Pinterest ends the day the same way,
 unless it asks for a short wait (Standard access's per-minute limits): that is waited out.
@@ -193,7 +193,17 @@ class PinterestConnector(Connector):
             raise NetError("Pinterest returned no account for this authorization (GET /v5/user_account is empty). "
                            f"Nothing in the archive was changed. Run `archiver auth pinterest --account "
                            f"{self.account.name}` again.", kind="gone")
-        yield Page("profile", [profile_from_account(account)])
+        profile = profile_from_account(account)
+        # The profile picture is fetched when its link changed (a new picture has a new
+        # one), else once a day at most: a quiet run downloads nothing.
+        seen = ctx.state("profile") or {}
+        picture = profile.avatar.url if profile.avatar else None
+        if picture and picture == seen.get("avatar") and not ctx.full \
+                and _hours_since(seen.get("at") or "") < LIST_EVERY_HOURS:
+            profile.avatar = None   # the archive keeps the picture it has
+            yield Page("profile", [profile])
+        else:
+            yield Page("profile", [profile], {"avatar": picture, "at": _now()})
         boards: dict[str, dict] = {}
         yield from self._boards(api, ctx, boards)
         strangers: set[str] = set()   # boards a Pin names an unknown section of
