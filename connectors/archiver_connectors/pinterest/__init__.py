@@ -23,10 +23,12 @@ leaves (CDN downloads are free):
 
 A quiet incremental run (nothing new) makes three requests: /user_account, the first page
 of /boards and the first page of /pins; no sections, no lists (read earlier that day), no
-file downloads (the profile picture is fetched when its link changes, else once a day). When the budget cannot pay for the next request the run stops cleanly,
-saying so; every walk goes on from its checkpoint next day (a stream "quota" keeps what
-was spent, which `archiver status` shows). A 429 from Pinterest ends the day the same way,
-unless it asks for a short wait (Standard access's per-minute limits): that is waited out.
+file downloads (the profile picture is fetched when its link changes, else once a day).
+
+When the budget cannot pay for the next request the run stops cleanly, saying so; every
+walk goes on from its checkpoint next day (a stream "quota" keeps what was spent, which
+`archiver status` shows). A 429 from Pinterest ends the day the same way, unless it asks
+for a short wait (Standard access's per-minute limits): that is waited out.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import logging
 from typing import Any, Iterator
 
 from archiver.connector import Connector, Option
-from archiver.records import Page, iso_utc
+from archiver.records import ListKind, Page, iso_utc
 
 log = logging.getLogger("archiver.pinterest")
 
@@ -137,8 +139,8 @@ class PinterestConnector(Connector):
     # -- API sync ----------------------------------------------------------------------
     def pages(self, ctx) -> Iterator[Page]:
         import httpx
-        from archiver.net.budget import BudgetedTransport, BudgetSpent, DailyBudget
 
+        from archiver.net.budget import BudgetedTransport, BudgetSpent, DailyBudget
         from archiver.net.client import NetError
         from archiver_connectors.pinterest import api as pinterest
 
@@ -299,7 +301,7 @@ class PinterestConnector(Connector):
         yield from walk.pages()
 
     # -- followers and following ---------------------------------------------------------------
-    def _list(self, api, ctx, kind: str, path: str) -> Iterator[Page]:
+    def _list(self, api, ctx, kind: ListKind, path: str) -> Iterator[Page]:
         """One list (usernames only) as a dated snapshot, read a page at a time through
         the core's staging: a walk cut off by the budget goes on from its bookmark."""
         from archiver.archive.lists import list_pages

@@ -7,12 +7,12 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import Any, Callable
+from typing import Any, Callable, TypeGuard
 from urllib.parse import urlencode, urlsplit
 
 import httpx
-from archiver.net.budget import BudgetedTransport, BudgetSpent, DailyBudget
 
+from archiver.net.budget import BudgetedTransport, BudgetSpent, DailyBudget
 from archiver.net.client import ApiClient, NetError, parse_retry_after, scrubber
 from archiver.net.oauth import token_request
 from archiver.net.tokens import OAuth2Tokens
@@ -322,7 +322,7 @@ def membership_of(item: dict) -> Membership | None:
     return Membership(Person(native_id=username, handle=username, url=person_url(username), raw=item))
 
 
-def _is_web_link(value: Any) -> bool:
+def _is_web_link(value: Any) -> TypeGuard[str]:
     if not isinstance(value, str):
         return False
     parts = urlsplit(value)

@@ -21,7 +21,7 @@ class PinterestDemo(DemoWorld):
         self.server, _thread = serve(self.fake)
         self.base_url = self.fake.base_url
         self.settings = {}
-        self.username = self.fake.user["username"]
+        self.username = str(self.fake.user["username"])
         self.auth_hint = f"(app id {self.fake.config.client_id}, secret key {self.fake.config.client_secret})"
 
     def store_credentials(self, secrets, account_name: str) -> None:
