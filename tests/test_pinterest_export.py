@@ -3,17 +3,44 @@ fake exports (pinterest/sim/export.py) and the importer (pinterest/export.py).""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import re
+import subprocess
+import sys
+import textwrap
+import zipfile
 from pathlib import Path
 
-from archiver_connectors.pinterest.sim.export import ExportPin, ExportSection, export_html
+import httpx
+import pytest
+from archive_rows import one, rows
 
-NOTES = Path("/work/shared/platforms/pinterest.md")
+from archiver.archive import Archive
+from archiver.config import AccountConfig, Config
+from archiver.records import iso_utc
+from archiver.secrets import open_secret_store
+from archiver.sync.imports import ExportFileError
+from archiver.sync.jobs import Workspace, run_import
+from archiver_connectors.pinterest.export import MAX_LINE, PAGE_SIZE
+from archiver_connectors.pinterest.sim.export import (
+    ExportBlock,
+    ExportBoard,
+    ExportPin,
+    ExportSection,
+    boards_section,
+    export_html,
+    people_section,
+    sample_pins,
+    write_export,
+)
+
 LEMON_TART = ExportPin("813744226420795884", title="Lemon tart", details="Weekend bake",
                        image_signature="0df6f1f0bfe7aaca849c1bbc3607a34b", board_id="549755885175",
                        board_name="Baking", username="roofcam", link="https://example.org/recipe",
                        created_at="2024-05-01T18:22:31Z")
-# The notes' example, verbatim (made-up values, real shape).
+# The example of shared/platforms/pinterest.md §6, verbatim (made-up values, real shape).
 NOTES_EXAMPLE = """<div id="contents"><h1 id=q8k2z>Pins</h1>
 <a href="https://www.pinterest.com/pin/813744226420795884/">https://www.pinterest.com/pin/813744226420795884/</a>
 <br>Title: Lemon tart,
@@ -41,8 +68,6 @@ def test_the_builder_writes_the_notes_example_exactly():
     written = export_html([LEMON_TART], extra_sections=[ExportSection("Boards", [], h1_id="x7y3a")],
                           pins_h1_id="q8k2z")
     assert written == NOTES_EXAMPLE
-    if NOTES.exists():   # the notes themselves, where they are at hand
-        assert re.search(r"```html\n(.*?)```", NOTES.read_text(), re.S).group(1) == NOTES_EXAMPLE
 
 
 def test_h1_ids_are_random_and_unique():
@@ -51,3 +76,416 @@ def test_h1_ids_are_random_and_unique():
     assert len(ids) == len(set(ids)) == 3
     assert ids != re.findall(r"<h1 id=(\w+)>", export_html([LEMON_TART], extra_sections=[ExportSection("Boards"),
                                                                                       ExportSection("Followers")], seed=8))
+
+
+# --------------------------------------------------------------------------- importing
+
+CDN = "http://127.0.0.1:9"   # the account's base URL: the importer fetches pinimg's paths there
+ACCOUNT = AccountConfig(name="main", platform="pinterest", base_url=CDN)
+IP = "203.0.113.7"           # every built Pin's Ip Address: it must reach no table
+
+
+def picture(signature: str, size: str) -> bytes:
+    """A few bytes that start like a JPEG, different for each picture and size."""
+    return b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + f"{size} {signature}".encode() * 4 + b"\xff\xd9"
+
+
+class FakeCdn:
+    """pinimg as the importer meets it: ``/originals/`` and ``/736x/`` paths of a signature
+    answer its picture; an original in ``missing`` answers ``missing_status`` (403, as S3
+    behind pinimg does for a key it does not hold [U]: or 404)."""
+
+    PATH = re.compile(r"^/(originals|736x)/([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{6,64})\.jpg$")
+
+    def __init__(self, missing: tuple[str | None, ...] = (), missing_status: int = 403):
+        self.missing, self.missing_status = set(missing), missing_status
+        self.requests: list[str] = []
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request.url.path)
+        found = self.PATH.match(request.url.path)
+        if request.method != "GET" or found is None or found.group(5)[:6] != "".join(found.group(2, 3, 4)):
+            return httpx.Response(404, text="<Error><Code>NoSuchKey</Code></Error>")
+        size, signature = found.group(1), found.group(5)
+        if size == "originals" and signature in self.missing:
+            return httpx.Response(self.missing_status, text="<Error><Code>AccessDenied</Code></Error>")
+        return httpx.Response(200, content=picture(signature, size), headers={"content-type": "image/jpeg"})
+
+
+@pytest.fixture
+def ws(tmp_path):
+    workspace = Workspace(Archive(tmp_path / "archive"), Config(path=None), open_secret_store("memory"))
+    yield workspace
+    workspace.archive.close()
+
+
+@pytest.fixture
+def cdn():
+    return FakeCdn()
+
+
+def import_export(ws, path, cdn, account=ACCOUNT):
+    return run_import(ws, path, account=account, transport=httpx.MockTransport(cdn.handle))
+
+
+def wrapped(tmp_path: Path, pins, wrapper: str, **options) -> Path:
+    """The export as a person gets it: the document in a zip, or the folder it was unzipped to."""
+    if wrapper == "zip":
+        return write_export(tmp_path / "pinterest.zip", pins, zipped=True, **options)
+    folder = tmp_path / "pinterest-export"
+    folder.mkdir()
+    write_export(folder / "pinterest.html", pins, **options)
+    return folder
+
+
+def everything(db) -> str:
+    """Every value of every table, as text (to look for what must not be there)."""
+    tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()]
+    return "\n".join(repr(rows(db, f'SELECT * FROM "{table}"')) for table in tables)
+
+
+def test_the_notes_example_imports_into_the_same_rows_as_the_api_would(tmp_path, ws, cdn):
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / "pinterest.html").write_text(NOTES_EXAMPLE)
+
+    result = import_export(ws, folder, cdn)
+
+    assert result["status"] == "ok", result
+    db = ws.archive.db
+    assert rows(db, "SELECT post_id, kind, title, text, url, link, created_at, visibility FROM posts") == [
+        ("813744226420795884", "image", "Lemon tart", "Weekend bake", "https://www.pinterest.com/pin/813744226420795884/",
+         "https://example.org/recipe", "2024-05-01T18:22:31Z", "public")]
+    assert rows(db, "SELECT collection_id, kind, title FROM collections") == [("549755885175", "board", "Baking")]
+    assert rows(db, "SELECT collection_id, post_id FROM collection_posts") == [("549755885175", "813744226420795884")]
+    # The picture, from pinimg's original (the export holds none).
+    signature = "0df6f1f0bfe7aaca849c1bbc3607a34b"
+    assert rows(db, "SELECT role, position, status, source_url FROM post_media") == [
+        ("image", 0, "ok", f"{CDN}/originals/0d/f6/f1/{signature}.jpg")]
+    sha = one(db, "SELECT sha256 FROM post_media")
+    assert sha == hashlib.sha256(picture(signature, "originals")).hexdigest()
+    # The raw keeps what was written (the date as written, the flags), never the IP address.
+    raw = json.loads(one(db, "SELECT raw FROM posts"))
+    [(source, payload)] = raw.items()
+    assert source.startswith("export:")
+    assert payload["Created at"] == "2024/05/01 18:22:31" and payload["Is a repin"] == "False"
+    assert payload["flags"]["is_repin"] is False and payload["flags"]["is_video"] is None
+    assert "Ip Address" not in payload
+    assert IP not in everything(db)
+
+
+@pytest.mark.parametrize("wrapper", ["zip", "folder"])
+def test_built_exports_import_every_pin_with_its_board_flags_and_picture(tmp_path, ws, cdn, wrapper):
+    pins = sample_pins(5)
+    boards = [ExportBoard("549755885175", "Baking", description="Tarts and bread", privacy="PUBLIC",
+                          created_at="2020-01-01T00:00:00Z", url="https://www.pinterest.com/roofcam/baking/"),
+              ExportBoard("549755885176", "Gardens", privacy="SECRET")]
+    path = wrapped(tmp_path, pins, wrapper, extra_sections=[
+        boards_section(boards), people_section("Followers", ["ann", "bo"]), people_section("Following", ["cy"])])
+
+    result = import_export(ws, path, cdn)
+
+    assert result["status"] == "ok", result
+    assert not result["errors"]
+    db = ws.archive.db
+    stored = {r[0]: r[1:] for r in rows(db, "SELECT post_id, kind, title, text, link, created_at, visibility, raw "
+                                            "FROM posts")}
+    assert set(stored) == {pin.pin_id for pin in pins}
+    for pin in pins:
+        kind, title, text, link, created_at, seen, raw = stored[pin.pin_id]
+        assert (kind, title, text, link) == ("video" if pin.is_video else "image", pin.title, pin.details, pin.link)
+        assert created_at == iso_utc(pin.created_at)
+        assert seen == ("private" if pin.private else "public")
+        flags = json.loads(raw)[f"export:{result_source(path)}"]["flags"]
+        assert flags["is_repin"] is pin.is_repin and flags["is_video"] == pin.is_video
+    # Each Pin is on its board; each board once, with what the Boards section says.
+    assert sorted(rows(db, "SELECT post_id, collection_id FROM collection_posts")) == sorted(
+        (pin.pin_id, pin.board_id) for pin in pins)
+    assert rows(db, "SELECT collection_id, title, description, visibility, created_at, url FROM collections "
+                    "ORDER BY collection_id") == [
+        ("549755885175", "Baking", "Tarts and bread", "public", "2020-01-01T00:00:00Z",
+         "https://www.pinterest.com/roofcam/baking/"),
+        ("549755885176", "Gardens", None, "private", None, None)]
+    # Every picture downloaded; a video Pin's picture is its cover; the alt text kept.
+    media = {r[0]: r[1:] for r in rows(db, "SELECT post_id, role, status, description FROM post_media")}
+    assert media == {pin.pin_id: ("cover" if pin.is_video else "image", "ok", pin.alt_text) for pin in pins}
+    # Followers and following: whole lists, keyed by user name.
+    assert sorted(rows(db, "SELECT kind, person_id FROM follows WHERE ended_at IS NULL")) == [
+        ("followers", "ann"), ("followers", "bo"), ("following", "cy")]
+    assert rows(db, "SELECT person_id, handle, url FROM people WHERE person_id='cy'") == [
+        ("cy", "cy", "https://www.pinterest.com/cy/")]
+    assert IP not in everything(db)
+
+
+def result_source(path: Path) -> str:
+    """The sha256 an import names its source by (a folder's: its files', as the core makes it)."""
+    from archiver.sync.imports import open_export
+
+    with open_export(path) as source:
+        return source.sha256
+
+
+def test_no_data_everywhere_gives_a_pin_with_its_id_only(tmp_path, ws, cdn):
+    empty = ExportPin("900000000000000001", private=None, is_repin=None, alive=None, ip_address=None)
+    path = wrapped(tmp_path, [empty], "zip")
+
+    result = import_export(ws, path, cdn)
+
+    assert result["status"] == "ok", result
+    db = ws.archive.db
+    assert rows(db, "SELECT post_id, kind, title, text, link, created_at, visibility FROM posts") == [
+        ("900000000000000001", "image", None, None, None, None, None)]
+    assert one(db, "SELECT count(*) FROM collections") == 0
+    assert one(db, "SELECT count(*) FROM post_media") == 0 and cdn.requests == []
+    raw = json.loads(one(db, "SELECT raw FROM posts"))
+    assert set(next(iter(raw.values()))["flags"].values()) == {None}
+
+
+def test_unknown_sections_are_kept_raw_and_named_once(tmp_path, ws, cdn):
+    mystery = ExportSection("Shopping lists", [
+        ExportBlock({"Item": "flour", "Ip Address": IP}), ExportBlock({"Item": "lemons"}),
+        ExportBlock({"Item": "butter"}, href="https://www.pinterest.com/roofcam/")])
+    odd_followers = ExportSection("Followers", [{"Count": "12"}])   # no user names [U]
+    path = wrapped(tmp_path, sample_pins(2), "zip", extra_sections=[mystery, odd_followers])
+
+    result = import_export(ws, path, cdn)
+
+    assert result["status"] == "ok", result
+    db = ws.archive.db
+    assert one(db, "SELECT count(*) FROM posts") == 2
+    kept = rows(db, "SELECT stream, item_id, raw FROM unmapped_items ORDER BY item_id")
+    assert [(stream, item) for stream, item, _raw in kept] == [
+        ("export:unread", "Followers 1"), ("export:unread", "Shopping lists 1"),
+        ("export:unread", "Shopping lists 2"), ("export:unread", "Shopping lists 3")]
+    assert json.loads(kept[1][2]) == {"Item": "flour"}
+    assert json.loads(kept[3][2]) == {"Item": "butter", "link": "https://www.pinterest.com/roofcam/"}
+    said = " ".join(result["summary"] if "summary" in result else []) + (result.get("message") or "")
+    assert said.count("not read") == 1, said
+    assert "Shopping lists (3 block(s))" in said and "Followers (1 block(s))" in said
+    # A followers section this version cannot read ends nobody's following.
+    assert one(db, "SELECT count(*) FROM snapshots") == 0
+    assert IP not in everything(db)
+
+
+def test_a_bad_block_is_reported_with_its_pin_and_the_rest_imports(tmp_path, ws, cdn):
+    pins = sample_pins(4)
+    document = write_export(tmp_path / "pinterest.html", pins).read_text()
+    # The second Pin: a Details line longer than any real one; the third: a board id that is none.
+    second, third = pins[1].pin_id, pins[2].pin_id
+    document = document.replace("Details of pin 1", "x" * (MAX_LINE + 10), 1)
+    start = document.index(f"/pin/{third}/")
+    document = document[:start] + document[start:].replace(f"<br>Board Id: {pins[2].board_id},",
+                                                            "<br>Board Id: ../../etc,", 1)
+    # And a block with no Pin link before it, after the last Pin.
+    document = document.replace("</div>", "<br>Title: orphan,\n<br>Details: lost<br><br>\n</div>")
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / "pinterest.html").write_text(document)
+
+    result = import_export(ws, folder, cdn)
+
+    assert result["status"] == "ok", result
+    db = ws.archive.db
+    assert sorted(rows(db, "SELECT post_id FROM posts")) == sorted((p.pin_id,) for p in (pins[0], pins[3]))
+    errors = {e["item"]: e["error"] for e in result["errors"]}
+    assert len(errors) == 3, errors
+    [(long_item, long_error)] = [(i, e) for i, e in errors.items() if second in i]
+    assert "block 2 of Pins" in long_item and "line 21 of pinterest.html" in long_item
+    assert f"longer than {MAX_LINE} characters" in long_error
+    assert any(third in item and "is no id" in error for item, error in errors.items())
+    assert any("block 5 of Pins" in item and "no Pin link" in error for item, error in errors.items())
+    assert sorted(r[0] for r in rows(db, "SELECT item_id FROM unmapped_items WHERE stream='export:pins'")) == sorted(
+        [second, third, "Pins 5"])
+
+
+def test_importing_twice_changes_nothing_and_a_new_pin_fetches_only_its_picture(tmp_path, ws, cdn):
+    pins = sample_pins(3)
+    first = wrapped(tmp_path, pins, "zip")
+    assert import_export(ws, first, cdn)["status"] == "ok"
+    fetched = len(cdn.requests)
+    before = everything(ws.archive.db)
+
+    again = import_export(ws, first, cdn)
+
+    assert again["status"] == "skipped" and len(cdn.requests) == fetched
+    # The same content unzipped: the same export, skipped too.
+    folder = tmp_path / "unzipped"
+    with zipfile.ZipFile(first) as archive:
+        archive.extractall(folder)
+    assert import_export(ws, folder, cdn)["status"] == "skipped"
+    assert everything(ws.archive.db).count("\n") == before.count("\n")
+
+    # A later export with one more Pin: its picture only is fetched; the others are held.
+    later = tmp_path / "later"
+    later.mkdir()
+    newer = sample_pins(4)
+    write_export(later / "pinterest.zip", newer, zipped=True)
+    assert import_export(ws, later / "pinterest.zip", cdn)["status"] == "ok"
+    assert len(cdn.requests) == fetched + 1 and newer[3].image_signature in cdn.requests[-1]
+    assert one(ws.archive.db, "SELECT count(*) FROM posts") == 4
+    assert one(ws.archive.db, "SELECT count(*) FROM post_media WHERE status='ok'") == 4
+
+
+@pytest.mark.parametrize("status", [403, 404])
+def test_a_missing_original_falls_back_to_the_736_copy(tmp_path, ws, status):
+    """pinimg answers 403 for a key it does not hold [U: or 404]. On 403 (the core asks a
+    MediaRef's refresh) the 736x copy is stored; on 404 the slot fails, named, and the
+    import still succeeds."""
+    pins = sample_pins(2)
+    cdn = FakeCdn(missing=(pins[0].image_signature,), missing_status=status)
+    result = import_export(ws, wrapped(tmp_path, pins, "zip"), cdn)
+
+    assert result["status"] == "ok", result
+    slot = rows(ws.archive.db, "SELECT status, sha256 FROM post_media WHERE post_id=?", pins[0].pin_id)
+    if status == 403:
+        assert slot == [("ok", hashlib.sha256(picture(pins[0].image_signature, "736x")).hexdigest())]
+    else:
+        assert slot == [("failed", None)]
+        assert any(pins[0].pin_id in e["item"] and "404" in e["error"] for e in result["errors"]), result["errors"]
+    assert rows(ws.archive.db, "SELECT status FROM post_media WHERE post_id=?", pins[1].pin_id) == [("ok",)]
+
+
+def test_pinimg_is_the_default_host(tmp_path, ws):
+    seen: list[str] = []
+
+    def pinimg(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(200, content=picture("x", "originals"), headers={"content-type": "image/jpeg"})
+
+    pins = sample_pins(1)
+    result = run_import(ws, wrapped(tmp_path, pins, "zip"), transport=httpx.MockTransport(pinimg))
+
+    assert result["status"] == "ok", result
+    signature = pins[0].image_signature
+    assert seen == [f"https://i.pinimg.com/originals/{signature[:2]}/{signature[2:4]}/{signature[4:6]}/{signature}.jpg"]
+
+
+def test_line_breaks_written_either_way_stay_in_the_details(tmp_path, ws, cdn):
+    pins = sample_pins(1)
+    pins[0].details = "first\nsecond: not a key\n\nfourth"
+    path = wrapped(tmp_path, pins, "zip", newlines="br")
+    assert import_export(ws, path, cdn)["status"] == "ok"
+    assert one(ws.archive.db, "SELECT text FROM posts") == "first\nsecond: not a key\nfourth"
+
+
+def test_other_files_are_not_a_pinterest_export(tmp_path, ws, cdn):
+    page = tmp_path / "page.zip"
+    with zipfile.ZipFile(page, "w") as archive:
+        archive.writestr("index.html", "<html><body><h1>Your information</h1></body></html>")
+    with pytest.raises(ExportFileError) as caught:
+        run_import(ws, page, platform="pinterest")
+    assert str(page) in str(caught.value) and "Pinterest export" in str(caught.value)
+    # Facebook's HTML download (which its importer refuses) is not taken for Pinterest's either.
+    from archiver_connectors.facebook.sim.export import sample_world
+    from archiver_connectors.facebook.sim.export import write_export as write_facebook
+
+    facebook = write_facebook(tmp_path / "facebook.zip", sample_world(), layout="html")
+    from archiver.sync.imports import open_export
+    from archiver_connectors.pinterest.export import find_export
+
+    with open_export(facebook) as source:
+        assert find_export(source) == []
+
+
+def test_bad_bytes_are_named_and_the_rest_is_read(tmp_path, ws, cdn):
+    pins = sample_pins(2)
+    data = write_export(tmp_path / "pinterest.html", pins).read_bytes().replace(b"Pin 0", b"Pin \xff0", 1)
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / "pinterest.html").write_bytes(data)
+
+    result = import_export(ws, folder, cdn)
+
+    assert result["status"] == "ok", result
+    assert one(ws.archive.db, "SELECT count(*) FROM posts") == 2
+    assert one(ws.archive.db, "SELECT title FROM posts WHERE post_id=?", pins[0].pin_id) == "Pin \ufffd0"
+    assert any("bad bytes" in e["item"] and "not valid UTF-8" in e["error"] for e in result["errors"])
+
+
+def test_many_pins_go_in_pages(tmp_path, ws, cdn):
+    pins = sample_pins(PAGE_SIZE + 3)
+    for pin in pins:
+        pin.image_signature = None
+    result = import_export(ws, wrapped(tmp_path, pins, "zip"), cdn)
+    assert result["status"] == "ok" and one(ws.archive.db, "SELECT count(*) FROM posts") == PAGE_SIZE + 3
+
+
+# --------------------------------------------------------------------------- hostile HTML
+
+# Each hostile document: good Pins before and after something built to exhaust memory or
+# time. The imports run in a child process whose address space is capped (the limit binds
+# the import, not pytest), each under a time limit.
+HOSTILE_UNDER_LIMIT = textwrap.dedent("""
+    import json, resource, sys
+    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
+    from pathlib import Path
+    from archiver.archive import Archive
+    from archiver.config import Config
+    from archiver.sync.imports import ExportFileError
+    from archiver.sync.jobs import Workspace, run_import
+    from archiver.secrets import open_secret_store
+
+    for label, path in json.loads(sys.argv[1]).items():
+        ws = Workspace(Archive(Path(sys.argv[2]) / label), Config(path=None), open_secret_store("memory"))
+        try:
+            result = run_import(ws, Path(path))
+            posts = [r[0] for r in ws.archive.db.execute("SELECT post_id FROM posts ORDER BY post_id")]
+            print(json.dumps({"label": label, "status": result["status"], "posts": posts,
+                              "errors": [e["item"] + ": " + e["error"] for e in result["errors"]]}), flush=True)
+        except ExportFileError as error:
+            print(json.dumps({"label": label, "status": "refused", "posts": [], "errors": [str(error)]}), flush=True)
+        finally:
+            ws.archive.close()
+""")
+
+MIB = 2**20
+
+
+def hostile_documents(folder: Path) -> dict[str, Path]:
+    pins = sample_pins(3)
+    for pin in pins:
+        pin.image_signature = None   # no download: the child has no network
+    before = export_html(pins[:1])
+    head, tail = before.removesuffix("\n</div>\n"), "\n" + "\n".join(
+        export_html(pins[1:]).split("\n", 1)[1].splitlines()[:-1]) + "\n</div>\n"
+    # ``tail``: the other Pins' blocks, which follow the hostile part inside the Pins section.
+    bodies = {
+        "deep-nesting": "<div>" * 50_000 + "x" + "</div>" * 50_000,
+        "endless-attributes": '<a href="https://www.pinterest.com/pin/1/" ' + "x=1 " * (MIB // 4),
+        "endless-attributes-closed": "<span " + "y=2 " * (MIB // 4) + ">",
+        "huge-text": "<br>Details: " + "z" * (2 * MIB),
+        "unclosed-comment": "<!--" + "c" * MIB,
+        "unclosed-script": "<script>" + "s" * MIB,
+        "many-keys": "<br>" + "<br>".join(f"K{n}: v" for n in range(5_000)),
+        "amp-every-chunk": ("a" * 65_530 + "&ab") * 16,
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for label, body in bodies.items():
+        target = folder / label
+        target.mkdir()
+        (target / "pinterest.html").write_text(head + "\n" + body + tail)
+        paths[label] = target
+    return paths
+
+
+def test_hostile_html_is_contained_in_bounded_memory_and_time(tmp_path):
+    documents = hostile_documents(tmp_path / "exports")
+    limit = 768 * MIB
+    child = subprocess.run(
+        [sys.executable, "-c", HOSTILE_UNDER_LIMIT.replace("ADDRESS_SPACE", str(limit)),
+         json.dumps({label: str(path) for label, path in documents.items()}), str(tmp_path / "archives")],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"})
+    assert child.returncode == 0, child.stderr[-3000:]
+    outcomes = {line["label"]: line for line in map(json.loads, child.stdout.splitlines())}
+    assert set(outcomes) == set(documents)
+    pins = [pin.pin_id for pin in sample_pins(3)]
+    for label, outcome in outcomes.items():
+        assert outcome["status"] == "ok", (label, outcome)
+        # The Pins before and after the hostile part are archived.
+        assert pins[0] in outcome["posts"] and pins[2] in outcome["posts"], (label, outcome)
+    # What went over a bound is reported, with its Pin and where.
+    assert any("longer than" in e for e in outcomes["huge-text"]["errors"]), outcomes["huge-text"]
+    assert any("does not end" in e for e in outcomes["unclosed-comment"]["errors"]), outcomes["unclosed-comment"]
+    assert any("more than 200 lines" in e for e in outcomes["many-keys"]["errors"]), outcomes["many-keys"]
