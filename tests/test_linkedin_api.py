@@ -220,10 +220,26 @@ def test_an_empty_list_domain_never_empties_the_list(tmp_path, monkeypatch):
     assert h.value("SELECT count(*) FROM audience_events WHERE kind='friends' AND event='lost'") == 0
 
 
-def test_lying_totals_and_a_next_link_going_nowhere_do_not_stop_or_loop_the_walk(tmp_path, monkeypatch):
-    h = Harness(tmp_path, monkeypatch, FakeLinkedInConfig(posts=8, followers=2, page_size=2, lying_total=True))
+def test_lying_totals_do_not_stop_the_walk_and_a_next_link_going_back_is_refused(tmp_path, monkeypatch):
+    h = Harness(tmp_path, monkeypatch, FakeLinkedInConfig(posts=8, followers=7, page_size=2, lying_total=True))
     assert h.run()["status"] == "ok"
     assert h.value("SELECT count(*) FROM posts") == 8
+    h.fake.advance(DAY)
+
+    def back_to_the_start(request):
+        if request.url.params.get("domain") == "CONNECTIONS" and request.url.params.get("start") == "1":
+            answer = h.fake.handle(request)
+            body = answer.json()
+            body["paging"]["links"] = [{"rel": "next", "href": "/rest/memberSnapshotData?q=criteria&start=0"}]
+            return httpx.Response(200, json=body)
+        return None
+
+    h.faults.append(back_to_the_start)
+    h.fake.remove_connection(sorted(vanities(h.fake))[-1])   # on a page the walk never reaches
+    before = h.contents()
+    result = h.run(full=True)
+    assert result["status"] == "failed" and "names page 0" in result["message"]
+    assert h.contents()["snapshots"] == before["snapshots"]    # no list taken from a cut walk
 
 
 # --------------------------------------------------------------------------- processing, limits, errors
@@ -249,7 +265,9 @@ def test_a_429_stops_the_run_cleanly_and_the_next_day_goes_on_without_asking_twi
     assert 0 < h.value("SELECT count(*) FROM posts") and not h.state("snapshot").get("completed_at")
     answered = [(r.url.params.get("domain"), r.url.params.get("start")) for r in h.requests]
     h.fake.advance(DAY)
-    while not (h.state("snapshot") or {}).get("completed_at"):
+    for _day in range(5):
+        if (h.state("snapshot") or {}).get("completed_at"):
+            break
         h.run()
         h.fake.advance(DAY)
     later = [(r.url.params.get("domain"), r.url.params.get("start")) for r in h.requests[len(answered):]]

@@ -166,18 +166,19 @@ def authorize_url(base: str, *, client_id: str, redirect_uri: str, state: str, s
 def next_start(body: dict, current: int) -> int | None:
     """The page index of the next page from ``paging.links[rel=next]`` (None: the last
     page). ``total`` is not read: it is unreliable (notes §1.4). A next link that does not
-    move forward ends the walk (it would loop)."""
+    move forward, or cannot be read, is refused: ending the walk there would pass a cut
+    list off as whole, following it could loop for ever."""
     paging = body.get("paging") if isinstance(body, dict) else None
     links = paging.get("links") if isinstance(paging, dict) else None
     for link in links if isinstance(links, list) else []:
         if not isinstance(link, dict) or link.get("rel") != "next" or not isinstance(link.get("href"), str):
             continue
         values = parse_qs(urlsplit(link["href"]).query).get("start")
-        try:
-            start = int(values[0]) if values else current + 1
-        except ValueError:
-            return None
-        return start if start > current else None
+        start = int(values[0]) if values and values[0].isdigit() else None
+        if start is None or start <= current:
+            raise NetError(f"LinkedIn's link to the page after page {current} names page {values[0] if values else '?'}"
+                           "; the walk stops there and nothing is concluded from it", kind="bad_response")
+        return start
     return None
 
 
