@@ -320,8 +320,10 @@ def post_from_row(row: Row) -> Post:
     text = share_text(cell(row, "ShareCommentary", "Share Commentary")) or None
     if ref is not None:
         kind = ref.role
-    elif media_url:
-        kind = "video" if re.search(r"video", media_url, re.I) else "image"
+    elif re.search(r"video", media_url, re.I):   # a page about the media: its kind only where it says it
+        kind = "video"
+    elif re.search(r"image|photo", media_url, re.I):
+        kind = "image"
     else:
         kind = "text"
     return Post(
