@@ -112,10 +112,6 @@ def raw_of(stored: str) -> dict:
     return payload
 
 
-def has_column(db, table: str, column: str) -> bool:
-    return any(r[1] == column for r in db.execute(f"PRAGMA table_info({table})").fetchall())
-
-
 # --------------------------------------------------------------------------- every generation
 
 
@@ -145,9 +141,8 @@ def test_every_generation_imports_profile_posts_comments_reactions_and_lists(tmp
          "friends" if p.visibility == "MEMBER_NETWORK" else "public") for p in world.posts)
     assert "\n\n1. Notes matter.\n2. \"Programs\" are poetry.\n\n" in one(
         db, "SELECT text FROM posts WHERE post_id=?", world.posts[1].urn)
-    if has_column(db, "posts", "link"):   # the column lands with the core's part of issue 14
-        assert rows(db, "SELECT post_id, link FROM posts WHERE link IS NOT NULL") == [
-            (world.posts[2].urn, "https://example.org/article")]
+    assert rows(db, "SELECT post_id, link FROM posts WHERE link IS NOT NULL") == [
+        (world.posts[2].urn, "https://example.org/article")]
     # The media link (a page, not a file) stays in raw; no file slot is made for it.
     assert world.posts[1].media_url in one(db, "SELECT raw FROM posts WHERE post_id=?", world.posts[1].urn)
     assert one(db, "SELECT count(*) FROM post_media") == 0

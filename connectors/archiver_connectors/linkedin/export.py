@@ -35,9 +35,9 @@ import os
 import re
 from typing import Any, Callable, Iterator
 
+import archiver_connectors.linkedin.rows as mapping
 from archiver.records import ListKind, Membership, Page, PageBuffer, Snapshot, iso_utc
 from archiver.sync.runner import RunFailed
-from archiver_connectors.linkedin import rows as mapping
 from archiver_connectors.linkedin.rows import column_key, file_key
 
 PAGE_SIZE = 50
