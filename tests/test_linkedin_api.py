@@ -326,11 +326,16 @@ def test_the_expiry_is_told_to_the_alerts_a_week_ahead(tmp_path, monkeypatch):
     assert h.value("SELECT count(*) FROM alerts WHERE kind='auth_expiring' AND resolved_at IS NULL") == 1
 
 
-def test_a_404_that_is_not_linkedins_own_answer_fails_the_run_and_keeps_the_archive(tmp_path, monkeypatch):
+@pytest.mark.parametrize("answer", [
+    httpx.Response(404, text="<html><h1>Not Found</h1></html>"),
+    httpx.Response(404, json={"status": 404, "serviceErrorCode": 0, "code": "RESOURCE_NOT_FOUND",
+                              "message": "No virtual resource found"}),
+])
+def test_a_404_that_is_not_linkedins_no_data_fails_the_run_and_keeps_the_archive(tmp_path, monkeypatch, answer):
     h = Harness(tmp_path, monkeypatch)
     h.run()
     before = h.contents()
-    h.faults.append(lambda request: httpx.Response(404, text="<html><h1>Not Found</h1></html>"))
+    h.faults.append(lambda request: answer)
     result = h.run(full=True)
     assert result["status"] == "failed" and result["failure_kind"] == "gone" and "404" in result["message"]
     assert h.contents() == before

@@ -238,7 +238,9 @@ class LinkedInApi:
         if status == 404 or (NO_DATA in message.lower() and status >= 400):
             # LinkedIn's own "no data" (a JSON answer) is an empty domain; a 404 page from
             # anything else (a proxy, a host that is gone) is no answer about the data.
-            if _json_object(response) and (path == SNAPSHOT_PATH or NO_DATA in message.lower()):
+            unknown_resource = word == "RESOURCE_NOT_FOUND" or "no virtual resource" in message.lower()
+            if _json_object(response) and (NO_DATA in message.lower()
+                                           or (path == SNAPSHOT_PATH and not unknown_resource)):
                 return None
             raise LinkedInError(f"LinkedIn answered GET {path} with HTTP {status}"
                                 f"{': ' + message if message else ', not with its own error'}; nothing in the "
