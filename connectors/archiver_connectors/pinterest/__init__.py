@@ -94,9 +94,8 @@ class PinterestConnector(Connector):
                   timeout: float = 300):
         import httpx
 
-        from archiver.net.client import NetError
         from archiver.net.oauth import OAuthError, app_credentials
-        from archiver_connectors.pinterest.api import SCOPES, PinterestApi, authorize_url
+        from archiver_connectors.pinterest.api import SCOPES, authorize_url
 
         account = self.account.name
         client_id, client_secret = app_credentials(
@@ -125,15 +124,10 @@ class PinterestConnector(Connector):
             if not body.get("refresh_token"):
                 raise OAuthError("Pinterest returned no refresh token; run `archiver auth pinterest` again")
             granted = tokens.store(body)["scope"]
-            api = PinterestApi(self._hosts()[0], tokens, None, transport=self.transport, sleep=self.sleep)
-            try:
-                username = api.get("/v5/user_account").get("username") or "?"
-            except NetError as error:
-                username = f"? ({error})"
-            finally:
-                api.close()
+        # No request to name the account here: it would spend one of the day's requests
+        # outside any run's budget (the first run names it, in the profile).
         missing = [scope for scope in SCOPES if scope not in str(granted).split(",")]
-        return (f"Pinterest account {username} authorized for archiver account {account!r} ({granted})."
+        return (f"Pinterest authorized for archiver account {account!r} ({granted})."
                 + (f" Not granted: {', '.join(missing)}: what they cover is not archived." if missing else ""))
 
     # -- API sync ----------------------------------------------------------------------
@@ -166,11 +160,11 @@ class PinterestConnector(Connector):
                 save_budget()
                 yield page
             save_budget()
-            self._authorization_ends(ctx, tokens)
         except BudgetSpent as stop:
             save_budget()
-            ctx.report("quota", f"{stop}. The run stopped before Pinterest's limit; the next run (after midnight "
-                                "UTC) goes on from where this one stopped.")
+            said = ("Pinterest refused more requests for today (HTTP 429)" if stop.by_platform
+                    else f"{stop}: the run stopped before Pinterest's limit")
+            ctx.report("quota", f"{said}. The next run after midnight UTC goes on from where this one stopped.")
         except NetError:
             save_budget()
             raise
@@ -179,12 +173,10 @@ class PinterestConnector(Connector):
             token_client.close()
 
     def _authorization_ends(self, ctx, tokens) -> None:
-        """The refresh token's end: renewed by every refresh, so only an account left
-        unrun for weeks reaches it (the alerts warn ahead)."""
-        ends = tokens.load().get("refresh_expires_at")
-        ctx.authorization_expires(iso_utc(ends) if isinstance(ends, (int, float)) else None,
-                                  renew=f"run `archiver export --platform pinterest` (any run renews it) or "
-                                        f"`archiver auth pinterest --account {self.account.name}`")
+        """No end to announce: every refresh brings a new 60-day refresh token, and a run
+        renews one that nears its end (PinterestTokens.refresh_due), so only an account
+        left unrun for two months loses it; that run then says to authorize again."""
+        ctx.authorization_expires(None)
 
     def _streams(self, api, ctx) -> Iterator[Page]:
         from archiver.net.client import NetError
