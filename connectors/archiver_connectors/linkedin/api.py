@@ -191,11 +191,11 @@ class LinkedInApi:
         self.tokens = tokens
         self.version, self.scope = version, scope
         kwargs = {"sleep": sleep} if sleep else {}
-        # Few attempts: LinkedIn's throttle is per day, so a 429 is retried briefly (it may
-        # be a short spike) and then stops the run; the next run resumes.
+        # LinkedIn's throttle is per day: a 429 is retried for a short while only (it may be
+        # a spike), then it stops the run and the next run resumes; 5xx get the same tries.
         self.client = ApiClient(base_url, tokens=tokens, transport=transport, cancel=cancel,
                                 is_auth_error=self._auth_failed,
-                                retry=RetryPolicy(attempts=3, total_cap=120), **kwargs)
+                                retry=RetryPolicy(attempts=5, total_cap=120), **kwargs)
 
     @property
     def account(self) -> str:
