@@ -67,7 +67,7 @@ MAX_BOARDS_REMEMBERED = 100_000   # board ids already given as Collections (more
 # Where the export may be inside a zip or folder [U]: its HTML files near the top, few of them
 # (a Facebook or Google export holds hundreds, and is never peeked into).
 MAX_CANDIDATES = 5
-MAX_DEPTH = 2
+MAX_DEPTH = 1
 SNIFF_BYTES = 256 * 1024
 _PINS_HEADING = re.compile(rb"<h1\b[^>]{0,200}>\s*Pins\s*</h1\s*>", re.I)
 _PIN_HREF = re.compile(r"^https?://(?:[\w-]+\.)*pinterest\.[a-z.]{2,12}/pin/(\d{1,30})/?(?:[?#].*)?$", re.I)
@@ -121,13 +121,22 @@ def find_export(source) -> list[str]:
     found = []
     for name in _candidates(source):
         try:
-            with source.open(name) as stream:
-                head = stream.read(SNIFF_BYTES)
+            head = _head(source, name)
         except ExportFileError:
             continue
         if _PINS_HEADING.search(head):
             found.append(name)
     return found
+
+
+def _head(source, name: str) -> bytes:
+    """The first bytes of one entry. Through the core's ``peek`` where it has one (a look
+    that leaves the entry "not read" for the platform whose export it really is)."""
+    peek = getattr(source, "peek", None)
+    if peek is not None:
+        return peek(name, SNIFF_BYTES)
+    with source.open(name) as stream:
+        return stream.read(SNIFF_BYTES)
 
 
 # --------------------------------------------------------------------------- the document
@@ -591,20 +600,27 @@ def export_pages(source, ctx) -> Iterator[Page]:
     base_url = getattr(getattr(ctx, "account", None), "base_url", None)
     cdn = base_url.rstrip("/") if base_url else PINIMG
     unread: dict[str, int] = {}
+    pins_read = [0]
     for name in names:
         # A list's date: when Pinterest wrote the document (the zip's time, the file's).
         moment = source.modified_at(name) or dt.datetime.now(dt.timezone.utc)
         with _open_text(source, name) as text:
-            yield from _document_pages(_Blocks(read_document(text)), name, ctx, cdn, iso_utc(moment), unread)
+            yield from _document_pages(_Blocks(read_document(text)), name, ctx, cdn, iso_utc(moment), unread,
+                                       pins_read)
             problem = getattr(text.buffer.raw, "problem", None)   # the core's TextReader names a bad byte
         if problem:
             ctx.report(f"the bad bytes of {name}", f"{problem}; the rest of it was read, with those bytes "
                        "shown as \ufffd")
+    if not pins_read[0]:
+        ctx.note(f"the export lists no Pins ({', '.join(names)})")
     if unread:
         parts = ", ".join(f"{heading or 'text before the first heading'} ({count} block(s))"
                           for heading, count in unread.items())
         ctx.note(f"not read: the export's section(s) {parts}, which this version does not import; each block is "
                  "kept as written in the archive's unmapped_items, and stays in your export file")
+    others = [name for name in _candidates(source) if name not in names]
+    if others:   # other web pages beside the export [U]: looked at, not read
+        ctx.note(f"not read: {', '.join(others)} (no Pins heading in it); it stays in your export file")
 
 
 def _open_text(source, name: str):
@@ -616,7 +632,7 @@ def _open_text(source, name: str):
 
 
 def _document_pages(blocks: _Blocks, name: str, ctx, cdn: str, taken_at: str,
-                    unread: dict[str, int]) -> Iterator[Page]:
+                    unread: dict[str, int], pins_read: list[int]) -> Iterator[Page]:
     boards_given: set[str] = set()
     pins: list[Any] = []
     pins_bad: list[Unmapped] = []
@@ -649,6 +665,7 @@ def _document_pages(blocks: _Blocks, name: str, ctx, cdn: str, taken_at: str,
         block = item
         heading = block.section.casefold()
         if heading == "pins":
+            pins_read[0] += 1
             try:
                 post, board = pin_records(block, cdn=cdn)
             except ValueError as error:
