@@ -64,6 +64,12 @@ class PinterestConnector(Connector):
                             "largest size the API lists.", type=bool),
     )
     export_only_holds = ""   # the API gives all the export has, and the files
+    manual_export_steps = (
+        "On pinterest.com: Settings → Privacy and data → Request your data; when Pinterest emails the link, "
+        "download the file and run `archiver import <file>` (or drop it in the inbox folder). It lists your Pins "
+        "by id with their boards (no image files: the import fetches them from Pinterest's image servers); the "
+        "API, with your own app, gives the same and more."
+    )
 
     # -- plumbing --------------------------------------------------------------------
     def _hosts(self) -> tuple[str, str]:
