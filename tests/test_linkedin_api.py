@@ -469,3 +469,23 @@ def test_auth_outside_the_eea_is_refused_with_the_reason(monkeypatch):
     with pytest.raises(OAuthError) as refused:
         authorize(fake)
     assert "access_denied" in str(refused.value) and "EEA" in str(refused.value)
+
+
+def test_an_app_with_refresh_tokens_renews_the_access_token_itself(tmp_path, monkeypatch):
+    """Partner apps get refresh tokens (programmatic refresh): the core's refresh grant renews
+    the 60-day token before it runs out, and the alerts watch the refresh token's end."""
+    h = Harness(tmp_path, monkeypatch, FakeLinkedInConfig(posts=2, followers=2, programmatic_refresh=True))
+    h.secrets.set("linkedin", ACCOUNT, "client_id", h.fake.config.client_id)
+    h.secrets.set("linkedin", ACCOUNT, "client_secret", h.fake.config.client_secret)
+    old = json.loads(h.secrets.get("linkedin", ACCOUNT, "tokens"))
+    assert old["refresh_token"]
+    h.fake.advance(60 * DAY - 10)                       # the access token has seconds left
+    assert h.run()["status"] == "ok"
+    new = json.loads(h.secrets.get("linkedin", ACCOUNT, "tokens"))
+    assert new["access_token"] != old["access_token"] and new["refresh_token"] == old["refresh_token"]
+    assert "/oauth/v2/accessToken" in h.paths()
+    assert h.value("SELECT count(*) FROM posts") == 2
+    import datetime as dt
+
+    end = dt.datetime.fromisoformat(h.state("authorization")["expires_at"].replace("Z", "+00:00")).timestamp()
+    assert end > h.fake.now() + 200 * DAY                 # the refresh token's end (a year), not the access token's
