@@ -489,3 +489,25 @@ def test_an_app_with_refresh_tokens_renews_the_access_token_itself(tmp_path, mon
 
     end = dt.datetime.fromisoformat(h.state("authorization")["expires_at"].replace("Z", "+00:00")).timestamp()
     assert end > h.fake.now() + 200 * DAY                 # the refresh token's end (a year), not the access token's
+
+
+def test_the_export_of_the_same_member_adds_nothing_twice(tmp_path, monkeypatch):
+    """The contract of issue 14: API rows and export rows go through rows.py alike, so an
+    import of the "Get a copy of your data" zip over an API archive finds every post,
+    comment, reaction and person already there."""
+    from archiver.sync.jobs import run_import
+    from archiver_connectors.linkedin.sim.fake import write_matching_export
+
+    h = Harness(tmp_path, monkeypatch)
+    h.fake.advance(3600)
+    h.fake.add_post("After consent, from the changelog")
+    assert h.run()["status"] == "ok"
+    before = h.contents()
+    events = h.value("SELECT count(*) FROM audience_events")
+    zipped = write_matching_export(h.fake, str(tmp_path / "Complete_LinkedInDataExport_12-01-2026.zip"))
+    result = run_import(h.ws, zipped, platform="linkedin", account_name=ACCOUNT)
+    assert result["status"] == "ok", result
+    after = h.contents()
+    for table in ("posts", "comments", "likes", "people", "profile"):
+        assert after[table] == before[table], table
+    assert h.value("SELECT count(*) FROM audience_events") == events       # nobody new, nobody lost
