@@ -511,3 +511,16 @@ def test_the_export_of_the_same_member_adds_nothing_twice(tmp_path, monkeypatch)
     for table in ("posts", "comments", "likes", "people", "profile"):
         assert after[table] == before[table], table
     assert h.value("SELECT count(*) FROM audience_events") == events       # nobody new, nobody lost
+
+
+@pytest.mark.parametrize("paging", ["offset", "index"])
+def test_the_changelog_is_followed_by_its_next_links_whatever_start_counts(tmp_path, monkeypatch, paging):
+    h = Harness(tmp_path, monkeypatch, FakeLinkedInConfig(posts=2, followers=2, changelog_page_size=2,
+                                                          changelog_paging=paging))
+    h.run()
+    for n in range(5):
+        h.fake.add_reaction(f"urn:li:activity:{n}")
+    mark = len(h.requests)
+    assert h.run()["status"] == "ok"
+    assert h.paths(mark) == ["/rest/memberChangeLogs"] * 3
+    assert h.value("SELECT count(*) FROM interactions WHERE target LIKE 'urn:li:activity:_'") == 5
