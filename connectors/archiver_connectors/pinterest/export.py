@@ -58,8 +58,8 @@ READ_CHUNK = 64 * 1024
 # waiting for the end of an "&…" reference: one line at most). html.parser looks at all of
 # it again at each piece fed, so the bound also keeps a tag that never ends from costing
 # time by the square of its length.
-MAX_PENDING = 256 * 1024
-MAX_LINE = 100_000            # characters of one Key: value line
+MAX_PENDING = 128 * 1024
+MAX_LINE = 50_000             # characters of one Key: value line (less than MAX_PENDING - READ_CHUNK)
 MAX_KEYS = 200                # lines of one block
 MAX_HEADING = 300
 MAX_BOARDS_REMEMBERED = 100_000   # board ids already given as Collections (more: given again, harmless)
