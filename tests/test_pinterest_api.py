@@ -454,6 +454,23 @@ def test_a_bookmark_refused_the_next_day_starts_the_listing_again_from_the_top(t
     assert h.post_ids() == set(h.fake.pins)
 
 
+def test_a_list_that_hands_out_the_same_bookmark_again_fails_the_run_and_marks_nothing_deleted(tmp_path, monkeypatch):
+    h = PinterestHarness(tmp_path, monkeypatch, FakePinterestConfig(posts=5, followers=1, following=1),
+                         options={"page_size": 2})
+    assert h.run()["status"] == "ok"
+
+    def circle(request: httpx.Request):
+        if request.url.path == "/v5/pins" and request.url.params.get("bookmark"):
+            answer = h.fake.handle(request)
+            return httpx.Response(200, json={**answer.json(), "bookmark": request.url.params["bookmark"]})
+        return None
+
+    h.faults.append(circle)
+    result = h.run(full=True)
+    assert result["status"] != "ok" and "circle" in json.dumps(result)
+    assert h.post_ids() == set(h.fake.pins)
+
+
 def test_pinterest_429_ends_the_day_and_a_short_throttle_is_waited_out(tmp_path, monkeypatch):
     h = PinterestHarness(tmp_path, monkeypatch, FakePinterestConfig(posts=4, followers=1, following=1,
                                                                     daily_limit=2))

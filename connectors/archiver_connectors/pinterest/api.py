@@ -201,6 +201,7 @@ class PinterestApi:
     def __init__(self, base_url: str, tokens: PinterestTokens, budget: DailyBudget | None, *,
                  transport: httpx.BaseTransport | None = None, sleep=None, cancel=None, page_size: int = PAGE_SIZE):
         self.tokens, self.budget, self.page_size = tokens, budget, page_size
+        self._bookmarks: dict[str, set[str]] = {}   # per list: the bookmarks its walk was given
         inner: httpx.BaseTransport = _DayLimitTransport(transport if transport is not None else httpx.HTTPTransport(),
                                                         budget)
         if budget is not None:
@@ -251,9 +252,19 @@ class PinterestApi:
             query["bookmark"] = bookmark
         body = self.get(path, query)
         items = body.get("items")
-        next_bookmark = body.get("bookmark")
-        return ([item for item in items if isinstance(item, dict)] if isinstance(items, list) else [],
-                next_bookmark if isinstance(next_bookmark, str) and next_bookmark else None)
+        next_bookmark = body.get("bookmark") if isinstance(body.get("bookmark"), str) and body["bookmark"] else None
+        # A bookmark handed out again would walk in a circle (and spend the day's requests):
+        # the walk fails instead, never ending as if the list were whole.
+        seen = self._bookmarks.setdefault(path, set())
+        if bookmark is None:
+            seen.clear()
+        if next_bookmark is not None and (next_bookmark == bookmark or next_bookmark in seen):
+            raise PinterestError(f"Pinterest GET {path} gave a bookmark it had given before: the list goes in a "
+                                 "circle; stopped reading it", kind="bad_response", status=200,
+                                 path=path)
+        if next_bookmark is not None:
+            seen.add(next_bookmark)
+        return ([item for item in items if isinstance(item, dict)] if isinstance(items, list) else [], next_bookmark)
 
     def close(self) -> None:
         self.client.close()
