@@ -142,6 +142,7 @@ def test_first_run_reads_every_domain_page_by_page_into_the_export_records(tmp_p
     assert h.paths()[-1] == "/rest/memberChangeLogs"
     dump = "\n".join(line for line in h.archive.db.conn.iterdump())
     assert h.token["access_token"] not in dump
+    assert h.fake.world.owner.address not in dump and h.fake.world.owner.birth_date not in dump
 
 
 def test_a_quiet_second_run_asks_only_the_changelog(tmp_path, monkeypatch):

@@ -378,8 +378,10 @@ class LinkedInConnector(Connector):
                         note = rows.rich_media_note(row)
                         if note and note not in ctx.notes:
                             ctx.note(note)
-                    else:
-                        state.setdefault("sections", {}).setdefault(domain, []).append(row)
+                    else:   # kept in the pass's state meanwhile: never the contact data
+                        kept = {k: v for k, v in row.items()
+                                if rows.column_key(k) not in rows.PRIVATE_PROFILE_COLUMNS}
+                        state.setdefault("sections", {}).setdefault(domain, []).append(kept)
                 except ValueError as error:
                     ctx.report(f"{domain} page {start} row {position + 1}", str(error))
             yield Page("snapshot", records, _copy(state))
