@@ -572,3 +572,38 @@ def test_the_world_holds_every_kind_of_row_the_notes_describe():
     assert export_files(world)["Connections.csv"].startswith(b"Notes:\n")
     assert b"SharedURL,MediaURL" in export_files(world, generation="2021")["Shares.csv"]
     assert b'\\"exactly\\"' in export_files(world, generation="2025")["Comments.csv"]
+
+
+def test_an_api_run_then_the_export_of_the_same_world_adds_nothing_twice(tmp_path, monkeypatch):
+    """The API's snapshot and the export go through the same rows.py: after an API run,
+    importing the export of the same member adds no post, comment, reaction, person or
+    follow, and no profile version."""
+    from archiver.sync.jobs import run_export
+    from archiver_connectors.linkedin.api import LinkedInTokens
+    from archiver_connectors.linkedin.sim.fake import FakeLinkedIn, FakeLinkedInConfig, write_matching_export
+
+    base_url = "http://127.0.0.1:8798"   # never contacted: MockTransport answers in-process
+    fake = FakeLinkedIn(FakeLinkedInConfig(posts=5, followers=5, page_size=3), base_url=base_url)
+    monkeypatch.setattr("archiver_connectors.linkedin.api.now", fake.now)
+    secrets = open_secret_store("memory")
+    with httpx.Client() as unused:
+        LinkedInTokens(secrets, "main", f"{base_url}/oauth/v2/accessToken", unused, clock=fake.now).store(
+            fake.issue_token())
+    account = AccountConfig(name="main", platform="linkedin", base_url=base_url)
+    ws = Workspace(Archive(tmp_path / "archive"), Config(path=None, accounts=[account]), secrets)
+    try:
+        api_run = run_export(ws, account, transport=httpx.MockTransport(fake.handle), progress=lambda line: None)
+        assert api_run["status"] == "ok", api_run
+        db = ws.archive.db
+        tables = ("posts", "comments", "interactions", "people", "follows", "profile_versions")
+        before = {t: one(db, f"SELECT count(*) FROM {t}") for t in tables}
+        assert before["posts"] == 5 and before["follows"] > 5
+
+        imported = run_import(ws, write_matching_export(fake, str(tmp_path / ZIP_NAME)))
+
+        assert imported["status"] == "ok" and imported["errors"] == [], imported
+        assert {t: one(db, f"SELECT count(*) FROM {t}") for t in tables} == before
+        assert not any(v for k, v in imported["counts"].items() if k.endswith(("_new", "_lost"))), imported["counts"]
+        assert one(db, "SELECT count(*) FROM follows WHERE ended_at IS NOT NULL") == 0
+    finally:
+        ws.archive.close()

@@ -44,6 +44,7 @@ PAGE_SIZE = 50
 COMMENT_PAGE_SIZE = 500
 HEADER_SEARCH_LINES = 20          # the preamble is 3 lines; a header further down is no header
 MAX_RECORD_CHARS = 1_000_000      # one Comments.csv record (a message): far more than LinkedIn allows
+MAX_LINE_CHARS = 1_000_000        # a longer line is read in pieces (memory stays bounded; its row is refused)
 NOTES_KEPT = 10                   # Rich Media.csv lines turned into notes of the run
 
 # Files whose presence marks an export as LinkedIn's (names only; Comments.csv or
@@ -149,7 +150,7 @@ class CsvReading:
         first lines by ``wanted`` columns (none wanted: the first non-blank line); the
         lines before it (Connections.csv's ``Notes:``) are skipped."""
         for number in range(1, HEADER_SEARCH_LINES + 1):
-            line = text.readline()
+            line = text.readline(MAX_LINE_CHARS)
             if not line:
                 break
             if not line.strip():
@@ -185,7 +186,7 @@ class CsvReading:
                     return
                 header, delimiter, line = found
                 self.readable += 1
-                reader = csv.reader(text, delimiter=delimiter)
+                reader = csv.reader(_lines(text), delimiter=delimiter)
                 width = len(header)
                 while True:
                     start = line + reader.line_num + 1
@@ -267,6 +268,11 @@ class CsvReading:
             self.report(name, str(error))
 
 
+def _lines(text: io.TextIOWrapper) -> Iterator[str]:
+    """The entry's lines, a line longer than MAX_LINE_CHARS in pieces of that size."""
+    return iter(lambda: text.readline(MAX_LINE_CHARS), "")
+
+
 def _records(text: io.TextIOWrapper, header_line: int) -> Iterator[tuple[int, str, int]]:
     """The records of Comments.csv after its header: (first line, text, its size) — a
     record begins at a line with a date then a link; other lines continue the one before
@@ -276,7 +282,7 @@ def _records(text: io.TextIOWrapper, header_line: int) -> Iterator[tuple[int, st
     number = header_line
     start, size = 0, 0
     lines: list[str] = []
-    for line in text:
+    for line in _lines(text):
         number += 1
         if _RECORD_START.match(line) or (not lines and line.strip()):
             if lines:

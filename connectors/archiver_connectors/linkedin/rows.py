@@ -36,6 +36,7 @@ row that holds nothing to keep (a reaction-less blank line).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import unicodedata
 import urllib.parse
@@ -112,6 +113,7 @@ SECTION_ROWS_KEPT = 1000   # a profile section longer than this is cut (a real o
 # --------------------------------------------------------------------------- cells
 
 
+@functools.lru_cache(maxsize=4096)   # a few dozen column names, asked for on every row
 def column_key(name: str) -> str:
     """A column name as compared: 'Shared URL', 'SharedUrl', 'shared_url' -> 'sharedurl'."""
     text = unicodedata.normalize("NFKC", name).replace("\ufeff", "")
@@ -147,61 +149,68 @@ def _plain(row: Row) -> dict[str, str]:
 
 # --------------------------------------------------------------------------- dates
 
-# Every date format the notes list (§2.6 "Date formats in one archive"), tried in turn.
-_DATE_FORMATS = (
-    "%Y-%m-%d %H:%M:%S",            # 2024-03-17 18:03:34 (Shares, Comments, Reactions)
-    "%Y-%m-%d %H:%M:%S UTC",
-    "%Y-%m-%d %H:%M UTC",           # 2021-03-25 08:46 UTC
-    "%Y-%m-%d %H:%M",
-    "%Y/%m/%d %H:%M:%S UTC",        # 2022/04/01 11:05:54 UTC (endorsements, 2018 Shares)
-    "%Y/%m/%d %H:%M:%S",
-    "%a %b %d %H:%M:%S UTC %Y",     # Wed Mar 13 18:51:14 UTC 2024 (Company Follows)
-    "%m/%d/%y, %I:%M %p",           # 3/12/24, 11:20 AM (Invitations; 2018 Connections)
-    "%m/%d/%Y, %I:%M %p",
-    "%m/%d/%y %I:%M %p",
-    "%d %b %Y",                     # 20 Mar 2024 (Connections)
-    "%d %B %Y",
-    "%d-%b-%y",                     # 18-Jun-24 (a re-saved file)
-    "%b %d, %Y",                    # Feb 17, 1998
-    "%b %Y",                        # Jan 2024 (positions)
-    "%Y-%m-%d",
-    "%Y",
-)
+# Every date format the notes list (§2.6 "Date formats in one archive"), as patterns read
+# by hand: strptime tries its formats slowly and follows the process's locale for month names.
+_MONTH = r"(?P<month>[A-Za-z]{3,9})\.?"
+_CLOCK = r"(?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2}))?"
+_DATE_PATTERNS = tuple(re.compile(pattern, re.I) for pattern in (
+    # 2024-03-17 18:03:34 · 2021-03-25 08:46 UTC · 2022/04/01 11:05:54 UTC · 2026-06-14
+    rf"(?P<year>\d{{4}})[-/](?P<mon>\d{{1,2}})[-/](?P<day>\d{{1,2}})(?:[ T]{_CLOCK})?(?: ?(?:UTC|GMT|Z))?",
+    # 3/12/24, 11:20 AM · 1/8/18, 6:14 PM (month first)
+    rf"(?P<mon>\d{{1,2}})/(?P<day>\d{{1,2}})/(?P<year>\d{{2}}|\d{{4}}),? {_CLOCK} ?(?P<half>[AP]\.?M\.?)",
+    # Wed Mar 13 18:51:14 UTC 2024
+    rf"(?:[A-Za-z]{{3}},? )?{_MONTH} (?P<day>\d{{1,2}}) {_CLOCK} (?:UTC|GMT) (?P<year>\d{{4}})",
+    # 20 Mar 2024 · 18-Jun-24
+    rf"(?P<day>\d{{1,2}})[ -]{_MONTH}[ -](?P<year>\d{{4}}|\d{{2}})",
+    # Feb 17, 1998 · Jan 2024 · 2024
+    rf"{_MONTH} (?P<day>\d{{1,2}}), (?P<year>\d{{4}})",
+    rf"{_MONTH} (?P<year>\d{{4}})",
+    r"(?P<year>\d{4})",
+))
 _NO_DATE = {"", "na", "n/a", "none", "null", "-"}
 _MONTHS = {m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
                                        "nov", "dec"), start=1)}
 
 
-def _english_months(text: str) -> str:
-    """Month names in the C locale's spelling whatever the process locale (strptime's %b
-    follows LC_TIME): 'Sept' -> 'Sep', 'mar' -> 'Mar'."""
-    def fix(match: re.Match[str]) -> str:
-        word = match.group(0)
-        return word[:3].title() if word[:3].casefold() in _MONTHS else word
-    return re.sub(r"[A-Za-z]{3,9}", fix, text)
+def _moment(parts: dict[str, str | None]) -> dt.datetime:
+    """The named parts of a matched date as a UTC datetime; ValueError for a part out of range."""
+    year = int(parts["year"] or 0)
+    if len(parts["year"] or "") == 2:
+        year += 1900 if year >= 69 else 2000   # as strptime's %y
+    if parts.get("month"):
+        month = _MONTHS.get((parts["month"] or "")[:3].casefold())
+        if month is None:
+            raise ValueError(f"no month {parts['month']!r}")
+    else:
+        month = int(parts.get("mon") or 1)
+    hour = int(parts.get("hour") or 0)
+    half = (parts.get("half") or "").replace(".", "").upper()
+    if half and not 1 <= hour <= 12:
+        raise ValueError(f"hour {hour} with {half}")
+    if half:
+        hour = hour % 12 + (12 if half == "PM" else 0)
+    return dt.datetime(year, month, int(parts.get("day") or 1), hour, int(parts.get("minute") or 0),
+                       int(parts.get("second") or 0), tzinfo=dt.timezone.utc)
 
 
 def parse_date(text: str | None) -> str | None:
     """Any of LinkedIn's date formats -> ISO-8601 UTC (times without a zone are UTC [U]);
     None for a blank or "NA". Anything else raises ValueError naming the text."""
-    value = " ".join((text or "").split())
+    value = " ".join((text or "").replace("\u202f", " ").split())   # a narrow no-break space before AM/PM
     if value.casefold() in _NO_DATE:
         return None
-    value = value.replace("\u202f", " ")   # a narrow no-break space before AM/PM
-    candidates = [value]
-    if re.search(r"[A-Za-z]{3}", value):
-        candidates.append(_english_months(value))
-    for candidate in candidates:
-        for pattern in _DATE_FORMATS:
+    for pattern in _DATE_PATTERNS:
+        found = pattern.fullmatch(value)
+        if found:
             try:
-                moment = dt.datetime.strptime(candidate, pattern)
+                return iso_utc(_moment(found.groupdict()))
             except ValueError:
-                continue
-            return iso_utc(moment.replace(tzinfo=dt.timezone.utc))
-    try:   # ISO with a zone or fractions ("2024-03-17T18:03:34.123Z")
-        return iso_utc(value)
-    except (TypeError, ValueError):
-        pass
+                break
+    else:
+        try:   # ISO with a zone or fractions ("2024-03-17T18:03:34.123+01:00")
+            return iso_utc(value)
+        except (TypeError, ValueError):
+            pass
     raise ValueError(f"unreadable date {value[:60]!r}")
 
 

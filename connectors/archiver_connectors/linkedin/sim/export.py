@@ -233,7 +233,7 @@ def make_world(*, posts: int = 3, connections: int = 4, comments: int = 3, react
     for i in range(posts):
         kind = "ugcPost" if i % 3 == 2 else "share"
         world.posts.append(SimPost(
-            urn=f"urn:li:{kind}:{share_id + i}", created_at=base - dt.timedelta(days=i, seconds=17 * i),
+            urn=f"urn:li:{kind}:{share_id + i}", created_at=base - dt.timedelta(days=i % 7300, seconds=17 * i),
             text=_POST_TEXTS[i % len(_POST_TEXTS)],
             shared_url="https://example.org/article" if i % 4 == 2 else "",
             media_url=f"https://www.linkedin.com/posts/ada-example-1234_activity-{share_id + i}-media"
@@ -255,18 +255,19 @@ def make_world(*, posts: int = 3, connections: int = 4, comments: int = 3, react
         world.connections.append(SimConnection(
             SimMember(first, last + suffix, None if i == 3 else f"{first}-{last}{suffix}-{100 + i}".lower(),
                       company="Analytical Engines" if i % 2 else "Navy", position="Engineer"),
-            connected_on=(base - dt.timedelta(days=30 * (i + 1))).replace(hour=18, minute=14, second=0)))
+            connected_on=(base - dt.timedelta(days=30 * (i % 100 + 1) + i // 100)).replace(hour=18, minute=14,
+                                                                                   second=0)))
     for i in range(invitations):
         world.invitations.append(SimInvitation(
             SimMember("Charles", f"Babbage{i}", f"charles-babbage-{i}"),
-            sent_at=(base - dt.timedelta(days=i + 2)).replace(hour=11, minute=20, second=0),
+            sent_at=(base - dt.timedelta(days=i % 7300 + 2)).replace(hour=11, minute=20, second=0),
             direction="INCOMING" if i % 2 == 0 else "OUTGOING",
             message="Hello Ada, let's connect, shall we?" if i == 0 else ""))
     for i in range(follows):
         world.member_follows.append(SimMemberFollow(
-            f"Mary Somerville{'' if i == 0 else f' {i}'}", (base - dt.timedelta(days=40 + i)).replace(microsecond=0)))
+            f"Mary Somerville{'' if i == 0 else f' {i}'}", (base - dt.timedelta(days=40 + i % 7300)).replace(microsecond=0)))
         world.company_follows.append(SimCompanyFollow(
-            "Royal Society" if i == 0 else f"Society {i}, Ltd", (base - dt.timedelta(days=50 + i)).replace(microsecond=0)))
+            "Royal Society" if i == 0 else f"Society {i}, Ltd", (base - dt.timedelta(days=50 + i % 7300)).replace(microsecond=0)))
     return world
 
 
