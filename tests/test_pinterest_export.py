@@ -345,19 +345,30 @@ def test_a_missing_original_falls_back_to_the_736_copy(tmp_path, ws, status):
     assert rows(ws.archive.db, "SELECT status FROM post_media WHERE post_id=?", pins[1].pin_id) == [("ok",)]
 
 
-def test_pinimg_is_the_default_host(tmp_path, ws):
+def test_pinimg_is_the_default_host_and_a_video_link_is_fetched_from_it_only(tmp_path, ws):
+    """[U] what Video holds for a video Pin: a link on Pinterest's CDN is downloaded, a link
+    elsewhere only kept in raw."""
     seen: list[str] = []
 
     def pinimg(request: httpx.Request) -> httpx.Response:
         seen.append(str(request.url))
-        return httpx.Response(200, content=picture("x", "originals"), headers={"content-type": "image/jpeg"})
+        if request.url.path.endswith(".mp4"):
+            return httpx.Response(200, content=b"\x00\x00\x00\x18ftypmp42" + bytes(64), headers={"content-type": "video/mp4"})
+        return httpx.Response(200, content=picture(request.url.path, "any"), headers={"content-type": "image/jpeg"})
 
-    pins = sample_pins(1)
+    pins = sample_pins(2)
+    pins[0].is_video, pins[0].video = True, "https://v1.pinimg.com/videos/mc/720p/0d/f6/f1/0df6f1.mp4"
+    pins[1].is_video, pins[1].video = True, "https://video.example/elsewhere.mp4"
     result = run_import(ws, wrapped(tmp_path, pins, "zip"), transport=httpx.MockTransport(pinimg))
 
     assert result["status"] == "ok", result
-    signature = pins[0].image_signature
-    assert seen == [f"https://i.pinimg.com/originals/{signature[:2]}/{signature[2:4]}/{signature[4:6]}/{signature}.jpg"]
+    originals = [f"https://i.pinimg.com/originals/{s[:2]}/{s[2:4]}/{s[4:6]}/{s}.jpg"
+                 for s in (pin.image_signature or "" for pin in pins)]
+    assert sorted(seen) == sorted([*originals, pins[0].video])
+    assert sorted(rows(ws.archive.db, "SELECT post_id, role, status FROM post_media")) == sorted([
+        (pins[0].pin_id, "cover", "ok"), (pins[0].pin_id, "video", "ok"), (pins[1].pin_id, "cover", "ok")])
+    raw = json.loads(one(ws.archive.db, "SELECT raw FROM posts WHERE post_id=?", pins[1].pin_id))
+    assert next(iter(raw.values()))["Video"] == pins[1].video
 
 
 def test_line_breaks_written_either_way_stay_in_the_details(tmp_path, ws, cdn):

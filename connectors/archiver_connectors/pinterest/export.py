@@ -64,9 +64,9 @@ MAX_KEYS = 200                # lines of one block
 MAX_HEADING = 300
 MAX_BOARDS_REMEMBERED = 100_000   # board ids already given as Collections (more: given again, harmless)
 
-# Where the export may be inside a zip or folder [U]: its HTML files near the top, few of them
-# (a Facebook or Google export holds hundreds, and is never peeked into).
-MAX_CANDIDATES = 5
+# Where the export may be inside a zip or folder [U]: its HTML files at the top or one folder
+# down, a few of them (an export of another platform with more is never peeked into).
+MAX_CANDIDATES = 20
 MAX_DEPTH = 1
 SNIFF_BYTES = 256 * 1024
 _PINS_HEADING = re.compile(rb"<h1\b[^>]{0,200}>\s*Pins\s*</h1\s*>", re.I)
@@ -77,6 +77,7 @@ _SIGNATURE = re.compile(r"^[0-9a-f]{6,64}$")
 _BOARD_ID = re.compile(r"^[\w-]{1,64}$")
 _KEY = re.compile(r"^([A-Za-z][A-Za-z0-9 _'()/-]{0,59}):(?:\s|$)")
 _CREATED = "%Y/%m/%d %H:%M:%S"
+_PINIMG_LINK = re.compile(r"^https://([\w-]+\.)*pinimg\.com/", re.I)
 
 # The Pin keys the notes name [C3]; an unknown key in a Pin is kept raw too.
 PIN_KEYS = ("Title", "Details", "Image", "Is Native", "Board Id", "Board Name", "Is Video", "Ip Address",
@@ -86,13 +87,7 @@ _PIN_KEYS = {key.casefold() for key in PIN_KEYS}
 # Pin values on one line: a line without a key after one of these is no part of the Pin.
 _ONE_LINE_PIN_KEYS = {key.casefold() for key in ("Image", "Is Native", "Board Id", "Is Video", "Ip Address", "Username",
                                                   "Canonical Link", "Created at", "Alive", "Is a repin", "Private")}
-_SKIPPED = ("script", "style")
-
-
-def sensitive(key: str) -> bool:
-    """The IP address a Pin was made from: never archived."""
-    folded = " ".join(key.casefold().split())
-    return folded == "ip" or "ip address" in folded
+_SKIPPED = ("script", "style")   # their text is no data
 
 # Headings of the sections read besides Pins [U: no sample of them].
 BOARD_HEADINGS = {"boards", "your boards"}
@@ -102,10 +97,17 @@ LIST_HEADINGS = {"followers": "followers", "your followers": "followers",
 PRIVACY_WORDS = {"secret": "private", "protected": "private", "public": "public"}
 
 
+def sensitive(key: str) -> bool:
+    """The IP address a Pin was made from: never archived."""
+    folded = " ".join(key.casefold().split())
+    return folded == "ip" or "ip address" in folded
+
+
 # --------------------------------------------------------------------------- finding it
 
 
 def _candidates(source) -> list[str]:
+    """The HTML files that may be the export's document."""
     if getattr(source, "kind", None) == "html":   # the document alone, whatever its name
         return source.names()
     names = [name for name in source.names() if name.lower().endswith(HTML_SUFFIXES)
@@ -492,7 +494,8 @@ def pin_records(block: Block, *, cdn: str = PINIMG) -> tuple[Post, Collection | 
         media.append(MediaRef(original, "cover" if is_video else "image", 0, mime_hint="image/jpeg",
                               description=alt_text, refresh=_fallback(smaller)))
     video = _http(block.get("Video"))
-    if video:   # [U] what the export writes for a video Pin: a link is downloaded
+    if video and (video.startswith(cdn + "/") or _PINIMG_LINK.match(video)):
+        # [U] what the export writes for a video Pin: a link to Pinterest's own CDN is downloaded
         media.append(MediaRef(video, "video", 0))
     post = Post(
         native_id=pin_id,
