@@ -247,6 +247,17 @@ def test_lying_totals_do_not_stop_the_walk_and_a_next_link_going_back_is_refused
     assert h.contents()["snapshots"] == before["snapshots"]    # no list taken from a cut walk
 
 
+def test_a_domain_linkedin_does_not_know_by_that_name_is_reported_and_its_list_left_incomplete(tmp_path, monkeypatch):
+    h = Harness(tmp_path, monkeypatch, FakeLinkedInConfig(posts=3, followers=3,
+                                                          unknown_domains=("MEMBER_FOLLOWS", "INVITATIONS")))
+    result = h.run()
+    assert result["status"] == "ok" and h.state("snapshot")["completed_at"]
+    assert {e["item"] for e in result["errors"]} == {"MEMBER_FOLLOWS domain", "INVITATIONS domain"}
+    snapshots = {r["kind"]: r for r in h.rows("SELECT kind, member_count, complete FROM snapshots")}
+    assert snapshots["following"] == {"kind": "following", "member_count": 2, "complete": 0}   # the companies only
+    assert "invitations_received" not in snapshots and snapshots["friends"]["complete"] == 1
+
+
 # --------------------------------------------------------------------------- processing, limits, errors
 
 

@@ -297,9 +297,12 @@ class LinkedInConnector(Connector):
                        stop_at_known=False, resume_at_cursor=True)
         yield from walk.pages()
 
-    def _domain_pages(self, api, state: dict, part: str, domains: tuple[str, ...]):
+    def _domain_pages(self, api, ctx, state: dict, part: str, domains: tuple[str, ...]):
         """(domain, page index, rows) for every page of the part's domains, from where an
-        interrupted pass stood; ``state["at"]`` says where the pass stands after each."""
+        interrupted pass stood; ``state["at"]`` says where the pass stands after each. A
+        domain LinkedIn refuses by name (400) is reported and left out (``state["refused"]``)."""
+        from archiver_connectors.linkedin.api import DomainRefused
+
         at = state.get("at") if (state.get("at") or {}).get("part") == part else None
         if at is not None and at.get("start") is None:
             return     # every page of the part was read; only its end is left
@@ -307,7 +310,13 @@ class LinkedInConnector(Connector):
         start = at.get("start") or 0 if at else 0
         for position, domain in enumerate(domains[index:], start=index):
             while True:
-                found, next_start = api.snapshot_page(domain, start)
+                try:
+                    found, next_start = api.snapshot_page(domain, start)
+                except DomainRefused as refused:
+                    ctx.report(f"{domain} domain", f"{refused}; LinkedIn may call it otherwise: it is left out of "
+                                                   "this pass (a list it is part of counts as incomplete)")
+                    state["refused"] = sorted({*state.get("refused", []), domain})
+                    found, next_start = [], None
                 if next_start is not None:
                     state["at"] = {"part": part, "domain": domain, "start": next_start}
                 elif position + 1 < len(domains):
@@ -328,7 +337,7 @@ class LinkedInConnector(Connector):
 
         kinds = LIST_KINDS[part]
         progress = state["lists"].setdefault(part, {"rows": 0, "bad": 0})
-        for domain, start, found in self._domain_pages(api, state, part, domains):
+        for domain, start, found in self._domain_pages(api, ctx, state, part, domains):
             members: dict[ListKind, list] = {kind: [] for kind in kinds}
             for position, row in enumerate(found):
                 try:
@@ -355,8 +364,10 @@ class LinkedInConnector(Connector):
             records = [ListPage(kind, state["taken_at"], people, cursor=state["at"])
                        for kind, people in members.items() if people]
             yield Page("snapshot", records, _copy(state))
-        ends = [ListPage(kind, state["taken_at"], last=True, complete=not progress["bad"])
-                for kind in kinds] if progress["rows"] else []
+        # One domain of a list refused (following: members and companies) leaves it
+        # incomplete: what the other gave must not end the first one's intervals.
+        whole = not progress["bad"] and not set(domains) & set(state.get("refused", []))
+        ends = [ListPage(kind, state["taken_at"], last=True, complete=whole) for kind in kinds] if progress["rows"] else []
         yield Page("snapshot", ends, _copy(self._done(state, part)))
 
     def _rows_part(self, api, ctx, state: dict, part: str, domains: tuple[str, ...]) -> Iterator[Page]:
@@ -364,7 +375,7 @@ class LinkedInConnector(Connector):
         (kept in the pass's state until all are read: one profile record, one version)."""
         from archiver_connectors.linkedin import rows
 
-        for domain, start, found in self._domain_pages(api, state, part, domains):
+        for domain, start, found in self._domain_pages(api, ctx, state, part, domains):
             records: list[Any] = []
             for position, row in enumerate(found):
                 try:

@@ -79,6 +79,10 @@ class LinkedInError(NetError):
         self.service_code, self.code = service_code, code
 
 
+class DomainRefused(LinkedInError):
+    """LinkedIn does not know a domain by the name asked (several names are [U], notes §1.4)."""
+
+
 def error_of(response: httpx.Response) -> tuple[int | None, str, str]:
     """(serviceErrorCode, code word, message) of an error answer; blanks for a body that
     is no LinkedIn error envelope."""
@@ -272,7 +276,14 @@ class LinkedInApi:
         params: dict[str, Any] = {"q": "criteria", "domain": domain}
         if start:
             params["start"] = start
-        body = self.get(SNAPSHOT_PATH, params)
+        try:
+            body = self.get(SNAPSHOT_PATH, params)
+        except LinkedInError as error:
+            text = error.message.lower()
+            if error.status == 400 and (domain.lower() in text or "domain" in text) and "version" not in text:
+                raise DomainRefused(error.message, kind="client", status=400, service_code=error.service_code,
+                                    code=error.code) from None
+            raise
         if body is None:
             return [], None
         rows: list[tuple[str, dict[str, str]]] = []

@@ -35,7 +35,7 @@ What it rejects, as the notes say LinkedIn does:
 - the changelog holds only events after consent and within 28 days; ``capturedAt`` in ms.
 
 [U] choices, each a knob of ``FakeLinkedInConfig``: ``accepted_scopes`` (the scope's name),
-``lying_total``, ``expired_code``, ``processing_seconds``, ``changelog_paging`` ("offset":
+``lying_total``, ``expired_code``, ``processing_seconds``, ``unknown_domains``, ``changelog_paging`` ("offset":
 ``start`` counts events, as Rest.li collections do; "index": a page index),
 ``programmatic_refresh``.
 """
@@ -99,6 +99,9 @@ class FakeLinkedInConfig:
     processing_seconds: float = 0       # after consent, every domain is 404 this long [U]
     changelog_paging: str = "offset"    # [U] "offset" or "index"
     programmatic_refresh: bool = False  # the app has refresh tokens (partners only) [U]
+    # Domains this LinkedIn does not know by the name asked (400, as any unknown one): the
+    # notes' INVITATIONS, MEMBER_FOLLOWS and COMPANY_FOLLOWS are [U] names.
+    unknown_domains: tuple[str, ...] = ()
     refresh_ttl: int = 365 * DAY
 
 
@@ -418,7 +421,7 @@ class FakeLinkedIn(FakeClock):
             return error(400, "Invalid query parameters passed to request: q=criteria is required",
                          code="ILLEGAL_ARGUMENT")
         domain = params.get("domain")
-        if domain is not None and domain not in DOMAINS:
+        if domain is not None and (domain not in DOMAINS or domain in self.config.unknown_domains):
             return error(400, f"Invalid value {domain!r} for the domain parameter", code="ILLEGAL_ARGUMENT")
         raw_start = params.get("start", "0")
         if not raw_start.isdigit():
@@ -429,7 +432,8 @@ class FakeLinkedIn(FakeClock):
             return no_data
         # Without a domain every domain's pages follow one another (a page holds one domain).
         pages = ([(domain, page) for page in self._pages_of(domain)] if domain else
-                 [(name, page) for name in DOMAINS for page in self._pages_of(name)])
+                 [(name, page) for name in DOMAINS if name not in self.config.unknown_domains
+                  for page in self._pages_of(name)])
         if start >= len(pages):
             return no_data
         name, rows = pages[start]
