@@ -213,6 +213,7 @@ def test_standard_access_throttles_a_minute_with_retry_after():
     answers = [get(fake, "/v5/boards", access) for _ in range(3)]
     assert [a.status_code for a in answers] == [200, 200, 429]
     assert 1 <= int(answers[2].headers["Retry-After"]) <= 61
+    assert get(fake, "/v5/user_account/followers", access).status_code == 200   # another category (ads_read)
     fake.advance(61)
     assert get(fake, "/v5/boards", access).status_code == 200
 

@@ -159,7 +159,7 @@ class PinterestConnector(Connector):
                 ctx.save_state("quota", budget.state())
 
         try:
-            self._authorization_ends(ctx, tokens)
+            self._authorization_ends(ctx)
             for page in self._streams(api, ctx):
                 # Saved before the page is written: a crash in between over-counts (stops
                 # early), never under-counts (runs into Pinterest's 429).
@@ -178,7 +178,7 @@ class PinterestConnector(Connector):
             api.close()
             token_client.close()
 
-    def _authorization_ends(self, ctx, tokens) -> None:
+    def _authorization_ends(self, ctx) -> None:
         """No end to announce: every refresh brings a new 60-day refresh token, and a run
         renews one that nears its end (PinterestTokens.refresh_due), so only an account
         left unrun for two months loses it; that run then says to authorize again."""

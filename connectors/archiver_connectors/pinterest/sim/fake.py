@@ -35,7 +35,8 @@ Choices where the notes say [U], each a knob of ``FakePinterestConfig``:
 - ``naive_times``: ``created_at`` without an offset (``2024-05-01T18:22:31``) or with "Z".
 - ``ratelimit_headers``: x-ratelimit-limit / -remaining / -reset on answers.
 - ``access``: "trial" (a daily counter, 429 for the rest of the UTC day) or "standard"
-  (``rate_limit`` requests a minute, 429 with Retry-After until the next minute).
+  (``rate_limit`` requests a minute per rate category — ``ads_read`` for the followers list,
+  ``org_read`` for the rest — then 429 with Retry-After until the next minute).
 - ``bookmark_ttl``: seconds a bookmark is accepted (None: always).
 
 ``advance(seconds)`` moves the fake's clock (codes, tokens, the Trial day, bookmarks).
@@ -162,7 +163,8 @@ class FakePinterest(FakeClock):
         self._ids = random.Random(self.config.seed + 2)
         self.log: list[tuple[str, str, int, dict[str, str]]] = []
         self.calls_by_day: collections.Counter[str] = collections.Counter()   # API calls a UTC day
-        self.calls_by_minute: collections.Counter[int] = collections.Counter()
+        # Standard access: calls a minute per rate category (notes §4: followers are ads_read).
+        self.calls_by_minute: collections.Counter[tuple[str, int]] = collections.Counter()
         self.continuous_refresh_seen = 0
         self.token_requests: list[dict[str, str]] = []
         self._codes: dict[str, dict[str, Any]] = {}
@@ -507,11 +509,11 @@ class FakePinterest(FakeClock):
                                          else self.config.rate_limit),
                 "x-ratelimit-remaining": str(max(left, 0)), "x-ratelimit-reset": str(int(reset))}
 
-    def _count_call(self) -> httpx.Response | dict:
+    def _count_call(self, path: str) -> httpx.Response | dict:
         """Charge one call to the app's limit; a 429 answer when it is spent, else the headers."""
         now = self.now()
         if self.config.access == "standard":
-            minute = int(now // 60)
+            minute = ("ads_read" if path.startswith("/user_account/followers") else "org_read", int(now // 60))
             if self.calls_by_minute[minute] >= self.config.rate_limit:
                 wait = 60 - now % 60
                 return self._error(429, 8, "You have exceeded your rate limit. Try again later.",
@@ -537,7 +539,7 @@ class FakePinterest(FakeClock):
         if not record["used"]:
             record["used"] = True
             self._retire_predecessor(record["refresh"])
-        counted = self._count_call()
+        counted = self._count_call(path)
         if isinstance(counted, httpx.Response):
             return counted
         headers = counted
