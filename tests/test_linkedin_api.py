@@ -145,6 +145,14 @@ def test_first_run_reads_every_domain_page_by_page_into_the_export_records(tmp_p
     assert h.fake.world.owner.address not in dump and h.fake.world.owner.birth_date not in dump
 
 
+@pytest.mark.parametrize("quirk", [False, True])
+def test_multi_line_posts_read_the_same_with_or_without_the_exports_quote_quirk(tmp_path, monkeypatch, quirk):
+    h = Harness(tmp_path, monkeypatch, FakeLinkedInConfig(posts=3, followers=1, share_quirk=quirk))
+    h.run()
+    texts = {r["post_id"]: r["text"] for r in h.rows("SELECT post_id, text FROM posts")}
+    assert {p.urn: p.text or None for p in h.fake.world.posts} == texts
+
+
 def test_a_quiet_second_run_asks_only_the_changelog(tmp_path, monkeypatch):
     h = Harness(tmp_path, monkeypatch)
     h.run()

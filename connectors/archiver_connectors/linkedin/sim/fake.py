@@ -35,7 +35,7 @@ What it rejects, as the notes say LinkedIn does:
 - the changelog holds only events after consent and within 28 days; ``capturedAt`` in ms.
 
 [U] choices, each a knob of ``FakeLinkedInConfig``: ``accepted_scopes`` (the scope's name),
-``lying_total``, ``expired_code``, ``processing_seconds``, ``unknown_domains``, ``changelog_paging`` ("offset":
+``lying_total``, ``expired_code``, ``processing_seconds``, ``unknown_domains``, ``share_quirk``, ``changelog_paging`` ("offset":
 ``start`` counts events, as Rest.li collections do; "index": a page index),
 ``programmatic_refresh``.
 """
@@ -102,6 +102,7 @@ class FakeLinkedInConfig:
     # Domains this LinkedIn does not know by the name asked (400, as any unknown one): the
     # notes' INVITATIONS, MEMBER_FOLLOWS and COMPANY_FOLLOWS are [U] names.
     unknown_domains: tuple[str, ...] = ()
+    share_quirk: bool = False           # [U] multi-line ShareCommentary wrapped line by line, as the export does
     refresh_ttl: int = 365 * DAY
 
 
@@ -157,7 +158,8 @@ class FakeLinkedIn(FakeClock):
         if rows is None:
             from archiver_connectors.linkedin.sim.export import snapshot_rows
 
-            rows = snapshot_rows
+            quirk = self.config.share_quirk
+            rows = lambda world, domain: snapshot_rows(world, domain, share_quirk=quirk)  # noqa: E731
         self._rows_of = rows
         self.events: list[_Event] = []
         self.tokens: dict[str, _Token] = {}
