@@ -143,11 +143,26 @@ def test_random_bytes_are_an_unknown_file_type(box):
 
 
 def test_saved_html_page_is_recognized(box):
+    """A bare HTML document opens (Pinterest's export is one); a saved login page is then
+    recognized by no connector, and said to be a web page."""
+    from archiver.sync.jobs import detect_platform
+
     page = box.inputs / "download.zip"
     page.write_text("\n  <!DOCTYPE html><html><body>Log in</body></html>")
-    with pytest.raises(ExportFileError, match="web page") as caught:
-        open_export(page)
+    with open_export(page) as source:
+        assert source.kind == "html" and source.names() == ["download.zip"]
+        with pytest.raises(ExportFileError, match="web page") as caught:
+            detect_platform(source)
     assert str(page) in str(caught.value)
+
+
+def test_a_peek_leaves_an_entry_not_read(box):
+    path = make_zip(box.inputs / "export.zip", [("a.html", b"<h1>A</h1>"), ("b.json", b"[]")])
+    with open_export(path) as source:
+        assert source.peek("a.html", 4) == b"<h1>"
+        assert source.not_read() == ["a.html", "b.json"]
+        source.open("a.html").close()
+        assert source.peek("a.html", 4) == b"<h1>" and source.not_read() == ["b.json"]
 
 
 def test_truncated_zip_is_reported_as_damaged(box):

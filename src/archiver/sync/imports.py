@@ -633,6 +633,18 @@ class ExportSource:
         raw = self._open_entry(entry)
         return io.BufferedReader(_GuardedStream(raw, self, entry), buffer_size=64 * 1024)
 
+    def peek(self, name: str, size: int) -> bytes:
+        """The first ``size`` bytes of one entry, to recognize an export by (a connector's
+        ``detect_export``): unlike ``open``, a look does not count the entry as read, so the
+        platform whose export it is still names it in ``not_read`` if it does not read it."""
+        looked_at_before = name in self._used
+        try:
+            with self.open(name) as stream:
+                return stream.read(size)
+        finally:
+            if not looked_at_before:
+                self._used.discard(name)
+
     def opener(self, name: str | None, *, named: str, named_in: str, hint: str = "") -> Callable[[], BinaryIO]:
         """How a media file the export names is opened (a MediaRef's ``opener``).
 
@@ -1055,6 +1067,14 @@ class _JsonFileSource(ExportSource):
             raise _export_error(self.path, f"it cannot be read ({exc})", "check the file is still there", entry.name) from exc
 
 
+class _HtmlFileSource(_JsonFileSource):
+    """A bare HTML document (Pinterest's "Request your data" export is one): one entry,
+    named after the file. A saved login or error page opens too; no connector recognizes
+    it, and the import then says it looks like a web page (sync.jobs.detect_platforms)."""
+
+    kind = "html"
+
+
 class _CarFileSource(_JsonFileSource):
     """A bare CAR file (an AT Protocol repository, as Bluesky's settings page exports it):
     one entry, named after the file; the connector decodes its blocks."""
@@ -1294,12 +1314,10 @@ def _sniff(path: Path) -> type[ExportSource]:
     if text_start[:1] in (b"{", b"["):
         return _JsonFileSource
     if text_start[:1] == b"<":
-        problem = "it looks like a web page (HTML), not an export"
-        fix = "the browser may have saved a login or error page; download the export again"
-        raise _export_error(path, problem, fix)
+        return _HtmlFileSource
     raise _export_error(
         path,
-        "unknown file type (not a zip, tar, tar.gz, JSON or CAR file)",
+        "unknown file type (not a zip, tar, tar.gz, JSON, HTML or CAR file)",
         "choose the file you downloaded from the platform's \"download your data\" page, "
         "or the folder you extracted it to",
     )

@@ -117,6 +117,10 @@ def detect_platforms(source) -> list[str]:
                 f"safety are skipped:{listed}{more}\nArchiver never follows a link inside an export, nor "
                 "writes outside it: if the platform's data file is among these (a link, say), replace it by "
                 "the file itself, or import the export file as you downloaded it.", path=source.path)
+        if getattr(source, "kind", None) == "html":
+            raise ExportFileError(
+                f"{source.path}: it looks like a web page (HTML), not an export archiver knows; the browser may "
+                "have saved a login or error page: download the export again.", path=source.path)
         raise ExportFileError(
             f"{source.path}: not an export file archiver knows (installed connectors: "
             f"{', '.join(sorted(installed_connectors()))}). If you know which platform it is from, "
