@@ -132,13 +132,9 @@ def find_export(source) -> list[str]:
 
 
 def _head(source, name: str) -> bytes:
-    """The first bytes of one entry. Through the core's ``peek`` where it has one (a look
-    that leaves the entry "not read" for the platform whose export it really is)."""
-    peek = getattr(source, "peek", None)
-    if peek is not None:
-        return peek(name, SNIFF_BYTES)
-    with source.open(name) as stream:
-        return stream.read(SNIFF_BYTES)
+    """The first bytes of one entry, looked at without counting it read (it stays "not
+    read" for the platform whose export it really is)."""
+    return source.peek(name, SNIFF_BYTES)
 
 
 # --------------------------------------------------------------------------- the document
@@ -196,6 +192,14 @@ class Section:
     line: int
 
 
+@dataclass
+class DocumentEnd:
+    """The end of the text: ``whole`` when the document closed (its ``</div>``, ``</body>``
+    or ``</html>`` last), not when it stopped short (a download cut off)."""
+
+    whole: bool
+
+
 class _Reader(HTMLParser):
     """The document's sections and blocks, gathered in ``found`` as the text is fed a piece
     at a time. A block starts at a link that begins a line (in Pins: a Pin's link, unless it
@@ -223,6 +227,7 @@ class _Reader(HTMLParser):
         self.last_key: str | None = None
         self.skipping = 0           # inside <script> / <style>
         self.discarding = False     # the rest of a tag or text let go as too long, until the next tag
+        self.closed = False         # the last thing read closed the document (a cut-off one does not)
 
     # -- feeding, bounded --------------------------------------------------------------
 
@@ -248,7 +253,7 @@ class _Reader(HTMLParser):
     # -- parser events -----------------------------------------------------------------
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.discarding = False
+        self.discarding = self.closed = False
         if tag in _SKIPPED:
             self.skipping += 1
             return
@@ -277,6 +282,7 @@ class _Reader(HTMLParser):
 
     def handle_endtag(self, tag: str) -> None:
         self.discarding = False
+        self.closed = tag in ("div", "body", "html")
         if tag in _SKIPPED:
             self.skipping = max(0, self.skipping - 1)
         elif tag == "h1" and self.heading is not None:
@@ -290,6 +296,8 @@ class _Reader(HTMLParser):
     def handle_data(self, data: str) -> None:
         if self.skipping or self.discarding:
             return
+        if self.closed and data.strip():
+            self.closed = False
         if self.heading is not None:
             if sum(map(len, self.heading)) < MAX_HEADING:
                 self.heading.append(data[:MAX_HEADING])
@@ -415,8 +423,9 @@ def _value(text: str) -> str:
     return text[:-1].rstrip() if text.endswith(",") else text
 
 
-def read_document(stream) -> Iterator[Section | Block]:
-    """Sections and blocks of one document (``stream``: its text), a piece at a time."""
+def read_document(stream) -> Iterator[Section | Block | DocumentEnd]:
+    """Sections and blocks of one document (``stream``: its text), a piece at a time, and
+    last whether it was whole."""
     reader = _Reader()
     while chunk := stream.read(READ_CHUNK):
         reader.feed_bounded(chunk)
@@ -424,6 +433,7 @@ def read_document(stream) -> Iterator[Section | Block]:
         reader.found.clear()
     reader.finish()
     yield from reader.found
+    yield DocumentEnd(reader.closed)
 
 
 # --------------------------------------------------------------------------- records
@@ -463,9 +473,10 @@ def _http(value: str | None) -> str | None:
     return value if value and re.match(r"^https?://\S+$", value, re.I) else None
 
 
-def pin_records(block: Block, *, cdn: str = PINIMG) -> tuple[Post, Collection | None]:
+def pin_records(block: Block, *, cdn: str = PINIMG,
+                warn: Callable[[str], None] = lambda problem: None) -> tuple[Post, Collection | None]:
     """A Pin block → its Post (with its image to download) and its board; ValueError when
-    the block is no Pin."""
+    the block is no Pin. ``warn`` hears of a value left out of a Pin that is kept."""
     if block.problem:
         raise ValueError(block.problem)
     found = _PIN_HREF.match(block.href or "")
@@ -477,6 +488,8 @@ def pin_records(block: Block, *, cdn: str = PINIMG) -> tuple[Post, Collection | 
         created = created_at(block.get("Created at"))
     except (TypeError, ValueError):
         created = None   # kept raw ("Created at"), as written
+        warn(f"its Created at {(block.get('Created at') or '')[:60]!r} is no date this version reads (it reads "
+             "2017/02/13 15:35:01); the Pin is kept without a date, the text as written in its raw")
     is_video = _flag(block.get("Is Video"))
     private = _flag(block.get("Private"))
     raw["flags"] = {"is_video": is_video, "is_repin": _flag(block.get("Is a repin")),
@@ -560,6 +573,10 @@ def _describe(block: Block, name: str) -> str:
     return f"block {block.number} of {block.section or 'the document'} (line {block.line} of {name})"
 
 
+def _reporter(ctx, item: str) -> Callable[[str], None]:
+    return lambda problem: ctx.report(item, problem)
+
+
 def _item_id(block: Block) -> str:
     found = _PIN_HREF.match(block.href or "")
     return found.group(1) if found and block.section.casefold() == "pins" else f"{block.section} {block.number}"
@@ -570,15 +587,20 @@ class _Blocks:
     members are taken from the same stream while it lasts (the runner reads them to the
     end, or not at all when the list is in the archive already: the rest are then skipped)."""
 
-    def __init__(self, items: Iterator[Section | Block]):
+    def __init__(self, items: Iterator[Section | Block | DocumentEnd]):
         self._items = items
         self.pending: Section | Block | None = None
+        self.cut_short = False   # known at the end: the document stopped before it closed
 
     def next(self) -> Section | Block | None:
         if self.pending is not None:
             item, self.pending = self.pending, None
             return item
-        return next(self._items, None)
+        found = next(self._items, None)
+        if isinstance(found, DocumentEnd):
+            self.cut_short = not found.whole
+            return None
+        return found
 
     def section_blocks(self, section: str) -> Iterator[Block]:
         while True:
@@ -608,12 +630,16 @@ def export_pages(source, ctx) -> Iterator[Page]:
         # A list's date: when Pinterest wrote the document (the zip's time, the file's).
         moment = source.modified_at(name) or dt.datetime.now(dt.timezone.utc)
         with _open_text(source, name) as text:
-            yield from _document_pages(_Blocks(read_document(text)), name, ctx, cdn, iso_utc(moment), unread,
-                                       pins_read)
+            blocks = _Blocks(read_document(text))
+            yield from _document_pages(blocks, name, ctx, cdn, iso_utc(moment), unread, pins_read)
             problem = getattr(text.buffer.raw, "problem", None)   # the core's TextReader names a bad byte
         if problem:
             ctx.report(f"the bad bytes of {name}", f"{problem}; the rest of it was read, with those bytes "
                        "shown as \ufffd")
+        if blocks.cut_short:
+            ctx.report(f"{source.path}, entry {name!r}", "the document stops before its end (no closing </div>): "
+                       "the download may have been cut off. What it holds was imported; its last list is kept as "
+                       "partial (no one is taken to have left); download the export again to have it all")
     if not pins_read[0]:
         ctx.note(f"the export lists no Pins ({', '.join(names)})")
     if unread:
@@ -670,7 +696,7 @@ def _document_pages(blocks: _Blocks, name: str, ctx, cdn: str, taken_at: str,
         if heading == "pins":
             pins_read[0] += 1
             try:
-                post, board = pin_records(block, cdn=cdn)
+                post, board = pin_records(block, cdn=cdn, warn=_reporter(ctx, _describe(block, name)))
             except ValueError as error:
                 ctx.report(_describe(block, name), str(error))
                 pins_bad.append(Unmapped(_item_id(block), str(error), block.raw()))
@@ -731,6 +757,8 @@ def _list_pages(blocks: _Blocks, heading: str, kind, name: str, ctx, taken_at: s
                 snapshot.complete = False
                 continue
             yield Membership(person)
+        if blocks.cut_short:   # the list went on past where the document stops
+            snapshot.complete = False
 
     snapshot.members = members()
     yield Page(f"export:{kind}", [snapshot])
