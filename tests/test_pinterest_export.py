@@ -247,7 +247,8 @@ def test_no_data_everywhere_gives_a_pin_with_its_id_only(tmp_path, ws, cdn):
 def test_unknown_sections_are_kept_raw_and_named_once(tmp_path, ws, cdn):
     mystery = ExportSection("Shopping lists", [
         ExportBlock({"Item": "flour", "Ip Address": IP}), ExportBlock({"Item": "lemons"}),
-        ExportBlock({"Item": "butter"}, href="https://www.pinterest.com/roofcam/")])
+        ExportBlock({"Item": "butter"}, href="https://www.pinterest.com/roofcam/"),
+        ExportBlock({"Item": "y" * (MAX_LINE + 1)})])   # over a bound: reported as well
     odd_followers = ExportSection("Followers", [{"Count": "12"}])   # no user names [U]
     path = wrapped(tmp_path, sample_pins(2), "zip", extra_sections=[mystery, odd_followers])
 
@@ -259,7 +260,10 @@ def test_unknown_sections_are_kept_raw_and_named_once(tmp_path, ws, cdn):
     kept = rows(db, "SELECT stream, item_id, raw FROM unmapped_items ORDER BY item_id")
     assert [(stream, item) for stream, item, _raw in kept] == [
         ("export:unread", "Followers 1"), ("export:unread", "Shopping lists 1"),
-        ("export:unread", "Shopping lists 2"), ("export:unread", "Shopping lists 3")]
+        ("export:unread", "Shopping lists 2"), ("export:unread", "Shopping lists 3"),
+        ("export:unread", "Shopping lists 4")]
+    assert [(e["item"], e["error"]) for e in result["errors"]] == [
+        ("block 4 of Shopping lists (line 45 of pinterest.html)", f"a line of it is longer than {MAX_LINE} characters")]
     assert json.loads(kept[1][2]) == {"Item": "flour"}
     assert json.loads(kept[3][2]) == {"Item": "butter", "link": "https://www.pinterest.com/roofcam/"}
     said = " ".join(result["summary"] if "summary" in result else []) + (result.get("message") or "")

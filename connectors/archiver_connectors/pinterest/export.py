@@ -709,6 +709,10 @@ def _document_pages(blocks: _Blocks, name: str, ctx, cdn: str, taken_at: str,
             if len(pins) + len(pins_bad) >= PAGE_SIZE:
                 yield from pins_page()
             continue
+        if block.problem:   # over a bound in another section: reported, kept as far as read
+            ctx.report(_describe(block, name), block.problem)
+            others.append(Unmapped(_item_id(block), block.problem, block.raw()))
+            continue
         record = board_record(block) if heading in BOARD_HEADINGS else None
         if record is not None:
             boards.append(record)
