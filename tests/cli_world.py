@@ -1,5 +1,5 @@
 """End-to-end helpers: the REAL `archiver` command run as subprocesses, against
-`archiver simulate tiktok|instagram|facebook|threads|youtube|bluesky|mastodon` served in
+`archiver simulate tiktok|instagram|facebook|threads|youtube|bluesky|mastodon|linkedin|pinterest` served in
 another process over real loopback HTTP.
 
 Used by test_e2e_crash.py, test_secret_leak.py, test_cli.py and test_platforms_e2e.py
@@ -46,8 +46,11 @@ FAKE_CLIENT_IDS = {
     "facebook": "2000000000000002",                               # FakeFacebookConfig.client_id
     "threads": "2000000000000002",                                # FakeThreadsConfig.client_id
 }
+# The fakes added last say theirs on their config class (FakeLinkedInConfig.client_id …).
+FAKE_CONFIG_CLASSES = {"linkedin": "FakeLinkedInConfig", "pinterest": "FakePinterestConfig"}
 CLIENT_ID_KEYS = {"tiktok": "client_key", "instagram": "client_id", "youtube": "client_id",
-                  "facebook": "client_id", "threads": "client_id"}
+                  "facebook": "client_id", "threads": "client_id", "linkedin": "client_id",
+                  "pinterest": "client_id"}
 AUTHORIZE_URLS = {
     "tiktok": AUTHORIZE_URL,
     "instagram": re.compile(r"http://127\.0\.0\.1:\d+/oauth/authorize\?\S+"),
@@ -55,6 +58,8 @@ AUTHORIZE_URLS = {
     "threads": re.compile(r"http://127\.0\.0\.1:\d+/oauth/authorize\?\S+"),
     "youtube": re.compile(r"http://127\.0\.0\.1:\d+/o/oauth2/v2/auth\?\S+"),
     "mastodon": re.compile(r"http://127\.0\.0\.1:\d+/oauth/authorize\?\S+"),
+    "linkedin": re.compile(r"http://127\.0\.0\.1:\d+/oauth/v2/authorization\?\S+"),
+    "pinterest": re.compile(r"http://127\.0\.0\.1:\d+/oauth/?\?\S+"),
 }
 # The open platforms need no app of ours: Mastodon registers one on the instance during
 # `archiver auth` (its client id and secret go to the SecretStore), Bluesky logs in with
@@ -65,7 +70,17 @@ BLUESKY_APP_PASSWORD = "abcd-efgh-ijkl-mnop"
 # its id works too). A Facebook account without `page` is the person's own profile.
 FACEBOOK_PAGE = "Roof Cam Studio"
 # How each simulator is told its number of posts (the others take --videos).
-POSTS_OPTION = {"facebook": "--posts", "threads": "--posts"}
+POSTS_OPTION = {"facebook": "--posts", "threads": "--posts", "linkedin": "--posts", "pinterest": "--posts"}
+
+
+def fake_client_id(platform: str) -> str:
+    """The app id ``platform``'s fake accepts by default."""
+    if platform in FAKE_CONFIG_CLASSES:
+        from importlib import import_module
+
+        module = import_module(f"archiver_connectors.{platform}.sim.fake")
+        return getattr(module, FAKE_CONFIG_CLASSES[platform]).client_id
+    return FAKE_CLIENT_IDS[platform]
 
 
 def archiver_command() -> list[str]:
@@ -97,7 +112,7 @@ def cli_env(state_dir: Path, *, client_key: str | None = None, client_secret: st
         "NO_COLOR": "1",
     })
     if platform in CLIENT_ID_KEYS:
-        env[prefix + CLIENT_ID_KEYS[platform].upper()] = client_key or FAKE_CLIENT_IDS[platform]
+        env[prefix + CLIENT_ID_KEYS[platform].upper()] = client_key or fake_client_id(platform)
         env[prefix + "CLIENT_SECRET"] = client_secret
     env.update(extra)
     return env
@@ -208,6 +223,8 @@ def simulated_account_options(platform: str, base_url: str) -> str:
                 f'appview_url = "{base_url}"\n')
     if platform == "facebook":
         return f'page = "{FACEBOOK_PAGE}"\n'
+    if platform == "pinterest":   # a budget as large as the simulator's tests give it (Trial's is 1,000)
+        return "daily_requests = 1000000\n"
     return ""
 
 

@@ -453,3 +453,10 @@ def test_export_reminders_only_for_platforms_whose_export_holds_what_the_api_lac
     assert profile["manual"] and "friends" in profile["holds"] and profile["steps"]
     # A Facebook Page's API gives what there is to archive: no reminder for a Page account.
     assert export_age("facebook", None, 30, options={"page": "Roof Cam Studio"}) == {"manual": False}
+    # LinkedIn: most members have no API (EEA and Switzerland only): their export is all
+    # there is, so a reminder with the steps to request it.
+    linkedin = export_age("linkedin", None, 30)
+    assert linkedin["manual"] and linkedin["too_old"] and "outside the EEA" in linkedin["holds"]
+    assert "Get a copy of your data" in linkedin["steps"]
+    # Pinterest's API gives everything its export holds (and more): never nagged for.
+    assert export_age("pinterest", None, 30) == {"manual": False}

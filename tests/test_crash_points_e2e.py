@@ -10,7 +10,12 @@ archive an uninterrupted run builds (same rows, same files). The runs:
   Instagram, Facebook, Threads, Mastodon) or a full listing that marks deleted what is gone
   (YouTube, Bluesky), and with ARCHIVER_SOAK=1 both kinds for every platform;
 * the import of each platform's official export file over an archive the API filled
-  (Facebook's: over the person's profile, its export being a profile's).
+  (Facebook's: over the person's profile, its export being a profile's);
+* LinkedIn's export imported into a new archive (most members have no API).
+
+LinkedIn and Pinterest, added last, walk two points of their first export and of that
+import in the suite (two_points: amid a download or before a middle commit, and the last
+commit); their later runs and every point only in the soak.
 
 The later runs walk a few of their points (``sample_points``: always the same ones) to
 keep the suite's time modest; the opt-in soak (ARCHIVER_SOAK=1, `make soak`) walks every
@@ -54,7 +59,16 @@ SIMULATOR_EXTRA = {"tiktok": [], "instagram": ["--rate-limit", "1000000"],
                    "bluesky": ["--rate-limit", "1000000"],
                    "mastodon": ["--rate-limit", "1000000", "--paged-limit", "1000000"],
                    "facebook": ["--rate-limit", "1000000", "--client-secret", "fake-client-secret"],
-                   "threads": ["--rate-limit", "1000000"]}
+                   "threads": ["--rate-limit", "1000000"], "linkedin": ["--rate-limit", "1000000"],
+                   "pinterest": ["--daily-limit", "1000000"]}
+# What a run of each platform passes besides commits: LinkedIn gives links to media, never
+# the files, so its runs download nothing.
+NO_DOWNLOADS = {"linkedin"}
+
+
+def kinds_of(platform: str, kinds: set[str]) -> set[str]:
+    """The kinds of crash points a run of ``platform`` must meet, of ``kinds``."""
+    return {kind for kind in kinds if kind in {"before-commit", "commit"}} if platform in NO_DOWNLOADS else kinds
 
 
 def assert_converged(folder: Path, expected: dict, expected_files: dict, point: str) -> None:
@@ -97,6 +111,22 @@ def ends_of_each_kind(points: list[str]) -> list[str]:
     return picked
 
 
+def two_points(points: list[str]) -> list[str]:
+    """For the platforms added last (LinkedIn, Pinterest), in the suite: a kill amid a
+    download (half a .part left; else just before the middle commit) and one at the last
+    commit (where the run finishes: the listing's end, tombstones, the import closed)."""
+    downloads = [point for point in points if point.startswith("download:")]
+    befores = [point for point in points if point.startswith("before-commit:")]
+    middle = downloads or befores
+    commits = [point for point in points if point.startswith("commit:")]
+    return [middle[(len(middle) - 1) // 2], commits[-1]]
+
+
+def two_points_kinds(platform: str) -> set[str]:
+    """The kinds of the two points two_points picks of a run of ``platform``."""
+    return {"commit", "before-commit" if platform in NO_DOWNLOADS else "download"}
+
+
 def walk_every_crash_point(args_for, env: dict, reference: Path, scratch: Path, logs: Path,
                            prepare=lambda folder: None, sample=False,
                            kinds: set[str] = frozenset({"before-commit", "commit", "download", "before-rename",
@@ -125,14 +155,17 @@ def walk_every_crash_point(args_for, env: dict, reference: Path, scratch: Path, 
 
 
 # TikTok's first export walks every point in the suite; the other platforms walk
-# ends_of_each_kind of theirs (the first and last pass of each kind of point), every point
-# in the soak: the suite must stay well under 20 minutes on a 2-core machine.
+# ends_of_each_kind of theirs (the first and last pass of each kind of point), LinkedIn and
+# Pinterest two_points; every point in the soak: the suite must stay well under 20 minutes
+# on a 2-core machine.
 EVERY_POINT_IN_SUITE = ("tiktok",)
 SAMPLED_IN_SUITE = ("instagram", "youtube", "bluesky", "mastodon", "facebook", "threads")
+TWO_POINTS_IN_SUITE = ("linkedin", "pinterest")
 FIRST_EXPORTS = [pytest.param(platform, False, id=platform) for platform in EVERY_POINT_IN_SUITE] + [
-    *[pytest.param(platform, True, id=f"{platform}-ends-of-each-kind") for platform in SAMPLED_IN_SUITE],
+    *[pytest.param(platform, ends_of_each_kind, id=f"{platform}-ends-of-each-kind") for platform in SAMPLED_IN_SUITE],
+    *[pytest.param(platform, two_points, id=f"{platform}-two-points") for platform in TWO_POINTS_IN_SUITE],
     *[pytest.param(platform, False, marks=pytest.mark.soak, id=f"{platform}-every-point")
-      for platform in SAMPLED_IN_SUITE]]
+      for platform in (*SAMPLED_IN_SUITE, *TWO_POINTS_IN_SUITE)]]
 
 
 @pytest.mark.timeout(WALK_TIMEOUT_S)
@@ -152,7 +185,8 @@ def test_a_first_export_killed_at_every_crash_point_converges(tmp_path, platform
         points = walk_every_crash_point(
             export, env, reference, scratch, logs,
             prepare=lambda folder: write_account_config(folder, world.base_url, platform=platform),
-            sample=ends_of_each_kind if sampled else False)
+            sample=sampled, kinds=two_points_kinds(platform) if sampled is two_points else kinds_of(
+                platform, {"before-commit", "commit", "download", "before-rename", "rename"}))
     finally:
         world.stop()
     print(f"{platform}: walked {len(points)} crash points")
@@ -196,6 +230,7 @@ def test_a_tiktok_export_file_import_killed_at_every_crash_point_converges(tmp_p
 
 LATER_POSTS = 4
 PLATFORMS = ("tiktok", "instagram", "youtube", "bluesky", "mastodon", "facebook", "threads")
+LATEST = ("linkedin", "pinterest")     # their later runs are walked in the soak only (the suite's time)
 
 
 class InProcessWorld:
@@ -224,12 +259,16 @@ class InProcessWorld:
                                                           rate_limit=1_000_000, client_secret="fake-client-secret"),
             "threads": lambda: module.FakeThreadsConfig(posts=posts, followers=followers, seed=seed,
                                                         rate_limit=1_000_000),
+            "linkedin": lambda: module.FakeLinkedInConfig(posts=posts, followers=followers, seed=seed,
+                                                          rate_limit=1_000_000),
+            "pinterest": lambda: module.FakePinterestConfig(posts=posts, followers=followers, seed=seed,
+                                                            daily_limit=1_000_000),
         }[platform]()
         for knob, value in knobs.items():   # more of the fake's config (Facebook: profile_posts)
             setattr(config, knob, value)
         fake_class = {"tiktok": "FakeTikTok", "instagram": "FakeInstagram", "youtube": "FakeYouTube",
                       "bluesky": "FakeBluesky", "mastodon": "FakeMastodon", "facebook": "FakeFacebook",
-                      "threads": "FakeThreads"}[platform]
+                      "threads": "FakeThreads", "linkedin": "FakeLinkedIn", "pinterest": "FakePinterest"}[platform]
         self.fake = getattr(module, fake_class)(config)
         self.server, _thread = module.serve(self.fake)
         self.base_url = self.fake.base_url
@@ -295,13 +334,25 @@ def change_the_world(platform: str, fake) -> None:
             fake.delete_reply(others[0]["id"])
         fake.set_counts(newest[0]["id"], likes=4242)
         fake.delete_post(newest[-1]["id"])
+    elif platform == "linkedin":
+        urns = list(fake.posts)
+        fake.add_post("A new post")
+        fake.add_comment("A new comment")
+        fake.add_connection()
+        fake.delete_post(urns[-1])
+    elif platform == "pinterest":
+        pins = list(fake.pins)
+        fake.add_pin()
+        fake.edit_pin(pins[0], title="An edited title", description="An edited description")
+        fake.add_follower()
+        fake.delete_pin(pins[-1])
 
 
 FULL_LATER = {"youtube", "bluesky"}     # their later run is a full listing (the others': incremental)
 # (platform, the later run's mode, sample the points): the suite samples, the soak walks every point.
 LATER_RUNS = [(platform, "full" if platform in FULL_LATER else "incremental", True) for platform in PLATFORMS] + [
     pytest.param(platform, mode, False, marks=pytest.mark.soak, id=f"{platform}-{mode}-every-point")
-    for platform in PLATFORMS for mode in ("incremental", "full")]
+    for platform in (*PLATFORMS, *LATEST) for mode in ("incremental", "full")]
 
 
 def export_file_of(platform: str, world: InProcessWorld, folder: Path) -> Path:
@@ -316,10 +367,13 @@ def export_file_of(platform: str, world: InProcessWorld, folder: Path) -> Path:
 
         [part] = build_takeout(folder, world=world.fake.portability_world())
         return part
-    if platform == "threads":
-        from archiver_connectors.threads.sim.fake import write_matching_export
+    if platform in ("threads", "linkedin", "pinterest"):
+        from importlib import import_module
 
-        return write_matching_export(world.fake, folder / "threads-export.zip")
+        name = {"threads": "threads-export.zip", "linkedin": "Complete_LinkedInDataExport_12-01-2026.zip",
+                "pinterest": "pinterest-export.zip"}[platform]
+        return import_module(f"archiver_connectors.{platform}.sim.fake").write_matching_export(world.fake,
+                                                                                             folder / name)
     if platform == "bluesky":
         from cli_world import BLUESKY_HANDLE
 
@@ -358,7 +412,7 @@ def test_later_runs_over_a_filled_archive_killed_at_crash_points_converge(tmp_pa
         points = walk_every_crash_point(
             lambda folder: ["export", "--platform", platform, *flags, "--archive", str(folder)], env, reference,
             scratch, logs, prepare=lambda folder: shutil.copytree(filled, folder), sample=sample,
-            kinds={"before-commit", "commit", "download"})
+            kinds=kinds_of(platform, {"before-commit", "commit", "download"}))
         print(f"{platform} {mode}: walked {len(points)} crash points")
         # The changes arrived: a new post, and (full listings) what was deleted is marked.
         assert query(scratch, "SELECT count(*) FROM posts")[0][0] > query(filled, "SELECT count(*) FROM posts")[0][0]
@@ -412,3 +466,25 @@ def test_a_facebook_profile_export_import_killed_at_crash_points_converges(tmp_p
     # The export's posts met the API's: no post twice.
     assert query(crashed, "SELECT count(*) FROM posts") == query(filled, "SELECT count(*) FROM posts")
     assert query(crashed, "SELECT count(*) FROM follows WHERE kind = 'friends'")[0][0] > 0
+
+
+@pytest.mark.timeout(WALK_TIMEOUT_S)
+@pytest.mark.parametrize("sample", [pytest.param(two_points, id="two-points"),
+                                    pytest.param(False, marks=pytest.mark.soak, id="every-point")])
+def test_a_linkedin_export_imported_into_a_new_archive_killed_at_crash_points_converges(tmp_path, sample):
+    """Most LinkedIn members have no API: their archive is their "Get a copy of your data"
+    zip, imported alone (posts, comments and reactions they wrote, connections, invitations,
+    follows, the profile), killed at crash points and imported again."""
+    from archiver_connectors.linkedin.sim.export import make_world, write_export
+
+    env = cli_env(tmp_path / "state", platform="linkedin")
+    export_file = write_export(tmp_path / "Complete_LinkedInDataExport_12-01-2026.zip",
+                               make_world(posts=LATER_POSTS, connections=3))
+    points = walk_every_crash_point(
+        lambda folder: ["import", str(export_file), "--archive", str(folder)], env, tmp_path / "imported",
+        tmp_path / "crashed", tmp_path / "logs", sample=sample, kinds={"commit"})
+    print(f"linkedin import: walked {len(points)} crash points")
+    crashed = tmp_path / "crashed"
+    assert query(crashed, "SELECT count(*) FROM imports") == [(1,)]
+    assert query(crashed, "SELECT count(*) FROM posts")[0][0] == LATER_POSTS
+    assert query(crashed, "SELECT count(*) FROM follows WHERE kind = 'friends'") == [(3,)]

@@ -39,7 +39,7 @@ FUZZ = settings(
                            HealthCheck.function_scoped_fixture],
 )
 IMPORTERS = ["tiktok", "tiktok-old", "instagram", "instagram-old", "facebook", "threads-in-instagram", "mastodon", "youtube",
-             "youtube-fr", "youtube-portability", "bluesky"]
+             "youtube-fr", "youtube-portability", "bluesky", "linkedin", "pinterest"]
 
 
 @pytest.fixture(scope="module")

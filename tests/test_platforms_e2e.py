@@ -1,9 +1,11 @@
 """The spine's end-to-end tests, run for Instagram, Facebook (a Page; its profile where only
-a profile will do), Threads, YouTube, Bluesky and Mastodon through the real `archiver`
-command: crashes (SIGKILL at random moments), secret leaks, hostile export files and a
-platform that vanishes; for Facebook, Threads, Bluesky and Mastodon also that a second run
-with nothing new is cheap and that their export file imported after the API adds nothing
-twice.
+a profile will do), Threads, YouTube, Bluesky, Mastodon, LinkedIn and Pinterest through the
+real `archiver` command: crashes (SIGKILL at random moments), secret leaks, hostile export
+files and a platform that vanishes; for Facebook, Threads, Bluesky, Mastodon, LinkedIn and
+Pinterest also that a second run with nothing new is cheap and that their export file
+imported after the API adds nothing twice; for LinkedIn and Pinterest (at the end) also
+status, reminders, the audience export (LinkedIn's connections with their profile links),
+report and serve, LinkedIn's 60-day token and Pinterest's daily request budget.
 
 Everything that can be is real: the console script in subprocesses, `archiver simulate
 instagram|facebook|threads|youtube|bluesky|mastodon` in another process over loopback HTTP, `archiver auth`
@@ -51,11 +53,15 @@ from cli_world import (BLUESKY_HANDLE, FACEBOOK_PAGE, FAKE_CLIENT_SECRET, CliRes
                        run_cli, start_simulator, stored_tokens, write_account_config)
 from crash_world import count, finish, media_files, part_files, run_and_maybe_kill, summary
 
-PLATFORMS = ("instagram", "youtube", "bluesky", "mastodon", "facebook", "threads")
+PLATFORMS = ("instagram", "youtube", "bluesky", "mastodon", "facebook", "threads", "linkedin", "pinterest")
 META_GRAPH = ("facebook", "threads")         # Graph APIs besides Instagram's: tokens in paging URLs
+# The platforms added last: LinkedIn (the Member Data Portability API; most people have
+# only its "Get a copy of your data" export) and Pinterest (API v5, its HTML export).
+LATEST = ("linkedin", "pinterest")
+NO_FILES = ("linkedin",)      # LinkedIn gives links to media, never the files
 ZIP_PLATFORMS = ("instagram", "youtube")      # their official exports are zips
 # Platforms whose official export is a zip the hostile-file tests rebuild entry by entry.
-HOSTILE_ZIP_PLATFORMS = ("instagram", "youtube", "facebook", "threads")
+HOSTILE_ZIP_PLATFORMS = ("instagram", "youtube", "facebook", "threads", "linkedin", "pinterest")
 # Knobs of each simulator that must not get in the way of many runs against one world:
 # Instagram's hourly call allowance (its usage headers slow the client from 75 %),
 # YouTube's daily quota, Bluesky's requests per 5 minutes, Mastodon's requests per token
@@ -64,7 +70,10 @@ SIMULATOR_EXTRA = {"instagram": ["--rate-limit", "1000000"], "youtube": ["--dail
                    "bluesky": ["--rate-limit", "1000000"],
                    "mastodon": ["--rate-limit", "1000000", "--paged-limit", "1000000"],
                    "facebook": ["--rate-limit", "1000000", "--client-secret", FAKE_CLIENT_SECRET],
-                   "threads": ["--rate-limit", "1000000"]}
+                   "threads": ["--rate-limit", "1000000"],
+                   "linkedin": ["--rate-limit", "1000000"],
+                   # Pinterest's Trial access: 1,000 requests a day (the account's budget too).
+                   "pinterest": ["--daily-limit", "1000000"]}
 # Instagram lists media 50 a page, YouTube uploads 50 a page, Bluesky's writer pages hold
 # 50 posts, Mastodon lists statuses 40 a page: 60 posts make two pages.
 POSTS = 60
@@ -106,6 +115,12 @@ SHAPES = {
     # posts row pointing at someone else's post), and the owner's replies in other people's
     # threads (posts of kind reply: one per four posts); replies by others under a third.
     "threads": WorldShape(extra_post_rows=0, min_comments=lambda n: n // 3, min_post_files=lambda n: n // 3),
+    # LinkedIn gives no one else's comments and no media files (links to them only): the
+    # comments are the member's own, on others' posts; the people its connections.
+    "linkedin": WorldShape(min_comments=lambda n: 0, min_post_files=lambda n: 0),
+    # Pinterest: no comments at all; every Pin has its image (or video, or carousel); the
+    # followers list (usernames).
+    "pinterest": WorldShape(min_comments=lambda n: 0, lists_followers=True),
 }
 
 
@@ -118,7 +133,26 @@ def post_rows(platform: str, posts: int, seed: int = 1) -> int:
 
         twin = FakeThreads(FakeThreadsConfig(posts=posts, followers=FOLLOWERS, seed=seed))
         return len(twin.posts) + len(twin.owner_replies())
+    if platform == "linkedin":
+        return len(latest_twin(platform, posts, seed).posts)     # the URNs of its posts
+    if platform == "pinterest":
+        return len(latest_twin(platform, posts, seed).pins)      # by Pin id
     return SHAPES[platform].post_rows(posts)
+
+
+def latest_twin(platform: str, posts: int, seed: int = 1, followers: int = FOLLOWERS, base_url: str | None = None,
+                **config):
+    """LinkedIn's or Pinterest's fake built like a simulator (same seed and sizes: the same
+    world, ids, texts, files), at ``base_url`` if given."""
+    from importlib import import_module
+
+    from cli_world import FAKE_CONFIG_CLASSES
+
+    module = import_module(f"archiver_connectors.{platform}.sim.fake")
+    config_class = getattr(module, FAKE_CONFIG_CLASSES[platform])
+    fake_class = getattr(module, FAKE_CONFIG_CLASSES[platform].removesuffix("Config"))
+    made = config_class(posts=posts, followers=followers, seed=seed, **config)
+    return fake_class(made, base_url=base_url) if base_url else fake_class(made)
 
 
 def platform_env(tmp_path: Path, platform: str, **extra) -> dict:
@@ -316,6 +350,9 @@ def test_random_sigkills_converge_to_the_archive_of_an_uninterrupted_run(tmp_pat
 
 LEAK_POSTS = 12
 LEAK_FAIL_RATE = 0.05  # share of data requests answered 5xx (retried: each costs a real backoff)
+# Pinterest's runs make few API requests (Pins 250 a page, the images from its CDN, which
+# the fake does not fail): more of them fail, so some do.
+LEAK_FAIL_RATES = {"pinterest": 0.1}
 
 
 @dataclass
@@ -361,8 +398,15 @@ def leak(request, tmp_path_factory) -> LeakScenario:
         # Pages of 5: the 12 posts take three pages, so the connector is handed paging.next
         # URLs that hold its token (Graph's way), and must never keep or print one.
         secret_option += ["--max-limit", "5"]
-    simulator = start_world(root / "sim", platform, posts=LEAK_POSTS, fail_rate=LEAK_FAIL_RATE,
-                            extra=secret_option)
+    elif platform == "linkedin":
+        # Snapshot pages of 5 rows: the 12 posts take three pages (LinkedIn's paging links).
+        secret_option += ["--page-size", "5"]
+    elif platform == "pinterest":
+        # Pages of 5 (bookmarks followed); access tokens that last two seconds, so runs
+        # refresh them and Pinterest hands out a new refresh token each time.
+        secret_option += ["--max-page-size", "5", "--token-seconds", "2"]
+    simulator = start_world(root / "sim", platform, posts=LEAK_POSTS,
+                            fail_rate=LEAK_FAIL_RATES.get(platform, LEAK_FAIL_RATE), extra=secret_option)
     try:
         archive, state = root / "archive", root / "state"
         write_account_config(archive, simulator.base_url, platform=platform)
@@ -400,9 +444,10 @@ def leak(request, tmp_path_factory) -> LeakScenario:
             assert scene.client_secret
         archiver("export --full", "export", "--platform", platform, "--full")
         archiver("export", "export", "--platform", platform)
-        archiver("status", "status")
-        archiver("status --json", "status", "--json")
-        archiver("verify", "verify")
+        if platform not in LATEST:   # the same core code for every platform: tried on the others (time)
+            archiver("status", "status")
+            archiver("status --json", "status", "--json")
+            archiver("verify", "verify")
         if platform == "instagram":
             scene.planted_token = "IGAA" + secrets.token_urlsafe(30)
             tokens_file = state / "tokens.json"
@@ -410,9 +455,11 @@ def leak(request, tmp_path_factory) -> LeakScenario:
             record = json.loads(entries["instagram:main:tokens"]["value"])
             entries["instagram:main:tokens"]["value"] = json.dumps(record | {"access_token": scene.planted_token})
             tokens_file.write_text(json.dumps(entries))
-        elif platform in META_GRAPH:
+        elif platform in META_GRAPH or platform in LATEST:
             # Every token the state folder holds is replaced by one the platform never
-            # issued (as if the person removed the app): the next run is refused with 190.
+            # issued (as if the person removed the app): the next run is refused (Graph's
+            # 190, LinkedIn's 401 INVALID_ACCESS_TOKEN, Pinterest's 401 and then its
+            # refresh refused).
             scene.planted_token = plant_tokens(state, platform)
         elif platform == "bluesky":
             # The app password is revoked, and with it every session: the simulator starts
@@ -475,7 +522,8 @@ def stored_token_values(state_dir: Path, platform: str) -> set[str]:
 def plant_tokens(state_dir: Path, platform: str) -> str:
     """Replace every token of ``platform`` in the state folder by one the platform never
     issued (the same one everywhere, shaped like the platform's); returns it."""
-    planted = {"facebook": "EAAB", "threads": "THQWJ"}.get(platform, "TOKEN") + secrets.token_urlsafe(40)
+    planted = {"facebook": "EAAB", "threads": "THQWJ", "linkedin": "AQV", "pinterest": "pina_"}.get(
+        platform, "TOKEN") + secrets.token_urlsafe(40)
     tokens_file = state_dir / "tokens.json"
     entries = json.loads(tokens_file.read_text(encoding="utf-8"))
 
@@ -552,6 +600,24 @@ def test_leak_scenario_went_where_leaks_happen(leak):
         # archived, so the connector followed them.
         next_url = graph_twin_paging_next(leak.platform, LEAK_POSTS)
         assert "access_token=" in next_url, next_url
+    if leak.platform == "pinterest":
+        # The access tokens lasted two seconds: runs refreshed them, and each refresh gave
+        # a new refresh token (stored before use), every one of them searched for below.
+        assert len({tokens.get("refresh_token") for tokens in leak.seen_tokens}) >= 2, leak.seen_tokens
+    if leak.platform in LATEST:
+        # The grant is gone: the alert rules open a "gone" alert saying what to run (its
+        # message is in the archive the leak test searches next).
+        from archiver.ops import alerts
+        from archiver.secrets import open_secret_store
+        from archiver.sync.jobs import Workspace
+
+        ws = Workspace.open(leak.archive, secrets=open_secret_store("env", state_dir=leak.state))
+        try:
+            alerts.periodic(ws)
+        finally:
+            ws.archive.close()
+        [(message,)] = query(leak.archive, "SELECT message FROM alerts WHERE kind = 'gone' AND state = 'open'")
+        assert f"archiver auth {leak.platform}" in message, message
     shape = SHAPES[leak.platform]
     assert query(leak.archive, "SELECT count(*) FROM posts") == [(post_rows(leak.platform, LEAK_POSTS),)]
     assert query(leak.archive, "SELECT count(*) FROM comments")[0][0] >= shape.min_comments(LEAK_POSTS)
@@ -638,8 +704,17 @@ def symlink_entry(name: str, target: str) -> tuple[zipfile.ZipInfo, bytes]:
 
 def official_export(platform: str, folder: Path) -> Path:
     """A small, valid official export: Instagram's, Facebook's or Threads' "Download your
-    information" zip, or one Google Takeout part."""
+    information" zip, LinkedIn's "Get a copy of your data" zip, Pinterest's "Request your
+    data" (its HTML in a zip), or one Google Takeout part."""
     folder.mkdir(parents=True, exist_ok=True)
+    if platform == "linkedin":
+        from archiver_connectors.linkedin.sim.export import make_world, write_export
+
+        return write_export(folder / "Basic_LinkedInDataExport_12-01-2026.zip", make_world(posts=4, connections=4))
+    if platform == "pinterest":
+        from archiver_connectors.pinterest.sim.export import sample_pins, write_export
+
+        return write_export(folder / "pinterest-export.zip", sample_pins(4), zipped=True)
     if platform == "instagram":
         from archiver_connectors.instagram.sim.export import build_instagram_export
 
@@ -664,9 +739,14 @@ def official_export(platform: str, folder: Path) -> Path:
     return build_takeout(folder / "takeout", videos=3, comments=5, subscriptions=4)[0]
 
 
-def a_referenced_media_entry(platform: str, export: Path) -> str:
-    """An entry the importer will open as a post's media file."""
+def a_referenced_media_entry(platform: str, export: Path) -> str | None:
+    """An entry the importer will open as a post's media file (LinkedIn's export has no
+    media: its connections file; Pinterest's is one HTML document, nothing else: None)."""
     names = zipfile.ZipFile(export).namelist()
+    if platform == "linkedin":
+        return next(n for n in names if n.lower().endswith("connections.csv"))
+    if platform == "pinterest":
+        return None
     if platform == "instagram":
         return next(n for n in names if n.startswith("media/posts/") and n.endswith(".png"))
     if platform in ("facebook", "threads"):
@@ -687,7 +767,16 @@ def hostile(tmp_path):
 
 
 def import_(platform: str, path: Path, archive: Path) -> CliResult:
-    return run_cli(["import", platform, str(path), "--archive", str(archive)], timeout=60)
+    if platform != "pinterest":
+        return run_cli(["import", platform, str(path), "--archive", str(archive)], timeout=60)
+    # Pinterest's export names each Pin's image, which the import fetches from the account's
+    # CDN: here a loopback server that has none (the test never reaches the internet).
+    cdn = AnsweringServer(everything_404)
+    try:
+        write_account_config(archive, cdn.base_url, platform="pinterest", options="")
+        return run_cli(["import", platform, str(path), "--archive", str(archive)], timeout=60)
+    finally:
+        cdn.close()
 
 
 @pytest.mark.parametrize("platform", HOSTILE_ZIP_PLATFORMS)
@@ -695,14 +784,16 @@ def test_escaping_entries_and_a_symlink_are_skipped_and_nothing_lands_outside(ho
     root, inputs, archive, secret_file = hostile
     valid = official_export(platform, inputs / "valid")
     linked = a_referenced_media_entry(platform, valid)
+    # Pinterest's export is one document: the link is one more HTML file beside it.
+    as_link = linked or "pinterest-more.html"
     escape_to = root / "outside" / "escaped.txt"
     export = rebuild_zip(valid, inputs / "hostile.zip",
                          change=lambda name, data: None if name == linked else data,
                          add=[("../../outside/escaped.txt", b"owned"),
                               (str(escape_to), b"owned"),                  # an absolute entry
-                              symlink_entry(linked, str(secret_file))])     # a post's file, as a link
+                              symlink_entry(as_link, str(secret_file))])    # a post's file, as a link
     names = zipfile.ZipFile(export).namelist()
-    assert "../../outside/escaped.txt" in names and str(escape_to) in names and linked in names
+    assert "../../outside/escaped.txt" in names and str(escape_to) in names and as_link in names
     before = snapshot_tree(root, leave_out=archive)
 
     result = import_(platform, export, archive)
@@ -710,7 +801,7 @@ def test_escaping_entries_and_a_symlink_are_skipped_and_nothing_lands_outside(ho
     # The rest of the export is imported; each refused entry is named with the file.
     assert query(archive, "SELECT count(*) FROM posts")[0][0] > 0, result.describe()
     for entry, why in (("../../outside/escaped.txt", ".."), (str(escape_to), "absolute"),
-                       (linked, "symbolic link")):
+                       *([(linked, "symbolic link")] if linked else [])):
         line = next((printed for printed in result.output.splitlines() if repr(entry) in printed), None)
         assert line is not None and str(export) in line and why in line, result.describe()
     # Nothing outside the archive folder changed, the link was never followed.
@@ -729,7 +820,8 @@ def test_a_zero_byte_export_is_refused_with_a_message_naming_it(hostile, platfor
     root, inputs, archive, _ = hostile
     empty = inputs / {"instagram": "instagram-export.zip", "youtube": "takeout-001.zip",
                       "facebook": "facebook-jane.example-2026-12-01-a1B2c3.zip",
-                      "threads": "threads-export.zip"}[platform]
+                      "threads": "threads-export.zip", "linkedin": "Basic_LinkedInDataExport_12-01-2026.zip",
+                      "pinterest": "pinterest-export.zip"}[platform]
     empty.touch()
     before = snapshot_tree(root, leave_out=archive)
 
@@ -756,6 +848,14 @@ MALFORMED = {
     "facebook-garbage-friends": ("facebook", "your_friends.json", lambda n, d: b"{{{ not json", True),
     "threads-truncated-posts": ("threads", "threads_and_replies.json", cut_in_half, False),
     "threads-garbage-followers": ("threads", "followers_1.json", lambda n, d: b"{{{ not json", True),
+    # A row of Shares.csv with a quoted field never closed (the rest of the file swallowed
+    # into it), and a connections file that is not a CSV at all.
+    "linkedin-unclosed-share": ("linkedin", "Shares.csv", lambda n, d: d + b'2024-01-02 10:00:00,"https://www.linkedin'
+                                b'.com/feed/update/urn%3Ali%3Ashare%3A1,"never closed\n', True),
+    "linkedin-garbage-connections": ("linkedin", "Connections.csv", lambda n, d: b"\x00\x01PK\x03\x04 garbage", True),
+    # A Pin whose board id is no id: that Pin is reported (its id, the line), the others imported.
+    "pinterest-pin-with-a-bad-board": ("pinterest", ".html", lambda n, d: re.sub(
+        rb"Board Id: [0-9]+", b"Board Id: the baking one", d, count=1), True),
 }
 
 
@@ -765,6 +865,7 @@ MALFORMED = {
     pytest.param("youtube-garbage-comments-csv"),
     pytest.param("youtube-malformed-videos-csv"),
     "facebook-truncated-posts", "facebook-garbage-friends", "threads-truncated-posts", "threads-garbage-followers",
+    "linkedin-unclosed-share", "linkedin-garbage-connections", "pinterest-pin-with-a-bad-board",
 ])
 def test_malformed_json_or_csv_gives_a_clear_error_naming_the_file(hostile, case):
     platform, suffix, breaking, posts_expected = MALFORMED[case]
@@ -782,7 +883,8 @@ def test_malformed_json_or_csv_gives_a_clear_error_naming_the_file(hostile, case
     # when the message is the opener's).
     reported = [printed for printed in result.stdout.splitlines() if broken_entry in printed]
     assert reported, result.describe()
-    assert any(word in result.output for word in ("malformed", "not recognized", "truncated", "could not")), \
+    assert any(word in result.output for word in ("malformed", "not recognized", "truncated", "could not",
+                                                  "skipped line")), \
         result.describe()
     if posts_expected:
         assert query(archive, "SELECT count(*) FROM posts")[0][0] > 0, result.describe()
@@ -907,29 +1009,52 @@ class Archived:
     archive: Path
     state: Path
     base_url: str          # where the (now stopped) simulator was: nothing listens there
+    # LinkedIn and Pinterest (LATEST), whose first runs serve several tests (the suite's
+    # time): the simulator's requests of the first run and of a second, incremental one with
+    # nothing new, the archive as the first left it, and the export the simulator wrote of
+    # the same world (`--write-export`).
+    first_requests: list[str] = field(default_factory=list)
+    second_requests: list[str] = field(default_factory=list)
+    second: CliResult | None = None
+    before_second: dict = field(default_factory=dict)
+    files_before_second: dict = field(default_factory=dict)
+    export_file: Path | None = None
 
 
 @pytest.fixture(scope="module")
 def archived_account(tmp_path_factory) -> Callable[[str], Archived]:
     """``archived_account(platform)``: an account of that platform archived through the
-    CLI by a --full export; then its simulator is stopped, so its port refuses
-    connections. Made once per platform for the whole module, whatever the test order."""
+    CLI by a --full export (LinkedIn and Pinterest: then a second, incremental export with
+    nothing new); then its simulator is stopped, so its port refuses connections. Made once
+    per platform for the whole module, whatever the test order."""
     made: dict[str, Archived] = {}
 
     def archived(platform: str) -> Archived:
         if platform not in made:
             root = tmp_path_factory.mktemp(f"vanished-{platform}")
-            simulator = start_world(root / "sim", platform, posts=VANISHED_POSTS)
+            log, export_file = root / "requests.log", root / "downloads" / LATEST_EXPORT_NAMES.get(platform, "-")
+            extra = ["--request-log", str(log), "--write-export", str(export_file)] if platform in LATEST else []
+            export_file.parent.mkdir()
+            simulator = start_world(root / "sim", platform, posts=VANISHED_POSTS, extra=extra)
             try:
                 archive, state = root / "archive", root / "state"
                 write_account_config(archive, simulator.base_url, platform=platform)
                 env = cli_env(state, platform=platform)
                 authorize(archive, env, platform=platform)
-                done = run_cli(["export", "--platform", platform, "--full", "--archive", str(archive)], env)
+                before_run = len(requests_logged(log))
+                export = ["export", "--platform", platform, "--archive", str(archive)]
+                done = run_cli([*export, "--full"], env)
                 assert done.returncode == 0, done.describe()
+                account = Archived(platform, archive, state, simulator.base_url)
+                if platform in LATEST:
+                    account.first_requests = requests_logged(log)[before_run:]
+                    account.before_second, account.files_before_second = archive_contents(archive), media_files(archive)
+                    account.second = run_cli(export, env)
+                    account.second_requests = requests_logged(log)[before_run + len(account.first_requests):]
+                    account.export_file = export_file
             finally:
                 simulator.stop()
-            made[platform] = Archived(platform, archive, state, simulator.base_url)
+            made[platform] = account
         return made[platform]
 
     return archived
@@ -1050,6 +1175,9 @@ VANISHED_RUNS = [
     *[(platform, case, full) for platform in ("bluesky", "mastodon")
       for case, full in (("404", True), ("401", False), ("gone", True))],
     *[(platform, case, full) for platform in META_GRAPH for case, full in (("404", True), ("401", False))],
+    # LinkedIn's and Pinterest's 401 (a token refused, Pinterest's refresh too): their leak
+    # scenario's last run, against their real fakes.
+    *[(platform, "404", True) for platform in LATEST],
     ("facebook", "page-gone", False),
 ]
 
@@ -1070,7 +1198,7 @@ def test_vanished_platform_leaves_every_row_and_file_and_status_says_why(archive
     archive, env = copy_of(archived, tmp_path)
     before, files_before = archive_contents(archive), media_files(archive)
     rows = post_rows(platform, VANISHED_POSTS)
-    assert len(before["posts"]) == rows and files_before
+    assert len(before["posts"]) == rows and (files_before or platform in NO_FILES)
     # The open platforms' sessions name their server (Mastodon's token its instance,
     # Bluesky's session its PDS): the server that answers now is at the same address.
     same_address = platform in ("bluesky", "mastodon")
@@ -1098,8 +1226,13 @@ def test_vanished_platform_leaves_every_row_and_file_and_status_says_why(archive
     assert last == [(expect_status[platform],)]
 
 
-@pytest.mark.parametrize("full", [True, False], ids=["full", "incremental"])
-@pytest.mark.parametrize("platform", PLATFORMS)
+# (platform, --full?): LinkedIn and Pinterest try a full run only (the suite's time).
+REFUSED_RUNS = [(platform, full) for platform in PLATFORMS for full in (True, False)
+                if full or platform not in LATEST]
+
+
+@pytest.mark.parametrize("platform,full", REFUSED_RUNS,
+                         ids=[f"{p}-{'full' if f else 'incremental'}" for p, f in REFUSED_RUNS])
 def test_connection_refused_fails_with_its_reason_and_changes_nothing(archived_account, tmp_path, monkeypatch,
                                                                       platform, full):
     """The simulator is gone: its port refuses connections. In-process (the real connector
@@ -1138,6 +1271,7 @@ WITHDRAWN = [
     ("facebook", "remove_page_role", FACEBOOK_PAGE),                # no longer an admin of the Page
     ("threads", "revoke_all", "archiver auth threads"),             # the grant revoked
 ]
+# (LinkedIn's and Pinterest's gone alerts: their token test and their leak scenario.)
 
 
 @pytest.mark.parametrize("platform,change,said", WITHDRAWN, ids=[f"{p}-{c}" for p, c, _ in WITHDRAWN])
@@ -1195,7 +1329,11 @@ OPEN_PLATFORMS = ("bluesky", "mastodon")
 # Facebook (a Page): the Page, its picture and cover, the first page of its posts (the recent
 # posts' counts; none is recent in the fake's world). Threads: the profile, its insights
 # (the follower count), the avatar, the first pages of /me/threads and /me/replies.
-FEW_REQUESTS = {"bluesky": 6, "mastodon": 5, "facebook": 5, "threads": 6}
+# LinkedIn: one page of the changelog since the last run (the snapshot is read again only
+# every snapshot_days). Pinterest: the profile, the first page of the boards and of the Pins
+# (newest first); no file (the profile picture once a day), the follower lists at most once
+# in 20 hours.
+FEW_REQUESTS = {"bluesky": 6, "mastodon": 5, "facebook": 5, "threads": 6, "linkedin": 1, "pinterest": 3}
 # Requests a run with nothing new must never make: the whole repository, its files, the
 # threads under posts and the audience lists; Mastodon: threads, edit histories, the
 # posts' media files, the audience lists (a walk back through older statuses would show
@@ -1203,11 +1341,17 @@ FEW_REQUESTS = {"bluesky": 6, "mastodon": 5, "facebook": 5, "threads": 6}
 HEAVY_REQUESTS = {"bluesky": ("getRepo", "getBlob", "listBlobs", "getPostThread", "getFollowers", "getFollows"),
                   "mastodon": ("/context", "/history", "/system/media_attachments/", "/followers", "/following"),
                   # Facebook and Threads: no walk through older pages or their replies.
-                  "facebook": ("/comments",), "threads": ("/conversation",)}
+                  "facebook": ("/comments",), "threads": ("/conversation",),
+                  # LinkedIn: the snapshot (every domain, paged) is read on --full runs only.
+                  "linkedin": ("/rest/memberSnapshotData",),
+                  # Pinterest: no walk of each board's Pins or sections, no audience lists.
+                  "pinterest": ("/sections", "/boards/", "/followers", "/following")}
 # Files a run with nothing new may fetch again: Graph's picture links are signed and change,
 # so the profile picture (and a Page's cover) is downloaded to see whether it changed.
-FILES_AGAIN = {"bluesky": 0, "mastodon": 2, "facebook": 2, "threads": 1}
+FILES_AGAIN = {"bluesky": 0, "mastodon": 2, "facebook": 2, "threads": 1, "linkedin": 0, "pinterest": 0}
 CHEAP_RERUN_PLATFORMS = (*OPEN_PLATFORMS, *META_GRAPH)
+# Where a simulator serves files (Pinterest: its image CDN's sizes, videos, profile pictures).
+FILE_PATHS = {"pinterest": re.compile(r" /(originals|\d+x\d*(_RS)?|videos)/")}
 # Facebook's and Threads' first runs ask for each post's comments or insights: 20 posts
 # make a first run far longer than a second one already.
 CHEAP_RERUN_POSTS = {"facebook": 20, "threads": 20}
@@ -1238,18 +1382,36 @@ def test_a_second_run_with_nothing_new_finishes_in_a_few_requests_and_changes_no
     finally:
         world.stop()
     assert second.returncode == 0, second.describe()
-    made = requests_logged(log)[len(first_requests):]
+    assert_a_quiet_second_run(platform, posts, archive, first_requests, requests_logged(log)[len(first_requests):],
+                              before, files_before)
+
+
+def assert_a_quiet_second_run(platform: str, posts: int, archive: Path, first_requests: list[str], made: list[str],
+                              before: dict, files_before: dict) -> None:
+    """``made``: the requests of a second run with nothing new, a few and none heavy;
+    ``before``: the archive after the first run, which the second must not change."""
     assert 0 < len(made) <= FEW_REQUESTS[platform], "\n".join(made)
     assert not [line for line in made if any(heavy in line for heavy in HEAVY_REQUESTS[platform])], made
-    assert sum("/cdn/" in line or "/system/" in line for line in made) <= FILES_AGAIN[platform], made
+    file_path = FILE_PATHS.get(platform, re.compile(r"/(cdn|system)/"))
+    assert sum(bool(file_path.search(line)) for line in made) <= FILES_AGAIN[platform], made
     assert all(line.endswith(" 200") for line in made), made
     # The first run did fetch everything (so the second one had something to skip) …
     assert len(first_requests) > 5 * len(made)
-    assert len(before["posts"]) == post_rows(platform, posts) and files_before
+    assert len(before["posts"]) == post_rows(platform, posts) and (files_before or platform in NO_FILES)
     # … and the second one changed nothing in the archive.
     assert archive_contents(archive) == before
     assert media_files(archive) == files_before
     assert query(archive, "SELECT status FROM runs ORDER BY run_id") == [("ok",), ("ok",)]
+
+
+@pytest.mark.parametrize("platform", LATEST)
+def test_a_second_linkedin_or_pinterest_run_with_nothing_new_is_a_few_requests(archived_account, platform):
+    """As above, on the archive the vanished-platform tests start from (its first run was
+    --full: LinkedIn reads its snapshot, Pinterest its follower lists then)."""
+    archived = archived_account(platform)
+    assert archived.second.returncode == 0, archived.second.describe()
+    assert_a_quiet_second_run(platform, VANISHED_POSTS, archived.archive, archived.first_requests,
+                              archived.second_requests, archived.before_second, archived.files_before_second)
 
 
 def download_export_file(platform: str, world, folder: Path) -> Path:
@@ -1516,3 +1678,253 @@ def test_facebook_and_threads_reach_status_reminders_the_audience_the_report_and
         posts = httpx.get(f"{base}/{DATABASE}/posts.json?_shape=array&_size=max&_col=platform", timeout=30).json()
     assert {"facebook", "threads"} <= {row["platform"] for row in accounts}
     assert {"facebook", "threads"} <= {row["platform"] for row in posts}
+
+
+# ------------------------------------------------------------------- LinkedIn and Pinterest
+
+
+LATEST_EXPORT_NAMES = {"linkedin": "Complete_LinkedInDataExport_12-01-2026.zip", "pinterest": "pinterest-export.zip"}
+
+
+@pytest.mark.parametrize("platform", LATEST)
+def test_the_export_of_the_same_account_imported_after_the_api_adds_nothing_twice(archived_account, tmp_path,
+                                                                                  platform):
+    """The export the simulator wrote of its own world (`--write-export`, what the person
+    downloads: LinkedIn's zip of CSV files, Pinterest's HTML) imported over the archive the
+    API filled: every post, person, follow, comment and reaction is met by its id (LinkedIn's
+    URNs and profile links, Pinterest's Pin ids), nothing is added twice, no file twice."""
+    archived = archived_account(platform)
+    archive, env = copy_of(archived, tmp_path)
+    export_file = archived.export_file
+    assert export_file.exists()
+    before, files_before = archive_contents(archive), media_files(archive)
+    rows = post_rows(platform, VANISHED_POSTS)
+    assert len(before["posts"]) == rows
+    assert before["people"] and before["follows"]
+    if platform == "linkedin":
+        assert before["comments"] and before["interactions"]     # the member's comments and reactions
+    else:
+        assert files_before
+
+    imported = run_cli(["import", str(export_file), "--archive", str(archive)], env)
+
+    assert imported.returncode == 0, imported.describe()
+    assert "Traceback" not in imported.output and "skipped" not in imported.stdout, imported.describe()
+    after = archive_contents(archive)
+
+    def without_sources(rows: list[tuple]) -> list[tuple]:
+        return [row[:-1] for row in rows]   # sources is the last column
+
+    # Every post once, as the API had it, and every one met by the export (same id).
+    assert without_sources(after["posts"]) == without_sources(before["posts"]), imported.describe()
+    assert all('"export:' in row[-1] for row in after["posts"]), after["posts"]
+    assert media_files(archive) == files_before
+    assert after["post_media"] == before["post_media"]
+    # The same people, follows, comments and reactions: found again, none added, none ended.
+    for table in ("people", "follows", "comments", "interactions"):
+        assert after[table] == before[table], f"{table} changed:\n{imported.describe()}"
+    kind, status, counts = query(archive, "SELECT kind, status, counts FROM runs ORDER BY run_id DESC LIMIT 1")[0]
+    assert (kind, status) == ("import", "ok"), counts
+    counts = json.loads(counts)
+    assert not any(counts.get(key) for key in ("posts_new", "comments_new", "media_saved")), counts
+    # What the export holds that the archive must not: LinkedIn's contact data (the profile's
+    # address), the IP address Pinterest noted for each Pin. The export has it; the archive not.
+    private = {"linkedin": b"12 St James's Square", "pinterest": b"203.0.113.7"}[platform]
+    with zipfile.ZipFile(export_file) as export:
+        assert any(private in export.read(name) for name in export.namelist())
+    assert private not in (archive / "archive.db").read_bytes()
+
+
+def test_linkedin_and_pinterest_reach_status_reminders_the_audience_the_report_and_serve(archived_account, tmp_path):
+    """One archive with a Pinterest account (archived through the API: boards, Pins with
+    their images, followers) and a LinkedIn account of someone outside the EEA (its export
+    imported: no API): `archiver status` reminds to request a LinkedIn export while none is
+    imported (not for Pinterest: its API gives what there is), `archiver audience export`
+    lists the LinkedIn connections with their profile URLs and the Pinterest followers,
+    `archiver report` and `archiver serve` show both, boards among the collections."""
+    from types import SimpleNamespace
+
+    from archiver_connectors.linkedin.sim.export import make_world, write_export
+    from serve_process import serving
+
+    from archiver.views.serve import DATABASE
+
+    archive, env = copy_of(archived_account("pinterest"), tmp_path)
+    config = archive / "config.toml"
+    config.write_text(config.read_text(encoding="utf-8") + '\n[accounts.me]\nplatform = "linkedin"\n', encoding="utf-8")
+    reminders = run_cli(["status", "--json", "--archive", str(archive)], env)
+    assert reminders.returncode == 0, reminders.describe()
+    export_state = {row["account"]: row["export"] for row in json.loads(reminders.stdout)}
+    assert export_state["pinterest:main"] == {"manual": False}
+    linkedin = export_state["linkedin:me"]
+    assert linkedin["too_old"] and "Get a copy of your data" in linkedin["steps"], linkedin
+    assert "reminder:" in run_cli(["status", "--archive", str(archive)], env).stdout
+
+    world = make_world(posts=4, connections=4)
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    export_file = write_export(downloads / LATEST_EXPORT_NAMES["linkedin"], world)
+    imported = run_cli(["import", str(export_file), "--account", "me", "--archive", str(archive)], env)
+    assert imported.returncode == 0, imported.describe()
+    after_import = {row["account"]: row["export"] for row in
+                    json.loads(run_cli(["status", "--json", "--archive", str(archive)], env).stdout)}
+    assert not after_import["linkedin:me"]["too_old"], after_import
+
+    people = run_cli(["audience", "export", "--format", "json", "--archive", str(archive)], env)
+    assert people.returncode == 0, people.describe()
+    listed = json.loads(people.stdout)
+    urls = {url for row in listed for url in row["profile_urls"]}
+    names = {row["display_name"] for row in listed if row["display_name"]}
+    connections = [connection.member for connection in world.connections]
+    with_url = [member for member in connections if member.vanity]
+    assert with_url and len(with_url) < len(connections)      # both kinds: with and without a profile link
+    assert {member.url for member in with_url} <= urls, urls
+    assert {member.name for member in connections} <= names, names
+    # What a person moving their network elsewhere asks for: the connections alone, as a
+    # spreadsheet, each with its profile link where LinkedIn gave one and the date connected.
+    sheet = run_cli(["audience", "export", "--segment", "connections", "--platform", "linkedin", "--format", "csv",
+                     "--archive", str(archive)], env)
+    assert sheet.returncode == 0, sheet.describe()
+    import csv
+    import io
+
+    table = list(csv.DictReader(io.StringIO(sheet.stdout)))
+    assert len(table) == len(connections), sheet.stdout
+    assert all(row["connected_since"] for row in table), sheet.stdout
+    assert {row["profile_urls"] for row in table if row["profile_urls"]} == {member.url for member in with_url}, \
+        sheet.stdout
+    followers = {username for (username,) in query(archive, "SELECT p.handle FROM follows f JOIN people p ON "
+                                                           "p.platform = 'pinterest' AND p.person_id = f.person_id "
+                                                           "WHERE f.account_id = 'pinterest:main' AND "
+                                                           "f.kind = 'followers'")}
+    handles = {handle for row in listed for handle in row["handles"]}
+    assert followers and {f"pinterest:@{username}" for username in followers} <= handles, handles
+
+    report = tmp_path / "report.html"
+    drawn = run_cli(["report", "--out", str(report), "--archive", str(archive)], env)
+    assert drawn.returncode == 0, drawn.describe()
+    page = report.read_text(encoding="utf-8")
+    assert "pinterest:main" in page and "linkedin:me" in page
+    with serving(SimpleNamespace(folder=archive)) as base:
+        accounts = httpx.get(f"{base}/{DATABASE}/accounts.json?_shape=array&_col=platform", timeout=30).json()
+        posts = httpx.get(f"{base}/{DATABASE}/posts.json?_shape=array&_size=max&_col=platform", timeout=30).json()
+        boards = httpx.get(f"{base}/{DATABASE}/collections.json?_shape=array&_col=kind&_col=title",
+                           timeout=30).json()
+    assert {"linkedin", "pinterest"} <= {row["platform"] for row in accounts}
+    assert {"linkedin", "pinterest"} <= {row["platform"] for row in posts}
+    assert any(row["kind"] == "board" and row["title"] for row in boards), boards
+
+
+def test_a_linkedin_token_is_announced_before_its_60_days_end_and_once_ended_asks_for_auth(tmp_path):
+    """LinkedIn's token lasts 60 days and cannot be renewed: after `archiver auth linkedin`
+    and a run, `archiver status` says when it runs out, the alert rules open an
+    `auth_expiring` alert in its last week that says what to run; once LinkedIn refuses
+    the ended token, the run fails saying to run `archiver auth linkedin --account main`,
+    loses nothing, and the account is "gone" until then."""
+    import datetime as dt
+
+    from test_crash_points_e2e import InProcessWorld
+
+    from archiver.ops import alerts
+    from archiver.secrets import open_secret_store
+    from archiver.sync.jobs import Workspace
+
+    world = InProcessWorld("linkedin", 4, 4)
+    try:
+        archive, env = tmp_path / "archive", platform_env(tmp_path, "linkedin")
+        write_account_config(archive, world.base_url, platform="linkedin")
+        authorize(archive, env, platform="linkedin")
+        authorized_at = dt.datetime.now(dt.timezone.utc)
+        done = run_cli(["export", "--platform", "linkedin", "--archive", str(archive)], env)
+        assert done.returncode == 0, done.describe()
+        status = run_cli(["status", "--archive", str(archive)], env)
+        said = re.search(r"authorization runs out: (\S+Z)", status.stdout)
+        assert said, status.describe()
+        ends = dt.datetime.fromisoformat(said[1].replace("Z", "+00:00"))
+        assert dt.timedelta(days=59) < ends - authorized_at <= dt.timedelta(days=60, minutes=1), ends
+
+        def auth_alerts(now: dt.datetime) -> list[tuple]:
+            ws = Workspace.open(archive, secrets=open_secret_store("env", state_dir=env["ARCHIVER_STATE_DIR"]))
+            try:
+                alerts.periodic(ws, now=now)
+            finally:
+                ws.archive.close()
+            return query(archive, "SELECT state, message FROM alerts WHERE kind = 'auth_expiring'")
+
+        assert auth_alerts(ends - dt.timedelta(days=30)) == []
+        [(state, message)] = auth_alerts(ends - dt.timedelta(days=6))
+        assert state == "open" and "runs out in 6 days" in message, message
+        assert "archiver auth linkedin --account main" in message, message
+        before, files_before = archive_contents(archive), media_files(archive)
+        assert before["posts"]
+
+        world.fake.expire_tokens()
+        failed = run_cli(["export", "--platform", "linkedin", "--archive", str(archive)], env)
+    finally:
+        world.stop()
+    assert failed.returncode == 1, failed.describe()
+    assert "archiver auth linkedin --account main" in failed.output and "Traceback" not in failed.output, \
+        failed.describe()
+    assert_archive_whole(archive, before, files_before)
+    ws = Workspace.open(archive, secrets=open_secret_store("env", state_dir=env["ARCHIVER_STATE_DIR"]))
+    try:
+        alerts.periodic(ws)
+    finally:
+        ws.archive.close()
+    assert ("gone", "open") in query(archive, "SELECT kind, state FROM alerts")
+
+
+PINTEREST_BUDGET = 6     # requests a day: fewer than the first run of 30 Pins needs
+
+
+def test_pinterest_never_spends_more_than_its_daily_budget_and_status_says_what_is_left(tmp_path):
+    """Trial access: so many requests a day. With a budget smaller than a first run needs
+    (and the simulator counting the same allowance), the run stops before the limit, the
+    next one the same day makes no API request, the simulator never had to refuse one
+    (no 429), and `archiver status` says nothing is left today."""
+    log = tmp_path / "requests.log"
+    world = start_world(tmp_path / "sim", "pinterest", posts=30,
+                        extra=["--daily-limit", str(PINTEREST_BUDGET), "--request-log", str(log)])
+    try:
+        archive = tmp_path / "archive"
+        # Pages of 5 Pins: the 30 Pins need more requests than the day allows.
+        write_account_config(archive, world.base_url, platform="pinterest",
+                             options=f"daily_requests = {PINTEREST_BUDGET}\npage_size = 5\n")
+        env = platform_env(tmp_path, "pinterest")
+        authorize(archive, env, platform="pinterest")
+        after_auth = len(requests_logged(log))
+        first = run_cli(["export", "--platform", "pinterest", "--archive", str(archive)], env)
+        first_made = requests_logged(log)[after_auth:]
+        second = run_cli(["export", "--platform", "pinterest", "--archive", str(archive)], env)
+        second_made = requests_logged(log)[after_auth + len(first_made):]
+    finally:
+        world.stop()
+    for result in (first, second):
+        assert "Traceback" not in result.output, result.describe()
+        assert "budget" in result.output, result.describe()
+    api = [line for line in first_made + second_made if " /v5/" in line and "/oauth/" not in line]
+    assert 0 < len(api) <= PINTEREST_BUDGET, api
+    assert not [line for line in first_made + second_made if line.endswith(" 429")]
+    assert not [line for line in second_made if " /v5/" in line and "/oauth/" not in line], second_made
+    assert query(archive, "SELECT count(*) FROM posts")[0][0] < 30    # the rest comes another day
+    status = run_cli(["status", "--archive", str(archive)], env)
+    assert f"API budget: 0 of {PINTEREST_BUDGET} requests left today" in status.stdout, status.describe()
+
+
+def test_the_config_examples_of_linkedin_and_pinterest_are_accepted_as_written(tmp_path):
+    """config.example.toml's commented LinkedIn and Pinterest accounts, uncommented, are a
+    config archiver accepts (their options known, of the right type)."""
+    from importlib.resources import files
+
+    from archiver.config import load_config
+    from archiver.connector import installed_connectors
+
+    example = files("archiver").joinpath("config.example.toml").read_text(encoding="utf-8")
+    blocks = re.findall(r"^# (\[accounts\.(?:linkedin|pinterest)\]\n(?:# [a-z_]+ = .*\n)+)", example, re.M)
+    assert len(blocks) == 2, blocks
+    config = tmp_path / "config.toml"
+    config.write_text("\n".join(re.sub(r"^# ", "", block, flags=re.M) for block in blocks), encoding="utf-8")
+    loaded = load_config(config, installed_connectors())
+    accounts = {account.platform: account for account in loaded.accounts}
+    assert accounts["linkedin"].options["scope"] == "r_dma_portability_member"
+    assert accounts["pinterest"].options["daily_requests"] == 1000
