@@ -129,7 +129,10 @@ def import_export(ws, path, cdn, account=ACCOUNT):
 
 
 def wrapped(tmp_path: Path, pins, wrapper: str, **options) -> Path:
-    """The export as a person gets it: the document in a zip, or the folder it was unzipped to."""
+    """The export as a person gets it: the document alone, in a zip, or in the folder it was
+    unzipped to."""
+    if wrapper == "html":
+        return write_export(tmp_path / "pinterest.html", pins, **options)
     if wrapper == "zip":
         return write_export(tmp_path / "pinterest.zip", pins, zipped=True, **options)
     folder = tmp_path / "pinterest-export"
@@ -174,7 +177,7 @@ def test_the_notes_example_imports_into_the_same_rows_as_the_api_would(tmp_path,
     assert IP not in everything(db)
 
 
-@pytest.mark.parametrize("wrapper", ["zip", "folder"])
+@pytest.mark.parametrize("wrapper", ["html", "zip", "folder"])
 def test_built_exports_import_every_pin_with_its_board_flags_and_picture(tmp_path, ws, cdn, wrapper):
     pins = sample_pins(5)
     boards = [ExportBoard("549755885175", "Baking", description="Tarts and bread", privacy="PUBLIC",
@@ -244,7 +247,8 @@ def test_no_data_everywhere_gives_a_pin_with_its_id_only(tmp_path, ws, cdn):
 def test_unknown_sections_are_kept_raw_and_named_once(tmp_path, ws, cdn):
     mystery = ExportSection("Shopping lists", [
         ExportBlock({"Item": "flour", "Ip Address": IP}), ExportBlock({"Item": "lemons"}),
-        ExportBlock({"Item": "butter"}, href="https://www.pinterest.com/roofcam/")])
+        ExportBlock({"Item": "butter"}, href="https://www.pinterest.com/roofcam/"),
+        ExportBlock({"Item": "y" * (MAX_LINE + 1)})])   # over a bound: reported as well
     odd_followers = ExportSection("Followers", [{"Count": "12"}])   # no user names [U]
     path = wrapped(tmp_path, sample_pins(2), "zip", extra_sections=[mystery, odd_followers])
 
@@ -256,7 +260,10 @@ def test_unknown_sections_are_kept_raw_and_named_once(tmp_path, ws, cdn):
     kept = rows(db, "SELECT stream, item_id, raw FROM unmapped_items ORDER BY item_id")
     assert [(stream, item) for stream, item, _raw in kept] == [
         ("export:unread", "Followers 1"), ("export:unread", "Shopping lists 1"),
-        ("export:unread", "Shopping lists 2"), ("export:unread", "Shopping lists 3")]
+        ("export:unread", "Shopping lists 2"), ("export:unread", "Shopping lists 3"),
+        ("export:unread", "Shopping lists 4")]
+    assert [(e["item"], e["error"]) for e in result["errors"]] == [
+        ("block 4 of Shopping lists (line 45 of pinterest.html)", f"a line of it is longer than {MAX_LINE} characters")]
     assert json.loads(kept[1][2]) == {"Item": "flour"}
     assert json.loads(kept[3][2]) == {"Item": "butter", "link": "https://www.pinterest.com/roofcam/"}
     said = " ".join(result["summary"] if "summary" in result else []) + (result.get("message") or "")
@@ -377,6 +384,20 @@ def test_line_breaks_written_either_way_stay_in_the_details(tmp_path, ws, cdn):
     path = wrapped(tmp_path, pins, "zip", newlines="br")
     assert import_export(ws, path, cdn)["status"] == "ok"
     assert one(ws.archive.db, "SELECT text FROM posts") == "first\nsecond: not a key\nfourth"
+
+
+def test_the_document_alone_is_found_whatever_its_name(tmp_path, ws, cdn):
+    path = write_export(tmp_path / "pinterest.html", sample_pins(2))
+    renamed = path.rename(tmp_path / "download")   # a browser's name for it
+    result = import_export(ws, renamed, cdn)
+    assert (result["status"], result["platform"]) == ("ok", "pinterest"), result
+    assert one(ws.archive.db, "SELECT count(*) FROM posts") == 2
+    # A saved login page is still no export: said so, naming the file.
+    page = tmp_path / "login.html"
+    page.write_text("<!DOCTYPE html><html><body><h1>Log in</h1></body></html>")
+    with pytest.raises(ExportFileError, match="web page") as caught:
+        run_import(ws, page)
+    assert str(page) in str(caught.value)
 
 
 def test_other_files_are_not_a_pinterest_export(tmp_path, ws, cdn):
@@ -577,3 +598,45 @@ def test_a_long_value_within_the_bounds_is_read_whole(tmp_path, ws, cdn):
     pins[0].details = ("Tarts & pies, " * (MAX_LINE // 14))[:MAX_LINE - 20].strip()
     assert import_export(ws, wrapped(tmp_path, pins, "zip"), cdn)["status"] == "ok"
     assert one(ws.archive.db, "SELECT text FROM posts WHERE post_id=?", pins[0].pin_id) == pins[0].details
+
+
+def test_a_document_cut_short_keeps_its_last_list_partial_and_says_so(tmp_path, ws, cdn):
+    """A download that stopped between two blocks: what it holds is imported, the run names
+    the file, and its last list loses no one (the people after the cut are still followers)."""
+    fans = [f"fan_{n}" for n in range(10)]
+    whole = write_export(tmp_path / "whole" / "pinterest.html", sample_pins(2),
+                         extra_sections=[people_section("Followers", fans)])
+    assert import_export(ws, whole, cdn)["status"] == "ok"
+    text = whole.read_text()
+    cut = tmp_path / "cut" / "pinterest.html"
+    cut.parent.mkdir()
+    cut.write_text(text[:text.index('<a href="https://www.pinterest.com/fan_6/')])
+
+    result = import_export(ws, cut, cdn)
+
+    assert result["status"] == "ok", result
+    assert any(str(cut) in e["item"] and "stops before its end" in e["error"] for e in result["errors"]), result
+    db = ws.archive.db
+    assert sorted(r[0] for r in rows(db, "SELECT person_id FROM follows WHERE kind='followers' AND ended_at IS NULL")) \
+        == fans
+    assert rows(db, "SELECT complete FROM snapshots ORDER BY snapshot_id") == [(1,), (0,)]
+    # The whole document, imported again later, is not cut short.
+    assert not [e for e in import_export(ws, write_export(tmp_path / "again.html", sample_pins(3), extra_sections=[
+        people_section("Followers", fans)]), cdn)["errors"] if "stops before" in e["error"]]
+
+
+def test_an_unreadable_date_is_named_and_the_pin_kept(tmp_path, ws, cdn):
+    pins = sample_pins(2)
+    text = write_export(tmp_path / "pinterest.html", pins).read_text()
+    start = text.index(f"/pin/{pins[1].pin_id}/")
+    text = text[:start] + text[start:].replace("<br>Created at: 2024/05/02 18:22:31", "<br>Created at: yesterday", 1)
+    (tmp_path / "pinterest.html").write_text(text)
+
+    result = import_export(ws, tmp_path / "pinterest.html", cdn)
+
+    assert result["status"] == "ok", result
+    [error] = result["errors"]
+    assert f"Pin {pins[1].pin_id} (block 2 of Pins, line 21 of pinterest.html)" == error["item"]
+    assert "'yesterday' is no date" in error["error"]
+    assert rows(ws.archive.db, "SELECT post_id, created_at FROM posts ORDER BY post_id") == [
+        (pins[0].pin_id, "2024-05-01T18:22:31Z"), (pins[1].pin_id, None)]
