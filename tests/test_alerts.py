@@ -458,5 +458,11 @@ def test_export_reminders_only_for_platforms_whose_export_holds_what_the_api_lac
     linkedin = export_age("linkedin", None, 30)
     assert linkedin["manual"] and linkedin["too_old"] and "outside the EEA" in linkedin["holds"]
     assert "Get a copy of your data" in linkedin["steps"]
+    # A member the API serves (its export succeeded lately) needs no reminder; once the API
+    # has not worked for longer than the export's maximum age, the reminder is back.
+    now = dt.datetime(2026, 12, 7, tzinfo=dt.timezone.utc)
+    assert export_age("linkedin", None, 30, now=now, api_ok_at="2026-12-01T03:00:00Z") == {"manual": False}
+    assert export_age("linkedin", None, 30, now=now, api_ok_at="2026-10-01T03:00:00Z")["too_old"]
+    assert export_age("tiktok", None, 30, now=now, api_ok_at="2026-12-01T03:00:00Z")["manual"]
     # Pinterest's API gives everything its export holds (and more): never nagged for.
     assert export_age("pinterest", None, 30) == {"manual": False}

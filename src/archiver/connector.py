@@ -53,6 +53,10 @@ class Connector:
     # What only that export holds ("followers and following"), for the reminder to
     # request a new one; empty when the API gives it all (no reminder, no alert).
     export_only_holds: ClassVar[str] = ""
+    # True where that is only so for people the API does not serve (LinkedIn's is open to
+    # members in the EEA and Switzerland alone): an account whose API export succeeded
+    # within the export's maximum age needs no reminder.
+    export_needless_after_api_run: ClassVar[bool] = False
     # The SecretStore keys an account of this platform reads (for service installers).
     secret_keys: ClassVar[tuple[str, ...]] = ()
     # The folder this platform's export files sit in when they arrive inside another

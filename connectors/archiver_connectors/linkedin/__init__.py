@@ -87,6 +87,7 @@ class LinkedInConnector(Connector):
                                 "fills the days between).", type=float),
     )
     # The API (EEA and Switzerland only) gives what the export does; elsewhere the export is all there is.
+    export_needless_after_api_run = True
     export_only_holds = ("your posts, comments, reactions and connections if you live outside the EEA and "
                          "Switzerland (LinkedIn's API serves only members there)")
     manual_export_steps = (

@@ -169,12 +169,18 @@ def _evaluate_failure(db, settings, account: AccountConfig, facts: dict, now: dt
 
 
 def _evaluate_export(db, settings, account: AccountConfig, now: dt.datetime) -> None:
-    from archiver.ops.status import export_age
+    from archiver.ops.status import export_age, last_api_export_ok
 
     newest = db.execute("SELECT max(imported_at) FROM imports WHERE account_id=?",
                         [account.account_id]).fetchone()[0]
-    export = export_age(account.platform, newest, settings.export_max_age_days, now=now, options=account.options)
+    api_ok_at = last_api_export_ok(db, account.account_id)
+    export = export_age(account.platform, newest, settings.export_max_age_days, now=now, options=account.options,
+                        api_ok_at=api_ok_at)
     if not export["manual"]:
+        if api_ok_at:   # the API reads it all now (LinkedIn in the EEA): no reminder is due
+            resolve_alert(db, account.account_id, EXPORT_ALERT, now,
+                          f"{_label(db, account)}: the API export of {_show_time(api_ok_at)} read what the "
+                          "export holds; the reminder is cleared.", {"api_ok_at": api_ok_at})
         return
     label, title = _label(db, account), _title(account.platform)
     if export["too_old"]:

@@ -47,7 +47,8 @@ def _account_status(db, config: Config, *, now=None) -> list[dict]:
             "archive_holds": archive_holds(db, account_id),
             "newest_export_imported_at": newest_export,
             "export": export_age(platform, newest_export, config.alerts.export_max_age_days, now=now,
-                                 options=configured.options if configured else None),
+                                 options=configured.options if configured else None,
+                                 api_ok_at=last_api_export_ok(db, account_id)),
             "open_alerts": open_alerts(db, account_id),
             "authorization_expires_at": (authorization_expiry(db, account_id) or {}).get("expires_at"),
             "api_budget": api_budget(db, account_id, now=now),
@@ -127,10 +128,11 @@ def archive_holds(db, account_id: str) -> dict[str, int]:
 
 
 def export_age(platform: str, newest_imported_at: str | None, max_age_days: int, *, now=None,
-               options: dict | None = None) -> dict:
+               options: dict | None = None, api_ok_at: str | None = None) -> dict:
     """For a platform whose followers come only from a manual export: how old the newest
     imported one is, and the steps to request a new one when it is too old (or missing).
-    ``options``: the account's connector keys, when the answer depends on the account."""
+    ``options``: the account's connector keys, when the answer depends on the account;
+    ``api_ok_at``: when its last API export succeeded (Connector.export_needless_after_api_run)."""
     import datetime as dt
 
     from archiver.connector import installed_connectors
@@ -141,6 +143,9 @@ def export_age(platform: str, newest_imported_at: str | None, max_age_days: int,
     if not steps or not holds:
         return {"manual": False}
     now = now or dt.datetime.now(dt.timezone.utc)
+    if (getattr(cls, "export_needless_after_api_run", False) and api_ok_at
+            and (now - parse_utc(api_ok_at)).total_seconds() <= max_age_days * 86400):
+        return {"manual": False}
     age_days = None
     if newest_imported_at:
         age_days = (now - parse_utc(newest_imported_at)).total_seconds() / 86400
@@ -154,6 +159,12 @@ def export_age(platform: str, newest_imported_at: str | None, max_age_days: int,
         "steps": steps if too_old else None,
         "holds": holds,
     }
+
+
+def last_api_export_ok(db, account_id: str) -> str | None:
+    """When the account's last API export (not an import) ended well, or None."""
+    return db.execute("SELECT max(ended_at) FROM runs WHERE account_id=? AND kind='export' AND status='ok'",
+                      [account_id]).fetchone()[0]
 
 
 def authorization_expiry(db, account_id: str) -> dict | None:
