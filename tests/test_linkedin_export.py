@@ -390,6 +390,44 @@ def test_a_later_export_ends_who_is_gone_and_a_missing_file_ends_nobody(tmp_path
     assert rows(db, "SELECT complete FROM snapshots WHERE kind='following' ORDER BY taken_at") == [(1,), (0,)]
 
 
+def test_a_newer_export_is_the_profile_and_the_one_it_replaces_a_version(tmp_path, archive):
+    """Outside the EEA the exports are all there is: the newest one's profile is current
+    (a version kept of the one before, replaced at the newer export's time); an older
+    export imported after it changes nothing."""
+    def export_with(headline: str, stamp: tuple[int, ...], name: str) -> Path:
+        world = make_world(posts=1, connections=1)
+        world.owner.headline = headline
+        path = tmp_path / name
+        with zipfile.ZipFile(path, "w") as archive_file:
+            for entry, data in export_files(world).items():
+                archive_file.writestr(zipfile.ZipInfo(entry, date_time=stamp), data)
+        return path
+
+    for headline, stamp, name in (("Founder", (2024, 6, 1, 0, 0, 0), "june.zip"),
+                                  ("Chief Engineer", (2024, 7, 1, 0, 0, 0), "july.zip"),
+                                  ("Apprentice", (2024, 5, 1, 0, 0, 0), "may.zip")):
+        assert import_export(archive, export_with(headline, stamp, name))["status"] == "ok"
+    db = archive.db
+    assert one(db, "SELECT bio FROM accounts").startswith("Chief Engineer")
+    assert one(db, "SELECT profile_as_of FROM accounts") == "2024-07-01T00:00:00Z"
+    versions = rows(db, "SELECT replaced_at, substr(bio, 1, 7) FROM profile_versions")
+    assert versions == [("2024-07-01T00:00:00Z", "Founder")]
+
+
+def test_an_export_never_replaces_a_profile_the_api_reads(archive):
+    from archiver.archive.writer import ArchiveWriter
+
+    def write(source: str, bio: str, as_of: str | None = None) -> None:
+        with archive.writing():
+            ArchiveWriter(archive.db, platform="linkedin", account_id="linkedin:main", source=source,
+                          now="2024-06-01T00:00:00Z").write_profile(Profile(None, "ada", bio=bio, as_of=as_of))
+
+    write("api", "from the API")
+    write("export:" + "ab" * 32, "from a newer export", as_of="2025-01-01T00:00:00Z")
+    assert one(archive.db, "SELECT bio FROM accounts") == "from the API"
+    assert one(archive.db, "SELECT count(*) FROM profile_versions") == 0
+
+
 # --------------------------------------------------------------------------- the API's rows are the export's
 
 
@@ -398,6 +436,7 @@ def _without_raw(record):
         return (record.person.native_id, record.person.display_name, record.person.url, record.since)
     data = asdict(record)
     data.pop("raw", None)
+    data.pop("as_of", None)   # an export's profile says when it was made, the API's is now
     return data
 
 
@@ -432,7 +471,7 @@ def test_snapshot_rows_and_export_rows_give_the_same_records(tmp_path):
                                         {d: snapshot_rows(world, d) for d in ("POSITIONS", "EDUCATION", "SKILLS")},
                                         owner_url=owner_url)
     [exported] = found["export:profile"]
-    assert isinstance(profile, Profile) and asdict(exported) == asdict(profile)
+    assert isinstance(profile, Profile) and asdict(exported) == asdict(profile) | {"as_of": EXPORT_TIME.strftime("%Y-%m-%dT%H:%M:%SZ")}
     assert [li_rows.rich_media_note(r) for r in snapshot_rows(world, "RICH_MEDIA")] == ctx.notes
     with pytest.raises(ValueError, match="unknown snapshot domain"):
         snapshot_rows(world, "NOT_A_DOMAIN")

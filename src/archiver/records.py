@@ -117,6 +117,10 @@ class Profile:
     following: int | None = None
     likes: int | None = None
     posts: int | None = None
+    # When the source's view of the profile was current (an export's creation time). An
+    # export fills blanks only, except for an account no API reads: there the newest
+    # export's profile is the current one and the one it replaces becomes a version.
+    as_of: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
 
 

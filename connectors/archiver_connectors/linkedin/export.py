@@ -376,6 +376,7 @@ def export_pages(source, ctx) -> Iterator[Page]:
         if profile is None:
             ctx.report(f"the profile in {profile_name}", "no name in it; the profile was not updated")
         else:
+            profile.as_of = _taken_at(source, [profile_name])   # a newer export's profile is the current one
             yield Page("export:profile", [profile])
 
     # -- posts, comments, reactions: streamed a page at a time

@@ -643,6 +643,13 @@ CREATE INDEX collection_posts_by_post ON collection_posts (platform, post_id, la
 """.format(provenance=_PROVENANCE)
 
 
+@migrations(name="m017_profile_as_of")
+def m017_profile_as_of(db: Database) -> None:
+    # When the current profile was current as its source said (an export's time, or the
+    # API run's): a newer export then replaces the profile of an account no API reads.
+    db.execute("ALTER TABLE accounts ADD COLUMN profile_as_of TEXT")
+
+
 @migrations(name="m016_links_collections")
 def m016_links_collections(db: Database) -> None:
     # The page outside the platform a post points to (a Pin's link, a shared article); a

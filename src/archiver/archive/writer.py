@@ -242,13 +242,23 @@ class ArchiveWriter:
             "avatar_sha256": avatar.sha256 if avatar else None,
             "banner_sha256": banner.sha256 if banner else None,
         }
-        merged = self._merge(existing, incoming, _PROFILE_FIELDS)
+        # An account no API reads (LinkedIn outside the EEA): the newest export is its profile.
+        newest_export = (not self.authoritative and existing is not None and profile.as_of is not None
+                         and "api" not in json.loads(existing["sources"] or "[]")
+                         and profile.as_of > (existing["profile_as_of"] or ""))
+        if newest_export and existing is not None:
+            merged = {k: existing[k] if incoming[k] is None else incoming[k] for k in _PROFILE_FIELDS}
+        else:
+            merged = self._merge(existing, incoming, _PROFILE_FIELDS)
+        as_of = self.now if self.authoritative else max(filter(None, (
+            existing["profile_as_of"] if existing else None, profile.as_of)), default=None)
         sources, raw = self._merged_provenance(existing, profile.raw)
         if existing and any(existing[k] is not None and existing[k] != merged[k] for k in _PROFILE_FIELDS):
             self.db.execute(
                 "INSERT OR IGNORE INTO profile_versions (account_id, replaced_at, username, display_name, bio, url, "
                 "avatar_sha256, banner_sha256) VALUES (?,?,?,?,?,?,?,?)",
-                [self.account_id, self.now, *(existing[k] for k in _PROFILE_FIELDS)],
+                [self.account_id, profile.as_of if newest_export else self.now,
+                 *(existing[k] for k in _PROFILE_FIELDS)],
             )
             self._count("profile_changed")
         counts = {
@@ -260,18 +270,18 @@ class ArchiveWriter:
         counts = self._merge(existing, counts, _ACCOUNT_COUNTS)
         self.db.execute(
             "INSERT INTO accounts (account_id, platform, name, native_id, username, display_name, bio, url, avatar_sha256, "
-            "banner_sha256, followers, following, likes, posts, sources, first_seen_at, last_seen_at, raw) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(account_id) DO UPDATE SET "
+            "banner_sha256, followers, following, likes, posts, sources, first_seen_at, last_seen_at, raw, "
+            "profile_as_of) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(account_id) DO UPDATE SET "
             "native_id=coalesce(excluded.native_id, native_id), username=excluded.username, "
             "display_name=excluded.display_name, bio=excluded.bio, url=excluded.url, "
             "avatar_sha256=excluded.avatar_sha256, banner_sha256=excluded.banner_sha256, "
             "followers=excluded.followers, following=excluded.following, "
             "likes=excluded.likes, posts=excluded.posts, sources=excluded.sources, "
-            "last_seen_at=excluded.last_seen_at, raw=excluded.raw",
+            "last_seen_at=excluded.last_seen_at, raw=excluded.raw, profile_as_of=excluded.profile_as_of",
             [
                 self.account_id, self.platform, self.account_id.split(":", 1)[1], profile.native_id,
                 *(merged[k] for k in _PROFILE_FIELDS), *(counts[k] for k in _ACCOUNT_COUNTS),
-                sources, self.now, self.now, raw,
+                sources, self.now, self.now, raw, as_of,
             ],
         )
         if self.authoritative and any(v is not None for v in counts.values()):
