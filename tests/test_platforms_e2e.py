@@ -116,8 +116,9 @@ SHAPES = {
     # threads (posts of kind reply: one per four posts); replies by others under a third.
     "threads": WorldShape(extra_post_rows=0, min_comments=lambda n: n // 3, min_post_files=lambda n: n // 3),
     # LinkedIn gives no one else's comments and no media files (links to them only): the
-    # comments are the member's own, on others' posts; the people its connections.
-    "linkedin": WorldShape(min_comments=lambda n: 0, min_post_files=lambda n: 0),
+    # comments are the member's own, on others' posts (by the owner: no author row); the
+    # people its connections.
+    "linkedin": WorldShape(min_comments=lambda n: 0, min_post_files=lambda n: 0, every_comment_has_its_author=False),
     # Pinterest: no comments at all; every Pin has its image (or video, or carousel); the
     # followers list (usernames).
     "pinterest": WorldShape(min_comments=lambda n: 0, lists_followers=True),
