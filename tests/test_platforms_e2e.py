@@ -850,15 +850,11 @@ MALFORMED = {
     "threads-truncated-posts": ("threads", "threads_and_replies.json", cut_in_half, False),
     "threads-garbage-followers": ("threads", "followers_1.json", lambda n, d: b"{{{ not json", True),
     # A row of Shares.csv with a quoted field never closed (the rest of the file swallowed
-    # into it), and a connections file that is not a CSV at all.
+    # into it): that row is named with its line, the rest imported.
     "linkedin-unclosed-share": ("linkedin", "Shares.csv", lambda n, d: d + b'2024-01-02 10:00:00,"https://www.linkedin'
                                 b'.com/feed/update/urn%3Ali%3Ashare%3A1,"never closed\n', True),
-    "linkedin-garbage-connections": ("linkedin", "Connections.csv", lambda n, d: b"\x00\x01PK\x03\x04 garbage", True),
     # Pinterest's document cut in half (a download that stopped): said, its lists kept partial.
     "pinterest-truncated-html": ("pinterest", ".html", cut_in_half, True),
-    # A Pin whose board id is no id: that Pin is reported (its id, the line), the others imported.
-    "pinterest-pin-with-a-bad-board": ("pinterest", ".html", lambda n, d: re.sub(
-        rb"Board Id: [0-9]+", b"Board Id: the baking one", d, count=1), True),
 }
 
 
@@ -868,8 +864,7 @@ MALFORMED = {
     pytest.param("youtube-garbage-comments-csv"),
     pytest.param("youtube-malformed-videos-csv"),
     "facebook-truncated-posts", "facebook-garbage-friends", "threads-truncated-posts", "threads-garbage-followers",
-    "linkedin-unclosed-share", "linkedin-garbage-connections", "pinterest-truncated-html",
-    "pinterest-pin-with-a-bad-board",
+    "linkedin-unclosed-share", "pinterest-truncated-html",
 ])
 def test_malformed_json_or_csv_gives_a_clear_error_naming_the_file(hostile, case):
     platform, suffix, breaking, posts_expected = MALFORMED[case]
