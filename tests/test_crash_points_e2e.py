@@ -10,7 +10,8 @@ archive an uninterrupted run builds (same rows, same files). The runs:
   Instagram, Facebook, Threads, Mastodon) or a full listing that marks deleted what is gone
   (YouTube, Bluesky), and with ARCHIVER_SOAK=1 both kinds for every platform;
 * the import of each platform's official export file over an archive the API filled
-  (Facebook's: over the person's profile, its export being a profile's);
+  (Facebook's: over the person's profile, its export being a profile's; TikTok's walks the
+  first and last pass of each kind in the suite, every point in the soak);
 * LinkedIn's export imported into a new archive (most members have no API).
 
 LinkedIn and Pinterest, added last, walk two points in the suite (two_points: amid a
@@ -201,7 +202,9 @@ def test_a_first_export_killed_at_every_crash_point_converges(tmp_path, platform
 
 
 @pytest.mark.timeout(WALK_TIMEOUT_S)
-def test_a_tiktok_export_file_import_killed_at_every_crash_point_converges(tmp_path):
+@pytest.mark.parametrize("sample", [pytest.param(ends_of_each_kind, id="ends-of-each-kind"),
+                                    pytest.param(False, marks=pytest.mark.soak, id="every-point")])
+def test_a_tiktok_export_file_import_killed_at_every_crash_point_converges(tmp_path, sample):
     """The official "Download your data" zip, imported over an archive the API filled:
     the export's own files are copied in (renames), its posts matched to the API's."""
     from archiver_connectors.tiktok.sim.fake import FakeTikTok, FakeTikTokConfig
@@ -220,7 +223,7 @@ def test_a_tiktok_export_file_import_killed_at_every_crash_point_converges(tmp_p
 
         points = walk_every_crash_point(
             lambda folder: ["import", str(export_file), "--archive", str(folder)], env, reference, scratch, logs,
-            prepare=lambda folder: shutil.copytree(filled, folder))
+            prepare=lambda folder: shutil.copytree(filled, folder), sample=sample)
     finally:
         world.stop()
     print(f"tiktok import: walked {len(points)} crash points")
