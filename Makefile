@@ -17,11 +17,12 @@ demo: $(VENV)/.installed
 # The checks first (a few seconds), then the suite. Tests never touch a real keyring: the
 # fail backend makes any stray use an error. The suite runs on every core (up to 4: most
 # of its time is `archiver` subprocesses and SQLite, one core each); TEST_WORKERS=0 runs it
-# in one process. The 15 slowest tests are listed at the end (where to look when CI grows slow).
+# in one process. Tests sharing a costly module fixture carry one xdist_group mark and run in
+# one worker (loadgroup), which builds it once. The 15 slowest tests are listed at the end.
 TEST_WORKERS ?= auto
 test: lint
 	PYTHON_KEYRING_BACKEND=keyring.backends.fail.Keyring $(BIN)/python -m pytest -n $(TEST_WORKERS) --maxprocesses=4 \
-		--durations=15
+		--dist loadgroup --durations=15
 
 # ruff (pycodestyle, pyflakes, bugbear, import order) and mypy; both configured in pyproject.toml.
 lint: $(VENV)/.installed

@@ -564,6 +564,7 @@ def files_under(folder: Path) -> list[Path]:
     return [p for p in folder.rglob("*") if p.is_file()]
 
 
+@pytest.mark.xdist_group("leak")
 def test_leak_scenario_went_where_leaks_happen(leak):
     """The knobs did their job, else the leak checks below would prove little."""
     logged = leak.outputs["export --full"].output + leak.outputs["export"].output
@@ -644,6 +645,7 @@ def graph_twin_paging_next(platform: str, posts: int) -> str:
     return page["paging"]["next"]
 
 
+@pytest.mark.xdist_group("leak")
 def test_no_secret_in_the_archive_the_media_the_config_the_logs_or_the_output(leak):
     needles = sorted({form for secret in leak.secrets for form in encoded_forms(secret)})
     haystacks = {str(path): path.read_bytes() for path in files_under(leak.archive)}
@@ -1188,6 +1190,7 @@ def assert_archive_whole(archive: Path, before: dict, files_before: dict) -> Non
     assert query(archive, "SELECT count(*) FROM posts WHERE deleted_at IS NOT NULL") == [(0,)]
 
 
+@pytest.mark.xdist_group("archived_account")
 @pytest.mark.parametrize("platform,case,full", VANISHED_RUNS,
                          ids=[f"{p}-{c}-{'full' if f else 'incremental'}" for p, c, f in VANISHED_RUNS])
 def test_vanished_platform_leaves_every_row_and_file_and_status_says_why(archived_account, tmp_path, platform,
@@ -1230,6 +1233,7 @@ REFUSED_RUNS = [(platform, full) for platform in PLATFORMS for full in (True, Fa
                 if full or platform not in LATEST]
 
 
+@pytest.mark.xdist_group("archived_account")
 @pytest.mark.parametrize("platform,full", REFUSED_RUNS,
                          ids=[f"{p}-{'full' if f else 'incremental'}" for p, f in REFUSED_RUNS])
 def test_connection_refused_fails_with_its_reason_and_changes_nothing(archived_account, tmp_path, monkeypatch,
@@ -1403,6 +1407,7 @@ def assert_a_quiet_second_run(platform: str, posts: int, archive: Path, first_re
     assert query(archive, "SELECT status FROM runs ORDER BY run_id") == [("ok",), ("ok",)]
 
 
+@pytest.mark.xdist_group("archived_account")
 @pytest.mark.parametrize("platform", LATEST)
 def test_a_second_linkedin_or_pinterest_run_with_nothing_new_is_a_few_requests(archived_account, platform):
     """As above, on the archive the vanished-platform tests start from (its first run was
@@ -1620,6 +1625,7 @@ def test_a_meta_export_imported_after_the_api_adds_no_post_or_file_twice(tmp_pat
 # -------------------------------------------- Facebook and Threads elsewhere: status, audience, report, serve
 
 
+@pytest.mark.xdist_group("archived_account")
 def test_facebook_and_threads_reach_status_reminders_the_audience_the_report_and_serve(archived_account, tmp_path):
     """One archive with a Facebook Page (archived through the API: comments by fans, with
     their authors), the person's Facebook profile and a Threads account (their exports
@@ -1685,6 +1691,7 @@ def test_facebook_and_threads_reach_status_reminders_the_audience_the_report_and
 LATEST_EXPORT_NAMES = {"linkedin": "Complete_LinkedInDataExport_12-01-2026.zip", "pinterest": "pinterest-export.zip"}
 
 
+@pytest.mark.xdist_group("archived_account")
 @pytest.mark.parametrize("platform", LATEST)
 def test_the_export_of_the_same_account_imported_after_the_api_adds_nothing_twice(archived_account, tmp_path,
                                                                                   platform):
@@ -1734,6 +1741,7 @@ def test_the_export_of_the_same_account_imported_after_the_api_adds_nothing_twic
     assert private not in (archive / "archive.db").read_bytes()
 
 
+@pytest.mark.xdist_group("archived_account")
 def test_linkedin_and_pinterest_reach_status_reminders_the_audience_the_report_and_serve(archived_account, tmp_path):
     """One archive with a Pinterest account (archived through the API: boards, Pins with
     their images, followers) and a LinkedIn account of someone outside the EEA (its export
