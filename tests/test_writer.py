@@ -92,6 +92,21 @@ def test_the_api_overwrites_and_keeps_the_earlier_version(archive):
     assert one(archive, "SELECT count(*) FROM post_versions") == 1
 
 
+def test_a_post_the_platform_says_was_deleted_is_kept_with_its_tombstone(archive):
+    # Archived live first; an export's list of deleted posts then gives the time it went.
+    write(archive, API, at(2), api_post(native_id="7001"))
+    writer = write(archive, EXPORT, at(3), api_post(native_id="7001", deleted_at=at(2, 20)),
+                   api_post(native_id="7002", deleted_at=at(1, 9), text="Only ever seen deleted"))
+    assert rows(archive, "SELECT post_id, text, deleted_at FROM posts ORDER BY post_id") == [
+        ("7001", "Sunset from the roof #sky", at(2, 20)), ("7002", "Only ever seen deleted", at(1, 9))]
+    assert writer.counts.get("posts_deleted") == 2
+
+    # The same record again (a second import) changes nothing; a post without the word keeps it.
+    writer = write(archive, EXPORT, at(4), api_post(native_id="7002", deleted_at=at(3, 9)), api_post(native_id="7001"))
+    assert rows(archive, "SELECT post_id, deleted_at FROM posts ORDER BY post_id") == [("7001", at(2, 20)), ("7002", at(1, 9))]
+    assert "posts_deleted" not in writer.counts
+
+
 def test_an_export_only_fills_blanks_and_never_reverts_the_api(archive):
     write(archive, API, at(5), api_post(title="Caption edited on the phone", text=None, duration=None))
     writer = write(archive, EXPORT, at(6), export_post(

@@ -154,6 +154,9 @@ class Post:
     media: list[MediaRef] = field(default_factory=list)
     # Earlier versions the platform itself keeps (Mastodon's edit history), oldest first.
     history: list["PostVersion"] = field(default_factory=list)
+    # When the platform's own record says the post was deleted (an export's list of deleted
+    # posts): archived with its tombstone set, unlike a post merely missing from a listing.
+    deleted_at: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
 
 

@@ -398,15 +398,21 @@ class ArchiveWriter:
                     [self.platform, post_id, self.now, *(existing[k] for k in _POST_CONTENT)],
                 )
             self._count("posts_edited")
-        revived = existing is not None and existing["deleted_at"] is not None and self.authoritative
+        revived = (existing is not None and existing["deleted_at"] is not None and self.authoritative
+                   and post.deleted_at is None)
         if revived:
             self._count("posts_reappeared")
+        deleted_at = None if revived else (existing or {}).get("deleted_at")
+        if post.deleted_at and not deleted_at:
+            # The platform's own word that the post is deleted, with its time.
+            deleted_at = post.deleted_at
+            self._count("posts_deleted")
         columns = ["platform", "post_id", "account_id", *_POST_CONTENT, *_POST_FIELDS, *_COUNTS,
                    "sources", "raw", "first_seen_at", "last_seen_at", "listed_in", "deleted_at"]
         values = [self.platform, post_id, self.account_id, *(merged[k] for k in (*_POST_CONTENT, *_POST_FIELDS, *_COUNTS)),
                   sources, raw, self.now, self.now,
                   listing if listing else (existing or {}).get("listed_in"),
-                  None if revived else (existing or {}).get("deleted_at")]
+                  deleted_at]
         updates = ", ".join(f"{c}=excluded.{c}" for c in columns if c not in ("platform", "post_id", "first_seen_at"))
         self.db.execute(
             f"INSERT INTO posts ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
