@@ -52,6 +52,7 @@ def _account_status(db, config: Config, *, now=None) -> list[dict]:
             "open_alerts": open_alerts(db, account_id),
             "authorization_expires_at": (authorization_expiry(db, account_id) or {}).get("expires_at"),
             "api_budget": api_budget(db, account_id, now=now),
+            "api_spend": api_spend(db, account_id, now=now),
             "unmatched_export_posts": unmatched_export_posts(db, account_id),
             "imports_with_holes": [
                 {"file_name": name, "holes": holes, "imported_at": at} for name, holes, at in db.execute(
@@ -188,6 +189,18 @@ def api_budget(db, account_id: str, *, now=None) -> str | None:
     state = json.loads(row[0]) if row and row[0] else None
     epoch = now.timestamp() if hasattr(now, "timestamp") else None
     return left_today(state, now=epoch) if isinstance(state, dict) else None
+
+
+def api_spend(db, account_id: str, *, now=None) -> str | None:
+    """What a pay-per-use API has cost the account's runs (archiver.net.budget.RunBudget),
+    in words; None for a connector that keeps no money budget."""
+    from archiver.net.budget import SPEND_STREAM, spent_words
+
+    row = db.execute("SELECT state FROM sync_state WHERE account_id=? AND stream=?",
+                     [account_id, SPEND_STREAM]).fetchone()
+    state = json.loads(row[0]) if row and row[0] else None
+    epoch = now.timestamp() if hasattr(now, "timestamp") else None
+    return spent_words(state, now=epoch) if isinstance(state, dict) else None
 
 
 def open_alerts(db, account_id: str) -> list[dict]:
@@ -348,6 +361,8 @@ def render_status(rows: list[dict], *, errors: dict[str, list[dict]] | None = No
                          "authorize again before then)")
         if row.get("api_budget"):
             lines.append(f"  API budget: {row['api_budget']}")
+        if row.get("api_spend"):
+            lines.append(f"  API spend:  {row['api_spend']}")
         lines.append(f"  newest export imported: {row['newest_export_imported_at'] or 'none'}")
         for entry in row.get("imports_with_holes") or []:
             lines.append(f"  incomplete: {entry['holes']} file(s) of {entry['file_name']} (imported "
