@@ -78,6 +78,22 @@ class Connector:
     # The keys an [accounts.X] table of this platform may hold besides the core's
     # (config.ACCOUNT_KEYS); load_config refuses any other key, and a value of another type.
     config_options: ClassVar[tuple[Option, ...]] = ()
+    # How people show on this platform, for `archiver audience links` (views/audience.py),
+    # which suggests the identities of one person on several platforms.
+    # The hosts of its profile pages, the usual one first: a link to any of them is a link to
+    # the same page (X's: "twitter.com/alice" is "x.com/alice"). Empty where profiles have no
+    # fixed host (the fediverse: each server's own); then a host "<name>.<tld>" counts.
+    profile_hosts: ClassVar[tuple[str, ...]] = ()
+    # True where a handle is a domain name its holder proved they control ("alice.example.com"
+    # on Bluesky): a link to that domain in another profile points at them.
+    handles_are_domains: ClassVar[bool] = False
+    # The domains the platform hands handles out under (Bluesky's "bsky.social"): compared with
+    # other platforms' handles, "alice.bsky.social" is the name "alice". A handle under any
+    # other domain is the person's own domain and only ever compared whole.
+    handle_domains: ClassVar[tuple[str, ...]] = ()
+    # What else people call the platform in a bio besides its name and title (X: "twitter"),
+    # as in "find me @alice on Twitter".
+    other_names: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def export_only_holds_for(cls, options: dict[str, Any]) -> str:

@@ -50,6 +50,12 @@ class BlueskyConnector(Connector):
     name = "bluesky"
     title = "Bluesky"
     post_noun = "posts"
+    # How people show here (archiver audience links): profiles at bsky.app/profile/<handle>;
+    # a handle is a domain its holder proved, "alice.bsky.social" one Bluesky hands out.
+    profile_hosts = ("bsky.app",)
+    handles_are_domains = True
+    handle_domains = ("bsky.social",)
+    other_names = ("bsky",)
     secret_keys = ("tokens",)
     auth_options = (
         Option("handle", "Your handle, e.g. alice.bsky.social (a new account needs no config entry first: "

@@ -39,6 +39,9 @@ class MastodonConnector(Connector):
     name = "mastodon"
     title = "Mastodon"
     post_noun = "posts"
+    # How people show here (archiver audience links): "alice@server", a profile page on
+    # each person's own server (no fixed host; the core reads the server off the handle).
+    other_names = ("fediverse",)
     visibility_words = VISIBILITY_WORDS
     default_base_url = ""       # every account names its own instance (base_url)
     secret_keys = ("client_id", "client_secret", "tokens")

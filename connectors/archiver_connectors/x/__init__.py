@@ -14,6 +14,9 @@ class XConnector(Connector):
     name = "x"
     title = "X"
     post_noun = "posts"
+    # How people show here (archiver audience links): x.com and twitter.com are one site.
+    profile_hosts = ("x.com", "twitter.com", "mobile.twitter.com", "mobile.x.com")
+    other_names = ("twitter",)
     default_base_url = "https://api.x.com"
 
     # -- official export -----------------------------------------------------------------

@@ -42,9 +42,11 @@ IDENTITY_EXAMPLE = "platform:person_id, e.g. instagram:17841400000"
 # as independent evidence: 1 - (1 - c1) * (1 - c2) ...
 CONFIDENCE = {
     "bio_link": 0.9,          # the person links the other profile from this one
+    "bio_names_handle": 0.8,  # the bio names the other handle with its platform, or one that is unique
+                              # wherever written ("@alice on X", "@alice@mastodon.social")
     "name_and_avatar": 0.7,   # same display name and the same avatar
     "same_handle": 0.6,       # same handle on two platforms (common names collide)
-    "bio_handle": 0.5,        # the bio mentions @handle of the other identity
+    "bio_handle": 0.5,        # the bio mentions a bare @handle (often someone else's) of the other
 }
 # A handle shared by more identities than this is a common word, not a person.
 MAX_SAME_HANDLE_GROUP = 6
@@ -184,8 +186,15 @@ def list_links(db, status: str | None = None) -> list[dict]:
     ]
 
 
-_URL = re.compile(r"(?:https?://)?(?:www\.|m\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)+/[^\s,;)\]\"'<>]+", re.IGNORECASE)
-_MENTION = re.compile(r"(?<![\w@])@([\w.][\w.-]{1,60}\w)")
+# A link in a bio: with its scheme (then a bare domain counts: "https://alice.example"), or
+# without one when it has a path ("x.com/alice").
+_URL = re.compile(r"https?://(?:www\.|m\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)+(?:/[^\s,;)\]\"'<>]*)?"
+                  r"|(?:www\.|m\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)+/[^\s,;)\]\"'<>]+", re.IGNORECASE)
+_HANDLE = r"[\w.][\w.-]{1,60}\w"
+_DOMAIN = r"[a-z0-9-]+(?:\.[a-z0-9-]+)+"
+_MENTION = re.compile(rf"(?<![\w@])@({_HANDLE})")
+# A fediverse address, "@alice@mastodon.social": one identity wherever it is written.
+_ADDRESS = re.compile(rf"(?<![\w@])@({_HANDLE}@{_DOMAIN})(?![\w.-]*\w)", re.IGNORECASE)
 
 
 def normalize_handle(handle: str | None) -> str | None:
@@ -206,23 +215,186 @@ def normalize_url(url: str | None) -> str | None:
     return value or None
 
 
-def _handle_key_sql(column: str) -> str:
-    """SQL for the comparable form of a handle: lower case, without a leading "@", and for
-    fediverse handles ("alice@mastodon.social") the name before the server."""
-    bare = f"ltrim({column}, '@')"
-    return (f"lower(CASE WHEN instr({bare}, '@') > 1 THEN substr({bare}, 1, instr({bare}, '@') - 1) "
-            f"ELSE {bare} END)")
+@dataclass(frozen=True)
+class PlatformFacts:
+    """How people show on one platform, as its connector declares it (``Connector.profile_hosts``,
+    ``handles_are_domains``, ``handle_domains``, ``other_names``; see connector.py). ``names``:
+    the platform's name, title and other names, lower case (what a bio calls it)."""
+
+    profile_hosts: tuple[str, ...] = ()
+    handles_are_domains: bool = False
+    handle_domains: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
 
 
-def suggest_links(db, *, now: str | None = None) -> int:
+def platform_facts() -> dict[str, PlatformFacts]:
+    """The facts of every installed connector, by platform name."""
+    from archiver.connector import installed_connectors
+
+    facts = {}
+    for name, cls in installed_connectors().items():
+        facts[name] = PlatformFacts(
+            profile_hosts=tuple(h.lower() for h in cls.profile_hosts),
+            handles_are_domains=bool(cls.handles_are_domains),
+            handle_domains=tuple(d.lower().strip(".") for d in cls.handle_domains),
+            names=tuple(dict.fromkeys(n.lower() for n in (name, getattr(cls, "title", ""), *cls.other_names) if n)),
+        )
+    return facts
+
+
+class _Platforms:
+    """The platform facts as ``suggest_links`` asks them: canonical profile URLs, handle keys."""
+
+    def __init__(self, facts: dict[str, PlatformFacts]):
+        self.facts = facts
+        # Every profile host -> the platform's usual one ("twitter.com" -> "x.com").
+        self.host_alias = {host: f.profile_hosts[0] for f in facts.values() for host in f.profile_hosts}
+        self.default_domains = sorted({d for f in facts.values() for d in f.handle_domains}, key=len, reverse=True)
+
+    def of(self, platform: str) -> PlatformFacts:
+        return self.facts.get(platform) or PlatformFacts(names=(platform,))
+
+    def canonical_url(self, url: str | None) -> str | None:
+        """``normalize_url`` with the host replaced by its platform's usual one."""
+        value = normalize_url(url)
+        if not value:
+            return None
+        host, sep, path = value.partition("/")
+        return self.host_alias.get(host, host) + sep + path
+
+    def is_profile_host(self, platform: str, host: str) -> bool:
+        """Whether ``host`` (canonical) serves ``platform``'s profile pages: one of its declared
+        hosts, or for a platform that declares none, "<platform>.<tld>" (the whole first
+        label: "example.com" is nobody's, though the platform "x" is in its name)."""
+        hosts = self.of(platform).profile_hosts
+        if hosts:
+            return host in hosts
+        label, _, tld = host.partition(".")
+        return label == platform and bool(tld) and "." not in tld
+
+    def handle_key(self, platform: str | None, handle: str | None) -> str | None:
+        """The comparable form of a handle: lower case, without a leading "@"; a fediverse
+        handle ("alice@mastodon.social") by its name before the server; a handle under a
+        domain the platform hands out ("alice.bsky.social") by the name before it (with
+        ``platform`` None: under any platform's). Any other handle with dots is whole."""
+        bare = normalize_handle(handle)
+        if not bare:
+            return None
+        if bare.find("@") > 0:
+            return bare.split("@", 1)[0]
+        domains = self.of(platform).handle_domains if platform else self.default_domains
+        for domain in domains:
+            if bare.endswith("." + domain) and len(bare) > len(domain) + 1:
+                return bare[: -len(domain) - 1]
+        return bare
+
+    def handle_key_sql(self, handle: str, platform: str) -> tuple[str, list[Any]]:
+        """``handle_key`` in SQL over the columns ``handle`` and ``platform``, with its parameters."""
+        bare = f"lower(ltrim({handle}, '@'))"
+        cases = [f"WHEN instr({bare}, '@') > 1 THEN substr({bare}, 1, instr({bare}, '@') - 1)"]
+        params: list[Any] = []
+        for name, facts in sorted(self.facts.items()):
+            for domain in facts.handle_domains:
+                cases.append(f"WHEN {platform} = ? AND length({bare}) > ? AND substr({bare}, -?) = ? "
+                             f"THEN substr({bare}, 1, length({bare}) - ?)")
+                suffix = "." + domain
+                params += [name, len(suffix), len(suffix), suffix, len(suffix)]
+        return f"(CASE {' '.join(cases)} ELSE {bare} END)", params
+
+
+@dataclass(frozen=True)
+class _Pointer:
+    """Something a profile says that points at an identity elsewhere.
+
+    ``how``: "url" (a link: ``value`` its canonical form), "domain" (a link to a bare domain),
+    "named" (a handle with its platform's name: "@alice on X"), "mention" (a bare @handle or
+    a fediverse address). ``platform``: the platform a "named" pointer names."""
+
+    source: tuple[str, str]
+    how: str
+    value: str
+    text: str
+    platform: str | None = None
+
+
+def _pointers(platform: str, person_id: str, bio: str | None, links: str | None,
+              platforms: _Platforms, named: re.Pattern | None) -> Iterator[_Pointer]:
+    source = (platform, person_id)
+    urls: list[str] = []
+    try:
+        urls = [u for u in json.loads(links or "[]") if isinstance(u, str)]
+    except ValueError:
+        pass
+    text = bio or ""
+    urls += _URL.findall(text)
+    for url in dict.fromkeys(urls):
+        canonical = platforms.canonical_url(url)
+        if not canonical:
+            continue
+        yield _Pointer(source, "url" if "/" in canonical else "domain", canonical, url)
+    # Links are out of the way of the mentions (an "@" in a link's path is not one).
+    text = _URL.sub(" ", text)
+    if named is not None:
+        for match in named.finditer(text):
+            name = (match.group("n1") or match.group("n2")).lower()
+            handle = match.group("h1") or match.group("h2")
+            target = next((p for p, f in platforms.facts.items() if name in f.names), None)
+            if target:
+                yield _Pointer(source, "named", handle.lower(), match.group(0).strip(), target)
+        text = named.sub(" ", text)
+    for address in _ADDRESS.findall(text):
+        yield _Pointer(source, "mention", address.lower(), "@" + address)
+    for mention in _MENTION.findall(_ADDRESS.sub(" ", text)):
+        yield _Pointer(source, "mention", mention.lower(), "@" + mention)
+
+
+def _named_pattern(platforms: _Platforms) -> re.Pattern | None:
+    """ "@alice on X", "@alice (Twitter)", "X: @alice", "Mastodon: @alice@mastodon.social"."""
+    names = sorted({n for f in platforms.facts.values() for n in f.names}, key=len, reverse=True)
+    if not names:
+        return None
+    name = "|".join(re.escape(n) for n in names)
+    handle = rf"{_HANDLE}(?:@{_DOMAIN})?"
+    return re.compile(
+        rf"(?<![\w@])@(?P<h1>{handle})(?:\s+(?:on|at)\s+(?:the\s+)?|\s*[(\[]\s*)(?P<n1>{name})(?!\w|\.\w)"
+        rf"|(?<![\w.@])(?P<n2>{name})\s*[:：]\s*@?(?P<h2>{handle})(?![\w@])",
+        re.IGNORECASE)
+
+
+def _url_points_at(pointer: _Pointer, platforms: _Platforms, target: tuple[str, str], handle: str | None,
+                   url: str | None) -> bool:
+    """Whether the link ``pointer.value`` (canonical) is the profile page of ``target``."""
+    if url and platforms.canonical_url(url) == pointer.value:
+        return True
+    host, _, path = pointer.value.partition("/")
+    segments = path.split("/")
+    if len(segments) > 2:
+        return False   # x.com/alice/status/1 is a post, not a profile
+    tail = segments[-1].lstrip("@")
+    bare = normalize_handle(handle)
+    # On the platform's own site, the page of the handle (or of the id: bsky.app/profile/did:…).
+    if platforms.is_profile_host(target[0], host) and tail in (bare, target[1].lower()):
+        return True
+    # A fediverse profile: on the person's server (mastodon.social/@alice, /users/alice), or
+    # seen through another server (other.example/@alice@mastodon.social).
+    if bare and "@" in bare:
+        name, _, server = bare.partition("@")
+        return (host == server and tail == name and segments[0] in ("@" + name, "users")) or \
+            (len(segments) == 1 and tail == bare)
+    return False
+
+
+def suggest_links(db, *, now: str | None = None, facts: dict[str, PlatformFacts] | None = None) -> int:
     """Recompute the suggested links; returns how many are open (status "suggested").
 
-    Confirmed and rejected pairs are kept as they are and never suggested again. Reasons:
-    the same handle on two platforms; a bio or profile link of one that points at the
-    other's profile URL (or mentions its @handle); the same display name and avatar.
-    Only identities on different platforms are paired.
+    Confirmed and rejected pairs are kept as they are and never suggested again. Reasons
+    (README, "Audience"): the same handle on two platforms; a bio or profile link of one that
+    points at the other's profile, a handle it names; the same display name and avatar.
+    Only identities on different platforms are paired. ``facts``: how people show on each
+    platform (``platform_facts()``, from the installed connectors, when None).
     """
     now = now or now_utc()
+    platforms = _Platforms(platform_facts() if facts is None else facts)
     found: dict[tuple[str, str], dict[str, str]] = {}  # pair -> reason kind -> text
 
     def add(x: tuple[str, str], y: tuple[str, str], kind: str, text: str) -> None:
@@ -231,10 +403,10 @@ def suggest_links(db, *, now: str | None = None) -> int:
         pair = _ordered(identity(*x), identity(*y))
         found.setdefault(pair, {}).setdefault(kind, text)
 
-    def grouped(sql: str) -> Iterator[list[tuple]]:
+    def grouped(sql: str, params: list[Any]) -> Iterator[list[tuple]]:
         """Rows sorted by their first column, in runs of equal first column (streamed)."""
         run: list[tuple] = []
-        for row in db.execute(sql):
+        for row in db.execute(sql, params):
             if run and row[0] != run[0][0]:
                 yield run
                 run = []
@@ -243,79 +415,111 @@ def suggest_links(db, *, now: str | None = None) -> int:
         if run:
             yield run
 
-    # 1. Same handle (case-insensitive, without a leading @, a fediverse handle by its name
-    # before the server) on different platforms.
-    for run in grouped(
-        f"SELECT {_handle_key_sql('handle')} AS h, platform, person_id FROM people "
-        "WHERE handle IS NOT NULL AND handle != '' ORDER BY h"
-    ):
-        if len(run) < 2 or len(run) > MAX_SAME_HANDLE_GROUP:
-            continue
-        for i, first in enumerate(run):
-            for second in run[i + 1:]:
-                add(first[1:], second[1:], "same_handle", f"same handle @{first[0]}")
+    def pairs(sql: str, params: list[Any]) -> Iterator[tuple[tuple, tuple]]:
+        for run in grouped(sql, params):
+            if 2 <= len(run) <= MAX_SAME_HANDLE_GROUP:
+                for i, first in enumerate(run):
+                    for second in run[i + 1:]:
+                        yield first, second
 
-    # 2. Same display name and same avatar.
-    for run in grouped(
-        "SELECT lower(trim(display_name)) || char(10) || avatar_url AS k, platform, person_id, display_name "
-        "FROM people WHERE display_name IS NOT NULL AND trim(display_name) != '' AND avatar_url IS NOT NULL "
-        "ORDER BY k"
-    ):
-        if len(run) < 2 or len(run) > MAX_SAME_HANDLE_GROUP:
-            continue
-        for i, first in enumerate(run):
-            for second in run[i + 1:]:
-                add(first[1:3], second[1:3], "name_and_avatar",
-                    f"same display name {first[3]!r} and the same avatar")
+    # 1. Same handle (see _Platforms.handle_key) on different platforms.
+    key_sql, key_params = platforms.handle_key_sql("handle", "platform")
+    for first, second in pairs(f"SELECT {key_sql} AS h, platform, person_id FROM people "
+                               "WHERE handle IS NOT NULL AND handle != '' ORDER BY h", key_params):
+        add(first[1:], second[1:], "same_handle", f"same handle @{first[0]}")
 
-    # 3. A bio or profile link pointing at another identity: collect what the (few) people
-    # with a bio or links point at, then find the identities those are in one pass.
-    pointers_by_url: dict[str, list[tuple[str, str]]] = {}
-    pointers_by_handle: dict[str, list[tuple[tuple[str, str], str]]] = {}
+    # 2. Same display name and the same avatar: the same picture file (the stored avatars'
+    # sha256, where both were downloaded), or the same link (only ever within one site:
+    # across platforms the links always differ).
+    for column, what in (("avatar_sha256", "the same avatar picture (identical file)"),
+                         ("avatar_url", "the same avatar link")):
+        for first, second in pairs(
+            f"SELECT lower(trim(display_name)) || char(10) || {column} AS k, platform, person_id, display_name "
+            f"FROM people WHERE display_name IS NOT NULL AND trim(display_name) != '' AND {column} IS NOT NULL "
+            "AND {column} != '' ORDER BY k".replace("{column}", column), []
+        ):
+            add(first[1:3], second[1:3], "name_and_avatar", f"same display name {first[3]!r} and {what}")
+
+    # 3. What bios and profile links point at: collect the pointers of the (few) people
+    # with a bio or links, then find the identities they may name in one pass.
+    named = _named_pattern(platforms)
+    pointers: list[_Pointer] = []
+    wanted: set[str] = set()
     for platform, person_id, bio, links in db.execute(
         "SELECT platform, person_id, bio, links FROM people WHERE bio IS NOT NULL OR links IS NOT NULL"
     ):
-        urls = []
-        try:
-            urls = [u for u in json.loads(links or "[]") if isinstance(u, str)]
-        except ValueError:
-            pass
-        urls += _URL.findall(bio or "")
-        for url in urls:
-            normalized = normalize_url(url)
-            if normalized:
-                pointers_by_url.setdefault(normalized, []).append((platform, person_id))
-                # The last path segment is a handle on most platforms (instagram.com/name,
-                # tiktok.com/@name, youtube.com/@name, bsky.app/profile/name).
-                tail = normalize_handle(normalized.rsplit("/", 1)[-1])
-                if tail:
-                    pointers_by_handle.setdefault(tail, []).append(((platform, person_id), "url"))
-        for mention in _MENTION.findall(bio or ""):
-            pointers_by_handle.setdefault(mention.lower(), []).append(((platform, person_id), "mention"))
-    if pointers_by_handle:
-        db.execute("DROP TABLE IF EXISTS temp.audience_pointed_handles")
-        db.execute("CREATE TEMP TABLE audience_pointed_handles (h TEXT PRIMARY KEY) WITHOUT ROWID")
-        db.conn.executemany("INSERT INTO temp.audience_pointed_handles VALUES (?)", [(h,) for h in pointers_by_handle])
-        rows = db.execute(
-            f"SELECT {_handle_key_sql('p.handle')}, p.platform, p.person_id, p.url FROM people p "
-            f"WHERE p.handle IS NOT NULL AND {_handle_key_sql('p.handle')} IN (SELECT h FROM temp.audience_pointed_handles)"
-        ).fetchall()
-        db.execute("DROP TABLE temp.audience_pointed_handles")
-        for handle, platform, person_id, url in rows:
-            target = (platform, person_id)
-            target_url = normalize_url(url)
-            for source, how in pointers_by_handle.get(handle, []):
-                if how == "url":
-                    # The link names this handle; it points at this profile if the URL is
-                    # the profile's own, or (without a stored URL) on the profile's site.
-                    pointed = [u for u in _urls_of(pointers_by_url, source) if u.rsplit("/", 1)[-1].lstrip("@") == handle]
-                    if target_url and target_url in pointed:
-                        add(source, target, "bio_link", f"{identity(*source)} links to {url}")
-                    elif not target_url and any(platform in u.split("/", 1)[0] for u in pointed):
-                        add(source, target, "bio_link", f"{identity(*source)} links to {pointed[0]}")
-                else:
-                    add(source, target, "bio_handle", f"{identity(*source)} mentions @{handle} in the bio")
+        for pointer in _pointers(platform, person_id, bio, links, platforms, named):
+            pointers.append(pointer)
+            if pointer.how == "url":
+                host, _, path = pointer.value.partition("/")
+                tail = path.rsplit("/", 1)[-1].lstrip("@")
+                wanted.update((tail, f"{tail}@{host}"))
+            elif pointer.how == "domain":
+                wanted.add(pointer.value)
+            else:
+                wanted.update((pointer.value, platforms.handle_key(pointer.platform, pointer.value) or ""))
+    if not pointers:
+        return _store_suggestions(db, found, now)
+    db.execute("DROP TABLE IF EXISTS temp.audience_pointed")
+    db.execute("CREATE TEMP TABLE audience_pointed (h TEXT PRIMARY KEY) WITHOUT ROWID")
+    db.conn.executemany("INSERT OR IGNORE INTO temp.audience_pointed VALUES (?)", [(w,) for w in wanted if w])
+    key_sql, key_params = platforms.handle_key_sql("p.handle", "p.platform")
+    rows = db.execute(
+        f"SELECT p.platform, p.person_id, p.handle, p.url, {key_sql} FROM people p "
+        "WHERE lower(ltrim(p.handle, '@')) IN (SELECT h FROM temp.audience_pointed) "
+        f"OR {key_sql} IN (SELECT h FROM temp.audience_pointed) "
+        "OR lower(p.person_id) IN (SELECT h FROM temp.audience_pointed)",
+        key_params * 2,
+    ).fetchall()
+    db.execute("DROP TABLE temp.audience_pointed")
+    by_value: dict[str, list[tuple]] = {}   # a handle, key or id -> the identities it may name
+    for row in rows:
+        for value in {normalize_handle(row[2]), row[4], row[1].lower()}:
+            if value:
+                by_value.setdefault(value, []).append(row)
+    for pointer in pointers:
+        _match_pointer(pointer, platforms, by_value, add)
+    return _store_suggestions(db, found, now)
 
+
+def _match_pointer(pointer: _Pointer, platforms: _Platforms, by_value: dict[str, list[tuple]], add) -> None:
+    """Pair ``pointer.source`` with the identities (rows of ``by_value``) the pointer names."""
+    source = identity(*pointer.source)
+    if pointer.how == "url":
+        host, _, path = pointer.value.partition("/")
+        tail = path.rsplit("/", 1)[-1].lstrip("@")
+        candidates = by_value.get(tail, []) + by_value.get(f"{tail}@{host}", [])
+        for platform, person_id, handle, url, _key in dict.fromkeys(candidates):
+            if _url_points_at(pointer, platforms, (platform, person_id), handle, url):
+                add(pointer.source, (platform, person_id), "bio_link", f"{source} links to {pointer.text}")
+        return
+    if pointer.how == "domain":
+        # A link to a bare domain points at the identity whose handle is that domain, on a
+        # platform where a handle is a domain its holder proved they control.
+        for platform, person_id, handle, _url, _key in by_value.get(pointer.value, []):
+            if platforms.of(platform).handles_are_domains and normalize_handle(handle) == pointer.value:
+                add(pointer.source, (platform, person_id), "bio_link",
+                    f"{source} links to {pointer.text}, the domain of the handle @{pointer.value}")
+        return
+    mention_key = platforms.handle_key(pointer.platform, pointer.value)
+    candidates = by_value.get(pointer.value, []) + by_value.get(mention_key or "", [])
+    for platform, person_id, handle, _url, key in dict.fromkeys(candidates):
+        bare = normalize_handle(handle)
+        if pointer.how == "named":
+            exact = "@" in pointer.value   # a fediverse address names one server's account
+            if platform == pointer.platform and (bare == pointer.value or (not exact and key == mention_key)):
+                add(pointer.source, (platform, person_id), "bio_names_handle", f"{source} says {pointer.text!r}")
+        elif bare == pointer.value and ("@" in bare or platforms.of(platform).handles_are_domains):
+            # A fediverse address or a domain handle written out: one identity only.
+            add(pointer.source, (platform, person_id), "bio_names_handle",
+                f"{source} names {pointer.text} in the bio")
+        elif key == mention_key == pointer.value:   # a plain name, on any platform
+            add(pointer.source, (platform, person_id), "bio_handle",
+                f"{source} mentions {pointer.text} in the bio")
+
+
+def _store_suggestions(db, found: dict[tuple[str, str], dict[str, str]], now: str) -> int:
+    """Replace the open suggestions with ``found`` (but for pairs decided by hand)."""
     with db.conn:
         db.execute("DELETE FROM person_links WHERE status='suggested'")
         decided = {
@@ -338,10 +542,6 @@ def suggest_links(db, *, now: str | None = None) -> int:
             rows,
         )
     return db.execute("SELECT count(*) FROM person_links WHERE status='suggested'").fetchone()[0]
-
-
-def _urls_of(pointers_by_url: dict[str, list[tuple[str, str]]], source: tuple[str, str]) -> list[str]:
-    return [url for url, sources in pointers_by_url.items() if source in sources]
 
 
 # -- time helpers --------------------------------------------------------------------------------
