@@ -84,9 +84,11 @@ def test_the_manifest_lists_parts_counts_and_media_only_types(archive_2026, worl
     assert {f["fileName"] for f in files} == {"data/tweets.js", "data/tweets-part1.js"}   # not the stray part9
     assert all(isinstance(f["count"], str) for f in files)
     assert sum(int(f["count"]) for f in files) == len(tweets_of(archive_2026 / "data"))
-    for camel in ("tweetsMedia", "deletedTweetsMedia", "profileMedia"):
-        assert types[camel] == {"mediaDirectory": f"data/{types[camel]['mediaDirectory'][5:]}"}
-        assert "files" not in types[camel]
+    for camel, folder in (("tweetsMedia", "tweets_media"), ("deletedTweetsMedia", "deleted_tweets_media"),
+                          ("profileMedia", "profile_media"), ("communityTweetMedia", "community_tweet_media")):
+        assert types[camel] == {"mediaDirectory": f"data/{folder}"}           # media-only: no files
+    assert types["tweets"]["mediaDirectory"] == "data/tweets_media"          # and on the type itself
+    assert list(types) == sorted(types)
     for camel in ("grokChatItem", "messageEvent", "block", "mute", "noteTweet", "communityTweet", "like"):
         assert types[camel]["files"][0]["fileName"].startswith("data/"), camel
     # Every listed file exists.
@@ -273,6 +275,8 @@ def test_a_world_of_generated_posts_streams_and_splits_by_size(tmp_path):
     assert ids != sorted(ids) and ids != sorted(ids, reverse=True)     # unsorted, as X's are
     _, config = read_js(data / "manifest.js")
     assert sum(int(f["count"]) for f in config["dataTypes"]["tweets"]["files"]) == 300
+    compact = write_archive(tmp_path / "compact", world, zipped=False, media_files=False, pretty=False)
+    assert tweets_of(compact / "data") == tweets
 
 
 def test_an_inconsistent_world_is_refused(tmp_path):

@@ -49,7 +49,8 @@ shows; "core": ``core.text`` and no ``tweetId`` [U: both unconfirmed]), ``counts
 "float_zero": a zero count written ``"0.0"``; "zeroed": every count ``"0.0"``, the
 third-party claim), ``media_files`` (False: no media files at all), ``viewer`` (``Your
 archive.html`` and ``assets/``), ``old_names`` (``tweet.js`` naming, default only for 2021:
-the notes saw it in a 2022 archive too). A medium with ``in_archive=False`` is named in
+the notes saw it in a 2022 archive too), ``pretty`` (False: the posts' files hold one compact
+record a line, faster to write — for benchmarks; X pretty-prints). A medium with ``in_archive=False`` is named in
 its post but its file is absent.
 
 Deterministic: the same world, generation and knobs give the same bytes (``world.seed``
@@ -361,31 +362,36 @@ def mp4_bytes(key: str, size: int = 6000) -> bytes:
     return ftyp + struct.pack(">I", len(payload) + 8) + b"mdat" + payload
 
 
+_quote = json.encoder.encode_basestring        # the C string encoder, UTF-8 left as is
+
+
 def to_js(value: Any, indent: int = 0) -> str:
     """JSON as X pretty-prints it: two-space indents, ``" : "``, every array element on its own
     line, empty ``[ ]`` / ``{ }``, UTF-8 as is."""
+    if isinstance(value, str):
+        return _quote(value)
     if isinstance(value, dict):
         if not value:
             return "{ }"
-        pad = "  " * (indent + 1)
-        items = (f'{pad}{json.dumps(key, ensure_ascii=False)} : {to_js(item, indent + 1)}'
-                 for key, item in value.items())
-        return "{\n" + ",\n".join(items) + "\n" + "  " * indent + "}"
+        pad = "\n" + "  " * (indent + 1)
+        return "{" + ",".join(f"{pad}{_quote(key)} : {to_js(item, indent + 1)}" for key, item in value.items()) \
+            + "\n" + "  " * indent + "}"
     if isinstance(value, list):
         if not value:
             return "[ ]"
-        pad = "  " * (indent + 1)
-        return "[\n" + ",\n".join(pad + to_js(item, indent + 1) for item in value) + "\n" + "  " * indent + "]"
-    return json.dumps(value, ensure_ascii=False)
+        pad = "\n" + "  " * (indent + 1)
+        return "[" + ",".join(pad + to_js(item, indent + 1) for item in value) + "\n" + "  " * indent + "]"
+    return json.dumps(value)
 
 
 class YtdFile:
     """One ``window.YTD.<name>.part<N> = [ … ]`` file written record by record (never held
     whole); an empty one is ``window.YTD.<name>.part0 = [ ]``."""
 
-    def __init__(self, path: Path, global_name: str):
+    def __init__(self, path: Path, global_name: str, *, pretty: bool = True):
         self.path = path
         self.global_name = global_name
+        self.pretty = pretty
         self.count = 0
         self.bytes = 0
         self._out: IO[str] = path.open("w", encoding="utf-8", newline="\n")
@@ -396,7 +402,9 @@ class YtdFile:
         self.bytes += len(text) if text.isascii() else len(text.encode("utf-8"))
 
     def add(self, record: dict[str, Any]) -> None:
-        self._write(("\n  " if self.count == 0 else ",\n  ") + to_js(record, 1))
+        # compact: one record a line by the C encoder (fast, for benchmarks; not X's layout)
+        text = to_js(record, 1) if self.pretty else json.dumps(record, ensure_ascii=False, separators=(", ", " : "))
+        self._write(("\n  " if self.count == 0 else ",\n  ") + text)
         self.count += 1
 
     def close(self) -> None:
@@ -738,7 +746,8 @@ _EXTRA_TYPES = {
              "article", "articleMetadata", "communityNote", "adsRevenueSharing", "keyRegistry",
              "verifiedOrganization", "audioVideoCallsInDmRecipientSessions"),
 }
-# Media-only data types of a 2026 manifest (only mediaDirectory, no files).
+# Media-only data types of a 2026 manifest (only mediaDirectory, no files; the data type
+# itself names the folder too, as a 2023 manifest does).
 _MEDIA_ONLY_2026 = {"tweetsMedia": "tweets_media", "deletedTweetsMedia": "deleted_tweets_media",
                     "communityTweetMedia": "community_tweet_media", "profileMedia": "profile_media",
                     "directMessagesMedia": "direct_messages_media"}
@@ -762,12 +771,12 @@ class _ArchiveWriter:
 
     def __init__(self, root: Path, world: XWorld, *, generation: str, parts: int, part_bytes: int | None,
                  part_order: str, stray_part: bool, edit_variant: str, note_shape: str, counts: str,
-                 media_files: bool, viewer: bool, old_names: bool):
+                 media_files: bool, viewer: bool, old_names: bool, pretty: bool):
         self.root, self.data = root, root / "data"
         self.world, self.generation = world, generation
         self.parts, self.part_bytes, self.part_order = parts, part_bytes, part_order
         self.stray_part, self.note_shape = stray_part, note_shape
-        self.media_files, self.viewer = media_files, viewer
+        self.media_files, self.viewer, self.pretty = media_files, viewer, pretty
         self.generated = world.generated_at or GENERATION_DATES[generation]
         self.rng = random.Random(world.seed)
         self.tweet_type = "tweet" if old_names else "tweets"       # tweet.js / tweets.js
@@ -782,7 +791,7 @@ class _ArchiveWriter:
     # -- manifest bookkeeping
     def _listed(self, camel: str, ytd: YtdFile, media_directory: str | None = None) -> None:
         entry = self.data_types.setdefault(camel, {})
-        if media_directory and self.generation != "2026":
+        if media_directory:
             entry["mediaDirectory"] = f"data/{media_directory}"
         entry.setdefault("files", []).append({"fileName": f"data/{ytd.path.name}",
                                               "globalName": ytd.global_name.removeprefix("window."),
@@ -792,7 +801,7 @@ class _ArchiveWriter:
         """An open YTD file of data type ``camel``: ``tweet-headers.js`` / ``YTD.tweet_headers.part0``,
         ``tweets-part1.js`` / ``YTD.tweets.part1``."""
         name = f"{kebab(camel)}.js" if part == 0 else f"{kebab(camel)}-part{part}.js"
-        return YtdFile(self.data / name, f"YTD.{snake(camel)}.part{part}")
+        return YtdFile(self.data / name, f"YTD.{snake(camel)}.part{part}", pretty=self.pretty)
 
     def write(self) -> None:
         self.data.mkdir(parents=True, exist_ok=True)
@@ -927,10 +936,11 @@ class _ArchiveWriter:
         (assets / "images" / "favicon.ico").write_bytes(png_bytes("favicon"))
 
     def write_manifest(self) -> None:
-        data_types = dict(sorted(self.data_types.items()))
+        data_types = dict(self.data_types)
         if self.generation == "2026":
             for camel, folder in _MEDIA_ONLY_2026.items():
                 data_types[camel] = {"mediaDirectory": f"data/{folder}"}
+        data_types = dict(sorted(data_types.items()))      # X lists them alphabetically
         size = sum(path.stat().st_size for path in self.root.rglob("*") if path.is_file())
         config = {
             "userInfo": {"accountId": self.world.owner.account_id, "userName": self.world.owner.handle,
@@ -947,7 +957,7 @@ def write_archive(path: str | Path, world: XWorld, *, generation: str = "2026", 
                   parts: int = 1, part_bytes: int | None = None, part_order: str = "natural",
                   stray_part: bool = False, edit_variant: str = "initial", note_shape: str = "results",
                   counts: str = "real", media_files: bool = True, viewer: bool = True,
-                  old_names: bool | None = None, top_folder: str | None = None) -> Path:
+                  old_names: bool | None = None, top_folder: str | None = None, pretty: bool = True) -> Path:
     """Write ``world``'s archive at ``path`` and return it: a zip (``zipped``), else the
     folder it unzips to. A ``path`` that is an existing folder gets
     ``twitter-<date>-<hash>.zip`` (or that folder name) inside it. Knobs: the module doc."""
@@ -968,7 +978,7 @@ def write_archive(path: str | Path, world: XWorld, *, generation: str = "2026", 
         path = path / f"twitter-{generated:%Y-%m-%d}-{digest}{'.zip' if zipped else ''}"
     options = dict(generation=generation, parts=parts, part_bytes=part_bytes, part_order=part_order,
                    stray_part=stray_part, edit_variant=edit_variant, note_shape=note_shape, counts=counts,
-                   media_files=media_files, viewer=viewer,
+                   media_files=media_files, viewer=viewer, pretty=pretty,
                    old_names=generation == "2021" if old_names is None else old_names)
     if not zipped:
         root = path / top_folder if top_folder else path
@@ -1079,10 +1089,11 @@ def sample_world(seed: int = 1) -> XWorld:
         seed=seed)
 
 
-def big_world(posts: int = 1000, *, seed: int = 1, text_bytes: int = 400) -> XWorld:
+def big_world(posts: int = 1000, *, seed: int = 1, text_bytes: int = 200) -> XWorld:
     """A world whose ``posts`` posts come from a generator (never all in memory): text of
-    about ``text_bytes``, some links, mentions and replies, no media. A post's record is
-    about 1.5 KB + its text in tweets.js (``posts=200_000`` ≈ 370 MB)."""
+    about ``text_bytes`` (every 50th a long note post of 3 times that, when that passes 280),
+    some links, mentions and replies, no media. A post's record in tweets.js is about 2.3 KB
+    with the default text (``posts=130_000`` ≈ 300 MB)."""
     owner = XUser("1234567890", "ada_example", "Ada Example")
     bob = XUser("42", "bob", "Bob B.")
     start = dt.datetime(2012, 1, 1, tzinfo=UTC)
@@ -1094,7 +1105,8 @@ def big_world(posts: int = 1000, *, seed: int = 1, text_bytes: int = 400) -> XWo
             # Blocks of 97 written back to front: the file is unsorted, as X's are.
             order = (number // 97) * 97 + (96 - number % 97)
             created = start + dt.timedelta(minutes=37 * order)
-            body = " ".join(rng.choice(words) for _ in range(max(text_bytes // 7, 1)))[:text_bytes]
+            size = text_bytes * 3 if number % 50 == 49 else text_bytes
+            body = " ".join(rng.choices(words, k=max(size // 5, 1)))[:size]
             post = XPost(snowflake(created, order % 4096), created, body, like_count=rng.randrange(50),
                          repost_count=rng.randrange(5))
             if number % 5 == 0:
