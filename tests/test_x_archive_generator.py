@@ -241,6 +241,8 @@ def test_knobs_edit_variant_note_shape_counts(tmp_path, world):
     _, notes = read_js(root / "data" / "note-tweet.js")
     assert "tweetId" not in notes[0]["noteTweet"] and notes[0]["noteTweet"]["core"]["text"].startswith("Why I keep")
     assert {t["favorite_count"] for t in tweets.values()} == {"0.0"}
+    _, bare = read_js(write_archive(tmp_path / "b", world, zipped=False, tweet_wrapper=False) / "data" / "tweets.js")
+    assert isinstance(bare, list) and "tweet" not in bare[0] and "id_str" in bare[0]
     floats = tweets_of(write_archive(tmp_path / "f", world, zipped=False, counts="float_zero") / "data")
     zero = next(t for t in floats.values() if t["full_text"] == "Nobody liked this")
     assert zero["favorite_count"] == "0.0" and zero["retweet_count"] == "0.0"

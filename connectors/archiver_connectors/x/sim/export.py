@@ -50,8 +50,9 @@ shows; "core": ``core.text`` and no ``tweetId`` [U: both unconfirmed]), ``counts
 third-party claim), ``media_files`` (False: no media files at all), ``viewer`` (``Your
 archive.html`` and ``assets/``), ``old_names`` (``tweet.js`` naming, default only for 2021:
 the notes saw it in a 2022 archive too), ``pretty`` (False: the posts' files hold one compact
-record a line, faster to write — for benchmarks; X pretty-prints). A medium with ``in_archive=False`` is named in
-its post but its file is absent.
+record a line, faster to write — for benchmarks; X pretty-prints), ``tweet_wrapper`` (False:
+the tweets files hold bare tweet objects, not ``{"tweet": {…}}``: "older exports may" [U]).
+A medium with ``in_archive=False`` is named in its post but its file is absent.
 
 Deterministic: the same world, generation and knobs give the same bytes (``world.seed``
 drives every choice; zip entries carry the generation date).
@@ -513,8 +514,11 @@ def tweet_record(post: XPost, owner: XUser, style: _Style, *, version: int = 0) 
         text = text[:NOTE_CUT] + "…"
     full = html.escape(text, quote=False)
     urls: list[dict[str, Any]] = []
+    # The first version's text must hold every link and mention (else the world is wrong); a
+    # later version or a cut note text holds those it still has.
+    strict = version == 0 and not note
     for link in post.links:
-        if link not in text and note:
+        if link not in text and not strict:
             continue
         escaped = html.escape(link, quote=False)
         if escaped not in full:
@@ -537,7 +541,7 @@ def tweet_record(post: XPost, owner: XUser, style: _Style, *, version: int = 0) 
                 for match in re.finditer(r"(?<![\w&])#(\w+)", full)]
     mentions = [{"name": user.name or user.handle, "screen_name": user.handle,
                  "indices": _indices(full, f"@{user.handle}"), "id_str": user.account_id, "id": user.account_id}
-                for user in post.mentions if not note or f"@{user.handle}" in full]
+                for user in post.mentions if strict or f"@{user.handle}" in full]
     shown_start = 0
     if post.reply_to is not None:
         # A reply's leading @names are outside its display range.
@@ -735,15 +739,16 @@ def extra_type_records(world: XWorld, generated: dt.datetime) -> dict[str, list[
         "verifiedOrganization": [],
         "audioVideoCallsInDmRecipientSessions": [],
         "ageinfo": [{"ageMeta": {"ageInfo": {"age": ["18-120"]}}}],
+        "twitterCircleTweet": [],
     }
 
 
 # Which extra types each generation writes (2026 adds the new ones of notes A#13).
 _EXTRA_TYPES = {
     "2021": ("block", "mute", "directMessages", "ageinfo"),
-    "2022": ("block", "mute", "directMessages", "ageinfo"),
-    "2026": ("block", "mute", "directMessages", "ageinfo", "messageEvent", "grokChatItem", "expandedProfile",
-             "article", "articleMetadata", "communityNote", "adsRevenueSharing", "keyRegistry",
+    "2022": ("block", "mute", "directMessages", "ageinfo", "twitterCircleTweet"),
+    "2026": ("block", "mute", "directMessages", "ageinfo", "twitterCircleTweet", "messageEvent", "grokChatItem",
+             "expandedProfile", "article", "articleMetadata", "communityNote", "adsRevenueSharing", "keyRegistry",
              "verifiedOrganization", "audioVideoCallsInDmRecipientSessions"),
 }
 # Media-only data types of a 2026 manifest (only mediaDirectory, no files; the data type
@@ -771,12 +776,13 @@ class _ArchiveWriter:
 
     def __init__(self, root: Path, world: XWorld, *, generation: str, parts: int, part_bytes: int | None,
                  part_order: str, stray_part: bool, edit_variant: str, note_shape: str, counts: str,
-                 media_files: bool, viewer: bool, old_names: bool, pretty: bool):
+                 media_files: bool, viewer: bool, old_names: bool, pretty: bool, tweet_wrapper: bool):
         self.root, self.data = root, root / "data"
         self.world, self.generation = world, generation
         self.parts, self.part_bytes, self.part_order = parts, part_bytes, part_order
         self.stray_part, self.note_shape = stray_part, note_shape
         self.media_files, self.viewer, self.pretty = media_files, viewer, pretty
+        self.tweet_wrapper = tweet_wrapper
         self.generated = world.generated_at or GENERATION_DATES[generation]
         self.rng = random.Random(world.seed)
         self.tweet_type = "tweet" if old_names else "tweets"       # tweet.js / tweets.js
@@ -843,7 +849,10 @@ class _ArchiveWriter:
             for version in range(len(post.version_ids)):
                 if old and version < len(post.edits):
                     continue                     # 2021: no edits; the newest version only
-                target.add(tweet_record(post, self.world.owner, self.style, version=version))
+                record = tweet_record(post, self.world.owner, self.style, version=version)
+                if not self.tweet_wrapper and target in tweets:
+                    record = record["tweet"]     # bare tweet objects, as older exports may have [U]
+                target.add(record)
                 if target_headers is not None:
                     target_headers.add(header_record(post, self.world.owner, version))
                 if self.media_files:
@@ -957,7 +966,8 @@ def write_archive(path: str | Path, world: XWorld, *, generation: str = "2026", 
                   parts: int = 1, part_bytes: int | None = None, part_order: str = "natural",
                   stray_part: bool = False, edit_variant: str = "initial", note_shape: str = "results",
                   counts: str = "real", media_files: bool = True, viewer: bool = True,
-                  old_names: bool | None = None, top_folder: str | None = None, pretty: bool = True) -> Path:
+                  old_names: bool | None = None, top_folder: str | None = None, pretty: bool = True,
+                  tweet_wrapper: bool = True) -> Path:
     """Write ``world``'s archive at ``path`` and return it: a zip (``zipped``), else the
     folder it unzips to. A ``path`` that is an existing folder gets
     ``twitter-<date>-<hash>.zip`` (or that folder name) inside it. Knobs: the module doc."""
@@ -978,7 +988,7 @@ def write_archive(path: str | Path, world: XWorld, *, generation: str = "2026", 
         path = path / f"twitter-{generated:%Y-%m-%d}-{digest}{'.zip' if zipped else ''}"
     options = dict(generation=generation, parts=parts, part_bytes=part_bytes, part_order=part_order,
                    stray_part=stray_part, edit_variant=edit_variant, note_shape=note_shape, counts=counts,
-                   media_files=media_files, viewer=viewer, pretty=pretty,
+                   media_files=media_files, viewer=viewer, pretty=pretty, tweet_wrapper=tweet_wrapper,
                    old_names=generation == "2021" if old_names is None else old_names)
     if not zipped:
         root = path / top_folder if top_folder else path
@@ -1092,8 +1102,8 @@ def sample_world(seed: int = 1) -> XWorld:
 def big_world(posts: int = 1000, *, seed: int = 1, text_bytes: int = 200) -> XWorld:
     """A world whose ``posts`` posts come from a generator (never all in memory): text of
     about ``text_bytes`` (every 50th a long note post of 3 times that, when that passes 280),
-    some links, mentions and replies, no media. A post's record in tweets.js is about 2.3 KB
-    with the default text (``posts=130_000`` ≈ 300 MB)."""
+    some links, mentions and replies, no media. A post's record in tweets.js is about 1.3 KB
+    pretty-printed with the default text, 1 KB compact (``posts=240_000`` ≈ 300 MB)."""
     owner = XUser("1234567890", "ada_example", "Ada Example")
     bob = XUser("42", "bob", "Bob B.")
     start = dt.datetime(2012, 1, 1, tzinfo=UTC)
