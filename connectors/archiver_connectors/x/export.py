@@ -28,7 +28,6 @@ bad item is reported and skipped; a damaged file is reported and the import goes
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import os
 import posixpath
@@ -554,19 +553,12 @@ def _post(run: _Import, kind: str, traits: dict, versions: list[tuple[str, dict]
             deleted_at = mapping.x_date(newest.get("deleted_at"))
             if deleted_at is None:
                 raise ValueError("a deleted post without deleted_at")
-            _set_deleted(post, deleted_at)
+            post.deleted_at = deleted_at   # the platform's own record: the writer tombstones it
         return post
     except (ValueError, TypeError, KeyError, AttributeError) as error:
         ids = ", ".join(str(t.get("id_str") or t.get("id") or "?") for t in tweets)
         run.ctx.report(f"post {ids} in {file_name}", f"{type(error).__name__}: {error}; skipped")
         return None
-
-
-def _set_deleted(post: Post, deleted_at: str) -> None:
-    """``Post.deleted_at``: the platform's own record of a deletion (the writer tombstones it)."""
-    if "deleted_at" in {f.name for f in dataclasses.fields(Post)}:
-        setattr(post, "deleted_at", deleted_at)  # noqa: B010 - the field lands with the core's change
-    post.raw["deleted_at_iso"] = deleted_at
 
 
 # -- likes

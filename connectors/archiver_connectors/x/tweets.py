@@ -39,7 +39,11 @@ def x_date(value: Any) -> str | None:
     try:
         return iso_utc(dt.datetime.strptime(value.strip(), X_DATE))
     except ValueError:
-        return iso_utc(value)   # like.js and account.js write ISO-8601; raises ValueError if not that either
+        pass
+    try:
+        return iso_utc(value)   # the manifest and note-tweet.js write ISO-8601
+    except ValueError:
+        raise ValueError(f"unreadable date {value[:60]!r} (X writes \"Fri Mar 06 13:02:05 +0000 2026\")") from None
 
 
 def count(value: Any) -> int | None:
@@ -303,9 +307,13 @@ def post_from_tweets(versions: Iterable[dict], *, username: str | None, opener_o
         text = note["text"]
         links = note["links"] or links
         raw["note"] = note["record"]
-    mentions = mentions_of(newest)
+    mentions, hashtags = mentions_of(newest), hashtags_of(newest)
+    if note is not None:   # the cut text of tweets.js may have lost the end's mentions and hashtags
+        known = {mention["handle"] for mention in mentions}
+        mentions += [m for m in note.get("mentions", ()) if m["handle"] and m["handle"] not in known]
+        hashtags += [tag for tag in note.get("hashtags", ()) if tag not in hashtags]
     reply = in_reply_to(newest)
-    raw.update(links=links, mentions=mentions, hashtags=hashtags_of(newest))
+    raw.update(links=links, mentions=mentions, hashtags=hashtags)
     if reply:
         raw["in_reply_to"] = reply
     quoted = quoted_post(newest, own_id, links)
@@ -358,6 +366,13 @@ def note_text(record: dict) -> dict[str, Any] | None:
         tco = _text_value(entry.get("url")) or _text_value(entry.get("shortUrl"))
         if expanded:
             links.append({"url": expanded, "tco": tco or ""})
+    mentions = []
+    for entry in _dicts(entities.get("user_mentions")) + _dicts(entities.get("mentions")):
+        user_id = entry.get("id_str") or entry.get("id")
+        mentions.append({"id": str(user_id) if user_id else None,
+                         "handle": _text_value(entry.get("screen_name")) or _text_value(entry.get("screenName")),
+                         "name": _text_value(entry.get("name"))})
+    hashtags = [entry["text"] for entry in _dicts(entities.get("hashtags")) if _text_value(entry.get("text"))]
     text = html.unescape(body["text"])
     for link in links:
         if link["tco"]:
@@ -368,5 +383,5 @@ def note_text(record: dict) -> dict[str, Any] | None:
         created_at = x_date(created) if isinstance(created, str) else None
     except ValueError:
         created_at = None
-    return {"text": text.strip(), "links": links, "record": note,
+    return {"text": text.strip(), "links": links, "mentions": mentions, "hashtags": hashtags, "record": note,
             "tweet_id": str(tweet) if tweet else None, "created_at": created_at}
