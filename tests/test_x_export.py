@@ -18,7 +18,7 @@ from archiver.records import iso_utc
 from archiver.secrets import open_secret_store
 from archiver.sync.imports import open_export
 from archiver.sync.jobs import Workspace, run_import
-from archiver_connectors.x import tweets as mapping
+import archiver_connectors.x.tweets as mapping
 from archiver_connectors.x.export import find_export
 from archiver_connectors.x.sim.export import STRAY_POST_ID, XPost, sample_world, write_archive
 

@@ -36,6 +36,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generator, Iterator
 
+import archiver_connectors.x.tweets as mapping
 from archiver.records import (
     Interaction,
     ListKind,
@@ -50,7 +51,6 @@ from archiver.records import (
     iso_utc,
 )
 from archiver.sync.runner import RunFailed
-from archiver_connectors.x import tweets as mapping
 from archiver_connectors.x.ytd import iter_items, load_value, looks_wrapped
 
 POST_PAGE = 100
