@@ -1,13 +1,45 @@
 """X (Twitter): the person's "Download an archive of your data" zip of every generation
 (parsed in export.py), and, only within a budget the account sets, the pay-per-use API v2
-for what is newer than the archive (api.py)."""
+for what is newer than the archive (api.py).
+
+X's API charges every post and user it returns (notes A #15). So the API is off unless the
+account's table sets ``max_cost_usd`` (a limit per run); without it `archiver export` says
+how to import the archive instead. A run through the API (``pages``), each request reserving
+its worst case (``max_results`` × price) of the run's budget before it leaves, and charged
+what came back:
+
+1. ``GET /2/users/me``: the profile and its counts (one user: $0.010).
+2. ``GET /2/users/:id/tweets`` newest first, ``since_id`` = the newest post the archive
+   holds (imported from the archive or read before): only what is new ($0.005 a post).
+   Without any post archived the walk goes down from the newest, as far as the budget or
+   X's window (the 3,200 most recent posts) allows. A walk cut off (the budget, X's limits)
+   leaves a gap (``since_id``..``until_id``) the next runs fill after the newest posts, so
+   nothing between two runs is skipped. ``--full`` reads the window again from the top
+   (counts refreshed). Nothing is ever marked deleted from the API: the window hides
+   older posts, it does not mean they are gone.
+3. Followers and following, only when the account asks (``followers = true``,
+   ``following = true``: $0.010 a person), at most once in ``LIST_EVERY_DAYS`` (always on
+   ``--full``), through the core's list staging (a walk cut off goes on next run).
+
+The run's spending is saved as stream "spend" before each page and on every exit, which
+`archiver status` shows. When the budget cannot pay for the next request, or X refuses more
+(credits used up, the monthly cap, a rate window far off), the run stops cleanly, saying so.
+"""
 
 from __future__ import annotations
 
-from typing import Iterator
+import datetime as dt
+import logging
+from typing import Any, Iterator
 
-from archiver.connector import Connector
+from archiver.connector import Connector, Option
 from archiver.records import Page
+
+log = logging.getLogger("archiver.x")
+
+LIST_EVERY_DAYS = 7          # followers / following, when asked for, are read once a week at most
+REDIRECT_PORT = 8086         # the loopback port of the callback URL registered with the app
+POSTS_STREAM = "posts"
 
 
 class XConnector(Connector):
@@ -18,6 +50,304 @@ class XConnector(Connector):
     profile_hosts = ("x.com", "twitter.com", "mobile.twitter.com", "mobile.x.com")
     other_names = ("twitter",)
     default_base_url = "https://api.x.com"
+    secret_keys = ("client_id", "client_secret", "tokens")
+    auth_options = (
+        Option("client_id", "Your X app's OAuth 2.0 client id (developer console → your app → Keys and tokens; "
+                            "asked for when missing)."),
+        Option("client_secret", "The app's OAuth 2.0 client secret, for a confidential client (leave it out for a "
+                                "public one; prefer the prompt).", secret=True),
+    )
+    config_options = (
+        Option("max_cost_usd", "The most a run may spend on X's pay-per-use API, in US dollars (e.g. 1.00). "
+                               "Without it the API is not used: import the archive instead.", type=float),
+        Option("followers", "Also read the followers list through the API ($0.010 a person; default false).",
+               type=bool),
+        Option("following", "Also read the list of accounts followed ($0.010 a person; default false).",
+               type=bool),
+    )
+    export_only_holds = ""
+    manual_export_steps = (
+        "On x.com: Settings → Your account → Download an archive of your data; when X says it is ready, download "
+        "the zip and run `archiver import <the zip>` (or drop it in the inbox folder). It holds every post, "
+        "likes, followers and following, and the media files; the API only adds what is newer, for a price."
+    )
+
+    # -- the API only within a budget -------------------------------------------------------
+    @classmethod
+    def api_off(cls, options: dict[str, Any]) -> str:
+        """'' when the account sets a budget; else why the API is not used and what to do."""
+        limit = options.get("max_cost_usd")
+        if isinstance(limit, (int, float)) and not isinstance(limit, bool) and limit > 0:
+            return ""
+        return ("X's API charges for every post it returns, and this account sets no max_cost_usd, so archiver "
+                "does not use it. Get your posts from X's archive instead: on x.com, Settings → Your account → "
+                "Download an archive of your data, then `archiver import <the zip>`. To also fetch what is newer "
+                "through the API, set what a run may spend in the account's table of config.toml, e.g. "
+                "max_cost_usd = 1.0 (X charges $0.005 a post, $0.010 a user).")
+
+    # -- plumbing ----------------------------------------------------------------------
+    def _hosts(self) -> tuple[str, tuple[str, ...]]:
+        """(API base, consent page addresses). A base_url in the config (a proxy, the
+        simulator) serves both."""
+        from archiver_connectors.x import api
+
+        if self.account.base_url:
+            return self.base_url, (self.base_url + api.AUTHORIZE_PATH,)
+        return api.API_BASE_URL, api.AUTHORIZE_URLS
+
+    def _tokens(self, client):
+        from archiver_connectors.x.api import TOKEN_PATH, XTokens
+
+        return XTokens(self.secrets, self.account.name, self._hosts()[0] + TOKEN_PATH, client)
+
+    def _option(self, key: str, default: Any) -> Any:
+        value = self.account.options.get(key, default)
+        return default if value is None else value
+
+    # -- authorization -----------------------------------------------------------------
+    def authorize(self, *, echo, open_browser=None, port: int = 0, prompt=None, client_id=None, client_secret=None,
+                  timeout: float = 300):
+        import httpx
+
+        from archiver.net.client import scrubber
+        from archiver.net.oauth import OAuthError, app_credentials
+        from archiver_connectors.x.api import SCOPES, authorize_url
+
+        account = self.account.name
+        (client_id,) = app_credentials(
+            self.secrets, "x", account, {"client_id": client_id}, prompt=prompt,
+            missing=lambda key: f"no X app client id for account {account!r}: create an app in the X developer "
+                                "console (console.x.com), turn on OAuth 2.0 (type \"Native App\" for a public "
+                                f"client), add the callback URL http://127.0.0.1:{REDIRECT_PORT}/ and pass "
+                                "--client-id, or run this command on a terminal to be asked")
+        if client_secret:
+            self.secrets.set("x", account, "client_secret", client_secret)
+        client_secret = client_secret or self.secrets.get("x", account, "client_secret") or ""
+        scrubber.add(client_secret)
+        _api, consent = self._hosts()
+        if not port and not self.account.base_url:
+            # X accepts only the callback URLs registered with the app, port included.
+            port = REDIRECT_PORT
+            echo(f"X sends the browser back to http://127.0.0.1:{port}/ : that address must be one of your app's "
+                 "callback URLs (or pass --port with the one you registered).")
+        addresses: list[str] = []
+
+        def consent_url(redirect_uri: str, state: str, challenge: str) -> str:
+            addresses[:] = [authorize_url(base, client_id=client_id, redirect_uri=redirect_uri, state=state,
+                                          challenge=challenge) for base in consent]
+            return addresses[0]
+
+        def echo_with_fallback(text: str) -> None:
+            echo(text)
+            # The consent page's host is unconfirmed (x.com, older docs twitter.com): the
+            # same request on the other host, should the first not show X's consent page.
+            for other in addresses[1:]:
+                echo(f"If that page does not ask you to authorize the app, open this one instead:\n\n  {other}\n")
+
+        with httpx.Client(transport=self.transport, timeout=30) as http:
+            tokens = self._tokens(http)
+            body = tokens.authorize(consent_url, client_id=client_id, client_secret=client_secret, path="/",
+                                    open_browser=open_browser, echo=echo_with_fallback, port=port, timeout=timeout)
+            if "error" in body:
+                raise OAuthError(f"X refused the authorization: {body.get('error_description') or body['error']}. "
+                                 "Check the app's client id (and secret, for a confidential client) and its "
+                                 "callback URL, and run the command again.")
+            if not body.get("refresh_token"):
+                raise OAuthError("X returned no refresh token (the offline.access scope was not granted): "
+                                 "archiver could not renew the 2-hour access token. Run `archiver auth x` again "
+                                 "and allow it.")
+            granted = tokens.store(body)["scope"]
+        # No request to name the account here: it would cost outside any run's budget.
+        missing = [scope for scope in SCOPES if scope not in str(granted).split()]
+        return (f"X authorized for archiver account {account!r} ({granted})."
+                + (f" Not granted: {', '.join(missing)}." if missing else "")
+                + ("" if self.account.options.get("max_cost_usd") else
+                   f" Set max_cost_usd in [accounts.{account}] for `archiver export` to use the API (it is paid)."))
+
+    # -- API sync ----------------------------------------------------------------------
+    def pages(self, ctx) -> Iterator[Page]:
+        import httpx
+
+        from archiver.net.budget import SPEND_STREAM, BudgetSpent, RunBudget, money
+        from archiver.net.client import NetError
+        from archiver_connectors.x import api as x
+        from archiver_connectors.x.api import PlatformStop
+
+        off = self.api_off(self.account.options)
+        if off:
+            ctx.note(off)
+            return
+        budget = RunBudget(self.account.options["max_cost_usd"], ctx.state(SPEND_STREAM), clock=lambda: x.wall_clock(),
+                           what=f"this run's X API budget (max_cost_usd = {self.account.options['max_cost_usd']})")
+        inner = self.transport if self.transport is not None else httpx.HTTPTransport()
+        token_client = httpx.Client(transport=inner, timeout=30)
+        api = x.XApi(self._hosts()[0], self._tokens(token_client), transport=self.transport, sleep=self.sleep,
+                     cancel=ctx.cancel)
+
+        def save_spending() -> None:
+            ctx.save_state(SPEND_STREAM, budget.state())
+
+        try:
+            ctx.authorization_expires(None)   # renewed by every run (offline.access)
+            for page in self._streams(api, ctx, budget):
+                # Saved before the page is written: a crash in between over-counts, never under-counts.
+                save_spending()
+                yield page
+            save_spending()
+        except PlatformStop as stop:
+            save_spending()
+            ctx.report("X API", f"{stop} ({money(budget.spent)} spent this run). {stop.advice}")
+        except BudgetSpent as stop:
+            save_spending()
+            ctx.note(f"{stop}: the run stopped there. The next run goes on from where this one stopped.")
+        except NetError:
+            save_spending()
+            raise
+        finally:
+            api.close()
+            token_client.close()
+
+    def _streams(self, api, ctx, budget) -> Iterator[Page]:
+        from archiver.net.client import NetError
+        from archiver_connectors.x.api import PRICE_USER, USER_FIELDS, profile_from_user
+
+        _body, found = paid_call(budget, PRICE_USER, PRICE_USER,
+                                 lambda: api.get("/2/users/me", {"user.fields": USER_FIELDS}))
+        user = found[0] if found else None
+        if not user or not user.get("id"):
+            raise NetError("X returned no account for this authorization (GET /2/users/me is empty). Nothing in "
+                           f"the archive was changed. Run `archiver auth x --account {self.account.name}` again.",
+                           kind="gone")
+        profile = profile_from_user(user)
+        yield Page("profile", [profile])
+        yield from self._posts(api, ctx, budget, str(user["id"]), user.get("username"),
+                               posts_on_x=profile.posts)
+        for kind in ("followers", "following"):
+            if bool(self._option(kind, False)):
+                yield from self._list(api, ctx, budget, kind, str(user["id"]))
+
+    # -- posts -------------------------------------------------------------------------
+    def _posts(self, api, ctx, budget, user_id: str, username: str | None, *,
+               posts_on_x: int | None) -> Iterator[Page]:
+        """The walk of the timeline described in the module's doc. The stream's state:
+        ``gaps``, the ranges (``since_id`` exclusive, ``until_id`` exclusive; a None
+        ``since_id`` is the bottom of X's window) still to read, newest first."""
+        from archiver_connectors.x.api import (
+            MEDIA_FIELDS,
+            POSTS_PAGE_MAX,
+            POSTS_PAGE_MIN,
+            PRICE_POST,
+            TWEET_FIELDS,
+            id_key,
+            post_from_tweet,
+        )
+
+        state = ctx.state(POSTS_STREAM) or {}
+        gaps: list[dict[str, Any]] = [g for g in state.get("gaps") or [] if isinstance(g, dict) and g.get("until_id")]
+        sections: list[dict[str, Any]]
+        if ctx.full:
+            sections = [{"since_id": None, "until_id": None}]   # the whole window again: covers every gap
+            gaps = []
+        else:
+            sections = [{"since_id": self._newest_archived(ctx), "until_id": None}, *gaps]
+            gaps = []
+        reached_bottom = False
+        for number, section in enumerate(sections):
+            later = sections[number + 1:]
+            cursor: str | None = None
+            while True:
+                size = affordable(budget, PRICE_POST, POSTS_PAGE_MAX, POSTS_PAGE_MIN)
+                params = {"max_results": size, "tweet.fields": TWEET_FIELDS, "expansions": "attachments.media_keys",
+                          "media.fields": MEDIA_FIELDS}
+                for key in ("since_id", "until_id"):
+                    if section.get(key):
+                        params[key] = section[key]
+                if cursor:
+                    params["pagination_token"] = cursor
+                body, items = paid_call(budget, size * PRICE_POST, PRICE_POST,
+                                        lambda params=params: api.get(f"/2/users/{user_id}/tweets", params))
+                tweets = [t for t in items if t.get("id") is not None]
+                includes = _dict(body.get("includes"))
+                media = {str(m.get("media_key")): m for m in includes.get("media") or [] if isinstance(m, dict)}
+                posts, seen = [], set()
+                for tweet in tweets:
+                    try:
+                        post = post_from_tweet(tweet, username, media)
+                    except (KeyError, TypeError, ValueError) as error:
+                        ctx.report(f"post {tweet.get('id')}", f"could not be read: {error}")
+                        continue
+                    if post.native_id not in seen:
+                        seen.add(post.native_id)
+                        posts.append(post)
+                meta = _dict(body.get("meta"))
+                next_token = meta.get("next_token") if isinstance(meta.get("next_token"), str) else None
+                ids = sorted((str(t["id"]) for t in tweets), key=id_key)
+                known_gap = bool(section.get("until_id") and posts
+                                 and len(ctx.known_post_ids([p.native_id for p in posts])) == len(posts))
+                if next_token and ids and not known_gap:
+                    # What is left of this section, should the run end before it is read.
+                    rest = [{"since_id": section.get("since_id"), "until_id": ids[0]}]
+                else:
+                    rest = []
+                    if section.get("since_id") is None and not known_gap:
+                        reached_bottom = True
+                yield Page(POSTS_STREAM, posts, {"gaps": rest + later})
+                if not rest:
+                    break
+                cursor = next_token
+        if reached_bottom and posts_on_x and posts_on_x > len(ctx.every_archived_post({"at": "created_at"})):
+            ctx.note(f"X's API reaches only the {posts_on_x if posts_on_x < 3200 else '3,200'} most recent posts; "
+                     f"the account has {posts_on_x}: the older ones come from X's archive (Settings → Your account → "
+                     "Download an archive of your data, then `archiver import <the zip>`).")
+
+    def _newest_archived(self, ctx) -> str | None:
+        """The newest post id the archive holds of this account (from the archive or an
+        earlier run), every version of an edited post counted: the API's ``since_id``."""
+        import json as _json
+
+        from archiver_connectors.x.api import id_key
+
+        newest: str | None = None
+        for post_id, row in ctx.every_archived_post({"edits": "$.edit_ids"}).items():
+            ids = [post_id]
+            edits = row.get("edits")
+            if isinstance(edits, str):
+                try:
+                    ids += [str(i) for i in _json.loads(edits) if str(i).isdigit()]
+                except ValueError:
+                    pass
+            for candidate in ids:
+                if candidate.isdigit() and (newest is None or id_key(candidate) > id_key(newest)):
+                    newest = candidate
+        return newest
+
+    # -- followers and following ---------------------------------------------------------------
+    def _list(self, api, ctx, budget, kind: str, user_id: str) -> Iterator[Page]:
+        from archiver.archive.lists import list_pages
+        from archiver_connectors.x.api import FOLLOWS_PAGE_MAX, FOLLOWS_PAGE_MIN, PRICE_USER, USER_FIELDS, XError, membership_of
+
+        last = (ctx.state(kind) or {}).get("last_at")
+        due = ctx.full or not last or _days_since(last) >= LIST_EVERY_DAYS
+
+        def fetch_page(cursor: str | None) -> tuple[list, str | None]:
+            size = affordable(budget, PRICE_USER, FOLLOWS_PAGE_MAX, FOLLOWS_PAGE_MIN)
+            params: dict[str, Any] = {"max_results": size, "user.fields": USER_FIELDS}
+            if cursor:
+                params["pagination_token"] = cursor
+            body, users = paid_call(budget, size * PRICE_USER, PRICE_USER,
+                                    lambda: api.get(f"/2/users/{user_id}/{kind}", params))
+            meta = _dict(body.get("meta"))
+            next_token = meta.get("next_token") if isinstance(meta.get("next_token"), str) else None
+            return [m for m in map(membership_of, users) if m], next_token
+
+        try:
+            yield from list_pages(ctx, kind, fetch_page, stream=kind, due=due,  # type: ignore[arg-type]
+                                  finish=lambda listed: (True, {"last_at": _now()}))
+        except XError as error:
+            if error.status in (403, 404):
+                ctx.report(f"{kind} list", f"the {kind} list was not read: {error}")
+                return
+            raise
 
     # -- official export -----------------------------------------------------------------
     @classmethod
@@ -30,3 +360,53 @@ class XConnector(Connector):
         from archiver_connectors.x.export import export_pages
 
         yield from export_pages(source, ctx)
+
+
+# -- the run's money ---------------------------------------------------------------------------
+
+
+def affordable(budget, price: int, most: int, least: int) -> int:
+    """The largest page size from ``least`` to ``most`` whose worst case (every item
+    returned, at ``price`` micro-dollars) the budget can still pay for; BudgetSpent when
+    not even ``least`` fits."""
+    fits = min(most, budget.left() // price)
+    if fits < least:
+        budget.require(least * price)   # raises BudgetSpent, worded by the budget
+    return max(fits, least)
+
+
+def paid_call(budget, worst: int, price: int, call) -> tuple[dict, list[dict]]:
+    """Reserve ``worst`` micro-dollars, make the call, and settle at what came back: its
+    ``data`` items at ``price`` each (an error costs nothing: X charges what it returns).
+    Returns the answer and its items."""
+    reserved = budget.reserve(worst)
+    try:
+        body = call()
+    except BaseException:
+        budget.settle(reserved, 0)
+        raise
+    data = body.get("data")
+    items = [d for d in data if isinstance(d, dict)] if isinstance(data, list) else [data] if isinstance(data, dict) else []
+    budget.settle(reserved, len(items) * price)
+    return body, items
+
+
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _now() -> str:
+    from archiver.records import iso_utc
+    from archiver_connectors.x.api import wall_clock
+
+    return iso_utc(wall_clock())
+
+
+def _days_since(when: str) -> float:
+    from archiver_connectors.x.api import wall_clock
+
+    try:
+        moment = dt.datetime.fromisoformat(when.replace("Z", "+00:00"))
+    except ValueError:
+        return float("inf")
+    return (wall_clock() - moment.timestamp()) / 86400
