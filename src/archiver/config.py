@@ -261,6 +261,9 @@ def load_config(path: Path, known_platforms: dict[str, Any] | None = None) -> Co
                        "a whole number, 0 or more (how many files that failed earlier one run tries again; "
                        "0: none)")
         platform = table["platform"]
+        for known, cls in (known_platforms or {}).items():   # an alias ("twitter") is stored by its name
+            if isinstance(platform, str) and platform.strip().lower() in getattr(cls, "platform_aliases", ()):
+                platform = known
         if known_platforms is not None and platform not in known_platforms:
             installed = ", ".join(sorted(known_platforms)) or "none"
             raise fail(where, "platform", platform, f"an installed connector: {installed}")

@@ -47,6 +47,9 @@ class Connector:
 
     name: ClassVar[str]                 # "tiktok": the platform key in config and CLI
     title: ClassVar[str]                # "TikTok"
+    # Other names a user may call the platform by (an old name): accepted wherever a
+    # platform is named, stored under ``name``.
+    platform_aliases: ClassVar[tuple[str, ...]] = ()
     default_base_url: ClassVar[str]
     # What a user must do by hand to get what the API does not give (followers lists).
     manual_export_steps: ClassVar[str] = ""
@@ -94,6 +97,15 @@ class Connector:
     # What else people call the platform in a bio besides its name and title (X: "twitter"),
     # as in "find me @alice on Twitter".
     other_names: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def api_off(cls, options: dict[str, Any]) -> str:
+        """Why this account's API runs are off, given its table's connector keys
+        (``options``), or "" when they are on. A platform whose API costs money per use
+        runs it only when the account sets what a run may spend; an account with its API
+        off is archived from its exports alone: `archiver export` and the daemon skip it,
+        saying this (which says how to get the data instead)."""
+        return ""
 
     @classmethod
     def export_only_holds_for(cls, options: dict[str, Any]) -> str:
@@ -206,8 +218,30 @@ class UnknownPlatform(Exception):
     pass
 
 
+def api_off(platform: str, options: dict[str, Any]) -> str:
+    """Why an account's API runs are off (``Connector.api_off``), "" when they are on; an
+    unknown platform is left to the run to report."""
+    try:
+        return get_connector(platform).api_off(options)
+    except UnknownPlatform:
+        return ""
+
+
+def canonical_platform(name: str) -> str:
+    """The platform's own name for ``name`` (one of its ``platform_aliases``, in any case),
+    else ``name`` as it is (an unknown one is reported by whoever looks it up)."""
+    if name in connector_names():
+        return name
+    wanted = name.strip().lower()
+    for platform, cls in installed_connectors().items():
+        if wanted == platform or wanted in cls.platform_aliases:
+            return platform
+    return name
+
+
 def get_connector(name: str) -> type[Connector]:
     connectors = installed_connectors()
+    name = canonical_platform(name)
     if name not in connectors:
         raise UnknownPlatform(
             f"unknown platform {name!r}. Installed connectors: {', '.join(sorted(connectors)) or 'none'} "

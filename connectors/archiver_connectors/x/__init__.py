@@ -45,6 +45,7 @@ POSTS_STREAM = "posts"
 class XConnector(Connector):
     name = "x"
     title = "X"
+    platform_aliases = ("twitter",)
     post_noun = "posts"
     # How people show here (archiver audience links): x.com and twitter.com are one site.
     profile_hosts = ("x.com", "twitter.com", "mobile.twitter.com", "mobile.x.com")

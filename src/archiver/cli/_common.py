@@ -46,6 +46,15 @@ def common_options(func):
     return wrapper
 
 
+def platform_name(ctx, param, value: str | None) -> str | None:
+    """A click callback: a platform named by one of its aliases ("twitter") becomes its name."""
+    if not value:
+        return value
+    from archiver.connector import canonical_platform
+
+    return canonical_platform(value)
+
+
 def setup_logging(verbose: bool = False) -> None:
     """Log lines on stderr, with secrets scrubbed out of them."""
     from archiver.net.client import install_log_scrubbing

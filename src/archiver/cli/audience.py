@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from archiver.cli._common import common_options, fail, guard, open_existing_workspace
+from archiver.cli._common import common_options, fail, guard, open_existing_workspace, platform_name
 from archiver.inert import echo, terminal_text
 
 SEGMENTS = ("followers", "following", "connections", "commenters", "top", "lost", "all")
@@ -49,7 +49,7 @@ def _table(rows: list[list], headers: list[str]) -> str:
 
 @audience.command()
 @common_options
-@click.option("--platform", metavar="P", help="Only this platform (e.g. instagram).")
+@click.option("--platform", metavar="P", callback=platform_name, help="Only this platform (e.g. instagram).")
 @click.option("--days", type=click.IntRange(min=1), metavar="N", help="Only comments of the last N days.")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, metavar="N")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -75,7 +75,7 @@ def top(archive, config_path, platform, days, limit, as_json):
 
 @audience.command()
 @common_options
-@click.option("--platform", metavar="P", help="Only this platform.")
+@click.option("--platform", metavar="P", callback=platform_name, help="Only this platform.")
 @click.option("--days", type=click.IntRange(min=1), default=30, show_default=True, metavar="N")
 @guard
 @_audience_errors
@@ -150,7 +150,7 @@ def unlink_cmd(archive, config_path, a, b):
 @audience.command(name="export")
 @common_options
 @click.option("--segment", type=click.Choice(SEGMENTS), default="all", show_default=True)
-@click.option("--platform", metavar="P", help="Only this platform's identities.")
+@click.option("--platform", metavar="P", callback=platform_name, help="Only this platform's identities.")
 @click.option("--since", metavar="DATE", help="Only people whose segment date (follower since, connected "
               "since, last interaction, lost at; first seen for all) is on or after DATE (YYYY-MM-DD).")
 @click.option("--format", "fmt", type=click.Choice(("csv", "json", "vcf")), default="csv", show_default=True)

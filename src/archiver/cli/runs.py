@@ -8,13 +8,22 @@ from pathlib import Path
 
 import click
 
-from archiver.cli._common import EXIT_FAILED, EXIT_INTERRUPTED, common_options, guard, open_workspace, progress, setup_logging
+from archiver.cli._common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    common_options,
+    guard,
+    open_workspace,
+    platform_name,
+    progress,
+    setup_logging,
+)
 from archiver.inert import echo
 
 
 @click.command()
 @common_options
-@click.option("--platform", required=True, help="Platform to export (e.g. tiktok).")
+@click.option("--platform", required=True, callback=platform_name, help="Platform to export (e.g. tiktok).")
 @click.option("--account", "account_name", metavar="NAME", help="Only this account (default: every one of the platform).")
 @click.option("--full", is_flag=True, help="Re-list everything; the only run that marks vanished posts as deleted.")
 @click.option("--wait", "wait", type=click.FloatRange(min=0), default=0, metavar="SECONDS",
@@ -46,7 +55,7 @@ def export(archive, config_path, platform, account_name, full, wait):
 def print_result(label: str, result: dict) -> int:
     """One line for a run (its status and counts), its failed files by cause; the exit code."""
     counts = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in sorted(result["counts"].items()) if v) or "nothing new"
-    echo(f"{label}: {result['status']} — {counts}")
+    echo(f"{label}: {result['status']} — {'API off' if result.get('api_off') else counts}")
     # Files that failed: one line per cause (the list: `archiver status --errors`).
     for line in result.get("summary") or []:
         echo(f"  {line}")

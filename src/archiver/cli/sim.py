@@ -30,10 +30,11 @@ def simulate(platform, args):
 
 
 def _simulator(platform: str):
-    from archiver.connector import UnknownPlatform, get_connector
+    from archiver.connector import UnknownPlatform, canonical_platform, get_connector
     from archiver.sim import installed_simulators
 
     simulators = installed_simulators()
+    platform = canonical_platform(platform)
     if platform not in simulators:
         try:
             get_connector(platform)

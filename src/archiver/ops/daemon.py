@@ -220,10 +220,17 @@ class Daemon:
         against the runs table and run once, soon, if they missed a run."""
         from apscheduler.triggers.date import DateTrigger
 
+        from archiver.connector import api_off
+
         wanted = set()
         for account in self.config.accounts:
             if not account.enabled:
                 log.info("%s: disabled in the config; not scheduled", account.account_id)
+                continue
+            off = api_off(account.platform, account.options)
+            if off:
+                log.info("%s: API runs off (%s); not scheduled, its exports are still imported from the inbox",
+                         account.account_id, off)
                 continue
             job_id = f"export:{account.account_id}"
             wanted.add(job_id)

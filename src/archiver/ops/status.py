@@ -41,6 +41,7 @@ def _account_status(db, config: Config, *, now=None) -> list[dict]:
             "last_run": last,
             "last_successful_run_at": last_ok,
             "next_run": _next_run(configured),
+            "api_off": _api_off(configured),
             # Deletions are found only by a full listing; the daemon runs one when due.
             "last_full_listing_at": last_full,
             "full_listing_due_at": _full_listing_due_at(last_full, configured),
@@ -218,10 +219,19 @@ def parse_utc(text: str):
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
 
 
+def _api_off(account) -> str | None:
+    """Why the account's API runs are off (its platform's word), or None."""
+    if account is None:
+        return None
+    from archiver.connector import api_off
+
+    return api_off(account.platform, account.options) or None
+
+
 def _next_run(account) -> str | None:
     """When the daemon runs this account next (nothing to say for an account not in the
-    config, or disabled)."""
-    if account is None or not account.enabled:
+    config, disabled, or whose API runs are off)."""
+    if account is None or not account.enabled or _api_off(account):
         return None
     from archiver.ops.schedule import next_run_time
 
@@ -327,6 +337,8 @@ def render_status(rows: list[dict], *, errors: dict[str, list[dict]] | None = No
         lines.append(f"  last success: {row['last_successful_run_at'] or 'never'}")
         if row["configured"]:
             lines.append(f"  next run:   {row.get('next_run') or '—'}")
+        if row.get("api_off"):
+            lines.append(f"  API runs:   off — {row['api_off']}")
         last_full = row.get("last_full_listing_at")
         due = row.get("full_listing_due_at")
         lines.append(f"  last full listing: {last_full or 'never'}"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Callable, cast
 
 from archiver.archive import Archive
 from archiver.config import AccountConfig, Config, ConfigError
-from archiver.connector import connector_names, get_connector, installed_connectors
+from archiver.connector import api_off, canonical_platform, connector_names, get_connector, installed_connectors
 
 if TYPE_CHECKING:
     from archiver.secrets import SecretStore
@@ -55,6 +55,7 @@ class Workspace:
     def accounts(self, platform: str | None, name: str | None) -> list[AccountConfig]:
         if platform is not None:
             get_connector(platform)  # unknown platform: error listing the installed ones
+            platform = canonical_platform(platform)
         found = self.config.find_accounts(platform, name)
         if not found:
             where = self.config.path or (self.archive.folder / "config.toml")
@@ -84,6 +85,10 @@ def run_export(ws: Workspace, account: AccountConfig, *, full: bool = False, can
     locks.AccountBusy when it does not (see Runner.run)."""
     from archiver.sync.runner import Runner
 
+    off = api_off(account.platform, account.options)
+    if off:
+        return {"run_id": None, "status": "skipped", "message": off, "counts": {}, "errors": [],
+                "api_off": True}
     connector = get_connector(account.platform)(account, ws.secrets, transport=transport, sleep=sleep,
                                                 cancel=cancel)
     try:
@@ -208,6 +213,7 @@ def run_import(ws: Workspace, path: Path, *, platform: str | None = None, accoun
     says what else the file holds and how to import it."""
     from archiver.sync.imports import open_export
 
+    platform = canonical_platform(platform) if platform else platform
     # A compressed tar is unpacked once into the archive's folder (not /tmp, often in RAM).
     with open_export(path, spill_dir=ws.archive.create().folder) as source:
         if expect_sha256 and source.sha256 != expect_sha256:
@@ -380,7 +386,8 @@ def export_account(archive_dir: str | Path, account: str, *, platform: str | Non
                    wait: float = 0, secrets: SecretStore | None = None, transport=None) -> dict:
     """Export the account named ``account`` (its ``[accounts.NAME]`` table in the config)
     through its platform's API into the archive at ``archive_dir``, as `archiver export`
-    does; returns the run's summary: ``status`` ("ok", "failed", "interrupted"),
+    does; returns the run's summary: ``status`` ("ok", "failed", "interrupted"; "skipped"
+    with ``api_off`` when the account's API runs are off, ``message`` saying why),
     ``counts``, ``errors`` (one dict per item that could not be archived), ``run_id``.
 
     The config is ``archive_dir/config.toml`` unless ``config_path`` (or $ARCHIVER_CONFIG)
@@ -394,7 +401,8 @@ def export_account(archive_dir: str | Path, account: str, *, platform: str | Non
     ws = Workspace.open(Path(archive_dir).expanduser(), Path(config_path) if config_path else None,
                         require_config=True, secrets=secrets)
     try:
-        found = ws.config.find_accounts(platform, account)   # ConfigError naming the known ones
+        # A ConfigError names the known ones.
+        found = ws.config.find_accounts(canonical_platform(platform) if platform else None, account)
         if len(found) > 1:
             names = ", ".join(a.account_id for a in found)
             raise ConfigError(f"several accounts are named {account!r} ({names}): pick one with platform=…")
