@@ -527,7 +527,7 @@ def tweet_record(post: XPost, owner: XUser, style: _Style, *, version: int = 0) 
         full = full.replace(escaped, tco, 1)
         urls.append({"url": tco, "expanded_url": link, "display_url": _display_url(link)})
     if note:
-        whole = f"https://{style.host.replace('x.com', 'twitter.com')}/i/web/status/{tweet_id}"
+        whole = f"https://twitter.com/i/web/status/{tweet_id}"
         tco = tco_link(tweet_id, whole)
         full += " " + tco
         urls.append({"url": tco, "expanded_url": whole, "display_url": _display_url(whole)})
