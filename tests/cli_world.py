@@ -47,10 +47,10 @@ FAKE_CLIENT_IDS = {
     "threads": "2000000000000002",                                # FakeThreadsConfig.client_id
 }
 # The fakes added last say theirs on their config class (FakeLinkedInConfig.client_id …).
-FAKE_CONFIG_CLASSES = {"linkedin": "FakeLinkedInConfig", "pinterest": "FakePinterestConfig"}
+FAKE_CONFIG_CLASSES = {"linkedin": "FakeLinkedInConfig", "pinterest": "FakePinterestConfig", "x": "FakeXConfig"}
 CLIENT_ID_KEYS = {"tiktok": "client_key", "instagram": "client_id", "youtube": "client_id",
                   "facebook": "client_id", "threads": "client_id", "linkedin": "client_id",
-                  "pinterest": "client_id"}
+                  "pinterest": "client_id", "x": "client_id"}
 AUTHORIZE_URLS = {
     "tiktok": AUTHORIZE_URL,
     "instagram": re.compile(r"http://127\.0\.0\.1:\d+/oauth/authorize\?\S+"),
@@ -60,6 +60,7 @@ AUTHORIZE_URLS = {
     "mastodon": re.compile(r"http://127\.0\.0\.1:\d+/oauth/authorize\?\S+"),
     "linkedin": re.compile(r"http://127\.0\.0\.1:\d+/oauth/v2/authorization\?\S+"),
     "pinterest": re.compile(r"http://127\.0\.0\.1:\d+/oauth/?\?\S+"),
+    "x": re.compile(r"http://127\.0\.0\.1:\d+/i/oauth2/authorize\?\S+"),
 }
 # The open platforms need no app of ours: Mastodon registers one on the instance during
 # `archiver auth` (its client id and secret go to the SecretStore), Bluesky logs in with
@@ -70,7 +71,8 @@ BLUESKY_APP_PASSWORD = "abcd-efgh-ijkl-mnop"
 # its id works too). A Facebook account without `page` is the person's own profile.
 FACEBOOK_PAGE = "Roof Cam Studio"
 # How each simulator is told its number of posts (the others take --videos).
-POSTS_OPTION = {"facebook": "--posts", "threads": "--posts", "linkedin": "--posts", "pinterest": "--posts"}
+POSTS_OPTION = {"facebook": "--posts", "threads": "--posts", "linkedin": "--posts", "pinterest": "--posts",
+                "x": "--posts"}
 
 
 def fake_client_id(platform: str) -> str:
@@ -225,6 +227,8 @@ def simulated_account_options(platform: str, base_url: str) -> str:
         return f'page = "{FACEBOOK_PAGE}"\n'
     if platform == "pinterest":   # a budget as large as the simulator's tests give it (Trial's is 1,000)
         return "daily_requests = 1000000\n"
+    if platform == "x":           # X's API runs only within a budget the account sets (dollars a run)
+        return "max_cost_usd = 1000\n"
     return ""
 
 

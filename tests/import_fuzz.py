@@ -54,6 +54,12 @@ class Seed:
     tables: dict[str, list[list[str]]] = field(default_factory=dict)  # CSV entries, parsed rows
     item_tables: set[str] = field(default_factory=set)   # the CSV entries whose data rows are items
     records: dict[str, dict] | None = None   # Bluesky: the repository's records (JSON form)
+    # X: a JSON document preceded by a JavaScript assignment ("window.YTD.tweets.part0 = "):
+    # entry -> that prefix, written back before the (mutated) document.
+    js_prefixes: dict[str, str] = field(default_factory=dict)
+    # What the export holds that must never reach the archive or a message (X: the email of
+    # account.js), whatever the mutation.
+    private: list[str] = field(default_factory=list)
 
 
 def _tiktok() -> Seed:
@@ -249,12 +255,37 @@ def _pinterest() -> Seed:
                 {HTML_NAME: document.encode("utf-8") if isinstance(document, str) else document})
 
 
+def _x() -> Seed:
+    """X's "Download an archive of your data" (xgen's sample world, 2026): `.js` files that
+    are a JSON array after `window.YTD.<name>.partN = `, mutated as JSON documents (the
+    prefix kept), media files as bytes."""
+    import tempfile
+
+    from archiver_connectors.x.sim.export import sample_world, write_archive
+
+    world = sample_world(seed=5)
+    with tempfile.TemporaryDirectory() as folder:
+        root = write_archive(Path(folder) / "x", world, zipped=False, viewer=False)
+        files = {path.relative_to(root).as_posix(): path.read_bytes()
+                 for path in sorted(root.rglob("*")) if path.is_file()}
+    documents, prefixes = {}, {}
+    read = ("tweets", "deleted-tweets", "note-tweet", "community-tweet", "like", "follower", "following", "account",
+            "profile", "manifest")      # the files the importer reads are mutated as JSON; the rest as bytes
+    for name, data in files.items():
+        if name.endswith(".js") and name.removeprefix("data/").removesuffix(".js") in read:
+            prefix, equals, document = data.decode("utf-8").partition("=")
+            documents[name], prefixes[name] = json.loads(document), prefix + equals + " "
+    lists = {name: [()] for name in documents if name != "data/manifest.js"}   # each file: an array of records
+    return Seed("x", "zip", "twitter-2026-03-06-6e1d0c.zip", files, documents, item_lists=lists,
+                js_prefixes=prefixes, private=[world.email])
+
+
 BLUESKY_DID = "did:plc:abcdefghijklmnopqrstuvwx"
 SEEDS = {"tiktok": _tiktok, "tiktok-old": _tiktok_old, "instagram": _instagram,
          "instagram-old": lambda: _instagram("old"),
          "threads-in-instagram": _threads_in_instagram, "youtube-fr": lambda: _youtube("fr"), "mastodon": _mastodon,
          "youtube": _youtube, "youtube-portability": _youtube_portability, "bluesky": _bluesky,
-         "facebook": _facebook, "linkedin": _linkedin, "pinterest": _pinterest}
+         "facebook": _facebook, "linkedin": _linkedin, "pinterest": _pinterest, "x": _x}
 
 
 @functools.cache
@@ -686,10 +717,23 @@ def run_case(case: Case, root: Path) -> dict:
     except Exception:   # noqa: BLE001 - an archive that cannot even be counted is reported as such
         result["rows"] = {}
     ws.archive.close()
+    if case.seed in SEEDS and seed(case.seed).private:
+        result["private_found"] = _private_found(seed(case.seed).private, here / "archive", result)
     result["logged_tracebacks"] = logged
     result["outside"] = _outside_writes(here, before)
     shutil.rmtree(here, ignore_errors=True)
     return result
+
+
+def _private_found(private: list[str], archive: Path, result: dict) -> list[str]:
+    """Where any of ``private`` turned up: a file of the archive folder, or what the run said."""
+    said = json.dumps({key: result.get(key) for key in ("message", "errors")}, ensure_ascii=False)
+    found = [f"the run's message or errors: {text!r}" for text in private if text in said]
+    for path in archive.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            found += [f"{path.name}: {text!r}" for text in private if text.encode() in data]
+    return found
 
 
 def _import_portability_part(ws, path: Path, transport) -> dict:
@@ -852,7 +896,7 @@ def unchanged_files(original: Seed, documents: dict, tables: dict, records: dict
     """The seed's files, with its JSON, CSV and records written from the given values."""
     files = dict(original.files)
     for name, document in documents.items():
-        files[name] = _dump_json(document, name in original.ascii_json)
+        files[name] = original.js_prefixes.get(name, "").encode() + _dump_json(document, name in original.ascii_json)
     for name, rows in tables.items():
         files[name] = _csv(rows)
     if records is not None:

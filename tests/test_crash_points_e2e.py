@@ -12,7 +12,9 @@ archive an uninterrupted run builds (same rows, same files). The runs:
 * the import of each platform's official export file over an archive the API filled
   (Facebook's: over the person's profile, its export being a profile's; TikTok's walks the
   first and last pass of each kind in the suite, every point in the soak);
-* LinkedIn's export imported into a new archive (most members have no API).
+* LinkedIn's export imported into a new archive (most members have no API);
+* X's archive imported into a new archive (its API is paid: most people have only that),
+  killed just after a media file was stored and at the last commit in the suite.
 
 LinkedIn and Pinterest, added last, walk two points in the suite (two_points: amid a
 download or before a middle commit, and the last commit): Pinterest's first export and
@@ -61,7 +63,7 @@ SIMULATOR_EXTRA = {"tiktok": [], "instagram": ["--rate-limit", "1000000"],
                    "mastodon": ["--rate-limit", "1000000", "--paged-limit", "1000000"],
                    "facebook": ["--rate-limit", "1000000", "--client-secret", "fake-client-secret"],
                    "threads": ["--rate-limit", "1000000"], "linkedin": ["--rate-limit", "1000000"],
-                   "pinterest": ["--daily-limit", "1000000"]}
+                   "pinterest": ["--daily-limit", "1000000"], "x": ["--rate-limit", "1000000"]}
 # What a run of each platform passes besides commits: LinkedIn gives links to media, never
 # the files, so its runs download nothing.
 NO_DOWNLOADS = {"linkedin"}
@@ -268,12 +270,14 @@ class InProcessWorld:
                                                           rate_limit=1_000_000),
             "pinterest": lambda: module.FakePinterestConfig(posts=posts, followers=followers, seed=seed,
                                                             daily_limit=1_000_000),
+            "x": lambda: module.FakeXConfig(posts=posts, followers=followers, seed=seed, rate_limit=1_000_000),
         }[platform]()
         for knob, value in knobs.items():   # more of the fake's config (Facebook: profile_posts)
             setattr(config, knob, value)
         fake_class = {"tiktok": "FakeTikTok", "instagram": "FakeInstagram", "youtube": "FakeYouTube",
                       "bluesky": "FakeBluesky", "mastodon": "FakeMastodon", "facebook": "FakeFacebook",
-                      "threads": "FakeThreads", "linkedin": "FakeLinkedIn", "pinterest": "FakePinterest"}[platform]
+                      "threads": "FakeThreads", "linkedin": "FakeLinkedIn", "pinterest": "FakePinterest",
+                      "x": "FakeX"}[platform]
         self.fake = getattr(module, fake_class)(config)
         self.server, _thread = module.serve(self.fake)
         self.base_url = self.fake.base_url
@@ -351,6 +355,12 @@ def change_the_world(platform: str, fake) -> None:
         fake.edit_pin(pins[0], title="An edited title", description="An edited description")
         fake.add_follower()
         fake.delete_pin(pins[-1])
+    elif platform == "x":
+        posts = list(fake.posts)
+        fake.add_post("A new post")
+        fake.edit_post(posts[0], "An edited post")
+        fake.add_follower()
+        fake.delete_post(posts[-1])
 
 
 FULL_LATER = {"youtube", "bluesky"}     # their later run is a full listing (the others': incremental)
@@ -372,11 +382,11 @@ def export_file_of(platform: str, world: InProcessWorld, folder: Path) -> Path:
 
         [part] = build_takeout(folder, world=world.fake.portability_world())
         return part
-    if platform in ("threads", "linkedin", "pinterest"):
+    if platform in ("threads", "linkedin", "pinterest", "x"):
         from importlib import import_module
 
         name = {"threads": "threads-export.zip", "linkedin": "Complete_LinkedInDataExport_12-01-2026.zip",
-                "pinterest": "pinterest-export.zip"}[platform]
+                "pinterest": "pinterest-export.zip", "x": X_ARCHIVE_NAME}[platform]
         return import_module(f"archiver_connectors.{platform}.sim.fake").write_matching_export(world.fake,
                                                                                              folder / name)
     if platform == "bluesky":
@@ -493,3 +503,39 @@ def test_a_linkedin_export_imported_into_a_new_archive_killed_at_crash_points_co
     assert query(crashed, "SELECT count(*) FROM imports") == [(1,)]
     assert query(crashed, "SELECT count(*) FROM posts")[0][0] == LATER_POSTS
     assert query(crashed, "SELECT count(*) FROM follows WHERE kind = 'friends'") == [(3,)]
+
+
+X_ARCHIVE_NAME = "twitter-2026-03-06-6e1d0c.zip"
+
+
+def a_rename_and_the_last_commit(points: list[str]) -> list[str]:
+    """An import of an export's own files, in the suite: a kill just after the middle media
+    file was renamed into place (stored, its row not committed) and one at the last commit."""
+    renames = [point for point in points if point.startswith("rename:")]
+    commits = [point for point in points if point.startswith("commit:")]
+    return [renames[(len(renames) - 1) // 2], commits[-1]]
+
+
+@pytest.mark.timeout(WALK_TIMEOUT_S)
+@pytest.mark.parametrize("sample", [pytest.param(a_rename_and_the_last_commit, id="two-points"),
+                                    pytest.param(False, marks=pytest.mark.soak, id="every-point")])
+def test_an_x_archive_imported_into_a_new_archive_killed_at_crash_points_converges(tmp_path, sample):
+    """X's "Download an archive of your data" is where most people's X archive comes from
+    (the API is paid and reaches back 3,200 posts): imported alone (posts with their media
+    files, deleted posts, likes, followers and following, the profile and its pictures),
+    killed at crash points and imported again."""
+    from archiver_connectors.x.sim.export import sample_world, write_archive
+
+    world = sample_world()
+    env = cli_env(tmp_path / "state")     # an import needs no app credentials
+    export_file = write_archive(tmp_path / X_ARCHIVE_NAME, world)
+    points = walk_every_crash_point(
+        lambda folder: ["import", str(export_file), "--archive", str(folder)], env, tmp_path / "imported",
+        tmp_path / "crashed", tmp_path / "logs", sample=sample,
+        kinds={"rename", "commit"} if sample else {"before-commit", "commit", "before-rename", "rename"})
+    print(f"x import: walked {len(points)} crash points")
+    crashed = tmp_path / "crashed"
+    assert query(crashed, "SELECT count(*) FROM imports") == [(1,)]
+    assert query(crashed, "SELECT count(*) FROM posts")[0][0] == len(world.posts)
+    assert query(crashed, "SELECT count(*) FROM follows WHERE kind = 'followers'") == [(len(world.followers),)]
+    assert query(crashed, "SELECT count(*) FROM interactions WHERE kind = 'like'") == [(len(world.likes),)]

@@ -39,7 +39,7 @@ FUZZ = settings(
                            HealthCheck.function_scoped_fixture],
 )
 IMPORTERS = ["tiktok", "tiktok-old", "instagram", "instagram-old", "facebook", "threads-in-instagram", "mastodon", "youtube",
-             "youtube-fr", "youtube-portability", "bluesky", "linkedin", "pinterest"]
+             "youtube-fr", "youtube-portability", "bluesky", "linkedin", "pinterest", "x"]
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +80,7 @@ def assert_import_holds(result: dict, case: Case, baseline: dict) -> None:
     assert result["status"] in ("ok", "failed", "refused", "skipped"), where
     assert not result["logged_tracebacks"], "an unhandled exception inside the run" + where
     assert result["outside"] == [], "written outside the archive" + where
+    assert not result.get("private_found"), f"private data kept or said: {result.get('private_found')}" + where
     assert all(error.get("item") and error.get("error") for error in result.get("errors") or []), \
         "a reported bad item that does not say which, or what" + where
     if result["status"] in ("failed", "refused"):

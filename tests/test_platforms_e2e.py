@@ -37,7 +37,10 @@ import re
 import secrets
 import shutil
 import stat
+import subprocess
+import sys
 import tarfile
+import textwrap
 import threading
 import time
 import zipfile
@@ -1934,3 +1937,199 @@ def test_the_config_examples_of_linkedin_and_pinterest_are_accepted_as_written(t
     accounts = {account.platform: account for account in loaded.accounts}
     assert accounts["linkedin"].options["scope"] == "r_dma_portability_member"
     assert accounts["pinterest"].options["daily_requests"] == 1000
+
+
+# --------------------------------------------------------------------------------------- X
+
+
+def x_archive(folder: Path, *, zipped: bool = True, change: dict | None = None, world=None, **knobs) -> Path:
+    """X's "Download an archive of your data" of xgen's sample world (or ``world``), as a
+    zip or the folder it unzips to, with ``change`` applied first: entry name (``data/…``)
+    -> new bytes, a function of the old bytes, or None to drop the entry."""
+    from archiver_connectors.x.sim.export import sample_world, write_archive
+
+    unzipped = write_archive(folder / "unzipped", world or sample_world(), zipped=False, **knobs)
+    for name, new in (change or {}).items():
+        path = unzipped / name
+        if new is None:
+            path.unlink()
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(new(path.read_bytes()) if callable(new) else new)
+    if not zipped:
+        return unzipped
+    target = folder / "twitter-2026-03-06-6e1d0c.zip"
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(p for p in unzipped.rglob("*") if p.is_file()):
+            archive.write(path, path.relative_to(unzipped).as_posix())
+    shutil.rmtree(unzipped)
+    return target
+
+
+def x_manifest_listing(files: list[str]) -> Callable[[bytes], bytes]:
+    """A change of data/manifest.js: its tweets data type lists ``files`` besides its own."""
+    def change(data: bytes) -> bytes:
+        prefix, _, config = data.decode("utf-8").partition("=")
+        parsed = json.loads(config)
+        listed = parsed["dataTypes"]["tweets"]["files"]
+        listed += [{"fileName": name, "globalName": f"YTD.tweets.part{len(listed) + n}", "count": "1"}
+                   for n, name in enumerate(files)]
+        return (prefix + "= " + json.dumps(parsed, indent=2)).encode("utf-8")
+    return change
+
+
+def x_tweets_file(global_name: str, text: str, tweet_id: str = "1500000000000000001") -> bytes:
+    """A one-post tweets file (a record of the shape tweets.js holds)."""
+    tweet = {"tweet": {"id_str": tweet_id, "id": tweet_id, "created_at": "Fri Mar 06 13:02:05 +0000 2026",
+                       "full_text": text, "favorite_count": "0", "retweet_count": "0", "retweeted": False,
+                       "entities": {"hashtags": [], "symbols": [], "user_mentions": [], "urls": []},
+                       "display_text_range": ["0", str(len(text))], "lang": "en", "truncated": False,
+                       "favorited": False, "source": "web"}}
+    return f"window.YTD.{global_name} = ".encode() + json.dumps([tweet], indent=2).encode()
+
+
+def x_archive_email(export: Path) -> str:
+    """The email account.js of an X archive (a zip) holds."""
+    with zipfile.ZipFile(export) as archive:
+        data = archive.read(next(name for name in archive.namelist() if name.endswith("data/account.js")))
+    return json.loads(data.decode("utf-8").partition("=")[2])[0]["account"]["email"]
+
+
+def x_compact_without_equals(data: bytes, *, email: str) -> bytes:
+    """account.js damaged: its records on one line right after the global's name, no "="
+    between (the email among the first bytes of the file)."""
+    prefix, _, document = data.decode("utf-8").partition("=")
+    records = json.loads(document)
+    records[0]["account"] = {"email": email, **{k: v for k, v in records[0]["account"].items() if k != "email"}}
+    return (prefix.rstrip() + " " + json.dumps(records, separators=(",", ":"))).encode("utf-8")
+
+
+# A child process imports each hostile archive (X's code, the core's guards) under an
+# address-space limit of its idle size + X_HEADROOM: a reader holding a huge value whole
+# fails it (a MemoryError, reported as such), a bounded one passes. Limits bind the child only.
+X_HEADROOM = 192 * 2**20
+X_HOSTILE_UNDER_LIMIT = textwrap.dedent("""
+    import json, logging, resource, sys
+    from pathlib import Path
+    from archiver.archive import Archive
+    from archiver.config import Config
+    from archiver.secrets import open_secret_store
+    from archiver.sync.imports import ExportFileError
+    from archiver.sync.jobs import Workspace, run_import
+    import archiver_connectors.x.export
+
+    logged = []
+
+    class Catch(logging.Handler):
+        def emit(self, record):
+            if record.levelno >= logging.ERROR and ("Traceback" in record.getMessage() or record.exc_info):
+                logged.append(record.getMessage())
+
+    logging.getLogger().addHandler(Catch())
+    cases = json.loads(sys.argv[1])
+    first = Workspace(Archive(Path(cases[0][2])), Config(path=None), open_secret_store("memory"))
+    first.archive.db     # the archive's code loaded: what an import adds is measured from here
+    with open("/proc/self/status") as status:
+        idle = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
+    resource.setrlimit(resource.RLIMIT_AS, (idle + HEADROOM, idle + HEADROOM))
+    for case, path, archive in cases:
+        ws = first if archive == cases[0][2] else Workspace(Archive(Path(archive)), Config(path=None),
+                                                            open_secret_store("memory"))
+        logged.clear()
+        try:
+            result = run_import(ws, Path(path))
+            outcome = {"status": result["status"], "message": result.get("message") or "",
+                       "errors": [e["item"] + ": " + e["error"] for e in result.get("errors", [])]}
+        except ExportFileError as error:
+            outcome = {"status": "refused", "message": str(error), "errors": []}
+        except MemoryError:
+            outcome = {"status": "memory", "message": "", "errors": []}
+        outcome["tracebacks"] = list(logged)
+        outcome["posts"] = [r[0] for r in ws.archive.db.execute("SELECT post_id FROM posts")]
+        outcome["texts"] = [r[0] or "" for r in ws.archive.db.execute("SELECT text FROM posts")]
+        ws.archive.close()
+        print(json.dumps({"case": case, **outcome}), flush=True)
+""")
+X_ENDLESS_MIB = 256        # the "endless" data file: one post's text never ends (a folder: no zip bomb)
+
+
+def write_endless_tweets_file(path: Path) -> None:
+    """A tweets part whose one record's full_text runs for X_ENDLESS_MIB MiB without a closing
+    quote, written a piece at a time (pytest holds no copy)."""
+    piece = ("endless " * (2**20 // 8)).encode()
+    with open(path, "wb") as out:
+        out.write(b'window.YTD.tweets.part1 = [ {\n  "tweet" : {\n    "id_str" : "1500000000000000002",\n'
+                  b'    "full_text" : "')
+        for _ in range(X_ENDLESS_MIB):
+            out.write(piece)
+
+
+def test_hostile_x_archives_are_contained_under_a_memory_limit_and_say_what_is_wrong(hostile):
+    """Zip bomb, deep nesting, an endless `.js` data file, a wrapper without `=`, a file cut
+    short, a manifest naming files outside data/: each import ends without a traceback,
+    inside its memory limit, names the file, imports what it can, and reads nothing outside."""
+    from archiver_connectors.x.sim.export import sample_world
+
+    root, inputs, archive, secret_file = hostile
+    world = sample_world()
+    # What a manifest entry pointing outside data/ would bring in if followed: a valid
+    # tweets file holding a post with the planted text.
+    planted = secret_file.read_text()
+    (root / "outside" / "tweets-evil.js").write_bytes(x_tweets_file("tweets.part1", planted))
+    nested = b"window.YTD.like.part0 = [ " + b"[" * 100_000 + b"]" * 100_000 + b" ]"
+    cases = {
+        "zip bomb": x_archive(inputs / "bomb", change={"data/like.js": b"window.YTD.like.part0 = [ " + bytes(
+            16 * 2**20) + b" ]"}),
+        "deep nesting": x_archive(inputs / "nesting", change={"data/like.js": nested}),
+        "endless file": x_archive(inputs / "endless", zipped=False, change={
+            "data/manifest.js": x_manifest_listing(["data/tweets-part1.js"])}),
+        "no =": x_archive(inputs / "no-equals", change={
+            "data/follower.js": lambda data: data.replace(b" = ", b" ", 1)}),
+        "cut short": x_archive(inputs / "cut", change={"data/tweets.js": lambda data: data[: len(data) // 2]}),
+        "outside data/": x_archive(inputs / "outside", zipped=False, change={"data/manifest.js": x_manifest_listing(
+            ["../../outside/tweets-evil.js", str(root / "outside" / "tweets-evil.js"),
+             "data/../../../outside/tweets-evil.js"])}),
+    }
+    write_endless_tweets_file(cases["endless file"] / "data" / "tweets-part1.js")
+    before = snapshot_tree(root, leave_out=archive)
+    runs = [(case, str(path), str(archive / f"case-{n}")) for n, (case, path) in enumerate(cases.items())]
+    try:
+        child = subprocess.run([sys.executable, "-c", X_HOSTILE_UNDER_LIMIT.replace("HEADROOM", str(X_HEADROOM)),
+                                json.dumps(runs)], capture_output=True, text=True, timeout=240,
+                               env={**os.environ, "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"})
+        after = snapshot_tree(root, leave_out=archive)
+    finally:
+        (cases["endless file"] / "data" / "tweets-part1.js").unlink()   # not kept among pytest's temp folders
+    assert child.returncode == 0, child.stderr[-3000:]
+    outcomes = {o["case"]: o for o in map(json.loads, child.stdout.splitlines())}
+    assert set(outcomes) == set(cases), child.stdout[-3000:]
+    every_post = {post.tweet_id for post in world.posts}
+
+    def said(outcome: dict) -> str:
+        return outcome["message"] + " | " + " | ".join(outcome["errors"])
+
+    for case, outcome in outcomes.items():
+        assert outcome["status"] in ("ok", "failed", "refused") and not outcome["tracebacks"], (case, outcome)
+        assert planted not in " ".join(outcome["texts"]), (case, outcome)
+    # The bomb is refused on its declared sizes, named, before any inflating.
+    assert "zip bomb" in said(outcomes["zip bomb"]) and "like.js" in said(outcomes["zip bomb"]), outcomes["zip bomb"]
+    # Too deep a likes file is named; the posts are all there.
+    nesting = outcomes["deep nesting"]
+    assert "like.js" in said(nesting) and "deep" in said(nesting), nesting
+    assert nesting["status"] == "ok" and set(nesting["posts"]) >= every_post - {None}, nesting
+    # The endless part: named, within the memory limit; tweets.js's posts are in.
+    endless = outcomes["endless file"]
+    assert endless["status"] == "ok" and "tweets-part1.js" in said(endless), endless
+    assert len(endless["posts"]) >= len(every_post) - 1, endless
+    # No "=" after the global's name: that file named, the rest imported.
+    no_equals = outcomes["no ="]
+    assert no_equals["status"] == "ok" and "follower.js" in said(no_equals), no_equals
+    assert len(no_equals["posts"]) >= len(every_post) - 1, no_equals
+    # Cut in half: named as cut short, the records before the cut imported.
+    cut = outcomes["cut short"]
+    assert "tweets.js" in said(cut) and cut["posts"], cut
+    # The manifest's names outside data/: never read, each named.
+    outside = outcomes["outside data/"]
+    assert outside["status"] == "ok" and "tweets-evil.js" in said(outside), outside
+    assert "1500000000000000001" not in outside["posts"], outside
+    assert after == before
