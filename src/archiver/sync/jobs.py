@@ -164,7 +164,9 @@ def _owner_of(name: str, platforms: list[str]) -> str:
     """Which of ``platforms`` (the ones an export holds, the carrier first) an entry of it
     belongs to: a nested platform's when it lies in that platform's folder, else the
     carrier's (its own files, and the media folder they share)."""
-    connectors = installed_connectors()
+    if len(platforms) == 1:
+        return platforms[0]
+    connectors = installed_connectors()   # an entry-point scan: only for exports of several
     path = "/" + name.lower()
     for platform in platforms[1:]:
         folder = connectors[platform].nested_export_folder.lower()
