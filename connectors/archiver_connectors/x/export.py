@@ -56,6 +56,9 @@ from archiver_connectors.x.ytd import iter_items, load_value, looks_wrapped
 POST_PAGE = 100
 PEOPLE_PAGE = 500
 LIKE_PAGE = 1000
+# Versions of edited posts are held until the chain is whole (parts come in any order); a
+# real archive has a few open at a time, so more than this means a damaged file.
+MAX_OPEN_CHAINS = 10_000
 
 # Data types whose elements are tweets, and what sets their posts apart.
 POST_TYPES: dict[str, dict[str, Any]] = {"tweets": {}, "tweet": {}, "communityTweet": {"visibility": "community"},
@@ -496,25 +499,27 @@ def _posts(run: _Import, notes: Notes) -> Iterator[Page]:
         files = MediaFiles(run.source, folders)
         chains: dict[str, list[tuple[str, dict]]] = {}   # edited posts whose versions are not all read yet
         for name, position, tweet in run.records(kind, "tweet"):
-            for person in run.people_in(tweet):
-                if page := people.add(person):
-                    yield page
-            for link in mapping.links_of(tweet):
-                if link["tco"] in run.wanted_tco:
-                    run.wanted_tco[link["tco"]] = link["url"]
             try:
                 own_id = mapping.tweet_id(tweet)
                 first, chain_ids = mapping.edit_chain(tweet)
-            except (ValueError, TypeError) as error:
+                named = run.people_in(tweet)
+                for link in mapping.links_of(tweet):
+                    if link["tco"] in run.wanted_tco:
+                        run.wanted_tco[link["tco"]] = link["url"]
+            except Exception as error:  # one bad item is reported and skipped
                 run.ctx.report(f"item {position} of {name}", f"{error}; skipped")
                 continue
+            for person in named:
+                if page := people.add(person):
+                    yield page
             if len(chain_ids) > 1 or (first and first != own_id):
                 key = first or own_id
                 held = chains.setdefault(key, [])
                 held.append((name, tweet))
-                ids = {mapping.tweet_id(version) for _, version in held}
-                if not set(chain_ids) <= ids:
-                    continue
+                if not set(chain_ids) <= {mapping.tweet_id(version) for _, version in held}:
+                    if len(chains) <= MAX_OPEN_CHAINS:
+                        continue
+                    key = next(iter(chains))   # too many chains open (a damaged file): the oldest goes as it is
                 versions = chains.pop(key)
             else:
                 versions = [(name, tweet)]
@@ -555,7 +560,7 @@ def _post(run: _Import, kind: str, traits: dict, versions: list[tuple[str, dict]
                 raise ValueError("a deleted post without deleted_at")
             post.deleted_at = deleted_at   # the platform's own record: the writer tombstones it
         return post
-    except (ValueError, TypeError, KeyError, AttributeError) as error:
+    except Exception as error:  # one bad item is reported and skipped
         ids = ", ".join(str(t.get("id_str") or t.get("id") or "?") for t in tweets)
         run.ctx.report(f"post {ids} in {file_name}", f"{type(error).__name__}: {error}; skipped")
         return None
