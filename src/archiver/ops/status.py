@@ -343,7 +343,7 @@ def render_status(rows: list[dict], *, errors: dict[str, list[dict]] | None = No
         due = row.get("full_listing_due_at")
         lines.append(f"  last full listing: {last_full or 'never'}"
                      + (f" (next one due {due})" if due else " (the daemon's next run lists everything)"
-                        if row["configured"] else ""))
+                        if row["configured"] and not row.get("api_off") else ""))
         holds = row["archive_holds"]
         nouns = _list_nouns(row["platform"])
         lines.append("  archive:    " + ", ".join(f"{v} {nouns.get(k, k).replace('_', ' ')}" for k, v in holds.items()
