@@ -61,12 +61,17 @@ class XConnector(Connector):
     config_options = (
         Option("max_cost_usd", "The most a run may spend on X's pay-per-use API, in US dollars (e.g. 1.00). "
                                "Without it the API is not used: import the archive instead.", type=float),
+        Option("page_size", "Posts a timeline request asks for (5 to 100, default 100: fewest requests; the "
+                            "price is per post either way).", type=int),
         Option("followers", "Also read the followers list through the API ($0.010 a person; default false).",
                type=bool),
         Option("following", "Also read the list of accounts followed ($0.010 a person; default false).",
                type=bool),
     )
-    export_only_holds = ""
+    # What only the archive holds: the API gives no likes, no deleted posts, nothing older
+    # than the 3,200 newest posts, and lists only when paid for (and nothing without a budget).
+    export_only_holds = ("likes, deleted posts, posts older than the newest 3,200, followers and following "
+                         "(unless read through the API, paid), and everything while no max_cost_usd is set")
     manual_export_steps = (
         "On x.com: Settings → Your account → Download an archive of your data; when X says it is ready, download "
         "the zip and run `archiver import <the zip>` (or drop it in the inbox folder). It holds every post, "
@@ -197,7 +202,11 @@ class XConnector(Connector):
             save_spending()
         except PlatformStop as stop:
             save_spending()
-            ctx.report("X API", f"{stop} ({money(budget.spent)} spent this run). {stop.advice}")
+            said = f"{stop} ({money(budget.spent)} spent this run). {stop.advice}"
+            if stop.status in (402, 403):
+                # No run can go on until the person buys credits: a failed run, which alerts.
+                raise NetError(said, kind="client", status=stop.status) from None
+            ctx.report("X API", said)
         except BudgetSpent as stop:
             save_spending()
             ctx.note(f"{stop}: the run stopped there. The next run goes on from where this one stopped.")
@@ -220,7 +229,14 @@ class XConnector(Connector):
                            f"the archive was changed. Run `archiver auth x --account {self.account.name}` again.",
                            kind="gone")
         profile = profile_from_user(user)
-        yield Page("profile", [profile])
+        # The picture is fetched when its link changed (a new picture has a new link on X):
+        # a quiet run downloads nothing.
+        picture = profile.avatar.url if profile.avatar else None
+        if picture and picture == (ctx.state("profile") or {}).get("avatar") and not ctx.full:
+            profile.avatar = None   # the archive keeps the picture it has
+            yield Page("profile", [profile])
+        else:
+            yield Page("profile", [profile], {"avatar": picture})
         yield from self._posts(api, ctx, budget, str(user["id"]), user.get("username"),
                                posts_on_x=profile.posts)
         for kind in ("followers", "following"):
@@ -243,6 +259,7 @@ class XConnector(Connector):
             post_from_tweet,
         )
 
+        page_max = max(POSTS_PAGE_MIN, min(int(self._option("page_size", POSTS_PAGE_MAX)), POSTS_PAGE_MAX))
         state = ctx.state(POSTS_STREAM) or {}
         gaps: list[dict[str, Any]] = [g for g in state.get("gaps") or [] if isinstance(g, dict) and g.get("until_id")]
         sections: list[dict[str, Any]]
@@ -257,7 +274,7 @@ class XConnector(Connector):
             later = sections[number + 1:]
             cursor: str | None = None
             while True:
-                size = affordable(budget, PRICE_POST, POSTS_PAGE_MAX, POSTS_PAGE_MIN)
+                size = affordable(budget, PRICE_POST, page_max, POSTS_PAGE_MIN)
                 params = {"max_results": size, "tweet.fields": TWEET_FIELDS, "expansions": "attachments.media_keys",
                           "media.fields": MEDIA_FIELDS}
                 for key in ("since_id", "until_id"):
@@ -303,13 +320,16 @@ class XConnector(Connector):
 
     def _newest_archived(self, ctx) -> str | None:
         """The newest post id the archive holds of this account (from the archive or an
-        earlier run), every version of an edited post counted: the API's ``since_id``."""
+        earlier run): the API's ``since_id``. Posts are keyed by their first version's id;
+        the later versions' ids count where an API run kept them (``$.api.edit_ids``). An
+        archive's edited post newer than the rest is read once more (its newest version has
+        the larger id), which maps to the same post."""
         import json as _json
 
         from archiver_connectors.x.api import id_key
 
         newest: str | None = None
-        for post_id, row in ctx.every_archived_post({"edits": "$.edit_ids"}).items():
+        for post_id, row in ctx.every_archived_post({"edits": "$.api.edit_ids"}).items():
             ids = [post_id]
             edits = row.get("edits")
             if isinstance(edits, str):

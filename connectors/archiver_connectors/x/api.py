@@ -50,6 +50,8 @@ TWEET_FIELDS = ("attachments,author_id,conversation_id,created_at,edit_history_t
                 "in_reply_to_user_id,lang,note_tweet,possibly_sensitive,public_metrics,referenced_tweets,withheld")
 MEDIA_FIELDS = "alt_text,duration_ms,height,media_key,preview_image_url,type,url,variants,width"
 USER_FIELDS = "created_at,description,entities,location,profile_image_url,protected,public_metrics,url,username"
+SNOWFLAKE_EPOCH = 1288834974.657   # X's ids count milliseconds from here
+STATUS_LINK = re.compile(r"https?://(?:www\.|mobile\.)?(?:x|twitter)\.com/(\w+)/status/(\d+)")
 SELF_HOSTS = ("x.com", "twitter.com", "www.x.com", "www.twitter.com", "mobile.twitter.com", "mobile.x.com")
 
 
@@ -324,7 +326,11 @@ def profile_from_user(user: dict) -> Profile:
     described = _dict(entities.get("description")).get("urls") or []
     website = [u.get("expanded_url") for u in _dict(entities.get("url")).get("urls") or [] if isinstance(u, dict)]
     username = user.get("username") or None
+    # X's profile_image_url is the 48-pixel "_normal" size; without the suffix it is the
+    # original picture (X's docs on profile images), the one an archive's profile_media/ holds.
     picture = user.get("profile_image_url")
+    if isinstance(picture, str):
+        picture = re.sub(r"_normal(\.\w+)$", r"\1", picture)
     bio = user.get("description")
     return Profile(
         native_id=str(user["id"]) if user.get("id") is not None else None,
@@ -363,6 +369,8 @@ def _best_video(variants: Any) -> str | None:
 
 
 def media_refs(tweet: dict, media_by_key: dict[str, dict]) -> list[MediaRef]:
+    """A MediaRef per attached medium, as the archive's mapping makes them: a photo's url, a
+    video's or GIF's highest-bitrate mp4 without its query (the archive's file)."""
     keys = _dict(tweet.get("attachments")).get("media_keys") or []
     refs: list[MediaRef] = []
     for key in keys:
@@ -370,12 +378,16 @@ def media_refs(tweet: dict, media_by_key: dict[str, dict]) -> list[MediaRef]:
         if media is None:
             continue
         kind = media.get("type")
-        meta = {k: media[k] for k in ("width", "height") if _count(media.get(k)) is not None} or None
+        meta = {"type": kind, "media_id": str(key).partition("_")[2] or None,
+                "width": _count(media.get("width")), "height": _count(media.get("height")),
+                "duration_ms": _count(media.get("duration_ms"))}
+        meta = {k: v for k, v in meta.items() if v is not None}
         alt = media.get("alt_text") or None
         if kind in ("video", "animated_gif"):
             url = _best_video(media.get("variants"))
             if url:
-                refs.append(MediaRef(url, "media", len(refs), mime_hint="video/mp4", description=alt, meta=meta))
+                refs.append(MediaRef(url.split("?", 1)[0], "media", len(refs), mime_hint="video/mp4",
+                                     description=alt, meta=meta))
                 continue
             url = media.get("preview_image_url")
         else:
@@ -421,21 +433,26 @@ def post_from_tweet(tweet: dict, username: str | None, media_by_key: dict[str, d
         kind = "quote"
     else:
         kind = "text"
-    raw: dict[str, Any] = {"tweet": tweet, "edit_ids": edits, "links": links, "mentions": mentions,
-                           "hashtags": hashtags}
+    # raw as the archive's mapping (x/tweets.py) keeps it: the tweet itself and what was read from it.
+    raw: dict[str, Any] = {**tweet, "links": links, "mentions": mentions, "hashtags": hashtags}
     if "replied_to" in referenced:
         reply_user = str(tweet["in_reply_to_user_id"]) if tweet.get("in_reply_to_user_id") is not None else None
         raw["in_reply_to"] = {"post_id": referenced["replied_to"], "user_id": reply_user,
                               "handle": next((m["handle"] for m in mentions if reply_user and m["id"] == reply_user),
                                              None)}
     if "quoted" in referenced:
-        raw["quoted_id"] = referenced["quoted"]
+        quoted = next((STATUS_LINK.match(link["url"]) for link in links if STATUS_LINK.match(link["url"])), None)
+        raw["quotes"] = {"user": quoted.group(1) if quoted else None, "post_id": referenced["quoted"]}
     if "retweeted" in referenced:
-        raw["reposted_id"] = referenced["retweeted"]
+        raw["reposts"] = referenced["retweeted"]
+    if len(edits) > 1:
+        raw["edit_ids"] = sorted(edits, key=id_key)
     metrics = _dict(tweet.get("public_metrics"))
     return Post(
         native_id=native_id,
-        created_at=iso_utc(tweet.get("created_at")),
+        # An edited post's time is its first version's, which the timeline does not send:
+        # a tweet id tells its own creation time (snowflake).
+        created_at=iso_utc(tweet.get("created_at")) if native_id == tweet_id else snowflake_time(native_id),
         kind=kind,
         text=text or None,
         url=f"https://x.com/{username or 'i/web'}/status/{native_id}",
@@ -447,6 +464,13 @@ def post_from_tweet(tweet: dict, username: str | None, media_by_key: dict[str, d
         media=media_refs(tweet, media_by_key or {}),
         raw=raw,
     )
+
+
+def snowflake_time(tweet_id: str) -> str | None:
+    """When a tweet id was made: its top bits count milliseconds since X's epoch."""
+    if not tweet_id.isdigit() or len(tweet_id) > 20:
+        return None
+    return iso_utc((int(tweet_id) >> 22) / 1000 + SNOWFLAKE_EPOCH)
 
 
 def id_key(tweet_id: str) -> tuple[int, str]:

@@ -77,6 +77,7 @@ from archiver_connectors.x.sim.export import (
     XPost,
     XUser,
     XWorld,
+    _avatar_url,  # the archive's avatarMediaUrl
     jpeg_bytes,
     mp4_bytes,
     png_bytes,
@@ -400,8 +401,8 @@ class FakeX(FakeClock):
                                                    "expanded_url": profile.website,
                                                    "display_url": re.sub(r"^https?://", "", profile.website)}]}
         if profile.avatar_key:
-            answer["profile_image_url"] = self._media_url(
-                f"https://pbs.twimg.com/profile_images/{_key(owner.account_id)}/{profile.avatar_key}_normal.jpg")
+            # The 48-pixel "_normal" size of the picture whose original the archive holds.
+            answer["profile_image_url"] = self._media_url(_avatar_url(self.world).replace(".jpg", "_normal.jpg"))
         return answer
 
     # ------------------------------------------------------------------ changing the world
@@ -826,10 +827,10 @@ class FakeX(FakeClock):
                         name = variant_path.rsplit("/", 1)[1]
                         files[variant_path] = (media.file_bytes() if name == media.file_name
                                                else mp4_bytes(name, 2000))
-        owner = self.owner
         if self.world.profile.avatar_key:
-            files[f"/profile_images/{_key(owner.account_id)}/{self.world.profile.avatar_key}_normal.jpg"] = \
-                png_bytes("avatar normal " + self.world.profile.avatar_key)
+            original = urlsplit(_avatar_url(self.world)).path
+            files[original] = jpeg_bytes("avatar " + self.world.profile.avatar_key)   # profile_media/'s bytes
+            files[original.replace(".jpg", "_normal.jpg")] = png_bytes("avatar normal " + self.world.profile.avatar_key)
         for user in [*self.world.followers, *self.world.following]:
             files[f"/profile_images/{user.account_id}/{_key(_handle_of(user))}_normal.jpg"] = \
                 png_bytes("avatar " + user.account_id)
