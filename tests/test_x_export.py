@@ -143,7 +143,7 @@ def test_the_2026_archive_imports_everything_it_holds(tmp_path, ws):
 
 
 GENERATIONS = [
-    ("2022", {}),
+    ("2022", dict(tweet_wrapper=False, pretty=False)),   # bare tweets [U], compact JSON
     ("2021", dict(parts=3, stray_part=True, part_order="shuffled", zipped=False)),
     ("2026", dict(parts=3, stray_part=True, part_order="shuffled", edit_variant="edit", note_shape="core",
                   counts="float_zero", top_folder="twitter-2026-03-06")),
@@ -372,8 +372,10 @@ def test_values_as_the_archive_writes_them():
     assert [mapping.count(v) for v in ("3", "0.0", "12.0", None, "", "n/a", 7)] == [3, 0, 12, None, None, None, 7]
     assert mapping.x_date("Fri Mar 06 13:02:05 +0000 2026") == "2026-03-06T13:02:05Z"
     assert mapping.x_date("2022-11-10T10:30:00.000Z") == "2022-11-10T10:30:00Z"
-    with pytest.raises(ValueError):
-        mapping.x_date("yesterday")
+    assert mapping.x_date("Thu Nov 10 09:30:00 +0100 2022") == "2022-11-10T08:30:00Z"
+    for unreadable in ("yesterday", "Mon Feb 30 09:30:00 +0000 2022", ["Fri Mar 06 13:02:05 +0000 2026"]):
+        with pytest.raises(ValueError):
+            mapping.x_date(unreadable)
     video = {"type": "video", "video_info": {"variants": [
         {"bitrate": "632000", "content_type": "video/mp4", "url": "https://video.twimg.com/v/a.mp4?tag=16"},
         {"content_type": "application/x-mpegURL", "url": "https://video.twimg.com/v/pl.m3u8?tag=16"},

@@ -22,6 +22,9 @@ from typing import Any, Callable, Iterable
 from archiver.records import MediaRef, Person, Post, PostVersion, iso_utc
 
 X_DATE = "%a %b %d %H:%M:%S %z %Y"
+_UTC_X_DATE = re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun) ([A-Z][a-z]{2}) (\d\d) (\d\d:\d\d:\d\d) \+0000 (\d{4})$")
+_MONTHS = {name: f"{number:02d}" for number, name in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), start=1)}
 # A link to a post on X: a quote's link (status/<id>), or the post's own media link
 # (status/<id>/photo/1, /video/1).
 _STATUS_LINK = re.compile(r"^https?://(?:www\.|mobile\.)?(?:x|twitter)\.com/([^/?#]+)/status(?:es)?/(\d+)(/[^?#]*)?",
@@ -36,6 +39,15 @@ def x_date(value: Any) -> str | None:
         return None
     if not isinstance(value, str):
         raise ValueError(f"a date cannot be a {type(value).__name__}")
+    fast = _UTC_X_DATE.match(value)
+    if fast and fast.group(2) in _MONTHS:   # X writes UTC: no need for strptime (a third of the reading)
+        month, day, clock, year = _MONTHS[fast.group(2)], fast.group(3), fast.group(4), fast.group(5)
+        try:
+            dt.datetime(int(year), int(month), int(day), int(clock[:2]), int(clock[3:5]), int(clock[6:]))
+        except ValueError:
+            pass   # February 30th: strptime below says what is wrong
+        else:
+            return f"{year}-{month}-{day}T{clock}Z"
     try:
         return iso_utc(dt.datetime.strptime(value.strip(), X_DATE))
     except ValueError:
