@@ -426,9 +426,16 @@ def test_an_imported_archive_then_the_api_gives_each_post_once(tmp_path, monkeyp
     # pass fetched it by its link); the profile picture is the archive's (its original size).
     assert h.value("SELECT count(*) FROM media") == files + 2
     assert h.value("SELECT avatar_sha256 FROM accounts") == avatar
-    # --full reads X's window again: the same posts, the archive's texts, no new rows, no new files.
-    texts = {r["post_id"]: (r["text"], r["kind"]) for r in rows}
+    # A full run (the daemon asks for one each run: X records no full listing) pays for nothing again.
+    spent = h.fake.spent_micro
     assert h.run(full=True)["status"] == "ok"
-    again = {r["post_id"]: (r["text"], r["kind"]) for r in h.rows("SELECT post_id, text, kind FROM posts")}
-    assert again == texts
-    assert h.value("SELECT count(*) FROM media") == files + 2
+    assert h.fake.spent_micro - spent == 10_000
+    # The API maps every post to what the archive gave: the same text, kind and link.
+    archived = {r["post_id"]: r for r in h.rows("SELECT post_id, text, kind, link, created_at FROM posts")}
+    for post in h.fake.live_posts():
+        tweet = h.fake.tweet_json(post)
+        media = {m["media_key"]: m for m in map(h.fake.media_json, post.media)}
+        mapped = post_from_tweet(tweet, "ada_example", media)
+        row = archived[mapped.native_id]
+        assert (mapped.text, mapped.kind, mapped.link, mapped.created_at) == (
+            row["text"], row["kind"], row["link"], row["created_at"]), post.tweet_id

@@ -14,12 +14,15 @@ what came back:
    Without any post archived the walk goes down from the newest, as far as the budget or
    X's window (the 3,200 most recent posts) allows. A walk cut off (the budget, X's limits)
    leaves a gap (``since_id``..``until_id``) the next runs fill after the newest posts, so
-   nothing between two runs is skipped. ``--full`` reads the window again from the top
-   (counts refreshed). Nothing is ever marked deleted from the API: the window hides
-   older posts, it does not mean they are gone.
+   nothing between two runs is skipped. Nothing is ever marked deleted from the API: the
+   window hides older posts, it does not mean they are gone.
 3. Followers and following, only when the account asks (``followers = true``,
-   ``following = true``: $0.010 a person), at most once in ``LIST_EVERY_DAYS`` (always on
-   ``--full``), through the core's list staging (a walk cut off goes on next run).
+   ``following = true``: $0.010 a person), at most once in ``LIST_EVERY_DAYS``, through the
+   core's list staging (a walk cut off goes on next run).
+
+A full run (``--full``, and the daemon's, which asks for one as long as no full listing
+has been recorded, so every run for X) is an incremental one: reading again what the
+archive holds would cost money for counts alone, and could not find deleted posts anyway.
 
 The run's spending is saved as stream "spend" before each page and on every exit, which
 `archiver status` shows. When the budget cannot pay for the next request, or X refuses more
@@ -232,7 +235,7 @@ class XConnector(Connector):
         # The picture is fetched when its link changed (a new picture has a new link on X):
         # a quiet run downloads nothing.
         picture = profile.avatar.url if profile.avatar else None
-        if picture and picture == (ctx.state("profile") or {}).get("avatar") and not ctx.full:
+        if picture and picture == (ctx.state("profile") or {}).get("avatar"):
             profile.avatar = None   # the archive keeps the picture it has
             yield Page("profile", [profile])
         else:
@@ -262,13 +265,8 @@ class XConnector(Connector):
         page_max = max(POSTS_PAGE_MIN, min(int(self._option("page_size", POSTS_PAGE_MAX)), POSTS_PAGE_MAX))
         state = ctx.state(POSTS_STREAM) or {}
         gaps: list[dict[str, Any]] = [g for g in state.get("gaps") or [] if isinstance(g, dict) and g.get("until_id")]
-        sections: list[dict[str, Any]]
-        if ctx.full:
-            sections = [{"since_id": None, "until_id": None}]   # the whole window again: covers every gap
-            gaps = []
-        else:
-            sections = [{"since_id": self._newest_archived(ctx), "until_id": None}, *gaps]
-            gaps = []
+        # A full run is an incremental one (see the module's doc): never paid for twice.
+        sections: list[dict[str, Any]] = [{"since_id": self._newest_archived(ctx), "until_id": None}, *gaps]
         reached_bottom = False
         for number, section in enumerate(sections):
             later = sections[number + 1:]
@@ -348,7 +346,7 @@ class XConnector(Connector):
         from archiver_connectors.x.api import FOLLOWS_PAGE_MAX, FOLLOWS_PAGE_MIN, PRICE_USER, USER_FIELDS, XError, membership_of
 
         last = (ctx.state(kind) or {}).get("last_at")
-        due = ctx.full or not last or _days_since(last) >= LIST_EVERY_DAYS
+        due = not last or _days_since(last) >= LIST_EVERY_DAYS   # never for --full alone: it costs
 
         def fetch_page(cursor: str | None) -> tuple[list, str | None]:
             size = affordable(budget, PRICE_USER, FOLLOWS_PAGE_MAX, FOLLOWS_PAGE_MIN)
