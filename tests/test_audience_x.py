@@ -213,10 +213,42 @@ def test_leaving_x_with_the_cli(archive, tmp_path):
     assert "x:801" in shown and f"bluesky:{rae_sky.native_id}" in shown and "same handle @rae" in shown
     assert "mastodon:sol@mastodon.social links to https://twitter.com/sol" in shown
     cli("audience", "link", "--archive", folder, "x:801", f"bluesky:{rae_sky.native_id}")
-    cli("audience", "link", "--archive", folder, "mastodon:sol@mastodon.social", "x:802")
+    cli("audience", "link", "--archive", folder, "mastodon:sol@mastodon.social", "twitter:802")  # X's old name
     out = tmp_path / "audience.json"
     cli("audience", "export", "--archive", folder, "--format", "json", "--out", str(out))
     rows = {row["person_key"]: row for row in json.loads(out.read_text(encoding="utf-8"))}
     assert rows[f"bluesky:{rae_sky.native_id}"]["profile_urls"] == [
         "https://bsky.app/profile/rae.bsky.social", "https://x.com/rae"]
     assert rows["mastodon:sol@mastodon.social"]["handles"] == ["mastodon:@sol@mastodon.social", "x:@sol"]
+
+
+def test_people_of_an_imported_x_archive_pair_with_bluesky_and_mastodon(tmp_path):
+    """The X people as the real importer writes them from an archive (xgen's writer): the
+    people mentioned and replied to get their handles; followers known by id only do not pair."""
+    import datetime as dt
+
+    from archiver.archive import Archive
+    from archiver.config import AccountConfig, Config
+    from archiver.secrets import open_secret_store
+    from archiver.sync.jobs import Workspace, run_import
+    from archiver_connectors.x.sim.export import XPost, XReply, XUser, XWorld, snowflake, write_archive
+
+    when = dt.datetime(2025, 3, 1, 12, tzinfo=dt.timezone.utc)
+    kite, tea = XUser("9001", "kite17", "Kite"), XUser("9002", "Tea38", "Tea")
+    world = XWorld(posts=[XPost(snowflake(when), when, "kites with @kite17", mentions=[kite]),
+                          XPost(snowflake(when, 1), when, "@Tea38 thanks!", mentions=[tea],
+                                reply_to=XReply(snowflake(when - dt.timedelta(hours=1)), tea))],
+                   followers=[kite, tea, XUser("9003")])
+    zipped = write_archive(tmp_path / "twitter.zip", world)
+    workspace = Workspace(Archive(tmp_path / "archive"), Config(path=None), open_secret_store("memory"))
+    try:
+        run_import(workspace, zipped, account=AccountConfig(name="main", platform="x"))
+        archive = workspace.archive
+        write(archive, "mastodon", masto("kite17@other3.example"))
+        tea_sky = sky("tea38.bsky.social")
+        write(archive, "bluesky", tea_sky, sky("x-person.example", bio="I was twitter.com/intent/user?user_id=9003"))
+        found = suggestions(archive)
+        assert set(found) == {pair("x:9001", "mastodon:kite17@other3.example"),
+                              pair("x:9002", f"bluesky:{tea_sky.native_id}")}
+    finally:
+        workspace.archive.close()

@@ -94,8 +94,8 @@ class Connector:
     # other platforms' handles, "alice.bsky.social" is the name "alice". A handle under any
     # other domain is the person's own domain and only ever compared whole.
     handle_domains: ClassVar[tuple[str, ...]] = ()
-    # What else people call the platform in a bio besides its name and title (X: "twitter"),
-    # as in "find me @alice on Twitter".
+    # What else people call the platform in a bio besides its name, title and aliases
+    # (Bluesky: "bsky"), as in "find me @alice on bsky".
     other_names: ClassVar[tuple[str, ...]] = ()
 
     @classmethod

@@ -52,7 +52,6 @@ class XConnector(Connector):
     post_noun = "posts"
     # How people show here (archiver audience links): x.com and twitter.com are one site.
     profile_hosts = ("x.com", "twitter.com", "mobile.twitter.com", "mobile.x.com")
-    other_names = ("twitter",)
     default_base_url = "https://api.x.com"
     secret_keys = ("client_id", "client_secret", "tokens")
     auth_options = (

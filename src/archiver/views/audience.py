@@ -132,7 +132,10 @@ def _groups(db) -> _Groups:
 
 
 def _require_person(db, ident: str, argument: str) -> tuple[str, str]:
+    from archiver.connector import canonical_platform
+
     platform, person = parse_identity(ident, argument)
+    platform = canonical_platform(platform)   # an alias names its platform: "twitter:42" is "x:42"
     if db.execute("SELECT 1 FROM people WHERE platform=? AND person_id=?", [platform, person]).fetchone() is None:
         raise AudienceError(f"{argument}: no person {ident} in the archive "
                             f"(identities are {IDENTITY_EXAMPLE}; see `archiver audience links --all`)")
@@ -219,7 +222,7 @@ def normalize_url(url: str | None) -> str | None:
 class PlatformFacts:
     """How people show on one platform, as its connector declares it (``Connector.profile_hosts``,
     ``handles_are_domains``, ``handle_domains``, ``other_names``; see connector.py). ``names``:
-    the platform's name, title and other names, lower case (what a bio calls it)."""
+    the platform's name, title, aliases and other names, lower case (what a bio calls it)."""
 
     profile_hosts: tuple[str, ...] = ()
     handles_are_domains: bool = False
@@ -233,11 +236,14 @@ def platform_facts() -> dict[str, PlatformFacts]:
 
     facts = {}
     for name, cls in installed_connectors().items():
+        # getattr: a third party's connector written before these existed declares none.
         facts[name] = PlatformFacts(
-            profile_hosts=tuple(h.lower() for h in cls.profile_hosts),
-            handles_are_domains=bool(cls.handles_are_domains),
-            handle_domains=tuple(d.lower().strip(".") for d in cls.handle_domains),
-            names=tuple(dict.fromkeys(n.lower() for n in (name, getattr(cls, "title", ""), *cls.other_names) if n)),
+            profile_hosts=tuple(h.lower() for h in getattr(cls, "profile_hosts", ())),
+            handles_are_domains=bool(getattr(cls, "handles_are_domains", False)),
+            handle_domains=tuple(d.lower().strip(".") for d in getattr(cls, "handle_domains", ())),
+            names=tuple(dict.fromkeys(n.lower() for n in (name, getattr(cls, "title", ""),
+                                                           *getattr(cls, "platform_aliases", ()),
+                                                           *getattr(cls, "other_names", ())) if n)),
         )
     return facts
 
