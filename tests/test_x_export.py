@@ -401,3 +401,28 @@ def test_text_kind_and_links_of_one_tweet():
     assert mapping.kind_of(reply_quoting, "10", links) == "reply"
     repost = dict(reply_quoting, full_text="RT @carol: hello", retweeted=False)
     assert mapping.kind_of(repost, "10", links) == "boost"
+
+
+def test_a_long_post_without_tweet_id_joins_its_post_by_time_and_text(tmp_path, ws):
+    whole = "An archive of my own, " * 20 + "and the end https://example.org/end"
+    cut = whole[:270] + "… https://t.co/note"
+    note = {"noteTweet": {"noteTweetId": "1590000000000000900", "createdAt": "2022-11-10T09:30:01.000Z",
+                          "core": {"text": whole.replace("https://example.org/end", "https://t.co/end"),
+                                   "urls": [{"shortUrl": "https://t.co/end", "expandedUrl": "https://example.org/end"}],
+                                   "mentions": [], "hashtags": []}}}
+    stray = {"noteTweet": {"noteTweetId": "1590000000000000901", "createdAt": "2022-11-11T09:30:00.000Z",
+                           "core": {"text": "A long post whose post is gone"}}}
+    folder = hand_made(tmp_path, {
+        "data/tweets.js": ytd("tweets", [tweet("1590000000000000001", cut, entities={"urls": [
+            {"url": "https://t.co/note", "expanded_url": "https://twitter.com/i/web/status/1590000000000000001"}]})]),
+        "data/note-tweet.js": ytd("note_tweet", [note, stray]),
+    })
+
+    result = import_archive(ws, folder)
+
+    assert result["status"] == "ok", result
+    [(text, kind, raw)] = rows(ws.archive.db, "SELECT text, kind, raw FROM posts")
+    assert (text, kind) == (whole, "text")
+    assert next(iter(json.loads(raw).values()))["note"]["noteTweetId"] == "1590000000000000900"
+    [error] = result["errors"]
+    assert error["item"] == "long post 1590000000000000901 of note-tweet.js"

@@ -59,6 +59,8 @@ LIKE_PAGE = 1000
 # Versions of edited posts are held until the chain is whole (parts come in any order); a
 # real archive has a few open at a time, so more than this means a damaged file.
 MAX_OPEN_CHAINS = 10_000
+# A long post without a tweetId is joined to the post written within this many seconds of it.
+NOTE_TIME_SLACK = 2
 
 # Data types whose elements are tweets, and what sets their posts apart.
 POST_TYPES: dict[str, dict[str, Any]] = {"tweets": {}, "tweet": {}, "communityTweet": {"visibility": "community"},
@@ -340,12 +342,22 @@ class Notes:
                 created = mapping.x_date(version.get("created_at"))
             except ValueError:
                 continue
+            if created is None:
+                continue
             start = self._start(mapping.text_of(version))
-            for note in self.by_time.get(created or "", ()):
+            for note in (n for when in self._around(created) for n in self.by_time.get(when, ())):
                 if id(note) not in self.used and " ".join(note["text"].split()).startswith(start):
                     self.used.add(id(note))
                     return note
         return None
+
+    @staticmethod
+    def _around(moment: str, seconds: int = NOTE_TIME_SLACK) -> list[str]:
+        """``moment`` and the seconds around it, nearest first: a note's createdAt may not
+        be its post's created_at to the second [U]."""
+        at = dt.datetime.fromisoformat(moment.replace("Z", "+00:00"))
+        offsets = sorted(range(-seconds, seconds + 1), key=abs)
+        return [iso_utc(at + dt.timedelta(seconds=offset)) for offset in offsets]
 
     def unmatched(self) -> list[dict]:
         every = [*self.by_tweet.values(), *(n for notes in self.by_time.values() for n in notes)]
