@@ -106,8 +106,9 @@ def test_bio_links_to_x_on_either_host_point_at_the_x_person(archive):
 
 def test_the_one_letter_platform_name_is_no_host(archive):
     """The old check `platform in host` took example.com for one of X's hosts ("x" is in it)."""
-    write(archive, "x", x_person("301", "hank", url=None), x_person("302", "ivy"))
-    write(archive, "bluesky", sky("h.example.com", bio="blog: https://example.com/hank and x.com/ivy/status/9"))
+    write(archive, "x", x_person("301", "hank", url=None), x_person("302", "ivy"), x_person("303", "tea", url=None))
+    write(archive, "bluesky", sky("h.example.com", bio="blog: https://example.com/hank and x.com/ivy/status/9"),
+          sky("t.example.com", bio="twitter.com/hashtag/tea"))   # a search page, not tea's profile
     write(archive, "mastodon", masto("ivy_m@mastodon.social", fields=["https://box.example/ivy"]))
     assert suggestions(archive) == {}
 

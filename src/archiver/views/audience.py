@@ -200,6 +200,12 @@ _MENTION = re.compile(rf"(?<![\w@])@({_HANDLE})")
 _ADDRESS = re.compile(rf"(?<![\w@])@({_HANDLE}@{_DOMAIN})(?![\w.-]*\w)", re.IGNORECASE)
 
 
+# What may stand before the handle in a profile page's path (…/profile/alice, …/in/alice,
+# …/users/alice); any other two-part path is not taken for a profile page unless it is
+# the person's own stored profile link.
+PROFILE_PATH_PREFIXES = frozenset(("profile", "in", "c", "u", "user", "users", "channel", "people"))
+
+
 def normalize_handle(handle: str | None) -> str | None:
     if not handle:
         return None
@@ -374,8 +380,8 @@ def _url_points_at(pointer: _Pointer, platforms: _Platforms, target: tuple[str, 
         return True
     host, _, path = pointer.value.partition("/")
     segments = path.split("/")
-    if len(segments) > 2:
-        return False   # x.com/alice/status/1 is a post, not a profile
+    if len(segments) > 2 or (len(segments) == 2 and segments[0] not in PROFILE_PATH_PREFIXES):
+        return False   # x.com/alice/status/1 is a post, x.com/hashtag/tea a search: not profiles
     tail = segments[-1].lstrip("@")
     bare = normalize_handle(handle)
     # On the platform's own site, the page of the handle (or of the id: bsky.app/profile/did:…).
@@ -442,7 +448,7 @@ def suggest_links(db, *, now: str | None = None, facts: dict[str, PlatformFacts]
         for first, second in pairs(
             f"SELECT lower(trim(display_name)) || char(10) || {column} AS k, platform, person_id, display_name "
             f"FROM people WHERE display_name IS NOT NULL AND trim(display_name) != '' AND {column} IS NOT NULL "
-            "AND {column} != '' ORDER BY k".replace("{column}", column), []
+            f"AND {column} != '' ORDER BY k", []
         ):
             add(first[1:3], second[1:3], "name_and_avatar", f"same display name {first[3]!r} and {what}")
 
