@@ -219,6 +219,17 @@ def test_the_budget_stops_the_run_before_it_is_exceeded_and_the_next_run_fills_t
     assert (h.state("spend") or {})["total_micros"] == h.fake.spent_micro
 
 
+def test_the_window_of_the_newest_posts_is_said_with_where_the_rest_is(tmp_path, monkeypatch):
+    monkeypatch.setattr(x_api, "TIMELINE_WINDOW", 8)        # X's 3,200, made small
+    h = XHarness(tmp_path, monkeypatch, FakeXConfig(posts=12, window=8, max_results_cap=5))
+    result = h.run()
+    assert result["status"] == "ok"
+    assert h.post_ids() == set(h.fake.posts[:8])
+    said = " ".join(result["summary"])
+    assert "only the 8 most recent posts" in said and "has 12" in said and "archiver import" in said
+    assert h.state("posts")["gaps"] == []
+
+
 def test_no_budget_means_no_api_and_words_that_say_how_to_import_the_archive(tmp_path, monkeypatch):
     assert XConnector.api_off({}) and "archiver import" in XConnector.api_off({})
     assert "max_cost_usd" in XConnector.api_off({"max_cost_usd": None})

@@ -256,6 +256,7 @@ class XConnector(Connector):
             POSTS_PAGE_MAX,
             POSTS_PAGE_MIN,
             PRICE_POST,
+            TIMELINE_WINDOW,
             TWEET_FIELDS,
             id_key,
             post_from_tweet,
@@ -310,10 +311,11 @@ class XConnector(Connector):
                 if not rest:
                     break
                 cursor = next_token
-        if reached_bottom and posts_on_x and posts_on_x > len(ctx.every_archived_post({"at": "created_at"})):
-            ctx.note(f"X's API reaches only the {posts_on_x if posts_on_x < 3200 else '3,200'} most recent posts; "
-                     f"the account has {posts_on_x}: the older ones come from X's archive (Settings → Your account → "
-                     "Download an archive of your data, then `archiver import <the zip>`).")
+        if reached_bottom and posts_on_x and posts_on_x > TIMELINE_WINDOW \
+                and posts_on_x > len(ctx.every_archived_post({"at": "created_at"})):
+            ctx.note(f"X's API reaches only the {TIMELINE_WINDOW:,} most recent posts; the account has "
+                     f"{posts_on_x:,}: the older ones come from X's archive (Settings → Your account → Download an "
+                     "archive of your data, then `archiver import <the zip>`).")
 
     def _newest_archived(self, ctx) -> str | None:
         """The newest post id the archive holds of this account (from the archive or an
