@@ -90,6 +90,9 @@ class XTokens(OAuth2Tokens):
     platform, title = "x", "X"
     server = "X"
     default_expires_in = ACCESS_TTL
+    # X answers a refresh token it no longer honours (the app removed, the grant revoked)
+    # with invalid_request: the form archiver builds is never otherwise malformed.
+    grant_gone_errors = OAuth2Tokens.grant_gone_errors | {"invalid_request"}
 
     def now(self) -> float:
         return wall_clock()
