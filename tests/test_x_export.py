@@ -183,6 +183,9 @@ def test_without_a_manifest_the_files_are_found_by_name_and_media_by_post_id(tmp
     medium = video_post.media[0]
     media = folder / "data" / "tweets_media"
     shutil.move(media / f"{video_post.tweet_id}-{medium.file_name}", media / f"{video_post.tweet_id}-renamed.mp4")
+    # A re-used photo filed under the post it was first posted with only: found there.
+    again = next(post for post in world.iter_posts() if post.text == "That garden photo again")
+    (media / f"{again.tweet_id}-{again.media[0].file_name}").unlink()
 
     result = import_archive(ws, folder)
 
@@ -193,6 +196,7 @@ def test_without_a_manifest_the_files_are_found_by_name_and_media_by_post_id(tmp
     sha = one(db, "SELECT sha256 FROM post_media WHERE post_id=? AND status='ok'", video_post.tweet_id)
     assert (ws.archive.folder / "media" / one(db, "SELECT path FROM media WHERE sha256=?", sha)).read_bytes() == \
         medium.file_bytes()
+    assert rows(db, "SELECT status FROM post_media WHERE post_id=?", again.tweet_id) == [("ok",)]
 
 
 def test_x_archives_are_recognised_and_other_files_are_not(tmp_path):
@@ -426,3 +430,4 @@ def test_a_long_post_without_tweet_id_joins_its_post_by_time_and_text(tmp_path, 
     assert next(iter(json.loads(raw).values()))["note"]["noteTweetId"] == "1590000000000000900"
     [error] = result["errors"]
     assert error["item"] == "long post 1590000000000000901 of note-tweet.js"
+

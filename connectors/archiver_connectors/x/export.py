@@ -257,9 +257,10 @@ def find_export(source) -> list[str]:
 
 class MediaFiles:
     """The files of the media folders, by folder and name (names only), and which entry
-    holds the file of one medium of one post: ``<tweet id>-<name>``, else (X names a file
-    otherwise now and then) a file of that post's id not taken by another of its media,
-    of the same kind (video or picture)."""
+    holds the file of one medium of one post: ``<tweet id>-<name>`` (or, for a medium
+    re-used from another post, ``<that post's id>-<name>``), else (X names a file otherwise
+    now and then) a file of that post's id not taken by another of its media, of the same
+    kind (video or picture)."""
 
     def __init__(self, source, folders: list[str]):
         self.source = source
@@ -280,8 +281,10 @@ class MediaFiles:
         found: list[str | None] = [None] * len(media)
         taken: set[str] = set()
         for position, name in enumerate(wanted):
-            for folder in self.folders:
-                candidate = f"{folder}{post_id}-{name}"
+            # A medium re-used from another post may be filed under that post's id only.
+            origin = media[position].get("source_status_id_str") or media[position].get("source_status_id")
+            owners = [post_id] + ([str(origin)] if origin and str(origin) != post_id else [])
+            for candidate in (f"{folder}{owner}-{name}" for owner in owners for folder in self.folders):
                 if name and candidate in self._names:
                     found[position] = candidate
                     taken.add(candidate)
