@@ -466,3 +466,21 @@ def test_export_reminders_only_for_platforms_whose_export_holds_what_the_api_lac
     assert export_age("tiktok", None, 30, now=now, api_ok_at="2026-12-01T03:00:00Z")["manual"]
     # Pinterest's API gives everything its export holds (and more): never nagged for.
     assert export_age("pinterest", None, 30) == {"manual": False}
+
+
+def test_an_x_account_is_reminded_of_its_archive_with_or_without_an_api_budget():
+    """X's API is paid, reaches only the newest 3,200 posts and gives no likes or deleted
+    posts; without max_cost_usd it is not used at all. What only the archive holds makes a
+    reminder with the steps to request it, whatever the account's budget."""
+    from archiver.ops.status import export_age
+
+    for options in ({}, {"max_cost_usd": 5.0}, {"max_cost_usd": 5.0, "followers": True}):
+        reminder = export_age("x", None, 30, options=options)
+        assert reminder["manual"] and reminder["too_old"] and reminder["age_days"] is None, reminder
+        assert "Download an archive of your data" in reminder["steps"], reminder
+        for only_there in ("likes", "deleted", "3,200"):
+            assert only_there in reminder["holds"], reminder
+    # An API run that worked does not make the archive needless (it still lacks the above).
+    now = dt.datetime(2026, 12, 7, tzinfo=dt.timezone.utc)
+    assert export_age("x", None, 30, now=now, api_ok_at="2026-12-06T03:00:00Z",
+                      options={"max_cost_usd": 5.0})["too_old"]

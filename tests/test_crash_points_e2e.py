@@ -237,7 +237,7 @@ def test_a_tiktok_export_file_import_killed_at_every_crash_point_converges(tmp_p
 
 LATER_POSTS = 4
 PLATFORMS = ("tiktok", "instagram", "youtube", "bluesky", "mastodon", "facebook", "threads")
-LATEST = ("linkedin", "pinterest")     # their later runs are walked in the soak only (the suite's time)
+LATEST = ("linkedin", "pinterest", "x")     # their later runs are walked in the soak only (the suite's time)
 
 
 class InProcessWorld:
@@ -539,3 +539,52 @@ def test_an_x_archive_imported_into_a_new_archive_killed_at_crash_points_converg
     assert query(crashed, "SELECT count(*) FROM posts")[0][0] == len(world.posts)
     assert query(crashed, "SELECT count(*) FROM follows WHERE kind = 'followers'") == [(len(world.followers),)]
     assert query(crashed, "SELECT count(*) FROM interactions WHERE kind = 'like'") == [(len(world.likes),)]
+
+
+def spend_counted(folder: Path) -> int:
+    """What the archive's runs counted as spent on X's API, in all (micro-dollars)."""
+    import json
+
+    rows = query(folder, "SELECT state FROM sync_state WHERE stream = 'spend'")
+    return json.loads(rows[0][0])["total_micros"] if rows else 0
+
+
+@pytest.mark.timeout(WALK_TIMEOUT_S)
+@pytest.mark.parametrize("sample", [pytest.param(two_points, id="two-points"),
+                                    pytest.param(False, marks=pytest.mark.soak, id="every-point")])
+def test_an_x_api_export_killed_at_crash_points_converges_and_never_counts_less_than_x_charged(tmp_path, sample):
+    """X's API within a budget (pages of 5 posts, their media from X's CDN), killed at crash
+    points: the next run converges to the uninterrupted archive, and the money the runs
+    counted (`archiver status`'s "API spend") is never less than what the fake X charged for
+    them (a request reserved before it leaves, its price settled after: a kill in between
+    counts the reservation, erring on the side of the money)."""
+    world = InProcessWorld("x", POSTS + 4, FOLLOWERS, max_results_cap=5)
+    try:
+        env = cli_env(tmp_path / "state", platform="x")
+        reference, scratch, logs = tmp_path / "reference", tmp_path / "crashed", tmp_path / "logs"
+        write_account_config(reference, world.base_url, platform="x")
+        authorize(reference, env, platform="x")
+
+        def export(folder: Path) -> list[str]:
+            return ["export", "--platform", "x", "--archive", str(folder)]
+
+        charged = world.fake.spent_micro
+        passed = crash_points_passed(export(reference), env, reference, logs)
+        assert spend_counted(reference) == world.fake.spent_micro - charged > 0
+        points = every_crash_point(passed)
+        points = sample(points) if sample else points
+        assert {point.split(":")[0] for point in points} >= ({"commit", "download"} if sample else
+                                                            {"before-commit", "commit", "download", "rename"}), passed
+        expected, expected_files = archive_contents(reference), media_files(reference)
+        for point in points:
+            shutil.rmtree(scratch, ignore_errors=True)
+            write_account_config(scratch, world.base_url, platform="x")
+            charged = world.fake.spent_micro
+            crash_at(point, export(scratch), env, scratch, logs)
+            finish(export(scratch), env, scratch, logs)
+            assert_converged(scratch, expected, expected_files, point)
+            assert spend_counted(scratch) >= world.fake.spent_micro - charged, point
+    finally:
+        world.stop()
+    print(f"x API export: walked {len(points)} crash points")
+    assert query(scratch, "SELECT count(*) FROM posts")[0][0] == len(world.fake.posts)
