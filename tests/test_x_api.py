@@ -219,6 +219,17 @@ def test_the_budget_stops_the_run_before_it_is_exceeded_and_the_next_run_fills_t
     assert (h.state("spend") or {})["total_micros"] == h.fake.spent_micro
 
 
+def test_a_run_stopped_half_way_keeps_its_spending_and_the_next_goes_on(tmp_path, monkeypatch):
+    h = XHarness(tmp_path, monkeypatch, FakeXConfig(posts=12, max_results_cap=5))
+    result = h.run(cancel=lambda: sum(path == TIMELINE for _, path, _, _ in h.fake.log) >= 2)
+    assert result["status"] == "interrupted"
+    assert len(h.post_ids()) == 5                   # the second page, paid for, was not kept
+    assert h.spent() == h.fake.spent_micro == 10_000 + 10 * 5_000   # saved on the way out too
+    assert h.run()["status"] == "ok"
+    assert h.post_ids() == set(h.fake.posts)
+    assert h.state("spend")["total_micros"] == h.fake.spent_micro
+
+
 def test_the_window_of_the_newest_posts_is_said_with_where_the_rest_is(tmp_path, monkeypatch):
     monkeypatch.setattr(x_api, "TIMELINE_WINDOW", 8)        # X's 3,200, made small
     h = XHarness(tmp_path, monkeypatch, FakeXConfig(posts=12, window=8, max_results_cap=5))

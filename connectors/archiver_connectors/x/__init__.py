@@ -201,21 +201,16 @@ class XConnector(Connector):
                 # Saved before the page is written: a crash in between over-counts, never under-counts.
                 save_spending()
                 yield page
-            save_spending()
         except PlatformStop as stop:
-            save_spending()
             said = f"{stop} ({money(budget.spent)} spent this run). {stop.advice}"
             if stop.status in (402, 403):
                 # No run can go on until the person buys credits: a failed run, which alerts.
                 raise NetError(said, kind="client", status=stop.status) from None
             ctx.report("X API", said)
         except BudgetSpent as stop:
-            save_spending()
             ctx.note(f"{stop}: the run stopped there. The next run goes on from where this one stopped.")
-        except NetError:
-            save_spending()
-            raise
         finally:
+            save_spending()   # on every exit: an error, a stop, Ctrl-C
             api.close()
             token_client.close()
 
