@@ -230,6 +230,24 @@ def test_a_run_stopped_half_way_keeps_its_spending_and_the_next_goes_on(tmp_path
     assert h.state("spend")["total_micros"] == h.fake.spent_micro
 
 
+def test_a_pagination_token_given_twice_stops_the_walk_instead_of_paying_in_circles(tmp_path, monkeypatch):
+    h = XHarness(tmp_path, monkeypatch, FakeXConfig(posts=12, max_results_cap=5), options={"max_cost_usd": 100})
+    first: list[dict] = []
+
+    def circle(request: httpx.Request) -> httpx.Response | None:
+        if request.url.path != TIMELINE:
+            return None
+        if not first:
+            first.append(h.fake.handle(request).json())
+        return httpx.Response(200, json=first[0])      # the same page and the same next_token, again and again
+
+    h.faults.append(circle)
+    result = h.run()
+    assert result["status"] == "failed" and "circle" in result["message"]
+    assert len(h.api_calls()) == 3                    # /users/me, the page, the page again: then it stopped
+    assert len(h.post_ids()) == 5
+
+
 def test_the_window_of_the_newest_posts_is_said_with_where_the_rest_is(tmp_path, monkeypatch):
     monkeypatch.setattr(x_api, "TIMELINE_WINDOW", 8)        # X's 3,200, made small
     h = XHarness(tmp_path, monkeypatch, FakeXConfig(posts=12, window=8, max_results_cap=5))

@@ -253,6 +253,7 @@ class XConnector(Connector):
             PRICE_POST,
             TIMELINE_WINDOW,
             TWEET_FIELDS,
+            XError,
             id_key,
             post_from_tweet,
         )
@@ -266,6 +267,7 @@ class XConnector(Connector):
         for number, section in enumerate(sections):
             later = sections[number + 1:]
             cursor: str | None = None
+            tokens_seen: set[str] = set()
             while True:
                 size = affordable(budget, PRICE_POST, page_max, POSTS_PAGE_MIN)
                 params = {"max_results": size, "tweet.fields": TWEET_FIELDS, "expansions": "attachments.media_keys",
@@ -292,7 +294,12 @@ class XConnector(Connector):
                         posts.append(post)
                 meta = _dict(body.get("meta"))
                 next_token = meta.get("next_token") if isinstance(meta.get("next_token"), str) else None
-                ids = sorted((str(t["id"]) for t in tweets), key=id_key)
+                if next_token and next_token in tokens_seen:
+                    # A token handed out again would walk in a circle, each lap paid for.
+                    raise XError(f"X GET /2/users/{user_id}/tweets gave a pagination token it had given before: "
+                                 "the list goes in a circle; stopped reading it", kind="bad_response", status=200)
+                tokens_seen.add(next_token or "")
+                ids = sorted((str(t["id"]) for t in tweets if str(t["id"]).isdigit()), key=id_key)
                 known_gap = bool(section.get("until_id") and posts
                                  and len(ctx.known_post_ids([p.native_id for p in posts])) == len(posts))
                 if next_token and ids and not known_gap:
