@@ -147,13 +147,18 @@ GENERATIONS = [
     ("2021", dict(parts=3, stray_part=True, part_order="shuffled", zipped=False)),
     ("2026", dict(parts=3, stray_part=True, part_order="shuffled", edit_variant="edit", note_shape="core",
                   counts="float_zero", top_folder="twitter-2026-03-06")),
+    ("2026", dict(zipped=False, data_folder_only=True)),
 ]
 
 
-@pytest.mark.parametrize(("generation", "knobs"), GENERATIONS, ids=[g for g, _ in GENERATIONS])
+@pytest.mark.parametrize(("generation", "knobs"), GENERATIONS, ids=["2022", "2021", "2026", "2026-data-folder"])
 def test_every_generation_and_layout_gives_the_same_posts(tmp_path, ws, generation, knobs):
     world = sample_world()
+    knobs = dict(knobs)
+    data_folder_only = knobs.pop("data_folder_only", False)
     path = write_archive(tmp_path / "archive-file", world, generation=generation, **knobs)
+    if data_folder_only:   # someone gives the data folder itself
+        path = path / "data"
 
     result = import_archive(ws, path)
 
@@ -169,6 +174,8 @@ def test_every_generation_and_layout_gives_the_same_posts(tmp_path, ws, generati
     if knobs.get("stray_part"):
         assert any(name.endswith("tweets-part9.js") or name.endswith("tweet-part9.js")
                    for name in result["not_read"])
+    media = rows(ws.archive.db, "SELECT status, count(*) FROM post_media GROUP BY status ORDER BY status")
+    assert media == [("failed", 1), ("ok", sum(len(post.media) for post in wanted.values()) - 1)]
     if knobs.get("counts") == "float_zero":
         zero = next(p for p, post in wanted.items() if post.text == "Nobody liked this")
         assert (stored[zero]["likes"], stored[zero]["shares"]) == (0, 0)

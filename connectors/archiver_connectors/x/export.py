@@ -191,7 +191,9 @@ def _layout_from_manifest(source, data: str, manifest_name: str, manifest: dict)
         folder = folder.strip().removeprefix("./").strip("/") if isinstance(folder, str) else ""
         if folder and not outside(folder):
             owner = MEDIA_ONLY_TYPES.get(kind) or kind
-            layout.media.setdefault(owner, []).append(layout.root + folder + "/")
+            # As written ("data/tweets_media"), or in the data folder (the data folder imported alone).
+            for candidate in dict.fromkeys((layout.root + folder + "/", layout.data + posixpath.basename(folder) + "/")):
+                layout.media.setdefault(owner, []).append(candidate)
         files = described.get("files")
         if not isinstance(files, list):
             continue   # a media-only type
