@@ -190,9 +190,13 @@ def list_links(db, status: str | None = None) -> list[dict]:
 
 
 # A link in a bio: with its scheme (then a bare domain counts: "https://alice.example"), or
-# without one when it has a path ("x.com/alice").
-_URL = re.compile(r"https?://(?:www\.|m\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)+(?:/[^\s,;)\]\"'<>]*)?"
-                  r"|(?:www\.|m\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)+/[^\s,;)\]\"'<>]+", re.IGNORECASE)
+# without one when it has a path ("x.com/alice"). It starts where a word does: tried inside
+# every word, a long one ("aaaa…", a stranger's bio) took time growing with its square.
+_URL = re.compile(r"(?<![\w.-])(?:https?://(?:www\.|m\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)+(?:/[^\s,;)\]\"'<>]*)?"
+                  r"|(?:www\.|m\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)+/[^\s,;)\]\"'<>]+)", re.IGNORECASE)
+# Bios are short on every platform (X 160 characters, Bluesky 256, Mastodon 500 by
+# default); a longer one is read this far.
+MAX_BIO_CHARS = 5000
 _HANDLE = r"[\w.][\w.-]{1,60}\w"
 _DOMAIN = r"[a-z0-9-]+(?:\.[a-z0-9-]+)+"
 _MENTION = re.compile(rf"(?<![\w@])@({_HANDLE})")
@@ -337,7 +341,7 @@ def _pointers(platform: str, person_id: str, bio: str | None, links: str | None,
         urls = [u for u in json.loads(links or "[]") if isinstance(u, str)]
     except ValueError:
         pass
-    text = bio or ""
+    text = (bio or "")[:MAX_BIO_CHARS]
     urls += _URL.findall(text)
     for url in dict.fromkeys(urls):
         canonical = platforms.canonical_url(url)
