@@ -363,6 +363,22 @@ def test_the_access_token_is_refreshed_before_it_expires_and_a_rotated_refresh_t
     assert not any(r.url.path == TOKEN_PATH and "client_secret" in r.content.decode() for r in h.requests)
 
 
+@pytest.mark.parametrize("client_type, rotate", [("public", False), ("confidential", True)])
+def test_refresh_for_a_public_or_confidential_client_rotated_or_not(tmp_path, monkeypatch, client_type, rotate):
+    # [U] whether X rotates the refresh token; a public app has no secret (client_id in the form).
+    h = XHarness(tmp_path, monkeypatch, FakeXConfig(posts=2, client_type=client_type, rotate_refresh=rotate))
+    if client_type == "public":
+        h.secrets.delete("x", ACCOUNT, "client_secret")
+    h.fake.expire_tokens()
+    assert h.run()["status"] == "ok"
+    stored = json.loads(h.secrets.get("x", ACCOUNT, "tokens"))
+    assert (stored["refresh_token"] != h.initial["refresh_token"]) is rotate
+    refresh = next(r for r in h.requests if r.url.path == TOKEN_PATH)
+    assert ("authorization" in refresh.headers) is (client_type == "confidential")
+    h.fake.expire_tokens()
+    assert h.run()["status"] == "ok"                 # the refresh token kept (or the new one) works again
+
+
 # --------------------------------------------------------------------------- followers
 
 
@@ -432,9 +448,31 @@ def test_auth_offers_both_consent_hosts_and_stores_the_tokens(tmp_path, monkeypa
     assert any("https://x.com/i/oauth2/authorize?" in line for line in lines)
     stored = json.loads(h.secrets.get("x", ACCOUNT, "tokens"))
     assert stored["refresh_token"] and "offline.access" in stored["scope"]
-    with pytest.raises(OAuthError):
+    with pytest.raises(OAuthError, match="client id"):
         XConnector(h.account, open_secret_store("memory"), transport=h.transport).authorize(
             echo=lines.append, open_browser=browser, port=port, timeout=1)
+    bare = open_secret_store("memory")
+    with pytest.raises(OAuthError, match="--public-client"):
+        XConnector(h.account, bare, transport=h.transport).authorize(
+            echo=lines.append, open_browser=browser, port=port, timeout=1, client_id="abc")
+
+
+def test_auth_of_a_public_client_sends_no_secret(tmp_path, monkeypatch):
+    h = XHarness(tmp_path, monkeypatch, FakeXConfig(posts=2, client_type="public"))
+
+    def browser(url: str) -> None:
+        import threading
+
+        def play():
+            answer = h.transport.handle_request(httpx.Request("GET", url))
+            httpx.get(answer.headers["Location"])
+        threading.Thread(target=play, daemon=True).start()
+
+    said = XConnector(h.account, h.secrets, transport=h.transport).authorize(
+        echo=lambda line: None, open_browser=browser, public_client=True, timeout=10)
+    assert "authorized" in said and h.secrets.get("x", ACCOUNT, "client_secret") is None
+    exchange = next(r for r in h.requests if r.url.path == TOKEN_PATH)
+    assert "authorization" not in exchange.headers and b"code_verifier=" in exchange.content
 
 
 # --------------------------------------------------------------------------- archive and API together

@@ -57,8 +57,10 @@ class XConnector(Connector):
     auth_options = (
         Option("client_id", "Your X app's OAuth 2.0 client id (developer console → your app → Keys and tokens; "
                             "asked for when missing)."),
-        Option("client_secret", "The app's OAuth 2.0 client secret, for a confidential client (leave it out for a "
-                                "public one; prefer the prompt).", secret=True),
+        Option("client_secret", "The app's OAuth 2.0 client secret, for a confidential client (\"Web App\"; asked "
+                                "for when missing: prefer the prompt).", secret=True),
+        Option("public_client", "The app is a public client (\"Native App\"): it has no client secret.", type=bool,
+               flag=True),
     )
     config_options = (
         Option("max_cost_usd", "The most a run may spend on X's pay-per-use API, in US dollars (e.g. 1.00). "
@@ -114,7 +116,7 @@ class XConnector(Connector):
 
     # -- authorization -----------------------------------------------------------------
     def authorize(self, *, echo, open_browser=None, port: int = 0, prompt=None, client_id=None, client_secret=None,
-                  timeout: float = 300):
+                  public_client=None, timeout: float = 300):
         import httpx
 
         from archiver.net.client import scrubber
@@ -128,9 +130,22 @@ class XConnector(Connector):
                                 "console (console.x.com), turn on OAuth 2.0 (type \"Native App\" for a public "
                                 f"client), add the callback URL http://127.0.0.1:{REDIRECT_PORT}/ and pass "
                                 "--client-id, or run this command on a terminal to be asked")
-        if client_secret:
-            self.secrets.set("x", account, "client_secret", client_secret)
-        client_secret = client_secret or self.secrets.get("x", account, "client_secret") or ""
+        if public_client:
+            # A public client sends no secret: one stored before would make every refresh use HTTP Basic.
+            if self.secrets.get("x", account, "client_secret"):
+                self.secrets.delete("x", account, "client_secret")
+            client_secret = ""
+        else:
+            stored = self.secrets.get("x", account, "client_secret")
+            if not client_secret and not stored and prompt is not None:
+                client_secret = prompt("client_secret")
+            if client_secret:   # newly given: kept; one read from the store stays where it is
+                self.secrets.set("x", account, "client_secret", client_secret)
+            client_secret = client_secret or stored or ""
+            if not client_secret:
+                raise OAuthError(f"no X app client secret for account {account!r}: pass --client-secret (a "
+                                 "confidential \"Web App\" client), or --public-client for a \"Native App\" without "
+                                 "one, or run this command on a terminal to be asked")
         scrubber.add(client_secret)
         _api, consent = self._hosts()
         if not port and not self.account.base_url:
