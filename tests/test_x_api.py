@@ -219,6 +219,25 @@ def test_the_budget_stops_the_run_before_it_is_exceeded_and_the_next_run_fills_t
     assert (h.state("spend") or {})["total_micros"] == h.fake.spent_micro
 
 
+def test_every_paid_request_is_counted_in_the_archive_before_it_leaves(tmp_path, monkeypatch):
+    """A run killed right after X answered must not have spent money the archive does not
+    know of: the reservation is committed before the request goes out."""
+    h = XHarness(tmp_path, monkeypatch, FakeXConfig(posts=12, max_results_cap=5), options={"max_cost_usd": 1,
+                                                                                            "page_size": 5})
+    seen: list[tuple[int, int]] = []
+
+    def watch(request: httpx.Request) -> None:
+        if request.url.path.startswith("/2/users/"):
+            saved = (h.state("spend") or {}).get("run_micros", 0)
+            price = 10_000 if request.url.path.endswith("/me") else 5 * 5_000
+            seen.append((saved, h.fake.spent_micro + price))
+
+    h.faults.append(lambda request: watch(request))
+    assert h.run()["status"] == "ok"
+    assert len(seen) == 4 and all(saved >= charged for saved, charged in seen), seen
+    assert h.spent() == h.fake.spent_micro
+
+
 def test_a_run_stopped_half_way_keeps_its_spending_and_the_next_goes_on(tmp_path, monkeypatch):
     h = XHarness(tmp_path, monkeypatch, FakeXConfig(posts=12, max_results_cap=5))
     result = h.run(cancel=lambda: sum(path == TIMELINE for _, path, _, _ in h.fake.log) >= 2)

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from archiver.connector import Connector, Option
 from archiver.records import Page
@@ -212,7 +212,7 @@ class XConnector(Connector):
 
         try:
             ctx.authorization_expires(None)   # renewed by every run (offline.access)
-            for page in self._streams(api, ctx, budget):
+            for page in self._streams(api, ctx, Spending(budget, save_spending)):
                 # Saved before the page is written: a crash in between over-counts, never under-counts.
                 save_spending()
                 yield page
@@ -233,8 +233,8 @@ class XConnector(Connector):
         from archiver.net.client import NetError
         from archiver_connectors.x.api import PRICE_USER, USER_FIELDS, profile_from_user
 
-        _body, found = paid_call(budget, PRICE_USER, PRICE_USER,
-                                 lambda: api.get("/2/users/me", {"user.fields": USER_FIELDS}))
+        _body, found = budget.call(PRICE_USER, PRICE_USER,
+                                   lambda: api.get("/2/users/me", {"user.fields": USER_FIELDS}))
         user = found[0] if found else None
         if not user or not user.get("id"):
             raise NetError("X returned no account for this authorization (GET /2/users/me is empty). Nothing in "
@@ -292,8 +292,8 @@ class XConnector(Connector):
                         params[key] = section[key]
                 if cursor:
                     params["pagination_token"] = cursor
-                body, items = paid_call(budget, size * PRICE_POST, PRICE_POST,
-                                        lambda params=params: api.get(f"/2/users/{user_id}/tweets", params))
+                body, items = budget.call(size * PRICE_POST, PRICE_POST,
+                                          lambda params=params: api.get(f"/2/users/{user_id}/tweets", params))
                 tweets = [t for t in items if t.get("id") is not None]
                 includes = _dict(body.get("includes"))
                 media = {str(m.get("media_key")): m for m in includes.get("media") or [] if isinstance(m, dict)}
@@ -371,8 +371,8 @@ class XConnector(Connector):
             params: dict[str, Any] = {"max_results": size, "user.fields": USER_FIELDS}
             if cursor:
                 params["pagination_token"] = cursor
-            body, users = paid_call(budget, size * PRICE_USER, PRICE_USER,
-                                    lambda: api.get(f"/2/users/{user_id}/{kind}", params))
+            body, users = budget.call(size * PRICE_USER, PRICE_USER,
+                                      lambda: api.get(f"/2/users/{user_id}/{kind}", params))
             meta = _dict(body.get("meta"))
             next_token = meta.get("next_token") if isinstance(meta.get("next_token"), str) else None
             return [m for m in map(membership_of, users) if m], next_token
@@ -412,20 +412,41 @@ def affordable(budget, price: int, most: int, least: int) -> int:
     return max(fits, least)
 
 
-def paid_call(budget, worst: int, price: int, call) -> tuple[dict, list[dict]]:
-    """Reserve ``worst`` micro-dollars, make the call, and settle at what came back: its
-    ``data`` items at ``price`` each (an error costs nothing: X charges what it returns).
-    Returns the answer and its items."""
-    reserved = budget.reserve(worst)
-    try:
-        body = call()
-    except BaseException:
-        budget.settle(reserved, 0)
-        raise
-    data = body.get("data")
-    items = [d for d in data if isinstance(d, dict)] if isinstance(data, list) else [data] if isinstance(data, dict) else []
-    budget.settle(reserved, len(items) * price)
-    return body, items
+class Spending:
+    """The run's RunBudget, and its state made durable before every paid request leaves:
+    a run killed after X answered (and charged) but before the next page is written has
+    the request counted at its worst case (over-counts, never under-counts)."""
+
+    def __init__(self, budget, save: Callable[[], None]):
+        self.budget, self.save = budget, save
+
+    def left(self) -> int:
+        return self.budget.left()
+
+    def require(self, micros: int) -> None:
+        self.budget.require(micros)
+
+    def call(self, worst: int, price: int, call: Callable[[], dict]) -> tuple[dict, list[dict]]:
+        """Reserve ``worst`` micro-dollars (saved), make the call, and settle at what came
+        back: its ``data`` items at ``price`` each. An answer X refused (an HTTP error)
+        costs nothing; any other failure (a connection cut after X answered) keeps the
+        reservation. Returns the answer and its items."""
+        from archiver.net.budget import BudgetSpent
+        from archiver.net.client import NetError
+
+        reserved = self.budget.reserve(worst)
+        self.save()
+        try:
+            body = call()
+        except (NetError, BudgetSpent) as error:
+            if isinstance(error, BudgetSpent) or error.status is not None:
+                self.budget.settle(reserved, 0)
+            raise
+        data = body.get("data")
+        items = ([d for d in data if isinstance(d, dict)] if isinstance(data, list)
+                 else [data] if isinstance(data, dict) else [])
+        self.budget.settle(reserved, len(items) * price)
+        return body, items
 
 
 def _dict(value: Any) -> dict:
