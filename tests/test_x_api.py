@@ -424,6 +424,31 @@ def test_followers_only_when_asked_priced_per_person(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------- mapping
 
 
+def test_hostile_items_in_an_answer_are_reported_and_the_rest_kept(tmp_path, monkeypatch):
+    h = XHarness(tmp_path, monkeypatch, FakeXConfig(posts=3, followers=2),
+                 options={"max_cost_usd": 1, "followers": True})
+
+    def spoil(request: httpx.Request) -> httpx.Response | None:
+        if request.url.path == TIMELINE:
+            body = h.fake.handle(request).json()
+            body["data"] += [{"id": "77", "text": ["not", "text"], "created_at": {"no": "date"}},
+                             {"id": {"nested": 1}, "text": "x"}, "a string", None]
+            return httpx.Response(200, json=body)
+        if request.url.path.endswith("/followers"):
+            body = h.fake.handle(request).json()
+            body["data"] += [{"id": {"x": 1}, "username": 5}, {"name": "no id"}, 7]
+            return httpx.Response(200, json=body)
+        return None
+
+    h.faults.append(spoil)
+    result = h.run()
+    assert result["status"] == "ok", result
+    assert h.post_ids() == set(h.fake.posts)
+    assert "post 77" in json.dumps(result["errors"])
+    follows = h.rows("SELECT person_id FROM follows WHERE kind='followers' AND ended_at IS NULL")
+    assert {f["person_id"] for f in follows} == {u.account_id for u in h.fake.world.followers}
+
+
 def test_a_tweet_maps_to_the_same_post_an_archive_gives():
     tweet = {"id": "20", "text": "RT @carol: a &amp; b https://t.co/abc",
              "edit_history_tweet_ids": ["10", "20"], "created_at": "2026-03-01T10:00:00.000Z",

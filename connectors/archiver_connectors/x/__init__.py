@@ -294,7 +294,7 @@ class XConnector(Connector):
                     params["pagination_token"] = cursor
                 body, items = budget.call(size * PRICE_POST, PRICE_POST,
                                           lambda params=params: api.get(f"/2/users/{user_id}/tweets", params))
-                tweets = [t for t in items if t.get("id") is not None]
+                tweets = items
                 includes = _dict(body.get("includes"))
                 media = {str(m.get("media_key")): m for m in includes.get("media") or [] if isinstance(m, dict)}
                 posts, seen = [], set()
@@ -302,7 +302,7 @@ class XConnector(Connector):
                     try:
                         post = post_from_tweet(tweet, username, media)
                     except (KeyError, TypeError, ValueError) as error:
-                        ctx.report(f"post {tweet.get('id')}", f"could not be read: {error}")
+                        ctx.report(f"post {str(tweet.get('id'))[:40]}", f"could not be read: {error}")
                         continue
                     if post.native_id not in seen:
                         seen.add(post.native_id)
@@ -314,7 +314,7 @@ class XConnector(Connector):
                     raise XError(f"X GET /2/users/{user_id}/tweets gave a pagination token it had given before: "
                                  "the list goes in a circle; stopped reading it", kind="bad_response", status=200)
                 tokens_seen.add(next_token or "")
-                ids = sorted((str(t["id"]) for t in tweets if str(t["id"]).isdigit()), key=id_key)
+                ids = sorted((p.raw["id"] for p in posts), key=id_key)   # the tweets read, as X gave them
                 known_gap = bool(section.get("until_id") and posts
                                  and len(ctx.known_post_ids([p.native_id for p in posts])) == len(posts))
                 if next_token and ids and not known_gap:

@@ -293,6 +293,10 @@ def _dict(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
 
 
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
 def _count(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
@@ -328,19 +332,19 @@ def profile_from_user(user: dict) -> Profile:
     entities = _dict(user.get("entities"))
     described = _dict(entities.get("description")).get("urls") or []
     website = [u.get("expanded_url") for u in _dict(entities.get("url")).get("urls") or [] if isinstance(u, dict)]
-    username = user.get("username") or None
+    username = _text(user.get("username"))
     # X's profile_image_url is the 48-pixel "_normal" size; without the suffix it is the
     # original picture (X's docs on profile images), the one an archive's profile_media/ holds.
     picture = user.get("profile_image_url")
     if isinstance(picture, str):
         picture = re.sub(r"_normal(\.\w+)$", r"\1", picture)
-    bio = user.get("description")
+    bio = _text(user.get("description"))
     return Profile(
         native_id=str(user["id"]) if user.get("id") is not None else None,
         username=username,
-        display_name=user.get("name") or None,
+        display_name=_text(user.get("name")),
         bio=expand_links(html.unescape(bio), [u for u in described if isinstance(u, dict)]) if bio else None,
-        url=next((w for w in website if _is_web_link(w)), None) or (user.get("url") or None),
+        url=next((w for w in website if _is_web_link(w)), None) or _text(user.get("url")),
         avatar=MediaRef(picture, "avatar") if _is_web_link(picture) else None,
         followers=_count(metrics.get("followers_count")),
         following=_count(metrics.get("following_count")),
@@ -351,15 +355,17 @@ def profile_from_user(user: dict) -> Profile:
 
 
 def membership_of(user: dict) -> Membership | None:
-    """A follower or a followed account (id, handle, name, picture, bio)."""
-    if user.get("id") is None:
+    """A follower or a followed account (id, handle, name, picture, bio); None without a
+    numeric id."""
+    account_id = str(user.get("id"))
+    if not account_id.isdigit() or len(account_id) > 20:
         return None
-    handle = user.get("username") or None
+    handle = _text(user.get("username"))
     picture = user.get("profile_image_url")
     return Membership(Person(
-        native_id=str(user["id"]), handle=handle, display_name=user.get("name") or None,
-        url=person_url(handle) if handle else f"https://twitter.com/intent/user?user_id={user['id']}",
-        avatar_url=picture if _is_web_link(picture) else None, bio=user.get("description") or None, raw=user))
+        native_id=account_id, handle=handle, display_name=_text(user.get("name")),
+        url=person_url(handle) if handle else f"https://twitter.com/intent/user?user_id={account_id}",
+        avatar_url=picture if _is_web_link(picture) else None, bio=_text(user.get("description")), raw=user))
 
 
 def _best_video(variants: Any) -> str | None:
@@ -404,7 +410,11 @@ def post_from_tweet(tweet: dict, username: str | None, media_by_key: dict[str, d
     """A v2 tweet -> Post, by the records contract of PLAN.md (the same Post an archive's
     tweet gives: keyed by the initial id of an edited post, t.co links expanded)."""
     tweet_id = str(tweet["id"])
-    edits = [str(i) for i in tweet.get("edit_history_tweet_ids") or [] if i is not None] or [tweet_id]
+    if not tweet_id.isdigit() or len(tweet_id) > 20:
+        raise ValueError(f"its id is not a tweet id: {tweet_id[:40]!r}")
+    history = tweet.get("edit_history_tweet_ids")
+    edits = [str(i) for i in history if str(i).isdigit()] if isinstance(history, list) else []
+    edits = edits or [tweet_id]
     native_id = edits[0]
     note = _dict(tweet.get("note_tweet"))
     entities = _dict(note.get("entities")) if note.get("text") else _dict(tweet.get("entities"))
