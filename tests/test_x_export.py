@@ -5,7 +5,9 @@ generator (x/sim/export.py), and over files written by hand from the notes' exam
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,7 @@ from archiver.records import iso_utc
 from archiver.secrets import open_secret_store
 from archiver.sync.imports import open_export
 from archiver.sync.jobs import Workspace, run_import
-from archiver_connectors.x.export import find_export
+from archiver_connectors.x.export import READ_TYPES, find_export
 from archiver_connectors.x.sim.export import STRAY_POST_ID, XPost, sample_world, write_archive
 
 ACCOUNT = AccountConfig(name="main", platform="x")
@@ -138,6 +140,11 @@ def test_the_2026_archive_imports_everything_it_holds(tmp_path, ws):
     for kind in ("grokChatItem", "messageEvent", "block", "mute", "directMessages", "expandedProfile",
                  "tweetHeaders"):
         assert kind in summary
+    with zipfile.ZipFile(path) as archive:
+        manifest_text = archive.read("data/manifest.js").decode()
+    listed = json.loads(manifest_text[manifest_text.index("=") + 1:])["dataTypes"]
+    for kind in listed:
+        assert kind in READ_TYPES or re.search(rf"\b{kind}\b", summary), kind
     assert world.email not in everything(db)
     assert world.email not in json.dumps(result)
 
