@@ -24,9 +24,17 @@ A full run (``--full``, and the daemon's, which asks for one as long as no full 
 has been recorded, so every run for X) is an incremental one: reading again what the
 archive holds would cost money for counts alone, and could not find deleted posts anyway.
 
-The run's spending is saved as stream "spend" before each page and on every exit, which
-`archiver status` shows. When the budget cannot pay for the next request, or X refuses more
-(credits used up, the monthly cap, a rate window far off), the run stops cleanly, saying so.
+A quiet run (nothing new, the picture's link unchanged) is two requests, $0.010:
+``GET /2/users/me`` and ``GET /2/users/:id/tweets?since_id=…``; no file is downloaded.
+
+The run's spending is saved as stream "spend" (which `archiver status` shows) before each
+paid request leaves (its reservation), before each page and on every exit. When the budget
+cannot pay for the next request (a run note) or X refuses more — the monthly cap or a rate
+window resetting more than 15 minutes ahead (an error of the run, which goes on next time) —
+the run stops cleanly, saying so; credits used up (402, or a 403 naming credits) fail the
+run, which alerts: the person must buy credits. A 429 whose window resets sooner is waited
+out (X sends ``x-rate-limit-reset``; a Retry-After is honoured too). A 401 gets one token
+refresh, then the run fails naming `archiver auth x --account <name>`.
 """
 
 from __future__ import annotations

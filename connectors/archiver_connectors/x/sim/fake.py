@@ -22,7 +22,7 @@ a user returned (``/users/me``, a follower, a followed account); errors cost not
 micro-dollars) per answer) let tests compare the connector's count with X's.
 
 What it refuses, as X does: a token request with a wrong client (401; a confidential client
-must use HTTP Basic), a code used twice, expired (30 s… here 10 minutes), for another
+must use HTTP Basic), a code used twice, expired (after 10 minutes), for another
 redirect_uri or whose PKCE verifier does not match; an unknown or expired access token (401
 problem details); a token without the endpoint's scopes (403); an unknown query parameter, an
 unknown field or expansion, ``max_results`` outside 5..100 (tweets) or 1..1000 (follows), a
