@@ -11,13 +11,13 @@ import datetime as dt
 import json
 
 import pytest
+from tiktok_sync_harness import ACCOUNT_ID, TikTokHarness, ticking_clock
 
 from archiver.ops.daemon import Daemon
 from archiver.ops.schedule import full_listing_due
-from archiver.sync.listing import last_full_listing
 from archiver.ops.status import account_status, render_status
+from archiver.sync.listing import last_full_listing
 from archiver_connectors.tiktok.sim.fake import FakeTikTokConfig
-from tiktok_sync_harness import ACCOUNT_ID, TikTokHarness, ticking_clock
 
 UTC = dt.timezone.utc
 START = dt.datetime(2026, 11, 2, 3, 0, tzinfo=UTC)
@@ -121,3 +121,15 @@ def test_full_listing_due_by_the_age_of_the_last_one(tmp_path, every, age, expec
     due, why = full_listing_due(h.db, h.account, finished + age)
     assert due is expected, why
     assert "last full listing finished" in why
+
+
+def test_no_full_listing_is_due_where_the_api_cannot_list_everything(tmp_path, monkeypatch):
+    from archiver.connector import get_connector
+
+    h = TikTokHarness(tmp_path, FakeTikTokConfig(videos=5, short_pages=False, seed=64))
+    assert h.run()["status"] == "ok"
+    monkeypatch.setattr(get_connector("tiktok"), "full_listings", False)   # as X's API (a paid window)
+    due, why = full_listing_due(h.db, h.account, START)
+    assert due is False and "cannot list everything" in why
+    shown = render_status(account_status(h.ws.archive, h.ws.config, now=START))
+    assert "last full listing: none on this platform" in shown and "next run lists everything" not in shown

@@ -60,6 +60,10 @@ class Connector:
     # members in the EEA and Switzerland alone): an account whose API export succeeded
     # within the export's maximum age needs no reminder.
     export_needless_after_api_run: ClassVar[bool] = False
+    # False where the API cannot list everything the account has (a window of recent posts,
+    # a price per item returned): every run is incremental, the daemon schedules no full
+    # listing, and only the platform's own records (an export) say what was deleted.
+    full_listings: ClassVar[bool] = True
     # The SecretStore keys an account of this platform reads (for service installers).
     secret_keys: ClassVar[tuple[str, ...]] = ()
     # The folder this platform's export files sit in when they arrive inside another

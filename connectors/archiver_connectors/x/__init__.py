@@ -57,6 +57,7 @@ class XConnector(Connector):
     name = "x"
     title = "X"
     platform_aliases = ("twitter",)
+    full_listings = False          # 3,200 recent posts at most, each paid for: deletions come from the archive
     post_noun = "posts"
     # How people show here (archiver audience links): x.com and twitter.com are one site.
     profile_hosts = ("x.com", "twitter.com", "mobile.twitter.com", "mobile.x.com")
