@@ -135,9 +135,9 @@ SHAPES = {
     "pinterest": WorldShape(min_comments=lambda n: 0, lists_followers=True),
     # X's API (paid): the timeline's posts (reposts among them, an edited post once, as its
     # newest version) with their photos, videos and GIFs; no one else's replies; no lists
-    # unless the account pays for them (`followers = true`); people: those mentioned.
+    # unless the account pays for them (`followers = true`); no people (its archive names them).
     "x": WorldShape(min_comments=lambda n: 0, min_post_files=lambda n: n // 4, every_comment_has_its_author=False,
-                    min_people=2),
+                    min_people=0),
 }
 
 
