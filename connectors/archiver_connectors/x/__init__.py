@@ -20,9 +20,9 @@ what came back:
    ``following = true``: $0.010 a person), at most once in ``LIST_EVERY_DAYS``, through the
    core's list staging (a walk cut off goes on next run).
 
-A full run (``--full``, and the daemon's, which asks for one as long as no full listing
-has been recorded, so every run for X) is an incremental one: reading again what the
-archive holds would cost money for counts alone, and could not find deleted posts anyway.
+A full run (``--full``; the daemon asks for none: ``full_listings = False``) is an
+incremental one: reading again what the archive holds would cost money for counts alone,
+and could not find deleted posts anyway.
 
 A quiet run (nothing new, the picture's link unchanged) is two requests, $0.010:
 ``GET /2/users/me`` and ``GET /2/users/:id/tweets?since_id=…``; no file is downloaded.
