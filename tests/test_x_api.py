@@ -208,7 +208,7 @@ def test_the_budget_stops_the_run_before_it_is_exceeded_and_the_next_run_fills_t
     newest_ten = set(h.fake.posts[:10])
     assert h.post_ids() == newest_ten
     gaps = h.state("posts")["gaps"]
-    assert gaps == [{"since_id": None, "until_id": min(newest_ten, key=lambda i: (len(i), i))}]
+    assert gaps == [{"since_id": None, "until_id": min(newest_ten, key=lambda i: (len(i), i)), "above": 10}]
     # Meanwhile a new post: the next run reads it first, then the rest of the gap.
     h.fake.advance(3600)
     added = h.fake.add_post("After the cut")
@@ -276,6 +276,22 @@ def test_the_window_of_the_newest_posts_is_said_with_where_the_rest_is(tmp_path,
     said = " ".join(result["summary"])
     assert "only the 8 most recent posts" in said and "has 12" in said and "archiver import" in said
     assert h.state("posts")["gaps"] == []
+
+
+def test_more_new_posts_than_the_window_since_the_archive_says_some_may_be_missing(tmp_path, monkeypatch):
+    monkeypatch.setattr(x_api, "TIMELINE_WINDOW", 8)        # X's 3,200, made small
+    h = XHarness(tmp_path, monkeypatch, FakeXConfig(posts=3, window=8, max_results_cap=5),
+                 options={"max_cost_usd": 0.045})           # the profile and 5 posts a run at most
+    assert h.run()["status"] == "ok" and len(h.post_ids()) == 3
+    for n in range(10):
+        h.fake.advance(600)
+        h.fake.add_post(f"New post {n}")
+    first = h.run()                                          # 5 of the 8 X still shows: a gap remains
+    assert not any("may be missing" in line for line in first["summary"])
+    second = h.run()
+    said = " ".join(second["summary"])
+    assert "may be missing" in said and "archiver import" in said
+    assert len(h.post_ids()) == 3 + 8 and h.state("posts")["gaps"] == []
 
 
 def test_no_budget_means_no_api_and_words_that_say_how_to_import_the_archive(tmp_path, monkeypatch):

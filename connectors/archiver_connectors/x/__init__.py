@@ -288,8 +288,12 @@ class XConnector(Connector):
         # A full run is an incremental one (see the module's doc): never paid for twice.
         sections: list[dict[str, Any]] = [{"since_id": self._newest_archived(ctx), "until_id": None}, *gaps]
         reached_bottom = False
+        new_on_top = 0   # posts this run read above every gap: they push X's window up
         for number, section in enumerate(sections):
             later = sections[number + 1:]
+            # How many posts stand above where this section is read: X's window reaches
+            # TIMELINE_WINDOW of them, what lies deeper it never gives.
+            above = int(section.get("above") or 0) + (new_on_top if number else 0)
             cursor: str | None = None
             tokens_seen: set[str] = set()
             while True:
@@ -304,6 +308,9 @@ class XConnector(Connector):
                 body, items = budget.call(size * PRICE_POST, PRICE_POST,
                                           lambda params=params: api.get(f"/2/users/{user_id}/tweets", params))
                 tweets = items
+                above += len(tweets)
+                if number == 0:
+                    new_on_top += len(tweets)
                 includes = _dict(body.get("includes"))
                 media = {str(m.get("media_key")): m for m in includes.get("media") or [] if isinstance(m, dict)}
                 posts, seen = [], set()
@@ -328,11 +335,13 @@ class XConnector(Connector):
                                  and len(ctx.known_post_ids([p.native_id for p in posts])) == len(posts))
                 if next_token and ids and not known_gap:
                     # What is left of this section, should the run end before it is read.
-                    rest = [{"since_id": section.get("since_id"), "until_id": ids[0]}]
+                    rest = [{"since_id": section.get("since_id"), "until_id": ids[0], "above": above}]
                 else:
                     rest = []
                     if section.get("since_id") is None and not known_gap:
                         reached_bottom = True
+                    elif not known_gap and above >= TIMELINE_WINDOW:
+                        self._window_passed(ctx, str(section["since_id"]), ids[0] if ids else None)
                 yield Page(POSTS_STREAM, posts, {"gaps": rest + later})
                 if not rest:
                     break
@@ -342,6 +351,15 @@ class XConnector(Connector):
             ctx.note(f"X's API reaches only the {TIMELINE_WINDOW:,} most recent posts; the account has "
                      f"{posts_on_x:,}: the older ones come from X's archive (Settings → Your account → Download an "
                      "archive of your data, then `archiver import <the zip>`).")
+
+    def _window_passed(self, ctx, since_id: str, oldest_read: str | None) -> None:
+        """X's window ended above ``since_id``: the posts between may be missing."""
+        from archiver_connectors.x.api import TIMELINE_WINDOW, snowflake_time
+
+        ctx.note(f"X's API reaches only the {TIMELINE_WINDOW:,} most recent posts, and more than that were "
+                 f"written since the archive's newest ({snowflake_time(since_id) or since_id}): posts between "
+                 f"then and {snowflake_time(oldest_read) if oldest_read else 'the oldest one read'} may be missing. "
+                 "Import a newer archive of your data (`archiver import <the zip>`) for them.")
 
     def _newest_archived(self, ctx) -> str | None:
         """The newest post id the archive holds of this account (from the archive or an
