@@ -3,7 +3,7 @@ Mastodon, in a real SQLite archive filled through the real writer.
 
 Bluesky and Mastodon people are made by their connectors' own converters (profile views,
 Mastodon accounts: the shapes the notes show); X people as the X importer writes them
-(numeric account id, the screen name as handle, https://x.com/<handle>; PLAN.md contracts).
+(numeric account id, the screen name as handle, https://x.com/<handle>; docs/schema.md, "X").
 What each reason is worth, and what is deliberately not claimed, is in README "Audience".
 """
 

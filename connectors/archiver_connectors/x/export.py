@@ -8,7 +8,7 @@ truth: it lists each data type (camelCase: ``tweets``, ``deletedTweets`` …) wi
 ``tweet-part1.js`` in older archives) and its media folder. A part it does not list is never
 read. Without a manifest, the ``.js`` files of ``data/`` are grouped by name instead.
 
-What lands (the records contract shared with the API, /work/wt/PLAN.md):
+What lands (as the API's runs write it too: docs/schema.md, "X"):
 
 - posts of tweets.js (and community-tweet.js: ``visibility = "community"``; deleted-tweets.js:
   with ``deleted_at``), each mapped by x/tweets.py: kind (text, reply, quote, boost), the full

@@ -1,6 +1,6 @@
 """One tweet of X's archive (tweets.js, deleted-tweets.js, community-tweet.js …) as the
-archive's records (../shared/platforms/x-twitter.md §2; the records contract of
-/work/wt/PLAN.md, shared with the API's mapping in api.py).
+archive's records (../shared/platforms/x-twitter.md §2; docs/schema.md, "X", says what they
+hold — the API's mapping in api.py writes the same).
 
 - ``post_from_tweets(versions, …)``: the versions of one post (one tweet, or every tweet of
   one edit chain) → a ``Post`` keyed by the initial tweet id, the newest version's text,
