@@ -222,6 +222,15 @@ class UnknownPlatform(Exception):
     pass
 
 
+def lists_everything(platform: str) -> bool:
+    """Whether the platform's API can list all an account has (``Connector.full_listings``);
+    an unknown platform is left to the run to report."""
+    try:
+        return get_connector(platform).full_listings
+    except UnknownPlatform:
+        return True
+
+
 def api_off(platform: str, options: dict[str, Any]) -> str:
     """Why an account's API runs are off (``Connector.api_off``), "" when they are on; an
     unknown platform is left to the run to report."""

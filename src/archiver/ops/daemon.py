@@ -328,6 +328,7 @@ class Daemon:
         return False
 
     def _export(self, account: AccountConfig) -> dict | None:
+        from archiver.connector import lists_everything
         from archiver.sync.jobs import run_export
         from archiver.sync.locks import AccountBusy
 
@@ -339,7 +340,10 @@ class Daemon:
         result = None
         try:
             ws = self._job_workspace(with_secrets=True)
-            full, why = full_listing_due(ws.archive.db, account, self.clock())
+            if lists_everything(account.platform):
+                full, why = full_listing_due(ws.archive.db, account, self.clock())
+            else:
+                full, why = False, "its API cannot list everything (no full listings on this platform)"
             log.info("%s: run starts (%s: %s)", account.account_id, "full listing" if full else "incremental", why)
             result = run_export(ws, account, full=full, cancel=self.cancel, transport=self.transport,
                                 progress=lambda line: log.info("%s: %s", account.account_id, line))

@@ -22,9 +22,6 @@ class ScheduledAccount(Protocol):
     def account_id(self) -> str: ...
 
     @property
-    def platform(self) -> str: ...
-
-    @property
     def schedule(self) -> str | None: ...
 
     @property
@@ -150,14 +147,8 @@ def full_listing_due(db, account: ScheduledAccount, now: dt.datetime | None = No
     """Whether this run should list everything (the only way to find deleted posts), and
     why (for the log): when the account's last complete full listing (recorded by
     archiver.sync.listing) is ``full_every_days`` old, or there is none yet."""
-    from archiver.connector import UnknownPlatform, get_connector
     from archiver.sync.listing import last_full_listing
 
-    try:
-        if not get_connector(account.platform).full_listings:
-            return False, "its API cannot list everything (no full listings on this platform)"
-    except UnknownPlatform:
-        pass
     now = now or dt.datetime.now(dt.timezone.utc)
     last = last_full_listing(db, account.account_id)
     if last is None:

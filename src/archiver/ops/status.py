@@ -7,6 +7,7 @@ from typing import Callable
 
 from archiver.archive import Archive
 from archiver.config import Config
+from archiver.connector import lists_everything
 from archiver.sync.listing import last_full_listing
 
 
@@ -244,22 +245,13 @@ def _next_run(account) -> str | None:
     return moment.isoformat() if hasattr(moment, "isoformat") else str(moment)
 
 
-def _full_listings(platform: str) -> bool:
-    from archiver.connector import UnknownPlatform, get_connector
-
-    try:
-        return get_connector(platform).full_listings
-    except UnknownPlatform:
-        return True
-
-
 def _full_listing_due_at(last_full: str | None, account) -> str | None:
     """When the daemon next lists everything: ``full_every_days`` after the last full
     listing. None for an account not in the config, or without a full listing yet (then
     the daemon's next run lists everything)."""
     import datetime as dt
 
-    if account is None or last_full is None or not _full_listings(account.platform):
+    if account is None or last_full is None or not lists_everything(account.platform):
         return None
     due = parse_utc(last_full) + dt.timedelta(days=account.full_every_days)
     return due.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -350,7 +342,7 @@ def render_status(rows: list[dict], *, errors: dict[str, list[dict]] | None = No
             lines.append(f"  API runs:   off — {row['api_off']}")
         last_full = row.get("last_full_listing_at")
         due = row.get("full_listing_due_at")
-        if not _full_listings(row["platform"]):
+        if not lists_everything(row["platform"]):
             lines.append("  last full listing: none on this platform (its API cannot list everything; "
                          "deleted posts are known from its exports)")
         else:
