@@ -428,8 +428,12 @@ def test_followers_only_when_asked_priced_per_person(tmp_path, monkeypatch):
     assert h.run()["status"] == "ok"
     follows = h.rows("SELECT person_id FROM follows WHERE kind='followers' AND ended_at IS NULL")
     assert {f["person_id"] for f in follows} == {u.account_id for u in h.fake.world.followers}
-    person = h.rows("SELECT handle, url FROM people WHERE person_id='42'")[0]
-    assert person == {"handle": "bob", "url": "https://x.com/bob"}
+    person = h.rows("SELECT handle, url, bio, json(links) AS links FROM people WHERE person_id='42'")[0]
+    person["links"] = json.loads(person["links"])
+    # The bio's t.co link expanded and unescaped, its links (and the website) kept for the audience's pairing.
+    assert person == {"handle": "bob", "url": "https://x.com/bob",
+                      "bio": "I am bob & more. Elsewhere: https://bsky.app/profile/bob.bsky.social",
+                      "links": ["https://bob.example.net", "https://bsky.app/profile/bob.bsky.social"]}
     assert h.fake.spent_micro - spent == 10_000 + 4 * 10_000 == h.spent()
     # Read once a week at most: the next run does not pay for it again.
     before = len(h.requests)

@@ -402,11 +402,19 @@ class XConnector(Connector):
                                       lambda: api.get(f"/2/users/{user_id}/{kind}", params))
             meta = _dict(body.get("meta"))
             next_token = meta.get("next_token") if isinstance(meta.get("next_token"), str) else None
-            return [m for m in map(membership_of, users) if m], next_token
+            members = [m for m in map(membership_of, users) if m]
+            fetched[:] = members
+            return members, next_token
 
+        # The list keeps who, not what they say of themselves: each page also carries its
+        # people whole (bio, links), for the audience's pairing with Bluesky and Mastodon.
+        fetched: list = []
         try:
-            yield from list_pages(ctx, kind, fetch_page, stream=kind, due=due,  # type: ignore[arg-type]
-                                  finish=lambda listed: (True, {"last_at": _now()}))
+            for page in list_pages(ctx, kind, fetch_page, stream=kind, due=due,  # type: ignore[arg-type]
+                                   finish=lambda listed: (True, {"last_at": _now()})):
+                page.records.extend(member.person for member in fetched)
+                fetched.clear()
+                yield page
         except XError as error:
             if error.status in (403, 404):
                 ctx.report(f"{kind} list", f"the {kind} list was not read: {error}")

@@ -355,17 +355,24 @@ def profile_from_user(user: dict) -> Profile:
 
 
 def membership_of(user: dict) -> Membership | None:
-    """A follower or a followed account (id, handle, name, picture, bio); None without a
-    numeric id."""
+    """A follower or a followed account (id, handle, name, picture; its bio with its links
+    expanded, and those links and its website in ``links``, for the audience's pairing);
+    None without a numeric id."""
     account_id = str(user.get("id"))
     if not account_id.isdigit() or len(account_id) > 20:
         return None
     handle = _text(user.get("username"))
     picture = user.get("profile_image_url")
+    entities = _dict(user.get("entities"))
+    described = [u for u in _dict(entities.get("description")).get("urls") or [] if isinstance(u, dict)]
+    website = [u for u in _dict(entities.get("url")).get("urls") or [] if isinstance(u, dict)]
+    links = list(dict.fromkeys(u["expanded_url"] for u in website + described if _is_web_link(u.get("expanded_url"))))
+    bio = _text(user.get("description"))
     return Membership(Person(
         native_id=account_id, handle=handle, display_name=_text(user.get("name")),
         url=person_url(handle) if handle else f"https://twitter.com/intent/user?user_id={account_id}",
-        avatar_url=picture if _is_web_link(picture) else None, bio=_text(user.get("description")), raw=user))
+        avatar_url=picture if _is_web_link(picture) else None,
+        bio=expand_links(html.unescape(bio), described) if bio else None, links=links or None, raw=user))
 
 
 def _best_video(variants: Any) -> str | None:

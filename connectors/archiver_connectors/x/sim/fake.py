@@ -369,13 +369,29 @@ class FakeX(FakeClock):
         return answer
 
     def user_json(self, user: XUser) -> dict[str, Any]:
+        """Another account as v2 gives it. One whose handle the world knows links its
+        Bluesky profile in its bio (a t.co link, expanded in ``entities``) and has a website."""
         handle = _handle_of(user)
-        return {"id": user.account_id, "name": user.name or handle, "username": handle,
-                "created_at": "2015-05-01T10:00:00.000Z", "description": f"I am {handle}.", "protected": False,
-                "profile_image_url": self._media_url(f"https://pbs.twimg.com/profile_images/{user.account_id}/"
-                                                     f"{_key(handle)}_normal.jpg"),
-                "public_metrics": {"followers_count": 10, "following_count": 20, "tweet_count": 30,
-                                   "listed_count": 0, "like_count": 4}}
+        answer: dict[str, Any] = {
+            "id": user.account_id, "name": user.name or handle, "username": handle,
+            "created_at": "2015-05-01T10:00:00.000Z", "description": f"I am {handle} &amp; more.",
+            "protected": False,
+            "profile_image_url": self._media_url(f"https://pbs.twimg.com/profile_images/{user.account_id}/"
+                                                 f"{_key(handle)}_normal.jpg"),
+            "public_metrics": {"followers_count": 10, "following_count": 20, "tweet_count": 30,
+                               "listed_count": 0, "like_count": 4}}
+        if user.handle:
+            bsky, site = f"https://bsky.app/profile/{user.handle}.bsky.social", f"https://{user.handle}.example.net"
+            bio_tco, site_tco = tco_link(user.account_id, bsky), tco_link(user.account_id, site)
+            answer["description"] = f"I am {handle} &amp; more. Elsewhere: {bio_tco}"
+            start = answer["description"].find(bio_tco)
+            answer["url"] = site_tco
+            answer["entities"] = {
+                "description": {"urls": [{"start": start, "end": start + len(bio_tco), "url": bio_tco,
+                                          "expanded_url": bsky, "display_url": bsky[8:33]}]},
+                "url": {"urls": [{"start": 0, "end": len(site_tco), "url": site_tco, "expanded_url": site,
+                                  "display_url": site[8:]}]}}
+        return answer
 
     def me_json(self) -> dict[str, Any]:
         owner, profile = self.owner, self.world.profile
