@@ -76,8 +76,8 @@ MEDIA_ONLY_TYPES = {"tweetsMedia": "tweets", "tweetMedia": "tweet", "communityTw
                     "profileMedia": "profile"}
 READ_TYPES = {*POST_TYPES, *NOTE_TYPES, *MEDIA_ONLY_TYPES, "account", "profile", "like", "follower", "following"}
 # Read by name and left aside on purpose, with the reason the summary gives.
-ASIDE = {"tweetHeaders": "ids and times of the posts of tweets.js (nothing more)",
-         "deletedTweetHeaders": "ids and times of the posts of deleted-tweets.js (nothing more)"}
+ASIDE = {"tweetHeaders": "ids and times of the posts of tweets.js, nothing more",
+         "deletedTweetHeaders": "ids and times of the posts of deleted-tweets.js, nothing more"}
 # Files whose presence (wrapped as X writes them) marks an archive as X's.
 _MARKERS = re.compile(r"^(?:manifest|tweets?|tweets?-part\d+|account)\.js$", re.I)
 _PART = re.compile(r"^(.+?)-part(\d+)$")
@@ -713,6 +713,8 @@ def _summary(run: _Import) -> None:
     aside = [k for k in ASIDE if k in listed_types]
     if aside:
         run.ctx.note("not imported: " + "; ".join(f"{k} ({ASIDE[k]})" for k in aside))
+    # Named above by data type: the core's list of files not read need not repeat them.
+    run.source.named_by_importer(name for kind in (*not_read, *aside) for name in layout.files.get(kind, ()))
     for kind in sorted(listed_types & READ_TYPES):
         expected = layout.listed_counts.get(kind)
         if expected is not None and kind in layout.files and run.read_counts.get(kind, 0) != expected:

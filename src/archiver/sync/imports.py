@@ -667,6 +667,11 @@ class ExportSource:
 
         return missing
 
+    def named_by_importer(self, names) -> None:
+        """Entries the importer names in its own words in the run's summary (the data types
+        it does not read, say): ``not_read`` does not list them a second time."""
+        self._used.update(name for name in names if name in self._entries)
+
     def not_read(self) -> list[str]:
         """The export's files the import neither opened nor handed out: parts of the export
         this version does not read (a layout it does not know, data it does not archive).
