@@ -347,13 +347,18 @@ def iso_date(when: dt.datetime) -> str:
 
 
 def jpeg_bytes(key: str) -> bytes:
-    """Small JPEG-looking bytes that depend only on ``key``."""
-    return b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + f"x photo {key} ".encode() * 8 + b"\xff\xd9"
+    """A small picture that depends only on ``key``, for a ``.jpg`` name: a real PNG (as the
+    other simulators' pictures), which browsers show whatever the name says."""
+    from archiver_connectors.tiktok.sim.fake import fake_png
+
+    return fake_png(f"x photo {key}")
 
 
 def png_bytes(key: str) -> bytes:
-    """Small PNG-looking bytes that depend only on ``key``."""
-    return b"\x89PNG\r\n\x1a\n" + f"x png {key} ".encode() * 8
+    """A small real PNG that depends only on ``key``."""
+    from archiver_connectors.tiktok.sim.fake import fake_png
+
+    return fake_png(f"x png {key}")
 
 
 def mp4_bytes(key: str, size: int = 6000) -> bytes:
