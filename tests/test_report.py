@@ -290,6 +290,16 @@ def test_an_empty_archive_says_what_to_do(tmp_path):
     assert "import an export or run `archiver export`" in out.getvalue()
 
 
+def test_one_follower_snapshot_says_churn_needs_a_second(tmp_path):
+    archive = Archive(tmp_path / "one")
+    # An export's followers without dates: a baseline, which makes no "new" events.
+    page(archive, "x:main", "export:" + "ab" * 32, "2026-03-06T13:05:11Z", followers("2026-03-06T13:05:11Z", "ann", "bo"))
+    out = io.StringIO()
+    write_report(archive, out, now=NOW)
+    assert "churn" in parse(out.getvalue()).empty
+    assert "One follower snapshot so far" in out.getvalue() and "No follower snapshots yet" not in out.getvalue()
+
+
 def test_archiver_report_command_writes_the_file(archive, tmp_path):
     script = Path(sys.executable).with_name("archiver")
     command = [str(script)] if script.exists() else [sys.executable, "-c", "from archiver.cli.main import main; main()"]

@@ -60,6 +60,8 @@ EMPTY_FOLLOWERS = ("No follower counts yet — run `archiver export` (the API gi
                    "or import an export with your followers.")
 EMPTY_CHURN = ("No follower snapshots yet — import an export or run `archiver export`; "
                "new and lost followers show once two snapshots can be compared.")
+ONE_SNAPSHOT_CHURN = ("One follower snapshot so far: new and lost followers show once a later one (the next "
+                      "`archiver export`, or a newer export imported) can be compared with it.")
 EMPTY_POSTS = "No posts yet — run `archiver export` or import an export."
 EMPTY_TOP_POSTS = "No posts yet — run `archiver export` or import an export."
 EMPTY_TOP_PEOPLE = ("Nobody has commented on your posts yet, as far as the archive knows — "
@@ -420,7 +422,10 @@ def _followers_section(db) -> str:
 def _churn_section(db) -> str:
     weeks = weekly_churn(db)
     if not weeks:
-        return _section("churn", "New and lost followers per week", "", _empty("churn", EMPTY_CHURN))
+        snapshots = db.execute("SELECT count(*) FROM snapshots WHERE kind='followers'").fetchone()[0]
+        said = (EMPTY_CHURN if not snapshots else ONE_SNAPSHOT_CHURN if snapshots == 1
+                else f"No follower came or left between the {snapshots} follower snapshots so far.")
+        return _section("churn", "New and lost followers per week", "", _empty("churn", said))
     labels = [w["week"] for w in weeks]
     bars = [Series("new", NEW_COLOUR, [(w["week"], w["new"]) for w in weeks]),
             Series("lost", LOST_COLOUR, [(w["week"], w["lost"]) for w in weeks])]
