@@ -159,9 +159,14 @@ def test_the_changelog_holds_events_after_consent_within_28_days_in_milliseconds
     assert [e["resourceName"] for e in events] == ["ugcPosts", "socialActions/comments", "socialActions/likes"]
     assert events[0]["resourceId"] == urn and early not in json.dumps(events)
     assert events[0]["capturedAt"] > 1e12                                # milliseconds
-    later = events[1]["capturedAt"]
+    # The fake's clock runs with the real one: events a millisecond apart are possible, so
+    # the window starts after the newest of them.
+    newest = max(e["capturedAt"] for e in events)
     assert get(f, "/rest/memberChangeLogs", token, q="memberAndApplication",
-               startTime=str(later + 1)).json()["elements"] == []
+               startTime=str(newest + 1)).json()["elements"] == []
+    assert [e["resourceName"] for e in get(f, "/rest/memberChangeLogs", token, q="memberAndApplication",
+                                           startTime=str(events[0]["capturedAt"] + 1)).json()["elements"]
+            ] == [e["resourceName"] for e in events if e["capturedAt"] > events[0]["capturedAt"]]
     # the post is in the snapshot too, as a row of the export's columns
     shares = snapshot(f, token, domain="MEMBER_SHARE_INFO").json()["elements"][0]["snapshotData"]
     assert any(row["ShareCommentary"] == "first after consent" and "urn%3Ali%3Ashare" in row["ShareLink"]
