@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
+from typing import Any, Callable
 
 import httpx
 
@@ -33,6 +33,27 @@ class FakeClock:
         """Move the fake's clock forward: tokens, links and rate windows age accordingly."""
         with self._lock:
             self.clock_offset += seconds
+
+
+class LoggedFake(FakeClock):
+    """A fake whose ``handle`` (usable as ``httpx.MockTransport(fake.handle)``) waits its
+    ``config.latency_ms`` outside the lock (requests overlap, as on a real server), then
+    answers one request at a time from ``_dispatch``, logging (method, path, status, query
+    parameters) in ``log`` for tests that count what a client asked."""
+
+    config: Any
+    log: Any
+
+    def _dispatch(self, request: httpx.Request) -> httpx.Response:
+        raise NotImplementedError
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        if self.config.latency_ms:
+            time.sleep(self.config.latency_ms / 1000)
+        with self._lock:
+            response = self._dispatch(request)
+            self.log.append((request.method, request.url.path, response.status_code, dict(request.url.params)))
+            return response
 
 
 # What a hostile or broken file server can answer a download with (the fakes' faults):

@@ -57,7 +57,7 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import httpx
 
-from archiver.sim.server import FakeClock
+from archiver.sim.server import LoggedFake
 
 DAY = 86400
 CHANGELOG_DAYS = 28
@@ -138,7 +138,7 @@ class _Event:
     body: dict
 
 
-class FakeLinkedIn(FakeClock):
+class FakeLinkedIn(LoggedFake):
     """See the module docstring. ``world``: linkedin/sim/export.py's world (made from the
     config when not given); ``rows``: how a domain's rows come from it (that module's
     ``snapshot_rows``, unless a test gives another)."""
@@ -335,15 +335,6 @@ class FakeLinkedIn(FakeClock):
             self.refresh_tokens.clear()
 
     # ------------------------------------------------------------------ dispatch
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        """Answer one request; usable as ``httpx.MockTransport(fake.handle)``."""
-        if self.config.latency_ms:
-            time.sleep(self.config.latency_ms / 1000)
-        with self._lock:
-            response = self._dispatch(request)
-            self.log.append((request.method, request.url.path, response.status_code, dict(request.url.params)))
-            return response
 
     def _dispatch(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path

@@ -57,7 +57,6 @@ import random
 import re
 import secrets
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,7 +64,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
-from archiver.sim.server import FakeClock
+from archiver.sim.server import LoggedFake
 from archiver_connectors.tiktok.sim.fake import fake_mp4, fake_png
 
 SCOPES = ("user_accounts:read", "boards:read", "boards:read_secret", "pins:read", "pins:read_secret")
@@ -150,7 +149,7 @@ class FakePin:
     metrics: dict[str, int] = field(default_factory=dict)
 
 
-class FakePinterest(FakeClock):
+class FakePinterest(LoggedFake):
     """The fake API; ``handle(request)`` answers one request (see the module docstring)."""
 
     def __init__(self, config: FakePinterestConfig | None = None, *, base_url: str = "http://127.0.0.1:8799"):
@@ -400,15 +399,6 @@ class FakePinterest(FakeClock):
 
     def _error(self, status: int, code: int, message: str, headers: dict | None = None) -> httpx.Response:
         return self._json(status, {"code": code, "message": message}, headers)
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        """Answer one request; usable as ``httpx.MockTransport(fake.handle)``."""
-        if self.config.latency_ms:
-            time.sleep(self.config.latency_ms / 1000)
-        with self._lock:
-            response = self._dispatch(request)
-            self.log.append((request.method, request.url.path, response.status_code, dict(request.url.params)))
-            return response
 
     def _dispatch(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path

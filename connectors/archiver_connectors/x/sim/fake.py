@@ -62,7 +62,6 @@ import random
 import re
 import secrets
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,7 +69,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
-from archiver.sim.server import FakeClock
+from archiver.sim.server import LoggedFake
 from archiver_connectors.x.sim.export import (
     XEdit,
     XMedia,
@@ -213,7 +212,7 @@ def _handle_of(user: XUser) -> str:
 # --------------------------------------------------------------------------- the fake
 
 
-class FakeX(FakeClock):
+class FakeX(LoggedFake):
     """The fake X; ``handle(request)`` answers one request (see the module docstring)."""
 
     def __init__(self, config: FakeXConfig | None = None, *, world: XWorld | None = None,
@@ -511,15 +510,6 @@ class FakeX(FakeClock):
         return self._json(400, {"errors": [{"parameters": {parameter: [value]}, "message": message}],
                                 "title": "Invalid Request", "detail": "One or more parameters to your request was "
                                 "invalid.", "type": PROBLEMS + "invalid-request"})
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        """Answer one request; usable as ``httpx.MockTransport(fake.handle)``."""
-        if self.config.latency_ms:
-            time.sleep(self.config.latency_ms / 1000)
-        with self._lock:
-            response = self._dispatch(request)
-            self.log.append((request.method, request.url.path, response.status_code, dict(request.url.params)))
-            return response
 
     def _dispatch(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
