@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint soak fuzz bench clean
+.PHONY: demo test lint soak fuzz bench fleet-test clean
 
 # The virtual environment, with archiver installed editable and the test tools.
 $(VENV)/.installed: pyproject.toml
@@ -42,6 +42,13 @@ fuzz: $(VENV)/.installed
 	ARCHIVER_FUZZ=long ARCHIVER_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) PYTHON_KEYRING_BACKEND=keyring.backends.fail.Keyring \
 	$(BIN)/python -m pytest tests/test_import_fuzz.py -p no:cacheprovider --timeout=0 --hypothesis-seed=$$seed \
 	|| { echo "fuzz seed: $$seed (again: make fuzz FUZZ_SEED=$$seed)"; exit 1; }
+
+# The fleet's long tests (docs/fleet.md): a night of 200 simulated accounts over 3 workers
+# with one killed, and the like, each on its own PostgreSQL started by the tests (Debian's
+# postgresql package). `make test` runs their short versions.
+fleet-test: $(VENV)/.installed
+	ARCHIVER_FLEET_LONG=1 PYTHON_KEYRING_BACKEND=keyring.backends.fail.Keyring $(BIN)/python -m pytest tests/test_fleet_*.py \
+		-p no:cacheprovider --durations=10
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/followers_snapshot.py

@@ -1,7 +1,9 @@
 """The distributions pyproject.toml declares are the ones src/ and connectors/ import:
 every third-party import is declared (not reached through another package's
-dependencies, which may drop it), and nothing declared goes unused. The `test` extra is
-for the tests and tools, and is not checked here."""
+dependencies, which may drop it), and nothing declared goes unused. The `fleet` extra's
+distributions count as declared, but only src/archiver/fleet/ may import them (the
+single-user install has no fleet extra). The `test` extra is for the tests and tools, and
+is not checked here."""
 
 from __future__ import annotations
 
@@ -21,10 +23,15 @@ def _normalized(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def declared() -> set[str]:
+def declared(extra: str | None = None) -> set[str]:
+    """The distributions of [project] dependencies, or of one optional extra."""
     with open(ROOT / "pyproject.toml", "rb") as file:
-        requirements = tomllib.load(file)["project"]["dependencies"]
+        project = tomllib.load(file)["project"]
+    requirements = project["optional-dependencies"][extra] if extra else project["dependencies"]
     return {_normalized(re.match(r"[A-Za-z0-9._-]+", requirement).group()) for requirement in requirements}
+
+
+FLEET_FOLDER = "src/archiver/fleet/"
 
 
 def imported_modules(roots=SOURCE_ROOTS) -> dict[str, set[str]]:
@@ -49,10 +56,14 @@ def imported_modules(roots=SOURCE_ROOTS) -> dict[str, set[str]]:
 
 def test_every_third_party_import_is_declared_and_every_declared_dependency_is_imported():
     distributions_of = importlib.metadata.packages_distributions()
-    wanted = declared()
+    fleet_only = declared("fleet") - declared()
+    wanted = declared() | fleet_only
     undeclared, used = [], set()
     for module, files in sorted(imported_modules().items()):
         providers = {_normalized(d) for d in distributions_of.get(module, [])}
+        outside_fleet = sorted(f for f in files if not f.startswith(FLEET_FOLDER))
+        if providers and providers <= fleet_only and outside_fleet:
+            undeclared.append(f"{module} is in the fleet extra only, yet {', '.join(outside_fleet)} imports it")
         if not providers:
             undeclared.append(f"{module} (imported by {', '.join(sorted(files))}; no installed distribution provides it)")
         elif not providers & wanted:

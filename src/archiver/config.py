@@ -100,6 +100,14 @@ class DaemonConfig:
 
 
 @dataclass
+class FleetConfig:
+    """[fleet]: the PostgreSQL of many workers (archiver.fleet); no password here (libpq's
+    PGPASSWORD, ~/.pgpass or ARCHIVER_FLEET_DATABASE carry it)."""
+
+    database: str | None = None             # postgresql://user@host:port/db
+
+
+@dataclass
 class Config:
     path: Path | None
     archive_path: Path | None = None
@@ -110,6 +118,7 @@ class Config:
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     downloads: DownloadLimits = field(default_factory=DownloadLimits)
+    fleet: FleetConfig = field(default_factory=FleetConfig)
 
     def find_accounts(self, platform: str | None = None, name: str | None = None) -> list[AccountConfig]:
         found = [
@@ -210,9 +219,10 @@ def load_config(path: Path, known_platforms: dict[str, Any] | None = None) -> Co
 
     config = Config(path=path)
     for top in data:
-        if top not in ("archive", "secrets", "accounts", "inbox", "notify", "daemon", "alerts", "downloads"):
+        if top not in ("archive", "secrets", "accounts", "inbox", "notify", "daemon", "alerts", "downloads",
+                       "fleet"):
             raise fail(None, top, data[top], "one of the tables [archive], [secrets], [accounts.<name>], "
-                       "[inbox], [alerts], [notify.*], [daemon], [downloads]")
+                       "[inbox], [alerts], [notify.*], [daemon], [downloads], [fleet]")
 
     archive = data.get("archive", {})
     if "path" in archive:
@@ -364,6 +374,17 @@ def _load_service_tables(data: dict, config: Config, fail) -> None:
         if value <= 0:
             raise fail("downloads", key, value, "a number above 0")
     config.downloads = DownloadLimits(**downloads)
+    fleet = _check_table(data, "fleet", {"database": str}, fail)
+    if "database" in fleet:
+        from urllib.parse import urlsplit
+
+        url = urlsplit(fleet["database"])
+        if url.scheme not in ("postgresql", "postgres"):
+            raise fail("fleet", "database", fleet["database"], 'a PostgreSQL URL, e.g. "postgresql://archiver@db.example/archiver"')
+        if url.password is not None:
+            raise fail("fleet", "database", "<hidden>", "a URL without a password: no secrets in the config file; "
+                       "use PGPASSWORD, ~/.pgpass or ARCHIVER_FLEET_DATABASE (docs/fleet.md)")
+        config.fleet = FleetConfig(database=fleet["database"])
     notify = data.get("notify", {})
     if not isinstance(notify, dict):
         raise fail(None, "notify", notify, "tables [notify.command], [notify.webhook], [notify.email]")

@@ -1,0 +1,92 @@
+"""The fleet's tables in PostgreSQL, as a list of DDL parts that `archiver fleet init` applies
+(after the job queue's own schema, Procrastinate's ``procrastinate_*`` tables).
+
+Each part is idempotent (``IF NOT EXISTS``): `fleet init` may run again after an upgrade and
+applies only what is missing. A module that needs tables adds its part to ``PARTS`` here, in
+this file, so one look shows the whole schema. Changing a table that exists in the field
+needs a new part with an ``ALTER`` that checks first — never edit a shipped part in place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SchemaPart:
+    name: str      # who owns it and what it is, e.g. "accounts"
+    sql: str       # one or more statements, each idempotent
+
+
+PARTS: list[SchemaPart] = [
+    SchemaPart("accounts", """
+        -- The fleet's accounts: what a config's [accounts.*] tables are for one user. The
+        -- archive of one is one SQLite file, as for a single user (its account id inside is
+        -- "platform:name"); tenant separates the agency's clients.
+        CREATE TABLE IF NOT EXISTS fleet_accounts (
+            id              bigserial PRIMARY KEY,
+            tenant          text NOT NULL,
+            platform        text NOT NULL,
+            name            text NOT NULL,
+            schedule        text,            -- cron, 5 fields (or 6, seconds first); NULL: nightly default
+            timezone        text,            -- IANA zone of the schedule; NULL: the worker's local zone
+            enabled         boolean NOT NULL DEFAULT true,
+            full_every_days integer NOT NULL DEFAULT 7 CHECK (full_every_days >= 1),
+            options         jsonb NOT NULL DEFAULT '{}'::jsonb,   -- connector options; never secrets
+            -- The fencing counter: raised by every run start (ledger.start_run). A worker acts
+            -- for the account only while the counter is still the one its run got: a worker
+            -- cut off and replaced (a zombie) can no longer move the archive's pointer.
+            fence           bigint NOT NULL DEFAULT 0,
+            created_at      timestamptz NOT NULL DEFAULT now(),
+            UNIQUE (tenant, platform, name)
+        );
+    """),
+    SchemaPart("run ledger", """
+        -- One row a run attempt. Exactly one 'ok' per account and scheduled time (the unique
+        -- index), at most one 'running' per account: a duplicate delivery of a job finds its
+        -- slot done and does nothing.
+        CREATE TABLE IF NOT EXISTS fleet_runs (
+            id              bigserial PRIMARY KEY,
+            account_id      bigint NOT NULL REFERENCES fleet_accounts (id) ON DELETE CASCADE,
+            scheduled_for   timestamptz NOT NULL,   -- the schedule's fire time this run serves
+            job_id          bigint,                 -- the queue's job (procrastinate_jobs.id)
+            fence           bigint NOT NULL,        -- fleet_accounts.fence when it started
+            worker          text NOT NULL,          -- host and pid, for people (never trusted for liveness)
+            full_listing    boolean NOT NULL DEFAULT false,
+            status          text NOT NULL CHECK (status IN ('running', 'ok', 'failed', 'interrupted')),
+            started_at      timestamptz NOT NULL DEFAULT now(),
+            ended_at        timestamptz,
+            message         text,
+            counts          jsonb
+        );
+        CREATE UNIQUE INDEX IF NOT EXISTS fleet_runs_one_ok_per_slot
+            ON fleet_runs (account_id, scheduled_for) WHERE status = 'ok';
+        CREATE UNIQUE INDEX IF NOT EXISTS fleet_runs_one_running
+            ON fleet_runs (account_id) WHERE status = 'running';
+        CREATE INDEX IF NOT EXISTS fleet_runs_by_account ON fleet_runs (account_id, scheduled_for DESC);
+    """),
+]
+
+# Taken for the whole of `fleet init`: two inits at once apply the schema once.
+INIT_LOCK_KEY = 0x61726368   # "arch"
+
+
+def queue_schema_present(connection) -> bool:
+    return connection.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL").fetchone()[0]
+
+
+def apply(connection) -> list[str]:
+    """Apply the queue's schema (when missing) and every part, in one transaction.
+    Returns what was done, for the command's output."""
+    from procrastinate.schema import SchemaManager
+
+    done = []
+    with connection.transaction():
+        connection.execute("SELECT pg_advisory_xact_lock(%s)", [INIT_LOCK_KEY])
+        if not queue_schema_present(connection):
+            connection.execute(SchemaManager.get_schema())
+            done.append("the job queue's schema (Procrastinate)")
+        for part in PARTS:
+            connection.execute(part.sql)
+            done.append(part.name)
+    return done
