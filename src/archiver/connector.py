@@ -42,6 +42,45 @@ class Option:
     metavar: str | None = None      # auth only: how --help shows the value, e.g. "URL"
 
 
+# How a platform counts the length of a text (PostLimits.caption_unit, title_unit).
+CHARS = "chars"              # Unicode code points, as Python's len()
+UTF16 = "utf16"              # UTF-16 code units: a character outside the BMP (most emoji) counts 2
+UTF8_BYTES = "bytes"         # UTF-8 bytes
+EMOJI_AS_BYTES = "chars, emoji as UTF-8 bytes"   # code points, but an emoji counts its UTF-8 bytes
+GRAPHEMES = "graphemes"      # what a reader sees as one character (counted as code points: never fewer)
+LENGTH_UNITS = (CHARS, UTF16, UTF8_BYTES, EMOJI_AS_BYTES, GRAPHEMES)
+
+
+@dataclass(frozen=True)
+class PostLimits:
+    """What one new post on a platform may hold, as its official documentation says, for
+    `archiver content bundle` (views/content.py), which adapts an archived post of another
+    platform to them. Declared as data on the connector (``Connector.post_limits``) and shown
+    in the README's "Posting limits" table, which a test keeps equal to these declarations.
+
+    On a platform with a separate title (a video's title and description, a Pin's title
+    and description), ``caption_chars`` is the description's limit and ``title_chars`` the
+    title's; elsewhere the caption is the post's whole text and ``title_chars`` is None."""
+
+    label: str                          # what the limits are for, e.g. "Shorts (a video's title and description)"
+    caption_chars: int                  # the caption's (or description's) greatest length, in caption_unit
+    sources: tuple[str, ...]            # the official pages (URLs) the numbers come from
+    checked: str                        # when they were read there, YYYY-MM-DD
+    caption_unit: str = CHARS           # how the platform counts it: one of LENGTH_UNITS
+    title_chars: int | None = None      # a separate title field's greatest length; None: no title field
+    title_unit: str = CHARS
+    hashtags_max: int | None = None     # most hashtags one post may carry; None: no documented limit
+    # A single topic tag of at most this many characters instead of hashtags (e.g. Threads'
+    # topic tag, 1-50 characters); None: the platform has none.
+    topic_tag_chars: int | None = None
+    topic_tag_forbidden: str = ""       # characters a topic tag may not hold
+    forbidden_chars: str = ""           # characters the platform refuses in a title or caption
+    notes: str = ""                     # what else a person must know, one sentence, for the checklist
+    # False where no official page states the numbers: then the sources are others' (a
+    # scheduling service's docs) that match what the platform's own post box enforces.
+    official: bool = True
+
+
 class Connector:
     """Base class. Subclasses set the class attributes and implement the methods."""
 
@@ -101,6 +140,9 @@ class Connector:
     # What else people call the platform in a bio besides its name, title and aliases
     # (Bluesky: "bsky"), as in "find me @alice on bsky".
     other_names: ClassVar[tuple[str, ...]] = ()
+    # What one new post may hold there (caption length, hashtags, title), from the official
+    # docs, for `archiver content bundle`; None where nobody has looked it up yet.
+    post_limits: ClassVar[PostLimits | None] = None
 
     @classmethod
     def api_off(cls, options: dict[str, Any]) -> str:

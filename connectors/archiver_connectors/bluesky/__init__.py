@@ -25,7 +25,7 @@ import tempfile
 import uuid
 from typing import Any, Callable, Iterator, TypedDict
 
-from archiver.connector import Connector, Option
+from archiver.connector import GRAPHEMES, Connector, Option, PostLimits
 from archiver.records import ListKind, Page, Profile, iso_utc, now_utc
 
 log = logging.getLogger("archiver.bluesky")
@@ -49,6 +49,10 @@ class Settings(TypedDict):
 class BlueskyConnector(Connector):
     name = "bluesky"
     title = "Bluesky"
+    post_limits = PostLimits(
+        "a post's text", caption_chars=300, caption_unit=GRAPHEMES, checked="2026-12-07",
+        sources=("https://github.com/bluesky-social/atproto/blob/main/lexicons/app/bsky/feed/post.json",),
+        notes="Also at most 3,000 bytes; a link counts in full unless the app shortens it.")
     post_noun = "posts"
     # How people show here (archiver audience links): profiles at bsky.app/profile/<handle>;
     # a handle is a domain its holder proved, "alice.bsky.social" one Bluesky hands out.

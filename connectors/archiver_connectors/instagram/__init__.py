@@ -8,7 +8,7 @@ import datetime as dt
 import logging
 from typing import Iterator, cast
 
-from archiver.connector import Connector, Option
+from archiver.connector import Connector, Option, PostLimits
 from archiver.records import Page, iso_utc
 
 log = logging.getLogger("archiver.instagram")
@@ -20,6 +20,12 @@ RECENT_BATCH = 10    # recent media per page (each page commits with its comment
 class InstagramConnector(Connector):
     name = "instagram"
     title = "Instagram"
+    post_limits = PostLimits(
+        "a post's or reel's caption", caption_chars=2200, hashtags_max=5, checked="2026-12-07",
+        sources=("https://developers.facebook.com/docs/instagram-platform/instagram-graph-api/reference/ig-user/media",
+                 "https://en.shiftdelete.net/an-era-is-ending-on-instagram-hashtag-limit-imposed"),
+        notes="Five hashtags at most since December 2025 (the API's reference still says 30); links in a caption "
+              "are not clickable.")
     post_noun = "posts"
     secret_keys = ("client_id", "client_secret", "tokens")
     default_base_url = "https://graph.instagram.com"

@@ -32,7 +32,7 @@ import datetime as dt
 import logging
 from typing import Any, Iterator
 
-from archiver.connector import Connector, Option
+from archiver.connector import Connector, Option, PostLimits
 from archiver.records import ListKind, ListPage, Page, iso_utc
 from archiver_connectors.linkedin.rows import VISIBILITY_WORDS
 
@@ -67,6 +67,10 @@ PROCESSING_PROBES = ("PROFILE", "CONNECTIONS")
 class LinkedInConnector(Connector):
     name = "linkedin"
     title = "LinkedIn"
+    post_limits = PostLimits(
+        "a post's text", caption_chars=3000, checked="2026-12-07", official=False,
+        sources=("https://www.ayrshare.com/docs/apis/post/social-networks/linkedin",),
+        notes="Hashtags are clickable; a link in the text shows as a preview card when the post has no media.")
     post_noun = "posts"
     default_base_url = "https://api.linkedin.com"
     secret_keys = ("client_id", "client_secret", "tokens")

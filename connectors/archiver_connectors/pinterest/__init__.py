@@ -37,7 +37,7 @@ import datetime as dt
 import logging
 from typing import Any, Iterator
 
-from archiver.connector import Connector, Option
+from archiver.connector import Connector, Option, PostLimits
 from archiver.records import ListKind, Page, iso_utc
 
 log = logging.getLogger("archiver.pinterest")
@@ -49,6 +49,10 @@ REDIRECT_PORT = 8085         # the loopback port of the redirect URI registered 
 class PinterestConnector(Connector):
     name = "pinterest"
     title = "Pinterest"
+    post_limits = PostLimits(
+        "a Pin's title and description", caption_chars=500, title_chars=100, checked="2026-12-07", official=False,
+        sources=("https://developers.pinterest.com/docs/api/v5/pins-create",),
+        notes="The link a Pin leads to is its own field: paste the post's link there, not in the description.")
     post_noun = "Pins"
     default_base_url = "https://api.pinterest.com"
     secret_keys = ("client_id", "client_secret", "tokens")

@@ -9,7 +9,7 @@ import datetime as dt
 import logging
 from typing import Iterator
 
-from archiver.connector import Connector, Option
+from archiver.connector import EMOJI_AS_BYTES, Connector, Option, PostLimits
 from archiver.records import Page, iso_utc
 
 log = logging.getLogger("archiver.threads")
@@ -23,6 +23,11 @@ DONE = "done"                    # an edge's place in the listing's cursor once 
 class ThreadsConnector(Connector):
     name = "threads"
     title = "Threads"
+    post_limits = PostLimits(
+        "a post's text and its topic tag", caption_chars=500, caption_unit=EMOJI_AS_BYTES, hashtags_max=1,
+        topic_tag_chars=50, topic_tag_forbidden=".&", checked="2026-12-07",
+        sources=("https://developers.facebook.com/documentation/threads/posts",),
+        notes="A post has one topic tag: the first hashtag of its text, or the one chosen in the app.")
     post_noun = "posts"
     secret_keys = ("client_id", "client_secret", "tokens")
     default_base_url = "https://graph.threads.net"

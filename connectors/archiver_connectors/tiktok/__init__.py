@@ -8,7 +8,7 @@ import logging
 import os
 from typing import Generator, Iterator
 
-from archiver.connector import Connector, Option
+from archiver.connector import UTF16, Connector, Option, PostLimits
 from archiver.records import Page, iso_utc
 from archiver_connectors.tiktok.visibility import VISIBILITY_WORDS
 
@@ -31,6 +31,10 @@ PORTABILITY_REPEAT_DAYS = 7
 class TikTokConnector(Connector):
     name = "tiktok"
     title = "TikTok"
+    post_limits = PostLimits(
+        "a video's caption", caption_chars=2200, caption_unit=UTF16, checked="2026-12-07",
+        sources=("https://developers.tiktok.com/doc/content-posting-api-reference-direct-post",),
+        notes="A photo post has a title of 90 characters and a description of 4,000 instead.")
     post_noun = "videos"
     visibility_words = VISIBILITY_WORDS
     secret_keys = ("client_key", "client_secret", "tokens")

@@ -11,7 +11,7 @@ import datetime as dt
 import logging
 from typing import Callable, Generator, Iterator
 
-from archiver.connector import Connector, Option
+from archiver.connector import UTF8_BYTES, Connector, Option, PostLimits
 from archiver.records import Page, iso_utc
 
 log = logging.getLogger("archiver.youtube")
@@ -26,6 +26,12 @@ PORTABILITY_ENDED = {"FAILED", "CANCELLED"}     # any other state word: keep pol
 class YouTubeConnector(Connector):
     name = "youtube"
     title = "YouTube"
+    post_limits = PostLimits(
+        "Shorts: a video's title and description", caption_chars=5000, caption_unit=UTF8_BYTES, title_chars=100,
+        hashtags_max=60, forbidden_chars="<>", checked="2026-12-07",
+        sources=("https://developers.google.com/youtube/v3/docs/videos",
+                 "https://support.google.com/youtube/answer/6390658"),
+        notes="More than 60 hashtags and YouTube ignores them all; the first three show above the title.")
     post_noun = "videos"
     secret_keys = ("client_id", "client_secret", "tokens")
     default_base_url = "https://www.googleapis.com"
