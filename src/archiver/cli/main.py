@@ -7,6 +7,7 @@
     ops        daemon
     sim        simulate, demo
     audience   audience …
+    content    content gaps, content bundle
 
 Each command imports the heavy modules (httpx, sqlite-utils, datasette, rich) it needs
 inside itself, so `archiver --help` stays fast.
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import click
 
-from archiver.cli import audience, look, ops, runs, setup, sim
+from archiver.cli import audience, content, look, ops, runs, setup, sim
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,7 +31,7 @@ for command in (setup.init, setup.connectors, setup.auth, setup.secret,
                 look.serve, look.status, look.verify, look.report,
                 ops.daemon,
                 sim.simulate, sim.demo,
-                audience.audience):
+                audience.audience, content.content):
     main.add_command(command)
 
 
