@@ -48,7 +48,11 @@ UTF16 = "utf16"              # UTF-16 code units: a character outside the BMP (m
 UTF8_BYTES = "bytes"         # UTF-8 bytes
 EMOJI_AS_BYTES = "chars, emoji as UTF-8 bytes"   # code points, but an emoji counts its UTF-8 bytes
 GRAPHEMES = "graphemes"      # what a reader sees as one character (counted as code points: never fewer)
-LENGTH_UNITS = (CHARS, UTF16, UTF8_BYTES, EMOJI_AS_BYTES, GRAPHEMES)
+LINKS_AS_23 = "chars, each link 23"   # code points, but a link counts 23 whatever its length
+# Weighted: Latin, general punctuation and the like count 1, any other character 2 (CJK,
+# emoji), a link 23 (the counting of the open twitter-text library's configuration).
+WEIGHTED = "weighted: a link 23, most non-Latin characters 2"
+LENGTH_UNITS = (CHARS, UTF16, UTF8_BYTES, EMOJI_AS_BYTES, GRAPHEMES, LINKS_AS_23, WEIGHTED)
 
 
 @dataclass(frozen=True)

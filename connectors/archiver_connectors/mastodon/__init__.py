@@ -24,7 +24,7 @@ import logging
 from typing import Iterator, cast
 from urllib.parse import urlencode
 
-from archiver.connector import Connector, Option
+from archiver.connector import LINKS_AS_23, Connector, Option, PostLimits
 from archiver.records import Membership, Page, now_utc
 from archiver_connectors.mastodon.visibility import VISIBILITY_WORDS
 
@@ -38,6 +38,10 @@ FOLLOWS_EVERY_HOURS = 20.0     # an unchanged count still gets a fresh list this
 class MastodonConnector(Connector):
     name = "mastodon"
     title = "Mastodon"
+    post_limits = PostLimits(
+        "a post's text (on a server with Mastodon's default limit)", caption_chars=500, caption_unit=LINKS_AS_23,
+        checked="2026-12-07", sources=("https://docs.joinmastodon.org/entities/Instance/",),
+        notes="Each server sets its own limit (configuration.statuses.max_characters): yours may allow more.")
     post_noun = "posts"
     # How people show here (archiver audience links): "alice@server", a profile page on
     # each person's own server (no fixed host; the core reads the server off the handle).

@@ -43,7 +43,7 @@ import datetime as dt
 import logging
 from typing import Any, Callable, Iterator
 
-from archiver.connector import Connector, Option
+from archiver.connector import WEIGHTED, Connector, Option, PostLimits
 from archiver.records import Page
 
 log = logging.getLogger("archiver.x")
@@ -56,6 +56,10 @@ POSTS_STREAM = "posts"
 class XConnector(Connector):
     name = "x"
     title = "X"
+    post_limits = PostLimits(
+        "a post's text", caption_chars=280, caption_unit=WEIGHTED, checked="2026-12-07",
+        sources=("https://docs.x.com/fundamentals/counting-characters",),
+        notes="Paid accounts may post longer texts; 280 is what every account may post.")
     platform_aliases = ("twitter",)
     full_listings = False          # 3,200 recent posts at most, each paid for: deletions come from the archive
     post_noun = "posts"

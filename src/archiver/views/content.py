@@ -32,8 +32,10 @@ from archiver.connector import (
     CHARS,
     EMOJI_AS_BYTES,
     GRAPHEMES,
+    LINKS_AS_23,
     UTF8_BYTES,
     UTF16,
+    WEIGHTED,
     PostLimits,
     UnknownPlatform,
     get_connector,
@@ -72,13 +74,36 @@ def _is_emoji(char: str) -> bool:
     return code >= 0x1F000 or 0x2600 <= code <= 0x27BF or 0x2B00 <= code <= 0x2BFF or code in (0x200D, 0xFE0F)
 
 
+# Code points a weighted count counts 1 (every other one counts 2).
+WEIGHT_ONE = ((0x0000, 0x10FF), (0x2000, 0x200D), (0x2010, 0x201F), (0x2032, 0x2037))
+LINK_LENGTH = 23
+
+
+def _weight(char: str) -> int:
+    code = ord(char)
+    return 1 if any(low <= code <= high for low, high in WEIGHT_ONE) else 2
+
+
+def _with_links_as(text: str, count) -> int:
+    """``count`` of the text between links, plus LINK_LENGTH for each link."""
+    total, at = 0, 0
+    for match in URL.finditer(text):
+        total += count(text[at:match.start()]) + LINK_LENGTH
+        at = match.end()
+    return total + count(text[at:])
+
+
 def measure(text: str, unit: str) -> int:
     """The length of ``text`` as a platform counts it (``unit``: one of LENGTH_UNITS).
 
-    Graphemes are counted as code points, which are never fewer: a text that fits counted
-    so fits the platform too."""
+    Graphemes are counted as code points, which are never fewer, and an emoji sequence as
+    its code points' weights: a text that fits counted so fits the platform too."""
     if unit in (CHARS, GRAPHEMES):
         return len(text)
+    if unit == LINKS_AS_23:
+        return _with_links_as(text, len)
+    if unit == WEIGHTED:
+        return _with_links_as(text, lambda part: sum(_weight(c) for c in part))
     if unit == UTF16:
         return len(text.encode("utf-16-le")) // 2
     if unit == UTF8_BYTES:
@@ -234,7 +259,8 @@ def title_from_line(line: str) -> str:
 
 def _unit_words(unit: str) -> str:
     return {CHARS: "characters", GRAPHEMES: "characters", UTF16: "UTF-16 units", UTF8_BYTES: "bytes",
-            EMOJI_AS_BYTES: "characters (emoji as bytes)"}.get(unit, unit)
+            EMOJI_AS_BYTES: "characters (emoji as bytes)", LINKS_AS_23: "characters (a link: 23)",
+            WEIGHTED: "weighted characters (a link: 23, CJK and emoji: 2)"}.get(unit, unit)
 
 
 # -- which posts are where ----------------------------------------------------------------------
