@@ -20,11 +20,21 @@ from hypothesis import strategies as st
 from archiver.archive import Archive
 from archiver.archive.media import MediaStore
 from archiver.archive.writer import ArchiveWriter, StoredFile
-from archiver.connector import (CHARS, EMOJI_AS_BYTES, LINKS_AS_23, UTF8_BYTES, UTF16, WEIGHTED, PostLimits,
-                                installed_connectors)
+from archiver.connector import CHARS, EMOJI_AS_BYTES, LINKS_AS_23, UTF8_BYTES, UTF16, WEIGHTED, PostLimits, installed_connectors
 from archiver.records import MediaRef, Post
-from archiver.views.content import (ContentError, adapt, caption_key, cut_at_word, find_post, gaps, hashtags,
-                                    limits_table, measure, write_bundle)
+from archiver.views.content import (
+    Adapted,
+    ContentError,
+    adapt,
+    caption_key,
+    cut_at_word,
+    find_post,
+    gaps,
+    hashtags,
+    limits_table,
+    measure,
+    write_bundle,
+)
 
 NOW = "2026-12-01T10:00:00Z"
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -142,11 +152,13 @@ def test_extra_hashtags_leave_the_closing_block_and_become_words_in_sentences():
     adapted = adapt(None, "A #calm evening\n#sun #calm #sky", FIVE_TAGS, "Example")
     assert adapted.caption == "A #calm evening\n\n#sun"
     assert "kept #calm #sun; left out #sky" in adapted.changes[0]
+    assert adapt(None, "#one #two #three", FIVE_TAGS, "Example").caption == "#one #two"   # a caption of tags only
+    assert adapt(None, "Line\n#one\n#two", FIVE_TAGS, "Example") == Adapted("Line\n#one\n#two")   # as it was
 
 
 def test_a_long_caption_is_cut_but_keeps_its_tags():
     adapted = adapt(None, LONG + "\n#river #dawn", FIVE_TAGS, "Example")
-    assert len(adapted.caption) <= 120 and adapted.caption.endswith("…\n\n#river #dawn")
+    assert len(adapted.caption) <= 120 and adapted.caption.endswith("…\n#river #dawn")
     assert LONG.startswith(adapted.caption.split("…")[0])
     assert any("caption cut from" in change for change in adapted.changes)
 
@@ -170,10 +182,12 @@ def test_a_single_topic_tag_is_the_first_hashtag_without_refused_characters():
 DECLARED = sorted((name, cls.post_limits) for name, cls in installed_connectors().items() if cls.post_limits)
 
 
+PIECES = [*"ab cd\n#é😀<>&.", "#tag", " #x1", "word ", "\n#t", " https://x.example/a "]
+
+
 @settings(max_examples=25, deadline=None)
 @given(title=st.one_of(st.none(), st.text(max_size=150)),
-       text=st.lists(st.sampled_from(list("ab cd\n#é😀<>&.") + ["#tag", " #x1", "word ", "\n#t", " https://x.example/a "]), max_size=2000)
-       .map("".join))
+       text=st.lists(st.sampled_from(PIECES), max_size=2000).map("".join))
 def test_whatever_the_post_a_bundle_fits_every_declared_limit(title, text):
     for name, limits in DECLARED:
         adapted = adapt(title, text, limits, name)

@@ -174,13 +174,15 @@ class Adapted:
     changes: list[str] = field(default_factory=list)   # what was changed and why, for the checklist
 
 
-def _split_tag_block(text: str) -> tuple[str, list[str]]:
-    """``text`` without its closing lines of hashtags only, and those lines."""
-    lines = text.rstrip().split("\n")
-    block: list[str] = []
-    while lines and TAG_LINE.match(lines[-1]) and len(lines) > 1:
-        block.insert(0, lines.pop().strip())
-    return "\n".join(lines).rstrip(), block
+def _split_tag_block(text: str) -> tuple[str, str]:
+    """``text`` as its body and its closing lines of hashtags only, with the white space
+    between them (body + tail == text)."""
+    lines = text.split("\n")
+    kept = len(lines)
+    while kept and TAG_LINE.match(lines[kept - 1]):
+        kept -= 1
+    body = "\n".join(lines[:kept]).rstrip()
+    return body, text[len(body):]
 
 
 def _without_forbidden(text: str, forbidden: str) -> str:
@@ -208,7 +210,7 @@ def adapt(title: str | None, text: str | None, limits: PostLimits, platform_titl
         changes.append(f"{platform_title} refuses the characters {' '.join(limits.forbidden_chars)}: "
                        f"replaced with {' '.join(LOOKALIKES.get(c, '(nothing)') for c in limits.forbidden_chars)}")
 
-    body, block = _split_tag_block(caption)
+    body, tail = _split_tag_block(caption)
     tags = hashtags(caption)
     kept = tags if limits.hashtags_max is None else tags[:limits.hashtags_max]
     if len(kept) < len(tags):
@@ -217,13 +219,13 @@ def adapt(title: str | None, text: str | None, limits: PostLimits, platform_titl
         # In a sentence an extra hashtag stays a word ("#sunset" -> "sunset"); in the
         # closing block of tags it goes.
         body = HASHTAG.sub(lambda m: m.group(0) if m.group(1).casefold() in keep else m.group(1), body)
-        block_tags = [t for line in block for t in hashtags(line) if t.casefold() in keep
-                      and t.casefold() not in {k.casefold() for k in hashtags(body)}]
-        block = [" ".join("#" + t for t in block_tags)] if block_tags else []
+        in_body = {t.casefold() for t in hashtags(body)}
+        block_tags = [t for t in hashtags(tail) if t.casefold() in keep and t.casefold() not in in_body]
+        separator = "\n\n" if body else ""
+        tail = separator + " ".join("#" + t for t in block_tags) if block_tags else ""
         changes.append(f"{platform_title} takes at most {limits.hashtags_max} hashtag(s): kept "
                        f"{' '.join('#' + t for t in kept) or 'none'}; left out {' '.join('#' + t for t in dropped)}")
-    tail = ("\n\n" + "\n".join(block)) if block else ""
-    caption = body + tail if body else "\n".join(block)
+    caption = body + tail
 
     size = measure(caption, limits.caption_unit)
     if size > limits.caption_chars:
