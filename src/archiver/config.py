@@ -34,7 +34,8 @@ _EXPECTED_TYPE = {
     int: "a whole number, e.g. 7",
     (int, float): "a number, e.g. 20",
 }
-_TYPE_WORDS = {int: "a whole number", float: "a number", list: 'a list such as ["a", "b"]'}
+_TYPE_WORDS = {int: "a whole number", float: "a number", list: 'a list such as ["a", "b"]',
+               dict: 'a table such as { name = "value" }'}
 
 
 class ConfigError(Exception):
@@ -108,6 +109,20 @@ class FleetConfig:
 
 
 @dataclass
+class OwnerConfig:
+    """The person the archive is of, for `archiver site`'s about page: their name, a short
+    bio, their own channels (newsletter, shop, blog) and their profiles elsewhere, as
+    (platform or label, URL) pairs in the order written (the label is None for a bare URL)."""
+
+    name: str | None = None
+    bio: str | None = None
+    newsletter: str | None = None
+    shop: str | None = None
+    blog: str | None = None
+    profiles: list[tuple[str | None, str]] = field(default_factory=list)
+
+
+@dataclass
 class Config:
     path: Path | None
     archive_path: Path | None = None
@@ -119,6 +134,7 @@ class Config:
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     downloads: DownloadLimits = field(default_factory=DownloadLimits)
     fleet: FleetConfig = field(default_factory=FleetConfig)
+    owner: OwnerConfig = field(default_factory=OwnerConfig)
 
     def find_accounts(self, platform: str | None = None, name: str | None = None) -> list[AccountConfig]:
         found = [
@@ -220,9 +236,9 @@ def load_config(path: Path, known_platforms: dict[str, Any] | None = None) -> Co
     config = Config(path=path)
     for top in data:
         if top not in ("archive", "secrets", "accounts", "inbox", "notify", "daemon", "alerts", "downloads",
-                       "fleet"):
+                       "fleet", "owner"):
             raise fail(None, top, data[top], "one of the tables [archive], [secrets], [accounts.<name>], "
-                       "[inbox], [alerts], [notify.*], [daemon], [downloads], [fleet]")
+                       "[inbox], [alerts], [notify.*], [daemon], [downloads], [fleet], [owner]")
 
     archive = data.get("archive", {})
     if "path" in archive:
@@ -315,7 +331,36 @@ def load_config(path: Path, known_platforms: dict[str, Any] | None = None) -> Co
             )
         )
     _load_service_tables(data, config, fail)
+    config.owner = _load_owner(data, fail)
     return config
+
+
+_HTTP_URL = re.compile(r"^https?://[^/\s?#\x00-\x1f\x7f]+[^\s\x00-\x1f\x7f]*$", re.IGNORECASE)
+
+
+def _load_owner(data: dict, fail) -> OwnerConfig:
+    """[owner]: who the archive is of (`archiver site`'s about page). Every link is an
+    http(s) URL: the site links nothing else."""
+    owner = _check_table(data, "owner", {"name": str, "bio": str, "newsletter": str, "shop": str, "blog": str,
+                                         "profiles": (list, dict)}, fail)
+    url_expected = 'an http(s) URL in double quotes, e.g. "https://example.org/"'
+    for key in ("newsletter", "shop", "blog"):
+        if key in owner and not _HTTP_URL.match(owner[key]):
+            raise fail("owner", key, owner[key], url_expected)
+    profiles: list[tuple[str | None, str]] = []
+    written = owner.get("profiles", [])
+    if isinstance(written, list):
+        for index, url in enumerate(written):
+            if not isinstance(url, str) or not _HTTP_URL.match(url):
+                raise fail("owner", "profiles", url, f"{url_expected} as item {index + 1} of the list")
+            profiles.append((None, url))
+    else:
+        for platform, url in written.items():
+            if not isinstance(url, str) or not _HTTP_URL.match(url):
+                raise fail("owner.profiles", platform, url, f"{url_expected} (your profile's page)")
+            profiles.append((platform, url))
+    return OwnerConfig(name=owner.get("name"), bio=owner.get("bio"), newsletter=owner.get("newsletter"),
+                       shop=owner.get("shop"), blog=owner.get("blog"), profiles=profiles)
 
 
 def _check_connector_options(where: str, platform: str, options: dict[str, Any], connector: Any, fail) -> None:

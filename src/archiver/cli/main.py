@@ -4,6 +4,7 @@
     setup      init, connectors, auth, secret
     runs       export, import, inbox
     look       serve, status, verify, report
+    site       site (a static website of the owner's posts)
     ops        daemon
     sim        simulate, demo
     audience   audience …
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import click
 
-from archiver.cli import audience, content, look, ops, runs, setup, sim
+from archiver.cli import audience, content, look, ops, runs, setup, sim, site
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,7 +29,7 @@ def main():
 
 for command in (setup.init, setup.connectors, setup.auth, setup.secret,
                 runs.export, runs.import_, runs.inbox,
-                look.serve, look.status, look.verify, look.report,
+                look.serve, look.status, look.verify, look.report, site.site,
                 ops.daemon,
                 sim.simulate, sim.demo,
                 audience.audience, content.content):
