@@ -20,9 +20,10 @@ LinkedIn and Pinterest, added last, walk two points in the suite (two_points: am
 download or before a middle commit, and the last commit): Pinterest's first export and
 LinkedIn's export imported; their later runs and every point only in the soak.
 
-The later runs walk a few of their points (``sample_points``: always the same ones) to
-keep the suite's time modest; the opt-in soak (ARCHIVER_SOAK=1, `make soak`) walks every
-point of them, for both kinds of later export on every platform.
+The later runs walk two of their points in the suite (``two_points``: amid a download and
+the last commit; the first exports above meet every kind mid-run) to keep the suite's time
+modest; the opt-in soak (ARCHIVER_SOAK=1, `make soak`) walks every point of them, for both
+kinds of later export on every platform.
 
 The kills are deterministic (src/archiver/crashpoints.py): the uninterrupted run, with
 ARCHIVER_CRASH_COUNTS set, says how many times it passed each point — just before and
@@ -114,7 +115,7 @@ def middle_of_each_kind(points: list[str]) -> list[str]:
 
 
 def two_points(points: list[str]) -> list[str]:
-    """For the platforms added last (LinkedIn, Pinterest), in the suite: a kill amid a
+    """For the later runs, and the platforms added last (LinkedIn, Pinterest), in the suite: a kill amid a
     download (half a .part left; else just before the middle commit) and one at the last
     commit (where the run finishes: the listing's end, tombstones, the import closed)."""
     downloads = [point for point in points if point.startswith("download:")]
@@ -364,7 +365,7 @@ def change_the_world(platform: str, fake) -> None:
 
 FULL_LATER = {"youtube", "bluesky"}     # their later run is a full listing (the others': incremental)
 # (platform, the later run's mode, sample the points): the suite samples, the soak walks every point.
-LATER_RUNS = [(platform, "full" if platform in FULL_LATER else "incremental", True) for platform in PLATFORMS] + [
+LATER_RUNS = [(platform, "full" if platform in FULL_LATER else "incremental", two_points) for platform in PLATFORMS] + [
     pytest.param(platform, mode, False, marks=pytest.mark.soak, id=f"{platform}-{mode}-every-point")
     for platform in (*PLATFORMS, *LATEST) for mode in ("incremental", "full")
     if (platform, mode) != ("x", "full")]   # X's --full is its incremental run (the API's window hides, never deletes)
@@ -427,7 +428,8 @@ def test_later_runs_over_a_filled_archive_killed_at_crash_points_converge(tmp_pa
         points = walk_every_crash_point(
             lambda folder: ["export", "--platform", platform, *flags, "--archive", str(folder)], env, reference,
             scratch, logs, prepare=lambda folder: shutil.copytree(filled, folder), sample=sample,
-            kinds=kinds_of(platform, {"before-commit", "commit", "download"}))
+            kinds=two_points_kinds(platform) if sample is two_points else kinds_of(
+                platform, {"before-commit", "commit", "download"}))
         print(f"{platform} {mode}: walked {len(points)} crash points")
         # The changes arrived: a new post, and (full listings) what was deleted is marked.
         assert query(scratch, "SELECT count(*) FROM posts")[0][0] > query(filled, "SELECT count(*) FROM posts")[0][0]
