@@ -22,8 +22,9 @@ def with_entry_points(monkeypatch, *extra: importlib.metadata.EntryPoint) -> Non
 
 
 def test_every_built_in_connector_loads():
-    assert sorted(installed_connectors()) == ["bluesky", "facebook", "instagram", "linkedin", "mastodon", "pinterest", "threads", "tiktok",
-                                              "x", "youtube"]
+    assert sorted(installed_connectors()) == ["bluesky", "buttondown", "facebook", "instagram", "linkedin", "mailchimp",
+                                              "mastodon", "pinterest", "shopify", "substack", "threads", "tiktok",
+                                              "woocommerce", "x", "youtube"]
 
 
 def test_a_built_in_connector_that_fails_to_load_is_an_error_naming_it(monkeypatch):

@@ -257,7 +257,47 @@ class Collection:
     raw: dict[str, Any] = field(default_factory=dict)
 
 
-Record = Profile | Post | Comment | Person | Interaction | Collection
+# What an owned contact's status says of them, in one vocabulary across providers.
+OWNED_STATUSES = ("subscribed", "pending", "unsubscribed", "cleaned", "customer")
+
+
+@dataclass
+class OwnedContact:
+    """Someone the owner can reach without any platform: a subscriber of their newsletter or
+    a customer of their shop, from the provider's own CSV export. People of the ``owned``
+    kind: kept apart from platform identities (table ``owned_contacts``), and never shown
+    by `archiver serve` or the site.
+
+    ``native_id`` is the email address trimmed and case folded, so the same person is one
+    across providers. ``status`` is one of ``OWNED_STATUSES``; ``consent`` whether they
+    agreed to receive email from the owner (None: the file does not say). Times are UTC
+    ISO-8601: ``joined_at`` (subscribed, signed up), ``consent_at`` (opt-in confirmed or
+    consent last changed), ``left_at`` (unsubscribed, cleaned, bounced). ``as_of`` is when
+    the export said so (the file's own time): an older export never overrides a newer one.
+    """
+
+    native_id: str
+    email: str
+    channel: Literal["newsletter", "shop"]
+    status: str
+    consent: bool | None = None
+    display_name: str | None = None
+    joined_at: str | None = None
+    consent_at: str | None = None
+    left_at: str | None = None
+    provider_id: str | None = None
+    orders: int | None = None
+    as_of: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+    # Where it was read ("subscribed_members.csv, line 12"): how an error about it names it,
+    # as the address must not be named. Not stored.
+    where: str = ""
+
+    def __repr__(self) -> str:   # an address is personal data: never in a log or a traceback
+        return f"OwnedContact(channel={self.channel!r}, status={self.status!r})"
+
+
+Record = Profile | Post | Comment | Person | Interaction | Collection | OwnedContact
 # The lists of a person's audience: who follows them, whom they follow, and, where a
 # platform has a mutual connection beside following, their friends (LinkedIn's
 # connections); the invitations to connect still open, each way.

@@ -661,3 +661,42 @@ def m016_links_collections(db: Database) -> None:
     # rows are never deleted, so a post moved to another board keeps its old one.
     for statement in _statements(COLLECTIONS):
         db.execute(statement)
+
+
+OWNED_CONTACTS = """
+CREATE TABLE owned_contacts (
+    account_id TEXT NOT NULL,                -- the newsletter's or shop's account ("mailchimp:main")
+    contact_id TEXT NOT NULL,                -- the email address, trimmed and case folded: one person across providers
+    platform TEXT NOT NULL,                  -- the provider: mailchimp | substack | buttondown | shopify | woocommerce …
+    channel TEXT NOT NULL,                   -- newsletter | shop
+    email TEXT NOT NULL,                     -- as the provider wrote it
+    display_name TEXT,
+    status TEXT NOT NULL,                    -- subscribed | pending | unsubscribed | cleaned | customer
+    consent INTEGER,                         -- 1: agreed to receive email from the owner; 0: not (or withdrawn); NULL: unknown
+    joined_at TEXT,                          -- subscribed / signed up
+    consent_at TEXT,                         -- opt-in confirmed, or consent last changed
+    left_at TEXT,                            -- unsubscribed / cleaned / bounced
+    provider_id TEXT,                        -- the provider's own id of the contact, where it gives one
+    orders INTEGER,                          -- a shop's customers: how many orders
+    as_of TEXT NOT NULL,                     -- when the export said so (its own time): a newer one replaces it
+    {provenance},
+    PRIMARY KEY (account_id, contact_id)
+) WITHOUT ROWID;
+CREATE INDEX owned_contacts_by_contact ON owned_contacts (contact_id, consent, status);
+CREATE TABLE owned_contact_versions (
+    account_id TEXT NOT NULL,
+    contact_id TEXT NOT NULL,
+    replaced_at TEXT NOT NULL,               -- the as_of of the export that replaced it
+    status TEXT, consent INTEGER, joined_at TEXT, consent_at TEXT, left_at TEXT,
+    PRIMARY KEY (account_id, contact_id, replaced_at)
+) WITHOUT ROWID
+""".format(provenance=_PROVENANCE)
+
+
+@migrations(name="m018_owned_contacts")
+def m018_owned_contacts(db: Database) -> None:
+    # The audience the owner reaches without any platform: subscribers of their newsletter
+    # and customers of their shop, from the providers' CSV exports, with consent and dates.
+    # Kept apart from `people` (platform identities), so nothing that shows people shows them.
+    for statement in _statements(OWNED_CONTACTS):
+        db.execute(statement)

@@ -35,6 +35,7 @@ from archiver.records import (
     Interaction,
     ListPage,
     MediaRef,
+    OwnedContact,
     Person,
     Post,
     Profile,
@@ -603,6 +604,54 @@ class ArchiveWriter:
         )
         self._revive("interactions", "account_id=? AND kind=? AND target=?", [self.account_id, item.kind, item.target],
                       existing, f"{item.kind}s")
+
+    # -- the audience the owner owns ------------------------------------------------------
+
+    def write_owned_contact(self, contact: OwnedContact) -> None:
+        """A subscriber or customer from a provider's export. Exports are the only source,
+        so the newest one (by ``as_of``, the file's own time) says the current status; an
+        older export imported later only fills blanks. A changed status, consent or date
+        keeps the earlier values in ``owned_contact_versions``."""
+        contact = without_nul(contact)
+        key = [self.account_id, contact.native_id]
+        existing = self._one("SELECT * FROM owned_contacts WHERE account_id=? AND contact_id=?", key)
+        as_of = contact.as_of or self.now
+        consent = None if contact.consent is None else int(contact.consent)
+        incoming = {"email": contact.email, "display_name": contact.display_name, "status": contact.status,
+                    "consent": consent, "joined_at": contact.joined_at, "consent_at": contact.consent_at,
+                    "left_at": contact.left_at, "provider_id": contact.provider_id, "orders": contact.orders}
+        tracked = ("status", "consent", "joined_at", "consent_at", "left_at")
+        newer = existing is None or as_of >= existing["as_of"]
+        if existing is not None and not newer:   # an older export: it fills blanks only
+            merged = {k: existing[k] if existing[k] is not None else v for k, v in incoming.items()}
+        else:
+            merged = {k: v if v is not None else (existing or {}).get(k) for k, v in incoming.items()}
+            if existing is not None and existing["status"] != contact.status:
+                # A new status: what the file does not say of it is unknown, not the old value;
+                # a contact seen leaving between two exports left by the newer one's time.
+                merged["consent"] = consent
+                reachable_again = contact.status in ("subscribed", "pending", "customer")
+                merged["left_at"] = contact.left_at or (None if reachable_again else as_of)
+        if existing is not None and newer and any(existing[k] != merged[k] for k in tracked):
+            self.db.execute(
+                "INSERT OR IGNORE INTO owned_contact_versions (account_id, contact_id, replaced_at, status, consent, "
+                "joined_at, consent_at, left_at) VALUES (?,?,?,?,?,?,?,?)",
+                [*key, as_of, *(existing[k] for k in tracked)])
+            self._count("contacts_changed")
+        if existing is None:
+            self._count("contacts_new")
+        sources, raw = self._merged_provenance(existing, contact.raw)
+        self.db.execute(
+            "INSERT INTO owned_contacts (account_id, contact_id, platform, channel, email, display_name, status, "
+            "consent, joined_at, consent_at, left_at, provider_id, orders, as_of, sources, first_seen_at, "
+            "last_seen_at, raw) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT(account_id, contact_id) DO UPDATE SET email=excluded.email, "
+            "display_name=excluded.display_name, status=excluded.status, consent=excluded.consent, "
+            "joined_at=excluded.joined_at, consent_at=excluded.consent_at, left_at=excluded.left_at, "
+            "provider_id=excluded.provider_id, orders=excluded.orders, as_of=excluded.as_of, "
+            "sources=excluded.sources, last_seen_at=excluded.last_seen_at, raw=excluded.raw",
+            [*key, self.platform, contact.channel, *(merged[k] for k in incoming),
+             max(as_of, existing["as_of"]) if existing else as_of, sources, self.now, self.now, raw])
 
     # -- people and comments --------------------------------------------------------------
 

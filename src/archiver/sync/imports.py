@@ -2,7 +2,7 @@
 
 An export file comes from the internet and is treated as hostile until proven otherwise
 (DESIGN.md §4). ``open_export`` accepts a zip, a tar (plain or gzip / bz2 / xz
-compressed), a bare JSON file, an already extracted folder, or a folder holding the
+compressed), a bare JSON, HTML, CSV or CAR file, an already extracted folder, or a folder holding the
 parts of one download (zips or tars: read as one export), and gives one small API over
 all of them:
 
@@ -1080,6 +1080,53 @@ class _HtmlFileSource(_JsonFileSource):
     kind = "html"
 
 
+class _CsvFileSource(_JsonFileSource):
+    """A bare CSV file (a newsletter's subscriber list, a shop's customer list): one entry,
+    named after the file. The connector reads it through ``open_csv``."""
+
+    kind = "csv"
+
+
+def _looks_like_csv(head: bytes) -> bool:
+    """Text whose first line holds a comma, semicolon or tab between printable characters:
+    UTF-8 (with or without its byte-order mark) or UTF-16 with its byte-order mark. A line of
+    prose ("not an export at all") or binary bytes is not one."""
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        text = head.decode("utf-16", errors="ignore")
+    else:
+        first_line, newline, _ = head.removeprefix(_UTF8_BOM).partition(b"\n")
+        try:
+            text = first_line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            # Only the first line is judged; one running past the 4096 bytes may end inside a character.
+            if newline or exc.start < len(first_line) - 4:
+                return False
+            text = first_line[:exc.start].decode("utf-8")
+    first = text.split("\n", 1)[0].rstrip("\r")
+    if not first or any(ord(c) < 32 and c != "\t" for c in first):
+        return False
+    return any(delimiter in first for delimiter in (",", ";", "\t"))
+
+
+def open_csv(source: "ExportSource", name: str) -> io.TextIOWrapper:
+    """One CSV entry as text for ``csv.reader``: UTF-8 with or without its byte-order mark
+    (what Excel writes), or UTF-16 with its mark. Undecodable bytes become U+FFFD rather than
+    failing the file; the first NUL byte or invalid UTF-8 is named by ``csv_text_problem``
+    once read, for the importer to report (one bad byte is one bad row)."""
+    raw = source.open(name)
+    head = raw.peek(4)[:4]
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return io.TextIOWrapper(raw, encoding="utf-16", errors="replace", newline="")
+    raw.close()
+    return io.TextIOWrapper(source.open_text(name), encoding="utf-8-sig", errors="replace", newline="")
+
+
+def csv_text_problem(text: io.TextIOWrapper) -> str | None:
+    """The first NUL byte or invalid UTF-8 met in an entry opened by ``open_csv`` (so far)."""
+    buffer: Any = text.buffer
+    return getattr(getattr(buffer, "raw", None), "problem", None)
+
+
 class _CarFileSource(_JsonFileSource):
     """A bare CAR file (an AT Protocol repository, as Bluesky's settings page exports it):
     one entry, named after the file; the connector decodes its blocks."""
@@ -1320,9 +1367,11 @@ def _sniff(path: Path) -> type[ExportSource]:
         return _JsonFileSource
     if text_start[:1] == b"<":
         return _HtmlFileSource
+    if _looks_like_csv(head):
+        return _CsvFileSource
     raise _export_error(
         path,
-        "unknown file type (not a zip, tar, tar.gz, JSON, HTML or CAR file)",
+        "unknown file type (not a zip, tar, tar.gz, JSON, HTML, CSV or CAR file)",
         "choose the file you downloaded from the platform's \"download your data\" page, "
         "or the folder you extracted it to",
     )

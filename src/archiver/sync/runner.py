@@ -32,6 +32,7 @@ from archiver.records import (
     CommentsListed,
     Interaction,
     ListPage,
+    OwnedContact,
     Page,
     Person,
     Post,
@@ -657,6 +658,8 @@ class Runner:
                 writer.stage_list_page(record, apply_up_to=self.list_chunk)
             elif isinstance(record, Interaction):
                 writer.write_interaction(record)
+            elif isinstance(record, OwnedContact):
+                writer.write_owned_contact(record)
             elif isinstance(record, Collection):
                 cover = stored.get(id(record.cover)) if record.cover is not None else None
                 if record.cover is not None and cover is not None and cover.sha256:
@@ -698,6 +701,8 @@ def _within_json_depth(record, ctx: SyncContext):
 
 
 def _describe(record) -> str:
+    if isinstance(record, OwnedContact):   # named by where it was read: an address is personal data
+        return f"contact at {record.where}" if record.where else "a contact"
     kind = type(record).__name__.lower()
     ident = getattr(record, "native_id", None) or getattr(record, "created_at", None) or ""
     return f"{kind} {ident}".strip()

@@ -324,7 +324,37 @@ _TABLES = {
         },
     },
     "_sqlite_migrations": {"hidden": True},
+    # Subscribers and customers (addresses, names, consent) are never shown here: not listed,
+    # and every column reads as empty, even through SQL (owned_contacts_unreadable).
+    "owned_contacts": {
+        "title": "Owned contacts (never shown)",
+        "description": "Your newsletter's subscribers and your shop's customers: private, never shown here. "
+                       "`archiver audience reach` counts them.",
+        "hidden": True,
+    },
+    "owned_contact_versions": {
+        "title": "Earlier statuses of owned contacts (never shown)",
+        "description": "Earlier status, consent and dates of subscribers and customers: private, never shown here.",
+        "hidden": True,
+    },
 }
+
+# Tables whose values no page, JSON answer or SQL query of `archiver serve` may read.
+PRIVATE_TABLES = frozenset({"owned_contacts", "owned_contact_versions"})
+
+
+def owned_contacts_unreadable(connection) -> None:
+    """Make every column of ``PRIVATE_TABLES`` read as NULL on this connection (an SQLite
+    authorizer answering SQLITE_IGNORE): a table page, a row page, a canned or typed query
+    all see empty values; counting rows still works."""
+    import sqlite3
+
+    def authorize(action, table, column, database, trigger):
+        if action == sqlite3.SQLITE_READ and table in PRIVATE_TABLES:
+            return sqlite3.SQLITE_IGNORE
+        return sqlite3.SQLITE_OK
+
+    connection.set_authorizer(authorize)
 
 
 def _audience_events_sql(event: str, last_days: int | None = None) -> str:
@@ -736,6 +766,12 @@ class ArchivePlugin:
             }
 
         return post_media
+
+    @staticmethod
+    @hookimpl
+    def prepare_connection(conn, database, datasette):
+        if database == DATABASE:
+            owned_contacts_unreadable(conn)
 
     @staticmethod
     @hookimpl
