@@ -9,6 +9,7 @@
     sim        simulate, demo
     audience   audience …
     content    content gaps, content bundle
+    fleet      fleet init|add|import|status, worker, enqueue (the fleet extra)
 
 Each command imports the heavy modules (httpx, sqlite-utils, datasette, rich) it needs
 inside itself, so `archiver --help` stays fast.
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import click
 
-from archiver.cli import audience, content, look, ops, runs, setup, sim, site
+from archiver.cli import audience, content, fleet, look, ops, runs, setup, sim, site
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,7 +33,8 @@ for command in (setup.init, setup.connectors, setup.auth, setup.secret,
                 look.serve, look.status, look.verify, look.report, site.site,
                 ops.daemon,
                 sim.simulate, sim.demo,
-                audience.audience, content.content):
+                audience.audience, content.content,
+                fleet.fleet, fleet.worker, fleet.enqueue):
     main.add_command(command)
 
 

@@ -49,9 +49,13 @@ def shown_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}@{netloc[-1]}"))
 
 
-def connect(url: str, *, autocommit: bool = False) -> "psycopg.Connection":
+def connect(url: str, *, autocommit: bool = True) -> "psycopg.Connection":
     """A psycopg connection, bounded: a database that does not answer fails in
-    CONNECT_TIMEOUT_SECONDS with its URL (password hidden) in the message."""
+    CONNECT_TIMEOUT_SECONDS with its URL (password hidden) in the message.
+
+    Autocommit by default: each statement stands alone, and ``with connection.transaction():``
+    makes a real transaction (without autocommit it would only be a savepoint inside the
+    transaction psycopg opened implicitly, committed by no one)."""
     try:
         import psycopg
     except ImportError:

@@ -55,6 +55,9 @@ PARTS: list[SchemaPart] = [
             full_listing    boolean NOT NULL DEFAULT false,
             status          text NOT NULL CHECK (status IN ('running', 'ok', 'failed', 'interrupted')),
             started_at      timestamptz NOT NULL DEFAULT now(),
+            -- Refreshed by the running job every few seconds (ledger.HEARTBEAT_SECONDS): a
+            -- 'running' row whose heartbeat stopped belongs to a dead or cut-off worker.
+            heartbeat_at    timestamptz NOT NULL DEFAULT now(),
             ended_at        timestamptz,
             message         text,
             counts          jsonb

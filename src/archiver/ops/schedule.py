@@ -135,12 +135,46 @@ def needs_catch_up(db, account: ScheduledAccount, now: dt.datetime | None = None
     last = last_successful_export(db, account.account_id)
     if last is None:
         return True, "it has no successful run yet"
-    trigger = account_trigger(account, jitter=False)
-    due = trigger.get_next_fire_time(None, last.astimezone(trigger.timezone))
-    if due is not None and due <= now:
+    due = missed_fire_time(account, last, now)
+    if due is not None:
         return True, (f"its last successful run ended {_ago(now - last)} ago and the run due "
                       f"{show_moment(due)} did not happen")
     return False, f"its last successful run ended {_ago(now - last)} ago; nothing was missed"
+
+
+def missed_fire_time(account: ScheduledAccount, last_success: dt.datetime, now: dt.datetime, *,
+                     timezone=None) -> dt.datetime | None:
+    """The first fire time of the account's schedule after ``last_success`` that is not
+    later than ``now`` (a run was missed), or None. The daemon's catch-up and the fleet's
+    "is it due" (archiver.fleet.dispatch) both ask this."""
+    trigger = account_trigger(account, jitter=False, timezone=timezone)
+    after = last_success.astimezone(trigger.timezone) + dt.timedelta(microseconds=1)
+    due = trigger.get_next_fire_time(None, after)
+    return due if due is not None and due <= now else None
+
+
+# How far back latest_fire_time looks, widening: a minute, an hour, a day, a week, a month,
+# a year and a leap year's cycle (a cron line fires at least that often or never).
+_LOOKBACK = tuple(dt.timedelta(minutes=m) for m in (1, 60, 24 * 60, 8 * 24 * 60, 32 * 24 * 60, 367 * 24 * 60,
+                                                     4 * 367 * 24 * 60))
+
+
+def latest_fire_time(account: ScheduledAccount, now: dt.datetime, *, timezone=None) -> dt.datetime | None:
+    """The newest fire time of the account's schedule at or before ``now`` (without jitter),
+    or None when it never fired in four years. Runs missed one after the other coalesce
+    into this one, as the daemon's coalescing scheduler does."""
+    trigger = account_trigger(account, jitter=False, timezone=timezone)
+    now = now.astimezone(trigger.timezone)
+    for window in _LOOKBACK:   # the narrowest window holding a fire time: few steps below
+        fire = trigger.get_next_fire_time(None, now - window)
+        if fire is None or fire > now:
+            continue
+        while True:
+            following = trigger.get_next_fire_time(fire, fire + dt.timedelta(microseconds=1))
+            if following is None or following > now:
+                return fire
+            fire = following
+    return None
 
 
 def full_listing_due(db, account: ScheduledAccount, now: dt.datetime | None = None) -> tuple[bool, str]:

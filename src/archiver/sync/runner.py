@@ -334,10 +334,16 @@ def _write_state(db, account_id: str, stream: str, state: dict | None) -> None:
     )
 
 
-def mark_dead_runs(db) -> None:
-    """Runs left 'running' by a process that no longer exists were interrupted."""
+def mark_dead_runs(db, *, trust_pids: bool = True) -> None:
+    """Runs left 'running' by a process that no longer exists were interrupted.
+
+    A pid tells liveness only on the machine (and in the container) that wrote it. An
+    archive that travels between machines (archiver.fleet: checked out by whichever worker
+    runs the account) passes ``trust_pids=False``: there the fleet's run ledger in PostgreSQL
+    decides who holds the account, and every run this archive still shows 'running' was cut
+    short on some other machine, whatever process now has its pid here."""
     for run_id, pid in db.execute("SELECT run_id, pid FROM runs WHERE status='running'").fetchall():
-        if pid and process_alive(pid):
+        if trust_pids and pid and process_alive(pid):
             continue
         db.execute(
             "UPDATE runs SET status='interrupted', message=coalesce(message, 'the process ended before the run finished; "

@@ -1,0 +1,197 @@
+"""The fleet's commands (docs/fleet.md): `archiver fleet init|add|import|status`,
+`archiver worker`, `archiver enqueue`. They need the ``fleet`` extra; nothing of it
+(procrastinate, psycopg) is imported until a command runs, so `archiver --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from archiver.cli._common import common_options, fail, guard
+from archiver.inert import echo
+
+
+def database_option(func):
+    @click.option("--database", metavar="URL",
+                  help="The fleet's PostgreSQL (postgresql://user@host/db). Default: $ARCHIVER_FLEET_DATABASE, "
+                       "else [fleet] database in the config.")
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+def fleet_guard(func):
+    """FleetError and a missing extra as one line, like the other commands' mistakes."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from archiver.fleet.db import FleetError  # no third-party import in that module
+
+        try:
+            return func(*args, **kwargs)
+        except FleetError as error:
+            fail(str(error))
+        except ModuleNotFoundError as error:
+            if error.name and error.name.split(".")[0] in ("procrastinate", "psycopg", "psycopg_pool"):
+                fail(f"the fleet needs its extra ({error.name} is missing): pip install 'archiver[fleet]'")
+            raise
+
+    return guard(wrapper)
+
+
+def _url(archive, config_path, database) -> str:
+    from archiver.cli._common import open_workspace
+    from archiver.fleet.db import database_url
+
+    if database:
+        return database_url(database)
+    return database_url(None, open_workspace(archive, config_path).config)
+
+
+@click.group()
+def fleet():
+    """Many accounts, many workers: accounts and the job queue in PostgreSQL (docs/fleet.md)."""
+
+
+@fleet.command()
+@common_options
+@database_option
+@fleet_guard
+def init(archive, config_path, database):
+    """Apply the job queue's schema and the fleet's tables (again after an upgrade: harmless)."""
+    from archiver.fleet import db, schema
+
+    url = _url(archive, config_path, database)
+    with db.connect(url) as connection:
+        done = schema.apply(connection)
+    echo(f"fleet database {db.shown_url(url)} ready: " + ", ".join(done))
+
+
+@fleet.command()
+@common_options
+@database_option
+@click.argument("tenant")
+@click.argument("platform")
+@click.argument("name")
+@click.option("--schedule", help="Cron line (5 fields, or 6 with seconds first). Default: nightly, 02:00-05:00.")
+@click.option("--timezone", help="Time zone of the schedule, e.g. Europe/Berlin. Default: the worker's.")
+@click.option("--full-every-days", type=click.IntRange(min=1), default=7, show_default=True,
+              help="A full listing (finds deleted posts) this often.")
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="A connector option (repeatable).")
+@click.option("--disabled", is_flag=True, help="Add it disabled (not scheduled).")
+@fleet_guard
+def add(archive, config_path, database, tenant, platform, name, schedule, timezone, full_every_days, options,
+        disabled):
+    """Add the account NAME on PLATFORM for TENANT."""
+    from archiver.fleet import accounts, db
+
+    parsed = {}
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep or not key:
+            fail(f"--option {option!r}: expected KEY=VALUE")
+        parsed[key] = value
+    with db.connect(_url(archive, config_path, database)) as connection:
+        account, _ = accounts.add(connection, tenant, platform, name, schedule=schedule, timezone=timezone,
+                                  enabled=not disabled, full_every_days=full_every_days, options=parsed)
+    echo(f"added account {account.id}: {account.label()}")
+
+
+@fleet.command(name="import")
+@common_options
+@database_option
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@fleet_guard
+def import_(archive, config_path, database, csv_file):
+    """Add or update accounts from a CSV file (columns: tenant, platform, name; optional:
+    schedule, timezone, enabled, full_every_days, options as JSON). Importing it again
+    changes nothing; a bad row is reported and skipped."""
+    from archiver.fleet import accounts, db
+
+    with db.connect(_url(archive, config_path, database)) as connection:
+        result = accounts.import_csv(connection, csv_file)
+    for problem in result.problems:
+        echo(f"skipped: {problem}", err=True)
+    echo(f"{result.added} added, {result.updated} updated, {len(result.problems)} skipped")
+    if result.problems:
+        sys.exit(1)
+
+
+@fleet.command()
+@common_options
+@database_option
+@click.option("--json", "as_json", is_flag=True, help="As JSON.")
+@fleet_guard
+def status(archive, config_path, database, as_json):
+    """Per tenant and platform: done, running, failed, overdue, queued; stalled workers."""
+    import datetime as dt
+
+    from archiver.fleet import db
+    from archiver.fleet.status import fleet_status, status_lines
+
+    with db.connect(_url(archive, config_path, database)) as connection:
+        found = fleet_status(connection, dt.datetime.now(dt.timezone.utc))
+    if as_json:
+        echo(json.dumps(found.as_dict(), indent=2))
+    else:
+        for line in status_lines(found):
+            echo(line)
+
+
+@click.command()
+@common_options
+@database_option
+@click.option("--queues", help="Comma-separated queues to take jobs from: accounts (runs), control (the tick, "
+                               "stalled jobs). Default: all.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Runs at once in this worker.")
+@click.option("--archives", "archives", metavar="DIR", type=click.Path(file_okay=False, path_type=Path),
+              help="Where this worker keeps the accounts' archives. Default: <archive folder>/fleet.")
+@fleet_guard
+def worker(archive, config_path, database, queues, concurrency, archives):
+    """Take jobs from the fleet's queue and run them, until SIGTERM/SIGINT (a running account
+    stops at its next page and resumes later, on any worker)."""
+    from archiver.cli._common import open_workspace, setup_logging
+    from archiver.fleet.worker import FleetServices, LocalArchives, run_worker
+
+    setup_logging()
+    ws = open_workspace(archive, config_path)
+    url = _url(archive, config_path, database)
+    folder = archives or ws.archive.folder / "fleet"
+    services = FleetServices(url, LocalArchives(folder, secrets=ws.secrets))
+    run_worker(services, queues=[q.strip() for q in queues.split(",") if q.strip()] if queues else None,
+               concurrency=concurrency)
+
+
+@click.command()
+@common_options
+@database_option
+@click.option("--account", "account_ref", metavar="ID", help="This account (its number or tenant/platform:name), now.")
+@click.option("--due", is_flag=True, help="Every account whose schedule says it is due (what the tick does).")
+@click.option("--full", is_flag=True, help="Full listings (they find deleted posts).")
+@fleet_guard
+def enqueue(archive, config_path, database, account_ref, due, full):
+    """Queue runs: one account now, or every due account. Idempotent: an account with a
+    run waiting already is not queued twice, and a scheduled time already done is not run again."""
+    import datetime as dt
+
+    from archiver.fleet import accounts, db, dispatch
+    from archiver.fleet.tasks import make_app
+
+    if bool(account_ref) == due:
+        fail("give either --account ID or --due")
+    url = _url(archive, config_path, database)
+    now = dt.datetime.now(dt.timezone.utc)
+    app = make_app(url)
+    with app.open(), db.connect(url) as connection:
+        if due:
+            result = dispatch.enqueue_due(app, connection, now, full=full)
+        else:
+            result = dispatch.enqueue_now(app, accounts.find(connection, account_ref), now, full=full)
+    echo(result.summary())

@@ -1,0 +1,114 @@
+"""What is due, and putting it in the queue: `archiver enqueue` and the once-a-minute tick.
+
+Due is the daemon's own rule (archiver.ops.schedule, the same functions, not a copy): an
+account is due when a fire time of its schedule lies after its last successful scheduled
+time and not after now. Fire times missed one after the other coalesce into the newest one
+(``latest_fire_time``), which is the scheduled time the run serves and the ledger records.
+A scheduled time whose runs failed is tried again after RETRY_AFTER × failures, at most
+MAX_ATTEMPTS_PER_SLOT times; then the account waits for its next fire time (and
+`archiver fleet status` shows it failed).
+
+Each due account is deferred as one job with
+- ``lock = account:<id>``: one running job per account (Procrastinate runs jobs of one lock
+  one after the other), and
+- ``queueing_lock = account:<id>``: one waiting job per account; a second defer while one
+  waits raises AlreadyEnqueued, counted as "already queued" — so enqueueing is idempotent.
+
+Seconds fields of a schedule ("*/4 * * * * *") never reach the queue's cron parser: the queue
+knows only the tick (every minute), and the tick asks ops.schedule.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+
+from archiver.fleet import accounts as fleet_accounts
+from archiver.fleet import ledger
+from archiver.fleet.accounts import FleetAccount
+
+log = logging.getLogger("archiver.fleet.dispatch")
+
+RUN_TASK = "archiver.fleet.run_account"
+ACCOUNT_QUEUE = "accounts"
+
+
+def account_lock(account_id: int) -> str:
+    return f"account:{account_id}"
+
+
+def due_slot(account: FleetAccount, history: ledger.AccountHistory | None, now: dt.datetime) -> dt.datetime | None:
+    """The scheduled time the account's run is due for now, or None when nothing is due."""
+    from archiver.ops.schedule import latest_fire_time, missed_fire_time
+
+    if not account.enabled:
+        return None
+    zone = account.zone()
+    latest = latest_fire_time(account, now, timezone=zone)
+    last_ok = history.last_ok_slot if history else None
+    if last_ok is None:
+        # Never archived: due now (the daemon's catch-up says the same), for the newest
+        # fire time, or this minute when the schedule never fired yet.
+        slot = latest or now.replace(second=0, microsecond=0)
+    else:
+        if missed_fire_time(account, last_ok, now, timezone=zone) is None or latest is None:
+            return None
+        slot = latest
+    if history and history.last_failed_slot == slot:   # this scheduled time failed already
+        if history.failures >= ledger.MAX_ATTEMPTS_PER_SLOT:
+            return None
+        if history.last_failure_end and now < history.last_failure_end + ledger.RETRY_AFTER * history.failures:
+            return None
+    return slot
+
+
+def due_accounts(connection, now: dt.datetime) -> list[tuple[FleetAccount, dt.datetime]]:
+    """Every enabled account due now, with its scheduled time."""
+    histories = ledger.histories(connection)
+    found = []
+    for account in fleet_accounts.load(connection, enabled_only=True):
+        slot = due_slot(account, histories.get(account.id), now)
+        if slot is not None:
+            found.append((account, slot))
+    return found
+
+
+@dataclass
+class Enqueued:
+    deferred: list[str] = field(default_factory=list)         # account labels
+    already_queued: list[str] = field(default_factory=list)   # a job of theirs waits already
+
+    def summary(self) -> str:
+        return f"{len(self.deferred)} deferred, {len(self.already_queued)} already queued"
+
+
+def defer_runs(app, items: list[tuple[FleetAccount, dt.datetime]], *, full: bool = False) -> Enqueued:
+    """Defer one run job per (account, scheduled time), each with the account's lock and
+    queueing lock. ``app`` is an open procrastinate.App (sync use: a command, or a sync job)."""
+    from procrastinate.exceptions import AlreadyEnqueued
+
+    result = Enqueued()
+    for account, slot in items:
+        lock = account_lock(account.id)
+        try:
+            app.configure_task(RUN_TASK, queue=ACCOUNT_QUEUE, lock=lock, queueing_lock=lock).defer(
+                account=account.id, slot=slot.isoformat(), full=full)
+        except AlreadyEnqueued:
+            result.already_queued.append(account.label())
+        else:
+            result.deferred.append(account.label())
+    return result
+
+
+def enqueue_due(app, connection, now: dt.datetime, *, full: bool = False) -> Enqueued:
+    """`archiver enqueue --due` and the tick."""
+    result = defer_runs(app, due_accounts(connection, now), full=full)
+    log.info("tick %s: %s", now.isoformat(timespec="seconds"), result.summary())
+    return result
+
+
+def enqueue_now(app, account: FleetAccount, now: dt.datetime, *, full: bool = False) -> Enqueued:
+    """`archiver enqueue --account`: a run now, whether due or not. Its scheduled time is
+    this minute, so the same command twice in a minute is one run."""
+    return defer_runs(app, [(account, now.replace(second=0, microsecond=0))], full=full)

@@ -1,0 +1,78 @@
+"""The fleet's jobs in the queue: Procrastinate tasks that ``register`` defines on an App
+(make_app; a function, not a module-level app or Blueprint, because a Blueprint's
+tasks bind to the first App they join and a process may make several: a command, tests):
+
+- ``run_account``  (queue "accounts"): one account's run for one scheduled time;
+- ``tick``         (queue "control", every minute): defer every due account
+  (dispatch.enqueue_due). Procrastinate defers a periodic job once per minute whatever the
+  number of workers (its procrastinate_periodic_defers table), and the queueing lock keeps
+  at most one tick waiting;
+- ``retry_stalled`` (queue "control", every 15 s): jobs of workers whose heartbeat stopped
+  (killed, frozen, cut off) go back to the queue, where another worker takes them.
+
+The tasks reach the worker's FleetServices through the job context.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from archiver.fleet.dispatch import ACCOUNT_QUEUE, RUN_TASK
+from archiver.fleet.ledger import STALE_SECONDS, AccountBusy
+
+log = logging.getLogger("archiver.fleet.tasks")
+
+TICK_TASK = "archiver.fleet.tick"
+STALLED_TASK = "archiver.fleet.retry_stalled"
+
+CONTROL_QUEUE = "control"
+STALLED_CHECK_CRON = "* * * * * */15"   # Procrastinate's cron (croniter): a sixth field is seconds
+
+
+def make_app(database_url: str):
+    """A Procrastinate App on the fleet database with the fleet's tasks (not opened)."""
+    import procrastinate
+
+    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=database_url))
+    register(app)
+    return app
+
+
+def register(app) -> None:
+    """Define the fleet's tasks on ``app`` (a procrastinate.App)."""
+    import procrastinate
+
+    @app.task(name=RUN_TASK, queue=ACCOUNT_QUEUE, pass_context=True,
+              # Another run of the account still alive (its heartbeat fresh): try again
+              # once that one has ended or gone stale.
+              retry=procrastinate.RetryStrategy(max_attempts=20, wait=int(STALE_SECONDS),
+                                                retry_exceptions={AccountBusy}))
+    def run_account(context, account: int, slot: str, full: bool = False) -> str:
+        services = context.additional_context["fleet"]
+        return services.run_job(account, dt.datetime.fromisoformat(slot), full=full, job_id=context.job.id,
+                                should_abort=context.should_abort)
+
+    @app.periodic(cron="* * * * *", periodic_id="tick")
+    @app.task(name=TICK_TASK, queue=CONTROL_QUEUE, queueing_lock=TICK_TASK, pass_context=True)
+    def tick(context, timestamp: int) -> str:
+        # The scheduled minute, not the clock: a late tick decides as its minute would have.
+        now = dt.datetime.fromtimestamp(timestamp, dt.timezone.utc)
+        return context.additional_context["fleet"].tick(context.app, now)
+
+    @app.periodic(cron=STALLED_CHECK_CRON, periodic_id="stalled")
+    @app.task(name=STALLED_TASK, queue=CONTROL_QUEUE, queueing_lock=STALLED_TASK, pass_context=True)
+    async def retry_stalled(context, timestamp: int) -> int:
+        return await retry_stalled_jobs(context.app, context.additional_context["fleet"].stalled_after_seconds)
+
+
+async def retry_stalled_jobs(app, stalled_after: float) -> int:
+    """Put the jobs of workers silent for ``stalled_after`` seconds back in the queue (their
+    ledger runs are taken over by whoever runs them next: ledger.start_run)."""
+    manager = app.job_manager
+    stalled = list(await manager.get_stalled_jobs(seconds_since_heartbeat=stalled_after))
+    for job in stalled:
+        log.warning("job %s (%s %s) was on a worker that stopped its heartbeat; back to the queue",
+                    job.id, job.task_name, job.task_kwargs)
+        await manager.retry_job(job)
+    return len(stalled)

@@ -1,0 +1,214 @@
+"""`archiver worker`: what a fleet worker does with a job, and how it runs.
+
+A run job (``tasks.run_account``) goes: the ledger first (ledger.start_run: its scheduled
+time done already -> nothing to do; another live run -> wait), then a heartbeat thread
+that refreshes the run's ledger row every few seconds and turns "no longer ours" (another
+worker took the account over: the fence moved) into a cancel, then the run itself (an
+``ArchiveRunner``: the account's archive, the same run_export a single user's run is), then
+the ledger's end (fenced: a run that lost the account records nothing).
+
+The run stops between pages when the worker is asked to stop (SIGTERM: Procrastinate sets
+the job's should_abort) or when it is fenced off; the run is recorded interrupted and the
+next tick queues it again, resuming from its checkpoint.
+
+Where the archive lives is the ArchiveRunner's business: ``LocalArchives`` keeps each in a
+folder of this machine (one machine, or a shared disk); object storage by generation
+(fleet/storage.py) plugs in the same way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+from archiver.fleet import accounts as fleet_accounts
+from archiver.fleet import db, ledger
+from archiver.fleet.accounts import FleetAccount
+
+log = logging.getLogger("archiver.fleet.worker")
+
+# Procrastinate's worker heartbeat (procrastinate_workers) and when a silent one's jobs go
+# back to the queue (tasks.retry_stalled, every 15 s): a killed worker's job runs again
+# within about 40 s.
+WORKER_HEARTBEAT_SECONDS = 5.0
+STALLED_AFTER_SECONDS = 20.0
+
+
+@dataclass
+class RunOutcome:
+    status: str                 # ok, failed, interrupted (a run_export result's, 'skipped' counts as ok)
+    message: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+class ArchiveRunner(Protocol):
+    def __call__(self, account: FleetAccount, ticket: ledger.RunTicket, *, full: bool,
+                 cancel: Callable[[], bool]) -> RunOutcome: ...
+
+
+class LocalArchives:
+    """Each account's archive in ``folder``/<tenant>/<platform>/<name> on this machine."""
+
+    def __init__(self, folder: Path, *, secrets=None, transport=None):
+        self.folder = Path(folder)
+        self.secrets = secrets
+        self.transport = transport     # tests: the simulators' in-process transport
+
+    def archive_folder(self, account: FleetAccount) -> Path:
+        return self.folder / account.tenant / account.platform / account.name
+
+    def __call__(self, account: FleetAccount, ticket: ledger.RunTicket, *, full: bool,
+                 cancel: Callable[[], bool]) -> RunOutcome:
+        from archiver.archive import Archive
+        from archiver.config import Config
+        from archiver.connector import lists_everything
+        from archiver.ops.schedule import full_listing_due
+        from archiver.sync.jobs import Workspace, run_export
+        from archiver.sync.runner import mark_dead_runs
+
+        config = account.config()
+        workspace = Workspace(Archive(self.archive_folder(account)), Config(path=None, accounts=[config]), self.secrets)
+        try:
+            workspace.archive.create()
+            with workspace.archive.writing():
+                # The ledger gave this worker the account: a run the archive shows running
+                # is a dead worker's, whatever process has its pid on this machine.
+                mark_dead_runs(workspace.archive.db, trust_pids=False)
+            if not full and lists_everything(account.platform):
+                full, why = full_listing_due(workspace.archive.db, config)
+                if full:
+                    log.info("%s: full listing: %s", account.label(), why)
+            result = run_export(workspace, config, full=full, cancel=cancel, transport=self.transport,
+                                progress=lambda line: log.info("%s: %s", account.label(), line))
+        finally:
+            workspace.archive.close()
+        status = "ok" if result["status"] == "skipped" else result["status"]
+        return RunOutcome(status, result.get("message"), result.get("counts") or {})
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class FleetServices:
+    """What the fleet's tasks need, handed to them by the worker (Procrastinate's
+    additional_context["fleet"]): the database and the archive runner. Tests set the clock."""
+
+    database_url: str
+    run_archive: ArchiveRunner
+    name: str = field(default_factory=worker_name)
+    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)
+    heartbeat_seconds: float = ledger.HEARTBEAT_SECONDS
+    stale_seconds: float = ledger.STALE_SECONDS
+    stalled_after_seconds: float = STALLED_AFTER_SECONDS
+
+    # -- one account's run -----------------------------------------------------------------
+    def run_job(self, account_id: int, slot: dt.datetime, *, full: bool, job_id: int | None,
+                should_abort: Callable[[], bool] = lambda: False) -> str:
+        """Run the account for its scheduled time ``slot``, once. Returns what happened
+        (for the log); raises ledger.AccountBusy (the task retries later) and RunFailed."""
+        with db.connect(self.database_url) as connection:
+            account = fleet_accounts.get(connection, account_id)
+            if account is None or not account.enabled:
+                log.info("account %s: removed or disabled; nothing to do", account_id)
+                return "gone"
+            try:
+                ticket = ledger.start_run(connection, account.id, slot, job_id=job_id, worker=self.name, full=full,
+                                          stale_seconds=self.stale_seconds)
+            except ledger.SlotDone as done:
+                log.info("%s: %s; nothing to do (a duplicate delivery)", account.label(), done)
+                return "done already"
+        log.info("%s: run %s starts for %s (fence %d) on %s", account.label(), ticket.run_id,
+                 slot.isoformat(), ticket.fence, self.name)
+        beat = _Heartbeat(self.database_url, ticket, self.heartbeat_seconds)
+        beat.start()
+        try:
+            outcome = self.run_archive(account, ticket, full=full, cancel=lambda: beat.lost.is_set() or should_abort())
+        except Exception as error:   # a bug in a run: the ledger says so, the worker goes on
+            log.exception("%s: run %s failed", account.label(), ticket.run_id)
+            outcome = RunOutcome("failed", f"{type(error).__name__}: {error}")
+        finally:
+            beat.stop()
+        if beat.lost.is_set():
+            log.warning("%s: run %s was taken over by another worker (fenced off); nothing recorded",
+                        account.label(), ticket.run_id)
+            return "fenced"
+        with db.connect(self.database_url) as connection:
+            if not ledger.finish_run(connection, ticket, outcome.status, message=outcome.message, counts=outcome.counts):
+                log.warning("%s: run %s was taken over by another worker (fenced off); nothing recorded",
+                            account.label(), ticket.run_id)
+                return "fenced"
+        log.info("%s: run %s %s%s", account.label(), ticket.run_id, outcome.status,
+                 f": {outcome.message}" if outcome.message else "")
+        if outcome.status == "failed":
+            raise RunFailed(f"{account.label()}: {outcome.message}")
+        return outcome.status
+
+    # -- the tick ------------------------------------------------------------------------------
+    def tick(self, app, now: dt.datetime) -> str:
+        from archiver.fleet import dispatch
+
+        with db.connect(self.database_url) as connection:
+            return dispatch.enqueue_due(app, connection, now).summary()
+
+
+class RunFailed(Exception):
+    """A run ended failed (recorded in the ledger); the job shows failed in the queue."""
+
+
+class _Heartbeat:
+    """A thread refreshing the run's ledger row; sets ``lost`` when the run is no longer
+    ours (fenced). A database that does not answer is tried again: no one can take the
+    account over while it is down either."""
+
+    def __init__(self, url: str, ticket: ledger.RunTicket, every: float):
+        self.url, self.ticket, self.every = url, ticket, every
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{ticket.run_id}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _beat(self) -> None:
+        connection = None
+        while not self._stop.wait(self.every):
+            try:
+                connection = connection or db.connect(self.url)
+                if not ledger.heartbeat(connection, self.ticket):
+                    self.lost.set()
+                    return
+            except Exception as error:   # the database restarting: keep trying
+                log.warning("run %s: heartbeat failed (%s); trying again", self.ticket.run_id, error)
+                if connection is not None:
+                    connection.close()
+                connection = None
+        if connection is not None:
+            connection.close()
+
+
+def run_worker(services: FleetServices, *, queues: list[str] | None = None, concurrency: int = 1,
+               wait: bool = True, install_signal_handlers: bool = True, **options: Any) -> None:
+    """`archiver worker`: take jobs until stopped (SIGTERM/SIGINT: running runs stop at their
+    next page boundary, recorded interrupted, and the worker exits)."""
+    from archiver.fleet.tasks import make_app
+
+    app = make_app(services.database_url)
+    app.run_worker(queues=queues, concurrency=concurrency, wait=wait, name=services.name,
+                   additional_context={"fleet": services}, install_signal_handlers=install_signal_handlers,
+                   update_heartbeat_interval=options.pop("update_heartbeat_interval", WORKER_HEARTBEAT_SECONDS),
+                   stalled_worker_timeout=options.pop("stalled_worker_timeout", services.stalled_after_seconds),
+                   # Asked to stop, runs stop at their next page (should_abort) at once.
+                   shutdown_graceful_timeout=options.pop("shutdown_graceful_timeout", 0),
+                   **options)

@@ -1,0 +1,234 @@
+"""The fleet's queue (issue 17, points 2 and 3): what is due is the daemon's rule; enqueueing
+is idempotent (a queueing lock per account), a duplicate delivery runs nothing (the run
+ledger), the once-a-minute tick is deferred once whatever the number of workers; a killed
+worker's job goes back to the queue and resumes from its checkpoint on another worker; a
+frozen worker whose job moved on is fenced off; SIGTERM ends a run between pages.
+
+Real parts: PostgreSQL (tests/pg_server.py), Procrastinate, worker processes
+(tests/fleet_world.py). Every wait is bounded; nothing waits for time to pass but the
+heartbeats of the stall tests (set to fractions of a second there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import signal
+from dataclasses import dataclass
+
+import pytest
+from fleet_world import PagedRuns, WorkerProcess, fetch, ready_database, release, services, wait_until
+from pg_server import fleet_database, postgres  # noqa: F401  (pytest fixtures)
+
+from archiver.fleet import dispatch, ledger
+from archiver.fleet.accounts import FleetAccount
+from archiver.fleet.tasks import make_app, retry_stalled_jobs
+from archiver.fleet.worker import run_worker
+
+UTC = dt.timezone.utc
+NOON = dt.datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+# Stall detection in fractions of a second, for the kill / freeze / stop tests.
+FAST = {"heartbeat_seconds": 0.2, "stale_seconds": 1.0, "stalled_after_seconds": 1.5}
+FAST_WORKER = {"update_heartbeat_interval": 0.2, "stalled_worker_timeout": 1.5}
+
+
+def account(schedule: str | None = "30 3 * * *", **fields) -> FleetAccount:
+    return FleetAccount(id=1, tenant="t", platform="mastodon", name="a", schedule=schedule, timezone="UTC", **fields)
+
+
+# --------------------------------------------------------------------------- what is due
+
+
+def test_due_is_the_daemons_rule_and_missed_times_coalesce():
+    daily = account()
+    today = dt.datetime(2026, 12, 7, 3, 30, tzinfo=UTC)
+    assert dispatch.due_slot(daily, None, NOON) == today   # never archived: due now, for today's time
+    assert dispatch.due_slot(daily, ledger.AccountHistory(today, None), NOON) is None
+    three_days_ago = today - dt.timedelta(days=3)
+    assert dispatch.due_slot(daily, ledger.AccountHistory(three_days_ago, None), NOON) == today   # one run, not three
+    assert dispatch.due_slot(account(enabled=False), None, NOON) is None
+    # Weekdays only: Saturday noon owes nothing for Friday's run done.
+    weekdays = account("0 9 * * 1-5")
+    friday = dt.datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
+    assert dispatch.due_slot(weekdays, ledger.AccountHistory(friday, None), dt.datetime(2026, 12, 5, 12, tzinfo=UTC)) is None
+
+
+def test_a_seconds_schedule_is_read_by_the_daemons_parser_never_the_queues():
+    every_four_seconds = account("*/4 * * * * *")
+    at = dt.datetime(2026, 12, 7, 12, 0, 7, tzinfo=UTC)
+    assert dispatch.due_slot(every_four_seconds, None, at) == dt.datetime(2026, 12, 7, 12, 0, 4, tzinfo=UTC)
+    from archiver.fleet import tasks
+
+    assert tasks.STALLED_CHECK_CRON.split()[:5] == ["*"] * 5   # the queue's own cron: its sixth field is seconds
+
+
+def test_a_failed_scheduled_time_is_tried_again_later_a_few_times_then_waits_for_the_next():
+    daily = account()
+    slot = dt.datetime(2026, 12, 7, 3, 30, tzinfo=UTC)
+    yesterday = slot - dt.timedelta(days=1)
+    failed_once = ledger.AccountHistory(yesterday, slot, 1, NOON - dt.timedelta(minutes=5))
+    assert dispatch.due_slot(daily, failed_once, NOON) is None                         # not at once
+    assert dispatch.due_slot(daily, failed_once, NOON + ledger.RETRY_AFTER) == slot     # later
+    failed_thrice = ledger.AccountHistory(yesterday, slot, ledger.MAX_ATTEMPTS_PER_SLOT, NOON - dt.timedelta(hours=5))
+    assert dispatch.due_slot(daily, failed_thrice, NOON) is None
+    assert dispatch.due_slot(daily, failed_thrice, NOON + dt.timedelta(days=1)) == slot + dt.timedelta(days=1)
+
+
+# --------------------------------------------------------------------------- queue and ledger
+
+
+def _jobs(url):
+    return fetch(url, "SELECT args->>'account', args->>'slot', status::text, lock, queueing_lock, queue_name "
+                      "FROM procrastinate_jobs WHERE task_name = %s ORDER BY id", [dispatch.RUN_TASK])
+
+
+def test_enqueueing_twice_queues_each_due_account_once_with_its_locks(fleet_database):
+    ids = ready_database(fleet_database, accounts=3)
+    app = make_app(fleet_database)
+    from archiver.fleet import db
+
+    with app.open(), db.connect(fleet_database) as connection:
+        first = dispatch.enqueue_due(app, connection, NOON)
+        second = dispatch.enqueue_due(app, connection, NOON)
+    assert len(first.deferred) == 3 and second.deferred == [] and len(second.already_queued) == 3
+    jobs = _jobs(fleet_database)
+    assert [(int(j[0]), j[2], j[3], j[4], j[5]) for j in jobs] == [
+        (i, "todo", f"account:{i}", f"account:{i}", "accounts") for i in ids]
+    assert {j[1] for j in jobs} == {"2026-12-07T03:00:00+00:00"}
+
+
+def test_a_duplicate_delivery_runs_nothing_and_one_scheduled_time_has_one_success(fleet_database):
+    [account_id] = ready_database(fleet_database, accounts=1)
+    app = make_app(fleet_database)
+    slot = dt.datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
+    with app.open():
+        for n in range(3):   # the same run delivered three times (queueing locks bypassed: a second trigger)
+            app.configure_task(dispatch.RUN_TASK, queue="accounts", lock=f"account:{account_id}",
+                               queueing_lock=f"dup{n}").defer(account=account_id, slot=slot.isoformat(), full=False)
+    runner = PagedRuns(fleet_database)
+    run_worker(services(fleet_database, runner), queues=["accounts"], wait=False, install_signal_handlers=False)
+    assert fetch(fleet_database, "SELECT status, scheduled_for FROM fleet_runs") == [("ok", slot)]
+    assert [row[2] for row in _jobs(fleet_database)] == ["succeeded"] * 3
+    assert len(fetch(fleet_database, "SELECT * FROM test_run_log")) == 1   # the archive was run once
+
+
+def test_the_tick_is_deferred_once_for_two_control_workers_and_queues_what_is_due(fleet_database):
+    from procrastinate.periodic import PeriodicDeferrer
+
+    ready_database(fleet_database, accounts=2)
+    minute = int(NOON.timestamp())
+
+    async def defer_tick(app):
+        async with app.open_async():
+            deferrer = PeriodicDeferrer(app.periodic_registry, max_delay=10 ** 9)
+            ticks = [(task, ts) for task, ts in deferrer.get_previous_tasks(at=minute + 1) if task.periodic_id == "tick"]
+            await deferrer.defer_jobs(ticks)
+
+    for control_worker in (make_app(fleet_database), make_app(fleet_database)):
+        asyncio.run(defer_tick(control_worker))
+    ticks = fetch(fleet_database, "SELECT args FROM procrastinate_jobs WHERE task_name = 'archiver.fleet.tick'")
+    assert ticks == [({"timestamp": minute},)]
+    run_worker(services(fleet_database, PagedRuns(fleet_database)), queues=["control"], wait=False,
+               install_signal_handlers=False)
+    assert [(j[1], j[2]) for j in _jobs(fleet_database)] == [("2026-12-07T03:00:00+00:00", "todo")] * 2
+
+
+def test_enqueue_of_one_account_twice_in_a_minute_is_one_run(fleet_database):
+    from archiver.fleet import accounts, db
+
+    ready_database(fleet_database, accounts=1)
+    app = make_app(fleet_database)
+    with app.open(), db.connect(fleet_database) as connection:
+        one = accounts.find(connection, "t/mastodon:a00000")
+        assert dispatch.enqueue_now(app, one, NOON).deferred == ["t/mastodon:a00000"]
+        assert dispatch.enqueue_now(app, one, NOON + dt.timedelta(seconds=30)).already_queued == ["t/mastodon:a00000"]
+
+
+# --------------------------------------------------------------------------- workers that die, freeze, stop
+
+
+@dataclass
+class Stalled:
+    url: str
+
+    def retry(self, timeout: float = 30) -> None:
+        """Wait (bounded) until the silent worker's job is back in the queue."""
+        async def until_retried():
+            app = make_app(self.url)
+            async with app.open_async():
+                for _ in range(int(timeout / 0.1)):
+                    if await retry_stalled_jobs(app, FAST["stalled_after_seconds"]):
+                        return True
+                    await asyncio.sleep(0.1)
+            return False
+
+        assert asyncio.run(until_retried()), "the silent worker's job never went back to the queue"
+
+
+def _one_run_held(url, tmp_path, name="A"):
+    [account_id] = ready_database(url, accounts=1)
+    app = make_app(url)
+    with app.open():
+        dispatch.defer_runs(app, [(FleetAccount(account_id, "t", "mastodon", "a00000"), NOON)])
+    worker = WorkerProcess(tmp_path, url, name, runner={"pages": 4, "hold_at_page": 2}, settings=FAST,
+                           worker=FAST_WORKER)
+    wait_until(lambda: fetch(url, "SELECT pages_done FROM test_pages") == [(2,)], 60,
+               lambda: f"the worker never reached page 2:\n{worker.log}")
+    return account_id, worker
+
+
+def test_a_killed_workers_job_goes_back_to_the_queue_and_resumes_on_another(fleet_database, tmp_path):
+    account_id, first = _one_run_held(fleet_database, tmp_path)
+    try:
+        first.signal(signal.SIGKILL)
+        first.wait()
+        Stalled(fleet_database).retry()
+        release(fleet_database)
+        run_worker(services(fleet_database, PagedRuns(fleet_database, pages=4, worker="B"), name="B", **FAST),
+                   queues=["accounts"], wait=False, install_signal_handlers=False)
+    finally:
+        first.kill()
+    runs = fetch(fleet_database, "SELECT worker, status, fence FROM fleet_runs ORDER BY id")
+    assert [(r[0], r[1]) for r in runs] == [("A", "interrupted"), ("B", "ok")] and runs[1][2] > runs[0][2]
+    assert fetch(fleet_database, "SELECT worker, first_page, status FROM test_run_log ORDER BY run_id") == [
+        ("A", 0, "running"), ("B", 2, "ok")]   # B resumed from A's last checkpoint
+    assert [j[2] for j in _jobs(fleet_database)] == ["succeeded"]   # the same job, retried
+
+
+def test_a_frozen_worker_whose_job_moved_on_can_neither_write_nor_record(fleet_database, tmp_path):
+    account_id, zombie = _one_run_held(fleet_database, tmp_path, name="Z")
+    try:
+        zombie.signal(signal.SIGSTOP)   # frozen: no heartbeat, still holding its run
+        Stalled(fleet_database).retry()
+        release(fleet_database)
+        run_worker(services(fleet_database, PagedRuns(fleet_database, pages=4, worker="B"), name="B", **FAST),
+                   queues=["accounts"], wait=False, install_signal_handlers=False)
+        zombie.signal(signal.SIGCONT)   # it wakes up and goes on where it was
+        wait_until(lambda: "fenced off" in zombie.log, 30, lambda: f"the zombie never noticed:\n{zombie.log}")
+    finally:
+        zombie.kill()
+    assert fetch(fleet_database, "SELECT worker, status FROM fleet_runs ORDER BY id") == [
+        ("Z", "interrupted"), ("B", "ok")]
+    assert fetch(fleet_database, "SELECT worker, first_page, status FROM test_run_log ORDER BY run_id") == [
+        ("Z", 0, "interrupted"), ("B", 2, "ok")]
+    assert fetch(fleet_database, "SELECT pages_done FROM test_pages") == [(0,)]   # B's end, untouched by Z
+
+
+def test_sigterm_ends_the_run_between_pages_and_the_next_worker_finishes_it(fleet_database, tmp_path):
+    account_id, first = _one_run_held(fleet_database, tmp_path)
+    try:
+        first.signal(signal.SIGTERM)
+        assert first.wait(30) == 0, first.log
+    finally:
+        first.kill()
+    assert fetch(fleet_database, "SELECT status FROM fleet_runs") == [("interrupted",)]
+    app = make_app(fleet_database)
+    from archiver.fleet import db
+
+    with app.open(), db.connect(fleet_database) as connection:   # the next tick: still due, queued again
+        assert len(dispatch.enqueue_due(app, connection, NOON + dt.timedelta(minutes=1)).deferred) == 1
+    release(fleet_database)
+    run_worker(services(fleet_database, PagedRuns(fleet_database, pages=4, worker="B"), name="B"),
+               queues=["accounts"], wait=False, install_signal_handlers=False)
+    assert fetch(fleet_database, "SELECT worker, first_page, status FROM test_run_log ORDER BY run_id") == [
+        ("A", 0, "interrupted"), ("B", 2, "ok")]
