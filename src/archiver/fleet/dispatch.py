@@ -111,4 +111,8 @@ def enqueue_due(app, connection, now: dt.datetime, *, full: bool = False) -> Enq
 def enqueue_now(app, account: FleetAccount, now: dt.datetime, *, full: bool = False) -> Enqueued:
     """`archiver enqueue --account`: a run now, whether due or not. Its scheduled time is
     this minute, so the same command twice in a minute is one run."""
+    if not account.enabled:
+        from archiver.fleet.db import FleetError
+
+        raise FleetError(f"{account.label()} is disabled; enable it first (`archiver fleet import` with enabled=true)")
     return defer_runs(app, [(account, now.replace(second=0, microsecond=0))], full=full)

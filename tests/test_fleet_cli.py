@@ -1,0 +1,142 @@
+"""The fleet's commands and a worker's real run: `archiver fleet init|add|import|status`,
+`archiver enqueue`, and a worker archiving accounts of a simulated platform (the project's
+own simulator on loopback) into their own archives — once per scheduled time. Also: a
+travelling archive's 'running' rows are not trusted to a local pid (mark_dead_runs)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sqlite3
+
+import pytest
+from click.testing import CliRunner
+from fleet_world import fetch
+from pg_server import fleet_database, postgres  # noqa: F401  (pytest fixtures)
+
+from archiver.cli.main import main
+
+CSV = """tenant,platform,name,schedule,timezone,enabled,full_every_days,options
+acme,mastodon,news,30 3 * * *,Europe/Berlin,true,7,"{""instance"": ""social.example""}"
+acme,twitter,desk,,,,,
+acme,mastodon,bad name,,,,,
+beta,mastodon,night,*/4 * * * * *,,false,3,
+beta,nowhere,x,,,,,
+beta,mastodon,zone,,Mars/Olympus,,,
+beta,mastodon,secret,,,,,"{""access_token"": ""abc""}"
+"""
+
+
+def cli(*args: str, env=None):
+    result = CliRunner().invoke(main, list(args), env={"ARCHIVER_FLEET_DATABASE": "", **(env or {})},
+                                catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def test_init_add_import_status_and_enqueue(fleet_database, tmp_path):
+    database = ["--database", fleet_database]
+    code, out = cli("fleet", "init", *database, "--archive", str(tmp_path))
+    assert code == 0 and "ready" in out and "run ledger" in out
+    assert cli("fleet", "init", *database, "--archive", str(tmp_path))[0] == 0   # again: harmless
+
+    code, out = cli("fleet", "add", "acme", "mastodon", "main", "--schedule", "0 4 * * *", "--option",
+                    "instance=social.example", *database, "--archive", str(tmp_path))
+    assert code == 0 and "acme/mastodon:main" in out
+    code, out = cli("fleet", "add", "acme", "mastodon", "main", *database, "--archive", str(tmp_path))
+    assert code == 1 and "exists already" in out
+    code, out = cli("fleet", "add", "acme", "mastodon", "x", "--schedule", "61 * * * *", *database,
+                    "--archive", str(tmp_path))
+    assert code == 1 and "schedule '61 * * * *'" in out
+
+    accounts_csv = tmp_path / "accounts.csv"
+    accounts_csv.write_text(CSV, encoding="utf-8")
+    code, out = cli("fleet", "import", str(accounts_csv), *database, "--archive", str(tmp_path))
+    assert code == 1 and "3 added, 0 updated, 4 skipped" in out
+    for line, why in ((4, "name 'bad name'"), (6, "platform 'nowhere'"), (7, "timezone 'Mars/Olympus'"),
+                      (8, "option 'access_token'")):
+        assert f"line {line}: {why}" in out, out
+    assert "abc" not in out   # a secret in a bad row is never printed
+    code, out = cli("fleet", "import", str(accounts_csv), *database, "--archive", str(tmp_path))
+    assert "0 added, 3 updated, 4 skipped" in out   # the same file again changes nothing
+    rows = fetch(fleet_database, "SELECT tenant, platform, name, schedule, timezone, enabled, full_every_days, options "
+                                 "FROM fleet_accounts ORDER BY id")
+    assert rows[1] == ("acme", "mastodon", "news", "30 3 * * *", "Europe/Berlin", True, 7, {"instance": "social.example"})
+    assert rows[2][1:3] == ("x", "desk")   # "twitter" is X's alias: stored by the platform's name
+    assert rows[3][3:7] == ("*/4 * * * * *", None, False, 3)
+
+    code, out = cli("enqueue", "--due", *database, "--archive", str(tmp_path))
+    assert code == 0 and "3 deferred, 0 already queued" in out   # the disabled one is not due
+    code, out = cli("enqueue", "--due", *database, "--archive", str(tmp_path))
+    assert "0 deferred, 3 already queued" in out
+    code, out = cli("enqueue", "--account", "acme/mastodon:news", "--full", *database, "--archive", str(tmp_path))
+    assert code == 0 and "0 deferred, 1 already queued" in out   # its due run waits already
+    code, out = cli("enqueue", "--account", "beta/mastodon:night", *database, "--archive", str(tmp_path))
+    assert code == 1 and "is disabled" in out
+    code, out = cli("enqueue", "--account", "nobody/x:y", *database, "--archive", str(tmp_path))
+    assert code == 1 and "no fleet account 'nobody/x:y'" in out
+
+    code, out = cli("fleet", "status", "--json", *database, "--archive", str(tmp_path))
+    status = json.loads(out)
+    groups = {(g["tenant"], g["platform"]): g for g in status["groups"]}
+    assert groups[("acme", "mastodon")] == {"tenant": "acme", "platform": "mastodon", "accounts": 2, "done": 0,
+                                                 "running": 0, "failed": 0, "overdue": groups[("acme", "mastodon")]
+                                                 ["overdue"], "queued": 2, "disabled": 0}
+    assert groups[("beta", "mastodon")]["disabled"] == 1 and groups[("beta", "mastodon")]["queued"] == 0
+    code, out = cli("fleet", "status", *database, "--archive", str(tmp_path))
+    assert code == 0 and out.splitlines()[0].split() == ["tenant", "platform", "accounts", "done", "running", "failed",
+                                                         "overdue", "queued", "disabled"]
+
+
+def test_the_database_comes_from_the_config_and_a_missing_one_is_explained(fleet_database, tmp_path):
+    (tmp_path / "config.toml").write_text(f'[fleet]\ndatabase = "{fleet_database}"\n')
+    code, out = cli("fleet", "init", "--archive", str(tmp_path))
+    assert code == 0, out
+    (tmp_path / "config.toml").write_text("")
+    code, out = cli("fleet", "status", "--archive", str(tmp_path))
+    assert code == 1 and "no fleet database" in out and "[fleet] database" in out
+
+
+def test_a_worker_archives_simulated_accounts_once_per_scheduled_time(fleet_database, tmp_path):
+    from archiver.fleet import db, dispatch, schema
+    from archiver.fleet import accounts as fleet_accounts
+    from archiver.fleet.tasks import make_app
+    from archiver.fleet.worker import FleetServices, LocalArchives, run_worker
+    from archiver.secrets import MemorySecretStore
+    from archiver.sim import installed_simulators
+
+    secrets = MemorySecretStore()
+    noon = dt.datetime(2026, 12, 7, 12, 0, tzinfo=dt.timezone.utc)
+    with installed_simulators()["tiktok"].start_demo(posts=3, followers=4) as world:
+        with db.connect(fleet_database) as connection:
+            schema.apply(connection)
+            for name in ("one", "two"):
+                fleet_accounts.add(connection, "acme", "tiktok", name, schedule="0 3 * * *", timezone="UTC",
+                                   options={"base_url": world.base_url, **world.settings})
+                world.store_credentials(secrets, name)
+            app = make_app(fleet_database)
+            with app.open():
+                assert len(dispatch.enqueue_due(app, connection, noon).deferred) == 2
+            archives = LocalArchives(tmp_path / "archives", secrets=secrets)
+            run_worker(FleetServices(fleet_database, archives), queues=["accounts"], wait=False,
+                       install_signal_handlers=False)
+            assert dispatch.due_accounts(connection, noon) == []   # done for 03:00: nothing due until tomorrow
+    assert fetch(fleet_database, "SELECT status, scheduled_for FROM fleet_runs ORDER BY id") == [
+        ("ok", dt.datetime(2026, 12, 7, 3, 0, tzinfo=dt.timezone.utc))] * 2
+    for name in ("one", "two"):
+        archive = sqlite3.connect(tmp_path / "archives" / "acme" / "tiktok" / name / "archive.db")
+        assert archive.execute("SELECT count(*) FROM posts").fetchone()[0] == 3
+        assert archive.execute("SELECT status, mode FROM runs").fetchall() == [("ok", "full")]   # a first run lists all
+        archive.close()
+
+
+@pytest.mark.parametrize("trust_pids", [True, False])
+def test_a_travelling_archives_running_rows_are_not_trusted_to_a_local_pid(archive, trust_pids):
+    from archiver.sync.runner import mark_dead_runs
+
+    with archive.writing():   # a run another machine left 'running', its pid alive here (ours)
+        archive.db.execute("INSERT INTO runs (account_id, platform, kind, mode, pid, started_at, status) "
+                           "VALUES ('x:a', 'x', 'export', 'full', ?, '2026-12-07T03:00:00Z', 'running')", [os.getpid()])
+        mark_dead_runs(archive.db, trust_pids=trust_pids)
+    status = archive.db.execute("SELECT status FROM runs").fetchone()[0]
+    assert status == ("running" if trust_pids else "interrupted")
