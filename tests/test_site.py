@@ -154,7 +154,7 @@ def test_the_site_shows_every_public_post_newest_first_and_nothing_else(world, s
     archive = Archive(world)
     with archive.reading() as db:
         public = db.execute("SELECT platform, post_id FROM posts WHERE deleted_at IS NULL AND coalesce(kind, '') "
-                            "!= 'boost' AND coalesce(visibility, 'public') = 'public' "
+                            "NOT IN ('boost', 'reply') AND coalesce(visibility, 'public') = 'public' "
                             "ORDER BY created_at DESC").fetchall()
         others = db.execute("SELECT count(*) FROM posts").fetchone()[0]
     archive.close()
@@ -162,8 +162,9 @@ def test_the_site_shows_every_public_post_newest_first_and_nothing_else(world, s
     cards = [a["data-post"] for tag, a in read_page(site / "index.html").tags if tag == "article"]
     assert cards == [f"{platform}:{post_id}" for platform, post_id in public]
     every_page = "".join(p.read_text(encoding="utf-8") for p in pages_of(site))
-    # Private, friends-only, followers-only, unlisted, deleted and reposts stay out, files included.
-    for text in ("only me", "friends only", "RT someone", "gone for good", "Line one", "Two paragraphs", "statuses/555"):
+    # Private, friends-only, followers-only, unlisted, deleted, reposts and replies stay out, files included.
+    for text in ("only me", "friends only", "RT someone", "gone for good", "Line one", "Two paragraphs", "statuses/555",
+                 "thanks, good idea"):
         assert text not in every_page, text
     private_picture = hashlib.sha256(make_png(30, 30, ORANGE)).hexdigest()
     assert not list((site / "media").glob(private_picture + "*"))

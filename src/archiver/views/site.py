@@ -15,7 +15,8 @@ What is on it (the `SITE_*` names below are the paths):
 
 What stays out: posts whose visibility is not public (unlisted, followers, friends,
 private …; a post whose visibility the platform does not say is shown), posts deleted on the
-platform, reposts of others' posts (kind `boost`), and everything that is not the person's
+platform, reposts of others' posts and replies to others (kinds `boost`, `reply`: out of their
+thread they say little, as `archiver content` holds too), and everything that is not the person's
 own post (comments, followers …) — unless `include_private` is set, which brings back the
 non-public and deleted posts.
 
@@ -218,7 +219,7 @@ def _rows(db, sql: str, params: Iterable[Any] = ()) -> list[dict]:
 def select_posts(db, media_root: Path, *, platforms: Iterable[str] = (), since: str | None = None,
                  include_private: bool = False) -> list[SitePost]:
     """The posts the site shows, newest first, with their stored media files."""
-    where = ["(kind IS NULL OR kind != 'boost')"]
+    where = ["(kind IS NULL OR kind NOT IN ('boost', 'reply'))"]
     params: list[Any] = []
     if not include_private:
         where.append("deleted_at IS NULL AND (visibility IS NULL OR visibility = ?)")
@@ -438,28 +439,28 @@ def post_page(site: Site, post: SitePost) -> bytes:
     platform = site.platforms.get(post.platform, post.platform)
     title = post.title.strip() if post.title and post.title.strip() else None
     caption = post.text if post.text and post.text.strip() else None
-    # A title that only repeats the caption's start (TikTok's) is not shown twice.
-    heading = post.heading
+    heading = post.heading   # the page's <title>
+    # Without a title of its own, the caption's first line would show twice: the page's
+    # heading says what it is instead.
+    shown_heading = title or (f"{platform} post" + (f" of {post.created_at[:10]}" if post.created_at else "")
+                              if caption else heading)
     counts = " · ".join(f"{_number(v)} {k}" for k, v in post.counts.items() if v is not None)
     counted = f' <small>(as of {_e((post.counted_at or "")[:10])})</small>' if counts and post.counted_at else ""
-    tags = " ".join(f'<a class="tag" href="{_e(root + tag_path(t))}">#{_e(t)}</a>' for t in post.tags)
     body = [
         f'<article class="post" data-post="{_e(post.platform)}:{_e(post.post_id)}">',
-        f"<h1>{_e(heading)}</h1>",
+        f"<h1>{_e(shown_heading)}</h1>",
         f'<p class="meta">{_date(post)} · <a href="{_e(root + platform_path(post.platform))}">{_e(platform)}</a>'
         f"{_labels(post)}</p>",
         _media_html(post, root),
     ]
     if caption:
         body.append(f'<div class="caption">{caption_html(caption, root, site.tags)}</div>')
-    elif title and title != heading:
+    elif title and title != shown_heading:
         body.append(f'<div class="caption">{caption_html(title, root, site.tags)}</div>')
     if post.link and web_link(post.link):
         body.append(f'<p class="link">Links to {_outside_link(post.link, post.link)}</p>')
     if counts:
         body.append(f'<p class="counts">{_e(counts)}{counted}</p>')
-    if tags:
-        body.append(f'<p class="tags">{tags}</p>')
     original = _outside_link(post.url, f"See it on {platform}")
     if original:
         body.append(f"<p>{original}</p>")
@@ -476,6 +477,8 @@ def _card(site: Site, post: SitePost, root: str) -> str:
         image = f'<a class="thumb" href="{href}"><img src="{_e(root + picture.path)}" alt="{_e(alt)}"></a>'
     platform = site.platforms.get(post.platform, post.platform)
     excerpt = _excerpt(post.text or post.title)
+    if excerpt == post.heading:
+        excerpt = ""   # a one-line caption is the card's heading already
     video = ' <span class="label">video</span>' if any(m.kind == "video" for m in post.media) else ""
     return (f'<article class="card" data-post="{_e(post.platform)}:{_e(post.post_id)}">{image}<div>'
             f'<h2><a href="{href}">{_e(post.heading)}</a></h2>'
@@ -637,8 +640,8 @@ h1 { font-size: 26px; margin: 16px 0 8px; } h2 { font-size: 18px; margin: 0 0 4p
 .post .media video.unsized { aspect-ratio: 9 / 16; }
 figcaption { color: #666; font-size: 14px; }
 .caption { font-size: 17px; overflow-wrap: anywhere; margin: 12px 0; }
-.tags a { margin-right: 8px; }
 .empty { padding: 16px; background: #f0f0f0; border-radius: 6px; }
+.bio { margin: 8px 0 20px; font-size: 17px; }
 img.avatar { width: 96px; height: 96px; border-radius: 50%; object-fit: cover; }
 #q { font-size: 17px; padding: 4px 8px; width: min(420px, 90%); }
 """
@@ -777,9 +780,11 @@ class SiteFolder:
 
     def finish(self) -> None:
         """Delete what the last build wrote and this one did not, then record this build's files."""
+        top = self.out.resolve()
         for relative in sorted(self.previous - self.files - {MANIFEST}):
             path = self.out / relative
-            if path.is_file() and not path.is_symlink():
+            # Never through a link: a folder of the site replaced by a symlink leads elsewhere.
+            if path.is_file() and path.resolve() == top / relative:
                 path.unlink()
                 self.removed += 1
                 self._prune(path.parent)
