@@ -10,7 +10,7 @@ import click
 from archiver.cli._common import common_options, fail, guard, open_existing_workspace, platform_name
 from archiver.inert import echo, terminal_text
 
-SEGMENTS = ("followers", "following", "connections", "commenters", "top", "lost", "all")
+SEGMENTS = ("followers", "following", "connections", "commenters", "top", "lost", "invite", "all")
 
 
 @click.group()
@@ -147,6 +147,43 @@ def unlink_cmd(archive, config_path, a, b):
     echo(f"unlinked {a} and {b}")
 
 
+@audience.command()
+@common_options
+@click.option("--months", type=click.IntRange(min=1, max=36), default=12, show_default=True, metavar="N",
+              help="How many months back.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@guard
+@_audience_errors
+def reach(archive, config_path, months, as_json):
+    """How many people you can reach without any platform (newsletter subscribers and shop
+    customers who agreed to email, from their imported exports), against your followers on
+    each platform, month by month. Counts only: no address is shown."""
+    from archiver.views.reach import reach as compute
+
+    db = _open_archive(archive, config_path).db
+    found = compute(db, months=months)
+    if as_json:
+        echo(json.dumps(found, indent=2, ensure_ascii=False))
+        return
+    platforms = sorted(found["followers"])
+    rows = [[point["month"], point["reachable"], *("—" if point["followers"][p] is None else point["followers"][p]
+                                                   for p in platforms)] for point in found["timeline"]]
+    if rows:
+        echo(_table(rows, ["month", "reachable", *(f"{p} followers" for p in platforms)]))
+        echo("")
+    followers = ", ".join(f"{n} on {p}" for p, n in sorted(found["followers"].items()) if n is not None)
+    echo(f"reachable without any platform now: {found['reachable']} people (subscribed or customers, "
+         "consent on record)" + (f"; followers: {followers}" if followers else ""))
+    for item in found["per_list"]:
+        echo(f"  {item['account_id']} ({item['channel']}): {item['reachable']} reachable of {item['contacts']}")
+    if found["no_consent"]:
+        echo(f"{found['no_consent']} customer(s) without consent on record (their shop keeps none): not counted; "
+             "ask them to subscribe")
+    if not found["per_list"]:
+        echo("no newsletter or shop list imported yet: `archiver import` your Mailchimp, Substack or Buttondown "
+             "subscriber export, or your Shopify or WooCommerce customer export (docs/owned-channels.md)")
+
+
 @audience.command(name="export")
 @common_options
 @click.option("--segment", type=click.Choice(SEGMENTS), default="all", show_default=True)
@@ -160,7 +197,11 @@ def unlink_cmd(archive, config_path, a, b):
 @guard
 @_audience_errors
 def export_cmd(archive, config_path, segment, platform, since, fmt, bom, out_path):
-    """One row per person (linked identities merged), to take your audience elsewhere."""
+    """One row per person (linked identities merged), to take your audience elsewhere.
+
+    `--segment invite`: your followers, connections and commenters on the platforms whom you
+    cannot reach directly yet (not linked to a subscriber or customer who agreed to email),
+    top fans first: the people to invite to your newsletter."""
     from archiver.views import audience as lib
 
     if since:

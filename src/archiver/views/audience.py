@@ -29,14 +29,15 @@ from typing import Any, TextIO
 
 from archiver.inert import csv_cell, vcard_text
 from archiver.records import iso_utc, now_utc
+from archiver.views.reach import OWNED, owned_identity, reachable_contact_ids
 from archiver.views.web import web_link
 
 HALF_LIFE_DAYS = 90
-SEGMENTS = ("followers", "following", "connections", "commenters", "top", "lost", "all")
+SEGMENTS = ("followers", "following", "connections", "commenters", "top", "lost", "invite", "all")
 FORMATS = ("csv", "json", "vcf")
 EXPORT_COLUMNS = ("person_key", "display_name", "handles", "profile_urls", "follower_since",
                   "last_interaction", "comment_count", "engagement_score", "lost_at", "connected_since")
-IDENTITY_EXAMPLE = "platform:person_id, e.g. instagram:17841400000"
+IDENTITY_EXAMPLE = "platform:person_id, e.g. instagram:17841400000, or owned:<email> for a subscriber or customer"
 
 # Confidence of each reason a suggestion can have; several reasons for one pair combine
 # as independent evidence: 1 - (1 - c1) * (1 - c2) ...
@@ -135,6 +136,13 @@ def _require_person(db, ident: str, argument: str) -> tuple[str, str]:
     from archiver.connector import canonical_platform
 
     platform, person = parse_identity(ident, argument)
+    if platform == OWNED:   # "owned:<email>": a subscriber or customer, kept by the digest of the address
+        found = db.execute("SELECT 1 FROM owned_contacts WHERE contact_id=? LIMIT 1",
+                           [person.strip().casefold()]).fetchone()
+        if found is None:
+            raise AudienceError(f"{argument}: no owned contact with that address in the archive (import your "
+                                "newsletter's or shop's export first: `archiver import FILE`)")
+        return parse_identity(owned_identity(person))
     platform = canonical_platform(platform)   # an alias names its platform: "twitter:42" is "x:42"
     if db.execute("SELECT 1 FROM people WHERE platform=? AND person_id=?", [platform, person]).fetchone() is None:
         raise AudienceError(f"{argument}: no person {ident} in the archive "
@@ -792,9 +800,9 @@ def iter_people(db, *, segment: str = "all", platform: str | None = None, since:
     now = _now(now)
     since = iso_utc(since) if since else None
     groups = _groups(db)
-    held: dict[str, list[dict]] = {}
 
     def people() -> Iterator[dict]:
+        held: dict[str, list[dict]] = {}
         for item in _identity_rows(db, platform=platform, now=now):
             ident = identity(item["platform"], item["person_id"])
             key = groups.key(ident)
@@ -808,7 +816,7 @@ def iter_people(db, *, segment: str = "all", platform: str | None = None, since:
     date_of = {
         "followers": "follower_since", "following": "following_since", "connections": "connected_since",
         "commenters": "last_interaction",
-        "top": "last_interaction", "lost": "lost_at", "all": "first_seen_at",
+        "top": "last_interaction", "lost": "lost_at", "invite": "first_seen_at", "all": "first_seen_at",
     }[segment]
 
     def wanted(person: dict) -> bool:
@@ -824,12 +832,56 @@ def iter_people(db, *, segment: str = "all", platform: str | None = None, since:
             return False
         return not (since and (person[date_of] or "") < since)
 
+    if segment == "invite":
+        yield from _to_invite(db, people, groups, since)
+        return
     selected = (person for person in people() if wanted(person))
     if segment == "top":
         yield from heapq.nlargest(top_limit, selected,
                                   key=lambda p: (p["engagement_score"], p["comment_count"], p["person_key"]))
         return
     yield from selected
+
+
+_EMAIL = re.compile(r"[^@\s<>()\[\],;:\"']+@[^@\s<>()\[\],;:\"']+\.[a-z]{2,}", re.IGNORECASE)
+
+
+def reachable_person_keys(db, groups: _Groups | None = None) -> set[str]:
+    """The person keys of platform people the owner can already reach without any platform:
+    joined by a confirmed link to a reachable owned contact (``archiver audience link
+    instagram:42 owned:<email>``), or whose own bio or profile links give the address of one."""
+    groups = groups or _groups(db)
+    contacts = reachable_contact_ids(db)
+    keys = {groups.key(owned_identity(contact)) for contact in contacts}
+    for plat, person, bio, links in db.execute(
+            "SELECT platform, person_id, bio, links FROM people WHERE bio LIKE '%@%' OR links LIKE '%@%'"):
+        said = {address.casefold().removeprefix("mailto:") for address in _EMAIL.findall(f"{bio or ''} {links or ''}")}
+        if said & contacts:
+            keys.add(groups.key(identity(plat, person)))
+    return keys
+
+
+def _to_invite(db, people, groups: _Groups, since: str | None) -> Iterator[dict]:
+    """Segment "invite": the platform audience (followers, connections, commenters; not the
+    lost) the owner cannot reach directly yet, top fans first. Two passes over ``people()``:
+    the people who commented, by engagement score (held in memory: commenters are few beside
+    followers), then the others as the cursor streams them."""
+    reachable = reachable_person_keys(db, groups)
+
+    def wanted() -> Iterator[dict]:
+        for person in people():
+            if person["person_key"] in reachable or person["lost_at"]:
+                continue
+            if not (person["follower_since"] or person["connected_since"] or person["comment_count"]):
+                continue
+            if since and (person["first_seen_at"] or "") < since:
+                continue
+            yield person
+
+    fans = [person for person in wanted() if person["comment_count"]]
+    fans.sort(key=lambda p: (-p["engagement_score"], -p["comment_count"], p["person_key"]))
+    yield from fans
+    yield from (person for person in wanted() if not person["comment_count"])
 
 
 def _vcard_fold(line: str) -> str:

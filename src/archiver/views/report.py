@@ -16,7 +16,10 @@ The views:
 - posts per month (``posts.created_at``);
 - the most engaged posts: comments by others (``comments``, ``by_owner = 0``) + likes +
   shares, then views;
-- the most engaged people: ``archiver.views.audience.top_fans``.
+- the most engaged people: ``archiver.views.audience.top_fans``;
+- reach without any platform: the people an imported newsletter or shop list lets the owner
+  reach (``archiver.views.reach``), month by month beside the followers per platform —
+  counts only, never an address or a name.
 
 The `archiver report` command (archiver.cli.look) imports this module only when it runs,
 so heavy imports are fine here.
@@ -51,6 +54,7 @@ LOST_COLOUR = "#d62728"
 POSTS_COLOUR = "#ff7f0e"
 TOP_POSTS_COLOUR = "#0b7a75"
 TOP_PEOPLE_COLOUR = "#5b4bc4"
+OWNED_COLOUR = "#111111"
 
 CHART_WIDTH = 720
 CHART_HEIGHT = 260
@@ -64,6 +68,9 @@ ONE_SNAPSHOT_CHURN = ("One follower snapshot so far: new and lost followers show
                       "`archiver export`, or a newer export imported) can be compared with it.")
 EMPTY_POSTS = "No posts yet — run `archiver export` or import an export."
 EMPTY_TOP_POSTS = "No posts yet — run `archiver export` or import an export."
+EMPTY_REACH = ("No newsletter or shop list imported yet — `archiver import` your subscriber export (Mailchimp, "
+               "Substack, Buttondown) or customer export (Shopify, WooCommerce) to see how many people you can "
+               "reach without any platform.")
 EMPTY_TOP_PEOPLE = ("Nobody has commented on your posts yet, as far as the archive knows — "
                     "run `archiver export` to fetch comments.")
 
@@ -508,6 +515,34 @@ def _top_people_section(db, media_root: Path, now: str | None) -> str:
                     chart + _table("top-people", ["", "person", "identities", "comments", "last", "score"], rows))
 
 
+def _reach_section(db, now: str | None) -> str:
+    from archiver.views.reach import has_contacts, reach
+
+    heading = "Reach without any platform"
+    if not has_contacts(db):
+        return _section("reach", heading, "", _empty("reach", EMPTY_REACH))
+    found = reach(db, now=now, months=24)
+    series = [Series("reachable directly", OWNED_COLOUR, [(p["at"], p["reachable"]) for p in found["timeline"]],
+                     "owned_contacts")]
+    for index, platform in enumerate(sorted(found["followers"])):
+        points = [(p["at"], p["followers"][platform]) for p in found["timeline"] if p["followers"][platform] is not None]
+        if points:
+            series.append(Series(f"{platform} followers", SERIES_COLOURS[index % len(SERIES_COLOURS)], points,
+                                 "followers"))
+    rows = [f'<tr data-series="{_e(s.name)}" data-x="{_e(x)}" data-value="{v}">'
+            f"<td>{_e(s.name)}</td><td>{_e(x[:7])}</td><td class=n>{_number(v)}</td></tr>"
+            for s in series for x, v in s.points]
+    followers = ", ".join(f"{_number(n)} on {p}" for p, n in sorted(found["followers"].items()) if n is not None)
+    note = (f"{_number(found['reachable'])} people you can reach without any platform now (newsletter subscribers "
+            "and shop customers who agreed to email, one per address)" + (f", against {followers} followers"
+                                                                          if followers else "") + ".")
+    if found["no_consent"]:
+        note += f" {_number(found['no_consent'])} customers have no consent on record and are not counted."
+    chart = line_chart("reach", heading, series) if any(s.points for s in series) else _empty("reach", EMPTY_REACH)
+    return _section("reach", heading, note, '<div class="pair"><div>' + chart + _legend(series) + "</div>"
+                    + _table("reach", ["series", "month", "people"], rows) + "</div>")
+
+
 def _accounts_header(db, media_root: Path) -> str:
     cards = []
     for account in accounts(db):
@@ -556,6 +591,7 @@ def render_report(archive, *, now: str | None = None) -> str:
         _posts_section(db),
         _top_posts_section(db, media_root),
         _top_people_section(db, media_root, now),
+        _reach_section(db, now),
     ]
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
