@@ -137,12 +137,11 @@ class SitePost:
 
     @property
     def shown_media(self) -> list[SiteMedia]:
-        """What the post's page shows, in order: videos (the cover is their poster), then the
-        images of a carousel by position; a cover or thumbnail only when nothing else is there."""
-        videos = [m for m in self.media if m.kind == "video"]
-        others = [m for m in self.media if m.kind != "video" and m.role not in ("cover", "thumbnail")]
-        if videos or others:
-            return videos + sorted(others, key=lambda m: m.position)
+        """What the post's page shows: its files by position (a carousel's pictures and videos in
+        their order); the cover is a video's poster, shown itself only when nothing else is there."""
+        shown = [m for m in self.media if m.role not in ("cover", "thumbnail")]
+        if shown:
+            return sorted(shown, key=lambda m: (m.position, m.kind != "video"))
         return self.covers[:1]
 
     @property
