@@ -238,3 +238,14 @@ def test_the_simulator_writes_an_export_the_cli_imports(tmp_path, monkeypatch, c
         main(["export", "--platform", "mailchimp", "--archive", str(tmp_path / "a")], standalone_mode=True)
     said = capsys.readouterr()
     assert "archived from its CSV export" in said.out + said.err, said
+
+
+def test_a_file_a_spreadsheet_saved_with_semicolons_reads_the_same(tmp_path):
+    import csv as csv_module
+
+    rows = list(csv_module.reader(shopify_export(tmp_path / "s.csv", PEOPLE).read_text(encoding="utf-8").splitlines()))
+    path = tmp_path / "customers_export.csv"
+    with path.open("w", encoding="utf-8-sig", newline="") as out:
+        csv_module.writer(out, delimiter=";").writerows(rows)
+    assert import_file(tmp_path / "a", path)["platform"] == "shopify"
+    assert contacts(tmp_path / "a")["ada@example.com"]["orders"] == 2

@@ -170,3 +170,17 @@ def test_serve_never_shows_an_owned_contact(world):
     assert versions.status_code == 200
     assert "owned_contacts" not in listing.text    # hidden from the database page
     assert sqlite3.connect(world.db_path).execute("SELECT count(*) FROM owned_contacts").fetchone()[0] == 9
+
+
+def test_the_site_holds_no_owned_contact(world, tmp_path):
+    from archiver.records import Post
+    from archiver.views.site import build_site
+
+    with world.writing():
+        ArchiveWriter(world.db, platform="instagram", account_id="instagram:main", source="api",
+                      now=NOW).write_post(Post("p1", "2025-06-01T00:00:00Z", kind="text", text="Hello #news"))
+    out = tmp_path / "site"
+    build_site(world, out, include_private=True)
+    written = [path for path in out.rglob("*") if path.is_file()]
+    assert written and not any(b"@example.com" in path.read_bytes() or b"Ada Secret" in path.read_bytes()
+                               for path in written)

@@ -34,6 +34,9 @@ class CsvTable:
 
     name: str
     keys: list[str]
+    # "," as the providers write it; ";" or a tab in a file a spreadsheet saved again in a
+    # locale whose decimal mark is the comma (told by the header line).
+    delimiter: str = ","
 
     def has(self, *keys: str) -> bool:
         return all(k in self.keys for k in keys)
@@ -46,12 +49,17 @@ def read_header(source, name: str) -> CsvTable | None:
     """The header of one CSV entry, or None when it has none (empty, unreadable)."""
     try:
         with open_csv(source, name) as text:
-            first = next(csv.reader(text), None)
-    except (csv.Error, OSError, ValueError):
+            line = text.readline(MAX_FIELD_CHARS)
+    except (OSError, ValueError):
+        return None
+    delimiter = next((d for d in (",", ";", "\t") if d in line), ",")
+    try:
+        first = next(csv.reader([line], delimiter=delimiter), None)
+    except csv.Error:
         return None
     if not first:
         return None
-    return CsvTable(name, [header_key(h) for h in first])
+    return CsvTable(name, [header_key(h) for h in first], delimiter)
 
 
 def csv_tables(source) -> Iterator[CsvTable]:
@@ -68,7 +76,7 @@ def iter_rows(source, table: CsvTable, report) -> Iterator[tuple[str, dict[str, 
     content) and skipped; blank lines are skipped silently."""
     short = table.name.rsplit("/", 1)[-1]
     with open_csv(source, table.name) as text:
-        reader = csv.reader(text)
+        reader = csv.reader(text, delimiter=table.delimiter)
         next(reader, None)
         while True:
             try:
