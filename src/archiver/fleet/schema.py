@@ -68,6 +68,33 @@ PARTS: list[SchemaPart] = [
             ON fleet_runs (account_id) WHERE status = 'running';
         CREATE INDEX IF NOT EXISTS fleet_runs_by_account ON fleet_runs (account_id, scheduled_for DESC);
     """),
+    SchemaPart("archives by generation", """
+        -- fleet/storage.py: each account's archive is a series of generations in the object
+        -- store; fleet_archives points at the current one (moved only by a run whose fence is
+        -- still the account's), fleet_archive_generations lists them all for retention. No
+        -- cascade from fleet_accounts: an account whose archive is stored is not deleted by accident.
+        CREATE TABLE IF NOT EXISTS fleet_archives (
+            account_id  bigint PRIMARY KEY REFERENCES fleet_accounts (id),
+            generation  bigint NOT NULL,                 -- the current one (1, 2, ...)
+            object_key  text NOT NULL,
+            sha256      text NOT NULL,
+            size        bigint NOT NULL,
+            fence       bigint NOT NULL,                 -- the fence of the run that uploaded it
+            worker      text,
+            updated_at  timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE TABLE IF NOT EXISTS fleet_archive_generations (
+            account_id  bigint NOT NULL REFERENCES fleet_accounts (id),
+            generation  bigint NOT NULL,
+            object_key  text NOT NULL,
+            sha256      text NOT NULL,
+            size        bigint NOT NULL,
+            fence       bigint NOT NULL,
+            created_at  timestamptz NOT NULL DEFAULT now(),
+            pruned_at   timestamptz,                      -- its object was removed (retention)
+            PRIMARY KEY (account_id, generation)
+        );
+    """),
 ]
 
 # Taken for the whole of `fleet init`: two inits at once apply the schema once.

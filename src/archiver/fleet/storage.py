@@ -1,0 +1,255 @@
+"""Archives of the fleet in S3-compatible object storage, by generation.
+
+Every account keeps its archive in the usual format (one SQLite file, see docs/schema.md);
+the fleet keeps that file in an object store (AWS S3, MinIO, Ceph, R2 …) as a series of
+**generations**: immutable objects ``<prefix>archives/<account>/<generation>-<fence>.sqlite``.
+Which generation is current lives in PostgreSQL (table ``fleet_archives``, the **pointer**).
+Every run start raises the account's **fence** (``fleet_accounts.fence``, fleet/ledger.py);
+the run keeps the value it got.
+
+A run goes::
+
+    checkout  the current generation: the worker's cached copy when it is that
+              generation, else a download (its sha256 checked); the run writes a working copy
+    checkpoint (during long runs and at the end) media first (fleet.media), then
+              ``VACUUM INTO`` a snapshot, upload it, and move the pointer to it only while
+              the account's fence is still the run's and the pointer is still the
+              generation the copy started from
+
+A worker that was cut off (a zombie: its job was given to another worker, whose run raised
+the fence) can still upload, but its pointer update matches no row: ``FencedOut``, and the
+object it uploaded is removed. Old generations stay in the bucket until ``prune`` removes
+them (retention: docs/fleet.md).
+
+The object store itself (boto3) is fleet/objects.py; media go up through fleet/media.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import sqlite3
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import psycopg
+
+from archiver.fleet import media as fleet_media
+from archiver.fleet.objects import ObjectStore, StorageError, file_sha256
+
+log = logging.getLogger(__name__)
+
+ARCHIVE_FILE_NAME = "archive.db"
+
+
+class FencedOut(StorageError):
+    """Another run of this account has started since this one (its worker was cut off and
+    the job moved on): this run's writes must not count."""
+
+
+@dataclass
+class Pointer:
+    """The current generation of one account's archive, as PostgreSQL holds it."""
+
+    account_id: int
+    generation: int          # 0: nothing uploaded yet
+    object_key: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+
+
+@dataclass
+class CheckedOut:
+    """One run's working copy of an account's archive, under the run's fence."""
+
+    store: ArchiveStore
+    account_id: int
+    fence: int
+    generation: int          # what the working copy holds (0: a new archive)
+    folder: Path             # the archive folder the run uses: archive.db (+ media/)
+    from_cache: bool
+    uploaded_media: set[str] = field(default_factory=set)
+
+    @property
+    def path(self) -> Path:
+        return self.folder / ARCHIVE_FILE_NAME
+
+    def checkpoint(self) -> int:
+        """Upload what the working copy holds as the next generation; returns its number.
+        Raises FencedOut when another run of the account has started since."""
+        return self.store.checkpoint(self)
+
+
+class ArchiveStore:
+    """Archives by generation: the pointer in PostgreSQL (``conn``, an autocommit
+    connection), the files in ``objects``, this worker's cached generations in ``cache_dir``.
+
+    The fence is the account's (``fleet_accounts.fence``, raised by every run start): a run
+    passes the value it got, and may move the pointer only while it is still current."""
+
+    def __init__(self, conn: psycopg.Connection, objects: ObjectStore, cache_dir: Path, *, worker: str):
+        self.conn, self.objects, self.cache_dir, self.worker = conn, objects, Path(cache_dir), worker
+
+    # -- the pointer ---------------------------------------------------------------
+
+    def pointer(self, account_id: int) -> Pointer:
+        row = self.conn.execute(
+            "SELECT generation, object_key, sha256, size FROM fleet_archives WHERE account_id = %s",
+            (account_id,)).fetchone()
+        return Pointer(account_id, *row) if row else Pointer(account_id, 0)
+
+    def still_holds(self, account_id: int, fence: int) -> bool:
+        """Whether ``fence`` is still the account's (no other run of it started since)."""
+        row = self.conn.execute("SELECT fence FROM fleet_accounts WHERE id = %s", (account_id,)).fetchone()
+        return row is not None and row[0] == fence
+
+    def _fenced_out(self, account_id: int, fence: int, what: str) -> FencedOut:
+        return FencedOut(f"account {account_id}: another run of it started after this one (fence {fence} is no "
+                         f"longer current); {what}")
+
+    # -- checkout --------------------------------------------------------------------
+
+    def checkout(self, account_id: int, work_dir: Path, *, fence: int) -> CheckedOut:
+        """Lay the account's current generation in ``work_dir`` as archive.db: from this
+        worker's cache when it holds that generation, else downloaded (its sha256 checked).
+        A stale -wal/-shm beside it is removed first: SQLite would replay it into the new file."""
+        if not self.still_holds(account_id, fence):
+            raise self._fenced_out(account_id, fence, "it does not check the archive out")
+        pointer = self.pointer(account_id)
+        work_dir = Path(work_dir)
+        work_dir.mkdir(parents=True, exist_ok=True)
+        target = work_dir / ARCHIVE_FILE_NAME
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            with contextlib.suppress(FileNotFoundError):
+                (work_dir / (ARCHIVE_FILE_NAME + suffix)).unlink()
+        from_cache = False
+        if pointer.generation > 0:
+            cached = self._cached_path(pointer)
+            from_cache = cached.exists()
+            if not from_cache:
+                self._download(pointer, cached)
+            shutil.copyfile(cached, target)
+        log.info("account %s: checked out generation %d (fence %d, %s)", account_id, pointer.generation,
+                 fence, "cached copy" if from_cache else ("downloaded" if pointer.generation else "new"))
+        return CheckedOut(self, account_id, fence, pointer.generation, work_dir, from_cache)
+
+    def _cached_path(self, pointer: Pointer) -> Path:
+        # The sha256 in the name: a cached file is the generation only if its bytes are.
+        return self.cache_dir / str(pointer.account_id) / f"{pointer.generation}-{pointer.sha256}.sqlite"
+
+    def _download(self, pointer: Pointer, cached: Path) -> None:
+        assert pointer.object_key
+        loading = cached.with_name(cached.name + ".loading")
+        self.objects.get_file(pointer.object_key, loading)
+        sha256, size = file_sha256(loading)
+        if sha256 != pointer.sha256:
+            loading.unlink()
+            raise StorageError(f"account {pointer.account_id}: generation {pointer.generation} "
+                               f"({self.objects.where(pointer.object_key)}) does not match its sha256 "
+                               f"({size} bytes downloaded): the object was changed or damaged in the store; "
+                               "restore it, or point the account at an older generation (docs/fleet.md)")
+        os.replace(loading, cached)
+        self._forget_other_generations(cached)
+
+    def _forget_other_generations(self, keep: Path) -> None:
+        """A worker caches one generation per account: the newest it saw."""
+        for other in keep.parent.glob("*.sqlite"):
+            if other != keep:
+                with contextlib.suppress(FileNotFoundError):
+                    other.unlink()
+
+    # -- checkpoint ---------------------------------------------------------------
+
+    def checkpoint(self, copy: CheckedOut) -> int:
+        if not self.still_holds(copy.account_id, copy.fence):   # an early answer; the pointer update decides
+            raise self._fenced_out(copy.account_id, copy.fence, "its checkpoint does not count")
+        # Media first: a generation never names a file the store lacks.
+        media_folder = copy.folder / "media"
+        if media_folder.is_dir():
+            copy.uploaded_media |= fleet_media.upload_folder(self.objects, media_folder, skip=copy.uploaded_media)
+        generation = copy.generation + 1
+        folder = self.cache_dir / str(copy.account_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        snapshot = folder / f".snapshot-{generation}-{uuid.uuid4().hex[:8]}.sqlite"
+        try:
+            _vacuum_into(copy.path, snapshot)
+            sha256, size = file_sha256(snapshot)
+            # The fence in the key: two runs never write the same object, whatever happens.
+            key = self.objects.key(f"archives/{copy.account_id}/{generation:010d}-{copy.fence}.sqlite")
+            self.objects.put_file(key, snapshot)
+            if not self._move_pointer(copy, generation, key, sha256, size):
+                with contextlib.suppress(StorageError):
+                    self.objects.delete([key])
+                raise self._fenced_out(copy.account_id, copy.fence,
+                                       f"its upload of generation {generation} was discarded")
+            cached = self._cached_path(Pointer(copy.account_id, generation, key, sha256, size))
+            os.replace(snapshot, cached)
+            self._forget_other_generations(cached)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                snapshot.unlink()
+        copy.generation = generation
+        log.info("account %s: checkpoint, generation %d (%d bytes)", copy.account_id, generation, size)
+        return generation
+
+    def _move_pointer(self, copy: CheckedOut, generation: int, key: str, sha256: str, size: int) -> bool:
+        """The fenced update: in one transaction that holds the account's row (FOR SHARE: a run
+        starting meanwhile waits to raise the fence until this commits), only while the
+        fence is the run's and the pointer is still the generation the copy started from."""
+        with self.conn.transaction():
+            row = self.conn.execute("SELECT fence FROM fleet_accounts WHERE id = %s FOR SHARE",
+                                    (copy.account_id,)).fetchone()
+            if not row or row[0] != copy.fence:
+                return False
+            moved = self.conn.execute(
+                "INSERT INTO fleet_archives AS a (account_id, generation, object_key, sha256, size, fence, worker) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (account_id) DO UPDATE SET "
+                "generation = excluded.generation, object_key = excluded.object_key, sha256 = excluded.sha256, "
+                "size = excluded.size, fence = excluded.fence, worker = excluded.worker, updated_at = now() "
+                "WHERE a.generation = %s",
+                (copy.account_id, generation, key, sha256, size, copy.fence, self.worker, copy.generation)).rowcount
+            if moved != 1:
+                return False
+            self.conn.execute(
+                "INSERT INTO fleet_archive_generations (account_id, generation, object_key, sha256, size, fence) "
+                "VALUES (%s, %s, %s, %s, %s, %s)", (copy.account_id, generation, key, sha256, size, copy.fence))
+        return True
+
+    # -- retention --------------------------------------------------------------------
+
+    def prune(self, account_id: int, *, keep: int) -> list[str]:
+        """Remove the objects of all but the newest ``keep`` generations of an account (the
+        current one is always kept: keep >= 1). Returns the keys removed."""
+        if keep < 1:
+            raise StorageError("prune keeps at least the current generation (keep >= 1)")
+        rows = self.conn.execute(
+            "SELECT generation, object_key FROM fleet_archive_generations WHERE account_id = %s AND pruned_at IS NULL "
+            "AND generation <= (SELECT generation FROM fleet_archives WHERE account_id = %s) - %s "
+            "ORDER BY generation", (account_id, account_id, keep)).fetchall()
+        keys = [key for _, key in rows]
+        if keys:
+            self.objects.delete(keys)
+            with self.conn.transaction():
+                self.conn.execute("UPDATE fleet_archive_generations SET pruned_at = now() "
+                                  "WHERE account_id = %s AND generation = ANY(%s)",
+                                  (account_id, [g for g, _ in rows]))
+        return keys
+
+
+def _vacuum_into(source: Path, snapshot: Path) -> None:
+    """A consistent, compact copy of ``source`` while other connections may write to it (a
+    read transaction: in WAL mode the writer goes on)."""
+    if not source.is_file():   # sqlite3 would create an empty one, and that would be uploaded
+        raise StorageError(f"no archive at {source} to checkpoint")
+    conn = sqlite3.connect(source, timeout=60)
+    try:
+        conn.execute("VACUUM INTO ?", (str(snapshot),))
+    finally:
+        conn.close()
+    with open(snapshot, "rb+") as f:
+        os.fsync(f.fileno())

@@ -1,0 +1,260 @@
+"""fleet.storage and fleet.media against real parts: moto's S3 server on loopback and a
+PostgreSQL started by the tests. Archives by generation (checkout from a worker's cache when
+current, checkpoint = VACUUM INTO + upload + fenced pointer update; a zombie's checkpoint is
+refused and its upload removed), media create-only under their sha256."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+
+import pytest
+from pg_server import fleet_database, postgres  # noqa: F401  (pytest fixtures)
+from s3_server import s3_bucket, s3_server  # noqa: F401  (pytest fixtures)
+
+pytest.importorskip("boto3")
+psycopg = pytest.importorskip("psycopg")
+
+from archiver.fleet import media as fleet_media  # noqa: E402
+from archiver.fleet import schema  # noqa: E402
+from archiver.fleet.objects import StorageError, open_object_store  # noqa: E402
+from archiver.fleet.storage import ArchiveStore, FencedOut  # noqa: E402
+
+
+@pytest.fixture
+def objects(s3_bucket):
+    return open_object_store(s3_bucket.url("fleet/"), endpoint_url=s3_bucket.endpoint_url)
+
+
+@pytest.fixture
+def conn(fleet_database):
+    """The fleet's tables (the queue's own are not needed here) and two accounts, ids 1 and 2."""
+    with psycopg.connect(fleet_database, autocommit=True) as connection:
+        for part in schema.PARTS:
+            connection.execute(part.sql)
+        connection.execute("INSERT INTO fleet_accounts (tenant, platform, name) VALUES ('t', 'p', 'a'), ('t', 'p', 'b')")
+        yield connection
+
+
+def start_run(conn, account_id=1) -> int:
+    """What the ledger's run start does to the fence: raise it, and the run keeps the value."""
+    return conn.execute("UPDATE fleet_accounts SET fence = fence + 1 WHERE id = %s RETURNING fence",
+                        (account_id,)).fetchone()[0]
+
+
+class Worker:
+    """One worker's store (its own cache) checking the account out for a new run."""
+
+    def __init__(self, conn, objects, tmp_path, name):
+        self.store = ArchiveStore(conn, objects, tmp_path / f"cache-{name}", worker=name)
+        self.conn, self.work = conn, tmp_path / f"work-{name}"
+
+    def run(self, account_id=1):
+        return self.store.checkout(account_id, self.work, fence=start_run(self.conn, account_id))
+
+
+def add_posts(db_path, *texts):
+    """Rows written the way a run writes them: WAL mode, one transaction per page."""
+    db = sqlite3.connect(db_path)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE IF NOT EXISTS posts (text TEXT)")
+    with db:
+        db.executemany("INSERT INTO posts VALUES (?)", [(t,) for t in texts])
+    db.close()
+
+
+def posts(db_path):
+    db = sqlite3.connect(db_path)
+    try:
+        return sorted(row[0] for row in db.execute("SELECT text FROM posts"))
+    finally:
+        db.close()
+
+
+def test_the_store_url_is_checked():
+    store = open_object_store("s3://bucket/some/prefix", endpoint_url="http://127.0.0.1:9")
+    assert (store.bucket, store.prefix, store.endpoint_url) == ("bucket", "some/prefix/", "http://127.0.0.1:9")
+    with pytest.raises(StorageError, match="not an s3://bucket/prefix URL"):
+        open_object_store("https://bucket.example/prefix")
+    with pytest.raises(StorageError, match="ARCHIVER_FLEET_STORAGE"):
+        open_object_store(None)
+
+
+def test_a_missing_bucket_is_named_with_what_to_do(s3_server, tmp_path):
+    store = open_object_store("s3://no-such-bucket/x", endpoint_url=s3_server.endpoint_url)
+    (tmp_path / "f").write_bytes(b"x")
+    with pytest.raises(StorageError, match=r"s3://no-such-bucket/x/y.*NoSuchBucket.*create the bucket"):
+        store.put_file("x/y", tmp_path / "f")
+
+
+def media_file(root, data: bytes, ext="jpg"):
+    sha = hashlib.sha256(data).hexdigest()
+    relative = f"{sha[:2]}/{sha[2:4]}/{sha}.{ext}"
+    (root / relative).parent.mkdir(parents=True, exist_ok=True)
+    (root / relative).write_bytes(data)
+    return relative
+
+
+def test_media_are_created_once_under_their_sha256_and_an_existing_key_is_success(objects, s3_bucket, tmp_path):
+    root = tmp_path / "media"
+    relative = media_file(root, b"a picture")
+    assert fleet_media.put(objects, root, relative) is True
+    assert fleet_media.put(objects, root, relative) is False          # there already: success, no upload
+    key = f"fleet/media/{relative}"
+    assert s3_bucket.client().get_object(Bucket=s3_bucket.name, Key=key)["Body"].read() == b"a picture"
+
+    # Create-only holds even when the key appears between the look-up and the upload (another
+    # worker's): the conditional PUT is refused by the store and that counts as success.
+    other = media_file(root, b"another picture")
+    other_key = f"fleet/media/{other}"
+    s3_bucket.client().put_object(Bucket=s3_bucket.name, Key=other_key, Body=b"another picture")
+    objects.exists = lambda key: False   # the look-up missed it
+    assert objects.put_file(other_key, root / other, create_only=True) is False
+
+
+def test_a_damaged_media_file_is_never_stored_or_laid_down(objects, s3_bucket, tmp_path):
+    root = tmp_path / "media"
+    relative = media_file(root, b"the bytes")
+    (root / relative).write_bytes(b"changed on disk")
+    with pytest.raises(StorageError, match="do not match its name.*archiver verify"):
+        fleet_media.put(objects, root, relative)
+    assert list(objects.keys("media/")) == []
+
+    s3_bucket.client().put_object(Bucket=s3_bucket.name, Key=f"fleet/media/{relative}", Body=b"damaged in the store")
+    elsewhere = tmp_path / "restore"
+    with pytest.raises(StorageError, match="damaged in the store"):
+        fleet_media.fetch(objects, elsewhere, relative)
+    assert not (elsewhere / relative).exists()
+
+
+def test_media_folder_upload_skips_partial_downloads_and_what_was_uploaded(objects, tmp_path):
+    root = tmp_path / "media"
+    first = media_file(root, b"one")
+    (root / ".tmp").mkdir()
+    (root / ".tmp" / "x.part").write_bytes(b"half")
+    assert fleet_media.upload_folder(objects, root) == {first}
+    second = media_file(root, b"two", "mp4")
+    assert fleet_media.upload_folder(objects, root, skip={first}) == {first, second}
+    assert sorted(objects.keys("media/")) == sorted(f"fleet/media/{r}" for r in (first, second))
+    restored = tmp_path / "restored"
+    assert fleet_media.fetch(objects, restored, second).read_bytes() == b"two"
+
+
+def test_generations_go_up_and_the_next_run_elsewhere_downloads_the_current_one(conn, objects, tmp_path):
+    one = Worker(conn, objects, tmp_path, "w1")
+    copy = one.run()
+    assert (copy.generation, copy.fence, copy.path.exists()) == (0, 1, False)   # a new account
+    add_posts(copy.path, "first")
+    media = media_file(copy.folder / "media", b"photo bytes")
+    assert copy.checkpoint() == 1
+    add_posts(copy.path, "second")
+    assert copy.checkpoint() == 2                 # a long run checkpoints more than once
+    assert f"fleet/media/{media}" in set(objects.keys("media/"))   # media go up with (before) the generation
+
+    pointer = one.store.pointer(1)
+    assert pointer.generation == 2
+    assert pointer.object_key == "fleet/archives/1/0000000002-1.sqlite"
+    assert sorted(objects.keys("archives/")) == ["fleet/archives/1/0000000001-1.sqlite",
+                                                 "fleet/archives/1/0000000002-1.sqlite"]
+    assert one.store.pointer(2).generation == 0   # the other account has none yet
+
+    theirs = Worker(conn, objects, tmp_path, "w2").run()
+    assert (theirs.generation, theirs.fence, theirs.from_cache) == (2, 2, False)
+    assert posts(theirs.path) == ["first", "second"]
+
+
+def test_the_cached_copy_is_used_when_current_and_replaced_when_not(conn, objects, tmp_path):
+    one, two = Worker(conn, objects, tmp_path, "w1"), Worker(conn, objects, tmp_path, "w2")
+    copy = one.run()
+    add_posts(copy.path, "a")
+    copy.checkpoint()
+
+    # Current: no download at all (the object could be gone and the checkout still works).
+    objects.delete(list(objects.keys("archives/")))
+    again = one.run()
+    assert (again.from_cache, again.generation) == (True, 1)
+    assert posts(again.path) == ["a"]
+    add_posts(again.path, "b")
+    again.checkpoint()
+
+    # A run on another worker moves the archive on; the first one's cache is then stale.
+    theirs = two.run()
+    add_posts(theirs.path, "c")
+    theirs.checkpoint()
+    third = one.run()
+    assert (third.from_cache, third.generation) == (False, 3)
+    assert posts(third.path) == ["a", "b", "c"]
+    assert len(list((tmp_path / "cache-w1").rglob("*.sqlite"))) == 1   # one cached generation per account
+
+
+def test_a_zombie_cannot_move_the_pointer_and_its_upload_is_removed(conn, objects, tmp_path):
+    zombie_worker, new_worker = Worker(conn, objects, tmp_path, "zombie"), Worker(conn, objects, tmp_path, "new")
+    zombie = zombie_worker.run()
+    add_posts(zombie.path, "before")
+    zombie.checkpoint()
+
+    taker = new_worker.run()    # the job moved on: a new run raised the fence
+    add_posts(zombie.path, "zombie's late page")
+    with pytest.raises(FencedOut, match="another run of it started after this one.*checkpoint does not count"):
+        zombie.checkpoint()
+    # Even when the zombie passes the early check (fenced just after it), the update decides.
+    zombie_worker.store.still_holds = lambda account, fence: True
+    with pytest.raises(FencedOut, match="upload of generation 2 was discarded"):
+        zombie.checkpoint()
+    assert sorted(objects.keys("archives/")) == ["fleet/archives/1/0000000001-1.sqlite"]
+    assert new_worker.store.pointer(1).generation == 1
+    with pytest.raises(FencedOut, match="does not check the archive out"):
+        new_worker.store.checkout(1, tmp_path / "late", fence=zombie.fence)
+
+    add_posts(taker.path, "taker's page")
+    assert taker.checkpoint() == 2
+    assert posts(Worker(conn, objects, tmp_path, "check").run().path) == ["before", "taker's page"]
+
+
+def test_a_checkpoint_takes_committed_pages_only_while_the_run_writes(conn, objects, tmp_path):
+    copy = Worker(conn, objects, tmp_path, "w").run()
+    add_posts(copy.path, "committed")
+    writer = sqlite3.connect(copy.path)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO posts VALUES ('in flight')")
+    copy.checkpoint()                                  # the writer holds its transaction open
+    writer.commit()
+    writer.close()
+    assert posts(Worker(conn, objects, tmp_path, "other").run().path) == ["committed"]
+
+
+def test_a_stale_wal_beside_the_working_copy_is_not_replayed(conn, objects, tmp_path):
+    worker = Worker(conn, objects, tmp_path, "w")
+    copy = worker.run()
+    add_posts(copy.path, "kept")
+    copy.checkpoint()
+    (worker.work / "archive.db-wal").write_bytes(b"left by a killed run" * 100)
+    again = worker.run()
+    assert not (worker.work / "archive.db-wal").exists()
+    assert posts(again.path) == ["kept"]
+
+
+def test_a_generation_damaged_in_the_store_is_refused_by_name(conn, objects, s3_bucket, tmp_path):
+    worker = Worker(conn, objects, tmp_path, "w")
+    copy = worker.run()
+    add_posts(copy.path, "x")
+    copy.checkpoint()
+    key = worker.store.pointer(1).object_key
+    s3_bucket.client().put_object(Bucket=s3_bucket.name, Key=key, Body=b"not the archive")
+    with pytest.raises(StorageError, match=r"account 1: generation 1 .* does not match its sha256"):
+        Worker(conn, objects, tmp_path, "other").run()
+
+
+def test_prune_keeps_the_newest_generations(conn, objects, tmp_path):
+    worker = Worker(conn, objects, tmp_path, "w")
+    copy = worker.run()
+    for n in range(4):
+        add_posts(copy.path, f"p{n}")
+        copy.checkpoint()
+    removed = worker.store.prune(1, keep=2)
+    assert removed == ["fleet/archives/1/0000000001-1.sqlite", "fleet/archives/1/0000000002-1.sqlite"]
+    assert sorted(objects.keys("archives/")) == ["fleet/archives/1/0000000003-1.sqlite",
+                                                 "fleet/archives/1/0000000004-1.sqlite"]
+    assert worker.store.prune(1, keep=2) == []
+    with pytest.raises(StorageError, match="keep >= 1"):
+        worker.store.prune(1, keep=0)
