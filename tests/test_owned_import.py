@@ -249,3 +249,56 @@ def test_a_file_a_spreadsheet_saved_with_semicolons_reads_the_same(tmp_path):
         csv_module.writer(out, delimiter=";").writerows(rows)
     assert import_file(tmp_path / "a", path)["platform"] == "shopify"
     assert contacts(tmp_path / "a")["ada@example.com"]["orders"] == 2
+
+
+HOSTILE_CHILD = r"""
+import json, resource, sys
+import archiver.sync.jobs
+from archiver.connector import installed_connectors
+for cls in installed_connectors().values():
+    cls.detect_export
+with open("/proc/self/status") as status:
+    idle = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
+resource.setrlimit(resource.RLIMIT_AS, (idle + 256 * 2**20, idle + 256 * 2**20))
+from archiver.sync.imports import ExportFileError
+from archiver.sync.jobs import import_file
+results = {}
+for path in sys.argv[2:]:
+    try:
+        result = import_file(sys.argv[1], path)
+        results[path] = [result["status"], len(result["errors"]), result.get("platform")]
+    except ExportFileError as error:
+        results[path] = ["refused", str(error)[:200], None]
+print(json.dumps(results))
+"""
+
+
+def test_hostile_csv_files_import_or_fail_cleanly_in_bounded_memory(tmp_path):
+    """Under a memory limit (the child's idle size + 256 MB): a quote never closed over 8 MB,
+    one field of 8 MB, a header of 100,000 columns, NUL bytes. Each imports (its bad rows
+    reported) or is refused with a message; nothing crashes or grows without bound."""
+    import subprocess
+    import sys
+
+    header = "Customer ID,First Name,Last Name,Email,Accepts Email Marketing,Total Spent,Total Orders\n"
+    good = "1,A,B,a@example.com,yes,1.00,1\n"
+    files = {
+        "unclosed.csv": header + good + '2,"never closed,' + "x" * (8 * 2**20) + "\n",
+        "big-field.csv": header + good + "3,A,B,b@example.com,yes,1.00," + "9" * (8 * 2**20) + "\n",
+        "wide.csv": "Email," + ",".join(f"c{i}" for i in range(100_000)) + "\n" + good,
+        "nul.csv": header + good + "4,A\x00,B,c@example.com,yes,1.00,1\n",
+    }
+    paths = []
+    for name, text in files.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        paths.append(str(tmp_path / name))
+    done = subprocess.run([sys.executable, "-c", HOSTILE_CHILD, str(tmp_path / "a"), *paths], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    results = json.loads(done.stdout)
+    by_name = {path.rsplit("/", 1)[-1]: value for path, value in results.items()}
+    assert by_name["unclosed.csv"][0] == "ok" and by_name["unclosed.csv"][1] >= 1
+    assert by_name["big-field.csv"][0] == "ok" and by_name["big-field.csv"][1] >= 1
+    assert by_name["nul.csv"][0] == "ok" and by_name["nul.csv"][1] >= 1
+    assert by_name["wide.csv"][0] == "refused"   # nobody's export
+    assert set(contacts(tmp_path / "a")) == {"a@example.com", "c@example.com"}
