@@ -95,6 +95,30 @@ PARTS: list[SchemaPart] = [
             PRIMARY KEY (account_id, generation)
         );
     """),
+    SchemaPart("shared rate limits and quotas", """
+        -- fleet/limiter.py: one row per limit key (platform/app/endpoint[/user token
+        -- fingerprint]); tat is the GCRA's theoretical arrival time, times in epoch seconds of
+        -- the database's clock. The counters are for `fleet status`.
+        CREATE TABLE IF NOT EXISTS fleet_limits (
+            key            text PRIMARY KEY,
+            platform       text NOT NULL,
+            tat            float8 NOT NULL,
+            now            float8 NOT NULL,            -- the clock at the last reservation
+            blocked_until  float8,                     -- a 429 stops every worker until then
+            requests       bigint NOT NULL DEFAULT 0,
+            waits          bigint NOT NULL DEFAULT 0,  -- requests that had to wait for their slot
+            waited         float8 NOT NULL DEFAULT 0,  -- seconds waited in all
+            throttled      bigint NOT NULL DEFAULT 0   -- 429s seen
+        );
+        -- A daily quota per project (a cloud project whose apps share one quota), the day as the platform counts it.
+        CREATE TABLE IF NOT EXISTS fleet_quota (
+            project  text NOT NULL,
+            day      date NOT NULL,
+            spent    bigint NOT NULL,
+            budget   bigint NOT NULL,
+            PRIMARY KEY (project, day)
+        );
+    """),
 ]
 
 # Taken for the whole of `fleet init`: two inits at once apply the schema once.

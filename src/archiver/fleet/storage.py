@@ -49,7 +49,8 @@ ARCHIVE_FILE_NAME = "archive.db"
 
 class FencedOut(StorageError):
     """Another run of this account has started since this one (its worker was cut off and
-    the job moved on): this run's writes must not count."""
+    the job moved on): this run's writes must not count, and it makes no more requests
+    (fleet/limiter.py raises it too)."""
 
 
 @dataclass

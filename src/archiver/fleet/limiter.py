@@ -1,0 +1,273 @@
+"""Rate limits and daily quotas shared by every worker of the fleet, kept in PostgreSQL.
+
+A single user's runs pace themselves (net.client.Pacer, per process): that stays the
+default. A fleet runs many accounts of one app on many machines, and the platform counts
+their requests together, so the limit must be one for all of them:
+
+* ``SharedLimiter`` — one row per ``LimitKey`` (platform, app, endpoint, and a fingerprint
+  of the user token where the platform counts per user), holding a *theoretical arrival
+  time* (GCRA, the cell-rate algorithm): each request reserves the next free slot in one
+  statement and sleeps until it. Requests of all workers thus leave at ``per_minute`` on
+  average, at most ``burst`` at once, in the order they asked. A 429 seen by one worker
+  (``slow_down``) moves the slot past the platform's Retry-After for every worker.
+* ``SharedQuota`` — a daily budget counted in one row per project and day (YouTube's
+  10,000 units belong to a Google Cloud project, whatever machine spends them). It is a
+  ``net.budget.DailyBudget``: connectors charge it through ``BudgetedTransport`` as they
+  charge their local one.
+* ``LimitedTransport`` — the httpx transport that asks the limiter before each request
+  leaves and tells it of each 429.
+
+The clock is the database's (``clock_timestamp()``): every worker sees the same time,
+whatever its own clock says. Tests pass their own (``clock=``), and their own ``sleep``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+import httpx
+
+from archiver.fleet.storage import FencedOut
+from archiver.net.budget import BudgetSpent, DailyBudget
+from archiver.net.client import parse_retry_after
+
+if TYPE_CHECKING:
+    import psycopg
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BLOCK_SECONDS = 60.0   # a 429 without Retry-After stops every worker this long
+DEFAULT_MAX_WAIT = 900.0       # a slot further away than this is not reserved: LimiterBusy
+
+
+class LimiterBusy(Exception):
+    """The next free slot is further away than the caller may wait: end the run cleanly (its
+    checkpoints keep what it did) and let the queue retry it later."""
+
+    def __init__(self, key: LimitKey, wait: float):
+        super().__init__(f"{key.text()}: the next request may leave in {wait:.0f} s, longer than this run waits; "
+                         "the account's job is retried later")
+        self.key, self.wait = key, wait
+
+
+def token_fingerprint(token: str) -> str:
+    """What a LimitKey holds of a user token: enough to tell users apart, nothing to use."""
+    return hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class LimitKey:
+    """What a platform counts a limit against. ``app``: the client id (or Google project);
+    ``endpoint``: one endpoint or a family of them ("*": the app's whole limit); ``user``: a
+    ``token_fingerprint`` where the platform counts per user token, never the token."""
+
+    platform: str
+    app: str
+    endpoint: str = "*"
+    user: str | None = None
+
+    def text(self) -> str:
+        return "/".join([self.platform, self.app, self.endpoint] + ([self.user] if self.user else []))
+
+
+@dataclass(frozen=True)
+class Rate:
+    """``per_minute`` requests a minute on average, at most ``burst`` at once. In any 60
+    seconds at most ``per_minute + burst - 1`` leave: burst=1 keeps every minute within the limit."""
+
+    per_minute: float
+    burst: int = 1
+
+    @property
+    def interval(self) -> float:
+        return 60.0 / self.per_minute
+
+    @property
+    def tolerance(self) -> float:
+        return (self.burst - 1) * self.interval
+
+
+# One statement reserves the next slot: a new key starts now; an existing one moves its
+# arrival time one interval past max(its arrival time, now). The caller's wait is the slot's
+# start less now. A slot further than max_wait is not taken (no row comes back), nor is any
+# when the run's fence is no longer the account's (a zombie makes no request).
+_RESERVE = """
+WITH clock AS (SELECT coalesce(%(now)s::float8, extract(epoch FROM clock_timestamp())) AS t),
+     allowed AS (SELECT 1 WHERE %(account)s::bigint IS NULL
+                 OR EXISTS (SELECT 1 FROM fleet_accounts WHERE id = %(account)s::bigint AND fence = %(fence)s::bigint))
+INSERT INTO fleet_limits AS l (key, platform, tat, now, requests)
+SELECT %(key)s, %(platform)s, clock.t + %(interval)s, clock.t, 1 FROM clock, allowed
+ON CONFLICT (key) DO UPDATE SET
+    tat = greatest(l.tat, excluded.now) + %(interval)s,
+    now = excluded.now,
+    requests = l.requests + 1,
+    waits = l.waits + (l.tat - %(tolerance)s > excluded.now)::int,
+    waited = l.waited + greatest(l.tat - %(tolerance)s - excluded.now, 0)
+WHERE l.tat - %(tolerance)s - excluded.now <= %(max_wait)s
+RETURNING greatest(l.tat - %(interval)s - %(tolerance)s - l.now, 0)
+"""
+
+_SLOW_DOWN = """
+WITH clock AS (SELECT coalesce(%(now)s::float8, extract(epoch FROM clock_timestamp())) AS t)
+INSERT INTO fleet_limits AS l (key, platform, tat, now, blocked_until, throttled)
+SELECT %(key)s, %(platform)s, clock.t + %(seconds)s + %(tolerance)s, clock.t, clock.t + %(seconds)s, 1 FROM clock
+ON CONFLICT (key) DO UPDATE SET
+    tat = greatest(l.tat, excluded.tat),
+    blocked_until = greatest(l.blocked_until, excluded.blocked_until),
+    throttled = l.throttled + 1
+"""
+
+
+class SharedLimiter:
+    """The fleet's rate limits (see the module's note). ``conn``: an autocommit connection
+    (each statement its own transaction); one limiter per worker thread."""
+
+    def __init__(self, conn: psycopg.Connection, *, clock: Callable[[], float] | None = None,
+                 sleep: Callable[[float], None] = time.sleep, max_wait: float = DEFAULT_MAX_WAIT):
+        self.conn, self.clock, self.sleep, self.max_wait = conn, clock, sleep, max_wait
+
+    def _now(self) -> float | None:
+        return self.clock() if self.clock else None
+
+    def reserve(self, key: LimitKey, rate: Rate, *, fence: tuple[int, int] | None = None) -> float:
+        """Take the next slot for one request; returns the seconds to wait before sending it.
+        ``fence``: (account id, the run's fence): refused with FencedOut once a newer run started."""
+        account, fence_value = fence if fence else (None, None)
+        row = self.conn.execute(_RESERVE, {
+            "now": self._now(), "key": key.text(), "platform": key.platform, "interval": rate.interval,
+            "tolerance": rate.tolerance, "max_wait": self.max_wait, "account": account, "fence": fence_value,
+        }).fetchone()
+        if row is not None:
+            return float(row[0])
+        if fence and not self.conn.execute("SELECT 1 FROM fleet_accounts WHERE id = %s AND fence = %s", fence).fetchone():
+            raise FencedOut(f"account {account}: a newer run of it started (fence {fence_value} is no longer "
+                            "current); this worker makes no more requests for it")
+        raise LimiterBusy(key, self.wait_for(key, rate))
+
+    def wait_for(self, key: LimitKey, rate: Rate) -> float:
+        """How long the next request with ``key`` would wait now (nothing is reserved)."""
+        row = self.conn.execute(
+            "SELECT greatest(tat - %s - coalesce(%s::float8, extract(epoch FROM clock_timestamp())), 0) "
+            "FROM fleet_limits WHERE key = %s", (rate.tolerance, self._now(), key.text())).fetchone()
+        return float(row[0]) if row else 0.0
+
+    def acquire(self, key: LimitKey, rate: Rate, *, fence: tuple[int, int] | None = None) -> float:
+        """Wait for a slot, then return (the request may leave); returns the seconds waited.
+        A block set by another worker's 429 while this one slept is waited out too."""
+        waited = 0.0
+        while True:
+            wait = self.reserve(key, rate, fence=fence)
+            if wait <= 0:
+                return waited
+            self.sleep(wait)
+            waited += wait
+            blocked = self.blocked_for(key)
+            if blocked <= 0:
+                return waited
+            self.sleep(blocked)    # blocked meanwhile: this slot is void, take a new one after
+            waited += blocked      # (the loop goes on: a slot from after the block)
+
+    def blocked_for(self, key: LimitKey) -> float:
+        """Seconds left of a block set by a 429 (0: none)."""
+        row = self.conn.execute(
+            "SELECT greatest(blocked_until - coalesce(%s::float8, extract(epoch FROM clock_timestamp())), 0) "
+            "FROM fleet_limits WHERE key = %s", (self._now(), key.text())).fetchone()
+        return float(row[0]) if row and row[0] is not None else 0.0
+
+    def slow_down(self, key: LimitKey, rate: Rate, seconds: float | None) -> None:
+        """The platform answered 429 (``seconds``: its Retry-After, if any): no worker sends
+        with this key until then, and no burst right after."""
+        seconds = DEFAULT_BLOCK_SECONDS if seconds is None else max(float(seconds), 0.0)
+        self.conn.execute(_SLOW_DOWN, {"now": self._now(), "key": key.text(), "platform": key.platform,
+                                       "seconds": seconds, "tolerance": rate.tolerance})
+        log.warning("%s: rate limited by the platform; every worker waits %.0f s", key.text(), seconds)
+
+
+def limiter_status(conn: psycopg.Connection) -> list[dict[str, Any]]:
+    """Per platform: requests let through, how many waited and how long, 429s seen, and
+    the latest block (epoch seconds), for `archiver fleet status`."""
+    rows = conn.execute(
+        "SELECT platform, sum(requests), sum(waits), sum(waited), sum(throttled), max(blocked_until) "
+        "FROM fleet_limits GROUP BY platform ORDER BY platform").fetchall()
+    return [{"platform": p, "requests": int(r), "waits": int(w), "waited_seconds": float(s), "throttled": int(t),
+             "blocked_until": b} for p, r, w, s, t, b in rows]
+
+
+# --------------------------------------------------------------------------- quota
+
+
+class SharedQuota(DailyBudget):
+    """A DailyBudget whose count lives in PostgreSQL, one row per ``project`` and day: every
+    worker spending the project's units charges the same counter, atomically (a charge
+    that does not fit is refused, never half made)."""
+
+    def __init__(self, conn: psycopg.Connection, project: str, budget: int, **kwargs: Any):
+        super().__init__(budget, None, **kwargs)
+        self.conn, self.project = conn, project
+
+    def left(self) -> int:
+        self._roll()
+        row = self.conn.execute("SELECT spent FROM fleet_quota WHERE project = %s AND day = %s::date",
+                                (self.project, self.day)).fetchone()
+        self.spent = int(row[0]) if row else 0
+        return self.budget - self.spent
+
+    def charge(self, units: int) -> None:
+        self._roll()
+        row = self.conn.execute(
+            "INSERT INTO fleet_quota AS q (project, day, spent, budget) SELECT %(p)s, %(d)s::date, %(u)s, %(b)s "
+            "WHERE %(u)s <= %(b)s "
+            "ON CONFLICT (project, day) DO UPDATE SET spent = q.spent + excluded.spent, budget = excluded.budget "
+            "WHERE q.spent + excluded.spent <= excluded.budget RETURNING spent",
+            {"p": self.project, "d": self.day, "u": units, "b": self.budget}).fetchone()
+        if row is None:
+            left = self.left()
+            raise BudgetSpent(f"{self.what} of {self.project} ({self.budget} {self.unit}) is used up "
+                              f"({self.budget - left} spent today by the fleet, {units} needed for the next step)")
+        self.spent = int(row[0])
+
+    def require(self, units: int) -> None:
+        if self.left() < units:
+            raise BudgetSpent(f"{self.what} of {self.project} ({self.budget} {self.unit}) is used up "
+                              f"({self.spent} spent today by the fleet, {units} needed for the next step)")
+
+    def exhaust(self) -> None:
+        """The platform said the day's quota is reached: the whole fleet stops for today."""
+        self._roll()
+        self.conn.execute(
+            "INSERT INTO fleet_quota AS q (project, day, spent, budget) VALUES (%(p)s, %(d)s::date, %(b)s, %(b)s) "
+            "ON CONFLICT (project, day) DO UPDATE SET spent = greatest(q.spent, excluded.budget)",
+            {"p": self.project, "d": self.day, "b": self.budget})
+        self.spent = max(self.spent, self.budget)
+
+
+# --------------------------------------------------------------------------- transport
+
+
+class LimitedTransport(httpx.BaseTransport):
+    """Asks ``limiter`` before each request leaves and tells it of each 429.
+
+    ``limit_of(request)`` says which key and rate a request counts against (None: not
+    limited, e.g. a file from a CDN). ``fence``: the run's (account id, fence), so a worker
+    that was cut off makes no more requests."""
+
+    def __init__(self, inner: httpx.BaseTransport, limiter: SharedLimiter,
+                 limit_of: Callable[[httpx.Request], tuple[LimitKey, Rate] | None], *,
+                 fence: tuple[int, int] | None = None):
+        self.inner, self.limiter, self.limit_of, self.fence = inner, limiter, limit_of, fence
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        limit = self.limit_of(request)
+        if limit is not None:
+            self.limiter.acquire(*limit, fence=self.fence)
+        response = self.inner.handle_request(request)
+        if limit is not None and response.status_code == 429:
+            self.limiter.slow_down(*limit, parse_retry_after(response.headers.get("Retry-After")))
+        return response
+
+    def close(self) -> None:
+        self.inner.close()

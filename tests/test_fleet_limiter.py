@@ -1,0 +1,228 @@
+"""fleet.limiter against the tests' PostgreSQL: one rate limit for every worker (each worker
+its own connection), a 429 seen by one slowing all, a zombie refused, and a daily quota
+counted once per project. Time is a fake clock handed to the limiter (the database's clock
+otherwise); sleeps are recorded, never slept."""
+
+from __future__ import annotations
+
+import threading
+
+import httpx
+import pytest
+from pg_server import fleet_database, postgres  # noqa: F401  (pytest fixtures)
+
+psycopg = pytest.importorskip("psycopg")
+
+from archiver.fleet import schema  # noqa: E402
+from archiver.fleet.limiter import (  # noqa: E402
+    LimitedTransport,
+    LimiterBusy,
+    LimitKey,
+    Rate,
+    SharedLimiter,
+    SharedQuota,
+    limiter_status,
+    token_fingerprint,
+)
+from archiver.fleet.storage import FencedOut  # noqa: E402
+from archiver.net.budget import BudgetedTransport, BudgetSpent  # noqa: E402
+
+KEY = LimitKey("youtube", "project-1", "videos")
+PER_SECOND = Rate(per_minute=60)            # one a second, no burst
+
+
+class Clock:
+    def __init__(self, now: float = 1_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def database(fleet_database):
+    with psycopg.connect(fleet_database, autocommit=True) as connection:
+        for part in schema.PARTS:
+            connection.execute(part.sql)
+        connection.execute("INSERT INTO fleet_accounts (tenant, platform, name) VALUES ('t', 'youtube', 'a')")
+    return fleet_database
+
+
+@pytest.fixture
+def workers(database):
+    """Three workers' limiters, each on its own connection, sharing one fake clock."""
+    clock = Clock()
+    connections = [psycopg.connect(database, autocommit=True) for _ in range(3)]
+    limiters = [SharedLimiter(c, clock=clock, sleep=clock.sleep) for c in connections]
+    yield clock, limiters
+    for connection in connections:
+        connection.close()
+
+
+def test_workers_share_one_rate_and_a_burst_is_bounded(workers):
+    clock, (a, b, c) = workers
+    assert [w.reserve(KEY, PER_SECOND) for w in (a, b, c, a)] == [0, 1, 2, 3]   # one slot each, in order
+    clock.now += 10                                       # idle: the slots are in the past
+    burst = Rate(per_minute=60, burst=3)
+    other = LimitKey("youtube", "project-1", "search")    # another endpoint: its own limit
+    assert [w.reserve(other, burst) for w in (a, b, c, a, b)] == [0, 0, 0, 1, 2]
+    clock.now += 3600                                     # an idle hour saves no more than the burst
+    assert [w.reserve(other, burst) for w in (c, a, b, c)] == [0, 0, 0, 1]
+
+
+def test_concurrent_reservations_get_distinct_slots(database):
+    """Twelve threads on their own connections asking at one instant: twelve slots, none shared."""
+    clock = Clock()
+    waits: list[float] = []
+    start = threading.Barrier(12)
+
+    def worker():
+        with psycopg.connect(database, autocommit=True) as connection:
+            limiter = SharedLimiter(connection, clock=clock)
+            start.wait(timeout=30)
+            waits.append(limiter.reserve(KEY, Rate(per_minute=120)))
+
+    threads = [threading.Thread(target=worker) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(waits) == [n * 0.5 for n in range(12)]
+
+
+def test_a_slot_too_far_away_is_not_taken(workers):
+    clock, (a, b, _) = workers
+    a.max_wait = b.max_wait = 2.5
+    assert [a.reserve(KEY, PER_SECOND) for _ in range(3)] == [0, 1, 2]
+    with pytest.raises(LimiterBusy, match=r"youtube/project-1/videos: the next request may leave in 3 s"):
+        b.reserve(KEY, PER_SECOND)
+    clock.now += 1
+    assert b.reserve(KEY, PER_SECOND) == 2       # the refused one reserved nothing
+
+
+def test_one_workers_429_slows_every_worker(workers):
+    clock, (a, b, c) = workers
+    burst = Rate(per_minute=60, burst=5)
+    assert a.reserve(KEY, burst) == 0
+    a.slow_down(KEY, burst, 30)                  # the platform said Retry-After: 30
+    assert b.blocked_for(KEY) == 30
+    assert b.reserve(KEY, burst) == 30           # everyone waits the block out ...
+    assert c.reserve(KEY, burst) == 31           # ... and no burst of five right after it
+    a.slow_down(KEY, burst, None)                # a 429 without Retry-After: a minute
+    assert b.reserve(KEY, burst) == 60
+    assert limiter_status(a.conn)[0] | {"blocked_until": None} == {
+        "platform": "youtube", "requests": 4, "waits": 3, "waited_seconds": 121.0, "throttled": 2, "blocked_until": None}
+
+
+def test_a_block_set_while_waiting_is_waited_out(workers):
+    clock, (a, b, _) = workers
+    a.reserve(KEY, PER_SECOND)
+    slept = []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        clock.now += seconds
+        if len(slept) == 1:                      # while b waits for its slot, a sees a 429
+            a.slow_down(KEY, PER_SECOND, 20)
+
+    b.sleep = sleep
+    assert b.acquire(KEY, PER_SECOND) == 21      # its own second, then the whole block
+    assert slept == [1, 20]
+    assert a.reserve(KEY, PER_SECOND) == 1       # b took a new slot after the block: a comes a second later
+
+
+def test_a_zombie_makes_no_request(workers):
+    clock, (a, _, _) = workers
+    connection = a.conn
+    fence = connection.execute("UPDATE fleet_accounts SET fence = fence + 1 WHERE id = 1 RETURNING fence").fetchone()[0]
+    assert a.reserve(KEY, PER_SECOND, fence=(1, fence)) == 0
+    connection.execute("UPDATE fleet_accounts SET fence = fence + 1 WHERE id = 1")   # the job moved on
+    with pytest.raises(FencedOut, match="account 1: a newer run of it started"):
+        a.reserve(KEY, PER_SECOND, fence=(1, fence))
+    assert a.reserve(KEY, PER_SECOND) == 1       # the refused one reserved nothing
+
+
+def test_per_user_limits_are_apart_and_hold_no_token():
+    token = "ya29.secret-access-token"
+    one, two = (LimitKey("x", "app", "tweets", token_fingerprint(t)) for t in (token, "another-token"))
+    assert one.text() != two.text() and token not in one.text() and "secret" not in one.text()
+    assert one.text().startswith("x/app/tweets/")
+
+
+def test_the_transport_waits_for_its_slot_and_reports_429s(workers):
+    clock, (a, b, _) = workers
+    answers = iter([httpx.Response(200), httpx.Response(429, headers={"Retry-After": "7"}), httpx.Response(200)])
+    seen = []
+
+    def platform(request):
+        seen.append((request.url.path, clock.now))
+        return next(answers)
+
+    def limit_of(request):
+        return None if request.url.host == "cdn.example" else (KEY, PER_SECOND)
+
+    transports = [LimitedTransport(httpx.MockTransport(platform), w, limit_of) for w in (a, b)]
+    clients = [httpx.Client(transport=t, base_url="https://api.example") for t in transports]
+    start = clock.now
+    clients[0].get("/one")
+    assert clients[1].get("/two").status_code == 429       # worker b's request, a second later
+    clients[0].get("/three")                               # worker a waits for b's 429 to pass
+    assert [(path, when - start) for path, when in seen] == [("/one", 0), ("/two", 1), ("/three", 8)]
+    cdn = httpx.Client(transport=LimitedTransport(httpx.MockTransport(lambda r: httpx.Response(200)), a, limit_of))
+    before = clock.now
+    cdn.get("https://cdn.example/file.jpg")                # not limited: no wait, no row touched
+    assert clock.now == before
+
+
+def test_one_quota_per_project_across_workers_and_days(workers):
+    clock, (a, b, _) = workers
+    one = SharedQuota(a.conn, "project-1", 100, clock=clock)
+    two = SharedQuota(b.conn, "project-1", 100, clock=clock)
+    elsewhere = SharedQuota(b.conn, "project-2", 100, clock=clock)
+    one.charge(60)
+    with pytest.raises(BudgetSpent, match=r"of project-1 \(100 requests\) is used up \(60 spent today by the fleet, 50"):
+        two.charge(50)
+    two.charge(40)
+    assert (one.left(), two.left(), elsewhere.left()) == (0, 0, 100)
+    with pytest.raises(BudgetSpent):
+        one.require(1)
+    clock.now += 86_400                                    # a new day: a fresh quota
+    assert one.left() == 100
+    two.exhaust()                                          # the platform says it is spent
+    assert one.left() == 0
+
+    # As connectors use their DailyBudget: charged before each request leaves.
+    three = SharedQuota(a.conn, "project-3", 3, clock=clock)
+    client = httpx.Client(transport=BudgetedTransport(httpx.MockTransport(lambda r: httpx.Response(200)),
+                                                      three, lambda r: 2), base_url="https://api.example")
+    client.get("/videos")
+    with pytest.raises(BudgetSpent):
+        client.get("/videos")
+    assert three.left() == 1
+
+
+def test_concurrent_charges_never_overspend(database):
+    clock = Clock()
+    charged: list[int] = []
+    start = threading.Barrier(6)
+
+    def worker():
+        with psycopg.connect(database, autocommit=True) as connection:
+            quota = SharedQuota(connection, "project-1", 25, clock=clock)
+            start.wait(timeout=30)
+            for _ in range(10):
+                try:
+                    quota.charge(1)
+                    charged.append(1)
+                except BudgetSpent:
+                    pass
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(charged) == 25
