@@ -365,6 +365,7 @@ def test_the_command_says_what_is_wrong(world, site, tmp_path):
     only = run("--out", str(tmp_path / "t"), "--platform", "twitter")
     assert only.exit_code == 0, only.output
     assert {p.name for p in (tmp_path / "t" / "post").iterdir()} == {"x"}
+    assert "social.example" not in (tmp_path / "t" / "about.html").read_text()   # other accounts' profiles too
     for args, message in ((["--platform", "myspace"], "unknown platform 'myspace'"),
                           (["--since", "last week"], "--since 'last week': expected a day as YYYY-MM-DD"),
                           (["--base-url", "ftp://robin.example"], "--base-url 'ftp://robin.example'"),

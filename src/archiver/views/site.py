@@ -827,14 +827,16 @@ def build_site(archive, out: Path, *, owner: Owner | None = None, platforms: Ite
                progress: Callable[[str], None] | None = None) -> SiteResult:
     """Write (or bring up to date) the website of `archive` (an archiver.archive.Archive) in `out`."""
     owner = owner or Owner()
+    platforms = list(platforms)
     base = normalized_base_url(base_url)
     out = Path(out).expanduser()
     folder = SiteFolder(out)   # checks the folder before anything is read or written
     media_root = archive.media_root
     with archive.reading() as db:
         posts = select_posts(db, media_root, platforms=platforms, since=since, include_private=include_private)
-        accounts = _rows(db, "SELECT platform, username, display_name, url, avatar_sha256 FROM accounts "
-                             "ORDER BY account_id")
+        accounts = [a for a in _rows(db, "SELECT platform, username, display_name, url, avatar_sha256 FROM accounts "
+                                         "ORDER BY account_id")
+                    if not platforms or a["platform"] in platforms]   # --platform: the others' profiles stay out too
         avatar_row = next((_rows(db, "SELECT sha256, path FROM media WHERE sha256 = ?", [a["avatar_sha256"]])
                            for a in accounts if a["avatar_sha256"]), [])
     out.mkdir(parents=True, exist_ok=True)
