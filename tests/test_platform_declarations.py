@@ -103,11 +103,6 @@ def test_every_built_in_connector_has_a_simulator_registered():
     assert demo_simulator().name == "tiktok"   # the demo the README shows
 
 
-def test_demo_of_a_platform_whose_simulator_has_none_says_so(tmp_path):
-    result = run_cli(["demo", "--platform", "youtube", "--dir", str(tmp_path / "demo")])
-    assert result.returncode == 1 and "the youtube simulator has no demo" in result.stderr, result.describe()
-
-
 def test_simulate_of_an_unknown_platform_names_the_installed_ones():
     result = run_cli(["simulate", "myspace"])
     assert result.returncode == 1 and "unknown platform 'myspace'" in result.stderr, result.describe()
