@@ -47,14 +47,21 @@ def _simulator(platform: str):
 @click.command()
 @click.option("--dir", "folder", default="demo-archive", show_default=True, type=click.Path(file_okay=False),
               help="Archive folder to create; every other command can use it with --archive.")
-@click.option("--platform", metavar="NAME", help="The simulated platform (default: TikTok's simulator).")
+@click.option("--platform", metavar="NAME",
+              help="The simulated platform (default: TikTok's simulator); `all`: every simulator with a demo, "
+                   "one account each, into one archive.")
 @click.option("--posts", "--videos", "posts", type=int, default=24, show_default=True)
 @click.option("--followers", type=int, default=120, show_default=True)
 def demo(folder, platform, posts, followers):
     """Archive a SIMULATED account (TikTok's, by default) end to end, with no account needed."""
     setup_logging()
-    from archiver.sim.demo import run_demo
+    from archiver.sim.demo import run_all_demos, run_demo
 
+    if platform is not None and platform.strip().lower() == "all":
+        try:
+            sys.exit(run_all_demos(Path(folder), posts=posts, followers=followers, echo=echo))
+        except LookupError as error:
+            fail(str(error))
     if platform is not None:
         _simulator(platform)   # a mistyped or simulator-less platform is one clear line
     from archiver.sim import demo_simulator

@@ -68,6 +68,11 @@ class Simulator:
         raise NotImplementedError(f"the {self.name} simulator has no demo")
 
 
+def has_demo(simulator: Simulator) -> bool:
+    """Whether ``simulator`` offers `archiver demo` (it overrides ``start_demo``)."""
+    return type(simulator).start_demo is not Simulator.start_demo
+
+
 def installed_simulators() -> dict[str, Simulator]:
     """name -> simulator, from the entry-point group (third parties' included). One that
     fails to load is skipped with a warning (only `simulate` and `demo` need them)."""
@@ -86,3 +91,10 @@ def demo_simulator(name: str | None = None) -> Simulator:
                           "theirs; reinstall archiver)")
     ranked = sorted(simulators.values(), key=lambda simulator: (not simulator.demo_default, simulator.name))
     return ranked[0]
+
+
+def demo_simulators() -> list[Simulator]:
+    """Every installed simulator that offers a demo, by name: what `archiver demo --platform
+    all` archives, one account each."""
+    simulators = installed_simulators()
+    return [simulators[name] for name in sorted(simulators) if has_demo(simulators[name])]
