@@ -38,13 +38,15 @@ def rows(folder: Path, sql: str) -> list[tuple]:
         return db.execute(sql).fetchall()
 
 
-def test_every_built_in_simulator_has_a_demo():
-    from archiver.connector import installed_connectors
+# The platforms with an API: each simulator serves a fake of it, with a demo.
+WITH_API = ("bluesky", "facebook", "instagram", "linkedin", "mastodon", "pinterest", "threads", "tiktok", "x",
+            "youtube")
 
+
+def test_every_built_in_platform_simulator_has_a_demo():
     simulators = installed_simulators()
-    assert all(has_demo(simulators[name]) for name in installed_connectors()), \
-        [name for name in installed_connectors() if not has_demo(simulators[name])]
-    assert [s.name for s in demo_simulators()] == sorted(installed_connectors())
+    assert [name for name in WITH_API if not has_demo(simulators[name])] == []
+    assert set(WITH_API) <= {s.name for s in demo_simulators()}
 
 
 def test_all_builds_one_archive_with_an_account_per_platform(all_demo):
@@ -132,6 +134,36 @@ class _Broken(Simulator):
         world.base_url = "http://127.0.0.1:9"
         world.store_credentials = lambda secrets, account: (_ for _ in ()).throw(OSError("no credentials"))
         return world
+
+
+class _ExportOnly(Simulator):
+    """A provider without an API: its demo world is an export file and nothing else."""
+
+    name = "mailchimp"
+
+    def start_demo(self, *, posts: int, followers: int) -> DemoWorld:
+        from archiver_connectors.mailchimp.sim import write_export
+        from archiver_connectors.owned.sim import fake_contacts
+
+        world = DemoWorld()
+        world.export_file = lambda folder: write_export(folder / "members_export.zip", fake_contacts(followers))
+        return world
+
+
+def test_a_provider_without_an_api_is_imported_from_its_export_alone(tmp_path):
+    from archiver.config import load_config
+    from archiver.connector import installed_connectors
+    from archiver.sim.demo import run_all_demos
+
+    said: list[str] = []
+    folder = tmp_path / "demo"
+    code = run_all_demos(folder, posts=1, followers=5, echo=said.append, simulators=[_ExportOnly()])
+    text = "\n".join(said)
+    assert code == 0, text
+    assert "through the (simulated) API" not in text and "1/1  importing" in text
+    assert rows(folder, "SELECT count(DISTINCT contact_id) FROM owned_contacts") == [(5,)]
+    account, = load_config(folder / "config.toml", installed_connectors()).accounts
+    assert account.platform == "mailchimp" and not account.base_url
 
 
 def test_one_failing_platform_is_reported_and_the_next_still_runs(tmp_path):

@@ -24,15 +24,18 @@ class DemoWorld:
     """A running fake platform with one account on it, for `archiver demo`; a context manager
     that stops the fake on exit."""
 
-    base_url: str                       # the running fake, on 127.0.0.1
+    base_url: str = ""                  # the running fake, on 127.0.0.1; "" for a provider archived from
+                                        # its export alone (no API): the demo only imports export_file
     settings: dict[str, Any] = {}       # extra [accounts.demo] keys the account needs (besides base_url)
     username: str = "demo"              # the simulated account's handle, for the demo's messages
     auth_hint: str = ""                 # for the demo config's comments: what `archiver auth` against
                                         # `archiver simulate NAME` is given, e.g. the fake's client id
 
     def store_credentials(self, secrets: "SecretStore", account_name: str) -> None:
-        """Put what `archiver auth` would have stored for the account into ``secrets``."""
-        raise NotImplementedError
+        """Put what `archiver auth` would have stored for the account into ``secrets``
+        (nothing, for a provider without an API)."""
+        if self.base_url:
+            raise NotImplementedError
 
     def export_file(self, folder: Path) -> Path | None:
         """Write an official "download your data" export of the account into ``folder`` and

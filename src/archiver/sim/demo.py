@@ -32,7 +32,7 @@ class _Configured:
 
     platform: str
     account: str
-    port: int
+    port: int | None          # None: a provider without an API (nothing to simulate)
     settings: dict = field(default_factory=dict)
     auth_hint: str = ""
 
@@ -47,7 +47,7 @@ def run_demo(folder: Path, *, posts: int = 24, followers: int = 120, echo: Calla
     title = get_connector(simulator.name).title
     echo(f"archiver demo — everything below is SIMULATED data from a fake {title} on 127.0.0.1;")
     echo("no real account is contacted. The archive it writes is a real one you can browse.\n")
-    return _run(folder, [(simulator, DEMO_ACCOUNT)], posts=posts, followers=followers, echo=echo)
+    return _run(folder, [(simulator, DEMO_ACCOUNT)], posts=posts, followers=followers, echo=echo, several=False)
 
 
 def run_all_demos(folder: Path, *, posts: int = 24, followers: int = 120, echo: Callable[[str], None] = print,
@@ -66,18 +66,17 @@ def run_all_demos(folder: Path, *, posts: int = 24, followers: int = 120, echo: 
     echo("no real account is contacted. The archive it writes is a real one you can browse: one account\n"
          "per platform, each named after its platform.")
     return _run(folder, [(simulator, simulator.name) for simulator in simulators],
-                posts=posts, followers=followers, echo=echo)
+                posts=posts, followers=followers, echo=echo, several=True)
 
 
 def _run(folder: Path, demos: list[tuple[Simulator, str]], *, posts: int, followers: int,
-         echo: Callable[[str], None]) -> int:
+         echo: Callable[[str], None], several: bool) -> int:
     from archiver.archive import Archive
     from archiver.connector import get_connector
     from archiver.secrets import open_secret_store
 
     folder = folder.expanduser().resolve()
     archive = Archive(folder).create()
-    several = len(demos) > 1
     exports = folder / EXPORTS_FOLDER if several else folder
     # Simulated credentials live in memory only: nothing to keep, nothing to leak.
     secrets = open_secret_store("memory")
@@ -117,30 +116,32 @@ def _demo_one(simulator: Simulator, account_name: str, archive, secrets, exports
     from archiver.sync.jobs import Workspace, run_export, run_import
 
     with simulator.start_demo(posts=posts, followers=followers) as world:
-        account = AccountConfig(name=account_name, platform=simulator.name, base_url=world.base_url,
+        account = AccountConfig(name=account_name, platform=simulator.name, base_url=world.base_url or None,
                                 options=dict(world.settings))
         world.store_credentials(secrets, account_name)
         ws = Workspace(archive, Config(path=None, accounts=[account]), secrets)
 
         exports.mkdir(parents=True, exist_ok=True)
         export_path = world.export_file(exports)
-        steps = 2 if export_path else 1
-        echo(f"1/{steps}  exporting @{world.username} through the (simulated) API …")
-        results = [run_export(ws, account, full=True, progress=lambda line: None)]
-        echo(f"     {results[-1]['status']}: " + _counts(results[-1]["counts"]))
-
+        steps = [step for step, wanted in (("api", bool(world.base_url)), ("import", export_path)) if wanted]
+        results = []
+        if "api" in steps:
+            echo(f"1/{len(steps)}  exporting @{world.username} through the (simulated) API …")
+            results.append(run_export(ws, account, full=True, progress=lambda line: None))
+            echo(f"     {results[-1]['status']}: " + _counts(results[-1]["counts"]))
         if export_path:
-            echo(f"2/2  importing the (simulated) 'Download your data' export {export_path.name} …")
+            echo(f"{len(steps)}/{len(steps)}  importing the (simulated) 'Download your data' export "
+                 f"{export_path.name} …")
             results.append(run_import(ws, export_path, account_name=account_name, progress=lambda line: None))
             echo(f"     {results[-1]['status']}: " + _counts(results[-1]["counts"]))
 
         # The settings that name the fake's own address (Bluesky's PLC directory and AppView)
         # follow base_url to where `archiver simulate` will serve it.
-        simulated = f"http://127.0.0.1:{port}"
-        settings = {key: value.replace(world.base_url, simulated) if isinstance(value, str) else value
+        live, simulated = world.base_url, f"http://127.0.0.1:{port}"
+        settings = {key: value.replace(live, simulated) if live and isinstance(value, str) else value
                     for key, value in world.settings.items()}
-        ok = all(result["status"] in ("ok", "skipped") for result in results)
-        return ok, _Configured(simulator.name, account_name, port, settings, world.auth_hint)
+        ok = bool(results) and all(result["status"] in ("ok", "skipped") for result in results)
+        return ok, _Configured(simulator.name, account_name, port if live else None, settings, world.auth_hint)
 
 
 def _summary(archive, accounts: list[tuple[str, str]] | None, echo: Callable[[str], None]) -> None:
@@ -196,6 +197,10 @@ def _write_demo_config(folder: Path, accounts: list[_Configured]) -> None:
             "[secrets]\nbackend = \"keyring\"\n")
     for account in accounts:
         extra = "".join(f"{key} = {json.dumps(value)}\n" for key, value in account.settings.items())  # JSON is TOML
+        if account.port is None:
+            text += (f"\n# No API: archived from its export file (`archiver import FILE --account {account.account}`)\n"
+                     f"[accounts.{account.account}]\nplatform = \"{account.platform}\"\n{extra}")
+            continue
         text += (f"\n# `archiver simulate {account.platform} --port {account.port}`"
                  + (f"\n# {account.auth_hint}" if account.auth_hint else "") + "\n"
                  f"[accounts.{account.account}]\nplatform = \"{account.platform}\"\n"
