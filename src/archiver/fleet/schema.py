@@ -119,6 +119,21 @@ PARTS: list[SchemaPart] = [
             PRIMARY KEY (project, day)
         );
     """),
+    SchemaPart("secrets", """
+        -- fleet/secrets.py: tokens and app secrets of the fleet's accounts, each value sealed
+        -- with AES-256-GCM under the master key (never in the database), bound to its row.
+        CREATE TABLE IF NOT EXISTS fleet_secrets (
+            tenant      text NOT NULL,
+            platform    text NOT NULL,
+            account     text NOT NULL,
+            key         text NOT NULL,
+            key_id      text NOT NULL,     -- which master key sealed it (a hash: says nothing of the key)
+            nonce       bytea NOT NULL,
+            sealed      bytea NOT NULL,    -- ciphertext and tag
+            updated_at  timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (tenant, platform, account, key)
+        );
+    """),
 ]
 
 # Taken for the whole of `fleet init`: two inits at once apply the schema once.
