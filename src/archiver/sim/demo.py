@@ -126,7 +126,8 @@ def _demo_one(simulator: Simulator, account_name: str, archive, secrets, exports
         steps = [step for step, wanted in (("api", bool(world.base_url)), ("import", export_path)) if wanted]
         results = []
         if "api" in steps:
-            echo(f"1/{len(steps)}  exporting @{world.username} through the (simulated) API …")
+            who = world.username if " " in world.username else "@" + world.username   # a name, or a handle
+            echo(f"1/{len(steps)}  exporting {who} through the (simulated) API …")
             results.append(run_export(ws, account, full=True, progress=lambda line: None))
             echo(f"     {results[-1]['status']}: " + _counts(results[-1]["counts"]))
         if export_path:
