@@ -1,0 +1,121 @@
+"""Benchmark: the fleet's shared limiter and quota in PostgreSQL, against what 10,000
+accounts need.
+
+    python benchmarks/bench_fleet.py [--database URL] [--seconds 5] [--threads 1,4,16]
+
+Without --database it starts a throw-away PostgreSQL of its own (Debian's binaries, as the
+tests do: tests/pg_server.py) on a loopback port, and removes it at the end.
+
+What it measures, for each number of threads (each its own connection, as workers are):
+1. ``limiter``: SharedLimiter.reserve on 40 keys (platforms x apps x endpoints) at a rate
+   that never makes a request wait -> reservations a second: what the limiter itself costs.
+2. ``quota``: SharedQuota.charge of 1 unit on 10 projects -> charges a second.
+
+The need it compares with (printed with its assumptions): 10,000 accounts a night, each
+an incremental run of ~10 API requests plus its share of a full listing (~200 requests
+every 7 nights, ~29 a night): ~390,000 requests in an 8-hour night, 14 a second on
+average; a worker pool at its platform limits asks far less than the limiter can answer.
+A benchmark reports, it is not a test: it always exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ACCOUNTS = 10_000
+REQUESTS_INCREMENTAL = 10
+REQUESTS_FULL = 200
+FULL_EVERY_NIGHTS = 7
+NIGHT_SECONDS = 8 * 3600
+
+
+def need_per_second() -> float:
+    per_account = REQUESTS_INCREMENTAL + REQUESTS_FULL / FULL_EVERY_NIGHTS
+    return ACCOUNTS * per_account / NIGHT_SECONDS
+
+
+def measure(url: str, threads: int, seconds: float, action: str) -> float:
+    import psycopg
+
+    from archiver.fleet.limiter import LimitKey, Rate, SharedLimiter, SharedQuota
+
+    counts = [0] * threads
+    start = threading.Barrier(threads + 1)
+    stop = threading.Event()
+
+    def worker(index: int) -> None:
+        with psycopg.connect(url, autocommit=True) as connection:
+            limiter = SharedLimiter(connection)
+            quotas = [SharedQuota(connection, f"project-{n}", 10**12) for n in range(10)]
+            keys = [LimitKey(f"platform-{p}", f"app-{a}", f"endpoint-{e}") for p in range(4) for a in range(5) for e in range(2)]
+            rate = Rate(per_minute=10**9)
+            start.wait()
+            n = index
+            while not stop.is_set():
+                if action == "limiter":
+                    limiter.reserve(keys[n % len(keys)], rate)
+                else:
+                    quotas[n % len(quotas)].charge(1)
+                n += 1
+                counts[index] += 1
+
+    pool = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(threads)]
+    for thread in pool:
+        thread.start()
+    start.wait()
+    began = time.perf_counter()
+    time.sleep(seconds)
+    stop.set()
+    for thread in pool:
+        thread.join(timeout=60)
+    return sum(counts) / (time.perf_counter() - began)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database", help="postgresql:// URL of a database to use (its fleet tables are created)")
+    parser.add_argument("--seconds", type=float, default=5.0, help="how long each measure runs")
+    parser.add_argument("--threads", default="1,4,16", help="numbers of threads (connections) to try")
+    args = parser.parse_args()
+
+    server = None
+    url = args.database
+    if url is None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+        from pg_server import start_server
+
+        folder = tempfile.mkdtemp(prefix="bench-fleet-")
+        server = start_server(Path(folder))
+        url = server.create_database("bench")
+    try:
+        import psycopg
+
+        from archiver.fleet import schema
+
+        with psycopg.connect(url, autocommit=True) as connection:
+            for part in schema.PARTS:
+                connection.execute(part.sql)
+        need = need_per_second()
+        print(f"need for {ACCOUNTS:,} accounts: {need:.0f} limiter checks/s on average "
+              f"({REQUESTS_INCREMENTAL} requests an incremental run + {REQUESTS_FULL} every "
+              f"{FULL_EVERY_NIGHTS} nights for a full listing, over an {NIGHT_SECONDS // 3600}-hour night)")
+        print(f"{'measure':<10} {'threads':>7} {'per second':>12} {'x need':>8}")
+        for threads in [int(t) for t in args.threads.split(",")]:
+            for action in ("limiter", "quota"):
+                rate = measure(url, threads, args.seconds, action)
+                print(f"{action:<10} {threads:>7} {rate:>12,.0f} {rate / need:>8.0f}")
+    finally:
+        if server is not None:
+            server.stop("immediate")
+            shutil.rmtree(server.folder, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
