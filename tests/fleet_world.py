@@ -6,7 +6,8 @@
   holds the account (a fenced write, as storage does with the archive's pointer), so a
   taken-over run resumes from the last page written. It logs each run (start, end, worker,
   first page) in ``test_run_log`` for overlap checks. ``hold_at_page``: the run stops there
-  until the test releases it (``release``) — a run caught mid-way, without timing.
+  until the test releases it (``release``) — a run caught mid-way, without timing;
+  ``hold_from_run``: only from this process's n-th run on (a worker that did some work first).
 - ``WorkerProcess``: `python tests/fleet_world.py URL …` — a real worker process running
   PagedRuns, to kill, freeze (SIGSTOP) or stop (SIGTERM); its log in a file.
 """
@@ -75,14 +76,17 @@ def fetch(url: str, sql: str, params=()) -> list[tuple]:
 
 class PagedRuns:
     def __init__(self, url: str, *, pages: int = 3, page_seconds: float = 0.0, hold_at_page: int | None = None,
-                 worker: str = "test"):
+                 hold_from_run: int = 1, worker: str = "test"):
         self.url, self.pages, self.page_seconds = url, pages, page_seconds
-        self.hold_at_page, self.worker = hold_at_page, worker
+        self.hold_at_page, self.hold_from_run, self.worker = hold_at_page, hold_from_run, worker
+        self.runs = 0
 
     def __call__(self, account, ticket, *, full, cancel):
         from archiver.fleet import db
         from archiver.fleet.worker import RunOutcome
 
+        self.runs += 1
+        hold_at_page = self.hold_at_page if self.runs >= self.hold_from_run else None
         with db.connect(self.url) as connection:
             connection.execute("INSERT INTO test_pages (account_id) VALUES (%s) ON CONFLICT DO NOTHING", [account.id])
             done = connection.execute("SELECT pages_done FROM test_pages WHERE account_id = %s",
@@ -96,7 +100,7 @@ class PagedRuns:
                 return RunOutcome(status, None, {"pages": done})
 
             for page in range(done, self.pages):
-                if page == self.hold_at_page:
+                if page == hold_at_page:
                     while not connection.execute("SELECT open FROM test_gate").fetchone()[0]:
                         if cancel():
                             return end("interrupted")
@@ -126,9 +130,10 @@ class WorkerProcess:
     """A worker in its own process (see the module's note); ``settings``: FleetServices'."""
 
     def __init__(self, folder: Path, url: str, name: str, *, runner: dict | None = None, settings: dict | None = None,
-                 worker: dict | None = None):
+                 worker: dict | None = None, no_tick: bool = False):
         self.log_path = folder / f"{name}.log"
-        spec = {"url": url, "name": name, "runner": runner or {}, "settings": settings or {}, "worker": worker or {}}
+        spec = {"url": url, "name": name, "runner": runner or {}, "settings": settings or {}, "worker": worker or {},
+                "no_tick": no_tick}
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen([sys.executable, str(HERE / "fleet_world.py"), json.dumps(spec)],
@@ -159,6 +164,8 @@ def _worker_main(spec: dict) -> None:
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {spec['name']} %(name)s: %(message)s")
     runner = PagedRuns(spec["url"], worker=spec["name"], **spec["runner"])
     fleet = services(spec["url"], runner, name=spec["name"], **spec["settings"])
+    if spec.get("no_tick"):   # a test's fixed scheduled time: the wall clock's tick stays out
+        fleet.tick = lambda app, now: "tick off (test)"  # type: ignore[method-assign]
     run_worker(fleet, **{"queues": ["accounts"], **spec["worker"]})
 
 

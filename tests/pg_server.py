@@ -12,7 +12,7 @@ Use it from a test module by importing the fixtures::
     def test_restart(postgres):              # the server itself (stop/start/restart)
         url = postgres.create_database()
 
-``postgres`` (session scope) is one server per pytest process (xdist worker). ``fleet_database``
+``postgres`` is one server per pytest process (xdist worker), stopped when it exits. ``fleet_database``
 (function scope) is a new database on it for each test, so tests never see each other's rows.
 Without the binaries the tests skip, unless ARCHIVER_REQUIRE_POSTGRES=1 (CI sets it), which
 makes that a failure. Every step is bounded (``pg_ctl -t``, subprocess timeouts).
@@ -178,25 +178,29 @@ def start_server(folder: Path) -> PostgresServer:
     return server
 
 
+_started: list[PostgresServer] = []   # one server per process, whichever module asks first
+
+
 @pytest.fixture(scope="session")
 def postgres(tmp_path_factory):
-    """One PostgreSQL server for this pytest process, stopped at session end."""
-    server = start_server(tmp_path_factory.mktemp("postgres"))
-    yield server
-    try:
-        server.stop("immediate")
-    except RuntimeError:
-        pass   # already stopped by a test that stopped it on purpose
+    """One PostgreSQL server for this pytest process, stopped when the process ends.
+
+    Each test module imports this fixture, which pytest then sees as one fixture per module:
+    the server itself is kept here so that they all share it."""
+    if not _started:
+        _started.append(start_server(tmp_path_factory.mktemp("postgres")))
+    server = _started[0]
+    if not (server.data / "postmaster.pid").exists():   # a test before stopped it on purpose
+        server.start()
+    return server
 
 
 @pytest.fixture
 def fleet_database(postgres):
     """A fresh database for one test: its URL (postgresql://archiver@127.0.0.1:PORT/NAME)."""
-    if not (postgres.data / "postmaster.pid").exists():   # a test before this one stopped it
-        postgres.start()
     url = postgres.create_database()
     yield url
     try:
         postgres.drop_database(url.rsplit("/", 1)[1])
     except Exception:
-        pass   # a test that stopped the server leaves its database; the session's end removes all
+        pass   # a test that stopped the server leaves its database; the server goes at the end

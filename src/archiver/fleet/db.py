@@ -27,6 +27,21 @@ class FleetError(Exception):
     """A fleet command cannot go on; the message says why and what to do."""
 
 
+class DatabaseUnavailable(FleetError):
+    """The fleet database did not answer (down, restarting, failing over): try again later."""
+
+
+def database_gone(error: BaseException) -> bool:
+    """Whether ``error`` says the database went away (not that a query was wrong)."""
+    if isinstance(error, DatabaseUnavailable):
+        return True
+    try:
+        import psycopg
+    except ImportError:
+        return False
+    return isinstance(error, psycopg.OperationalError)
+
+
 def database_url(option: str | None = None, config=None) -> str:
     """The fleet database's URL (see the module's note for the order)."""
     url = option or os.environ.get(ENV_DATABASE) or (config.fleet.database if config is not None and
@@ -64,4 +79,4 @@ def connect(url: str, *, autocommit: bool = True) -> "psycopg.Connection":
         return psycopg.connect(url, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT_SECONDS,
                                application_name=APPLICATION_NAME)
     except psycopg.OperationalError as error:
-        raise FleetError(f"cannot connect to the fleet database {shown_url(url)}: {str(error).strip()}") from None
+        raise DatabaseUnavailable(f"cannot connect to the fleet database {shown_url(url)}: {str(error).strip()}") from None

@@ -45,15 +45,18 @@ def due_slot(account: FleetAccount, history: ledger.AccountHistory | None, now: 
     if not account.enabled:
         return None
     zone = account.zone()
-    latest = latest_fire_time(account, now, timezone=zone)
     last_ok = history.last_ok_slot if history else None
+    # The cheap question first (one fire time): most accounts, most minutes, are done.
+    if last_ok is not None and missed_fire_time(account, last_ok, now, timezone=zone) is None:
+        return None
+    latest = latest_fire_time(account, now, timezone=zone)
     if last_ok is None:
         # Never archived: due now (the daemon's catch-up says the same), for the newest
         # fire time, or this minute when the schedule never fired yet.
         slot = latest or now.replace(second=0, microsecond=0)
+    elif latest is None:
+        return None
     else:
-        if missed_fire_time(account, last_ok, now, timezone=zone) is None or latest is None:
-            return None
         slot = latest
     if history and history.last_failed_slot == slot:   # this scheduled time failed already
         if history.failures >= ledger.MAX_ATTEMPTS_PER_SLOT:
@@ -83,17 +86,42 @@ class Enqueued:
         return f"{len(self.deferred)} deferred, {len(self.already_queued)} already queued"
 
 
-def defer_runs(app, items: list[tuple[FleetAccount, dt.datetime]], *, full: bool = False) -> Enqueued:
+BATCH = 500   # jobs deferred in one statement
+
+
+def defer_runs(app, items: list[tuple[FleetAccount, dt.datetime]], *, full: bool = False,
+               connection=None) -> Enqueued:
     """Defer one run job per (account, scheduled time), each with the account's lock and
-    queueing lock. ``app`` is an open procrastinate.App (sync use: a command, or a sync job)."""
+    queueing lock. ``app`` is an open procrastinate.App (sync use: a command, or a sync job).
+
+    With ``connection`` (the fleet database), accounts whose job waits already are left
+    out first and the rest deferred in batches (a tick at night start defers thousands); a
+    batch that still meets a waiting job (another enqueuer was quicker) is deferred one by one."""
     from procrastinate.exceptions import AlreadyEnqueued
 
     result = Enqueued()
+    if connection is not None and items:
+        waiting = {row[0] for row in connection.execute(
+            "SELECT queueing_lock FROM procrastinate_jobs WHERE status = 'todo' AND queueing_lock = ANY(%s)",
+            [[account_lock(account.id) for account, _ in items]])}
+        result.already_queued = [account.label() for account, _ in items if account_lock(account.id) in waiting]
+        items = [(account, slot) for account, slot in items if account_lock(account.id) not in waiting]
+        for start in range(0, len(items), BATCH):
+            chunk = items[start:start + BATCH]
+            jobs = [_deferrer(app, account).make_new_job(account=account.id, slot=slot.isoformat(), full=full)
+                    for account, slot in chunk]
+            try:
+                app.job_manager.batch_defer_jobs(jobs)
+            except AlreadyEnqueued:
+                one_by_one = defer_runs(app, chunk, full=full)
+                result.deferred += one_by_one.deferred
+                result.already_queued += one_by_one.already_queued
+            else:
+                result.deferred += [account.label() for account, _ in chunk]
+        return result
     for account, slot in items:
-        lock = account_lock(account.id)
         try:
-            app.configure_task(RUN_TASK, queue=ACCOUNT_QUEUE, lock=lock, queueing_lock=lock).defer(
-                account=account.id, slot=slot.isoformat(), full=full)
+            _deferrer(app, account).defer(account=account.id, slot=slot.isoformat(), full=full)
         except AlreadyEnqueued:
             result.already_queued.append(account.label())
         else:
@@ -101,9 +129,14 @@ def defer_runs(app, items: list[tuple[FleetAccount, dt.datetime]], *, full: bool
     return result
 
 
+def _deferrer(app, account: FleetAccount):
+    lock = account_lock(account.id)
+    return app.configure_task(RUN_TASK, queue=ACCOUNT_QUEUE, lock=lock, queueing_lock=lock)
+
+
 def enqueue_due(app, connection, now: dt.datetime, *, full: bool = False) -> Enqueued:
     """`archiver enqueue --due` and the tick."""
-    result = defer_runs(app, due_accounts(connection, now), full=full)
+    result = defer_runs(app, due_accounts(connection, now), full=full, connection=connection)
     log.info("tick %s: %s", now.isoformat(timespec="seconds"), result.summary())
     return result
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from archiver.fleet.db import DatabaseUnavailable
 from archiver.fleet.dispatch import ACCOUNT_QUEUE, RUN_TASK
-from archiver.fleet.ledger import STALE_SECONDS, AccountBusy
+from archiver.fleet.ledger import AccountBusy
 
 log = logging.getLogger("archiver.fleet.tasks")
 
@@ -27,6 +28,7 @@ TICK_TASK = "archiver.fleet.tick"
 STALLED_TASK = "archiver.fleet.retry_stalled"
 
 CONTROL_QUEUE = "control"
+RETRY_SECONDS = 10   # a run job that met a live run of its account, or no database, tries again after this
 STALLED_CHECK_CRON = "* * * * * */15"   # Procrastinate's cron (croniter): a sixth field is seconds
 
 
@@ -44,10 +46,11 @@ def register(app) -> None:
     import procrastinate
 
     @app.task(name=RUN_TASK, queue=ACCOUNT_QUEUE, pass_context=True,
-              # Another run of the account still alive (its heartbeat fresh): try again
-              # once that one has ended or gone stale.
-              retry=procrastinate.RetryStrategy(max_attempts=20, wait=int(STALE_SECONDS),
-                                                retry_exceptions={AccountBusy}))
+              # Another run of the account still alive (its heartbeat fresh), or the database
+              # gone for a moment: try again a little later (a run's own failure is not
+              # retried here: dispatch tries its scheduled time again after a while).
+              retry=procrastinate.RetryStrategy(max_attempts=30, wait=RETRY_SECONDS,
+                                                retry_exceptions={AccountBusy, DatabaseUnavailable}))
     def run_account(context, account: int, slot: str, full: bool = False) -> str:
         services = context.additional_context["fleet"]
         return services.run_job(account, dt.datetime.fromisoformat(slot), full=full, job_id=context.job.id,

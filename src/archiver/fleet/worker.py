@@ -18,9 +18,12 @@ folder of this machine (one machine, or a shared disk); object storage by genera
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import logging
 import os
+import signal
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -113,7 +116,17 @@ class FleetServices:
     def run_job(self, account_id: int, slot: dt.datetime, *, full: bool, job_id: int | None,
                 should_abort: Callable[[], bool] = lambda: False) -> str:
         """Run the account for its scheduled time ``slot``, once. Returns what happened
-        (for the log); raises ledger.AccountBusy (the task retries later) and RunFailed."""
+        (for the log). Raises ledger.AccountBusy and db.DatabaseUnavailable (the task tries
+        again later) and RunFailed."""
+        try:
+            return self._run_job(account_id, slot, full=full, job_id=job_id, should_abort=should_abort)
+        except Exception as error:
+            if db.database_gone(error) and not isinstance(error, db.DatabaseUnavailable):
+                raise db.DatabaseUnavailable(f"the fleet database went away: {error}") from error
+            raise
+
+    def _run_job(self, account_id: int, slot: dt.datetime, *, full: bool, job_id: int | None,
+                 should_abort: Callable[[], bool]) -> str:
         with db.connect(self.database_url) as connection:
             account = fleet_accounts.get(connection, account_id)
             if account is None or not account.enabled:
@@ -131,9 +144,14 @@ class FleetServices:
         beat.start()
         try:
             outcome = self.run_archive(account, ticket, full=full, cancel=lambda: beat.lost.is_set() or should_abort())
-        except Exception as error:   # a bug in a run: the ledger says so, the worker goes on
-            log.exception("%s: run %s failed", account.label(), ticket.run_id)
-            outcome = RunOutcome("failed", f"{type(error).__name__}: {error}")
+        except Exception as error:
+            if db.database_gone(error):   # not the account's failure: the run resumes on the job's retry
+                log.warning("%s: run %s cut short: the fleet database went away (%s)", account.label(),
+                            ticket.run_id, error)
+                outcome = RunOutcome("interrupted", "the fleet database went away; the run resumes from its checkpoint")
+            else:   # a bug in a run: the ledger says so, the worker goes on
+                log.exception("%s: run %s failed", account.label(), ticket.run_id)
+                outcome = RunOutcome("failed", f"{type(error).__name__}: {error}")
         finally:
             beat.stop()
         if beat.lost.is_set():
@@ -149,6 +167,9 @@ class FleetServices:
                  f": {outcome.message}" if outcome.message else "")
         if outcome.status == "failed":
             raise RunFailed(f"{account.label()}: {outcome.message}")
+        if outcome.status == "interrupted" and not should_abort():
+            # Cut short by the database, not by a stop: the job tries again (retry strategy).
+            raise db.DatabaseUnavailable(f"{account.label()}: {outcome.message}")
         return outcome.status
 
     # -- the tick ------------------------------------------------------------------------------
@@ -200,15 +221,65 @@ class _Heartbeat:
 
 def run_worker(services: FleetServices, *, queues: list[str] | None = None, concurrency: int = 1,
                wait: bool = True, install_signal_handlers: bool = True, **options: Any) -> None:
-    """`archiver worker`: take jobs until stopped (SIGTERM/SIGINT: running runs stop at their
-    next page boundary, recorded interrupted, and the worker exits)."""
+    """`archiver worker`: take jobs until stopped. SIGTERM/SIGINT: running runs stop at their
+    next page boundary (recorded interrupted) and the worker exits. The database going away
+    (a restart, a failover) does not end it: Procrastinate's worker stops then, and this
+    starts it again, waiting a little longer each time (up to RESTART_MAX_SECONDS); the jobs
+    it held come back through the stalled-jobs check. ``wait=False``: until the queue is empty."""
+    asyncio.run(_supervise(services, queues=queues, concurrency=concurrency, wait=wait,
+                           install_signal_handlers=install_signal_handlers, options=options))
+
+
+RESTART_MAX_SECONDS = 30
+
+
+async def _supervise(services: FleetServices, *, queues, concurrency: int, wait: bool, install_signal_handlers: bool,
+                     options: dict[str, Any]) -> None:
+    from procrastinate.exceptions import ConnectorException
+
     from archiver.fleet.tasks import make_app
 
-    app = make_app(services.database_url)
-    app.run_worker(queues=queues, concurrency=concurrency, wait=wait, name=services.name,
-                   additional_context={"fleet": services}, install_signal_handlers=install_signal_handlers,
-                   update_heartbeat_interval=options.pop("update_heartbeat_interval", WORKER_HEARTBEAT_SECONDS),
-                   stalled_worker_timeout=options.pop("stalled_worker_timeout", services.stalled_after_seconds),
-                   # Asked to stop, runs stop at their next page (should_abort) at once.
-                   shutdown_graceful_timeout=options.pop("shutdown_graceful_timeout", 0),
-                   **options)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT) if install_signal_handlers else ()
+    for number in signals:
+        loop.add_signal_handler(number, stopping.set)
+    settings = dict(queues=queues, concurrency=concurrency, wait=wait, name=services.name,
+                    additional_context={"fleet": services}, install_signal_handlers=False,
+                    update_heartbeat_interval=options.pop("update_heartbeat_interval", WORKER_HEARTBEAT_SECONDS),
+                    stalled_worker_timeout=options.pop("stalled_worker_timeout", services.stalled_after_seconds),
+                    # Asked to stop, runs are told at once (should_abort) and stop at their next page.
+                    shutdown_graceful_timeout=options.pop("shutdown_graceful_timeout", 0), **options)
+    delay = 1.0
+    try:
+        while True:
+            failure: BaseException | None = None
+            try:
+                app = make_app(services.database_url)
+                async with app.open_async():
+                    worker = asyncio.create_task(app.run_worker_async(**settings))
+                    stop = asyncio.create_task(stopping.wait())
+                    await asyncio.wait({worker, stop}, return_when=asyncio.FIRST_COMPLETED)
+                    if stopping.is_set():
+                        log.info("stopping: running accounts stop at their next page")
+                        worker.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await worker
+                        return
+                    stop.cancel()
+                    worker.result()   # its failure, if it failed
+            except (ConnectorException, OSError) as error:
+                failure = error
+            except Exception as error:
+                if type(error).__module__.split(".")[0] not in ("psycopg", "psycopg_pool"):
+                    raise
+                failure = error
+            if stopping.is_set() or (failure is None and not wait):
+                return
+            log.warning("the worker stopped (%s); starting again in %.0f s", failure or "the database went away", delay)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=delay)
+            delay = min(delay * 2, RESTART_MAX_SECONDS)
+    finally:
+        for number in signals:
+            loop.remove_signal_handler(number)
