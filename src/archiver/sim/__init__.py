@@ -30,6 +30,8 @@ class DemoWorld:
     username: str = "demo"              # the simulated account's handle, for the demo's messages
     auth_hint: str = ""                 # for the demo config's comments: what `archiver auth` against
                                         # `archiver simulate NAME` is given, e.g. the fake's client id
+    simulate_options: list[str] = []    # the `archiver simulate NAME` options that serve this same world
+                                        # again (sizes, seed), for the demo config's comments
 
     def store_credentials(self, secrets: "SecretStore", account_name: str) -> None:
         """Put what `archiver auth` would have stored for the account into ``secrets``

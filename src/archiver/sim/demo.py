@@ -35,6 +35,7 @@ class _Configured:
     port: int | None          # None: a provider without an API (nothing to simulate)
     settings: dict = field(default_factory=dict)
     auth_hint: str = ""
+    simulate_options: list[str] = field(default_factory=list)
 
 
 def run_demo(folder: Path, *, posts: int = 24, followers: int = 120, echo: Callable[[str], None] = print,
@@ -142,7 +143,8 @@ def _demo_one(simulator: Simulator, account_name: str, archive, secrets, exports
         settings = {key: value.replace(live, simulated) if live and isinstance(value, str) else value
                     for key, value in world.settings.items()}
         ok = bool(results) and all(result["status"] in ("ok", "skipped") for result in results)
-        return ok, _Configured(simulator.name, account_name, port if live else None, settings, world.auth_hint)
+        return ok, _Configured(simulator.name, account_name, port if live else None, settings, world.auth_hint,
+                               list(world.simulate_options))
 
 
 def _summary(archive, accounts: list[tuple[str, str]] | None, echo: Callable[[str], None]) -> None:
@@ -194,7 +196,8 @@ def _write_demo_config(folder: Path, accounts: list[_Configured]) -> None:
     if path.exists() or not accounts:
         return
     text = ("# Written by `archiver demo`. The accounts below are SIMULATED: to export one again, start its\n"
-            "# simulator (the command above it) and run `archiver auth PLATFORM --account NAME --archive .` first.\n\n"
+            "# simulator (the command above it: the same world again), run `archiver auth PLATFORM --account NAME\n"
+            "# --archive .`, then `archiver export --platform PLATFORM --account NAME --archive .`.\n\n"
             "[secrets]\nbackend = \"keyring\"\n")
     for account in accounts:
         extra = "".join(f"{key} = {json.dumps(value)}\n" for key, value in account.settings.items())  # JSON is TOML
@@ -202,7 +205,8 @@ def _write_demo_config(folder: Path, accounts: list[_Configured]) -> None:
             text += (f"\n# No API: archived from its export file (`archiver import FILE --account {account.account}`)\n"
                      f"[accounts.{account.account}]\nplatform = \"{account.platform}\"\n{extra}")
             continue
-        text += (f"\n# `archiver simulate {account.platform} --port {account.port}`"
+        options = "".join(" " + option for option in account.simulate_options)
+        text += (f"\n# `archiver simulate {account.platform} --port {account.port}{options}`"
                  + (f"\n# {account.auth_hint}" if account.auth_hint else "") + "\n"
                  f"[accounts.{account.account}]\nplatform = \"{account.platform}\"\n"
                  f"base_url = \"http://127.0.0.1:{account.port}\"\n{extra}")

@@ -19,14 +19,14 @@ class BlueskyDemo(DemoWorld):
     def __init__(self, *, posts: int, followers: int) -> None:
         from archiver_connectors.bluesky.sim.fake import FakeBluesky, FakeBlueskyConfig, serve
 
-        self.fake = FakeBluesky(FakeBlueskyConfig(posts=posts, followers=followers,
-                                                  following=max(1, followers // 3), seed=7))
+        self.fake = FakeBluesky(FakeBlueskyConfig(posts=posts, followers=followers, seed=7))
         self.server, _thread = serve(self.fake)
         self.base_url = self.fake.base_url
         self.settings = {"handle": self.fake.user_handle, "plc_url": self.base_url, "appview_url": self.base_url}
         self.username = self.fake.user_handle
         self.auth_hint = (f"(`printf %s {self.fake.config.app_password} | archiver auth bluesky "
                           f"--handle {self.fake.user_handle} --token-stdin`)")
+        self.simulate_options = ["--posts", str(posts), "--followers", str(followers), "--seed", "7"]
 
     def store_credentials(self, secrets, account_name: str) -> None:
         from archiver.config import AccountConfig

@@ -21,12 +21,14 @@ class FacebookDemo(DemoWorld):
         from archiver_connectors.facebook.sim.fake import FakeFacebook, FakeFacebookConfig, serve
 
         self.fake = FakeFacebook(FakeFacebookConfig(posts=2, profile_posts=posts, followers=followers,
-                                                    fans=followers, comments_max=3, seed=7))
+                                                    fans=followers, seed=7))
         self.server, _thread = serve(self.fake)
         self.base_url = self.fake.base_url
         self.settings = {}
         self.username = str(self.fake.person["name"])
         self.auth_hint = f"(app id {self.fake.config.client_id}, app secret {self.fake.config.client_secret})"
+        self.simulate_options = ["--posts", "2", "--profile-posts", str(posts), "--followers", str(followers),
+                                "--fans", str(followers), "--seed", "7"]
 
     def store_credentials(self, secrets, account_name: str) -> None:
         from archiver_connectors.facebook.api import FacebookApi, FacebookTokens

@@ -26,6 +26,8 @@ class InstagramDemo(DemoWorld):
         self.settings = {}
         self.username = str(self.fake.user["username"])
         self.auth_hint = f"(app id {self.fake.config.client_id}, app secret {self.fake.config.client_secret})"
+        self.simulate_options = ["--media", str(posts), "--followers", str(followers), "--following", str(max(1,
+                                followers // 2)), "--seed", "7"]
 
     def store_credentials(self, secrets, account_name: str) -> None:
         import httpx

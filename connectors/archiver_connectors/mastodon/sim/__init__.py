@@ -67,6 +67,8 @@ class MastodonDemo(DemoWorld):
         self.settings = {}
         self.username = self.fake.config.username
         self.auth_hint = "(`archiver auth mastodon` registers its app on the instance: no app of yours needed)"
+        self.simulate_options = ["--statuses", str(posts), "--followers", str(followers), "--following", str(max(1,
+                                followers // 2)), "--seed", "7"]
 
     def store_credentials(self, secrets, account_name: str) -> None:
         from archiver.config import AccountConfig

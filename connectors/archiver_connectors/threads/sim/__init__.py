@@ -24,6 +24,7 @@ class ThreadsDemo(DemoWorld):
         self.settings = {}
         self.username = str(self.fake.user["username"])
         self.auth_hint = f"(app id {self.fake.config.client_id}, app secret {self.fake.config.client_secret})"
+        self.simulate_options = ["--posts", str(posts), "--followers", str(followers), "--seed", "7"]
 
     def store_credentials(self, secrets, account_name: str) -> None:
         import httpx

@@ -24,6 +24,7 @@ class TikTokDemo(DemoWorld):
         self.username = self.fake.user.get("username", "demo")
         self.auth_hint = (f"(client key {self.fake.config.client_key}, "
                           f"secret {self.fake.config.client_secret})")
+        self.simulate_options = ["--videos", str(posts), "--followers", str(followers), "--seed", "7"]
 
     def store_credentials(self, secrets, account_name: str) -> None:
         import httpx

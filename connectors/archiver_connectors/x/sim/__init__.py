@@ -26,6 +26,7 @@ class XDemo(DemoWorld):
         self.settings = {"max_cost_usd": 1.0}
         self.username = str(self.fake.owner.handle)
         self.auth_hint = f"(client id {self.fake.config.client_id}, client secret {self.fake.config.client_secret})"
+        self.simulate_options = ["--posts", str(posts), "--followers", str(followers), "--seed", "7"]
 
     def store_credentials(self, secrets, account_name: str) -> None:
         import httpx

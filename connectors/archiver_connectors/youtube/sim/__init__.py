@@ -25,6 +25,8 @@ class YouTubeDemo(DemoWorld):
         self.settings = {}
         self.username = str(self.fake.channel["customUrl"]).lstrip("@")
         self.auth_hint = f"(client id {self.fake.config.client_id}, client secret {self.fake.config.client_secret})"
+        self.simulate_options = ["--videos", str(posts), "--followers", str(followers), "--comment-threads",
+                                str(min(posts, 6)), "--seed", "7"]
 
     def store_credentials(self, secrets, account_name: str) -> None:
         import httpx
