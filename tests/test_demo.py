@@ -87,7 +87,9 @@ def test_its_config_names_each_account_where_archiver_simulate_serves_it(all_dem
     bluesky = by_name["bluesky"]
     assert bluesky.options["plc_url"] == bluesky.options["appview_url"] == bluesky.base_url
     text = (folder / "config.toml").read_text()
-    assert "archiver simulate bluesky --port" in text
+    # ... and the command that serves the same world again is in its comment.
+    assert f"archiver simulate bluesky --port {bluesky.base_url.rsplit(':', 1)[1]} --posts {POSTS} " \
+           f"--followers {FOLLOWERS} --seed 7`" in text
 
 
 def test_status_and_serve_take_the_archive(all_demo):
