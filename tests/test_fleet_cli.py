@@ -1,6 +1,7 @@
 """The fleet's commands and a worker's real run: `archiver fleet init|add|import|status`,
 `archiver enqueue`, and a worker archiving accounts of a simulated platform (the project's
-own simulator on loopback) into their own archives — once per scheduled time. Also: a
+own simulator on loopback) into their own archives — once per scheduled time, in a folder
+or in object storage by generation (moto's S3 server on loopback). Also: a
 travelling archive's 'running' rows are not trusted to a local pid (mark_dead_runs)."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 from fleet_world import fetch
 from pg_server import fleet_database, postgres  # noqa: F401  (pytest fixtures)
+from s3_server import s3_bucket, s3_server  # noqa: F401  (pytest fixtures)
 
 from archiver.cli.main import main
 
@@ -140,3 +142,40 @@ def test_a_travelling_archives_running_rows_are_not_trusted_to_a_local_pid(archi
         mark_dead_runs(archive.db, trust_pids=trust_pids)
     status = archive.db.execute("SELECT status FROM runs").fetchone()[0]
     assert status == ("running" if trust_pids else "interrupted")
+
+
+def test_a_worker_with_object_storage_checks_out_runs_and_checkpoints_by_generation(fleet_database, s3_bucket,
+                                                                                    tmp_path):
+    """Two runs of one account: the first makes generation 1, the second (next day, another
+    machine: an empty worker folder) downloads it, resumes on it and makes generation 2."""
+    from archiver.fleet import db, dispatch, schema
+    from archiver.fleet import accounts as fleet_accounts
+    from archiver.fleet.objects import open_object_store
+    from archiver.fleet.tasks import make_app
+    from archiver.fleet.worker import FleetServices, StoredArchives, run_worker
+    from archiver.secrets import MemorySecretStore
+    from archiver.sim import installed_simulators
+
+    secrets = MemorySecretStore()
+    objects = open_object_store(s3_bucket.url("fleet/"), endpoint_url=s3_bucket.endpoint_url)
+    with installed_simulators()["tiktok"].start_demo(posts=3, followers=4) as world:
+        with db.connect(fleet_database) as connection:
+            schema.apply(connection)
+            account, _ = fleet_accounts.add(connection, "acme", "tiktok", "one", schedule="0 3 * * *", timezone="UTC",
+                                            options={"base_url": world.base_url, **world.settings})
+            world.store_credentials(secrets, "one")
+            app = make_app(fleet_database)
+            for day, machine in ((7, "m1"), (8, "m2")):
+                with app.open():
+                    noon = dt.datetime(2026, 12, day, 12, 0, tzinfo=dt.timezone.utc)
+                    assert dispatch.enqueue_due(app, connection, noon).deferred == ["acme/tiktok:one"]
+                runner = StoredArchives(fleet_database, objects, tmp_path / machine, secrets_for=lambda tenant: secrets)
+                run_worker(FleetServices(fleet_database, runner), queues=["accounts"], wait=False,
+                           install_signal_handlers=False)
+    assert fetch(fleet_database, "SELECT status FROM fleet_runs ORDER BY id") == [("ok",), ("ok",)]
+    assert fetch(fleet_database, "SELECT generation FROM fleet_archives WHERE account_id = %s", [account.id]) == [(2,)]
+    working_copy = tmp_path / "m2" / "runs" / str(account.id) / "archive.db"
+    archive = sqlite3.connect(working_copy)
+    assert archive.execute("SELECT count(*) FROM posts").fetchone()[0] == 3
+    assert [row[0] for row in archive.execute("SELECT status FROM runs ORDER BY run_id")] == ["ok", "ok"]   # both runs
+    archive.close()

@@ -152,21 +152,57 @@ def status(archive, config_path, database, as_json):
 @click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
               help="Runs at once in this worker.")
 @click.option("--archives", "archives", metavar="DIR", type=click.Path(file_okay=False, path_type=Path),
-              help="Where this worker keeps the accounts' archives. Default: <archive folder>/fleet.")
+              help="This worker's folder for archives: its working copies and cached generations (with object "
+                   "storage), or the archives themselves (without). Default: <archive folder>/fleet.")
+@click.option("--storage", metavar="URL", help="Object storage of the archives, s3://bucket/prefix. Default: "
+                                               "$ARCHIVER_FLEET_STORAGE; without either, archives stay in --archives.")
 @fleet_guard
-def worker(archive, config_path, database, queues, concurrency, archives):
+def worker(archive, config_path, database, queues, concurrency, archives, storage):
     """Take jobs from the fleet's queue and run them, until SIGTERM/SIGINT (a running account
-    stops at its next page and resumes later, on any worker)."""
+    stops at its next page and resumes later, on any worker). Secrets come from the fleet's
+    database when a master key is set (ARCHIVER_FLEET_MASTER_KEY or a systemd credential),
+    else from the config's secret store."""
+    import logging
+    import os
+
     from archiver.cli._common import open_workspace, setup_logging
-    from archiver.fleet.worker import FleetServices, LocalArchives, run_worker
+    from archiver.fleet.worker import FleetServices, LocalArchives, StoredArchives, run_worker
 
     setup_logging()
+    log = logging.getLogger("archiver.fleet.worker")
     ws = open_workspace(archive, config_path)
     url = _url(archive, config_path, database)
     folder = archives or ws.archive.folder / "fleet"
-    services = FleetServices(url, LocalArchives(folder, secrets=ws.secrets))
+    secrets_for = _tenant_secrets(url)
+    if secrets_for is None:
+        log.info("secrets: the config's store (%s); no fleet master key is set", ws.config.secrets_backend)
+        secrets_for = lambda tenant: ws.secrets  # noqa: E731
+    storage = storage or os.environ.get("ARCHIVER_FLEET_STORAGE")
+    if storage:
+        from archiver.fleet.objects import open_object_store
+
+        runner = StoredArchives(url, open_object_store(storage), folder, secrets_for=secrets_for)
+        log.info("archives: %s (working copies and cache in %s)", storage, folder)
+    else:
+        runner = LocalArchives(folder, secrets_for=secrets_for)
+        log.info("archives: in %s (no object storage set)", folder)
+    services = FleetServices(url, runner)
     run_worker(services, queues=[q.strip() for q in queues.split(",") if q.strip()] if queues else None,
                concurrency=concurrency)
+
+
+def _tenant_secrets(url: str):
+    """tenant -> the tenant's secrets in the fleet database, or None without a master key."""
+    from archiver.fleet import db
+    from archiver.fleet.secrets import FleetSecretStore, load_master_keys
+    from archiver.secrets import SecretStoreError
+
+    try:
+        key, previous = load_master_keys()
+    except SecretStoreError:
+        return None
+    connection = db.connect(url)
+    return lambda tenant: FleetSecretStore(connection, tenant, key, previous)
 
 
 @click.command()

@@ -11,9 +11,10 @@ The run stops between pages when the worker is asked to stop (SIGTERM: Procrasti
 the job's should_abort) or when it is fenced off; the run is recorded interrupted and the
 next tick queues it again, resuming from its checkpoint.
 
-Where the archive lives is the ArchiveRunner's business: ``LocalArchives`` keeps each in a
-folder of this machine (one machine, or a shared disk); object storage by generation
-(fleet/storage.py) plugs in the same way.
+Where the archive lives is the ArchiveRunner's business: ``StoredArchives`` keeps each in
+object storage by generation (fleet/storage.py), checked out and checkpointed under the
+run's fence; ``LocalArchives`` keeps each in a folder of this machine (one machine, or a
+shared disk).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ log = logging.getLogger("archiver.fleet.worker")
 # within about 40 s.
 WORKER_HEARTBEAT_SECONDS = 5.0
 STALLED_AFTER_SECONDS = 20.0
+CHECKPOINT_SECONDS = 5 * 60   # a long run uploads its archive this often (and at its end)
 
 
 @dataclass
@@ -56,11 +58,12 @@ class ArchiveRunner(Protocol):
 
 
 class LocalArchives:
-    """Each account's archive in ``folder``/<tenant>/<platform>/<name> on this machine."""
+    """Each account's archive in ``folder``/<tenant>/<platform>/<name> on this machine.
+    Secrets: ``secrets`` (one store), or ``secrets_for(tenant)``."""
 
-    def __init__(self, folder: Path, *, secrets=None, transport=None):
+    def __init__(self, folder: Path, *, secrets=None, secrets_for: Callable[[str], Any] | None = None, transport=None):
         self.folder = Path(folder)
-        self.secrets = secrets
+        self.secrets_for = secrets_for or (lambda tenant: secrets)
         self.transport = transport     # tests: the simulators' in-process transport
 
     def archive_folder(self, account: FleetAccount) -> Path:
@@ -68,31 +71,90 @@ class LocalArchives:
 
     def __call__(self, account: FleetAccount, ticket: ledger.RunTicket, *, full: bool,
                  cancel: Callable[[], bool]) -> RunOutcome:
-        from archiver.archive import Archive
-        from archiver.config import Config
-        from archiver.connector import lists_everything
-        from archiver.ops.schedule import full_listing_due
-        from archiver.sync.jobs import Workspace, run_export
-        from archiver.sync.runner import mark_dead_runs
+        return _run_in_folder(account, self.archive_folder(account), self.secrets_for(account.tenant), full=full,
+                              cancel=cancel, transport=self.transport)
 
-        config = account.config()
-        workspace = Workspace(Archive(self.archive_folder(account)), Config(path=None, accounts=[config]), self.secrets)
-        try:
-            workspace.archive.create()
-            with workspace.archive.writing():
-                # The ledger gave this worker the account: a run the archive shows running
-                # is a dead worker's, whatever process has its pid on this machine.
-                mark_dead_runs(workspace.archive.db, trust_pids=False)
-            if not full and lists_everything(account.platform):
-                full, why = full_listing_due(workspace.archive.db, config)
-                if full:
-                    log.info("%s: full listing: %s", account.label(), why)
-            result = run_export(workspace, config, full=full, cancel=cancel, transport=self.transport,
-                                progress=lambda line: log.info("%s: %s", account.label(), line))
-        finally:
-            workspace.archive.close()
-        status = "ok" if result["status"] == "skipped" else result["status"]
-        return RunOutcome(status, result.get("message"), result.get("counts") or {})
+
+class StoredArchives:
+    """Each account's archive in object storage by generation (fleet/storage.py): checked
+    out for the run (this worker's cached copy when it is current), checkpointed every
+    ``checkpoint_seconds`` during the run (after a page) and at its end — interrupted or
+    failed runs too, so that whoever runs the account next resumes from the pages written.
+    A checkpoint refused because another run holds the account now (FencedOut) stops the
+    run at its next page; nothing it did after its last checkpoint counts.
+
+    ``secrets_for(tenant)``: the tenant's SecretStore (fleet/secrets.py in production)."""
+
+    def __init__(self, database_url: str, objects, work_dir: Path, *, secrets_for: Callable[[str], Any],
+                 transport=None, checkpoint_seconds: float = CHECKPOINT_SECONDS):
+        self.database_url, self.objects, self.work_dir = database_url, objects, Path(work_dir)
+        self.secrets_for, self.transport, self.checkpoint_seconds = secrets_for, transport, checkpoint_seconds
+
+    def __call__(self, account: FleetAccount, ticket: ledger.RunTicket, *, full: bool,
+                 cancel: Callable[[], bool]) -> RunOutcome:
+        import time
+
+        from archiver.fleet.storage import ArchiveStore, FencedOut
+
+        with db.connect(self.database_url) as connection:
+            store = ArchiveStore(connection, self.objects, self.work_dir / "cache", worker=worker_name())
+            copy = store.checkout(account.id, self.work_dir / "runs" / str(account.id), fence=ticket.fence)
+            fenced = threading.Event()
+            last = [time.monotonic()]
+
+            def checkpoint() -> None:
+                try:
+                    copy.checkpoint()
+                except FencedOut as error:
+                    log.warning("%s: %s", account.label(), error)
+                    fenced.set()
+
+            def after_page(line: str) -> None:
+                log.info("%s: %s", account.label(), line)
+                if time.monotonic() - last[0] >= self.checkpoint_seconds and not fenced.is_set():
+                    checkpoint()
+                    last[0] = time.monotonic()
+
+            outcome = _run_in_folder(account, copy.folder, self.secrets_for(account.tenant), full=full,
+                                     cancel=lambda: fenced.is_set() or cancel(), transport=self.transport,
+                                     progress=after_page)
+            if not fenced.is_set():
+                checkpoint()
+            if fenced.is_set():
+                return RunOutcome("interrupted", "another run of the account started; this one's work after its "
+                                  "last checkpoint does not count", outcome.counts)
+            return outcome
+
+
+def _run_in_folder(account: FleetAccount, folder: Path, secrets, *, full: bool, cancel: Callable[[], bool],
+                   transport=None, progress: Callable[[str], None] | None = None) -> RunOutcome:
+    """One account's API run into the archive in ``folder``: the same run_export a single
+    user's run is, with the daemon's rule for when it is a full listing."""
+    from archiver.archive import Archive
+    from archiver.config import Config
+    from archiver.connector import lists_everything
+    from archiver.ops.schedule import full_listing_due
+    from archiver.sync.jobs import Workspace, run_export
+    from archiver.sync.runner import mark_dead_runs
+
+    config = account.config()
+    workspace = Workspace(Archive(folder), Config(path=None, accounts=[config]), secrets)
+    try:
+        workspace.archive.create()
+        with workspace.archive.writing():
+            # The ledger gave this worker the account: a run the archive shows running is a
+            # dead worker's, whatever process has its pid on this machine.
+            mark_dead_runs(workspace.archive.db, trust_pids=False)
+        if not full and lists_everything(account.platform):
+            full, why = full_listing_due(workspace.archive.db, config)
+            if full:
+                log.info("%s: full listing: %s", account.label(), why)
+        result = run_export(workspace, config, full=full, cancel=cancel, transport=transport,
+                            progress=progress or (lambda line: log.info("%s: %s", account.label(), line)))
+    finally:
+        workspace.archive.close()
+    status = "ok" if result["status"] == "skipped" else result["status"]
+    return RunOutcome(status, result.get("message"), result.get("counts") or {})
 
 
 def worker_name() -> str:
