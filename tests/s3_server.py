@@ -1,6 +1,6 @@
 """An S3-compatible object store for the fleet tests: moto in server mode, listening on
 127.0.0.1 on a free port, started by the tests (one per pytest process, i.e. per xdist
-worker) and stopped at session end. It speaks S3's HTTP API, so the code under test goes
+worker; a daemon thread that ends with the process). It speaks S3's HTTP API, so the code under test goes
 through boto3, botocore's signing and real HTTP exactly as it would against AWS, MinIO or
 Ceph.
 
@@ -30,6 +30,9 @@ TEST_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "fleet-test-key", "AWS_SECRET_ACCESS_KE
                     "AWS_DEFAULT_REGION": "us-east-1"}
 
 _bucket_numbers = itertools.count(1)
+# Each test module imports the fixture (one fixture per module to pytest): the server is kept
+# here, so every module of this process shares one. Its thread is a daemon: it ends with the process.
+_server: MotoServer | None = None
 
 
 @dataclass(frozen=True)
@@ -74,18 +77,11 @@ def s3_server():
         if os.environ.get("ARCHIVER_REQUIRE_S3"):
             raise
         pytest.skip("moto[server] and boto3 are not installed (pip install -e '.[test]')")
-    saved = {name: os.environ.get(name) for name in TEST_CREDENTIALS}
-    os.environ.update(TEST_CREDENTIALS)
-    server = MotoServer()
-    try:
-        yield server
-    finally:
-        server.stop()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    global _server
+    os.environ.update(TEST_CREDENTIALS)   # this process is a test session: no real credentials to keep
+    if _server is None:
+        _server = MotoServer()
+    yield _server
 
 
 @pytest.fixture

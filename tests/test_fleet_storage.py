@@ -258,3 +258,49 @@ def test_prune_keeps_the_newest_generations(conn, objects, tmp_path):
     assert worker.store.prune(1, keep=2) == []
     with pytest.raises(StorageError, match="keep >= 1"):
         worker.store.prune(1, keep=0)
+
+
+def test_workers_run_a_simulated_account_from_the_object_store_with_its_secrets_sealed(fleet_database, objects,
+                                                                                      tmp_path, monkeypatch):
+    """The pieces together, as a worker uses them: a real connector run (TikTok's simulator)
+    whose tokens come from the fleet's sealed secrets, on worker A, its archive and media
+    uploaded; the next night's run on worker B starts from A's generation."""
+    import datetime as dt
+
+    from archiver.fleet import accounts as fleet_accounts
+    from archiver.fleet import db
+    from archiver.fleet.secrets import ENV_MASTER_KEY, FleetSecretStore, generate_master_key
+    from archiver.fleet.storage import StoredArchives
+    from archiver.fleet.worker import FleetServices
+    from archiver.sim import installed_simulators
+
+    monkeypatch.setenv(ENV_MASTER_KEY, generate_master_key())
+    night = dt.datetime(2026, 12, 7, 3, 0, tzinfo=dt.timezone.utc)
+    with installed_simulators()["tiktok"].start_demo(posts=3, followers=4) as world, \
+            db.connect(fleet_database) as connection:
+        for part in schema.PARTS:
+            connection.execute(part.sql)
+        account, _ = fleet_accounts.add(connection, "acme", "tiktok", "one", schedule="0 3 * * *", timezone="UTC",
+                                        options={"base_url": world.base_url, **world.settings})
+        secrets = FleetSecretStore(connection, "acme")
+        world.store_credentials(secrets, "one")
+        runs = {name: FleetServices(fleet_database, StoredArchives(fleet_database, objects, tmp_path / name,
+                                                                   secrets=secrets, worker=name), name=name)
+                for name in ("A", "B")}
+        assert runs["A"].run_job(account.id, night, full=False, job_id=None) == "ok"
+        assert runs["B"].run_job(account.id, night + dt.timedelta(days=1), full=False, job_id=None) == "ok"
+
+        pointer = connection.execute("SELECT generation, fence, worker FROM fleet_archives").fetchone()
+        assert pointer == (2, 2, "B")
+    archive = sqlite3.connect(tmp_path / "B" / "work" / str(account.id) / "archive.db")
+    try:
+        assert archive.execute("SELECT count(*) FROM posts").fetchone()[0] == 3
+        # B's run went on from A's archive: an incremental run after A's first, full one.
+        assert archive.execute("SELECT status, mode FROM runs ORDER BY rowid").fetchall() == [
+            ("ok", "full"), ("ok", "incremental")]
+        media = [row[0] for row in archive.execute("SELECT path FROM media")]
+    finally:
+        archive.close()
+    assert media and {f"fleet/media/{path}" for path in media} <= set(objects.keys("media/"))
+    assert sorted(objects.keys("archives/")) == [f"fleet/archives/{account.id}/0000000001-1.sqlite",
+                                                 f"fleet/archives/{account.id}/0000000002-2.sqlite"]
