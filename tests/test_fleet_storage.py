@@ -262,7 +262,7 @@ def test_prune_keeps_the_newest_generations(conn, objects, tmp_path):
 
 def test_workers_run_a_simulated_account_from_the_object_store_with_its_secrets_sealed(fleet_database, objects,
                                                                                       tmp_path, monkeypatch):
-    """The pieces together, as a worker uses them: a real connector run (TikTok's simulator)
+    """The pieces together, as a worker uses them (worker.StoredArchives): a real connector run (TikTok's simulator)
     whose tokens come from the fleet's sealed secrets, on worker A, its archive and media
     uploaded; the next night's run on worker B starts from A's generation."""
     import datetime as dt
@@ -270,8 +270,7 @@ def test_workers_run_a_simulated_account_from_the_object_store_with_its_secrets_
     from archiver.fleet import accounts as fleet_accounts
     from archiver.fleet import db
     from archiver.fleet.secrets import ENV_MASTER_KEY, FleetSecretStore, generate_master_key
-    from archiver.fleet.storage import StoredArchives
-    from archiver.fleet.worker import FleetServices
+    from archiver.fleet.worker import FleetServices, StoredArchives
     from archiver.sim import installed_simulators
 
     monkeypatch.setenv(ENV_MASTER_KEY, generate_master_key())
@@ -285,14 +284,13 @@ def test_workers_run_a_simulated_account_from_the_object_store_with_its_secrets_
         secrets = FleetSecretStore(connection, "acme")
         world.store_credentials(secrets, "one")
         runs = {name: FleetServices(fleet_database, StoredArchives(fleet_database, objects, tmp_path / name,
-                                                                   secrets=secrets, worker=name), name=name)
+                                                                   secrets_for=lambda tenant: secrets), name=name)
                 for name in ("A", "B")}
         assert runs["A"].run_job(account.id, night, full=False, job_id=None) == "ok"
         assert runs["B"].run_job(account.id, night + dt.timedelta(days=1), full=False, job_id=None) == "ok"
 
-        pointer = connection.execute("SELECT generation, fence, worker FROM fleet_archives").fetchone()
-        assert pointer == (2, 2, "B")
-    archive = sqlite3.connect(tmp_path / "B" / "work" / str(account.id) / "archive.db")
+        assert connection.execute("SELECT generation, fence FROM fleet_archives").fetchone() == (2, 2)
+    archive = sqlite3.connect(tmp_path / "B" / "runs" / str(account.id) / "archive.db")
     try:
         assert archive.execute("SELECT count(*) FROM posts").fetchone()[0] == 3
         # B's run went on from A's archive: an incremental run after A's first, full one.

@@ -34,16 +34,13 @@ import sqlite3
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import psycopg
 
 from archiver.fleet import media as fleet_media
-from archiver.fleet.accounts import FleetAccount
-from archiver.fleet.ledger import RunTicket
 from archiver.fleet.objects import ObjectStore, StorageError, file_sha256
-from archiver.fleet.worker import LocalArchives, RunOutcome, worker_name
 
 log = logging.getLogger(__name__)
 
@@ -257,44 +254,3 @@ def _vacuum_into(source: Path, snapshot: Path) -> None:
         conn.close()
     with open(snapshot, "rb+") as f:
         os.fsync(f.fileno())
-
-
-class StoredArchives(LocalArchives):
-    """A worker's ArchiveRunner (fleet/worker.py) whose archives live in the object store:
-    each run checks the account's archive out into ``folder``/work/<account id> (from this
-    worker's cache in ``folder``/cache when current), runs exactly as LocalArchives does, and
-    checkpoints what its committed pages hold at the end — whatever the run's status: a
-    failed or interrupted run's pages are good data, and the next run resumes from them.
-
-    A run fenced out at its checkpoint (another worker took the account) ends interrupted."""
-
-    def __init__(self, database_url: str, objects: ObjectStore, folder: Path, *, secrets=None, transport=None,
-                 worker: str | None = None):
-        super().__init__(Path(folder) / "work", secrets=secrets, transport=transport)
-        self.database_url, self.objects, self.cache_dir = database_url, objects, Path(folder) / "cache"
-        self.worker = worker or worker_name()
-
-    def archive_folder(self, account: FleetAccount) -> Path:
-        return self.folder / str(account.id)
-
-    def __call__(self, account: FleetAccount, ticket: RunTicket, *, full: bool,
-                 cancel: Callable[[], bool]) -> RunOutcome:
-        from archiver.fleet import db
-
-        with db.connect(self.database_url, autocommit=True) as conn:
-            store = ArchiveStore(conn, self.objects, self.cache_dir, worker=self.worker)
-            try:
-                copy = store.checkout(account.id, self.archive_folder(account), fence=ticket.fence)
-            except FencedOut as fenced:
-                return RunOutcome("interrupted", str(fenced))
-            outcome = super().__call__(account, ticket, full=full, cancel=cancel)
-            if not copy.path.exists():    # the run stopped before its archive was made
-                return outcome
-            try:
-                copy.checkpoint()
-            except FencedOut as fenced:
-                return RunOutcome("interrupted", str(fenced), outcome.counts)
-            except StorageError as error:   # the store or the database failing: the run's pages stay here
-                return RunOutcome("failed", f"{outcome.message + '; ' if outcome.message else ''}{error}",
-                                  outcome.counts)
-            return outcome
