@@ -1,6 +1,6 @@
 """`archiver demo` for every simulator, and `archiver demo --platform all`: ONE archive with an
 account per installed simulator that has a demo (its API run, then its export file where the
-platform has one), tried as a new user would — the real command in a fresh environment, then
+platform has one; a newsletter's or shop's CSV export alone), tried as a new user would — the real command in a fresh environment, then
 `archiver status` and the `archiver serve` pages over the result.
 
 The worlds are tiny (2 posts, 3 followers a platform): the whole run costs ~10-20 s."""
@@ -38,15 +38,19 @@ def rows(folder: Path, sql: str) -> list[tuple]:
         return db.execute(sql).fetchall()
 
 
-# The platforms with an API: each simulator serves a fake of it, with a demo.
+# The platforms with an API: each simulator serves a fake of it.
 WITH_API = ("bluesky", "facebook", "instagram", "linkedin", "mastodon", "pinterest", "threads", "tiktok", "x",
             "youtube")
+# Newsletters and shops: archived from their CSV exports alone.
+LISTS = ("buttondown", "mailchimp", "shopify", "substack", "woocommerce")
 
 
-def test_every_built_in_platform_simulator_has_a_demo():
+def test_every_built_in_simulator_has_a_demo():
+    from archiver.connector import installed_connectors
+
     simulators = installed_simulators()
-    assert [name for name in WITH_API if not has_demo(simulators[name])] == []
-    assert set(WITH_API) <= {s.name for s in demo_simulators()}
+    assert [name for name in installed_connectors() if not has_demo(simulators[name])] == []
+    assert {s.name for s in demo_simulators()} >= set(WITH_API + LISTS)
 
 
 def test_all_builds_one_archive_with_an_account_per_platform(all_demo):
@@ -54,15 +58,18 @@ def test_all_builds_one_archive_with_an_account_per_platform(all_demo):
     assert result.returncode == 0, result.describe()
     assert "SIMULATED" in result.stdout and "no real account is contacted" in result.stdout
     platforms = [s.name for s in demo_simulators()]
-    accounts = dict(rows(folder, "SELECT account_id, platform FROM accounts"))
-    assert accounts == {f"{p}:{p}": p for p in platforms}
+    accounts = dict(rows(folder, "SELECT account_id, platform FROM accounts"))   # a list has no profile
+    assert accounts == {f"{p}:{p}": p for p in platforms if p not in LISTS}
     # Every platform's API run put posts in, and every one ran at least one job that went well.
     with_posts = {platform for (platform,) in rows(folder, "SELECT DISTINCT platform FROM posts")}
-    assert with_posts == set(platforms)
+    assert with_posts == set(WITH_API)
+    # The newsletters' and shops' lists, from their export files: what `audience reach` counts.
+    with_contacts = {platform for (platform,) in rows(folder, "SELECT DISTINCT platform FROM owned_contacts")}
+    assert with_contacts == set(LISTS)
     # The export files went through the importer too (where the platform has one): import runs.
     imported = {account for (account,) in rows(
         folder, "SELECT DISTINCT account_id FROM runs WHERE kind='import' AND status='ok'")}
-    assert {f"{platform}:{platform}" for platform in WITH_API} <= imported
+    assert {f"{platform}:{platform}" for platform in WITH_API + LISTS} <= imported
     # Followers from several platforms: what `audience reach` and the report compare.
     with_followers = {account for (account,) in rows(
         folder, "SELECT DISTINCT account_id FROM follows WHERE kind='followers' AND ended_at IS NULL")}
@@ -81,8 +88,9 @@ def test_its_config_names_each_account_where_archiver_simulate_serves_it(all_dem
     by_name = {account.name: account for account in config.accounts}
     assert sorted(by_name) == [s.name for s in demo_simulators()]
     assert all(a.platform == name for name, a in by_name.items())
-    ports = [a.base_url for a in by_name.values()]
+    ports = [a.base_url for a in by_name.values() if a.platform not in LISTS]
     assert len(set(ports)) == len(ports) and all(p.startswith("http://127.0.0.1:") for p in ports)
+    assert all(not by_name[name].base_url for name in LISTS)   # no API: nothing to serve
     # Settings that named the (gone) fake follow base_url (Bluesky's PLC directory, AppView).
     bluesky = by_name["bluesky"]
     assert bluesky.options["plc_url"] == bluesky.options["appview_url"] == bluesky.base_url

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from archiver.sim import Simulator
+from archiver.sim import DemoWorld, Simulator
 
 FIRST = ["Ada", "Bo", "Chloé", "Dev", "Émile", "Farah", "Gus", "Hana", "Ivo", "Jun", "Kai", "Lea"]
 LAST = ["Ng", "Okafor", "Pérez", "Quist", "Rossi", "Sato", "Tan", "Ueda", "Varga", "Wu"]
@@ -69,12 +69,31 @@ def write_zip(path: Path, files: dict[str, bytes]) -> Path:
     return path
 
 
+class CsvExportDemo(DemoWorld):
+    """`archiver demo` of a provider without an API: no fake is served (``base_url`` stays
+    empty), the demo imports the export file alone."""
+
+    def __init__(self, simulator: "CsvExportSimulator", people: list[FakeContact]) -> None:
+        self.simulator, self.people = simulator, people
+        self.username = simulator.name
+        self.simulate_options = ["--contacts", str(len(people))]
+
+    def export_file(self, folder: Path) -> Path:
+        return type(self.simulator).builder(folder / f"{self.simulator.name}-{self.simulator.demo_file}", self.people)
+
+
 class CsvExportSimulator(Simulator):
     """`archiver simulate PROVIDER --out FILE`: writes the provider's fake export."""
 
     # (path, people, knobs) -> the written file
     builder: Callable[..., Path]
     knobs: dict[str, str] = {}   # option name -> help, each a string value passed to the builder
+    demo_file = "export.csv"     # the name `archiver demo` gives the builder's default layout
+
+    def start_demo(self, *, posts: int, followers: int) -> CsvExportDemo:
+        """A list of ``followers`` people (at least 4: some subscribed, some gone), as the
+        provider's export file."""
+        return CsvExportDemo(self, fake_contacts(max(followers, 4)))
 
     def main(self, argv: list[str]) -> None:
         parser = argparse.ArgumentParser(prog=f"archiver simulate {self.name}",

@@ -162,16 +162,20 @@ def _summary(archive, accounts: list[tuple[str, str]] | None, echo: Callable[[st
     echo(f"  followers:      {one(open_follows, 'followers')}")
     echo(f"  following:      {one(open_follows, 'following')}")
     echo(f"  comments:       {one('SELECT count(*) FROM comments')}")
+    contacts = "SELECT count(*) FROM owned_contacts"   # a newsletter's or shop's list (providers without an API)
+    if one(contacts):
+        echo(f"  contacts:       {one(contacts)} (newsletter and shop lists)")
     if not accounts:
         return
-    echo("\n  account          posts  followers  following  comments")
+    echo("\n  account          posts  followers  following  comments  contacts")
     for platform, name in accounts:
         account_id = f"{platform}:{name}"
         counts = (one("SELECT count(*) FROM posts WHERE account_id=?", account_id),
                   one(open_follows + " AND account_id=?", "followers", account_id),
                   one(open_follows + " AND account_id=?", "following", account_id),
-                  one("SELECT count(*) FROM comments WHERE account_id=?", account_id))
-        echo(f"  {name:<15} {counts[0]:>6} {counts[1]:>10} {counts[2]:>10} {counts[3]:>9}")
+                  one("SELECT count(*) FROM comments WHERE account_id=?", account_id),
+                  one(contacts + " WHERE account_id=?", account_id))
+        echo(f"  {name:<15} {counts[0]:>6} {counts[1]:>10} {counts[2]:>10} {counts[3]:>9} {counts[4]:>9}")
 
 
 def _command_name() -> str:
@@ -201,11 +205,12 @@ def _write_demo_config(folder: Path, accounts: list[_Configured]) -> None:
             "[secrets]\nbackend = \"keyring\"\n")
     for account in accounts:
         extra = "".join(f"{key} = {json.dumps(value)}\n" for key, value in account.settings.items())  # JSON is TOML
+        options = "".join(" " + option for option in account.simulate_options)
         if account.port is None:
-            text += (f"\n# No API: archived from its export file (`archiver import FILE --account {account.account}`)\n"
+            text += (f"\n# No API: archived from its export file (`archiver import FILE --account {account.account}`);\n"
+                     f"# `archiver simulate {account.platform} --out FILE{options}` writes the same one again.\n"
                      f"[accounts.{account.account}]\nplatform = \"{account.platform}\"\n{extra}")
             continue
-        options = "".join(" " + option for option in account.simulate_options)
         text += (f"\n# `archiver simulate {account.platform} --port {account.port}{options}`"
                  + (f"\n# {account.auth_hint}" if account.auth_hint else "") + "\n"
                  f"[accounts.{account.account}]\nplatform = \"{account.platform}\"\n"

@@ -45,6 +45,7 @@ class MailchimpSimulator(CsvExportSimulator):
     name = "mailchimp"
     builder = staticmethod(write_export)
     knobs = {"layout": "zip (default) or subscribed (that CSV alone)", "bom": "yes: start each CSV with a BOM"}
+    demo_file = "members_export.zip"
 
 
 SIMULATOR = MailchimpSimulator()
