@@ -85,9 +85,21 @@ def test_init_add_import_status_and_enqueue(fleet_database, tmp_path):
                                                  "running": 0, "failed": 0, "overdue": groups[("acme", "mastodon")]
                                                  ["overdue"], "queued": 2, "disabled": 0}
     assert groups[("beta", "mastodon")]["disabled"] == 1 and groups[("beta", "mastodon")]["queued"] == 0
+    from archiver.fleet import db
+    from archiver.fleet.limiter import LimitKey, Rate, SharedLimiter, SharedQuota
+
+    with db.connect(fleet_database) as connection:   # the fleet spent 2,500 units of a project's quota today
+        SharedQuota(connection, "google-project-1", 10_000).charge(2_500)
+        limiter = SharedLimiter(connection, sleep=lambda seconds: None)   # two requests, the second waits its turn
+        for _ in range(2):
+            limiter.acquire(LimitKey("youtube", "app-1"), Rate(per_minute=60))
     code, out = cli("fleet", "status", *database, "--archive", str(tmp_path))
     assert code == 0 and out.splitlines()[0].split() == ["tenant", "platform", "accounts", "done", "running", "failed",
                                                          "overdue", "queued", "disabled"]
+    assert "quota google-project-1 on " in out and ": 7500 of 10000 left" in out
+    assert "limiter youtube: 2 requests, 1 waited" in out
+    status = json.loads(cli("fleet", "status", "--json", *database, "--archive", str(tmp_path))[1])
+    assert [(q["project"], q["left"]) for q in status["quotas"]] == [("google-project-1", 7500)]
 
 
 def test_the_database_comes_from_the_config_and_a_missing_one_is_explained(fleet_database, tmp_path):

@@ -2,7 +2,8 @@
 for their last scheduled time, running, failed, overdue, queued — and the workers whose
 heartbeat stopped (their jobs go back to the queue; see tasks.retry_stalled).
 
-Quota left and limiter waits are the shared limiter's (fleet/limiter.py) to add here.
+Below the table: per platform, what the shared limiter let through and made wait
+(fleet/limiter.py), and each project's daily quota left today.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class FleetStatus:
     stalled_workers: int = 0        # Procrastinate workers whose heartbeat stopped
     stalled_jobs: int = 0           # jobs 'doing' on such workers (going back to the queue)
     silent_runs: list[str] = field(default_factory=list)   # ledger runs whose heartbeat stopped
+    limits: list[dict] = field(default_factory=list)       # per platform: requests, waits, 429s (limiter)
+    quotas: list[dict] = field(default_factory=list)       # per project: today's spent, budget, left
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -83,6 +86,13 @@ def fleet_status(connection, now: dt.datetime, *, stalled_after: float = 20.0) -
         "FROM fleet_runs r JOIN fleet_accounts a ON a.id = r.account_id "
         "WHERE r.status = 'running' AND r.heartbeat_at < now() - make_interval(secs => %s) ORDER BY r.id",
         [ledger.STALE_SECONDS])]
+    from archiver.fleet.limiter import limiter_status
+
+    status.limits = [{**row, "blocked_until": row["blocked_until"] and float(row["blocked_until"])}
+                     for row in limiter_status(connection)]
+    status.quotas = [{"project": project, "day": day.isoformat(), "spent": int(spent), "budget": int(budget),
+                      "left": max(0, int(budget) - int(spent))} for project, day, spent, budget in connection.execute(
+        "SELECT DISTINCT ON (project) project, day, spent, budget FROM fleet_quota ORDER BY project, day DESC")]
     return status
 
 
@@ -96,4 +106,9 @@ def status_lines(status: FleetStatus) -> list[str]:
         lines.append("no accounts yet: `archiver fleet add` or `archiver fleet import accounts.csv`")
     lines.append(f"stalled workers: {status.stalled_workers} (their jobs going back to the queue: {status.stalled_jobs})")
     lines.extend(f"silent: {line}" for line in status.silent_runs)
+    for limit in status.limits:
+        lines.append(f"limiter {limit['platform']}: {limit['requests']} requests, {limit['waits']} waited "
+                     f"({limit['waited_seconds']:.0f} s in all), {limit['throttled']} answered 429")
+    for quota in status.quotas:
+        lines.append(f"quota {quota['project']} on {quota['day']}: {quota['left']} of {quota['budget']} left")
     return lines
