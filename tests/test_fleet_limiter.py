@@ -22,6 +22,7 @@ from archiver.fleet.limiter import (  # noqa: E402
     SharedLimiter,
     SharedQuota,
     limiter_status,
+    quota_status,
     token_fingerprint,
 )
 from archiver.fleet.storage import FencedOut  # noqa: E402
@@ -189,6 +190,7 @@ def test_one_quota_per_project_across_workers_and_days(workers):
     assert (one.left(), two.left(), elsewhere.left()) == (0, 0, 100)
     with pytest.raises(BudgetSpent):
         one.require(1)
+    assert quota_status(a.conn) == [{"project": "project-1", "day": "1970-01-12", "spent": 100, "budget": 100, "left": 0}]
     clock.now += 86_400                                    # a new day: a fresh quota
     assert one.left() == 100
     two.exhaust()                                          # the platform says it is spent

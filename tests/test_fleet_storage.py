@@ -260,6 +260,21 @@ def test_prune_keeps_the_newest_generations(conn, objects, tmp_path):
         worker.store.prune(1, keep=0)
 
 
+def test_sweep_removes_old_objects_no_generation_names(conn, objects, s3_bucket, tmp_path):
+    import datetime as dt
+
+    worker = Worker(conn, objects, tmp_path, "w")
+    copy = worker.run()
+    add_posts(copy.path, "x")
+    copy.checkpoint()
+    orphan = "fleet/archives/1/0000000002-7.sqlite"          # a zombie killed after its upload
+    s3_bucket.client().put_object(Bucket=s3_bucket.name, Key=orphan, Body=b"orphan")
+    assert worker.store.sweep(1) == []                       # young: maybe a live run's upload
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)
+    assert worker.store.sweep(1, now=later) == [orphan]
+    assert list(objects.keys("archives/")) == ["fleet/archives/1/0000000001-1.sqlite"]
+
+
 def test_workers_run_a_simulated_account_from_the_object_store_with_its_secrets_sealed(fleet_database, objects,
                                                                                       tmp_path, monkeypatch):
     """The pieces together, as a worker uses them (worker.StoredArchives): a real connector run (TikTok's simulator)

@@ -200,6 +200,16 @@ def limiter_status(conn: psycopg.Connection) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- quota
 
 
+def quota_status(conn: psycopg.Connection) -> list[dict[str, Any]]:
+    """Per project, its latest day's count (the day as the platform counts it): spent,
+    budget and left, for `archiver fleet status`."""
+    rows = conn.execute("SELECT DISTINCT ON (project) project, day, spent, budget FROM fleet_quota "
+                        "ORDER BY project, day DESC").fetchall()
+    return [{"project": p, "day": d.isoformat(), "spent": int(s), "budget": int(b), "left": max(int(b) - int(s), 0)}
+            for p, d, s, b in rows]
+
+
+
 class SharedQuota(DailyBudget):
     """A DailyBudget whose count lives in PostgreSQL, one row per ``project`` and day: every
     worker spending the project's units charges the same counter, atomically (a charge

@@ -9,6 +9,7 @@ never loads it.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import hashlib
 import os
 import uuid
@@ -115,11 +116,16 @@ class ObjectStore:
 
     def keys(self, relative_prefix: str = "") -> Iterator[str]:
         """Every key under the store's prefix + ``relative_prefix``."""
+        for key, _ in self.listing(relative_prefix):
+            yield key
+
+    def listing(self, relative_prefix: str = "") -> Iterator[tuple[str, dt.datetime]]:
+        """Every key under the store's prefix + ``relative_prefix``, with when it was written."""
         prefix = self.key(relative_prefix)
         with self._errors("list", prefix):
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
                 for item in page.get("Contents", []):
-                    yield item["Key"]
+                    yield item["Key"], item["LastModified"]
 
     @contextlib.contextmanager
     def _errors(self, action: str, key: str):

@@ -27,6 +27,7 @@ The object store itself (boto3) is fleet/objects.py; media go up through fleet/m
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import os
 import shutil
@@ -240,6 +241,20 @@ class ArchiveStore:
                                   "WHERE account_id = %s AND generation = ANY(%s)",
                                   (account_id, [g for g, _ in rows]))
         return keys
+
+    def sweep(self, account_id: int, *, older_than: dt.timedelta = dt.timedelta(days=1),
+              now: dt.datetime | None = None) -> list[str]:
+        """Remove the account's archive objects that no generation names (a zombie killed
+        between its upload and its removal) once older than ``older_than``: a younger one
+        may be a live run's upload whose pointer update is still to come."""
+        named = {row[0] for row in self.conn.execute(
+            "SELECT object_key FROM fleet_archive_generations WHERE account_id = %s", (account_id,))}
+        cutoff = (now or dt.datetime.now(dt.timezone.utc)) - older_than
+        orphans = [key for key, written in self.objects.listing(f"archives/{account_id}/")
+                   if key not in named and written < cutoff]
+        if orphans:
+            self.objects.delete(orphans)
+        return orphans
 
 
 def _vacuum_into(source: Path, snapshot: Path) -> None:
