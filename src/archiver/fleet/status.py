@@ -86,13 +86,11 @@ def fleet_status(connection, now: dt.datetime, *, stalled_after: float = 20.0) -
         "FROM fleet_runs r JOIN fleet_accounts a ON a.id = r.account_id "
         "WHERE r.status = 'running' AND r.heartbeat_at < now() - make_interval(secs => %s) ORDER BY r.id",
         [ledger.STALE_SECONDS])]
-    from archiver.fleet.limiter import limiter_status
+    from archiver.fleet.limiter import limiter_status, quota_status
 
     status.limits = [{**row, "blocked_until": row["blocked_until"] and float(row["blocked_until"])}
                      for row in limiter_status(connection)]
-    status.quotas = [{"project": project, "day": day.isoformat(), "spent": int(spent), "budget": int(budget),
-                      "left": max(0, int(budget) - int(spent))} for project, day, spent, budget in connection.execute(
-        "SELECT DISTINCT ON (project) project, day, spent, budget FROM fleet_quota ORDER BY project, day DESC")]
+    status.quotas = quota_status(connection)
     return status
 
 
