@@ -50,10 +50,15 @@ def _simulator(platform: str):
 @click.option("--platform", metavar="NAME",
               help="The simulated platform (default: TikTok's simulator); `all`: every simulator with a demo, "
                    "one account each, into one archive.")
-@click.option("--posts", "--videos", "posts", type=int, default=24, show_default=True)
-@click.option("--followers", type=int, default=120, show_default=True)
+@click.option("--posts", "--videos", "posts", type=click.IntRange(min=0), default=24, show_default=True,
+              help="Posts of each simulated account.")
+@click.option("--followers", type=click.IntRange(min=0), default=120, show_default=True,
+              help="Followers of each simulated account (people on a newsletter's or shop's list).")
 def demo(folder, platform, posts, followers):
-    """Archive a SIMULATED account (TikTok's, by default) end to end, with no account needed."""
+    """Archive a SIMULATED account (TikTok's, by default) end to end, with no account needed.
+
+    `--platform all` archives one simulated account of every platform, and a list of every
+    newsletter and shop provider, into one archive."""
     setup_logging()
     from archiver.sim.demo import run_all_demos, run_demo
 
