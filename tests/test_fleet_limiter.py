@@ -21,6 +21,7 @@ from archiver.fleet.limiter import (  # noqa: E402
     Rate,
     SharedLimiter,
     SharedQuota,
+    api_host_limit,
     limiter_status,
     quota_status,
     token_fingerprint,
@@ -176,6 +177,16 @@ def test_the_transport_waits_for_its_slot_and_reports_429s(workers):
     before = clock.now
     cdn.get("https://cdn.example/file.jpg")                # not limited: no wait, no row touched
     assert clock.now == before
+
+
+def test_an_accounts_api_host_is_limited_and_other_hosts_are_not():
+    limit_of = api_host_limit("mastodon", "https://social.example/api", PER_SECOND, app="client-1",
+                              user=token_fingerprint("token"))
+    key, rate = limit_of(httpx.Request("GET", "https://social.example/api/v1/statuses"))
+    assert (key.text(), rate) == (f"mastodon/client-1/social.example/{token_fingerprint('token')}", PER_SECOND)
+    assert limit_of(httpx.Request("GET", "https://files.social.example/media/x.jpg")) is None
+    with pytest.raises(ValueError, match="names no host"):
+        api_host_limit("mastodon", "not a url", PER_SECOND)
 
 
 def test_one_quota_per_project_across_workers_and_days(workers):

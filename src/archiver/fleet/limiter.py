@@ -28,6 +28,7 @@ import logging
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -256,6 +257,22 @@ class SharedQuota(DailyBudget):
 
 
 # --------------------------------------------------------------------------- transport
+
+
+def api_host_limit(platform: str, api_url: str, rate: Rate, *, app: str = "default",
+                   user: str | None = None) -> Callable[[httpx.Request], tuple[LimitKey, Rate] | None]:
+    """A ``limit_of`` for LimitedTransport: requests to the host of ``api_url`` (an account's
+    API, its ``base_url``) count against (platform, app, that host[, user]); requests
+    elsewhere (media from a CDN, a signed download link) are not limited."""
+    host = urlsplit(api_url).hostname
+    if not host:
+        raise ValueError(f"{api_url!r} names no host")
+    key = LimitKey(platform, app, host, user)
+
+    def limit_of(request: httpx.Request) -> tuple[LimitKey, Rate] | None:
+        return (key, rate) if request.url.host == host else None
+
+    return limit_of
 
 
 class LimitedTransport(httpx.BaseTransport):
