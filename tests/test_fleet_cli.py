@@ -191,3 +191,35 @@ def test_a_worker_with_object_storage_checks_out_runs_and_checkpoints_by_generat
     assert archive.execute("SELECT count(*) FROM posts").fetchone()[0] == 3
     assert [row[0] for row in archive.execute("SELECT status FROM runs ORDER BY run_id")] == ["ok", "ok"]   # both runs
     archive.close()
+
+
+def test_archiver_worker_runs_a_queued_account_and_stops_cleanly_on_sigterm(fleet_database, tmp_path):
+    """The command itself: it takes a job (an account whose platform is not reachable: the
+    run fails and says so in the ledger) and exits 0 on SIGTERM."""
+    import signal
+    import subprocess
+
+    from cli_world import archiver_command, cli_env
+    from fleet_world import wait_until
+
+    code, _ = cli("fleet", "init", "--database", fleet_database, "--archive", str(tmp_path))
+    cli("fleet", "add", "acme", "mastodon", "gone", "--option", "base_url=http://127.0.0.1:9", "--database",
+        fleet_database, "--archive", str(tmp_path))
+    cli("enqueue", "--due", "--database", fleet_database, "--archive", str(tmp_path))
+    env = cli_env(tmp_path / "state", platform="mastodon", ARCHIVER_FLEET_DATABASE=fleet_database)
+    log_path = tmp_path / "worker.log"
+    with open(log_path, "wb") as log:
+        worker = subprocess.Popen([*archiver_command(), "worker", "--queues", "accounts", "--archive", str(tmp_path)],
+                                  env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: fetch(fleet_database, "SELECT status FROM fleet_runs") == [("failed",)], 60,
+                   lambda: f"the run never ended:\n{log_path.read_text()}")
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0, log_path.read_text()
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    assert (tmp_path / "fleet" / "acme" / "mastodon" / "gone" / "archive.db").exists()
+    [(message,)] = fetch(fleet_database, "SELECT message FROM fleet_runs")
+    assert message
