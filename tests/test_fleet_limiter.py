@@ -28,6 +28,7 @@ from archiver.fleet.limiter import (  # noqa: E402
 )
 from archiver.fleet.storage import FencedOut  # noqa: E402
 from archiver.net.budget import BudgetedTransport, BudgetSpent  # noqa: E402
+from archiver.net.client import Cancelled  # noqa: E402
 
 KEY = LimitKey("youtube", "project-1", "videos")
 PER_SECOND = Rate(per_minute=60)            # one a second, no burst
@@ -177,6 +178,36 @@ def test_the_transport_waits_for_its_slot_and_reports_429s(workers):
     before = clock.now
     cdn.get("https://cdn.example/file.jpg")                # not limited: no wait, no row touched
     assert clock.now == before
+
+
+def test_the_transport_stops_a_run_that_must_not_go_on_as_a_stop_request(workers):
+    """Fenced out, a slot too far away, or the run asked to stop while it waits: Cancelled,
+    which the runner records as interrupted (the next run resumes from its checkpoint)."""
+    clock, (a, _, _) = workers
+    fence = a.conn.execute("UPDATE fleet_accounts SET fence = fence + 1 WHERE id = 1 RETURNING fence").fetchone()[0]
+    sent = []
+    platform = httpx.MockTransport(lambda request: sent.append(request) or httpx.Response(200))
+    stopping = []
+    transport = LimitedTransport(platform, a, lambda request: (KEY, PER_SECOND), fence=(1, fence),
+                                 cancel=lambda: bool(stopping))
+    client = httpx.Client(transport=transport, base_url="https://api.example")
+    client.get("/one")
+    a.slow_down(KEY, PER_SECOND, 5)
+    steps = []
+    a.sleep = lambda seconds: (steps.append(seconds), clock.sleep(seconds), len(steps) == 2 and stopping.append(1))
+    with pytest.raises(Cancelled, match="stopped by request"):
+        client.get("/two")                                 # stopped during its wait, after two 1-s steps
+    assert steps == [1, 1] and len(sent) == 1
+
+    a.max_wait = 10
+    a.slow_down(KEY, PER_SECOND, 60)
+    stopping.clear()
+    with pytest.raises(Cancelled, match="stopped: youtube/project-1/videos: the next request may leave in"):
+        client.get("/three")
+    a.conn.execute("UPDATE fleet_accounts SET fence = fence + 1 WHERE id = 1")
+    with pytest.raises(Cancelled, match="stopped: account 1: a newer run of it started"):
+        client.get("/four")
+    assert len(sent) == 1
 
 
 def test_an_accounts_api_host_is_limited_and_other_hosts_are_not():

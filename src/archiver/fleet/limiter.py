@@ -34,7 +34,7 @@ import httpx
 
 from archiver.fleet.storage import FencedOut
 from archiver.net.budget import BudgetSpent, DailyBudget
-from archiver.net.client import parse_retry_after
+from archiver.net.client import Cancelled, parse_retry_after
 
 if TYPE_CHECKING:
     import psycopg
@@ -156,20 +156,23 @@ class SharedLimiter:
             "FROM fleet_limits WHERE key = %s", (rate.tolerance, self._now(), key.text())).fetchone()
         return float(row[0]) if row else 0.0
 
-    def acquire(self, key: LimitKey, rate: Rate, *, fence: tuple[int, int] | None = None) -> float:
+    def acquire(self, key: LimitKey, rate: Rate, *, fence: tuple[int, int] | None = None,
+                sleep: Callable[[float], None] | None = None) -> float:
         """Wait for a slot, then return (the request may leave); returns the seconds waited.
-        A block set by another worker's 429 while this one slept is waited out too."""
+        A block set by another worker's 429 while this one slept is waited out too.
+        ``sleep``: instead of the limiter's own (e.g. one that a stopping run interrupts)."""
+        sleep = sleep or self.sleep
         waited = 0.0
         while True:
             wait = self.reserve(key, rate, fence=fence)
             if wait <= 0:
                 return waited
-            self.sleep(wait)
+            sleep(wait)
             waited += wait
             blocked = self.blocked_for(key)
             if blocked <= 0:
                 return waited
-            self.sleep(blocked)    # blocked meanwhile: this slot is void, take a new one after
+            sleep(blocked)         # blocked meanwhile: this slot is void, take a new one after
             waited += blocked      # (the loop goes on: a slot from after the block)
 
     def blocked_for(self, key: LimitKey) -> float:
@@ -280,17 +283,34 @@ class LimitedTransport(httpx.BaseTransport):
 
     ``limit_of(request)`` says which key and rate a request counts against (None: not
     limited, e.g. a file from a CDN). ``fence``: the run's (account id, fence), so a worker
-    that was cut off makes no more requests."""
+    that was cut off makes no more requests. ``cancel``: the run's; a run asked to stop
+    does not sleep out its slot.
+
+    A run that must not go on — fenced out, or its next slot too far away (LimiterBusy) —
+    is stopped as a run asked to stop is (``Cancelled``, "stopped: …"): the runner records
+    it interrupted and the next run resumes from its checkpoint."""
 
     def __init__(self, inner: httpx.BaseTransport, limiter: SharedLimiter,
                  limit_of: Callable[[httpx.Request], tuple[LimitKey, Rate] | None], *,
-                 fence: tuple[int, int] | None = None):
-        self.inner, self.limiter, self.limit_of, self.fence = inner, limiter, limit_of, fence
+                 fence: tuple[int, int] | None = None, cancel: Callable[[], bool] = lambda: False):
+        self.inner, self.limiter, self.limit_of, self.fence, self.cancel = inner, limiter, limit_of, fence, cancel
+
+    def _sleep(self, seconds: float) -> None:
+        """The limiter's sleep, a second at a time, asking ``cancel`` before each."""
+        while seconds > 0:
+            if self.cancel():
+                raise Cancelled("stopped by request")
+            step = min(seconds, 1.0)
+            self.limiter.sleep(step)
+            seconds -= step
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         limit = self.limit_of(request)
         if limit is not None:
-            self.limiter.acquire(*limit, fence=self.fence)
+            try:
+                self.limiter.acquire(*limit, fence=self.fence, sleep=self._sleep)
+            except (LimiterBusy, FencedOut) as stop:
+                raise Cancelled(f"stopped: {stop}") from stop
         response = self.inner.handle_request(request)
         if limit is not None and response.status_code == 429:
             self.limiter.slow_down(*limit, parse_retry_after(response.headers.get("Retry-After")))
