@@ -163,6 +163,22 @@ def test_generations_go_up_and_the_next_run_elsewhere_downloads_the_current_one(
     assert posts(theirs.path) == ["first", "second"]
 
 
+def test_media_uploaded_by_earlier_runs_on_this_worker_are_not_asked_about_again(conn, objects, tmp_path):
+    worker = Worker(conn, objects, tmp_path, "w")
+    copy = worker.run()
+    add_posts(copy.path, "x")
+    first = media_file(copy.folder / "media", b"first night's photo")
+    copy.checkpoint()
+    asked = []
+    real_put = objects.put_file
+    objects.put_file = lambda key, path, **kw: asked.append(key) or real_put(key, path, **kw)
+    again = worker.run()                                   # the next night, same worker, same folder
+    second = media_file(again.folder / "media", b"second night's photo")
+    again.checkpoint()
+    assert [key for key in asked if "/media/" in key] == [f"fleet/media/{second}"]   # not the first one again
+    assert set((again.folder / ".uploaded-media").read_text().split()) == {first, second}
+
+
 def test_the_cached_copy_is_used_when_current_and_replaced_when_not(conn, objects, tmp_path):
     one, two = Worker(conn, objects, tmp_path, "w1"), Worker(conn, objects, tmp_path, "w2")
     copy = one.run()

@@ -46,6 +46,9 @@ from archiver.fleet.objects import ObjectStore, StorageError, file_sha256
 log = logging.getLogger(__name__)
 
 ARCHIVE_FILE_NAME = "archive.db"
+# Beside a working copy: the media files of its folder known to be in the store, so a run
+# does not ask the store again about every file earlier runs on this worker uploaded.
+UPLOADED_MEDIA_FILE = ".uploaded-media"
 
 
 class FencedOut(StorageError):
@@ -138,7 +141,8 @@ class ArchiveStore:
             shutil.copyfile(cached, target)
         log.info("account %s: checked out generation %d (fence %d, %s)", account_id, pointer.generation,
                  fence, "cached copy" if from_cache else ("downloaded" if pointer.generation else "new"))
-        return CheckedOut(self, account_id, fence, pointer.generation, work_dir, from_cache)
+        return CheckedOut(self, account_id, fence, pointer.generation, work_dir, from_cache,
+                          _read_uploaded(work_dir / UPLOADED_MEDIA_FILE))
 
     def _cached_path(self, pointer: Pointer) -> Path:
         # The sha256 in the name: a cached file is the generation only if its bytes are.
@@ -173,7 +177,10 @@ class ArchiveStore:
         # Media first: a generation never names a file the store lacks.
         media_folder = copy.folder / "media"
         if media_folder.is_dir():
-            copy.uploaded_media |= fleet_media.upload_folder(self.objects, media_folder, skip=copy.uploaded_media)
+            uploaded = fleet_media.upload_folder(self.objects, media_folder, skip=copy.uploaded_media)
+            if uploaded - copy.uploaded_media:
+                copy.uploaded_media |= uploaded
+                _write_uploaded(copy.folder / UPLOADED_MEDIA_FILE, copy.uploaded_media)
         generation = copy.generation + 1
         folder = self.cache_dir / str(copy.account_id)
         folder.mkdir(parents=True, exist_ok=True)
@@ -255,6 +262,21 @@ class ArchiveStore:
         if orphans:
             self.objects.delete(orphans)
         return orphans
+
+
+def _read_uploaded(path: Path) -> set[str]:
+    try:
+        return set(path.read_text(encoding="utf-8").split())
+    except FileNotFoundError:
+        return set()
+
+
+def _write_uploaded(path: Path, names: set[str]) -> None:
+    """Replaced whole (a temporary file renamed): a crash leaves the old list, which at worst
+    makes the next run ask the store about a few files again."""
+    part = path.with_name(path.name + ".part")
+    part.write_text("".join(f"{name}\n" for name in sorted(names)), encoding="utf-8")
+    os.replace(part, path)
 
 
 def _vacuum_into(source: Path, snapshot: Path) -> None:
