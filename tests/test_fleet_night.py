@@ -1,6 +1,7 @@
 """The fleet at scale on one machine (issue 17, point 6): a night of 200 accounts over 3
 worker processes with one killed mid-run, a database restart mid-night, and the dispatch of
-2,000 accounts. Long: they run in `make fleet-test` (ARCHIVER_FLEET_LONG=1); `make test` runs
+2,000 accounts; a real `archiver worker` with object storage killed mid-run, its run resumed
+from the last uploaded generation by another worker. Long: they run in `make fleet-test` (ARCHIVER_FLEET_LONG=1); `make test` runs
 the dispatch of 200 accounts, and the short kill / freeze / stop tests of test_fleet_queue.py.
 
 The runs are PagedRuns (tests/fleet_world.py): pages with a fenced checkpoint in PostgreSQL,
@@ -18,6 +19,7 @@ import time
 import pytest
 from fleet_world import WorkerProcess, fetch, ready_database, wait_until
 from pg_server import fleet_database, postgres  # noqa: F401  (pytest fixtures)
+from s3_server import s3_bucket, s3_server  # noqa: F401  (pytest fixtures)
 
 from archiver.fleet import db, dispatch
 from archiver.fleet.tasks import make_app
@@ -137,3 +139,80 @@ def _ok_count(url: str) -> int:
         return fetch(url, "SELECT count(*) FROM fleet_runs WHERE status = 'ok'")[0][0]
     except db.FleetError:   # the server still starting
         return -1
+
+
+@LONG
+def test_a_worker_killed_mid_run_resumes_from_the_last_uploaded_generation(fleet_database, s3_bucket, tmp_path,
+                                                                           monkeypatch):
+    """`archiver worker` with object storage and a checkpoint after every page, archiving a
+    simulated TikTok account with its tokens sealed in the fleet database, dies hard in the
+    middle of the run (a crash point: os._exit after its 8th commit). Another worker takes the
+    job over and goes on from the generation the dead one uploaded last: the final archive
+    holds the dead run (marked interrupted, not trusted to a pid) and the one that finished."""
+    import asyncio
+    import sqlite3
+    import subprocess
+
+    from cli_world import archiver_command
+    from s3_server import TEST_CREDENTIALS
+
+    from archiver.fleet import accounts as fleet_accounts
+    from archiver.fleet import schema
+    from archiver.fleet.objects import open_object_store
+    from archiver.fleet.secrets import ENV_MASTER_KEY, FleetSecretStore, generate_master_key
+    from archiver.fleet.tasks import retry_stalled_jobs
+    from archiver.fleet.worker import FleetServices, StoredArchives, run_worker
+    from archiver.sim import installed_simulators
+
+    master_key = generate_master_key()
+    monkeypatch.setenv(ENV_MASTER_KEY, master_key)   # this process reads the sealed tokens too
+    with installed_simulators()["tiktok"].start_demo(posts=60, followers=10) as world:
+        with db.connect(fleet_database) as connection:
+            schema.apply(connection)
+            account, _ = fleet_accounts.add(connection, "acme", "tiktok", "main", schedule="0 3 * * *",
+                                            timezone="UTC", options={"base_url": world.base_url, **world.settings})
+            world.store_credentials(FleetSecretStore(connection, "acme"), "main")
+        _enqueue(fleet_database, NOON)
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("ARCHIVER_")}, **TEST_CREDENTIALS,
+               "ARCHIVER_FLEET_DATABASE": fleet_database, "ARCHIVER_FLEET_STORAGE": s3_bucket.url("fleet/"),
+               "ARCHIVER_FLEET_STORAGE_ENDPOINT": s3_bucket.endpoint_url, ENV_MASTER_KEY: master_key,
+               "ARCHIVER_CRASH_AT": "commit:8", "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+        log_path = tmp_path / "dying-worker.log"
+        with open(log_path, "wb") as log:
+            dying = subprocess.Popen([*archiver_command(), "worker", "--queues", "accounts", "--checkpoint-seconds",
+                                      "0", "--archive", str(tmp_path / "m1"), "--archives", str(tmp_path / "m1")],
+                                     env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            assert dying.wait(120) == 86, log_path.read_text()   # the crash point's exit code
+        finally:
+            if dying.poll() is None:
+                dying.kill()
+                dying.wait()
+        [(generation_left,)] = fetch(fleet_database, "SELECT generation FROM fleet_archives")
+        assert generation_left >= 1, log_path.read_text()   # it uploaded pages before it died
+
+        async def requeue():
+            app = make_app(fleet_database)
+            async with app.open_async():
+                for _ in range(300):
+                    if await retry_stalled_jobs(app, 1.0):
+                        return
+                    await asyncio.sleep(0.1)
+            raise AssertionError("the dead worker's job never went back to the queue")
+
+        asyncio.run(requeue())
+        objects = open_object_store(s3_bucket.url("fleet/"), endpoint_url=s3_bucket.endpoint_url)
+        with db.connect(fleet_database) as secrets_connection:
+            runner = StoredArchives(fleet_database, objects, tmp_path / "m2", checkpoint_seconds=0,
+                                    secrets_for=lambda tenant: FleetSecretStore(secrets_connection, tenant))
+            run_worker(FleetServices(fleet_database, runner, stale_seconds=1.0), queues=["accounts"], wait=False,
+                       install_signal_handlers=False)
+    assert fetch(fleet_database, "SELECT status FROM fleet_runs ORDER BY id") == [("interrupted",), ("ok",)]
+    final = sqlite3.connect(tmp_path / "m2" / "runs" / str(account.id) / "archive.db")
+    runs = final.execute("SELECT status FROM runs ORDER BY run_id").fetchall()
+    posts = final.execute("SELECT count(*) FROM posts").fetchone()[0]
+    final.close()
+    assert runs == [("interrupted",), ("ok",)]   # the dead run's pages came with the generation it uploaded
+    assert posts == 60
+    [(generation,)] = fetch(fleet_database, "SELECT generation FROM fleet_archives")
+    print(f"\nkilled mid-run: generation {generation_left} left by the dead worker, {generation} at the end")

@@ -156,8 +156,11 @@ def status(archive, config_path, database, as_json):
                    "storage), or the archives themselves (without). Default: <archive folder>/fleet.")
 @click.option("--storage", metavar="URL", help="Object storage of the archives, s3://bucket/prefix. Default: "
                                                "$ARCHIVER_FLEET_STORAGE; without either, archives stay in --archives.")
+@click.option("--checkpoint-seconds", type=click.FloatRange(min=0), default=None, metavar="S",
+              help="With object storage: upload a running account's archive this often (after a page). "
+                   "Default: 300. A run killed resumes from the last upload.")
 @fleet_guard
-def worker(archive, config_path, database, queues, concurrency, archives, storage):
+def worker(archive, config_path, database, queues, concurrency, archives, storage, checkpoint_seconds):
     """Take jobs from the fleet's queue and run them, until SIGTERM/SIGINT (a running account
     stops at its next page and resumes later, on any worker). Secrets come from the fleet's
     database when a master key is set (ARCHIVER_FLEET_MASTER_KEY or a systemd credential),
@@ -166,7 +169,7 @@ def worker(archive, config_path, database, queues, concurrency, archives, storag
     import os
 
     from archiver.cli._common import open_workspace, setup_logging
-    from archiver.fleet.worker import FleetServices, LocalArchives, StoredArchives, run_worker
+    from archiver.fleet.worker import CHECKPOINT_SECONDS, FleetServices, LocalArchives, StoredArchives, run_worker
 
     setup_logging()
     log = logging.getLogger("archiver.fleet.worker")
@@ -181,7 +184,8 @@ def worker(archive, config_path, database, queues, concurrency, archives, storag
     if storage:
         from archiver.fleet.objects import open_object_store
 
-        runner = StoredArchives(url, open_object_store(storage), folder, secrets_for=secrets_for)
+        runner = StoredArchives(url, open_object_store(storage), folder, secrets_for=secrets_for,
+                                checkpoint_seconds=CHECKPOINT_SECONDS if checkpoint_seconds is None else checkpoint_seconds)
         log.info("archives: %s (working copies and cache in %s)", storage, folder)
     else:
         runner = LocalArchives(folder, secrets_for=secrets_for)
