@@ -270,3 +270,31 @@ def test_concurrent_charges_never_overspend(database):
     for thread in threads:
         thread.join(timeout=60)
     assert len(charged) == 25
+
+
+def test_a_limiter_given_the_url_connects_again_when_its_connection_breaks(database):
+    """As after a database restart: the server ends every connection (pg_terminate_backend
+    does that without a restart, which would free the server's port for a moment)."""
+    clock = Clock()
+    limiter = SharedLimiter(database, clock=clock, sleep=clock.sleep)
+    quota = SharedQuota(database, "project-1", 10, clock=clock)
+    assert [limiter.reserve(KEY, PER_SECOND) for _ in range(2)] == [0, 1]
+    quota.charge(3)
+    with psycopg.connect(database, autocommit=True) as admin:
+        ended = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                              "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone()[0]
+    assert ended == 2
+    assert limiter.reserve(KEY, PER_SECOND) == 2           # the same limit, on a new connection
+    quota.charge(3)
+    assert quota.left() == 4
+
+
+def test_without_its_database_the_transport_lets_no_request_leave(workers):
+    clock, (a, _, _) = workers
+    sent = []
+    transport = LimitedTransport(httpx.MockTransport(lambda request: sent.append(request) or httpx.Response(200)),
+                                 a, lambda request: (KEY, PER_SECOND))
+    a.conn.close()                                         # given a connection, not a URL: no reconnecting
+    with pytest.raises(Cancelled, match="stopped: the fleet database cannot be reached"):
+        httpx.Client(transport=transport).get("https://api.example/x")
+    assert sent == []

@@ -23,6 +23,7 @@ whatever its own clock says. Tests pass their own (``clock=``), and their own ``
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import time
@@ -123,13 +124,47 @@ ON CONFLICT (key) DO UPDATE SET
 """
 
 
-class SharedLimiter:
-    """The fleet's rate limits (see the module's note). ``conn``: an autocommit connection
-    (each statement its own transaction); one limiter per worker thread."""
+class _Database:
+    """Statements on an autocommit connection (each its own transaction). Given the database's
+    URL instead of a connection, it connects when first needed and, when the connection
+    breaks (the database restarted), connects again and tries the statement once more."""
 
-    def __init__(self, conn: psycopg.Connection, *, clock: Callable[[], float] | None = None,
+    def __init__(self, conn: psycopg.Connection | str):
+        self.url = conn if isinstance(conn, str) else None
+        self._conn = None if isinstance(conn, str) else conn
+
+    @property
+    def conn(self) -> psycopg.Connection:
+        if self.url is not None and (self._conn is None or self._conn.closed):
+            from archiver.fleet import db
+
+            self._conn = db.connect(self.url, autocommit=True)
+        assert self._conn is not None
+        return self._conn
+
+    def execute(self, sql: str, params: Any = None) -> Any:
+        import psycopg
+
+        try:
+            return self.conn.execute(sql, params)
+        except psycopg.OperationalError:
+            if self.url is None:
+                raise
+            log.warning("the fleet database's connection broke; connecting again")
+            with contextlib.suppress(Exception):
+                self.conn.close()
+            self._conn = None
+            return self.conn.execute(sql, params)
+
+
+class SharedLimiter(_Database):
+    """The fleet's rate limits (see the module's note). ``conn``: an autocommit connection,
+    or the database's URL (see _Database); one limiter per worker thread."""
+
+    def __init__(self, conn: psycopg.Connection | str, *, clock: Callable[[], float] | None = None,
                  sleep: Callable[[float], None] = time.sleep, max_wait: float = DEFAULT_MAX_WAIT):
-        self.conn, self.clock, self.sleep, self.max_wait = conn, clock, sleep, max_wait
+        super().__init__(conn)
+        self.clock, self.sleep, self.max_wait = clock, sleep, max_wait
 
     def _now(self) -> float | None:
         return self.clock() if self.clock else None
@@ -138,20 +173,20 @@ class SharedLimiter:
         """Take the next slot for one request; returns the seconds to wait before sending it.
         ``fence``: (account id, the run's fence): refused with FencedOut once a newer run started."""
         account, fence_value = fence if fence else (None, None)
-        row = self.conn.execute(_RESERVE, {
+        row = self.execute(_RESERVE, {
             "now": self._now(), "key": key.text(), "platform": key.platform, "interval": rate.interval,
             "tolerance": rate.tolerance, "max_wait": self.max_wait, "account": account, "fence": fence_value,
         }).fetchone()
         if row is not None:
             return float(row[0])
-        if fence and not self.conn.execute("SELECT 1 FROM fleet_accounts WHERE id = %s AND fence = %s", fence).fetchone():
+        if fence and not self.execute("SELECT 1 FROM fleet_accounts WHERE id = %s AND fence = %s", fence).fetchone():
             raise FencedOut(f"account {account}: a newer run of it started (fence {fence_value} is no longer "
                             "current); this worker makes no more requests for it")
         raise LimiterBusy(key, self.wait_for(key, rate))
 
     def wait_for(self, key: LimitKey, rate: Rate) -> float:
         """How long the next request with ``key`` would wait now (nothing is reserved)."""
-        row = self.conn.execute(
+        row = self.execute(
             "SELECT greatest(tat - %s - coalesce(%s::float8, extract(epoch FROM clock_timestamp())), 0) "
             "FROM fleet_limits WHERE key = %s", (rate.tolerance, self._now(), key.text())).fetchone()
         return float(row[0]) if row else 0.0
@@ -177,7 +212,7 @@ class SharedLimiter:
 
     def blocked_for(self, key: LimitKey) -> float:
         """Seconds left of a block set by a 429 (0: none)."""
-        row = self.conn.execute(
+        row = self.execute(
             "SELECT greatest(blocked_until - coalesce(%s::float8, extract(epoch FROM clock_timestamp())), 0) "
             "FROM fleet_limits WHERE key = %s", (self._now(), key.text())).fetchone()
         return float(row[0]) if row and row[0] is not None else 0.0
@@ -186,7 +221,7 @@ class SharedLimiter:
         """The platform answered 429 (``seconds``: its Retry-After, if any): no worker sends
         with this key until then, and no burst right after."""
         seconds = DEFAULT_BLOCK_SECONDS if seconds is None else max(float(seconds), 0.0)
-        self.conn.execute(_SLOW_DOWN, {"now": self._now(), "key": key.text(), "platform": key.platform,
+        self.execute(_SLOW_DOWN, {"now": self._now(), "key": key.text(), "platform": key.platform,
                                        "seconds": seconds, "tolerance": rate.tolerance})
         log.warning("%s: rate limited by the platform; every worker waits %.0f s", key.text(), seconds)
 
@@ -217,22 +252,26 @@ def quota_status(conn: psycopg.Connection) -> list[dict[str, Any]]:
 class SharedQuota(DailyBudget):
     """A DailyBudget whose count lives in PostgreSQL, one row per ``project`` and day: every
     worker spending the project's units charges the same counter, atomically (a charge
-    that does not fit is refused, never half made)."""
+    that does not fit is refused, never half made). ``conn``: as SharedLimiter's."""
 
-    def __init__(self, conn: psycopg.Connection, project: str, budget: int, **kwargs: Any):
+    def __init__(self, conn: psycopg.Connection | str, project: str, budget: int, **kwargs: Any):
         super().__init__(budget, None, **kwargs)
-        self.conn, self.project = conn, project
+        self.database, self.project = _Database(conn), project
+
+    @property
+    def conn(self) -> psycopg.Connection:
+        return self.database.conn
 
     def left(self) -> int:
         self._roll()
-        row = self.conn.execute("SELECT spent FROM fleet_quota WHERE project = %s AND day = %s::date",
+        row = self.database.execute("SELECT spent FROM fleet_quota WHERE project = %s AND day = %s::date",
                                 (self.project, self.day)).fetchone()
         self.spent = int(row[0]) if row else 0
         return self.budget - self.spent
 
     def charge(self, units: int) -> None:
         self._roll()
-        row = self.conn.execute(
+        row = self.database.execute(
             "INSERT INTO fleet_quota AS q (project, day, spent, budget) SELECT %(p)s, %(d)s::date, %(u)s, %(b)s "
             "WHERE %(u)s <= %(b)s "
             "ON CONFLICT (project, day) DO UPDATE SET spent = q.spent + excluded.spent, budget = excluded.budget "
@@ -252,7 +291,7 @@ class SharedQuota(DailyBudget):
     def exhaust(self) -> None:
         """The platform said the day's quota is reached: the whole fleet stops for today."""
         self._roll()
-        self.conn.execute(
+        self.database.execute(
             "INSERT INTO fleet_quota AS q (project, day, spent, budget) VALUES (%(p)s, %(d)s::date, %(b)s, %(b)s) "
             "ON CONFLICT (project, day) DO UPDATE SET spent = greatest(q.spent, excluded.budget)",
             {"p": self.project, "d": self.day, "b": self.budget})
@@ -260,6 +299,14 @@ class SharedQuota(DailyBudget):
 
 
 # --------------------------------------------------------------------------- transport
+
+
+def _database_error(error: Exception) -> bool:
+    import psycopg
+
+    from archiver.fleet.db import FleetError
+
+    return isinstance(error, (psycopg.Error, FleetError))
 
 
 def api_host_limit(platform: str, api_url: str, rate: Rate, *, app: str = "default",
@@ -311,6 +358,12 @@ class LimitedTransport(httpx.BaseTransport):
                 self.limiter.acquire(*limit, fence=self.fence, sleep=self._sleep)
             except (LimiterBusy, FencedOut) as stop:
                 raise Cancelled(f"stopped: {stop}") from stop
+            except Exception as error:
+                if not _database_error(error):
+                    raise
+                # No limit can be kept without the database: no request leaves.
+                raise Cancelled(f"stopped: the fleet database cannot be reached ({type(error).__name__}); "
+                                "no request leaves without the shared limit") from error
         response = self.inner.handle_request(request)
         if limit is not None and response.status_code == 429:
             self.limiter.slow_down(*limit, parse_retry_after(response.headers.get("Retry-After")))
