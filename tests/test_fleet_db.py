@@ -73,3 +73,34 @@ def _write(folder, text):
     path = folder / "config.toml"
     path.write_text(text)
     return path
+
+
+def test_the_ledger_waits_for_a_live_run_takes_over_a_silent_one_and_fences_the_old(fleet_database):
+    import datetime as dt
+
+    from archiver.fleet import ledger
+
+    slot = dt.datetime(2026, 12, 7, 3, 0, tzinfo=dt.timezone.utc)
+    with db.connect(fleet_database) as connection:
+        schema.apply(connection)
+        account = connection.execute("INSERT INTO fleet_accounts (tenant, platform, name) VALUES ('t', 'x', 'a') "
+                                     "RETURNING id").fetchone()[0]
+        first = ledger.start_run(connection, account, slot, job_id=1, worker="A")
+        with pytest.raises(ledger.AccountBusy):   # its heartbeat is fresh: a second job waits
+            ledger.start_run(connection, account, slot, job_id=2, worker="B")
+        connection.execute("UPDATE fleet_runs SET heartbeat_at = now() - interval '1 hour' WHERE id = %s",
+                           [first.run_id])   # A went silent
+        second = ledger.start_run(connection, account, slot, job_id=2, worker="B")
+        assert second.fence == first.fence + 1
+        assert not ledger.heartbeat(connection, first) and not ledger.still_current(connection, first)
+        assert not ledger.finish_run(connection, first, "ok")   # the old run records nothing
+        assert ledger.heartbeat(connection, second) and ledger.finish_run(connection, second, "ok", counts={"posts": 3})
+        with pytest.raises(ledger.SlotDone):
+            ledger.start_run(connection, account, slot, job_id=3, worker="C")
+        failed = ledger.start_run(connection, account, slot + dt.timedelta(days=1), job_id=4, worker="C")
+        ledger.finish_run(connection, failed, "failed", message="the platform said no")
+        rows = connection.execute("SELECT worker, status, message IS NOT NULL FROM fleet_runs ORDER BY id").fetchall()
+        assert rows == [("A", "interrupted", True), ("B", "ok", False), ("C", "failed", True)]
+        history = ledger.histories(connection)[account]
+        assert (history.last_ok_slot, history.last_failed_slot, history.failures) == (
+            slot, slot + dt.timedelta(days=1), 1)
