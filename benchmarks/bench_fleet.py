@@ -10,6 +10,10 @@ What it measures, for each number of threads (each its own connection, as worker
 1. ``limiter``: SharedLimiter.reserve on 40 keys (platforms x apps x endpoints) at a rate
    that never makes a request wait -> reservations a second: what the limiter itself costs.
 2. ``quota``: SharedQuota.charge of 1 unit on 10 projects -> charges a second.
+3. ``dispatch``: 10,000 accounts that are all due at once (a cold start: none archived yet),
+   one tick deciding and deferring them (fleet/dispatch.py) -> accounts a second, against the
+   need: at night ~56 accounts a minute (the default schedule spreads them over three hours),
+   at a cold start all of them within the minute before the next tick.
 
 The need it compares with (printed with its assumptions): 10,000 accounts a night, each
 an incremental run of ~10 API requests plus its share of a full listing (~200 requests
@@ -110,11 +114,43 @@ def main() -> int:
             for action in ("limiter", "quota"):
                 rate = measure(url, threads, args.seconds, action)
                 print(f"{action:<10} {threads:>7} {rate:>12,.0f} {rate / need:>8.0f}")
+        dispatch_benchmark(url)
     finally:
         if server is not None:
             server.stop("immediate")
             shutil.rmtree(server.folder, ignore_errors=True)
     return 0
+
+
+def dispatch_benchmark(url: str) -> None:
+    """One tick over ACCOUNTS accounts, all due: the due decision, then the deferral."""
+    import datetime as dt
+
+    from archiver.fleet import db, dispatch, schema
+    from archiver.fleet.tasks import make_app
+    from archiver.ops.schedule import NIGHT_MINUTES
+
+    with db.connect(url) as connection:
+        schema.apply(connection)   # the queue's schema too
+        with connection.cursor() as cursor:
+            cursor.executemany("INSERT INTO fleet_accounts (tenant, platform, name) VALUES (%s, 'mastodon', %s) "
+                               "ON CONFLICT DO NOTHING",
+                               [(f"t{n % 50}", f"bench{n:05d}") for n in range(ACCOUNTS)])
+        connection.execute("DELETE FROM procrastinate_jobs WHERE task_name = %s", [dispatch.RUN_TASK])
+        now = dt.datetime.now(dt.timezone.utc)
+        started = time.perf_counter()
+        due = dispatch.due_accounts(connection, now)
+        decided = time.perf_counter() - started
+        app = make_app(url)
+        with app.open():
+            started = time.perf_counter()
+            result = dispatch.defer_runs(app, due, connection=connection)
+            deferred = time.perf_counter() - started
+    total = decided + deferred
+    print(f"dispatch: {len(due):,} accounts due in one tick: decided in {decided:.1f} s, {len(result.deferred):,} "
+          f"deferred in {deferred:.1f} s -> {len(due) / total:,.0f} accounts/s; need: "
+          f"{ACCOUNTS / NIGHT_MINUTES:.0f} a minute at night, {ACCOUNTS:,} within 60 s at a cold start "
+          f"({'met' if total < 60 else 'NOT met'})")
 
 
 if __name__ == "__main__":
