@@ -20,6 +20,7 @@ from archiver.fleet.limiter import (  # noqa: E402
     LimitKey,
     Rate,
     SharedLimiter,
+    SharedPacer,
     SharedQuota,
     api_host_limit,
     limiter_status,
@@ -28,7 +29,7 @@ from archiver.fleet.limiter import (  # noqa: E402
 )
 from archiver.fleet.storage import FencedOut  # noqa: E402
 from archiver.net.budget import BudgetedTransport, BudgetSpent  # noqa: E402
-from archiver.net.client import Cancelled  # noqa: E402
+from archiver.net.client import ApiClient, Cancelled, RetryPolicy  # noqa: E402
 
 KEY = LimitKey("youtube", "project-1", "videos")
 PER_SECOND = Rate(per_minute=60)            # one a second, no burst
@@ -298,3 +299,32 @@ def test_without_its_database_the_transport_lets_no_request_leave(workers):
     with pytest.raises(Cancelled, match="stopped: the fleet database cannot be reached"):
         httpx.Client(transport=transport).get("https://api.example/x")
     assert sent == []
+
+
+def test_api_clients_of_two_workers_share_the_limit_through_their_pacers(workers):
+    """The ApiClient way (its network untouched): worker A's 429 with Retry-After holds worker
+    B's next request back, and A's own retry comes after the block too."""
+    from archiver.net.client import NetError
+
+    clock, (a, b, _) = workers
+    seen = []
+    answers = {"/a": [httpx.Response(429, headers={"Retry-After": "7"}), httpx.Response(200, json={})],
+               "/b": [httpx.Response(200, json={})]}
+
+    def platform(request):
+        seen.append((request.url.path, clock.now))
+        return answers[request.url.path].pop(0)
+
+    def client(limiter, attempts):
+        pacer = SharedPacer(limiter, "youtube", lambda host: PER_SECOND if host == "api.example" else None,
+                            app="project-1", clock=clock, wall_clock=clock)
+        return ApiClient("https://api.example", transport=httpx.MockTransport(platform), pacer=pacer,
+                         sleep=clock.sleep, retry=RetryPolicy(attempts=attempts))
+
+    start = clock.now
+    with pytest.raises(NetError, match="429"):
+        client(a, attempts=1).get_json("/a")                 # A gives up at once (no retry) ...
+    client(b, attempts=1).get_json("/b")                     # ... B waits the block out
+    client(a, attempts=1).get_json("/a")                     # and A's next request comes after B's
+    assert [(path, when - start) for path, when in seen] == [("/a", 0), ("/b", 7), ("/a", 8)]
+    assert limiter_status(a.conn)[0]["throttled"] == 1

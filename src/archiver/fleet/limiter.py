@@ -14,8 +14,9 @@ their requests together, so the limit must be one for all of them:
   10,000 units belong to a Google Cloud project, whatever machine spends them). It is a
   ``net.budget.DailyBudget``: connectors charge it through ``BudgetedTransport`` as they
   charge their local one.
-* ``LimitedTransport`` — the httpx transport that asks the limiter before each request
-  leaves and tells it of each 429.
+* ``SharedPacer`` — a ``net.client.Pacer`` for an ApiClient (``pacer=``): the client takes a
+  slot before each request to a limited host and reports each Retry-After to every worker.
+* ``LimitedTransport`` — the same as an httpx transport, for API requests only.
 
 The clock is the database's (``clock_timestamp()``): every worker sees the same time,
 whatever its own clock says. Tests pass their own (``clock=``), and their own ``sleep``.
@@ -35,7 +36,7 @@ import httpx
 
 from archiver.fleet.storage import FencedOut
 from archiver.net.budget import BudgetSpent, DailyBudget
-from archiver.net.client import Cancelled, parse_retry_after
+from archiver.net.client import Cancelled, Pacer, parse_retry_after
 
 if TYPE_CHECKING:
     import psycopg
@@ -301,6 +302,56 @@ class SharedQuota(DailyBudget):
 # --------------------------------------------------------------------------- transport
 
 
+class SharedPacer(Pacer):
+    """A net.client.Pacer that also keeps the fleet's shared limit: an ApiClient built with it
+    (``pacer=``) takes a slot of ``limiter`` for each request to a host ``rate_for`` names,
+    sleeping through the client's own (cancellable) sleep, and a ``Retry-After`` the host
+    answers with (a 429, a 503) blocks that key for every worker. The local pacing (the
+    rate-limit headers of this client's answers) stays as it is.
+
+    Unlike a transport, a pacer leaves the client's network alone: a client built with a
+    LinkPolicy keeps its checked connections. The key is (platform, app, host[, user])."""
+
+    def __init__(self, limiter: SharedLimiter, platform: str, rate_for: Callable[[str], Rate | None], *,
+                 app: str = "default", user: str | None = None, fence: tuple[int, int] | None = None,
+                 **pacer_options: Any):
+        super().__init__(**pacer_options)
+        self.limiter, self.platform, self.rate_for = limiter, platform, rate_for
+        self.app, self.user, self.fence = app, user, fence
+
+    def _limit(self, host: str) -> tuple[LimitKey, Rate] | None:
+        rate = self.rate_for(host)
+        return (LimitKey(self.platform, self.app, host, self.user), rate) if rate else None
+
+    def wait(self, host: str, sleep: Callable[[float], None]) -> None:
+        super().wait(host, sleep)
+        limit = self._limit(host)
+        if limit is not None:
+            _acquire_or_stop(self.limiter, *limit, fence=self.fence, sleep=sleep)
+
+    def observe(self, host: str, headers: httpx.Headers) -> None:
+        super().observe(host, headers)
+        limit = self._limit(host)
+        if limit is not None and "retry-after" in headers:
+            self.limiter.slow_down(*limit, parse_retry_after(headers.get("retry-after")))
+
+
+def _acquire_or_stop(limiter: SharedLimiter, key: LimitKey, rate: Rate, *, fence: tuple[int, int] | None,
+                     sleep: Callable[[float], None]) -> None:
+    """limiter.acquire; a run that must not go on is stopped as a run asked to stop is."""
+    try:
+        limiter.acquire(key, rate, fence=fence, sleep=sleep)
+    except (LimiterBusy, FencedOut) as stop:
+        raise Cancelled(f"stopped: {stop}") from stop
+    except Exception as error:
+        if not _database_error(error):
+            raise
+        # No limit can be kept without the database: no request leaves.
+        raise Cancelled(f"stopped: the fleet database cannot be reached ({type(error).__name__}); "
+                        "no request leaves without the shared limit") from error
+
+
+
 def _database_error(error: Exception) -> bool:
     import psycopg
 
@@ -328,6 +379,11 @@ def api_host_limit(platform: str, api_url: str, rate: Rate, *, app: str = "defau
 class LimitedTransport(httpx.BaseTransport):
     """Asks ``limiter`` before each request leaves and tells it of each 429.
 
+    Wrap the transport of API requests only: handed to a connector as its ``transport``, it
+    would also replace the network of its link-checked clients (net/links.py connects only
+    to addresses it checked; a transport given to it is used as it is). SharedPacer is the
+    way for a whole run.
+
     ``limit_of(request)`` says which key and rate a request counts against (None: not
     limited, e.g. a file from a CDN). ``fence``: the run's (account id, fence), so a worker
     that was cut off makes no more requests. ``cancel``: the run's; a run asked to stop
@@ -354,16 +410,7 @@ class LimitedTransport(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         limit = self.limit_of(request)
         if limit is not None:
-            try:
-                self.limiter.acquire(*limit, fence=self.fence, sleep=self._sleep)
-            except (LimiterBusy, FencedOut) as stop:
-                raise Cancelled(f"stopped: {stop}") from stop
-            except Exception as error:
-                if not _database_error(error):
-                    raise
-                # No limit can be kept without the database: no request leaves.
-                raise Cancelled(f"stopped: the fleet database cannot be reached ({type(error).__name__}); "
-                                "no request leaves without the shared limit") from error
+            _acquire_or_stop(self.limiter, *limit, fence=self.fence, sleep=self._sleep)
         response = self.inner.handle_request(request)
         if limit is not None and response.status_code == 429:
             self.limiter.slow_down(*limit, parse_retry_after(response.headers.get("Retry-After")))
