@@ -36,6 +36,9 @@ from archiver.views.content import (
     write_bundle,
 )
 
+# Its module fixtures are built once: the module's tests run in one worker (make test's --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("content")
+
 NOW = "2026-12-01T10:00:00Z"
 README = Path(__file__).resolve().parents[1] / "README.md"
 

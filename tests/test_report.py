@@ -22,6 +22,9 @@ from archiver.records import Comment, Membership, Person, Post, Profile, Snapsho
 from archiver.views.report import (LOST_COLOUR, NEW_COLOUR, POSTS_COLOUR, SERIES_COLOURS, TOP_PEOPLE_COLOUR,
                              TOP_POSTS_COLOUR, write_report)
 
+# Its module fixtures are built once: the module's tests run in one worker (make test's --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("report")
+
 NOW = "2024-05-01T12:00:00Z"
 CHROMIUM = "/usr/bin/chromium"
 TIKTOK = "tiktok:main"

@@ -28,6 +28,9 @@ import pytest
 from cli_world import (FAKE_CLIENT_KEY, CliResult, authorize, cli_env, query, run_cli, start_simulator,
                        stored_tokens, write_account_config)
 
+# Its module fixtures are built once: the module's tests run in one worker (make test's --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("secret-leak")
+
 VIDEOS = 25
 FOLLOWERS = 30
 FAIL_RATE = 0.2          # share of data requests answered 500 internal_error (each is retried)

@@ -20,6 +20,9 @@ from archiver.views.serve import DATABASE, build_metadata, canned_queries
 from png_pixels import count_pixels, make_png
 from serve_process import serving
 
+# Its module fixtures are built once: the module's tests run in one worker (make test's --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("serve")
+
 # The test picture: a solid colour no web page uses, so its pixels are easy to find in a
 # screenshot.
 MAGENTA = (255, 0, 255)

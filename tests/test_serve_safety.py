@@ -27,6 +27,9 @@ from chromium_cdp import Chromium
 from serve_process import ServerOutput, serving
 from test_serve import PICTURE, PICTURE_PATH, PICTURE_SHA, chromium_or_skip
 
+# Its module fixtures are built once: the module's tests run in one worker (make test's --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("serve-safety")
+
 NOW = "2024-05-01T12:00:00Z"
 PROVENANCE = {"sources": '["api"]', "first_seen_at": NOW, "last_seen_at": NOW, "raw": "{}"}
 

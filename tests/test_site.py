@@ -30,6 +30,9 @@ from archiver.views.site import (MANIFEST, Owner, SiteError, build_site, caption
 from cli_world import run_cli
 from png_pixels import decode_png, make_png, pixels_of
 
+# Its module fixtures are built once: the module's tests run in one worker (make test's --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("site")
+
 HOSTILE = ("<script>window.pwned = 1</script><img src=x onerror=\"window.pwned=2\"> javascript:alert(1) "
            "see https://example.org/a?b=1&c=2. and #Café, not&#39;a tag, https://example.org/#frag")
 RED, GREEN, BLUE, ORANGE, GREY = (200, 30, 30), (30, 160, 60), (30, 60, 200), (250, 140, 0), (90, 90, 90)
