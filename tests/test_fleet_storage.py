@@ -161,6 +161,9 @@ def test_generations_go_up_and_the_next_run_elsewhere_downloads_the_current_one(
     theirs = Worker(conn, objects, tmp_path, "w2").run()
     assert (theirs.generation, theirs.fence, theirs.from_cache) == (2, 2, False)
     assert posts(theirs.path) == ["first", "second"]
+    for private in (theirs.folder, tmp_path / "cache-w2" / "1", tmp_path / "cache-w1" / "1"):
+        assert private.stat().st_mode & 0o077 == 0, private    # personal data: the worker's user's alone
+    assert theirs.path.stat().st_mode & 0o077 == 0
 
 
 def test_media_uploaded_by_earlier_runs_on_this_worker_are_not_asked_about_again(conn, objects, tmp_path):

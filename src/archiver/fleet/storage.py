@@ -127,7 +127,7 @@ class ArchiveStore:
             raise self._fenced_out(account_id, fence, "it does not check the archive out")
         pointer = self.pointer(account_id)
         work_dir = Path(work_dir)
-        work_dir.mkdir(parents=True, exist_ok=True)
+        _private_folder(work_dir)
         target = work_dir / ARCHIVE_FILE_NAME
         for suffix in ("", "-wal", "-shm", "-journal"):
             with contextlib.suppress(FileNotFoundError):
@@ -139,6 +139,7 @@ class ArchiveStore:
             if not from_cache:
                 self._download(pointer, cached)
             shutil.copyfile(cached, target)
+            os.chmod(target, 0o600)
         log.info("account %s: checked out generation %d (fence %d, %s)", account_id, pointer.generation,
                  fence, "cached copy" if from_cache else ("downloaded" if pointer.generation else "new"))
         return CheckedOut(self, account_id, fence, pointer.generation, work_dir, from_cache,
@@ -150,6 +151,7 @@ class ArchiveStore:
 
     def _download(self, pointer: Pointer, cached: Path) -> None:
         assert pointer.object_key
+        _private_folder(cached.parent)
         loading = cached.with_name(cached.name + ".loading")
         self.objects.get_file(pointer.object_key, loading)
         sha256, size = file_sha256(loading)
@@ -183,7 +185,7 @@ class ArchiveStore:
                 _write_uploaded(copy.folder / UPLOADED_MEDIA_FILE, copy.uploaded_media)
         generation = copy.generation + 1
         folder = self.cache_dir / str(copy.account_id)
-        folder.mkdir(parents=True, exist_ok=True)
+        _private_folder(folder)
         snapshot = folder / f".snapshot-{generation}-{uuid.uuid4().hex[:8]}.sqlite"
         try:
             _vacuum_into(copy.path, snapshot)
@@ -262,6 +264,13 @@ class ArchiveStore:
         if orphans:
             self.objects.delete(orphans)
         return orphans
+
+
+def _private_folder(folder: Path) -> None:
+    """Archives are personal data: their folders on a worker are the worker's user's alone
+    (as archive.Archive makes its folder), so no file in them is readable by others."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
 
 
 def _read_uploaded(path: Path) -> set[str]:
