@@ -36,7 +36,7 @@ def site(archive, config_path, out, platforms, since, base_url, include_private)
     with its media, pages per platform and hashtag, an about page from [owner] in the config,
     an Atom feed and a search. It works opened from disk or served by any web host."""
     from archiver.connector import get_connector
-    from archiver.views.site import Owner, SiteError, build_site
+    from archiver.views.site import SiteError, build_site
 
     if since and not _DATE.fullmatch(since):
         fail(f"--since {since!r}: expected a day as YYYY-MM-DD, e.g. 2024-01-31")
@@ -44,7 +44,7 @@ def site(archive, config_path, out, platforms, since, base_url, include_private)
         get_connector(platform)   # an unknown one is one clear line naming the installed ones
     ws = open_existing_workspace(archive, config_path)
     target = Path(out) if out else ws.archive.folder / "site"
-    owner = Owner(**vars(ws.config.owner))
+    owner = ws.config.owner
     try:
         result = build_site(ws.archive, target, owner=owner, platforms=platforms, since=since, base_url=base_url,
                             include_private=include_private)

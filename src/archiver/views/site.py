@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 from urllib.parse import quote
 
+from archiver.config import OwnerConfig as Owner  # the person, from the config's [owner] table
 from archiver.views.web import web_link
 
 PAGE_SIZE = 20           # posts per timeline page
@@ -72,19 +73,6 @@ class SiteError(Exception):
 
 
 # -- the owner's page ------------------------------------------------------------------------
-
-
-@dataclass
-class Owner:
-    """The person, from the config's [owner] table (archiver.config.OwnerConfig has the same
-    fields). ``profiles`` are (platform or label, URL) pairs; the label may be None."""
-
-    name: str | None = None
-    bio: str | None = None
-    newsletter: str | None = None
-    shop: str | None = None
-    blog: str | None = None
-    profiles: list[tuple[str | None, str]] = field(default_factory=list)
 
 
 # -- what the site shows ----------------------------------------------------------------------
