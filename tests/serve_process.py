@@ -27,20 +27,27 @@ class ServerOutput:
 
 
 @contextlib.contextmanager
-def serving(archive, output: ServerOutput | None = None):
+def serving(archive, output: ServerOutput | None = None, *, args: list[str] | None = None,
+            env: dict[str, str] | None = None):
     """`archiver serve` over `archive` in its own process, until the block ends; yields its base URL.
+    ``args``: the command's arguments instead of ``--archive <folder>`` (``--port`` is added);
+    ``env``: more environment.
 
     The server's output goes to a file (a pipe nobody reads would block a server that prints
     much, e.g. tracebacks) and is put in `output` at the end.
     """
     port = free_port()
+    more_env = env or {}
     env = {**os.environ, "ARCHIVER_SECRETS": "memory",
            "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
     env.pop("ARCHIVER_HOME", None)
     env.pop("ARCHIVER_CONFIG", None)
+    env.update(more_env)
+    if args is None:
+        args = ["--archive", str(archive.folder)]
     with tempfile.TemporaryFile() as printed:
         process = subprocess.Popen(
-            [sys.executable, "-m", "archiver.cli", "serve", "--archive", str(archive.folder), "--port", str(port)],
+            [sys.executable, "-m", "archiver.cli", "serve", *args, "--port", str(port)],
             env=env, stdout=printed, stderr=subprocess.STDOUT,
         )
 

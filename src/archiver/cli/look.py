@@ -8,7 +8,9 @@ from pathlib import Path
 
 import click
 
-from archiver.cli._common import EXIT_FAILED, common_options, guard, open_existing_workspace, open_workspace
+from archiver.cli._common import EXIT_FAILED, common_options, fail, guard, open_existing_workspace, open_workspace
+from archiver.cli.fleet import _url as fleet_database_url
+from archiver.cli.fleet import database_option, fleet_guard
 from archiver.inert import echo
 
 
@@ -16,13 +18,63 @@ from archiver.inert import echo
 @common_options
 @click.option("--port", type=int, default=8001, show_default=True, help="Port on 127.0.0.1.")
 @click.option("--open", "open_browser", is_flag=True, help="Open a browser.")
-@guard
-def serve(archive, config_path, port, open_browser):
+@click.option("--tenant", metavar="T", help="A fleet's tenant: the latest archive of each of its accounts, "
+                                             "one database each (docs/fleet.md).")
+@database_option
+@click.option("--archives", metavar="DIR", type=click.Path(file_okay=False, path_type=Path),
+              help="With --tenant: the folder of archives as `archiver worker --archives` keeps them, or (with "
+                   "object storage) where downloaded generations are cached. Default: <archive folder>/fleet.")
+@click.option("--storage", metavar="URL", help="With --tenant: the archives' object storage, s3://bucket/prefix. "
+                                               "Default: $ARCHIVER_FLEET_STORAGE; without either, --archives.")
+@fleet_guard
+def serve(archive, config_path, port, open_browser, tenant, database, archives, storage):
     """Browse and search the archive with Datasette on 127.0.0.1."""
-    from archiver.views.serve import serve_archive
+    if tenant is None:
+        if database or archives or storage:
+            fail("--database, --archives and --storage go with --tenant (a fleet's archives)")
+        from archiver.views.serve import serve_archive
 
-    ws = open_existing_workspace(archive, config_path)
-    serve_archive(ws.archive, port=port, open_browser=open_browser)
+        ws = open_existing_workspace(archive, config_path)
+        serve_archive(ws.archive, port=port, open_browser=open_browser)
+        return
+    from archiver.views.serve import serve_archives
+
+    served = tenant_archives(archive, config_path, tenant, database, archives, storage)
+    serve_archives(served, title=f"archiver: {tenant}", description=f"The archives of {tenant}'s accounts",
+                   port=port, open_browser=open_browser)
+
+
+def tenant_archives(archive, config_path, tenant, database, archives, storage):
+    """The tenant's archives as views.serve serves them; says which accounts have none yet."""
+    import os
+
+    from archiver.fleet import browse, db
+    from archiver.views.serve import ServedArchive
+
+    url = fleet_database_url(archive, config_path, database)
+    folder = archives or open_workspace(archive, config_path).archive.folder / "fleet"
+    storage = storage or os.environ.get("ARCHIVER_FLEET_STORAGE")
+    with db.connect(url, autocommit=True) as connection:
+        accounts = browse.tenant_accounts(connection, tenant)
+        if storage:
+            from archiver.fleet.objects import StorageError, open_object_store
+
+            try:
+                found = browse.stored_archives(connection, open_object_store(storage), accounts, folder / "serve")
+            except StorageError as error:
+                fail(str(error))
+        else:
+            found = browse.folder_archives(accounts, folder)
+    for account in found.missing:
+        echo(f"{account.label()}: no archive yet (not run, or nothing uploaded): not shown", err=True)
+    if not found.found:
+        fail(f"tenant {tenant!r}: none of its {len(accounts)} accounts has an archive yet "
+             + (f"in {storage}" if storage else f"in {folder}"))
+    return [ServedArchive(name=f"{a.account.platform}-{a.account.name}",
+                          title=a.account.label() + (f" (generation {a.generation})" if a.generation else ""),
+                          db_path=a.db_path, media_root=a.media_root, fixed=a.generation is not None,
+                          fetch_media=a.fetch_media)
+            for a in found.found]
 
 
 @click.command()

@@ -145,6 +145,18 @@ class ArchiveStore:
         return CheckedOut(self, account_id, fence, pointer.generation, work_dir, from_cache,
                           _read_uploaded(work_dir / UPLOADED_MEDIA_FILE))
 
+    def read_only_copy(self, account_id: int) -> tuple[Pointer, Path | None]:
+        """The current generation as a file of this store's cache, for reading only (a view:
+        `archiver serve --tenant`): no fence, no working copy, the pointer never moves.
+        Downloaded (its sha256 checked) unless the cache holds it. None before any upload."""
+        pointer = self.pointer(account_id)
+        if pointer.generation == 0:
+            return pointer, None
+        cached = self._cached_path(pointer)
+        if not cached.exists():
+            self._download(pointer, cached)
+        return pointer, cached
+
     def _cached_path(self, pointer: Pointer) -> Path:
         # The sha256 in the name: a cached file is the generation only if its bytes are.
         return self.cache_dir / str(pointer.account_id) / f"{pointer.generation}-{pointer.sha256}.sqlite"

@@ -13,10 +13,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import re
 import webbrowser
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import quote
 
 import datasette
@@ -28,6 +30,8 @@ from datasette.utils import tilde_encode, urlsafe_components
 
 from archiver.archive import DB_NAME, Archive
 from archiver.views.web import folder_label, web_link
+
+log = logging.getLogger(__name__)
 
 # Datasette binds here and nowhere else: the archive is private, never on the network.
 HOST = "127.0.0.1"
@@ -562,8 +566,21 @@ def build_metadata(archive: Archive) -> dict:
 # -- the plugin: media as pictures -------------------------------------------------------
 
 
-def _media_url(datasette, path: str) -> str:
-    return datasette.urls.path("/media/" + quote(path))
+# A Datasette made here remembers which of its databases are archives (the plugin leaves the
+# others alone), each with the URL path its media folder is mounted at.
+_ARCHIVES_ATTRIBUTE = "archiver_archives"
+
+
+def _archive_media_paths(datasette) -> dict[str, str]:
+    return getattr(datasette, _ARCHIVES_ATTRIBUTE, {})
+
+
+def _is_archive(datasette, database: str) -> bool:
+    return database in _archive_media_paths(datasette)
+
+
+def _media_url(datasette, database: str, path: str) -> str:
+    return datasette.urls.path(_archive_media_paths(datasette)[database] + quote(path))
 
 
 async def _media_row(datasette, database: str, column: str, value: str):
@@ -574,9 +591,9 @@ async def _media_row(datasette, database: str, column: str, value: str):
     return rows.first()
 
 
-def _media_html(datasette, media, alt: str) -> markupsafe.Markup:
+def _media_html(datasette, database: str, media, alt: str) -> markupsafe.Markup:
     """A thumbnail for an image, a link for anything else (videos are too heavy for a table)."""
-    url = _media_url(datasette, media["path"])
+    url = _media_url(datasette, database, media["path"])
     if (media["mime"] or "").startswith("image/"):
         return markupsafe.Markup(
             '<a href="{url}"><img src="{url}" alt="{alt}" title="{alt}" loading="lazy" '
@@ -676,7 +693,7 @@ class ArchivePlugin:
     @staticmethod
     @hookimpl
     def render_cell(row, value, column, table, database, datasette):
-        if database != DATABASE or not isinstance(value, str) or not value:
+        if not _is_archive(datasette, database) or not isinstance(value, str) or not value:
             return None
         if (table, column) in _SHA256_CELLS:
             return ArchivePlugin._media_cell(datasette, database, "sha256", value, alt=column)
@@ -701,7 +718,7 @@ class ArchivePlugin:
         if platform and person_id:
             media = await _stored_avatar(datasette, database, platform, person_id)
             if media is not None:
-                return _media_html(datasette, media, alt="avatar")
+                return _media_html(datasette, database, media, alt="avatar")
         return _remote_picture_link(value)
 
     @staticmethod
@@ -709,14 +726,14 @@ class ArchivePlugin:
         media = await _media_row(datasette, database, key, value)
         if media is None:
             return None  # not downloaded (yet): show the plain value
-        return _media_html(datasette, media, alt)
+        return _media_html(datasette, database, media, alt)
 
     @staticmethod
     @hookimpl
     def extra_template_vars(view_name, database, table, request, datasette):
         """On a post's row page, its downloaded covers, images and videos, and its comments
         with their authors (row-archive-posts.html)."""
-        if view_name != "row" or database != DATABASE or table != "posts":
+        if view_name != "row" or not _is_archive(datasette, database) or table != "posts":
             return {}
 
         async def post_media():
@@ -755,7 +772,7 @@ class ArchivePlugin:
                         "role": row["role"],
                         "position": row["position"],
                         "description": row["description"],
-                        "url": _media_url(datasette, row["path"]),
+                        "url": _media_url(datasette, database, row["path"]),
                         "kind": (row["mime"] or "").split("/")[0],
                     }
                     for row in rows
@@ -770,7 +787,7 @@ class ArchivePlugin:
     @staticmethod
     @hookimpl
     def prepare_connection(conn, database, datasette):
-        if database == DATABASE:
+        if _is_archive(datasette, database):
             owned_contacts_unreadable(conn)
 
     @staticmethod
@@ -898,12 +915,14 @@ def make_datasette(archive: Archive) -> Datasette:
     """A Datasette over the archive: live (sees writes made while it serves), media at /media/."""
     _ = archive.db  # creates the folders and brings the schema up to date
     register_plugin()
-    return Datasette(
+    served = Datasette(
         files=[str(archive.db_path)],  # not immutable: syncs keep writing while we serve
         metadata=build_metadata(archive),
         static_mounts=[("media", str(archive.media_root))],
         template_dir=str(TEMPLATES),
     )
+    setattr(served, _ARCHIVES_ATTRIBUTE, {DATABASE: "/media/"})
+    return served
 
 
 def serve_archive(archive: Archive, *, port: int = 8001, open_browser: bool = False) -> None:
@@ -916,3 +935,146 @@ def serve_archive(archive: Archive, *, port: int = 8001, open_browser: bool = Fa
     if open_browser:
         webbrowser.open(url)  # the browser takes longer to start than the server
     uvicorn.run(datasette.app(), host=HOST, port=port, log_level="warning", lifespan="on", workers=1)
+
+
+# -- several archives in one Datasette (`archiver serve --tenant T`) ------------------------
+
+
+@dataclass(frozen=True)
+class ServedArchive:
+    """One archive among several served together: a database of its own, named in URLs
+    (``/<name>/posts``), its media under ``/media/<name>/``.
+
+    ``fixed``: the file never changes while served (a downloaded generation of the fleet's
+    object storage): opened immutable. Otherwise it is opened read-only and a worker may go on
+    writing it (WAL). ``fetch_media(relative)``: lays a media file of this archive that is not
+    in ``media_root`` yet there (from object storage), or raises; None: what is there is all."""
+
+    name: str
+    title: str
+    db_path: Path
+    media_root: Path
+    fixed: bool = False
+    fetch_media: Callable[[str], None] | None = None
+
+
+# A media file's name in an archive's media folder (archive/media.py): aa/bb/<sha256>.<ext>.
+_MEDIA_RELATIVE = re.compile(r"[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{64}(\.[A-Za-z0-9]{1,8})?")
+
+
+def is_media_name(relative: str) -> bool:
+    return _MEDIA_RELATIVE.fullmatch(relative) is not None
+
+
+def archive_names_media(db_path: Path, relative: str) -> bool:
+    """Whether the archive's media table names this file: only those are fetched for it (the
+    store's media are shared by every account of every tenant, by sha256)."""
+    import sqlite3
+
+    connection = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        return connection.execute("select 1 from media where path = ?", [relative]).fetchone() is not None
+    finally:
+        connection.close()
+
+
+def _write_templates(folder: Path, names: list[str]) -> None:
+    """Datasette picks a row page's template by database name (row-<database>-posts.html):
+    each archive's name gets one that is the archive's post page."""
+    from datasette.utils import to_css_class
+
+    for template in TEMPLATES.iterdir():
+        (folder / template.name).write_text(template.read_text(encoding="utf-8"), encoding="utf-8")
+    for name in names:
+        page = folder / f"row-{to_css_class(name)}-posts.html"
+        if not page.exists():
+            page.write_text('{% extends "row-archive-posts.html" %}\n', encoding="utf-8")
+
+
+def make_multi_datasette(archives: list[ServedArchive], *, title: str, description: str,
+                         template_dir: Path) -> Datasette:
+    """A Datasette over several archives, one database each, and nothing else: no in-memory
+    database, no file the list does not name. Nothing is created or migrated: each is read
+    as it is. ``template_dir``: an empty folder for the page templates (kept while served)."""
+    from datasette.database import Database
+
+    names = [archive.name for archive in archives]
+    if len(set(names)) != len(names):
+        raise ValueError(f"two archives have the same name: {sorted(names)}")
+    register_plugin()
+    _write_templates(template_dir, names)
+    queries = canned_queries()
+    served = Datasette(
+        files=[],
+        metadata={
+            "title": title,
+            "description": description,
+            "databases": {a.name: {"title": a.title, "tables": _TABLES, "queries": queries} for a in archives},
+        },
+        static_mounts=[(f"media/{re.escape(a.name)}", str(a.media_root)) for a in archives],
+        template_dir=str(template_dir),
+    )
+    # Datasette adds an in-memory database when given no file: not ours to show.
+    for name in [name for name in served.databases if name != "_internal"]:
+        served.remove_database(name)
+    setattr(served, _ARCHIVES_ATTRIBUTE, {a.name: f"/media/{quote(a.name)}/" for a in archives})
+    for archive in archives:
+        served.add_database(Database(served, path=str(archive.db_path), is_mutable=not archive.fixed),
+                            name=archive.name)
+    return served
+
+
+def fetch_missing_media(app, archives: list[ServedArchive]):
+    """ASGI middleware: a media file of an archive kept in object storage is fetched on its
+    first request (into the archive's media_root, where the static mount serves it). Only a
+    GET from this machine's browser (the Host rule of guard_browser_requests, which answers
+    the others), only a well-formed media name the archive's own media table holds.
+    A path under /media/ of no archive served is not found (Datasette would take "media" for
+    a database name)."""
+    import asyncio
+
+    mounts = tuple(f"/media/{quote(a.name)}/" for a in archives)
+
+    async def refuse(scope, receive, send):
+        await _refuse(send, 404, "Not found.")
+
+    not_found = guard_browser_requests(refuse)   # the same Host rule and headers as every answer
+    fetchers = {f"/media/{quote(a.name)}/": a for a in archives if a.fetch_media is not None}
+
+    async def fetching(scope, receive, send):
+        if scope["type"] == "http" and scope.get("method") in _METHODS:
+            hosts = [v.decode("latin-1") for k, v in scope.get("headers") or [] if k == b"host"]
+            path = scope.get("path", "")
+            if (path == "/media" or path.startswith("/media/")) and not path.startswith(mounts):
+                await not_found(scope, receive, send)
+                return
+            for prefix, archive in fetchers.items():
+                relative = path[len(prefix):] if path.startswith(prefix) else None
+                if (relative is not None and host_is_allowed(hosts) and is_media_name(relative)
+                        and not (archive.media_root / relative).exists()):
+                    try:
+                        if await asyncio.to_thread(archive_names_media, archive.db_path, relative):
+                            await asyncio.to_thread(archive.fetch_media, relative)  # type: ignore[misc]
+                    except Exception as error:  # noqa: BLE001 - the file stays missing: a 404, said in the log
+                        log.warning("%s: could not fetch media %s: %s", archive.name, relative, error)
+        await app(scope, receive, send)
+
+    return fetching
+
+
+def serve_archives(archives: list[ServedArchive], *, title: str, description: str, port: int = 8001,
+                   open_browser: bool = False) -> None:
+    """Serve several archives on http://127.0.0.1:<port>/ until Ctrl-C."""
+    import tempfile
+
+    import uvicorn
+
+    with tempfile.TemporaryDirectory(prefix="archiver-serve-") as templates:
+        datasette = make_multi_datasette(archives, title=title, description=description,
+                                         template_dir=Path(templates))
+        url = f"http://{HOST}:{port}/"
+        print(f"Serving {len(archives)} archive(s) of {title} at {url} (Ctrl-C to stop)", flush=True)
+        if open_browser:
+            webbrowser.open(url)
+        uvicorn.run(fetch_missing_media(datasette.app(), archives), host=HOST, port=port, log_level="warning",
+                    lifespan="on", workers=1)
