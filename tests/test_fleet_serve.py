@@ -180,3 +180,13 @@ def test_a_tenant_without_accounts_or_archives_is_an_error(fleet, tmp_path):
     assert "acme/tiktok:newcomer: no archive yet" in result.output
     result = runner.invoke(main, ["serve", *home, "--storage", "s3://b/p"])
     assert result.exit_code != 0 and "go with --tenant" in result.output
+
+
+def test_only_media_names_are_fetched():
+    from archiver.views.serve import is_media_name
+
+    good = "ab/cd/" + "ab" * 32
+    assert is_media_name(good) and is_media_name(good + ".png")
+    for bad in ("../" + good, good + "/../x", "ab/cd/" + "AB" * 32, "ab/cd/x.png", "/ab/cd/" + "ab" * 32,
+                good + ".png.part", good.replace("/", "\\")):
+        assert not is_media_name(bad), bad
