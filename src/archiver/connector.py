@@ -56,6 +56,21 @@ LENGTH_UNITS = (CHARS, UTF16, UTF8_BYTES, EMOJI_AS_BYTES, GRAPHEMES, LINKS_AS_23
 
 
 @dataclass(frozen=True)
+class ApiRate:
+    """The request rate a platform allows one app's API calls, as its documentation says
+    (``Connector.api_rate``). A single user's run never comes near it and paces itself; a
+    fleet's workers keep it together (fleet/limiter.py: every worker's requests to the
+    platform's API hosts share one limit, a rate an operator may lower in the fleet's
+    database, docs/fleet.md "Rates"). ``per_user``: the platform counts per user token, so
+    each account has its own limit (else every account of one app shares it)."""
+
+    per_minute: float                   # requests a minute on average (per API host)
+    burst: int = 1                      # at most this many at once
+    per_user: bool = False
+    source: str = ""                    # the official page the number comes from
+
+
+@dataclass(frozen=True)
 class PostLimits:
     """What one new post on a platform may hold, as its official documentation says, for
     `archiver content bundle` (views/content.py), which adapts an archived post of another
@@ -147,6 +162,9 @@ class Connector:
     # What one new post may hold there (caption length, hashtags, title), from the official
     # docs, for `archiver content bundle`; None where nobody has looked it up yet.
     post_limits: ClassVar[PostLimits | None] = None
+    # The API request rate the platform allows (what a fleet keeps for all its workers);
+    # None: not declared (a fleet then uses its default rate, fleet/limiter.py).
+    api_rate: ClassVar[ApiRate | None] = None
 
     @classmethod
     def api_off(cls, options: dict[str, Any]) -> str:

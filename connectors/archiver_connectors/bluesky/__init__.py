@@ -25,7 +25,7 @@ import tempfile
 import uuid
 from typing import Any, Callable, Iterator, TypedDict
 
-from archiver.connector import GRAPHEMES, Connector, Option, PostLimits
+from archiver.connector import GRAPHEMES, ApiRate, Connector, Option, PostLimits
 from archiver.records import ListKind, Page, Profile, iso_utc, now_utc
 
 log = logging.getLogger("archiver.bluesky")
@@ -49,6 +49,8 @@ class Settings(TypedDict):
 class BlueskyConnector(Connector):
     name = "bluesky"
     title = "Bluesky"
+    # 3,000 per 5 minutes per IP address: a fleet behind one address shares it.
+    api_rate = ApiRate(per_minute=600, burst=10, source="https://docs.bsky.app/docs/advanced-guides/rate-limits")
     post_limits = PostLimits(
         "a post's text", caption_chars=300, caption_unit=GRAPHEMES, checked="2026-12-07",
         sources=("https://github.com/bluesky-social/atproto/blob/main/lexicons/app/bsky/feed/post.json",),

@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 from typing import Iterator
 
-from archiver.connector import Connector, Option
+from archiver.connector import ApiRate, Connector, Option
 from archiver.records import Page, iso_utc
 
 log = logging.getLogger("archiver.facebook")
@@ -26,6 +26,9 @@ class FacebookConnector(Connector):
     title = "Facebook"
     post_noun = "posts"
     default_base_url = "https://graph.facebook.com"
+    # Graph calls within one hour: 200 × the number of users, kept as 200 an hour per account.
+    api_rate = ApiRate(per_minute=3, burst=20, per_user=True,
+                       source="https://developers.facebook.com/docs/graph-api/overview/rate-limiting/")
     authorize_base_url = "https://www.facebook.com"   # the login window
     secret_keys = ("client_id", "client_secret", "tokens")
     auth_options = (

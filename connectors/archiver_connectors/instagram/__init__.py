@@ -8,7 +8,7 @@ import datetime as dt
 import logging
 from typing import Iterator, cast
 
-from archiver.connector import Connector, Option, PostLimits
+from archiver.connector import ApiRate, Connector, Option, PostLimits
 from archiver.records import Page, iso_utc
 
 log = logging.getLogger("archiver.instagram")
@@ -20,6 +20,8 @@ RECENT_BATCH = 10    # recent media per page (each page commits with its comment
 class InstagramConnector(Connector):
     name = "instagram"
     title = "Instagram"
+    # Graph calls within one hour: 200 × the number of users, kept as 200 an hour per account.
+    api_rate = ApiRate(per_minute=3, burst=20, per_user=True, source="https://developers.facebook.com/docs/graph-api/overview/rate-limiting/")
     post_limits = PostLimits(
         "a post's or reel's caption", caption_chars=2200, hashtags_max=5, checked="2026-12-07",
         sources=("https://developers.facebook.com/docs/instagram-platform/instagram-graph-api/reference/ig-user/media",

@@ -24,7 +24,7 @@ import logging
 from typing import Iterator, cast
 from urllib.parse import urlencode
 
-from archiver.connector import LINKS_AS_23, Connector, Option, PostLimits
+from archiver.connector import LINKS_AS_23, ApiRate, Connector, Option, PostLimits
 from archiver.records import Membership, Page, now_utc
 from archiver_connectors.mastodon.visibility import VISIBILITY_WORDS
 
@@ -38,6 +38,8 @@ FOLLOWS_EVERY_HOURS = 20.0     # an unchanged count still gets a fresh list this
 class MastodonConnector(Connector):
     name = "mastodon"
     title = "Mastodon"
+    # Paging requests (max_id/min_id): 300 per 15 minutes per user; others 300 per 5 minutes.
+    api_rate = ApiRate(per_minute=20, burst=5, per_user=True, source="https://docs.joinmastodon.org/api/rate-limits/")
     post_limits = PostLimits(
         "a post's text (on a server with Mastodon's default limit)", caption_chars=500, caption_unit=LINKS_AS_23,
         checked="2026-12-07", sources=("https://docs.joinmastodon.org/entities/Instance/",),

@@ -37,7 +37,7 @@ import datetime as dt
 import logging
 from typing import Any, Iterator
 
-from archiver.connector import Connector, Option, PostLimits
+from archiver.connector import ApiRate, Connector, Option, PostLimits
 from archiver.records import ListKind, Page, iso_utc
 
 log = logging.getLogger("archiver.pinterest")
@@ -49,6 +49,8 @@ REDIRECT_PORT = 8085         # the loopback port of the redirect URI registered 
 class PinterestConnector(Connector):
     name = "pinterest"
     title = "Pinterest"
+    # Standard access: 100 a second per user per app (Trial's 1,000 a day is the daily budget).
+    api_rate = ApiRate(per_minute=6000, burst=10, per_user=True, source="https://developers.pinterest.com/docs/reference/ratelimits/")
     post_limits = PostLimits(
         "a Pin's title and description", caption_chars=500, title_chars=100, checked="2026-12-07", official=False,
         sources=("https://developers.pinterest.com/docs/api/v5/pins-create",),
@@ -144,13 +146,16 @@ class PinterestConnector(Connector):
     def pages(self, ctx) -> Iterator[Page]:
         import httpx
 
-        from archiver.net.budget import BudgetedTransport, BudgetSpent, DailyBudget
+        from archiver.net.budget import BudgetedTransport, BudgetSpent, DailyBudget, run_daily_budget
         from archiver.net.client import NetError
         from archiver_connectors.pinterest import api as pinterest
 
         daily = self._daily_requests()
         budget = DailyBudget(daily, ctx.state("quota"), what="the daily Pinterest request budget",
                              clock=lambda: pinterest.wall_clock()) if daily > 0 else None
+        if budget is not None:   # Trial access counts per app: in a fleet, one counter for its accounts
+            budget = run_daily_budget(budget, project=self.secrets.get("pinterest", self.account.name, "client_id")
+                                      or self.account.name)
         inner = self.transport if self.transport is not None else httpx.HTTPTransport()
         token_client = httpx.Client(transport=BudgetedTransport(inner, budget, pinterest.api_cost) if budget else inner,
                                     timeout=30)

@@ -9,7 +9,7 @@ import datetime as dt
 import logging
 from typing import Iterator
 
-from archiver.connector import EMOJI_AS_BYTES, Connector, Option, PostLimits
+from archiver.connector import EMOJI_AS_BYTES, ApiRate, Connector, Option, PostLimits
 from archiver.records import Page, iso_utc
 
 log = logging.getLogger("archiver.threads")
@@ -23,6 +23,8 @@ DONE = "done"                    # an edge's place in the listing's cursor once 
 class ThreadsConnector(Connector):
     name = "threads"
     title = "Threads"
+    # At least 48,000 calls a day per app-user pair (4,800 × impressions, 10 at least): 30 a minute stays within it.
+    api_rate = ApiRate(per_minute=30, burst=10, per_user=True, source="https://developers.facebook.com/docs/threads/overview")
     post_limits = PostLimits(
         "a post's text and its topic tag", caption_chars=500, caption_unit=EMOJI_AS_BYTES, hashtags_max=1,
         topic_tag_chars=50, topic_tag_forbidden=".&", checked="2026-12-07",

@@ -8,7 +8,7 @@ import logging
 import os
 from typing import Generator, Iterator
 
-from archiver.connector import UTF16, Connector, Option, PostLimits
+from archiver.connector import UTF16, ApiRate, Connector, Option, PostLimits
 from archiver.records import Page, iso_utc
 from archiver_connectors.tiktok.visibility import VISIBILITY_WORDS
 
@@ -31,6 +31,8 @@ PORTABILITY_REPEAT_DAYS = 7
 class TikTokConnector(Connector):
     name = "tiktok"
     title = "TikTok"
+    # 600 a minute per endpoint (kept per API host here: stricter); whether per app or per user token is [U]: per app.
+    api_rate = ApiRate(per_minute=600, burst=10, source="https://developers.tiktok.com/doc/tiktok-api-v2-rate-limit")
     post_limits = PostLimits(
         "a video's caption", caption_chars=2200, caption_unit=UTF16, checked="2026-12-07",
         sources=("https://developers.tiktok.com/doc/content-posting-api-reference-direct-post",),

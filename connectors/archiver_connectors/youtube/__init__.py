@@ -147,12 +147,15 @@ class YouTubeConnector(Connector):
 
     # -- API sync ----------------------------------------------------------------------
     def pages(self, ctx) -> Iterator[Page]:
-        from archiver.net.budget import BudgetSpent
+        from archiver.net.budget import BudgetSpent, run_daily_budget
         from archiver.net.client import NetError
         from archiver_connectors.youtube.api import YouTubeApi, YouTubeTokens, quota_meter
 
         api_base, _auth, token_base = self._hosts()
-        meter = quota_meter(self._budget(), ctx.state("quota"))
+        # The quota belongs to the Google Cloud project of the OAuth client: in a fleet, every
+        # account authorized through that client spends one counter (run_daily_budget).
+        meter = run_daily_budget(quota_meter(self._budget(), ctx.state("quota")),
+                                 project=self.secrets.get("youtube", self.account.name, "client_id") or self.account.name)
         tokens = YouTubeTokens(self.secrets, self.account.name, f"{token_base}/token", self._http())
         api = YouTubeApi(api_base, tokens, meter, transport=self.transport, sleep=self.sleep, cancel=ctx.cancel)
         try:

@@ -61,6 +61,7 @@ class FleetAccount:
         """The account as a run sees it (archiver.sync.jobs.run_export takes an AccountConfig)."""
         options = dict(self.options)
         base_url = options.pop("base_url", None)   # a config table's own key, kept among the options here
+        options.pop("app", None)                   # the fleet's: which app registration's limits the runs share
         return AccountConfig(name=self.name, platform=self.platform, base_url=base_url, schedule=self.schedule,
                              enabled=self.enabled, full_every_days=self.full_every_days, options=options)
 

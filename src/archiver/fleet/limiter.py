@@ -143,6 +143,13 @@ class _Database:
         assert self._conn is not None
         return self._conn
 
+    def close(self) -> None:
+        """Close a connection this made from its URL (a connection handed in is the caller's)."""
+        if self.url is not None and self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+
     def execute(self, sql: str, params: Any = None) -> Any:
         import psycopg
 
@@ -314,23 +321,34 @@ class SharedPacer(Pacer):
 
     def __init__(self, limiter: SharedLimiter, platform: str, rate_for: Callable[[str], Rate | None], *,
                  app: str = "default", user: str | None = None, fence: tuple[int, int] | None = None,
-                 **pacer_options: Any):
+                 local: Pacer | None = None, **pacer_options: Any):
+        """``local``: the client's own pacer, kept as it is (its pacing, shared with the
+        connector's other clients); without one, this pacer paces locally itself."""
         super().__init__(**pacer_options)
         self.limiter, self.platform, self.rate_for = limiter, platform, rate_for
-        self.app, self.user, self.fence = app, user, fence
+        self.app, self.user, self.fence, self.local = app, user, fence, local
 
     def _limit(self, host: str) -> tuple[LimitKey, Rate] | None:
         rate = self.rate_for(host)
         return (LimitKey(self.platform, self.app, host, self.user), rate) if rate else None
 
+    def delay_for(self, host: str) -> float:
+        return self.local.delay_for(host) if self.local is not None else super().delay_for(host)
+
     def wait(self, host: str, sleep: Callable[[float], None]) -> None:
-        super().wait(host, sleep)
+        if self.local is not None:
+            self.local.wait(host, sleep)
+        else:
+            super().wait(host, sleep)
         limit = self._limit(host)
         if limit is not None:
             _acquire_or_stop(self.limiter, *limit, fence=self.fence, sleep=sleep)
 
     def observe(self, host: str, headers: httpx.Headers) -> None:
-        super().observe(host, headers)
+        if self.local is not None:
+            self.local.observe(host, headers)
+        else:
+            super().observe(host, headers)
         limit = self._limit(host)
         if limit is not None and "retry-after" in headers:
             self.limiter.slow_down(*limit, parse_retry_after(headers.get("retry-after")))
@@ -418,3 +436,70 @@ class LimitedTransport(httpx.BaseTransport):
 
     def close(self) -> None:
         self.inner.close()
+
+
+# --------------------------------------------------------------------------- a run's limits
+
+# A platform whose connector declares no rate (Connector.api_rate) and that the operator gave
+# none (fleet_rates): the fleet still sends its API requests through the limiter (a zombie
+# makes none), at a rate no platform is known to refuse for one app.
+DEFAULT_RATE = Rate(per_minute=60, burst=5)
+
+
+def platform_rate(conn: psycopg.Connection, platform: str, app: str = "default") -> tuple[Rate, bool]:
+    """The rate a fleet keeps for ``platform``'s API requests of ``app`` and whether the
+    platform counts it per user token: the operator's (table fleet_rates: the app's row,
+    else the platform's '*' row), else the connector's declaration (Connector.api_rate),
+    else DEFAULT_RATE."""
+    from archiver.connector import UnknownPlatform, get_connector
+
+    try:
+        declared = get_connector(platform).api_rate
+    except UnknownPlatform:
+        declared = None
+    per_user = bool(declared and declared.per_user)
+    row = conn.execute("SELECT per_minute, burst FROM fleet_rates WHERE platform = %s AND app IN (%s, '*') "
+                       "ORDER BY app = '*' LIMIT 1", (platform, app)).fetchone()
+    if row is not None:
+        return Rate(float(row[0]), int(row[1])), per_user
+    if declared is not None:
+        return Rate(declared.per_minute, declared.burst), per_user
+    return DEFAULT_RATE, per_user
+
+
+class FleetRunLimits:
+    """The limits of one fleet run (a net.client.RunLimits; fleet/worker.py installs it with
+    ``net.client.run_limits`` around the run): each API client of the run paces through
+    ``SharedPacer`` — one limit per (platform, app, API host[, account]) for every worker,
+    the run's fence checked with each slot — and a connector's daily budget is a
+    ``SharedQuota`` counted per (platform, project) by the whole fleet. Clients that fetch
+    links taken from data (media from a CDN) keep their local pacing only.
+
+    ``database_url``: the limiter and the quotas connect on their own (each reconnects once
+    after a database restart); ``close()`` at the run's end."""
+
+    def __init__(self, database_url: str, platform: str, rate: Rate, *, app: str = "default",
+                 user: str | None = None, fence: tuple[int, int] | None = None,
+                 clock: Callable[[], float] | None = None, max_wait: float = DEFAULT_MAX_WAIT):
+        self.database_url, self.platform, self.rate, self.app = database_url, platform, rate, app
+        self.user, self.fence, self.clock = user, fence, clock
+        self.limiter = SharedLimiter(database_url, clock=clock, max_wait=max_wait)
+        self._quotas: list[SharedQuota] = []
+
+    def pacer(self, local: Pacer, *, checked_links: bool) -> Pacer:
+        if checked_links:
+            return local
+        return SharedPacer(self.limiter, self.platform, lambda host: self.rate, app=self.app, user=self.user,
+                           fence=self.fence, local=local)
+
+    def daily_budget(self, local: DailyBudget, *, project: str) -> DailyBudget:
+        # The project's name may be a client id kept among the secrets: the row holds a fingerprint.
+        quota = SharedQuota(self.database_url, f"{self.platform}:{token_fingerprint(project)}", local.budget,
+                            what=local.what, unit=local.unit, zone=local.zone, clock=local.clock)
+        self._quotas.append(quota)
+        return quota
+
+    def close(self) -> None:
+        self.limiter.close()
+        for quota in self._quotas:
+            quota.database.close()

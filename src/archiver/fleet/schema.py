@@ -134,6 +134,17 @@ PARTS: list[SchemaPart] = [
             PRIMARY KEY (tenant, platform, account, key)
         );
     """),
+    SchemaPart("rates", """
+        -- fleet/limiter.py: the operator's request rate for a platform's API (app '*': every
+        -- app of it), instead of the rate its connector declares (Connector.api_rate).
+        CREATE TABLE IF NOT EXISTS fleet_rates (
+            platform    text NOT NULL,
+            app         text NOT NULL DEFAULT '*',
+            per_minute  float8 NOT NULL CHECK (per_minute > 0),
+            burst       integer NOT NULL DEFAULT 1 CHECK (burst >= 1),
+            PRIMARY KEY (platform, app)
+        );
+    """),
 ]
 
 # Taken for the whole of `fleet init`: two inits at once apply the schema once.

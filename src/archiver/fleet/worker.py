@@ -34,6 +34,7 @@ from typing import Any, Callable, Protocol
 from archiver.fleet import accounts as fleet_accounts
 from archiver.fleet import db, ledger
 from archiver.fleet.accounts import FleetAccount
+from archiver.net.client import run_limits
 
 log = logging.getLogger("archiver.fleet.worker")
 
@@ -173,6 +174,9 @@ class FleetServices:
     heartbeat_seconds: float = ledger.HEARTBEAT_SECONDS
     stale_seconds: float = ledger.STALE_SECONDS
     stalled_after_seconds: float = STALLED_AFTER_SECONDS
+    # Each run's API requests keep the fleet's shared limits (fleet/limiter.py FleetRunLimits,
+    # installed with net.client.run_limits around the run); False: each run paces itself.
+    shared_limits: bool = True
 
     # -- one account's run -----------------------------------------------------------------
     def run_job(self, account_id: int, slot: dt.datetime, *, full: bool, job_id: int | None,
@@ -204,8 +208,11 @@ class FleetServices:
                  slot.isoformat(), ticket.fence, self.name)
         beat = _Heartbeat(self.database_url, ticket, self.heartbeat_seconds)
         beat.start()
+        limits = self.run_limits(account, ticket)
         try:
-            outcome = self.run_archive(account, ticket, full=full, cancel=lambda: beat.lost.is_set() or should_abort())
+            with run_limits(limits):
+                outcome = self.run_archive(account, ticket, full=full,
+                                           cancel=lambda: beat.lost.is_set() or should_abort())
         except Exception as error:
             if db.database_gone(error):   # not the account's failure: the run resumes on the job's retry
                 log.warning("%s: run %s cut short: the fleet database went away (%s)", account.label(),
@@ -216,6 +223,8 @@ class FleetServices:
                 outcome = RunOutcome("failed", f"{type(error).__name__}: {error}")
         finally:
             beat.stop()
+            if limits is not None:
+                limits.close()
         if beat.lost.is_set():
             log.warning("%s: run %s was taken over by another worker (fenced off); nothing recorded",
                         account.label(), ticket.run_id)
@@ -233,6 +242,20 @@ class FleetServices:
             # Cut short by the database, not by a stop: the job tries again (retry strategy).
             raise db.DatabaseUnavailable(f"{account.label()}: {outcome.message}")
         return outcome.status
+
+    def run_limits(self, account: FleetAccount, ticket: ledger.RunTicket):
+        """The run's shared limits (None when ``shared_limits`` is off): the platform's rate
+        for the account's app (option ``app``: accounts of one app registration share a
+        limit; "default" otherwise), per account where the platform counts per user."""
+        if not self.shared_limits:
+            return None
+        from archiver.fleet.limiter import FleetRunLimits, platform_rate
+
+        app = str(account.options.get("app") or "default")
+        with db.connect(self.database_url) as connection:
+            rate, per_user = platform_rate(connection, account.platform, app)
+        return FleetRunLimits(self.database_url, account.platform, rate, app=app,
+                              user=f"account-{account.id}" if per_user else None, fence=(account.id, ticket.fence))
 
     # -- the tick ------------------------------------------------------------------------------
     def tick(self, app, now: dt.datetime) -> str:

@@ -8,6 +8,8 @@ charges each one *before* it leaves (retries included: the platform counts them 
 saves ``budget.state()`` as stream "quota" before each page and on every exit. When the
 next request does not fit, ``BudgetSpent`` ends the walk cleanly; the next day's run goes
 on from the checkpoints. `archiver status` reads the saved state (``left_today``).
+A connector passes its DailyBudget through ``run_daily_budget`` first: in a fleet run it is
+replaced by the fleet's budget shared by every account of the project (fleet/limiter.py).
 """
 
 from __future__ import annotations
@@ -79,6 +81,17 @@ class DailyBudget:
     def state(self) -> dict[str, Any]:
         return {"day": self.day, "spent": self.spent, "budget": self.budget, "unit": self.unit,
                 "zone": _zone_name(self.zone)}
+
+
+def run_daily_budget(local: DailyBudget, *, project: str) -> DailyBudget:
+    """The budget a connector charges: ``local`` for a single user's run; in a run with a
+    limits provider installed (net.client.run_limits: a fleet worker's), the one it gives
+    for ``project`` (what the platform counts the budget against, e.g. the OAuth client
+    whose cloud project owns the quota), shared by every run of that project."""
+    from archiver.net.client import current_run_limits
+
+    limits = current_run_limits()
+    return limits.daily_budget(local, project=project) if limits is not None else local
 
 
 def left_today(state: dict[str, Any] | None, *, now: float | None = None) -> str | None:

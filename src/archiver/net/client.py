@@ -8,6 +8,9 @@ Everything a platform call needs, written once:
   during every wait.
 * ``Pacer`` — per-host pacing: a minimum interval between requests, and a pause until the
   window resets when the rate-limit headers say nothing is left.
+* ``RunLimits`` — where a run's clients get their pacer and daily budgets: the local ones
+  (a single user's run), or what a run-scoped provider gives (a fleet worker installs one
+  with ``run_limits`` for each run: limits shared by every worker, fleet/limiter.py).
 * ``scrubber`` — the process-wide registry of secrets. Exception messages, log lines and
   stored URLs pass through it, so a token never leaves the process by accident.
 
@@ -18,6 +21,7 @@ access token or a signature in the query string.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import email.utils
 import logging
 import re
@@ -371,6 +375,45 @@ class Pacer:
                 self._blocked_until[host] = max(self._blocked_until.get(host, 0.0), until)
 
 
+# --------------------------------------------------------------------------- run limits
+
+
+class RunLimits(Protocol):
+    """A run-scoped provider of the limits a run's clients keep (see ``run_limits``).
+
+    Nothing is installed for a single user's run: each client keeps its local pacer and
+    each connector its local daily budget, as they are."""
+
+    def pacer(self, local: Pacer, *, checked_links: bool) -> Pacer:
+        """The pacer a client of this run uses instead of ``local`` (which it should keep
+        too). ``checked_links``: the client fetches links taken from data (media, CDN)."""
+        ...
+
+    def daily_budget(self, local: Any, *, project: str) -> Any:
+        """The daily budget (a net.budget.DailyBudget, which imports this module) to charge
+        instead of ``local`` (one too): ``project`` names what the
+        platform counts the budget against (an app, a cloud project), never a secret."""
+        ...
+
+
+_run_limits: contextvars.ContextVar[RunLimits | None] = contextvars.ContextVar("archiver_run_limits", default=None)
+
+
+@contextlib.contextmanager
+def run_limits(limits: RunLimits | None) -> Iterator[None]:
+    """Install ``limits`` for the clients and budgets made inside the block (the run's
+    thread; a client keeps the pacer it got when it was made)."""
+    token = _run_limits.set(limits)
+    try:
+        yield
+    finally:
+        _run_limits.reset(token)
+
+
+def current_run_limits() -> RunLimits | None:
+    return _run_limits.get()
+
+
 # --------------------------------------------------------------------------- client
 
 # Retried unless the caller says otherwise; read-only POSTs pass idempotent=True.
@@ -449,6 +492,9 @@ class ApiClient:
         self.retry_log_level = retry_log_level
         self.retry = retry or RetryPolicy()
         self.pacer = pacer or Pacer()
+        limits = _run_limits.get()
+        if limits is not None:   # a fleet run: the limits shared by every worker
+            self.pacer = limits.pacer(self.pacer, checked_links=links is not None)
         self.is_auth_error = is_auth_error
         self._sleep_fn = sleep
         self._cancel = cancel

@@ -1,0 +1,207 @@
+"""A fleet run's requests keep the limits shared by every worker (net.client.run_limits, installed
+by fleet/worker.py for each run: fleet/limiter.py FleetRunLimits), against the tests' PostgreSQL
+and the platforms' own simulators on loopback:
+
+* two runs of one platform at once leave no faster than the configured rate, every API request
+  through the shared limiter (the simulator's request log, arrival times on the real clock: a
+  request never leaves before its slot, so the last one's lower bound cannot flake);
+* a 429 seen by one run holds the other run's next request back (fake clock);
+* YouTube runs of two accounts of one Google project spend one quota counter;
+* a single user's run (nothing installed) keeps its local pacer and budget.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+
+import httpx
+import pytest
+from fleet_world import fetch
+from pg_server import fleet_database, postgres  # noqa: F401  (pytest fixtures)
+
+psycopg = pytest.importorskip("psycopg")
+
+from archiver.net.budget import DailyBudget, run_daily_budget  # noqa: E402
+from archiver.net.client import ApiClient, NetError, Pacer, RetryPolicy, run_limits  # noqa: E402
+
+NOON = dt.datetime(2026, 12, 7, 12, 0, tzinfo=dt.timezone.utc)
+SLOT = dt.datetime(2026, 12, 7, 3, 0, tzinfo=dt.timezone.utc)
+
+
+def _fleet(url: str, world, platform: str, names: tuple[str, ...], secrets, **options):
+    from archiver.fleet import accounts as fleet_accounts
+    from archiver.fleet import db, schema
+
+    ids = []
+    with db.connect(url) as connection:
+        schema.apply(connection)
+        for name in names:
+            account, _ = fleet_accounts.add(connection, "acme", platform, name, schedule="0 3 * * *",
+                                            timezone="UTC", options={"base_url": world.base_url, **options})
+            world.store_credentials(secrets, name)
+            ids.append(account.id)
+    return ids
+
+
+def _quick_rate(url: str, platform: str) -> None:
+    """A rate no test run waits for (YouTube declares none: the fleet's default would pace it)."""
+    fetch(url, "INSERT INTO fleet_rates (platform, per_minute, burst) VALUES (%s, 6000, 20) RETURNING platform",
+          (platform,))
+
+
+def _run_at_once(services, ids):
+    """Each account's run in its own thread (two workers' runs), all started together."""
+    results: dict[int, str] = {}
+
+    def run(account_id: int) -> None:
+        results[account_id] = services.run_job(account_id, SLOT, full=False, job_id=None)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+def _timed(fake):
+    """The arrival time of each request the simulator answers (its log has none)."""
+    arrivals: list[tuple[float, str, int]] = []
+    handle = fake.handle
+
+    def timed(request):
+        response = handle(request)
+        arrivals.append((time.time(), request.url.path, response.status_code))
+        return response
+
+    fake.handle = timed
+    return arrivals
+
+
+def test_two_runs_of_one_platform_keep_the_configured_rate_together(fleet_database, tmp_path):
+    from archiver.fleet.worker import FleetServices, LocalArchives
+    from archiver.secrets import MemorySecretStore
+    from archiver.sim import installed_simulators
+
+    secrets = MemorySecretStore()
+    with installed_simulators()["tiktok"].start_demo(posts=21, followers=4) as world:   # 2 pages of videos
+        ids = _fleet(fleet_database, world, "tiktok", ("one", "two"), secrets)
+        # The operator's rate for TikTok (instead of the connector's 600 a minute): 4 a second, no burst.
+        fetch(fleet_database, "INSERT INTO fleet_rates (platform, per_minute, burst) VALUES ('tiktok', 240, 1) "
+              "RETURNING platform")
+        arrivals = _timed(world.fake)
+        start = time.time()
+        results = _run_at_once(FleetServices(fleet_database, LocalArchives(tmp_path, secrets=secrets)), ids)
+    assert results == {ids[0]: "ok", ids[1]: "ok"}
+    api = sorted(when for when, path, status in arrivals if path.startswith("/v2/") and "/oauth/" not in path)
+    assert all(status != 429 for _, _, status in arrivals)
+    ((limited, waits),) = fetch(fleet_database, "SELECT sum(requests), sum(waits) FROM fleet_limits "
+                                "WHERE platform = 'tiktok'")
+    assert limited == len(api) >= 6 and waits > 0   # every API request took a slot (covers from the CDN
+    # did not: media are not the API's), and the runs queued for theirs
+    # Slots are 0.25 s apart from the first reservation (after ``start``) and no request leaves
+    # before its own: the n-th arrival comes (n-1) intervals after the start at the earliest.
+    for n, when in enumerate(api):
+        assert when - start >= n * 0.25 - 0.01, (n, when - start)
+
+
+def test_a_429_seen_by_one_run_holds_the_other_runs_next_request(fleet_database):
+    """Clients made inside two runs' run_limits (no pacer given: the hook gives theirs)."""
+    from archiver.fleet import schema
+    from archiver.fleet.limiter import FleetRunLimits, Rate, limiter_status
+
+    with psycopg.connect(fleet_database, autocommit=True) as connection:
+        for part in schema.PARTS:
+            connection.execute(part.sql)
+
+    class Clock:
+        now = 1_000_000.0
+
+        def __call__(self) -> float:
+            return self.now
+
+        def sleep(self, seconds: float) -> None:
+            self.now += seconds
+
+    clock = Clock()
+    seen = []
+    answers = {"/a": [httpx.Response(429, headers={"Retry-After": "7"})], "/b": [httpx.Response(200, json={})]}
+
+    def platform(request):
+        seen.append((request.url.path, clock.now))
+        return answers[request.url.path].pop(0)
+
+    runs = [FleetRunLimits(fleet_database, "tiktok", Rate(60), clock=clock) for _ in range(2)]
+    try:
+        def client(limits):
+            with run_limits(limits):
+                return ApiClient("https://api.example", transport=httpx.MockTransport(platform),
+                                 sleep=clock.sleep, retry=RetryPolicy(attempts=1))
+
+        with pytest.raises(NetError, match="429"):
+            client(runs[0]).get_json("/a")
+        client(runs[1]).get_json("/b")
+    finally:
+        for limits in runs:
+            limits.close()
+    assert [(path, when - 1_000_000.0) for path, when in seen] == [("/a", 0), ("/b", 7)]
+    with psycopg.connect(fleet_database) as connection:
+        assert limiter_status(connection)[0]["throttled"] == 1
+
+
+def test_youtube_runs_of_two_accounts_of_one_project_spend_one_quota(fleet_database, tmp_path):
+    from archiver.fleet.worker import FleetServices, LocalArchives
+    from archiver.secrets import MemorySecretStore
+    from archiver.sim import installed_simulators
+
+    secrets = MemorySecretStore()
+    with installed_simulators()["youtube"].start_demo(posts=2, followers=2) as world:
+        ids = _fleet(fleet_database, world, "youtube", ("one", "two"), secrets)
+        _quick_rate(fleet_database, "youtube")
+        services = FleetServices(fleet_database, LocalArchives(tmp_path, secrets=secrets))
+        assert services.run_job(ids[0], SLOT, full=False, job_id=None) == "ok"
+        first = [path for _, path, *_ in world.fake.log if path.startswith("/youtube/v3/")]
+        assert services.run_job(ids[1], SLOT, full=False, job_id=None) == "ok"
+        spent = [path for _, path, *_ in world.fake.log if path.startswith("/youtube/v3/")]
+    ((project, quota_spent, budget),) = fetch(fleet_database, "SELECT project, spent, budget FROM fleet_quota")
+    assert project.startswith("youtube:") and world.fake.config.client_id not in project   # a fingerprint
+    assert quota_spent == len(spent) > len(first) > 0 and budget == 10_000   # both accounts, one counter
+
+
+def test_the_second_account_of_a_project_stops_when_the_first_spent_the_quota(fleet_database, tmp_path):
+    import sqlite3
+
+    from archiver.fleet.worker import FleetServices, LocalArchives
+    from archiver.secrets import MemorySecretStore
+    from archiver.sim import installed_simulators
+
+    secrets = MemorySecretStore()
+    with installed_simulators()["youtube"].start_demo(posts=2, followers=2) as world:
+        ids = _fleet(fleet_database, world, "youtube", ("one", "two"), secrets)
+        _quick_rate(fleet_database, "youtube")
+        services = FleetServices(fleet_database, LocalArchives(tmp_path, secrets=secrets))
+        assert services.run_job(ids[0], SLOT, full=False, job_id=None) == "ok"
+        ((spent,),) = fetch(fleet_database, "SELECT spent FROM fleet_quota")
+        # The budget each account declares is the project's: what the first spent leaves nothing.
+        fetch(fleet_database, "UPDATE fleet_accounts SET options = options || %s::jsonb WHERE id = %s "
+              "RETURNING id", (f'{{"quota_units": {spent}}}', ids[1]))
+        before = len(world.fake.log)
+        assert services.run_job(ids[1], SLOT, full=False, job_id=None) == "ok"
+        youtube_requests = [path for _, path, *_ in list(world.fake.log)[before:] if path.startswith("/youtube/v3/")]
+    assert youtube_requests == []    # not one unit over the project's budget
+    archive = sqlite3.connect(tmp_path / "acme" / "youtube" / "two" / "archive.db")
+    try:
+        ((counts,),) = archive.execute("SELECT count(*) FROM posts").fetchall()
+    finally:
+        archive.close()
+    assert counts == 0
+
+
+def test_a_single_users_clients_and_budgets_stay_local():
+    local = Pacer()
+    client = ApiClient("https://api.example", pacer=local)
+    budget = DailyBudget(10)
+    assert client.pacer is local and run_daily_budget(budget, project="p") is budget
+    client.close()
