@@ -6,6 +6,7 @@ Headers are compared by ``header_key``: case, spacing, "_" and "-" aside, so "Em
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import re
@@ -46,12 +47,17 @@ class CsvTable:
 
 
 def read_header(source, name: str) -> CsvTable | None:
-    """The header of one CSV entry, or None when it has none (empty, unreadable)."""
+    """The header of one CSV entry, or None when it has none (empty, unreadable). A look
+    (``peek``), not a read: every installed connector's detection looks at every CSV of an
+    export (LinkedIn's are CSVs), and the one whose export it is must still name the files
+    it does not read."""
     try:
-        with open_csv(source, name) as text:
-            line = text.readline(MAX_FIELD_CHARS)
+        head = source.peek(name, 4 * MAX_FIELD_CHARS)
     except (OSError, ValueError):
         return None
+    utf16 = head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    line = head.decode("utf-16" if utf16 else "utf-8-sig", errors="replace").split("\n", 1)[0]
+    line = line.rstrip("\r")[:MAX_FIELD_CHARS]
     delimiter = next((d for d in (",", ";", "\t") if d in line), ",")
     try:
         first = next(csv.reader([line], delimiter=delimiter), None)
