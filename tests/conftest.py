@@ -38,10 +38,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 @pytest.fixture
 def archive(tmp_path):
     """An empty archive (real SQLite file, schema applied) in the test's folder."""
-    from archiver.archive import Archive
+    from empty_archive import new_archive
 
-    store = Archive(tmp_path / "archive")
-    _ = store.db  # create it with its schema
+    store = new_archive(tmp_path / "archive")
     yield store
     store.close()
 

@@ -18,6 +18,8 @@ from archiver.archive import Archive
 from archiver.archive.writer import ArchiveWriter, StoredFile
 from archiver.records import Comment, MediaRef, Membership, Person, Post, Profile, Snapshot, iso_utc
 
+from empty_archive import new_archive
+
 PLATFORM = "tiktok"
 ACCOUNT = "tiktok:main"
 API = "api"
@@ -337,7 +339,7 @@ def api_post_pages(draw, with_export: bool = False):
 
 
 def _apply(folder: Path, pages, sequence) -> Archive:
-    archive = Archive(folder)
+    archive = new_archive(folder)
     for step, index in enumerate(sequence):
         now = iso_utc(1_800_000_000 + step * 3600)
         for source in (API, EXPORT):  # a page from the runner has one source
