@@ -23,14 +23,19 @@ os.environ.pop("ARCHIVER_CRASH_COUNTS", None)
 SOAK = bool(os.environ.get("ARCHIVER_SOAK"))
 
 
+# The fleet's long tests (a night of 200 accounts, …) run on request only: ARCHIVER_FLEET_LONG=1
+# (`make fleet-test`).
+FLEET_LONG = bool(os.environ.get("ARCHIVER_FLEET_LONG"))
+
+
 def pytest_collection_modifyitems(config, items):
-    """Without ARCHIVER_SOAK the soaks are deselected (counted as such), never skipped."""
-    if SOAK:
-        return
-    soaks = [item for item in items if "soak" in item.keywords]
-    if soaks:
-        config.hook.pytest_deselected(items=soaks)
-        items[:] = [item for item in items if "soak" not in item.keywords]
+    """Without ARCHIVER_SOAK the soaks, without ARCHIVER_FLEET_LONG the fleet's long tests are
+    deselected (counted as such), never skipped."""
+    left_out = {marker for marker, wanted in (("soak", SOAK), ("fleet_long", FLEET_LONG)) if not wanted}
+    deselected = [item for item in items if left_out & set(item.keywords)]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if not left_out & set(item.keywords)]
 
 sys.path.insert(0, str(Path(__file__).parent))
 

@@ -24,7 +24,7 @@ from s3_server import s3_bucket, s3_server  # noqa: F401  (pytest fixtures)
 from archiver.fleet import db, dispatch
 from archiver.fleet.tasks import make_app
 
-LONG = pytest.mark.skipif(not os.environ.get("ARCHIVER_FLEET_LONG"), reason="long: make fleet-test")
+LONG = pytest.mark.fleet_long   # deselected unless ARCHIVER_FLEET_LONG=1 (tests/conftest.py)
 NOON = dt.datetime(2026, 12, 7, 12, 0, tzinfo=dt.timezone.utc)
 SLOT = dt.datetime(2026, 12, 7, 3, 0, tzinfo=dt.timezone.utc)
 FAST = {"heartbeat_seconds": 0.5, "stale_seconds": 2.0, "stalled_after_seconds": 3.0}
