@@ -13,7 +13,6 @@ and the platforms' own simulators on loopback:
 from __future__ import annotations
 
 import datetime as dt
-import os
 import threading
 import time
 
@@ -171,6 +170,25 @@ def test_youtube_runs_of_two_accounts_of_one_project_spend_one_quota(fleet_datab
     assert quota_spent == len(spent) > len(first) > 0 and budget == 10_000   # both accounts, one counter
 
 
+def test_pinterest_runs_of_two_accounts_of_one_app_spend_one_daily_budget(fleet_database, tmp_path):
+    """Trial access: 1,000 requests a day per app, whichever account (or worker) sends them."""
+    from archiver.fleet.worker import FleetServices, LocalArchives
+    from archiver.secrets import MemorySecretStore
+    from archiver.sim import installed_simulators
+    from archiver_connectors.pinterest.api import API_PREFIX
+
+    secrets = MemorySecretStore()
+    with installed_simulators()["pinterest"].start_demo(posts=2, followers=2) as world:
+        ids = _fleet(fleet_database, world, "pinterest", ("one", "two"), secrets, **world.settings)
+        _quick_rate(fleet_database, "pinterest")
+        arrivals = _timed(world.fake)
+        services = FleetServices(fleet_database, LocalArchives(tmp_path, secrets=secrets))
+        assert [services.run_job(i, SLOT, full=False, job_id=None) for i in ids] == ["ok", "ok"]
+    charged = [path for _, path, _ in arrivals if path.startswith(API_PREFIX)]
+    ((project, spent),) = fetch(fleet_database, "SELECT project, spent FROM fleet_quota")
+    assert project.startswith("pinterest:") and spent == len(charged) > 0
+
+
 def test_the_second_account_of_a_project_stops_when_the_first_spent_the_quota(fleet_database, tmp_path):
     import sqlite3
 
@@ -208,11 +226,7 @@ def test_a_single_users_clients_and_budgets_stay_local():
     client.close()
 
 
-LONG = pytest.mark.skipif(not os.environ.get("ARCHIVER_FLEET_LONG"), reason="long: make fleet-test")
-
-
-@LONG
-@pytest.mark.fleet_long
+@pytest.mark.fleet_long   # deselected unless ARCHIVER_FLEET_LONG=1 (tests/conftest.py)
 def test_a_night_of_simulated_accounts_over_three_workers_never_meets_the_platforms_limit(
         fleet_database, tmp_path, monkeypatch):
     """12 TikTok accounts, 3 workers: the simulator refuses more than 20 requests to an endpoint
