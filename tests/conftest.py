@@ -28,9 +28,22 @@ SOAK = bool(os.environ.get("ARCHIVER_SOAK"))
 FLEET_LONG = bool(os.environ.get("ARCHIVER_FLEET_LONG"))
 
 
+# Groups whose module fixture is made per platform, named by the parameter that says which
+# (test_platforms_e2e.py's leak scenarios): each platform's tests form a group of their own, so
+# the platforms spread over the workers instead of queuing on one.
+PER_PLATFORM_GROUPS = {"leak": "leak"}
+
+
+@pytest.hookimpl(tryfirst=True)   # before xdist reads the groups
 def pytest_collection_modifyitems(config, items):
-    """Without ARCHIVER_SOAK the soaks, without ARCHIVER_FLEET_LONG the fleet's long tests are
-    deselected (counted as such), never skipped."""
+    """Per-platform groups (above). Without ARCHIVER_SOAK the soaks, without ARCHIVER_FLEET_LONG
+    the fleet's long tests are deselected (counted as such), never skipped."""
+    for item in items:
+        for mark in list(item.iter_markers("xdist_group")):
+            param = PER_PLATFORM_GROUPS.get(mark.args[0] if mark.args else "")
+            platform = getattr(getattr(item, "callspec", None), "params", {}).get(param)
+            if platform:
+                item.add_marker(pytest.mark.xdist_group(f"{mark.args[0]}-{platform}"))
     left_out = {marker for marker, wanted in (("soak", SOAK), ("fleet_long", FLEET_LONG)) if not wanted}
     deselected = [item for item in items if left_out & set(item.keywords)]
     if deselected:
