@@ -102,6 +102,9 @@ def assert_serves_acme_only(base: str, media: dict[str, str]) -> None:
     for database, name in (("tiktok-alice", "alice"), ("x-bob", "bob")):
         response = get(base, f"/media/{database}/{media[name]}")
         assert response.status_code == 200 and hashlib.sha256(response.content).hexdigest() in media[name]
+    # Not the database file either (Datasette offers an immutable one for download by default).
+    for database in ("tiktok-alice", "x-bob"):
+        assert get(base, f"/{database}.db").status_code in (403, 404), database
     rows = get(base, "/tiktok-alice.json?sql=select+email+from+owned_contacts&_shape=array").json()
     assert rows == [{"email": None}]
     assert get(base, "/tiktok-alice/posts.json").headers["content-security-policy"]

@@ -146,6 +146,28 @@ def test_a_bad_row_is_reported_by_file_and_line_and_skipped_without_its_address(
         assert "@example.com" not in said and "bo-at-example" not in said
 
 
+def test_a_huge_count_or_an_address_that_is_not_utf8_is_one_bad_row(tmp_path):
+    """A spreadsheet's "1e999" orders, or a Latin-1 file's "josé@…" (read as "jos\ufffd@…": an
+    address nobody can write to), is reported and skipped; the next row is still imported."""
+    people = [FakeContact("ada@example.com", "Ada", "Ng", "subscribed", "2024-01-05 10:00:00", consent=True,
+                          orders=3),
+              FakeContact("jose@example.com", "José", "Ng", "subscribed", "2024-01-05 10:00:00", consent=True,
+                          orders=1),
+              FakeContact("bo@example.com", "Bo", "Ng", "subscribed", "2024-01-05 10:00:00", consent=True, orders=2)]
+    lines = shopify_export(tmp_path / "s.csv", people).read_bytes().splitlines()
+    lines[1] = lines[1].replace(b",3,", b",1e999,", 1)
+    lines[2] = lines[2].replace(b"jose@", b"jos\xe9@")
+    path = tmp_path / "customers.csv"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    result = import_file(tmp_path / "a", path)
+    assert result["status"] == "ok", result
+    assert set(contacts(tmp_path / "a")) == {"bo@example.com"}
+    errors = {e["item"]: e["error"] for e in result["errors"]}
+    assert "is not a number" in errors["customers.csv, line 2"], errors
+    assert "not valid UTF-8" in errors["customers.csv, line 3"], errors
+    assert "contacts new: 1" in (result["message"] or "") or result["counts"].get("contacts_new") == 1, result
+
+
 def test_a_bad_date_names_its_column_and_bad_bytes_are_one_report(tmp_path):
     lines = buttondown_export(tmp_path / "b.csv", PEOPLE[:2]).read_bytes().split(b"\r\n")
     lines[1] = lines[1].replace(b"2024-01-05T10:00:00Z", b"last tuesday")
@@ -154,9 +176,12 @@ def test_a_bad_date_names_its_column_and_bad_bytes_are_one_report(tmp_path):
     path.write_bytes(b"\r\n".join(lines))
     result = import_file(tmp_path / "a", path)
     errors = {e["item"]: e["error"] for e in result["errors"]}
-    assert "creation_date: 'last tuesday' is not a date" in errors["subscribers.csv, line 2"], errors
+    assert "creation_date is not a date" in errors["subscribers.csv, line 2"], errors
+    assert "last tuesday" not in errors["subscribers.csv, line 2"]   # a slipped column may hold an address
     assert "not valid UTF-8" in errors["subscribers.csv"], errors
-    assert len(contacts(tmp_path / "a")) == 1   # the row with the bad byte: its address is no address
+    # The row with the bad byte: an address nobody can write to is not stored.
+    assert "not valid UTF-8" in errors["subscribers.csv, line 3"], errors
+    assert contacts(tmp_path / "a") == {}
 
 
 def test_utf16_with_bom_reads_like_utf8(tmp_path):

@@ -48,7 +48,7 @@ class ButtondownConnector(OwnedListConnector):
             kind = "unsubscribed"
         status = STATUS_OF_TYPE.get(kind)
         if status is None:
-            raise ValueError(f"subscriber_type: {kind[:30]!r} is not a type archiver knows")
+            raise ValueError("subscriber_type is not a type archiver knows")
         joined = time_of(first(row, "creation date", "subscription date"), "creation_date")
         left = time_of(first(row, "unsubscription date", "undeliverability date"), "unsubscription_date")
         return OwnedContact(

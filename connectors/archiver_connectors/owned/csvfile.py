@@ -121,6 +121,9 @@ def email_of(value: str | None) -> tuple[str, str]:
     written = (value or "").strip().strip("'")
     if not written:
         raise ValueError("no email address")
+    if "\ufffd" in written:
+        raise ValueError("the email address is not valid UTF-8: export the list again, or save the file as "
+                         "UTF-8, and import it again")
     if not _EMAIL.fullmatch(written):
         raise ValueError("the email address is not one (no name@domain)")
     return written, written.casefold()
@@ -146,7 +149,8 @@ def time_of(value: str | None, column: str) -> str | None:
             return iso_utc(dt.datetime.strptime(text, pattern))
         except ValueError:
             continue
-    raise ValueError(f"{column}: {text[:40]!r} is not a date")
+    # The value is not repeated: in a row whose columns slipped it may be an address.
+    raise ValueError(f"{column} is not a date (e.g. 2024-01-31 or 2024-01-31 12:00:00)")
 
 
 def yes_no(value: str | None, column: str) -> bool | None:
@@ -158,16 +162,19 @@ def yes_no(value: str | None, column: str) -> bool | None:
         return True
     if word in ("no", "false", "0", "n", "unsubscribed", "not subscribed"):
         return False
-    raise ValueError(f"{column}: {value[:20]!r} is neither yes nor no")
+    raise ValueError(f"{column} is neither yes nor no")
 
 
 def count_of(value: str | None, column: str) -> int | None:
     if value is None or not value.strip():
         return None
     try:
-        return int(float(value.strip().replace(",", "")))
-    except ValueError:
-        raise ValueError(f"{column}: {value[:20]!r} is not a number") from None
+        number = int(float(value.strip().replace(",", "")))
+    except (ValueError, OverflowError):
+        raise ValueError(f"{column} is not a number") from None
+    if not 0 <= number < 2**63:
+        raise ValueError(f"{column} is not a count (0 or more)")
+    return number
 
 
 def joined_name(*parts: str | None) -> str | None:

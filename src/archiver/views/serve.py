@@ -568,6 +568,9 @@ def build_metadata(archive: Archive) -> dict:
 
 # A Datasette made here remembers which of its databases are archives (the plugin leaves the
 # others alone), each with the URL path its media folder is mounted at.
+# Datasette offers an immutable database (an archive checked out of object storage) as a file to
+# download: the whole file, owned contacts' addresses included, past the authorizer that hides them.
+_SETTINGS = {"allow_download": False}
 _ARCHIVES_ATTRIBUTE = "archiver_archives"
 
 
@@ -920,6 +923,7 @@ def make_datasette(archive: Archive) -> Datasette:
         metadata=build_metadata(archive),
         static_mounts=[("media", str(archive.media_root))],
         template_dir=str(TEMPLATES),
+        settings=_SETTINGS,
     )
     setattr(served, _ARCHIVES_ATTRIBUTE, {DATABASE: "/media/"})
     return served
@@ -1013,6 +1017,7 @@ def make_multi_datasette(archives: list[ServedArchive], *, title: str, descripti
         },
         static_mounts=[(f"media/{re.escape(a.name)}", str(a.media_root)) for a in archives],
         template_dir=str(template_dir),
+        settings=_SETTINGS,
     )
     # Datasette adds an in-memory database when given no file: not ours to show.
     for name in [name for name in served.databases if name != "_internal"]:
