@@ -28,6 +28,10 @@ from hypothesis import HealthCheck, given, settings
 
 from import_fuzz import CASE_SECONDS, Case, Worker, cases, one_value_case, seed, unchanged_case
 
+# Its module fixtures (a worker process, each importer's baseline) are built once: the
+# module's tests run in one worker (make test's --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("import-fuzz")
+
 LONG = os.environ.get("ARCHIVER_FUZZ") == "long"
 FUZZ = settings(
     max_examples=int(os.environ.get("ARCHIVER_FUZZ_EXAMPLES", "1000")) if LONG else 8,
