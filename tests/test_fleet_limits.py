@@ -275,3 +275,34 @@ def test_a_night_of_simulated_accounts_over_three_workers_never_meets_the_platfo
     # in a window with those after it: a second late adds 3. The simulator's own count (no 429,
     # 20 per endpoint per window) is the platform's judgement, with margin.
     assert busiest <= 18 + 3
+
+
+def test_the_operator_sets_a_platforms_rate_and_clears_it_again(fleet_database):
+    from click.testing import CliRunner
+
+    from archiver.cli.main import main
+    from archiver.fleet import db
+    from archiver.fleet.limiter import DEFAULT_RATE, Rate, platform_rate
+
+    def cli(*args):
+        result = CliRunner().invoke(main, ["fleet", *args, "--database", fleet_database],
+                                    env={"ARCHIVER_FLEET_DATABASE": ""}, catch_exceptions=False)
+        return result.exit_code, result.output
+
+    assert cli("init")[0] == 0
+    code, shown = cli("rate")
+    assert code == 0 and "tiktok       app *          600/min, burst 10 (declared)" in shown
+    assert "youtube      app *          60/min, burst 5 (default)" in shown
+    assert "mastodon     app *          20/min, burst 5, per account (declared)" in shown
+    assert cli("rate", "tiktok", "--per-minute", "120", "--burst", "3")[0] == 0
+    assert cli("rate", "tiktok", "--per-minute", "30", "--app", "acme-app")[0] == 0
+    with db.connect(fleet_database) as connection:
+        assert platform_rate(connection, "tiktok") == (Rate(120, 3), False)
+        assert platform_rate(connection, "tiktok", "acme-app") == (Rate(30, 1), False)
+        assert platform_rate(connection, "youtube") == (DEFAULT_RATE, False)
+    code, shown = cli("rate", "tiktok")
+    assert "120/min, burst 3 (fleet_rates)" in shown and "(declared)" not in shown
+    assert cli("rate", "tiktok", "--clear")[0] == 0
+    with db.connect(fleet_database) as connection:
+        assert platform_rate(connection, "tiktok") == (Rate(600, 10), False)
+    assert cli("rate", "nowhere", "--per-minute", "5")[0] != 0

@@ -126,6 +126,37 @@ def import_(archive, config_path, database, csv_file):
 @fleet.command()
 @common_options
 @database_option
+@click.argument("platform", required=False)
+@click.option("--per-minute", type=click.FloatRange(min=0, min_open=True),
+              help="Requests a minute every worker together sends to the platform's API (per API host).")
+@click.option("--burst", type=click.IntRange(min=1), default=1, show_default=True, help="At most this many at once.")
+@click.option("--app", default="*", show_default=True,
+              help="Only for accounts whose option app is this (their app registration); '*': all.")
+@click.option("--clear", is_flag=True, help="Remove the rate set here: the connector's declared one applies again.")
+@fleet_guard
+def rate(archive, config_path, database, platform, per_minute, burst, app, clear):
+    """Show the rates the workers keep for each platform's API (or PLATFORM's), or set PLATFORM's
+    with --per-minute (runs that start afterwards use it)."""
+    from archiver.connector import canonical_platform, installed_connectors
+    from archiver.fleet import db
+    from archiver.fleet.limiter import Rate, rates_table, set_rate
+
+    with db.connect(_url(archive, config_path, database), autocommit=True) as connection:
+        if platform is not None:
+            platform = canonical_platform(platform)
+            if platform not in installed_connectors():
+                fail(f"unknown platform {platform!r} (`archiver connectors` lists them)")
+            if per_minute is not None or clear:
+                set_rate(connection, platform, None if clear else Rate(per_minute, burst), app=app)
+        for row in rates_table(connection):
+            if platform is None or row["platform"] == platform:
+                echo(f"{row['platform']:<12} app {row['app']:<10} {row['per_minute']:g}/min, burst {row['burst']}"
+                     f"{', per account' if row['per_user'] else ''} ({row['from']})")
+
+
+@fleet.command()
+@common_options
+@database_option
 @click.option("--json", "as_json", is_flag=True, help="As JSON.")
 @fleet_guard
 def status(archive, config_path, database, as_json):

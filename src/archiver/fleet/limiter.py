@@ -503,3 +503,39 @@ class FleetRunLimits:
         self.limiter.close()
         for quota in self._quotas:
             quota.database.close()
+
+
+def set_rate(conn: psycopg.Connection, platform: str, rate: Rate | None, *, app: str = "*") -> None:
+    """The operator's rate for ``platform`` (``app``: one app registration, '*': all of them);
+    None removes it (the connector's declared rate applies again). Runs starting after it use it."""
+    if rate is None:
+        conn.execute("DELETE FROM fleet_rates WHERE platform = %s AND app = %s", (platform, app))
+    else:
+        conn.execute("INSERT INTO fleet_rates (platform, app, per_minute, burst) VALUES (%s, %s, %s, %s) "
+                     "ON CONFLICT (platform, app) DO UPDATE SET per_minute = excluded.per_minute, "
+                     "burst = excluded.burst", (platform, app, rate.per_minute, rate.burst))
+
+
+def rates_table(conn: psycopg.Connection) -> list[dict[str, Any]]:
+    """Every installed platform's rate for its default app, and every operator's row: platform,
+    app, per_minute, burst, per_user, and where it comes from ('fleet_rates', 'declared', 'default')."""
+    from archiver.connector import installed_connectors
+
+    rows = []
+    overrides = conn.execute("SELECT platform, app, per_minute, burst FROM fleet_rates ORDER BY platform, app").fetchall()
+    overridden = {platform for platform, app, _, _ in overrides if app == "*"}
+    for platform, cls in sorted(installed_connectors().items()):
+        declared = cls.api_rate
+        if platform not in overridden:
+            rate = Rate(declared.per_minute, declared.burst) if declared else DEFAULT_RATE
+            rows.append({"platform": platform, "app": "*", "per_minute": rate.per_minute, "burst": rate.burst,
+                         "per_user": bool(declared and declared.per_user),
+                         "from": "declared" if declared else "default"})
+    for platform, app, per_minute, burst in overrides:
+        try:
+            declared = installed_connectors()[platform].api_rate
+        except KeyError:
+            declared = None
+        rows.append({"platform": platform, "app": app, "per_minute": float(per_minute), "burst": int(burst),
+                     "per_user": bool(declared and declared.per_user), "from": "fleet_rates"})
+    return sorted(rows, key=lambda row: (row["platform"], row["app"]))

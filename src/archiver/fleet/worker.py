@@ -206,9 +206,9 @@ class FleetServices:
                 return "done already"
         log.info("%s: run %s starts for %s (fence %d) on %s", account.label(), ticket.run_id,
                  slot.isoformat(), ticket.fence, self.name)
+        limits = self.run_limits(account, ticket)   # before the heartbeat: a failure here leaves no thread
         beat = _Heartbeat(self.database_url, ticket, self.heartbeat_seconds)
         beat.start()
-        limits = self.run_limits(account, ticket)
         try:
             with run_limits(limits):
                 outcome = self.run_archive(account, ticket, full=full,
