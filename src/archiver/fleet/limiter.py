@@ -476,21 +476,27 @@ class FleetRunLimits:
     links taken from data (media from a CDN) keep their local pacing only.
 
     ``database_url``: the limiter and the quotas connect on their own (each reconnects once
-    after a database restart); ``close()`` at the run's end."""
+    after a database restart), when first used: a run that makes no API client costs nothing;
+    ``close()`` at the run's end. ``rate``: None: the platform's (``platform_rate``, read when
+    the first client is made); ``user``: the account, where the platform counts per user."""
 
-    def __init__(self, database_url: str, platform: str, rate: Rate, *, app: str = "default",
+    def __init__(self, database_url: str, platform: str, rate: Rate | None = None, *, app: str = "default",
                  user: str | None = None, fence: tuple[int, int] | None = None,
                  clock: Callable[[], float] | None = None, max_wait: float = DEFAULT_MAX_WAIT):
         self.database_url, self.platform, self.rate, self.app = database_url, platform, rate, app
         self.user, self.fence, self.clock = user, fence, clock
         self.limiter = SharedLimiter(database_url, clock=clock, max_wait=max_wait)
         self._quotas: list[SharedQuota] = []
+        self._per_user = False
 
     def pacer(self, local: Pacer, *, checked_links: bool) -> Pacer:
         if checked_links:
             return local
-        return SharedPacer(self.limiter, self.platform, lambda host: self.rate, app=self.app, user=self.user,
-                           fence=self.fence, local=local)
+        if self.rate is None:
+            self.rate, self._per_user = platform_rate(self.limiter.conn, self.platform, self.app)
+        rate = self.rate
+        return SharedPacer(self.limiter, self.platform, lambda host: rate, app=self.app,
+                           user=self.user if self._per_user else None, fence=self.fence, local=local)
 
     def daily_budget(self, local: DailyBudget, *, project: str) -> DailyBudget:
         # The project's name may be a client id kept among the secrets: the row holds a fingerprint.

@@ -206,7 +206,7 @@ class FleetServices:
                 return "done already"
         log.info("%s: run %s starts for %s (fence %d) on %s", account.label(), ticket.run_id,
                  slot.isoformat(), ticket.fence, self.name)
-        limits = self.run_limits(account, ticket)   # before the heartbeat: a failure here leaves no thread
+        limits = self.run_limits(account, ticket)   # connects when the run makes its first API client
         beat = _Heartbeat(self.database_url, ticket, self.heartbeat_seconds)
         beat.start()
         try:
@@ -249,13 +249,10 @@ class FleetServices:
         limit; "default" otherwise), per account where the platform counts per user."""
         if not self.shared_limits:
             return None
-        from archiver.fleet.limiter import FleetRunLimits, platform_rate
+        from archiver.fleet.limiter import FleetRunLimits
 
-        app = str(account.options.get("app") or "default")
-        with db.connect(self.database_url) as connection:
-            rate, per_user = platform_rate(connection, account.platform, app)
-        return FleetRunLimits(self.database_url, account.platform, rate, app=app,
-                              user=f"account-{account.id}" if per_user else None, fence=(account.id, ticket.fence))
+        return FleetRunLimits(self.database_url, account.platform, app=str(account.options.get("app") or "default"),
+                              user=f"account-{account.id}", fence=(account.id, ticket.fence))
 
     # -- the tick ------------------------------------------------------------------------------
     def tick(self, app, now: dt.datetime) -> str:
