@@ -331,6 +331,49 @@ def test_a_rebuild_rewrites_only_what_changed_and_removes_what_left(tmp_path):
     archive.close()
 
 
+class Killed(Exception):
+    pass
+
+
+def build_killed_after(archive: Archive, out: Path, monkeypatch, *, files: int = 0, name: str = "") -> None:
+    """A build stopped (as by a kill) once it has written ``files`` files, or the file ``name``."""
+    from archiver.views import site as site_module
+
+    real = site_module.SiteFolder._replace
+    written: list[Path] = []
+
+    def replace(folder, target, fill):
+        if (files and len(written) == files) or (name and any(p.name == name for p in written)):
+            raise Killed(target)
+        written.append(target)
+        real(folder, target, fill)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(site_module.SiteFolder, "_replace", replace)
+        with pytest.raises(Killed):
+            build_site(archive, out)
+
+
+def test_an_interrupted_build_is_finished_by_the_next_and_its_pages_stay_the_sites(tmp_path, monkeypatch):
+    archive = small_archive(tmp_path / "archive")
+    out = tmp_path / "www"
+    build_killed_after(archive, out, monkeypatch, files=9)
+    assert not (out / MANIFEST).exists() and len([p for p in out.rglob("*") if p.is_file()]) >= 9
+    first = build_site(archive, out)           # not refused as someone else's folder
+    assert first.posts == 21 and not (out / ".archiver-site.pending").exists()
+    # A later build killed after writing a new post's page; the post is then made private:
+    # the page that build wrote goes, though no manifest ever listed it.
+    write_posts(archive, "x:main", [(Post("22", "2025-01-22T00:00:00Z", kind="text", text="post 22"), [])],
+                now="2025-02-01T00:00:00Z")
+    build_killed_after(archive, out, monkeypatch, name="22.html")
+    assert (out / "post" / "x" / "22.html").exists()
+    write_posts(archive, "x:main", [(Post("22", "2025-01-22T00:00:00Z", kind="text", text="post 22",
+                                          visibility="private"), [])], now="2025-02-02T00:00:00Z")
+    build_site(archive, out)
+    assert not (out / "post" / "x" / "22.html").exists()
+    assert not (out / ".archiver-site.pending").exists()
+
+
 def test_a_file_missing_from_the_archive_leaves_the_page_without_it(tmp_path):
     archive = small_archive(tmp_path / "archive")
     sha = hashlib.sha256(make_png(8, 8, (4, 4, 4))).hexdigest()

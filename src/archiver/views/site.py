@@ -52,6 +52,9 @@ FEED_ENTRIES = 50        # newest posts in the Atom feed
 EXCERPT_CHARS = 280      # of a caption on a timeline page
 SEARCH_TEXT_CHARS = 2000  # of a caption in the search index
 MANIFEST = ".archiver-site.json"
+# The files a build wrote so far, one a line, until it finishes: an interrupted build's files
+# are still the site's (a rebuild owns and may delete them).
+PENDING = ".archiver-site.pending"
 
 # Nothing may load from another host; scripts and styles only from the site's own files
 # (Chromium counts other file:// files as 'self' when the site is opened from disk).
@@ -685,7 +688,9 @@ class SiteFolder:
     def __init__(self, out: Path):
         self.out = out
         self.manifest = out / MANIFEST
-        self.previous = self._read_manifest()
+        self.pending = out / PENDING
+        self.previous = self._read_manifest() | self._read_pending()
+        self._journal: Any = None
         self.files: set[str] = set()
         self.written = 0
         self.unchanged = 0
@@ -697,7 +702,7 @@ class SiteFolder:
         if not self.out.is_dir():
             raise SiteError(f"{self.out} is a file, not a folder: choose a folder with --out")
         if not self.manifest.exists():
-            if any(self.out.iterdir()):
+            if not self.pending.exists() and any(self.out.iterdir()):   # a site's folder has one or both
                 raise SiteError(f"{self.out} holds files `archiver site` did not write: choose an empty or new "
                                 "folder with --out (a site's folder is its own; a rebuild deletes what it wrote "
                                 "before and nothing else)")
@@ -711,6 +716,24 @@ class SiteFolder:
             raise SiteError(f"{self.manifest}: not a manifest archiver can read ({error}); delete the folder "
                             "and build again") from None
         return {f for f in files if self._safe(f)}
+
+    def _read_pending(self) -> set[str]:
+        try:
+            lines = self.pending.read_text(encoding="utf-8", errors="replace").splitlines()
+        except FileNotFoundError:
+            return set()
+        except OSError as error:
+            raise SiteError(f"{self.pending}: cannot read it ({error}); delete the folder and build again") from None
+        return {line for line in lines if self._safe(line)}
+
+    def _note_written(self, target: Path) -> None:
+        relative = target.relative_to(self.out).as_posix()
+        if relative in self.previous:
+            return
+        if self._journal is None:
+            self._journal = open(self.pending, "a", encoding="utf-8")
+        self._journal.write(relative + "\n")
+        self._journal.flush()
 
     @staticmethod
     def _safe(relative: str) -> bool:
@@ -755,6 +778,8 @@ class SiteFolder:
 
     def _replace(self, target: Path, fill: Callable[[Any], Any]) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
+        if target != self.manifest:
+            self._note_written(target)
         handle, temporary = tempfile.mkstemp(prefix=".part-", dir=target.parent)
         try:
             with os.fdopen(handle, "wb") as out:
@@ -779,11 +804,14 @@ class SiteFolder:
         data = (json.dumps(listing, indent=1) + "\n").encode("utf-8")
         self.files.add(MANIFEST)
         try:
-            if self.manifest.read_bytes() == data:
-                return
+            unchanged = self.manifest.read_bytes() == data
         except FileNotFoundError:
-            pass
-        self._replace(self.manifest, lambda out: out.write(data))
+            unchanged = False
+        if not unchanged:
+            self._replace(self.manifest, lambda out: out.write(data))
+        if self._journal is not None:
+            self._journal.close()
+        self.pending.unlink(missing_ok=True)
 
     def _prune(self, folder: Path) -> None:
         """Remove folders the deletions left empty, up to the site's top."""
