@@ -14,7 +14,7 @@ from pathlib import Path
 import archiver
 
 CORE = Path(archiver.__file__).parent
-PLATFORMS = re.compile(r"tiktok|instagram|youtube|mastodon|bluesky|facebook|linkedin|pinterest|twitter|x\.com|(?<![a-z_])threads(?![a-z_])", re.IGNORECASE)
+PLATFORMS = re.compile(r"tiktok|instagram|youtube|mastodon|bluesky|facebook|linkedin|pinterest|twitter|mailchimp|substack|buttondown|shopify|woocommerce|x\.com|(?<![a-z_])threads(?![a-z_])", re.IGNORECASE)
 EXAMPLE = re.compile(r"e\.g\.|such as|for example", re.IGNORECASE)
 CLAUSE_END = re.compile(r"[;()\n]|\.\s")
 

@@ -665,9 +665,9 @@ def m016_links_collections(db: Database) -> None:
 
 OWNED_CONTACTS = """
 CREATE TABLE owned_contacts (
-    account_id TEXT NOT NULL,                -- the newsletter's or shop's account ("mailchimp:main")
+    account_id TEXT NOT NULL,                -- the newsletter's or shop's account ("<provider>:main")
     contact_id TEXT NOT NULL,                -- the email address, trimmed and case folded: one person across providers
-    platform TEXT NOT NULL,                  -- the provider: mailchimp | substack | buttondown | shopify | woocommerce …
+    platform TEXT NOT NULL,                  -- the provider: its connector's name
     channel TEXT NOT NULL,                   -- newsletter | shop
     email TEXT NOT NULL,                     -- as the provider wrote it
     display_name TEXT,

@@ -180,8 +180,9 @@ def reach(archive, config_path, months, as_json):
         echo(f"{found['no_consent']} customer(s) without consent on record (their shop keeps none): not counted; "
              "ask them to subscribe")
     if not found["per_list"]:
-        echo("no newsletter or shop list imported yet: `archiver import` your Mailchimp, Substack or Buttondown "
-             "subscriber export, or your Shopify or WooCommerce customer export (docs/owned-channels.md)")
+        echo("no newsletter or shop list imported yet: `archiver import` your newsletter's subscriber export or "
+             "your shop's customer export (`archiver connectors` lists the providers it reads; "
+             "docs/owned-channels.md)")
 
 
 @audience.command(name="export")

@@ -68,9 +68,9 @@ ONE_SNAPSHOT_CHURN = ("One follower snapshot so far: new and lost followers show
                       "`archiver export`, or a newer export imported) can be compared with it.")
 EMPTY_POSTS = "No posts yet — run `archiver export` or import an export."
 EMPTY_TOP_POSTS = "No posts yet — run `archiver export` or import an export."
-EMPTY_REACH = ("No newsletter or shop list imported yet — `archiver import` your subscriber export (Mailchimp, "
-               "Substack, Buttondown) or customer export (Shopify, WooCommerce) to see how many people you can "
-               "reach without any platform.")
+EMPTY_REACH = ("No newsletter or shop list imported yet — `archiver import` your newsletter's subscriber export "
+               "or your shop's customer export (`archiver connectors` lists the providers it reads) to see how "
+               "many people you can reach without any platform.")
 EMPTY_TOP_PEOPLE = ("Nobody has commented on your posts yet, as far as the archive knows — "
                     "run `archiver export` to fetch comments.")
 
