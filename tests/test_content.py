@@ -238,6 +238,9 @@ def test_bundle_writes_the_files_in_order_the_fitted_caption_and_a_checklist(arc
     assert (out / "description.txt").read_text() == "Nobody saw this elsewhere ‹b›"
     checklist = (out / "checklist.md").read_text()
     assert "Nothing was posted" in checklist and "Alt text of 01-image.png: first frame" in checklist
+    # The cover is the video's picture, not one more file of the post.
+    assert "Add the files in this order: 01-image.png, 02-image.png\n" in checklist
+    assert "Cover, where YouTube lets you choose one: 03-cover.png" in checklist
     assert "https://developers.google.com/youtube/v3/docs/videos" in checklist
     assert "refuses the characters < >" in checklist
     assert (out / "checklist.md").stat().st_mode & 0o077 == 0

@@ -464,6 +464,11 @@ def _write_private(path: Path, text: str) -> None:
         out.write(text)
 
 
+def _is_cover(name: str) -> bool:
+    """A bundle's cover file ("04-thumbnail.png"): the video's picture, not a file to post."""
+    return name.split("-", 1)[-1].rsplit(".", 1)[0] in ("cover", "thumbnail")
+
+
 def _checklist(post, source_title, target_title, target_name, limits: PostLimits, adapted: Adapted,
                files: list[tuple[str, str | None]], missing: list[str]) -> str:
     caption_file = "description.txt" if limits.title_chars is not None else "caption.txt"
@@ -471,9 +476,13 @@ def _checklist(post, source_title, target_title, target_name, limits: PostLimits
              f"From {source_title}, posted {(post['created_at'] or 'at an unknown time')[:10]}"
              + (f": {post['url']}" if post["url"] else "") + ".",
              "Nothing was posted: archiver never writes to a platform. Post it yourself, then tick the boxes.", ""]
-    if files:
-        lines.append(f"- [ ] Add the files in this order: {', '.join(name for name, _ in files)}")
-    else:
+    covers = [name for name, _ in files if _is_cover(name)]
+    posted = [name for name, _ in files if not _is_cover(name)]
+    if posted:
+        lines.append(f"- [ ] Add the files in this order: {', '.join(posted)}")
+    if covers:
+        lines.append(f"- [ ] Cover, where {target_title} lets you choose one: {', '.join(covers)}")
+    if not files:
         lines.append("- [ ] This post has no media files in the archive: add your own if the platform needs one")
     for name, alt in files:
         if alt:
