@@ -278,6 +278,10 @@ def test_gaps_on_the_command_line_and_as_json(archive):
     lines = done.stdout.splitlines()
     assert lines[0].startswith("2026-05-01  tiktok:t5") and "missing on instagram" in lines[0]
     assert "archiver content bundle tiktok:t5 --for instagram" in done.stdout
+    # No example line naming a platform `bundle` refuses (Facebook declares no limits).
+    to_facebook = run_cli(["content", "gaps", "--from", "tiktok", "--to", "facebook", "--archive", str(archive.folder)])
+    assert to_facebook.returncode == 0 and "missing on facebook" in to_facebook.stdout, to_facebook.describe()
+    assert "content bundle" not in to_facebook.stdout
     as_json = run_cli(["content", "gaps", "--json", "--archive", str(archive.folder)])
     assert [row["post"] for row in json.loads(as_json.stdout)] == [gap.ref for gap in gaps(archive.db)]
     with pytest.raises(ContentError, match="name two platforms"):

@@ -55,7 +55,7 @@ def _snippet(title: str | None, text: str | None, width: int = 60) -> str:
 def gaps(archive, config_path, from_platform, to_platform, limit, as_json):
     """Your posts that are on one platform and not on another, newest first. A post counts
     as there when a post there has the same media file or the same caption."""
-    from archiver.connector import get_connector
+    from archiver.connector import get_connector, installed_connectors
     from archiver.views import content as lib
 
     for name in (from_platform, to_platform):
@@ -79,8 +79,12 @@ def gaps(archive, config_path, from_platform, to_platform, limit, as_json):
                 f"{_snippet(gap.title, gap.text)}")
         echo(terminal_text(line, one_line=True))
     more = f" (the newest {len(shown)} shown: --limit 0 for all)" if len(shown) < len(found) else ""
-    echo(f"\n{len(found)} post(s) missing somewhere{more}. Make one ready to post: "
-         f"archiver content bundle {shown[0].ref} --for {shown[0].missing_on[0]}")
+    # The example names a platform `bundle` can fit a post to (one that declares its limits).
+    connectors = installed_connectors()
+    example = next(((gap, name) for gap in shown for name in gap.missing_on
+                    if name in connectors and connectors[name].post_limits is not None), None)
+    tip = f" Make one ready to post: archiver content bundle {example[0].ref} --for {example[1]}" if example else ""
+    echo(f"\n{len(found)} post(s) missing somewhere{more}.{tip}")
 
 
 @content.command()
