@@ -32,6 +32,7 @@ class DemoWorld:
                                         # `archiver simulate NAME` is given, e.g. the fake's client id
     simulate_options: list[str] = []    # the `archiver simulate NAME` options that serve this same world
                                         # again (sizes, seed), for the demo config's comments
+    server: Any = None                  # the fake's loopback HTTP server, if any: close() stops it
 
     def store_credentials(self, secrets: "SecretStore", account_name: str) -> None:
         """Put what `archiver auth` would have stored for the account into ``secrets``
@@ -45,7 +46,10 @@ class DemoWorld:
         return None
 
     def close(self) -> None:
-        """Stop the fake."""
+        """Stop the fake: its loopback server (``server``), when it has one."""
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
 
     def __enter__(self) -> "DemoWorld":
         return self

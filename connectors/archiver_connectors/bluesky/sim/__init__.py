@@ -43,10 +43,6 @@ class BlueskyDemo(DemoWorld):
         path.write_bytes(self.fake.repo_car())
         return path
 
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
 
 class BlueskySimulator(Simulator):
     name = "bluesky"

@@ -54,10 +54,6 @@ class FacebookDemo(DemoWorld):
         name = str(self.fake.person["name"]).lower().replace(" ", ".")
         return write_matching_export(self.fake, str(folder / f"facebook-{name}-demo.zip"))
 
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
 
 class FacebookSimulator(Simulator):
     name = "facebook"

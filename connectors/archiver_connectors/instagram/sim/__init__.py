@@ -47,10 +47,6 @@ class InstagramDemo(DemoWorld):
 
         return write_matching_export(self.fake, str(folder / "instagram-demo.zip"))
 
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
 
 class InstagramSimulator(Simulator):
     name = "instagram"

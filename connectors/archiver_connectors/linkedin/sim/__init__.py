@@ -44,10 +44,6 @@ class LinkedInDemo(DemoWorld):
 
         return write_matching_export(self.fake, str(folder / "Basic_LinkedInDataExport_demo.zip"))
 
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
 
 class LinkedInSimulator(Simulator):
     name = "linkedin"

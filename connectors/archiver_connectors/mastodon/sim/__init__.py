@@ -84,10 +84,6 @@ class MastodonDemo(DemoWorld):
 
         return write_matching_archive(self.fake, folder / archive_name(seed=self.fake.config.seed))
 
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
 
 class MastodonSimulator(Simulator):
     name = "mastodon"

@@ -41,10 +41,6 @@ class PinterestDemo(DemoWorld):
 
         return write_matching_export(self.fake, folder / "pinterest.zip")
 
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
 
 class PinterestSimulator(Simulator):
     name = "pinterest"

@@ -44,10 +44,6 @@ class ThreadsDemo(DemoWorld):
 
         return write_matching_export(self.fake, folder / "threads-demo.zip")
 
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
 
 class ThreadsSimulator(Simulator):
     name = "threads"

@@ -42,10 +42,6 @@ class TikTokDemo(DemoWorld):
         path.write_bytes(self.fake.export_zip(layout="new"))
         return path
 
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
 
 class TikTokSimulator(Simulator):
     name = "tiktok"

@@ -44,10 +44,6 @@ class XDemo(DemoWorld):
 
         return write_matching_export(self.fake, folder / "twitter-archive.zip")
 
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
 
 class XSimulator(Simulator):
     name = "x"

@@ -44,10 +44,6 @@ class YouTubeDemo(DemoWorld):
 
         return build_takeout(folder / "takeout", world=self.fake.portability_world())[0]
 
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
 
 class YouTubeSimulator(Simulator):
     name = "youtube"
