@@ -223,3 +223,40 @@ def test_archiver_worker_runs_a_queued_account_and_stops_cleanly_on_sigterm(flee
     assert (tmp_path / "fleet" / "acme" / "mastodon" / "gone" / "archive.db").exists()
     [(message,)] = fetch(fleet_database, "SELECT message FROM fleet_runs")
     assert message
+
+
+def test_prune_and_sweep_commands_keep_the_newest_generations_of_the_accounts_named(fleet_database, s3_bucket,
+                                                                                   tmp_path):
+    from archiver.fleet import db, schema
+    from archiver.fleet.objects import open_object_store
+    from archiver.fleet.storage import ArchiveStore
+
+    database = ["--database", fleet_database, "--archive", str(tmp_path)]
+    env = {"ARCHIVER_FLEET_STORAGE": "", "ARCHIVER_FLEET_STORAGE_ENDPOINT": s3_bucket.endpoint_url}
+    objects = open_object_store(s3_bucket.url("fleet/"), endpoint_url=s3_bucket.endpoint_url)
+    with db.connect(fleet_database) as connection:
+        schema.apply(connection)
+        store = ArchiveStore(connection, objects, tmp_path / "cache", worker="test")
+        for name in ("one", "two"):
+            account = connection.execute("INSERT INTO fleet_accounts (tenant, platform, name) VALUES "
+                                         "('acme', 'mastodon', %s) RETURNING id", (name,)).fetchone()[0]
+            fence = connection.execute("UPDATE fleet_accounts SET fence = fence + 1 WHERE id = %s RETURNING fence",
+                                       (account,)).fetchone()[0]
+            copy = store.checkout(account, tmp_path / name, fence=fence)
+            for n in range(3):
+                sqlite3.connect(copy.path).execute(f"CREATE TABLE t{n} (x)").connection.close()
+                copy.checkpoint()
+
+    code, out = cli("fleet", "prune", *database, env=env)
+    assert code == 1 and "no object store" in out
+    storage = ["--storage", s3_bucket.url("fleet/")]
+    code, out = cli("fleet", "prune", "--keep", "2", "--account", "acme/mastodon:one", *storage, *database, env=env)
+    assert code == 0 and "pruned 1 generations of 1 accounts (keeping the newest 2 of each)" in out, out
+    code, out = cli("fleet", "prune", "--keep", "1", "--tenant", "acme", *storage, *database, env=env)
+    assert code == 0 and "pruned 3 generations of 2 accounts" in out
+    assert sorted(objects.keys("archives/")) == ["fleet/archives/1/0000000003-1.sqlite",
+                                                 "fleet/archives/2/0000000003-1.sqlite"]
+    code, out = cli("fleet", "prune", "--account", "nobody/x:y", *storage, *database, env=env)
+    assert code == 1 and "no fleet account 'nobody/x:y'" in out
+    code, out = cli("fleet", "sweep", *storage, *database, env=env)
+    assert code == 0 and "swept 0 objects" in out

@@ -336,3 +336,60 @@ def test_workers_run_a_simulated_account_from_the_object_store_with_its_secrets_
     assert media and {f"fleet/media/{path}" for path in media} <= set(objects.keys("media/"))
     assert sorted(objects.keys("archives/")) == [f"fleet/archives/{account.id}/0000000001-1.sqlite",
                                                  f"fleet/archives/{account.id}/0000000002-2.sqlite"]
+
+
+def checkpoints(worker, account_id, count):
+    copy = worker.run(account_id)
+    for n in range(count):
+        add_posts(copy.path, f"p{n}")
+        copy.checkpoint()
+
+
+def test_prune_and_sweep_over_a_tenant_or_the_whole_store(conn, objects, s3_bucket, tmp_path):
+    import datetime as dt
+
+    conn.execute("INSERT INTO fleet_accounts (tenant, platform, name) VALUES ('u', 'p', 'c')")   # id 3
+    worker = Worker(conn, objects, tmp_path, "w")
+    for account in (1, 2, 3):
+        checkpoints(worker, account, 3)
+    assert worker.store.prune(keep=2, tenant="u") == ["fleet/archives/3/0000000001-1.sqlite"]
+    assert worker.store.prune(keep=1) == [f"fleet/archives/{a}/{g:010d}-1.sqlite" for a in (1, 2) for g in (1, 2)] + \
+        ["fleet/archives/3/0000000002-1.sqlite"]
+    assert sorted(objects.keys("archives/")) == [f"fleet/archives/{a}/0000000003-1.sqlite" for a in (1, 2, 3)]
+    assert conn.execute("SELECT count(*) FROM fleet_archive_generations WHERE pruned_at IS NULL").fetchone()[0] == 3
+
+    orphans = ["fleet/archives/1/0000000004-9.sqlite", "fleet/archives/3/0000000004-9.sqlite"]
+    for key in orphans:
+        s3_bucket.client().put_object(Bucket=s3_bucket.name, Key=key, Body=b"orphan")
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)
+    assert worker.store.sweep(tenant="u", now=later) == orphans[1:]
+    assert worker.store.sweep(now=later) == orphans[:1]          # the whole store, one listing
+    assert worker.store.sweep(now=later) == []
+    assert [posts(Worker(conn, objects, tmp_path, "reader").run(a).path) for a in (1, 3)] == [["p0", "p1", "p2"]] * 2
+
+
+def test_the_daily_retention_job_prunes_and_sweeps_once_a_day_on_the_control_queue(fleet_database, objects, tmp_path):
+    import datetime as dt
+
+    from archiver.fleet.tasks import CONTROL_QUEUE, RETENTION_TASK, make_app, run_retention
+    from archiver.fleet.worker import FleetServices, LocalArchives, StoredArchives
+
+    periodic = {task_id: task for (_, task_id), task in make_app(fleet_database).periodic_registry.periodic_tasks.items()}
+    retention = periodic["retention"]   # deferred once per day (procrastinate_periodic_defers), one waiting at most
+    assert (retention.cron.split()[2:], retention.task.queue, retention.task.queueing_lock) == \
+        (["*", "*", "*"], CONTROL_QUEUE, RETENTION_TASK)
+
+    with psycopg.connect(fleet_database, autocommit=True) as connection:
+        for part in schema.PARTS:
+            connection.execute(part.sql)
+        connection.execute("INSERT INTO fleet_accounts (tenant, platform, name) VALUES ('t', 'p', 'a')")
+        checkpoints(Worker(connection, objects, tmp_path, "w"), 1, 4)
+    services = FleetServices(fleet_database, StoredArchives(fleet_database, objects, tmp_path / "worker",
+                                                            secrets_for=lambda tenant: None), keep_generations=3)
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)
+    objects.put_file(objects.key("archives/1/0000000009-9.sqlite"), tmp_path / "work-w" / "archive.db")
+    assert run_retention(services, later) == "1 old generations pruned (keeping 3), 1 orphaned objects swept"
+    assert sorted(objects.keys("archives/")) == [f"fleet/archives/1/{g:010d}-1.sqlite" for g in (2, 3, 4)]
+    services.keep_generations = 0
+    assert run_retention(services, later) == "0 old generations pruned (keeping all), 0 orphaned objects swept"
+    assert "no generations" in run_retention(FleetServices(fleet_database, LocalArchives(tmp_path)), later)

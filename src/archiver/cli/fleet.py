@@ -1,10 +1,11 @@
-"""The fleet's commands (docs/fleet.md): `archiver fleet init|add|import|status`,
+"""The fleet's commands (docs/fleet.md): `archiver fleet init|add|import|rate|status|prune|sweep`,
 `archiver worker`, `archiver enqueue`. They need the ``fleet`` extra; nothing of it
 (procrastinate, psycopg) is imported until a command runs, so `archiver --help` stays fast.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
@@ -175,6 +176,74 @@ def status(archive, config_path, database, as_json):
             echo(line)
 
 
+def storage_option(func):
+    @click.option("--storage", metavar="URL", help="Object storage of the archives, s3://bucket/prefix. Default: "
+                                                   "$ARCHIVER_FLEET_STORAGE (and $ARCHIVER_FLEET_STORAGE_ENDPOINT "
+                                                   "for a store that is not AWS).")
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+@contextlib.contextmanager
+def _archive_store(archive, config_path, database, storage, account_ref):
+    """(store for retention, account id or None) — the object store's and the database's
+    mistakes as one line."""
+    from archiver.fleet import accounts, db
+    from archiver.fleet.objects import StorageError, open_object_store
+    from archiver.fleet.storage import ArchiveStore
+    from archiver.fleet.worker import worker_name
+
+    url = _url(archive, config_path, database)
+    try:
+        objects = open_object_store(storage)
+        with db.connect(url) as connection:
+            account_id = accounts.find(connection, account_ref).id if account_ref else None
+            yield ArchiveStore(connection, objects, worker=worker_name()), account_id
+    except StorageError as error:
+        fail(str(error))
+
+
+@fleet.command()
+@common_options
+@database_option
+@storage_option
+@click.option("--keep", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Generations kept per account, the current one included. Default: 14.")
+@click.option("--tenant", help="Only this tenant's accounts.")
+@click.option("--account", "account_ref", metavar="ID", help="Only this account (its number or tenant/platform:name).")
+@fleet_guard
+def prune(archive, config_path, database, storage, keep, tenant, account_ref):
+    """Remove old generations of the archives from object storage: all but the newest N of
+    each account (the daily retention job does this with the workers' --keep-generations)."""
+    from archiver.fleet.storage import KEEP_GENERATIONS
+
+    keep = keep or KEEP_GENERATIONS
+    with _archive_store(archive, config_path, database, storage, account_ref) as (store, account_id):
+        removed = store.prune(account_id, keep=keep, tenant=tenant)
+        accounts = len({key.rsplit("/", 2)[-2] for key in removed})
+    echo(f"pruned {len(removed)} generations of {accounts} accounts (keeping the newest {keep} of each)")
+
+
+@fleet.command()
+@common_options
+@database_option
+@storage_option
+@click.option("--tenant", help="Only this tenant's accounts.")
+@click.option("--account", "account_ref", metavar="ID", help="Only this account (its number or tenant/platform:name).")
+@fleet_guard
+def sweep(archive, config_path, database, storage, tenant, account_ref):
+    """Remove archive objects no generation names (uploads of runs killed before their
+    pointer moved), once older than a day (a younger one may be a live run's)."""
+    with _archive_store(archive, config_path, database, storage, account_ref) as (store, account_id):
+        removed = store.sweep(account_id, tenant=tenant)
+    for key in removed:
+        echo(f"removed {key}")
+    echo(f"swept {len(removed)} objects no generation names")
+
+
 @click.command()
 @common_options
 @database_option
@@ -190,8 +259,12 @@ def status(archive, config_path, database, as_json):
 @click.option("--checkpoint-seconds", type=click.FloatRange(min=0), default=None, metavar="S",
               help="With object storage: upload a running account's archive this often (after a page). "
                    "Default: 300. A run killed resumes from the last upload.")
+@click.option("--keep-generations", type=click.IntRange(min=0), default=None, metavar="N",
+              help="With object storage: the daily retention job (on a control worker) keeps this many "
+                   "generations of each archive. Default: 14; 0: it prunes none (it still sweeps).")
 @fleet_guard
-def worker(archive, config_path, database, queues, concurrency, archives, storage, checkpoint_seconds):
+def worker(archive, config_path, database, queues, concurrency, archives, storage, checkpoint_seconds,
+           keep_generations):
     """Take jobs from the fleet's queue and run them, until SIGTERM/SIGINT (a running account
     stops at its next page and resumes later, on any worker). Secrets come from the fleet's
     database when a master key is set (ARCHIVER_FLEET_MASTER_KEY or a systemd credential),
@@ -222,6 +295,8 @@ def worker(archive, config_path, database, queues, concurrency, archives, storag
         runner = LocalArchives(folder, secrets_for=secrets_for)
         log.info("archives: in %s (no object storage set)", folder)
     services = FleetServices(url, runner)
+    if keep_generations is not None:
+        services.keep_generations = keep_generations
     run_worker(services, queues=[q.strip() for q in queues.split(",") if q.strip()] if queues else None,
                concurrency=concurrency)
 

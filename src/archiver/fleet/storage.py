@@ -49,6 +49,11 @@ ARCHIVE_FILE_NAME = "archive.db"
 # Beside a working copy: the media files of its folder known to be in the store, so a run
 # does not ask the store again about every file earlier runs on this worker uploaded.
 UPLOADED_MEDIA_FILE = ".uploaded-media"
+# Retention (docs/fleet.md): generations kept per account by the daily job unless told
+# otherwise, and how old an object no generation names must be before a sweep removes it.
+KEEP_GENERATIONS = 14
+SWEEP_AFTER = dt.timedelta(days=1)
+PRUNE_BATCH = 1000   # objects deleted (one S3 request) and marked pruned at a time
 
 
 class FencedOut(StorageError):
@@ -97,8 +102,17 @@ class ArchiveStore:
     The fence is the account's (``fleet_accounts.fence``, raised by every run start): a run
     passes the value it got, and may move the pointer only while it is still current."""
 
-    def __init__(self, conn: psycopg.Connection, objects: ObjectStore, cache_dir: Path, *, worker: str):
-        self.conn, self.objects, self.cache_dir, self.worker = conn, objects, Path(cache_dir), worker
+    def __init__(self, conn: psycopg.Connection, objects: ObjectStore, cache_dir: Path | None = None, *,
+                 worker: str):
+        # No cache_dir: a store for retention only (prune, sweep), which reads no archive.
+        self.conn, self.objects, self.worker = conn, objects, worker
+        self._cache_dir = Path(cache_dir) if cache_dir is not None else None
+
+    @property
+    def cache_dir(self) -> Path:
+        if self._cache_dir is None:
+            raise StorageError("this archive store was opened without a cache folder (for retention only)")
+        return self._cache_dir
 
     # -- the pointer ---------------------------------------------------------------
 
@@ -245,37 +259,58 @@ class ArchiveStore:
 
     # -- retention --------------------------------------------------------------------
 
-    def prune(self, account_id: int, *, keep: int) -> list[str]:
-        """Remove the objects of all but the newest ``keep`` generations of an account (the
-        current one is always kept: keep >= 1). Returns the keys removed."""
+    def prune(self, account_id: int | None = None, *, keep: int, tenant: str | None = None) -> list[str]:
+        """Remove the objects of all but the newest ``keep`` generations of an account, or of
+        every account (of ``tenant``) when ``account_id`` is None. The current one is always
+        kept (keep >= 1). Returns the keys removed. One query finds them all, whatever the
+        number of accounts; a checkpoint meanwhile only makes the current generation newer."""
         if keep < 1:
             raise StorageError("prune keeps at least the current generation (keep >= 1)")
         rows = self.conn.execute(
-            "SELECT generation, object_key FROM fleet_archive_generations WHERE account_id = %s AND pruned_at IS NULL "
-            "AND generation <= (SELECT generation FROM fleet_archives WHERE account_id = %s) - %s "
-            "ORDER BY generation", (account_id, account_id, keep)).fetchall()
-        keys = [key for _, key in rows]
-        if keys:
-            self.objects.delete(keys)
+            "SELECT g.account_id, g.generation, g.object_key FROM fleet_archive_generations g "
+            "JOIN fleet_archives a ON a.account_id = g.account_id JOIN fleet_accounts f ON f.id = g.account_id "
+            "WHERE g.pruned_at IS NULL AND g.generation <= a.generation - %s "
+            "AND (%s::bigint IS NULL OR g.account_id = %s) AND (%s::text IS NULL OR f.tenant = %s) "
+            "ORDER BY g.account_id, g.generation", (keep, account_id, account_id, tenant, tenant)).fetchall()
+        keys = [key for _, _, key in rows]
+        for start in range(0, len(rows), PRUNE_BATCH):
+            batch = rows[start:start + PRUNE_BATCH]
+            self.objects.delete([key for _, _, key in batch])
+            # Marked after the objects are gone: a prune cut short is done again next time.
             with self.conn.transaction():
-                self.conn.execute("UPDATE fleet_archive_generations SET pruned_at = now() "
-                                  "WHERE account_id = %s AND generation = ANY(%s)",
-                                  (account_id, [g for g, _ in rows]))
+                for account, generations in _by_account(batch).items():
+                    self.conn.execute("UPDATE fleet_archive_generations SET pruned_at = now() "
+                                      "WHERE account_id = %s AND generation = ANY(%s)", (account, generations))
         return keys
 
-    def sweep(self, account_id: int, *, older_than: dt.timedelta = dt.timedelta(days=1),
-              now: dt.datetime | None = None) -> list[str]:
-        """Remove the account's archive objects that no generation names (a zombie killed
-        between its upload and its removal) once older than ``older_than``: a younger one
-        may be a live run's upload whose pointer update is still to come."""
-        named = {row[0] for row in self.conn.execute(
-            "SELECT object_key FROM fleet_archive_generations WHERE account_id = %s", (account_id,))}
+    def sweep(self, account_id: int | None = None, *, tenant: str | None = None,
+              older_than: dt.timedelta = SWEEP_AFTER, now: dt.datetime | None = None) -> list[str]:
+        """Remove the archive objects that no generation names (a zombie killed between its
+        upload and its removal) once older than ``older_than``: a younger one may be a live
+        run's upload whose pointer update is still to come. One account's, a tenant's, or
+        (both None) the whole store's, read in one listing."""
+        if account_id is None and tenant is None:
+            prefixes = ["archives/"]
+            named = {row[0] for row in self.conn.execute("SELECT object_key FROM fleet_archive_generations")}
+        else:
+            ids = [account_id] if account_id is not None else [row[0] for row in self.conn.execute(
+                "SELECT id FROM fleet_accounts WHERE tenant = %s ORDER BY id", (tenant,))]
+            prefixes = [f"archives/{account}/" for account in ids]
+            named = {row[0] for row in self.conn.execute(
+                "SELECT object_key FROM fleet_archive_generations WHERE account_id = ANY(%s)", (ids,))}
         cutoff = (now or dt.datetime.now(dt.timezone.utc)) - older_than
-        orphans = [key for key, written in self.objects.listing(f"archives/{account_id}/")
+        orphans = [key for prefix in prefixes for key, written in self.objects.listing(prefix)
                    if key not in named and written < cutoff]
         if orphans:
             self.objects.delete(orphans)
         return orphans
+
+
+def _by_account(rows: list[tuple[int, int, str]]) -> dict[int, list[int]]:
+    found: dict[int, list[int]] = {}
+    for account, generation, _ in rows:
+        found.setdefault(account, []).append(generation)
+    return found
 
 
 def _private_folder(folder: Path) -> None:

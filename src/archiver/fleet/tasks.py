@@ -8,7 +8,10 @@ tasks bind to the first App they join and a process may make several: a command,
   number of workers (its procrastinate_periodic_defers table), and the queueing lock keeps
   at most one tick waiting;
 - ``retry_stalled`` (queue "control", every 15 s): jobs of workers whose heartbeat stopped
-  (killed, frozen, cut off) go back to the queue, where another worker takes them.
+  (killed, frozen, cut off) go back to the queue, where another worker takes them;
+- ``retention`` (queue "control", daily): prune every account's old generations and sweep
+  the store of objects no generation names (fleet/storage.py; `archiver fleet prune|sweep`
+  does the same by hand). Deferred once a day however many workers, as the tick is.
 
 The tasks reach the worker's FleetServices through the job context.
 """
@@ -26,10 +29,12 @@ log = logging.getLogger("archiver.fleet.tasks")
 
 TICK_TASK = "archiver.fleet.tick"
 STALLED_TASK = "archiver.fleet.retry_stalled"
+RETENTION_TASK = "archiver.fleet.retention"
 
 CONTROL_QUEUE = "control"
 RETRY_SECONDS = 10   # a run job that met a live run of its account, or no database, tries again after this
 STALLED_CHECK_CRON = "* * * * * */15"   # Procrastinate's cron (croniter): a sixth field is seconds
+RETENTION_CRON = "40 13 * * *"   # daily, UTC: away from the nightly runs (by default 02:00-05:00)
 
 
 def make_app(database_url: str):
@@ -67,6 +72,34 @@ def register(app) -> None:
     @app.task(name=STALLED_TASK, queue=CONTROL_QUEUE, queueing_lock=STALLED_TASK, pass_context=True)
     async def retry_stalled(context, timestamp: int) -> int:
         return await retry_stalled_jobs(context.app, context.additional_context["fleet"].stalled_after_seconds)
+
+    @app.periodic(cron=RETENTION_CRON, periodic_id="retention")
+    @app.task(name=RETENTION_TASK, queue=CONTROL_QUEUE, queueing_lock=RETENTION_TASK, pass_context=True)
+    def retention(context, timestamp: int) -> str:
+        return run_retention(context.additional_context["fleet"],
+                             dt.datetime.fromtimestamp(timestamp, dt.timezone.utc))
+
+
+def run_retention(services, now: dt.datetime) -> str:
+    """The daily retention job: every account's generations beyond the newest
+    ``services.keep_generations`` removed (0: none), then objects no generation names and
+    older than a day. Only where archives are in object storage (worker.StoredArchives)."""
+    from archiver.fleet import db
+    from archiver.fleet.storage import ArchiveStore
+
+    # worker.StoredArchives holds the object store; LocalArchives (archives in folders) has none.
+    # (Not an isinstance: worker.py imports this module.)
+    objects = getattr(services.run_archive, "objects", None)
+    if objects is None:
+        return "archives in folders: no generations to prune"
+    with db.connect(services.database_url) as connection:
+        store = ArchiveStore(connection, objects, worker=services.name)
+        pruned = store.prune(keep=services.keep_generations) if services.keep_generations else []
+        swept = store.sweep(now=now)
+    summary = f"{len(pruned)} old generations pruned (keeping {services.keep_generations or 'all'}), " \
+              f"{len(swept)} orphaned objects swept"
+    log.info("retention: %s", summary)
+    return summary
 
 
 async def retry_stalled_jobs(app, stalled_after: float) -> int:

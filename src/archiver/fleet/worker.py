@@ -34,6 +34,7 @@ from typing import Any, Callable, Protocol
 from archiver.fleet import accounts as fleet_accounts
 from archiver.fleet import db, ledger
 from archiver.fleet.accounts import FleetAccount
+from archiver.fleet.storage import KEEP_GENERATIONS
 from archiver.net.client import run_limits
 
 log = logging.getLogger("archiver.fleet.worker")
@@ -177,6 +178,8 @@ class FleetServices:
     # Each run's API requests keep the fleet's shared limits (fleet/limiter.py FleetRunLimits,
     # installed with net.client.run_limits around the run); False: each run paces itself.
     shared_limits: bool = True
+    # The daily retention job (tasks.run_retention): generations kept per account; 0: none pruned.
+    keep_generations: int = KEEP_GENERATIONS
 
     # -- one account's run -----------------------------------------------------------------
     def run_job(self, account_id: int, slot: dt.datetime, *, full: bool, job_id: int | None,
