@@ -257,7 +257,7 @@ def configured_base_url(archive_dir: Path, account: str = "main") -> str:
 
 
 def authorize(archive_dir: Path, env: dict[str, str], *, timeout: float = 30, platform: str = "tiktok",
-              app_password: str = BLUESKY_APP_PASSWORD) -> CliResult:
+              app_password: str = BLUESKY_APP_PASSWORD, extra_args: tuple[str, ...] = ()) -> CliResult:
     """`archiver auth PLATFORM` the way a user of that platform runs it.
 
     OAuth platforms (TikTok, Instagram, Facebook, Threads, YouTube, Mastodon): `--no-browser`, with this test
@@ -275,7 +275,7 @@ def authorize(archive_dir: Path, env: dict[str, str], *, timeout: float = 30, pl
         assert result.returncode == 0, result.describe()
         return result
     started = time.monotonic()
-    args = ["auth", platform, "--no-browser", "--archive", str(archive_dir)]
+    args = ["auth", platform, "--no-browser", "--archive", str(archive_dir), *extra_args]
     if platform == "mastodon":
         args += ["--instance", configured_base_url(archive_dir)]
     process = subprocess.Popen([*archiver_command(), *args],

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
 import click
 
 from archiver.cli._common import archive_dir, common_options, fail, guard, open_workspace, setup_logging
+from archiver.cli.fleet import fleet_guard
 from archiver.inert import echo
 
 
@@ -77,23 +79,53 @@ def auth():
 
 
 # The options every platform's `archiver auth` has; a connector's own may not reuse these names.
-CORE_AUTH_OPTIONS = ("archive", "config", "account", "no_browser", "port")
+CORE_AUTH_OPTIONS = ("archive", "config", "account", "no_browser", "port", "tenant", "database")
+
+
+def fleet_options(func):
+    """--tenant and --database: the secret goes to a fleet account's sealed store (docs/fleet.md)."""
+    func = click.option("--database", metavar="URL",
+                        help="With --tenant: the fleet's PostgreSQL. Default: $ARCHIVER_FLEET_DATABASE, "
+                             "else [fleet] database in the config.")(func)
+    return click.option("--tenant", metavar="T",
+                        help="A fleet account of this tenant (`archiver fleet add` it first): the secrets go "
+                             "to the fleet's database, sealed with its master key.")(func)
+
+
+def fleet_secrets(archive, config_path, tenant: str, database: str | None):
+    """The tenant's sealed secret store in the fleet's database and a connection to it."""
+    from archiver.fleet import db
+    from archiver.fleet.secrets import FleetSecretStore, load_master_keys
+
+    if database:
+        url = db.database_url(database)
+    else:
+        url = db.database_url(None, open_workspace(archive, config_path).config)
+    key, previous = load_master_keys()   # before connecting: no key, nothing to do
+    connection = db.connect(url)
+    return FleetSecretStore(connection, tenant, key, previous), connection
 
 
 def platform_auth_command(cls) -> click.Command:
     """The `archiver auth NAME` command of the connector class ``cls``."""
 
-    def authorize_platform(archive, config_path, account_name, no_browser, port, **options):
-        authorize_account(cls, archive, config_path, account_name, no_browser, port, options)
+    def authorize_platform(archive, config_path, account_name, no_browser, port, tenant, database, **options):
+        if tenant:
+            authorize_fleet_account(cls, archive, config_path, tenant, database, account_name, no_browser, port,
+                                    options)
+        else:
+            authorize_account(cls, archive, config_path, account_name, no_browser, port, options)
 
-    command = guard(authorize_platform)
+    command = fleet_guard(authorize_platform)
     for option in reversed(cls.auth_options):
         command = click_option(option, cls.name)(command)
     command = click.option("--port", type=int, default=0, help="Loopback port for the redirect (0 = any free port).")(command)
     command = click.option("--no-browser", is_flag=True,
                            help="Print the authorization URL instead of opening a browser.")(command)
     command = click.option("--account", "account_name", metavar="NAME",
-                           help="Account from the config (default: the only one).")(command)
+                           help="Account from the config (default: the only one); with --tenant, the fleet "
+                                "account's name.")(command)
+    command = fleet_options(command)
     return click.command(cls.name, help=f"Authorize archiver to read your {cls.title} account.")(common_options(command))
 
 
@@ -165,6 +197,35 @@ def authorize_account(cls, archive, config_path, account_name, no_browser, port,
                              **options))
 
 
+def authorize_fleet_account(cls, archive, config_path, tenant, database, account_name, no_browser, port,
+                            options: dict) -> None:
+    """`archiver auth NAME --tenant T --account A`: the fleet account's tokens and app secrets,
+    sealed in the fleet's database, where every worker's runs read them."""
+    from archiver.fleet import accounts as fleet_accounts
+
+    setup_logging()
+    read_stdin_options(cls, options)
+    if not account_name:
+        fail(f"--tenant {tenant}: name the fleet account with --account (`archiver fleet status` lists them)")
+    store, connection = fleet_secrets(archive, config_path, tenant, database)
+    with connection:
+        account = fleet_accounts.find(connection, f"{tenant}/{cls.name}:{account_name}")
+        settings = cls.account_settings_from_auth(options)
+        config = account.config()
+        if settings:   # e.g. a Mastodon --instance given again: it must be the account's
+            config = dataclasses.replace(config, options={**config.options, **settings})
+        hidden = {option.name for option in cls.auth_options if option.secret}
+
+        def ask(key: str) -> str:
+            return click.prompt(f"{cls.title} {key.replace('_', ' ')}",
+                                hide_input=key in hidden or key.endswith(("secret", "password")))
+
+        connector = cls(config, store)
+        echo(connector.authorize(echo=echo, open_browser=False if no_browser else None, port=port,
+                                 prompt=ask if sys.stdin.isatty() else None, **options))
+        echo(f"sealed in the fleet's database for {account.label()} ({store.backend_name})")
+
+
 def add_account_to_config(ws, name: str, platform: str, settings: dict, config_path) -> Path:
     """Append an [accounts.NAME] table to the config file (a new one if missing).
     Appending keeps the user's comments and layout untouched."""
@@ -197,22 +258,35 @@ def secret():
 @click.argument("platform")
 @click.argument("account")
 @click.argument("key")
-@guard
-def secret_set(archive, config_path, platform, account, key):
+@fleet_options
+@fleet_guard
+def secret_set(archive, config_path, platform, account, key, tenant, database):
     """Store KEY for PLATFORM ACCOUNT in the configured secret store.
 
     The value is asked for without echo on a terminal, else read from standard input
     (`printf %s "$PASSWORD" | archiver secret set notify email password`). It never
     goes on the command line, where other users could see it in the process list.
     Example: archiver secret set notify email password
+
+    With --tenant T: a fleet account's secret, sealed in the fleet's database
+    (`archiver secret set tiktok main client_secret --tenant acme`).
     """
-    ws = open_workspace(archive, config_path)
+    if tenant:
+        store, connection = fleet_secrets(archive, config_path, tenant, database)
+    else:
+        store, connection = open_workspace(archive, config_path).secrets, None
     if sys.stdin.isatty():
         value = click.prompt(f"{platform} {account} {key}", hide_input=True, confirmation_prompt=True)
     else:
         value = sys.stdin.read().rstrip("\r\n")  # the newline `echo` adds is not part of it
     if not value:
         fail(f"no value given for {platform} {account} {key}: nothing stored")
-    store = ws.secrets
-    store.set(platform, account, key, value)
+    if connection is not None:
+        from archiver.fleet import accounts as fleet_accounts
+
+        with connection:   # only an account the fleet has (a typo would seal a secret nobody reads)
+            fleet_accounts.find(connection, f"{tenant}/{platform}:{account}")
+            store.set(platform, account, key, value)
+    else:
+        store.set(platform, account, key, value)
     echo(f"stored {key} for {platform} {account} ({store.backend_name})")
