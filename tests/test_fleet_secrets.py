@@ -108,3 +108,40 @@ def test_another_master_key_is_named_and_a_rotation_keeps_every_secret(conn, mas
     monkeypatch.delenv(ENV_PREVIOUS_KEY)
     after = FleetSecretStore(conn, "t")
     assert [after.get("x", n, "token") for n in "abc"] == [TOKEN, "second", "written during the rotation"]
+
+
+def test_the_rotate_command_reseals_every_tenant_and_says_when_the_old_key_may_go(conn, master_key, fleet_database,
+                                                                                 monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from archiver.cli.main import main
+
+    def rotate_command():
+        result = CliRunner().invoke(main, ["fleet", "secrets", "rotate", "--database", fleet_database,
+                                           "--archive", str(tmp_path)], catch_exceptions=False)
+        return result.exit_code, result.output
+
+    FleetSecretStore(conn, "acme").set("x", "a", "token", TOKEN)
+    FleetSecretStore(conn, "beta").set("y", "b", "token", "second")
+    monkeypatch.setenv(ENV_MASTER_KEY, generate_master_key())             # a key nobody has any more
+    FleetSecretStore(conn, "beta").set("y", "lost", "token", "sealed under a lost key")
+
+    new_key = CliRunner().invoke(main, ["fleet", "secrets", "new-key"]).output.strip()
+    monkeypatch.setenv(ENV_MASTER_KEY, new_key)
+    monkeypatch.setenv(ENV_PREVIOUS_KEY, master_key)
+    code, out = rotate_command()
+    assert code == 1 and "2 secrets of 2 tenants sealed again" in out
+    assert "not rotated: " in out and "tenant 'beta', y account 'lost'" in out and "sealed with another master key" in out
+    assert "not done: 1 secrets are still under another key" in out
+    assert TOKEN not in out and master_key not in out and new_key not in out
+
+    FleetSecretStore(conn, "beta").delete("y", "lost", "token")            # (or stored again: `archiver auth`)
+    code, out = rotate_command()
+    assert code == 0 and "0 secrets of 0 tenants" in out and f"done: every secret is under the current key; " \
+        f"{ENV_PREVIOUS_KEY} may be dropped" in out
+    monkeypatch.delenv(ENV_PREVIOUS_KEY)
+    assert FleetSecretStore(conn, "acme").get("x", "a", "token") == TOKEN
+    assert FleetSecretStore(conn, "beta").get("y", "b", "token") == "second"
+    monkeypatch.delenv(ENV_MASTER_KEY)
+    code, out = rotate_command()
+    assert code == 1 and f"set {ENV_MASTER_KEY}" in out

@@ -1,4 +1,4 @@
-"""The fleet's commands (docs/fleet.md): `archiver fleet init|add|import|rate|status|prune|sweep`,
+"""The fleet's commands (docs/fleet.md): `archiver fleet init|add|import|rate|status|prune|sweep|secrets`,
 `archiver worker`, `archiver enqueue`. They need the ``fleet`` extra; nothing of it
 (procrastinate, psycopg) is imported until a command runs, so `archiver --help` stays fast.
 """
@@ -242,6 +242,57 @@ def sweep(archive, config_path, database, storage, tenant, account_ref):
     for key in removed:
         echo(f"removed {key}")
     echo(f"swept {len(removed)} objects no generation names")
+
+
+@fleet.group()
+def secrets():
+    """The fleet's sealed secrets: a new master key, and rotating to it (docs/fleet.md, Secrets)."""
+
+
+@secrets.command(name="new-key")
+def new_key():
+    """Print a new master key (32 random bytes, base64) for ARCHIVER_FLEET_MASTER_KEY or a
+    systemd credential (`archiver fleet secrets new-key | systemd-creds encrypt - master.key`)."""
+    from archiver.fleet.secrets import generate_master_key
+
+    echo(generate_master_key())
+
+
+@secrets.command()
+@common_options
+@database_option
+@fleet_guard
+def rotate(archive, config_path, database):
+    """Seal every tenant's secrets again under the current master key
+    (ARCHIVER_FLEET_MASTER_KEY), reading old rows with the previous one
+    (ARCHIVER_FLEET_MASTER_KEY_PREVIOUS). Run it once every worker has both keys; when it says
+    done, drop the previous key. Safe to run again, and while workers run."""
+    from archiver.fleet import db
+    from archiver.fleet.secrets import ENV_PREVIOUS_KEY, load_master_keys, rotate_all
+    from archiver.secrets import SecretStoreError
+
+    try:
+        key, previous = load_master_keys()
+    except SecretStoreError as error:
+        fail(str(error))
+    with db.connect(_url(archive, config_path, database)) as connection:
+        rotation = rotate_all(connection, key, previous)
+    for problem in rotation.problems[:SHOWN_PROBLEMS]:
+        echo(f"not rotated: {problem}", err=True)
+    if len(rotation.problems) > SHOWN_PROBLEMS:
+        echo(f"… and {len(rotation.problems) - SHOWN_PROBLEMS} more not rotated", err=True)
+    echo(f"{rotation.resealed} secrets of {rotation.tenants} tenants sealed again under the master key "
+         f"{rotation.key_id} ({key.source})")
+    if rotation.done:
+        echo(f"done: every secret is under the current key; {ENV_PREVIOUS_KEY} may be dropped")
+        return
+    echo(f"not done: {rotation.left} secrets are still under another key (rows that did not open, above, or "
+         f"written meanwhile by a worker still on the old key): keep {ENV_PREVIOUS_KEY} and run this again "
+         "once every worker has the new key")
+    sys.exit(1)
+
+
+SHOWN_PROBLEMS = 20
 
 
 @click.command()

@@ -13,7 +13,8 @@ The key is 32 random bytes in base64 (``generate_master_key()``). Each row is bo
 place (tenant, platform, account, key) as associated data: a value copied to another row
 does not decrypt. Rotation: the new key as the current one, the old one in
 ``ARCHIVER_FLEET_MASTER_KEY_PREVIOUS`` (or the credential ``archiver_fleet_master_key_previous``)
-until ``rotate()`` has sealed every row again under the new key.
+until ``rotate_all()`` (`archiver fleet secrets rotate`) has sealed every row again under the
+new key.
 
 ``FleetSecretStore`` is a ``SecretStore``: connectors read and store tokens through it as
 through the keyring. A rotated refresh token is durable when ``set`` returns (one committed
@@ -26,7 +27,7 @@ import base64
 import binascii
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -163,19 +164,61 @@ class FleetSecretStore(SecretStore):
         self.conn.execute("DELETE FROM fleet_secrets WHERE tenant = %s AND platform = %s AND account = %s AND key = %s",
                           (self.tenant, platform, account, key))
 
-    def rotate(self) -> int:
+    def rotate(self, problems: list[str] | None = None) -> int:
         """Seal again under the current key every row of this tenant that an older key
-        sealed; returns how many. Run it for each tenant, then drop the previous key. A row
-        rewritten meanwhile (a token refreshed by a run) is left as that run wrote it."""
+        sealed; returns how many. A row rewritten meanwhile (a token refreshed by a run) is
+        left as that run wrote it. A row that does not open (its key is not given) raises,
+        or is skipped and described in ``problems`` when given."""
         rows = self.conn.execute(
             "SELECT platform, account, key, key_id, nonce, sealed FROM fleet_secrets WHERE tenant = %s AND key_id <> %s",
             (self.tenant, self.key.key_id)).fetchall()
         done = 0
         for platform, account, key, key_id, nonce, sealed in rows:
-            value = self._open(key_id, bytes(nonce), bytes(sealed), platform, account, key)
+            try:
+                value = self._open(key_id, bytes(nonce), bytes(sealed), platform, account, key)
+            except SecretStoreError as error:
+                if problems is None:
+                    raise
+                problems.append(str(error))
+                continue
             new_nonce, new_sealed = self._seal(value, platform, account, key)
             done += self.conn.execute(
                 "UPDATE fleet_secrets SET key_id = %s, nonce = %s, sealed = %s, updated_at = now() WHERE tenant = %s "
                 "AND platform = %s AND account = %s AND key = %s AND nonce = %s",
                 (self.key.key_id, new_nonce, new_sealed, self.tenant, platform, account, key, nonce)).rowcount
         return done
+
+
+@dataclass
+class Rotation:
+    """What `archiver fleet secrets rotate` did: rows sealed again, and what is left under
+    another key than the current one (a row that did not open; a row a worker still on the
+    old key wrote meanwhile)."""
+
+    key_id: str
+    resealed: int = 0
+    tenants: int = 0
+    problems: list[str] = field(default_factory=list)
+    left: int = 0    # rows still sealed by another key after the pass
+
+    @property
+    def done(self) -> bool:
+        """Every row is under the current key: the previous key may be dropped."""
+        return self.left == 0 and not self.problems
+
+
+def rotate_all(conn: psycopg.Connection, key: MasterKey | None = None, previous: list[MasterKey] | None = None) -> Rotation:
+    """Seal every tenant's secrets again under the current master key (the previous ones
+    read the old rows). Safe to run again, and while workers run: a row a run rewrites is
+    left as it wrote it."""
+    if key is None:
+        key, previous = load_master_keys()
+    rotation = Rotation(key.key_id)
+    tenants = [row[0] for row in conn.execute(
+        "SELECT DISTINCT tenant FROM fleet_secrets WHERE key_id <> %s ORDER BY tenant", (key.key_id,))]
+    for tenant in tenants:
+        rotation.resealed += FleetSecretStore(conn, tenant, key, previous).rotate(rotation.problems)
+    rotation.tenants = len(tenants)
+    left = conn.execute("SELECT count(*) FROM fleet_secrets WHERE key_id <> %s", (key.key_id,)).fetchone()
+    rotation.left = left[0] if left else 0
+    return rotation
