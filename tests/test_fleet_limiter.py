@@ -328,3 +328,61 @@ def test_api_clients_of_two_workers_share_the_limit_through_their_pacers(workers
     client(a, attempts=1).get_json("/a")                     # and A's next request comes after B's
     assert [(path, when - start) for path, when in seen] == [("/a", 0), ("/b", 7), ("/a", 8)]
     assert limiter_status(a.conn)[0]["throttled"] == 1
+
+
+def test_endpoints_the_platform_counts_apart_have_a_limit_each(workers):
+    """TikTok counts each endpoint apart: a listing does not wait for the profile's slots, two
+    requests to one endpoint do; a path not declared shares the API host's limit. Per user where
+    the platform counts per user token."""
+    clock, (a, b, _) = workers
+    seen = []
+
+    def platform(request):
+        seen.append((request.url.path, clock.now))
+        return httpx.Response(200, json={})
+
+    def client(limiter, user=None):
+        pacer = SharedPacer(limiter, "tiktok", lambda host: PER_SECOND, app="app-1", user=user,
+                            endpoints=("/v2/user/info/", "/v2/video/list/"), clock=clock, wall_clock=clock)
+        return ApiClient("https://api.example/tiktok", transport=httpx.MockTransport(platform), pacer=pacer,
+                         sleep=clock.sleep)
+
+    one, two = client(a), client(b)
+    start = clock.now
+    for c, path in [(one, "v2/user/info/"), (two, "v2/video/list/"), (two, "v2/user/info/"),
+                    (one, "v2/video/list/"), (one, "v2/oauth/token/"), (two, "v2/user/data/add/")]:
+        c.get_json(path)
+    assert [(path, when - start) for path, when in seen] == [
+        ("/tiktok/v2/user/info/", 0), ("/tiktok/v2/video/list/", 0),    # two endpoints: no wait
+        ("/tiktok/v2/user/info/", 1), ("/tiktok/v2/video/list/", 1),    # the same endpoint again: a second
+        ("/tiktok/v2/oauth/token/", 1), ("/tiktok/v2/user/data/add/", 2)]   # the host's limit, shared
+    keys = dict(a.conn.execute("SELECT key, requests FROM fleet_limits").fetchall())
+    assert keys == {"tiktok/app-1/v2/user/info": 2, "tiktok/app-1/v2/video/list": 2, "tiktok/app-1/api.example": 2}
+    client(a, user="account-7").get_json("v2/video/list/")            # per user: a key of its own, no wait
+    assert seen[-1][1] == clock.now and "tiktok/app-1/v2/video/list/account-7" in dict(
+        a.conn.execute("SELECT key, requests FROM fleet_limits").fetchall())
+    for c in (one, two):
+        c.close()
+
+
+def test_a_fenced_pacer_takes_no_slot_but_stops_a_zombie(workers):
+    """Media of a run (links from data, a CDN): no slot of the API's limit, the fence asked
+    before each request; without its database no request leaves either."""
+    from archiver.fleet.limiter import FencedPacer
+    from archiver.net.client import Pacer
+
+    clock, (a, _, _) = workers
+    sent = []
+    fence = a.conn.execute("UPDATE fleet_accounts SET fence = fence + 1 WHERE id = 1 RETURNING fence").fetchone()[0]
+    media = ApiClient(transport=httpx.MockTransport(lambda request: sent.append(request) or httpx.Response(200)),
+                      pacer=FencedPacer(a, (1, fence), Pacer()), sleep=clock.sleep)
+    media.request("GET", "https://cdn.example/a.jpg")
+    media.request("GET", "https://cdn.example/b.jpg")
+    assert len(sent) == 2 and a.conn.execute("SELECT count(*) FROM fleet_limits").fetchone() == (0,)
+    a.conn.execute("UPDATE fleet_accounts SET fence = fence + 1 WHERE id = 1")   # the job moved on
+    with pytest.raises(Cancelled, match="stopped: account 1: a newer run of it started"):
+        media.request("GET", "https://cdn.example/c.jpg")
+    a.conn.close()
+    with pytest.raises(Cancelled, match="the fleet database cannot be reached"):
+        media.request("GET", "https://cdn.example/d.jpg")
+    assert len(sent) == 2

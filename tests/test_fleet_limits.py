@@ -3,8 +3,11 @@ by fleet/worker.py for each run: fleet/limiter.py FleetRunLimits), against the t
 and the platforms' own simulators on loopback:
 
 * two runs of one platform at once leave no faster than the configured rate, every API request
-  through the shared limiter (the simulator's request log, arrival times on the real clock: a
-  request never leaves before its slot, so the last one's lower bound cannot flake);
+  through the shared limiter, each endpoint TikTok counts apart with a limit of its own (the
+  simulator's request log, arrival times on the real clock: a request never leaves before its
+  slot, so the last one's lower bound cannot flake);
+* a run fenced off (another worker holds the account now) sends no media download and no token
+  refresh (the simulator's log shows none), where the same run sent both before;
 * a 429 seen by one run holds the other run's next request back (fake clock);
 * YouTube runs of two accounts of one Google project spend one quota counter;
 * a single user's run (nothing installed) keeps its local pacer and budget.
@@ -88,23 +91,86 @@ def test_two_runs_of_one_platform_keep_the_configured_rate_together(fleet_databa
     secrets = MemorySecretStore()
     with installed_simulators()["tiktok"].start_demo(posts=21, followers=4) as world:   # 2 pages of videos
         ids = _fleet(fleet_database, world, "tiktok", ("one", "two"), secrets)
-        # The operator's rate for TikTok (instead of the connector's 600 a minute): 4 a second, no burst.
+        # The operator's rate for TikTok (instead of the connector's 600 a minute): 4 a second, no burst,
+        # for each endpoint (TikTok counts /v2/user/info/, /v2/video/list/ … apart).
         fetch(fleet_database, "INSERT INTO fleet_rates (platform, per_minute, burst) VALUES ('tiktok', 240, 1) "
               "RETURNING platform")
         arrivals = _timed(world.fake)
         start = time.time()
         results = _run_at_once(FleetServices(fleet_database, LocalArchives(tmp_path, secrets=secrets)), ids)
     assert results == {ids[0]: "ok", ids[1]: "ok"}
-    api = sorted(when for when, path, status in arrivals if path.startswith("/v2/") and "/oauth/" not in path)
     assert all(status != 429 for _, _, status in arrivals)
-    ((limited, waits),) = fetch(fleet_database, "SELECT sum(requests), sum(waits) FROM fleet_limits "
-                                "WHERE platform = 'tiktok'")
-    assert limited == len(api) >= 6 and waits > 0   # every API request took a slot (covers from the CDN
-    # did not: media are not the API's), and the runs queued for theirs
-    # Slots are 0.25 s apart from the first reservation (after ``start``) and no request leaves
-    # before its own: the n-th arrival comes (n-1) intervals after the start at the earliest.
-    for n, when in enumerate(api):
-        assert when - start >= n * 0.25 - 0.01, (n, when - start)
+    by_endpoint: dict[str, list[float]] = {}
+    for when, path, _ in sorted(arrivals):
+        if path.startswith("/v2/") and "/oauth/" not in path:
+            by_endpoint.setdefault(path, []).append(when)
+    keys = dict(fetch(fleet_database, "SELECT key, requests FROM fleet_limits WHERE platform = 'tiktok'"))
+    # Every API request took a slot of its endpoint's limit (covers from the CDN took none:
+    # media are not the API's), one limit per endpoint, none host-wide.
+    assert keys == {f"tiktok/default{path.rstrip('/')}": len(times) for path, times in by_endpoint.items()}
+    assert len(by_endpoint["/v2/video/list/"]) >= 4 and len(by_endpoint) >= 2
+    ((waits,),) = fetch(fleet_database, "SELECT sum(waits) FROM fleet_limits WHERE platform = 'tiktok'")
+    assert waits > 0                                  # the runs queued for their slots
+    # Slots of an endpoint are 0.25 s apart from its first reservation (after ``start``) and no
+    # request leaves before its own: its n-th arrival comes (n-1) intervals after the start at the earliest.
+    for path, times in by_endpoint.items():
+        for n, when in enumerate(times):
+            assert when - start >= n * 0.25 - 0.01, (path, n, when - start)
+
+
+def test_a_fenced_off_run_sends_no_media_download_and_no_token_refresh(fleet_database):
+    """A zombie: its run still holds an API client, a media client and its tokens when another
+    worker takes the account over (the fence moves). Its next media download (a CDN file: no API
+    slot, but the fence is asked) and its next token refresh (a rotating refresh token spent by the
+    zombie would cut the live run off) are stopped before they leave."""
+    from archiver.connector import get_connector
+    from archiver.fleet import accounts as fleet_accounts
+    from archiver.fleet import db, ledger
+    from archiver.fleet.limiter import FleetRunLimits
+    from archiver.net.client import Cancelled
+    from archiver.secrets import MemorySecretStore
+    from archiver.sim import installed_simulators
+
+    secrets = MemorySecretStore()
+    with installed_simulators()["tiktok"].start_demo(posts=2, followers=2) as world:
+        (account_id,) = _fleet(fleet_database, world, "tiktok", ("one",), secrets)
+        with db.connect(fleet_database) as connection:
+            account = fleet_accounts.get(connection, account_id)
+            assert account is not None
+            ticket = ledger.start_run(connection, account_id, SLOT, job_id=None, worker="zombie", full=False)
+        limits = FleetRunLimits(fleet_database, "tiktok", fence=(account_id, ticket.fence))
+        try:
+            with run_limits(limits):        # what the worker does around a run
+                connector = get_connector("tiktok")(account.config(), secrets)
+                api, media = connector._api(), connector.media_client()
+            videos, _, _ = api.list_videos(None)
+            covers = [video["cover_image_url"] for video in videos]
+
+            def download(url: str) -> bytes:
+                with media.stream("GET", url) as response:
+                    return response.read()
+
+            # While the run holds the account, both leave.
+            assert download(covers[0])
+            api.tokens.refresh()
+            sent = [path for _, path, _ in world.fake.log]
+            assert sum(path.startswith("/cdn/") for path in sent) == 1 and sent.count("/v2/oauth/token/") == 1
+            host = world.base_url.split("://")[1].split(":")[0]
+            # The refresh took a slot of the token endpoint's host (the endpoints counted apart have theirs).
+            assert fetch(fleet_database, "SELECT requests FROM fleet_limits WHERE key = %s",
+                         (f"tiktok/default/{host}",)) == [(1,)]
+
+            fetch(fleet_database, "UPDATE fleet_accounts SET fence = fence + 1 WHERE id = %s RETURNING fence",
+                  (account_id,))    # another worker's run of the account started
+            with pytest.raises(Cancelled, match="a newer run of it started"):
+                download(covers[1])
+            with pytest.raises(Cancelled, match="a newer run of it started"):
+                api.tokens.refresh()
+            assert [path for _, path, _ in world.fake.log] == sent     # nothing more was sent
+        finally:
+            api.close()
+            media.close()
+            limits.close()
 
 
 def test_a_429_seen_by_one_run_holds_the_other_runs_next_request(fleet_database):
@@ -267,9 +333,12 @@ def test_a_night_of_simulated_accounts_over_three_workers_never_meets_the_platfo
     assert fetch(fleet_database, "SELECT count(*) FROM fleet_runs WHERE status = 'ok'") == [(len(names),)]
     api = sorted(when for when, path, _ in arrivals if path.startswith("/v2/") and "/oauth/" not in path)
     refused = [path for _, path, status in arrivals if status == 429]
-    busiest = max(sum(1 for t in api if start <= t < start + window) for start in api)
+    # TikTok counts each endpoint apart, and so does the fleet's limit: the busiest window of each.
+    endpoints = {path for _, path, _ in arrivals if path.startswith("/v2/") and "/oauth/" not in path}
+    busiest = max(max(sum(1 for t in times if start <= t < start + window) for start in times)
+                  for times in ([when for when, path, _ in arrivals if path == endpoint] for endpoint in endpoints))
     print(f"\n{len(names)} accounts over 3 workers: {len(api)} API requests in {took:.1f} s, "
-          f"busiest {window:.0f} s window {busiest} (limit 18), 429s: {len(refused)}")
+          f"busiest {window:.0f} s window of an endpoint {busiest} (limit 18), 429s: {len(refused)}")
     assert refused == [] and len(api) >= 3 * len(names)   # a profile and two pages of videos at least
     # Slots are 1/3 s apart and none leaves early, but one that leaves late (a busy machine) counts
     # in a window with those after it: a second late adds 3. The simulator's own count (no 429,

@@ -62,12 +62,15 @@ class ApiRate:
     fleet's workers keep it together (fleet/limiter.py: every worker's requests to the
     platform's API hosts share one limit, a rate an operator may lower in the fleet's
     database, docs/fleet.md "Rates"). ``per_user``: the platform counts per user token, so
-    each account has its own limit (else every account of one app shares it)."""
+    each account has its own limit (else every account of one app shares it). ``endpoints``:
+    the paths the platform counts apart (TikTok: each endpoint has its own 600 a minute), each
+    with its own limit at this rate; every other request to the API host shares the host's."""
 
-    per_minute: float                   # requests a minute on average (per API host)
+    per_minute: float                   # requests a minute on average (per API host, or per endpoint)
     burst: int = 1                      # at most this many at once
     per_user: bool = False
     source: str = ""                    # the official page the number comes from
+    endpoints: tuple[str, ...] = ()     # URL paths counted apart ("/v2/video/list/")
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,9 @@ their requests together, so the limit must be one for all of them:
   charge their local one.
 * ``SharedPacer`` — a ``net.client.Pacer`` for an ApiClient (``pacer=``): the client takes a
   slot before each request to a limited host and reports each Retry-After to every worker.
+  A limit is the API host's, or an endpoint's where the platform counts endpoints apart.
+* ``FencedPacer`` — for a run's clients that fetch links taken from data (media from a CDN):
+  no slot, but no request once the run was fenced off (another worker holds the account).
 * ``LimitedTransport`` — the same as an httpx transport, for API requests only.
 
 The clock is the database's (``clock_timestamp()``): every worker sees the same time,
@@ -187,10 +190,16 @@ class SharedLimiter(_Database):
         }).fetchone()
         if row is not None:
             return float(row[0])
-        if fence and not self.execute("SELECT 1 FROM fleet_accounts WHERE id = %s AND fence = %s", fence).fetchone():
+        if fence:
+            self.check_fence(fence)
+        raise LimiterBusy(key, self.wait_for(key, rate))
+
+    def check_fence(self, fence: tuple[int, int]) -> None:
+        """Raise FencedOut unless the run's fence (account id, fence) is still the account's."""
+        account, fence_value = fence
+        if not self.execute("SELECT 1 FROM fleet_accounts WHERE id = %s AND fence = %s", fence).fetchone():
             raise FencedOut(f"account {account}: a newer run of it started (fence {fence_value} is no longer "
                             "current); this worker makes no more requests for it")
-        raise LimiterBusy(key, self.wait_for(key, rate))
 
     def wait_for(self, key: LimitKey, rate: Rate) -> float:
         """How long the next request with ``key`` would wait now (nothing is reserved)."""
@@ -309,6 +318,15 @@ class SharedQuota(DailyBudget):
 # --------------------------------------------------------------------------- transport
 
 
+def endpoint_of(path: str, endpoints: tuple[str, ...]) -> str | None:
+    """The declared endpoint (ApiRate.endpoints) a request's URL path is, if any: the path
+    itself or its end (an API under a path prefix, a simulator's), as the key names it."""
+    for endpoint in endpoints:
+        if path == endpoint or path.endswith(endpoint):
+            return endpoint.strip("/")
+    return None
+
+
 class SharedPacer(Pacer):
     """A net.client.Pacer that also keeps the fleet's shared limit: an ApiClient built with it
     (``pacer=``) takes a slot of ``limiter`` for each request to a host ``rate_for`` names,
@@ -317,41 +335,99 @@ class SharedPacer(Pacer):
     rate-limit headers of this client's answers) stays as it is.
 
     Unlike a transport, a pacer leaves the client's network alone: a client built with a
-    LinkPolicy keeps its checked connections. The key is (platform, app, host[, user])."""
+    LinkPolicy keeps its checked connections. The key is (platform, app, host[, user]), or
+    (platform, app, endpoint[, user]) for a request to one of ``endpoints`` (the paths the
+    platform counts apart, each at the rate: ApiRate.endpoints)."""
 
     def __init__(self, limiter: SharedLimiter, platform: str, rate_for: Callable[[str], Rate | None], *,
                  app: str = "default", user: str | None = None, fence: tuple[int, int] | None = None,
-                 local: Pacer | None = None, **pacer_options: Any):
+                 local: Pacer | None = None, endpoints: tuple[str, ...] = (), **pacer_options: Any):
         """``local``: the client's own pacer, kept as it is (its pacing, shared with the
         connector's other clients); without one, this pacer paces locally itself."""
         super().__init__(**pacer_options)
         self.limiter, self.platform, self.rate_for = limiter, platform, rate_for
-        self.app, self.user, self.fence, self.local = app, user, fence, local
+        self.app, self.user, self.fence, self.local, self.endpoints = app, user, fence, local, endpoints
 
-    def _limit(self, host: str) -> tuple[LimitKey, Rate] | None:
+    def limit_of(self, host: str, path: str = "") -> tuple[LimitKey, Rate] | None:
+        """The key and rate a request to ``host`` and ``path`` counts against (None: not limited)."""
         rate = self.rate_for(host)
-        return (LimitKey(self.platform, self.app, host, self.user), rate) if rate else None
+        if rate is None:
+            return None
+        return LimitKey(self.platform, self.app, endpoint_of(path, self.endpoints) or host, self.user), rate
 
     def delay_for(self, host: str) -> float:
         return self.local.delay_for(host) if self.local is not None else super().delay_for(host)
 
-    def wait(self, host: str, sleep: Callable[[float], None]) -> None:
+    def _local_wait(self, host: str, sleep: Callable[[float], None]) -> None:
         if self.local is not None:
             self.local.wait(host, sleep)
         else:
-            super().wait(host, sleep)
-        limit = self._limit(host)
-        if limit is not None:
-            _acquire_or_stop(self.limiter, *limit, fence=self.fence, sleep=sleep)
+            Pacer.wait(self, host, sleep)
 
-    def observe(self, host: str, headers: httpx.Headers) -> None:
+    def _local_observe(self, host: str, headers: httpx.Headers) -> None:
         if self.local is not None:
             self.local.observe(host, headers)
         else:
-            super().observe(host, headers)
-        limit = self._limit(host)
+            Pacer.observe(self, host, headers)
+
+    def _take(self, limit: tuple[LimitKey, Rate] | None, sleep: Callable[[float], None]) -> None:
+        if limit is not None:
+            _acquire_or_stop(self.limiter, *limit, fence=self.fence, sleep=sleep)
+
+    def _report(self, limit: tuple[LimitKey, Rate] | None, headers: httpx.Headers) -> None:
         if limit is not None and "retry-after" in headers:
             self.limiter.slow_down(*limit, parse_retry_after(headers.get("retry-after")))
+
+    def before_request(self, request: httpx.Request, sleep: Callable[[float], None]) -> None:
+        self._local_wait(request.url.host, sleep)
+        self._take(self.limit_of(request.url.host, request.url.path), sleep)
+
+    def after_response(self, request: httpx.Request, response: httpx.Response) -> None:
+        self._local_observe(request.url.host, response.headers)
+        self._report(self.limit_of(request.url.host, request.url.path), response.headers)
+
+    # A caller that knows only the host (no request): the host's limit.
+    def wait(self, host: str, sleep: Callable[[float], None]) -> None:
+        self._local_wait(host, sleep)
+        self._take(self.limit_of(host), sleep)
+
+    def observe(self, host: str, headers: httpx.Headers) -> None:
+        self._local_observe(host, headers)
+        self._report(self.limit_of(host), headers)
+
+
+class FencedPacer(Pacer):
+    """The pacer of a fleet run's clients that fetch links taken from data (media from a
+    CDN, a signed download link): they take no slot of the API's limit, but a run that was
+    fenced off (another worker holds the account now) sends none — the fence is asked of
+    the database before each request. ``local``: the client's own pacer, kept as it is."""
+
+    def __init__(self, limiter: SharedLimiter, fence: tuple[int, int], local: Pacer):
+        super().__init__()
+        self.limiter, self.fence, self.local = limiter, fence, local
+
+    def delay_for(self, host: str) -> float:
+        return self.local.delay_for(host)
+
+    def wait(self, host: str, sleep: Callable[[float], None]) -> None:
+        self.local.wait(host, sleep)
+        _stop_unless_current(self.limiter, self.fence)
+
+    def observe(self, host: str, headers: httpx.Headers) -> None:
+        self.local.observe(host, headers)
+
+
+def _stop_unless_current(limiter: SharedLimiter, fence: tuple[int, int]) -> None:
+    """limiter.check_fence; a run fenced off (or whose fence cannot be asked) is stopped."""
+    try:
+        limiter.check_fence(fence)
+    except FencedOut as stop:
+        raise Cancelled(f"stopped: {stop}") from stop
+    except Exception as error:
+        if not _database_error(error):
+            raise
+        raise Cancelled(f"stopped: the fleet database cannot be reached ({type(error).__name__}); "
+                        "no request leaves without knowing the run still holds its account") from error
 
 
 def _acquire_or_stop(limiter: SharedLimiter, key: LimitKey, rate: Rate, *, fence: tuple[int, int] | None,
@@ -450,13 +526,9 @@ def platform_rate(conn: psycopg.Connection, platform: str, app: str = "default")
     """The rate a fleet keeps for ``platform``'s API requests of ``app`` and whether the
     platform counts it per user token: the operator's (table fleet_rates: the app's row,
     else the platform's '*' row), else the connector's declaration (Connector.api_rate),
-    else DEFAULT_RATE."""
-    from archiver.connector import UnknownPlatform, get_connector
-
-    try:
-        declared = get_connector(platform).api_rate
-    except UnknownPlatform:
-        declared = None
+    else DEFAULT_RATE. Where the platform counts endpoints apart (``declared_endpoints``),
+    the rate is each endpoint's."""
+    declared = _declared_rate(platform)
     per_user = bool(declared and declared.per_user)
     row = conn.execute("SELECT per_minute, burst FROM fleet_rates WHERE platform = %s AND app IN (%s, '*') "
                        "ORDER BY app = '*' LIMIT 1", (platform, app)).fetchone()
@@ -467,13 +539,30 @@ def platform_rate(conn: psycopg.Connection, platform: str, app: str = "default")
     return DEFAULT_RATE, per_user
 
 
+def declared_endpoints(platform: str) -> tuple[str, ...]:
+    """The paths ``platform`` counts apart (ApiRate.endpoints), each with its own limit."""
+    declared = _declared_rate(platform)
+    return declared.endpoints if declared else ()
+
+
+def _declared_rate(platform: str):
+    from archiver.connector import UnknownPlatform, get_connector
+
+    try:
+        return get_connector(platform).api_rate
+    except UnknownPlatform:
+        return None
+
+
 class FleetRunLimits:
     """The limits of one fleet run (a net.client.RunLimits; fleet/worker.py installs it with
     ``net.client.run_limits`` around the run): each API client of the run paces through
-    ``SharedPacer`` — one limit per (platform, app, API host[, account]) for every worker,
-    the run's fence checked with each slot — and a connector's daily budget is a
-    ``SharedQuota`` counted per (platform, project) by the whole fleet. Clients that fetch
-    links taken from data (media from a CDN) keep their local pacing only.
+    ``SharedPacer`` — one limit per (platform, app, API host or endpoint[, account]) for
+    every worker, the run's fence checked with each slot — and a connector's daily budget
+    is a ``SharedQuota`` counted per (platform, project) by the whole fleet. Clients that
+    fetch links taken from data (media from a CDN) keep their local pacing and take no
+    slot, but send nothing once the run is fenced off (``FencedPacer``). A token refresh
+    takes a slot as an API request does, and a fenced-off run sends none.
 
     ``database_url``: the limiter and the quotas connect on their own (each reconnects once
     after a database restart), when first used: a run that makes no API client costs nothing;
@@ -482,21 +571,28 @@ class FleetRunLimits:
 
     def __init__(self, database_url: str, platform: str, rate: Rate | None = None, *, app: str = "default",
                  user: str | None = None, fence: tuple[int, int] | None = None,
-                 clock: Callable[[], float] | None = None, max_wait: float = DEFAULT_MAX_WAIT):
+                 clock: Callable[[], float] | None = None, max_wait: float = DEFAULT_MAX_WAIT,
+                 endpoints: tuple[str, ...] | None = None):
+        """``endpoints``: the paths counted apart; None: the platform's declaration."""
         self.database_url, self.platform, self.rate, self.app = database_url, platform, rate, app
         self.user, self.fence, self.clock = user, fence, clock
+        self.endpoints = declared_endpoints(platform) if endpoints is None else endpoints
         self.limiter = SharedLimiter(database_url, clock=clock, max_wait=max_wait)
         self._quotas: list[SharedQuota] = []
         self._per_user = False
 
-    def pacer(self, local: Pacer, *, checked_links: bool) -> Pacer:
-        if checked_links:
-            return local
+    def _shared(self, local: Pacer | None) -> SharedPacer:
         if self.rate is None:
             self.rate, self._per_user = platform_rate(self.limiter.conn, self.platform, self.app)
         rate = self.rate
         return SharedPacer(self.limiter, self.platform, lambda host: rate, app=self.app,
-                           user=self.user if self._per_user else None, fence=self.fence, local=local)
+                           user=self.user if self._per_user else None, fence=self.fence, local=local,
+                           endpoints=self.endpoints)
+
+    def pacer(self, local: Pacer, *, checked_links: bool) -> Pacer:
+        if checked_links:
+            return FencedPacer(self.limiter, self.fence, local) if self.fence else local
+        return self._shared(local)
 
     def daily_budget(self, local: DailyBudget, *, project: str) -> DailyBudget:
         # The project's name may be a client id kept among the secrets: the row holds a fingerprint.
@@ -504,6 +600,15 @@ class FleetRunLimits:
                             what=local.what, unit=local.unit, zone=local.zone, clock=local.clock)
         self._quotas.append(quota)
         return quota
+
+    def token_refresh(self, url: str | None) -> None:
+        """A slot for the refresh: the token endpoint's (its host's, or its own where the
+        platform counts it apart; "token" when the URL is unknown), under the run's fence."""
+        shared = self._shared(None)
+        parts = urlsplit(url or "")
+        limit = shared.limit_of(parts.hostname or "token", parts.path)
+        if limit is not None:
+            _acquire_or_stop(self.limiter, *limit, fence=self.fence, sleep=self.limiter.sleep)
 
     def close(self) -> None:
         self.limiter.close()

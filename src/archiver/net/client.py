@@ -8,9 +8,10 @@ Everything a platform call needs, written once:
   during every wait.
 * ``Pacer`` — per-host pacing: a minimum interval between requests, and a pause until the
   window resets when the rate-limit headers say nothing is left.
-* ``RunLimits`` — where a run's clients get their pacer and daily budgets: the local ones
-  (a single user's run), or what a run-scoped provider gives (a fleet worker installs one
-  with ``run_limits`` for each run: limits shared by every worker, fleet/limiter.py).
+* ``RunLimits`` — where a run's clients get their pacer and daily budgets, and what a token
+  refresh waits for: the local ones (a single user's run: nothing), or what a run-scoped
+  provider gives (a fleet worker installs one with ``run_limits`` for each run: limits
+  shared by every worker and the run's fence, fleet/limiter.py).
 * ``scrubber`` — the process-wide registry of secrets. Exception messages, log lines and
   stored URLs pass through it, so a token never leaves the process by accident.
 
@@ -351,6 +352,15 @@ class Pacer:
         with self._lock:
             self._last_request[host] = self._clock()
 
+    def before_request(self, request: httpx.Request, sleep: Callable[[float], None]) -> None:
+        """What ApiClient calls before ``request`` leaves: ``wait`` for its host (a pacer
+        that counts per endpoint reads the path too)."""
+        self.wait(request.url.host, sleep)
+
+    def after_response(self, request: httpx.Request, response: httpx.Response) -> None:
+        """What ApiClient calls with each answer: ``observe`` its headers for its host."""
+        self.observe(request.url.host, response.headers)
+
     def observe(self, host: str, headers: httpx.Headers) -> None:
         """Read rate-limit headers from a response to ``host``."""
         wait = 0.0
@@ -393,6 +403,13 @@ class RunLimits(Protocol):
         """The daily budget (a net.budget.DailyBudget, which imports this module) to charge
         instead of ``local`` (one too): ``project`` names what the
         platform counts the budget against (an app, a cloud project), never a secret."""
+        ...
+
+    def token_refresh(self, url: str | None) -> None:
+        """A token of this run is about to be refreshed (net/tokens.py; ``url``: the token
+        endpoint, when known): return when the request may leave, or raise ``Cancelled``
+        when the run must not make it (another run holds the account now: a rotated refresh
+        token spent by a zombie would cut the live run off)."""
         ...
 
 
@@ -652,8 +669,7 @@ class ApiClient:
         request = self._client.build_request(
             call.method, call.url, **{**call.kwargs, "headers": headers}
         )
-        host = request.url.host
-        self.pacer.wait(host, self._sleep)
+        self.pacer.before_request(request, self._sleep)
         self._check_cancel()
         log.debug("%s", call.label)
         try:
@@ -664,7 +680,7 @@ class ApiClient:
         except httpx.TransportError as exc:
             raise NetError(f"{call.label}: {type(exc).__name__}: {exc}",
                            kind="transport") from None
-        self.pacer.observe(host, response.headers)
+        self.pacer.after_response(request, response)
         return response, auth_header
 
     def _auth_failed(self, response: httpx.Response) -> bool:

@@ -7,6 +7,11 @@ refreshed is ``_refresh_locked``'s: ``OAuth2Tokens`` below does it for the platf
 follow OAuth 2.0 (the code exchange and the refresh_token grant, once for all of them);
 others (a session API, a token that is exchanged for a fresh one) write their own.
 
+In a fleet's run (a ``net.client.RunLimits`` installed when the record is made) a refresh
+first asks the run's limits: it takes a slot of the shared rate limit, and a run that another
+worker has taken over (fenced off) sends none — a zombie spending a rotating refresh token
+would cut the live run off.
+
 It is a net.TokenProvider: ``header()`` gives the bearer header, refreshing first (once,
 under the lock) when ``refresh_due()`` (by default: the record's ``access_expires_at`` is
 within ``refresh_margin``); ``refresh()`` is what the ApiClient calls after the platform
@@ -29,7 +34,7 @@ import time
 from contextlib import contextmanager
 from typing import Any, Callable, ClassVar, Iterator
 
-from archiver.net.client import NetError, scrubber
+from archiver.net.client import NetError, current_run_limits, scrubber
 from archiver.net.oauth import pkce_pair, run_loopback_flow, token_request
 
 TOKENS_KEY = "tokens"   # the SecretStore key of the whole record
@@ -45,6 +50,8 @@ class StoredTokens:
         self.account = account
         self._lock = threading.Lock()   # refreshes are serialized
         self._tokens: dict[str, Any] | None = None
+        # A fleet run's limits, as an ApiClient keeps the ones it was made under (None: a single user's run).
+        self._run_limits = current_run_limits()
 
     def load(self) -> dict[str, Any]:
         if self._tokens is None:
@@ -80,7 +87,7 @@ class StoredTokens:
             with self._refreshing():
                 self._reread()
                 if self.refresh_due():
-                    self._refresh_locked()
+                    self._refresh_now()
 
     def header(self) -> dict[str, str]:
         self.refresh_when_due()
@@ -92,7 +99,17 @@ class StoredTokens:
         refused = self.load()
         with self._refreshing():
             if self._tokens is refused and not self._reread():
-                self._refresh_locked()
+                self._refresh_now()
+
+    def refresh_url(self) -> str | None:
+        """The token endpoint a refresh posts to, when known (a fleet run's limits key it)."""
+        return None
+
+    def _refresh_now(self) -> None:
+        """``_refresh_locked`` (the lock is held), once the run's limits let it leave."""
+        if self._run_limits is not None:
+            self._run_limits.token_refresh(self.refresh_url())
+        self._refresh_locked()
 
     @contextmanager
     def _refreshing(self) -> Iterator[None]:
@@ -168,6 +185,9 @@ class OAuth2Tokens(StoredTokens):
 
     def credentials_hint(self, key: str) -> str:
         return f"run `archiver auth {self.platform} --account {self.account}` to enter your app's {key.replace('_', ' ')}"
+
+    def refresh_url(self) -> str | None:
+        return self.token_url
 
     # -- the grants --------------------------------------------------------------------
     def store(self, answer: dict[str, Any]) -> dict[str, Any]:
