@@ -186,8 +186,8 @@ def test_a_worker_with_object_storage_checks_out_runs_and_checkpoints_by_generat
                            install_signal_handlers=False)
     assert fetch(fleet_database, "SELECT status FROM fleet_runs ORDER BY id") == [("ok",), ("ok",)]
     assert fetch(fleet_database, "SELECT generation FROM fleet_archives WHERE account_id = %s", [account.id]) == [(2,)]
-    working_copy = tmp_path / "m2" / "runs" / str(account.id) / "archive.db"
-    archive = sqlite3.connect(working_copy)
+    [generation_2] = (tmp_path / "m2" / "cache" / str(account.id)).glob("2-*.sqlite")   # what m2 uploaded
+    archive = sqlite3.connect(generation_2)
     assert archive.execute("SELECT count(*) FROM posts").fetchone()[0] == 3
     assert [row[0] for row in archive.execute("SELECT status FROM runs ORDER BY run_id")] == ["ok", "ok"]   # both runs
     archive.close()

@@ -208,7 +208,8 @@ def test_a_worker_killed_mid_run_resumes_from_the_last_uploaded_generation(fleet
             run_worker(FleetServices(fleet_database, runner, stale_seconds=1.0), queues=["accounts"], wait=False,
                        install_signal_handlers=False)
     assert fetch(fleet_database, "SELECT status FROM fleet_runs ORDER BY id") == [("interrupted",), ("ok",)]
-    final = sqlite3.connect(tmp_path / "m2" / "runs" / str(account.id) / "archive.db")
+    [generation] = (tmp_path / "m2" / "cache" / str(account.id)).glob("*.sqlite")   # the last one m2 uploaded
+    final = sqlite3.connect(generation)
     runs = final.execute("SELECT status FROM runs ORDER BY run_id").fetchall()
     posts = final.execute("SELECT count(*) FROM posts").fetchone()[0]
     final.close()

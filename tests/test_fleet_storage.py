@@ -321,10 +321,21 @@ def test_workers_run_a_simulated_account_from_the_object_store_with_its_secrets_
                                                                    secrets_for=lambda tenant: secrets), name=name)
                 for name in ("A", "B")}
         assert runs["A"].run_job(account.id, night, full=False, job_id=None) == "ok"
+        fetched_by_a = [path for _, path, _ in world.fake.log if path.startswith("/cdn/")]
+        world.fake.log.clear()
         assert runs["B"].run_job(account.id, night + dt.timedelta(days=1), full=False, job_id=None) == "ok"
+        # B never held the account: the files A archived came from the store, not the platform again
+        # (but the owner's picture, which every run fetches, a single user's too: it may have changed).
+        fetched_by_b = [path for _, path, _ in world.fake.log if path.startswith("/cdn/")]
+        assert len(fetched_by_a) == 4 and fetched_by_b == fetched_by_a[:1]
 
         assert connection.execute("SELECT generation, fence FROM fleet_archives").fetchone() == (2, 2)
-    archive = sqlite3.connect(tmp_path / "B" / "runs" / str(account.id) / "archive.db")
+    # Each run's working folder goes once its last checkpoint is in: a worker's disk does not
+    # keep every account's media; the generation it uploaded stays in its cache.
+    assert not (tmp_path / "A" / "runs" / str(account.id)).exists()
+    assert not (tmp_path / "B" / "runs" / str(account.id)).exists()
+    [cached] = (tmp_path / "B" / "cache" / str(account.id)).glob("2-*.sqlite")
+    archive = sqlite3.connect(cached)
     try:
         assert archive.execute("SELECT count(*) FROM posts").fetchone()[0] == 3
         # B's run went on from A's archive: an incremental run after A's first, full one.

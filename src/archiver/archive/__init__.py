@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 
 from sqlite_utils import Database
 
@@ -16,13 +17,26 @@ MEDIA_DIR = "media"
 
 
 class Archive:
-    """An archive folder, created private to the user, with its schema up to date."""
+    """An archive folder, created private to the user, with its schema up to date.
 
-    def __init__(self, folder: str | Path):
+    ``media_elsewhere``: where the media folder's files are kept besides this disk (a
+    fleet's object store): given a file's path under media/, it lays the file there and
+    says whether it could. A run then finds a file it archived before without fetching it
+    from the platform again, though this folder never held it."""
+
+    def __init__(self, folder: str | Path, *, media_elsewhere: Callable[[str], bool] | None = None):
         self.folder = Path(folder).expanduser()
         self.db_path = self.folder / DB_NAME
         self.media_root = self.folder / MEDIA_DIR
+        self.media_elsewhere = media_elsewhere
         self._db: Database | None = None
+
+    def has_media_file(self, relative: str) -> bool:
+        """Whether media/``relative`` is on disk (laid there from ``media_elsewhere`` if needed)."""
+        if (self.media_root / relative).is_file():
+            return True
+        return self.media_elsewhere is not None and self.media_elsewhere(relative) \
+            and (self.media_root / relative).is_file()
 
     def create(self) -> "Archive":
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)

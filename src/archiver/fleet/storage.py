@@ -94,6 +94,18 @@ class CheckedOut:
         Raises FencedOut when another run of the account has started since."""
         return self.store.checkpoint(self)
 
+    def fetch_media(self, relative: str) -> bool:
+        """Lay media/``relative`` into the working copy from the store (an Archive's
+        ``media_elsewhere``): a file an earlier run archived, on any worker, is not fetched
+        from the platform again. False when the store does not have it."""
+        try:
+            fleet_media.fetch(self.store.objects, self.folder / "media", relative)
+        except StorageError as error:
+            log.info("account %s: media/%s not taken from the store (%s)", self.account_id, relative, error)
+            return False
+        self.uploaded_media.add(relative)
+        return True
+
 
 class ArchiveStore:
     """Archives by generation: the pointer in PostgreSQL (``conn``, an autocommit

@@ -24,6 +24,7 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import shutil
 import signal
 import socket
 import threading
@@ -119,9 +120,11 @@ class StoredArchives:
 
             outcome = _run_in_folder(account, copy.folder, self.secrets_for(account.tenant), full=full,
                                      cancel=lambda: fenced.is_set() or cancel(), transport=self.transport,
-                                     progress=after_page)
+                                     progress=after_page, media_elsewhere=copy.fetch_media)
             if not fenced.is_set():
                 checkpoint()
+                if not fenced.is_set():   # all of it is in the store: this disk does not keep every account's media
+                    shutil.rmtree(copy.folder, ignore_errors=True)
             if fenced.is_set():
                 return RunOutcome("interrupted", "another run of the account started; this one's work after its "
                                   "last checkpoint does not count", outcome.counts)
@@ -129,7 +132,8 @@ class StoredArchives:
 
 
 def _run_in_folder(account: FleetAccount, folder: Path, secrets, *, full: bool, cancel: Callable[[], bool],
-                   transport=None, progress: Callable[[str], None] | None = None) -> RunOutcome:
+                   transport=None, progress: Callable[[str], None] | None = None,
+                   media_elsewhere: Callable[[str], bool] | None = None) -> RunOutcome:
     """One account's API run into the archive in ``folder``: the same run_export a single
     user's run is, with the daemon's rule for when it is a full listing."""
     from archiver.archive import Archive
@@ -140,7 +144,8 @@ def _run_in_folder(account: FleetAccount, folder: Path, secrets, *, full: bool, 
     from archiver.sync.runner import mark_dead_runs
 
     config = account.config()
-    workspace = Workspace(Archive(folder), Config(path=None, accounts=[config]), secrets)
+    workspace = Workspace(Archive(folder, media_elsewhere=media_elsewhere), Config(path=None, accounts=[config]),
+                          secrets)
     try:
         workspace.archive.create()
         with workspace.archive.writing():

@@ -239,7 +239,10 @@ class MediaDownloader:
         try:  # found by its content address: the page that linked it may not have committed
             path = self.media.path_for(row[0])
         except FileNotFoundError:
-            return None
+            stored = self.archive.db.execute("SELECT path FROM media WHERE sha256=?", [row[0]]).fetchone()
+            if stored is None or not self.archive.has_media_file(stored[0]):
+                return None
+            path = self.media.root / stored[0]
         if path.stat().st_size != row[1]:
             return None
         return StoredFile(row[0], path.relative_to(self.media.root).as_posix(),
@@ -252,12 +255,13 @@ class MediaDownloader:
             "SELECT m.sha256, m.path, m.mime, m.size FROM collections c JOIN media m ON m.sha256 = c.cover_sha256 "
             "WHERE c.platform=? AND c.collection_id=? AND c.cover_source=?",
             [self.account.platform, collection_id, avatar_source(ref)]).fetchone()
-        if row is None or not (self.media.root / row[1]).is_file():
+        if row is None or not self.archive.has_media_file(row[1]):
             return None
         return StoredFile(row[0], row[1], row[2], row[3])
 
     def _held_file(self, post_id: str | None, ref: MediaRef) -> StoredFile | None:
-        """The archive's own copy of the file ``ref`` names, when it is still on disk: the
+        """The archive's own copy of the file ``ref`` names, when it is still on disk (or kept
+        elsewhere: Archive.media_elsewhere): the
         file with the hash the platform gave (a Bluesky blob is the same bytes wherever it
         is used), or the file the post's slot got from the same link (compared without the
         query string: incremental runs re-read the newest posts for fresh counts)."""
@@ -275,7 +279,7 @@ class MediaDownloader:
             ).fetchone()
         else:
             return None
-        if row is None or not (self.media.root / row[1]).is_file():
+        if row is None or not self.archive.has_media_file(row[1]):
             return None
         return StoredFile(row[0], row[1], row[2], row[3])
 
