@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import signal
+import threading
 from dataclasses import dataclass
 
 import pytest
@@ -144,6 +145,42 @@ def test_enqueue_of_one_account_twice_in_a_minute_is_one_run(fleet_database):
         one = accounts.find(connection, "t/mastodon:a00000")
         assert dispatch.enqueue_now(app, one, NOON).deferred == ["t/mastodon:a00000"]
         assert dispatch.enqueue_now(app, one, NOON + dt.timedelta(seconds=30)).already_queued == ["t/mastodon:a00000"]
+
+
+def test_a_worker_that_stops_once_the_queue_is_empty_lets_its_running_runs_finish(fleet_database):
+    """wait=False, concurrency 3: the first run ends while two are held mid-way; the worker's
+    next fetch finds the queue empty. It stops only after the two end (they were once
+    stopped "by request" there, recorded interrupted)."""
+    import logging
+
+    ids = ready_database(fleet_database, accounts=3)
+    app = make_app(fleet_database)
+    with app.open():
+        dispatch.defer_runs(app, [(FleetAccount(i, "t", "mastodon", f"a{n:05d}"), NOON) for n, i in enumerate(ids)])
+    queue_empty = threading.Event()
+
+    class EmptyQueueSeen(logging.Handler):
+        def emit(self, record):
+            if "No job found" in record.getMessage():
+                queue_empty.set()
+
+    seen, worker_log = EmptyQueueSeen(), logging.getLogger("procrastinate.worker")
+    level = worker_log.level
+    worker_log.setLevel(logging.INFO)   # the "No job found" line is an INFO one
+    worker_log.addHandler(seen)
+    opener = threading.Thread(target=lambda: (queue_empty.wait(60), release(fleet_database)))
+    opener.start()
+    try:   # the process's second and third runs wait at their second page until the queue was found empty
+        run_worker(services(fleet_database, PagedRuns(fleet_database, pages=3, hold_at_page=1, hold_from_run=2)),
+                   queues=["accounts"], concurrency=3, wait=False, install_signal_handlers=False)
+    finally:
+        queue_empty.set()
+        opener.join(60)
+        worker_log.removeHandler(seen)
+        worker_log.setLevel(level)
+    assert fetch(fleet_database, "SELECT status FROM fleet_runs") == [("ok",)] * 3
+    assert fetch(fleet_database, "SELECT status FROM test_run_log") == [("ok",)] * 3
+    assert [j[2] for j in _jobs(fleet_database)] == ["succeeded"] * 3
 
 
 # --------------------------------------------------------------------------- workers that die, freeze, stop

@@ -185,15 +185,23 @@ class FleetServices:
     shared_limits: bool = True
     # The daily retention job (tasks.run_retention): generations kept per account; 0: none pruned.
     keep_generations: int = KEEP_GENERATIONS
+    # Set when the worker is asked to stop (SIGTERM/SIGINT): every running run stops at its
+    # next page. The worker's own flag, not Procrastinate's abort: a worker that stops because
+    # its queue is empty (wait=False) lets its runs finish (see _supervise).
+    stopping: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
 
     # -- one account's run -----------------------------------------------------------------
     def run_job(self, account_id: int, slot: dt.datetime, *, full: bool, job_id: int | None,
                 should_abort: Callable[[], bool] = lambda: False) -> str:
         """Run the account for its scheduled time ``slot``, once. Returns what happened
         (for the log). Raises ledger.AccountBusy and db.DatabaseUnavailable (the task tries
-        again later) and RunFailed."""
+        again later) and RunFailed. ``should_abort``: Procrastinate's (an abort request, or its
+        shutdown); the worker's stop request counts too."""
+        def stop_asked() -> bool:
+            return self.stopping.is_set() or should_abort()
+
         try:
-            return self._run_job(account_id, slot, full=full, job_id=job_id, should_abort=should_abort)
+            return self._run_job(account_id, slot, full=full, job_id=job_id, should_abort=stop_asked)
         except Exception as error:
             if db.database_gone(error) and not isinstance(error, db.DatabaseUnavailable):
                 raise db.DatabaseUnavailable(f"the fleet database went away: {error}") from error
@@ -315,7 +323,8 @@ def run_worker(services: FleetServices, *, queues: list[str] | None = None, conc
     next page boundary (recorded interrupted) and the worker exits. The database going away
     (a restart, a failover) does not end it: Procrastinate's worker stops then, and this
     starts it again, waiting a little longer each time (up to RESTART_MAX_SECONDS); the jobs
-    it held come back through the stalled-jobs check. ``wait=False``: until the queue is empty."""
+    it held come back through the stalled-jobs check. ``wait=False``: until the queue is empty
+    (the runs under way then finish first)."""
     asyncio.run(_supervise(services, queues=queues, concurrency=concurrency, wait=wait,
                            install_signal_handlers=install_signal_handlers, options=options))
 
@@ -330,16 +339,26 @@ async def _supervise(services: FleetServices, *, queues, concurrency: int, wait:
     from archiver.fleet.tasks import make_app
 
     stopping = asyncio.Event()
+    services.stopping.clear()
+
+    def request_stop() -> None:   # runs stop at their next page (FleetServices.stopping), then the worker
+        services.stopping.set()
+        stopping.set()
+
     loop = asyncio.get_running_loop()
     signals = (signal.SIGTERM, signal.SIGINT) if install_signal_handlers else ()
     for number in signals:
-        loop.add_signal_handler(number, stopping.set)
+        loop.add_signal_handler(number, request_stop)
     settings = dict(queues=queues, concurrency=concurrency, wait=wait, name=services.name,
                     additional_context={"fleet": services}, install_signal_handlers=False,
                     update_heartbeat_interval=options.pop("update_heartbeat_interval", WORKER_HEARTBEAT_SECONDS),
                     stalled_worker_timeout=options.pop("stalled_worker_timeout", services.stalled_after_seconds),
-                    # Asked to stop, runs are told at once (should_abort) and stop at their next page.
-                    shutdown_graceful_timeout=options.pop("shutdown_graceful_timeout", 0), **options)
+                    # When Procrastinate's worker stops by itself (the database went away), runs
+                    # are told at once (should_abort) and stop at their next page; when it stops
+                    # because the queue is empty (wait=False), its running runs finish first.
+                    # A stop request tells the runs itself (request_stop).
+                    shutdown_graceful_timeout=options.pop("shutdown_graceful_timeout", 0 if wait else None),
+                    **options)
     delay = 1.0
     try:
         while True:
