@@ -19,7 +19,8 @@ from typing import Any
 from archiver.config import AccountConfig
 from archiver.fleet.db import FleetError
 
-NAME = re.compile(r"[A-Za-z0-9_.-]+")
+# A tenant and an account name become folder names (LocalArchives, browse): never "." or "..".
+NAME = re.compile(r"(?!\.+$)[A-Za-z0-9_.-]+")
 CSV_COLUMNS = ("tenant", "platform", "name", "schedule", "timezone", "enabled", "full_every_days", "options")
 REQUIRED_COLUMNS = ("tenant", "platform", "name")
 _COLUMNS = "id, tenant, platform, name, schedule, timezone, enabled, full_every_days, options, fence"
@@ -78,7 +79,7 @@ def check(tenant: str, platform: str, name: str, *, schedule: str | None = None,
 
     for key, value in (("tenant", tenant), ("name", name)):
         if not value or not NAME.fullmatch(value):
-            raise FleetError(f"{key} {value!r}: expected letters, digits, '-', '_' or '.'")
+            raise FleetError(f"{key} {value!r}: expected letters, digits, '-', '_' or '.' (not dots alone)")
     known = known_platforms if known_platforms is not None else installed_connectors()
     platform = canonical_platform(platform)
     if platform not in known:
