@@ -21,3 +21,30 @@ def test_dot_names_are_refused_for_a_tenant_or_an_account(name):
             accounts.check(tenant, "mastodon", account, known_platforms=KNOWN)
     assert accounts.check("acme.org", "mastodon", "a.b..c", known_platforms=KNOWN) == "mastodon"
     assert accounts.check(".acme", "mastodon", "news.", known_platforms=KNOWN) == "mastodon"
+
+
+@pytest.mark.parametrize("query", ["password=hunter2", "sslmode=require&sslpassword=hunter2",
+                                   "pass%77ord=hunter2", "password=hunter2&password=hunter2"])
+def test_a_password_in_the_database_urls_query_is_never_shown_nor_accepted_in_the_config(tmp_path, query):
+    # libpq takes ?password= and ?sslpassword= (keys percent-decoded) as well as user:password@.
+    from click.testing import CliRunner
+
+    from archiver.cli.main import main
+    from archiver.config import ConfigError, load_config
+    from archiver.fleet import db
+
+    url = f"postgresql://archiver@127.0.0.1:1/fleet?{query}"   # port 1: refused at once
+    shown = db.shown_url(url)
+    assert "hunter2" not in shown and shown.startswith("postgresql://archiver@127.0.0.1:1/fleet?")
+    assert db.shown_url("postgresql://a@h/f?sslmode=require&application_name=x") == \
+        "postgresql://a@h/f?sslmode=require&application_name=x"   # nothing else hidden
+    result = CliRunner().invoke(main, ["fleet", "status", "--database", url, "--archive", str(tmp_path)],
+                                env={"ARCHIVER_FLEET_DATABASE": ""})
+    assert result.exit_code == 1 and "cannot connect" in result.output
+    assert "hunter2" not in result.output and "127.0.0.1:1/fleet" in result.output
+
+    config_file = tmp_path / "config.toml"
+    config_file.write_text(f'[fleet]\ndatabase = "{url}"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(config_file)
+    assert "fleet.database" in str(caught.value) and "hunter2" not in str(caught.value)

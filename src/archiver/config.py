@@ -425,8 +425,9 @@ def _load_service_tables(data: dict, config: Config, fail) -> None:
 
         url = urlsplit(fleet["database"])
         if url.scheme not in ("postgresql", "postgres"):
-            raise fail("fleet", "database", fleet["database"], 'a PostgreSQL URL, e.g. "postgresql://archiver@db.example/archiver"')
-        if url.password is not None:
+            shown = "<hidden>" if database_url_has_password(fleet["database"]) else fleet["database"]
+            raise fail("fleet", "database", shown, 'a PostgreSQL URL, e.g. "postgresql://archiver@db.example/archiver"')
+        if database_url_has_password(fleet["database"]):
             raise fail("fleet", "database", "<hidden>", "a URL without a password: no secrets in the config file; "
                        "use PGPASSWORD, ~/.pgpass or ARCHIVER_FLEET_DATABASE (docs/fleet.md)")
         config.fleet = FleetConfig(database=fleet["database"])
@@ -454,6 +455,27 @@ def _load_service_tables(data: dict, config: Config, fail) -> None:
                 raise fail("notify.email", key, None, "set (host, from and to are needed to send e-mail)")
         to = email["to"] if isinstance(email["to"], list) else [email["to"]]
         config.notify.email = {"port": 587, "starttls": True, **email, "to": to}
+
+
+# libpq's connection parameters that hold a secret: a database URL may carry them in its
+# query string (postgresql://u@h/db?password=…) as well as in user:password@.
+_SECRET_URL_PARAMETERS = frozenset({"password", "sslpassword"})
+
+
+def secret_url_parameter(pair: str) -> bool:
+    """Whether ``pair`` (a ``key=value`` of a URL's query) is one libpq reads a secret from
+    (libpq percent-decodes keys too: ``pass%77ord`` is ``password``)."""
+    from urllib.parse import unquote
+
+    return unquote(pair.partition("=")[0]) in _SECRET_URL_PARAMETERS
+
+
+def database_url_has_password(url: str) -> bool:
+    """Whether a database URL carries a password: ``user:password@`` or in its query."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.password is not None or any(secret_url_parameter(pair) for pair in parts.query.split("&"))
 
 
 def _sub(fail, parent: str):

@@ -15,6 +15,8 @@ import os
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
+from archiver.config import secret_url_parameter
+
 if TYPE_CHECKING:
     import psycopg
 
@@ -55,13 +57,15 @@ def database_url(option: str | None = None, config=None) -> str:
 
 
 def shown_url(url: str) -> str:
-    """The URL for messages and logs: without its password."""
+    """The URL for messages and logs: without its password (``user:***@``, ``password=***``)."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = (parts.username or "") + ":***"
-    return urlunsplit(parts._replace(netloc=f"{user}@{netloc[-1]}"))
+    if parts.password is not None:
+        netloc = parts.netloc.rsplit("@", 1)
+        parts = parts._replace(netloc=f"{parts.username or ''}:***@{netloc[-1]}")
+    if parts.query:
+        parts = parts._replace(query="&".join(pair.partition("=")[0] + "=***" if secret_url_parameter(pair) else pair
+                                              for pair in parts.query.split("&")))
+    return urlunsplit(parts)
 
 
 def connect(url: str, *, autocommit: bool = True) -> "psycopg.Connection":
