@@ -14,6 +14,8 @@ What it measures, for each number of threads (each its own connection, as worker
    one tick deciding and deferring them (fleet/dispatch.py) -> accounts a second, against the
    need: at night ~56 accounts a minute (the default schedule spreads them over three hours),
    at a cold start all of them within the minute before the next tick.
+4. ``status``: `archiver fleet status` over those 10,000 accounts (each schedule's fire time
+   computed once: fleet/status.py LatestFireTimes), beside computing each account's apart.
 
 The need it compares with (printed with its assumptions): 10,000 accounts a night, each
 an incremental run of ~10 API requests plus its share of a full listing (~200 requests
@@ -115,6 +117,7 @@ def main() -> int:
                 rate = measure(url, threads, args.seconds, action)
                 print(f"{action:<10} {threads:>7} {rate:>12,.0f} {rate / need:>8.0f}")
         dispatch_benchmark(url)
+        status_benchmark(url)
     finally:
         if server is not None:
             server.stop("immediate")
@@ -151,6 +154,38 @@ def dispatch_benchmark(url: str) -> None:
           f"deferred in {deferred:.1f} s -> {len(due) / total:,.0f} accounts/s; need: "
           f"{ACCOUNTS / NIGHT_MINUTES:.0f} a minute at night, {ACCOUNTS:,} within 60 s at a cold start "
           f"({'met' if total < 60 else 'NOT met'})")
+
+
+def status_benchmark(url: str) -> None:
+    """`archiver fleet status` over the ACCOUNTS accounts dispatch_benchmark added (a third with
+    one agency-wide cron line, the rest on the default nightly one; half in Europe/Berlin), beside
+    what computing every account's fire time apart would cost (measured on 500, scaled)."""
+    import datetime as dt
+
+    from archiver.fleet import accounts as fleet_accounts
+    from archiver.fleet import db
+    from archiver.fleet.status import LatestFireTimes, fleet_status
+    from archiver.ops.schedule import latest_fire_time
+
+    with db.connect(url) as connection:
+        connection.execute("UPDATE fleet_accounts SET schedule = CASE WHEN id % 3 = 0 THEN '30 3 * * *' END, "
+                           "timezone = CASE WHEN id % 2 = 0 THEN 'Europe/Berlin' END WHERE name LIKE 'bench%'")
+        now = dt.datetime.now(dt.timezone.utc)
+        fleet_status(connection, now)   # imports and the database's caches warm
+        started = time.perf_counter()
+        found = fleet_status(connection, now)
+        took = time.perf_counter() - started
+        sample = fleet_accounts.load(connection)[:500]
+    started = time.perf_counter()
+    for account in sample:
+        latest_fire_time(account, now, timezone=account.zone())
+    apart = (time.perf_counter() - started) / len(sample) * ACCOUNTS
+    shared = LatestFireTimes(now)
+    for account in sample:
+        shared(account)
+    accounts = sum(group.accounts for group in found.groups)
+    print(f"status: {accounts:,} accounts in {took:.1f} s ({len(shared._found)} fire times computed for "
+          f"{len(sample)} accounts; each account's apart would take {apart:.1f} s for {ACCOUNTS:,})")
 
 
 if __name__ == "__main__":

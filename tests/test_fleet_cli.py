@@ -260,3 +260,20 @@ def test_prune_and_sweep_commands_keep_the_newest_generations_of_the_accounts_na
     assert code == 1 and "no fleet account 'nobody/x:y'" in out
     code, out = cli("fleet", "sweep", *storage, *database, env=env)
     assert code == 0 and "swept 0 objects" in out
+
+
+def test_status_computes_each_schedule_and_time_zone_once_with_the_daemons_answer():
+    from archiver.fleet.accounts import FleetAccount
+    from archiver.fleet.status import LatestFireTimes
+    from archiver.ops.schedule import latest_fire_time
+
+    now = dt.datetime(2026, 3, 29, 1, 30, tzinfo=dt.timezone.utc)   # Europe's clocks go forward this night
+    accounts = [FleetAccount(n, "t", "mastodon", f"a{n}", schedule=schedule, timezone=zone)
+                for n, (schedule, zone) in enumerate(
+                    [(None, None), (None, "Europe/Berlin"), (None, "America/New_York"), ("30 3 * * *", None),
+                     ("30 3 * * *", "Europe/Berlin"), ("*/4 * * * * *", "Asia/Tokyo"), ("0 4 29 2 *", None)] * 3)]
+    accounts += [FleetAccount(100 + n, "t", "mastodon", f"night{n}") for n in range(400)]   # 180 nightly minutes
+    fire_times = LatestFireTimes(now)
+    for account in accounts:
+        assert fire_times(account) == latest_fire_time(account, now, timezone=account.zone()), account
+    assert len(fire_times._found) < 200
