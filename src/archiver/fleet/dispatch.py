@@ -13,6 +13,7 @@ Each due account is deferred as one job with
   one after the other), and
 - ``queueing_lock = account:<id>``: one waiting job per account; a second defer while one
   waits raises AlreadyEnqueued, counted as "already queued" — so enqueueing is idempotent.
+  The tick and `enqueue --due` count a running job as queued too (``defer_runs``).
 
 Seconds fields of a schedule ("*/4 * * * * *") never reach the queue's cron parser: the queue
 knows only the tick (every minute), and the tick asks ops.schedule.
@@ -80,7 +81,7 @@ def due_accounts(connection, now: dt.datetime) -> list[tuple[FleetAccount, dt.da
 @dataclass
 class Enqueued:
     deferred: list[str] = field(default_factory=list)         # account labels
-    already_queued: list[str] = field(default_factory=list)   # a job of theirs waits already
+    already_queued: list[str] = field(default_factory=list)   # a job of theirs waits or runs already
 
     def summary(self) -> str:
         return f"{len(self.deferred)} deferred, {len(self.already_queued)} already queued"
@@ -94,18 +95,21 @@ def defer_runs(app, items: list[tuple[FleetAccount, dt.datetime]], *, full: bool
     """Defer one run job per (account, scheduled time), each with the account's lock and
     queueing lock. ``app`` is an open procrastinate.App (sync use: a command, or a sync job).
 
-    With ``connection`` (the fleet database), accounts whose job waits already are left
-    out first and the rest deferred in batches (a tick at night start defers thousands); a
-    batch that still meets a waiting job (another enqueuer was quicker) is deferred one by one."""
+    With ``connection`` (the fleet database), accounts with a job of theirs waiting or
+    running already are left out first and the rest deferred in batches (a tick at night
+    start defers thousands); a batch that still meets a waiting job (another enqueuer was
+    quicker) is deferred one by one. A running job counts: its slot has no successful run
+    yet, so a tick during the run sees the account due, and a second job would start the
+    slot again the moment the first failed, skipping the wait between attempts."""
     from procrastinate.exceptions import AlreadyEnqueued
 
     result = Enqueued()
     if connection is not None and items:
-        waiting = {row[0] for row in connection.execute(
-            "SELECT queueing_lock FROM procrastinate_jobs WHERE status = 'todo' AND queueing_lock = ANY(%s)",
+        queued = {row[0] for row in connection.execute(
+            "SELECT lock FROM procrastinate_jobs WHERE status IN ('todo', 'doing') AND lock = ANY(%s)",
             [[account_lock(account.id) for account, _ in items]])}
-        result.already_queued = [account.label() for account, _ in items if account_lock(account.id) in waiting]
-        items = [(account, slot) for account, slot in items if account_lock(account.id) not in waiting]
+        result.already_queued = [account.label() for account, _ in items if account_lock(account.id) in queued]
+        items = [(account, slot) for account, slot in items if account_lock(account.id) not in queued]
         for start in range(0, len(items), BATCH):
             chunk = items[start:start + BATCH]
             jobs = [_deferrer(app, account).make_new_job(account=account.id, slot=slot.isoformat(), full=full)

@@ -33,6 +33,11 @@ class AccountBusy(Exception):
     """Another run of the account is alive (its heartbeat is fresh)."""
 
 
+class SlotNotDue(Exception):
+    """This scheduled time failed recently (tried again RETRY_AFTER × failures after the
+    last failure) or MAX_ATTEMPTS_PER_SLOT times already (it waits for the next fire time)."""
+
+
 @dataclass(frozen=True)
 class RunTicket:
     """A started run: its ledger row and the fencing counter it holds."""
@@ -46,13 +51,27 @@ class RunTicket:
 def start_run(connection, account_id: int, scheduled_for: dt.datetime, *, job_id: int | None, worker: str,
               full: bool = False, stale_seconds: float = STALE_SECONDS) -> RunTicket:
     """Record a run's start, in one transaction serialized on the account's row. Raises
-    SlotDone or AccountBusy (nothing recorded then)."""
+    SlotDone, SlotNotDue or AccountBusy (nothing recorded then).
+
+    The retry rule is checked here as well as in dispatch: a job queued while an earlier run
+    of the slot was still going (or a second trigger) must not start the slot again the
+    moment that run failed."""
     with connection.transaction():
         connection.execute("SELECT 1 FROM fleet_accounts WHERE id = %s FOR UPDATE", [account_id])
         done = connection.execute("SELECT 1 FROM fleet_runs WHERE account_id = %s AND scheduled_for = %s "
                                   "AND status = 'ok'", [account_id, scheduled_for]).fetchone()
         if done:
             raise SlotDone(f"the run for {scheduled_for.isoformat()} succeeded already")
+        failures, wait = connection.execute(
+            "SELECT count(*), extract(epoch FROM max(ended_at) + %s * count(*) - now()) FROM fleet_runs "
+            "WHERE account_id = %s AND scheduled_for = %s AND status = 'failed'",
+            [RETRY_AFTER, account_id, scheduled_for]).fetchone()
+        if failures >= MAX_ATTEMPTS_PER_SLOT:
+            raise SlotNotDue(f"the run for {scheduled_for.isoformat()} failed {failures} times; "
+                             "the account waits for its next scheduled time")
+        if failures and wait is not None and wait > 0:
+            raise SlotNotDue(f"the run for {scheduled_for.isoformat()} failed {failures} times; "
+                             f"it is tried again in {float(wait):.0f} s")
         running = connection.execute(
             "SELECT id, worker, extract(epoch FROM now() - heartbeat_at) FROM fleet_runs "
             "WHERE account_id = %s AND status = 'running'", [account_id]).fetchone()

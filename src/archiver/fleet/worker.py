@@ -220,6 +220,9 @@ class FleetServices:
             except ledger.SlotDone as done:
                 log.info("%s: %s; nothing to do (a duplicate delivery)", account.label(), done)
                 return "done already"
+            except ledger.SlotNotDue as waiting:   # the tick queues it again when it is due
+                log.info("%s: %s; nothing to do now", account.label(), waiting)
+                return "not due"
         log.info("%s: run %s starts for %s (fence %d) on %s", account.label(), ticket.run_id,
                  slot.isoformat(), ticket.fence, self.name)
         limits = self.run_limits(account, ticket)   # connects when the run makes its first API client

@@ -1,0 +1,70 @@
+"""When the fleet tries a run again (review findings 1 and 5): a failed scheduled time waits
+RETRY_AFTER × failures whoever queued its next job (a tick during the run, a second
+trigger); a run that wrote nothing uploads no new generation.
+
+Real parts: PostgreSQL (tests/pg_server.py), Procrastinate, the worker's run loop in this
+process (run_worker with wait=False).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from fleet_world import PagedRuns, fetch, ready_database, services
+from pg_server import fleet_database, postgres  # noqa: F401  (pytest fixtures)
+
+from archiver.fleet import db, dispatch, ledger
+from archiver.fleet.tasks import make_app
+from archiver.fleet.worker import run_worker
+
+UTC = dt.timezone.utc
+NOON = dt.datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+SLOT = dt.datetime(2026, 12, 7, 3, 0, tzinfo=UTC)   # ready_database's schedule: 03:00 daily
+
+
+def test_a_tick_during_a_run_queues_no_second_job_for_the_account(fleet_database):
+    [account_id] = ready_database(fleet_database, accounts=1)
+    app = make_app(fleet_database)
+    with app.open(), db.connect(fleet_database) as connection:
+        assert len(dispatch.enqueue_due(app, connection, NOON).deferred) == 1
+        # A worker takes the job and starts the run: the job is 'doing', the slot has no success yet.
+        connection.execute("UPDATE procrastinate_jobs SET status = 'doing' WHERE lock = %s",
+                           [dispatch.account_lock(account_id)])
+        ledger.start_run(connection, account_id, SLOT, job_id=None, worker="A")
+        during = dispatch.enqueue_due(app, connection, NOON + dt.timedelta(minutes=1))
+    assert (during.deferred, len(during.already_queued)) == ([], 1)
+    assert fetch(fleet_database, "SELECT status::text FROM procrastinate_jobs WHERE task_name = %s",
+                 [dispatch.RUN_TASK]) == [("doing",)]
+
+
+def test_a_failed_scheduled_time_is_not_started_again_before_its_retry_time(fleet_database):
+    [account_id] = ready_database(fleet_database, accounts=1)
+    with db.connect(fleet_database) as connection:
+        first = ledger.start_run(connection, account_id, SLOT, job_id=None, worker="A")
+        ledger.finish_run(connection, first, "failed", message="the platform said no")
+    # A second job for the slot (queued while the run was going, or a second trigger) is
+    # delivered at once: the worker starts nothing.
+    app = make_app(fleet_database)
+    with app.open():
+        app.configure_task(dispatch.RUN_TASK, queue=dispatch.ACCOUNT_QUEUE, lock=dispatch.account_lock(account_id),
+                           queueing_lock="second").defer(account=account_id, slot=SLOT.isoformat(), full=False)
+    run_worker(services(fleet_database, PagedRuns(fleet_database)), queues=["accounts"], wait=False,
+               install_signal_handlers=False)
+    assert fetch(fleet_database, "SELECT status FROM fleet_runs") == [("failed",)]
+    assert fetch(fleet_database, "SELECT * FROM test_run_log") == []
+    with db.connect(fleet_database) as connection:
+        # Once its wait is over (RETRY_AFTER × 1 failure), the slot may run again …
+        connection.execute("UPDATE fleet_runs SET ended_at = ended_at - %s", [ledger.RETRY_AFTER])
+        second = ledger.start_run(connection, account_id, SLOT, job_id=None, worker="B")
+        ledger.finish_run(connection, second, "failed", message="the platform said no")
+        with pytest.raises(ledger.SlotNotDue, match="tried again in"):   # … then waits twice as long
+            ledger.start_run(connection, account_id, SLOT, job_id=None, worker="C")
+        connection.execute("UPDATE fleet_runs SET ended_at = ended_at - 2 * %s", [ledger.RETRY_AFTER])
+        third = ledger.start_run(connection, account_id, SLOT, job_id=None, worker="C")
+        ledger.finish_run(connection, third, "failed", message="the platform said no")
+        connection.execute("UPDATE fleet_runs SET ended_at = ended_at - interval '1 day'")
+        with pytest.raises(ledger.SlotNotDue, match="waits for its next scheduled time"):
+            ledger.start_run(connection, account_id, SLOT, job_id=None, worker="D")
+        # The next scheduled time is a new one.
+        ledger.start_run(connection, account_id, SLOT + dt.timedelta(days=1), job_id=None, worker="D")
