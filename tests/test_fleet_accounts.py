@@ -6,6 +6,7 @@ Also the database URL's password kept out of messages and the config wherever it
 from __future__ import annotations
 
 import pytest
+from pg_server import fleet_database, postgres  # noqa: F401  (pytest fixtures)
 
 from archiver.fleet import accounts
 from archiver.fleet.db import FleetError
@@ -48,3 +49,47 @@ def test_a_password_in_the_database_urls_query_is_never_shown_nor_accepted_in_th
     with pytest.raises(ConfigError) as caught:
         load_config(config_file)
     assert "fleet.database" in str(caught.value) and "hunter2" not in str(caught.value)
+
+
+def _write_csv(folder, name, text):
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _rows(url):
+    from fleet_world import fetch
+
+    return {row[0]: row[1:] for row in fetch(url, "SELECT name, schedule, timezone, enabled, full_every_days, options "
+                                                  "FROM fleet_accounts ORDER BY id")}
+
+
+def test_an_import_changes_only_the_columns_its_header_names(fleet_database, tmp_path):
+    from archiver.fleet import db, schema
+
+    with db.connect(fleet_database) as connection:
+        schema.apply(connection)
+        first = accounts.import_csv(connection, _write_csv(tmp_path, "all.csv", (
+            "tenant,platform,name,schedule,timezone,enabled,full_every_days,options\n"
+            'acme,mastodon,news,30 3 * * *,Europe/Berlin,false,3,"{""instance"": ""social.example""}"\n')),
+            known_platforms=KNOWN)
+        assert (first.added, first.problems) == (1, [])
+        # A file naming a new schedule only: the rest stays as it was
+        # (a missing enabled column must not re-enable a disabled account, nor options vanish).
+        second = accounts.import_csv(connection, _write_csv(tmp_path, "schedule.csv", (
+            "tenant,platform,name,schedule\n"
+            "acme,mastodon,news,0 4 * * *\n"
+            "acme,mastodon,desk,0 5 * * *\n")), known_platforms=KNOWN)
+        assert (second.added, second.updated, second.problems) == (1, 1, [])
+        rows = _rows(fleet_database)
+        assert rows["news"] == ("0 4 * * *", "Europe/Berlin", False, 3, {"instance": "social.example"})
+        assert rows["desk"] == ("0 5 * * *", None, True, 7, {})   # a new account gets the defaults
+        # Only the key columns: existing accounts are counted, nothing of them changes.
+        third = accounts.import_csv(connection, _write_csv(tmp_path, "keys.csv", "tenant,platform,name\n"
+                                                           "acme,mastodon,news\n"), known_platforms=KNOWN)
+        assert (third.added, third.updated, third.problems) == (0, 1, [])
+        assert _rows(fleet_database) == rows
+        # A column named with an empty cell means its default, as for a new account.
+        accounts.import_csv(connection, _write_csv(tmp_path, "blank.csv", "tenant,platform,name,timezone,enabled\n"
+                                                   "acme,mastodon,news,,\n"), known_platforms=KNOWN)
+        assert _rows(fleet_database)["news"] == ("0 4 * * *", None, True, 3, {"instance": "social.example"})

@@ -23,6 +23,7 @@ from archiver.fleet.db import FleetError
 NAME = re.compile(r"(?!\.+$)[A-Za-z0-9_.-]+")
 CSV_COLUMNS = ("tenant", "platform", "name", "schedule", "timezone", "enabled", "full_every_days", "options")
 REQUIRED_COLUMNS = ("tenant", "platform", "name")
+UPDATABLE_COLUMNS = ("schedule", "timezone", "enabled", "full_every_days", "options")
 _COLUMNS = "id, tenant, platform, name, schedule, timezone, enabled, full_every_days, options, fence"
 
 
@@ -106,13 +107,19 @@ def check(tenant: str, platform: str, name: str, *, schedule: str | None = None,
 
 def add(connection, tenant: str, platform: str, name: str, *, schedule: str | None = None,
         timezone: str | None = None, enabled: bool = True, full_every_days: int = 7, options: dict | None = None,
-        replace: bool = False, known_platforms: dict | None = None) -> tuple[FleetAccount, bool]:
+        replace: bool = False, columns: tuple[str, ...] = UPDATABLE_COLUMNS,
+        known_platforms: dict | None = None) -> tuple[FleetAccount, bool]:
     """Add an account (or, with ``replace``, update the one of that tenant, platform and
-    name). Returns it and whether it was new. Commits."""
+    name: only its ``columns``, the others keep what they hold). Returns it and whether it
+    was new. Commits."""
     platform = check(tenant, platform, name, schedule=schedule, timezone=timezone, full_every_days=full_every_days,
                      options=options, known_platforms=known_platforms)
-    conflict = ("DO UPDATE SET schedule=excluded.schedule, timezone=excluded.timezone, enabled=excluded.enabled, "
-                "full_every_days=excluded.full_every_days, options=excluded.options" if replace else "DO NOTHING")
+    if replace:
+        updates = [f"{column}=excluded.{column}" for column in UPDATABLE_COLUMNS if column in columns]
+        # No column to update: a no-op update still returns the existing row (DO NOTHING returns none).
+        conflict = "DO UPDATE SET " + (", ".join(updates) or "enabled=fleet_accounts.enabled")
+    else:
+        conflict = "DO NOTHING"
     row = connection.execute(
         f"INSERT INTO fleet_accounts (tenant, platform, name, schedule, timezone, enabled, full_every_days, options) "
         f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (tenant, platform, name) {conflict} "
@@ -136,7 +143,9 @@ def import_csv(connection, path: Path, *, known_platforms: dict | None = None) -
     """Accounts from a CSV file with a header row: tenant, platform, name (required),
     schedule, timezone, enabled (true/false), full_every_days, options (a JSON object).
     Adds new accounts and updates existing ones (so importing the same file again changes
-    nothing). A bad row is reported, with its line and what is wrong, and skipped."""
+    nothing): only the columns the header names, a column it leaves out keeps what the
+    account holds (a new account gets its default). A bad row is reported, with its line
+    and what is wrong, and skipped."""
     from archiver.connector import installed_connectors
 
     known = known_platforms if known_platforms is not None else installed_connectors()
@@ -156,12 +165,13 @@ def import_csv(connection, path: Path, *, known_platforms: dict | None = None) -
                              + (f"; missing: {', '.join(missing)}" if missing else "")
                              + (f"; unknown: {', '.join(unknown)}" if unknown else ""))
         reader.fieldnames = header
+        named = tuple(column for column in UPDATABLE_COLUMNS if column in header)
         try:
             for row in reader:
                 where = f"{path}, line {reader.line_num}"
                 try:
                     fields = _csv_fields(row)
-                    _, new = add(connection, replace=True, known_platforms=known, **fields)
+                    _, new = add(connection, replace=True, columns=named, known_platforms=known, **fields)
                 except FleetError as error:
                     connection.rollback()
                     result.problems.append(f"{where}: {error}; row skipped")
