@@ -93,3 +93,29 @@ def test_an_import_changes_only_the_columns_its_header_names(fleet_database, tmp
         accounts.import_csv(connection, _write_csv(tmp_path, "blank.csv", "tenant,platform,name,timezone,enabled\n"
                                                    "acme,mastodon,news,,\n"), known_platforms=KNOWN)
         assert _rows(fleet_database)["news"] == ("0 4 * * *", None, True, 3, {"instance": "social.example"})
+
+
+@pytest.mark.parametrize("checked", [True, False], ids=["checked", "refused-by-the-database"])
+def test_a_nul_in_a_rows_options_is_that_rows_problem_named_by_its_line(fleet_database, tmp_path, monkeypatch,
+                                                                       checked):
+    # PostgreSQL's jsonb cannot hold \u0000: once it aborted the whole import with a traceback.
+    # The check names it; past the check, what the database refuses is still one row's problem.
+    from archiver.fleet import db, schema
+
+    if not checked:
+        monkeypatch.setattr(accounts, "_holds_nul", lambda value: False)
+
+    csv_file = _write_csv(tmp_path, "nul.csv", (
+        "tenant,platform,name,options\n"
+        'acme,mastodon,first,"{""instance"": ""social.example""}"\n'
+        'acme,mastodon,nul,"{""instance"": ""social\\u0000.example""}"\n'
+        'acme,mastodon,key,"{""inst\\u0000ance"": ""social.example""}"\n'
+        'acme,mastodon,after,"{""instance"": ""social.example""}"\n'))
+    with db.connect(fleet_database) as connection:
+        schema.apply(connection)
+        result = accounts.import_csv(connection, csv_file, known_platforms=KNOWN)
+    assert (result.added, result.updated) == (2, 0)
+    assert [problem.split(": ", 1)[0] for problem in result.problems] == [f"{csv_file}, line 3", f"{csv_file}, line 4"]
+    why = "holds a NUL character" if checked else "the database refused a value (unsupported Unicode escape"
+    assert all(why in problem and problem.endswith("row skipped") for problem in result.problems), result.problems
+    assert sorted(_rows(fleet_database)) == ["after", "first"]

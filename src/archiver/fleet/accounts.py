@@ -99,10 +99,23 @@ def check(tenant: str, platform: str, name: str, *, schedule: str | None = None,
             raise FleetError(f"timezone {timezone!r}: not a time zone name such as \"Europe/Berlin\"") from None
     if full_every_days < 1:
         raise FleetError(f"full_every_days {full_every_days}: expected 1 or more")
-    for key in options or {}:
+    for key, value in (options or {}).items():
         if re.search(r"(secret|token|password|client_key)", key, re.I):
             raise FleetError(f"option {key!r}: secrets never go into the accounts table (see docs/fleet.md, secrets)")
+        if _holds_nul(key) or _holds_nul(value):   # the options are jsonb, which cannot hold one
+            raise FleetError(f"option {key!r}: holds a NUL character (\\u0000), which the database cannot store")
     return platform
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether a JSON value holds a NUL character in any of its strings (keys included)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
 
 
 def add(connection, tenant: str, platform: str, name: str, *, schedule: str | None = None,
@@ -146,6 +159,8 @@ def import_csv(connection, path: Path, *, known_platforms: dict | None = None) -
     nothing): only the columns the header names, a column it leaves out keeps what the
     account holds (a new account gets its default). A bad row is reported, with its line
     and what is wrong, and skipped."""
+    import psycopg
+
     from archiver.connector import installed_connectors
 
     known = known_platforms if known_platforms is not None else installed_connectors()
@@ -175,6 +190,12 @@ def import_csv(connection, path: Path, *, known_platforms: dict | None = None) -
                 except FleetError as error:
                     connection.rollback()
                     result.problems.append(f"{where}: {error}; row skipped")
+                    continue
+                except psycopg.DataError as error:   # a value the checks let through and the database refused
+                    connection.rollback()
+                    reason = error.diag.message_primary or str(error).splitlines()[0]   # never the value itself
+                    result.problems.append(f"{where}: the database refused a value ({reason}); "
+                                           "row skipped")
                     continue
                 if new:
                     result.added += 1
