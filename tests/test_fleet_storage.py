@@ -404,3 +404,21 @@ def test_the_daily_retention_job_prunes_and_sweeps_once_a_day_on_the_control_que
     services.keep_generations = 0
     assert run_retention(services, later) == "0 old generations pruned (keeping all), 0 orphaned objects swept"
     assert "no generations" in run_retention(FleetServices(fleet_database, LocalArchives(tmp_path)), later)
+
+
+def test_an_archive_taken_back_to_an_older_generation_goes_on_from_there(conn, objects, tmp_path):
+    """Retention's restore (docs/fleet.md): the pointer set back to a kept generation; the next
+    checkpoint gets a number no generation had (the newer ones still exist), not the old one's + 1."""
+    worker = Worker(conn, objects, tmp_path, "w")
+    checkpoints(worker, 1, 3)
+    conn.execute("UPDATE fleet_archives a SET generation = g.generation, object_key = g.object_key, "
+                 "sha256 = g.sha256, size = g.size, updated_at = now() FROM fleet_archive_generations g "
+                 "WHERE g.account_id = a.account_id AND a.account_id = 1 AND g.generation = 1 AND g.pruned_at IS NULL")
+    copy = worker.run()
+    assert (copy.generation, posts(copy.path)) == (1, ["p0"])
+    add_posts(copy.path, "after the restore")
+    assert copy.checkpoint() == 4
+    assert copy.checkpoint() == 5
+    assert worker.store.pointer(1).object_key == "fleet/archives/1/0000000005-2.sqlite"
+    assert posts(Worker(conn, objects, tmp_path, "other").run().path) == ["after the restore", "p0"]
+    assert len(list(objects.keys("archives/"))) == 5          # the generations left behind are kept (prune's)

@@ -221,7 +221,7 @@ class ArchiveStore:
             if uploaded - copy.uploaded_media:
                 copy.uploaded_media |= uploaded
                 _write_uploaded(copy.folder / UPLOADED_MEDIA_FILE, copy.uploaded_media)
-        generation = copy.generation + 1
+        generation = self._next_generation(copy)
         folder = self.cache_dir / str(copy.account_id)
         _private_folder(folder)
         snapshot = folder / f".snapshot-{generation}-{uuid.uuid4().hex[:8]}.sqlite"
@@ -245,6 +245,14 @@ class ArchiveStore:
         copy.generation = generation
         log.info("account %s: checkpoint, generation %d (%d bytes)", copy.account_id, generation, size)
         return generation
+
+    def _next_generation(self, copy: CheckedOut) -> int:
+        """One more than any generation the account ever had, not than the copy's: after the
+        archive was taken back to an older generation (docs/fleet.md, Retention) the newer
+        ones still exist, and a number is never given twice."""
+        (newest,) = self.conn.execute("SELECT coalesce(max(generation), 0) FROM fleet_archive_generations "
+                                      "WHERE account_id = %s", (copy.account_id,)).fetchone() or (0,)
+        return max(newest, copy.generation) + 1
 
     def _move_pointer(self, copy: CheckedOut, generation: int, key: str, sha256: str, size: int) -> bool:
         """The fenced update: in one transaction that holds the account's row (FOR SHARE: a run
