@@ -235,22 +235,44 @@ def test_a_killed_workers_job_goes_back_to_the_queue_and_resumes_on_another(flee
 
 
 def test_a_frozen_worker_whose_job_moved_on_can_neither_write_nor_record(fleet_database, tmp_path):
+    """Z freezes mid-run; its job goes back to the queue and B takes it (B holds it mid-way
+    too); Z wakes while B runs: Z's run is fenced off (ledger, pages), and its end of the
+    job is not written over B's in Procrastinate's tables (the job still doing on B, one
+    end event: B's)."""
     account_id, zombie = _one_run_held(fleet_database, tmp_path, name="Z")
+    b_runs = threading.Thread(target=run_worker, args=(
+        services(fleet_database, PagedRuns(fleet_database, pages=4, hold_at_page=3, worker="B"), name="B", **FAST),),
+        kwargs=dict(queues=["accounts"], wait=False, install_signal_handlers=False))
     try:
         zombie.signal(signal.SIGSTOP)   # frozen: no heartbeat, still holding its run
         Stalled(fleet_database).retry()
-        release(fleet_database)
-        run_worker(services(fleet_database, PagedRuns(fleet_database, pages=4, worker="B"), name="B", **FAST),
-                   queues=["accounts"], wait=False, install_signal_handlers=False)
+        b_runs.start()
+        wait_until(lambda: fetch(fleet_database, "SELECT pages_done FROM test_pages") == [(3,)], 60,
+                   "B never resumed the run")
+        [(job_id, b_worker)] = fetch(fleet_database, "SELECT id, worker_id FROM procrastinate_jobs "
+                                                     "WHERE task_name = %s AND status = 'doing'", [dispatch.RUN_TASK])
         zombie.signal(signal.SIGCONT)   # it wakes up and goes on where it was
-        wait_until(lambda: "fenced off" in zombie.log, 30, lambda: f"the zombie never noticed:\n{zombie.log}")
+        def job():
+            return fetch(fleet_database, "SELECT status::text, worker_id FROM procrastinate_jobs WHERE id = %s", [job_id])
+
+        wait_until(lambda: "fenced off" in zombie.log and ("moved on" in zombie.log or job() != [("doing", b_worker)]),
+                   30, lambda: f"the zombie never noticed:\n{zombie.log}")
+        assert job() == [("doing", b_worker)]   # Z wrote no end over B's running job
+        release(fleet_database)
+        b_runs.join(60)
+        assert not b_runs.is_alive()
     finally:
+        release(fleet_database)
         zombie.kill()
     assert fetch(fleet_database, "SELECT worker, status FROM fleet_runs ORDER BY id") == [
         ("Z", "interrupted"), ("B", "ok")]
     assert fetch(fleet_database, "SELECT worker, first_page, status FROM test_run_log ORDER BY run_id") == [
         ("Z", 0, "interrupted"), ("B", 2, "ok")]
     assert fetch(fleet_database, "SELECT pages_done FROM test_pages") == [(0,)]   # B's end, untouched by Z
+    events = [row[0] for row in fetch(fleet_database, "SELECT type::text FROM procrastinate_events "
+                                                      "WHERE job_id = %s ORDER BY id", [job_id])]
+    assert [e for e in events if e in ("succeeded", "failed", "aborted")] == ["succeeded"] and events[-1] == "succeeded"
+    assert fetch(fleet_database, "SELECT status::text FROM procrastinate_jobs WHERE id = %s", [job_id]) == [("succeeded",)]
 
 
 def test_sigterm_ends_the_run_between_pages_and_the_next_worker_finishes_it(fleet_database, tmp_path):

@@ -41,7 +41,11 @@ def make_app(database_url: str):
     """A Procrastinate App on the fleet database with the fleet's tasks (not opened)."""
     import procrastinate
 
+    from archiver.fleet.job_manager import HeldJobsManager
+
     app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=database_url))
+    # A job's end is recorded only by the worker that still holds it (a woken zombie's is not).
+    app.job_manager = HeldJobsManager(app.connector)
     register(app)
     return app
 
