@@ -68,3 +68,25 @@ def test_a_failed_scheduled_time_is_not_started_again_before_its_retry_time(flee
             ledger.start_run(connection, account_id, SLOT, job_id=None, worker="D")
         # The next scheduled time is a new one.
         ledger.start_run(connection, account_id, SLOT + dt.timedelta(days=1), job_id=None, worker="D")
+
+
+def test_a_heartbeat_that_finds_its_run_taken_over_closes_its_connection(fleet_database, monkeypatch):
+    from archiver.fleet import worker
+
+    [account_id] = ready_database(fleet_database, accounts=1)
+    with db.connect(fleet_database) as connection:
+        ticket = ledger.start_run(connection, account_id, SLOT, job_id=None, worker="A")
+        connection.execute("UPDATE fleet_accounts SET fence = fence + 1 WHERE id = %s", [account_id])  # taken over
+    opened = []
+
+    def connect(url):
+        opened.append(real_connect(url))
+        return opened[-1]
+
+    real_connect = db.connect
+    monkeypatch.setattr(db, "connect", connect)
+    beat = worker._Heartbeat(fleet_database, ticket, every=0.01)
+    beat.start()
+    assert beat.lost.wait(timeout=30)
+    beat.stop()
+    assert len(opened) == 1 and opened[0].closed

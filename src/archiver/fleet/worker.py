@@ -305,19 +305,21 @@ class _Heartbeat:
 
     def _beat(self) -> None:
         connection = None
-        while not self._stop.wait(self.every):
-            try:
-                connection = connection or db.connect(self.url)
-                if not ledger.heartbeat(connection, self.ticket):
-                    self.lost.set()
-                    return
-            except Exception as error:   # the database restarting: keep trying
-                log.warning("run %s: heartbeat failed (%s); trying again", self.ticket.run_id, error)
-                if connection is not None:
-                    connection.close()
-                connection = None
-        if connection is not None:
-            connection.close()
+        try:
+            while not self._stop.wait(self.every):
+                try:
+                    connection = connection or db.connect(self.url)
+                    if not ledger.heartbeat(connection, self.ticket):
+                        self.lost.set()
+                        return
+                except Exception as error:   # the database restarting: keep trying
+                    log.warning("run %s: heartbeat failed (%s); trying again", self.ticket.run_id, error)
+                    if connection is not None:
+                        connection.close()
+                    connection = None
+        finally:   # stopped or fenced off: a worker runs thousands of runs, each with its heartbeat
+            if connection is not None:
+                connection.close()
 
 
 def run_worker(services: FleetServices, *, queues: list[str] | None = None, concurrency: int = 1,
