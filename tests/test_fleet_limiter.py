@@ -217,6 +217,10 @@ def test_an_accounts_api_host_is_limited_and_other_hosts_are_not():
     key, rate = limit_of(httpx.Request("GET", "https://social.example/api/v1/statuses"))
     assert (key.text(), rate) == (f"mastodon/client-1/social.example/{token_fingerprint('token')}", PER_SECOND)
     assert limit_of(httpx.Request("GET", "https://files.social.example/media/x.jpg")) is None
+    per_endpoint = api_host_limit("tiktok", "https://open.example", PER_SECOND, endpoints=("/v2/video/list/",))
+    assert [per_endpoint(httpx.Request("POST", f"https://open.example{path}"))[0].text()
+            for path in ("/v2/video/list/", "/v2/oauth/token/")] == ["tiktok/default/v2/video/list",
+                                                                   "tiktok/default/open.example"]
     with pytest.raises(ValueError, match="names no host"):
         api_host_limit("mastodon", "not a url", PER_SECOND)
 

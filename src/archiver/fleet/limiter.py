@@ -454,18 +454,20 @@ def _database_error(error: Exception) -> bool:
     return isinstance(error, (psycopg.Error, FleetError))
 
 
-def api_host_limit(platform: str, api_url: str, rate: Rate, *, app: str = "default",
-                   user: str | None = None) -> Callable[[httpx.Request], tuple[LimitKey, Rate] | None]:
+def api_host_limit(platform: str, api_url: str, rate: Rate, *, app: str = "default", user: str | None = None,
+                   endpoints: tuple[str, ...] = ()) -> Callable[[httpx.Request], tuple[LimitKey, Rate] | None]:
     """A ``limit_of`` for LimitedTransport: requests to the host of ``api_url`` (an account's
-    API, its ``base_url``) count against (platform, app, that host[, user]); requests
+    API, its ``base_url``) count against (platform, app, that host[, user]), or against
+    (platform, app, endpoint[, user]) for one of ``endpoints`` (ApiRate.endpoints); requests
     elsewhere (media from a CDN, a signed download link) are not limited."""
     host = urlsplit(api_url).hostname
     if not host:
         raise ValueError(f"{api_url!r} names no host")
-    key = LimitKey(platform, app, host, user)
 
     def limit_of(request: httpx.Request) -> tuple[LimitKey, Rate] | None:
-        return (key, rate) if request.url.host == host else None
+        if request.url.host != host:
+            return None
+        return LimitKey(platform, app, endpoint_of(request.url.path, endpoints) or host, user), rate
 
     return limit_of
 
