@@ -390,3 +390,34 @@ def test_a_fenced_pacer_takes_no_slot_but_stops_a_zombie(workers):
     with pytest.raises(Cancelled, match="the fleet database cannot be reached"):
         media.request("GET", "https://cdn.example/d.jpg")
     assert len(sent) == 2
+
+
+def test_a_token_refresh_takes_a_slot_of_its_endpoint_and_a_stopping_run_does_not_wait_for_it(database):
+    """FleetRunLimits.token_refresh (what net.tokens asks before a refresh in a fleet run): the
+    token endpoint's host limit, or "token" when the endpoint is unknown; a worker asked to stop
+    does not sleep out the slot; a fenced-off run gets none."""
+    from archiver.fleet.limiter import FleetRunLimits
+
+    clock, stop = Clock(), threading.Event()
+    with psycopg.connect(database, autocommit=True) as connection:
+        (fence,) = connection.execute("UPDATE fleet_accounts SET fence = fence + 1 WHERE id = 1 RETURNING fence").fetchone()
+        limits = FleetRunLimits(database, "tiktok", PER_SECOND, fence=(1, fence), clock=clock, cancel=stop.is_set)
+        limits.limiter.sleep = clock.sleep
+        try:
+            start = clock.now
+            limits.token_refresh("https://open.example/v2/oauth/token/")
+            limits.token_refresh(None)
+            limits.token_refresh("https://open.example/v2/oauth/token/")      # the host's next slot: a second on
+            assert clock.now - start == 1
+            stop.set()
+            with pytest.raises(Cancelled, match="stopped by request"):
+                limits.token_refresh("https://open.example/v2/oauth/token/")
+            assert clock.now - start == 1                                      # not slept
+            stop.clear()
+            connection.execute("UPDATE fleet_accounts SET fence = fence + 1 WHERE id = 1")
+            with pytest.raises(Cancelled, match="a newer run of it started"):
+                limits.token_refresh(None)
+        finally:
+            limits.close()
+        assert dict(connection.execute("SELECT key, requests FROM fleet_limits").fetchall()) == {
+            "tiktok/default/open.example": 3, "tiktok/default/token": 1}

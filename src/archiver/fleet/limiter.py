@@ -446,6 +446,17 @@ def _acquire_or_stop(limiter: SharedLimiter, key: LimitKey, rate: Rate, *, fence
 
 
 
+def _sleep_unless_cancelled(sleep: Callable[[float], None], cancel: Callable[[], bool], seconds: float) -> None:
+    """``sleep`` a second at a time, asking ``cancel`` before each: a run asked to stop
+    does not sleep out its slot."""
+    while seconds > 0:
+        if cancel():
+            raise Cancelled("stopped by request")
+        step = min(seconds, 1.0)
+        sleep(step)
+        seconds -= step
+
+
 def _database_error(error: Exception) -> bool:
     import psycopg
 
@@ -495,13 +506,7 @@ class LimitedTransport(httpx.BaseTransport):
         self.inner, self.limiter, self.limit_of, self.fence, self.cancel = inner, limiter, limit_of, fence, cancel
 
     def _sleep(self, seconds: float) -> None:
-        """The limiter's sleep, a second at a time, asking ``cancel`` before each."""
-        while seconds > 0:
-            if self.cancel():
-                raise Cancelled("stopped by request")
-            step = min(seconds, 1.0)
-            self.limiter.sleep(step)
-            seconds -= step
+        _sleep_unless_cancelled(self.limiter.sleep, self.cancel, seconds)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         limit = self.limit_of(request)
@@ -569,15 +574,16 @@ class FleetRunLimits:
     ``database_url``: the limiter and the quotas connect on their own (each reconnects once
     after a database restart), when first used: a run that makes no API client costs nothing;
     ``close()`` at the run's end. ``rate``: None: the platform's (``platform_rate``, read when
-    the first client is made); ``user``: the account, where the platform counts per user."""
+    the first client is made); ``user``: the account, where the platform counts per user;
+    ``cancel``: the worker's stop request (a refresh waiting for its slot gives up on it)."""
 
     def __init__(self, database_url: str, platform: str, rate: Rate | None = None, *, app: str = "default",
                  user: str | None = None, fence: tuple[int, int] | None = None,
                  clock: Callable[[], float] | None = None, max_wait: float = DEFAULT_MAX_WAIT,
-                 endpoints: tuple[str, ...] | None = None):
+                 endpoints: tuple[str, ...] | None = None, cancel: Callable[[], bool] = lambda: False):
         """``endpoints``: the paths counted apart; None: the platform's declaration."""
         self.database_url, self.platform, self.rate, self.app = database_url, platform, rate, app
-        self.user, self.fence, self.clock = user, fence, clock
+        self.user, self.fence, self.clock, self.cancel = user, fence, clock, cancel
         self.endpoints = declared_endpoints(platform) if endpoints is None else endpoints
         self.limiter = SharedLimiter(database_url, clock=clock, max_wait=max_wait)
         self._quotas: list[SharedQuota] = []
@@ -610,7 +616,8 @@ class FleetRunLimits:
         parts = urlsplit(url or "")
         limit = shared.limit_of(parts.hostname or "token", parts.path)
         if limit is not None:
-            _acquire_or_stop(self.limiter, *limit, fence=self.fence, sleep=self.limiter.sleep)
+            _acquire_or_stop(self.limiter, *limit, fence=self.fence,
+                             sleep=lambda seconds: _sleep_unless_cancelled(self.limiter.sleep, self.cancel, seconds))
 
     def close(self) -> None:
         self.limiter.close()

@@ -271,7 +271,8 @@ class FleetServices:
         from archiver.fleet.limiter import FleetRunLimits
 
         return FleetRunLimits(self.database_url, account.platform, app=str(account.options.get("app") or "default"),
-                              user=f"account-{account.id}", fence=(account.id, ticket.fence))
+                              user=f"account-{account.id}", fence=(account.id, ticket.fence),
+                              cancel=self.stopping.is_set)
 
     # -- the tick ------------------------------------------------------------------------------
     def tick(self, app, now: dt.datetime) -> str:
