@@ -119,3 +119,53 @@ def test_a_nul_in_a_rows_options_is_that_rows_problem_named_by_its_line(fleet_da
     why = "holds a NUL character" if checked else "the database refused a value (unsupported Unicode escape"
     assert all(why in problem and problem.endswith("row skipped") for problem in result.problems), result.problems
     assert sorted(_rows(fleet_database)) == ["after", "first"]
+
+
+def test_fleet_accounts_lists_them_with_their_last_run_and_the_unknown_account_error_points_there(fleet_database,
+                                                                                                   tmp_path):
+    import json
+
+    from click.testing import CliRunner
+    from fleet_world import fetch
+
+    from archiver.cli.main import main
+    from archiver.fleet import db, schema
+
+    def cli(*args):
+        result = CliRunner().invoke(main, [*args, "--database", fleet_database, "--archive", str(tmp_path)],
+                                    env={"ARCHIVER_FLEET_DATABASE": ""}, catch_exceptions=False)
+        return result.exit_code, result.output
+
+    with db.connect(fleet_database) as connection:
+        schema.apply(connection)
+        news, _ = accounts.add(connection, "acme", "mastodon", "news", schedule="30 3 * * *", timezone="Europe/Berlin")
+        desk, _ = accounts.add(connection, "acme", "tiktok", "desk", enabled=False)
+        accounts.add(connection, "beta", "mastodon", "night")
+        for slot, status in (("2026-12-06 02:30Z", "ok"), ("2026-12-07 02:30Z", "failed")):
+            connection.execute("INSERT INTO fleet_runs (account_id, scheduled_for, fence, worker, status, started_at) "
+                               "VALUES (%s, %s, 1, 'w', %s, %s)", [news.id, slot, status, slot])
+    code, out = cli("fleet", "accounts")
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[0].split() == ["id", "account", "schedule", "timezone", "enabled", "last", "run"]
+    assert lines[1].split() == [str(news.id), "acme/mastodon:news", "30", "3", "*", "*", "*", "Europe/Berlin", "yes",
+                                "failed", "2026-12-07", "02:30", "UTC"]
+    desk_line = lines[2].split()
+    assert desk_line[:2] == [str(desk.id), "acme/tiktok:desk"] and "(nightly)" in lines[2]
+    assert desk_line[-2:] == ["no", "never"]
+    assert len(lines) == 4, out
+    code, out = cli("fleet", "accounts", "--tenant", "acme", "--platform", "mastodon", "--json")
+    listed = json.loads(out)
+    assert [a["account"] for a in listed] == ["acme/mastodon:news"]
+    assert listed[0] | {"last_run": None} == {
+        "id": news.id, "account": "acme/mastodon:news", "tenant": "acme", "platform": "mastodon", "name": "news",
+        "schedule": "30 3 * * *", "timezone": "Europe/Berlin", "enabled": True, "full_every_days": 7,
+        "last_run": None}
+    assert listed[0]["last_run"]["status"] == "failed"
+    assert listed[0]["last_run"]["scheduled_for"].startswith("2026-12-07T02:30:00")
+    code, out = cli("fleet", "accounts", "--tenant", "nobody")
+    assert code == 0 and "no accounts" in out
+    assert fetch(fleet_database, "SELECT count(*) FROM fleet_accounts")[0][0] == 3
+
+    code, out = cli("enqueue", "--account", "acme/mastodon:nope")
+    assert code == 1 and "`archiver fleet accounts` lists them" in out

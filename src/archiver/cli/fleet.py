@@ -1,6 +1,7 @@
-"""The fleet's commands (docs/fleet.md): `archiver fleet init|add|import|rate|status|prune|sweep|secrets`,
-`archiver worker`, `archiver enqueue`. They need the ``fleet`` extra; nothing of it
-(procrastinate, psycopg) is imported until a command runs, so `archiver --help` stays fast.
+"""The fleet's commands (docs/fleet.md): `archiver fleet init|add|import|accounts|rate|status|
+prune|sweep|secrets`, `archiver worker`, `archiver enqueue`. They need the ``fleet`` extra;
+nothing of it (procrastinate, psycopg) is imported until a command runs, so `archiver --help`
+stays fast.
 """
 
 from __future__ import annotations
@@ -173,6 +174,27 @@ def status(archive, config_path, database, as_json):
         echo(json.dumps(found.as_dict(), indent=2))
     else:
         for line in status_lines(found):
+            echo(line)
+
+
+@fleet.command(name="accounts")
+@common_options
+@database_option
+@click.option("--tenant", help="Only this tenant's accounts.")
+@click.option("--platform", help="Only accounts on this platform.")
+@click.option("--json", "as_json", is_flag=True, help="As JSON.")
+@fleet_guard
+def accounts_(archive, config_path, database, tenant, platform, as_json):
+    """List the accounts: number, tenant/platform:name (what --account takes), schedule, time
+    zone, enabled, and their last run (status, when it started)."""
+    from archiver.fleet import accounts, db
+
+    with db.connect(_url(archive, config_path, database)) as connection:
+        listed = accounts.listing(connection, tenant=tenant, platform=platform)
+    if as_json:
+        echo(json.dumps(listed, indent=2))
+    else:
+        for line in accounts.listing_lines(listed):
             echo(line)
 
 

@@ -247,10 +247,65 @@ def find(connection, reference: str) -> FleetAccount:
         found = _row(row) if row else None
     if found is None:
         raise FleetError(f"no fleet account {reference!r}: give its number or tenant/platform:name "
-                         "(`archiver fleet status` lists them)")
+                         "(`archiver fleet accounts` lists them)")
     return found
 
 
 def load(connection, *, enabled_only: bool = False) -> list[FleetAccount]:
     where = " WHERE enabled" if enabled_only else ""
     return [_row(row) for row in connection.execute(f"SELECT {_COLUMNS} FROM fleet_accounts{where} ORDER BY id")]
+
+
+def listing(connection, *, tenant: str | None = None, platform: str | None = None) -> list[dict[str, Any]]:
+    """`archiver fleet accounts`: each account (of ``tenant``, on ``platform``) with its last
+    run — the latest attempt at its latest scheduled time — or None when it never ran."""
+    from archiver.connector import canonical_platform
+
+    where, values = [], []
+    if tenant is not None:
+        where.append("a.tenant = %s")
+        values.append(tenant)
+    if platform is not None:
+        where.append("a.platform = %s")
+        values.append(canonical_platform(platform))
+    rows = connection.execute(
+        f"SELECT {', '.join('a.' + column for column in _COLUMNS.split(', '))}, "
+        "r.status, r.scheduled_for, r.started_at, r.ended_at FROM fleet_accounts a "
+        "LEFT JOIN LATERAL (SELECT status, scheduled_for, started_at, ended_at FROM fleet_runs "
+        "                   WHERE account_id = a.id ORDER BY scheduled_for DESC, id DESC LIMIT 1) r ON true"
+        + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY a.id", values)
+    listed = []
+    for row in rows:
+        account = _row(row[:10])
+        status, scheduled_for, started_at, ended_at = row[10:]
+        listed.append({
+            "id": account.id, "account": account.label(), "tenant": account.tenant, "platform": account.platform,
+            "name": account.name, "schedule": account.schedule, "timezone": account.timezone,
+            "enabled": account.enabled, "full_every_days": account.full_every_days,
+            "last_run": None if status is None else {
+                "status": status, "scheduled_for": scheduled_for.isoformat(), "started_at": started_at.isoformat(),
+                "ended_at": ended_at.isoformat() if ended_at else None}})
+    return listed
+
+
+def listing_lines(listed: list[dict[str, Any]]) -> list[str]:
+    """The listing as a table for people. A schedule left to the default shows the nightly
+    minute it falls on; the last run, its status and when it started (UTC)."""
+    import datetime as dt
+
+    from archiver.ops.schedule import default_schedule
+
+    rows = [("id", "account", "schedule", "timezone", "enabled", "last run")]
+    for item in listed:
+        run = item["last_run"]
+        started = (dt.datetime.fromisoformat(run["started_at"]).astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+                   if run else "")
+        schedule = item["schedule"] or default_schedule(FleetAccount(item["id"], item["tenant"], item["platform"],
+                                                                     item["name"])) + " (nightly)"
+        rows.append((str(item["id"]), item["account"], schedule, item["timezone"] or "-",
+                     "yes" if item["enabled"] else "no", f"{run['status']} {started}" if run else "never"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+    if len(rows) == 1:
+        lines.append("no accounts: `archiver fleet add` or `archiver fleet import accounts.csv` (or another --tenant)")
+    return lines
