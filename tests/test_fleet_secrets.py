@@ -145,3 +145,41 @@ def test_the_rotate_command_reseals_every_tenant_and_says_when_the_old_key_may_g
     monkeypatch.delenv(ENV_MASTER_KEY)
     code, out = rotate_command()
     assert code == 1 and f"set {ENV_MASTER_KEY}" in out
+
+
+def test_a_workers_secrets_survive_a_database_restart_and_are_shared_by_its_threads(conn, fleet_database, postgres,
+                                                                                     master_key, monkeypatch):
+    """Review: `archiver worker` read every tenant's secrets through one connection made at its
+    start, never made again: after a PostgreSQL restart every run failed ("the connection is
+    closed") until the worker was restarted. Its stores now share a SecretsDatabase that
+    connects again, once for all its threads."""
+    import threading
+
+    from archiver.cli.fleet import _tenant_secrets
+    from archiver.fleet import db
+
+    connects = []
+    real_connect = db.connect
+    monkeypatch.setattr(db, "connect", lambda url, **kw: connects.append(url) or real_connect(url, **kw))
+    secrets_for = _tenant_secrets(fleet_database)       # what the worker's runs get their stores from
+    secrets_for("acme").set("tiktok", "main", "tokens", TOKEN)
+    secrets_for("beta").set("tiktok", "news", "tokens", "beta's")
+    assert len(connects) == 1
+
+    postgres.restart("fast")                              # every connection breaks
+    threads, start, read = [], threading.Barrier(4), []
+
+    def run(tenant, account):                             # four runs of a worker with --concurrency 4
+        start.wait(timeout=30)
+        read.append(secrets_for(tenant).get("tiktok", account, "tokens"))
+
+    for tenant, account in [("acme", "main"), ("beta", "news")] * 2:
+        threads.append(threading.Thread(target=run, args=(tenant, account)))
+        threads[-1].start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(read) == sorted([TOKEN, "beta's"] * 2)
+    assert len(connects) == 2                             # connected again once, not once per thread
+    secrets_for("acme").set("tiktok", "main", "tokens", "rotated after the restart")
+    with psycopg.connect(fleet_database, autocommit=True) as another:
+        assert FleetSecretStore(another, "acme").get("tiktok", "main", "tokens") == "rotated after the restart"

@@ -376,16 +376,15 @@ def worker(archive, config_path, database, queues, concurrency, archives, storag
 
 def _tenant_secrets(url: str):
     """tenant -> the tenant's secrets in the fleet database, or None without a master key."""
-    from archiver.fleet import db
-    from archiver.fleet.secrets import FleetSecretStore, load_master_keys
+    from archiver.fleet.secrets import FleetSecretStore, SecretsDatabase, load_master_keys
     from archiver.secrets import SecretStoreError
 
     try:
         key, previous = load_master_keys()
     except SecretStoreError:
         return None
-    connection = db.connect(url)
-    return lambda tenant: FleetSecretStore(connection, tenant, key, previous)
+    database = SecretsDatabase(url)   # one for the process: it connects again after a database restart
+    return lambda tenant: FleetSecretStore(database, tenant, key, previous)
 
 
 @click.command()

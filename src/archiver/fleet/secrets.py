@@ -18,7 +18,8 @@ new key.
 
 ``FleetSecretStore`` is a ``SecretStore``: connectors read and store tokens through it as
 through the keyring. A rotated refresh token is durable when ``set`` returns (one committed
-statement).
+statement). A worker's stores (every tenant's, every thread's) share one ``SecretsDatabase``,
+which connects again after the database restarted.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +38,8 @@ from archiver.secrets import SecretStore, SecretStoreError
 
 if TYPE_CHECKING:
     import psycopg
+
+log = logging.getLogger(__name__)
 
 ENV_MASTER_KEY = "ARCHIVER_FLEET_MASTER_KEY"
 ENV_PREVIOUS_KEY = "ARCHIVER_FLEET_MASTER_KEY_PREVIOUS"
@@ -99,13 +104,54 @@ def load_master_keys() -> tuple[MasterKey, list[MasterKey]]:
     return current, [previous] if previous else []
 
 
+class SecretsDatabase:
+    """The fleet database for a long-lived process's secret stores (a worker's: every
+    tenant, every thread): one autocommit connection, made when first needed. Statements take
+    turns (a lock: a run reads its secrets at its start and writes one when a token rotates,
+    so they are few), and one that finds the connection broken (the database restarted) is
+    sent once more on a new connection: each is a read, an upsert or a delete, safe twice."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self._conn: psycopg.Connection | None = None
+        self._lock = threading.Lock()
+
+    def _connection(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            from archiver.fleet import db
+
+            self._conn = db.connect(self.url)
+        return self._conn
+
+    def execute(self, sql: str, params=None) -> psycopg.Cursor:
+        import psycopg
+
+        with self._lock:
+            try:
+                return self._connection().execute(sql, params)
+            except psycopg.OperationalError as error:
+                log.warning("the fleet database's connection for secrets broke (%s); connecting again",
+                            str(error).strip() or type(error).__name__)
+                self.close()
+                return self._connection().execute(sql, params)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:   # closing a broken connection: nothing more to do
+                pass
+            self._conn = None
+
+
 class FleetSecretStore(SecretStore):
     """Secrets of one tenant in the fleet's database, sealed with the master key.
-    ``conn``: an autocommit connection."""
+    ``conn``: an autocommit connection, or a SecretsDatabase (a worker's, shared by its
+    threads and tenants)."""
 
     backend_name = "fleet"
 
-    def __init__(self, conn: psycopg.Connection, tenant: str, key: MasterKey | None = None,
+    def __init__(self, conn: psycopg.Connection | SecretsDatabase, tenant: str, key: MasterKey | None = None,
                  previous: list[MasterKey] | None = None):
         if key is None:
             key, previous = load_master_keys()
