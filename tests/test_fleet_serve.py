@@ -6,8 +6,10 @@ nothing of the other tenant's."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import sqlite3
+import time
 from pathlib import Path
 
 import httpx
@@ -22,7 +24,7 @@ psycopg = pytest.importorskip("psycopg")
 
 from archiver.archive import Archive  # noqa: E402
 from archiver.fleet import schema  # noqa: E402
-from archiver.fleet.objects import open_object_store  # noqa: E402
+from archiver.fleet.objects import StorageError, open_object_store  # noqa: E402
 from archiver.fleet.storage import ArchiveStore  # noqa: E402
 
 NOW = "2026-12-01T12:00:00Z"
@@ -118,13 +120,21 @@ def test_serves_a_tenants_archives_from_the_workers_folder(fleet, tmp_path):
              for tenant, platform, name in ACCOUNTS if name != "newcomer"}
 
     with serving(None, args=["--archive", str(tmp_path / "home"), "--tenant", "acme", "--database", url,
-                             "--archives", str(archives)]) as base:
+                             "--archives", str(archives), "--refresh-seconds", "0.2"]) as base:
         assert_serves_acme_only(base, media)
         # A folder archive is live: what a worker writes meanwhile shows.
         db = sqlite3.connect(archives / "acme" / "x" / "bob" / "archive.db")
         with db:
             db.execute("update posts set text = 'post of bob, edited'")
         db.close()
+        assert posts(base, "x-bob") == ["post of bob, edited"]
+        # The newcomer's first run wrote its archive: the next refresh serves it too.
+        write_archive(archives / "acme" / "tiktok" / "newcomer", "tiktok", "newcomer")
+        deadline = time.monotonic() + 30
+        while "tiktok-newcomer" not in get(base, "/.json").json():
+            assert time.monotonic() < deadline, "the new archive was not served within 30 s"
+            time.sleep(0.1)
+        assert posts(base, "tiktok-newcomer") == ["post of newcomer"]
         assert posts(base, "x-bob") == ["post of bob, edited"]
 
 
@@ -163,7 +173,7 @@ def test_serves_the_current_generations_from_object_storage_read_only(fleet, s3_
         assert connection.execute("SELECT account_id, generation, fence FROM fleet_archives "
                                   "ORDER BY account_id").fetchall() == before
         assert connection.execute("SELECT id, fence FROM fleet_accounts ORDER BY id").fetchall() == fences
-    fetched = sorted(p.name for p in (cache / "serve").iterdir())
+    fetched = sorted(p.name for p in (cache / "serve" / "acme").iterdir() if p.is_dir())
     assert fetched == sorted(str(ids[("acme", platform, name)]) for platform, name in (("tiktok", "alice"), ("x", "bob")))
 
 
@@ -193,3 +203,79 @@ def test_only_media_names_are_fetched():
     for bad in ("../" + good, good + "/../x", "ab/cd/" + "AB" * 32, "ab/cd/x.png", "/ab/cd/" + "ab" * 32,
                 good + ".png.part", good.replace("/", "\\")):
         assert not is_media_name(bad), bad
+
+
+def test_a_refresh_serves_new_generations_and_accounts_and_cleans_the_cache(fleet, s3_bucket, tmp_path):
+    """In-process (no server): what `serve --tenant` does every --refresh-seconds. New
+    generations and accounts are served, an account moved to another tenant is not; the cache
+    keeps what is served and what was served just before, then lets go; a generation damaged in
+    the store is never served (the old one stays)."""
+    from archiver.cli.look import served_archives
+    from archiver.fleet.browse import TenantView
+    from archiver.fleet.db import FleetError
+    from archiver.views.serve import ChangingArchives
+
+    url, ids = fleet
+    objects = open_object_store(s3_bucket.url("fleet/"), endpoint_url=s3_bucket.endpoint_url)
+    connection = psycopg.connect(url, autocommit=True)
+    store = ArchiveStore(connection, objects, tmp_path / "worker-cache", worker="test")
+    copies = {}
+
+    def upload(name, text=None):
+        tenant, platform = next((t, p) for t, p, n in ACCOUNTS if n == name)
+        if name not in copies:
+            copies[name] = store.checkout(ids[(tenant, platform, name)], tmp_path / "work" / name, fence=0)
+            write_archive(copies[name].folder, platform, name)
+        if text:
+            db = sqlite3.connect(copies[name].path)
+            with db:
+                db.execute("update posts set text = ?", [text])
+            db.close()
+        return copies[name].checkpoint()
+
+    def served_posts(app, database):
+        async def ask():
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+                databases = (await client.get("/.json")).json()
+                if database not in databases:
+                    return None
+                response = await client.get(f"/{database}/posts.json?_shape=array")
+                return [row["text"] for row in response.json()]
+        return asyncio.run(ask())
+
+    upload("alice")
+    upload("bob")
+    view = TenantView(url, "acme", tmp_path / "serve-folder", objects)
+    with pytest.raises(FleetError, match="another `archiver serve` uses .* its own --archives"):
+        TenantView(url, "acme", tmp_path / "serve-folder", objects)
+    app = ChangingArchives(served_archives(view.archives(must_exist=True)), title="acme", description="",
+                           template_dir=tmp_path)
+    assert served_posts(app, "tiktok-alice") == ["post of alice"] and served_posts(app, "tiktok-newcomer") is None
+    assert not app.update(served_archives(view.archives()))   # nothing new: the same Datasette
+
+    upload("alice", "alice, generation 2")
+    upload("newcomer")
+    connection.execute("UPDATE fleet_accounts SET tenant = 'rival' WHERE id = %s", [ids[("acme", "x", "bob")]])
+    assert app.update(served_archives(view.archives()))
+    assert served_posts(app, "tiktok-alice") == ["alice, generation 2"]
+    assert served_posts(app, "tiktok-newcomer") == ["post of newcomer"]
+    assert served_posts(app, "x-bob") is None
+    cache = tmp_path / "serve-folder" / "serve" / "acme"
+    alice, bob = (cache / str(ids[("acme", "tiktok", "alice")]), cache / str(ids[("acme", "x", "bob")]))
+    assert len(list(alice.glob("*.sqlite"))) == 2 and bob.is_dir()   # the last answer's files stay one more round
+
+    # Generation 3 of alice is damaged in the store: refused, and generation 2 stays served.
+    upload("alice", "alice, generation 3")
+    s3_bucket.client().put_object(Bucket=s3_bucket.name, Key=store.pointer(ids[("acme", "tiktok", "alice")]).object_key,
+                                  Body=b"half a file")
+    with pytest.raises(StorageError, match="does not match its sha256"):
+        view.archives()
+    assert served_posts(app, "tiktok-alice") == ["alice, generation 2"]
+    connection.execute("UPDATE fleet_archives SET generation = 2, object_key = g.object_key, sha256 = g.sha256, "
+                       "size = g.size FROM fleet_archive_generations g WHERE g.account_id = fleet_archives.account_id "
+                       "AND g.generation = 2 AND fleet_archives.account_id = %s", [ids[("acme", "tiktok", "alice")]])
+    assert not app.update(served_archives(view.archives()))
+    assert [p.name.split("-")[0] for p in alice.glob("*.sqlite")] == ["2"] and not bob.exists()
+    assert not list(cache.rglob("*.loading"))
+    connection.close()

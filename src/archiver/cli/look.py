@@ -26,8 +26,10 @@ from archiver.inert import echo
                    "object storage) where downloaded generations are cached. Default: <archive folder>/fleet.")
 @click.option("--storage", metavar="URL", help="With --tenant: the archives' object storage, s3://bucket/prefix. "
                                                "Default: $ARCHIVER_FLEET_STORAGE; without either, --archives.")
+@click.option("--refresh-seconds", type=click.FloatRange(min=0), default=60, show_default=True, metavar="S",
+              help="With --tenant: look this often for new generations and new or removed accounts (0: never).")
 @fleet_guard
-def serve(archive, config_path, port, open_browser, tenant, database, archives, storage):
+def serve(archive, config_path, port, open_browser, tenant, database, archives, storage, refresh_seconds):
     """Browse and search the archive with Datasette on 127.0.0.1."""
     if tenant is None:
         if database or archives or storage:
@@ -37,39 +39,49 @@ def serve(archive, config_path, port, open_browser, tenant, database, archives, 
         ws = open_existing_workspace(archive, config_path)
         serve_archive(ws.archive, port=port, open_browser=open_browser)
         return
+    from archiver.fleet.objects import StorageError
     from archiver.views.serve import serve_archives
 
-    served = tenant_archives(archive, config_path, tenant, database, archives, storage)
-    serve_archives(served, title=f"archiver: {tenant}", description=f"The archives of {tenant}'s accounts",
-                   port=port, open_browser=open_browser)
+    view = tenant_view(archive, config_path, tenant, database, archives, storage)
+    try:
+        found = view.archives(must_exist=True)
+    except StorageError as error:
+        fail(str(error))
+    for account in found.missing:
+        echo(f"{account.label()}: no archive yet (not run, or nothing uploaded): not shown", err=True)
+    if not found.found:
+        fail(f"tenant {tenant!r}: none of its {len(found.missing)} accounts has an archive yet "
+             + (f"in {view.objects.where(view.objects.key(''))}" if view.objects is not None else f"in {view.folder}"))
+    serve_archives(served_archives(found), title=f"archiver: {tenant}",
+                   description=f"The archives of {tenant}'s accounts", port=port, open_browser=open_browser,
+                   refresh=lambda: served_archives(view.archives()), refresh_seconds=refresh_seconds)
 
 
-def tenant_archives(archive, config_path, tenant, database, archives, storage):
-    """The tenant's archives as views.serve serves them; says which accounts have none yet."""
+def tenant_view(archive, config_path, tenant, database, archives, storage):
+    """Where the tenant's archives are read (fleet/browse.py TenantView)."""
     import os
 
-    from archiver.fleet import browse, db
-    from archiver.views.serve import ServedArchive
+    from archiver.fleet import browse
 
     url = fleet_database_url(archive, config_path, database)
     folder = archives or open_workspace(archive, config_path).archive.folder / "fleet"
     storage = storage or os.environ.get("ARCHIVER_FLEET_STORAGE")
-    with db.connect(url, autocommit=True) as connection:
-        accounts = browse.tenant_accounts(connection, tenant)
-        if storage:
-            from archiver.fleet.objects import StorageError, open_object_store
+    objects = None
+    if storage:
+        from archiver.fleet.objects import StorageError, open_object_store
 
-            try:
-                found = browse.stored_archives(connection, open_object_store(storage), accounts, folder / "serve")
-            except StorageError as error:
-                fail(str(error))
-        else:
-            found = browse.folder_archives(accounts, folder)
-    for account in found.missing:
-        echo(f"{account.label()}: no archive yet (not run, or nothing uploaded): not shown", err=True)
-    if not found.found:
-        fail(f"tenant {tenant!r}: none of its {len(accounts)} accounts has an archive yet "
-             + (f"in {storage}" if storage else f"in {folder}"))
+        try:
+            objects = open_object_store(storage)
+        except StorageError as error:
+            fail(str(error))
+    return browse.TenantView(url, tenant, folder, objects)
+
+
+def served_archives(found):
+    """A browse.TenantArchives as views.serve serves it: a database per account, named
+    <platform>-<name>; a generation from object storage is immutable."""
+    from archiver.views.serve import ServedArchive
+
     return [ServedArchive(name=f"{a.account.platform}-{a.account.name}",
                           title=a.account.label() + (f" (generation {a.generation})" if a.generation else ""),
                           db_path=a.db_path, media_root=a.media_root, fixed=a.generation is not None,

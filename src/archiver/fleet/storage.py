@@ -174,20 +174,22 @@ class ArchiveStore:
     def read_only_copy(self, account_id: int) -> tuple[Pointer, Path | None]:
         """The current generation as a file of this store's cache, for reading only (a view:
         `archiver serve --tenant`): no fence, no working copy, the pointer never moves.
-        Downloaded (its sha256 checked) unless the cache holds it. None before any upload."""
+        Downloaded (its sha256 checked) unless the cache holds it; it appears under its name
+        only whole and checked. None before any upload. Older generations in the cache are
+        left alone: a reader may still be serving one (fleet/browse.py removes them)."""
         pointer = self.pointer(account_id)
         if pointer.generation == 0:
             return pointer, None
         cached = self._cached_path(pointer)
         if not cached.exists():
-            self._download(pointer, cached)
+            self._download(pointer, cached, forget_others=False)
         return pointer, cached
 
     def _cached_path(self, pointer: Pointer) -> Path:
         # The sha256 in the name: a cached file is the generation only if its bytes are.
         return self.cache_dir / str(pointer.account_id) / f"{pointer.generation}-{pointer.sha256}.sqlite"
 
-    def _download(self, pointer: Pointer, cached: Path) -> None:
+    def _download(self, pointer: Pointer, cached: Path, *, forget_others: bool = True) -> None:
         assert pointer.object_key
         _private_folder(cached.parent)
         loading = cached.with_name(cached.name + ".loading")
@@ -200,7 +202,8 @@ class ArchiveStore:
                                f"({size} bytes downloaded): the object was changed or damaged in the store; "
                                "restore it, or point the account at an older generation (docs/fleet.md)")
         os.replace(loading, cached)
-        self._forget_other_generations(cached)
+        if forget_others:
+            self._forget_other_generations(cached)
 
     def _forget_other_generations(self, keep: Path) -> None:
         """A worker caches one generation per account: the newest it saw."""

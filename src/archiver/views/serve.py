@@ -1067,19 +1067,80 @@ def fetch_missing_media(app, archives: list[ServedArchive]):
     return fetching
 
 
+class ChangingArchives:
+    """An ASGI app over several archives whose list may change while it serves (``update``):
+    a new Datasette is built over the new list and swapped in whole, so each request is
+    answered wholly by the old one or wholly by the new one; a request under way finishes on
+    the one it began with. An unchanged list changes nothing. The Datasette before the
+    previous one is closed (its connections and threads) at a swap: no request is left on it."""
+
+    def __init__(self, archives: list[ServedArchive], *, title: str, description: str, template_dir: Path):
+        self.title, self.description, self.template_dir = title, description, template_dir
+        self.archives: list[ServedArchive] = []
+        self._app = None
+        self._datasettes: list[Datasette] = []   # the current one last, the previous one before it
+        self.update(archives)
+
+    @staticmethod
+    def _what(archives: list[ServedArchive]) -> list[tuple]:
+        return sorted((a.name, a.title, str(a.db_path), str(a.media_root), a.fixed) for a in archives)
+
+    def update(self, archives: list[ServedArchive]) -> bool:
+        """Serve ``archives`` from now on; False when they are what is served already."""
+        if self._app is not None and self._what(archives) == self._what(self.archives):
+            return False
+        datasette = make_multi_datasette(archives, title=self.title, description=self.description,
+                                         template_dir=self.template_dir)
+        app = fetch_missing_media(datasette.app(), archives)
+        self._app, self.archives = app, list(archives)   # one assignment: the next request sees the new one
+        self._datasettes.append(datasette)
+        while len(self._datasettes) > 2:
+            _close_datasette(self._datasettes.pop(0))
+        return True
+
+    async def __call__(self, scope, receive, send):
+        await self._app(scope, receive, send)  # type: ignore[misc]
+
+
+def _close_datasette(datasette: Datasette) -> None:
+    for database in datasette.databases.values():
+        database.close()
+    if datasette.executor is not None:
+        datasette.executor.shutdown(wait=False)
+
+
 def serve_archives(archives: list[ServedArchive], *, title: str, description: str, port: int = 8001,
-                   open_browser: bool = False) -> None:
-    """Serve several archives on http://127.0.0.1:<port>/ until Ctrl-C."""
+                   open_browser: bool = False, refresh: Callable[[], list[ServedArchive]] | None = None,
+                   refresh_seconds: float = 0) -> None:
+    """Serve several archives on http://127.0.0.1:<port>/ until Ctrl-C. ``refresh``: asked every
+    ``refresh_seconds`` (in a thread of its own: it may download) for the archives to serve
+    now; a failure is logged and the archives served stay."""
     import tempfile
+    import threading
 
     import uvicorn
 
     with tempfile.TemporaryDirectory(prefix="archiver-serve-") as templates:
-        datasette = make_multi_datasette(archives, title=title, description=description,
-                                         template_dir=Path(templates))
+        served = ChangingArchives(archives, title=title, description=description, template_dir=Path(templates))
+        stop = threading.Event()
+
+        def refreshing() -> None:
+            while not stop.wait(refresh_seconds):
+                try:
+                    if served.update(refresh()):  # type: ignore[misc]
+                        log.info("now serving %d archive(s): %s", len(served.archives),
+                                 ", ".join(a.title for a in served.archives) or "none")
+                except Exception as error:  # noqa: BLE001 - the archives served stay; tried again later
+                    log.warning("could not refresh the archives served (%s); trying again in %g s", error,
+                                refresh_seconds)
+
+        if refresh is not None and refresh_seconds > 0:
+            threading.Thread(target=refreshing, name="refresh-archives", daemon=True).start()
         url = f"http://{HOST}:{port}/"
         print(f"Serving {len(archives)} archive(s) of {title} at {url} (Ctrl-C to stop)", flush=True)
         if open_browser:
             webbrowser.open(url)
-        uvicorn.run(fetch_missing_media(datasette.app(), archives), host=HOST, port=port, log_level="warning",
-                    lifespan="on", workers=1)
+        try:
+            uvicorn.run(served, host=HOST, port=port, log_level="warning", lifespan="on", workers=1)
+        finally:
+            stop.set()
