@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import signal
 import threading
 from dataclasses import dataclass
@@ -293,3 +294,67 @@ def test_sigterm_ends_the_run_between_pages_and_the_next_worker_finishes_it(flee
                queues=["accounts"], wait=False, install_signal_handlers=False)
     assert fetch(fleet_database, "SELECT worker, first_page, status FROM test_run_log ORDER BY run_id") == [
         ("A", 0, "interrupted"), ("B", 2, "ok")]
+
+
+def test_sigterm_stops_a_real_simulator_run_between_pages_and_the_next_run_resumes_it(fleet_database, tmp_path,
+                                                                                      monkeypatch):
+    """`archiver worker` (the command) archiving a simulated TikTok account over loopback gets
+    SIGTERM mid-listing (delivered at its 4th archive commit: ARCHIVER_SIGNAL_AT, no timing):
+    the run stops at its next page, recorded interrupted in the ledger and in the archive's
+    own runs table with the pages it wrote kept, and the worker exits 0. The next tick queues
+    the account again and another worker's run finishes it from there."""
+    import sqlite3
+    import subprocess
+
+    from cli_world import archiver_command
+
+    from archiver.fleet import accounts as fleet_accounts
+    from archiver.fleet import db, schema
+    from archiver.fleet.secrets import ENV_MASTER_KEY, FleetSecretStore, generate_master_key
+    from archiver.fleet.worker import FleetServices, LocalArchives
+    from archiver.sim import installed_simulators
+
+    master_key = generate_master_key()
+    monkeypatch.setenv(ENV_MASTER_KEY, master_key)   # this process reads the sealed tokens too
+    archives = tmp_path / "archives"
+    with installed_simulators()["tiktok"].start_demo(posts=30, followers=4) as world:
+        with db.connect(fleet_database) as connection:
+            schema.apply(connection)
+            fleet_accounts.add(connection, "acme", "tiktok", "main", schedule="0 3 * * *", timezone="UTC",
+                               options={"base_url": world.base_url, **world.settings})
+            world.store_credentials(FleetSecretStore(connection, "acme"), "main")
+            app = make_app(fleet_database)
+            with app.open():
+                assert len(dispatch.enqueue_due(app, connection, NOON).deferred) == 1
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("ARCHIVER_")},
+               "ARCHIVER_FLEET_DATABASE": fleet_database, ENV_MASTER_KEY: master_key,
+               "ARCHIVER_SIGNAL_AT": "commit:4:TERM", "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+        log_path = tmp_path / "worker.log"
+        with open(log_path, "wb") as log:
+            worker = subprocess.Popen([*archiver_command(), "worker", "--queues", "accounts", "--archive",
+                                       str(tmp_path), "--archives", str(archives)],
+                                      env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            assert worker.wait(120) == 0, log_path.read_text()
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+        archive_file = archives / "acme" / "tiktok" / "main" / "archive.db"
+        assert fetch(fleet_database, "SELECT status FROM fleet_runs") == [("interrupted",)], log_path.read_text()
+        first = sqlite3.connect(archive_file)
+        stopped = first.execute("SELECT status FROM runs").fetchall()
+        kept = first.execute("SELECT count(*) FROM posts").fetchone()[0]
+        first.close()
+        assert stopped == [("interrupted",)] and 0 < kept < 30, (stopped, kept, log_path.read_text())
+        with db.connect(fleet_database) as connection:
+            with app.open():   # the next tick: still due for 03:00, queued again
+                assert len(dispatch.enqueue_due(app, connection, NOON + dt.timedelta(minutes=1)).deferred) == 1
+            runner = LocalArchives(archives, secrets_for=lambda tenant: FleetSecretStore(connection, tenant))
+            run_worker(FleetServices(fleet_database, runner), queues=["accounts"], wait=False,
+                       install_signal_handlers=False)
+    assert fetch(fleet_database, "SELECT status FROM fleet_runs ORDER BY id") == [("interrupted",), ("ok",)]
+    final = sqlite3.connect(archive_file)
+    assert final.execute("SELECT status FROM runs ORDER BY run_id").fetchall() == [("interrupted",), ("ok",)]
+    assert final.execute("SELECT count(*) FROM posts").fetchone()[0] == 30
+    final.close()
