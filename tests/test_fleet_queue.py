@@ -64,6 +64,12 @@ def test_a_seconds_schedule_is_read_by_the_daemons_parser_never_the_queues():
     from archiver.fleet import tasks
 
     assert tasks.STALLED_CHECK_CRON.split()[:5] == ["*"] * 5   # the queue's own cron: its sixth field is seconds
+    # What the queue gets of such an account: its id and the scheduled time, never its cron line.
+    app = make_app("postgresql://nobody@127.0.0.1:1/unused")   # not opened: nothing connects
+    job = dispatch._deferrer(app, every_four_seconds).make_new_job(account=1, slot="2026-12-07T12:00:04+00:00",
+                                                                    full=False)
+    assert job.task_kwargs == {"account": 1, "slot": "2026-12-07T12:00:04+00:00", "full": False}
+    assert every_four_seconds.schedule not in {task.cron for task in app.periodic_registry.periodic_tasks.values()}
 
 
 def test_a_failed_scheduled_time_is_tried_again_later_a_few_times_then_waits_for_the_next():
@@ -203,6 +209,24 @@ class Stalled:
             return False
 
         assert asyncio.run(until_retried()), "the silent worker's job never went back to the queue"
+
+
+def test_with_the_production_settings_a_dead_workers_job_runs_again_within_a_minute():
+    """The stall tests use fractions of a second; with the shipped settings the chain from a
+    worker's death to its job's run elsewhere is (worst case, seconds after its last beats):
+    judged stalled, found by the next stalled-jobs check, fetched by a polling worker; and a
+    job fetched before the dead run's ledger heartbeat is stale waits for it in RETRY_SECONDS
+    steps. A live worker beats often enough never to be judged gone."""
+    from procrastinate.worker import FETCH_JOB_POLLING_INTERVAL
+
+    from archiver.fleet import tasks, worker
+
+    check_every = int(tasks.STALLED_CHECK_CRON.split()[5].removeprefix("*/"))
+    back_in_queue = worker.STALLED_AFTER_SECONDS + check_every + FETCH_JOB_POLLING_INTERVAL
+    ledger_lets_it_run = ledger.STALE_SECONDS + tasks.RETRY_SECONDS + FETCH_JOB_POLLING_INTERVAL
+    assert max(back_in_queue, ledger_lets_it_run) < 60
+    assert worker.WORKER_HEARTBEAT_SECONDS * 3 <= worker.STALLED_AFTER_SECONDS   # a few missed beats are no death
+    assert ledger.HEARTBEAT_SECONDS * 3 <= ledger.STALE_SECONDS
 
 
 def _one_run_held(url, tmp_path, name="A"):
