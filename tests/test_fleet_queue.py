@@ -190,6 +190,29 @@ def test_a_worker_that_stops_once_the_queue_is_empty_lets_its_running_runs_finis
     assert [j[2] for j in _jobs(fleet_database)] == ["succeeded"] * 3
 
 
+def test_a_stop_request_reaches_the_runs_of_a_worker_that_would_stop_when_the_queue_is_empty(fleet_database):
+    """wait=False waits for running runs; a stop request (SIGTERM sets FleetServices.stopping)
+    still stops them at their next page."""
+    [account_id] = ready_database(fleet_database, accounts=1)
+    app = make_app(fleet_database)
+    with app.open():
+        dispatch.defer_runs(app, [(FleetAccount(account_id, "t", "mastodon", "a00000"), NOON)])
+    fleet = services(fleet_database, PagedRuns(fleet_database, pages=3, hold_at_page=1))
+    worker = threading.Thread(target=run_worker, args=(fleet,),
+                              kwargs=dict(queues=["accounts"], wait=False, install_signal_handlers=False))
+    worker.start()
+    try:
+        wait_until(lambda: fetch(fleet_database, "SELECT pages_done FROM test_pages") == [(1,)], 60, "never held")
+        fleet.stopping.set()   # what SIGTERM's handler does
+        worker.join(60)
+        assert not worker.is_alive()
+    finally:
+        release(fleet_database)
+        worker.join(60)
+    assert fetch(fleet_database, "SELECT status FROM fleet_runs") == [("interrupted",)]
+    assert fetch(fleet_database, "SELECT pages_done FROM test_pages") == [(1,)]   # kept for the next run
+
+
 # --------------------------------------------------------------------------- workers that die, freeze, stop
 
 
