@@ -380,27 +380,46 @@ def test_prune_and_sweep_over_a_tenant_or_the_whole_store(conn, objects, s3_buck
 
 
 def test_the_daily_retention_job_prunes_and_sweeps_once_a_day_on_the_control_queue(fleet_database, objects, tmp_path):
+    """Two control workers defer the day's retention job: one job (as the tick); a worker of
+    the control queue runs it: old generations pruned, an old orphan swept."""
+    import asyncio
     import datetime as dt
 
-    from archiver.fleet.tasks import CONTROL_QUEUE, RETENTION_TASK, make_app, run_retention
-    from archiver.fleet.worker import FleetServices, LocalArchives, StoredArchives
+    from procrastinate.periodic import PeriodicDeferrer
 
-    periodic = {task_id: task for (_, task_id), task in make_app(fleet_database).periodic_registry.periodic_tasks.items()}
-    retention = periodic["retention"]   # deferred once per day (procrastinate_periodic_defers), one waiting at most
-    assert (retention.cron.split()[2:], retention.task.queue, retention.task.queueing_lock) == \
-        (["*", "*", "*"], CONTROL_QUEUE, RETENTION_TASK)
+    from archiver.fleet.tasks import CONTROL_QUEUE, RETENTION_TASK, make_app, run_retention
+    from archiver.fleet.worker import FleetServices, LocalArchives, StoredArchives, run_worker
 
     with psycopg.connect(fleet_database, autocommit=True) as connection:
-        for part in schema.PARTS:
-            connection.execute(part.sql)
+        schema.apply(connection)   # the queue's tables too
         connection.execute("INSERT INTO fleet_accounts (tenant, platform, name) VALUES ('t', 'p', 'a')")
         checkpoints(Worker(connection, objects, tmp_path, "w"), 1, 4)
+    objects.put_file(objects.key("archives/1/0000000009-9.sqlite"), tmp_path / "work-w" / "archive.db")
+    # The day's fire time two days from now, so that the orphan uploaded just now is old by then.
+    day_after = int((dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2, hours=1)).timestamp())
+
+    async def defer_retention(app) -> int:
+        async with app.open_async():
+            deferrer = PeriodicDeferrer(app.periodic_registry, max_delay=10 ** 9)
+            due = [(task, ts) for task, ts in deferrer.get_previous_tasks(at=day_after) if task.periodic_id == "retention"]
+            await deferrer.defer_jobs(due)
+            return due[0][1]
+
+    stamps = {asyncio.run(defer_retention(make_app(fleet_database))) for _ in range(2)}   # two control workers
+    assert len(stamps) == 1 and dt.datetime.fromtimestamp(stamps.pop(), dt.timezone.utc).strftime("%H:%M") == "13:40"
+    with psycopg.connect(fleet_database) as connection:
+        jobs = connection.execute("SELECT queue_name, status FROM procrastinate_jobs WHERE task_name = %s",
+                                  [RETENTION_TASK]).fetchall()
+    assert jobs == [(CONTROL_QUEUE, "todo")]
     services = FleetServices(fleet_database, StoredArchives(fleet_database, objects, tmp_path / "worker",
                                                             secrets_for=lambda tenant: None), keep_generations=3)
-    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)
-    objects.put_file(objects.key("archives/1/0000000009-9.sqlite"), tmp_path / "work-w" / "archive.db")
-    assert run_retention(services, later) == "1 old generations pruned (keeping 3), 1 orphaned objects swept"
+    run_worker(services, queues=[CONTROL_QUEUE], wait=False, install_signal_handlers=False)
+    with psycopg.connect(fleet_database) as connection:
+        assert connection.execute("SELECT status FROM procrastinate_jobs WHERE task_name = %s",
+                                  [RETENTION_TASK]).fetchall() == [("succeeded",)]
     assert sorted(objects.keys("archives/")) == [f"fleet/archives/1/{g:010d}-1.sqlite" for g in (2, 3, 4)]
+
+    later = dt.datetime.fromtimestamp(day_after, dt.timezone.utc)
     services.keep_generations = 0
     assert run_retention(services, later) == "0 old generations pruned (keeping all), 0 orphaned objects swept"
     assert "no generations" in run_retention(FleetServices(fleet_database, LocalArchives(tmp_path)), later)
