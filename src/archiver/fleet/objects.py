@@ -137,7 +137,7 @@ class ObjectStore:
             if isinstance(exc, StorageError) or type(exc).__module__.split(".")[0] not in ("botocore", "boto3", "s3transfer"):
                 raise
             code = _error_code(exc)
-            hint = {"NoSuchBucket": "create the bucket, or fix [fleet] storage",
+            hint = {"NoSuchBucket": f"create the bucket, or fix the store's URL (--storage, {ENV_STORAGE})",
                     "AccessDenied": "check the store's credentials and the bucket's policy",
                     "InvalidAccessKeyId": "check AWS_ACCESS_KEY_ID (or the worker's role)",
                     "SignatureDoesNotMatch": "check AWS_SECRET_ACCESS_KEY"}.get(code or "", "")
@@ -158,7 +158,7 @@ def open_object_store(url: str | None = None, *, endpoint_url: str | None = None
     ``endpoint_url`` (else $ARCHIVER_FLEET_STORAGE_ENDPOINT) for stores that are not AWS."""
     url = url or os.environ.get(ENV_STORAGE)
     if not url:
-        raise StorageError(f"no object store: set [fleet] storage = \"s3://bucket/prefix\" or {ENV_STORAGE}")
+        raise StorageError(f"no object store: pass --storage s3://bucket/prefix or set {ENV_STORAGE}")
     parts = urlsplit(url)
     if parts.scheme != "s3" or not parts.netloc:
         raise StorageError(f"the object store {url!r} is not an s3://bucket/prefix URL")
