@@ -3,7 +3,7 @@ RETRY_AFTER × failures whoever queued its next job (a tick during the run, a se
 trigger); a run that wrote nothing uploads no new generation.
 
 Real parts: PostgreSQL (tests/pg_server.py), Procrastinate, the worker's run loop in this
-process (run_worker with wait=False).
+process (run_worker with wait=False), moto (tests/s3_server.py), a platform's simulator.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import datetime as dt
 import pytest
 from fleet_world import PagedRuns, fetch, ready_database, services
 from pg_server import fleet_database, postgres  # noqa: F401  (pytest fixtures)
+from s3_server import s3_bucket, s3_server  # noqa: F401  (pytest fixtures)
 
 from archiver.fleet import db, dispatch, ledger
 from archiver.fleet.tasks import make_app
@@ -90,3 +91,50 @@ def test_a_heartbeat_that_finds_its_run_taken_over_closes_its_connection(fleet_d
     assert beat.lost.wait(timeout=30)
     beat.stop()
     assert len(opened) == 1 and opened[0].closed
+
+
+def test_a_run_the_shared_limit_stops_waits_for_its_slot_and_uploads_only_what_it_kept(
+        fleet_database, s3_bucket, tmp_path, monkeypatch):
+    """Review finding 5: a run the limiter stopped (its next slot further away than a run
+    waits) was retried every 10 s, 30 times, each try uploading a whole generation. Now its
+    job waits until the slot is near, and a try that kept no page uploads nothing."""
+    pytest.importorskip("boto3")
+    from archiver.fleet import accounts as fleet_accounts
+    from archiver.fleet.objects import open_object_store
+    from archiver.fleet.secrets import ENV_MASTER_KEY, FleetSecretStore, generate_master_key
+    from archiver.fleet.worker import StoredArchives
+    from archiver.sim import installed_simulators
+
+    monkeypatch.setenv(ENV_MASTER_KEY, generate_master_key())
+    objects = open_object_store(s3_bucket.url("fleet/"), endpoint_url=s3_bucket.endpoint_url)
+    ready_database(fleet_database)
+    with installed_simulators()["mastodon"].start_demo(posts=3, followers=2) as world, \
+            db.connect(fleet_database) as connection:
+        account, _ = fleet_accounts.add(connection, "t", "mastodon", "one", schedule="0 3 * * *", timezone="UTC",
+                                        options={"base_url": world.base_url, **world.settings})
+        secrets = FleetSecretStore(connection, "t")
+        world.store_credentials(secrets, "one")
+        # One API request every 20 minutes: the run's first request leaves (its page, the
+        # profile, is kept), the second would wait longer than a run waits (15 min): refused.
+        connection.execute("INSERT INTO fleet_rates (platform, per_minute, burst) VALUES ('mastodon', 0.05, 1)")
+        app = make_app(fleet_database)
+        with app.open():
+            dispatch.enqueue_now(app, account, NOON)
+        stored = StoredArchives(fleet_database, objects, tmp_path / "worker", secrets_for=lambda tenant: secrets)
+        fleet = services(fleet_database, stored)
+        run_worker(fleet, queues=["accounts"], wait=False, install_signal_handlers=False)
+        [(status, message, counts)] = fetch(fleet_database, "SELECT status, message, counts FROM fleet_runs")
+        assert status == "interrupted" and "longer than this run waits" in message and counts == {"profile": 1}
+        generations = [f"fleet/archives/{account.id}/0000000001-1.sqlite"]
+        assert list(objects.keys("archives/")) == generations   # the page it kept
+        # The job waits for the limit's slot (~20 min away), not 10 s; the tick leaves it waiting.
+        [(job_status, attempts, wait)] = fetch(
+            fleet_database, "SELECT status::text, attempts, extract(epoch FROM scheduled_at - now()) "
+                            "FROM procrastinate_jobs WHERE task_name = %s", [dispatch.RUN_TASK])
+        assert (job_status, attempts) == ("todo", 1) and 15 * 60 < float(wait) <= 20 * 60
+        # Tried again before then, the run's first request is refused: nothing kept, nothing uploaded.
+        with pytest.raises(ledger.TryLater) as later:
+            fleet.run_job(account.id, NOON, full=False, job_id=None)
+        assert 15 * 60 < later.value.seconds <= 20 * 60
+    assert fetch(fleet_database, "SELECT status, counts FROM fleet_runs ORDER BY id")[1:] == [("interrupted", {})]
+    assert list(objects.keys("archives/")) == generations

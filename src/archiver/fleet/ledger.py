@@ -33,6 +33,15 @@ class AccountBusy(Exception):
     """Another run of the account is alive (its heartbeat is fresh)."""
 
 
+class TryLater(Exception):
+    """The run could not go on for now (the shared rate limit's next slot is far away): its
+    job tries again after ``seconds``."""
+
+    def __init__(self, message: str, seconds: float):
+        super().__init__(message)
+        self.seconds = seconds
+
+
 class SlotNotDue(Exception):
     """This scheduled time failed recently (tried again RETRY_AFTER × failures after the
     last failure) or MAX_ATTEMPTS_PER_SLOT times already (it waits for the next fire time)."""

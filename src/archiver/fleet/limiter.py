@@ -176,6 +176,8 @@ class SharedLimiter(_Database):
                  sleep: Callable[[float], None] = time.sleep, max_wait: float = DEFAULT_MAX_WAIT):
         super().__init__(conn)
         self.clock, self.sleep, self.max_wait = clock, sleep, max_wait
+        # The last slot refused (LimiterBusy): the fleet worker retries the run's job after its wait.
+        self.refused: LimiterBusy | None = None
 
     def _now(self) -> float | None:
         return self.clock() if self.clock else None
@@ -192,7 +194,8 @@ class SharedLimiter(_Database):
             return float(row[0])
         if fence:
             self.check_fence(fence)
-        raise LimiterBusy(key, self.wait_for(key, rate))
+        self.refused = LimiterBusy(key, self.wait_for(key, rate))
+        raise self.refused
 
     def check_fence(self, fence: tuple[int, int]) -> None:
         """Raise FencedOut unless the run's fence (account id, fence) is still the account's."""

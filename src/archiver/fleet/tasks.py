@@ -23,7 +23,7 @@ import logging
 
 from archiver.fleet.db import DatabaseUnavailable
 from archiver.fleet.dispatch import ACCOUNT_QUEUE, RUN_TASK
-from archiver.fleet.ledger import AccountBusy
+from archiver.fleet.ledger import AccountBusy, TryLater
 
 log = logging.getLogger("archiver.fleet.tasks")
 
@@ -50,16 +50,33 @@ def make_app(database_url: str):
     return app
 
 
+def _run_retries(**settings):
+    """A run job's retry strategy: Procrastinate's RetryStrategy, waiting ``seconds`` of a
+    TryLater instead of its constant wait (at least that wait)."""
+    import procrastinate
+    from procrastinate.retry import RetryDecision
+
+    class RunRetries(procrastinate.RetryStrategy):
+        def get_retry_decision(self, *, exception, job):
+            decision = super().get_retry_decision(exception=exception, job=job)
+            if decision is not None and isinstance(exception, TryLater):
+                return RetryDecision(retry_in={"seconds": max(self.wait, round(exception.seconds))})
+            return decision
+
+    return RunRetries(**settings)
+
+
 def register(app) -> None:
     """Define the fleet's tasks on ``app`` (a procrastinate.App)."""
-    import procrastinate
 
     @app.task(name=RUN_TASK, queue=ACCOUNT_QUEUE, pass_context=True,
               # Another run of the account still alive (its heartbeat fresh), or the database
-              # gone for a moment: try again a little later (a run's own failure is not
-              # retried here: dispatch tries its scheduled time again after a while).
-              retry=procrastinate.RetryStrategy(max_attempts=30, wait=RETRY_SECONDS,
-                                                retry_exceptions={AccountBusy, DatabaseUnavailable}))
+              # gone for a moment: try again a little later; the shared rate limit full for
+              # longer than a run waits: try again when its next slot is near (TryLater). A
+              # run's own failure is not retried here: dispatch tries its scheduled time again
+              # after a while.
+              retry=_run_retries(max_attempts=30, wait=RETRY_SECONDS,
+                                 retry_exceptions={AccountBusy, DatabaseUnavailable, TryLater}))
     def run_account(context, account: int, slot: str, full: bool = False) -> str:
         services = context.additional_context["fleet"]
         return services.run_job(account, dt.datetime.fromisoformat(slot), full=full, job_id=context.job.id,

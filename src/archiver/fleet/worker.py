@@ -82,7 +82,8 @@ class StoredArchives:
     """Each account's archive in object storage by generation (fleet/storage.py): checked
     out for the run (this worker's cached copy when it is current), checkpointed every
     ``checkpoint_seconds`` during the run (after a page) and at its end — interrupted or
-    failed runs too, so that whoever runs the account next resumes from the pages written.
+    failed runs too, so that whoever runs the account next resumes from the pages written;
+    a run that wrote nothing uploads nothing.
     A checkpoint refused because another run holds the account now (FencedOut) stops the
     run at its next page; nothing it did after its last checkpoint counts.
 
@@ -104,6 +105,7 @@ class StoredArchives:
             copy = store.checkout(account.id, self.work_dir / "runs" / str(account.id), fence=ticket.fence)
             fenced = threading.Event()
             last = [time.monotonic()]
+            pages = [0]   # committed by this run
 
             def checkpoint() -> None:
                 try:
@@ -113,6 +115,7 @@ class StoredArchives:
                     fenced.set()
 
             def after_page(line: str) -> None:
+                pages[0] += 1
                 log.info("%s: %s", account.label(), line)
                 if time.monotonic() - last[0] >= self.checkpoint_seconds and not fenced.is_set():
                     checkpoint()
@@ -121,10 +124,13 @@ class StoredArchives:
             outcome = _run_in_folder(account, copy.folder, self.secrets_for(account.tenant), full=full,
                                      cancel=lambda: fenced.is_set() or cancel(), transport=self.transport,
                                      progress=after_page, media_elsewhere=copy.fetch_media)
-            if not fenced.is_set():
+            # A run that kept nothing (stopped or failed before its first page: the shared limit
+            # full, a token refused) uploads no generation: the current one holds all there is.
+            # Its row in the archive's runs table goes with the working copy; the ledger has it.
+            if not fenced.is_set() and (pages[0] or any(outcome.counts.values())):
                 checkpoint()
-                if not fenced.is_set():   # all of it is in the store: this disk does not keep every account's media
-                    shutil.rmtree(copy.folder, ignore_errors=True)
+            if not fenced.is_set():   # all of it is in the store: this disk does not keep every account's media
+                shutil.rmtree(copy.folder, ignore_errors=True)
             if fenced.is_set():
                 return RunOutcome("interrupted", "another run of the account started; this one's work after its "
                                   "last checkpoint does not count", outcome.counts)
@@ -194,9 +200,9 @@ class FleetServices:
     def run_job(self, account_id: int, slot: dt.datetime, *, full: bool, job_id: int | None,
                 should_abort: Callable[[], bool] = lambda: False) -> str:
         """Run the account for its scheduled time ``slot``, once. Returns what happened
-        (for the log). Raises ledger.AccountBusy and db.DatabaseUnavailable (the task tries
-        again later) and RunFailed. ``should_abort``: Procrastinate's (an abort request, or its
-        shutdown); the worker's stop request counts too."""
+        (for the log). Raises ledger.AccountBusy, db.DatabaseUnavailable and ledger.TryLater
+        (the task tries again later) and RunFailed. ``should_abort``: Procrastinate's (an
+        abort request, or its shutdown); the worker's stop request counts too."""
         def stop_asked() -> bool:
             return self.stopping.is_set() or should_abort()
 
@@ -258,6 +264,11 @@ class FleetServices:
         if outcome.status == "failed":
             raise RunFailed(f"{account.label()}: {outcome.message}")
         if outcome.status == "interrupted" and not should_abort():
+            refused = limits.limiter.refused if limits is not None else None
+            if refused is not None:
+                # The shared limit's next slot is further away than a run waits: the job tries
+                # again when the slot is near, not every few seconds (each try is a checkout).
+                raise ledger.TryLater(f"{account.label()}: {outcome.message}", refused.wait)
             # Cut short by the database, not by a stop: the job tries again (retry strategy).
             raise db.DatabaseUnavailable(f"{account.label()}: {outcome.message}")
         return outcome.status
