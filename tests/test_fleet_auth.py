@@ -60,7 +60,7 @@ def test_secrets_and_an_authorization_are_sealed_for_a_fleet_account_and_a_run_u
                        stdin=config.client_key)
         assert refused.exit_code != 0 and "ARCHIVER_FLEET_MASTER_KEY" in refused.output
         typo = _cli(env, "secret", "set", "tiktok", "mian", "client_key", "--tenant", "acme", stdin=config.client_key)
-        assert typo.exit_code != 0 and "acme/tiktok:mian" in typo.output and "fleet status" in typo.output
+        assert typo.exit_code != 0 and "acme/tiktok:mian" in typo.output and "fleet accounts" in typo.output
         for name, value in (("client_key", config.client_key), ("client_secret", config.client_secret)):
             stored = _cli(env, "secret", "set", "tiktok", "main", name, "--tenant", "acme", stdin=value)
             assert stored.exit_code == 0 and "(fleet)" in stored.output, stored.output
