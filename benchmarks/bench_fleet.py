@@ -15,7 +15,7 @@ What it measures, for each number of threads (each its own connection, as worker
    need: at night ~56 accounts a minute (the default schedule spreads them over three hours),
    at a cold start all of them within the minute before the next tick.
 4. ``status``: `archiver fleet status` over those 10,000 accounts (each schedule's fire time
-   computed once: fleet/status.py LatestFireTimes), beside computing each account's apart.
+   computed once: fleet/dispatch.py LatestFireTimes), beside computing each account's apart.
 
 The need it compares with (printed with its assumptions): 10,000 accounts a night, each
 an incremental run of ~10 API requests plus its share of a full listing (~200 requests
@@ -164,7 +164,8 @@ def status_benchmark(url: str) -> None:
 
     from archiver.fleet import accounts as fleet_accounts
     from archiver.fleet import db
-    from archiver.fleet.status import LatestFireTimes, fleet_status
+    from archiver.fleet.dispatch import LatestFireTimes
+    from archiver.fleet.status import fleet_status
     from archiver.ops.schedule import latest_fire_time
 
     with db.connect(url) as connection:

@@ -264,7 +264,7 @@ def test_prune_and_sweep_commands_keep_the_newest_generations_of_the_accounts_na
 
 def test_status_computes_each_schedule_and_time_zone_once_with_the_daemons_answer():
     from archiver.fleet.accounts import FleetAccount
-    from archiver.fleet.status import LatestFireTimes
+    from archiver.fleet.dispatch import LatestFireTimes
     from archiver.ops.schedule import latest_fire_time
 
     now = dt.datetime(2026, 3, 29, 1, 30, tzinfo=dt.timezone.utc)   # Europe's clocks go forward this night

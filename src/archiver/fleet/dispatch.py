@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Callable
 
 from archiver.fleet import accounts as fleet_accounts
 from archiver.fleet import ledger
@@ -39,23 +40,20 @@ def account_lock(account_id: int) -> str:
     return f"account:{account_id}"
 
 
-def due_slot(account: FleetAccount, history: ledger.AccountHistory | None, now: dt.datetime) -> dt.datetime | None:
-    """The scheduled time the account's run is due for now, or None when nothing is due."""
-    from archiver.ops.schedule import latest_fire_time, missed_fire_time
-
+def due_slot(account: FleetAccount, history: ledger.AccountHistory | None, now: dt.datetime,
+             latest_fire_time: Callable[[FleetAccount], dt.datetime | None] | None = None) -> dt.datetime | None:
+    """The scheduled time the account's run is due for now, or None when nothing is due.
+    ``latest_fire_time``: the account's newest fire time at ``now`` (a LatestFireTimes, shared
+    by the accounts of one tick); by default computed for this account."""
     if not account.enabled:
         return None
-    zone = account.zone()
+    latest = (latest_fire_time or LatestFireTimes(now))(account)
     last_ok = history.last_ok_slot if history else None
-    # The cheap question first (one fire time): most accounts, most minutes, are done.
-    if last_ok is not None and missed_fire_time(account, last_ok, now, timezone=zone) is None:
-        return None
-    latest = latest_fire_time(account, now, timezone=zone)
     if last_ok is None:
         # Never archived: due now (the daemon's catch-up says the same), for the newest
         # fire time, or this minute when the schedule never fired yet.
         slot = latest or now.replace(second=0, microsecond=0)
-    elif latest is None:
+    elif latest is None or latest <= last_ok:   # no fire time after the last success (the daemon's missed_fire_time)
         return None
     else:
         slot = latest
@@ -67,12 +65,35 @@ def due_slot(account: FleetAccount, history: ledger.AccountHistory | None, now: 
     return slot
 
 
+class LatestFireTimes:
+    """``ops.schedule.latest_fire_time`` of many accounts at one moment. Computing a fire time
+    costs about a millisecond (a cron trigger built and walked): 10 s for 10,000 accounts. But
+    accounts share schedules — a cron line an agency gives all its accounts, and the default
+    nightly one has only 180 minutes — so each (cron line, time zone) is computed once."""
+
+    def __init__(self, now: dt.datetime):
+        self.now = now
+        self._found: dict[tuple[str, str | None], dt.datetime | None] = {}
+
+    def __call__(self, account: fleet_accounts.FleetAccount) -> dt.datetime | None:
+        from archiver.ops.schedule import default_schedule, latest_fire_time
+
+        # The default schedule is a cron line derived from the account's id (no jitter here):
+        # spelled out, accounts on the same nightly minute share it.
+        schedule = account.schedule or default_schedule(account)
+        key = (schedule, account.timezone or None)
+        if key not in self._found:
+            self._found[key] = latest_fire_time(replace(account, schedule=schedule), self.now, timezone=account.zone())
+        return self._found[key]
+
+
 def due_accounts(connection, now: dt.datetime) -> list[tuple[FleetAccount, dt.datetime]]:
     """Every enabled account due now, with its scheduled time."""
     histories = ledger.histories(connection)
+    latest_fire_time = LatestFireTimes(now)
     found = []
     for account in fleet_accounts.load(connection, enabled_only=True):
-        slot = due_slot(account, histories.get(account.id), now)
+        slot = due_slot(account, histories.get(account.id), now, latest_fire_time)
         if slot is not None:
             found.append((account, slot))
     return found

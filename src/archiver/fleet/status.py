@@ -9,7 +9,7 @@ Below the table: per platform, what the shared limiter let through and made wait
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 from archiver.fleet import accounts as fleet_accounts
 from archiver.fleet import ledger
@@ -44,30 +44,8 @@ class FleetStatus:
         return asdict(self)
 
 
-class LatestFireTimes:
-    """``ops.schedule.latest_fire_time`` of many accounts at one moment. Computing a fire time
-    costs about a millisecond (a cron trigger built and walked): 10 s for 10,000 accounts. But
-    accounts share schedules — a cron line an agency gives all its accounts, and the default
-    nightly one has only 180 minutes — so each (cron line, time zone) is computed once."""
-
-    def __init__(self, now: dt.datetime):
-        self.now = now
-        self._found: dict[tuple[str, str | None], dt.datetime | None] = {}
-
-    def __call__(self, account: fleet_accounts.FleetAccount) -> dt.datetime | None:
-        from archiver.ops.schedule import default_schedule, latest_fire_time
-
-        # The default schedule is a cron line derived from the account's id (no jitter here):
-        # spelled out, accounts on the same nightly minute share it.
-        schedule = account.schedule or default_schedule(account)
-        key = (schedule, account.timezone or None)
-        if key not in self._found:
-            self._found[key] = latest_fire_time(replace(account, schedule=schedule), self.now, timezone=account.zone())
-        return self._found[key]
-
-
 def fleet_status(connection, now: dt.datetime, *, stalled_after: float = 20.0) -> FleetStatus:
-    from archiver.fleet.dispatch import RUN_TASK
+    from archiver.fleet.dispatch import RUN_TASK, LatestFireTimes
 
     latest_fire_time = LatestFireTimes(now)
     status = FleetStatus(now=now.isoformat(timespec="seconds"))

@@ -145,8 +145,9 @@ def needs_catch_up(db, account: ScheduledAccount, now: dt.datetime | None = None
 def missed_fire_time(account: ScheduledAccount, last_success: dt.datetime, now: dt.datetime, *,
                      timezone=None) -> dt.datetime | None:
     """The first fire time of the account's schedule after ``last_success`` that is not
-    later than ``now`` (a run was missed), or None. The daemon's catch-up and the fleet's
-    "is it due" (archiver.fleet.dispatch) both ask this."""
+    later than ``now`` (a run was missed), or None. The daemon's catch-up asks this; the
+    fleet's "is it due" (archiver.fleet.dispatch) asks the same as ``latest_fire_time`` >
+    ``last_success``, one fire time per schedule for thousands of accounts."""
     trigger = account_trigger(account, jitter=False, timezone=timezone)
     after = last_success.astimezone(trigger.timezone) + dt.timedelta(microseconds=1)
     due = trigger.get_next_fire_time(None, after)
