@@ -286,7 +286,7 @@ def test_sweep_removes_old_objects_no_generation_names(conn, objects, s3_bucket,
     copy = worker.run()
     add_posts(copy.path, "x")
     copy.checkpoint()
-    orphan = "fleet/archives/1/0000000002-7.sqlite"          # a zombie killed after its upload
+    orphan = "fleet/archives/1/0000000001-7.sqlite"          # a zombie killed after its upload
     s3_bucket.client().put_object(Bucket=s3_bucket.name, Key=orphan, Body=b"orphan")
     assert worker.store.sweep(1) == []                       # young: maybe a live run's upload
     later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)
@@ -369,7 +369,7 @@ def test_prune_and_sweep_over_a_tenant_or_the_whole_store(conn, objects, s3_buck
     assert sorted(objects.keys("archives/")) == [f"fleet/archives/{a}/0000000003-1.sqlite" for a in (1, 2, 3)]
     assert conn.execute("SELECT count(*) FROM fleet_archive_generations WHERE pruned_at IS NULL").fetchone()[0] == 3
 
-    orphans = ["fleet/archives/1/0000000004-9.sqlite", "fleet/archives/3/0000000004-9.sqlite"]
+    orphans = ["fleet/archives/1/0000000003-9.sqlite", "fleet/archives/3/0000000003-9.sqlite"]
     for key in orphans:
         s3_bucket.client().put_object(Bucket=s3_bucket.name, Key=key, Body=b"orphan")
     later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)
@@ -394,7 +394,7 @@ def test_the_daily_retention_job_prunes_and_sweeps_once_a_day_on_the_control_que
         schema.apply(connection)   # the queue's tables too
         connection.execute("INSERT INTO fleet_accounts (tenant, platform, name) VALUES ('t', 'p', 'a')")
         checkpoints(Worker(connection, objects, tmp_path, "w"), 1, 4)
-    objects.put_file(objects.key("archives/1/0000000009-9.sqlite"), tmp_path / "work-w" / "archive.db")
+    objects.put_file(objects.key("archives/1/0000000004-9.sqlite"), tmp_path / "work-w" / "archive.db")
     # The day's fire time two days from now, so that the orphan uploaded just now is old by then.
     day_after = int((dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2, hours=1)).timestamp())
 
@@ -441,3 +441,138 @@ def test_an_archive_taken_back_to_an_older_generation_goes_on_from_there(conn, o
     assert worker.store.pointer(1).object_key == "fleet/archives/1/0000000005-2.sqlite"
     assert posts(Worker(conn, objects, tmp_path, "other").run().path) == ["after the restore", "p0"]
     assert len(list(objects.keys("archives/"))) == 5          # the generations left behind are kept (prune's)
+
+
+# -- a database restored from an older backup (docs/fleet.md, Backup and restore) ---------------
+
+def backup(conn):
+    """What a database backup holds of the archives: pointers, generations, fences."""
+    return {table: conn.execute(f"SELECT * FROM {table}").fetchall()
+            for table in ("fleet_archives", "fleet_archive_generations")} | {
+        "fences": conn.execute("SELECT id, fence FROM fleet_accounts").fetchall()}
+
+
+def restore(conn, saved):
+    for table in ("fleet_archives", "fleet_archive_generations"):
+        conn.execute(f"DELETE FROM {table}")
+        for row in saved[table]:
+            conn.execute(f"INSERT INTO {table} VALUES ({', '.join(['%s'] * len(row))})", row)
+    for account, fence in saved["fences"]:
+        conn.execute("UPDATE fleet_accounts SET fence = %s WHERE id = %s", (fence, account))
+
+
+def night(worker, n, account_id=1):
+    copy = worker.run(account_id)
+    add_posts(copy.path, f"night {n}")
+    return copy.checkpoint()
+
+
+def test_sweep_keeps_objects_newer_than_any_generation_the_database_knows(conn, objects, s3_bucket, tmp_path):
+    import datetime as dt
+
+    worker = Worker(conn, objects, tmp_path, "w")
+    night(worker, 1)
+    zombie = "fleet/archives/1/0000000001-0.sqlite"          # a known number: a zombie's leftover
+    kept = ["fleet/archives/1/0000000002-5.sqlite",           # above the newest generation known
+            "fleet/archives/2/0000000001-1.sqlite",           # an account without any generation yet
+            "fleet/archives/9/0000000001-1.sqlite",           # an account the database lacks
+            "fleet/archives/1/notes.txt"]                     # not a generation's name
+    for key in [zombie, *kept]:
+        s3_bucket.client().put_object(Bucket=s3_bucket.name, Key=key, Body=b"x")
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=30)
+    assert worker.store.sweep(2, now=later) == []
+    assert worker.store.sweep(now=later) == [zombie]
+    assert sorted(objects.keys("archives/")) == sorted(["fleet/archives/1/0000000001-1.sqlite", *kept])
+
+
+def test_a_database_restored_from_an_older_backup_loses_no_night(conn, objects, tmp_path):
+    import datetime as dt
+
+    from archiver.fleet.recover import recover
+
+    worker = Worker(conn, objects, tmp_path, "w")
+    night(worker, 1)
+    night(worker, 2)
+    saved = backup(conn)
+    night(worker, 3)
+    assert night(worker, 4) == 4
+    restore(conn, saved)                       # the database is back at night 2, the store is not
+    assert worker.store.pointer(1).generation == 2
+
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=30)
+    assert worker.store.sweep(now=later) == []           # nights 3 and 4 are nobody's orphans
+    # A run before `recover` does not start: it would number its generations among nights 3 and 4.
+    with pytest.raises(StorageError, match=r"holds s3://\S+/archives/1/0000000003-3.sqlite \(generation 3, fence 3\)"
+                                           r".*newest generation is 2, this run's fence 3.*archiver fleet recover"):
+        worker.run()
+    for _ in range(2):   # fences 4 and 5: generation 4 is still two above the newest the database knows
+        with pytest.raises(StorageError, match=r"0000000004-4.sqlite \(generation 4, fence 4\)"):
+            worker.run()
+    assert len(list(objects.keys("archives/"))) == 4
+
+    dry = recover(worker.store, dry_run=True)
+    assert "account 1 t/p:a: would adopt generation 4" in "\n".join(dry.lines())
+    assert worker.store.pointer(1).generation == 2
+
+    done = recover(worker.store)
+    [found] = done.accounts
+    assert (found.adopted.generation, found.recorded, found.fence_before, found.fence_after) == (4, [3, 4], 5, 6)
+    assert "fence 5 -> 6" in done.lines()[0] and done.refused == 0
+    assert worker.store.pointer(1).object_key == "fleet/archives/1/0000000004-4.sqlite"
+    assert recover(worker.store).accounts == []          # again: nothing to do
+
+    copy = worker.run()                                  # the next night goes on from night 4
+    assert (copy.fence, posts(copy.path)) == (7, ["night 1", "night 2", "night 3", "night 4"])
+    assert copy.checkpoint() == 5
+    assert worker.store.pointer(1).object_key == "fleet/archives/1/0000000005-7.sqlite"
+
+
+def test_a_checkpoint_never_overwrites_an_object(conn, objects, s3_bucket, tmp_path):
+    worker = Worker(conn, objects, tmp_path, "w")
+    copy = worker.run()
+    add_posts(copy.path, "mine")
+    key = "fleet/archives/1/0000000001-1.sqlite"           # there already, however it came
+    s3_bucket.client().put_object(Bucket=s3_bucket.name, Key=key, Body=b"already there")
+    with pytest.raises(StorageError, match=r"s3://\S+/fleet/archives/1/0000000001-1.sqlite exists already, and was "
+                                           r"left as it is.*archiver fleet recover"):
+        copy.checkpoint()
+    assert s3_bucket.client().get_object(Bucket=s3_bucket.name, Key=key)["Body"].read() == b"already there"
+    assert worker.store.pointer(1).generation == 0
+
+
+def test_recover_refuses_a_damaged_generation_and_an_object_older_than_its_account(fleet_database, conn, objects,
+                                                                                   s3_bucket, tmp_path):
+    from click.testing import CliRunner
+
+    from archiver.cli.main import main
+
+    worker = Worker(conn, objects, tmp_path, "w")
+    night(worker, 1)
+    saved = backup(conn)
+    night(worker, 2)
+    night(worker, 3)
+    restore(conn, saved)
+    client = s3_bucket.client()
+    client.put_object(Bucket=s3_bucket.name, Key="fleet/archives/1/0000000003-3.sqlite", Body=b"damaged")
+    client.put_object(Bucket=s3_bucket.name, Key="fleet/archives/9/0000000001-1.sqlite", Body=b"x")  # no account 9
+    client.put_object(Bucket=s3_bucket.name, Key="fleet/archives/2/0000000001-1.sqlite", Body=b"x")
+    conn.execute("UPDATE fleet_accounts SET created_at = now() + interval '1 day' WHERE id = 2")   # added later
+
+    def cli(*args):
+        result = CliRunner().invoke(main, ["fleet", "recover", "--database", fleet_database, "--storage",
+                                           s3_bucket.url("fleet/"), "--archive", str(tmp_path), *args],
+                                    env={"ARCHIVER_FLEET_STORAGE_ENDPOINT": s3_bucket.endpoint_url},
+                                    catch_exceptions=False)
+        return result.exit_code, result.output
+
+    code, out = cli()
+    assert code == 1, out
+    assert "account 1 t/p:a: s3://" in out and "0000000003-3.sqlite refused: not a sound SQLite archive" in out
+    assert "account 1 t/p:a: adopt generation 2 (fleet/archives/1/0000000002-2.sqlite" in out
+    assert "0000000001-1.sqlite refused: written" in out and "before the account was added" in out
+    assert "account 9: 1 objects in the store, but the database has no account 9" in out
+    assert out.rstrip().endswith("1 accounts recovered (1 generations), 2 fences raised, 2 objects refused"), out
+    assert worker.store.pointer(1).generation == 2 and worker.store.pointer(2).generation == 0
+    new = conn.execute("INSERT INTO fleet_accounts (tenant, platform, name) VALUES ('t', 'p', 'c') RETURNING id")
+    assert new.fetchone()[0] == 10                        # never 9: its objects are not the new account's
+    assert posts(worker.run().path) == ["night 1", "night 2"]

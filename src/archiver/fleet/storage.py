@@ -10,11 +10,14 @@ the run keeps the value it got.
 A run goes::
 
     checkout  the current generation: the worker's cached copy when it is that
-              generation, else a download (its sha256 checked); the run writes a working copy
+              generation, else a download (its sha256 checked); the run writes a working copy.
+              Refused when the store holds an object the database cannot have written
+              (restored from an older backup: fleet/recover.py adopts those first)
     checkpoint (during long runs and at the end) media first (fleet.media), then
               ``VACUUM INTO`` a snapshot, upload it, and move the pointer to it only while
               the account's fence is still the run's and the pointer is still the
-              generation the copy started from
+              generation the copy started from (the upload is create-only: an object
+              is never overwritten)
 
 A worker that was cut off (a zombie: its job was given to another worker, whose run raised
 the fence) can still upload, but its pointer update matches no row: ``FencedOut``, and the
@@ -30,6 +33,7 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import re
 import shutil
 import sqlite3
 import uuid
@@ -151,6 +155,7 @@ class ArchiveStore:
         A stale -wal/-shm beside it is removed first: SQLite would replay it into the new file."""
         if not self.still_holds(account_id, fence):
             raise self._fenced_out(account_id, fence, "it does not check the archive out")
+        self._refuse_a_store_newer_than_the_database(account_id, fence)
         pointer = self.pointer(account_id)
         work_dir = Path(work_dir)
         _private_folder(work_dir)
@@ -170,6 +175,24 @@ class ArchiveStore:
                  fence, "cached copy" if from_cache else ("downloaded" if pointer.generation else "new"))
         return CheckedOut(self, account_id, fence, pointer.generation, work_dir, from_cache,
                           _read_uploaded(work_dir / UPLOADED_MEDIA_FILE))
+
+    def _refuse_a_store_newer_than_the_database(self, account_id: int, fence: int) -> None:
+        """The run does not start when the account's objects show that the database went back
+        in time (restored from a backup) while the store kept the generations since: it would
+        number its own among them, and they are the nights since the backup. Two signs, neither
+        possible otherwise: a fence not below the one this run just got (fences only go up), or
+        a generation two or more above the newest the database knows (a checkpoint numbers its
+        upload one above the newest known, a zombie's included)."""
+        (newest,) = self.conn.execute("SELECT coalesce(max(generation), 0) FROM fleet_archive_generations "
+                                      "WHERE account_id = %s", (account_id,)).fetchone() or (0,)
+        for key, _ in self.objects.listing(f"archives/{account_id}/"):
+            parts = self.archive_key_parts(key)
+            if parts is not None and (parts[2] >= fence or parts[1] > newest + 1):
+                raise StorageError(
+                    f"account {account_id}: the store holds {self.objects.where(key)} (generation {parts[1]}, "
+                    f"fence {parts[2]}), which the database cannot have written (its newest generation is "
+                    f"{newest}, this run's fence {fence}): it is older than the store (restored from a backup?); "
+                    "run `archiver fleet recover` before the workers (docs/fleet.md, Backup and restore)")
 
     def read_only_copy(self, account_id: int) -> tuple[Pointer, Path | None]:
         """The current generation as a file of this store's cache, for reading only (a view:
@@ -231,9 +254,16 @@ class ArchiveStore:
         try:
             _vacuum_into(copy.path, snapshot)
             sha256, size = file_sha256(snapshot)
-            # The fence in the key: two runs never write the same object, whatever happens.
-            key = self.objects.key(f"archives/{copy.account_id}/{generation:010d}-{copy.fence}.sqlite")
-            self.objects.put_file(key, snapshot)
+            key = self.objects.key(archive_key(copy.account_id, generation, copy.fence))
+            # Create-only: a name that exists already is never overwritten. It can only be
+            # there when the database went back in time (restored from a backup) while the
+            # store kept the newer generations: those are the nights since the backup.
+            if not self.objects.put_file(key, snapshot, create_only=True):
+                raise StorageError(
+                    f"account {copy.account_id}: {self.objects.where(key)} exists already, and was left as it "
+                    "is: the store holds generations the database does not know (was the database restored "
+                    "from a backup?); run `archiver fleet recover` before the workers (docs/fleet.md, Backup "
+                    "and restore)")
             if not self._move_pointer(copy, generation, key, sha256, size):
                 with contextlib.suppress(StorageError):
                     self.objects.delete([key])
@@ -280,6 +310,14 @@ class ArchiveStore:
                 "VALUES (%s, %s, %s, %s, %s, %s)", (copy.account_id, generation, key, sha256, size, copy.fence))
         return True
 
+    def archive_key_parts(self, key: str) -> tuple[int, int, int] | None:
+        """(account, generation, fence) of a generation's object key, as checkpoints name them;
+        None for any other key."""
+        if not key.startswith(self.objects.prefix):
+            return None
+        found = ARCHIVE_KEY.fullmatch(key[len(self.objects.prefix):])
+        return (int(found["account"]), int(found["generation"]), int(found["fence"])) if found else None
+
     # -- retention --------------------------------------------------------------------
 
     def prune(self, account_id: int | None = None, *, keep: int, tenant: str | None = None) -> list[str]:
@@ -311,22 +349,55 @@ class ArchiveStore:
         """Remove the archive objects that no generation names (a zombie killed between its
         upload and its removal) once older than ``older_than``: a younger one may be a live
         run's upload whose pointer update is still to come. One account's, a tenant's, or
-        (both None) the whole store's, read in one listing."""
+        (both None) the whole store's, read in one listing.
+
+        Never removed, however old: an object numbered above every generation the database
+        knows for its account (or of an account it does not know), and a key not named the
+        way checkpoints name them. A zombie's leftover always has a number the database
+        knows or will know (the run that took over checkpoints that number); one above them
+        all is a database restored from an older backup, and it holds the nights since the
+        backup (`archiver fleet recover` adopts it)."""
         if account_id is None and tenant is None:
             prefixes = ["archives/"]
-            named = {row[0] for row in self.conn.execute("SELECT object_key FROM fleet_archive_generations")}
+            rows = self.conn.execute("SELECT account_id, generation, object_key FROM fleet_archive_generations")
         else:
             ids = [account_id] if account_id is not None else [row[0] for row in self.conn.execute(
                 "SELECT id FROM fleet_accounts WHERE tenant = %s ORDER BY id", (tenant,))]
             prefixes = [f"archives/{account}/" for account in ids]
-            named = {row[0] for row in self.conn.execute(
-                "SELECT object_key FROM fleet_archive_generations WHERE account_id = ANY(%s)", (ids,))}
+            rows = self.conn.execute("SELECT account_id, generation, object_key FROM fleet_archive_generations "
+                                     "WHERE account_id = ANY(%s)", (ids,))
+        named: set[str] = set()
+        newest_known: dict[int, int] = {}
+        for account, generation, key in rows:
+            named.add(key)
+            newest_known[account] = max(generation, newest_known.get(account, 0))
         cutoff = (now or dt.datetime.now(dt.timezone.utc)) - older_than
-        orphans = [key for prefix in prefixes for key, written in self.objects.listing(prefix)
-                   if key not in named and written < cutoff]
+        orphans = []
+        for prefix in prefixes:
+            for key, written in self.objects.listing(prefix):
+                parts = self.archive_key_parts(key)
+                if key in named or written >= cutoff or parts is None:
+                    continue
+                account, generation, _ = parts
+                if generation > newest_known.get(account, 0):
+                    log.warning("sweep: %s kept: numbered above every generation the database knows of "
+                                "account %s (a run's upload still to be recorded, or a generation a database "
+                                "restored from a backup lacks: `archiver fleet recover` adopts those)",
+                                self.objects.where(key), account)
+                    continue
+                orphans.append(key)
         if orphans:
             self.objects.delete(orphans)
         return orphans
+
+
+def archive_key(account_id: int, generation: int, fence: int) -> str:
+    """A generation's object name (under the store's prefix). The fence in it: two runs never
+    write the same object, whatever happens."""
+    return f"archives/{account_id}/{generation:010d}-{fence}.sqlite"
+
+
+ARCHIVE_KEY = re.compile(r"archives/(?P<account>[0-9]+)/(?P<generation>[0-9]+)-(?P<fence>[0-9]+)\.sqlite")
 
 
 def _by_account(rows: list[tuple[int, int, str]]) -> dict[int, list[int]]:
