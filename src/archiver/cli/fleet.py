@@ -1,5 +1,5 @@
 """The fleet's commands (docs/fleet.md): `archiver fleet init|add|import|accounts|rate|status|
-prune|sweep|secrets`, `archiver worker`, `archiver enqueue`. They need the ``fleet`` extra;
+prune|sweep|recover|secrets`, `archiver worker`, `archiver enqueue`. They need the ``fleet`` extra;
 nothing of it (procrastinate, psycopg) is imported until a command runs, so `archiver --help`
 stays fast.
 """
@@ -264,6 +264,29 @@ def sweep(archive, config_path, database, storage, tenant, account_ref):
     for key in removed:
         echo(f"removed {key}")
     echo(f"swept {len(removed)} objects no generation names")
+
+
+@fleet.command()
+@common_options
+@database_option
+@storage_option
+@click.option("--tenant", help="Only this tenant's accounts.")
+@click.option("--account", "account_ref", metavar="ID", help="Only this account (its number or tenant/platform:name).")
+@click.option("--dry-run", is_flag=True, help="Check and say what it would adopt; write nothing.")
+@fleet_guard
+def recover(archive, config_path, database, storage, tenant, account_ref, dry_run):
+    """After the database was restored from a backup, before starting the workers: adopt the
+    generations the store holds and the database does not know (the nights since the backup).
+    Each is checked (sha256, SQLite's quick_check) before the pointer moves to the newest good
+    one; fences are raised above every one in the store. Running it again does nothing."""
+    from archiver.fleet.recover import recover as recover_archives
+
+    with _archive_store(archive, config_path, database, storage, account_ref) as (store, account_id):
+        recovery = recover_archives(store, account_id=account_id, tenant=tenant, dry_run=dry_run)
+    for line in recovery.lines():
+        echo(line)
+    if recovery.refused:
+        sys.exit(1)
 
 
 @fleet.group()
