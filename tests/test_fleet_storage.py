@@ -445,15 +445,17 @@ def test_an_archive_taken_back_to_an_older_generation_goes_on_from_there(conn, o
 
 # -- a database restored from an older backup (docs/fleet.md, Backup and restore) ---------------
 
+BACKED_UP = ("fleet_archives", "fleet_archive_generations", "fleet_runs")
+
+
 def backup(conn):
-    """What a database backup holds of the archives: pointers, generations, fences."""
-    return {table: conn.execute(f"SELECT * FROM {table}").fetchall()
-            for table in ("fleet_archives", "fleet_archive_generations")} | {
+    """What a database backup holds of the archives: pointers, generations, fences (and the ledger)."""
+    return {table: conn.execute(f"SELECT * FROM {table}").fetchall() for table in BACKED_UP} | {
         "fences": conn.execute("SELECT id, fence FROM fleet_accounts").fetchall()}
 
 
 def restore(conn, saved):
-    for table in ("fleet_archives", "fleet_archive_generations"):
+    for table in BACKED_UP:
         conn.execute(f"DELETE FROM {table}")
         for row in saved[table]:
             conn.execute(f"INSERT INTO {table} VALUES ({', '.join(['%s'] * len(row))})", row)
@@ -505,8 +507,8 @@ def test_a_database_restored_from_an_older_backup_loses_no_night(conn, objects, 
     with pytest.raises(StorageError, match=r"holds s3://\S+/archives/1/0000000003-3.sqlite \(generation 3, fence 3\)"
                                            r".*newest generation is 2, this run's fence 3.*archiver fleet recover"):
         worker.run()
-    for _ in range(2):   # fences 4 and 5: generation 4 is still two above the newest the database knows
-        with pytest.raises(StorageError, match=r"0000000004-4.sqlite \(generation 4, fence 4\)"):
+    for _ in range(2):   # fences 4 and 5: night 3's fence is no run's of this ledger, night 4 is two above
+        with pytest.raises(StorageError, match=r"which no run of this database wrote"):
             worker.run()
     assert len(list(objects.keys("archives/"))) == 4
 
@@ -571,8 +573,56 @@ def test_recover_refuses_a_damaged_generation_and_an_object_older_than_its_accou
     assert "account 1 t/p:a: adopt generation 2 (fleet/archives/1/0000000002-2.sqlite" in out
     assert "0000000001-1.sqlite refused: written" in out and "before the account was added" in out
     assert "account 9: 1 objects in the store, but the database has no account 9" in out
-    assert out.rstrip().endswith("1 accounts recovered (1 generations), 2 fences raised, 2 objects refused"), out
+    assert out.rstrip().endswith("1 accounts recovered (1 generations), 2 fences raised, 2 objects refused (left in "
+                                 "the store: an account's runs do not start while one newer than its generations "
+                                 "is there; look at them, then delete them by hand)"), out
     assert worker.store.pointer(1).generation == 2 and worker.store.pointer(2).generation == 0
     new = conn.execute("INSERT INTO fleet_accounts (tenant, platform, name) VALUES ('t', 'p', 'c') RETURNING id")
     assert new.fetchone()[0] == 10                        # never 9: its objects are not the new account's
+    # The damaged night stays in the store: the account's runs do not start until someone looked.
+    with pytest.raises(StorageError, match=r"0000000003-3.sqlite \(generation 3, fence 3\), which no run"):
+        worker.run()
+    objects.delete(["fleet/archives/1/0000000003-3.sqlite"])
     assert posts(worker.run().path) == ["night 1", "night 2"]
+
+
+def test_a_single_night_the_database_lacks_is_told_from_a_zombies_upload_by_the_ledger(conn, objects, s3_bucket,
+                                                                                      tmp_path):
+    """One generation above the newest known is what a zombie killed after its upload leaves too;
+    the zombie's run is in the ledger, started before its upload. A lost night's fence, given
+    again by the restored database, belongs to a run started after the night was written."""
+    store = ArchiveStore(conn, objects, tmp_path / "cache", worker="w")
+
+    def ledger_run(started="now()"):
+        """A run start as the ledger makes it: the fence raised and the run's row, with its fence."""
+        fence = start_run(conn)
+        conn.execute(f"INSERT INTO fleet_runs (account_id, scheduled_for, fence, worker, status, started_at) "
+                     f"VALUES (1, now(), %s, 'w', 'failed', {started})", (fence,))
+        return fence
+
+    def checkout(started="now()"):
+        return store.checkout(1, tmp_path / "work", fence=ledger_run(started))
+
+    copy = checkout()
+    add_posts(copy.path, "night 1")
+    copy.checkpoint()
+    ledger_run()                                                      # fence 2: a run about to be a zombie
+    s3_bucket.client().put_object(Bucket=s3_bucket.name, Key="fleet/archives/1/0000000002-2.sqlite", Body=b"z")
+    copy = checkout()                                                 # fence 3 takes over: the zombie's is no sign
+    add_posts(copy.path, "night 2")
+    assert copy.checkpoint() == 2
+    saved = backup(conn)
+    copy = checkout()                                                 # fence 4: night 3, lost by the restore
+    add_posts(copy.path, "night 3")
+    assert copy.checkpoint() == 3
+    restore(conn, saved)
+
+    # The runs after the restore start an hour later (the restore takes a while).
+    with pytest.raises(StorageError, match=r"0000000003-4.sqlite \(generation 3, fence 4\), which no run"):
+        checkout("now() + interval '1 hour'")                        # fence 4 again
+    with pytest.raises(StorageError, match=r"0000000003-4.sqlite \(generation 3, fence 4\), which no run"):
+        checkout("now() + interval '1 hour'")                        # fence 5: fence 4's run started after it
+    from archiver.fleet.recover import recover
+
+    assert recover(store).accounts[0].adopted.generation == 3
+    assert posts(checkout().path) == ["night 1", "night 2", "night 3"]

@@ -33,13 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from archiver.fleet.objects import StorageError, file_sha256
-from archiver.fleet.storage import ArchiveStore
+from archiver.fleet.storage import CLOCK_SLACK, ArchiveStore
 
 log = logging.getLogger(__name__)
 
-# An object written before its account was added is another account's: its number was given
-# again after the restore (the slack allows for the store's and the database's clocks).
-CLOCK_SLACK = dt.timedelta(minutes=10)
 
 
 @dataclass
@@ -111,7 +108,9 @@ class Recovery:
                      f"{'to recover' if self.dry_run else 'recovered'} "
                      f"({sum(len(found.recorded) for found in adopted)} generations), "
                      f"{len(raised)} fences {'to raise' if self.dry_run else 'raised'}, "
-                     f"{self.refused} objects refused")
+                     f"{self.refused} objects refused" + (
+                         " (left in the store: an account's runs do not start while one newer than its generations "
+                         "is there; look at them, then delete them by hand)" if self.refused else ""))
         return lines
 
 
@@ -184,6 +183,7 @@ def _newest_per_generation(objects) -> list[StoredGeneration]:
 
 def _check(store: ArchiveStore, obj: StoredGeneration, created_at: dt.datetime, scratch: Path) -> str | None:
     """Why ``obj`` cannot be adopted, or None (then its sha256 and size are set)."""
+    # Written before its account was added: another account's, whose number was given again.
     if obj.written < created_at - CLOCK_SLACK:
         return (f"written {obj.written:%Y-%m-%d %H:%M} UTC, before the account was added "
                 f"({created_at:%Y-%m-%d %H:%M} UTC): another account's, whose number was given again")

@@ -58,6 +58,8 @@ UPLOADED_MEDIA_FILE = ".uploaded-media"
 KEEP_GENERATIONS = 14
 SWEEP_AFTER = dt.timedelta(days=1)
 PRUNE_BATCH = 1000   # objects deleted (one S3 request) and marked pruned at a time
+# Comparing the store's clock (when an object was written) with the database's.
+CLOCK_SLACK = dt.timedelta(minutes=10)
 
 
 class FencedOut(StorageError):
@@ -179,20 +181,27 @@ class ArchiveStore:
     def _refuse_a_store_newer_than_the_database(self, account_id: int, fence: int) -> None:
         """The run does not start when the account's objects show that the database went back
         in time (restored from a backup) while the store kept the generations since: it would
-        number its own among them, and they are the nights since the backup. Two signs, neither
-        possible otherwise: a fence not below the one this run just got (fences only go up), or
-        a generation two or more above the newest the database knows (a checkpoint numbers its
-        upload one above the newest known, a zombie's included)."""
+        number its own among them, and they are the nights since the backup. The signs, none
+        possible otherwise: a fence not below the one this run just got (fences only go up); a
+        generation two or more above the newest the database knows (a checkpoint numbers its
+        upload one above it, a zombie's included); or one above it that no run of this
+        database's ledger can have written (a zombie's run is in the ledger, started before
+        its upload; a restore gives the lost runs' fences again, to runs started since)."""
         (newest,) = self.conn.execute("SELECT coalesce(max(generation), 0) FROM fleet_archive_generations "
                                       "WHERE account_id = %s", (account_id,)).fetchone() or (0,)
-        for key, _ in self.objects.listing(f"archives/{account_id}/"):
+        for key, written in self.objects.listing(f"archives/{account_id}/"):
             parts = self.archive_key_parts(key)
-            if parts is not None and (parts[2] >= fence or parts[1] > newest + 1):
+            if parts is None:
+                continue
+            _, generation, object_fence = parts
+            if object_fence >= fence or generation > newest + 1 or (generation == newest + 1 and not self.conn.execute(
+                    "SELECT 1 FROM fleet_runs WHERE account_id = %s AND fence = %s AND started_at <= %s",
+                    (account_id, object_fence, written + CLOCK_SLACK)).fetchone()):
                 raise StorageError(
-                    f"account {account_id}: the store holds {self.objects.where(key)} (generation {parts[1]}, "
-                    f"fence {parts[2]}), which the database cannot have written (its newest generation is "
-                    f"{newest}, this run's fence {fence}): it is older than the store (restored from a backup?); "
-                    "run `archiver fleet recover` before the workers (docs/fleet.md, Backup and restore)")
+                    f"account {account_id}: the store holds {self.objects.where(key)} (generation {generation}, "
+                    f"fence {object_fence}), which no run of this database wrote (its newest generation is "
+                    f"{newest}, this run's fence {fence}): the database is older than the store (restored from "
+                    "a backup?); run `archiver fleet recover` before the workers (docs/fleet.md, Backup and restore)")
 
     def read_only_copy(self, account_id: int) -> tuple[Pointer, Path | None]:
         """The current generation as a file of this store's cache, for reading only (a view:
