@@ -9,7 +9,7 @@
     sim        simulate, demo
     audience   audience …
     content    content gaps, content bundle
-    fleet      fleet init|add|import|accounts|status|rate|prune|sweep|secrets, worker, enqueue
+    fleet      fleet init|add|import|accounts|status|rate|prune|sweep|recover|secrets, worker, enqueue
                (the fleet extra)
 
 Each command imports the heavy modules (httpx, sqlite-utils, datasette, rich) it needs
