@@ -126,10 +126,21 @@ def run_retention(services, now: dt.datetime) -> str:
 async def retry_stalled_jobs(app, stalled_after: float) -> int:
     """Put the jobs of workers silent for ``stalled_after`` seconds back in the queue (their
     ledger runs are taken over by whoever runs them next: ledger.start_run)."""
+    from procrastinate.exceptions import UniqueViolation
+
     manager = app.job_manager
     stalled = list(await manager.get_stalled_jobs(seconds_since_heartbeat=stalled_after))
     for job in stalled:
         log.warning("job %s (%s %s) was on a worker that stopped its heartbeat; back to the queue",
                     job.id, job.task_name, job.task_kwargs)
-        await manager.retry_job(job)
+        try:
+            await manager.retry_job(job)
+        except UniqueViolation:
+            # A tick queued another job of the account while this one ran (the queueing lock
+            # holds one *waiting* job; this one was running). That one waits at the end of the
+            # queue, and behind this one's lock, which would never be released: it is cancelled,
+            # and this one goes back to its place at the front.
+            for waiting in await manager.list_jobs_async(queueing_lock=job.queueing_lock, status="todo"):
+                await manager.cancel_job_by_id_async(waiting.id)
+            await manager.retry_job(job)
     return len(stalled)
