@@ -14,7 +14,9 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
+import subprocess
 import time
+from dataclasses import dataclass
 
 import pytest
 from fleet_world import WorkerProcess, fetch, ready_database, wait_until
@@ -217,3 +219,259 @@ def test_a_worker_killed_mid_run_resumes_from_the_last_uploaded_generation(fleet
     assert posts == 60
     [(generation,)] = fetch(fleet_database, "SELECT generation FROM fleet_archives")
     print(f"\nkilled mid-run: generation {generation_left} left by the dead worker, {generation} at the end")
+
+
+# -- the night through the platforms' simulators ------------------------------------------------------
+#
+# Each simulator answers 429 beyond its own limit (a tenth or so of the platform's documented
+# one, windows of one real minute) and the fleet keeps its rate a little under it, as an operator
+# would: the fleet's rate is what the night must keep; the simulator judges whether it did.
+
+@dataclass(frozen=True)
+class NightPlatform:
+    name: str
+    accounts: int
+    limit: str            # the simulator's limit, in words
+    fleet_rate: str       # the fleet's rate for it, in words
+    fleet_per_minute: int  # at most this many requests of one limit key in any minute (per_minute + burst - 1)
+
+
+NIGHT = (
+    # TikTok counts each endpoint in a one-minute sliding window; the fleet keys it by API host (stricter).
+    NightPlatform("tiktok", 70, "60 a minute per endpoint (sliding)", "54/min per API host, burst 1", 54),
+    # Mastodon counts per token (one per account here) in fixed windows; the fleet keeps the
+    # connector's declared rate, per account.
+    NightPlatform("mastodon", 65, "30 a minute per token (fixed windows)", "20/min per account, burst 5 (declared)",
+                  24),
+    # Bluesky counts every XRPC request of the address in a sliding window, blob downloads
+    # (getBlob, on the PDS) too; the fleet counts those as media, not API requests (one in six
+    # of a run's requests here): the simulator's limit leaves room for them.
+    NightPlatform("bluesky", 65, "420 a minute per address (sliding)", "330/min per API host, burst 1", 330),
+)
+
+
+def _limited_by_the_simulator(platform: str, path: str) -> bool:
+    """The requests the simulator counts against its limit (media files and OAuth are not)."""
+    if platform == "tiktok":
+        return path.startswith("/v2/") and "/oauth/" not in path
+    if platform == "mastodon":
+        return path.startswith("/api/")
+    return path.startswith("/xrpc/")
+
+
+def _limited_by_the_fleet(platform: str, path: str) -> bool:
+    """The requests the fleet's shared limit counts: the simulator's, but Bluesky's blobs
+    (media to the fleet: a link-checked client, local pacing only)."""
+    return _limited_by_the_simulator(platform, path) and not path.endswith("/com.atproto.sync.getBlob")
+
+
+def _start_simulators(stack) -> dict:
+    """The three simulated platforms on loopback, their limits on; each answer's arrival noted."""
+    from archiver.sim import installed_simulators
+
+    worlds = {}
+    for platform in NIGHT:
+        world = stack.enter_context(installed_simulators()[platform.name].start_demo(posts=3, followers=3))
+        config = world.fake.config
+        if platform.name == "tiktok":
+            config.rate_limit_per_minute = 60            # its window is a minute (fake.RATE_WINDOW)
+        elif platform.name == "mastodon":
+            config.rate_limit, config.rate_window = 30, 60
+        else:
+            config.rate_limit, config.rate_window = 420, 60
+        world.arrivals = []   # (time, path, status, who: the token where the simulator counts per token)
+        answer = world.fake.handle
+
+        def timed(request, answer=answer, arrivals=world.arrivals):
+            response = answer(request)
+            arrivals.append((time.time(), request.url.path, response.status_code,
+                             request.headers.get("authorization", "")))
+            return response
+
+        world.fake.handle = timed
+        worlds[platform.name] = world
+    return worlds
+
+
+def _busiest_minute(times: list[float]) -> int:
+    """The most requests in any one-minute window [t, t + 60) starting at a request."""
+    times = sorted(times)
+    busiest, first = 0, 0
+    for last, when in enumerate(times):
+        while times[first] <= when - 60:
+            first += 1
+        busiest = max(busiest, last - first + 1)
+    return busiest
+
+
+def _night_figures(worlds: dict) -> dict:
+    """Per platform: API requests, 429s, and the busiest minute of each limit key the simulator
+    counts (TikTok: an endpoint; Mastodon: a token; Bluesky: the address) and of the fleet's key."""
+    figures = {}
+    for platform in NIGHT:
+        limited = [a for a in worlds[platform.name].arrivals if _limited_by_the_simulator(platform.name, a[1])]
+        by_key: dict[str, list[float]] = {}
+        for when, path, _status, who in limited:
+            key = {"tiktok": path, "mastodon": who}.get(platform.name, "address")
+            by_key.setdefault(key, []).append(when)
+        fleet_limited = [a for a in limited if _limited_by_the_fleet(platform.name, a[1])]
+        fleet_keys = by_key if platform.name == "mastodon" else {"host": [a[0] for a in fleet_limited]}
+        figures[platform.name] = {
+            "requests": len(limited),
+            "429s": sum(1 for a in worlds[platform.name].arrivals if a[2] == 429),
+            "busiest_minute_simulator_key": max(_busiest_minute(t) for t in by_key.values()),
+            "busiest_minute_fleet_key": max(_busiest_minute(t) for t in fleet_keys.values()),
+        }
+    return figures
+
+
+def _archive_runs(folder) -> list[tuple[str, str, str | None]]:
+    import sqlite3
+
+    archive = sqlite3.connect(f"file:{folder / 'archive.db'}?mode=ro", uri=True)
+    try:
+        return archive.execute("SELECT status, started_at, ended_at FROM runs WHERE kind = 'export' "
+                               "ORDER BY run_id").fetchall()
+    finally:
+        archive.close()
+
+
+@LONG
+@pytest.mark.timeout(1200)   # about 4 minutes of night; a busy machine's CPU can make it 10
+def test_a_night_of_200_simulated_accounts_over_3_archiver_workers_with_one_killed(fleet_database, tmp_path,
+                                                                                    monkeypatch):
+    """The issue's night: 200 accounts of three simulated platforms (TikTok, Mastodon, Bluesky:
+    loopback HTTP, their rate limits on) archived by three `archiver worker` processes (and a
+    fourth for the control queue) into one
+    folder of archives (a shared disk), tokens sealed in the fleet database, every API request
+    through the fleet's shared limiter. The third worker dies hard in the middle of its first
+    run (a crash point: os._exit after the run's first page commits); the stalled-jobs check
+    puts its job back and another worker resumes it. Every account archived exactly once for
+    the night's scheduled time, no two runs of an account at once (ledger and archives), no 429
+    from any simulator, the busiest minute of each limit within the fleet's rate. Real
+    one-minute windows: the night takes about three minutes. The figures are printed."""
+    import contextlib
+    import subprocess
+
+    from cli_world import archiver_command
+
+    from archiver.fleet import accounts as fleet_accounts
+    from archiver.fleet import schema
+    from archiver.fleet.limiter import Rate, set_rate
+    from archiver.fleet.secrets import ENV_MASTER_KEY, FleetSecretStore, generate_master_key
+
+    # The night's scheduled time: an hour ago (the next fire time is a day away, so a tick of a
+    # worker during the night decides for the same one).
+    now = dt.datetime.now(dt.timezone.utc)
+    slot = (now - dt.timedelta(hours=1)).replace(second=0, microsecond=0)
+    schedule = f"{slot.minute} {slot.hour} * * *"
+    master_key = generate_master_key()
+    monkeypatch.setenv(ENV_MASTER_KEY, master_key)   # this process seals the tokens
+    archives = tmp_path / "archives"
+    with contextlib.ExitStack() as stack:
+        worlds = _start_simulators(stack)
+        with db.connect(fleet_database) as connection:
+            schema.apply(connection)
+            set_rate(connection, "tiktok", Rate(54, 1))
+            set_rate(connection, "bluesky", Rate(330, 1))
+            # Interleaved, as a real fleet's accounts would be: every platform busy all night.
+            names = [(p, n) for n in range(max(p.accounts for p in NIGHT)) for p in NIGHT if n < p.accounts]
+            assert len(names) == 200
+            for platform, n in names:
+                world, tenant = worlds[platform.name], ("acme", "globex")[n % 2]
+                fleet_accounts.add(connection, tenant, platform.name, f"{platform.name}{n:03d}", schedule=schedule,
+                                   timezone="UTC", options={"base_url": world.base_url, **world.settings})
+                world.store_credentials(FleetSecretStore(connection, tenant), f"{platform.name}{n:03d}")
+        for world in worlds.values():
+            world.fake.advance(120)    # the authorizations were made long before the night
+            world.arrivals.clear()
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("ARCHIVER_")},
+               "ARCHIVER_FLEET_DATABASE": fleet_database, ENV_MASTER_KEY: master_key,
+               "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring", "PYTHONUNBUFFERED": "1"}
+        enqueued = subprocess.run([*archiver_command(), "enqueue", "--due", "--archive", str(tmp_path / "home")],
+                                  env=env, capture_output=True, text=True, timeout=120)
+        assert enqueued.returncode == 0 and "200" in enqueued.stdout, enqueued.stdout + enqueued.stderr
+
+        def worker(name: str, queues: str, concurrency: int, **extra: str):
+            log = open(tmp_path / f"{name}.log", "wb")
+            stack.callback(log.close)
+            process = subprocess.Popen(
+                [*archiver_command(), "worker", "--queues", queues, "--concurrency", str(concurrency),
+                 "--archive", str(tmp_path / f"home-{name}"), "--archives", str(archives)],
+                env={**env, **extra}, stdout=log, stderr=subprocess.STDOUT)
+            stack.callback(_stop, process)
+            return process
+
+        def logs() -> str:
+            return "".join(f"\n--- {p.name}\n" + p.read_text(errors="replace")[-3000:]
+                           for p in sorted(tmp_path.glob("[CW]*.log")))
+
+        def ok_runs() -> int:
+            return fetch(fleet_database, "SELECT count(*) FROM fleet_runs WHERE status = 'ok'")[0][0]
+
+        started = time.monotonic()
+        # The control queue (the tick, the stalled-jobs check) on a worker of its own, as
+        # docs/fleet.md suggests: on a worker that also runs accounts, its jobs would wait
+        # behind the night's backlog of runs (jobs are taken by priority, then in order).
+        worker("C", "control", 1)
+        worker("W1", "accounts", 4)
+        worker("W2", "accounts", 4)
+        wait_until(lambda: ok_runs() >= 20, 180, lambda: "the night did not start:" + logs())
+        # The third joins mid-night and dies at its first run's third commit (after its first
+        # page): one run at a time, so exactly that run is cut.
+        dying = worker("W3", "accounts", 1, ARCHIVER_CRASH_AT="commit:3")
+        assert dying.wait(180) == 86, "W3 did not die at its crash point:" + logs()
+        killed_at = time.monotonic()
+        [(killed_run, killed_account)] = fetch(fleet_database, "SELECT id, account_id FROM fleet_runs WHERE "
+                                                               "status = 'running' AND worker LIKE %s",
+                                               [f"%:{dying.pid}"])
+        wait_until(lambda: fetch(fleet_database, "SELECT status FROM fleet_runs WHERE id = %s", [killed_run])
+                   == [("interrupted",)], 120, lambda: "the killed run was never taken over:" + logs())
+        taken_over_after = time.monotonic() - killed_at
+        wait_until(lambda: ok_runs() >= 200, 600, lambda: f"the night did not finish ({ok_runs()} ok):" + logs())
+        wall = time.monotonic() - started
+
+    # Exactly once, for the night's scheduled time; nothing else ran (a tick during the night
+    # decided for the same time; a duplicate delivery did nothing).
+    ledger = fetch(fleet_database, "SELECT account_id, status, scheduled_for, started_at, ended_at FROM fleet_runs "
+                                   "ORDER BY account_id, started_at")
+    assert {(status, scheduled_for) for _, status, scheduled_for, *_ in ledger} <= {("ok", slot), ("interrupted", slot)}
+    assert sorted(row[0] for row in ledger if row[1] == "ok") == sorted({row[0] for row in ledger})
+    assert len({row[0] for row in ledger}) == 200
+    retried = [row for row in ledger if row[1] == "interrupted"]
+    assert [row[0] for row in retried] == [killed_account]
+    for before, after in zip(ledger, ledger[1:], strict=False):
+        assert before[0] != after[0] or before[4] <= after[3], f"runs of one account overlapped: {before} {after}"
+    # Each archive: one run that finished; the killed account's also the dead run, marked
+    # interrupted by the run that took over (no pid trusted), before it.
+    by_id = {row[0]: row for row in fetch(fleet_database, "SELECT id, tenant, platform, name FROM fleet_accounts")}
+    for account_id, tenant, platform, name in by_id.values():
+        runs = _archive_runs(archives / tenant / platform / name)
+        expected = [("interrupted",), ("ok",)] if account_id == killed_account else [("ok",)]
+        assert [(status,) for status, *_ in runs] == expected, (tenant, platform, name, runs)
+        # The dead run has no end (its process never wrote one): the next one started after it.
+        assert all((before[2] or before[1]) <= after[1] for before, after in zip(runs, runs[1:], strict=False))
+    figures = _night_figures(worlds)
+    print(f"\nnight of 200 simulated accounts, 3 `archiver worker` processes, one killed mid-run: "
+          f"{wall:.0f} s wall time, {len(retried)} run retried (taken over {taken_over_after:.0f} s after the kill)")
+    for platform in NIGHT:
+        f = figures[platform.name]
+        print(f"  {platform.name:9} {platform.accounts} accounts, {f['requests']} API requests, {f['429s']} 429s; "
+              f"busiest minute {f['busiest_minute_fleet_key']} (fleet's rate {platform.fleet_rate}), "
+              f"{f['busiest_minute_simulator_key']} by the simulator's count (its limit {platform.limit})")
+    for platform in NIGHT:
+        f = figures[platform.name]
+        assert f["429s"] == 0, (platform.name, f)
+        assert f["busiest_minute_fleet_key"] <= platform.fleet_per_minute, (platform.name, f)
+    assert taken_over_after < 90
+
+
+def _stop(process) -> None:
+    """SIGTERM (running accounts stop at their next page), then SIGKILL if it does not end."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(30)
