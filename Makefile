@@ -46,10 +46,11 @@ fuzz: $(VENV)/.installed
 
 # The fleet's long tests (docs/fleet.md): a night of 200 simulated accounts over 3 workers
 # with one killed, and the like, each on its own PostgreSQL started by the tests (Debian's
-# postgresql package). `make test` runs their short versions.
+# postgresql package). `make test` runs their short versions. -rA shows what passed tests
+# printed: their figures (docs/fleet.md, Tests).
 fleet-test: $(VENV)/.installed
 	ARCHIVER_FLEET_LONG=1 PYTHON_KEYRING_BACKEND=keyring.backends.fail.Keyring $(BIN)/python -m pytest tests/test_fleet_*.py \
-		-p no:cacheprovider --durations=10
+		-p no:cacheprovider --durations=10 -rA
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/followers_snapshot.py

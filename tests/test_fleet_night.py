@@ -4,9 +4,12 @@ worker processes with one killed mid-run, a database restart mid-night, and the 
 from the last uploaded generation by another worker. Long: they run in `make fleet-test` (ARCHIVER_FLEET_LONG=1); `make test` runs
 the dispatch of 200 accounts, and the short kill / freeze / stop tests of test_fleet_queue.py.
 
-The runs are PagedRuns (tests/fleet_world.py): pages with a fenced checkpoint in PostgreSQL,
-each run logged with its worker, start and end, so that "exactly once" and "never two at a
-time" are checked on what really happened. The figures are printed (pytest -s shows them).
+The issue's own night (test_a_night_of_200_simulated_accounts_…) runs real `archiver worker`
+processes against the platforms' simulators with their rate limits on, through the fleet's
+shared limiter. The other nights run PagedRuns (tests/fleet_world.py): pages with a fenced
+checkpoint in PostgreSQL, each run logged with its worker, start and end, so that "exactly
+once" and "never two at a time" are checked on what really happened. The figures are printed
+(pytest -s, or make fleet-test's -rA, shows them).
 """
 
 from __future__ import annotations
