@@ -375,3 +375,30 @@ def test_the_operator_sets_a_platforms_rate_and_clears_it_again(fleet_database):
     with db.connect(fleet_database) as connection:
         assert platform_rate(connection, "tiktok") == (Rate(600, 10), False)
     assert cli("rate", "nowhere", "--per-minute", "5")[0] != 0
+
+
+def test_a_clients_links_are_api_requests_where_the_connector_says_so():
+    """Bluesky's blobs come from the PDS, which counts getBlob among its API requests: its media
+    client keeps the link checks but takes the fleet's API slots; a CDN's media client takes none."""
+    from archiver.config import AccountConfig
+    from archiver.connector import get_connector
+    from archiver.secrets import MemorySecretStore
+
+    asked: list[bool] = []
+
+    class Recording:
+        def pacer(self, local, *, checked_links):
+            asked.append(checked_links)
+            return local
+
+        def daily_budget(self, local, *, project):
+            return local
+
+    with run_limits(Recording()):
+        bluesky = get_connector("bluesky")(AccountConfig(name="main", platform="bluesky",
+                                                         options={"handle": "alice.test"}), MemorySecretStore())
+        tiktok = get_connector("tiktok")(AccountConfig(name="main", platform="tiktok"), MemorySecretStore())
+        for client in (bluesky.media_client(), tiktok.media_client()):
+            assert type(client._client._transport).__name__ == "_CheckedTransport"   # both still check every link
+            client.close()
+    assert asked == [False, True]

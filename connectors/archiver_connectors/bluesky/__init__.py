@@ -132,7 +132,8 @@ class BlueskyConnector(Connector):
                           retry=INTERACTIVE_RETRY_POLICY if interactive else RETRY_POLICY), settings
 
     def media_client(self):
-        """Blobs come from the PDS (getBlob): same pacing and retries as the API, no token."""
+        """Blobs come from the PDS (getBlob): same pacing, retries and (in a fleet) shared
+        limit as the API, no token."""
         from archiver.net.client import ApiClient, Pacer
         from archiver_connectors.bluesky.api import RETRY_POLICY
 
@@ -141,7 +142,8 @@ class BlueskyConnector(Connector):
         import logging
 
         return ApiClient(transport=self.transport, pacer=self._pacer, retry=RETRY_POLICY, cancel=self.cancel,
-                         timeout=120, retry_log_level=logging.DEBUG, links=self.link_policy(), **kwargs)
+                         timeout=120, retry_log_level=logging.DEBUG, links=self.link_policy(), links_are_api=True,
+                         **kwargs)
 
     # -- authorization -----------------------------------------------------------------
     def authorize(self, *, echo, open_browser=None, port: int = 0, prompt=None, handle=None, token=None) -> str:

@@ -499,10 +499,13 @@ class ApiClient:
         cancel: Callable[[], bool] | None = None,
         retry_log_level: int = logging.WARNING,
         links: LinkGuard | None = None,
+        links_are_api: bool = False,
     ) -> None:
         """``links``: a links.LinkPolicy for a client that fetches links taken from data
         (media, avatars, signed download links): every request and every redirect hop
-        is checked against it, and connections go only to addresses it allows."""
+        is checked against it, and connections go only to addresses it allows.
+        ``links_are_api``: those links are the platform's API all the same (Bluesky's blobs,
+        from the PDS): a fleet run counts them against the API's shared limit."""
         self.tokens = tokens
         # Media downloads log their retries at DEBUG: the run ends with one line per
         # cause of the files that failed, not lines per attempt per file.
@@ -511,7 +514,7 @@ class ApiClient:
         self.pacer = pacer or Pacer()
         limits = _run_limits.get()
         if limits is not None:   # a fleet run: the limits shared by every worker
-            self.pacer = limits.pacer(self.pacer, checked_links=links is not None)
+            self.pacer = limits.pacer(self.pacer, checked_links=links is not None and not links_are_api)
         self.is_auth_error = is_auth_error
         self._sleep_fn = sleep
         self._cancel = cancel
