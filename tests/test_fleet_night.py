@@ -74,6 +74,36 @@ def test_dispatch_of_200_accounts_is_quick_and_idempotent(fleet_database):
     print(f"\ndispatch: 200 accounts in {seconds:.2f} s ({200 / seconds:.0f}/s)")
 
 
+def test_a_dead_workers_job_goes_back_to_the_queue_although_its_account_was_queued_again(fleet_database):
+    """Found by the simulator night: a worker dies mid-run and, before the stalled-jobs check
+    puts its job back, the account is queued again (`archiver enqueue --account`: the queueing
+    lock holds one *waiting* job, and the dead one is `doing`). Putting the dead job back met
+    that lock's unique index: the check failed every time, and the dead job held the account's
+    lock for ever, so neither ran. Now the dead job goes back to its place at the front and the
+    other is cancelled."""
+    import asyncio
+
+    from archiver.fleet import accounts as fleet_accounts
+    from archiver.fleet.tasks import retry_stalled_jobs
+
+    [account_id] = ready_database(fleet_database, accounts=1)
+    first, _ = _enqueue(fleet_database, NOON)
+    # A worker took it and died: a `doing` job of no live worker is a stalled one.
+    fetch(fleet_database, "UPDATE procrastinate_jobs SET status = 'doing' RETURNING id")
+    app = make_app(fleet_database)
+    with app.open(), db.connect(fleet_database) as connection:
+        again = dispatch.enqueue_now(app, fleet_accounts.get(connection, account_id), NOON)
+    assert len(first.deferred) == len(again.deferred) == 1
+
+    async def check() -> int:
+        async with app.open_async():
+            return await retry_stalled_jobs(app, 1.0)
+
+    assert asyncio.run(check()) == 1
+    assert [status for _, status in fetch(fleet_database, "SELECT id, status FROM procrastinate_jobs "
+                                                          "ORDER BY id")] == ["todo", "cancelled"]
+
+
 @LONG
 def test_dispatch_of_2000_accounts(fleet_database):
     ready_database(fleet_database, accounts=2000)
@@ -328,10 +358,10 @@ def _night_figures(worlds: dict) -> dict:
     return figures
 
 
-def _archive_runs(folder) -> list[tuple[str, str, str | None]]:
+def _archive_runs(path) -> list[tuple[str, str, str | None]]:
     import sqlite3
 
-    archive = sqlite3.connect(f"file:{folder / 'archive.db'}?mode=ro", uri=True)
+    archive = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         return archive.execute("SELECT status, started_at, ended_at FROM runs WHERE kind = 'export' "
                                "ORDER BY run_id").fetchall()
@@ -341,8 +371,9 @@ def _archive_runs(folder) -> list[tuple[str, str, str | None]]:
 
 @LONG
 @pytest.mark.timeout(1200)   # about 4 minutes of night; a busy machine's CPU can make it 10
+@pytest.mark.parametrize("storage", ["folder", "s3"])
 def test_a_night_of_200_simulated_accounts_over_3_archiver_workers_with_one_killed(fleet_database, tmp_path,
-                                                                                    monkeypatch):
+                                                                                    monkeypatch, request, storage):
     """The issue's night: 200 accounts of three simulated platforms (TikTok, Mastodon, Bluesky:
     loopback HTTP, their rate limits on) archived by three `archiver worker` processes (and a
     fourth for the control queue) into one
@@ -352,7 +383,12 @@ def test_a_night_of_200_simulated_accounts_over_3_archiver_workers_with_one_kill
     puts its job back and another worker resumes it. Every account archived exactly once for
     the night's scheduled time, no two runs of an account at once (ledger and archives), no 429
     from any simulator, the busiest minute of each limit within the fleet's rate. Real
-    one-minute windows: the night takes about three minutes. The figures are printed."""
+    one-minute windows: the night takes about three minutes. The figures are printed.
+
+    ``storage``: "folder": the archives in one folder all workers share; "s3": in object
+    storage by generation (moto, as production has S3), each worker with its own working
+    folder; the worker that dies checkpoints after every page, so the run that takes over
+    resumes from the generation it uploaded."""
     import contextlib
     import subprocess
 
@@ -371,6 +407,15 @@ def test_a_night_of_200_simulated_accounts_over_3_archiver_workers_with_one_kill
     master_key = generate_master_key()
     monkeypatch.setenv(ENV_MASTER_KEY, master_key)   # this process seals the tokens
     archives = tmp_path / "archives"
+    stored: dict[str, str] = {}
+    if storage == "s3":
+        from s3_server import TEST_CREDENTIALS
+
+        bucket = request.getfixturevalue("s3_bucket")
+        stored = {**TEST_CREDENTIALS, "ARCHIVER_FLEET_STORAGE": bucket.url("night/"),
+                  "ARCHIVER_FLEET_STORAGE_ENDPOINT": bucket.endpoint_url}
+        for variable, value in TEST_CREDENTIALS.items():
+            monkeypatch.setenv(variable, value)   # this process reads the archives at the end
     with contextlib.ExitStack() as stack:
         worlds = _start_simulators(stack)
         with db.connect(fleet_database) as connection:
@@ -388,19 +433,20 @@ def test_a_night_of_200_simulated_accounts_over_3_archiver_workers_with_one_kill
         for world in worlds.values():
             world.fake.advance(120)    # the authorizations were made long before the night
             world.arrivals.clear()
-        env = {**{k: v for k, v in os.environ.items() if not k.startswith("ARCHIVER_")},
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("ARCHIVER_")}, **stored,
                "ARCHIVER_FLEET_DATABASE": fleet_database, ENV_MASTER_KEY: master_key,
                "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring", "PYTHONUNBUFFERED": "1"}
         enqueued = subprocess.run([*archiver_command(), "enqueue", "--due", "--archive", str(tmp_path / "home")],
                                   env=env, capture_output=True, text=True, timeout=120)
         assert enqueued.returncode == 0 and "200" in enqueued.stdout, enqueued.stdout + enqueued.stderr
 
-        def worker(name: str, queues: str, concurrency: int, **extra: str):
+        def worker(name: str, queues: str, concurrency: int, *options: str, **extra: str):
             log = open(tmp_path / f"{name}.log", "wb")
             stack.callback(log.close)
+            folder = archives if storage == "folder" else tmp_path / f"work-{name}"
             process = subprocess.Popen(
                 [*archiver_command(), "worker", "--queues", queues, "--concurrency", str(concurrency),
-                 "--archive", str(tmp_path / f"home-{name}"), "--archives", str(archives)],
+                 "--archive", str(tmp_path / f"home-{name}"), "--archives", str(folder), *options],
                 env={**env, **extra}, stdout=log, stderr=subprocess.STDOUT)
             stack.callback(_stop, process)
             return process
@@ -422,7 +468,10 @@ def test_a_night_of_200_simulated_accounts_over_3_archiver_workers_with_one_kill
         wait_until(lambda: ok_runs() >= 20, 180, lambda: "the night did not start:" + logs())
         # The third joins mid-night and dies at its first run's third commit (after its first
         # page): one run at a time, so exactly that run is cut.
-        dying = worker("W3", "accounts", 1, ARCHIVER_CRASH_AT="commit:3")
+        if storage == "folder":
+            dying = worker("W3", "accounts", 1, ARCHIVER_CRASH_AT="commit:3")
+        else:   # its first page uploaded (a checkpoint after each page), it dies at the next commit
+            dying = worker("W3", "accounts", 1, "--checkpoint-seconds", "0", ARCHIVER_CRASH_AT="commit:4")
         assert dying.wait(180) == 86, "W3 did not die at its crash point:" + logs()
         killed_at = time.monotonic()
         [(killed_run, killed_account)] = fetch(fleet_database, "SELECT id, account_id FROM fleet_runs WHERE "
@@ -449,13 +498,14 @@ def test_a_night_of_200_simulated_accounts_over_3_archiver_workers_with_one_kill
     # interrupted by the run that took over (no pid trusted), before it.
     by_id = {row[0]: row for row in fetch(fleet_database, "SELECT id, tenant, platform, name FROM fleet_accounts")}
     for account_id, tenant, platform, name in by_id.values():
-        runs = _archive_runs(archives / tenant / platform / name)
+        runs = _archive_runs(_final_archive(fleet_database, storage, archives / tenant / platform / name, account_id,
+                                            stored, tmp_path / "check"))
         expected = [("interrupted",), ("ok",)] if account_id == killed_account else [("ok",)]
         assert [(status,) for status, *_ in runs] == expected, (tenant, platform, name, runs)
         # The dead run has no end (its process never wrote one): the next one started after it.
         assert all((before[2] or before[1]) <= after[1] for before, after in zip(runs, runs[1:], strict=False))
     figures = _night_figures(worlds)
-    print(f"\nnight of 200 simulated accounts, 3 `archiver worker` processes, one killed mid-run: "
+    print(f"\nnight of 200 simulated accounts ({storage}), 3 `archiver worker` processes, one killed mid-run: "
           f"{wall:.0f} s wall time, {len(retried)} run retried (taken over {taken_over_after:.0f} s after the kill)")
     for platform in NIGHT:
         f = figures[platform.name]
@@ -467,6 +517,20 @@ def test_a_night_of_200_simulated_accounts_over_3_archiver_workers_with_one_kill
         assert f["429s"] == 0, (platform.name, f)
         assert f["busiest_minute_fleet_key"] <= platform.fleet_per_minute, (platform.name, f)
     assert taken_over_after < 90
+
+
+def _final_archive(url: str, storage: str, folder, account_id: int, stored: dict, cache):
+    """The account's archive file: in the shared folder, or its current generation in the store."""
+    if storage == "folder":
+        return folder / "archive.db"
+    from archiver.fleet.objects import open_object_store
+    from archiver.fleet.storage import ArchiveStore
+
+    objects = open_object_store(stored["ARCHIVER_FLEET_STORAGE"], endpoint_url=stored["ARCHIVER_FLEET_STORAGE_ENDPOINT"])
+    with db.connect(url) as connection:
+        _pointer, path = ArchiveStore(connection, objects, cache, worker="test").read_only_copy(account_id)
+    assert path is not None, f"account {account_id}: no generation in the store"
+    return path
 
 
 def _stop(process) -> None:

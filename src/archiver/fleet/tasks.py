@@ -136,11 +136,13 @@ async def retry_stalled_jobs(app, stalled_after: float) -> int:
         try:
             await manager.retry_job(job)
         except UniqueViolation:
-            # A tick queued another job of the account while this one ran (the queueing lock
-            # holds one *waiting* job; this one was running). That one waits at the end of the
+            # Another job of the account was queued while this one ran (`archiver enqueue
+            # --account`: the queueing lock holds one *waiting* job). That one waits at the end of the
             # queue, and behind this one's lock, which would never be released: it is cancelled,
             # and this one goes back to its place at the front.
             for waiting in await manager.list_jobs_async(queueing_lock=job.queueing_lock, status="todo"):
+                log.warning("job %s (%s %s) cancelled: job %s of the same account goes first", waiting.id,
+                            waiting.task_name, waiting.task_kwargs, job.id)
                 await manager.cancel_job_by_id_async(waiting.id)
             await manager.retry_job(job)
     return len(stalled)
