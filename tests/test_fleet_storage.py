@@ -323,11 +323,16 @@ def test_workers_run_a_simulated_account_from_the_object_store_with_its_secrets_
         assert runs["A"].run_job(account.id, night, full=False, job_id=None) == "ok"
         fetched_by_a = [path for _, path, _ in world.fake.log if path.startswith("/cdn/")]
         world.fake.log.clear()
+        downloaded: list[str] = []
+        get_file = objects.get_file
+        objects.get_file = lambda key, dest: (downloaded.append(key), get_file(key, dest))[1]
         assert runs["B"].run_job(account.id, night + dt.timedelta(days=1), full=False, job_id=None) == "ok"
-        # B never held the account: the files A archived came from the store, not the platform again
-        # (but the owner's picture, which every run fetches, a single user's too: it may have changed).
+        # B never held the account: the files A archived count as held (the store has them), not fetched
+        # from the platform again (but the owner's picture, which every run fetches, a single user's
+        # too: it may have changed) nor downloaded from the store.
         fetched_by_b = [path for _, path, _ in world.fake.log if path.startswith("/cdn/")]
         assert len(fetched_by_a) == 4 and fetched_by_b == fetched_by_a[:1]
+        assert downloaded == [f"fleet/archives/{account.id}/0000000001-1.sqlite"]   # the archive, no media
 
         assert connection.execute("SELECT generation, fence FROM fleet_archives").fetchone() == (2, 2)
     # Each run's working folder goes once its last checkpoint is in: a worker's disk does not
@@ -422,7 +427,8 @@ def test_the_daily_retention_job_prunes_and_sweeps_once_a_day_on_the_control_que
     later = dt.datetime.fromtimestamp(day_after, dt.timezone.utc)
     services.keep_generations = 0
     assert run_retention(services, later) == "0 old generations pruned (keeping all), 0 orphaned objects swept"
-    assert "no generations" in run_retention(FleetServices(fleet_database, LocalArchives(tmp_path)), later)
+    # A control worker given no storage, in a fleet whose archives are in one: it says so, not "nothing to do".
+    assert "no object storage" in run_retention(FleetServices(fleet_database, LocalArchives(tmp_path)), later)
 
 
 def test_an_archive_taken_back_to_an_older_generation_goes_on_from_there(conn, objects, tmp_path):
@@ -626,3 +632,26 @@ def test_a_single_night_the_database_lacks_is_told_from_a_zombies_upload_by_the_
 
     assert recover(store).accounts[0].adopted.generation == 3
     assert posts(checkout().path) == ["night 1", "night 2", "night 3"]
+
+
+def test_a_prune_whose_deletes_the_store_refuses_marks_nothing_pruned(conn, objects, tmp_path):
+    """S3's DeleteObjects answers 200 and lists the keys it refused one by one (a policy, a
+    lock): those objects are still there, so their generations must not be marked pruned."""
+    worker = Worker(conn, objects, tmp_path, "w")
+    checkpoints(worker, 1, 3)
+    boto = objects.client
+
+    class RefusingDeletes:
+        def __getattr__(self, name):
+            return getattr(boto, name)
+
+        def delete_objects(self, Bucket, Delete):   # noqa: N803 (boto3's names)
+            return {"Errors": [{"Key": item["Key"], "Code": "AccessDenied", "Message": "Access Denied"}
+                               for item in Delete["Objects"]]}
+
+    objects._client = RefusingDeletes()
+    with pytest.raises(StorageError, match=r"could not delete s3://.*0000000001-1\.sqlite.*AccessDenied"):
+        worker.store.prune(1, keep=1)
+    objects._client = boto
+    assert conn.execute("SELECT count(*) FROM fleet_archive_generations WHERE pruned_at IS NOT NULL").fetchone() == (0,)
+    assert worker.store.prune(1, keep=1) == ["fleet/archives/1/0000000001-1.sqlite", "fleet/archives/1/0000000002-1.sqlite"]

@@ -20,9 +20,9 @@ class Archive:
     """An archive folder, created private to the user, with its schema up to date.
 
     ``media_elsewhere``: where the media folder's files are kept besides this disk (a
-    fleet's object store): given a file's path under media/, it lays the file there and
-    says whether it could. A run then finds a file it archived before without fetching it
-    from the platform again, though this folder never held it."""
+    fleet's object store): given a file's path under media/, whether it is kept there. A
+    run then counts a file it archived before as held, not fetched from the platform
+    again, though this folder never had it."""
 
     def __init__(self, folder: str | Path, *, media_elsewhere: Callable[[str], bool] | None = None):
         self.folder = Path(folder).expanduser()
@@ -32,11 +32,10 @@ class Archive:
         self._db: Database | None = None
 
     def has_media_file(self, relative: str) -> bool:
-        """Whether media/``relative`` is on disk (laid there from ``media_elsewhere`` if needed)."""
+        """Whether media/``relative`` is on disk or kept where ``media_elsewhere`` says."""
         if (self.media_root / relative).is_file():
             return True
-        return self.media_elsewhere is not None and self.media_elsewhere(relative) \
-            and (self.media_root / relative).is_file()
+        return self.media_elsewhere is not None and self.media_elsewhere(relative)
 
     def create(self) -> "Archive":
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -100,17 +100,20 @@ class CheckedOut:
         Raises FencedOut when another run of the account has started since."""
         return self.store.checkpoint(self)
 
-    def fetch_media(self, relative: str) -> bool:
-        """Lay media/``relative`` into the working copy from the store (an Archive's
-        ``media_elsewhere``): a file an earlier run archived, on any worker, is not fetched
-        from the platform again. False when the store does not have it."""
+    def has_media(self, relative: str) -> bool:
+        """Whether media/``relative`` is in the store (an Archive's ``media_elsewhere``): a file
+        an earlier run archived, on any worker, counts as held — asked with a HEAD, never
+        downloaded, and not fetched from the platform again."""
+        if relative in self.uploaded_media:
+            return True
         try:
-            fleet_media.fetch(self.store.objects, self.folder / "media", relative)
+            kept = self.store.objects.exists(fleet_media.media_key(self.store.objects, relative))
         except StorageError as error:
-            log.info("account %s: media/%s not taken from the store (%s)", self.account_id, relative, error)
+            log.info("account %s: could not ask the store for media/%s (%s)", self.account_id, relative, error)
             return False
-        self.uploaded_media.add(relative)
-        return True
+        if kept:
+            self.uploaded_media.add(relative)
+        return kept
 
 
 class ArchiveStore:

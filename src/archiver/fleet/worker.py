@@ -123,7 +123,7 @@ class StoredArchives:
 
             outcome = _run_in_folder(account, copy.folder, self.secrets_for(account.tenant), full=full,
                                      cancel=lambda: fenced.is_set() or cancel(), transport=self.transport,
-                                     progress=after_page, media_elsewhere=copy.fetch_media)
+                                     progress=after_page, media_elsewhere=copy.has_media)
             # A run that kept nothing (stopped or failed before its first page: the shared limit
             # full, a token refused) uploads no generation: the current one holds all there is.
             # Its row in the archive's runs table goes with the working copy; the ledger has it.

@@ -229,7 +229,7 @@ class MediaDownloader:
 
     def _held_export_file(self, export_sha256: str, entry: str) -> StoredFile | None:
         """The stored file this very export's ``entry`` became in an earlier import, when
-        it is still on disk (same export file, same bytes: nothing to read again)."""
+        it is still on disk or kept elsewhere (same export file, same bytes: nothing to read again)."""
         from archiver.archive.media import MIME_FOR_EXTENSION
 
         row = self.archive.db.execute("SELECT sha256, size FROM export_media WHERE export_sha256=? AND entry=?",
@@ -239,10 +239,10 @@ class MediaDownloader:
         try:  # found by its content address: the page that linked it may not have committed
             path = self.media.path_for(row[0])
         except FileNotFoundError:
-            stored = self.archive.db.execute("SELECT path FROM media WHERE sha256=?", [row[0]]).fetchone()
-            if stored is None or not self.archive.has_media_file(stored[0]):
+            stored = self.archive.db.execute("SELECT path, mime, size FROM media WHERE sha256=?", [row[0]]).fetchone()
+            if stored is None or stored[2] != row[1] or not self.archive.has_media_file(stored[0]):
                 return None
-            path = self.media.root / stored[0]
+            return StoredFile(row[0], stored[0], stored[1], row[1])
         if path.stat().st_size != row[1]:
             return None
         return StoredFile(row[0], path.relative_to(self.media.root).as_posix(),
