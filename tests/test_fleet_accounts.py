@@ -169,3 +169,38 @@ def test_fleet_accounts_lists_them_with_their_last_run_and_the_unknown_account_e
 
     code, out = cli("enqueue", "--account", "acme/mastodon:nope")
     assert code == 1 and "`archiver fleet accounts` lists them" in out
+
+
+def test_libpqs_keyword_form_of_the_database_is_refused_without_showing_it(tmp_path):
+    # "host=… password=…" is libpq's other spelling: not a URL, and it may hold a password.
+    from click.testing import CliRunner
+
+    from archiver.cli.main import main
+    from archiver.config import ConfigError, load_config
+
+    dsn = "host=db.example user=archiver password=hunter2 dbname=archiver"
+    result = CliRunner().invoke(main, ["fleet", "status", "--database", dsn, "--archive", str(tmp_path)],
+                                env={"ARCHIVER_FLEET_DATABASE": ""})
+    assert result.exit_code == 1 and "not a postgresql:// URL" in result.output and "hunter2" not in result.output
+    config_file = tmp_path / "config.toml"
+    config_file.write_text(f'[fleet]\ndatabase = "{dsn}"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(config_file)
+    assert "fleet.database" in str(caught.value) and "hunter2" not in str(caught.value)
+
+
+def test_a_number_that_is_not_ascii_digits_is_one_rows_problem(fleet_database, tmp_path):
+    # str.isdigit() takes "²": int() then failed, and the import stopped at that row.
+    from archiver.fleet import db, schema
+
+    csv_file = _write_csv(tmp_path, "days.csv", "tenant,platform,name,full_every_days\n"
+                                                "acme,mastodon,good,3\nacme,mastodon,bad,²\nacme,mastodon,zero,0\n"
+                                                "acme,mastodon,after,7\n")
+    with db.connect(fleet_database) as connection:
+        schema.apply(connection)
+        result = accounts.import_csv(connection, csv_file, known_platforms=KNOWN)
+        assert [problem.split(": ", 1)[0] for problem in result.problems] == [f"{csv_file}, line 3",
+                                                                             f"{csv_file}, line 4"]
+        with pytest.raises(FleetError, match="no fleet account '²'"):
+            accounts.find(connection, "²")
+    assert sorted(_rows(fleet_database)) == ["after", "good"]

@@ -472,8 +472,11 @@ def secret_url_parameter(pair: str) -> bool:
 
 def database_url_has_password(url: str) -> bool:
     """Whether a database URL carries a password: ``user:password@`` or in its query."""
+    import re
     from urllib.parse import urlsplit
 
+    if re.search(r"(?:^|\s)(?:ssl)?password\s*=", url, re.IGNORECASE):   # libpq's "host=… password=…" form
+        return True
     parts = urlsplit(url)
     return parts.password is not None or any(secret_url_parameter(pair) for pair in parts.query.split("&"))
 

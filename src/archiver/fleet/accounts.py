@@ -216,8 +216,8 @@ def _csv_fields(row: dict[str, str | None]) -> dict[str, Any]:
         raise FleetError(f"enabled {enabled!r}: expected true or false")
     fields["enabled"] = enabled not in ("false", "no", "0")
     days = text("full_every_days")
-    if days and not days.isdigit():
-        raise FleetError(f"full_every_days {days!r}: expected a whole number of days")
+    if days and not (re.fullmatch(r"[0-9]{1,5}", days) and int(days) >= 1):   # isdigit() takes "²" too
+        raise FleetError(f"full_every_days {days!r}: expected a whole number of days, 1 or more")
     fields["full_every_days"] = int(days) if days else 7
     options = text("options")
     if options:
@@ -237,7 +237,7 @@ def get(connection, account_id: int) -> FleetAccount | None:
 
 def find(connection, reference: str) -> FleetAccount:
     """An account by its number or by tenant/platform:name; FleetError when none."""
-    if reference.isdigit():
+    if re.fullmatch(r"[0-9]{1,18}", reference):
         found = get(connection, int(reference))
     else:
         tenant, _, rest = reference.partition("/")

@@ -52,7 +52,10 @@ def database_url(option: str | None = None, config=None) -> str:
         raise FleetError(f"no fleet database: set [fleet] database = \"postgresql://user@host/db\" in the config, "
                          f"or {ENV_DATABASE}, or pass --database.")
     if urlsplit(url).scheme not in ("postgresql", "postgres"):
-        raise FleetError(f"the fleet database {shown_url(url)!r} is not a postgresql:// URL.")
+        # Not shown: libpq's other form ("host=… password=…") may hold a password.
+        raise FleetError("the fleet database (--database, $ARCHIVER_FLEET_DATABASE or [fleet] database) is not a "
+                         "postgresql:// URL; write it as postgresql://user@host/db (the password in PGPASSWORD or "
+                         "~/.pgpass)")
     return url
 
 
