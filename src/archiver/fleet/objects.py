@@ -111,8 +111,15 @@ class ObjectStore:
         for start in range(0, len(keys), 1000):   # S3's DeleteObjects takes 1,000 at most
             batch = keys[start:start + 1000]
             with self._errors("delete", batch[0]):
-                self.client.delete_objects(Bucket=self.bucket,
-                                           Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True})
+                answer = self.client.delete_objects(Bucket=self.bucket,
+                                                    Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True})
+            # A 200 may still refuse some keys one by one (Object Lock, a policy): they are not gone.
+            refused = answer.get("Errors") or []
+            if refused:
+                first = refused[0]
+                raise StorageError(f"could not delete {self.where(first.get('Key', '?'))} and {len(refused) - 1} "
+                                   f"more: {first.get('Code', '?')} ({first.get('Message', '')}); nothing of them "
+                                   "is marked removed")
 
     def keys(self, relative_prefix: str = "") -> Iterator[str]:
         """Every key under the store's prefix + ``relative_prefix``."""
