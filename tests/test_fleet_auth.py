@@ -81,3 +81,31 @@ def test_secrets_and_an_authorization_are_sealed_for_a_fleet_account_and_a_run_u
                 tmp_path / "archives", secrets_for=lambda tenant: FleetSecretStore(connection, tenant, *keys)))
             assert services.run_job(1, SLOT, full=False, job_id=None) == "ok"
         assert config.client_secret not in result.output   # the client key is public: the authorize URL has it
+
+
+def test_an_instance_given_to_a_fleet_accounts_auth_must_be_the_accounts(fleet_database):
+    """`archiver auth mastodon --tenant T --account A --instance X`: X must be the fleet
+    account's instance, never put in its place (a token of another instance sealed over the
+    account's working one); the same for Bluesky's --handle below."""
+    from archiver.fleet.secrets import generate_master_key
+
+    env = _env(fleet_database, generate_master_key())
+    assert _cli(env, "fleet", "init").exit_code == 0
+    assert _cli(env, "fleet", "add", "acme", "mastodon", "news", "--option",
+                "base_url=http://127.0.0.1:9").exit_code == 0
+    other = _cli(env, "auth", "mastodon", "--tenant", "acme", "--account", "news", "--no-browser",
+                 "--instance", "http://127.0.0.1:8")
+    assert other.exit_code != 0 and "has base_url = 'http://127.0.0.1:9', not 'http://127.0.0.1:8'" in other.output, \
+        other.output
+
+
+def test_a_handle_given_to_a_fleet_accounts_auth_must_be_the_accounts(fleet_database):
+    from archiver.fleet.secrets import generate_master_key
+
+    env = _env(fleet_database, generate_master_key())
+    assert _cli(env, "fleet", "init").exit_code == 0
+    assert _cli(env, "fleet", "add", "acme", "bluesky", "desk", "--option", "handle=alice.test").exit_code == 0
+    other = _cli(env, "auth", "bluesky", "--tenant", "acme", "--account", "desk", "--handle", "bob.test",
+                 "--token-stdin", stdin="app-password")
+    assert other.exit_code != 0 and "acme/bluesky:desk has handle = 'alice.test', not 'bob.test'" in other.output, \
+        other.output

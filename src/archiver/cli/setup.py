@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -210,10 +209,14 @@ def authorize_fleet_account(cls, archive, config_path, tenant, database, account
     store, connection = fleet_secrets(archive, config_path, tenant, database)
     with connection:
         account = fleet_accounts.find(connection, f"{tenant}/{cls.name}:{account_name}")
-        settings = cls.account_settings_from_auth(options)
+        # The account as the fleet has it: an --instance or --handle given here must be its own
+        # (authorizing another would seal that one's tokens over the account's working ones).
         config = account.config()
-        if settings:   # e.g. a Mastodon --instance given again: it must be the account's
-            config = dataclasses.replace(config, options={**config.options, **settings})
+        for key, given in (cls.account_settings_from_auth(options) or {}).items():
+            have = config.base_url if key == "base_url" else config.options.get(key)
+            if have is not None and have != given:
+                fail(f"{account.label()} has {key} = {have!r}, not {given!r}: authorize the account it is, or change "
+                     "it with `archiver fleet import` (a new account: `archiver fleet add`)")
         hidden = {option.name for option in cls.auth_options if option.secret}
 
         def ask(key: str) -> str:
