@@ -112,6 +112,13 @@ def run_retention(services, now: dt.datetime) -> str:
     # (Not an isinstance: worker.py imports this module.)
     objects = getattr(services.run_archive, "objects", None)
     if objects is None:
+        with db.connect(services.database_url) as connection:
+            stored = connection.execute("SELECT 1 FROM fleet_archives LIMIT 1").fetchone() is not None
+        if stored:   # the fleet's archives are in a store this worker was not given: nothing pruned today
+            log.warning("retention: this worker has no object storage, but the fleet's archives are in one: "
+                        "nothing pruned or swept today; give the workers of the control queue --storage "
+                        "(or ARCHIVER_FLEET_STORAGE) too")
+            return "skipped: no object storage on this worker"
         return "archives in folders: no generations to prune"
     with db.connect(services.database_url) as connection:
         store = ArchiveStore(connection, objects, worker=services.name)
