@@ -655,3 +655,49 @@ def test_a_prune_whose_deletes_the_store_refuses_marks_nothing_pruned(conn, obje
     objects._client = boto
     assert conn.execute("SELECT count(*) FROM fleet_archive_generations WHERE pruned_at IS NOT NULL").fetchone() == (0,)
     assert worker.store.prune(1, keep=1) == ["fleet/archives/1/0000000001-1.sqlite", "fleet/archives/1/0000000002-1.sqlite"]
+
+
+def test_recover_never_adopts_a_cut_off_runs_upload_over_a_later_night(conn, objects, s3_bucket, tmp_path,
+                                                                        monkeypatch):
+    """A zombie numbers its upload above the night the run that took over checkpointed, and may
+    be killed before it removes it. Live runs' generations have fences that never go down: one
+    above a generation of a higher fence is a cut-off run's, whatever its number."""
+    import datetime as dt
+
+    from archiver.fleet.recover import recover
+
+    worker = Worker(conn, objects, tmp_path, "w")
+    night(worker, 1)                                      # generation 1, fence 1
+    saved = backup(conn)
+    zombie_worker = Worker(conn, objects, tmp_path, "zombie")
+    zombie = zombie_worker.run()                          # fence 2, from generation 1; then cut off
+    assert night(worker, 2) == 2                          # fence 3 takes over: generation 2
+    add_posts(zombie.path, "zombie")
+    with monkeypatch.context() as patch:                  # it passes the early check, is fenced out, and
+        patch.setattr(zombie_worker.store, "still_holds", lambda account, fence: True)
+        patch.setattr(objects, "delete", lambda keys: None)   # is killed before it removes its upload
+        with pytest.raises(FencedOut, match="upload of generation 3 was discarded"):
+            zombie.checkpoint()
+    leftover = "fleet/archives/1/0000000003-2.sqlite"
+    assert leftover in objects.keys("archives/")
+
+    # Without a restore (recover run over the whole fleet): nothing adopted, nothing written.
+    found = recover(worker.store)
+    assert [account.adopted for account in found.accounts] == [None] and found.refused == 0
+    assert "0000000003-2.sqlite not adopted: a cut-off run's upload (fence 2, below fence 3 of generation 2" in (
+        "\n".join(found.lines()))
+    assert worker.store.pointer(1).object_key == "fleet/archives/1/0000000002-3.sqlite"
+
+    restore(conn, saved)                                  # back at night 1: nights 2 and the leftover unknown
+    found = recover(worker.store)
+    [account] = found.accounts
+    assert (account.adopted.key, account.recorded, account.fence_after) == (
+        "fleet/archives/1/0000000002-3.sqlite", [2], 4)
+    assert [obj.key for obj in account.dropped] == [leftover] and found.refused == 0
+    copy = worker.run()                                   # the leftover does not keep the runs from starting
+    assert posts(copy.path) == ["night 1", "night 2"]
+    add_posts(copy.path, "night 3")
+    assert copy.checkpoint() == 3                         # its number is the database's now: the sweep's
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=30)
+    assert worker.store.sweep(now=later) == [leftover]
+    assert posts(Worker(conn, objects, tmp_path, "check").run().path) == ["night 1", "night 2", "night 3"]

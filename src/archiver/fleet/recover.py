@@ -8,9 +8,14 @@ but no row names them: they hold every night since the backup, and posts the pla
 deleted meanwhile exist nowhere else. For each account whose store holds a generation numbered
 above every one the database knows, this
 
-1. checks those objects, newest first: downloaded, their sha256 computed, SQLite opens them and
+1. sets aside, by their names alone, the uploads of runs that were cut off (zombies killed
+   before they removed them): live runs' generations have fences that never go down (a run's
+   checkpoint counts only while its fence is the account's, and a later run gets a higher
+   one), so walking up from the generations the database knows, an object whose fence is
+   below one of a lower or equal number is a zombie's (named, not adopted, left for the sweep);
+2. checks the rest, newest first: downloaded, their sha256 computed, SQLite opens them and
    ``PRAGMA quick_check`` passes (a bad one is named, and the next older one is tried);
-2. in one transaction holding the account's row: records the good ones in
+3. in one transaction holding the account's row: records the good ones in
    fleet_archive_generations, moves the pointer to the newest good one, and raises the account's
    fence above every fence its objects' names carry — so no later run can write a name that
    exists, and a run still going (there should be none: recover before starting the workers)
@@ -64,11 +69,13 @@ class AccountRecovery:
     adopted: StoredGeneration | None = None
     recorded: list[int] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)   # "s3://…: why"
+    dropped: list[StoredGeneration] = field(default_factory=list)   # cut-off runs' uploads
+    dropped_why: list[str] = field(default_factory=list)            # "s3://… not adopted: why"
     note: str | None = None
 
     def lines(self, dry_run: bool) -> list[str]:
         head = f"account {self.account_id} {self.label}"
-        lines = [f"{head}: {why}" for why in self.refused]
+        lines = [f"{head}: {why}" for why in self.refused + self.dropped_why]
         would = "would " if dry_run else ""
         if self.note:
             lines.append(f"{head}: {self.note}")
@@ -83,6 +90,8 @@ class AccountRecovery:
                          f"(objects in the store carry fences up to {self.fence_after - 1})")
         elif self.refused:
             lines.append(f"{head}: no newer generation passed the checks; the pointer stays at {self.pointer}")
+        elif self.dropped:
+            lines.append(f"{head}: nothing newer to adopt; the pointer stays at {self.pointer}")
         return lines
 
 
@@ -104,11 +113,13 @@ class Recovery:
                          f"are numbered above {account}")
         adopted = [found for found in self.accounts if found.adopted is not None]
         raised = [found for found in self.accounts if found.fence_after is not None]
+        dropped = sum(len(found.dropped) for found in self.accounts)
         lines.append(f"{'dry run, nothing written: ' if self.dry_run else ''}{len(adopted)} accounts "
                      f"{'to recover' if self.dry_run else 'recovered'} "
                      f"({sum(len(found.recorded) for found in adopted)} generations), "
                      f"{len(raised)} fences {'to raise' if self.dry_run else 'raised'}, "
-                     f"{self.refused} objects refused" + (
+                     + (f"{dropped} cut-off runs' uploads not adopted (the sweep's), " if dropped else "")
+                     + f"{self.refused} objects refused" + (
                          " (left in the store: an account's runs do not start while one newer than its generations "
                          "is there; look at them, then delete them by hand)" if self.refused else ""))
         return lines
@@ -132,6 +143,10 @@ def recover(store: ArchiveStore, *, account_id: int | None = None, tenant: str |
             if parts is not None:
                 stored.setdefault(parts[0], []).append(StoredGeneration(key, parts[1], parts[2], written))
 
+    # The generation of the highest fence the database knows, per account: where the walk starts.
+    highest_known = {row[0]: (row[1], row[2]) for row in conn.execute(
+        "SELECT DISTINCT ON (account_id) account_id, generation, fence FROM fleet_archive_generations "
+        "WHERE account_id = ANY(%s) ORDER BY account_id, fence DESC, generation DESC", (list(stored),))}
     known = {row[0]: row[1:] for row in conn.execute(
         "SELECT f.id, f.tenant || '/' || f.platform || ':' || f.name, f.fence, f.created_at, "
         "coalesce(a.generation, 0), (SELECT coalesce(max(g.generation), 0) FROM fleet_archive_generations g "
@@ -147,11 +162,17 @@ def recover(store: ArchiveStore, *, account_id: int | None = None, tenant: str |
             label, fence, created_at, pointer, newest_known = known[account]
             found = AccountRecovery(account, label, pointer, newest_known, fence)
             highest_fence = max(obj.fence for obj in stored[account])
-            newer = _newest_per_generation(obj for obj in stored[account] if obj.generation > newest_known)
-            if not newer and highest_fence <= fence:
+            unknown_objects = [obj for obj in stored[account] if obj.generation > newest_known]
+            if not unknown_objects and highest_fence <= fence:
                 continue   # nothing the database does not know
+            older_than_account = [obj for obj in unknown_objects if _older_than_account(obj, created_at)]
+            newer, found.dropped, found.dropped_why = _live_generations(
+                [obj for obj in unknown_objects if obj not in older_than_account],
+                highest_known.get(account, (0, 0)), store)
+            for obj in found.dropped:
+                log.warning("account %s: %s not adopted: a cut-off run's upload", account, obj.key)
             good = []
-            for obj in newer:   # newest first
+            for obj in sorted(older_than_account + newer, key=lambda obj: obj.generation, reverse=True):
                 why = _check(store, obj, created_at, Path(scratch))
                 if why:
                     found.refused.append(f"{store.objects.where(obj.key)} refused: {why}")
@@ -171,20 +192,40 @@ def recover(store: ArchiveStore, *, account_id: int | None = None, tenant: str |
     return Recovery(found_all, unknown, dry_run)
 
 
-def _newest_per_generation(objects) -> list[StoredGeneration]:
-    """Newest generation first, one object per number: two objects of one number are a run and
-    a zombie cut off at the same generation, and the run that got the higher fence is the later."""
-    best: dict[int, StoredGeneration] = {}
-    for obj in objects:
-        if obj.generation not in best or obj.fence > best[obj.generation].fence:
-            best[obj.generation] = obj
-    return [best[number] for number in sorted(best, reverse=True)]
+def _live_generations(objects: list[StoredGeneration], highest_known: tuple[int, int], store: ArchiveStore
+                      ) -> tuple[list[StoredGeneration], list[StoredGeneration], list[str]]:
+    """The objects live runs can have written (one per number), and those only a run that was
+    cut off can have written, with why. A checkpoint moves the pointer only while its run's fence
+    is the account's, and a run started later gets a higher one: live generations' fences never
+    go down as their numbers go up. A zombie numbers its upload one above the newest generation
+    it saw, so when the run that took over checkpointed first, the zombie's number is above
+    that run's generation and its fence below. Walking up from ``highest_known`` (the
+    generation of the highest fence the database knows, and that fence), an object whose fence
+    is below the highest met so far is a zombie's; of one number, the higher fence is the later run."""
+    floor_generation, floor = highest_known
+    live: list[StoredGeneration] = []
+    dropped: list[StoredGeneration] = []
+    why: list[str] = []
+    for obj in sorted(objects, key=lambda obj: (obj.generation, -obj.fence)):
+        if obj.fence < floor or (live and live[-1].generation == obj.generation):
+            dropped.append(obj)
+            why.append(f"{store.objects.where(obj.key)} not adopted: a cut-off run's upload (fence {obj.fence}, "
+                       f"below fence {floor} of generation {floor_generation}, a later run's); left in the store, "
+                       "it keeps no run from starting, and the sweep removes it once its number is the database's")
+        else:
+            live.append(obj)
+            floor_generation, floor = obj.generation, obj.fence
+    return live, dropped, why
+
+
+def _older_than_account(obj: StoredGeneration, created_at: dt.datetime) -> bool:
+    """Written before its account was added: another account's, whose number was given again."""
+    return obj.written < created_at - CLOCK_SLACK
 
 
 def _check(store: ArchiveStore, obj: StoredGeneration, created_at: dt.datetime, scratch: Path) -> str | None:
     """Why ``obj`` cannot be adopted, or None (then its sha256 and size are set)."""
-    # Written before its account was added: another account's, whose number was given again.
-    if obj.written < created_at - CLOCK_SLACK:
+    if _older_than_account(obj, created_at):
         return (f"written {obj.written:%Y-%m-%d %H:%M} UTC, before the account was added "
                 f"({created_at:%Y-%m-%d %H:%M} UTC): another account's, whose number was given again")
     local = scratch / f"{obj.generation}-{obj.fence}.sqlite"

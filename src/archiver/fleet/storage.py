@@ -189,14 +189,21 @@ class ArchiveStore:
         generation two or more above the newest the database knows (a checkpoint numbers its
         upload one above it, a zombie's included); or one above it that no run of this
         database's ledger can have written (a zombie's run is in the ledger, started before
-        its upload; a restore gives the lost runs' fences again, to runs started since)."""
-        (newest,) = self.conn.execute("SELECT coalesce(max(generation), 0) FROM fleet_archive_generations "
-                                      "WHERE account_id = %s", (account_id,)).fetchone() or (0,)
+        its upload; a restore gives the lost runs' fences again, to runs started since).
+        Never a sign: an object whose fence is below one of the generations the database knows.
+        Live generations' fences never go down as their numbers go up, so that is the upload of
+        a run cut off (a zombie killed before it removed it), as `fleet recover` judges it too;
+        the sweep removes it once its number is known."""
+        (newest, known_fence) = self.conn.execute(
+            "SELECT coalesce(max(generation), 0), coalesce(max(fence), 0) FROM fleet_archive_generations "
+            "WHERE account_id = %s", (account_id,)).fetchone() or (0, 0)
         for key, written in self.objects.listing(f"archives/{account_id}/"):
             parts = self.archive_key_parts(key)
             if parts is None:
                 continue
             _, generation, object_fence = parts
+            if object_fence < known_fence:
+                continue
             if object_fence >= fence or generation > newest + 1 or (generation == newest + 1 and not self.conn.execute(
                     "SELECT 1 FROM fleet_runs WHERE account_id = %s AND fence = %s AND started_at <= %s",
                     (account_id, object_fence, written + CLOCK_SLACK)).fetchone()):
