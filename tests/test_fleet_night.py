@@ -277,9 +277,8 @@ NIGHT = (
     NightPlatform("mastodon", 65, "30 a minute per token (fixed windows)", "20/min per account, burst 5 (declared)",
                   24),
     # Bluesky counts every XRPC request of the address in a sliding window, blob downloads
-    # (getBlob, on the PDS) too; the fleet counts those as media, not API requests (one in six
-    # of a run's requests here): the simulator's limit leaves room for them.
-    NightPlatform("bluesky", 65, "420 a minute per address (sliding)", "330/min per API host, burst 1", 330),
+    # (getBlob, on the PDS) too: so does the fleet (one in six of a run's requests here).
+    NightPlatform("bluesky", 65, "360 a minute per address (sliding)", "330/min per API host, burst 1", 330),
 )
 
 
@@ -290,12 +289,6 @@ def _limited_by_the_simulator(platform: str, path: str) -> bool:
     if platform == "mastodon":
         return path.startswith("/api/")
     return path.startswith("/xrpc/")
-
-
-def _limited_by_the_fleet(platform: str, path: str) -> bool:
-    """The requests the fleet's shared limit counts: the simulator's, but Bluesky's blobs
-    (media to the fleet: a link-checked client, local pacing only)."""
-    return _limited_by_the_simulator(platform, path) and not path.endswith("/com.atproto.sync.getBlob")
 
 
 def _start_simulators(stack) -> dict:
@@ -311,7 +304,7 @@ def _start_simulators(stack) -> dict:
         elif platform.name == "mastodon":
             config.rate_limit, config.rate_window = 30, 60
         else:
-            config.rate_limit, config.rate_window = 420, 60
+            config.rate_limit, config.rate_window = 360, 60
         world.arrivals = []   # (time, path, status, who: the token where the simulator counts per token)
         answer = world.fake.handle
 
@@ -347,8 +340,7 @@ def _night_figures(worlds: dict) -> dict:
         for when, path, _status, who in limited:
             key = {"tiktok": path, "mastodon": who}.get(platform.name, "address")
             by_key.setdefault(key, []).append(when)
-        fleet_limited = [a for a in limited if _limited_by_the_fleet(platform.name, a[1])]
-        fleet_keys = by_key if platform.name == "mastodon" else {"host": [a[0] for a in fleet_limited]}
+        fleet_keys = by_key if platform.name == "mastodon" else {"host": [a[0] for a in limited]}
         figures[platform.name] = {
             "requests": len(limited),
             "429s": sum(1 for a in worlds[platform.name].arrivals if a[2] == 429),
