@@ -405,3 +405,33 @@ def test_sigterm_stops_a_real_simulator_run_between_pages_and_the_next_run_resum
     assert final.execute("SELECT status FROM runs ORDER BY run_id").fetchall() == [("interrupted",), ("ok",)]
     assert final.execute("SELECT count(*) FROM posts").fetchone()[0] == 30
     final.close()
+
+
+def test_a_worker_of_both_queues_runs_control_jobs_while_runs_hold_its_slots(fleet_database, tmp_path):
+    """`archiver worker --queues accounts,control --concurrency 1` (the docs' systemd line): its
+    one run slot held by a long run, a control job (here a tick) still runs at once — the
+    control queue has a worker of its own — instead of waiting behind the backlog of runs
+    (seen in the 200-account night: a killed worker's job waited minutes for the stalled check)."""
+    import time
+
+    from archiver.fleet.tasks import TICK_TASK
+
+    [account_id] = ready_database(fleet_database, accounts=1)
+    app = make_app(fleet_database)
+    with app.open():
+        dispatch.defer_runs(app, [(FleetAccount(account_id, "t", "mastodon", "a00000"), NOON)])
+    worker = WorkerProcess(tmp_path, fleet_database, "both", runner={"pages": 4, "hold_at_page": 2}, settings=FAST,
+                           worker={**FAST_WORKER, "queues": ["accounts", "control"], "concurrency": 1}, no_tick=True)
+    try:
+        wait_until(lambda: fetch(fleet_database, "SELECT pages_done FROM test_pages") == [(2,)], 60,
+                   lambda: f"the run never reached page 2:\n{worker.log}")
+        with app.open():
+            # (its own queueing lock: the worker's periodic deferrer queues the minute's ticks too)
+            tick_job = app.configure_task(TICK_TASK, queueing_lock="test").defer(timestamp=int(time.time()) - 3600)
+        wait_until(lambda: fetch(fleet_database, "SELECT status::text FROM procrastinate_jobs WHERE id = %s",
+                                 [tick_job]) == [("succeeded",)], 30,
+                   lambda: f"the control job waited behind the held run:\n{worker.log}")
+        assert fetch(fleet_database, "SELECT status FROM test_run_log") == [("running",)]   # still held
+    finally:
+        release(fleet_database)
+        worker.kill()

@@ -349,6 +349,20 @@ def run_worker(services: FleetServices, *, queues: list[str] | None = None, conc
 RESTART_MAX_SECONDS = 30
 
 
+def _worker_plans(queues: list[str] | None, concurrency: int, name: str) -> list[dict[str, Any]]:
+    """The Procrastinate workers of one `archiver worker`: a worker taking account runs and the
+    control queue gets a worker of its own for the control jobs (the tick, the stalled-jobs
+    check, retention), so that they never wait behind a backlog of runs holding every slot."""
+    from archiver.fleet.dispatch import ACCOUNT_QUEUE
+    from archiver.fleet.tasks import CONTROL_QUEUE
+
+    runs = [ACCOUNT_QUEUE] if queues is None else [queue for queue in queues if queue != CONTROL_QUEUE]
+    if not runs or (queues is not None and CONTROL_QUEUE not in queues):
+        return [{"queues": queues, "concurrency": concurrency, "name": name}]
+    return [{"queues": runs, "concurrency": concurrency, "name": name},
+            {"queues": [CONTROL_QUEUE], "concurrency": 1, "name": f"{name}/control"}]
+
+
 async def _supervise(services: FleetServices, *, queues, concurrency: int, wait: bool, install_signal_handlers: bool,
                      options: dict[str, Any]) -> None:
     from procrastinate.exceptions import ConnectorException
@@ -383,17 +397,27 @@ async def _supervise(services: FleetServices, *, queues, concurrency: int, wait:
             try:
                 app = make_app(services.database_url)
                 async with app.open_async():
-                    worker = asyncio.create_task(app.run_worker_async(**settings))
+                    workers = {asyncio.create_task(app.run_worker_async(**{**settings, **plan}))
+                               for plan in _worker_plans(queues, concurrency, services.name)}
                     stop = asyncio.create_task(stopping.wait())
-                    await asyncio.wait({worker, stop}, return_when=asyncio.FIRST_COMPLETED)
-                    if stopping.is_set():
-                        log.info("stopping: running accounts stop at their next page")
-                        worker.cancel()
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await worker
-                        return
+                    pending = set(workers)
+                    while pending and not stopping.is_set():
+                        done, pending = await asyncio.wait(pending | {stop}, return_when=asyncio.FIRST_COMPLETED)
+                        pending.discard(stop)
+                        if any(not task.cancelled() and task.exception() for task in done if task is not stop):
+                            break   # one failed (the database went away): all start again
+                    if stopping.is_set() or pending:
+                        if stopping.is_set():
+                            log.info("stopping: running accounts stop at their next page")
+                        for task in workers:
+                            task.cancel()
+                        await asyncio.gather(*workers, return_exceptions=True)
+                        if stopping.is_set():
+                            return
                     stop.cancel()
-                    worker.result()   # its failure, if it failed
+                    for task in workers:
+                        if not task.cancelled() and task.exception():
+                            raise task.exception()  # type: ignore[misc]   # its failure, if it failed
             except (ConnectorException, OSError) as error:
                 failure = error
             except Exception as error:
