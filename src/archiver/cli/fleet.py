@@ -209,6 +209,13 @@ def storage_option(func):
     return wrapper
 
 
+def scope_options(func):
+    """--tenant and --account: the accounts a storage command works on (default: all)."""
+    func = click.option("--account", "account_ref", metavar="ID",
+                        help="Only this account (its number or tenant/platform:name).")(func)
+    return click.option("--tenant", help="Only this tenant's accounts.")(func)
+
+
 @contextlib.contextmanager
 def _archive_store(archive, config_path, database, storage, account_ref):
     """(store for retention, account id or None) — the object store's and the database's
@@ -234,8 +241,7 @@ def _archive_store(archive, config_path, database, storage, account_ref):
 @storage_option
 @click.option("--keep", type=click.IntRange(min=1), default=None, metavar="N",
               help="Generations kept per account, the current one included. Default: 14.")
-@click.option("--tenant", help="Only this tenant's accounts.")
-@click.option("--account", "account_ref", metavar="ID", help="Only this account (its number or tenant/platform:name).")
+@scope_options
 @fleet_guard
 def prune(archive, config_path, database, storage, keep, tenant, account_ref):
     """Remove old generations of the archives from object storage: all but the newest N of
@@ -253,8 +259,7 @@ def prune(archive, config_path, database, storage, keep, tenant, account_ref):
 @common_options
 @database_option
 @storage_option
-@click.option("--tenant", help="Only this tenant's accounts.")
-@click.option("--account", "account_ref", metavar="ID", help="Only this account (its number or tenant/platform:name).")
+@scope_options
 @fleet_guard
 def sweep(archive, config_path, database, storage, tenant, account_ref):
     """Remove archive objects no generation names (uploads of runs killed before their
@@ -270,8 +275,7 @@ def sweep(archive, config_path, database, storage, tenant, account_ref):
 @common_options
 @database_option
 @storage_option
-@click.option("--tenant", help="Only this tenant's accounts.")
-@click.option("--account", "account_ref", metavar="ID", help="Only this account (its number or tenant/platform:name).")
+@scope_options
 @click.option("--dry-run", is_flag=True, help="Check and say what it would adopt; write nothing.")
 @fleet_guard
 def recover(archive, config_path, database, storage, tenant, account_ref, dry_run):
